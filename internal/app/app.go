@@ -1,0 +1,373 @@
+// Package app wires pbxd together: it builds every part from the config,
+// runs them under one errgroup, reloads on SIGHUP and tears down in order.
+// Integration tests start whole daemons in-process through it.
+package app
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/pbxd/pbxd/internal/clock"
+	"github.com/pbxd/pbxd/internal/config"
+	"github.com/pbxd/pbxd/internal/httpapi"
+	"github.com/pbxd/pbxd/internal/pgcluster"
+	"github.com/pbxd/pbxd/internal/scheduler"
+	"github.com/pbxd/pbxd/internal/store"
+	"github.com/pbxd/pbxd/provisioning"
+)
+
+// App is a built daemon: database connected, migrations applied, listeners
+// bound. Run serves until its context ends.
+type App struct {
+	cfg       atomic.Pointer[config.Config]
+	log       *slog.Logger
+	level     *slog.LevelVar
+	reg       *prometheus.Registry
+	clock     clock.Clock
+	testClock *clock.Test
+	cluster   *pgcluster.Cluster
+	pool      *pgxpool.Pool
+	opToken   atomic.Pointer[string]
+	secretKey []byte
+
+	httpLn  net.Listener
+	httpSrv *http.Server
+	api     *httpapi.API
+	sched   *scheduler.Scheduler
+	prov    *provisioning.Service
+	biller  provisioning.Biller
+
+	parts    []part    // long-running parts, started in order
+	closers  []closer  // torn down last-in first-out after the parts stop
+	reloads  []func(*config.Config) error
+	readies  []func(context.Context) error
+	reloadOK prometheus.Gauge
+}
+
+type part struct {
+	name string
+	run  func(context.Context) error
+}
+
+type closer struct {
+	name string
+	fn   func() error
+}
+
+// New builds the daemon. Errors name what failed (database, migrations, a
+// port in use) and leave nothing running.
+func New(ctx context.Context, cfg *config.Config, log *slog.Logger, level *slog.LevelVar, reg *prometheus.Registry) (_ *App, err error) {
+	a := &App{log: log, level: level, reg: reg, clock: clock.Real{}}
+	a.cfg.Store(cfg)
+	defer func() {
+		if err != nil {
+			a.teardown()
+		}
+	}()
+	if cfg.TestClock != "" {
+		start, _ := time.Parse(time.RFC3339, cfg.TestClock)
+		a.testClock = clock.NewTest(start)
+		a.clock = a.testClock
+		log.Warn("test clock enabled: time is set through the API, never use this in production", "now", start)
+	}
+	a.reloadOK = promauto.With(reg).NewGauge(prometheus.GaugeOpts{Name: "pbxd_config_last_reload_successful", Help: "1 if the last configuration reload succeeded."})
+	a.reloadOK.Set(1)
+	promauto.With(reg).NewGaugeFunc(prometheus.GaugeOpts{Name: "pbxd_config_last_reload_success_timestamp_seconds", Help: "Time of the last successful configuration load."}, func() float64 { return float64(loadedAt.Load()) })
+	loadedAt.Store(time.Now().Unix())
+
+	if err := a.secrets(cfg); err != nil {
+		return nil, err
+	}
+	if err := a.openDatabase(ctx, cfg); err != nil {
+		return nil, err
+	}
+	if err := a.build(ctx, cfg); err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("http listen on %s: %w", cfg.HTTP.Listen, err)
+	}
+	a.httpLn = ln
+	return a, nil
+}
+
+var loadedAt atomic.Int64
+
+// secrets fills the password-encryption key and operator token. Without
+// configured ones (the zero-set-up default) they are generated once into the
+// state directory, so a development daemon keeps its data readable across
+// restarts.
+func (a *App) secrets(cfg *config.Config) error {
+	key := cfg.SecretKey
+	if key == "" {
+		var err error
+		if key, err = stateSecret(cfg.StateDir, "secret.key", 32); err != nil {
+			return err
+		}
+		a.log.Warn("no secret_key configured: using a generated one from the state directory", "path", filepath.Join(cfg.StateDir, "secret.key"))
+	}
+	k, err := base64.StdEncoding.DecodeString(key)
+	if err != nil || len(k) != 32 {
+		return errors.New("secret_key: must be the base64 encoding of 32 bytes")
+	}
+	a.secretKey = k
+	tok := cfg.HTTP.OperatorToken
+	if tok == "" {
+		if tok, err = stateSecret(cfg.StateDir, "operator-token", 24); err != nil {
+			return err
+		}
+		a.log.Warn("no operator token configured: using a generated one", "path", filepath.Join(cfg.StateDir, "operator-token"))
+	}
+	a.opToken.Store(&tok)
+	return nil
+}
+
+func stateSecret(dir, name string, n int) (string, error) {
+	p := filepath.Join(dir, name)
+	if b, err := os.ReadFile(p); err == nil {
+		return strings.TrimSpace(string(b)), nil
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("state directory: %w", err)
+	}
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	s := base64.StdEncoding.EncodeToString(b)
+	if name != "secret.key" {
+		s = base64.RawURLEncoding.EncodeToString(b)
+	}
+	if err := os.WriteFile(p, []byte(s+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("write %s: %w", p, err)
+	}
+	return s, nil
+}
+
+// openDatabase connects (starting a private cluster when no URL is set) and
+// applies the migrations.
+func (a *App) openDatabase(ctx context.Context, cfg *config.Config) error {
+	url := cfg.Database.URL
+	if url == "" {
+		dir, err := filepath.Abs(filepath.Join(cfg.StateDir, "postgres"))
+		if err != nil {
+			return err
+		}
+		// One daemon per state directory: a second one would stop the
+		// first one's PostgreSQL, taking it for a crash leftover.
+		unlock, err := lockDir(cfg.StateDir)
+		if err != nil {
+			return err
+		}
+		a.closers = append(a.closers, closer{"state directory lock", unlock})
+		a.log.Info("no database url: starting a private PostgreSQL", "dir", dir)
+		c, err := pgcluster.Start(ctx, dir)
+		if err != nil {
+			return fmt.Errorf("private PostgreSQL: %w", err)
+		}
+		a.cluster = c
+		a.closers = append(a.closers, closer{"private postgresql", c.Stop})
+		if err := ensureDatabase(ctx, c.URL("postgres"), "pbxd"); err != nil {
+			return err
+		}
+		url = c.URL("pbxd")
+	}
+	pool, err := store.Open(ctx, url, cfg.Database.MaxConns, cfg.Database.ConnectWait.D(), a.log)
+	if err != nil {
+		return err
+	}
+	a.pool = pool
+	a.closers = append(a.closers, closer{"database pool", func() error { pool.Close(); return nil }})
+	if err := store.Migrate(ctx, pool); err != nil {
+		return err
+	}
+	a.readies = append(a.readies, func(ctx context.Context) error {
+		if err := pool.Ping(ctx); err != nil {
+			return fmt.Errorf("database unreachable: %w", err)
+		}
+		if n, err := store.Pending(ctx, pool); err != nil || n > 0 {
+			return fmt.Errorf("migrations pending: %d %v", n, err)
+		}
+		return nil
+	})
+	return nil
+}
+
+func lockDir(dir string) (func() error, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("state directory: %w", err)
+	}
+	f, err := os.OpenFile(filepath.Join(dir, "pbxd.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("state directory lock: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("state directory %s is in use by another pbxd", dir)
+	}
+	return f.Close, nil
+}
+
+func ensureDatabase(ctx context.Context, adminURL, name string) error {
+	c, err := pgx.Connect(ctx, adminURL)
+	if err != nil {
+		return fmt.Errorf("connect private PostgreSQL: %w", err)
+	}
+	defer c.Close(ctx)
+	var exists bool
+	if err := c.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", name).Scan(&exists); err != nil {
+		return err
+	}
+	if !exists {
+		if _, err := c.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+			return fmt.Errorf("create database %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// HTTPAddr is the bound API address (useful with port 0 in tests).
+func (a *App) HTTPAddr() string { return a.httpLn.Addr().String() }
+
+// Pool exposes the database to in-process tests.
+func (a *App) Pool() *pgxpool.Pool { return a.pool }
+
+// OperatorToken returns the operator token in force.
+func (a *App) OperatorToken() string { return *a.opToken.Load() }
+
+// Ready reports why the daemon is not ready, or nil.
+func (a *App) Ready(ctx context.Context) error {
+	for _, r := range a.readies {
+		if err := r(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Run serves until ctx ends, then shuts down within the configured bound:
+// stop accepting, let in-flight work finish, close the pool. The first part
+// to fail stops the others.
+func (a *App) Run(ctx context.Context) error {
+	g, gctx := errgroup.WithContext(ctx)
+	for _, p := range a.parts {
+		g.Go(func() error {
+			if err := p.run(gctx); err != nil && gctx.Err() == nil {
+				return fmt.Errorf("%s: %w", p.name, err)
+			}
+			return nil
+		})
+	}
+	g.Go(func() error {
+		if err := a.httpSrv.Serve(a.httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("http: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), a.cfg.Load().ShutdownTimeout.D())
+		defer cancel()
+		return a.httpSrv.Shutdown(sctx)
+	})
+	err := g.Wait()
+	a.teardown()
+	return err
+}
+
+// teardown closes what New opened, last first.
+func (a *App) teardown() {
+	for i := len(a.closers) - 1; i >= 0; i-- {
+		c := a.closers[i]
+		if err := c.fn(); err != nil {
+			a.log.Error("shutdown", "part", c.name, "err", err)
+		}
+	}
+	a.closers = nil
+	if a.httpLn != nil {
+		a.httpLn.Close()
+	}
+}
+
+// Reload applies what can change at run time from a new, already validated
+// config: log level, operator token, catalog, templates. All reloaders are
+// tried; settings that need a restart are logged as such.
+func (a *App) Reload(cfg *config.Config) error {
+	old := a.cfg.Load()
+	var errs []error
+	for _, r := range a.reloads {
+		if err := r(cfg); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		a.reloadOK.Set(0)
+		return err
+	}
+	a.level.Set(parseLevel(cfg.Log.Level))
+	if cfg.HTTP.OperatorToken != "" {
+		tok := cfg.HTTP.OperatorToken
+		a.opToken.Store(&tok)
+	}
+	for _, s := range restartOnly(old, cfg) {
+		a.log.Warn("setting changed but needs a restart", "key", s)
+	}
+	a.cfg.Store(cfg)
+	a.reloadOK.Set(1)
+	loadedAt.Store(time.Now().Unix())
+	a.log.Info("configuration reloaded")
+	return nil
+}
+
+func restartOnly(old, cfg *config.Config) []string {
+	var keys []string
+	check := func(key string, changed bool) {
+		if changed {
+			keys = append(keys, key)
+		}
+	}
+	check("database", old.Database != cfg.Database)
+	check("http.listen", old.HTTP.Listen != cfg.HTTP.Listen)
+	check("sip", old.SIP != cfg.SIP)
+	check("backend", old.Backend != cfg.Backend)
+	check("secret_key", old.SecretKey != cfg.SecretKey)
+	return keys
+}
+
+func parseLevel(s string) slog.Level {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(s))
+	return l
+}
+
+// NewLogger builds the slog logger the config asks for; the level can be
+// changed by a reload through the returned LevelVar.
+func NewLogger(cfg *config.Config, w io.Writer) (*slog.Logger, *slog.LevelVar) {
+	level := new(slog.LevelVar)
+	level.Set(parseLevel(cfg.Log.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.Log.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts)), level
+	}
+	return slog.New(slog.NewTextHandler(w, opts)), level
+}

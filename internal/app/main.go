@@ -1,0 +1,178 @@
+package app
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"syscall"
+	"time"
+
+	"github.com/coreos/go-systemd/v22/daemon"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/pbxd/pbxd/internal/config"
+	"github.com/pbxd/pbxd/internal/httpapi"
+)
+
+// Main is pbxd's whole process lifecycle, separated from package main so
+// tests can run it with their own arguments, environment and signals. It
+// returns the exit code.
+func Main(args []string, getenv func(string) string, signals <-chan os.Signal, stderr io.Writer) int {
+	fs := flag.NewFlagSet("pbxd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("config", "", "YAML config file (default: embedded defaults)")
+	version := fs.Bool("version", false, "print the version and exit")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *version {
+		fmt.Fprintln(stderr, "pbxd", buildVersion())
+		return 0
+	}
+	boot := slog.New(slog.NewTextHandler(stderr, nil))
+	cfg, err := config.Load(*cfgPath, getenv)
+	if err != nil {
+		boot.Error("invalid configuration; not starting", "err", err)
+		return 1
+	}
+	logger, level := NewLogger(cfg, stderr)
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	promauto.With(reg).NewGauge(prometheus.GaugeOpts{
+		Name:        "pbxd_build_info",
+		Help:        "Always 1; labels carry the build version and Go version.",
+		ConstLabels: prometheus.Labels{"version": buildVersion(), "goversion": runtime.Version()},
+	}).Set(1)
+	httpapi.Version = buildVersion()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	startCtx, startCancel := context.WithCancel(ctx)
+	go func() { // a SIGTERM during start-up aborts it
+		select {
+		case s := <-signals:
+			if s == syscall.SIGTERM || s == os.Interrupt {
+				startCancel()
+			}
+		case <-startCtx.Done():
+		}
+	}()
+	a, err := New(startCtx, cfg, logger, level, reg)
+	startCancel()
+	if err != nil {
+		logger.Error("start-up failed", "err", err)
+		return 1
+	}
+
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	notify(logger, getenv, daemon.SdNotifyReady)
+	logger.Info("pbxd ready", "version", buildVersion(), "http", a.HTTPAddr(), "backend", cfg.Backend)
+	stopWatchdog := watchdog(ctx, logger, getenv)
+	defer stopWatchdog()
+
+	for {
+		select {
+		case err := <-done:
+			if err != nil {
+				logger.Error("pbxd stopped on an error", "err", err)
+				return 1
+			}
+			return 0
+		case s := <-signals:
+			switch s {
+			case syscall.SIGHUP:
+				notify(logger, getenv, daemon.SdNotifyReloading)
+				newCfg, err := config.Load(*cfgPath, getenv)
+				if err == nil {
+					err = a.Reload(newCfg)
+				} else {
+					a.reloadOK.Set(0)
+				}
+				if err != nil {
+					logger.Error("reload failed; the running configuration stays", "err", err)
+				}
+				notify(logger, getenv, daemon.SdNotifyReady)
+			case syscall.SIGTERM, os.Interrupt:
+				logger.Info("shutting down", "signal", s.String())
+				notify(logger, getenv, daemon.SdNotifyStopping)
+				cancel()
+				select {
+				case err := <-done:
+					if err != nil {
+						logger.Error("shutdown", "err", err)
+						return 1
+					}
+					logger.Info("pbxd stopped")
+					return 0
+				case <-time.After(cfg.ShutdownTimeout.D() + 5*time.Second):
+					logger.Error("shutdown did not finish in time")
+					return 1
+				}
+			}
+		}
+	}
+}
+
+// notify sends an sd_notify state when NOTIFY_SOCKET is set.
+func notify(log *slog.Logger, getenv func(string) string, state string) {
+	if getenv("NOTIFY_SOCKET") == "" {
+		return
+	}
+	if _, err := sdNotify(getenv, state); err != nil {
+		log.Warn("sd_notify", "state", state, "err", err)
+	}
+}
+
+// sdNotify is daemon.SdNotify with the socket taken from getenv, so tests
+// need not touch the process environment.
+func sdNotify(getenv func(string) string, state string) (bool, error) {
+	sock := getenv("NOTIFY_SOCKET")
+	if os.Getenv("NOTIFY_SOCKET") != sock {
+		os.Setenv("NOTIFY_SOCKET", sock) //nolint:errcheck // the library reads the process environment
+	}
+	return daemon.SdNotify(false, state)
+}
+
+// watchdog pings systemd at half the interval it asks for in WATCHDOG_USEC.
+func watchdog(ctx context.Context, log *slog.Logger, getenv func(string) string) func() {
+	usec := getenv("WATCHDOG_USEC")
+	if usec == "" {
+		return func() {}
+	}
+	var n int64
+	if _, err := fmt.Sscan(usec, &n); err != nil || n <= 0 {
+		log.Warn("ignoring a bad WATCHDOG_USEC", "value", usec)
+		return func() {}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	go func() {
+		t := time.NewTicker(time.Duration(n) * time.Microsecond / 2)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				notify(log, getenv, daemon.SdNotifyWatchdog)
+			}
+		}
+	}()
+	return cancel
+}
+
+func buildVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
+

@@ -1,0 +1,496 @@
+// Package config reads pbxd's one YAML file, strictly: an unknown key or a
+// bad value names the key and the daemon refuses to start. Secrets may come
+// from the environment or systemd credentials instead of the file, and the
+// PBXD_* variables of DESIGN.md §9 override the file.
+package config
+
+import (
+	"bytes"
+	_ "embed"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/robfig/cron/v3"
+	"go.yaml.in/yaml/v3"
+)
+
+//go:embed defaults.yaml
+var defaultsYAML []byte
+
+// Config is the whole daemon configuration.
+type Config struct {
+	// StateDir holds what pbxd keeps on disk: the private PostgreSQL cluster
+	// (when no database URL is set) and generated development secrets.
+	StateDir string `yaml:"state_dir"`
+	// Log chooses the log level and format.
+	Log Log `yaml:"log"`
+	// Database is the PostgreSQL connection.
+	Database Database `yaml:"database"`
+	// HTTP is the API, health and metrics listener.
+	HTTP HTTP `yaml:"http"`
+	// SecretKey (base64 of 32 bytes) encrypts line passwords at rest. Prefer
+	// PBXD_SECRET_KEY or the systemd credential "secret_key".
+	SecretKey string `yaml:"secret_key"`
+	// TestClock, an RFC 3339 time, enables the settable test clock. Never in
+	// production.
+	TestClock string `yaml:"test_clock"`
+	// ShutdownTimeout bounds graceful shutdown.
+	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+	// Backend is the PBX: "builtin" (the SIP registrar) or "asterisk".
+	Backend string `yaml:"backend"`
+	// SIP configures the built-in registrar.
+	SIP SIP `yaml:"sip"`
+	// Asterisk configures the ARI backend.
+	Asterisk Asterisk `yaml:"asterisk"`
+	// Reconciler tunes how the PBX is kept equal to the database.
+	Reconciler Reconciler `yaml:"reconciler"`
+	// Billing configures invoices, renewals and dunning.
+	Billing Billing `yaml:"billing"`
+	// Phones configures the phone auto-provisioning server.
+	Phones Phones `yaml:"phones"`
+	// Catalog is the list of packages and add-ons sold.
+	Catalog []Package `yaml:"catalog"`
+}
+
+// Log selects the slog handler.
+type Log struct {
+	Level  string `yaml:"level"`  // debug, info, warn, error
+	Format string `yaml:"format"` // json or logfmt
+}
+
+// Database is the PostgreSQL connection.
+type Database struct {
+	// URL is a PostgreSQL URL; empty starts a private cluster in StateDir.
+	URL string `yaml:"url"`
+	// MaxConns bounds the pool.
+	MaxConns int32 `yaml:"max_conns"`
+	// ConnectWait bounds how long start-up waits for the database.
+	ConnectWait Duration `yaml:"connect_wait"`
+}
+
+// HTTP is the API listener.
+type HTTP struct {
+	Listen string `yaml:"listen"`
+	// OperatorToken may do everything. Prefer PBXD_OPERATOR_TOKEN or the
+	// systemd credential "operator_token".
+	OperatorToken string `yaml:"operator_token"`
+	// TLSCert and TLSKey enable HTTPS (phones fetch credentials here).
+	TLSCert string `yaml:"tls_cert"`
+	TLSKey  string `yaml:"tls_key"`
+}
+
+// SIP configures the built-in registrar.
+type SIP struct {
+	// Listen is host:port for both UDP and TCP.
+	Listen string `yaml:"listen"`
+	// TLSListen, TLSCert, TLSKey enable SIP over TLS.
+	TLSListen      string   `yaml:"tls_listen"`
+	TLSCert        string   `yaml:"tls_cert"`
+	TLSKey         string   `yaml:"tls_key"`
+	MinExpires     Duration `yaml:"min_expires"`
+	MaxExpires     Duration `yaml:"max_expires"`
+	DefaultExpires Duration `yaml:"default_expires"`
+	NonceLifetime  Duration `yaml:"nonce_lifetime"`
+	MaxContacts    int      `yaml:"max_contacts"`
+	// Throttle blocks a source after ThrottleFailures auth failures within
+	// ThrottleWindow, for ThrottleBlock.
+	ThrottleFailures int      `yaml:"throttle_failures"`
+	ThrottleWindow   Duration `yaml:"throttle_window"`
+	ThrottleBlock    Duration `yaml:"throttle_block"`
+}
+
+// Asterisk configures the ARI backend.
+type Asterisk struct {
+	Nodes          []AsteriskNode `yaml:"nodes"`
+	ObjectPrefix   string         `yaml:"object_prefix"`
+	Transport      string         `yaml:"transport"`
+	Codecs         []string       `yaml:"codecs"`
+	QualifySeconds int            `yaml:"qualify_seconds"`
+	RequestTimeout Duration       `yaml:"request_timeout"`
+}
+
+// AsteriskNode is one Asterisk server.
+type AsteriskNode struct {
+	Name     string `yaml:"name"`
+	URL      string `yaml:"url"`
+	Username string `yaml:"username"`
+	Password string `yaml:"password"`
+	App      string `yaml:"app"`
+}
+
+// Reconciler tunes the PBX sync loop.
+type Reconciler struct {
+	Concurrency    int      `yaml:"concurrency"`
+	ResyncInterval Duration `yaml:"resync_interval"`
+	RetryMin       Duration `yaml:"retry_min"`
+	RetryMax       Duration `yaml:"retry_max"`
+}
+
+// Billing configures the billing engine.
+type Billing struct {
+	// Schedule is the renewal job's cron expression (5 fields), in UTC.
+	Schedule string `yaml:"schedule"`
+	// CreditOnDecrease gives a prorated credit when lines are removed.
+	CreditOnDecrease bool `yaml:"credit_on_decrease"`
+	// PaymentTermDays sets invoice due dates.
+	PaymentTermDays int `yaml:"payment_term_days"`
+	// Dunning lists retry offsets after a failed payment; after the last
+	// failure the subscription becomes inactive and its lines suspended.
+	Dunning []Duration `yaml:"dunning"`
+	Issuer  Issuer     `yaml:"issuer"`
+}
+
+// Issuer is the operator's identity on invoices.
+type Issuer struct {
+	Code    string   `yaml:"code"` // invoice numbering series
+	Name    string   `yaml:"name"`
+	Address []string `yaml:"address"`
+	VATID   string   `yaml:"vat_id"`
+}
+
+// Phones configures phone auto-provisioning.
+type Phones struct {
+	// Registrar is the host phones register to (written into their config).
+	Registrar      string   `yaml:"registrar"`
+	Port           int      `yaml:"port"`
+	Transport      string   `yaml:"transport"`
+	OutboundProxy  string   `yaml:"outbound_proxy"`
+	RegisterExpiry int      `yaml:"register_expiry"`
+	NTPServer      string   `yaml:"ntp_server"`
+	TemplateDir    string   `yaml:"template_dir"`
+	ThrottleMisses int      `yaml:"throttle_misses"`
+	ThrottleWindow Duration `yaml:"throttle_window"`
+	ThrottleBlock  Duration `yaml:"throttle_block"`
+}
+
+// Package is one catalog entry.
+type Package struct {
+	Code        string  `yaml:"code"`
+	Name        string  `yaml:"name"`
+	Kind        string  `yaml:"kind"` // package or addon
+	PriceMinor  int64   `yaml:"price_minor"`
+	Currency    string  `yaml:"currency"`
+	Cycles      []Cycle `yaml:"cycles"`
+	TrialDays   int     `yaml:"trial_days"`
+	DialContext string  `yaml:"dial_context"`
+	// FixedMonthDays prorates over a 30-day month instead of real days.
+	FixedMonthDays bool `yaml:"fixed_month_days"`
+	// ExcludeOrderDay does not charge the day of the order.
+	ExcludeOrderDay bool `yaml:"exclude_order_day"`
+}
+
+// Cycle is a billing cycle offered for a package.
+type Cycle struct {
+	Cycle           string  `yaml:"cycle"` // monthly or annual
+	DiscountPercent Percent `yaml:"discount_percent"`
+}
+
+// Duration is a time.Duration written as "30s" or "24h".
+type Duration time.Duration
+
+// UnmarshalYAML reads a Go duration string.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if err != nil || v < 0 {
+		return fmt.Errorf("%q is not a duration like 30s or 24h", n.Value)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// D returns the value as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// Load reads path over the embedded defaults (path "" means defaults only),
+// then applies secrets and environment overrides, then validates.
+func Load(path string, env func(string) string) (*Config, error) {
+	cfg, err := parse(defaultsYAML, "defaults")
+	if err != nil {
+		return nil, fmt.Errorf("embedded defaults: %w", err)
+	}
+	if path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("read config: %w", err)
+		}
+		if err := decodeInto(cfg, b, path); err != nil {
+			return nil, err
+		}
+	}
+	if err := cfg.applyEnv(env); err != nil {
+		return nil, err
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// Defaults returns the embedded default configuration.
+func Defaults() *Config {
+	cfg, err := parse(defaultsYAML, "defaults")
+	if err != nil {
+		panic(err) // tested
+	}
+	return cfg
+}
+
+func parse(b []byte, name string) (*Config, error) {
+	cfg := &Config{}
+	return cfg, decodeInto(cfg, b, name)
+}
+
+func decodeInto(cfg *Config, b []byte, name string) error {
+	var root yaml.Node
+	if err := yaml.Unmarshal(b, &root); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	if len(root.Content) == 0 {
+		return nil // an empty file keeps the defaults
+	}
+	if err := checkKeys(root.Content[0], cfgType, ""); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	// Replace lists wholesale (a file's catalog replaces the demo catalog),
+	// merge maps key by key.
+	if hasKey(root.Content[0], "catalog") {
+		cfg.Catalog = nil
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(cfg); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	return nil
+}
+
+func hasKey(n *yaml.Node, key string) bool {
+	if n.Kind != yaml.MappingNode {
+		return false
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return true
+		}
+	}
+	return false
+}
+
+// Secret names: environment variable and systemd credential file.
+var secrets = []struct {
+	env, cred string
+	field     func(*Config) *string
+}{
+	{"PBXD_DATABASE_URL", "database_url", func(c *Config) *string { return &c.Database.URL }},
+	{"PBXD_SECRET_KEY", "secret_key", func(c *Config) *string { return &c.SecretKey }},
+	{"PBXD_OPERATOR_TOKEN", "operator_token", func(c *Config) *string { return &c.HTTP.OperatorToken }},
+}
+
+func (c *Config) applyEnv(env func(string) string) error {
+	if dir := env("CREDENTIALS_DIRECTORY"); dir != "" {
+		for _, s := range secrets {
+			b, err := os.ReadFile(filepath.Join(dir, s.cred))
+			if errors.Is(err, os.ErrNotExist) {
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("credential %s: %w", s.cred, err)
+			}
+			*s.field(c) = strings.TrimSpace(string(b))
+		}
+	}
+	for _, s := range secrets {
+		if v := env(s.env); v != "" {
+			*s.field(c) = v
+		}
+	}
+	plain := []struct {
+		env string
+		dst *string
+	}{
+		{"PBXD_STATE_DIR", &c.StateDir},
+		{"PBXD_HTTP_LISTEN", &c.HTTP.Listen},
+		{"PBXD_SIP_LISTEN", &c.SIP.Listen},
+		{"PBXD_TEST_CLOCK", &c.TestClock},
+		{"PBXD_BACKEND", &c.Backend},
+	}
+	for _, p := range plain {
+		if v := env(p.env); v != "" {
+			*p.dst = v
+		}
+	}
+	if url := env("PBXD_ARI_URL"); url != "" {
+		node := AsteriskNode{Name: "default", URL: url, Username: env("PBXD_ARI_USERNAME"), Password: env("PBXD_ARI_PASSWORD"), App: env("PBXD_ARI_APP")}
+		if node.App == "" {
+			node.App = "pbxd"
+		}
+		c.Asterisk.Nodes = []AsteriskNode{node}
+	} else if pw := env("PBXD_ARI_PASSWORD"); pw != "" && len(c.Asterisk.Nodes) == 1 {
+		c.Asterisk.Nodes[0].Password = pw
+	}
+	if c.StateDir == "" {
+		c.StateDir = env("STATE_DIRECTORY") // systemd StateDirectory=
+	}
+	if c.StateDir == "" {
+		c.StateDir = ".pbxd"
+	}
+	return nil
+}
+
+var (
+	codeRE     = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+	currencyRE = regexp.MustCompile(`^[A-Z]{3}$`)
+)
+
+// Validate checks every value and names the key at fault.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "%q is not one of debug, info, warn, error", c.Log.Level)
+	}
+	if c.Log.Format != "json" && c.Log.Format != "logfmt" {
+		bad("log.format", "%q is not json or logfmt", c.Log.Format)
+	}
+	if c.Database.URL != "" && !strings.HasPrefix(c.Database.URL, "postgres://") && !strings.HasPrefix(c.Database.URL, "postgresql://") {
+		bad("database.url", "must be a postgres:// URL")
+	}
+	checkAddr := func(key, v string, required bool) {
+		if v == "" && !required {
+			return
+		}
+		if _, _, err := net.SplitHostPort(v); err != nil {
+			bad(key, "%q is not host:port", v)
+		}
+	}
+	checkAddr("http.listen", c.HTTP.Listen, true)
+	checkAddr("sip.listen", c.SIP.Listen, c.Backend == "builtin")
+	checkAddr("sip.tls_listen", c.SIP.TLSListen, false)
+	if (c.HTTP.TLSCert == "") != (c.HTTP.TLSKey == "") {
+		bad("http.tls_cert", "tls_cert and tls_key go together")
+	}
+	if c.SIP.TLSListen != "" && (c.SIP.TLSCert == "" || c.SIP.TLSKey == "") {
+		bad("sip.tls_listen", "needs sip.tls_cert and sip.tls_key")
+	}
+	if c.SecretKey != "" {
+		if k, err := base64.StdEncoding.DecodeString(c.SecretKey); err != nil || len(k) != 32 {
+			bad("secret_key", "must be the base64 encoding of 32 bytes (openssl rand -base64 32)")
+		}
+	}
+	if c.TestClock != "" {
+		if _, err := time.Parse(time.RFC3339, c.TestClock); err != nil {
+			bad("test_clock", "%q is not an RFC 3339 time", c.TestClock)
+		}
+	}
+	if c.ShutdownTimeout <= 0 {
+		bad("shutdown_timeout", "must be positive")
+	}
+	switch c.Backend {
+	case "builtin":
+	case "asterisk":
+		if len(c.Asterisk.Nodes) == 0 {
+			bad("asterisk.nodes", "the asterisk backend needs at least one node (or PBXD_ARI_URL)")
+		}
+		seen := map[string]bool{}
+		for i, n := range c.Asterisk.Nodes {
+			key := fmt.Sprintf("asterisk.nodes[%d]", i)
+			if n.Name == "" || seen[n.Name] {
+				bad(key+".name", "must be set and unique")
+			}
+			seen[n.Name] = true
+			if !strings.HasPrefix(n.URL, "http://") && !strings.HasPrefix(n.URL, "https://") {
+				bad(key+".url", "must be an http(s) URL like http://127.0.0.1:8088")
+			}
+		}
+	default:
+		bad("backend", "%q is not builtin or asterisk", c.Backend)
+	}
+	if c.SIP.MinExpires <= 0 || c.SIP.MaxExpires < c.SIP.MinExpires {
+		bad("sip.min_expires", "must be positive and not above sip.max_expires")
+	}
+	if c.SIP.MaxContacts < 1 {
+		bad("sip.max_contacts", "must be at least 1")
+	}
+	if c.Reconciler.Concurrency < 1 || c.Reconciler.Concurrency > 256 {
+		bad("reconciler.concurrency", "must be between 1 and 256")
+	}
+	if c.Reconciler.ResyncInterval < Duration(time.Second) {
+		bad("reconciler.resync_interval", "must be at least 1s")
+	}
+	if _, err := cron.ParseStandard(c.Billing.Schedule); err != nil {
+		bad("billing.schedule", "%v", err)
+	}
+	if c.Billing.PaymentTermDays < 0 {
+		bad("billing.payment_term_days", "must not be negative")
+	}
+	for i, d := range c.Billing.Dunning {
+		if d <= 0 || (i > 0 && d <= c.Billing.Dunning[i-1]) {
+			bad(fmt.Sprintf("billing.dunning[%d]", i), "offsets must be positive and increasing")
+		}
+	}
+	if !codeRE.MatchString(c.Billing.Issuer.Code) {
+		bad("billing.issuer.code", "%q must be lowercase letters, digits and dashes", c.Billing.Issuer.Code)
+	}
+	if len(c.Catalog) == 0 {
+		bad("catalog", "must hold at least one package")
+	}
+	codes := map[string]bool{}
+	for i, p := range c.Catalog {
+		key := fmt.Sprintf("catalog[%d]", i)
+		if !codeRE.MatchString(p.Code) {
+			bad(key+".code", "%q must be lowercase letters, digits and dashes", p.Code)
+		}
+		if codes[p.Code] {
+			bad(key+".code", "%q appears twice", p.Code)
+		}
+		codes[p.Code] = true
+		if p.Name == "" {
+			bad(key+".name", "must be set")
+		}
+		if p.Kind != "package" && p.Kind != "addon" && p.Kind != "" {
+			bad(key+".kind", "%q is not package or addon", p.Kind)
+		}
+		if p.PriceMinor < 0 || p.PriceMinor > 100_000_000 {
+			bad(key+".price_minor", "must be between 0 and 100000000")
+		}
+		if !currencyRE.MatchString(p.Currency) {
+			bad(key+".currency", "%q is not an ISO 4217 code", p.Currency)
+		}
+		if p.TrialDays < 0 || p.TrialDays > 365 {
+			bad(key+".trial_days", "must be between 0 and 365")
+		}
+		if p.DialContext == "" {
+			bad(key+".dial_context", "must be set")
+		}
+		if len(p.Cycles) == 0 {
+			bad(key+".cycles", "must offer at least one cycle")
+		}
+		for j, cy := range p.Cycles {
+			if cy.Cycle != "monthly" && cy.Cycle != "annual" {
+				bad(fmt.Sprintf("%s.cycles[%d].cycle", key, j), "%q is not monthly or annual", cy.Cycle)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Cycle returns the cycle named name, if the package offers it.
+func (p Package) Cycle(name string) (Cycle, bool) {
+	for _, c := range p.Cycles {
+		if c.Cycle == name {
+			return c, true
+		}
+	}
+	return Cycle{}, false
+}

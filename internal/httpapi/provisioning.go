@@ -1,0 +1,276 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"net/http"
+
+	"github.com/pbxd/pbxd/internal/percent"
+	"github.com/pbxd/pbxd/provisioning"
+)
+
+// accountScope returns the account id of the path, 404 when the caller is
+// an account token of another account: existence must not leak.
+func accountScope(r *http.Request) (string, error) {
+	id := r.PathValue("id")
+	p := PrincipalFrom(r.Context())
+	if !p.Operator && p.AccountID != id {
+		return "", NotFound("account")
+	}
+	return id, nil
+}
+
+func (a *API) provisioningRoutes(svc *provisioning.Service) {
+	mut := func(h HandlerFunc) http.Handler { return a.authed(wrapIdem(a, h)) }
+	a.handle("GET /v1/packages", a.authed(func(w http.ResponseWriter, r *http.Request) error {
+		pkgs, err := svc.Packages(r.Context(), false)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"packages": pkgs})
+		return nil
+	}))
+	a.handle("POST /v1/accounts", a.operator(wrapIdem(a, func(w http.ResponseWriter, r *http.Request) error {
+		var body accountBody
+		if err := decode(r, &body); err != nil {
+			return err
+		}
+		n, err := body.toNew()
+		if err != nil {
+			return err
+		}
+		acct, err := svc.CreateAccount(r.Context(), PrincipalFrom(r.Context()).Actor(), n)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusCreated, accountJSON(acct))
+		return nil
+	})))
+	a.handle("GET /v1/accounts", a.operator(func(w http.ResponseWriter, r *http.Request) error {
+		list, err := svc.Accounts(r.Context())
+		if err != nil {
+			return err
+		}
+		out := make([]map[string]any, 0, len(list))
+		for _, acct := range list {
+			out = append(out, accountJSON(acct))
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"accounts": out})
+		return nil
+	}))
+	a.handle("GET /v1/accounts/{id}", a.authed(func(w http.ResponseWriter, r *http.Request) error {
+		id, err := accountScope(r)
+		if err != nil {
+			return err
+		}
+		acct, err := svc.Account(r.Context(), id)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, accountJSON(acct))
+		return nil
+	}))
+	a.handle("POST /v1/accounts/{id}/tokens", a.operator(func(w http.ResponseWriter, r *http.Request) error {
+		tok, err := svc.CreateAccountToken(r.Context(), PrincipalFrom(r.Context()).Actor(), r.PathValue("id"))
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusCreated, map[string]string{"token": tok, "account_id": r.PathValue("id")})
+		return nil
+	}))
+	a.handle("GET /v1/accounts/{id}/packages", a.authed(func(w http.ResponseWriter, r *http.Request) error {
+		id, err := accountScope(r)
+		if err != nil {
+			return err
+		}
+		v, err := svc.MyPackages(r.Context(), id)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"packages": v})
+		return nil
+	}))
+	a.handle("GET /v1/accounts/{id}/subscriptions", a.authed(func(w http.ResponseWriter, r *http.Request) error {
+		id, err := accountScope(r)
+		if err != nil {
+			return err
+		}
+		v, err := svc.Subscriptions(r.Context(), id)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"subscriptions": v})
+		return nil
+	}))
+	a.handle("GET /v1/accounts/{id}/lines", a.authed(func(w http.ResponseWriter, r *http.Request) error {
+		id, err := accountScope(r)
+		if err != nil {
+			return err
+		}
+		v, err := svc.Lines(r.Context(), id)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"lines": v})
+		return nil
+	}))
+	a.handle("GET /v1/accounts/{id}/lines/{line}", a.authed(func(w http.ResponseWriter, r *http.Request) error {
+		id, err := accountScope(r)
+		if err != nil {
+			return err
+		}
+		l, err := svc.Line(r.Context(), id, r.PathValue("line"))
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, l)
+		return nil
+	}))
+	a.handle("PATCH /v1/accounts/{id}/lines/{line}", mut(func(w http.ResponseWriter, r *http.Request) error {
+		id, err := accountScope(r)
+		if err != nil {
+			return err
+		}
+		var body struct {
+			Extension *int `json:"extension"`
+		}
+		if err := decode(r, &body); err != nil {
+			return err
+		}
+		if body.Extension == nil {
+			return Invalid("extension", "extension is required")
+		}
+		l, err := svc.ChangeExtension(r.Context(), PrincipalFrom(r.Context()).Actor(), id, r.PathValue("line"), *body.Extension)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, l)
+		return nil
+	}))
+	a.handle("GET /v1/accounts/{id}/lines/{line}/password", a.authed(func(w http.ResponseWriter, r *http.Request) error {
+		id, err := accountScope(r)
+		if err != nil {
+			return err
+		}
+		pw, err := svc.RevealPassword(r.Context(), PrincipalFrom(r.Context()).Actor(), id, r.PathValue("line"))
+		if err != nil {
+			return err
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		writeJSON(w, http.StatusOK, map[string]string{"password": pw})
+		return nil
+	}))
+	a.handle("POST /v1/accounts/{id}/lines/{line}/password", mut(func(w http.ResponseWriter, r *http.Request) error {
+		id, err := accountScope(r)
+		if err != nil {
+			return err
+		}
+		pw, err := svc.ResetPassword(r.Context(), PrincipalFrom(r.Context()).Actor(), id, r.PathValue("line"))
+		if err != nil {
+			return err
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		writeJSON(w, http.StatusOK, map[string]string{"password": pw})
+		return nil
+	}))
+	a.handle("POST /v1/accounts/{id}/changes", mut(func(w http.ResponseWriter, r *http.Request) error {
+		id, err := accountScope(r)
+		if err != nil {
+			return err
+		}
+		var req provisioning.ChangeRequest
+		if err := decode(r, &req); err != nil {
+			return err
+		}
+		pv, err := svc.PreviewChange(r.Context(), id, req)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusCreated, pv)
+		return nil
+	}))
+	a.handle("GET /v1/changes/{id}", a.authed(func(w http.ResponseWriter, r *http.Request) error {
+		pv, status, err := svc.ChangeOrder(r.Context(), r.PathValue("id"))
+		if err != nil {
+			return err
+		}
+		if p := PrincipalFrom(r.Context()); !p.Operator && p.AccountID != pv.AccountID {
+			return NotFound("change order")
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"status": status, "preview": pv})
+		return nil
+	}))
+	a.handle("POST /v1/changes/{id}/confirm", mut(func(w http.ResponseWriter, r *http.Request) error {
+		p := PrincipalFrom(r.Context())
+		scope := ""
+		if !p.Operator {
+			scope = p.AccountID
+		}
+		res, err := svc.ConfirmChange(r.Context(), p.Actor(), r.PathValue("id"), scope)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, res)
+		return nil
+	}))
+}
+
+// wrapIdem runs h behind the idempotency-key store.
+func wrapIdem(a *API, h HandlerFunc) HandlerFunc {
+	inner := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			a.writeError(w, r, err)
+		}
+	})
+	wrapped := a.idempotent(a.opts.Pool, inner)
+	return func(w http.ResponseWriter, r *http.Request) error {
+		wrapped.ServeHTTP(w, r)
+		return nil
+	}
+}
+
+type accountBody struct {
+	Name           string            `json:"name"`
+	SIPDomain      string            `json:"sip_domain"`
+	Currency       string            `json:"currency"`
+	Timezone       string            `json:"timezone"`
+	VATPercent     json.Number       `json:"vat_percent"`
+	PaymentMode    string            `json:"payment_mode"`
+	SeatPreference string            `json:"seat_preference"`
+	ExtensionRange *extRange         `json:"extension_range"`
+	BillingAddress map[string]string `json:"billing_address"`
+	PBXNode        string            `json:"pbx_node"`
+}
+
+type extRange struct {
+	First int `json:"first"`
+	Last  int `json:"last"`
+}
+
+func (b accountBody) toNew() (provisioning.NewAccount, error) {
+	n := provisioning.NewAccount{Name: b.Name, SIPDomain: b.SIPDomain, Currency: b.Currency, Timezone: b.Timezone,
+		PaymentMode: b.PaymentMode, SeatPreference: b.SeatPreference, BillingAddress: b.BillingAddress, PBXNode: b.PBXNode}
+	if n.SeatPreference == "" {
+		n.SeatPreference = "auto_purchase"
+	}
+	if b.VATPercent != "" {
+		bp, err := percent.Parse(b.VATPercent.String())
+		if err != nil {
+			return n, Invalid("vat_percent", "vat_percent %v", err)
+		}
+		n.VATBP = bp
+	}
+	if b.ExtensionRange == nil {
+		return n, Invalid("extension_range", "extension_range {first, last} is required")
+	}
+	n.ExtFirst, n.ExtLast = b.ExtensionRange.First, b.ExtensionRange.Last
+	return n, nil
+}
+
+func accountJSON(a provisioning.Account) map[string]any {
+	return map[string]any{
+		"id": a.ID, "name": a.Name, "sip_domain": a.SIPDomain, "currency": a.Currency, "timezone": a.Timezone,
+		"vat_percent": json.Number(percent.Format(a.VATBP)), "payment_mode": a.PaymentMode, "seat_preference": a.SeatPreference,
+		"extension_range": extRange{First: a.ExtFirst, Last: a.ExtLast}, "billing_address": a.BillingAddress,
+		"status": a.Status, "pbx_node": a.PBXNode, "created_at": a.CreatedAt,
+	}
+}

@@ -1,0 +1,199 @@
+// Package scheduler runs pbxd's periodic jobs (renewals, dunning) on cron
+// schedules, against the daemon's clock, on one instance only.
+//
+// It reads cron expressions with robfig/cron but drives them itself: with the
+// test clock, moving "now" forward must run the jobs that became due before
+// the API answers, which cron's own wall-clock timer cannot do. The last run
+// of each job is kept in PostgreSQL, so a daemon that was down catches up on
+// start, and an advisory lock makes exactly one instance run a job at a time.
+package scheduler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/robfig/cron/v3"
+
+	"github.com/pbxd/pbxd/internal/clock"
+)
+
+// Job is a periodic task. Run must be idempotent: it may run again after a
+// crash half-way, and it catches up on everything due up to now.
+type Job struct {
+	Name     string
+	Schedule string // 5-field cron expression, UTC
+	Run      func(ctx context.Context, now time.Time) error
+}
+
+// Scheduler runs jobs when due.
+type Scheduler struct {
+	pool  *pgxpool.Pool
+	clock clock.Clock
+	log   *slog.Logger
+	jobs  []job
+	mu    sync.Mutex // one pass at a time within this instance
+
+	runs     *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+	success  *prometheus.GaugeVec
+}
+
+type job struct {
+	Job
+	sched cron.Schedule
+}
+
+// ErrUnknownJob is returned by RunNow for a name no job has.
+var ErrUnknownJob = errors.New("unknown job")
+
+// New checks the schedules and registers the metrics.
+func New(pool *pgxpool.Pool, clk clock.Clock, log *slog.Logger, reg prometheus.Registerer, jobs ...Job) (*Scheduler, error) {
+	s := &Scheduler{pool: pool, clock: clk, log: log}
+	for _, j := range jobs {
+		sched, err := cron.ParseStandard(j.Schedule)
+		if err != nil {
+			return nil, fmt.Errorf("job %s: schedule %q: %w", j.Name, j.Schedule, err)
+		}
+		s.jobs = append(s.jobs, job{Job: j, sched: sched})
+	}
+	f := promauto.With(reg)
+	s.runs = f.NewCounterVec(prometheus.CounterOpts{Name: "pbxd_job_runs_total", Help: "Scheduled job runs by job and result (ok, error, skipped_not_leader)."}, []string{"job", "result"})
+	s.duration = f.NewHistogramVec(prometheus.HistogramOpts{Name: "pbxd_job_duration_seconds", Help: "Scheduled job run duration.", Buckets: prometheus.ExponentialBuckets(0.01, 4, 9)}, []string{"job"})
+	s.success = f.NewGaugeVec(prometheus.GaugeOpts{Name: "pbxd_job_last_success_timestamp_seconds", Help: "Wall-clock time of each job's last successful run."}, []string{"job"})
+	return s, nil
+}
+
+// Run checks for due jobs at start-up (catching up a missed run) and then
+// whenever the next one is due, until ctx ends.
+func (s *Scheduler) Run(ctx context.Context) error {
+	for {
+		if err := s.RunDue(ctx); err != nil && ctx.Err() == nil {
+			s.log.Error("scheduled jobs", "err", err)
+		}
+		wait := time.Minute // re-check at least this often: another instance may have run jobs, or the clock moved
+		if next, ok := s.nextDue(ctx); ok {
+			wait = min(wait, max(time.Until(next), time.Second))
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+	}
+}
+
+func (s *Scheduler) nextDue(ctx context.Context) (time.Time, bool) {
+	var best time.Time
+	for _, j := range s.jobs {
+		last, err := s.lastRun(ctx, j.Name)
+		if err != nil {
+			return time.Time{}, false
+		}
+		n := j.sched.Next(last)
+		if best.IsZero() || n.Before(best) {
+			best = n
+		}
+	}
+	// Translate from the daemon clock to wall time for the sleep.
+	return time.Now().Add(best.Sub(s.clock.Now())), !best.IsZero()
+}
+
+// RunDue runs every job whose next fire time since its last run has come.
+func (s *Scheduler) RunDue(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var errs []error
+	now := s.clock.Now()
+	for _, j := range s.jobs {
+		last, err := s.lastRun(ctx, j.Name)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if j.sched.Next(last).After(now) {
+			continue
+		}
+		if err := s.runLocked(ctx, j, now); err != nil {
+			errs = append(errs, fmt.Errorf("job %s: %w", j.Name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// RunNow runs the named job at once (pbxctl billing run).
+func (s *Scheduler) RunNow(ctx context.Context, name string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, j := range s.jobs {
+		if j.Name == name {
+			return s.runLocked(ctx, j, s.clock.Now())
+		}
+	}
+	return fmt.Errorf("%w %q", ErrUnknownJob, name)
+}
+
+func (s *Scheduler) runLocked(ctx context.Context, j job, now time.Time) error {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("acquire connection for leader lock: %w", err)
+	}
+	defer conn.Release()
+	key := lockKey(j.Name)
+	var leader bool
+	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", key).Scan(&leader); err != nil {
+		return fmt.Errorf("leader lock: %w", err)
+	}
+	if !leader {
+		s.runs.WithLabelValues(j.Name, "skipped_not_leader").Inc()
+		s.log.Info("job running on another instance; skipped", "job", j.Name)
+		return nil
+	}
+	defer conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", key) //nolint:errcheck
+
+	start := time.Now()
+	err = j.Run(ctx, now)
+	s.duration.WithLabelValues(j.Name).Observe(time.Since(start).Seconds())
+	if err != nil {
+		s.runs.WithLabelValues(j.Name, "error").Inc()
+		return err
+	}
+	s.runs.WithLabelValues(j.Name, "ok").Inc()
+	s.success.WithLabelValues(j.Name).Set(float64(time.Now().Unix()))
+	_, err = conn.Exec(ctx, `INSERT INTO job_runs (name, last_run_at) VALUES ($1, $2)
+		ON CONFLICT (name) DO UPDATE SET last_run_at = greatest(job_runs.last_run_at, excluded.last_run_at)`, j.Name, now)
+	if err != nil {
+		return fmt.Errorf("record run: %w", err)
+	}
+	s.log.Info("job done", "job", j.Name, "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// lastRun is the daemon-clock time of the last successful run; a job never
+// run counts as run just before its first due time after the epoch of the
+// daemon, i.e. it runs at once on first start.
+func (s *Scheduler) lastRun(ctx context.Context, name string) (time.Time, error) {
+	var t time.Time
+	err := s.pool.QueryRow(ctx, `SELECT last_run_at FROM job_runs WHERE name = $1`, name).Scan(&t)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return time.Time{}, nil
+	}
+	if err != nil {
+		return time.Time{}, fmt.Errorf("read last run of %s: %w", name, err)
+	}
+	return t, nil
+}
+
+func lockKey(name string) int64 {
+	h := fnv.New64a()
+	h.Write([]byte("pbxd-job:" + name))
+	return int64(h.Sum64())
+}

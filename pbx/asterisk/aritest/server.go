@@ -1,0 +1,620 @@
+// Package aritest is an in-process ARI server for tests, built from
+// Asterisk's own API description (shared/ari/api-docs) and behaving like
+// Asterisk does (shared/ari/NOTES.md), not like pbxd expects: push
+// configuration of res_pjsip endpoint/auth/aor objects with sorcery's merge
+// and default semantics, /endpoints, application subscriptions and the
+// events websocket. Hooks let a test simulate phones registering, Asterisk
+// restarting, and faults.
+package aritest
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Wizard is the sorcery wizard the server models for res_pjsip endpoint,
+// auth and aor objects (sorcery.conf).
+type Wizard int
+
+const (
+	// Memory is the volatile "memory" wizard: a restart forgets every pushed
+	// object, as a restarted Asterisk does.
+	Memory Wizard = iota
+	// AstDB is the "astdb" wizard: pushed objects survive a restart.
+	AstDB
+	// ConfigOnly maps only the read-only "config" wizard: every create,
+	// update and delete is refused with 403.
+	ConfigOnly
+)
+
+// Options configures a Server. The zero value is usable.
+type Options struct {
+	// Username and Password are the ari.conf user; defaults "pbxd" and
+	// "pbxd-secret".
+	Username, Password string
+	// Wizard chooses the persistence of pushed objects; default Memory.
+	Wizard Wizard
+	// EntityID is the asterisk_id reported in events and /asterisk/info;
+	// default a random MAC-like id.
+	EntityID string
+	// Addr to listen on; default 127.0.0.1:0.
+	Addr string
+}
+
+// Server is a running ARI test server. Its methods are safe for concurrent
+// use.
+type Server struct {
+	opts Options
+
+	mu       sync.Mutex
+	addr     string
+	srv      *http.Server
+	running  bool
+	startup  time.Time
+	objects  map[string]map[string]object // type → id → object
+	static   map[string]map[string]bool   // type → id → from pjsip.conf (read-only)
+	contacts map[string][]contact         // endpoint id → registered contacts
+	apps     map[string]*app
+	failN    int
+	failCode int
+	latency  time.Duration
+	counts   map[string]int
+}
+
+type contact struct {
+	uri string
+	aor string
+}
+
+// New starts a server listening on opts.Addr (default 127.0.0.1:0).
+func New(opts Options) (*Server, error) {
+	if opts.Username == "" {
+		opts.Username = "pbxd"
+	}
+	if opts.Password == "" {
+		opts.Password = "pbxd-secret"
+	}
+	if opts.EntityID == "" {
+		var b [6]byte
+		_, _ = rand.Read(b[:])
+		h := hex.EncodeToString(b[:])
+		opts.EntityID = strings.Join([]string{h[0:2], h[2:4], h[4:6], h[6:8], h[8:10], h[10:12]}, ":")
+	}
+	if opts.Addr == "" {
+		opts.Addr = "127.0.0.1:0"
+	}
+	s := &Server{
+		opts:     opts,
+		objects:  map[string]map[string]object{"endpoint": {}, "auth": {}, "aor": {}},
+		static:   map[string]map[string]bool{"endpoint": {}, "auth": {}, "aor": {}},
+		contacts: map[string][]contact{},
+		apps:     map[string]*app{},
+		counts:   map[string]int{},
+	}
+	if err := s.start(opts.Addr); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// NewTest starts a server for t and stops it when t ends.
+func NewTest(t testing.TB, opts Options) *Server {
+	t.Helper()
+	s, err := New(opts)
+	if err != nil {
+		t.Fatalf("aritest: %v", err)
+	}
+	t.Cleanup(s.Stop)
+	return s
+}
+
+func (s *Server) start(addr string) error {
+	var ln net.Listener
+	var err error
+	// A restart rebinds the same port, which the old listener may hold for
+	// a moment.
+	for i := 0; i < 50; i++ {
+		if ln, err = net.Listen("tcp", addr); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	s.mu.Lock()
+	s.addr = ln.Addr().String()
+	s.srv = &http.Server{Handler: s.handler(), ReadHeaderTimeout: 5 * time.Second}
+	s.running = true
+	s.startup = time.Now()
+	srv := s.srv
+	s.mu.Unlock()
+	go func() { _ = srv.Serve(ln) }()
+	return nil
+}
+
+// URL is the ARI base URL, as in ari.conf clients: http://host:port/ari.
+func (s *Server) URL() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return "http://" + s.addr + "/ari"
+}
+
+// WebsocketURL is the events URL: ws://host:port/ari/events.
+func (s *Server) WebsocketURL() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return "ws://" + s.addr + "/ari/events"
+}
+
+// Username returns the ARI user name.
+func (s *Server) Username() string { return s.opts.Username }
+
+// Password returns the ARI user's password.
+func (s *Server) Password() string { return s.opts.Password }
+
+// StartupTime is the status.startup_time /asterisk/info reports.
+func (s *Server) StartupTime() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.startup
+}
+
+// Stop shuts the server down like a stopped Asterisk: the listener closes
+// and every websocket drops. It is idempotent.
+func (s *Server) Stop() {
+	s.mu.Lock()
+	if !s.running {
+		s.mu.Unlock()
+		return
+	}
+	s.running = false
+	srv := s.srv
+	apps := s.apps
+	s.apps = map[string]*app{}
+	s.mu.Unlock()
+	_ = srv.Close()
+	for _, a := range apps {
+		if a.conn != nil {
+			a.conn.close()
+		}
+	}
+}
+
+// Restart stops the server and starts it again on the same address with a
+// new startup time. With the Memory wizard every pushed object and every
+// contact is forgotten (objects seeded with Seed, which model pjsip.conf,
+// stay); with AstDB they are kept.
+func (s *Server) Restart() error {
+	s.Stop()
+	s.mu.Lock()
+	if s.opts.Wizard != AstDB {
+		for typ, objs := range s.objects {
+			for id := range objs {
+				if !s.static[typ][id] {
+					delete(objs, id)
+				}
+			}
+		}
+		s.contacts = map[string][]contact{}
+	}
+	addr := s.addr
+	s.mu.Unlock()
+	// Asterisk's startup_time has millisecond resolution: make sure it moves.
+	time.Sleep(2 * time.Millisecond)
+	return s.start(addr)
+}
+
+// FailNext makes the next n HTTP requests (websocket upgrades included)
+// fail with status code (500 if zero), before authentication.
+func (s *Server) FailNext(n, code int) {
+	if code == 0 {
+		code = http.StatusInternalServerError
+	}
+	s.mu.Lock()
+	s.failN, s.failCode = n, code
+	s.mu.Unlock()
+}
+
+// SetLatency delays every HTTP request by d.
+func (s *Server) SetLatency(d time.Duration) {
+	s.mu.Lock()
+	s.latency = d
+	s.mu.Unlock()
+}
+
+// Requests returns how many HTTP requests with this method the server has
+// received (all of them, failed or not).
+func (s *Server) Requests(method string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.counts[method]
+}
+
+// ResetCounts zeroes the request counters.
+func (s *Server) ResetCounts() {
+	s.mu.Lock()
+	s.counts = map[string]int{}
+	s.mu.Unlock()
+}
+
+// Object returns a copy of a res_pjsip object as the server holds it
+// (Asterisk's rendering of every attribute), for assertions.
+func (s *Server) Object(typ, id string) (map[string]string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	o, ok := s.objects[typ][id]
+	if !ok {
+		return nil, false
+	}
+	return o.clone(), true
+}
+
+// ObjectIDs lists the ids of the objects of a type, sorted.
+func (s *Server) ObjectIDs(typ string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ids := make([]string, 0, len(s.objects[typ]))
+	for id := range s.objects[typ] {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+// Seed creates an object as if configured by hand in pjsip.conf (the
+// read-only config wizard): ARI can read it but not update or delete it,
+// and it survives restarts.
+func (s *Server) Seed(typ, id string, fields map[string]string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := schema[typ]; !ok {
+		return fmt.Errorf("unknown type %q", typ)
+	}
+	o := newObject(typ)
+	for _, k := range sortedKeys(fields) {
+		if err := o.apply(typ, k, fields[k]); err != nil {
+			return err
+		}
+	}
+	s.objects[typ][id] = o
+	s.static[typ][id] = true
+	return nil
+}
+
+// Tamper changes one attribute of a stored object behind the client's back
+// (as an operator with the Asterisk CLI would), bypassing ARI.
+func (s *Server) Tamper(typ, id, attr, value string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	o, ok := s.objects[typ][id]
+	if !ok {
+		return fmt.Errorf("%s %q not found", typ, id)
+	}
+	return o.apply(typ, attr, value)
+}
+
+// Forget deletes a stored object behind the client's back, without events.
+func (s *Server) Forget(typ, id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.objects[typ][id]
+	delete(s.objects[typ], id)
+	if typ == "endpoint" {
+		delete(s.contacts, id)
+	}
+	return ok
+}
+
+func sortedKeys(m map[string]string) []string {
+	k := make([]string, 0, len(m))
+	for x := range m {
+		k = append(k, x)
+	}
+	sort.Strings(k)
+	return k
+}
+
+// handler wires the routes declared in asterisk.json, endpoints.json,
+// applications.json and events.json under /ari.
+func (s *Server) handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /ari/asterisk/info", s.info)
+	mux.HandleFunc("GET /ari/asterisk/ping", s.ping)
+	mux.HandleFunc("GET /ari/asterisk/config/dynamic/{configClass}/{objectType}/{id}", s.getObject)
+	mux.HandleFunc("PUT /ari/asterisk/config/dynamic/{configClass}/{objectType}/{id}", s.putObject)
+	mux.HandleFunc("DELETE /ari/asterisk/config/dynamic/{configClass}/{objectType}/{id}", s.deleteObject)
+	mux.HandleFunc("GET /ari/endpoints", s.listEndpoints)
+	mux.HandleFunc("GET /ari/endpoints/{tech}", s.listEndpoints)
+	mux.HandleFunc("GET /ari/endpoints/{tech}/{resource}", s.getEndpoint)
+	mux.HandleFunc("GET /ari/applications", s.listApps)
+	mux.HandleFunc("GET /ari/applications/{applicationName}", s.getApp)
+	mux.HandleFunc("POST /ari/applications/{applicationName}/subscription", s.subscribe)
+	mux.HandleFunc("DELETE /ari/applications/{applicationName}/subscription", s.unsubscribe)
+	mux.HandleFunc("GET /ari/events", s.events)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "Resource not found")
+	})
+
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		s.counts[r.Method]++
+		lat := s.latency
+		fail := 0
+		if s.failN > 0 {
+			s.failN--
+			fail = s.failCode
+		}
+		s.mu.Unlock()
+		if lat > 0 {
+			time.Sleep(lat)
+		}
+		if fail != 0 {
+			writeError(w, fail, http.StatusText(fail))
+			return
+		}
+		if !s.authorized(r) {
+			w.Header().Set("WWW-Authenticate", `Basic realm="Asterisk REST Interface"`)
+			writeError(w, http.StatusUnauthorized, "Authentication required")
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) authorized(r *http.Request) bool {
+	if u, p, ok := r.BasicAuth(); ok {
+		return u == s.opts.Username && p == s.opts.Password
+	}
+	if k := r.URL.Query().Get("api_key"); k != "" {
+		u, p, _ := strings.Cut(k, ":")
+		return u == s.opts.Username && p == s.opts.Password
+	}
+	return false
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, map[string]string{"message": msg})
+}
+
+// ariTime formats a time as ARI does.
+func ariTime(t time.Time) string { return t.Format("2006-01-02T15:04:05.000-0700") }
+
+func (s *Server) info(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	start := s.startup
+	s.mu.Unlock()
+	writeJSON(w, http.StatusOK, map[string]any{
+		"build": map[string]string{"os": "Linux", "kernel": "6.1.0", "machine": "x86_64",
+			"options": "", "date": "2026-08-06 15:45:49 UTC", "user": "aritest"},
+		"system": map[string]string{"version": "22.5.0-aritest", "entity_id": s.opts.EntityID},
+		"config": map[string]any{"name": "", "default_language": "en",
+			"setid": map[string]string{"user": "asterisk", "group": "asterisk"}},
+		"status": map[string]string{"startup_time": ariTime(start), "last_reload_time": ariTime(start)},
+	})
+}
+
+func (s *Server) ping(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{
+		"asterisk_id": s.opts.EntityID, "ping": "pong", "timestamp": ariTime(time.Now()),
+	})
+}
+
+// knownTypes are res_pjsip sorcery types that exist but are not pushable
+// here (mapped to the config wizard only, like transports).
+var knownTypes = map[string]bool{
+	"transport": true, "contact": true, "identify": true, "registration": true,
+	"domain_alias": true, "global": true, "system": true, "outbound-publish": true,
+}
+
+// lookupType resolves configClass/objectType, writing a 404 if unknown. It
+// returns pushable=false for types that exist but only in pjsip.conf.
+func lookupType(w http.ResponseWriter, r *http.Request) (typ string, pushable, ok bool) {
+	class, typ := r.PathValue("configClass"), r.PathValue("objectType")
+	if class != "res_pjsip" {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("configClass '%s' not found", class))
+		return "", false, false
+	}
+	if _, ok := schema[typ]; ok {
+		return typ, true, true
+	}
+	if knownTypes[typ] {
+		return typ, false, true
+	}
+	writeError(w, http.StatusNotFound, fmt.Sprintf("objectType '%s' not found", typ))
+	return "", false, false
+}
+
+type tuple struct {
+	Attribute string `json:"attribute"`
+	Value     string `json:"value"`
+}
+
+func tuples(typ string, o object) []tuple {
+	out := make([]tuple, 0, len(o))
+	for _, f := range schema[typ] {
+		out = append(out, tuple{f.name, o[f.name]})
+	}
+	return out
+}
+
+func (s *Server) getObject(w http.ResponseWriter, r *http.Request) {
+	typ, pushable, ok := lookupType(w, r)
+	if !ok {
+		return
+	}
+	id := r.PathValue("id")
+	s.mu.Lock()
+	var o object
+	if pushable {
+		o = s.objects[typ][id]
+	}
+	var body []tuple
+	if o != nil {
+		body = tuples(typ, o)
+	}
+	s.mu.Unlock()
+	if o == nil {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("Object with id '%s' not found", id))
+		return
+	}
+	writeJSON(w, http.StatusOK, body)
+}
+
+func (s *Server) putObject(w http.ResponseWriter, r *http.Request) {
+	typ, pushable, ok := lookupType(w, r)
+	if !ok {
+		return
+	}
+	id := r.PathValue("id")
+	var req struct {
+		Fields json.RawMessage `json:"fields"`
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
+	hasBody := true
+	if err := dec.Decode(&req); errors.Is(err, io.EOF) {
+		hasBody = false
+	} else if err != nil {
+		writeError(w, http.StatusBadRequest, "Error parsing request body")
+		return
+	}
+	var fields []struct {
+		Attribute *string `json:"attribute"`
+		Value     *string `json:"value"`
+	}
+	if hasBody && len(req.Fields) > 0 && string(req.Fields) != "null" {
+		if err := json.Unmarshal(req.Fields, &fields); err != nil {
+			writeError(w, http.StatusBadRequest, "Fields must be provided to update object")
+			return
+		}
+		for _, f := range fields {
+			if f.Attribute == nil || f.Value == nil {
+				writeError(w, http.StatusBadRequest, "Invalid field definition: attribute and value are required")
+				return
+			}
+		}
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cur, exists := s.objects[typ][id]
+	if !pushable || s.opts.Wizard == ConfigOnly || (exists && s.static[typ][id]) {
+		if exists {
+			writeError(w, http.StatusForbidden, fmt.Sprintf("Cannot update sorcery objects of type '%s'", typ))
+		} else {
+			writeError(w, http.StatusForbidden, fmt.Sprintf("Cannot create sorcery objects of type '%s'", typ))
+		}
+		return
+	}
+	if exists && len(fields) == 0 {
+		writeError(w, http.StatusBadRequest, "Fields must be provided to update object")
+		return
+	}
+	var o object
+	if exists {
+		o = cur.clone()
+	} else {
+		o = newObject(typ)
+	}
+	for _, f := range fields {
+		if err := o.apply(typ, *f.Attribute, *f.Value); err != nil {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("%s '%s' failed field value validation", typ, id))
+			return
+		}
+	}
+	s.objects[typ][id] = o
+	writeJSON(w, http.StatusOK, tuples(typ, o))
+}
+
+func (s *Server) deleteObject(w http.ResponseWriter, r *http.Request) {
+	typ, pushable, ok := lookupType(w, r)
+	if !ok {
+		return
+	}
+	id := r.PathValue("id")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, exists := s.objects[typ][id]
+	if !pushable || !exists {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("Object with id '%s' not found", id))
+		return
+	}
+	if s.opts.Wizard == ConfigOnly || s.static[typ][id] {
+		writeError(w, http.StatusForbidden, "Could not delete object")
+		return
+	}
+	delete(s.objects[typ], id)
+	// Deleting an endpoint while a phone is registered emits no event.
+	if typ == "endpoint" {
+		delete(s.contacts, id)
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+type endpointJSON struct {
+	Technology string   `json:"technology"`
+	Resource   string   `json:"resource"`
+	State      string   `json:"state"`
+	ChannelIDs []string `json:"channel_ids"`
+}
+
+// endpointLocked renders an endpoint; s.mu must be held.
+func (s *Server) endpointLocked(id string) endpointJSON {
+	state := "offline"
+	if len(s.contacts[id]) > 0 {
+		state = "online"
+	}
+	return endpointJSON{Technology: "PJSIP", Resource: id, State: state, ChannelIDs: []string{}}
+}
+
+func (s *Server) listEndpoints(w http.ResponseWriter, r *http.Request) {
+	if tech := r.PathValue("tech"); tech != "" && !strings.EqualFold(tech, "PJSIP") {
+		writeError(w, http.StatusNotFound, "No Endpoints found - invalid tech "+tech)
+		return
+	}
+	s.mu.Lock()
+	ids := make([]string, 0, len(s.objects["endpoint"]))
+	for id := range s.objects["endpoint"] {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	out := make([]endpointJSON, 0, len(ids))
+	for _, id := range ids {
+		out = append(out, s.endpointLocked(id))
+	}
+	s.mu.Unlock()
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) getEndpoint(w http.ResponseWriter, r *http.Request) {
+	tech, res := r.PathValue("tech"), r.PathValue("resource")
+	s.mu.Lock()
+	_, ok := s.objects["endpoint"][res]
+	var e endpointJSON
+	if ok {
+		e = s.endpointLocked(res)
+	}
+	s.mu.Unlock()
+	if !ok || !strings.EqualFold(tech, "PJSIP") {
+		writeError(w, http.StatusNotFound, "Endpoint not found")
+		return
+	}
+	writeJSON(w, http.StatusOK, e)
+}

@@ -1,0 +1,103 @@
+// Package pbx defines what pbxd needs from a PBX: the Backend interface that
+// the reconciler drives and the value types that cross it. It imports no
+// domain package, so the built-in registrar (package sip) and the Asterisk
+// backend (package pbx/asterisk) can both implement it.
+package pbx
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// LineConfig is the desired (or, from List, the observed) PBX state of one
+// line. The database is the source of truth; a backend holds a cache of it.
+type LineConfig struct {
+	// ID is the line's stable id (a UUID). Backends derive their object ids
+	// from it, so objects pbxd owns are recognisable.
+	ID string
+	// Node names the Asterisk node the line's account lives on; empty means
+	// the default node. The built-in registrar ignores it.
+	Node string
+	// Domain is the account's SIP domain (the digest realm).
+	Domain string
+	// Username is the SIP username (the user part of the AOR).
+	Username string
+	// Extension is the line's internal number.
+	Extension string
+	// Context is the dial context given by the line's package.
+	Context string
+	// CallerID is the display name shown on calls; the number is Extension.
+	CallerID string
+	// Password is the SIP password in clear. Never log it. Asterisk needs it
+	// for userpass auth; the built-in registrar only uses the HA1 values.
+	Password string
+	// HA1MD5 and HA1SHA256 are the RFC 7616 digests of username:realm:password.
+	HA1MD5    string
+	HA1SHA256 string
+	// Suspended lines must not be able to register or call.
+	Suspended bool
+	// MaxContacts bounds the simultaneous registrations of the line.
+	MaxContacts int
+	// Revision is the database revision this config was built from.
+	Revision int64
+}
+
+// SameConfig reports whether held (as listed by a backend) matches desired in
+// every field a backend stores. Revision and the HA1 values are not compared:
+// the revision is bookkeeping and the HA1 values derive from the password.
+func SameConfig(desired, held LineConfig) bool {
+	return desired.ID == held.ID &&
+		desired.Domain == held.Domain &&
+		desired.Username == held.Username &&
+		desired.Extension == held.Extension &&
+		desired.Context == held.Context &&
+		desired.CallerID == held.CallerID &&
+		desired.Password == held.Password &&
+		desired.Suspended == held.Suspended &&
+		desired.MaxContacts == held.MaxContacts
+}
+
+// Contact is one registered binding of a line.
+type Contact struct {
+	URI       string    `json:"uri"`
+	UserAgent string    `json:"user_agent,omitempty"`
+	Source    string    `json:"source,omitempty"`
+	Expires   time.Time `json:"expires"`
+}
+
+// RegistrationEvent reports the registration state of one line after a
+// change: the full set of its current contacts, not a delta, so applying
+// events in order always converges.
+type RegistrationEvent struct {
+	LineID   string
+	Contacts []Contact
+	At       time.Time
+}
+
+// Registered reports whether the line has at least one contact.
+func (e RegistrationEvent) Registered() bool { return len(e.Contacts) > 0 }
+
+// Backend is a PBX that pbxd keeps equal to the database.
+type Backend interface {
+	// Name is a short label for logs and metrics ("builtin", "asterisk").
+	Name() string
+	// Apply makes the PBX hold exactly this line config. It is idempotent.
+	Apply(ctx context.Context, line LineConfig) error
+	// Remove deletes the line from the PBX; removing an absent line is not an
+	// error. Its registrations are dropped.
+	Remove(ctx context.Context, lineID string) error
+	// List returns every line pbxd owns on the PBX, as the PBX holds it, so
+	// the reconciler can repair drift. Objects pbxd does not own (configured
+	// by hand) are never listed.
+	List(ctx context.Context) ([]LineConfig, error)
+	// Events streams registration changes. The channel is shared by all
+	// callers and closed when the backend stops.
+	Events() <-chan RegistrationEvent
+	// Connected reports whether the PBX can be reached now.
+	Connected() bool
+}
+
+// ErrUnavailable is returned (wrapped) when the PBX cannot be reached; the
+// reconciler retries such errors with backoff.
+var ErrUnavailable = errors.New("pbx unavailable")

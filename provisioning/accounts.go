@@ -1,0 +1,232 @@
+package provisioning
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pbxd/pbxd/internal/fault"
+	"github.com/pbxd/pbxd/internal/store"
+)
+
+// Account is a tenant.
+type Account struct {
+	ID             string            `json:"id"`
+	Name           string            `json:"name"`
+	SIPDomain      string            `json:"sip_domain"`
+	Currency       string            `json:"currency"`
+	Timezone       string            `json:"timezone"`
+	VATBP          int64             `json:"-"`
+	PaymentMode    string            `json:"payment_mode"`
+	SeatPreference string            `json:"seat_preference"`
+	ExtFirst       int               `json:"-"`
+	ExtLast        int               `json:"-"`
+	BillingAddress map[string]string `json:"billing_address"`
+	Status         string            `json:"status"`
+	PBXNode        string            `json:"pbx_node"`
+	CreatedAt      time.Time         `json:"created_at"`
+}
+
+// Location is the account's time zone (validated at creation).
+func (a Account) Location() *time.Location {
+	loc, err := time.LoadLocation(a.Timezone)
+	if err != nil {
+		return time.UTC
+	}
+	return loc
+}
+
+// NewAccount is what creating an account takes.
+type NewAccount struct {
+	Name           string
+	SIPDomain      string
+	Currency       string
+	Timezone       string
+	VATBP          int64
+	PaymentMode    string
+	SeatPreference string
+	ExtFirst       int
+	ExtLast        int
+	BillingAddress map[string]string
+	PBXNode        string
+}
+
+var (
+	domainRE   = regexp.MustCompile(`^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$`)
+	currencyRE = regexp.MustCompile(`^[A-Z]{3}$`)
+)
+
+// MaxRangeSize bounds an account's extension range.
+const MaxRangeSize = 100_000
+
+// Validate checks every field and names the one at fault.
+func (n *NewAccount) Validate() error {
+	n.Name = strings.TrimSpace(n.Name)
+	n.SIPDomain = strings.ToLower(strings.TrimSpace(n.SIPDomain))
+	switch {
+	case n.Name == "" || len(n.Name) > 200:
+		return fault.New(fault.Invalid, "name", "name is required (at most 200 characters)")
+	case len(n.SIPDomain) > 253 || !domainRE.MatchString(n.SIPDomain):
+		return fault.New(fault.Invalid, "sip_domain", "%q is not a valid DNS name like acme.voip.example.net", n.SIPDomain)
+	case !currencyRE.MatchString(n.Currency):
+		return fault.New(fault.Invalid, "currency", "currency must be an ISO 4217 code like EUR")
+	case n.PaymentMode != "card" && n.PaymentMode != "invoice":
+		return fault.New(fault.Invalid, "payment_mode", "payment_mode must be card or invoice")
+	case n.SeatPreference != "auto_purchase" && n.SeatPreference != "block":
+		return fault.New(fault.Invalid, "seat_preference", "seat_preference must be auto_purchase or block")
+	case n.ExtFirst < 1 || n.ExtFirst > 99_999_999:
+		return fault.New(fault.Invalid, "extension_range.first", "first extension must be between 1 and 99999999")
+	case n.ExtLast < n.ExtFirst || n.ExtLast > 99_999_999:
+		return fault.New(fault.Invalid, "extension_range.last", "last extension must be at least first and at most 99999999")
+	case n.ExtLast-n.ExtFirst+1 > MaxRangeSize:
+		return fault.New(fault.Invalid, "extension_range.last", "an extension range holds at most %d numbers", MaxRangeSize)
+	case n.VATBP < 0 || n.VATBP > 10000:
+		return fault.New(fault.Invalid, "vat_percent", "vat_percent must be between 0 and 100")
+	}
+	if n.Timezone == "" {
+		return fault.New(fault.Invalid, "timezone", "timezone is required (an IANA name like Europe/Paris)")
+	}
+	if _, err := time.LoadLocation(n.Timezone); err != nil || strings.EqualFold(n.Timezone, "local") {
+		return fault.New(fault.Invalid, "timezone", "%q is not an IANA time zone like Europe/Paris", n.Timezone)
+	}
+	for k, v := range n.BillingAddress {
+		if len(k) > 64 || len(v) > 500 {
+			return fault.New(fault.Invalid, "billing_address."+k, "billing address fields are at most 500 characters")
+		}
+	}
+	return nil
+}
+
+// CreateAccount creates a tenant.
+func (s *Service) CreateAccount(ctx context.Context, actor string, n NewAccount) (Account, error) {
+	if err := n.Validate(); err != nil {
+		return Account{}, err
+	}
+	if n.BillingAddress == nil {
+		n.BillingAddress = map[string]string{}
+	}
+	id := uuid.NewString()
+	now := s.clock.Now()
+	err := store.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO accounts (id, name, sip_domain, currency, timezone, vat_bp, payment_mode,
+			seat_preference, ext_first, ext_last, billing_address, pbx_node, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+			id, n.Name, n.SIPDomain, n.Currency, n.Timezone, n.VATBP, n.PaymentMode, n.SeatPreference,
+			n.ExtFirst, n.ExtLast, n.BillingAddress, n.PBXNode, now)
+		if store.IsUniqueViolation(err, "accounts_sip_domain_key") {
+			return fault.New(fault.Conflict, "sip_domain", "the SIP domain %s is already taken", n.SIPDomain)
+		}
+		if err != nil {
+			return fmt.Errorf("insert account: %w", err)
+		}
+		return audit(ctx, tx, now, actor, id, "account.create", id, map[string]any{"name": n.Name, "sip_domain": n.SIPDomain})
+	})
+	if err != nil {
+		return Account{}, err
+	}
+	return s.Account(ctx, id)
+}
+
+const accountCols = `id, name, sip_domain, currency, timezone, vat_bp, payment_mode, seat_preference,
+	ext_first, ext_last, billing_address, status, pbx_node, created_at`
+
+func scanAccount(row pgx.Row) (Account, error) {
+	var a Account
+	var addr []byte
+	err := row.Scan(&a.ID, &a.Name, &a.SIPDomain, &a.Currency, &a.Timezone, &a.VATBP, &a.PaymentMode,
+		&a.SeatPreference, &a.ExtFirst, &a.ExtLast, &addr, &a.Status, &a.PBXNode, &a.CreatedAt)
+	if err != nil {
+		return a, err
+	}
+	err = json.Unmarshal(addr, &a.BillingAddress)
+	return a, err
+}
+
+// Account returns one account; an unknown id is fault.NotFound.
+func (s *Service) Account(ctx context.Context, id string) (Account, error) {
+	if uuid.Validate(id) != nil {
+		return Account{}, fault.New(fault.NotFound, "", "account not found")
+	}
+	a, err := scanAccount(s.pool.QueryRow(ctx, `SELECT `+accountCols+` FROM accounts WHERE id = $1`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return a, fault.New(fault.NotFound, "", "account not found")
+	}
+	return a, err
+}
+
+// lockAccount reads and locks the account row: every change of an account's
+// seats and lines happens under it, so extension allocation never races.
+func lockAccount(ctx context.Context, tx pgx.Tx, id string) (Account, error) {
+	if uuid.Validate(id) != nil {
+		return Account{}, fault.New(fault.NotFound, "", "account not found")
+	}
+	a, err := scanAccount(tx.QueryRow(ctx, `SELECT `+accountCols+` FROM accounts WHERE id = $1 FOR UPDATE`, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return a, fault.New(fault.NotFound, "", "account not found")
+	}
+	return a, err
+}
+
+// Accounts lists accounts by creation.
+func (s *Service) Accounts(ctx context.Context) ([]Account, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+accountCols+` FROM accounts ORDER BY created_at, id`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Account
+	for rows.Next() {
+		a, err := scanAccount(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
+// CreateAccountToken issues a bearer token that sees only this account. Only
+// its SHA-256 is stored; the token is shown once.
+func (s *Service) CreateAccountToken(ctx context.Context, actor, accountID string) (string, error) {
+	if _, err := s.Account(ctx, accountID); err != nil {
+		return "", err
+	}
+	b := make([]byte, 24)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	token := "acct_" + base64.RawURLEncoding.EncodeToString(b)
+	sum := sha256.Sum256([]byte(token))
+	now := s.clock.Now()
+	err := store.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO account_tokens (token_sha256, account_id, created_at) VALUES ($1, $2, $3)`, sum[:], accountID, now); err != nil {
+			return err
+		}
+		return audit(ctx, tx, now, actor, accountID, "account.token.create", accountID, nil)
+	})
+	return token, err
+}
+
+// AccountForToken finds the account an account token belongs to.
+func (s *Service) AccountForToken(ctx context.Context, token string) (string, bool, error) {
+	if !strings.HasPrefix(token, "acct_") {
+		return "", false, nil
+	}
+	sum := sha256.Sum256([]byte(token))
+	var id string
+	err := s.pool.QueryRow(ctx, `SELECT account_id FROM account_tokens WHERE token_sha256 = $1`, sum[:]).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", false, nil
+	}
+	return id, err == nil, err
+}

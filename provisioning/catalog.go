@@ -1,0 +1,123 @@
+package provisioning
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pbxd/pbxd/internal/store"
+)
+
+// Package is a catalog entry as sold.
+type Package struct {
+	Code            string  `json:"code"`
+	Name            string  `json:"name"`
+	Kind            string  `json:"kind"`
+	PriceMinor      int64   `json:"price_minor"`
+	Currency        string  `json:"currency"`
+	Cycles          []Cycle `json:"cycles"`
+	TrialDays       int     `json:"trial_days"`
+	DialContext     string  `json:"dial_context"`
+	FixedMonthDays  bool    `json:"fixed_month_days"`
+	ExcludeOrderDay bool    `json:"exclude_order_day"`
+	Retired         bool    `json:"retired"`
+}
+
+// Cycle is a billing cycle offered for a package with its discount.
+type Cycle struct {
+	Cycle      string `json:"cycle"`
+	DiscountBP int64  `json:"discount_bp"`
+}
+
+// Offers returns the cycle named name if the package offers it.
+func (p Package) Offers(name string) (Cycle, bool) {
+	for _, c := range p.Cycles {
+		if c.Cycle == name {
+			return c, true
+		}
+	}
+	return Cycle{}, false
+}
+
+// SyncCatalog makes the packages table equal to the configured catalog.
+// A package that disappeared from the config is retired (no new sales) so
+// its subscribers keep their lines; a price change applies from each
+// subscription's next period (subscriptions keep their period price).
+func (s *Service) SyncCatalog(ctx context.Context, pkgs []Package) error {
+	now := s.clock.Now()
+	return store.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		keep := make([]string, 0, len(pkgs))
+		for i, p := range pkgs {
+			cycles, err := json.Marshal(p.Cycles)
+			if err != nil {
+				return err
+			}
+			_, err = tx.Exec(ctx, `
+				INSERT INTO packages (code, name, kind, price_minor, currency, cycles, trial_days, dial_context,
+				                      fixed_month_days, exclude_order_day, retired, position, updated_at)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, false, $11, $12)
+				ON CONFLICT (code) DO UPDATE SET name = $2, kind = $3, price_minor = $4, currency = $5, cycles = $6,
+				    trial_days = $7, dial_context = $8, fixed_month_days = $9, exclude_order_day = $10,
+				    retired = false, position = $11, updated_at = $12`,
+				p.Code, p.Name, p.Kind, p.PriceMinor, p.Currency, cycles, p.TrialDays, p.DialContext,
+				p.FixedMonthDays, p.ExcludeOrderDay, i, now)
+			if err != nil {
+				return fmt.Errorf("sync package %s: %w", p.Code, err)
+			}
+			keep = append(keep, p.Code)
+		}
+		// Gone from the config: retire those still subscribed, drop the rest.
+		if _, err := tx.Exec(ctx, `UPDATE packages SET retired = true, updated_at = $2
+			WHERE NOT (code = ANY($1)) AND NOT retired`, keep, now); err != nil {
+			return fmt.Errorf("retire packages: %w", err)
+		}
+		_, err := tx.Exec(ctx, `DELETE FROM packages p WHERE NOT (code = ANY($1))
+			AND NOT EXISTS (SELECT 1 FROM subscriptions s WHERE s.package_code = p.code)
+			AND NOT EXISTS (SELECT 1 FROM lines l WHERE l.package_code = p.code)
+			AND NOT EXISTS (SELECT 1 FROM pending_items i WHERE i.package_code = p.code)`, keep)
+		if err != nil {
+			return fmt.Errorf("drop unused packages: %w", err)
+		}
+		return nil
+	})
+}
+
+// Packages lists the catalog; retired packages only when withRetired.
+func (s *Service) Packages(ctx context.Context, withRetired bool) ([]Package, error) {
+	rows, err := s.pool.Query(ctx, `SELECT code, name, kind, price_minor, currency, cycles, trial_days, dial_context,
+		fixed_month_days, exclude_order_day, retired FROM packages WHERE $1 OR NOT retired ORDER BY retired, position, code`, withRetired)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, scanPackage)
+}
+
+func scanPackage(row pgx.CollectableRow) (Package, error) {
+	var p Package
+	var cycles []byte
+	err := row.Scan(&p.Code, &p.Name, &p.Kind, &p.PriceMinor, &p.Currency, &cycles, &p.TrialDays, &p.DialContext,
+		&p.FixedMonthDays, &p.ExcludeOrderDay, &p.Retired)
+	if err == nil {
+		err = json.Unmarshal(cycles, &p.Cycles)
+	}
+	return p, err
+}
+
+func packagesByCode(ctx context.Context, q pgx.Tx) (map[string]Package, error) {
+	rows, err := q.Query(ctx, `SELECT code, name, kind, price_minor, currency, cycles, trial_days, dial_context,
+		fixed_month_days, exclude_order_day, retired FROM packages`)
+	if err != nil {
+		return nil, err
+	}
+	list, err := pgx.CollectRows(rows, scanPackage)
+	if err != nil {
+		return nil, err
+	}
+	m := make(map[string]Package, len(list))
+	for _, p := range list {
+		m[p.Code] = p
+	}
+	return m, nil
+}

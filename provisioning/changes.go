@@ -1,0 +1,733 @@
+package provisioning
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pbxd/pbxd/internal/fault"
+	"github.com/pbxd/pbxd/internal/store"
+)
+
+// Biller prices change orders and writes their money side. Provisioning
+// declares it; the daemon satisfies it with package billing, so neither
+// package imports the other.
+type Biller interface {
+	// NewPeriod is the billing period a new subscription starts in.
+	NewPeriod(acct Account, cycle string, at time.Time) (start, end time.Time)
+	// PeriodPrice is the unit price per period of pkg on cycle, discounted.
+	PeriodPrice(pkg Package, cycle string) int64
+	// Quote prices the changes as of at, without writing.
+	Quote(ctx context.Context, acct Account, changes []PriceChange, at time.Time) (Quote, error)
+	// Record writes the quote's invoice or pending items in tx, charging a
+	// card account's default payment method. A refused payment is a
+	// fault.PaymentRequired and rolls the whole change back.
+	Record(ctx context.Context, tx pgx.Tx, acct Account, changeID string, q Quote, at time.Time) (invoiceID string, err error)
+}
+
+// PriceChange is one package's seat change, for pricing.
+type PriceChange struct {
+	Package          Package
+	Cycle            string
+	From, To         int
+	PeriodStart      time.Time // the subscription's current period
+	PeriodEnd        time.Time
+	PeriodPriceMinor int64 // unit price per period in force for it
+	Trial            bool  // in trial: nothing is charged before it ends
+}
+
+// Quote is the money side of a change order.
+type Quote struct {
+	Items           []QuoteItem `json:"items"`
+	DueNow          Amounts     `json:"due_now"`
+	CreditNextBill  int64       `json:"credit_next_bill_minor"`
+	ChargeNextBill  int64       `json:"charge_next_bill_minor"`
+	Currency        string      `json:"currency"`
+	PaymentMethod   string      `json:"payment_method"`
+	PaymentMethodID string      `json:"payment_method_id,omitempty"`
+}
+
+// QuoteItem is the prorated amount of one package's change (negative: a
+// credit).
+type QuoteItem struct {
+	Package       string    `json:"package"`
+	Quantity      int       `json:"quantity"`
+	ProratedMinor int64     `json:"prorated_minor"`
+	PeriodStart   time.Time `json:"period_start"`
+	PeriodEnd     time.Time `json:"period_end"`
+	Note          string    `json:"note"`
+}
+
+// Amounts are totals before and after tax, in minor units.
+type Amounts struct {
+	NetMinor   int64  `json:"net_minor"`
+	TaxMinor   int64  `json:"tax_minor"`
+	GrossMinor int64  `json:"gross_minor"`
+	Currency   string `json:"currency"`
+}
+
+// ChangeRequest is an "Add/Modify plans" order: target quantities per
+// package, optionally which lines go, and per-line package swaps.
+type ChangeRequest struct {
+	Items []ChangeItem `json:"items"`
+	Swaps []Swap       `json:"swaps,omitempty"`
+}
+
+// ChangeItem sets the target quantity of one package.
+type ChangeItem struct {
+	Package     string   `json:"package"`
+	Quantity    int      `json:"quantity"`
+	Cycle       string   `json:"cycle,omitempty"`
+	RemoveLines []string `json:"remove_lines,omitempty"`
+}
+
+// Swap moves a line to another package, keeping its number and password.
+type Swap struct {
+	Line    string `json:"line"`
+	Package string `json:"package"`
+}
+
+// Preview is what the customer confirms.
+type Preview struct {
+	ID             string        `json:"id"`
+	AccountID      string        `json:"account_id"`
+	Items          []PreviewItem `json:"items"`
+	Swaps          []Swap        `json:"swaps,omitempty"`
+	DueNow         Amounts       `json:"due_now"`
+	CreditNextBill int64         `json:"credit_next_bill_minor"`
+	ChargeNextBill int64         `json:"charge_next_bill_minor"`
+	PaymentMode    string        `json:"payment_mode"`
+	PaymentMethod  string        `json:"payment_method"`
+	Priced         bool          `json:"priced"`
+	CreatedAt      time.Time     `json:"created_at"`
+}
+
+// PreviewItem is one package before → after.
+type PreviewItem struct {
+	Package       string    `json:"package"`
+	Name          string    `json:"name"`
+	Cycle         string    `json:"cycle"`
+	From          int       `json:"from"`
+	To            int       `json:"to"`
+	Direction     string    `json:"direction"` // up, down, same
+	LinesCreated  int       `json:"lines_created"`
+	LinesRemoved  []LineRef `json:"lines_removed"`
+	UnitMinor     int64     `json:"unit_price_minor"`
+	ProratedMinor int64     `json:"prorated_minor"`
+	Note          string    `json:"note,omitempty"`
+}
+
+// LineRef names a line in a preview or result.
+type LineRef struct {
+	ID        string `json:"id"`
+	Extension int    `json:"extension"`
+	Package   string `json:"package"`
+}
+
+// ConfirmResult is what confirm applied.
+type ConfirmResult struct {
+	ChangeID     string    `json:"change_id"`
+	LinesCreated []LineRef `json:"lines_created"`
+	LinesRemoved []LineRef `json:"lines_removed"`
+	LinesSwapped []LineRef `json:"lines_swapped"`
+	InvoiceID    *string   `json:"invoice_id"`
+}
+
+// MaxQuantity bounds one package's seats (an absurd quantity is an error).
+const MaxQuantity = 10_000
+
+type subscription struct {
+	ID          string
+	Package     string
+	Cycle       string
+	Quantity    int
+	Status      string
+	PeriodPrice int64
+	PeriodStart time.Time
+	PeriodEnd   time.Time
+	Version     int64
+}
+
+type lineRow struct {
+	ID        string
+	Package   string
+	Extension int
+	CreatedAt time.Time
+	Device    bool
+	Contacts  int
+}
+
+// plan is a change order worked out against the current state; preview and
+// confirm both build it, and confirm applies it only if it is unchanged.
+type plan struct {
+	acct    Account
+	items   []*planItem
+	swaps   []swapPlan
+	changes []PriceChange
+	basis   string
+}
+
+type planItem struct {
+	pkg    Package
+	cycle  string
+	sub    *subscription
+	from   int
+	to     int
+	create int
+	remove []lineRow
+}
+
+type swapPlan struct {
+	line lineRow
+	to   string
+}
+
+// PreviewChange works out and stores a change order without applying it.
+func (s *Service) PreviewChange(ctx context.Context, accountID string, req ChangeRequest) (Preview, error) {
+	var pv Preview
+	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		p, err := s.makePlan(ctx, tx, accountID, req, false)
+		if err != nil {
+			return err
+		}
+		pv, err = s.render(ctx, p, uuid.NewString())
+		return err
+	})
+	if err != nil {
+		if fe, ok := fault.As(err); ok && fe.Kind != fault.NotFound {
+			s.changeOrders.WithLabelValues("refused").Inc()
+		}
+		return Preview{}, err
+	}
+	reqJSON, _ := json.Marshal(req)
+	pvJSON, _ := json.Marshal(pv)
+	basis := pv.basisOf()
+	if _, err := s.pool.Exec(ctx, `INSERT INTO change_orders (id, account_id, status, request, preview, basis, created_at)
+		VALUES ($1, $2, 'previewed', $3, $4, $5, $6)`, pv.ID, accountID, reqJSON, pvJSON, basis, pv.CreatedAt); err != nil {
+		return Preview{}, fmt.Errorf("store preview: %w", err)
+	}
+	s.changeOrders.WithLabelValues("previewed").Inc()
+	return pv, nil
+}
+
+// basisOf fingerprints everything the preview promised; confirm recomputes
+// the preview and refuses if this differs.
+func (pv Preview) basisOf() string {
+	c := pv
+	c.ID, c.CreatedAt = "", time.Time{}
+	b, _ := json.Marshal(c)
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:])
+}
+
+// ChangeOrder returns a stored change order's preview (account-scoped by the
+// caller).
+func (s *Service) ChangeOrder(ctx context.Context, id string) (Preview, string, error) {
+	var pvJSON []byte
+	var status string
+	if uuid.Validate(id) != nil {
+		return Preview{}, "", fault.New(fault.NotFound, "", "change order not found")
+	}
+	err := s.pool.QueryRow(ctx, `SELECT preview, status FROM change_orders WHERE id = $1`, id).Scan(&pvJSON, &status)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Preview{}, "", fault.New(fault.NotFound, "", "change order not found")
+	}
+	if err != nil {
+		return Preview{}, "", err
+	}
+	var pv Preview
+	err = json.Unmarshal(pvJSON, &pv)
+	return pv, status, err
+}
+
+// ConfirmChange applies exactly what was previewed, in one transaction:
+// seats, lines (with their PBX revisions), the invoice or pending charges,
+// the audit trail. It refuses with fault.Conflict if anything the preview
+// was computed from has changed. Confirming twice returns the first result.
+func (s *Service) ConfirmChange(ctx context.Context, actor, changeID string, accountScope string) (ConfirmResult, error) {
+	var res ConfirmResult
+	err := store.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		var accountID, status, basis string
+		var reqJSON, resJSON []byte
+		if uuid.Validate(changeID) != nil {
+			return fault.New(fault.NotFound, "", "change order not found")
+		}
+		err := tx.QueryRow(ctx, `SELECT account_id, status, basis, request, result FROM change_orders WHERE id = $1`, changeID).
+			Scan(&accountID, &status, &basis, &reqJSON, &resJSON)
+		if errors.Is(err, pgx.ErrNoRows) || (accountScope != "" && accountScope != accountID) {
+			return fault.New(fault.NotFound, "", "change order not found")
+		}
+		if err != nil {
+			return err
+		}
+		if _, err := lockAccount(ctx, tx, accountID); err != nil {
+			return err
+		}
+		// Re-read under the account lock: a concurrent confirm of the same
+		// order may have finished while we waited.
+		if err := tx.QueryRow(ctx, `SELECT status, result FROM change_orders WHERE id = $1`, changeID).Scan(&status, &resJSON); err != nil {
+			return err
+		}
+		if status == "confirmed" {
+			return json.Unmarshal(resJSON, &res)
+		}
+		var req ChangeRequest
+		if err := json.Unmarshal(reqJSON, &req); err != nil {
+			return err
+		}
+		p, err := s.makePlan(ctx, tx, accountID, req, true)
+		if err != nil {
+			if fe, ok := fault.As(err); ok {
+				return fault.New(fault.Conflict, fe.Field, "the account changed since the preview: %s; preview again", fe.Msg)
+			}
+			return err
+		}
+		pv, err := s.render(ctx, p, changeID)
+		if err != nil {
+			return err
+		}
+		if pv.basisOf() != basis {
+			return fault.New(fault.Conflict, "", "quantities, lines or prices changed since the preview; preview again")
+		}
+		res, err = s.apply(ctx, tx, actor, p, pv)
+		if err != nil {
+			return err
+		}
+		resJSON, _ = json.Marshal(res)
+		_, err = tx.Exec(ctx, `UPDATE change_orders SET status = 'confirmed', result = $2, confirmed_at = $3 WHERE id = $1`, changeID, resJSON, s.clock.Now())
+		return err
+	})
+	switch fe, _ := fault.As(err); {
+	case err == nil:
+		s.changeOrders.WithLabelValues("confirmed").Inc()
+	case fe != nil && fe.Kind == fault.Conflict:
+		s.changeOrders.WithLabelValues("conflict").Inc()
+	case fe != nil && fe.Kind != fault.NotFound:
+		s.changeOrders.WithLabelValues("refused").Inc()
+	}
+	return res, err
+}
+
+// makePlan validates req against the account's current state.
+func (s *Service) makePlan(ctx context.Context, tx pgx.Tx, accountID string, req ChangeRequest, locked bool) (*plan, error) {
+	var acct Account
+	var err error
+	if locked {
+		acct, err = scanAccount(tx.QueryRow(ctx, `SELECT `+accountCols+` FROM accounts WHERE id = $1`, accountID))
+	} else {
+		acct, err = scanAccount(tx.QueryRow(ctx, `SELECT `+accountCols+` FROM accounts WHERE id = $1`, accountID))
+	}
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fault.New(fault.NotFound, "", "account not found")
+	}
+	if err != nil {
+		return nil, err
+	}
+	if acct.Status != "active" {
+		return nil, fault.New(fault.Conflict, "", "account is %s", acct.Status)
+	}
+	if len(req.Items) == 0 && len(req.Swaps) == 0 {
+		return nil, fault.New(fault.Invalid, "items", "items (or swaps) must list at least one package")
+	}
+	pkgs, err := packagesByCode(ctx, tx)
+	if err != nil {
+		return nil, err
+	}
+	subs, err := subscriptionsOf(ctx, tx, accountID)
+	if err != nil {
+		return nil, err
+	}
+	lines, err := liveLines(ctx, tx, accountID)
+	if err != nil {
+		return nil, err
+	}
+	p := &plan{acct: acct}
+	byPkg := map[string]*planItem{}
+	item := func(code, cycle, field string) (*planItem, error) {
+		if it, ok := byPkg[code]; ok {
+			return it, nil
+		}
+		pkg, ok := pkgs[code]
+		if !ok {
+			return nil, fault.New(fault.Invalid, field, "unknown package %q", code)
+		}
+		if pkg.Currency != acct.Currency {
+			return nil, fault.New(fault.Invalid, field, "package %s is sold in %s, the account pays in %s", code, pkg.Currency, acct.Currency)
+		}
+		it := &planItem{pkg: pkg, sub: subs[code]}
+		if it.sub != nil {
+			it.from, it.cycle = it.sub.Quantity, it.sub.Cycle
+		}
+		if cycle != "" && it.sub != nil && it.sub.Quantity > 0 && cycle != it.sub.Cycle {
+			return nil, fault.New(fault.Invalid, strings.Replace(field, ".package", ".cycle", 1), "package %s is billed %s; a cycle change takes effect at renewal, not mid-period", code, it.sub.Cycle)
+		}
+		if cycle != "" {
+			it.cycle = cycle
+		}
+		if it.cycle == "" {
+			it.cycle = "monthly"
+		}
+		if _, ok := pkg.Offers(it.cycle); !ok {
+			return nil, fault.New(fault.Invalid, strings.Replace(field, ".package", ".cycle", 1), "package %s is not offered %s", code, it.cycle)
+		}
+		it.to = it.from
+		byPkg[code] = it
+		p.items = append(p.items, it)
+		return it, nil
+	}
+	seen := map[string]bool{}
+	for i, ci := range req.Items {
+		field := fmt.Sprintf("items[%d]", i)
+		if seen[ci.Package] {
+			return nil, fault.New(fault.Invalid, field+".package", "package %q is listed twice", ci.Package)
+		}
+		seen[ci.Package] = true
+		if ci.Cycle != "" && ci.Cycle != "monthly" && ci.Cycle != "annual" {
+			return nil, fault.New(fault.Invalid, field+".cycle", "cycle must be monthly or annual")
+		}
+		it, err := item(ci.Package, ci.Cycle, field+".package")
+		if err != nil {
+			return nil, err
+		}
+		if ci.Quantity < 0 || ci.Quantity > MaxQuantity {
+			return nil, fault.New(fault.Invalid, field+".quantity", "quantity must be between 0 and %d", MaxQuantity)
+		}
+		if it.pkg.Retired && ci.Quantity > it.from {
+			return nil, fault.New(fault.Invalid, field+".package", "package %s is retired: no new lines", ci.Package)
+		}
+		it.to = ci.Quantity
+		for j, id := range ci.RemoveLines {
+			l, ok := lines[id]
+			if !ok || l.Package != ci.Package {
+				return nil, fault.New(fault.Invalid, fmt.Sprintf("%s.remove_lines[%d]", field, j), "line %s is not a line of package %s", id, ci.Package)
+			}
+			it.remove = append(it.remove, l)
+		}
+	}
+	swapped := map[string]bool{}
+	for i, sw := range req.Swaps {
+		field := fmt.Sprintf("swaps[%d]", i)
+		l, ok := lines[sw.Line]
+		if !ok {
+			return nil, fault.New(fault.Invalid, field+".line", "unknown line %q", sw.Line)
+		}
+		if swapped[sw.Line] || l.Package == sw.Package {
+			return nil, fault.New(fault.Invalid, field+".package", "line %s is already on package %s or swapped twice", sw.Line, sw.Package)
+		}
+		swapped[sw.Line] = true
+		from, err := item(l.Package, "", field+".line")
+		if err != nil {
+			return nil, err
+		}
+		to, err := item(sw.Package, "", field+".package")
+		if err != nil {
+			return nil, err
+		}
+		if to.pkg.Retired {
+			return nil, fault.New(fault.Invalid, field+".package", "package %s is retired", sw.Package)
+		}
+		// A swap is a decrease plus an increase; the target uses a free seat
+		// when it has one, else buys one (auto_purchase) or refuses (block).
+		if !seen[l.Package] {
+			from.to--
+		}
+		if !seen[sw.Package] {
+			if used := countLines(lines, sw.Package) + pendingIn(p.swaps, sw.Package); used >= to.to {
+				if acct.SeatPreference == "block" {
+					return nil, fault.New(fault.Conflict, field+".package", "no free seat on package %s and the account blocks automatic purchase", sw.Package)
+				}
+				to.to++
+			}
+		}
+		p.swaps = append(p.swaps, swapPlan{line: l, to: sw.Package})
+	}
+	// Lines to create and remove, and the extension range.
+	total := len(lines)
+	for i, it := range p.items {
+		used := countLines(lines, it.pkg.Code) - swapsFrom(p.swaps, it.pkg.Code) + pendingIn(p.swaps, it.pkg.Code)
+		switch {
+		case it.to > used:
+			it.create = it.to - used // seats bought get their lines at once
+		case it.to < used:
+			need := used - it.to
+			if len(it.remove) > need {
+				return nil, fault.New(fault.Invalid, fmt.Sprintf("items[%d].remove_lines", i), "%d lines named for removal, only %d go", len(it.remove), need)
+			}
+			it.remove = chooseRemovals(lines, it.pkg.Code, it.remove, need, swapped)
+		case len(it.remove) > 0:
+			return nil, fault.New(fault.Invalid, fmt.Sprintf("items[%d].remove_lines", i), "no line goes at quantity %d", it.to)
+		}
+		total += it.create - len(it.remove)
+		if it.to != it.from || len(it.remove) > 0 || it.create > 0 {
+			p.changes = append(p.changes, s.priceChange(acct, it))
+		}
+	}
+	if size := acct.ExtLast - acct.ExtFirst + 1; total > size {
+		return nil, fault.New(fault.Invalid, "items", "%d lines would not fit the extension range %d–%d (%d numbers)", total, acct.ExtFirst, acct.ExtLast, size)
+	}
+	return p, nil
+}
+
+func (s *Service) priceChange(acct Account, it *planItem) PriceChange {
+	pc := PriceChange{Package: it.pkg, Cycle: it.cycle, From: it.from, To: it.to}
+	if it.sub != nil && it.sub.Quantity > 0 {
+		pc.PeriodStart, pc.PeriodEnd, pc.PeriodPriceMinor = it.sub.PeriodStart, it.sub.PeriodEnd, it.sub.PeriodPrice
+		pc.Trial = it.sub.Status == "trial"
+	} else if s.biller != nil {
+		pc.PeriodStart, pc.PeriodEnd = s.biller.NewPeriod(acct, it.cycle, s.clock.Now())
+		pc.PeriodPriceMinor = s.biller.PeriodPrice(it.pkg, it.cycle)
+		pc.Trial = it.pkg.TrialDays > 0 && (it.sub == nil)
+	}
+	return pc
+}
+
+func countLines(lines map[string]lineRow, pkg string) int {
+	n := 0
+	for _, l := range lines {
+		if l.Package == pkg {
+			n++
+		}
+	}
+	return n
+}
+
+func swapsFrom(sw []swapPlan, pkg string) int {
+	n := 0
+	for _, s := range sw {
+		if s.line.Package == pkg {
+			n++
+		}
+	}
+	return n
+}
+
+func pendingIn(sw []swapPlan, pkg string) int {
+	n := 0
+	for _, s := range sw {
+		if s.to == pkg {
+			n++
+		}
+	}
+	return n
+}
+
+// chooseRemovals completes the lines named by the request with the most
+// recently created unused ones (no device, not registered), then the most
+// recent others.
+func chooseRemovals(lines map[string]lineRow, pkg string, named []lineRow, need int, skip map[string]bool) []lineRow {
+	out := append([]lineRow(nil), named...)
+	chosen := map[string]bool{}
+	for _, l := range named {
+		chosen[l.ID] = true
+	}
+	var cands []lineRow
+	for _, l := range lines {
+		if l.Package == pkg && !chosen[l.ID] && !skip[l.ID] {
+			cands = append(cands, l)
+		}
+	}
+	sort.Slice(cands, func(i, j int) bool {
+		ui, uj := !cands[i].Device && cands[i].Contacts == 0, !cands[j].Device && cands[j].Contacts == 0
+		if ui != uj {
+			return ui
+		}
+		if !cands[i].CreatedAt.Equal(cands[j].CreatedAt) {
+			return cands[i].CreatedAt.After(cands[j].CreatedAt)
+		}
+		return cands[i].Extension > cands[j].Extension
+	})
+	for _, l := range cands {
+		if len(out) >= need {
+			break
+		}
+		out = append(out, l)
+	}
+	return out
+}
+
+// render turns a plan into the preview the customer sees, priced by the
+// biller when there is one.
+func (s *Service) render(ctx context.Context, p *plan, id string) (Preview, error) {
+	pv := Preview{ID: id, AccountID: p.acct.ID, PaymentMode: p.acct.PaymentMode, CreatedAt: s.clock.Now(), Swaps: []Swap{}}
+	pv.DueNow.Currency = p.acct.Currency
+	var q Quote
+	if s.biller != nil && len(p.changes) > 0 {
+		var err error
+		q, err = s.biller.Quote(ctx, p.acct, p.changes, s.clock.Now())
+		if err != nil {
+			return pv, err
+		}
+		pv.Priced = true
+		pv.DueNow, pv.CreditNextBill, pv.ChargeNextBill, pv.PaymentMethod = q.DueNow, q.CreditNextBill, q.ChargeNextBill, q.PaymentMethod
+	}
+	for _, it := range p.items {
+		pi := PreviewItem{Package: it.pkg.Code, Name: it.pkg.Name, Cycle: it.cycle, From: it.from, To: it.to,
+			LinesCreated: it.create, LinesRemoved: []LineRef{}, Direction: "same"}
+		if it.to > it.from {
+			pi.Direction = "up"
+		} else if it.to < it.from {
+			pi.Direction = "down"
+		}
+		if s.biller != nil {
+			pi.UnitMinor = s.biller.PeriodPrice(it.pkg, it.cycle)
+			if it.sub != nil && it.sub.Quantity > 0 {
+				pi.UnitMinor = it.sub.PeriodPrice
+			}
+		}
+		for _, qi := range q.Items {
+			if qi.Package == it.pkg.Code {
+				pi.ProratedMinor, pi.Note = qi.ProratedMinor, qi.Note
+			}
+		}
+		for _, l := range it.remove {
+			pi.LinesRemoved = append(pi.LinesRemoved, LineRef{ID: l.ID, Extension: l.Extension, Package: l.Package})
+		}
+		pv.Items = append(pv.Items, pi)
+	}
+	for _, sw := range p.swaps {
+		pv.Swaps = append(pv.Swaps, Swap{Line: sw.line.ID, Package: sw.to})
+	}
+	return pv, nil
+}
+
+// apply writes the plan: subscriptions, lines, money, audit, NOTIFY.
+func (s *Service) apply(ctx context.Context, tx pgx.Tx, actor string, p *plan, pv Preview) (ConfirmResult, error) {
+	now := s.clock.Now()
+	res := ConfirmResult{ChangeID: pv.ID, LinesCreated: []LineRef{}, LinesRemoved: []LineRef{}, LinesSwapped: []LineRef{}}
+	for _, it := range p.items {
+		if err := s.saveSubscription(ctx, tx, p.acct, it, p.changes, now); err != nil {
+			return res, err
+		}
+		for _, l := range it.remove {
+			if _, err := tx.Exec(ctx, `UPDATE lines SET state = 'deleted', deleted_at = $2, revision = revision + 1, changed_at = $2 WHERE id = $1`, l.ID, now); err != nil {
+				return res, fmt.Errorf("remove line: %w", err)
+			}
+			if _, err := tx.Exec(ctx, `DELETE FROM device_lines WHERE line_id = $1`, l.ID); err != nil {
+				return res, fmt.Errorf("unbind removed line: %w", err)
+			}
+			res.LinesRemoved = append(res.LinesRemoved, LineRef{ID: l.ID, Extension: l.Extension, Package: l.Package})
+		}
+	}
+	for _, sw := range p.swaps {
+		if _, err := tx.Exec(ctx, `UPDATE lines SET package_code = $2, revision = revision + 1, changed_at = $3 WHERE id = $1`, sw.line.ID, sw.to, now); err != nil {
+			return res, fmt.Errorf("swap line: %w", err)
+		}
+		res.LinesSwapped = append(res.LinesSwapped, LineRef{ID: sw.line.ID, Extension: sw.line.Extension, Package: sw.to})
+	}
+	for _, it := range p.items {
+		if it.create == 0 {
+			continue
+		}
+		created, err := s.createLines(ctx, tx, p.acct, it.pkg.Code, it.create, now)
+		if err != nil {
+			return res, err
+		}
+		res.LinesCreated = append(res.LinesCreated, created...)
+	}
+	if s.biller != nil && pv.Priced {
+		q := Quote{DueNow: pv.DueNow, CreditNextBill: pv.CreditNextBill, ChargeNextBill: pv.ChargeNextBill, Currency: p.acct.Currency}
+		qq, err := s.biller.Quote(ctx, p.acct, p.changes, now)
+		if err != nil {
+			return res, err
+		}
+		q.Items, q.PaymentMethodID, q.PaymentMethod = qq.Items, qq.PaymentMethodID, qq.PaymentMethod
+		inv, err := s.biller.Record(ctx, tx, p.acct, pv.ID, q, now)
+		if err != nil {
+			return res, err
+		}
+		if inv != "" {
+			res.InvoiceID = &inv
+		}
+	}
+	if err := audit(ctx, tx, now, actor, p.acct.ID, "change.confirm", pv.ID, map[string]any{
+		"items": pv.Items, "swaps": pv.Swaps, "due_now": pv.DueNow, "credit_next_bill_minor": pv.CreditNextBill,
+	}); err != nil {
+		return res, err
+	}
+	return res, notifyLines(ctx, tx)
+}
+
+func (s *Service) saveSubscription(ctx context.Context, tx pgx.Tx, acct Account, it *planItem, changes []PriceChange, now time.Time) error {
+	if it.sub != nil {
+		if it.sub.Quantity == 0 && it.to > 0 {
+			// A subscription brought back from zero starts a new period.
+			pc := s.priceChange(acct, &planItem{pkg: it.pkg, cycle: it.cycle})
+			_, err := tx.Exec(ctx, `UPDATE subscriptions SET quantity = $2, cycle = $3, period_start = $4, period_end = $5,
+				next_payment_at = $5, period_price_minor = $6, status = 'active', version = version + 1 WHERE id = $1`,
+				it.sub.ID, it.to, it.cycle, pc.PeriodStart, pc.PeriodEnd, pc.PeriodPriceMinor)
+			return err
+		}
+		_, err := tx.Exec(ctx, `UPDATE subscriptions SET quantity = $2, version = version + 1 WHERE id = $1`, it.sub.ID, it.to)
+		return err
+	}
+	if it.to == 0 {
+		return nil
+	}
+	pc := s.priceChange(acct, it)
+	if pc.PeriodEnd.IsZero() { // no biller: a calendar month in UTC
+		y, m, _ := now.UTC().Date()
+		pc.PeriodStart = time.Date(y, m, 1, 0, 0, 0, 0, time.UTC)
+		pc.PeriodEnd = pc.PeriodStart.AddDate(0, 1, 0)
+		pc.PeriodPriceMinor = it.pkg.PriceMinor
+	}
+	status, next := "active", pc.PeriodEnd
+	var trialEnd *time.Time
+	if it.pkg.TrialDays > 0 {
+		status = "trial"
+		te := now.AddDate(0, 0, it.pkg.TrialDays)
+		trialEnd, next = &te, te
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO subscriptions (id, account_id, package_code, cycle, quantity, status, period_price_minor,
+		period_start, period_end, next_payment_at, registered_from, trial_end)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+		uuid.NewString(), acct.ID, it.pkg.Code, it.cycle, it.to, status, pc.PeriodPriceMinor, pc.PeriodStart, pc.PeriodEnd, next, now, trialEnd)
+	if err != nil {
+		return fmt.Errorf("create subscription: %w", err)
+	}
+	return nil
+}
+
+func subscriptionsOf(ctx context.Context, tx pgx.Tx, accountID string) (map[string]*subscription, error) {
+	rows, err := tx.Query(ctx, `SELECT id, package_code, cycle, quantity, status, period_price_minor, period_start, period_end, version
+		FROM subscriptions WHERE account_id = $1`, accountID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	m := map[string]*subscription{}
+	for rows.Next() {
+		var s subscription
+		if err := rows.Scan(&s.ID, &s.Package, &s.Cycle, &s.Quantity, &s.Status, &s.PeriodPrice, &s.PeriodStart, &s.PeriodEnd, &s.Version); err != nil {
+			return nil, err
+		}
+		m[s.Package] = &s
+	}
+	return m, rows.Err()
+}
+
+func liveLines(ctx context.Context, tx pgx.Tx, accountID string) (map[string]lineRow, error) {
+	rows, err := tx.Query(ctx, `SELECT id, package_code, extension, created_at, EXISTS (SELECT 1 FROM device_lines d WHERE d.line_id = l.id),
+		jsonb_array_length(reg_contacts) FROM lines l WHERE account_id = $1 AND state <> 'deleted'`, accountID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	m := map[string]lineRow{}
+	for rows.Next() {
+		var l lineRow
+		if err := rows.Scan(&l.ID, &l.Package, &l.Extension, &l.CreatedAt, &l.Device, &l.Contacts); err != nil {
+			return nil, err
+		}
+		m[l.ID] = l
+	}
+	return m, rows.Err()
+}

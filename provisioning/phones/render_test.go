@@ -1,0 +1,432 @@
+package phones
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/xml"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
+
+var testNow = time.Date(2026, 11, 16, 10, 0, 0, 0, time.UTC)
+
+func testSettings() Settings {
+	return Settings{
+		Registrar: "sip.pbx.example.net", Port: 5060, Transport: UDP,
+		RegisterExpiry: 600, NTPServer: "ntp.example.net",
+	}
+}
+
+// newTestRenderer builds a renderer pinned to testNow, so golden files do not
+// depend on the year's DST rules.
+func newTestRenderer(t *testing.T, s Settings) *Renderer {
+	t.Helper()
+	r := &Renderer{now: func() time.Time { return testNow }}
+	if err := r.Update(s); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// testDevice has two lines whose passwords contain every XML metacharacter.
+func testDevice(v Vendor) Device {
+	return Device{
+		MAC: MAC{0x80, 0x5e, 0xc0, 0x12, 0x34, 0x56}, Vendor: v, Model: "T54W",
+		DisplayName: "Alice & Bob", TimeZone: "Europe/Paris", Language: "fr",
+		Active: true, AccountID: "acct-1",
+		Lines: []Line{
+			{Key: 1, Extension: "101", Domain: "acme.voip.example.net", Username: "101", Password: `Pa&ss<w>rd"1'`},
+			{Key: 2, Extension: "102", Label: "Sales", Domain: "acme.voip.example.net", Username: "102", Password: "s3cr3t]]>2"},
+		},
+	}
+}
+
+// vendorFiles lists, per vendor, the files a device of that vendor fetches.
+var vendorFiles = map[Vendor][]File{
+	Yealink:     {{Kind: KindMACCfg}, {Kind: KindYealinkCommon, Model: "44"}},
+	Polycom:     {{Kind: KindMACCfg}, {Kind: KindPolycomPhone}},
+	Grandstream: {{Kind: KindGrandstream}},
+	Snom:        {{Kind: KindSnom}},
+	Cisco:       {{Kind: KindCisco}},
+}
+
+// lineKeys gives, per vendor file, the setting names that must hold a
+// line's user (and label), domain and password, for account slot n.
+var lineKeys = map[string]func(n int) (user, label, domain, password string){
+	"yealink/mac.cfg.tmpl": func(n int) (string, string, string, string) {
+		p := fmt.Sprintf("account.%d.", n)
+		return p + "user_name", p + "label", p + "sip_server.1.address", p + "password"
+	},
+	"polycom/phone.xml.tmpl": func(n int) (string, string, string, string) {
+		p := fmt.Sprintf("reg.%d.", n)
+		return p + "auth.userId", p + "label", p + "server.1.address", p + "auth.password"
+	},
+	"grandstream/cfg.xml.tmpl": func(n int) (string, string, string, string) {
+		p := fmt.Sprintf("account.%d.", n)
+		return p + "sip.userid", p + "name", p + "sip.server.1.address", p + "sip.subscriber.password"
+	},
+	"snom/settings.xml.tmpl": func(n int) (string, string, string, string) {
+		s := fmt.Sprintf("#%d", n)
+		return "user_name" + s, "user_idle_text" + s, "user_host" + s, "user_pass" + s
+	},
+	"cisco/spa.xml.tmpl": func(n int) (string, string, string, string) {
+		s := fmt.Sprintf("_%d_", n)
+		return "User_ID" + s, "Short_Name" + s, "Proxy" + s, "Password" + s
+	},
+}
+
+// parseSettings reads a rendered file into setting name → value, the way
+// the phone would: Yealink key = value lines, or XML where a setting is an
+// attribute (Polycom), an <item name=…> (Grandstream), an element with an
+// idx (Snom, keyed name#idx) or a plain element (Cisco, Snom).
+func parseSettings(t *testing.T, name string, b []byte) map[string]string {
+	t.Helper()
+	if err := CheckSyntax(name, b); err != nil {
+		t.Fatalf("%s: %v\n%s", name, err, b)
+	}
+	m := make(map[string]string)
+	if strings.HasPrefix(name, "yealink/") {
+		sc := bufio.NewScanner(bytes.NewReader(b))
+		for sc.Scan() {
+			line := strings.TrimSpace(sc.Text())
+			if line == "" || strings.HasPrefix(line, "#") {
+				continue
+			}
+			k, v, _ := strings.Cut(line, "=")
+			k = strings.TrimSpace(k)
+			if _, dup := m[k]; dup {
+				t.Fatalf("%s: key %s set twice", name, k)
+			}
+			m[k] = strings.TrimSpace(v)
+		}
+		return m
+	}
+	d := xml.NewDecoder(bytes.NewReader(b))
+	var stack []string
+	for {
+		tok, err := d.Token()
+		if errors.Is(err, io.EOF) {
+			return m
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch e := tok.(type) {
+		case xml.StartElement:
+			key := e.Name.Local
+			for _, a := range e.Attr {
+				switch a.Name.Local {
+				case "name":
+					key = a.Value
+				case "idx":
+					key += "#" + a.Value
+				case "perm", "version", "e":
+				default:
+					m[a.Name.Local] = a.Value
+				}
+			}
+			stack = append(stack, key)
+			m[key] = ""
+		case xml.EndElement:
+			stack = stack[:len(stack)-1]
+		case xml.CharData:
+			if len(stack) > 0 {
+				m[stack[len(stack)-1]] += string(e)
+			}
+		}
+	}
+}
+
+func TestRenderVendors(t *testing.T) {
+	t.Parallel()
+	r := newTestRenderer(t, testSettings())
+	for vendor, files := range vendorFiles {
+		for _, f := range files {
+			dev := testDevice(vendor)
+			if f.Kind != KindYealinkCommon {
+				f.MAC = dev.MAC
+			}
+			tmpl, _ := templateFor(f.Kind, vendor)
+			t.Run(string(vendor)+"/"+f.Name(), func(t *testing.T) {
+				t.Parallel()
+				out, err := r.Render(f, dev)
+				if err != nil {
+					t.Fatal(err)
+				}
+				golden(t, filepath.Join("testdata", string(vendor)+"-"+f.Name()+".golden"), out)
+				m := parseSettings(t, tmpl, out)
+				if !strings.HasPrefix(tmpl, "yealink/") && bytes.Contains(out, []byte(dev.Lines[0].Password)) {
+					t.Error("raw password with XML metacharacters appears unescaped")
+				}
+				keys, ok := lineKeys[tmpl]
+				if !ok {
+					// Not a per-line file: it must carry no credentials.
+					for _, l := range dev.Lines {
+						if strings.Contains(string(out), l.Extension) {
+							t.Errorf("%s mentions line %s", tmpl, l.Extension)
+						}
+					}
+					if tmpl == "polycom/master.cfg.tmpl" && m["CONFIG_FILES"] != dev.MAC.String()+"-phone.xml" {
+						t.Errorf("master config points to %q", m["CONFIG_FILES"])
+					}
+					return
+				}
+				for i, l := range dev.Lines {
+					user, label, domain, pass := keys(i + 1)
+					wantLabel := l.Extension
+					if l.Label != "" {
+						wantLabel = l.Label
+					}
+					for k, want := range map[string]string{user: l.Extension, label: wantLabel, pass: l.Password} {
+						if m[k] != want {
+							t.Errorf("%s = %q, want %q", k, m[k], want)
+						}
+					}
+					// Some formats append :port to the server.
+					if got := m[domain]; got != l.Domain && got != l.Domain+":5060" {
+						t.Errorf("%s = %q, want %s", domain, got, l.Domain)
+					}
+				}
+				// Unused slots are written out, disabled and empty.
+				for n := 3; n <= MaxLines; n++ {
+					_, _, _, pass := keys(n)
+					if v, ok := m[pass]; !ok || v != "" {
+						t.Errorf("slot %d: %s = %q, %v; want present and empty", n, pass, v, ok)
+					}
+				}
+				for _, s := range []string{"sip.pbx.example.net", "ntp.example.net"} {
+					if !strings.Contains(string(out), s) {
+						t.Errorf("%s missing", s)
+					}
+				}
+			})
+		}
+	}
+}
+
+func golden(t *testing.T, path string, got []byte) {
+	t.Helper()
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs from the rendered file (go test -update to accept):\n%s", path, got)
+	}
+}
+
+func TestRenderRefusesOtherVendorsFile(t *testing.T) {
+	t.Parallel()
+	r := newTestRenderer(t, testSettings())
+	dev := testDevice(Yealink)
+	for _, k := range []Kind{KindPolycomPhone, KindGrandstream, KindSnom, KindCisco} {
+		if _, err := r.Render(File{Kind: k, MAC: dev.MAC}, dev); !errors.Is(err, ErrVendorMismatch) {
+			t.Errorf("%v for a Yealink: err = %v", k, err)
+		}
+	}
+}
+
+func TestRenderOutboundProxy(t *testing.T) {
+	t.Parallel()
+	dev := testDevice(Yealink)
+	f := File{Kind: KindMACCfg, MAC: dev.MAC}
+	for _, tc := range []struct {
+		s                 Settings
+		enable, addr, prt string
+		transport         string
+	}{
+		{Settings{Registrar: "acme.voip.example.net"}, "0", "", "", "0"},
+		{Settings{Registrar: "sip.pbx.example.net", Transport: TLS}, "1", "sip.pbx.example.net", "5061", "2"},
+		{Settings{Registrar: "acme.voip.example.net", OutboundProxy: "edge.example.net:5080", Transport: TCP}, "1", "edge.example.net", "5080", "1"},
+	} {
+		out, err := newTestRenderer(t, tc.s).Render(f, dev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := parseSettings(t, "yealink/mac.cfg.tmpl", out)
+		if m["account.1.outbound_proxy_enable"] != tc.enable || m["account.1.outbound_proxy.1.address"] != tc.addr ||
+			m["account.1.outbound_proxy.1.port"] != tc.prt || m["account.1.sip_server.1.transport_type"] != tc.transport {
+			t.Errorf("%+v: got enable %q addr %q port %q transport %q", tc.s, m["account.1.outbound_proxy_enable"],
+				m["account.1.outbound_proxy.1.address"], m["account.1.outbound_proxy.1.port"], m["account.1.sip_server.1.transport_type"])
+		}
+	}
+}
+
+func TestRenderLineErrors(t *testing.T) {
+	t.Parallel()
+	r := newTestRenderer(t, testSettings())
+	for name, mod := range map[string]func(*Device){
+		"duplicate key":  func(d *Device) { d.Lines[1].Key = 1 },
+		"key too large":  func(d *Device) { d.Lines[1].Key = MaxLines + 1 },
+		"no domain":      func(d *Device) { d.Lines[0].Domain = "" },
+		"bad time zone":  func(d *Device) { d.TimeZone = "Nowhere/Land" },
+		"newline in cfg": nil, // handled by the cfg escaper: no error
+	} {
+		if mod == nil {
+			continue
+		}
+		dev := testDevice(Cisco)
+		mod(&dev)
+		if _, err := r.Render(File{Kind: KindCisco, MAC: dev.MAC}, dev); err == nil {
+			t.Errorf("%s: no error", name)
+		}
+	}
+	// A label trying to inject a setting into a Yealink file stays one value.
+	dev := testDevice(Yealink)
+	dev.Lines[0].Label = "x\naccount.1.password = stolen"
+	out, err := r.Render(File{Kind: KindMACCfg, MAC: dev.MAC}, dev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m := parseSettings(t, "yealink/mac.cfg.tmpl", out); m["account.1.password"] != dev.Lines[0].Password {
+		t.Errorf("injected password: %q", m["account.1.password"])
+	}
+}
+
+func TestSettingsValidation(t *testing.T) {
+	t.Parallel()
+	for _, s := range []Settings{
+		{},
+		{Registrar: "bad host"},
+		{Registrar: "sip.example.net", Transport: "sctp"},
+		{Registrar: "sip.example.net", Port: 70000},
+		{Registrar: "sip.example.net", RegisterExpiry: 5},
+		{Registrar: "sip.example.net", OutboundProxy: "proxy:notaport"},
+		{Registrar: "sip.example.net", NTPServer: "<ntp>"},
+		{Registrar: "sip.example.net", OverrideDir: "/nonexistent/pbxd-phones"},
+	} {
+		if _, err := NewRenderer(s); err == nil {
+			t.Errorf("NewRenderer(%+v) accepted", s)
+		}
+	}
+	r, err := NewRenderer(Settings{Registrar: "192.0.2.10"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := r.Settings(); s.Port != 5060 || s.Transport != UDP || s.RegisterExpiry != 3600 {
+		t.Errorf("defaults not applied: %+v", s)
+	}
+}
+
+func writeFile(t *testing.T, path, text string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestOverrideAndReload(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s := testSettings()
+	s.OverrideDir = dir
+	r := newTestRenderer(t, s)
+	dev := testDevice(Cisco)
+	f := File{Kind: KindCisco, MAC: dev.MAC}
+	render := func() string {
+		t.Helper()
+		out, err := r.Render(f, dev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(out)
+	}
+	if !strings.Contains(render(), "<flat-profile>") {
+		t.Fatal("embedded template not used with an empty override dir")
+	}
+
+	custom := `<?xml version="1.0"?>
+<flat-profile><Custom>{{range .Accounts}}{{if .Enabled}}<User_ID_{{.Index}}_>{{xml .Username}}</User_ID_{{.Index}}_><Password_{{.Index}}_>{{xml .Password}}</Password_{{.Index}}_>{{end}}{{end}}</Custom></flat-profile>
+`
+	writeFile(t, filepath.Join(dir, "cisco", "spa.xml.tmpl"), custom)
+	writeFile(t, filepath.Join(dir, ".git", "HEAD"), "ignored")
+	if !strings.Contains(render(), "<flat-profile>") {
+		t.Fatal("override applied before Reload")
+	}
+	if err := r.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if out := render(); !strings.Contains(out, "<Custom>") {
+		t.Fatalf("override not applied after Reload:\n%s", out)
+	}
+
+	// Broken overrides are refused at reload, and the working set stays.
+	for name, text := range map[string]string{
+		"cisco/spa.xml.tmpl":     "{{.Nope",                                                                              // parse error
+		"snom/settings.xml.tmpl": "<settings>{{.NoSuchField}}</settings>",                                                // execution error
+		"polycom/phone.xml.tmpl": `<polycomConfig>{{range .Accounts}}<reg p="{{.Password}}"/>{{end}}</polycomConfig>`,    // forgets to escape
+		"yealink/mac.cfg.tmpl":   "#!version:1.0.0.1\n{{range .Accounts}}account.{{.Index}}.label = {{.Label}}\n{{end}}", // forgets cfg
+		"yealink/typo.cfg.tmpl":  "#!version:1.0.0.1\n",                                                                  // unknown name
+	} {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		old, _ := os.ReadFile(p)
+		writeFile(t, p, text)
+		if err := r.Reload(); err == nil {
+			t.Errorf("%s: broken override accepted", name)
+		}
+		if out := render(); !strings.Contains(out, "<Custom>") {
+			t.Errorf("%s: failed reload changed the templates", name)
+		}
+		if old != nil {
+			writeFile(t, p, string(old))
+		} else {
+			os.Remove(p)
+		}
+	}
+	if err := r.Reload(); err != nil {
+		t.Fatalf("reload after repair: %v", err)
+	}
+
+	// Update swaps settings and templates together.
+	s2 := testSettings()
+	s2.Registrar = "sip2.pbx.example.net"
+	if err := r.Update(s2); err != nil {
+		t.Fatal(err)
+	}
+	if out := render(); strings.Contains(out, "<Custom>") || !strings.Contains(out, "sip2.pbx.example.net") {
+		t.Errorf("Update did not apply:\n%s", out)
+	}
+	if err := r.Update(Settings{}); err == nil || r.Settings().Registrar != "sip2.pbx.example.net" {
+		t.Errorf("invalid Update applied: %v, %+v", err, r.Settings())
+	}
+}
+
+func TestCheckSyntax(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, text string
+		ok         bool
+	}{
+		{"x.xml", "<a><b/></a>", true},
+		{"x.xml", "<a><b></a>", false},
+		{"x.xml", "<a/><b/>", false},
+		{"x.xml", "", false},
+		{"x.xml", "<a>&nbsp;</a>", false},
+		{"yealink/mac.cfg.tmpl", "#!version:1.0.0.1\n# c\n\na.b = c\n", true},
+		{"yealink/mac.cfg.tmpl", "a.b = c\n", false},
+		{"yealink/mac.cfg.tmpl", "#!version:1.0.0.1\nno equals\n", false},
+		{"polycom/master.cfg.tmpl", "<APPLICATION/>", true},
+	} {
+		if err := CheckSyntax(tc.name, []byte(tc.text)); (err == nil) != tc.ok {
+			t.Errorf("CheckSyntax(%s, %q) = %v", tc.name, tc.text, err)
+		}
+	}
+}

@@ -1,0 +1,111 @@
+// Package provisioning owns the commercial and PBX truth of pbxd: accounts,
+// the catalog as sold, subscriptions (seats), lines with their extensions and
+// passwords, devices, change orders, and the reconciler that pushes lines
+// into the PBX. PostgreSQL is the only source of truth: every change the PBX
+// must follow bumps the line's revision in the same transaction.
+package provisioning
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
+
+// Clock is the daemon's notion of now.
+type Clock interface{ Now() time.Time }
+
+// NotifyChannel is the PostgreSQL channel announcing line changes.
+const NotifyChannel = "pbxd_lines"
+
+// Service is the provisioning domain over PostgreSQL.
+type Service struct {
+	pool   *pgxpool.Pool
+	clock  Clock
+	cipher *Cipher
+	biller Biller
+	log    *slog.Logger
+
+	changeOrders *prometheus.CounterVec
+	linesByState *prometheus.GaugeVec
+}
+
+// Options configure a Service.
+type Options struct {
+	Pool      *pgxpool.Pool
+	Clock     Clock
+	SecretKey []byte // 32 bytes: encrypts line passwords at rest
+	Biller    Biller // prices change orders; nil previews quantities only
+	Logger    *slog.Logger
+	Registry  prometheus.Registerer
+}
+
+// New builds the service and registers its metrics.
+func New(o Options) (*Service, error) {
+	c, err := NewCipher(o.SecretKey)
+	if err != nil {
+		return nil, err
+	}
+	f := promauto.With(o.Registry)
+	s := &Service{pool: o.Pool, clock: o.Clock, cipher: c, biller: o.Biller, log: o.Logger}
+	s.changeOrders = f.NewCounterVec(prometheus.CounterOpts{Name: "pbxd_change_orders_total", Help: "Change orders by outcome (previewed, confirmed, conflict, refused)."}, []string{"outcome"})
+	s.linesByState = f.NewGaugeVec(prometheus.GaugeOpts{Name: "pbxd_lines", Help: "Lines by state (active, suspended), refreshed every 15 s."}, []string{"state"})
+	return s, nil
+}
+
+// Run refreshes the slow gauges until ctx ends.
+func (s *Service) Run(ctx context.Context) error {
+	t := time.NewTicker(15 * time.Second)
+	defer t.Stop()
+	for {
+		s.refreshGauges(ctx)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+func (s *Service) refreshGauges(ctx context.Context) {
+	rows, err := s.pool.Query(ctx, `SELECT state, count(*) FROM lines WHERE state <> 'deleted' GROUP BY state`)
+	if err != nil {
+		return
+	}
+	counts := map[string]float64{"active": 0, "suspended": 0}
+	for rows.Next() {
+		var st string
+		var n float64
+		if rows.Scan(&st, &n) == nil {
+			counts[st] = n
+		}
+	}
+	rows.Close()
+	for st, n := range counts {
+		s.linesByState.WithLabelValues(st).Set(n)
+	}
+}
+
+// audit records who did what, in the caller's transaction.
+func audit(ctx context.Context, tx pgx.Tx, at time.Time, actor, accountID, action, object string, details any) error {
+	var acct any
+	if accountID != "" {
+		acct = accountID
+	}
+	if details == nil {
+		details = map[string]any{}
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO audit_log (at, actor, account_id, action, object, details) VALUES ($1, $2, $3, $4, $5, $6)`,
+		at, actor, acct, action, object, details)
+	return err
+}
+
+// notifyLines wakes the reconciler when the transaction commits.
+func notifyLines(ctx context.Context, tx pgx.Tx) error {
+	_, err := tx.Exec(ctx, `SELECT pg_notify($1, '')`, NotifyChannel)
+	return err
+}

@@ -1,0 +1,91 @@
+package provisioning
+
+import (
+	"context"
+	"time"
+)
+
+// Subscription is a subscription as the API shows it.
+type Subscription struct {
+	ID                 string     `json:"id"`
+	Package            string     `json:"package"`
+	Quantity           int        `json:"quantity"`
+	Used               int        `json:"used"`
+	Available          int        `json:"available"`
+	Cycle              string     `json:"cycle"`
+	Status             string     `json:"status"`
+	PeriodPriceMinor   int64      `json:"period_price_minor"`
+	Currency           string     `json:"currency"`
+	CurrentPeriodStart time.Time  `json:"current_period_start"`
+	CurrentPeriodEnd   time.Time  `json:"current_period_end"`
+	NextPaymentAt      time.Time  `json:"next_payment_at"`
+	RegisteredFrom     time.Time  `json:"registered_from"`
+	TrialEnd           *time.Time `json:"trial_end,omitempty"`
+}
+
+// Subscriptions lists an account's subscriptions with seat usage.
+func (s *Service) Subscriptions(ctx context.Context, accountID string) ([]Subscription, error) {
+	if _, err := s.Account(ctx, accountID); err != nil {
+		return nil, err
+	}
+	rows, err := s.pool.Query(ctx, `SELECT s.id, s.package_code, s.quantity,
+		(SELECT count(*) FROM lines l WHERE l.account_id = s.account_id AND l.package_code = s.package_code AND l.state <> 'deleted'),
+		s.cycle, s.status, s.period_price_minor, p.currency, s.period_start, s.period_end, s.next_payment_at, s.registered_from, s.trial_end
+		FROM subscriptions s JOIN packages p ON p.code = s.package_code
+		WHERE s.account_id = $1 ORDER BY p.position, s.package_code`, accountID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []Subscription{}
+	for rows.Next() {
+		var v Subscription
+		if err := rows.Scan(&v.ID, &v.Package, &v.Quantity, &v.Used, &v.Cycle, &v.Status, &v.PeriodPriceMinor, &v.Currency,
+			&v.CurrentPeriodStart, &v.CurrentPeriodEnd, &v.NextPaymentAt, &v.RegisteredFrom, &v.TrialEnd); err != nil {
+			return nil, err
+		}
+		v.Available = max(0, v.Quantity-v.Used)
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
+// PackageView is one row of the "My packages" page.
+type PackageView struct {
+	Subscription
+	Name       string `json:"name"`
+	PriceMinor int64  `json:"price_minor"` // catalog price per line per month
+	Lines      []Line `json:"lines"`
+}
+
+// MyPackages is the "My packages" page: per package the seats, price, cycle,
+// status and next payment, with its lines.
+func (s *Service) MyPackages(ctx context.Context, accountID string) ([]PackageView, error) {
+	subs, err := s.Subscriptions(ctx, accountID)
+	if err != nil {
+		return nil, err
+	}
+	lines, err := s.Lines(ctx, accountID)
+	if err != nil {
+		return nil, err
+	}
+	pkgs, err := s.Packages(ctx, true)
+	if err != nil {
+		return nil, err
+	}
+	byCode := map[string]Package{}
+	for _, p := range pkgs {
+		byCode[p.Code] = p
+	}
+	out := []PackageView{}
+	for _, sub := range subs {
+		v := PackageView{Subscription: sub, Name: byCode[sub.Package].Name, PriceMinor: byCode[sub.Package].PriceMinor, Lines: []Line{}}
+		for _, l := range lines {
+			if l.Package == sub.Package {
+				v.Lines = append(v.Lines, l)
+			}
+		}
+		out = append(out, v)
+	}
+	return out, nil
+}
