@@ -16,8 +16,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -56,8 +56,8 @@ type App struct {
 	prov    *provisioning.Service
 	biller  provisioning.Biller
 
-	parts    []part    // long-running parts, started in order
-	closers  []closer  // torn down last-in first-out after the parts stop
+	parts    []part   // long-running parts, started in order
+	closers  []closer // torn down last-in first-out after the parts stop
 	reloads  []func(*config.Config) error
 	readies  []func(context.Context) error
 	reloadOK prometheus.Gauge

@@ -175,4 +175,3 @@ func buildVersion() string {
 	}
 	return "dev"
 }
-
