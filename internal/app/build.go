@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 	"github.com/pbxd/pbxd/internal/httpapi"
 	"github.com/pbxd/pbxd/internal/scheduler"
 	"github.com/pbxd/pbxd/provisioning"
+	"github.com/pbxd/pbxd/provisioning/phones"
 )
 
 // build constructs the domain parts and the HTTP API.
@@ -41,6 +43,11 @@ func (a *App) build(ctx context.Context, cfg *config.Config) error {
 	a.sched = sched
 	a.parts = append(a.parts, part{"scheduler", sched.Run})
 
+	provisionHandler, err := a.buildPhones(cfg)
+	if err != nil {
+		return err
+	}
+
 	var runDue func(context.Context) error
 	if a.testClock != nil {
 		runDue = sched.RunDue
@@ -55,6 +62,7 @@ func (a *App) build(ctx context.Context, cfg *config.Config) error {
 		RunDue:        runDue,
 		Pool:          a.pool,
 		Provisioning:  prov,
+		Provision:     provisionHandler,
 	})
 	a.httpSrv = &http.Server{Handler: a.api, ReadHeaderTimeout: 10 * time.Second}
 	return nil
@@ -76,4 +84,34 @@ func catalogOf(cfg *config.Config) []provisioning.Package {
 		out = append(out, pp)
 	}
 	return out
+}
+
+// buildPhones builds the phone provisioning server; its settings and
+// templates reload on SIGHUP.
+func (a *App) buildPhones(cfg *config.Config) (http.Handler, error) {
+	r, err := phones.NewRenderer(phoneSettings(cfg))
+	if err != nil {
+		return nil, fmt.Errorf("phone templates: %w", err)
+	}
+	a.reloads = append(a.reloads, func(c *config.Config) error {
+		if err := r.Update(phoneSettings(c)); err != nil {
+			return fmt.Errorf("phone templates: %w", err)
+		}
+		return nil
+	})
+	return phones.NewHandler(phones.Options{
+		Directory: a.prov, Renderer: r, Registerer: a.reg, Logger: a.log.With("component", "phones"),
+		Now:      a.clock.Now,
+		Throttle: phones.Throttle{MaxFailures: cfg.Phones.ThrottleMisses, Window: cfg.Phones.ThrottleWindow.D(), Block: cfg.Phones.ThrottleBlock.D()},
+	})
+}
+
+func phoneSettings(cfg *config.Config) phones.Settings {
+	registrar := cfg.Phones.Registrar
+	if registrar == "" {
+		registrar, _, _ = net.SplitHostPort(cfg.SIP.Listen)
+	}
+	return phones.Settings{Registrar: registrar, Port: cfg.Phones.Port, Transport: phones.Transport(cfg.Phones.Transport),
+		OutboundProxy: cfg.Phones.OutboundProxy, RegisterExpiry: cfg.Phones.RegisterExpiry, NTPServer: cfg.Phones.NTPServer,
+		OverrideDir: cfg.Phones.TemplateDir}
 }

@@ -57,6 +57,9 @@ type Options struct {
 	Pool *pgxpool.Pool
 	// Provisioning serves accounts, lines and change orders.
 	Provisioning *provisioning.Service
+	// Provision serves phone configuration files under /provision/ (nil:
+	// not served).
+	Provision http.Handler
 	// Routes lets other route sets register themselves.
 	Routes []func(*API)
 }
@@ -99,6 +102,10 @@ func New(opts Options) *API {
 	a.handle("GET /v1/status", a.authed(a.status))
 	if opts.Provisioning != nil {
 		a.provisioningRoutes(opts.Provisioning)
+		a.deviceRoutes(opts.Provisioning)
+	}
+	if opts.Provision != nil {
+		a.handle("GET /provision/{file}", opts.Provision)
 	}
 	for _, r := range opts.Routes {
 		r(a)

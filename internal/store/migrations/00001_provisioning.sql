@@ -125,8 +125,8 @@ CREATE TABLE devices (
     timezone        text NOT NULL DEFAULT '',
     language        text NOT NULL DEFAULT '',
     active          boolean NOT NULL DEFAULT true,
-    -- SHA-256 of the per-device provisioning secret (HTTP basic password).
-    secret_sha256   bytea NOT NULL,
+    -- Hash of the per-device provisioning secret (HTTP basic password).
+    secret_hash     text NOT NULL,
     created_at      timestamptz NOT NULL,
     CONSTRAINT devices_mac_key UNIQUE (mac)
 );

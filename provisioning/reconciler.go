@@ -1,0 +1,449 @@
+package provisioning
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/pbxd/pbxd/pbx"
+)
+
+// ReconcilerOptions tune the reconciler.
+type ReconcilerOptions struct {
+	Concurrency    int           // applies in flight at once
+	ResyncInterval time.Duration // full diff-and-repair period
+	RetryMin       time.Duration // first retry delay after a failed apply
+	RetryMax       time.Duration // cap of the exponential backoff
+	MaxContacts    int           // per line, pushed to the PBX
+	Registry       prometheus.Registerer
+	Logger         *slog.Logger
+}
+
+// Reconciler keeps a pbx.Backend equal to the database. Desired state is the
+// lines table; a line is pending while revision > applied_revision. It wakes
+// on NOTIFY, applies pending revisions with bounded concurrency, retries
+// failures with backoff, and periodically lists the backend to repair drift
+// (missing, stale or orphaned objects).
+type Reconciler struct {
+	svc     *Service
+	pool    *pgxpool.Pool
+	backend pbx.Backend
+	o       ReconcilerOptions
+	log     *slog.Logger
+	wake    chan struct{}
+
+	mu    sync.Mutex
+	retry map[string]retryState
+
+	pending     prometheus.Gauge
+	lag         prometheus.Histogram
+	errs        *prometheus.CounterVec
+	applied     prometheus.Counter
+	lastResync  prometheus.Gauge
+	resyncTime  prometheus.Gauge
+	drift       *prometheus.CounterVec
+	regEvents   prometheus.Counter
+	resyncMutex sync.Mutex
+}
+
+type retryState struct {
+	attempts int
+	next     time.Time
+}
+
+// Resyncer is implemented by backends that learn they must be fully resynced
+// (Asterisk restarted or reconnected).
+type Resyncer interface {
+	ResyncNeeded() <-chan struct{}
+}
+
+// NewReconciler builds a reconciler for backend.
+func (s *Service) NewReconciler(backend pbx.Backend, o ReconcilerOptions) *Reconciler {
+	if o.Concurrency < 1 {
+		o.Concurrency = 8
+	}
+	if o.RetryMin <= 0 {
+		o.RetryMin = time.Second
+	}
+	if o.RetryMax < o.RetryMin {
+		o.RetryMax = 5 * time.Minute
+	}
+	if o.MaxContacts < 1 {
+		o.MaxContacts = 5
+	}
+	f := promauto.With(o.Registry)
+	r := &Reconciler{svc: s, pool: s.pool, backend: backend, o: o, log: o.Logger, wake: make(chan struct{}, 1), retry: map[string]retryState{}}
+	r.pending = f.NewGauge(prometheus.GaugeOpts{Name: "pbxd_reconcile_pending", Help: "Line revisions committed but not yet applied to the PBX."})
+	r.lag = f.NewHistogram(prometheus.HistogramOpts{Name: "pbxd_reconcile_lag_seconds", Help: "Time from a line change's commit to its application on the PBX.",
+		Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300}})
+	r.errs = f.NewCounterVec(prometheus.CounterOpts{Name: "pbxd_reconcile_errors_total", Help: "Failed applies and removals by reason (unavailable, rejected, database)."}, []string{"reason"})
+	r.applied = f.NewCounter(prometheus.CounterOpts{Name: "pbxd_reconcile_applied_total", Help: "Line revisions applied to the PBX."})
+	r.lastResync = f.NewGauge(prometheus.GaugeOpts{Name: "pbxd_reconcile_last_resync_timestamp_seconds", Help: "Time of the last completed full resync."})
+	r.resyncTime = f.NewGauge(prometheus.GaugeOpts{Name: "pbxd_reconcile_last_resync_duration_seconds", Help: "Duration of the last full resync."})
+	r.drift = f.NewCounterVec(prometheus.CounterOpts{Name: "pbxd_reconcile_drift_repaired_total", Help: "Drift found by a resync and repaired, by kind (missing, stale, orphan)."}, []string{"kind"})
+	r.regEvents = f.NewCounter(prometheus.CounterOpts{Name: "pbxd_registration_events_total", Help: "Registration events received from the PBX."})
+	return r
+}
+
+// Run reconciles until ctx ends.
+func (r *Reconciler) Run(ctx context.Context) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return r.listen(ctx) })
+	g.Go(func() error { return r.consumeEvents(ctx) })
+	g.Go(func() error { return r.loop(ctx) })
+	return g.Wait()
+}
+
+// Wake asks for a pass over pending changes.
+func (r *Reconciler) Wake() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (r *Reconciler) loop(ctx context.Context) error {
+	var resyncSignal <-chan struct{}
+	if rs, ok := r.backend.(Resyncer); ok {
+		resyncSignal = rs.ResyncNeeded()
+	}
+	resync := time.NewTimer(0) // a full resync at start
+	defer resync.Stop()
+	for {
+		next, err := r.ApplyPending(ctx)
+		if err != nil && ctx.Err() == nil {
+			r.log.Warn("apply pending", "err", err)
+		}
+		var retryC <-chan time.Time
+		if !next.IsZero() {
+			retryC = time.After(max(time.Until(next), 10*time.Millisecond))
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-r.wake:
+		case <-retryC:
+		case <-resyncSignal:
+			r.runResync(ctx)
+		case <-resync.C:
+			r.runResync(ctx)
+			resync.Reset(r.o.ResyncInterval)
+		}
+	}
+}
+
+func (r *Reconciler) runResync(ctx context.Context) {
+	if !r.backend.Connected() {
+		return
+	}
+	if err := r.Resync(ctx); err != nil && ctx.Err() == nil {
+		r.log.Warn("full resync", "err", err)
+	}
+}
+
+// listen turns NOTIFY on the lines channel into wake-ups, reconnecting when
+// the connection drops. While it is down, the periodic resync and retry
+// timers still converge.
+func (r *Reconciler) listen(ctx context.Context) error {
+	for ctx.Err() == nil {
+		err := r.listenOnce(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		r.log.Warn("LISTEN connection lost; reconnecting", "err", err)
+		r.Wake()
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+	return nil
+}
+
+func (r *Reconciler) listenOnce(ctx context.Context) error {
+	conn, err := r.pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, "LISTEN "+NotifyChannel); err != nil {
+		return err
+	}
+	defer conn.Exec(context.WithoutCancel(ctx), "UNLISTEN "+NotifyChannel) //nolint:errcheck
+	r.Wake()                                                               // changes committed while we were not listening
+	for {
+		if _, err := conn.Conn().WaitForNotification(ctx); err != nil {
+			return err
+		}
+		r.Wake()
+	}
+}
+
+type pendingLine struct {
+	cfg       pbx.LineConfig
+	deleted   bool
+	changedAt time.Time
+}
+
+const desiredCols = `l.id, a.pbx_node, a.sip_domain, l.sip_username, l.extension, p.dial_context, l.caller_id,
+	l.password_enc, l.ha1_md5, l.ha1_sha256, l.state, a.status, l.revision, l.changed_at`
+
+func (r *Reconciler) scanDesired(rows pgx.Rows) ([]pendingLine, error) {
+	defer rows.Close()
+	var out []pendingLine
+	for rows.Next() {
+		var pl pendingLine
+		var sealed []byte
+		var ext int
+		var state, acctStatus string
+		c := &pl.cfg
+		if err := rows.Scan(&c.ID, &c.Node, &c.Domain, &c.Username, &ext, &c.Context, &c.CallerID, &sealed,
+			&c.HA1MD5, &c.HA1SHA256, &state, &acctStatus, &c.Revision, &pl.changedAt); err != nil {
+			return nil, err
+		}
+		c.Extension = fmt.Sprint(ext)
+		c.MaxContacts = r.o.MaxContacts
+		c.Suspended = state == "suspended" || acctStatus != "active"
+		pl.deleted = state == "deleted"
+		if !pl.deleted {
+			pw, err := r.svc.cipher.Open(c.ID, sealed)
+			if err != nil {
+				return nil, fmt.Errorf("line %s: %w", c.ID, err)
+			}
+			c.Password = pw
+		}
+		out = append(out, pl)
+	}
+	return out, rows.Err()
+}
+
+// ApplyPending applies every pending revision that is not waiting for a
+// retry. It returns when the next retry is due (zero: none waiting).
+func (r *Reconciler) ApplyPending(ctx context.Context) (time.Time, error) {
+	var nextRetry time.Time
+	for {
+		rows, err := r.pool.Query(ctx, `SELECT `+desiredCols+` FROM lines l
+			JOIN accounts a ON a.id = l.account_id JOIN packages p ON p.code = l.package_code
+			WHERE l.revision > l.applied_revision ORDER BY l.changed_at LIMIT 1000`)
+		if err != nil {
+			return nextRetry, fmt.Errorf("read pending lines: %w", err)
+		}
+		batch, err := r.scanDesired(rows)
+		if err != nil {
+			return nextRetry, err
+		}
+		r.pending.Set(float64(len(batch)))
+		now := time.Now()
+		var todo []pendingLine
+		r.mu.Lock()
+		for _, pl := range batch {
+			if st, ok := r.retry[pl.cfg.ID]; ok && st.next.After(now) {
+				if nextRetry.IsZero() || st.next.Before(nextRetry) {
+					nextRetry = st.next
+				}
+				continue
+			}
+			todo = append(todo, pl)
+		}
+		r.mu.Unlock()
+		if len(todo) == 0 {
+			return nextRetry, nil
+		}
+		progress := r.applyAll(ctx, todo)
+		if ctx.Err() != nil {
+			return nextRetry, ctx.Err()
+		}
+		if progress == 0 {
+			// Everything in this batch failed; retries are scheduled.
+			continue
+		}
+	}
+}
+
+// applyAll applies lines with bounded concurrency and returns how many
+// succeeded.
+func (r *Reconciler) applyAll(ctx context.Context, lines []pendingLine) int {
+	var g errgroup.Group
+	g.SetLimit(r.o.Concurrency)
+	var mu sync.Mutex
+	ok := 0
+	for _, pl := range lines {
+		g.Go(func() error {
+			if r.applyOne(ctx, pl) {
+				mu.Lock()
+				ok++
+				mu.Unlock()
+			}
+			return nil
+		})
+	}
+	_ = g.Wait()
+	return ok
+}
+
+func (r *Reconciler) applyOne(ctx context.Context, pl pendingLine) bool {
+	var err error
+	if pl.deleted {
+		err = r.backend.Remove(ctx, pl.cfg.ID)
+	} else {
+		err = r.backend.Apply(ctx, pl.cfg)
+	}
+	if err != nil {
+		reason := "rejected"
+		if errors.Is(err, pbx.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
+			reason = "unavailable"
+		}
+		r.errs.WithLabelValues(reason).Inc()
+		r.mu.Lock()
+		st := r.retry[pl.cfg.ID]
+		st.attempts++
+		delay := min(r.o.RetryMin<<min(st.attempts-1, 20), r.o.RetryMax)
+		st.next = time.Now().Add(delay)
+		r.retry[pl.cfg.ID] = st
+		r.mu.Unlock()
+		if ctx.Err() == nil {
+			r.log.Warn("apply line failed; will retry", "line", pl.cfg.ID, "attempt", st.attempts, "in", delay, "err", err)
+			_, _ = r.pool.Exec(ctx, `UPDATE lines SET apply_error = $2 WHERE id = $1`, pl.cfg.ID, truncate(err.Error(), 500))
+		}
+		return false
+	}
+	r.mu.Lock()
+	delete(r.retry, pl.cfg.ID)
+	r.mu.Unlock()
+	// Record what was applied; a newer revision committed meanwhile stays
+	// pending because only this revision is recorded.
+	if _, err := r.pool.Exec(ctx, `UPDATE lines SET applied_revision = greatest(applied_revision, $2), apply_error = '' WHERE id = $1`, pl.cfg.ID, pl.cfg.Revision); err != nil {
+		r.errs.WithLabelValues("database").Inc()
+		return false
+	}
+	r.applied.Inc()
+	r.lag.Observe(max(0, r.svc.clock.Now().Sub(pl.changedAt).Seconds()))
+	return true
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
+
+// Resync lists everything the backend holds and repairs drift against the
+// database: lines missing or different on the PBX are applied again, lines
+// the PBX holds but the database does not (or deleted) are removed.
+func (r *Reconciler) Resync(ctx context.Context) error {
+	r.resyncMutex.Lock()
+	defer r.resyncMutex.Unlock()
+	start := time.Now()
+	held, err := r.backend.List(ctx)
+	if err != nil {
+		return fmt.Errorf("list backend: %w", err)
+	}
+	rows, err := r.pool.Query(ctx, `SELECT `+desiredCols+` FROM lines l
+		JOIN accounts a ON a.id = l.account_id JOIN packages p ON p.code = l.package_code
+		WHERE l.state <> 'deleted' OR l.revision > l.applied_revision`)
+	if err != nil {
+		return fmt.Errorf("read desired lines: %w", err)
+	}
+	desired, err := r.scanDesired(rows)
+	if err != nil {
+		return err
+	}
+	heldBy := make(map[string]pbx.LineConfig, len(held))
+	for _, h := range held {
+		heldBy[h.ID] = h
+	}
+	var fix []pendingLine
+	want := make(map[string]bool, len(desired))
+	for _, d := range desired {
+		if d.deleted {
+			continue // pending removals: ApplyPending handles them; not an orphan either
+		}
+		want[d.cfg.ID] = true
+		h, ok := heldBy[d.cfg.ID]
+		switch {
+		case !ok:
+			r.drift.WithLabelValues("missing").Inc()
+			fix = append(fix, d)
+		case !pbx.SameConfig(d.cfg, h):
+			r.drift.WithLabelValues("stale").Inc()
+			fix = append(fix, d)
+		}
+	}
+	for _, d := range desired {
+		if d.deleted {
+			want[d.cfg.ID] = false
+		}
+	}
+	for _, h := range held {
+		if keep, known := want[h.ID]; !keep {
+			if !known {
+				r.drift.WithLabelValues("orphan").Inc()
+			}
+			fix = append(fix, pendingLine{cfg: pbx.LineConfig{ID: h.ID}, deleted: true, changedAt: time.Now()})
+		}
+	}
+	r.applyFixes(ctx, fix)
+	r.lastResync.Set(float64(time.Now().Unix()))
+	r.resyncTime.Set(time.Since(start).Seconds())
+	r.log.Info("resync done", "held", len(held), "desired", len(want), "repaired", len(fix), "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// applyFixes applies resync repairs. Repairs of lines whose revision is
+// already recorded as applied only touch the PBX.
+func (r *Reconciler) applyFixes(ctx context.Context, fix []pendingLine) {
+	var g errgroup.Group
+	g.SetLimit(r.o.Concurrency)
+	for _, pl := range fix {
+		g.Go(func() error {
+			if pl.cfg.Revision == 0 { // an orphan: not in the database
+				if err := r.backend.Remove(ctx, pl.cfg.ID); err != nil {
+					r.errs.WithLabelValues("rejected").Inc()
+				}
+				return nil
+			}
+			r.applyOne(ctx, pl)
+			return nil
+		})
+	}
+	_ = g.Wait()
+}
+
+// consumeEvents stores registration state from the backend.
+func (r *Reconciler) consumeEvents(ctx context.Context) error {
+	events := r.backend.Events()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev, ok := <-events:
+			if !ok {
+				return nil
+			}
+			r.regEvents.Inc()
+			contacts := ev.Contacts
+			if contacts == nil {
+				contacts = []pbx.Contact{}
+			}
+			b, _ := json.Marshal(contacts)
+			at := ev.At
+			if at.IsZero() {
+				at = r.svc.clock.Now()
+			}
+			if _, err := r.pool.Exec(ctx, `UPDATE lines SET reg_contacts = $2, reg_updated_at = $3 WHERE id::text = $1`, ev.LineID, b, at); err != nil && ctx.Err() == nil {
+				r.log.Warn("store registration state", "line", ev.LineID, "err", err)
+			}
+		}
+	}
+}
