@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -101,6 +102,23 @@ func (c *Cluster) Stop() error {
 		return fmt.Errorf("pg_ctl stop: %w: %s", err, out)
 	}
 	return nil
+}
+
+// StopWhenExits stops the server and removes its directory once process pid
+// is gone: the test harness's private cluster must not outlive the test
+// binary, which has no hook that runs at exit.
+func (c *Cluster) StopWhenExits(pid int) error {
+	stop := filepath.Join(c.bin, "pg_ctl") + " -D " + c.Dir + " -m immediate stop"
+	if c.as != nil {
+		stop = "runuser -u " + c.as.Username + " -- " + stop
+	}
+	script := fmt.Sprintf("while kill -0 %d 2>/dev/null; do sleep 1; done; %s >/dev/null 2>&1; rm -rf %s", pid, stop, c.Dir)
+	cmd := exec.Command("sh", "-c", script)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start cluster reaper: %w", err)
+	}
+	return cmd.Process.Release()
 }
 
 func (c *Cluster) run(ctx context.Context, tool string, args ...string) (string, error) {

@@ -133,8 +133,10 @@ func setup() {
 			return
 		}
 		serverURL = c.URL("postgres")
-		// The cluster lives as long as the test binary; pg_ctl stop at exit is
-		// best effort (TestMain is the package's own).
+		if err := c.StopWhenExits(os.Getpid()); err != nil {
+			setupErr = err
+			return
+		}
 	}
 	template = "pbxd_tmpl_" + store.MigrationsHash()
 	setupErr = ensureTemplate(ctx)

@@ -1,0 +1,397 @@
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+)
+
+func (c *cli) dispatch(args []string) error {
+	cmd, rest := args[0], args[1:]
+	sub := ""
+	if len(rest) > 0 {
+		sub = rest[0]
+	}
+	switch {
+	case cmd == "status":
+		return c.show("GET", "/v1/status", nil, nil)
+	case cmd == "packages":
+		return c.list("/v1/packages", "packages", []string{"code", "name", "kind", "price_minor", "currency", "trial_days", "dial_context", "retired"})
+	case cmd == "accounts" && sub == "list":
+		return c.list("/v1/accounts", "accounts", []string{"id", "name", "sip_domain", "currency", "payment_mode", "status"})
+	case cmd == "accounts" && sub == "show":
+		id, err := arg(rest, 1, "ACCOUNT")
+		if err != nil {
+			return err
+		}
+		return c.show("GET", "/v1/accounts/"+id, nil, nil)
+	case cmd == "accounts" && sub == "create":
+		return c.createAccount(rest[1:])
+	case cmd == "accounts" && sub == "token":
+		id, err := arg(rest, 1, "ACCOUNT")
+		if err != nil {
+			return err
+		}
+		return c.show("POST", "/v1/accounts/"+id+"/tokens", nil, nil)
+	case cmd == "lines" && sub == "list":
+		id, err := arg(rest, 1, "ACCOUNT")
+		if err != nil {
+			return err
+		}
+		return c.list("/v1/accounts/"+id+"/lines", "lines", []string{"extension", "package", "sip_username", "sip_domain", "state", "registered", "contacts", "device_mac", "id"})
+	case cmd == "line" && sub == "password":
+		fs := flag.NewFlagSet("line password", flag.ContinueOnError)
+		reset := fs.Bool("reset", false, "generate a new password")
+		pos, err := parseMixed(fs, rest[1:])
+		if err != nil || len(pos) != 2 {
+			return usageError("line password ACCOUNT LINE [-reset]")
+		}
+		method := "GET"
+		if *reset {
+			method = "POST"
+		}
+		return c.show(method, "/v1/accounts/"+pos[0]+"/lines/"+pos[1]+"/password", nil, nil)
+	case cmd == "change" && sub == "preview":
+		return c.preview(rest[1:])
+	case cmd == "change" && sub == "confirm":
+		id, err := arg(rest, 1, "CHANGE")
+		if err != nil {
+			return err
+		}
+		return c.show("POST", "/v1/changes/"+id+"/confirm", nil, nil)
+	case cmd == "subscriptions":
+		id, err := arg(rest, 0, "ACCOUNT")
+		if err != nil {
+			return err
+		}
+		return c.list("/v1/accounts/"+id+"/subscriptions", "subscriptions", []string{"package", "quantity", "used", "available", "cycle", "status", "current_period_start", "current_period_end", "next_payment_at"})
+	case cmd == "devices" && sub == "list":
+		id, err := arg(rest, 1, "ACCOUNT")
+		if err != nil {
+			return err
+		}
+		return c.list("/v1/accounts/"+id+"/devices", "devices", []string{"id", "mac", "vendor", "model", "active", "lines"})
+	case cmd == "devices" && sub == "add":
+		return c.addDevice(rest[1:])
+	case cmd == "devices" && sub == "remove":
+		if len(rest) != 3 {
+			return usageError("devices remove ACCOUNT DEVICE")
+		}
+		if _, err := c.c.Do(c.ctx, "DELETE", "/v1/accounts/"+rest[1]+"/devices/"+rest[2], nil); err != nil {
+			return err
+		}
+		fmt.Fprintln(c.out, "removed")
+		return nil
+	case cmd == "invoices" && sub == "list":
+		id, err := arg(rest, 1, "ACCOUNT")
+		if err != nil {
+			return err
+		}
+		return c.list("/v1/accounts/"+id+"/invoices", "invoices", []string{"number", "kind", "status", "issued_at", "due_at", "net_minor", "tax_minor", "gross_minor", "currency", "id"})
+	case cmd == "invoices" && sub == "show":
+		id, err := arg(rest, 1, "INVOICE")
+		if err != nil {
+			return err
+		}
+		return c.show("GET", "/v1/invoices/"+id, nil, nil)
+	case cmd == "invoices" && sub == "pdf":
+		if len(rest) != 3 {
+			return usageError("invoices pdf INVOICE FILE")
+		}
+		b, err := c.c.Do(c.ctx, "GET", "/v1/invoices/"+rest[1]+".pdf", nil)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(rest[2], b, 0o644); err != nil {
+			return err
+		}
+		fmt.Fprintf(c.out, "wrote %s (%d bytes)\n", rest[2], len(b))
+		return nil
+	case cmd == "invoice" && sub == "mark-paid":
+		id, err := arg(rest, 1, "INVOICE")
+		if err != nil {
+			return err
+		}
+		return c.show("POST", "/v1/invoices/"+id+"/mark-paid", map[string]any{}, nil)
+	case cmd == "billing" && sub == "summary":
+		id, err := arg(rest, 1, "ACCOUNT")
+		if err != nil {
+			return err
+		}
+		return c.show("GET", "/v1/accounts/"+id+"/billing", nil, nil)
+	case cmd == "billing" && sub == "run":
+		return c.show("POST", "/v1/billing/run", map[string]any{}, nil)
+	case cmd == "payment-methods" && sub == "list":
+		id, err := arg(rest, 1, "ACCOUNT")
+		if err != nil {
+			return err
+		}
+		return c.list("/v1/accounts/"+id+"/payment-methods", "payment_methods", []string{"id", "gateway", "label", "default", "created_at"})
+	case cmd == "payment-methods" && sub == "add":
+		fs := flag.NewFlagSet("payment-methods add", flag.ContinueOnError)
+		gw := fs.String("gateway", "sandbox", "gateway: sandbox or manual")
+		tok := fs.String("token", "", "gateway token")
+		def := fs.Bool("default", false, "make it the default")
+		pos, err := parseMixed(fs, rest[1:])
+		if err != nil || len(pos) != 1 {
+			return usageError("payment-methods add ACCOUNT -gateway G -token T [-default]")
+		}
+		return c.show("POST", "/v1/accounts/"+pos[0]+"/payment-methods", map[string]any{"gateway": *gw, "token": *tok, "default": *def}, nil)
+	case cmd == "clock":
+		if len(rest) == 0 {
+			return c.show("GET", "/v1/test-clock", nil, nil)
+		}
+		return c.show("POST", "/v1/test-clock", map[string]string{"now": rest[0]}, nil)
+	}
+	return usageError("unknown command " + strings.Join(args, " "))
+}
+
+func arg(args []string, i int, name string) (string, error) {
+	if len(args) <= i || strings.HasPrefix(args[i], "-") {
+		return "", usageError("missing " + name)
+	}
+	return url.PathEscape(args[i]), nil
+}
+
+// parseMixed parses flags that may come before or after positional args.
+func parseMixed(fs *flag.FlagSet, args []string) ([]string, error) {
+	fs.SetOutput(io.Discard)
+	var pos []string
+	for len(args) > 0 {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) > 0 {
+			pos = append(pos, args[0])
+			args = args[1:]
+		}
+	}
+	return pos, nil
+}
+
+func (c *cli) createAccount(args []string) error {
+	fs := flag.NewFlagSet("accounts create", flag.ContinueOnError)
+	name := fs.String("name", "", "account name")
+	domain := fs.String("domain", "", "SIP domain")
+	currency := fs.String("currency", "EUR", "currency")
+	tz := fs.String("timezone", "Europe/Paris", "IANA time zone")
+	vat := fs.String("vat", "20", "VAT percent")
+	mode := fs.String("mode", "invoice", "payment mode: card or invoice")
+	seats := fs.String("seats", "auto_purchase", "seat preference: auto_purchase or block")
+	first := fs.Int("first", 100, "first extension")
+	last := fs.Int("last", 899, "last extension")
+	if _, err := parseMixed(fs, args); err != nil {
+		return usageError(err.Error())
+	}
+	return c.show("POST", "/v1/accounts", map[string]any{
+		"name": *name, "sip_domain": *domain, "currency": *currency, "timezone": *tz, "vat_percent": json.Number(*vat),
+		"payment_mode": *mode, "seat_preference": *seats, "extension_range": map[string]int{"first": *first, "last": *last},
+	}, nil)
+}
+
+func (c *cli) preview(args []string) error {
+	if len(args) < 2 {
+		return usageError("change preview ACCOUNT PACKAGE=QTY[:annual] ...")
+	}
+	var items []map[string]any
+	for _, a := range args[1:] {
+		pkg, q, ok := strings.Cut(a, "=")
+		qty, cycle, _ := strings.Cut(q, ":")
+		n, err := strconv.Atoi(qty)
+		if !ok || err != nil {
+			return usageError("bad item " + a + " (want PACKAGE=QTY)")
+		}
+		it := map[string]any{"package": pkg, "quantity": n}
+		if cycle != "" {
+			it["cycle"] = cycle
+		}
+		items = append(items, it)
+	}
+	b, err := c.c.Do(c.ctx, "POST", "/v1/accounts/"+url.PathEscape(args[0])+"/changes", map[string]any{"items": items})
+	if err != nil {
+		return err
+	}
+	if c.json {
+		return writeIndented(c.out, b)
+	}
+	var pv struct {
+		ID    string
+		Items []struct {
+			Package       string
+			From, To      int
+			LinesCreated  int `json:"lines_created"`
+			LinesRemoved  []struct{ Extension int }
+			ProratedMinor int64 `json:"prorated_minor"`
+		}
+		DueNow struct {
+			Net      int64 `json:"net_minor"`
+			Tax      int64 `json:"tax_minor"`
+			Gross    int64 `json:"gross_minor"`
+			Currency string
+		} `json:"due_now"`
+		Credit      int64  `json:"credit_next_bill_minor"`
+		ChargeLater int64  `json:"charge_next_bill_minor"`
+		Method      string `json:"payment_method"`
+	}
+	if err := json.Unmarshal(b, &pv); err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(c.out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "PACKAGE\tBEFORE\tAFTER\t\tNEW LINES\tREMOVED\tPRORATED")
+	for _, it := range pv.Items {
+		arrow := "="
+		if it.To > it.From {
+			arrow = "↑"
+		} else if it.To < it.From {
+			arrow = "↓"
+		}
+		var removed []string
+		for _, l := range it.LinesRemoved {
+			removed = append(removed, strconv.Itoa(l.Extension))
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%d\t%s\t%s\n", it.Package, it.From, it.To, arrow, it.LinesCreated, strings.Join(removed, ","), money(it.ProratedMinor))
+	}
+	tw.Flush()
+	cur := pv.DueNow.Currency
+	fmt.Fprintf(c.out, "\ndue now:          %s %s net + %s tax = %s %s\n", money(pv.DueNow.Net), cur, money(pv.DueNow.Tax), money(pv.DueNow.Gross), cur)
+	fmt.Fprintf(c.out, "credit next bill: %s %s\n", money(pv.Credit), cur)
+	if pv.ChargeLater != 0 {
+		fmt.Fprintf(c.out, "charge next bill: %s %s\n", money(pv.ChargeLater), cur)
+	}
+	if pv.Method != "" {
+		fmt.Fprintf(c.out, "payment method:   %s\n", pv.Method)
+	}
+	fmt.Fprintf(c.out, "\nconfirm with: pbxctl change confirm %s\n", pv.ID)
+	return nil
+}
+
+func (c *cli) addDevice(args []string) error {
+	fs := flag.NewFlagSet("devices add", flag.ContinueOnError)
+	mac := fs.String("mac", "", "MAC address")
+	vendor := fs.String("vendor", "", "yealink, polycom, grandstream, snom or cisco")
+	model := fs.String("model", "", "model")
+	var lines multi
+	fs.Var(&lines, "line", "line id to bind (repeatable, keys in order)")
+	pos, err := parseMixed(fs, args)
+	if err != nil || len(pos) != 1 {
+		return usageError("devices add ACCOUNT -mac MAC -vendor V [-line LINE ...]")
+	}
+	var ls []map[string]any
+	for i, l := range lines {
+		ls = append(ls, map[string]any{"line": l, "key": i + 1})
+	}
+	return c.show("POST", "/v1/accounts/"+url.PathEscape(pos[0])+"/devices", map[string]any{"mac": *mac, "vendor": *vendor, "model": *model, "lines": ls}, nil)
+}
+
+type multi []string
+
+func (m *multi) String() string     { return strings.Join(*m, ",") }
+func (m *multi) Set(s string) error { *m = append(*m, s); return nil }
+
+// money renders minor units with two decimals, by integer arithmetic.
+func money(minor int64) string {
+	sign := ""
+	if minor < 0 {
+		sign, minor = "-", -minor
+	}
+	return fmt.Sprintf("%s%d.%02d", sign, minor/100, minor%100)
+}
+
+func (c *cli) show(method, path string, body any, _ []string) error {
+	b, err := c.c.Do(c.ctx, method, path, body)
+	if err != nil {
+		return err
+	}
+	if c.json {
+		return writeIndented(c.out, b)
+	}
+	var m map[string]any
+	if err := unmarshal(b, &m); err != nil {
+		return writeIndented(c.out, b)
+	}
+	tw := tabwriter.NewWriter(c.out, 0, 4, 2, ' ', 0)
+	for _, k := range sortedKeys(m) {
+		fmt.Fprintf(tw, "%s:\t%s\n", k, cell(m[k]))
+	}
+	return tw.Flush()
+}
+
+func (c *cli) list(path, key string, cols []string) error {
+	b, err := c.c.Do(c.ctx, "GET", path, nil)
+	if err != nil {
+		return err
+	}
+	if c.json {
+		return writeIndented(c.out, b)
+	}
+	var m map[string][]map[string]any
+	if err := unmarshal(b, &m); err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(c.out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, strings.ToUpper(strings.Join(cols, "\t")))
+	for _, row := range m[key] {
+		var cells []string
+		for _, col := range cols {
+			cells = append(cells, cell(row[col]))
+		}
+		fmt.Fprintln(tw, strings.Join(cells, "\t"))
+	}
+	return tw.Flush()
+}
+
+func cell(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return "-"
+	case string:
+		return x
+	case json.Number:
+		return x.String()
+	case bool:
+		return strconv.FormatBool(x)
+	case []any:
+		return strconv.Itoa(len(x))
+	default:
+		b, _ := json.Marshal(x)
+		return string(b)
+	}
+}
+
+func sortedKeys(m map[string]any) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	for i := 1; i < len(keys); i++ {
+		for j := i; j > 0 && keys[j] < keys[j-1]; j-- {
+			keys[j], keys[j-1] = keys[j-1], keys[j]
+		}
+	}
+	return keys
+}
+
+// unmarshal keeps numbers exact (amounts are integers in minor units).
+func unmarshal(b []byte, v any) error {
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec.UseNumber()
+	return dec.Decode(v)
+}
+
+func writeIndented(w io.Writer, b []byte) error {
+	var v any
+	if err := unmarshal(b, &v); err != nil {
+		_, err := w.Write(b)
+		return err
+	}
+	out, _ := json.MarshalIndent(v, "", "  ")
+	_, err := fmt.Fprintln(w, string(out))
+	return err
+}

@@ -1,0 +1,111 @@
+// Command pbxctl is the operator CLI of pbxd: it talks to the HTTP API.
+//
+//	pbxctl [-url URL] [-token TOKEN] [-o table|json] COMMAND ...
+//
+// The token comes from -token, else $PBXD_TOKEN, else $PBXD_OPERATOR_TOKEN,
+// else the file pbxd generated in its state directory ($PBXD_STATE_DIR or
+// .pbxd)/operator-token.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/pbxd/pbxd/internal/client"
+)
+
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr, os.Getenv)) }
+
+type cli struct {
+	c      *client.Client
+	out    io.Writer
+	json   bool
+	ctx    context.Context
+	getenv func(string) string
+}
+
+func run(args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	fs := flag.NewFlagSet("pbxctl", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	url := fs.String("url", envOr(getenv, "PBXD_URL", "http://127.0.0.1:8080"), "pbxd API base URL ($PBXD_URL)")
+	token := fs.String("token", "", "bearer token (default $PBXD_TOKEN, $PBXD_OPERATOR_TOKEN, or the state directory's operator-token)")
+	output := fs.String("o", "table", "output: table or json")
+	fs.Usage = func() { fmt.Fprint(stderr, usage) }
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	if *output != "table" && *output != "json" {
+		fmt.Fprintln(stderr, "pbxctl: -o must be table or json")
+		return 2
+	}
+	tok := *token
+	for _, k := range []string{"PBXD_TOKEN", "PBXD_OPERATOR_TOKEN"} {
+		if tok == "" {
+			tok = getenv(k)
+		}
+	}
+	if tok == "" {
+		dir := envOr(getenv, "PBXD_STATE_DIR", ".pbxd")
+		if b, err := os.ReadFile(filepath.Join(dir, "operator-token")); err == nil {
+			tok = strings.TrimSpace(string(b))
+		}
+	}
+	c := &cli{c: &client.Client{BaseURL: *url, Token: tok}, out: stdout, json: *output == "json", ctx: context.Background(), getenv: getenv}
+	if err := c.dispatch(fs.Args()); err != nil {
+		fmt.Fprintln(stderr, "pbxctl:", err)
+		if _, ok := err.(usageError); ok {
+			return 2
+		}
+		return 1
+	}
+	return 0
+}
+
+func envOr(getenv func(string) string, k, def string) string {
+	if v := getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+type usageError string
+
+func (u usageError) Error() string { return string(u) + "\n" + usage }
+
+const usage = `usage: pbxctl [-url URL] [-token TOKEN] [-o table|json] COMMAND
+
+  status                                   daemon version and readiness
+  packages                                 the catalog
+  accounts list
+  accounts show ACCOUNT
+  accounts create -name N -domain D [-currency EUR] [-timezone Europe/Paris]
+                  [-vat 20] [-mode card|invoice] [-seats auto_purchase|block]
+                  [-first 100] [-last 899]
+  accounts token ACCOUNT                   issue an account-scoped token
+  lines list ACCOUNT
+  line password ACCOUNT LINE [-reset]      reveal (audited) or regenerate
+  change preview ACCOUNT PACKAGE=QTY[:annual] ...
+  change confirm CHANGE
+  subscriptions ACCOUNT
+  devices list ACCOUNT
+  devices add ACCOUNT -mac MAC -vendor V [-model M] [-line LINE ...]
+  devices remove ACCOUNT DEVICE
+  invoices list ACCOUNT
+  invoices show INVOICE
+  invoices pdf INVOICE FILE
+  invoice mark-paid INVOICE
+  billing summary ACCOUNT
+  billing run                              run the renewal job now
+  payment-methods add ACCOUNT -gateway sandbox -token sandbox_approve [-default]
+  payment-methods list ACCOUNT
+  clock [RFC3339-TIME]                     read or set the test clock
+`

@@ -1,0 +1,57 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/pbxd/pbxd/internal/app/apptest"
+)
+
+func ctl(t *testing.T, d *apptest.Daemon, args ...string) (string, int) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	env := map[string]string{"PBXD_URL": d.URL, "PBXD_OPERATOR_TOKEN": apptest.OperatorToken}
+	code := run(args, &out, &errb, func(k string) string { return env[k] })
+	return out.String() + errb.String(), code
+}
+
+// The README's operator walk-through, through pbxctl.
+func TestPbxctlWalkThrough(t *testing.T) {
+	t.Parallel()
+	d := apptest.Start(t)
+	if out, code := ctl(t, d, "status"); code != 0 || !strings.Contains(out, "ready") {
+		t.Fatalf("status: %d %s", code, out)
+	}
+	if out, code := ctl(t, d, "packages"); code != 0 || !strings.Contains(out, "fr-fixed-mobile") || !strings.Contains(out, "4990") {
+		t.Fatalf("packages: %d %s", code, out)
+	}
+	out, code := ctl(t, d, "-o", "json", "accounts", "create", "-name", "Acme", "-domain", "acme.voip.example.net")
+	if code != 0 {
+		t.Fatalf("accounts create: %s", out)
+	}
+	var acct struct{ ID string }
+	if err := json.Unmarshal([]byte(out), &acct); err != nil || acct.ID == "" {
+		t.Fatalf("accounts create output: %s", out)
+	}
+	out, code = ctl(t, d, "change", "preview", acct.ID, "fr-fixed-mobile=2", "world=1")
+	if code != 0 || !strings.Contains(out, "fr-fixed-mobile") || !strings.Contains(out, "↑") {
+		t.Fatalf("preview: %s", out)
+	}
+	id := out[strings.LastIndex(out, " ")+1:]
+	id = strings.TrimSpace(id)
+	if out, code := ctl(t, d, "change", "confirm", id); code != 0 {
+		t.Fatalf("confirm: %s", out)
+	}
+	out, code = ctl(t, d, "lines", "list", acct.ID)
+	if code != 0 || strings.Count(out, "acme.voip.example.net") != 3 {
+		t.Fatalf("lines list: %s", out)
+	}
+	if out, code := ctl(t, d, "accounts", "show", "not-an-id"); code != 1 || !strings.Contains(out, "404") {
+		t.Fatalf("unknown account: %d %s", code, out)
+	}
+	if out, code := ctl(t, d, "frobnicate"); code != 2 || !strings.Contains(out, "usage") {
+		t.Fatalf("unknown command: %d %s", code, out)
+	}
+}

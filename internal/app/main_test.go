@@ -1,0 +1,217 @@
+package app_test
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pbxd/pbxd/internal/app"
+	"github.com/pbxd/pbxd/internal/store/storetest"
+)
+
+// syncBuffer is a goroutine-safe log sink.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func baseEnv(t *testing.T) map[string]string {
+	return map[string]string{
+		"PBXD_DATABASE_URL":   storetest.NewDatabase(t),
+		"PBXD_STATE_DIR":      t.TempDir(),
+		"PBXD_HTTP_LISTEN":    freeAddr(t),
+		"PBXD_SIP_LISTEN":     "127.0.0.1:0",
+		"PBXD_OPERATOR_TOKEN": "t",
+	}
+}
+
+// The daemon tells systemd READY=1 only once it serves, RELOADING=1 then
+// READY=1 around a SIGHUP, pings the watchdog, and STOPPING=1 then exits 0
+// on SIGTERM within the shutdown bound.
+func TestLifecycleNotifiesSystemd(t *testing.T) {
+	dir := t.TempDir()
+	sockPath := filepath.Join(dir, "notify.sock")
+	sock, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sockPath, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sock.Close()
+	msgs := make(chan string, 64)
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := sock.Read(buf)
+			if err != nil {
+				return
+			}
+			msgs <- string(buf[:n])
+		}
+	}()
+	env := baseEnv(t)
+	env["NOTIFY_SOCKET"] = sockPath
+	env["WATCHDOG_USEC"] = "200000"
+	cfgFile := filepath.Join(dir, "pbxd.yaml")
+	if err := os.WriteFile(cfgFile, []byte("log:\n  level: info\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	signals := make(chan os.Signal, 1)
+	var logs syncBuffer
+	exit := make(chan int, 1)
+	go func() { exit <- app.Main([]string{"-config", cfgFile}, func(k string) string { return env[k] }, signals, &logs) }()
+
+	expect := func(want string) {
+		t.Helper()
+		deadline := time.After(30 * time.Second)
+		for {
+			select {
+			case m := <-msgs:
+				if m == want {
+					return
+				}
+			case <-deadline:
+				t.Fatalf("no %q from the daemon; logs:\n%s", want, logs.String())
+			}
+		}
+	}
+	expect("READY=1")
+	// Ready means serving: /healthz answers now.
+	if _, err := net.DialTimeout("tcp", env["PBXD_HTTP_LISTEN"], time.Second); err != nil {
+		t.Fatalf("READY=1 before the HTTP listener: %v", err)
+	}
+	expect("WATCHDOG=1")
+
+	if err := os.WriteFile(cfgFile, []byte("log:\n  level: debug\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	signals <- syscall.SIGHUP
+	expect("RELOADING=1")
+	expect("READY=1")
+	if !strings.Contains(logs.String(), "configuration reloaded") {
+		t.Fatalf("no reload in the logs:\n%s", logs.String())
+	}
+
+	start := time.Now()
+	signals <- syscall.SIGTERM
+	expect("STOPPING=1")
+	select {
+	case code := <-exit:
+		if code != 0 {
+			t.Fatalf("exit code %d after SIGTERM; logs:\n%s", code, logs.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("no exit within the shutdown bound")
+	}
+	t.Logf("shutdown took %s", time.Since(start))
+}
+
+// A reload with a broken file leaves the running configuration in place.
+func TestBadReloadKeepsRunning(t *testing.T) {
+	dir := t.TempDir()
+	cfgFile := filepath.Join(dir, "pbxd.yaml")
+	if err := os.WriteFile(cfgFile, []byte("log:\n  level: info\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := baseEnv(t)
+	signals := make(chan os.Signal, 1)
+	var logs syncBuffer
+	exit := make(chan int, 1)
+	go func() { exit <- app.Main([]string{"-config", cfgFile}, func(k string) string { return env[k] }, signals, &logs) }()
+	waitFor(t, &logs, "pbxd ready")
+	if err := os.WriteFile(cfgFile, []byte("log:\n  levle: debug\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	signals <- syscall.SIGHUP
+	waitFor(t, &logs, "reload failed")
+	if !strings.Contains(logs.String(), "unknown key log.levle") {
+		t.Fatalf("the reload error does not name the key:\n%s", logs.String())
+	}
+	signals <- syscall.SIGTERM
+	if code := <-exit; code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+}
+
+func waitFor(t *testing.T, logs *syncBuffer, s string) {
+	t.Helper()
+	for i := 0; i < 300; i++ {
+		if strings.Contains(logs.String(), s) {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("never logged %q:\n%s", s, logs.String())
+}
+
+// Bad start-up conditions give one clear line and a non-zero exit, never a
+// panic.
+func TestStartupFailures(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	dir := t.TempDir()
+	badYAML := filepath.Join(dir, "bad.yaml")
+	_ = os.WriteFile(badYAML, []byte("http:\n  listn: x\n"), 0o600)
+	for _, c := range []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{"missing config", []string{"-config", filepath.Join(dir, "absent.yaml")}, nil, "read config"},
+		{"unknown key", []string{"-config", badYAML}, nil, "unknown key http.listn"},
+		{"bad DSN", nil, map[string]string{"PBXD_DATABASE_URL": "mysql://x"}, "database.url"},
+		{"unreachable database", []string{"-config", writeConf(t, "database:\n  connect_wait: 1s\n")}, map[string]string{"PBXD_DATABASE_URL": "postgres://postgres@127.0.0.1:1/x?connect_timeout=1"}, "database unreachable"},
+		{"port in use", nil, map[string]string{"PBXD_HTTP_LISTEN": busy.Addr().String()}, "address already in use"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			env := baseEnv(t)
+			for k, v := range c.env {
+				env[k] = v
+			}
+			var logs syncBuffer
+			code := app.Main(c.args, func(k string) string { return env[k] }, make(chan os.Signal), &logs)
+			if code == 0 || !strings.Contains(logs.String(), c.want) || strings.Contains(logs.String(), "panic") {
+				t.Fatalf("exit %d, logs:\n%s\nwant a non-zero exit mentioning %q", code, logs.String(), c.want)
+			}
+		})
+	}
+}
+
+func writeConf(t *testing.T, body string) string {
+	p := filepath.Join(t.TempDir(), fmt.Sprintf("c%d.yaml", time.Now().UnixNano()))
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
