@@ -38,14 +38,7 @@ type Line struct {
 // caller holds the account lock, so two confirms never pick one number; the
 // partial unique index is the last line of defence.
 func (s *Service) createLines(ctx context.Context, tx pgx.Tx, acct Account, pkg string, n int, now time.Time) ([]LineRef, error) {
-	rows, err := tx.Query(ctx, `SELECT g FROM generate_series($2::int, $3::int) g
-		WHERE NOT EXISTS (SELECT 1 FROM lines WHERE account_id = $1 AND state <> 'deleted' AND extension = g)
-		  AND NOT EXISTS (SELECT 1 FROM lines WHERE account_id = $1 AND state <> 'deleted' AND sip_username = g::text)
-		ORDER BY g LIMIT $4`, acct.ID, acct.ExtFirst, acct.ExtLast, n)
-	if err != nil {
-		return nil, fmt.Errorf("find free extensions: %w", err)
-	}
-	exts, err := pgx.CollectRows(rows, pgx.RowTo[int])
+	exts, err := freeExtensions(ctx, tx, acct, n)
 	if err != nil {
 		return nil, err
 	}
@@ -79,6 +72,34 @@ func (s *Service) createLines(ctx context.Context, tx pgx.Tx, acct Account, pkg 
 			return nil, fmt.Errorf("insert line: %w", err)
 		}
 		out = append(out, LineRef{ID: id, Extension: ext, Package: pkg})
+	}
+	return out, nil
+}
+
+// freeExtensions returns up to n of the lowest numbers of the account's range
+// that no live line uses as extension or SIP username. It walks the used
+// numbers (bounded by the account's lines), not the range (up to 100,000).
+func freeExtensions(ctx context.Context, tx pgx.Tx, acct Account, n int) ([]int, error) {
+	rows, err := tx.Query(ctx, `SELECT extension FROM lines WHERE account_id = $1 AND state <> 'deleted'
+		UNION SELECT sip_username::int FROM lines WHERE account_id = $1 AND state <> 'deleted' AND sip_username ~ '^[0-9]{1,9}$'
+		ORDER BY 1`, acct.ID)
+	if err != nil {
+		return nil, fmt.Errorf("read used extensions: %w", err)
+	}
+	used, err := pgx.CollectRows(rows, pgx.RowTo[int])
+	if err != nil {
+		return nil, err
+	}
+	out := make([]int, 0, n)
+	i := 0
+	for ext := acct.ExtFirst; ext <= acct.ExtLast && len(out) < n; ext++ {
+		for i < len(used) && used[i] < ext {
+			i++
+		}
+		if i < len(used) && used[i] == ext {
+			continue
+		}
+		out = append(out, ext)
 	}
 	return out, nil
 }

@@ -136,19 +136,27 @@ func (r *Reconciler) loop(ctx context.Context) error {
 		case <-resyncSignal:
 			r.runResync(ctx)
 		case <-resync.C:
-			r.runResync(ctx)
-			resync.Reset(r.o.ResyncInterval)
+			if r.runResync(ctx) {
+				resync.Reset(r.o.ResyncInterval)
+			} else {
+				resync.Reset(time.Second) // backend not up yet: try again soon
+			}
 		}
 	}
 }
 
-func (r *Reconciler) runResync(ctx context.Context) {
+// runResync reports whether a full resync completed.
+func (r *Reconciler) runResync(ctx context.Context) bool {
 	if !r.backend.Connected() {
-		return
+		return false
 	}
-	if err := r.Resync(ctx); err != nil && ctx.Err() == nil {
-		r.log.Warn("full resync", "err", err)
+	if err := r.Resync(ctx); err != nil {
+		if ctx.Err() == nil {
+			r.log.Warn("full resync", "err", err)
+		}
+		return false
 	}
+	return true
 }
 
 // listen turns NOTIFY on the lines channel into wake-ups, reconnecting when

@@ -1,0 +1,163 @@
+package sip
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"time"
+)
+
+// Clock tells the registrar the time. The daemon passes its own clock so a
+// test clock (PBXD_TEST_CLOCK) drives nonce ageing, binding expiry and
+// throttling the same way it drives billing.
+type Clock interface {
+	Now() time.Time
+}
+
+// SystemClock is the wall clock.
+type SystemClock struct{}
+
+// Now returns time.Now().
+func (SystemClock) Now() time.Time { return time.Now() }
+
+// Config holds the registrar settings. The zero value is not usable; start
+// from DefaultConfig and override what the operator configured, then call
+// Validate (New does it too).
+type Config struct {
+	// UDPListen and TCPListen are the host:port the registrar binds for plain
+	// SIP (PBXD_SIP_LISTEN sets both). An empty value disables that
+	// transport; at least one transport must be enabled. Port 0 binds an
+	// ephemeral port (tests), reported by Registrar.Addrs.
+	UDPListen string
+	TCPListen string
+	// TLSListen is the host:port for SIP over TLS; it needs TLSCertFile and
+	// TLSKeyFile. Empty disables TLS.
+	TLSListen   string
+	TLSCertFile string
+	TLSKeyFile  string
+
+	// Secret keys the HMAC that makes nonces stateless and unforgeable. It
+	// must be at least 16 random bytes; keep it stable across restarts (and
+	// equal on instances behind one address) or outstanding challenges
+	// become invalid, which only costs phones one extra round trip.
+	Secret []byte
+	// NonceLifetime is how long a challenge nonce is accepted. Older nonces
+	// get 401 with stale=true, so phones retry without bothering the user.
+	NonceLifetime time.Duration
+	// NonceTrackerSize bounds the nonce-count replay table (entries). When
+	// it is full the oldest half is forgotten and nonces issued before that
+	// point are treated as stale, so the bound never opens a replay hole.
+	NonceTrackerSize int
+
+	// MinExpires, MaxExpires and DefaultExpires bound registration
+	// lifetimes. A request asking for less than MinExpires (but not 0) gets
+	// 423 Interval Too Brief with Min-Expires; more than MaxExpires is
+	// granted MaxExpires; no Expires at all gets DefaultExpires.
+	MinExpires     time.Duration
+	MaxExpires     time.Duration
+	DefaultExpires time.Duration
+	// MaxContacts bounds the simultaneous contacts of a line whose
+	// LineConfig.MaxContacts is 0. When a new contact would exceed the bound
+	// the least recently refreshed binding is replaced (a phone whose
+	// address changed must not be locked out until its old binding expires).
+	MaxContacts int
+
+	// ThrottleFailures failed authentications from one source IP within
+	// ThrottleWindow block that IP for ThrottleBlock: its REGISTERs are
+	// answered 403 without any digest work. ThrottleFailures 0 disables
+	// throttling. ThrottleMaxSources bounds the tracking table.
+	ThrottleFailures   int
+	ThrottleWindow     time.Duration
+	ThrottleBlock      time.Duration
+	ThrottleMaxSources int
+
+	// SweepInterval is how often expired bindings are removed (and their
+	// registration events emitted) and throttle entries pruned.
+	SweepInterval time.Duration
+	// FlushTimeout bounds how long Run waits at shutdown for the write-behind
+	// queue to reach the BindingStore.
+	FlushTimeout time.Duration
+	// EventBuffer is the capacity of the Events channel. Events are
+	// coalesced per line behind it, so a slow consumer delays events but
+	// never loses the latest state of a line nor blocks REGISTER handling.
+	EventBuffer int
+	// UserAgent is the Server header value sent in responses.
+	UserAgent string
+}
+
+// DefaultConfig returns production defaults listening on 127.0.0.1:5060 (UDP
+// and TCP). The Secret is left empty: the daemon must supply one.
+func DefaultConfig() Config {
+	return Config{
+		UDPListen:          "127.0.0.1:5060",
+		TCPListen:          "127.0.0.1:5060",
+		NonceLifetime:      5 * time.Minute,
+		NonceTrackerSize:   200_000,
+		MinExpires:         60 * time.Second,
+		MaxExpires:         2 * time.Hour,
+		DefaultExpires:     time.Hour,
+		MaxContacts:        3,
+		ThrottleFailures:   20,
+		ThrottleWindow:     time.Minute,
+		ThrottleBlock:      10 * time.Minute,
+		ThrottleMaxSources: 100_000,
+		SweepInterval:      5 * time.Second,
+		FlushTimeout:       10 * time.Second,
+		EventBuffer:        1024,
+		UserAgent:          "pbxd",
+	}
+}
+
+// Validate reports every invalid setting at once.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if c.UDPListen == "" && c.TCPListen == "" && c.TLSListen == "" {
+		bad("sip: no listen address (udp, tcp or tls)")
+	}
+	for name, a := range map[string]string{"udp": c.UDPListen, "tcp": c.TCPListen, "tls": c.TLSListen} {
+		if a == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			bad("sip: %s listen address %q: %w", name, a, err)
+		}
+	}
+	if c.TLSListen != "" && (c.TLSCertFile == "" || c.TLSKeyFile == "") {
+		bad("sip: tls listen address needs a certificate and a key file")
+	}
+	if len(c.Secret) < 16 {
+		bad("sip: secret must be at least 16 bytes")
+	}
+	if c.NonceLifetime < time.Second {
+		bad("sip: nonce lifetime %v below 1s", c.NonceLifetime)
+	}
+	if c.NonceTrackerSize < 1024 {
+		bad("sip: nonce tracker size %d below 1024", c.NonceTrackerSize)
+	}
+	if c.MinExpires < time.Second || c.MaxExpires < c.MinExpires {
+		bad("sip: expires bounds min %v max %v invalid (need 1s <= min <= max)", c.MinExpires, c.MaxExpires)
+	}
+	if c.DefaultExpires < c.MinExpires || c.DefaultExpires > c.MaxExpires {
+		bad("sip: default expires %v outside [%v, %v]", c.DefaultExpires, c.MinExpires, c.MaxExpires)
+	}
+	if c.MaxContacts < 1 {
+		bad("sip: max contacts %d below 1", c.MaxContacts)
+	}
+	if c.ThrottleFailures < 0 {
+		bad("sip: throttle failures %d negative", c.ThrottleFailures)
+	}
+	if c.ThrottleFailures > 0 && (c.ThrottleWindow <= 0 || c.ThrottleBlock <= 0 || c.ThrottleMaxSources < 1) {
+		bad("sip: throttling needs a positive window, block duration and source table size")
+	}
+	if c.SweepInterval <= 0 {
+		bad("sip: sweep interval must be positive")
+	}
+	if c.FlushTimeout <= 0 {
+		bad("sip: flush timeout must be positive")
+	}
+	if c.EventBuffer < 0 {
+		bad("sip: event buffer negative")
+	}
+	return errors.Join(errs...)
+}

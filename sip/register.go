@@ -1,0 +1,455 @@
+package sip
+
+import (
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// dummy HA1 values hashed for unknown users, so that they cost the same as
+// a wrong password.
+const (
+	dummyHA1MD5    = "00000000000000000000000000000000"
+	dummyHA1SHA256 = "0000000000000000000000000000000000000000000000000000000000000000"
+)
+
+// maxExpiresValue caps what we parse from Expires values (RFC 3261 allows up
+// to 2^32-1 seconds).
+const maxExpiresValue = 1<<32 - 1
+
+func (r *Registrar) serveRegister(req *sip.Request, tx sip.ServerTransaction) {
+	r.gate.RLock()
+	defer r.gate.RUnlock()
+	if r.closed {
+		return
+	}
+	res := r.handleRegister(req)
+	if res == nil {
+		return
+	}
+	if err := tx.Respond(res); err != nil {
+		r.log.Debug("sip respond", "err", err)
+	}
+}
+
+func (r *Registrar) serveOptions(req *sip.Request, tx sip.ServerTransaction) {
+	res := sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil)
+	res.AppendHeader(sip.NewHeader("Allow", "REGISTER, OPTIONS"))
+	res.AppendHeader(sip.NewHeader("Accept", "application/sdp"))
+	r.addServer(res)
+	_ = tx.Respond(res)
+}
+
+func (r *Registrar) serveOther(req *sip.Request, tx sip.ServerTransaction) {
+	if req.IsAck() {
+		return // never answer an ACK
+	}
+	res := sip.NewResponseFromRequest(req, sip.StatusMethodNotAllowed, "Method Not Allowed", nil)
+	res.AppendHeader(sip.NewHeader("Allow", "REGISTER, OPTIONS"))
+	r.addServer(res)
+	_ = tx.Respond(res)
+}
+
+func (r *Registrar) addServer(res *sip.Response) {
+	if r.cfg.UserAgent != "" {
+		res.AppendHeader(sip.NewHeader("Server", r.cfg.UserAgent))
+	}
+}
+
+// sourceIP returns the host part of a "host:port" source address.
+func sourceIP(src string) string {
+	if h, _, err := net.SplitHostPort(src); err == nil {
+		return h
+	}
+	return src
+}
+
+// reply builds a response and counts it.
+func (r *Registrar) reply(req *sip.Request, code int, reason, result string) *sip.Response {
+	r.m.registers.WithLabelValues(result).Inc()
+	res := sip.NewResponseFromRequest(req, code, reason, nil)
+	r.addServer(res)
+	return res
+}
+
+// challenge answers 401 with one WWW-Authenticate per algorithm. MD5 comes
+// first: RFC 8760 lets the client take the first algorithm it supports,
+// and most deployed phones (and sipp) only read the first challenge, so
+// the SHA-256 offer follows for clients that prefer it.
+func (r *Registrar) challenge(req *sip.Request, realm string, now time.Time, stale bool, result string) *sip.Response {
+	res := r.reply(req, sip.StatusUnauthorized, "Unauthorized", result)
+	nonce := r.nonces.mint(now, realm)
+	q := quote(realm)
+	st := ""
+	if stale {
+		st = ", stale=true"
+	}
+	res.AppendHeader(sip.NewHeader("WWW-Authenticate", `Digest realm=`+q+`, nonce="`+nonce+`", algorithm=MD5, qop="auth"`+st))
+	res.AppendHeader(sip.NewHeader("WWW-Authenticate", `Digest realm=`+q+`, nonce="`+nonce+`", algorithm=SHA-256, qop="auth"`+st))
+	return res
+}
+
+// quote makes a quoted-string.
+func quote(s string) string {
+	if !strings.ContainsAny(s, `"\`) {
+		return `"` + s + `"`
+	}
+	var b strings.Builder
+	b.WriteByte('"')
+	for i := 0; i < len(s); i++ {
+		if s[i] == '"' || s[i] == '\\' {
+			b.WriteByte('\\')
+		}
+		b.WriteByte(s[i])
+	}
+	b.WriteByte('"')
+	return b.String()
+}
+
+// authFailed counts a failed authentication from ip, may block it, and
+// answers exactly like a first challenge.
+func (r *Registrar) authFailed(req *sip.Request, realm, ip, user, why string, now time.Time) *sip.Response {
+	r.m.authFailures.Inc()
+	if r.thr.fail(ip, now) {
+		r.m.throttled.Inc()
+		r.log.Warn("sip source blocked after repeated authentication failures",
+			"source", ip, "block", r.cfg.ThrottleBlock, "last_user", user, "realm", realm)
+	} else {
+		r.log.Debug("sip authentication failed", "source", ip, "user", user, "realm", realm, "reason", why)
+	}
+	return r.challenge(req, realm, now, false, resultUnauthorized)
+}
+
+// handleRegister processes one REGISTER and returns the response to send.
+func (r *Registrar) handleRegister(req *sip.Request) *sip.Response {
+	now := r.clock.Now()
+	to, from, callID, cseq := req.To(), req.From(), req.CallID(), req.CSeq()
+	if to == nil || from == nil || callID == nil || cseq == nil || cseq.MethodName != sip.REGISTER ||
+		req.Recipient.Host == "" || (req.Recipient.Scheme != "" && req.Recipient.Scheme != "sip" && req.Recipient.Scheme != "sips") {
+		return r.reply(req, sip.StatusBadRequest, "Bad Request", resultBadRequest)
+	}
+	user := to.Address.User
+	if user == "" {
+		return r.reply(req, sip.StatusBadRequest, "Bad Request (To without user)", resultBadRequest)
+	}
+	src := req.Source()
+	ip := sourceIP(src)
+	if r.thr.blocked(ip, now) {
+		return r.reply(req, sip.StatusForbidden, "Forbidden", resultThrottled)
+	}
+	realm := strings.ToLower(req.Recipient.Host)
+
+	// Credentials for our realm, if any.
+	var cred credentials
+	found := false
+	for _, h := range req.GetHeaders("Authorization") {
+		c, err := parseAuthorization(h.Value())
+		if err != nil {
+			return r.reply(req, sip.StatusBadRequest, "Bad Request (Authorization)", resultBadRequest)
+		}
+		if strings.EqualFold(c.Realm, realm) {
+			cred, found = c, true
+			break
+		}
+	}
+	if !found {
+		return r.challenge(req, realm, now, false, resultChallenge)
+	}
+
+	status, issued := r.nonces.check(now, cred.Nonce, realm)
+	switch status {
+	case nonceStale:
+		return r.challenge(req, realm, now, true, resultStale)
+	case nonceInvalid:
+		return r.authFailed(req, realm, ip, user, "nonce", now)
+	}
+
+	alg := algMD5
+	switch {
+	case cred.Algorithm == "" || strings.EqualFold(cred.Algorithm, algMD5):
+	case strings.EqualFold(cred.Algorithm, algSHA256):
+		alg = algSHA256
+	default:
+		return r.authFailed(req, realm, ip, user, "algorithm", now)
+	}
+	nc, ncOK := parseNC(cred.NC)
+	if !strings.EqualFold(cred.QOP, "auth") || !ncOK || cred.Cnonce == "" ||
+		(cred.Userhash != "" && !strings.EqualFold(cred.Userhash, "false")) {
+		return r.authFailed(req, realm, ip, user, "digest parameters", now)
+	}
+
+	// Look the line up; unknown users cost the same hashing as known ones.
+	r.tableMu.RLock()
+	l := r.byAOR[aorKey(realm, user)]
+	r.tableMu.RUnlock()
+	ha1, lineOK := "", false
+	var suspended bool
+	var lineID string
+	var maxContacts int
+	if l != nil {
+		l.mu.Lock()
+		if c := l.cfg; c != nil {
+			lineOK = true
+			lineID, suspended, maxContacts = c.ID, c.Suspended, c.MaxContacts
+			if alg == algSHA256 {
+				ha1 = c.HA1SHA256
+			} else {
+				ha1 = c.HA1MD5
+			}
+		}
+		l.mu.Unlock()
+	}
+	if ha1 == "" {
+		lineOK = false
+		ha1 = dummyHA1MD5
+		if alg == algSHA256 {
+			ha1 = dummyHA1SHA256
+		}
+	}
+	want := digestResponse(alg, strings.ToLower(ha1), string(req.Method), cred.URI, cred.Nonce, cred.NC, cred.Cnonce, cred.QOP)
+	if !lineOK || !equalHex(want, cred.Response) || cred.Username != user || !digestURIMatches(cred.URI, realm) {
+		return r.authFailed(req, realm, ip, user, "credentials", now)
+	}
+	ok, stale := r.nc.use(cred.Nonce, issued, nc, now)
+	if stale {
+		return r.challenge(req, realm, now, true, resultStale)
+	}
+	if !ok {
+		return r.authFailed(req, realm, ip, user, "nonce count replay", now)
+	}
+	if suspended {
+		r.log.Debug("sip register refused: line suspended", "line", lineID, "source", ip)
+		return r.reply(req, sip.StatusForbidden, "Forbidden", resultForbidden)
+	}
+	if maxContacts <= 0 {
+		maxContacts = r.cfg.MaxContacts
+	}
+	return r.updateBindings(req, l, lineID, maxContacts, src, now)
+}
+
+// digestURIMatches checks the digest-uri against the request's domain. Only
+// the host is compared: phones differ in whether they add a port or
+// parameters, and the response hash already binds the exact string.
+func digestURIMatches(uri, realm string) bool {
+	var u sip.Uri
+	if err := sip.ParseUri(uri, &u); err != nil {
+		return false
+	}
+	return strings.EqualFold(u.Host, realm)
+}
+
+// parseExpires parses a delta-seconds value.
+func parseExpires(s string) (uint32, bool) {
+	s = strings.TrimSpace(s)
+	if s == "" || len(s) > 10 {
+		return 0, false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, false
+		}
+	}
+	v, err := strconv.ParseUint(s, 10, 64)
+	if err != nil || v > maxExpiresValue {
+		return 0, false
+	}
+	return uint32(v), true
+}
+
+// contactChange is one Contact of a REGISTER after validation.
+type contactChange struct {
+	uri     string
+	expires time.Duration // 0: remove
+}
+
+// contactChanges validates the Contact and Expires headers. It returns the
+// changes, whether Contact was "*", and an error response code (0 if fine).
+func (r *Registrar) contactChanges(req *sip.Request) (changes []contactChange, wildcard bool, code int, reason string) {
+	hdrExpires := int64(-1)
+	if h := req.GetHeader("Expires"); h != nil {
+		v, ok := parseExpires(h.Value())
+		if !ok {
+			return nil, false, sip.StatusBadRequest, "Bad Request (Expires)"
+		}
+		hdrExpires = int64(v)
+	}
+	hs := req.GetHeaders("Contact")
+	for _, h := range hs {
+		c, ok := h.(*sip.ContactHeader)
+		if !ok {
+			return nil, false, sip.StatusBadRequest, "Bad Request (Contact)"
+		}
+		if c.Address.Wildcard {
+			if len(hs) != 1 || hdrExpires != 0 {
+				return nil, false, sip.StatusBadRequest, "Bad Request (Contact: * needs Expires: 0 alone)"
+			}
+			return nil, true, 0, ""
+		}
+		if c.Address.Host == "" {
+			return nil, false, sip.StatusBadRequest, "Bad Request (Contact)"
+		}
+		exp := hdrExpires
+		if v, has := c.Params.Get("expires"); has {
+			e, ok := parseExpires(v)
+			if !ok {
+				return nil, false, sip.StatusBadRequest, "Bad Request (Contact expires)"
+			}
+			exp = int64(e)
+		}
+		d := r.cfg.DefaultExpires
+		if exp >= 0 {
+			d = time.Duration(exp) * time.Second
+		}
+		if d != 0 && d < r.cfg.MinExpires {
+			return nil, false, sip.StatusIntervalToBrief, "Interval Too Brief"
+		}
+		d = min(d, r.cfg.MaxExpires)
+		uri := c.Address.String()
+		dup := false
+		for i := range changes {
+			if changes[i].uri == uri {
+				changes[i].expires, dup = d, true
+			}
+		}
+		if !dup {
+			changes = append(changes, contactChange{uri: uri, expires: d})
+		}
+	}
+	return changes, false, 0, ""
+}
+
+// updateBindings applies an authenticated REGISTER to the line.
+func (r *Registrar) updateBindings(req *sip.Request, l *line, lineID string, maxContacts int, src string, now time.Time) *sip.Response {
+	changes, wildcard, code, reason := r.contactChanges(req)
+	switch code {
+	case 0:
+	case sip.StatusIntervalToBrief:
+		res := r.reply(req, code, reason, resultIntervalTooBrief)
+		res.AppendHeader(sip.NewHeader("Min-Expires", strconv.Itoa(int(r.cfg.MinExpires/time.Second))))
+		return res
+	default:
+		return r.reply(req, code, reason, resultBadRequest)
+	}
+	callID := req.CallID().Value()
+	cseq := req.CSeq().SeqNo
+	ua := ""
+	if h := req.GetHeader("User-Agent"); h != nil {
+		ua = h.Value()
+	}
+	source := strings.ToLower(req.Transport()) + ":" + src
+
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.cfg == nil || l.cfg.ID != lineID || l.cfg.Suspended {
+		// removed or suspended while we were authenticating
+		return r.reply(req, sip.StatusForbidden, "Forbidden", resultForbidden)
+	}
+	// RFC 3261 §10.3 step 7: a same-Call-ID request must have a higher CSeq
+	// than every binding it touches, or the whole update is aborted.
+	outOfOrder := func(b *Binding) bool { return b.CallID == callID && cseq <= b.CSeq }
+	if wildcard {
+		for i := range l.contacts {
+			if outOfOrder(&l.contacts[i]) {
+				return r.reply(req, sip.StatusInternalServerError, "Out of order CSeq", resultOutOfOrder)
+			}
+		}
+	} else {
+		adds := 0
+		for _, c := range changes {
+			if i := l.find(c.uri); i >= 0 && outOfOrder(&l.contacts[i]) {
+				return r.reply(req, sip.StatusInternalServerError, "Out of order CSeq", resultOutOfOrder)
+			}
+			if c.expires > 0 {
+				adds++
+			}
+		}
+		if adds > maxContacts {
+			return r.reply(req, sip.StatusForbidden, "Too Many Contacts", resultForbidden)
+		}
+	}
+
+	changed := false
+	if wildcard {
+		if len(l.contacts) > 0 {
+			r.active.Add(-int64(len(l.contacts)))
+			l.contacts = nil
+			r.wb.removeLine(lineID)
+			changed = true
+		}
+	} else {
+		for _, c := range changes {
+			i := l.find(c.uri)
+			if c.expires == 0 {
+				if i >= 0 {
+					l.contacts = append(l.contacts[:i], l.contacts[i+1:]...)
+					r.active.Add(-1)
+					r.wb.remove(lineID, c.uri)
+					changed = true
+				}
+				continue
+			}
+			b := Binding{
+				LineID: lineID, ContactURI: strings.Clone(c.uri), Source: source, UserAgent: strings.Clone(ua),
+				CallID: strings.Clone(callID), CSeq: cseq, ExpiresAt: now.Add(c.expires), UpdatedAt: now,
+			}
+			if i >= 0 {
+				if l.contacts[i].UserAgent == ua {
+					b.UserAgent = l.contacts[i].UserAgent // share the string
+				}
+				l.contacts[i] = b
+			} else {
+				if len(l.contacts) >= maxContacts {
+					r.evictOldestLocked(l, lineID, changes, maxContacts-1)
+				}
+				l.contacts = append(l.contacts, b)
+				r.active.Add(1)
+			}
+			r.wb.save(b)
+			changed = true
+		}
+	}
+	if changed {
+		r.emitLocked(lineID, l, now)
+	}
+
+	res := r.reply(req, sip.StatusOK, "OK", resultOK)
+	for _, b := range l.contacts {
+		secs := int(b.ExpiresAt.Sub(now).Round(time.Second) / time.Second)
+		res.AppendHeader(sip.NewHeader("Contact", "<"+b.ContactURI+">;expires="+strconv.Itoa(max(secs, 0))))
+	}
+	res.AppendHeader(sip.NewHeader("Date", now.UTC().Format("Mon, 02 Jan 2006 15:04:05 GMT")))
+	return res
+}
+
+// evictOldestLocked drops the least recently refreshed bindings not named in
+// this request until at most keep remain.
+func (r *Registrar) evictOldestLocked(l *line, lineID string, changes []contactChange, keep int) {
+	inRequest := func(uri string) bool {
+		for _, c := range changes {
+			if c.uri == uri {
+				return true
+			}
+		}
+		return false
+	}
+	for len(l.contacts) > keep {
+		oldest := -1
+		for i := range l.contacts {
+			if inRequest(l.contacts[i].ContactURI) {
+				continue
+			}
+			if oldest < 0 || l.contacts[i].UpdatedAt.Before(l.contacts[oldest].UpdatedAt) {
+				oldest = i
+			}
+		}
+		if oldest < 0 {
+			return
+		}
+		r.wb.remove(lineID, l.contacts[oldest].ContactURI)
+		l.contacts = append(l.contacts[:oldest], l.contacts[oldest+1:]...)
+		r.active.Add(-1)
+	}
+}

@@ -1,0 +1,148 @@
+package sippg_test
+
+import (
+	"context"
+	"crypto/md5"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pbxd/pbxd/internal/store/storetest"
+	"github.com/pbxd/pbxd/pbx"
+	"github.com/pbxd/pbxd/sip"
+	"github.com/pbxd/pbxd/sip/sippg"
+)
+
+const lineID = "6f1c1f0e-2d7a-4c39-9a59-0b6c2e0b9b11"
+
+func TestStoreCRUD(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := sippg.New(storetest.NewPool(t))
+	now := time.Date(2026, 11, 16, 10, 0, 0, 0, time.UTC)
+	b := sip.Binding{LineID: lineID, ContactURI: "sip:100@192.0.2.1:5060", Source: "udp:192.0.2.1:5060",
+		UserAgent: "Yealink", CallID: "abc", CSeq: 4294967295, ExpiresAt: now.Add(time.Hour), UpdatedAt: now}
+	if err := s.SaveBinding(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	b.CSeq = 7
+	if err := s.SaveBinding(ctx, b); err != nil { // upsert
+		t.Fatal(err)
+	}
+	b2 := b
+	b2.ContactURI = "sip:100@192.0.2.2:5060"
+	_ = s.SaveBinding(ctx, b2)
+	got, err := s.LoadBindings(ctx)
+	if err != nil || len(got) != 2 || got[0].CSeq != 7 || !got[0].ExpiresAt.Equal(b.ExpiresAt) || got[0] != normalize(b) {
+		t.Fatalf("load: %v %+v", err, got)
+	}
+	if err := s.DeleteBinding(ctx, lineID, b.ContactURI); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteBinding(ctx, lineID, "sip:absent"); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.LoadBindings(ctx); len(got) != 1 {
+		t.Fatalf("after delete %+v", got)
+	}
+	if err := s.DeleteLine(ctx, lineID); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.LoadBindings(ctx); len(got) != 0 {
+		t.Fatalf("after delete line %+v", got)
+	}
+}
+
+// normalize puts times in the zone pgx returns them in.
+func normalize(b sip.Binding) sip.Binding {
+	b.ExpiresAt = b.ExpiresAt.Local()
+	b.UpdatedAt = b.UpdatedAt.Local()
+	return b
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	u, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Close()
+	return u.LocalAddr().(*net.UDPAddr).Port
+}
+
+func start(t *testing.T, store sip.BindingStore) (*sip.Registrar, func()) {
+	t.Helper()
+	cfg := sip.DefaultConfig()
+	cfg.UDPListen, cfg.TCPListen = "127.0.0.1:0", ""
+	cfg.Secret = []byte("0123456789abcdef")
+	r, err := sip.New(cfg, store, nil, nil, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	go func() {
+		for range r.Events() {
+		}
+	}()
+	for !r.Connected() {
+		time.Sleep(5 * time.Millisecond)
+	}
+	return r, func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// TestRestartReloadsFromPostgres registers a phone with sipp, stops the
+// registrar (flushing the write-behind queue), starts a new one on the same
+// database and finds the binding again.
+func TestRestartReloadsFromPostgres(t *testing.T) {
+	t.Parallel()
+	bin, err := exec.LookPath("sipp")
+	if err != nil {
+		t.Fatal("sipp not installed (apt-get install sip-tester)")
+	}
+	ctx := context.Background()
+	pool := storetest.NewPool(t)
+	const domain, user, pw = "pg.example.net", "400", "pw-400"
+	h := md5.Sum([]byte(user + ":" + domain + ":" + pw))
+	lc := pbx.LineConfig{ID: lineID, Domain: domain, Username: user, HA1MD5: hex.EncodeToString(h[:])}
+
+	r1, stop1 := start(t, sippg.New(pool))
+	_ = r1.Apply(ctx, lc)
+	dir := t.TempDir()
+	csv := filepath.Join(dir, "u.csv")
+	_ = os.WriteFile(csv, []byte("SEQUENTIAL\n"+user+";"+pw+"\n"), 0o600)
+	sf, _ := filepath.Abs("../testdata/sipp/register.xml")
+	out, err := exec.Command(bin, r1.Addrs().UDP, "-sf", sf, "-inf", csv, "-key", "sipdomain", domain,
+		"-auth_uri", domain, "-i", "127.0.0.1", "-p", fmt.Sprint(freePort(t)), "-t", "u1", "-m", "1",
+		"-timeout", "20s", "-recv_timeout", "6000", "-nostdin").CombinedOutput()
+	if err != nil {
+		t.Fatalf("sipp: %v\n%s", err, out)
+	}
+	want := r1.Contacts(lineID)
+	stop1()
+	if len(want) != 1 {
+		t.Fatalf("registered %+v", want)
+	}
+
+	r2, stop2 := start(t, sippg.New(pool))
+	defer stop2()
+	_ = r2.Apply(ctx, lc)
+	got := r2.Contacts(lineID)
+	if len(got) != 1 || got[0].ContactURI != want[0].ContactURI || got[0].CallID != want[0].CallID ||
+		!got[0].ExpiresAt.Equal(want[0].ExpiresAt.Truncate(time.Microsecond)) {
+		t.Fatalf("after restart %+v, want %+v", got, want)
+	}
+}

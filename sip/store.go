@@ -1,0 +1,316 @@
+package sip
+
+import (
+	"context"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+)
+
+// Binding is one registered contact of a line as persisted.
+type Binding struct {
+	// LineID is the pbx.LineConfig.ID the contact is bound to.
+	LineID string
+	// ContactURI is the contact address (without header parameters); with
+	// LineID it identifies the binding.
+	ContactURI string
+	// Source is where the REGISTER came from, "transport:ip:port"
+	// (e.g. "udp:192.0.2.10:5060"), for NAT traversal and diagnostics.
+	Source string
+	// UserAgent is the phone's User-Agent header.
+	UserAgent string
+	// CallID and CSeq order refreshes from one phone (RFC 3261 §10.3 step 7).
+	CallID string
+	CSeq   uint32
+	// ExpiresAt is when the binding lapses unless refreshed.
+	ExpiresAt time.Time
+	// UpdatedAt is the time of the last REGISTER that touched the binding.
+	UpdatedAt time.Time
+}
+
+// BindingStore persists bindings so a restart does not forget registered
+// phones. The registrar writes through a write-behind queue: calls happen
+// off the REGISTER path, coalesced per binding, and are retried on error.
+// Implementations must be safe for concurrent use; sippg provides the
+// PostgreSQL one.
+type BindingStore interface {
+	// LoadBindings returns every stored binding (expired ones included; the
+	// registrar drops them).
+	LoadBindings(ctx context.Context) ([]Binding, error)
+	// SaveBinding inserts or replaces the binding (LineID, ContactURI).
+	SaveBinding(ctx context.Context, b Binding) error
+	// DeleteBinding removes one binding; a missing one is not an error.
+	DeleteBinding(ctx context.Context, lineID, contactURI string) error
+	// DeleteLine removes every binding of a line.
+	DeleteLine(ctx context.Context, lineID string) error
+}
+
+// MemoryStore is a BindingStore kept in memory: for tests, benchmarks and a
+// daemon run without persistence. The zero value is ready to use.
+type MemoryStore struct {
+	mu sync.Mutex
+	m  map[string]map[string]Binding
+	// Err, when set, is returned by every method (to test error handling).
+	Err error
+}
+
+// LoadBindings implements BindingStore.
+func (s *MemoryStore) LoadBindings(context.Context) ([]Binding, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.Err != nil {
+		return nil, s.Err
+	}
+	var out []Binding
+	for _, line := range s.m {
+		for _, b := range line {
+			out = append(out, b)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].LineID != out[j].LineID {
+			return out[i].LineID < out[j].LineID
+		}
+		return out[i].ContactURI < out[j].ContactURI
+	})
+	return out, nil
+}
+
+// SaveBinding implements BindingStore.
+func (s *MemoryStore) SaveBinding(_ context.Context, b Binding) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.Err != nil {
+		return s.Err
+	}
+	if s.m == nil {
+		s.m = make(map[string]map[string]Binding)
+	}
+	if s.m[b.LineID] == nil {
+		s.m[b.LineID] = make(map[string]Binding)
+	}
+	s.m[b.LineID][b.ContactURI] = b
+	return nil
+}
+
+// DeleteBinding implements BindingStore.
+func (s *MemoryStore) DeleteBinding(_ context.Context, lineID, contactURI string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.Err != nil {
+		return s.Err
+	}
+	delete(s.m[lineID], contactURI)
+	if len(s.m[lineID]) == 0 {
+		delete(s.m, lineID)
+	}
+	return nil
+}
+
+// DeleteLine implements BindingStore.
+func (s *MemoryStore) DeleteLine(_ context.Context, lineID string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.Err != nil {
+		return s.Err
+	}
+	delete(s.m, lineID)
+	return nil
+}
+
+// lineOps is the pending persistence work for one line: optionally wipe
+// the line first, then per-contact saves (non-nil) or deletes (nil).
+type lineOps struct {
+	deleteAll bool
+	contacts  map[string]*Binding
+}
+
+// writeBehind queues binding changes and applies them to a BindingStore
+// from one goroutine. Changes are coalesced per (line, contact): a phone
+// refreshing every minute costs one write per flush, not one per REGISTER.
+//
+// Trade-off: REGISTER is answered before its binding is durable. A crash
+// loses at most the changes still queued (normally well under a second);
+// phones re-register on their own, so the cost is a short window in which
+// calls to them fail after a crash. A clean shutdown flushes the queue.
+type writeBehind struct {
+	store BindingStore
+	log   *slog.Logger
+	m     *metrics
+
+	mu      sync.Mutex
+	pending map[string]*lineOps
+	order   []string
+	wake    chan struct{}
+}
+
+func newWriteBehind(store BindingStore, log *slog.Logger, m *metrics) *writeBehind {
+	return &writeBehind{store: store, log: log, m: m, pending: make(map[string]*lineOps), wake: make(chan struct{}, 1)}
+}
+
+func (w *writeBehind) opsLocked(lineID string) *lineOps {
+	ops := w.pending[lineID]
+	if ops == nil {
+		ops = &lineOps{contacts: make(map[string]*Binding, 1)}
+		w.pending[lineID] = ops
+		w.order = append(w.order, lineID)
+	}
+	return ops
+}
+
+func (w *writeBehind) signal() {
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (w *writeBehind) save(b Binding) {
+	w.mu.Lock()
+	w.opsLocked(b.LineID).contacts[b.ContactURI] = &b
+	w.m.storeQueue.Set(float64(len(w.pending)))
+	w.mu.Unlock()
+	w.signal()
+}
+
+func (w *writeBehind) remove(lineID, contactURI string) {
+	w.mu.Lock()
+	w.opsLocked(lineID).contacts[contactURI] = nil
+	w.m.storeQueue.Set(float64(len(w.pending)))
+	w.mu.Unlock()
+	w.signal()
+}
+
+func (w *writeBehind) removeLine(lineID string) {
+	w.mu.Lock()
+	ops := w.opsLocked(lineID)
+	ops.deleteAll = true
+	clear(ops.contacts)
+	w.m.storeQueue.Set(float64(len(w.pending)))
+	w.mu.Unlock()
+	w.signal()
+}
+
+// take removes and returns up to n queued lines.
+func (w *writeBehind) take(n int) ([]string, []*lineOps) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n = min(n, len(w.order))
+	ids := make([]string, n)
+	copy(ids, w.order[:n])
+	w.order = w.order[n:]
+	if len(w.order) == 0 {
+		w.order = nil
+	}
+	ops := make([]*lineOps, n)
+	for i, id := range ids {
+		ops[i] = w.pending[id]
+		delete(w.pending, id)
+	}
+	w.m.storeQueue.Set(float64(len(w.pending)))
+	return ids, ops
+}
+
+// requeue puts failed work back under any newer work for the same line.
+func (w *writeBehind) requeue(lineID string, old *lineOps) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	cur := w.pending[lineID]
+	if cur == nil {
+		w.pending[lineID] = old
+		w.order = append(w.order, lineID)
+		return
+	}
+	if cur.deleteAll {
+		return // the newer wipe supersedes everything older
+	}
+	for k, v := range cur.contacts {
+		old.contacts[k] = v
+	}
+	w.pending[lineID] = old
+}
+
+func (w *writeBehind) len() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.pending)
+}
+
+// flushOnce writes everything queued now; it returns false if a write failed.
+func (w *writeBehind) flushOnce(ctx context.Context) bool {
+	ok := true
+	for {
+		ids, batch := w.take(256)
+		if len(ids) == 0 {
+			return ok
+		}
+		for i, id := range ids {
+			if err := w.apply(ctx, id, batch[i]); err != nil {
+				ok = false
+				w.m.storeErrors.Inc()
+				w.log.Warn("persist bindings", "line", id, "err", err)
+				w.requeue(id, batch[i])
+				if ctx.Err() != nil {
+					return false
+				}
+			}
+		}
+		if !ok {
+			return false
+		}
+	}
+}
+
+func (w *writeBehind) apply(ctx context.Context, lineID string, ops *lineOps) error {
+	if ops.deleteAll {
+		if err := w.store.DeleteLine(ctx, lineID); err != nil {
+			return err
+		}
+		ops.deleteAll = false
+	}
+	for uri, b := range ops.contacts {
+		var err error
+		if b == nil {
+			err = w.store.DeleteBinding(ctx, lineID, uri)
+		} else {
+			err = w.store.SaveBinding(ctx, *b)
+		}
+		if err != nil {
+			return err
+		}
+		delete(ops.contacts, uri)
+	}
+	return nil
+}
+
+// run flushes until ctx is done, then does a last flush bounded by
+// flushTimeout.
+func (w *writeBehind) run(ctx context.Context, flushTimeout time.Duration) {
+	backoff := 100 * time.Millisecond
+	for {
+		select {
+		case <-ctx.Done():
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), flushTimeout)
+			defer cancel()
+			for !w.flushOnce(fctx) && fctx.Err() == nil {
+				time.Sleep(50 * time.Millisecond)
+			}
+			if n := w.len(); n > 0 {
+				w.log.Error("bindings not persisted at shutdown", "lines", n, "err", fctx.Err())
+			}
+			return
+		case <-w.wake:
+		}
+		if w.flushOnce(ctx) {
+			backoff = 100 * time.Millisecond
+			continue
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 5*time.Second)
+		w.signal()
+	}
+}
