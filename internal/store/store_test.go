@@ -11,51 +11,13 @@ import (
 	"github.com/pbxd/pbxd/internal/store/storetest"
 )
 
-// Applying the migrations again, and from several instances at once, must be
-// a no-op that fails nowhere.
-func TestMigrateTwiceAndConcurrently(t *testing.T) {
-	t.Parallel()
+// migrateConcurrently migrates the database at url from n pools at once.
+func migrateConcurrently(t *testing.T, url string, n int) {
+	t.Helper()
 	ctx := context.Background()
-	pool := storetest.NewPool(t)
-	if err := store.Migrate(ctx, pool); err != nil {
-		t.Fatalf("second migration: %v", err)
-	}
 	var wg sync.WaitGroup
-	errs := make(chan error, 4)
-	for i := 0; i < 4; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			p, err := pgxpool.New(ctx, pool.Config().ConnString())
-			if err != nil {
-				errs <- err
-				return
-			}
-			defer p.Close()
-			errs <- store.Migrate(ctx, p)
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Fatalf("concurrent migration: %v", err)
-		}
-	}
-	n, err := store.Pending(ctx, pool)
-	if err != nil || n != 0 {
-		t.Fatalf("pending = %d, %v; want 0", n, err)
-	}
-}
-
-// An empty database migrated by two instances at once ends up complete.
-func TestMigrateEmptyDatabaseConcurrently(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	url := storetest.NewEmptyDatabase(t)
-	var wg sync.WaitGroup
-	errs := make(chan error, 3)
-	for i := 0; i < 3; i++ {
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -72,9 +34,33 @@ func TestMigrateEmptyDatabaseConcurrently(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		if err != nil {
-			t.Fatalf("concurrent migration of an empty database: %v", err)
+			t.Fatalf("concurrent migration: %v", err)
 		}
 	}
+}
+
+// Applying the migrations again, and from several instances at once, must be
+// a no-op that fails nowhere.
+func TestMigrateTwiceAndConcurrently(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := storetest.NewPool(t)
+	if err := store.Migrate(ctx, pool); err != nil {
+		t.Fatalf("second migration: %v", err)
+	}
+	migrateConcurrently(t, pool.Config().ConnString(), 4)
+	n, err := store.Pending(ctx, pool)
+	if err != nil || n != 0 {
+		t.Fatalf("pending = %d, %v; want 0", n, err)
+	}
+}
+
+// An empty database migrated by several instances at once ends up complete.
+func TestMigrateEmptyDatabaseConcurrently(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url := storetest.NewEmptyDatabase(t)
+	migrateConcurrently(t, url, 3)
 	p, err := pgxpool.New(ctx, url)
 	if err != nil {
 		t.Fatal(err)

@@ -49,27 +49,17 @@ func NewPool(t testing.TB) *pgxpool.Pool {
 // when the test ends.
 func NewDatabase(t testing.TB) string {
 	t.Helper()
-	once.Do(setup)
-	if setupErr != nil {
-		t.Fatalf("storetest: %v", setupErr)
-	}
-	ctx := context.Background()
-	name := "pbxd_test_" + randomHex(6)
-	admin, err := pgx.Connect(ctx, serverURL)
-	if err != nil {
-		t.Fatalf("storetest: connect admin: %v", err)
-	}
-	defer admin.Close(ctx)
-	if _, err := createWithRetry(ctx, admin, fmt.Sprintf("CREATE DATABASE %s TEMPLATE %s", name, template)); err != nil {
-		t.Fatalf("storetest: create database: %v", err)
-	}
-	t.Cleanup(func() { dropDatabase(name) })
-	return withDB(serverURL, name)
+	return create(t, "TEMPLATE "+template)
 }
 
 // NewEmptyDatabase creates a database with no schema (to test migrations
 // themselves) and returns its URL; it is dropped when the test ends.
 func NewEmptyDatabase(t testing.TB) string {
+	t.Helper()
+	return create(t, "")
+}
+
+func create(t testing.TB, options string) string {
 	t.Helper()
 	once.Do(setup)
 	if setupErr != nil {
@@ -82,7 +72,7 @@ func NewEmptyDatabase(t testing.TB) string {
 		t.Fatalf("storetest: connect admin: %v", err)
 	}
 	defer admin.Close(ctx)
-	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+	if _, err := createWithRetry(ctx, admin, fmt.Sprintf("CREATE DATABASE %s %s", name, options)); err != nil {
 		t.Fatalf("storetest: create database: %v", err)
 	}
 	t.Cleanup(func() { dropDatabase(name) })
