@@ -49,17 +49,17 @@ func NewPool(t testing.TB) *pgxpool.Pool {
 // when the test ends.
 func NewDatabase(t testing.TB) string {
 	t.Helper()
-	return create(t, "TEMPLATE "+template)
+	return create(t, true)
 }
 
 // NewEmptyDatabase creates a database with no schema (to test migrations
 // themselves) and returns its URL; it is dropped when the test ends.
 func NewEmptyDatabase(t testing.TB) string {
 	t.Helper()
-	return create(t, "")
+	return create(t, false)
 }
 
-func create(t testing.TB, options string) string {
+func create(t testing.TB, migrated bool) string {
 	t.Helper()
 	once.Do(setup)
 	if setupErr != nil {
@@ -72,7 +72,11 @@ func create(t testing.TB, options string) string {
 		t.Fatalf("storetest: connect admin: %v", err)
 	}
 	defer admin.Close(ctx)
-	if _, err := createWithRetry(ctx, admin, fmt.Sprintf("CREATE DATABASE %s %s", name, options)); err != nil {
+	sql := "CREATE DATABASE " + name
+	if migrated {
+		sql += " TEMPLATE " + template
+	}
+	if _, err := createWithRetry(ctx, admin, sql); err != nil {
 		t.Fatalf("storetest: create database: %v", err)
 	}
 	t.Cleanup(func() { dropDatabase(name) })
