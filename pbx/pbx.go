@@ -41,13 +41,20 @@ type LineConfig struct {
 	MaxContacts int
 	// Revision is the database revision this config was built from.
 	Revision int64
+	// Drift is set by List when the PBX holds the line differently in a
+	// setting LineConfig does not carry (transport, codecs, object links):
+	// a short description, so the reconciler applies the line again. It is
+	// always empty in a desired config.
+	Drift string
 }
 
 // SameConfig reports whether held (as listed by a backend) matches desired in
-// every field a backend stores. Revision and the HA1 values are not compared:
-// the revision is bookkeeping and the HA1 values derive from the password.
+// every field a backend stores, and the backend saw no drift in the settings
+// it owns. Revision and the HA1 values are not compared: the revision is
+// bookkeeping and the HA1 values derive from the password.
 func SameConfig(desired, held LineConfig) bool {
-	return desired.ID == held.ID &&
+	return held.Drift == "" &&
+		desired.ID == held.ID &&
 		desired.Domain == held.Domain &&
 		desired.Username == held.Username &&
 		desired.Extension == held.Extension &&

@@ -62,9 +62,9 @@ type retryState struct {
 }
 
 // Resyncer is implemented by backends that learn they must be fully resynced
-// (Asterisk restarted or reconnected).
+// (Asterisk restarted or reconnected): a value arrives on the channel.
 type Resyncer interface {
-	ResyncNeeded() <-chan struct{}
+	Resync() <-chan struct{}
 }
 
 // NewReconciler builds a reconciler for backend.
@@ -115,7 +115,7 @@ func (r *Reconciler) Wake() {
 func (r *Reconciler) loop(ctx context.Context) error {
 	var resyncSignal <-chan struct{}
 	if rs, ok := r.backend.(Resyncer); ok {
-		resyncSignal = rs.ResyncNeeded()
+		resyncSignal = rs.Resync()
 	}
 	resync := time.NewTimer(0) // a full resync at start
 	defer resync.Stop()

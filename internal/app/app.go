@@ -32,7 +32,9 @@ import (
 	"github.com/pbxd/pbxd/internal/pgcluster"
 	"github.com/pbxd/pbxd/internal/scheduler"
 	"github.com/pbxd/pbxd/internal/store"
+	"github.com/pbxd/pbxd/pbx"
 	"github.com/pbxd/pbxd/provisioning"
+	"github.com/pbxd/pbxd/sip"
 )
 
 // App is a built daemon: database connected, migrations applied, listeners
@@ -54,7 +56,11 @@ type App struct {
 	api     *httpapi.API
 	sched   *scheduler.Scheduler
 	prov    *provisioning.Service
-	biller  provisioning.Biller
+	// backend is the PBX; registrar is set when it is the built-in one.
+	backend    pbx.Backend
+	registrar  *sip.Registrar
+	reconciler *provisioning.Reconciler
+	biller     provisioning.Biller
 
 	parts    []part   // long-running parts, started in order
 	closers  []closer // torn down last-in first-out after the parts stop
@@ -248,6 +254,18 @@ func ensureDatabase(ctx context.Context, adminURL, name string) error {
 
 // HTTPAddr is the bound API address (useful with port 0 in tests).
 func (a *App) HTTPAddr() string { return a.httpLn.Addr().String() }
+
+// Routes lists the HTTP route patterns served.
+func (a *App) Routes() []string { return a.api.Routes() }
+
+// Registrar is the built-in SIP registrar, nil with another backend.
+func (a *App) Registrar() *sip.Registrar { return a.registrar }
+
+// Backend is the PBX backend.
+func (a *App) Backend() pbx.Backend { return a.backend }
+
+// Reconciler keeps the backend equal to the database.
+func (a *App) Reconciler() *provisioning.Reconciler { return a.reconciler }
 
 // Pool exposes the database to in-process tests.
 func (a *App) Pool() *pgxpool.Pool { return a.pool }

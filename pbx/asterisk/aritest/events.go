@@ -73,6 +73,10 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	all := q.Get("subscribeAll") == "true" || q.Get("subscribeAll") == "yes"
+	if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+		writeError(w, http.StatusUpgradeRequired, "WebSocket upgrade required")
+		return
+	}
 	conn, _, _, err := ws.UpgradeHTTP(r, w)
 	if err != nil {
 		return
@@ -291,6 +295,7 @@ func (s *Server) RegisterContact(endpointID, uri string) error {
 	if maxC == 0 {
 		return fmt.Errorf("AOR %q has max_contacts 0: registration refused", aorName)
 	}
+	first := len(cur) == 0
 	if len(cur) >= maxC {
 		if aor["remove_existing"] != "true" {
 			return fmt.Errorf("AOR %q is full (max_contacts %d): registration refused", aorName, maxC)
@@ -304,7 +309,6 @@ func (s *Server) RegisterContact(endpointID, uri string) error {
 			"contact_info": map[string]string{"uri": old.uri, "contact_status": "Removed", "aor": old.aor},
 		})
 	}
-	first := len(cur) == 0
 	s.contacts[endpointID] = append(cur, contact{uri: uri, aor: aorName})
 	if first {
 		s.emitLocked(endpointID, map[string]any{

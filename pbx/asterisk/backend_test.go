@@ -1,0 +1,668 @@
+package asterisk
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/pbxd/pbxd/pbx"
+	"github.com/pbxd/pbxd/pbx/asterisk/aritest"
+	"github.com/pbxd/pbxd/pbx/pbxtest"
+)
+
+func TestMain(m *testing.M) {
+	// The benchmark runs the ARI server in a child process, so that the
+	// CPU it measures is pbxd's only.
+	if os.Getenv("PBXD_ARITEST_SERVE") != "" {
+		s, err := aritest.New(aritest.Options{Username: "bench", Password: "bench-secret"})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		fmt.Println(s.URL())
+		_, _ = io.Copy(io.Discard, os.Stdin) // until the parent goes
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+func testConfig(urls ...string) Config {
+	cfg := Config{
+		Transport:        "transport-udp",
+		QualifyFrequency: 60 * time.Second,
+		RequestTimeout:   2 * time.Second,
+		BackoffMin:       10 * time.Millisecond,
+		BackoffMax:       100 * time.Millisecond,
+		HealthInterval:   20 * time.Millisecond,
+	}
+	for i, u := range urls {
+		cfg.Nodes = append(cfg.Nodes, NodeConfig{Name: string(rune('a' + i)), URL: u, Username: "pbxd", Password: "pbxd-secret"})
+	}
+	return cfg
+}
+
+type bundle struct {
+	b   *Backend
+	srv []*aritest.Server
+	reg *prometheus.Registry
+}
+
+// setup starts ARI servers (one per wizard given, default one Memory) and
+// a running backend on them.
+func setup(t testing.TB, wizards ...aritest.Wizard) bundle {
+	t.Helper()
+	if len(wizards) == 0 {
+		wizards = []aritest.Wizard{aritest.Memory}
+	}
+	var urls []string
+	var srvs []*aritest.Server
+	for _, w := range wizards {
+		s := aritest.NewTest(t, aritest.Options{Wizard: w})
+		srvs = append(srvs, s)
+		urls = append(urls, s.URL())
+	}
+	reg := prometheus.NewRegistry()
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	b, err := New(testConfig(urls...), logger, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	waitFor(t, "connected", b.Connected)
+	return bundle{b: b, srv: srvs, reg: reg}
+}
+
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestConformance(t *testing.T) {
+	t.Parallel()
+	pbxtest.Exercise(t, func(t *testing.T) pbxtest.Harness {
+		bd := setup(t)
+		s := bd.srv[0]
+		return pbxtest.Harness{
+			Backend: bd.b,
+			Register: func(t *testing.T, line pbx.LineConfig, uri string) {
+				if err := s.RegisterContact(DefaultObjectPrefix+line.ID, uri); err != nil {
+					t.Fatal(err)
+				}
+			},
+			Unregister: func(t *testing.T, line pbx.LineConfig, uri string) {
+				if err := s.UnregisterContact(DefaultObjectPrefix+line.ID, uri); err != nil {
+					t.Fatal(err)
+				}
+			},
+		}
+	})
+}
+
+func mustObject(t *testing.T, s *aritest.Server, typ, id string) map[string]string {
+	t.Helper()
+	o, ok := s.Object(typ, id)
+	if !ok {
+		t.Fatalf("%s %s not on the server", typ, id)
+	}
+	return o
+}
+
+func TestApplyStoresFields(t *testing.T) {
+	t.Parallel()
+	bd := setup(t)
+	s := bd.srv[0]
+	line := pbxtest.NewLine()
+	if err := bd.b.Apply(t.Context(), line); err != nil {
+		t.Fatal(err)
+	}
+	id := "pbxd-" + line.ID
+	check := func(typ string, want map[string]string) {
+		t.Helper()
+		o := mustObject(t, s, typ, id)
+		for k, v := range want {
+			if o[k] != v {
+				t.Errorf("%s.%s = %q, want %q", typ, k, o[k], v)
+			}
+		}
+	}
+	check("auth", map[string]string{"auth_type": "digest", "username": "100", "password": line.Password, "realm": line.Domain})
+	check("aor", map[string]string{"max_contacts": "2", "qualify_frequency": "60", "remove_existing": "true"})
+	check("endpoint", map[string]string{"auth": id, "aors": id, "context": "pkg-fr-fixed-mobile",
+		"callerid": `"Alice Martin" <100>`, "from_domain": line.Domain, "allow": "(ulaw|alaw|g722)", "transport": "transport-udp"})
+
+	// Re-applying reads and writes nothing; one change is one PUT.
+	s.ResetCounts()
+	if err := bd.b.Apply(t.Context(), line); err != nil {
+		t.Fatal(err)
+	}
+	if n := s.Requests("PUT"); n != 0 {
+		t.Errorf("idempotent Apply sent %d PUTs", n)
+	}
+	line.CallerID = "Bob"
+	if err := bd.b.Apply(t.Context(), line); err != nil {
+		t.Fatal(err)
+	}
+	if n := s.Requests("PUT"); n != 1 {
+		t.Errorf("changing the caller id sent %d PUTs, want 1", n)
+	}
+	if n := s.Requests("DELETE"); n != 0 {
+		t.Errorf("an update deleted %d objects", n)
+	}
+	check("endpoint", map[string]string{"callerid": `"Bob" <100>`, "context": "pkg-fr-fixed-mobile"})
+}
+
+func TestSuspension(t *testing.T) {
+	t.Parallel()
+	bd := setup(t)
+	s := bd.srv[0]
+	line := pbxtest.NewLine()
+	line.Suspended = true
+	if err := bd.b.Apply(t.Context(), line); err != nil {
+		t.Fatal(err)
+	}
+	id := "pbxd-" + line.ID
+	ep := mustObject(t, s, "endpoint", id)
+	if ep["auth"] != id+"-suspended" {
+		t.Errorf("suspended endpoint auth = %q", ep["auth"])
+	}
+	sa := mustObject(t, s, "auth", id+"-suspended")
+	if sa["password"] == line.Password || len(sa["password"]) < 32 || sa["username"] != line.Username {
+		t.Errorf("suspended auth is usable or malformed")
+	}
+	if a := mustObject(t, s, "auth", id); a["password"] != line.Password {
+		t.Error("the real auth lost its password")
+	}
+	line.Suspended = false
+	if err := bd.b.Apply(t.Context(), line); err != nil {
+		t.Fatal(err)
+	}
+	if ep := mustObject(t, s, "endpoint", id); ep["auth"] != id {
+		t.Errorf("resumed endpoint auth = %q", ep["auth"])
+	}
+	if _, ok := s.Object("auth", id+"-suspended"); ok {
+		t.Error("suspended auth left behind after resume")
+	}
+}
+
+func TestRemoveDeletesAllObjects(t *testing.T) {
+	t.Parallel()
+	bd := setup(t)
+	s := bd.srv[0]
+	line := pbxtest.NewLine()
+	line.Suspended = true
+	if err := bd.b.Apply(t.Context(), line); err != nil {
+		t.Fatal(err)
+	}
+	if err := bd.b.Remove(t.Context(), line.ID); err != nil {
+		t.Fatal(err)
+	}
+	for _, typ := range []string{"endpoint", "auth", "aor"} {
+		if ids := s.ObjectIDs(typ); len(ids) != 0 {
+			t.Errorf("%s objects left: %v", typ, ids)
+		}
+	}
+}
+
+func TestHandMadeObjectsUntouched(t *testing.T) {
+	t.Parallel()
+	bd := setup(t)
+	s := bd.srv[0]
+	// One from pjsip.conf, one pushed by someone else over ARI.
+	if err := s.Seed("endpoint", "reception", map[string]string{"context": "default"}); err != nil {
+		t.Fatal(err)
+	}
+	other, err := New(Config{ObjectPrefix: "other-", Nodes: []NodeConfig{{Name: "a", URL: s.URL(), Username: "pbxd", Password: "pbxd-secret"}}},
+		slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreign := pbxtest.NewLine()
+	if err := other.Apply(t.Context(), foreign); err != nil {
+		t.Fatal(err)
+	}
+	mine := pbxtest.NewLine()
+	if err := bd.b.Apply(t.Context(), mine); err != nil {
+		t.Fatal(err)
+	}
+	lines, err := bd.b.List(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(lines) != 1 || lines[0].ID != mine.ID {
+		t.Errorf("List = %v, want only %s", lines, mine.ID)
+	}
+	if err := bd.b.Remove(t.Context(), foreign.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := bd.b.Remove(t.Context(), mine.ID); err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range [][2]string{{"endpoint", "reception"}, {"endpoint", "other-" + foreign.ID}, {"auth", "other-" + foreign.ID}, {"aor", "other-" + foreign.ID}} {
+		if _, ok := s.Object(o[0], o[1]); !ok {
+			t.Errorf("hand-made %s %s was deleted", o[0], o[1])
+		}
+	}
+}
+
+func TestDriftIsReported(t *testing.T) {
+	t.Parallel()
+	bd := setup(t)
+	s := bd.srv[0]
+	find := func(id string) *pbx.LineConfig {
+		t.Helper()
+		lines, err := bd.b.List(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range lines {
+			if lines[i].ID == id {
+				return &lines[i]
+			}
+		}
+		return nil
+	}
+	for _, c := range []struct {
+		name   string
+		tamper func(id string) error
+		check  func(l *pbx.LineConfig) bool // true when drift shows
+	}{
+		{"context", func(id string) error { return s.Tamper("endpoint", id, "context", "free-calls") },
+			func(l *pbx.LineConfig) bool { return l != nil && l.Context == "free-calls" }},
+		{"password", func(id string) error { return s.Tamper("auth", id, "password", "guessme") },
+			func(l *pbx.LineConfig) bool { return l != nil && l.Password == "guessme" }},
+		{"transport", func(id string) error { return s.Tamper("endpoint", id, "transport", "transport-tcp") },
+			func(l *pbx.LineConfig) bool { return l != nil && l.MaxContacts == DriftMaxContacts }},
+		{"codecs", func(id string) error { return s.Tamper("endpoint", id, "allow", "opus") },
+			func(l *pbx.LineConfig) bool { return l != nil && l.MaxContacts == DriftMaxContacts }},
+		{"auth unlinked", func(id string) error { return s.Tamper("endpoint", id, "auth", "") },
+			func(l *pbx.LineConfig) bool { return l != nil && l.MaxContacts == DriftMaxContacts }},
+		{"auth deleted", func(id string) error { s.Forget("auth", id); return nil },
+			func(l *pbx.LineConfig) bool { return l != nil && l.Password == "" }},
+		{"endpoint deleted", func(id string) error { s.Forget("endpoint", id); return nil },
+			func(l *pbx.LineConfig) bool { return l == nil }},
+	} {
+		line := pbxtest.NewLine()
+		if err := bd.b.Apply(t.Context(), line); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.tamper("pbxd-" + line.ID); err != nil {
+			t.Fatal(err)
+		}
+		held := find(line.ID)
+		if !c.check(held) {
+			t.Errorf("%s: drift not reported: %+v", c.name, held)
+		}
+		if held != nil && pbx.SameConfig(line, *held) {
+			t.Errorf("%s: SameConfig holds despite drift", c.name)
+		}
+		// The reconciler's repair: Apply again.
+		if err := bd.b.Apply(t.Context(), line); err != nil {
+			t.Fatal(err)
+		}
+		if held := find(line.ID); held == nil || !pbx.SameConfig(line, *held) {
+			t.Errorf("%s: not repaired by Apply: %+v", c.name, held)
+		}
+	}
+}
+
+func drain(ch <-chan struct{}) {
+	for {
+		select {
+		case <-ch:
+		default:
+			return
+		}
+	}
+}
+
+func TestRestartMidway(t *testing.T) {
+	t.Parallel()
+	bd := setup(t)
+	s, b := bd.srv[0], bd.b
+	gauge := b.m.connected.WithLabelValues("a")
+	if v := testutil.ToFloat64(gauge); v != 1 {
+		t.Errorf("connected gauge = %v, want 1", v)
+	}
+	line := pbxtest.NewLine()
+	if err := b.Apply(t.Context(), line); err != nil {
+		t.Fatal(err)
+	}
+	drain(b.Resync())
+
+	// A visible outage: Connected toggles, the gauge follows.
+	s.Stop()
+	waitFor(t, "disconnected", func() bool { return !b.Connected() })
+	if v := testutil.ToFloat64(gauge); v != 0 {
+		t.Errorf("connected gauge = %v during outage", v)
+	}
+	if err := b.Apply(t.Context(), line); !errors.Is(err, pbx.ErrUnavailable) {
+		t.Errorf("Apply during outage = %v, want ErrUnavailable", err)
+	}
+	if err := s.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "reconnected", b.Connected)
+	select {
+	case <-b.Resync():
+	case <-time.After(5 * time.Second):
+		t.Fatal("no resync signalled after reconnect")
+	}
+	// The memory wizard forgot the line; the resync re-applies it.
+	if lines, err := b.List(t.Context()); err != nil || len(lines) != 0 {
+		t.Fatalf("after restart List = %v, %v; want empty", lines, err)
+	}
+	if err := b.Apply(t.Context(), line); err != nil {
+		t.Fatal(err)
+	}
+
+	// A restart too quick to see as an outage is caught by startup_time.
+	drain(b.Resync())
+	if err := s.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-b.Resync():
+	case <-time.After(5 * time.Second):
+		t.Fatal("no resync signalled after a quick restart")
+	}
+	waitFor(t, "reconnected", b.Connected)
+
+	// Events still flow on the library's reconnected websocket.
+	if err := b.Apply(t.Context(), line); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RegisterContact("pbxd-"+line.ID, "sip:100@192.0.2.9"); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, b, line.ID, "sip:100@192.0.2.9")
+	if n := testutil.ToFloat64(b.m.resyncs.WithLabelValues("a", "restart")); n < 1 {
+		t.Errorf("restart resyncs = %v", n)
+	}
+}
+
+func waitEvent(t *testing.T, b *Backend, lineID, uri string) pbx.RegistrationEvent {
+	t.Helper()
+	timeout := time.After(5 * time.Second)
+	for {
+		select {
+		case ev := <-b.Events():
+			if ev.LineID != lineID {
+				continue
+			}
+			for _, c := range ev.Contacts {
+				if c.URI == uri {
+					return ev
+				}
+			}
+		case <-timeout:
+			t.Fatalf("no event for %s with %q", lineID, uri)
+		}
+	}
+}
+
+func TestContactsRebuiltOnConnect(t *testing.T) {
+	t.Parallel()
+	s := aritest.NewTest(t, aritest.Options{})
+	// Provision and register before the backend under test connects.
+	pre, err := New(testConfig(s.URL()), slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := pbxtest.NewLine()
+	if err := pre.Apply(t.Context(), line); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RegisterContact("pbxd-"+line.ID, "sip:100@192.0.2.50"); err != nil {
+		t.Fatal(err)
+	}
+	b, err := New(testConfig(s.URL()), slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { _ = b.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	ev := waitEvent(t, b, line.ID, "")
+	if !ev.Registered() {
+		t.Error("online endpoint not reported registered")
+	}
+	// The next contact event replaces the placeholder.
+	if err := s.RegisterContact("pbxd-"+line.ID, "sip:100@192.0.2.51"); err != nil {
+		t.Fatal(err)
+	}
+	ev = waitEvent(t, b, line.ID, "sip:100@192.0.2.51")
+	if len(ev.Contacts) != 1 {
+		t.Errorf("contacts = %+v, want only the real one", ev.Contacts)
+	}
+}
+
+func TestFaults(t *testing.T) {
+	t.Parallel()
+	bd := setup(t)
+	s := bd.srv[0]
+	line := pbxtest.NewLine()
+	s.FailNext(1, 500)
+	if err := bd.b.Apply(t.Context(), line); !errors.Is(err, pbx.ErrUnavailable) {
+		t.Errorf("Apply with a 500 = %v, want ErrUnavailable", err)
+	}
+	if err := bd.b.Apply(t.Context(), line); err != nil {
+		t.Errorf("Apply after the fault: %v", err)
+	}
+	s.SetLatency(3 * time.Second) // above RequestTimeout (2s)
+	start := time.Now()
+	if _, err := bd.b.List(t.Context()); !errors.Is(err, pbx.ErrUnavailable) {
+		t.Errorf("List with latency = %v, want ErrUnavailable", err)
+	}
+	if time.Since(start) > 2500*time.Millisecond {
+		t.Errorf("List took %v, beyond the request timeout", time.Since(start))
+	}
+	s.SetLatency(0)
+}
+
+func TestMultiNode(t *testing.T) {
+	t.Parallel()
+	bd := setup(t, aritest.Memory, aritest.AstDB)
+	a, b := bd.srv[0], bd.srv[1]
+	line := pbxtest.NewLine()
+	line.Node = "b"
+	if err := bd.b.Apply(t.Context(), line); err != nil {
+		t.Fatal(err)
+	}
+	if len(a.ObjectIDs("endpoint")) != 0 || len(b.ObjectIDs("endpoint")) != 1 {
+		t.Fatalf("line on wrong node: a=%v b=%v", a.ObjectIDs("endpoint"), b.ObjectIDs("endpoint"))
+	}
+	lines, err := bd.b.List(t.Context())
+	if err != nil || len(lines) != 1 || lines[0].Node != "b" {
+		t.Fatalf("List = %+v, %v", lines, err)
+	}
+	line.Node = "" // default node a
+	if err := bd.b.Apply(t.Context(), line); err != nil {
+		t.Fatal(err)
+	}
+	if len(a.ObjectIDs("endpoint")) != 1 || len(b.ObjectIDs("endpoint")) != 0 {
+		t.Errorf("move: a=%v b=%v", a.ObjectIDs("endpoint"), b.ObjectIDs("endpoint"))
+	}
+	line.Node = "zz"
+	if err := bd.b.Apply(t.Context(), line); err == nil {
+		t.Error("Apply to an unknown node succeeded")
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	t.Parallel()
+	good := NodeConfig{Name: "a", URL: "http://127.0.0.1:8088/ari", Username: "u", Password: "p"}
+	for _, c := range []struct {
+		name string
+		cfg  Config
+		want string
+	}{
+		{"no nodes", Config{}, "at least one node"},
+		{"dup", Config{Nodes: []NodeConfig{good, good}}, "duplicate"},
+		{"bad url", Config{Nodes: []NodeConfig{{Name: "a", URL: "ftp://x", Username: "u", Password: "p"}}}, "url"},
+		{"creds in url", Config{Nodes: []NodeConfig{{Name: "a", URL: "http://u:secretpw@x/ari", Username: "u", Password: "p"}}}, "credentials"},
+		{"no password", Config{Nodes: []NodeConfig{{Name: "a", URL: "http://x/ari", Username: "u"}}}, "password"},
+		{"default node", Config{Nodes: []NodeConfig{good}, DefaultNode: "b"}, "default node"},
+		{"prefix", Config{Nodes: []NodeConfig{good}, ObjectPrefix: "a/b"}, "prefix"},
+		{"codec", Config{Nodes: []NodeConfig{good}, Codecs: []string{"all"}}, "codec"},
+		{"qualify", Config{Nodes: []NodeConfig{good}, QualifyFrequency: 1500 * time.Millisecond}, "qualify"},
+		{"backoff", Config{Nodes: []NodeConfig{good}, BackoffMin: time.Second, BackoffMax: time.Millisecond}, "backoff"},
+		{"ok", Config{Nodes: []NodeConfig{good}}, ""},
+	} {
+		err := c.cfg.WithDefaults().Validate()
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("%s: %v", c.name, err)
+		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+			t.Errorf("%s: %v, want %q", c.name, err, c.want)
+		case err != nil && strings.Contains(err.Error(), "secretpw"):
+			t.Errorf("%s: error leaks a password", c.name)
+		}
+	}
+}
+
+func TestPasswordsNeverLogged(t *testing.T) {
+	t.Parallel()
+	var buf syncBuffer
+	s := aritest.NewTest(t, aritest.Options{})
+	b, err := New(testConfig(s.URL()), slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { _ = b.Run(ctx); close(done) }()
+	waitFor(t, "connected", b.Connected)
+	line := pbxtest.NewLine()
+	_ = b.Apply(ctx, line)
+	s.FailNext(3, 500)
+	_ = b.Apply(ctx, line)
+	s.Stop()
+	waitFor(t, "disconnected", func() bool { return !b.Connected() })
+	cancel()
+	<-done
+	out := buf.String()
+	for _, secret := range []string{line.Password, "pbxd-secret"} {
+		if strings.Contains(out, secret) {
+			t.Errorf("log contains a secret: %s", out)
+		}
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	sb strings.Builder
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.sb.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.sb.String()
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkApply10k applies 10,000 new lines (16 at a time, like the
+// reconciler's bounded concurrency) against an ARI test server running in a
+// child process, and reports lines/s and pbxd's CPU per 1,000 lines.
+func BenchmarkApply10k(b *testing.B) {
+	exe, err := os.Executable()
+	if err != nil {
+		b.Fatal(err)
+	}
+	cmd := exec.Command(exe)
+	cmd.Env = append(os.Environ(), "PBXD_ARITEST_SERVE=1")
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() { stdin.Close(); _ = cmd.Wait() }()
+	url, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg := testConfig(strings.TrimSpace(url))
+	cfg.Nodes[0].Username, cfg.Nodes[0].Password = "bench", "bench-secret"
+	be, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
+	if err != nil {
+		b.Fatal(err)
+	}
+	const lines, workers = 10000, 16
+	b.ResetTimer()
+	var total time.Duration
+	var cpu time.Duration
+	for i := 0; i < b.N; i++ {
+		todo := make(chan pbx.LineConfig, lines)
+		for range lines {
+			todo <- pbxtest.NewLine()
+		}
+		close(todo)
+		c0, t0 := cpuTime(), time.Now()
+		var wg sync.WaitGroup
+		var firstErr error
+		var mu sync.Mutex
+		for range workers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for l := range todo {
+					if err := be.Apply(context.Background(), l); err != nil {
+						mu.Lock()
+						firstErr = err
+						mu.Unlock()
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		total += time.Since(t0)
+		cpu += cpuTime() - c0
+		if firstErr != nil {
+			b.Fatal(firstErr)
+		}
+	}
+	b.ReportMetric(float64(lines*b.N)/total.Seconds(), "lines/s")
+	b.ReportMetric(float64(cpu.Milliseconds())/float64(b.N*lines/1000), "cpu-ms/1k-lines")
+}
