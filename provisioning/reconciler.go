@@ -112,6 +112,9 @@ func (r *Reconciler) Wake() {
 	}
 }
 
+// loop applies pending changes as they come. Full resyncs run on their own
+// goroutine, one at a time, so a long resync (thousands of lines after an
+// Asterisk restart) never delays a single change committed meanwhile.
 func (r *Reconciler) loop(ctx context.Context) error {
 	var resyncSignal <-chan struct{}
 	if rs, ok := r.backend.(Resyncer); ok {
@@ -119,6 +122,21 @@ func (r *Reconciler) loop(ctx context.Context) error {
 	}
 	resync := time.NewTimer(0) // a full resync at start
 	defer resync.Stop()
+	resyncDone := make(chan bool, 1)
+	resyncing, again := false, false
+	startResync := func() {
+		if resyncing {
+			again = true // one more after this one: it may have started before the trigger
+			return
+		}
+		resyncing = true
+		go func() { resyncDone <- r.runResync(ctx) }()
+	}
+	defer func() {
+		if resyncing {
+			<-resyncDone
+		}
+	}()
 	for {
 		next, err := r.ApplyPending(ctx)
 		if err != nil && ctx.Err() == nil {
@@ -134,12 +152,19 @@ func (r *Reconciler) loop(ctx context.Context) error {
 		case <-r.wake:
 		case <-retryC:
 		case <-resyncSignal:
-			r.runResync(ctx)
+			startResync()
 		case <-resync.C:
-			if r.runResync(ctx) {
+			startResync()
+		case ok := <-resyncDone:
+			resyncing = false
+			if ok {
 				resync.Reset(r.o.ResyncInterval)
 			} else {
-				resync.Reset(time.Second) // backend not up yet: try again soon
+				resync.Reset(time.Second) // backend not up yet, or the resync failed: try again soon
+			}
+			if again {
+				again = false
+				startResync()
 			}
 		}
 	}

@@ -34,6 +34,9 @@ func (a *App) build(ctx context.Context, cfg *config.Config) error {
 		return nil
 	})
 	a.parts = append(a.parts, part{"provisioning gauges", prov.Run})
+	if err := a.buildBackend(cfg); err != nil {
+		return err
+	}
 
 	var jobs []scheduler.Job
 	sched, err := scheduler.New(a.pool, a.clock, a.log.With("component", "scheduler"), a.reg, jobs...)

@@ -3,11 +3,16 @@
 // and endpoint objects, see sorcery.conf in configs/asterisk) and follows
 // phone registrations through ARI events.
 //
-// It uses github.com/CyCoreSystems/ari/v5 (v5.3.1) for writes and the events
-// websocket. Reads go through a small context-aware HTTP client instead:
-// that version's Config().Data decodes an error body into the tuple list and
-// so loses the status code (a 404 "absent" looks like a 500), and none of
-// its calls take a context. ari calls are bounded by Config.RequestTimeout.
+// It uses github.com/CyCoreSystems/ari/v5 (v5.3.1) for writes. Reads go
+// through a small context-aware HTTP client instead: that version's
+// Config().Data decodes an error body into the tuple list and so loses the
+// status code (a 404 "absent" looks like a 500), and none of its calls take
+// a context. ari calls are bounded by Config.RequestTimeout. The events
+// websocket is read by pbxd's own reader (events.go): the library panics on
+// event types it does not know.
+//
+// A line's endpoint and aor are named <username>@<domain>, so Asterisk
+// matches phones to them; its auth is <prefix><line id>. See objects.go.
 package asterisk
 
 import (
@@ -172,6 +177,7 @@ func (b *Backend) signalResync() {
 	}
 }
 
+// objectID is the id of a line's auth object and its ownership marker.
 func (b *Backend) objectID(lineID string) string { return b.cfg.ObjectPrefix + lineID }
 
 func (b *Backend) nodeFor(line pbx.LineConfig) (*node, error) {
@@ -189,8 +195,9 @@ func (b *Backend) nodeFor(line pbx.LineConfig) (*node, error) {
 // Apply implements pbx.Backend. It reads the line's objects and PUTs only
 // the attributes that differ (creating absent objects), auth and aor before
 // the endpoint that references them. Objects are never deleted to be
-// updated. A line that moved to another node is then removed from the old
-// one.
+// updated; a changed username or domain renames the endpoint and aor, so
+// the new ones are created and the old ones deleted. A line that moved to
+// another node is then removed from the old one.
 func (b *Backend) Apply(ctx context.Context, line pbx.LineConfig) error {
 	if line.ID == "" {
 		return errors.New("asterisk: line without id")
@@ -243,7 +250,8 @@ func (b *Backend) Remove(ctx context.Context, lineID string) error {
 }
 
 // List implements pbx.Backend: the lines pbxd owns on every node, rebuilt
-// from the objects Asterisk holds (see DriftMaxContacts). It fails, with
+// from the objects Asterisk holds; settings LineConfig does not carry are
+// reported in LineConfig.Drift. It fails, with
 // pbx.ErrUnavailable, if any node cannot be read: a partial list would make
 // the reconciler re-create lines that exist.
 func (b *Backend) List(ctx context.Context) ([]pbx.LineConfig, error) {

@@ -115,12 +115,12 @@ func TestConformance(t *testing.T) {
 		return pbxtest.Harness{
 			Backend: bd.b,
 			Register: func(t *testing.T, line pbx.LineConfig, uri string) {
-				if err := s.RegisterContact(DefaultObjectPrefix+line.ID, uri); err != nil {
+				if err := s.RegisterContact(endpointName(line), uri); err != nil {
 					t.Fatal(err)
 				}
 			},
 			Unregister: func(t *testing.T, line pbx.LineConfig, uri string) {
-				if err := s.UnregisterContact(DefaultObjectPrefix+line.ID, uri); err != nil {
+				if err := s.UnregisterContact(endpointName(line), uri); err != nil {
 					t.Fatal(err)
 				}
 			},
@@ -145,10 +145,14 @@ func TestApplyStoresFields(t *testing.T) {
 	if err := bd.b.Apply(t.Context(), line); err != nil {
 		t.Fatal(err)
 	}
-	id := "pbxd-" + line.ID
+	id, name := "pbxd-"+line.ID, "100@"+line.Domain
 	check := func(typ string, want map[string]string) {
 		t.Helper()
-		o := mustObject(t, s, typ, id)
+		oid := name
+		if typ == "auth" {
+			oid = id
+		}
+		o := mustObject(t, s, typ, oid)
 		for k, v := range want {
 			if o[k] != v {
 				t.Errorf("%s.%s = %q, want %q", typ, k, o[k], v)
@@ -157,7 +161,7 @@ func TestApplyStoresFields(t *testing.T) {
 	}
 	check("auth", map[string]string{"auth_type": "digest", "username": "100", "password": line.Password, "realm": line.Domain})
 	check("aor", map[string]string{"max_contacts": "2", "qualify_frequency": "60", "remove_existing": "true"})
-	check("endpoint", map[string]string{"auth": id, "aors": id, "context": "pkg-fr-fixed-mobile",
+	check("endpoint", map[string]string{"auth": id, "aors": name, "set_var": "PBXD_LINE=" + id, "context": "pkg-fr-fixed-mobile",
 		"callerid": `"Alice Martin" <100>`, "from_domain": line.Domain, "allow": "(ulaw|alaw|g722)", "transport": "transport-udp"})
 
 	// Re-applying reads and writes nothing; one change is one PUT.
@@ -190,8 +194,8 @@ func TestSuspension(t *testing.T) {
 	if err := bd.b.Apply(t.Context(), line); err != nil {
 		t.Fatal(err)
 	}
-	id := "pbxd-" + line.ID
-	ep := mustObject(t, s, "endpoint", id)
+	id, name := "pbxd-"+line.ID, endpointName(line)
+	ep := mustObject(t, s, "endpoint", name)
 	if ep["auth"] != id+"-suspended" {
 		t.Errorf("suspended endpoint auth = %q", ep["auth"])
 	}
@@ -206,7 +210,7 @@ func TestSuspension(t *testing.T) {
 	if err := bd.b.Apply(t.Context(), line); err != nil {
 		t.Fatal(err)
 	}
-	if ep := mustObject(t, s, "endpoint", id); ep["auth"] != id {
+	if ep := mustObject(t, s, "endpoint", name); ep["auth"] != id {
 		t.Errorf("resumed endpoint auth = %q", ep["auth"])
 	}
 	if _, ok := s.Object("auth", id+"-suspended"); ok {
@@ -267,7 +271,7 @@ func TestHandMadeObjectsUntouched(t *testing.T) {
 	if err := bd.b.Remove(t.Context(), mine.ID); err != nil {
 		t.Fatal(err)
 	}
-	for _, o := range [][2]string{{"endpoint", "reception"}, {"endpoint", "other-" + foreign.ID}, {"auth", "other-" + foreign.ID}, {"aor", "other-" + foreign.ID}} {
+	for _, o := range [][2]string{{"endpoint", "reception"}, {"endpoint", endpointName(foreign)}, {"auth", "other-" + foreign.ID}, {"aor", endpointName(foreign)}} {
 		if _, ok := s.Object(o[0], o[1]); !ok {
 			t.Errorf("hand-made %s %s was deleted", o[0], o[1])
 		}
@@ -293,29 +297,35 @@ func TestDriftIsReported(t *testing.T) {
 	}
 	for _, c := range []struct {
 		name   string
-		tamper func(id string) error
+		tamper func(name, id string) error
 		check  func(l *pbx.LineConfig) bool // true when drift shows
 	}{
-		{"context", func(id string) error { return s.Tamper("endpoint", id, "context", "free-calls") },
+		{"context", func(name, id string) error { return s.Tamper("endpoint", name, "context", "free-calls") },
 			func(l *pbx.LineConfig) bool { return l != nil && l.Context == "free-calls" }},
-		{"password", func(id string) error { return s.Tamper("auth", id, "password", "guessme") },
+		{"password", func(name, id string) error { return s.Tamper("auth", id, "password", "guessme") },
 			func(l *pbx.LineConfig) bool { return l != nil && l.Password == "guessme" }},
-		{"transport", func(id string) error { return s.Tamper("endpoint", id, "transport", "transport-tcp") },
-			func(l *pbx.LineConfig) bool { return l != nil && l.MaxContacts == DriftMaxContacts }},
-		{"codecs", func(id string) error { return s.Tamper("endpoint", id, "allow", "opus") },
-			func(l *pbx.LineConfig) bool { return l != nil && l.MaxContacts == DriftMaxContacts }},
-		{"auth unlinked", func(id string) error { return s.Tamper("endpoint", id, "auth", "") },
-			func(l *pbx.LineConfig) bool { return l != nil && l.MaxContacts == DriftMaxContacts }},
-		{"auth deleted", func(id string) error { s.Forget("auth", id); return nil },
+		{"transport", func(name, id string) error { return s.Tamper("endpoint", name, "transport", "transport-tcp") },
+			func(l *pbx.LineConfig) bool { return l != nil && strings.Contains(l.Drift, "transport") }},
+		{"codecs", func(name, id string) error { return s.Tamper("endpoint", name, "allow", "opus") },
+			func(l *pbx.LineConfig) bool { return l != nil && strings.Contains(l.Drift, "allow") }},
+		{"qualify", func(name, id string) error { return s.Tamper("aor", name, "qualify_frequency", "5") },
+			func(l *pbx.LineConfig) bool { return l != nil && strings.Contains(l.Drift, "qualify") }},
+		{"auth unlinked", func(name, id string) error { return s.Tamper("endpoint", name, "auth", "") },
+			func(l *pbx.LineConfig) bool { return l != nil && strings.Contains(l.Drift, "auth link") }},
+		{"marker lost", func(name, id string) error { return s.Tamper("endpoint", name, "set_var", "") },
+			func(l *pbx.LineConfig) bool { return l != nil && strings.Contains(l.Drift, "marker") }},
+		{"auth deleted", func(name, id string) error { s.Forget("auth", id); return nil },
 			func(l *pbx.LineConfig) bool { return l != nil && l.Password == "" }},
-		{"endpoint deleted", func(id string) error { s.Forget("endpoint", id); return nil },
+		{"aor deleted", func(name, id string) error { s.Forget("aor", name); return nil },
+			func(l *pbx.LineConfig) bool { return l != nil && l.MaxContacts == 0 }},
+		{"endpoint deleted", func(name, id string) error { s.Forget("endpoint", name); return nil },
 			func(l *pbx.LineConfig) bool { return l == nil }},
 	} {
 		line := pbxtest.NewLine()
 		if err := bd.b.Apply(t.Context(), line); err != nil {
 			t.Fatal(err)
 		}
-		if err := c.tamper("pbxd-" + line.ID); err != nil {
+		if err := c.tamper(endpointName(line), "pbxd-"+line.ID); err != nil {
 			t.Fatal(err)
 		}
 		held := find(line.ID)
@@ -401,7 +411,7 @@ func TestRestartMidway(t *testing.T) {
 	if err := b.Apply(t.Context(), line); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.RegisterContact("pbxd-"+line.ID, "sip:100@192.0.2.9"); err != nil {
+	if err := s.RegisterContact(endpointName(line), "sip:100@192.0.2.9"); err != nil {
 		t.Fatal(err)
 	}
 	waitEvent(t, b, line.ID, "sip:100@192.0.2.9")
@@ -442,7 +452,7 @@ func TestContactsRebuiltOnConnect(t *testing.T) {
 	if err := pre.Apply(t.Context(), line); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.RegisterContact("pbxd-"+line.ID, "sip:100@192.0.2.50"); err != nil {
+	if err := s.RegisterContact(endpointName(line), "sip:100@192.0.2.50"); err != nil {
 		t.Fatal(err)
 	}
 	b, err := New(testConfig(s.URL()), slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
@@ -458,7 +468,7 @@ func TestContactsRebuiltOnConnect(t *testing.T) {
 		t.Error("online endpoint not reported registered")
 	}
 	// The next contact event replaces the placeholder.
-	if err := s.RegisterContact("pbxd-"+line.ID, "sip:100@192.0.2.51"); err != nil {
+	if err := s.RegisterContact(endpointName(line), "sip:100@192.0.2.51"); err != nil {
 		t.Fatal(err)
 	}
 	ev = waitEvent(t, b, line.ID, "sip:100@192.0.2.51")

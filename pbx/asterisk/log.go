@@ -4,9 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"reflect"
 	"sync/atomic"
-	"unsafe"
 
 	"github.com/CyCoreSystems/ari/v5/client/native"
 	"github.com/inconshreveable/log15"
@@ -49,23 +47,4 @@ func bridgeARILogs(logger *slog.Logger) {
 		l.Log(context.Background(), lvl, r.Msg, attrs...)
 		return nil
 	}))
-}
-
-// closeClient stops a connected ari client. The library's own Close writes
-// the client's connected flag while its listen goroutine may write it too
-// (a data race in v5.3.1, which go test -race reports), so the client's
-// context is cancelled directly and its bus closed; Close is only the
-// fallback should the pinned library's layout ever differ.
-func closeClient(cl *native.Client) {
-	f := reflect.ValueOf(cl).Elem().FieldByName("cancel")
-	if f.IsValid() && f.Type() == reflect.TypeFor[context.CancelFunc]() {
-		if cancel := *(*context.CancelFunc)(unsafe.Pointer(f.UnsafeAddr())); cancel != nil {
-			cancel()
-		}
-		if bus := cl.Bus(); bus != nil {
-			bus.Close()
-		}
-		return
-	}
-	cl.Close()
 }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,54 +21,75 @@ import (
 	"github.com/pbxd/pbxd/pbx"
 )
 
-// node is one Asterisk server: its ari client, a context-aware HTTP client
-// for reads and health checks, and the contacts of its lines.
+// node is one Asterisk server: its ari client for writes, a context-aware
+// HTTP client for reads and health checks, pbxd's own events websocket
+// reader, the index of the endpoints pbxd owns there and the contacts of
+// its lines.
 type node struct {
 	b         *Backend
 	cfg       NodeConfig
 	w         *native.Client // writes (Update, Delete); never connected, so safe to share
-	ev        *native.Client // the events websocket; used by run only
 	http      *http.Client
 	connected atomic.Bool
 
 	mu       sync.Mutex
 	contacts map[string]map[string]pbx.Contact // line id → uri → contact
+
+	// The index: which endpoint (named user@domain) holds which line.
+	// Entries are added by Apply and by scans; a stale entry is harmless
+	// (every delete checks the endpoint's owner first).
+	idxMu   sync.Mutex
+	byLine  map[string]string   // line id → endpoint name
+	byName  map[string]string   // endpoint name → line id
+	extra   map[string][]string // line id → other endpoints claiming it (to delete)
+	indexed bool                // a full scan has completed once
+	scanMu  sync.Mutex          // one index scan at a time
 }
 
 // errAbsent marks a 404 from ARI.
 var errAbsent = errors.New("not found")
 
 func newNode(b *Backend, nc NodeConfig) *node {
-	opts := func() *native.Options {
-		return &native.Options{
+	return &node{
+		b:   b,
+		cfg: nc,
+		w: native.New(&native.Options{
 			Application:  nc.App,
 			URL:          strings.TrimSuffix(nc.URL, "/"),
 			WebsocketURL: wsURL(nc.URL),
 			Username:     nc.Username,
 			Password:     nc.Password,
-			SubscribeAll: true,
-		}
-	}
-	return &node{
-		b:        b,
-		cfg:      nc,
-		w:        native.New(opts()),
-		ev:       native.New(opts()),
-		http:     &http.Client{Timeout: b.cfg.RequestTimeout},
+		}),
+		http:     &http.Client{Timeout: b.cfg.RequestTimeout, Transport: newTransport(b.cfg.ListConcurrency)},
 		contacts: map[string]map[string]pbx.Contact{},
+		byLine:   map[string]string{},
+		byName:   map[string]string{},
+		extra:    map[string][]string{},
 	}
+}
+
+// newTransport keeps enough idle connections for the reads in flight
+// (List runs ListConcurrency at once, plus the reconciler's applies): the
+// default transport keeps 2 per host and would open a new TCP connection
+// for most requests.
+func newTransport(concurrency int) *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = max(concurrency, 8) * 2
+	t.MaxIdleConns = t.MaxIdleConnsPerHost * 4
+	return t
 }
 
 func (n *node) count(op, outcome string) {
 	n.b.m.requests.WithLabelValues(n.cfg.Name, op, outcome).Inc()
 }
 
-// get GETs an ARI path into out. A 404 returns errAbsent; connection
-// failures, timeouts and 5xx wrap pbx.ErrUnavailable.
-func (n *node) get(ctx context.Context, op, path string, out any) error {
+// request sends an ARI request with basic auth, bounded by the request
+// timeout. out, if not nil, receives a 200 answer's JSON. A 404 returns
+// errAbsent; connection failures, timeouts and 5xx wrap pbx.ErrUnavailable.
+func (n *node) request(ctx context.Context, method, op, path string, out any) error {
 	ctx, cancel := context.WithTimeout(ctx, n.b.cfg.RequestTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(n.cfg.URL, "/")+path, nil)
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(n.cfg.URL, "/")+path, nil)
 	if err != nil {
 		return err
 	}
@@ -79,11 +101,14 @@ func (n *node) get(ctx context.Context, op, path string, out any) error {
 	}
 	defer resp.Body.Close()
 	switch {
-	case resp.StatusCode == http.StatusOK:
-		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-			n.count(op, "unavailable")
-			return fmt.Errorf("%s: %w: decode answer: %w", op, pbx.ErrUnavailable, err)
+	case resp.StatusCode/100 == 2:
+		if out != nil {
+			if err := json.NewDecoder(io.LimitReader(resp.Body, 64<<20)).Decode(out); err != nil {
+				n.count(op, "unavailable")
+				return fmt.Errorf("%s: %w: decode answer: %w", op, pbx.ErrUnavailable, err)
+			}
 		}
+		_, _ = io.Copy(io.Discard, resp.Body)
 		n.count(op, "ok")
 		return nil
 	case resp.StatusCode == http.StatusNotFound:
@@ -96,6 +121,10 @@ func (n *node) get(ctx context.Context, op, path string, out any) error {
 	}
 	n.count(op, "error")
 	return fmt.Errorf("%s: ARI answered %s", op, resp.Status)
+}
+
+func (n *node) get(ctx context.Context, op, path string, out any) error {
+	return n.request(ctx, http.MethodGet, op, path, out)
 }
 
 // call runs an ari library call, which takes no context, bounded by the
@@ -141,11 +170,22 @@ func (n *node) getObject(ctx context.Context, typ, id string) (map[string]string
 	if err != nil {
 		return nil, err
 	}
+	return tupleMap(ts), nil
+}
+
+// tupleMap turns ARI's tuple list into attribute → value. A repeated
+// attribute (set_var, one tuple per variable) keeps every value, joined
+// with a newline.
+func tupleMap(ts []ari.ConfigTuple) map[string]string {
 	m := make(map[string]string, len(ts))
 	for _, t := range ts {
-		m[t.Attribute] = t.Value
+		if old, ok := m[t.Attribute]; ok && old != "" && t.Value != "" {
+			m[t.Attribute] = old + "\n" + t.Value
+		} else if !ok || old == "" {
+			m[t.Attribute] = t.Value
+		}
 	}
-	return m, nil
+	return m
 }
 
 // push creates the object with want, or PUTs the attributes of want that
@@ -170,24 +210,48 @@ func (n *node) del(ctx context.Context, typ, id string) error {
 	return err
 }
 
+// errForeign is returned when a line's endpoint name is taken by an
+// endpoint pbxd does not own.
+var errForeign = errors.New("endpoint exists and is not pbxd's (configured by hand?)")
+
 func (n *node) apply(ctx context.Context, l pbx.LineConfig) error {
-	id := n.b.objectID(l.ID)
-	ep, err := n.getObject(ctx, "endpoint", id)
+	if err := validName(l); err != nil {
+		return err
+	}
+	if err := n.ensureIndex(ctx); err != nil {
+		return err
+	}
+	authID := n.b.objectID(l.ID)
+	name := endpointName(l)
+	ep, err := n.getObject(ctx, "endpoint", name)
 	if err != nil {
 		return err
 	}
-	auth, err := n.getObject(ctx, "auth", id)
+	if ep != nil {
+		switch owner, _, ours := n.b.owner(ep); {
+		case !ours:
+			return fmt.Errorf("endpoint %s: %w", name, errForeign)
+		case owner != authID:
+			// Another of pbxd's lines held this AOR (deleted or renamed,
+			// its removal not applied yet): the database says it is this
+			// line's now. Its own removal will find it is no longer
+			// the owner and leave the endpoint alone.
+			n.b.logger.Info("endpoint taken over by another line", "node", n.cfg.Name, "endpoint", name,
+				"line", l.ID, "previous", strings.TrimPrefix(owner, n.b.cfg.ObjectPrefix))
+		}
+	}
+	auth, err := n.getObject(ctx, "auth", authID)
 	if err != nil {
 		return err
 	}
-	aor, err := n.getObject(ctx, "aor", id)
+	aor, err := n.getObject(ctx, "aor", name)
 	if err != nil {
 		return err
 	}
-	if err := n.push(ctx, "auth", id, desiredAuth(l), auth); err != nil {
+	if err := n.push(ctx, "auth", authID, desiredAuth(l), auth); err != nil {
 		return err
 	}
-	sid := id + suspendedSuffix
+	sid := authID + suspendedSuffix
 	wasSuspended := ep != nil && ep["auth"] == sid
 	if l.Suspended {
 		sauth, err := n.getObject(ctx, "auth", sid)
@@ -202,11 +266,37 @@ func (n *node) apply(ctx context.Context, l pbx.LineConfig) error {
 			return err
 		}
 	}
-	if err := n.push(ctx, "aor", id, n.b.desiredAOR(l), aor); err != nil {
+	if err := n.push(ctx, "aor", name, n.b.desiredAOR(l), aor); err != nil {
 		return err
 	}
-	if err := n.push(ctx, "endpoint", id, n.b.desiredEndpoint(l, id), ep); err != nil {
+	if err := n.push(ctx, "endpoint", name, n.b.desiredEndpoint(l, authID), ep); err != nil {
 		return err
+	}
+
+	// The line now lives at name: forget (and delete) where it was.
+	n.idxMu.Lock()
+	old := n.byLine[l.ID]
+	stale := n.extra[l.ID]
+	delete(n.extra, l.ID)
+	if prev, ok := n.byName[name]; ok && prev != l.ID && n.byLine[prev] == name {
+		delete(n.byLine, prev)
+	}
+	n.byLine[l.ID] = name
+	n.byName[name] = l.ID
+	if old != "" && old != name && n.byName[old] == l.ID {
+		delete(n.byName, old)
+	}
+	n.idxMu.Unlock()
+	if old != "" && old != name {
+		stale = append(stale, old)
+	}
+	for _, s := range stale {
+		if s == name {
+			continue
+		}
+		if err := n.removeEndpoint(ctx, s, authID); err != nil {
+			return fmt.Errorf("remove previous endpoint %s: %w", s, err)
+		}
 	}
 	if wasSuspended && !l.Suspended {
 		return n.del(ctx, "auth", sid)
@@ -214,13 +304,52 @@ func (n *node) apply(ctx context.Context, l pbx.LineConfig) error {
 	return nil
 }
 
-func (n *node) remove(ctx context.Context, lineID string) error {
-	id := n.b.objectID(lineID)
-	for _, o := range [][2]string{{"endpoint", id}, {"aor", id}, {"auth", id}, {"auth", id + suspendedSuffix}} {
-		if err := n.del(ctx, o[0], o[1]); err != nil {
+// removeEndpoint deletes the endpoint name and its aor if the endpoint
+// still belongs to authID (or is already gone).
+func (n *node) removeEndpoint(ctx context.Context, name, authID string) error {
+	ep, err := n.getObject(ctx, "endpoint", name)
+	if err != nil {
+		return err
+	}
+	if ep != nil {
+		if owner, _, ours := n.b.owner(ep); !ours || owner != authID {
+			return nil // taken over by another line, or not ours
+		}
+		if err := n.del(ctx, "endpoint", name); err != nil {
 			return err
 		}
 	}
+	return n.del(ctx, "aor", name)
+}
+
+func (n *node) remove(ctx context.Context, lineID string) error {
+	if err := n.ensureIndex(ctx); err != nil {
+		return err
+	}
+	authID := n.b.objectID(lineID)
+	n.idxMu.Lock()
+	names := slices.Clone(n.extra[lineID])
+	if name := n.byLine[lineID]; name != "" {
+		names = append(names, name)
+	}
+	n.idxMu.Unlock()
+	for _, name := range names {
+		if err := n.removeEndpoint(ctx, name, authID); err != nil {
+			return err
+		}
+	}
+	for _, id := range []string{authID, authID + suspendedSuffix} {
+		if err := n.del(ctx, "auth", id); err != nil {
+			return err
+		}
+	}
+	n.idxMu.Lock()
+	if name := n.byLine[lineID]; name != "" && n.byName[name] == lineID {
+		delete(n.byName, name)
+	}
+	delete(n.byLine, lineID)
+	delete(n.extra, lineID)
+	n.idxMu.Unlock()
 	n.mu.Lock()
 	had := len(n.contacts[lineID]) > 0
 	delete(n.contacts, lineID)
@@ -237,32 +366,33 @@ type endpointJSON struct {
 	State      string `json:"state"`
 }
 
-// ownedEndpoints lists the PJSIP endpoints whose id carries the prefix.
-func (n *node) ownedEndpoints(ctx context.Context) ([]endpointJSON, error) {
+// pjsipEndpoints lists every PJSIP endpoint of the node.
+func (n *node) pjsipEndpoints(ctx context.Context) ([]endpointJSON, error) {
 	var eps []endpointJSON
 	err := n.get(ctx, "list_endpoints", "/endpoints/PJSIP", &eps)
 	if errors.Is(err, errAbsent) {
 		return nil, nil // no PJSIP endpoint at all
 	}
-	if err != nil {
-		return nil, err
-	}
-	out := eps[:0]
-	for _, e := range eps {
-		if strings.HasPrefix(e.Resource, n.b.cfg.ObjectPrefix) && len(e.Resource) > len(n.b.cfg.ObjectPrefix) {
-			out = append(out, e)
-		}
-	}
-	return out, nil
+	return eps, err
 }
 
-func (n *node) list(ctx context.Context) ([]pbx.LineConfig, error) {
-	eps, err := n.ownedEndpoints(ctx)
+// ownedEndpoint is one endpoint pbxd owns, as a scan found it.
+type ownedEndpoint struct {
+	name, lineID, authID string
+	marked               bool
+	ep                   map[string]string
+	state                string
+}
+
+// scan GETs every PJSIP endpoint, keeps those pbxd owns, and updates the
+// index with them (an endpoint that claims a line already indexed under
+// another name that also still exists is recorded for deletion).
+func (n *node) scan(ctx context.Context) ([]ownedEndpoint, error) {
+	eps, err := n.pjsipEndpoints(ctx)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]pbx.LineConfig, len(eps))
-	found := make([]bool, len(eps))
+	out := make([]*ownedEndpoint, len(eps))
 	errs := make([]error, len(eps))
 	sem := make(chan struct{}, n.b.cfg.ListConcurrency)
 	var wg sync.WaitGroup
@@ -271,88 +401,175 @@ func (n *node) list(ctx context.Context) ([]pbx.LineConfig, error) {
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			id := e.Resource
-			ep, err := n.getObject(ctx, "endpoint", id)
+			ep, err := n.getObject(ctx, "endpoint", e.Resource)
 			if err != nil || ep == nil {
-				errs[i] = err // deleted since the listing: not listed
+				errs[i] = err // deleted since the listing: skipped
 				return
 			}
-			auth, err := n.getObject(ctx, "auth", id)
-			if err != nil {
-				errs[i] = err
+			authID, marked, ok := n.b.owner(ep)
+			if !ok {
 				return
 			}
-			aor, err := n.getObject(ctx, "aor", id)
-			if err != nil {
-				errs[i] = err
-				return
-			}
-			out[i] = n.b.heldLine(n.cfg.Name, strings.TrimPrefix(id, n.b.cfg.ObjectPrefix), id, ep, auth, aor)
-			found[i] = true
+			out[i] = &ownedEndpoint{name: e.Resource, lineID: strings.TrimPrefix(authID, n.b.cfg.ObjectPrefix),
+				authID: authID, marked: marked, ep: ep, state: e.State}
 		}()
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	lines := out[:0]
-	for i := range out {
-		if found[i] {
-			lines = append(lines, out[i])
+	var owned []ownedEndpoint
+	for _, o := range out {
+		if o != nil {
+			owned = append(owned, *o)
 		}
 	}
-	return lines, nil
+	// Several endpoints claiming one line (a rename pbxd did not finish):
+	// the indexed one, else the first by name, holds the line.
+	sort.Slice(owned, func(i, j int) bool { return owned[i].name < owned[j].name })
+	byLine := map[string][]string{}
+	for _, o := range owned {
+		byLine[o.lineID] = append(byLine[o.lineID], o.name)
+	}
+	n.idxMu.Lock()
+	for line, names := range byLine {
+		keep := names[0]
+		if cur := n.byLine[line]; slices.Contains(names, cur) {
+			keep = cur
+		}
+		n.byLine[line] = keep
+		n.byName[keep] = line
+		var others []string
+		for _, nm := range names {
+			if nm != keep {
+				others = append(others, nm)
+			}
+		}
+		if len(others) > 0 {
+			n.extra[line] = others
+		} else {
+			delete(n.extra, line)
+		}
+	}
+	n.indexed = true
+	n.idxMu.Unlock()
+	return owned, nil
+}
+
+// ensureIndex scans the node once, so that Apply can move a renamed line
+// and Remove can find a line's endpoint after pbxd restarted.
+func (n *node) ensureIndex(ctx context.Context) error {
+	n.idxMu.Lock()
+	done := n.indexed
+	n.idxMu.Unlock()
+	if done {
+		return nil
+	}
+	n.scanMu.Lock()
+	defer n.scanMu.Unlock()
+	n.idxMu.Lock()
+	done = n.indexed
+	n.idxMu.Unlock()
+	if done {
+		return nil
+	}
+	_, err := n.scan(ctx)
+	return err
+}
+
+func (n *node) list(ctx context.Context) ([]pbx.LineConfig, error) {
+	n.scanMu.Lock()
+	owned, err := n.scan(ctx)
+	n.scanMu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	n.idxMu.Lock()
+	var lines []ownedEndpoint
+	dup := map[string]bool{}
+	for _, o := range owned {
+		if n.byLine[o.lineID] == o.name {
+			lines = append(lines, o)
+			dup[o.lineID] = len(n.extra[o.lineID]) > 0
+		}
+	}
+	n.idxMu.Unlock()
+	out := make([]pbx.LineConfig, len(lines))
+	errs := make([]error, len(lines))
+	sem := make(chan struct{}, n.b.cfg.ListConcurrency)
+	var wg sync.WaitGroup
+	for i, o := range lines {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			auth, err := n.getObject(ctx, "auth", o.authID)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			aor, err := n.getObject(ctx, "aor", o.name)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			out[i] = n.b.heldLine(n.cfg.Name, o.lineID, o.name, o.authID, o.marked, o.ep, auth, aor)
+			if dup[o.lineID] {
+				out[i].Drift = strings.TrimPrefix(out[i].Drift+", duplicate endpoints", ", ")
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // run keeps the node connected until ctx ends: probe /asterisk/info,
-// connect the ari client's events websocket once, then check every
-// HealthInterval that Asterisk answers, has not restarted (startup_time) and
-// still has our application's websocket (GET /applications/{app}). Each
-// (re)connection rebuilds the contact picture from /endpoints and asks for
-// a resync.
+// open pbxd's events websocket and subscribe the application to PJSIP
+// endpoint events, then check every HealthInterval that Asterisk answers,
+// has not restarted (startup_time) and that the websocket is still open.
+// Each (re)connection rebuilds the contact picture from /endpoints and asks
+// for a resync.
 func (n *node) run(ctx context.Context) {
 	log := n.b.logger.With("node", n.cfg.Name)
 	var (
-		sub       ari.Subscription
-		evDone    chan struct{}
+		ws        *eventConn
 		lastStart time.Time
 		attempt   int
 		failing   bool
+		fresh     bool
 	)
 	defer func() {
 		n.setConnected(false)
-		if sub != nil {
-			sub.Cancel()
-			closeClient(n.ev)
-			<-evDone
+		if ws != nil {
+			ws.close()
 		}
 	}()
 	for ctx.Err() == nil {
 		start, err := n.startupTime(ctx)
-		if err == nil && sub == nil {
-			if err = n.connectEvents(ctx); err == nil {
-				sub = n.ev.Bus().Subscribe(nil, ari.Events.All)
-				evDone = make(chan struct{})
-				go func() {
-					defer close(evDone)
-					n.eventLoop(ctx, sub)
-				}()
-			}
+		if err == nil && ws == nil {
+			ws, err = n.dialEvents(ctx, n.handle)
+			fresh = err == nil
 		}
-		if err == nil {
-			var app struct{}
-			if err = n.get(ctx, "health", "/applications/"+url.PathEscape(n.cfg.App), &app); errors.Is(err, errAbsent) {
-				err = errors.New("events websocket not connected")
-			}
+		if err == nil && ws.closed() {
+			err = fmt.Errorf("events websocket: %w", ws.err())
 		}
-		if err == nil && (!n.connected.Load() || !start.Equal(lastStart)) {
+		if err == nil && fresh {
+			// Subscribe after the websocket is up: Asterisk only knows
+			// the application while its websocket is connected.
+			err = n.request(ctx, http.MethodPost, "subscribe",
+				"/applications/"+url.PathEscape(n.cfg.App)+"/subscription?eventSource="+url.QueryEscape("endpoint:PJSIP"), nil)
+		}
+		if err == nil && (fresh || !n.connected.Load() || !start.Equal(lastStart)) {
 			reason := "connect"
 			if !lastStart.IsZero() && !start.Equal(lastStart) {
 				reason = "restart"
 				log.Warn("asterisk restarted", "startup_time", start)
 			}
 			if err = n.rebuildContacts(ctx); err == nil {
-				lastStart = start
+				lastStart, fresh = start, false
 				n.setConnected(true)
 				n.b.m.resyncs.WithLabelValues(n.cfg.Name, reason).Inc()
 				n.b.signalResync()
@@ -368,21 +585,27 @@ func (n *node) run(ctx context.Context) {
 			}
 			failing = true
 			n.setConnected(false)
-			wait(ctx, n.b.backoff(attempt))
+			if ws != nil {
+				ws.close()
+				ws = nil
+			}
+			wait(ctx, n.b.backoff(attempt), nil)
 			attempt++
 			continue
 		}
 		failing, attempt = false, 0
-		wait(ctx, n.b.cfg.HealthInterval)
+		wait(ctx, n.b.cfg.HealthInterval, ws.done)
 	}
 }
 
-func wait(ctx context.Context, d time.Duration) {
+// wait sleeps d, or until ctx ends or done (if not nil) closes.
+func wait(ctx context.Context, d time.Duration, done <-chan struct{}) {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
 	case <-ctx.Done():
+	case <-done:
 	}
 }
 
@@ -406,57 +629,15 @@ func (n *node) startupTime(ctx context.Context) (time.Time, error) {
 	return time.Time(info.StatusInfo.StartupTime), nil
 }
 
-// connectEvents starts the ari client's websocket. The library's Connect
-// blocks until its first successful connection and then reconnects by
-// itself forever; if it does not come up in time it is left to finish in
-// the background and closed then.
-func (n *node) connectEvents(ctx context.Context) error {
-	errc := make(chan error, 1)
-	cl := n.ev
-	go func() { errc <- cl.Connect() }()
-	t := time.NewTimer(2 * n.b.cfg.RequestTimeout)
-	defer t.Stop()
-	select {
-	case err := <-errc:
-		if err != nil {
-			return fmt.Errorf("events websocket: %w", err)
-		}
-		return nil
-	case <-t.C:
-	case <-ctx.Done():
-	}
-	// The client is stuck in its own retry loop. Replace it so a later
-	// attempt starts afresh; close this one whenever it connects.
-	go func() {
-		if <-errc == nil {
-			closeClient(cl)
-		}
-	}()
-	opts := *cl.Options
-	n.ev = native.New(&opts)
-	return fmt.Errorf("events websocket: %w: not connected after %v", pbx.ErrUnavailable, 2*n.b.cfg.RequestTimeout)
-}
-
-func (n *node) eventLoop(ctx context.Context, sub ari.Subscription) {
-	for {
-		select {
-		case e, ok := <-sub.Events():
-			if !ok {
-				return
-			}
-			n.handle(e)
-		case <-ctx.Done():
-			return
-		}
-	}
-}
-
-func (n *node) lineOf(ep ari.EndpointData) (string, bool) {
-	if !strings.EqualFold(ep.Technology, "PJSIP") {
+// lineOf maps an event's endpoint to the line it holds, through the index.
+func (n *node) lineOf(tech, resource string) (string, bool) {
+	if !strings.EqualFold(tech, "PJSIP") {
 		return "", false
 	}
-	id, ok := strings.CutPrefix(ep.Resource, n.b.cfg.ObjectPrefix)
-	return id, ok && id != ""
+	n.idxMu.Lock()
+	defer n.idxMu.Unlock()
+	id, ok := n.byName[resource]
+	return id, ok
 }
 
 // handle maps ARI endpoint events onto full-set registration events:
@@ -464,12 +645,12 @@ func (n *node) lineOf(ep ari.EndpointData) (string, bool) {
 // PeerStatusChange Unreachable clears a line known only as "online" from
 // /endpoints. Other states of PeerStatusChange and EndpointStateChange carry
 // no contact and change nothing (offline means unknown, see NOTES.md).
-func (n *node) handle(e ari.Event) {
+func (n *node) handle(ev event) {
 	now := time.Now()
-	switch ev := e.(type) {
-	case *ari.ContactStatusChange:
-		line, ok := n.lineOf(ev.Endpoint)
-		if !ok || ev.ContactInfo.Uri == "" {
+	switch ev.Type {
+	case "ContactStatusChange":
+		line, ok := n.lineOf(ev.Endpoint.Technology, ev.Endpoint.Resource)
+		if !ok || ev.ContactInfo.URI == "" {
 			return
 		}
 		n.mu.Lock()
@@ -480,15 +661,15 @@ func (n *node) handle(e ari.Event) {
 		}
 		delete(set, "") // a real contact replaces the "online, contacts unknown" placeholder
 		if ev.ContactInfo.ContactStatus == "Removed" {
-			delete(set, ev.ContactInfo.Uri)
+			delete(set, ev.ContactInfo.URI)
 		} else {
-			set[ev.ContactInfo.Uri] = pbx.Contact{URI: ev.ContactInfo.Uri, Source: n.cfg.Name}
+			set[ev.ContactInfo.URI] = pbx.Contact{URI: ev.ContactInfo.URI, Source: n.cfg.Name}
 		}
 		out := snapshot(line, set, now)
 		n.mu.Unlock()
 		n.b.emit(out)
-	case *ari.PeerStatusChange:
-		line, ok := n.lineOf(ev.Endpoint)
+	case "PeerStatusChange":
+		line, ok := n.lineOf(ev.Endpoint.Technology, ev.Endpoint.Resource)
 		if !ok || ev.Peer.PeerStatus != "Unreachable" {
 			return
 		}
@@ -521,18 +702,26 @@ func snapshot(line string, set map[string]pbx.Contact, at time.Time) pbx.Registr
 // offline means unknown and keeps what is known; a line whose endpoint is
 // gone has no contact left.
 func (n *node) rebuildContacts(ctx context.Context) error {
-	eps, err := n.ownedEndpoints(ctx)
+	if err := n.ensureIndex(ctx); err != nil {
+		return err
+	}
+	eps, err := n.pjsipEndpoints(ctx)
 	if err != nil {
 		return err
 	}
 	now := time.Now()
 	var out []pbx.RegistrationEvent
-	n.mu.Lock()
 	present := map[string]bool{}
+	online := map[string]bool{}
 	for _, e := range eps {
-		line := strings.TrimPrefix(e.Resource, n.b.cfg.ObjectPrefix)
-		present[line] = true
-		if e.State == "online" && len(n.contacts[line]) == 0 {
+		if line, ok := n.lineOf(e.Technology, e.Resource); ok {
+			present[line] = true
+			online[line] = online[line] || e.State == "online"
+		}
+	}
+	n.mu.Lock()
+	for line := range present {
+		if online[line] && len(n.contacts[line]) == 0 {
 			set := map[string]pbx.Contact{"": {Source: n.cfg.Name}}
 			n.contacts[line] = set
 			out = append(out, snapshot(line, set, now))

@@ -3,19 +3,34 @@ package asterisk
 import (
 	"crypto/rand"
 	"encoding/base64"
+	"fmt"
 	"strconv"
 	"strings"
 
 	"github.com/CyCoreSystems/ari/v5"
+
 	"github.com/pbxd/pbxd/pbx"
 )
 
-// Object naming. Every object of a line shares one id, prefix + line id:
+// Object naming. Asterisk finds the AOR of a REGISTER by the To-URI
+// (`user@domain`, then `user`) and the endpoint of a request by the From
+// user (same order, res_pjsip_endpoint_identifier_user), so a line's
+// endpoint and aor are named after its AOR; its auth keeps an id that is
+// pbxd's alone:
 //
+//	endpoint <username>@<domain>        auth, aors, context, transport, allow, callerid, from_domain, set_var
+//	aor      <username>@<domain>        max_contacts, qualify_frequency, remove_existing
 //	auth     <prefix><line>             auth_type, username, password, realm
-//	aor      <prefix><line>             max_contacts, qualify_frequency, remove_existing
-//	endpoint <prefix><line>             auth, aors, context, transport, allow, callerid, from_domain
 //	auth     <prefix><line>-suspended   only while the line is suspended
+//
+// Ownership: every endpoint pbxd pushes carries
+// set_var=PBXD_LINE=<prefix><line> (a channel variable, usable in the
+// dial plan and CDRs too). An endpoint without that marker but whose auth
+// is a <prefix> auth is ours as well (the marker was lost, reported as
+// drift). Anything else listed by /ari/endpoints is hand-made and never
+// touched. Several tenants may have a user 100: the endpoint ids differ by
+// domain, which needs pjsip's multi-domain matching (the default,
+// `disable_multi_domain=no` in [global]).
 //
 // Suspension: the endpoint stays (so its dial context, caller id and
 // contacts remain visible and a resume is one PUT), but its auth attribute
@@ -28,8 +43,25 @@ import (
 // An endpoint without auth would let anyone in, so "no auth" is never used.
 const suspendedSuffix = "-suspended"
 
+// lineVar is the channel variable that marks the endpoints pbxd owns.
+const lineVar = "PBXD_LINE"
+
 func configKey(typ, id string) *ari.Key {
 	return ari.NewKey("config", ari.ConfigID("res_pjsip", typ, id))
+}
+
+// endpointName is the id of a line's endpoint and aor: its AOR.
+func endpointName(l pbx.LineConfig) string { return l.Username + "@" + l.Domain }
+
+// validName reports whether username and domain make a usable object id:
+// no separators ARI paths, dial strings or sorcery lists would split on.
+func validName(l pbx.LineConfig) error {
+	for _, s := range []string{l.Username, l.Domain} {
+		if s == "" || strings.ContainsAny(s, "@/,;:?#% \t\r\n\"<>\\") {
+			return fmt.Errorf("line %s: username %q / domain %q cannot name a PJSIP endpoint", l.ID, l.Username, l.Domain)
+		}
+	}
+	return nil
 }
 
 // tuple is one attribute as sent; norm compares it with Asterisk's
@@ -76,14 +108,16 @@ func (b *Backend) desiredAOR(l pbx.LineConfig) []tuple {
 	}
 }
 
-func (b *Backend) desiredEndpoint(l pbx.LineConfig, id string) []tuple {
-	auth := id
+// desiredEndpoint is the line's endpoint; authID is <prefix><line>.
+func (b *Backend) desiredEndpoint(l pbx.LineConfig, authID string) []tuple {
+	auth := authID
 	if l.Suspended {
-		auth = id + suspendedSuffix
+		auth = authID + suspendedSuffix
 	}
 	t := []tuple{
+		{"set_var", lineVar + "=" + authID},
 		{"auth", auth},
-		{"aors", id},
+		{"aors", endpointName(l)},
 		{"context", l.Context},
 		{"callerid", callerID(l.CallerID, l.Extension)},
 		{"from_domain", l.Domain},
@@ -127,6 +161,38 @@ func parseCallerID(v string) (name, ext string) {
 	return strings.Trim(name, `"`), ext
 }
 
+// setVars parses an endpoint's set_var rendering into name → value.
+// Asterisk renders each variable as its own set_var tuple ("NAME=value");
+// getObject joins repeated attributes with a newline, and a comma-joined
+// rendering ("A=1,B=2", set_var_to_str) is accepted too. Values with
+// separators in them are not used by pbxd.
+func setVars(v string) map[string]string {
+	out := map[string]string{}
+	for _, part := range strings.FieldsFunc(v, func(r rune) bool { return r == '\n' || r == ',' }) {
+		name, val, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if !ok || name == "" {
+			continue
+		}
+		out[name] = val
+	}
+	return out
+}
+
+// owner returns the <prefix><line> auth id an endpoint belongs to and
+// whether its ownership marker is intact. ok is false for endpoints pbxd
+// does not own.
+func (b *Backend) owner(ep map[string]string) (authID string, marked, ok bool) {
+	p := b.cfg.ObjectPrefix
+	if v, has := setVars(ep["set_var"])[lineVar]; has && strings.HasPrefix(v, p) && len(v) > len(p) {
+		return v, true, true
+	}
+	a := strings.TrimSuffix(ep["auth"], suspendedSuffix)
+	if strings.HasPrefix(a, p) && len(a) > len(p) && !strings.ContainsAny(a, ", ") {
+		return a, false, true
+	}
+	return "", false, false
+}
+
 // normalize maps a value as sent to Asterisk's rendering, so desired and
 // held values compare equal when Asterisk would hold the same thing.
 func normalize(attr, v string) string {
@@ -161,6 +227,21 @@ func normalize(attr, v string) string {
 	return v
 }
 
+// same reports whether a held attribute matches a desired tuple. set_var
+// is a list: the desired variable must be among the held ones.
+func same(t tuple, held map[string]string) bool {
+	h, ok := held[t.attr]
+	if !ok {
+		return false
+	}
+	if t.attr == "set_var" {
+		name, val, _ := strings.Cut(t.value, "=")
+		v, has := setVars(h)[name]
+		return has && v == val
+	}
+	return normalize(t.attr, h) == normalize(t.attr, t.value)
+}
+
 // diff returns the tuples of want whose normalised value differs from
 // held. disallow is sent only together with a changed allow.
 func diff(want []tuple, held map[string]string) []tuple {
@@ -169,7 +250,7 @@ func diff(want []tuple, held map[string]string) []tuple {
 		if t.attr == "disallow" {
 			continue
 		}
-		if h, ok := held[t.attr]; ok && normalize(t.attr, h) == normalize(t.attr, t.value) {
+		if same(t, held) {
 			continue
 		}
 		if t.attr == "allow" {
@@ -188,60 +269,58 @@ func toARI(ts []tuple) []ari.ConfigTuple {
 	return out
 }
 
-// DriftMaxContacts is the MaxContacts List reports for a line whose objects
-// differ from what Apply would push in a setting LineConfig does not carry
-// (transport, codecs, qualify, aor/auth links, auth type...). No real line
-// has it, so pbx.SameConfig fails and the reconciler re-applies the line,
-// which repairs every setting.
-const DriftMaxContacts = -1
-
-// heldLine rebuilds a LineConfig from the objects Asterisk holds. Missing
-// objects leave their fields empty, so the difference shows.
-func (b *Backend) heldLine(node, lineID, id string, ep, auth, aor map[string]string) pbx.LineConfig {
+// heldLine rebuilds a LineConfig from the objects Asterisk holds for one
+// owned endpoint (named name, owned through authID). Missing objects leave
+// their fields empty, so the difference shows; settings LineConfig does not
+// carry are checked against what Apply would push and reported in Drift.
+func (b *Backend) heldLine(node, lineID, name, authID string, marked bool, ep, auth, aor map[string]string) pbx.LineConfig {
 	l := pbx.LineConfig{ID: lineID, Node: node}
-	drift := false
-	if ep != nil {
-		l.Context = ep["context"]
-		l.CallerID, l.Extension = parseCallerID(ep["callerid"])
-		switch ep["auth"] {
-		case id:
-		case id + suspendedSuffix:
-			l.Suspended = true
-		default:
-			drift = true
-		}
-		probe := pbx.LineConfig{Suspended: l.Suspended, Context: l.Context, CallerID: l.CallerID, Extension: l.Extension}
-		if auth != nil {
-			probe.Domain = auth["realm"]
-		}
-		for _, t := range b.desiredEndpoint(probe, id) {
-			if t.attr == "disallow" {
-				continue
-			}
-			if t.attr == "from_domain" && auth == nil {
-				continue
-			}
-			if normalize(t.attr, ep[t.attr]) != normalize(t.attr, t.value) {
-				drift = true
-			}
-		}
+	var drift []string
+	if !marked {
+		drift = append(drift, "ownership marker missing")
+	}
+	l.Context = ep["context"]
+	l.CallerID, l.Extension = parseCallerID(ep["callerid"])
+	switch ep["auth"] {
+	case authID:
+	case authID + suspendedSuffix:
+		l.Suspended = true
+	default:
+		drift = append(drift, "endpoint auth link")
 	}
 	if auth != nil {
 		l.Username, l.Password, l.Domain = auth["username"], auth["password"], auth["realm"]
 		if normalize("auth_type", auth["auth_type"]) != "digest" {
-			drift = true
+			drift = append(drift, "auth type")
+		}
+	} else {
+		// Without the auth the AOR still tells who the line is.
+		l.Username, l.Domain, _ = strings.Cut(name, "@")
+	}
+	if endpointName(l) != name {
+		drift = append(drift, "endpoint name")
+	}
+	probe := l
+	probe.Username, probe.Domain, _ = strings.Cut(name, "@")
+	for _, t := range b.desiredEndpoint(probe, authID) {
+		switch t.attr {
+		case "disallow", "auth", "context", "callerid":
+			continue // compared through LineConfig fields
+		}
+		if !same(t, ep) {
+			drift = append(drift, "endpoint "+t.attr)
 		}
 	}
 	if aor != nil {
 		l.MaxContacts, _ = strconv.Atoi(aor["max_contacts"])
 		for _, t := range b.desiredAOR(l)[1:] {
-			if normalize(t.attr, aor[t.attr]) != normalize(t.attr, t.value) {
-				drift = true
+			if !same(t, aor) {
+				drift = append(drift, "aor "+t.attr)
 			}
 		}
+	} else {
+		drift = append(drift, "aor missing")
 	}
-	if drift {
-		l.MaxContacts = DriftMaxContacts
-	}
+	l.Drift = strings.Join(drift, ", ")
 	return l
 }

@@ -265,6 +265,50 @@ func (s *Server) emitLocked(endpointID string, ev map[string]any) {
 	}
 }
 
+// SendEvent sends a raw event to every connected application, as Asterisk
+// would send any of its event types (ApplicationRegistered, ChannelTransfer,
+// or one no client knows yet). application, timestamp and asterisk_id are
+// added unless ev has them. It reports how many applications it reached.
+func (s *Server) SendEvent(ev map[string]any) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, a := range s.apps {
+		if a.conn == nil {
+			continue
+		}
+		m := make(map[string]any, len(ev)+3)
+		m["application"] = a.name
+		m["timestamp"] = ariTime(time.Now())
+		m["asterisk_id"] = s.opts.EntityID
+		for k, v := range ev {
+			m[k] = v
+		}
+		b, err := json.Marshal(m)
+		if err != nil {
+			continue
+		}
+		a.conn.send(b)
+		n++
+	}
+	return n
+}
+
+// SendRaw sends one websocket text message as is to every connected
+// application (malformed JSON included), and reports how many it reached.
+func (s *Server) SendRaw(msg []byte) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, a := range s.apps {
+		if a.conn != nil {
+			a.conn.send(append([]byte(nil), msg...))
+			n++
+		}
+	}
+	return n
+}
+
 // RegisterContact simulates a phone registering uri on the endpoint's first
 // AOR, emitting what Asterisk 22 emits: on the endpoint's first contact a
 // PeerStatusChange Reachable and an EndpointStateChange online; then a

@@ -24,6 +24,7 @@ const (
 	kindCallerID
 	kindAuthType
 	kindDTMF
+	kindVarList
 )
 
 // notBool lists options whose documented default is yes/no although they
@@ -66,6 +67,8 @@ func buildSchema() map[string][]field {
 				f.kind = kindAuthType
 			case o.name == "dtmf_mode":
 				f.kind = kindDTMF
+			case o.name == "set_var":
+				f.kind = kindVarList
 			case o.name == "qualify_timeout":
 				f.kind = kindDouble
 			case (o.def == "yes" || o.def == "no") && !notBool[o.name], extraBool[o.name]:
@@ -163,6 +166,8 @@ func render(f field, value, cur string) (string, error) {
 		return renderCodecs(f.name, value, cur)
 	case kindCallerID:
 		return renderCallerID(value), nil
+	case kindVarList:
+		return renderVarList(value, cur)
 	case kindAuthType:
 		switch value {
 		case "digest", "userpass", "md5":
@@ -180,6 +185,36 @@ func render(f field, value, cur string) (string, error) {
 		return "", fmt.Errorf("dtmf_mode: %q is not valid", value)
 	}
 	return value, nil
+}
+
+// renderVarList applies one set_var value ("NAME=value") to the endpoint's
+// channel variables as set_var_handler does: an empty value changes
+// nothing, a variable of the same name is replaced, a new one appended.
+// The list is kept newline-separated; tuples renders one set_var tuple per
+// variable, as ast_sorcery_objectset_create does with set_var_to_vl.
+func renderVarList(value, cur string) (string, error) {
+	if value == "" {
+		return cur, nil
+	}
+	name, _, ok := strings.Cut(value, "=")
+	if !ok || name == "" {
+		return "", fmt.Errorf("set_var: %q is not NAME=value", value)
+	}
+	var vars []string
+	replaced := false
+	for _, v := range strings.Split(cur, "\n") {
+		if v == "" {
+			continue
+		}
+		if n, _, _ := strings.Cut(v, "="); n == name {
+			v, replaced = value, true
+		}
+		vars = append(vars, v)
+	}
+	if !replaced {
+		vars = append(vars, value)
+	}
+	return strings.Join(vars, "\n"), nil
 }
 
 var knownCodecs = []string{"ulaw", "alaw", "gsm", "g722", "g729", "opus", "ilbc", "speex", "g726", "slin", "h264", "vp8", "vp9"}

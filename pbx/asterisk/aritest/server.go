@@ -294,13 +294,19 @@ func (s *Server) Seed(typ, id string, fields map[string]string) error {
 }
 
 // Tamper changes one attribute of a stored object behind the client's back
-// (as an operator with the Asterisk CLI would), bypassing ARI.
+// (as an operator with the Asterisk CLI would), bypassing ARI. For
+// set_var the value replaces the whole list (newline-separated NAME=value
+// entries; "" clears it).
 func (s *Server) Tamper(typ, id, attr, value string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	o, ok := s.objects[typ][id]
 	if !ok {
 		return fmt.Errorf("%s %q not found", typ, id)
+	}
+	if f, ok := lookupField(typ, attr); ok && f.kind == kindVarList {
+		o[attr] = value
+		return nil
 	}
 	return o.apply(typ, attr, value)
 }
@@ -450,6 +456,15 @@ type tuple struct {
 func tuples(typ string, o object) []tuple {
 	out := make([]tuple, 0, len(o))
 	for _, f := range schema[typ] {
+		if f.kind == kindVarList {
+			// One tuple per variable; none without variables.
+			for _, v := range strings.Split(o[f.name], "\n") {
+				if v != "" {
+					out = append(out, tuple{f.name, v})
+				}
+			}
+			continue
+		}
 		out = append(out, tuple{f.name, o[f.name]})
 	}
 	return out

@@ -1,0 +1,237 @@
+package asterisk
+
+import (
+	"io"
+	"log/slog"
+	"slices"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pbxd/pbxd/pbx"
+	"github.com/pbxd/pbxd/pbx/asterisk/aritest"
+	"github.com/pbxd/pbxd/pbx/pbxtest"
+)
+
+func listed(t *testing.T, b *Backend) []pbx.LineConfig {
+	t.Helper()
+	lines, err := b.List(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return lines
+}
+
+// Changing a line's username or domain renames its endpoint and aor: the
+// new ones are created, the old ones deleted, the auth kept.
+func TestRenameMovesObjects(t *testing.T) {
+	t.Parallel()
+	bd := setup(t)
+	s := bd.srv[0]
+	line := pbxtest.NewLine()
+	if err := bd.b.Apply(t.Context(), line); err != nil {
+		t.Fatal(err)
+	}
+	old := endpointName(line)
+	line.Username = "205"
+	if err := bd.b.Apply(t.Context(), line); err != nil {
+		t.Fatal(err)
+	}
+	line.Domain = "moved.example.net"
+	if err := bd.b.Apply(t.Context(), line); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"205@moved.example.net"}
+	for _, typ := range []string{"endpoint", "aor"} {
+		if got := s.ObjectIDs(typ); !slices.Equal(got, want) {
+			t.Errorf("%s ids = %v, want %v (old %s gone)", typ, got, want, old)
+		}
+	}
+	if got := s.ObjectIDs("auth"); !slices.Equal(got, []string{"pbxd-" + line.ID}) {
+		t.Errorf("auth ids = %v", got)
+	}
+	lines := listed(t, bd.b)
+	if len(lines) != 1 || !pbx.SameConfig(line, lines[0]) {
+		t.Errorf("List = %+v", lines)
+	}
+	if err := s.RegisterContact("205@moved.example.net", "sip:205@192.0.2.77"); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, bd.b, line.ID, "sip:205@192.0.2.77")
+}
+
+// A pbxd that restarts (a fresh Backend) finds its objects through the
+// ownership marker: it lists them, moves a renamed line and removes a line
+// it never applied itself, without touching a hand-made user@domain
+// endpoint.
+func TestFreshProcessFindsItsObjects(t *testing.T) {
+	t.Parallel()
+	s := aritest.NewTest(t, aritest.Options{})
+	first, err := New(testConfig(s.URL()), slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := pbxtest.NewLine(), pbxtest.NewLine()
+	for _, l := range []pbx.LineConfig{a, b} {
+		if err := first.Apply(t.Context(), l); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Seed("endpoint", "300@"+a.Domain, map[string]string{"context": "lab", "auth": "lab-auth"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Seed("aor", "300@"+a.Domain, map[string]string{"max_contacts": "1"}); err != nil {
+		t.Fatal(err)
+	}
+
+	second, err := New(testConfig(s.URL()), slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// No List first: Apply and Remove must find the old objects by
+	// themselves.
+	a.Username = "101"
+	if err := second.Apply(t.Context(), a); err != nil {
+		t.Fatal(err)
+	}
+	if err := second.Remove(t.Context(), b.ID); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"101@" + a.Domain, "300@" + a.Domain}
+	slices.Sort(want)
+	if got := s.ObjectIDs("endpoint"); !slices.Equal(got, want) {
+		t.Errorf("endpoints = %v, want %v", got, want)
+	}
+	if got := s.ObjectIDs("auth"); !slices.Equal(got, []string{"pbxd-" + a.ID}) {
+		t.Errorf("auths = %v", got)
+	}
+	lines := listed(t, second)
+	if len(lines) != 1 || lines[0].ID != a.ID || !pbx.SameConfig(a, lines[0]) {
+		t.Errorf("List = %+v", lines)
+	}
+}
+
+// Two endpoints claiming one line (a rename interrupted before the old
+// endpoint was deleted) are reported as drift; applying the line deletes
+// the extra one.
+func TestDuplicateEndpointsRepaired(t *testing.T) {
+	t.Parallel()
+	bd := setup(t)
+	s := bd.srv[0]
+	line := pbxtest.NewLine()
+	if err := bd.b.Apply(t.Context(), line); err != nil {
+		t.Fatal(err)
+	}
+	// Another process of pbxd (no shared index) applies the renamed line
+	// and dies before deleting the old endpoint.
+	other, err := New(testConfig(s.URL()), slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	renamed := line
+	renamed.Username = "199"
+	other.nodes["a"].indexed = true // pretend it knew nothing about the old name
+	if err := other.Apply(t.Context(), renamed); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(s.ObjectIDs("endpoint")); n != 2 {
+		t.Fatalf("%d endpoints, want 2 for the test to mean something", n)
+	}
+	lines := listed(t, bd.b)
+	if len(lines) != 1 || lines[0].Drift == "" {
+		t.Fatalf("List = %+v, want one line with drift", lines)
+	}
+	if err := bd.b.Apply(t.Context(), renamed); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.ObjectIDs("endpoint"); !slices.Equal(got, []string{endpointName(renamed)}) {
+		t.Errorf("endpoints after repair = %v", got)
+	}
+	if lines := listed(t, bd.b); len(lines) != 1 || !pbx.SameConfig(renamed, lines[0]) {
+		t.Errorf("List after repair = %+v", lines)
+	}
+}
+
+// A new line reusing the AOR of a line whose removal is still pending
+// takes the endpoint over; the late removal leaves it alone.
+func TestTakeOverThenLateRemove(t *testing.T) {
+	t.Parallel()
+	bd := setup(t)
+	s := bd.srv[0]
+	gone := pbxtest.NewLine()
+	if err := bd.b.Apply(t.Context(), gone); err != nil {
+		t.Fatal(err)
+	}
+	taker := pbxtest.NewLine()
+	taker.Domain, taker.Username = gone.Domain, gone.Username
+	if err := bd.b.Apply(t.Context(), taker); err != nil {
+		t.Fatal(err)
+	}
+	if err := bd.b.Remove(t.Context(), gone.ID); err != nil {
+		t.Fatal(err)
+	}
+	ep := mustObject(t, s, "endpoint", endpointName(taker))
+	if ep["auth"] != "pbxd-"+taker.ID {
+		t.Errorf("endpoint auth = %q after the late removal", ep["auth"])
+	}
+	if _, ok := s.Object("aor", endpointName(taker)); !ok {
+		t.Error("aor deleted by the late removal")
+	}
+	if lines := listed(t, bd.b); len(lines) != 1 || !pbx.SameConfig(taker, lines[0]) {
+		t.Errorf("List = %+v", lines)
+	}
+}
+
+// An endpoint configured by hand under a line's AOR is never overwritten.
+func TestForeignEndpointNotOverwritten(t *testing.T) {
+	t.Parallel()
+	bd := setup(t)
+	s := bd.srv[0]
+	line := pbxtest.NewLine()
+	if err := s.Seed("endpoint", endpointName(line), map[string]string{"context": "lab"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := bd.b.Apply(t.Context(), line); err == nil {
+		t.Error("Apply over a hand-made endpoint succeeded")
+	}
+	if ep := mustObject(t, s, "endpoint", endpointName(line)); ep["context"] != "lab" {
+		t.Error("hand-made endpoint changed")
+	}
+	if lines := listed(t, bd.b); len(lines) != 0 {
+		t.Errorf("List shows a hand-made endpoint: %+v", lines)
+	}
+}
+
+// Asterisk 22 sends event types the ari library does not know (it panics
+// on them in a goroutine of its own); pbxd's reader ignores them, and
+// malformed messages too, and keeps going.
+func TestUnknownEventsSurvived(t *testing.T) {
+	t.Parallel()
+	bd := setup(t)
+	s := bd.srv[0]
+	line := pbxtest.NewLine()
+	if err := bd.b.Apply(t.Context(), line); err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range []map[string]any{
+		{"type": "ApplicationRegistered"},
+		{"type": "ChannelTransfer", "refer_to": map[string]any{"requested_destination": map[string]any{"exten": "200"}}},
+		{"type": "SomethingNew", "endpoint": "not an object"},
+		{"type": "ContactStatusChange", "endpoint": 42},
+		{"type": "ContactStatusChange", "endpoint": map[string]any{"technology": "PJSIP", "resource": "nobody@nowhere"},
+			"contact_info": map[string]any{"uri": "sip:x@192.0.2.1", "contact_status": "Reachable"}},
+	} {
+		if n := s.SendEvent(ev); n != 1 {
+			t.Fatalf("event reached %d applications", n)
+		}
+	}
+	s.SendRaw([]byte("{not json"))
+	s.SendRaw([]byte(`[1,2,3]`))
+	if err := s.RegisterContact(endpointName(line), "sip:100@192.0.2.33"); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, bd.b, line.ID, "sip:100@192.0.2.33")
+	if !bd.b.Connected() {
+		t.Error("disconnected by unknown events")
+	}
+}
