@@ -1,38 +1,19 @@
 package app_test
 
 import (
-	"bytes"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/pbxd/pbxd/internal/app"
+	"github.com/pbxd/pbxd/internal/app/apptest"
 	"github.com/pbxd/pbxd/internal/store/storetest"
 )
-
-// syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func freeAddr(t *testing.T) string {
 	t.Helper()
@@ -84,9 +65,11 @@ func TestLifecycleNotifiesSystemd(t *testing.T) {
 		t.Fatal(err)
 	}
 	signals := make(chan os.Signal, 1)
-	var logs syncBuffer
+	var logs apptest.LogBuffer
 	exit := make(chan int, 1)
-	go func() { exit <- app.Main([]string{"-config", cfgFile}, func(k string) string { return env[k] }, signals, &logs) }()
+	go func() {
+		exit <- app.Main([]string{"-config", cfgFile}, func(k string) string { return env[k] }, signals, &logs)
+	}()
 
 	expect := func(want string) {
 		t.Helper()
@@ -142,9 +125,11 @@ func TestBadReloadKeepsRunning(t *testing.T) {
 	}
 	env := baseEnv(t)
 	signals := make(chan os.Signal, 1)
-	var logs syncBuffer
+	var logs apptest.LogBuffer
 	exit := make(chan int, 1)
-	go func() { exit <- app.Main([]string{"-config", cfgFile}, func(k string) string { return env[k] }, signals, &logs) }()
+	go func() {
+		exit <- app.Main([]string{"-config", cfgFile}, func(k string) string { return env[k] }, signals, &logs)
+	}()
 	waitFor(t, &logs, "pbxd ready")
 	if err := os.WriteFile(cfgFile, []byte("log:\n  levle: debug\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -160,7 +145,7 @@ func TestBadReloadKeepsRunning(t *testing.T) {
 	}
 }
 
-func waitFor(t *testing.T, logs *syncBuffer, s string) {
+func waitFor(t *testing.T, logs *apptest.LogBuffer, s string) {
 	t.Helper()
 	for i := 0; i < 300; i++ {
 		if strings.Contains(logs.String(), s) {
@@ -199,7 +184,7 @@ func TestStartupFailures(t *testing.T) {
 			for k, v := range c.env {
 				env[k] = v
 			}
-			var logs syncBuffer
+			var logs apptest.LogBuffer
 			code := app.Main(c.args, func(k string) string { return env[k] }, make(chan os.Signal), &logs)
 			if code == 0 || !strings.Contains(logs.String(), c.want) || strings.Contains(logs.String(), "panic") {
 				t.Fatalf("exit %d, logs:\n%s\nwant a non-zero exit mentioning %q", code, logs.String(), c.want)

@@ -66,9 +66,9 @@ func New(pool *pgxpool.Pool, clk clock.Clock, log *slog.Logger, reg prometheus.R
 		s.jobs = append(s.jobs, job{Job: j, sched: sched})
 	}
 	f := promauto.With(reg)
-	s.runs = f.NewCounterVec(prometheus.CounterOpts{Name: "pbxd_job_runs_total", Help: "Scheduled job runs by job and result (ok, error, skipped_not_leader)."}, []string{"job", "result"})
-	s.duration = f.NewHistogramVec(prometheus.HistogramOpts{Name: "pbxd_job_duration_seconds", Help: "Scheduled job run duration.", Buckets: prometheus.ExponentialBuckets(0.01, 4, 9)}, []string{"job"})
-	s.success = f.NewGaugeVec(prometheus.GaugeOpts{Name: "pbxd_job_last_success_timestamp_seconds", Help: "Wall-clock time of each job's last successful run."}, []string{"job"})
+	s.runs = f.NewCounterVec(prometheus.CounterOpts{Name: "pbxd_job_runs_total", Help: "Scheduled job runs by task (job name) and result (ok, error, skipped_not_leader)."}, []string{"task", "result"})
+	s.duration = f.NewHistogramVec(prometheus.HistogramOpts{Name: "pbxd_job_duration_seconds", Help: "Scheduled job run duration.", Buckets: prometheus.ExponentialBuckets(0.01, 4, 9)}, []string{"task"})
+	s.success = f.NewGaugeVec(prometheus.GaugeOpts{Name: "pbxd_job_last_success_timestamp_seconds", Help: "Wall-clock time of each job's last successful run."}, []string{"task"})
 	return s, nil
 }
 

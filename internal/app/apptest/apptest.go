@@ -13,6 +13,8 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -197,4 +199,24 @@ func (d *Daemon) Change(t testing.TB, account string, items ...map[string]any) m
 	t.Helper()
 	pv := d.Op(t, http.StatusCreated, "POST", "/v1/accounts/"+account+"/changes", map[string]any{"items": items}).Map(t)
 	return d.Op(t, http.StatusOK, "POST", "/v1/changes/"+pv["id"].(string)+"/confirm", nil).Map(t)
+}
+
+// LogBuffer is a goroutine-safe sink for a daemon's logs in tests.
+type LogBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+// Write appends p.
+func (l *LogBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+// String returns everything written so far.
+func (l *LogBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
