@@ -3,7 +3,7 @@ package e2e
 // Tests of what ships for monitoring: the Grafana dashboard
 // (configs/grafana/pbxd.json), the Prometheus rules
 // (configs/prometheus/pbxd-rules.yml, with promtool unit tests beside them)
-// and the metric catalogue (docs/metrics.md), against a running daemon.
+// and the metric catalogue (the README's Monitoring section), against a running daemon.
 //
 // "Exported" is decided honestly, by running daemons:
 //
@@ -56,7 +56,7 @@ const (
 	dashboardFile = "configs/grafana/pbxd.json"
 	rulesFile     = "configs/prometheus/pbxd-rules.yml"
 	rulesTestFile = "configs/prometheus/pbxd-rules.test.yml"
-	catalogueFile = "docs/metrics.md"
+	catalogueFile = "README.md"
 )
 
 // monitoringRoot is the module root (tests run in their package directory).
@@ -736,7 +736,7 @@ func TestMonitoringUsesExportedMetrics(t *testing.T) {
 	}
 }
 
-// readCatalogue reads the tables of docs/metrics.md: rows that start with a
+// readCatalogue reads the catalogue tables of README.md: rows that start with a
 // `pbxd_...` name, and in their Labels column the enumerated value sets,
 // written as `label` (`v1`, `v2`, ...). A label whose parenthesis is not a
 // list of `values` only (a route pattern, a node name) is not enumerated.
