@@ -1,0 +1,272 @@
+// Command registrar is the load harness of the built-in SIP registrar: it
+// provisions N lines (the subscribers of shared/bench/registrar/
+// gen-subscribers.sh: users FIRST.., password pw%08d of
+// (user*7919+12345) mod 99999989, domain bench.example) into an in-process
+// sip.Registrar, checks that auth is enforced, warms up, then drives
+// sipp-register.sh at rising rates and prints, per rate, successful
+// registrations/s and the registrar's CPU (this process's utime+stime:
+// sipp runs as separate processes). It ends with the resident memory.
+//
+//	go run ./bench/registrar                       # 10,000 lines, default rates
+//	go run ./bench/registrar -users 100000 -rates "" -memory   # RSS for 100k registered lines
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/md5"
+	"crypto/sha256"
+	"encoding/hex"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pbxd/pbxd/pbx"
+	"github.com/pbxd/pbxd/sip"
+)
+
+func main() {
+	listen := flag.String("listen", "127.0.0.1:5090", "UDP address of the registrar")
+	domain := flag.String("domain", "bench.example", "SIP domain (digest realm)")
+	users := flag.Int("users", 10000, "lines to provision")
+	first := flag.Int("first", 100000, "first username")
+	rates := flag.String("rates", "1000,2000,5000,10000,20000,max", "offered rates (reg/s) or max, comma separated")
+	count := flag.Int("count", 50000, "registrations per fixed rate")
+	maxCount := flag.Int("max-count", 200000, "registrations for the max (closed loop) run")
+	procs := flag.Int("sipp-procs", 3, "parallel sipp processes")
+	warm := flag.Bool("warmup", true, "register every user once at 2000/s first")
+	memory := flag.Bool("memory", false, "with -warmup, report RSS per registered line")
+	profile := flag.String("profile", "", "write CPU (FILE.cpu) and heap (FILE.heap) profiles of the rate sweep")
+	flag.Parse()
+	if *profile != "" {
+		f, err := os.Create(*profile + ".cpu")
+		if err == nil {
+			_ = pprof.StartCPUProfile(f)
+			defer func() {
+				pprof.StopCPUProfile()
+				h, _ := os.Create(*profile + ".heap")
+				_ = pprof.WriteHeapProfile(h)
+			}()
+		}
+	}
+	if err := run(*listen, *domain, *users, *first, *rates, *count, *maxCount, *procs, *warm, *memory); err != nil {
+		fmt.Fprintln(os.Stderr, "registrar bench:", err)
+		os.Exit(1) //nolint:gocritic // the profile is not needed on failure
+
+	}
+}
+
+// discardStore is a sip.BindingStore that keeps nothing.
+type discardStore struct{}
+
+func (discardStore) LoadBindings(context.Context) ([]sip.Binding, error) { return nil, nil }
+func (discardStore) SaveBinding(context.Context, sip.Binding) error      { return nil }
+func (discardStore) DeleteBinding(context.Context, string, string) error { return nil }
+func (discardStore) DeleteLine(context.Context, string) error            { return nil }
+
+func heapMB() float64 {
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return float64(m.HeapInuse) / (1 << 20)
+}
+
+func password(user int) string { return fmt.Sprintf("pw%08d", (user*7919+12345)%99999989) }
+
+func hexMD5(s string) string    { h := md5.Sum([]byte(s)); return hex.EncodeToString(h[:]) }
+func hexSHA256(s string) string { h := sha256.Sum256([]byte(s)); return hex.EncodeToString(h[:]) }
+
+func rssKB() int {
+	b, _ := os.ReadFile("/proc/self/status")
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "VmRSS:") {
+			n, _ := strconv.Atoi(strings.Fields(l)[1])
+			return n
+		}
+	}
+	return 0
+}
+
+func cpu() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func settle() int {
+	runtime.GC()
+	debug.FreeOSMemory()
+	time.Sleep(200 * time.Millisecond)
+	return rssKB()
+}
+
+func run(listen, domain string, users, first int, rates string, count, maxCount, procs int, warm, memory bool) error {
+	here, err := harnessDir()
+	if err != nil {
+		return err
+	}
+	if _, err := exec.LookPath("sipp"); err != nil {
+		return fmt.Errorf("sipp not installed (apt-get install sip-tester)")
+	}
+	work, err := os.MkdirTemp("", "pbxd-registrar-bench")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+
+	rss0 := settle()
+	cfg := sip.DefaultConfig()
+	cfg.UDPListen, cfg.TCPListen = listen, ""
+	cfg.Secret = []byte("bench-secret-0123456789")
+	cfg.MaxExpires = 2 * time.Hour
+	cfg.ThrottleFailures = 0 // the auth check sends 20 wrong passwords from one IP
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	// discardStore: the bindings are measured in the registrar, not twice
+	// (MemoryStore would hold a second copy; the daemon uses PostgreSQL).
+	r, err := sip.New(cfg, discardStore{}, nil, logger, prometheus.NewRegistry())
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	var csv strings.Builder
+	csv.WriteString("SEQUENTIAL\n")
+	for i := range users {
+		u := first + i
+		user, pw := strconv.Itoa(u), password(u)
+		lc := pbx.LineConfig{
+			ID: fmt.Sprintf("00000000-0000-4000-8000-%012d", u), Domain: domain, Username: user, Extension: user,
+			HA1MD5: hexMD5(user + ":" + domain + ":" + pw), HA1SHA256: hexSHA256(user + ":" + domain + ":" + pw),
+		}
+		if err := r.Apply(ctx, lc); err != nil {
+			return err
+		}
+		fmt.Fprintf(&csv, "%s;%s\n", user, pw)
+	}
+	usersCSV := filepath.Join(work, "users.csv")
+	if err := os.WriteFile(usersCSV, []byte(csv.String()), 0o600); err != nil {
+		return err
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- r.Run(rctx) }()
+	go func() {
+		for range r.Events() {
+		}
+	}()
+	defer func() { cancel(); <-done }()
+	for !r.Connected() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	rssLines := settle()
+	target := r.Addrs().UDP
+	fmt.Printf("# pbxd builtin registrar, %d lines on udp:%s, GOMAXPROCS=%d, sipp procs=%d\n", users, target, runtime.GOMAXPROCS(0), procs)
+
+	script := filepath.Join(here, "sipp-register.sh")
+	load := func(rate string, n int, csvPath string, procs int) (map[string]string, error) {
+		cmd := exec.Command(script, target, domain, rate, strconv.Itoa(n), csvPath)
+		cmd.Env = append(os.Environ(), "SIPP_PROCS="+strconv.Itoa(procs), "SIPP_WORKDIR="+filepath.Join(work, "sipp-"+rate))
+		cmd.Stderr = os.Stderr
+		out, err := cmd.Output()
+		kv := map[string]string{}
+		sc := bufio.NewScanner(strings.NewReader(string(out)))
+		for sc.Scan() {
+			if k, v, ok := strings.Cut(sc.Text(), "="); ok {
+				kv[k] = v
+			}
+		}
+		return kv, err
+	}
+
+	// Auth check: 20 right passwords register, 20 wrong ones do not.
+	lines := strings.Split(strings.TrimSpace(csv.String()), "\n")
+	n := min(20, users)
+	good := "SEQUENTIAL\n" + strings.Join(lines[1:1+n], "\n") + "\n"
+	bad := "SEQUENTIAL\n"
+	for _, l := range lines[1 : 1+n] {
+		u, p, _ := strings.Cut(l, ";")
+		bad += u + ";wrong-" + p + "\n"
+	}
+	_ = os.WriteFile(filepath.Join(work, "good.csv"), []byte(good), 0o600)
+	_ = os.WriteFile(filepath.Join(work, "bad.csv"), []byte(bad), 0o600)
+	g, err := load("50", n, filepath.Join(work, "good.csv"), 1)
+	if err != nil {
+		return fmt.Errorf("auth check: %w", err)
+	}
+	bd, _ := load("50", n, filepath.Join(work, "bad.csv"), 1)
+	fmt.Printf("auth check: right passwords %s/%d registered, wrong passwords %s/%d registered\n", g["successful"], n, bd["successful"], n)
+	if g["successful"] != strconv.Itoa(n) || bd["successful"] != "0" {
+		return fmt.Errorf("auth check failed")
+	}
+
+	if warm {
+		kv, err := load("2000", users, usersCSV, procs)
+		if err != nil {
+			return fmt.Errorf("warm-up: %w", err)
+		}
+		fmt.Printf("warm-up: %s/%d registered at 2000/s (%s/s)\n", kv["successful"], users, kv["registrations_per_sec"])
+		if memory {
+			rssReg := settle()
+			fmt.Printf("memory: rss_start=%dKB rss_after_provisioning=%dKB rss_after_registering=%dKB contacts=%d per_line=%.0fB (provisioned+registered, incl. runtime and sipgo transactions still in their timers)\n",
+				rss0, rssLines, rssReg, r.ActiveContacts(), float64(rssReg-rss0)*1024/float64(users))
+			time.Sleep(33 * time.Second) // let sipgo's Timer J (32 s) release the transactions
+			rssIdle := settle()
+			fmt.Printf("memory: rss_after_transactions_expired=%dKB heap_inuse=%.0fMB per_line=%.0fB projected_100k=%.0fMB\n",
+				rssIdle, heapMB(), float64(rssIdle-rss0)*1024/float64(users), float64(rssIdle-rss0)/float64(users)*100000/1024+float64(rss0)/1024)
+		}
+	}
+
+	var best float64
+	for _, rate := range strings.Split(rates, ",") {
+		rate = strings.TrimSpace(rate)
+		if rate == "" {
+			continue
+		}
+		cnt := count
+		if rate == "max" {
+			cnt = maxCount
+		}
+		c0, t0 := cpu(), time.Now()
+		kv, err := load(rate, cnt, usersCSV, procs)
+		c1 := cpu()
+		if err != nil {
+			return fmt.Errorf("rate %s: %w", rate, err)
+		}
+		wall, _ := strconv.ParseFloat(kv["sipp_wall_s"], 64)
+		if wall <= 0 {
+			wall = time.Since(t0).Seconds()
+		}
+		rps, _ := strconv.ParseFloat(kv["registrations_per_sec"], 64)
+		cpuPct := (c1 - c0).Seconds() / wall * 100
+		usPerReg := 0.0
+		if ok, _ := strconv.ParseFloat(kv["successful"], 64); ok > 0 {
+			usPerReg = float64((c1 - c0).Microseconds()) / ok
+		}
+		best = max(best, rps)
+		fmt.Printf("RESULT rate=%s count=%d ok=%s failed=%s reg_per_s=%.0f pbxd_cpu=%.0f%% us_per_reg=%.1f sipp_cpu=%s%% p50=%s p99=%s retrans=%s rss=%dKB\n",
+			rate, cnt, kv["successful"], kv["failed"], rps, cpuPct, usPerReg, kv["sipp_cpu_pct"], kv["latency_p50"], kv["latency_p99"], kv["retransmissions"], rssKB())
+	}
+	fmt.Printf("registrations_per_sec=%.0f\n", best)
+	return nil
+}
+
+// harnessDir finds bench/registrar (for sipp-register.sh) from the working
+// directory: the module root or the harness directory itself.
+func harnessDir() (string, error) {
+	for _, d := range []string{"bench/registrar", "."} {
+		if _, err := os.Stat(filepath.Join(d, "sipp-register.sh")); err == nil {
+			return filepath.Abs(d)
+		}
+	}
+	return "", fmt.Errorf("run from the module root or bench/registrar (sipp-register.sh not found)")
+}
