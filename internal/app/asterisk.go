@@ -2,6 +2,7 @@ package app
 
 import (
 	"fmt"
+	"net/url"
 	"time"
 
 	"github.com/pbxd/pbxd/internal/config"
@@ -20,7 +21,7 @@ func (a *App) buildAsterisk(cfg *config.Config) (pbx.Backend, error) {
 		RequestTimeout:   cfg.Asterisk.RequestTimeout.D(),
 	}
 	for _, n := range cfg.Asterisk.Nodes {
-		ac.Nodes = append(ac.Nodes, asterisk.NodeConfig{Name: n.Name, URL: n.URL, Username: n.Username, Password: n.Password, App: n.App})
+		ac.Nodes = append(ac.Nodes, asterisk.NodeConfig{Name: n.Name, URL: ariBase(n.URL), Username: n.Username, Password: n.Password, App: n.App})
 	}
 	if len(ac.Nodes) > 0 {
 		ac.DefaultNode = ac.Nodes[0].Name
@@ -31,4 +32,15 @@ func (a *App) buildAsterisk(cfg *config.Config) (pbx.Backend, error) {
 	}
 	a.parts = append(a.parts, part{"asterisk backend", b.Run})
 	return b, nil
+}
+
+// ariBase accepts Asterisk's HTTP address as operators write it
+// (PBXD_ARI_URL=http://127.0.0.1:8088, DESIGN §9) or with the /ari path.
+func ariBase(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Path != "" && u.Path != "/") {
+		return raw
+	}
+	u.Path = "/ari"
+	return u.String()
 }
