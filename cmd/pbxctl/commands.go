@@ -227,7 +227,7 @@ func (c *cli) preview(args []string) error {
 			Package       string
 			From, To      int
 			LinesCreated  int `json:"lines_created"`
-			LinesRemoved  []struct{ Extension int }
+			LinesRemoved  []struct{ Extension int } `json:"lines_removed"`
 			ProratedMinor int64 `json:"prorated_minor"`
 		}
 		DueNow struct {

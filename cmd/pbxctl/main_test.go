@@ -48,6 +48,10 @@ func TestPbxctlWalkThrough(t *testing.T) {
 	if code != 0 || strings.Count(out, "acme.voip.example.net") != 3 {
 		t.Fatalf("lines list: %s", out)
 	}
+	out, code = ctl(t, d, "change", "preview", acct.ID, "fr-fixed-mobile=2", "world=0")
+	if code != 0 || !strings.Contains(out, "↓") || !strings.Contains(out, "102") {
+		t.Fatalf("preview of a decrease does not name the line removed (extension 102): %s", out)
+	}
 	if out, code := ctl(t, d, "accounts", "show", "not-an-id"); code != 1 || !strings.Contains(out, "404") {
 		t.Fatalf("unknown account: %d %s", code, out)
 	}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/pbxd/pbxd/billing"
 	"github.com/pbxd/pbxd/internal/config"
 	"github.com/pbxd/pbxd/internal/httpapi"
 	"github.com/pbxd/pbxd/internal/scheduler"
@@ -16,6 +17,10 @@ import (
 
 // build constructs the domain parts and the HTTP API.
 func (a *App) build(ctx context.Context, cfg *config.Config) error {
+	bill, err := a.newBilling(cfg) // sets a.biller, which provisioning prices changes with
+	if err != nil {
+		return fmt.Errorf("billing: %w", err)
+	}
 	prov, err := provisioning.New(provisioning.Options{
 		Pool: a.pool, Clock: a.clock, SecretKey: a.secretKey, Biller: a.biller,
 		Logger: a.log.With("component", "provisioning"), Registry: a.reg,
@@ -37,8 +42,10 @@ func (a *App) build(ctx context.Context, cfg *config.Config) error {
 	if err := a.buildBackend(cfg); err != nil {
 		return err
 	}
+	bill.SetLineSwitch(prov)
+	a.parts = append(a.parts, part{"billing gauges", bill.Run})
 
-	var jobs []scheduler.Job
+	jobs := billingJobs(bill, cfg)
 	sched, err := scheduler.New(a.pool, a.clock, a.log.With("component", "scheduler"), a.reg, jobs...)
 	if err != nil {
 		return err
@@ -66,6 +73,9 @@ func (a *App) build(ctx context.Context, cfg *config.Config) error {
 		Pool:          a.pool,
 		Provisioning:  prov,
 		Provision:     provisionHandler,
+		Routes: []func(*httpapi.API){httpapi.BillingRoutes(bill, func(ctx context.Context) error {
+			return sched.RunNow(ctx, billing.RenewalJob)
+		})},
 	})
 	a.httpSrv = &http.Server{Handler: a.api, ReadHeaderTimeout: 10 * time.Second}
 	return nil

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	_ "embed"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -100,6 +101,10 @@ func New(opts Options) *API {
 	a.handle("GET /v1/test-clock", a.operator(a.getTestClock))
 	a.handle("POST /v1/test-clock", a.operator(a.setTestClock))
 	a.handle("GET /v1/status", a.authed(a.status))
+	a.handle("GET /v1/openapi.yaml", a.public(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/yaml")
+		_, _ = w.Write(OpenAPI)
+	}))
 	if opts.Provisioning != nil {
 		a.provisioningRoutes(opts.Provisioning)
 		a.deviceRoutes(opts.Provisioning)
@@ -245,6 +250,11 @@ func (a *API) now() time.Time {
 	}
 	return time.Now()
 }
+
+// OpenAPI is the API description served at /v1/openapi.yaml.
+//
+//go:embed openapi.yaml
+var OpenAPI []byte
 
 // Version is the build version, set by the linker or main.
 var Version = "dev"

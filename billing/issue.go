@@ -1,0 +1,263 @@
+package billing
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pbxd/pbxd/internal/fault"
+)
+
+// issue is an invoice about to be written: built by BuildInvoice without a
+// number, which issueTx allocates.
+type issue struct {
+	id         string
+	accountID  string
+	inv        Invoice
+	status     Status
+	paymentRef string
+	paidAt     *time.Time
+}
+
+// insertInvoiceSQL allocates the next number of the issuer's series for the
+// year and inserts the invoice in one statement. The counter row stays
+// locked until the transaction ends, so concurrent issuers queue and a
+// rolled-back invoice gives its number back: numbers are gapless. Callers
+// run it last in their transaction to hold the lock briefly.
+const insertInvoiceSQL = `WITH n AS (
+	INSERT INTO invoice_counters (issuer, year, last) VALUES ($3, $4, 1)
+	ON CONFLICT (issuer, year) DO UPDATE SET last = invoice_counters.last + 1
+	RETURNING last
+), num AS (
+	SELECT lpad($4::int::text, 4, '0') || '-' || CASE WHEN last < 1000000 THEN lpad(last::text, 6, '0') ELSE last::text END AS number FROM n
+)
+INSERT INTO invoices (id, account_id, number, issuer, kind, status, currency, issued_at, due_at,
+                      net_minor, tax_minor, gross_minor, document, payment_ref, paid_at)
+SELECT $1, $2, num.number, $3, $5, $6, $7, $8, $9, $10, $11, $12,
+       jsonb_set($13::jsonb, '{Number}', to_jsonb(num.number)), $14, $15
+FROM num
+RETURNING number`
+
+// queueInvoice adds the invoice insert to a batch; the caller reads its
+// number from the batch result.
+func (s *Service) queueInvoice(b *pgx.Batch, is *issue, issuerCode string) error {
+	is.inv.Status, is.inv.PaymentRef = is.status, is.paymentRef
+	doc, err := json.Marshal(is.inv)
+	if err != nil {
+		return fmt.Errorf("encode invoice document: %w", err)
+	}
+	t := is.inv.Totals
+	b.Queue(insertInvoiceSQL, is.id, is.accountID, issuerCode, is.inv.IssuedAt.Year(), string(is.inv.Kind), string(is.status),
+		string(is.inv.Currency), is.inv.IssuedAt, is.inv.DueAt, t.NetMinor, t.TaxMinor, t.GrossMinor, doc, is.paymentRef, is.paidAt).
+		QueryRow(func(row pgx.Row) error {
+			if err := row.Scan(&is.inv.Number); err != nil {
+				return fmt.Errorf("insert invoice: %w", err)
+			}
+			return nil
+		})
+	return nil
+}
+
+// issueTx writes one invoice in tx (number allocated last).
+func (s *Service) issueTx(ctx context.Context, tx pgx.Tx, is *issue) error {
+	b := &pgx.Batch{}
+	if err := s.queueInvoice(b, is, s.cfg().IssuerCode); err != nil {
+		return err
+	}
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return err
+	}
+	return nil
+}
+
+// countIssued records an issued invoice in the metrics, after commit.
+func (s *Service) countIssued(inv Invoice) {
+	s.m.invoices.WithLabelValues(string(inv.Currency), string(inv.Kind)).Inc()
+	s.m.invoicedMinor.WithLabelValues(string(inv.Currency)).Add(float64(inv.Totals.GrossMinor))
+}
+
+// StoredInvoice is an issued invoice with its database identity.
+type StoredInvoice struct {
+	Invoice
+	ID        string
+	AccountID string
+	PaidAt    *time.Time
+}
+
+// errNoInvoice is the not-found error of invoice lookups.
+var errNoInvoice = fault.New(fault.NotFound, "", "invoice not found")
+
+// Invoice returns an invoice; accountScope, when not empty, must own it
+// (another account's invoice is not found, so its existence does not leak).
+func (s *Service) Invoice(ctx context.Context, id, accountScope string) (StoredInvoice, error) {
+	if uuid.Validate(id) != nil {
+		return StoredInvoice{}, errNoInvoice
+	}
+	var si StoredInvoice
+	var doc []byte
+	var status string
+	err := s.pool.QueryRow(ctx, `SELECT id, account_id, number, status, payment_ref, paid_at, document FROM invoices WHERE id = $1`, id).
+		Scan(&si.ID, &si.AccountID, &si.Number, &status, &si.PaymentRef, &si.PaidAt, &doc)
+	if errors.Is(err, pgx.ErrNoRows) || (err == nil && accountScope != "" && accountScope != si.AccountID) {
+		return StoredInvoice{}, errNoInvoice
+	}
+	if err != nil {
+		return StoredInvoice{}, fmt.Errorf("read invoice %s: %w", id, err)
+	}
+	number, ref := si.Number, si.PaymentRef
+	if err := json.Unmarshal(doc, &si.Invoice); err != nil {
+		return StoredInvoice{}, fmt.Errorf("decode invoice %s: %w", id, err)
+	}
+	// The document is frozen at issue; only the payment state moves on.
+	si.Number, si.Status, si.PaymentRef = number, Status(status), ref
+	return si, nil
+}
+
+// InvoiceSummary is one row of an account's billing history.
+type InvoiceSummary struct {
+	ID         string    `json:"id"`
+	Number     string    `json:"number"`
+	Kind       string    `json:"kind"`
+	Status     string    `json:"status"`
+	IssuedAt   time.Time `json:"issued_at"`
+	DueAt      time.Time `json:"due_at"`
+	Currency   string    `json:"currency"`
+	NetMinor   int64     `json:"net_minor"`
+	TaxMinor   int64     `json:"tax_minor"`
+	GrossMinor int64     `json:"gross_minor"`
+	PaymentRef string    `json:"payment_ref"`
+}
+
+// Invoices lists an account's invoices, oldest first.
+func (s *Service) Invoices(ctx context.Context, accountID string) ([]InvoiceSummary, error) {
+	if err := s.accountExists(ctx, accountID); err != nil {
+		return nil, err
+	}
+	rows, err := s.pool.Query(ctx, `SELECT id, number, kind, status, issued_at, due_at, currency, net_minor, tax_minor, gross_minor, payment_ref
+		FROM invoices WHERE account_id = $1 ORDER BY issued_at, number`, accountID)
+	if err != nil {
+		return nil, fmt.Errorf("list invoices: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[InvoiceSummary])
+	if err != nil {
+		return nil, fmt.Errorf("list invoices: %w", err)
+	}
+	if out == nil {
+		out = []InvoiceSummary{}
+	}
+	return out, nil
+}
+
+func (s *Service) accountExists(ctx context.Context, accountID string) error {
+	if uuid.Validate(accountID) != nil {
+		return fault.New(fault.NotFound, "", "account not found")
+	}
+	var ok bool
+	if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM accounts WHERE id = $1)`, accountID).Scan(&ok); err != nil {
+		return fmt.Errorf("read account: %w", err)
+	}
+	if !ok {
+		return fault.New(fault.NotFound, "", "account not found")
+	}
+	return nil
+}
+
+// InvoiceView is the JSON form of an invoice (GET /v1/invoices/{id}).
+type InvoiceView struct {
+	ID         string       `json:"id"`
+	AccountID  string       `json:"account_id"`
+	Number     string       `json:"number"`
+	Kind       Kind         `json:"kind"`
+	Status     Status       `json:"status"`
+	Issuer     PartyView    `json:"issuer"`
+	Customer   PartyView    `json:"customer"`
+	IssuedAt   time.Time    `json:"issued_at"`
+	DueAt      time.Time    `json:"due_at"`
+	Currency   Currency     `json:"currency"`
+	Lines      []LineView   `json:"lines"`
+	NetMinor   int64        `json:"net_minor"`
+	Taxes      []TaxView    `json:"taxes"`
+	TaxMinor   int64        `json:"tax_minor"`
+	GrossMinor int64        `json:"gross_minor"`
+	PaymentRef string       `json:"payment_ref"`
+	PaidAt     *time.Time   `json:"paid_at"`
+	Corrects   string       `json:"corrects,omitempty"`
+	Links      InvoiceLinks `json:"links"`
+}
+
+// PartyView is an issuer or customer identity.
+type PartyView struct {
+	Name    string   `json:"name"`
+	Address []string `json:"address"`
+	VATID   string   `json:"vat_id,omitempty"`
+}
+
+// LineView is an invoice line; period_end is exclusive like every period.
+type LineView struct {
+	Description   string `json:"description"`
+	Package       string `json:"package,omitempty"`
+	Quantity      int64  `json:"quantity"`
+	UnitMinor     int64  `json:"unit_minor"`
+	PeriodStart   *Date  `json:"period_start,omitempty"`
+	PeriodEnd     *Date  `json:"period_end,omitempty"`
+	ProrationNote string `json:"proration_note,omitempty"`
+	AmountMinor   int64  `json:"amount_minor"`
+	VATPercent    string `json:"vat_percent"`
+}
+
+// TaxView is one VAT rate's base and tax.
+type TaxView struct {
+	VATPercent string `json:"vat_percent"`
+	NetMinor   int64  `json:"net_minor"`
+	TaxMinor   int64  `json:"tax_minor"`
+}
+
+// InvoiceLinks point at the rendered documents.
+type InvoiceLinks struct {
+	HTML string `json:"html"`
+	PDF  string `json:"pdf"`
+}
+
+// View converts the invoice to its JSON form.
+func (si StoredInvoice) View() InvoiceView {
+	v := InvoiceView{
+		ID: si.ID, AccountID: si.AccountID, Number: si.Number, Kind: si.Kind, Status: si.Status,
+		Issuer:   PartyView{Name: si.Issuer.Name, Address: nonNil(si.Issuer.Address), VATID: si.Issuer.VATID},
+		Customer: PartyView{Name: si.Customer.Name, Address: nonNil(si.Customer.Address), VATID: si.Customer.VATID},
+		IssuedAt: si.IssuedAt, DueAt: si.DueAt, Currency: si.Currency, Lines: []LineView{}, Taxes: []TaxView{},
+		NetMinor: si.Totals.NetMinor, TaxMinor: si.Totals.TaxMinor, GrossMinor: si.Totals.GrossMinor,
+		PaymentRef: si.PaymentRef, PaidAt: si.PaidAt, Corrects: si.Corrects,
+		Links: InvoiceLinks{HTML: "/v1/invoices/" + si.ID + ".html", PDF: "/v1/invoices/" + si.ID + ".pdf"},
+	}
+	for _, l := range si.Lines {
+		lv := LineView{Description: l.Description, Package: l.PackageCode, Quantity: l.Quantity, UnitMinor: l.UnitMinor,
+			ProrationNote: l.ProrationNote, AmountMinor: l.AmountMinor, VATPercent: percentString(l.VATBasisPoints)}
+		if !l.PeriodStart.IsZero() {
+			ps, pe := l.PeriodStart, l.PeriodEnd
+			lv.PeriodStart, lv.PeriodEnd = &ps, &pe
+		}
+		v.Lines = append(v.Lines, lv)
+	}
+	for _, r := range si.Totals.ByRate {
+		v.Taxes = append(v.Taxes, TaxView{VATPercent: percentString(r.Rate), NetMinor: r.NetMinor, TaxMinor: r.TaxMinor})
+	}
+	return v
+}
+
+// percentString is "20" or "5.5": BasisPoints.String without the sign.
+func percentString(r BasisPoints) string {
+	s := r.String()
+	return s[:len(s)-1]
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}

@@ -1,0 +1,290 @@
+package billing
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pbxd/pbxd/internal/fault"
+)
+
+// Change is one package's seat change in a change order, with the period
+// and unit price in force for the subscription (a new subscription's first
+// period and current price).
+type Change struct {
+	Package          Package
+	Cycle            Cycle
+	From, To         int
+	PeriodStart      time.Time
+	PeriodEnd        time.Time
+	PeriodPriceMinor int64
+	// Trial: nothing is charged or credited before the trial ends.
+	Trial bool
+}
+
+// ChangeQuote is the money side of a change order.
+type ChangeQuote struct {
+	// Lines are the prorated lines, charges (increases) and credits
+	// (decreases, negative), in the order of the changes.
+	Lines []Line
+	// DueNow is what a card account pays at confirm: the charges' totals.
+	// Zero for invoice accounts, whose charges wait for the next bill.
+	DueNow Totals
+	// ChargeNextBill is the net of charges waiting for the next bill.
+	ChargeNextBill int64
+	// CreditNextBill is the magnitude of the credit on the next bill.
+	CreditNextBill int64
+	// PaymentMethod is the default method's gateway ("" if none).
+	PaymentMethod   string
+	PaymentMethodID string
+}
+
+// QuoteChanges prices changes as of at without writing: increases are
+// prorated charges, decreases prorated credits (none if the config says
+// credit_on_decrease: false), over the subscription's current period in the
+// account's time zone, with the package's proration settings.
+func (s *Service) QuoteChanges(ctx context.Context, acct Account, changes []Change, at time.Time) (ChangeQuote, error) {
+	var q ChangeQuote
+	cfg := s.cfg()
+	day := DateOf(at, acct.Location)
+	var charges []TaxLine
+	for _, c := range changes {
+		delta := c.To - c.From
+		if delta == 0 || c.Trial || (delta < 0 && !cfg.CreditOnDecrease) {
+			continue
+		}
+		ps, pe := DateOf(c.PeriodStart, acct.Location), DateOf(c.PeriodEnd, acct.Location)
+		l, err := ProratedLine(c.Package.Name, c.Package.Code, int64(delta), c.PeriodPriceMinor, ps, pe, day, acct.VAT, c.Package.Proration)
+		if err != nil {
+			return q, fmt.Errorf("price %s: %w", c.Package.Code, err)
+		}
+		if l.AmountMinor == 0 {
+			continue
+		}
+		q.Lines = append(q.Lines, l)
+		switch {
+		case l.AmountMinor < 0:
+			q.CreditNextBill -= l.AmountMinor
+		case acct.PaymentMode == ModeCard:
+			charges = append(charges, TaxLine{NetMinor: l.AmountMinor, Rate: l.VATBasisPoints})
+		default:
+			q.ChargeNextBill += l.AmountMinor
+		}
+	}
+	t, err := ComputeTotals(charges)
+	if err != nil {
+		return q, fmt.Errorf("change totals: %w", err)
+	}
+	q.DueNow = t
+	// No database read here: the caller may hold a transaction, and a
+	// second connection per quote can exhaust the pool under load. Which
+	// card pays is settled by RecordChange, in the caller's transaction.
+	q.PaymentMethod = acct.PaymentMode
+	return q, nil
+}
+
+// RecordItem is one priced line of a confirmed change, as quoted.
+type RecordItem struct {
+	Package     string
+	Quantity    int64
+	AmountMinor int64
+	PeriodStart Date
+	PeriodEnd   Date
+	Note        string
+}
+
+// RecordChange writes a confirmed change's money side in tx, the change's
+// own transaction. Card accounts: the charges are invoiced and charged at
+// once through the default payment method — none is a fault.Conflict, a
+// refused payment a fault.PaymentRequired (the caller rolls everything
+// back); credits wait for the next bill. Invoice accounts: everything waits
+// for the next bill. dueGross is what the preview promised; a different
+// amount is a fault.Conflict. It returns the invoice id, or "".
+func (s *Service) RecordChange(ctx context.Context, tx pgx.Tx, acct Account, changeID string, items []RecordItem, dueGross int64, at time.Time) (string, error) {
+	if len(items) == 0 {
+		return "", nil
+	}
+	cfg := s.cfg()
+	codes := make([]string, 0, len(items))
+	for _, it := range items {
+		codes = append(codes, it.Package)
+	}
+	rows, err := tx.Query(ctx, `SELECT p.code, p.name, coalesce(s.period_price_minor, p.price_minor)
+		FROM packages p LEFT JOIN subscriptions s ON s.package_code = p.code AND s.account_id = $1
+		WHERE p.code = ANY($2)`, acct.ID, codes)
+	if err != nil {
+		return "", fmt.Errorf("read packages: %w", err)
+	}
+	type pkgInfo struct {
+		name string
+		unit int64
+	}
+	info := map[string]pkgInfo{}
+	for rows.Next() {
+		var code string
+		var pi pkgInfo
+		if err := rows.Scan(&code, &pi.name, &pi.unit); err != nil {
+			rows.Close()
+			return "", fmt.Errorf("read packages: %w", err)
+		}
+		info[code] = pi
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return "", fmt.Errorf("read packages: %w", err)
+	}
+	var charges []Line
+	for _, it := range items {
+		pi := info[it.Package]
+		if pi.name == "" {
+			pi.name = it.Package
+		}
+		l := Line{Description: pi.name, PackageCode: it.Package, Quantity: it.Quantity, UnitMinor: pi.unit,
+			PeriodStart: it.PeriodStart, PeriodEnd: it.PeriodEnd, ProrationNote: it.Note, AmountMinor: it.AmountMinor, VATBasisPoints: acct.VAT}
+		if it.AmountMinor > 0 && acct.PaymentMode == ModeCard {
+			charges = append(charges, l)
+			continue
+		}
+		if it.AmountMinor == 0 {
+			continue
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO pending_items (id, account_id, package_code, description, quantity, unit_minor, amount_minor, currency,
+			period_start, period_end, note, created_at, change_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+			uuid.NewString(), acct.ID, l.PackageCode, l.Description, l.Quantity, l.UnitMinor, l.AmountMinor, string(acct.Currency),
+			l.PeriodStart.Start(time.UTC), l.PeriodEnd.Start(time.UTC), l.ProrationNote, at, changeID); err != nil {
+			return "", fmt.Errorf("store pending item: %w", err)
+		}
+	}
+	if len(charges) == 0 {
+		if dueGross != 0 {
+			return "", fault.New(fault.Conflict, "", "the amount due changed since the preview; preview again")
+		}
+		return "", nil
+	}
+	pm, err := defaultMethod(ctx, tx, acct.ID)
+	if err != nil {
+		return "", err
+	}
+	if pm == nil {
+		return "", fault.New(fault.Conflict, "payment_method", "a card account needs a default payment method to confirm a change; add one with POST /v1/accounts/%s/payment-methods", acct.ID)
+	}
+	local := at.In(acct.Location)
+	inv, err := BuildInvoice(Draft{Issuer: cfg.Issuer, Customer: acct.Customer(), IssuedAt: local, DueAt: local, Currency: acct.Currency, Lines: charges})
+	if err != nil {
+		return "", fmt.Errorf("build change invoice: %w", err)
+	}
+	if inv.Totals.GrossMinor != dueGross {
+		return "", fault.New(fault.Conflict, "", "the amount due is %s, the preview said %s; preview again",
+			acct.Currency.FormatMinor(inv.Totals.GrossMinor), acct.Currency.FormatMinor(dueGross))
+	}
+	is := &issue{id: derivedID("change", changeID), accountID: acct.ID, inv: inv, status: StatusOpen}
+	res, outcome, err := s.charge(ctx, pm, Money{Minor: inv.Totals.GrossMinor, Currency: acct.Currency}, "invoice:"+is.id)
+	if outcome == "declined" || outcome == "error" {
+		// The whole change rolls back; keep a trace of the refusal outside it.
+		s.auditOutside(ctx, at, acct.ID, "payment."+outcome, changeID, map[string]any{"amount_minor": inv.Totals.GrossMinor, "currency": acct.Currency, "gateway": pm.Gateway, "detail": res.Message})
+		if err != nil {
+			return "", fault.New(fault.PaymentRequired, "payment_method", "the payment gateway did not answer; nothing was charged, try again")
+		}
+		return "", fault.New(fault.PaymentRequired, "payment_method", "the payment was declined: %s", res.Message)
+	}
+	if err != nil {
+		return "", err
+	}
+	switch res.Outcome {
+	case OutcomeApproved:
+		is.status, is.paymentRef, is.paidAt = StatusPaid, res.TransactionRef, &at
+	default: // pending: a bank transfer the operator will mark paid
+		is.inv.DueAt = local.AddDate(0, 0, cfg.PaymentTermDays)
+	}
+	if err := insertAttempt(ctx, tx, is.id, pm.ID, at, inv.Totals.GrossMinor, outcome, res.TransactionRef, res.Message); err != nil {
+		return "", err
+	}
+	if err := s.issueTx(ctx, tx, is); err != nil {
+		return "", err
+	}
+	s.countIssued(is.inv)
+	return is.id, nil
+}
+
+// method is a stored payment method with its token (never shown).
+type method struct {
+	ID      string
+	Gateway string
+	Token   string
+}
+
+type querier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+func defaultMethod(ctx context.Context, q querier, accountID string) (*method, error) {
+	var m method
+	err := q.QueryRow(ctx, `SELECT id, gateway, token FROM payment_methods WHERE account_id = $1 AND is_default AND deleted_at IS NULL`, accountID).
+		Scan(&m.ID, &m.Gateway, &m.Token)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read default payment method: %w", err)
+	}
+	return &m, nil
+}
+
+// charge asks pm's gateway for amount. The outcome is the payment_attempts
+// value: approved, declined, pending, or error (err is then the gateway's
+// failure, which is not the caller's fault and is retried by dunning).
+func (s *Service) charge(ctx context.Context, pm *method, amount Money, key string) (ChargeResult, string, error) {
+	gw, ok := s.gateways[pm.Gateway]
+	if !ok {
+		s.m.attempts.WithLabelValues("error").Inc()
+		return ChargeResult{Message: "gateway " + pm.Gateway + " not configured"}, "error", fmt.Errorf("%w: %q", ErrUnknownGateway, pm.Gateway)
+	}
+	res, err := gw.Charge(ctx, pm.Token, amount, key)
+	if err != nil {
+		if ctx.Err() != nil {
+			return res, "", ctx.Err()
+		}
+		s.m.attempts.WithLabelValues("error").Inc()
+		if res.Message == "" {
+			res.Message = err.Error()
+		}
+		return res, "error", err
+	}
+	outcome := string(res.Outcome)
+	s.m.attempts.WithLabelValues(outcome).Inc()
+	return res, outcome, nil
+}
+
+func insertAttempt(ctx context.Context, tx pgx.Tx, invoiceID, methodID string, at time.Time, amount int64, outcome, ref, detail string) error {
+	var pm any
+	if methodID != "" {
+		pm = methodID
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO payment_attempts (id, invoice_id, payment_method_id, at, amount_minor, outcome, reference, detail)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, uuid.NewString(), invoiceID, pm, at, amount, outcome, ref, detail)
+	if err != nil {
+		return fmt.Errorf("record payment attempt: %w", err)
+	}
+	return nil
+}
+
+// auditOutside writes an audit row in its own transaction: for events whose
+// transaction is about to roll back (a declined change).
+// It runs asynchronously: the caller holds a connection, and waiting for a
+// second one could deadlock a saturated pool.
+func (s *Service) auditOutside(ctx context.Context, at time.Time, accountID, action, object string, details map[string]any) {
+	s.log.Info("payment refused", "account", accountID, "action", action, "object", object)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		_, err := s.pool.Exec(ctx, `INSERT INTO audit_log (at, actor, account_id, action, object, details) VALUES ($1, 'billing', $2, $3, $4, $5)`,
+			at, accountID, action, object, details)
+		if err != nil {
+			s.log.Warn("audit outside transaction", "action", action, "err", err)
+		}
+	}()
+}

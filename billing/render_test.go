@@ -1,0 +1,157 @@
+package billing
+
+import (
+	"bytes"
+	"compress/zlib"
+	"flag"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files under testdata/")
+
+func TestRenderHTMLGolden(t *testing.T) {
+	t.Parallel()
+	inv, err := BuildInvoice(sampleDraft(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := inv.MarkPaid("sbx_6d2e3a3f5c0b9a71"); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := RenderHTML(&buf, inv); err != nil {
+		t.Fatal(err)
+	}
+	got := buf.String()
+	for _, want := range []string{
+		"Invoice 2026-000001", "158.93 EUR", "132.80 EUR", "25.96 EUR", "0.17 EUR", "VAT 5.5%", "-34.95",
+		"prorated: 15 of 30 days", "2026-11-16 – 2026-11-30", "Acme &lt;Widgets&gt; &amp; Co", "sbx_6d2e3a3f5c0b9a71",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("HTML lacks %q", want)
+		}
+	}
+	golden := filepath.Join("testdata", "invoice.golden.html")
+	if *update {
+		if err := os.WriteFile(golden, buf.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("HTML differs from %s (run go test -update after checking the change):\n%s", golden, got)
+	}
+}
+
+func TestRenderPDF(t *testing.T) {
+	t.Parallel()
+	dr := sampleDraft(t)
+	// Enough lines to spill onto a second page.
+	for range 40 {
+		dr.Lines = append(dr.Lines, dr.Lines[1])
+	}
+	inv, err := BuildInvoice(dr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := inv.MarkPaid("sbx_6d2e3a3f5c0b9a71"); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := RenderPDF(&buf, inv); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.HasPrefix(buf.Bytes(), []byte("%PDF-")) {
+		t.Fatalf("not a PDF: %q", buf.Bytes()[:min(20, buf.Len())])
+	}
+	text := pdfText(t, buf.Bytes())
+	gross := inv.Currency.FormatMinor(inv.Totals.GrossMinor) + " EUR"
+	for _, want := range []string{
+		"Invoice 2026-000001", gross, "Total before tax", "VAT 5.5% on 3.00", "VAT 20% on", "paid", "sbx_6d2e3a3f5c0b9a71",
+		"prorated: 15 of 30 days", "-34.95", "FR12345678901", "Acme <Widgets> & Co", "2026-11-16 \x96 2026-11-30",
+		"T\xe9l\xe9phonie Exemple SAS", // cp1252, the core fonts' encoding
+		"Issue date:", "2026-12-01", "2026-12-31",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("PDF text lacks %q", want)
+		}
+	}
+	if n := strings.Count(text, "Description"); n != 2 {
+		t.Errorf("table header drawn %d times, want 2 (one per page)", n)
+	}
+
+	// Same invoice, same bytes: the document dates come from the invoice.
+	var again bytes.Buffer
+	if err := RenderPDF(&again, inv); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(buf.Bytes(), again.Bytes()) {
+		t.Error("PDF rendering is not deterministic")
+	}
+}
+
+var (
+	pdfStream = regexp.MustCompile(`(?s)stream\r?\n(.*?)\r?\nendstream`)
+	pdfTj     = regexp.MustCompile(`\(((?:\\.|[^\\)])*)\)\s*Tj`)
+)
+
+// pdfText extracts the strings shown by Tj operators from every content
+// stream, inflating FlateDecode streams: enough to read back what fpdf
+// wrote without a PDF library.
+func pdfText(t *testing.T, doc []byte) string {
+	t.Helper()
+	var out strings.Builder
+	for _, m := range pdfStream.FindAllSubmatch(doc, -1) {
+		content := m[1]
+		if zr, err := zlib.NewReader(bytes.NewReader(content)); err == nil {
+			if inflated, err := io.ReadAll(zr); err == nil {
+				content = inflated
+			}
+		}
+		for _, s := range pdfTj.FindAllSubmatch(content, -1) {
+			out.WriteString(pdfUnescape(string(s[1])))
+			out.WriteByte('\n')
+		}
+	}
+	return out.String()
+}
+
+func pdfUnescape(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] != '\\' || i+1 == len(s) {
+			b.WriteByte(s[i])
+			continue
+		}
+		i++
+		switch c := s[i]; c {
+		case 'n':
+			b.WriteByte('\n')
+		case 'r':
+			b.WriteByte('\r')
+		case 't':
+			b.WriteByte('\t')
+		default:
+			if c >= '0' && c <= '7' {
+				v := 0
+				for j := 0; j < 3 && i < len(s) && s[i] >= '0' && s[i] <= '7'; j++ {
+					v = v*8 + int(s[i]-'0')
+					i++
+				}
+				i--
+				b.WriteByte(byte(v))
+				continue
+			}
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}

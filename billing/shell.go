@@ -1,0 +1,402 @@
+package billing
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
+
+// This file and the others without a pure-logic purpose (quote.go, issue.go,
+// renew.go, pay.go, summary.go) are the transactional shell around the pure
+// core: they read PostgreSQL, call the pure functions and store the result,
+// one transaction per unit of work.
+
+// Names of the scheduled jobs the wiring registers.
+const (
+	// RenewalJob renews subscriptions whose period or trial has ended.
+	RenewalJob = "billing.renewals"
+	// DunningJob retries failed payments and suspends after the last failure.
+	DunningJob = "billing.dunning"
+	// DunningCron is the cron expression of DunningJob: retries are due
+	// at offsets from the first failure, so a quarter-hour granularity keeps
+	// them close to their due time.
+	DunningCron = "*/15 * * * *"
+)
+
+// LineSwitch suspends or resumes the lines of one subscription, in the
+// caller's transaction, so the PBX follows billing. Billing declares it;
+// the daemon satisfies it with provisioning, so neither imports the other.
+type LineSwitch interface {
+	SetSubscriptionLines(ctx context.Context, tx pgx.Tx, subscriptionID string, suspended bool, reason string) (int, error)
+}
+
+// Clock is the daemon's notion of now.
+type Clock interface{ Now() time.Time }
+
+// Settings are the reloadable billing options from the config.
+type Settings struct {
+	// IssuerCode names the invoice numbering series (one gapless sequence
+	// per issuer and year).
+	IssuerCode string
+	// Issuer is printed on every invoice.
+	Issuer Issuer
+	// CreditOnDecrease gives a prorated credit on the next bill when seats
+	// are removed mid-period; false gives none.
+	CreditOnDecrease bool
+	// PaymentTermDays is the due date of invoices not paid at issue.
+	PaymentTermDays int
+	// Dunning is the retry schedule of failed payments.
+	Dunning DunningSchedule
+}
+
+// Validate checks the settings before they are used.
+func (s Settings) Validate() error {
+	if s.IssuerCode == "" || s.Issuer.Name == "" {
+		return errors.New("billing: issuer code and name are required")
+	}
+	if s.PaymentTermDays < 0 {
+		return errors.New("billing: payment_term_days must not be negative")
+	}
+	return s.Dunning.Validate()
+}
+
+// Options configure a Service.
+type Options struct {
+	Pool     *pgxpool.Pool
+	Clock    Clock
+	Settings Settings
+	// Gateways by name; nil means the built-in manual and sandbox gateways.
+	Gateways map[string]Gateway
+	Logger   *slog.Logger
+	Registry prometheus.Registerer
+	// Workers bounds the renewal run's parallel transactions (default 8).
+	Workers int
+	// AfterRenewal, when set, is called after each committed renewal: a hook
+	// for tests and benchmarks (e.g. to interrupt a run half-way).
+	AfterRenewal func(subscriptionID string)
+}
+
+// Service is the billing shell over PostgreSQL.
+type Service struct {
+	pool     *pgxpool.Pool
+	clock    Clock
+	settings atomic.Pointer[Settings]
+	gateways map[string]Gateway
+	lines    atomic.Pointer[lineSwitchBox]
+	log      *slog.Logger
+	workers  int
+	after    func(string)
+	locs     sync.Map // time zone name → *time.Location
+	m        metrics
+}
+
+type lineSwitchBox struct{ LineSwitch }
+
+type metrics struct {
+	invoices      *prometheus.CounterVec
+	invoicedMinor *prometheus.CounterVec
+	attempts      *prometheus.CounterVec
+	subs          *prometheus.GaugeVec
+	mrr           *prometheus.GaugeVec
+	renewals      *prometheus.CounterVec
+}
+
+// NewService builds the shell and registers its metrics on o.Registry.
+func NewService(o Options) (*Service, error) {
+	if o.Pool == nil || o.Clock == nil {
+		return nil, errors.New("billing: pool and clock are required")
+	}
+	if err := o.Settings.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Service{pool: o.Pool, clock: o.Clock, gateways: o.Gateways, log: o.Logger, workers: o.Workers, after: o.AfterRenewal}
+	if s.gateways == nil {
+		s.gateways = map[string]Gateway{Manual{}.Name(): Manual{}, Sandbox{}.Name(): Sandbox{}}
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.workers <= 0 {
+		s.workers = 8
+	}
+	st := o.Settings
+	s.settings.Store(&st)
+	reg := o.Registry
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	f := promauto.With(reg)
+	s.m = metrics{
+		invoices:      f.NewCounterVec(prometheus.CounterOpts{Name: "pbxd_billing_invoices_total", Help: "Invoices and credit notes issued, by currency and kind."}, []string{"currency", "kind"}),
+		invoicedMinor: f.NewCounterVec(prometheus.CounterOpts{Name: "pbxd_billing_invoiced_minor_total", Help: "Gross amount invoiced (after tax), in minor units, by currency."}, []string{"currency"}),
+		attempts:      f.NewCounterVec(prometheus.CounterOpts{Name: "pbxd_billing_payment_attempts_total", Help: "Payment attempts by outcome (approved, declined, error, pending, manual)."}, []string{"outcome"}),
+		subs:          f.NewGaugeVec(prometheus.GaugeOpts{Name: "pbxd_billing_subscriptions", Help: "Subscriptions with seats, by status (trial, active, inactive)."}, []string{"status"}),
+		mrr:           f.NewGaugeVec(prometheus.GaugeOpts{Name: "pbxd_billing_mrr_minor", Help: "Monthly recurring revenue of active subscriptions, net, in minor units (annual ones count 1/12)."}, []string{"currency"}),
+		renewals:      f.NewCounterVec(prometheus.CounterOpts{Name: "pbxd_billing_renewals_total", Help: "Subscription renewals by result (invoiced, zero_quantity, trial_converted, already_billed, error)."}, []string{"result"}),
+	}
+	for _, o := range []string{"approved", "declined", "error", "pending", "manual"} {
+		s.m.attempts.WithLabelValues(o)
+	}
+	return s, nil
+}
+
+// SetLineSwitch connects the service to the lines it suspends and resumes.
+// The wiring calls it once provisioning exists (provisioning needs billing
+// first, as its Biller).
+func (s *Service) SetLineSwitch(ls LineSwitch) { s.lines.Store(&lineSwitchBox{ls}) }
+
+// SetSettings swaps in reloaded settings atomically.
+func (s *Service) SetSettings(st Settings) error {
+	if err := st.Validate(); err != nil {
+		return err
+	}
+	s.settings.Store(&st)
+	return nil
+}
+
+func (s *Service) cfg() Settings { return *s.settings.Load() }
+
+func (s *Service) switchLines(ctx context.Context, tx pgx.Tx, subID string, suspended bool, reason string) error {
+	b := s.lines.Load()
+	if b == nil || b.LineSwitch == nil {
+		return errors.New("billing: no line switch configured")
+	}
+	if _, err := b.SetSubscriptionLines(ctx, tx, subID, suspended, reason); err != nil {
+		return fmt.Errorf("switch lines of subscription %s: %w", subID, err)
+	}
+	return nil
+}
+
+// Run refreshes the slow gauges (subscriptions by status, MRR) until ctx ends.
+func (s *Service) Run(ctx context.Context) error {
+	t := time.NewTicker(15 * time.Second)
+	defer t.Stop()
+	for {
+		if err := s.RefreshGauges(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("refresh billing gauges", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// RefreshGauges recomputes pbxd_billing_subscriptions and pbxd_billing_mrr_minor.
+func (s *Service) RefreshGauges(ctx context.Context) error {
+	rows, err := s.pool.Query(ctx, `SELECT status, count(*) FROM subscriptions WHERE quantity > 0 GROUP BY status`)
+	if err != nil {
+		return fmt.Errorf("count subscriptions: %w", err)
+	}
+	counts := map[string]float64{"trial": 0, "active": 0, "inactive": 0}
+	for rows.Next() {
+		var st string
+		var n int64
+		if err := rows.Scan(&st, &n); err != nil {
+			rows.Close()
+			return err
+		}
+		counts[st] = float64(n)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for st, n := range counts {
+		s.m.subs.WithLabelValues(st).Set(n)
+	}
+	// Integer sums per cycle, one division at the end: no float rounding
+	// before the gauge itself.
+	rows, err = s.pool.Query(ctx, `SELECT p.currency, s.cycle, sum(s.quantity::numeric * s.period_price_minor)::bigint
+		FROM subscriptions s JOIN packages p ON p.code = s.package_code
+		WHERE s.status = 'active' AND s.quantity > 0 GROUP BY 1, 2`)
+	if err != nil {
+		return fmt.Errorf("compute mrr: %w", err)
+	}
+	defer rows.Close()
+	mrr := map[string]int64{}
+	for rows.Next() {
+		var cur, cycle string
+		var sum int64
+		if err := rows.Scan(&cur, &cycle, &sum); err != nil {
+			return err
+		}
+		months := Cycle(cycle).Months()
+		if months == 0 {
+			continue
+		}
+		mrr[cur] += MulDivRound(sum, 1, int64(months))
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for cur, v := range mrr {
+		s.m.mrr.WithLabelValues(cur).Set(float64(v))
+	}
+	return nil
+}
+
+// Account is what billing needs to know of a customer account.
+type Account struct {
+	ID       string
+	Name     string
+	Currency Currency
+	Location *time.Location
+	// VAT is the account's VAT rate.
+	VAT BasisPoints
+	// PaymentMode is "card" (changes charged at once) or "invoice" (they wait
+	// for the next bill).
+	PaymentMode    string
+	BillingAddress map[string]string
+}
+
+// Payment modes of accounts.
+const (
+	ModeCard    = "card"
+	ModeInvoice = "invoice"
+)
+
+// Customer is the invoice identity of the account.
+func (a Account) Customer() Customer {
+	c := Customer{Name: a.Name}
+	if n := a.BillingAddress["name"]; n != "" {
+		c.Name = n
+	}
+	c.VATID = a.BillingAddress["vat_id"]
+	for _, k := range []string{"line1", "line2", "line3"} {
+		if v := a.BillingAddress[k]; v != "" {
+			c.Address = append(c.Address, v)
+		}
+	}
+	city := a.BillingAddress["postal_code"]
+	if city == "" {
+		city = a.BillingAddress["postcode"]
+	}
+	if v := a.BillingAddress["city"]; v != "" {
+		if city != "" {
+			city += " "
+		}
+		city += v
+	}
+	if city != "" {
+		c.Address = append(c.Address, city)
+	}
+	if v := a.BillingAddress["country"]; v != "" {
+		c.Address = append(c.Address, v)
+	}
+	return c
+}
+
+// Package is a catalog entry as billing prices it.
+type Package struct {
+	Code string
+	Name string
+	// PriceMinor is the price per line per month, before any discount.
+	PriceMinor int64
+	Currency   Currency
+	// Discounts lists the cycles offered with their discount.
+	Discounts map[Cycle]BasisPoints
+	TrialDays int
+	Proration ProrationSettings
+	Retired   bool
+}
+
+// PeriodPrice is the unit price of one line for a whole period of cycle c:
+// the monthly price for monthly, round(12 × monthly × (1 − discount)) for
+// annual (see AnnualPrice), with a discount on a monthly cycle applied the
+// same way.
+func PeriodPrice(p Package, c Cycle) (int64, error) {
+	d := p.Discounts[c]
+	switch c {
+	case Annual:
+		annual, _, err := AnnualPrice(p.PriceMinor, d)
+		return annual, err
+	case Monthly:
+		return MulDivRoundChecked(p.PriceMinor, int64(MaxBasisPoints-d), int64(MaxBasisPoints))
+	}
+	return 0, fmt.Errorf("%w: %q", ErrInvalidCycle, string(c))
+}
+
+func (s *Service) location(name string) *time.Location {
+	if v, ok := s.locs.Load(name); ok {
+		return v.(*time.Location)
+	}
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		loc = time.UTC
+	}
+	s.locs.Store(name, loc)
+	return loc
+}
+
+// catalog reads the packages table: the current prices renewals bill.
+func catalog(ctx context.Context, q interface {
+	Query(context.Context, string, ...any) (pgx.Rows, error)
+}) (map[string]Package, error) {
+	rows, err := q.Query(ctx, `SELECT code, name, price_minor, currency, cycles, trial_days, fixed_month_days, exclude_order_day, retired FROM packages`)
+	if err != nil {
+		return nil, fmt.Errorf("read catalog: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]Package{}
+	for rows.Next() {
+		var p Package
+		var cur string
+		var cycles []byte
+		if err := rows.Scan(&p.Code, &p.Name, &p.PriceMinor, &cur, &cycles, &p.TrialDays, &p.Proration.FixedMonthDays, &p.Proration.ExcludeOrderDay, &p.Retired); err != nil {
+			return nil, fmt.Errorf("read catalog: %w", err)
+		}
+		p.Currency = Currency(cur)
+		var cs []struct {
+			Cycle      string `json:"cycle"`
+			DiscountBP int64  `json:"discount_bp"`
+		}
+		if err := json.Unmarshal(cycles, &cs); err != nil {
+			return nil, fmt.Errorf("package %s cycles: %w", p.Code, err)
+		}
+		p.Discounts = map[Cycle]BasisPoints{}
+		for _, c := range cs {
+			p.Discounts[Cycle(c.Cycle)] = BasisPoints(c.DiscountBP)
+		}
+		out[p.Code] = p
+	}
+	return out, rows.Err()
+}
+
+// uuidNS derives invoice ids from what they bill, so a retried transaction
+// reuses the same id and the gateway's idempotency key: a charge approved
+// before a crash is never taken twice.
+var uuidNS = uuid.MustParse("6f1d7c52-4f0e-4a55-9c43-2b0f4d1a9e77")
+
+func derivedID(parts ...string) string {
+	name := ""
+	for _, p := range parts {
+		name += p + "\x00"
+	}
+	return uuid.NewSHA1(uuidNS, []byte(name)).String()
+}
+
+// audit records a billing transition in the caller's transaction.
+func audit(ctx context.Context, tx pgx.Tx, at time.Time, actor, accountID, action, object string, details map[string]any) error {
+	if details == nil {
+		details = map[string]any{}
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO audit_log (at, actor, account_id, action, object, details) VALUES ($1, $2, $3, $4, $5, $6)`,
+		at, actor, accountID, action, object, details)
+	if err != nil {
+		return fmt.Errorf("audit %s: %w", action, err)
+	}
+	return nil
+}

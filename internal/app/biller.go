@@ -1,0 +1,139 @@
+package app
+
+import (
+	"context"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pbxd/pbxd/billing"
+	"github.com/pbxd/pbxd/internal/config"
+	"github.com/pbxd/pbxd/internal/scheduler"
+	"github.com/pbxd/pbxd/provisioning"
+)
+
+// newBilling builds the billing shell from the config, makes it the
+// provisioning Biller (a.biller, read by provisioning.New) and registers
+// its settings for SIGHUP reloads.
+func (a *App) newBilling(cfg *config.Config) (*billing.Service, error) {
+	svc, err := billing.NewService(billing.Options{
+		Pool: a.pool, Clock: a.clock, Settings: billingSettings(cfg),
+		Logger: a.log.With("component", "billing"), Registry: a.reg,
+		Workers: max(1, min(8, int(cfg.Database.MaxConns)/2)),
+	})
+	if err != nil {
+		return nil, err
+	}
+	a.biller = billerAdapter{svc: svc}
+	a.reloads = append(a.reloads, func(c *config.Config) error { return svc.SetSettings(billingSettings(c)) })
+	return svc, nil
+}
+
+func billingSettings(cfg *config.Config) billing.Settings {
+	b := cfg.Billing
+	st := billing.Settings{
+		IssuerCode:       b.Issuer.Code,
+		Issuer:           billing.Issuer{Name: b.Issuer.Name, Address: b.Issuer.Address, VATID: b.Issuer.VATID},
+		CreditOnDecrease: b.CreditOnDecrease,
+		PaymentTermDays:  b.PaymentTermDays,
+	}
+	for _, d := range b.Dunning {
+		st.Dunning = append(st.Dunning, d.D())
+	}
+	if len(st.Dunning) == 0 {
+		st.Dunning = billing.DefaultDunningSchedule
+	}
+	return st
+}
+
+// billingJobs are the scheduled billing jobs: renewals on the configured
+// schedule, payment retries every quarter of an hour. Renewals come first,
+// so a retry never precedes the renewal it follows in one pass.
+func billingJobs(svc *billing.Service, cfg *config.Config) []scheduler.Job {
+	return []scheduler.Job{
+		{Name: billing.RenewalJob, Schedule: cfg.Billing.Schedule, Run: func(ctx context.Context, now time.Time) error {
+			_, err := svc.Renew(ctx, now)
+			_ = svc.RefreshGauges(ctx)
+			return err
+		}},
+		{Name: billing.DunningJob, Schedule: billing.DunningCron, Run: svc.RunDunning},
+	}
+}
+
+// billerAdapter makes the billing shell a provisioning.Biller, converting
+// between the two packages' types (neither imports the other).
+type billerAdapter struct{ svc *billing.Service }
+
+var _ provisioning.Biller = billerAdapter{}
+
+func billingAccount(a provisioning.Account) billing.Account {
+	return billing.Account{ID: a.ID, Name: a.Name, Currency: billing.Currency(a.Currency), Location: a.Location(),
+		VAT: billing.BasisPoints(a.VATBP), PaymentMode: a.PaymentMode, BillingAddress: a.BillingAddress}
+}
+
+func billingPackage(p provisioning.Package) billing.Package {
+	bp := billing.Package{Code: p.Code, Name: p.Name, PriceMinor: p.PriceMinor, Currency: billing.Currency(p.Currency),
+		TrialDays: p.TrialDays, Retired: p.Retired, Discounts: map[billing.Cycle]billing.BasisPoints{},
+		Proration: billing.ProrationSettings{FixedMonthDays: p.FixedMonthDays, ExcludeOrderDay: p.ExcludeOrderDay}}
+	for _, c := range p.Cycles {
+		bp.Discounts[billing.Cycle(c.Cycle)] = billing.BasisPoints(c.DiscountBP)
+	}
+	return bp
+}
+
+func cycleOf(s string) billing.Cycle {
+	c, err := billing.ParseCycle(s)
+	if err != nil {
+		return billing.Monthly // provisioning validates cycles before pricing
+	}
+	return c
+}
+
+// NewPeriod is the period containing at, in the account's time zone.
+func (b billerAdapter) NewPeriod(acct provisioning.Account, cycle string, at time.Time) (time.Time, time.Time) {
+	return billing.PeriodContaining(cycleOf(cycle), at, at, acct.Location())
+}
+
+// PeriodPrice is the discounted unit price per period.
+func (b billerAdapter) PeriodPrice(pkg provisioning.Package, cycle string) int64 {
+	p, err := billing.PeriodPrice(billingPackage(pkg), cycleOf(cycle))
+	if err != nil {
+		return pkg.PriceMinor * int64(cycleOf(cycle).Months()) // unreachable for catalog prices
+	}
+	return p
+}
+
+// Quote prices the changes.
+func (b billerAdapter) Quote(ctx context.Context, acct provisioning.Account, changes []provisioning.PriceChange, at time.Time) (provisioning.Quote, error) {
+	cs := make([]billing.Change, 0, len(changes))
+	for _, c := range changes {
+		cs = append(cs, billing.Change{Package: billingPackage(c.Package), Cycle: cycleOf(c.Cycle), From: c.From, To: c.To,
+			PeriodStart: c.PeriodStart, PeriodEnd: c.PeriodEnd, PeriodPriceMinor: c.PeriodPriceMinor, Trial: c.Trial})
+	}
+	q, err := b.svc.QuoteChanges(ctx, billingAccount(acct), cs, at)
+	if err != nil {
+		return provisioning.Quote{}, err
+	}
+	loc := acct.Location()
+	out := provisioning.Quote{
+		DueNow:         provisioning.Amounts{NetMinor: q.DueNow.NetMinor, TaxMinor: q.DueNow.TaxMinor, GrossMinor: q.DueNow.GrossMinor, Currency: acct.Currency},
+		CreditNextBill: q.CreditNextBill, ChargeNextBill: q.ChargeNextBill, Currency: acct.Currency,
+		PaymentMethod: q.PaymentMethod, PaymentMethodID: q.PaymentMethodID, Items: []provisioning.QuoteItem{},
+	}
+	for _, l := range q.Lines {
+		out.Items = append(out.Items, provisioning.QuoteItem{Package: l.PackageCode, Quantity: int(l.Quantity), ProratedMinor: l.AmountMinor,
+			PeriodStart: l.PeriodStart.Start(loc), PeriodEnd: l.PeriodEnd.Start(loc), Note: l.ProrationNote})
+	}
+	return out, nil
+}
+
+// Record writes the quote's invoice or pending items in tx.
+func (b billerAdapter) Record(ctx context.Context, tx pgx.Tx, acct provisioning.Account, changeID string, q provisioning.Quote, at time.Time) (string, error) {
+	loc := acct.Location()
+	items := make([]billing.RecordItem, 0, len(q.Items))
+	for _, it := range q.Items {
+		items = append(items, billing.RecordItem{Package: it.Package, Quantity: int64(it.Quantity), AmountMinor: it.ProratedMinor,
+			PeriodStart: billing.DateOf(it.PeriodStart, loc), PeriodEnd: billing.DateOf(it.PeriodEnd, loc), Note: it.Note})
+	}
+	return b.svc.RecordChange(ctx, tx, billingAccount(acct), changeID, items, q.DueNow.GrossMinor, at)
+}
