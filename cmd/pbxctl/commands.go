@@ -226,9 +226,9 @@ func (c *cli) preview(args []string) error {
 		Items []struct {
 			Package       string
 			From, To      int
-			LinesCreated  int `json:"lines_created"`
+			LinesCreated  int                       `json:"lines_created"`
 			LinesRemoved  []struct{ Extension int } `json:"lines_removed"`
-			ProratedMinor int64 `json:"prorated_minor"`
+			ProratedMinor int64                     `json:"prorated_minor"`
 		}
 		DueNow struct {
 			Net      int64 `json:"net_minor"`

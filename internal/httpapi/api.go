@@ -1,10 +1,10 @@
 package httpapi
 
 import (
-	_ "embed"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	_ "embed"
 	"log/slog"
 	"net/http"
 	"strconv"
