@@ -6,6 +6,7 @@ package app
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -112,6 +113,15 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, level *slog.
 	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("http listen on %s: %w", cfg.HTTP.Listen, err)
+	}
+	if cfg.HTTP.TLSCert != "" {
+		// HTTPS: phones fetch SIP credentials from /provision/.
+		cert, err := tls.LoadX509KeyPair(cfg.HTTP.TLSCert, cfg.HTTP.TLSKey)
+		if err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("http.tls_cert: %w", err)
+		}
+		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
 	}
 	a.httpLn = ln
 	return a, nil
