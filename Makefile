@@ -1,14 +1,12 @@
 # pbxd — the README's two commands are scripts/run and scripts/test; these
 # targets are shortcuts for day-to-day work. `make help` lists them.
-.PHONY: help run test test-race bench fuzz lint
+.PHONY: help run test bench fuzz lint
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 run: ## run pbxd with its embedded defaults
 	scripts/run
-test: ## run every test (installs what is missing)
+test: ## run every test under the race detector (installs what is missing)
 	scripts/test
-test-race: ## every test under the race detector
-	scripts/test -race
 bench: ## in-process benchmarks (needs PBXD_TEST_DATABASE_URL or a local PostgreSQL)
 	go test -run '^$$' -bench . -benchtime 1x ./provisioning/ ./sip/ ./billing/
 	@echo "load harnesses: bench/registrar/run.sh, go test ./bench/billing -bench Renewal -benchtime 1x, go test ./bench/asterisk -bench . -benchtime 1x"
