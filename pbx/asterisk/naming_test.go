@@ -3,9 +3,12 @@ package asterisk
 import (
 	"io"
 	"log/slog"
+	"net/http"
 	"slices"
 	"testing"
+	"time"
 
+	"github.com/CyCoreSystems/ari/v5/client/native"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pbxd/pbxd/pbx"
@@ -233,5 +236,14 @@ func TestUnknownEventsSurvived(t *testing.T) {
 	waitEvent(t, bd.b, line.ID, "sip:100@192.0.2.33")
 	if !bd.b.Connected() {
 		t.Error("disconnected by unknown events")
+	}
+}
+
+// The ari client must use pbxd's transport and timeout (see setClientHTTP).
+func TestClientHTTPIsSet(t *testing.T) {
+	c := native.New(&native.Options{URL: "http://127.0.0.1:1/ari"})
+	tr := &http.Transport{}
+	if !setClientHTTP(c, tr, time.Second) {
+		t.Fatal("ari's native.Client has no httpClient field of type http.Client any more")
 	}
 }

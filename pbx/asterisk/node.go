@@ -8,12 +8,14 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"reflect"
 	"slices"
 	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/CyCoreSystems/ari/v5"
 	"github.com/CyCoreSystems/ari/v5/client/native"
@@ -50,22 +52,41 @@ type node struct {
 var errAbsent = errors.New("not found")
 
 func newNode(b *Backend, nc NodeConfig) *node {
+	transport := newTransport(b.cfg.ListConcurrency)
+	w := native.New(&native.Options{
+		Application:  nc.App,
+		URL:          strings.TrimSuffix(nc.URL, "/"),
+		WebsocketURL: wsURL(nc.URL),
+		Username:     nc.Username,
+		Password:     nc.Password,
+	})
+	setClientHTTP(w, transport, b.cfg.RequestTimeout)
 	return &node{
-		b:   b,
-		cfg: nc,
-		w: native.New(&native.Options{
-			Application:  nc.App,
-			URL:          strings.TrimSuffix(nc.URL, "/"),
-			WebsocketURL: wsURL(nc.URL),
-			Username:     nc.Username,
-			Password:     nc.Password,
-		}),
-		http:     &http.Client{Timeout: b.cfg.RequestTimeout, Transport: newTransport(b.cfg.ListConcurrency)},
+		b:        b,
+		cfg:      nc,
+		w:        w,
+		http:     &http.Client{Timeout: b.cfg.RequestTimeout, Transport: transport},
 		contacts: map[string]map[string]pbx.Contact{},
 		byLine:   map[string]string{},
 		byName:   map[string]string{},
 		extra:    map[string][]string{},
 	}
+}
+
+// setClientHTTP gives the ari client's unexported http.Client pbxd's
+// transport and timeout. ari v5.3.1 (pinned) leaves it zero: Go's default
+// transport keeps 2 idle connections per host, so a resync's parallel PUTs
+// open a TCP connection per request (most of pbxd's CPU in a full re-push),
+// and a request to a hung Asterisk never times out. It reports whether the
+// field was found; TestClientHTTPIsSet fails if a new ari version moves it.
+func setClientHTTP(c *native.Client, t http.RoundTripper, timeout time.Duration) bool {
+	f := reflect.ValueOf(c).Elem().FieldByName("httpClient")
+	if !f.IsValid() || f.Type() != reflect.TypeOf(http.Client{}) {
+		return false
+	}
+	hc := (*http.Client)(unsafe.Pointer(f.UnsafeAddr())) //nolint:gosec // the field's type is checked above
+	hc.Transport, hc.Timeout = t, timeout
+	return true
 }
 
 // newTransport keeps enough idle connections for the reads in flight
