@@ -78,6 +78,10 @@ func (s *Service) issueTx(ctx context.Context, tx pgx.Tx, is *issue) error {
 // countIssued records an issued invoice in the metrics, after commit.
 func (s *Service) countIssued(inv Invoice) {
 	s.m.invoices.WithLabelValues(string(inv.Currency), string(inv.Kind)).Inc()
+	if inv.Kind == KindCreditNote {
+		s.m.creditedMinor.WithLabelValues(string(inv.Currency)).Add(float64(-inv.Totals.GrossMinor))
+		return
+	}
 	s.m.invoicedMinor.WithLabelValues(string(inv.Currency)).Add(float64(inv.Totals.GrossMinor))
 }
 

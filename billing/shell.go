@@ -106,6 +106,7 @@ type lineSwitchBox struct{ LineSwitch }
 type metrics struct {
 	invoices      *prometheus.CounterVec
 	invoicedMinor *prometheus.CounterVec
+	creditedMinor *prometheus.CounterVec
 	attempts      *prometheus.CounterVec
 	subs          *prometheus.GaugeVec
 	mrr           *prometheus.GaugeVec
@@ -140,6 +141,7 @@ func NewService(o Options) (*Service, error) {
 	s.m = metrics{
 		invoices:      f.NewCounterVec(prometheus.CounterOpts{Name: "pbxd_billing_invoices_total", Help: "Invoices and credit notes issued, by currency and kind."}, []string{"currency", "kind"}),
 		invoicedMinor: f.NewCounterVec(prometheus.CounterOpts{Name: "pbxd_billing_invoiced_minor_total", Help: "Gross amount invoiced (after tax), in minor units, by currency."}, []string{"currency"}),
+		creditedMinor: f.NewCounterVec(prometheus.CounterOpts{Name: "pbxd_billing_credited_minor_total", Help: "Gross amount of credit notes issued (after tax, as a positive number), in minor units, by currency."}, []string{"currency"}),
 		attempts:      f.NewCounterVec(prometheus.CounterOpts{Name: "pbxd_billing_payment_attempts_total", Help: "Payment attempts by outcome (approved, declined, error, pending, manual)."}, []string{"outcome"}),
 		subs:          f.NewGaugeVec(prometheus.GaugeOpts{Name: "pbxd_billing_subscriptions", Help: "Subscriptions with seats, by status (trial, active, inactive)."}, []string{"status"}),
 		mrr:           f.NewGaugeVec(prometheus.GaugeOpts{Name: "pbxd_billing_mrr_minor", Help: "Monthly recurring revenue of active subscriptions, net, in minor units (annual ones count 1/12)."}, []string{"currency"}),

@@ -119,6 +119,13 @@ func (c *cli) dispatch(args []string) error {
 			return err
 		}
 		return c.show("POST", "/v1/invoices/"+id+"/mark-paid", map[string]any{}, nil)
+	case cmd == "invoice" && sub == "credit-note":
+		id, err := arg(rest, 1, "INVOICE")
+		if err != nil {
+			return err
+		}
+		reason := strings.Join(rest[2:], " ")
+		return c.show("POST", "/v1/invoices/"+id+"/credit-note", map[string]any{"reason": reason}, nil)
 	case cmd == "billing" && sub == "summary":
 		id, err := arg(rest, 1, "ACCOUNT")
 		if err != nil {

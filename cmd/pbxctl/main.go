@@ -103,6 +103,7 @@ const usage = `usage: pbxctl [-url URL] [-token TOKEN] [-o table|json] COMMAND
   invoices show INVOICE
   invoices pdf INVOICE FILE
   invoice mark-paid INVOICE
+  invoice credit-note INVOICE [REASON]     correct an issued invoice
   billing summary ACCOUNT
   billing run                              run the renewal job now
   payment-methods add ACCOUNT -gateway sandbox -token sandbox_approve [-default]

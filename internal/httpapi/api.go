@@ -7,6 +7,7 @@ import (
 	_ "embed"
 	"log/slog"
 	"net/http"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -133,6 +134,20 @@ func (a *API) handle(pattern string, h http.Handler) {
 	a.mux.Handle(pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				// A bug in one handler answers 500 and is logged with its
+				// stack; the daemon keeps serving.
+				a.log.Error("handler panic", "method", r.Method, "route", path, "panic", p, "stack", string(debug.Stack()))
+				if !sw.wrote {
+					writeProblem(sw, &Problem{Type: "about:blank", Title: "Internal error", Status: http.StatusInternalServerError, Detail: "internal error; see the server log"})
+				}
+				a.reqs.WithLabelValues(path, method, "5xx").Inc()
+			}
+		}()
 		h.ServeHTTP(sw, r)
 		a.reqs.WithLabelValues(path, method, strconv.Itoa(sw.status/100)+"xx").Inc()
 		a.latency.WithLabelValues(path, method).Observe(time.Since(start).Seconds())
@@ -145,11 +160,17 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTT
 type statusWriter struct {
 	http.ResponseWriter
 	status int
+	wrote  bool
 }
 
 func (s *statusWriter) WriteHeader(code int) {
-	s.status = code
+	s.status, s.wrote = code, true
 	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(b []byte) (int, error) {
+	s.wrote = true
+	return s.ResponseWriter.Write(b)
 }
 
 type principalKey struct{}

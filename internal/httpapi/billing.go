@@ -84,6 +84,22 @@ func (a *API) billingRoutes(svc *billing.Service, runRenewals func(context.Conte
 		writeJSON(w, http.StatusOK, inv.View())
 		return nil
 	})))
+	a.handle("POST /v1/invoices/{id}/credit-note", a.operator(wrapIdem(a, func(w http.ResponseWriter, r *http.Request) error {
+		var body struct {
+			Reason string `json:"reason"`
+		}
+		if r.ContentLength != 0 {
+			if err := decode(r, &body); err != nil {
+				return err
+			}
+		}
+		cn, err := svc.CreditNote(r.Context(), PrincipalFrom(r.Context()).Actor(), r.PathValue("id"), body.Reason)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusCreated, cn.View())
+		return nil
+	})))
 	a.handle("GET /v1/accounts/{id}/payment-methods", a.authed(func(w http.ResponseWriter, r *http.Request) error {
 		id, err := accountScope(r)
 		if err != nil {

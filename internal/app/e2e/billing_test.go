@@ -727,3 +727,63 @@ func TestBillingPaymentMethodsAndRefusals(t *testing.T) {
 		t.Errorf("declined attempts = %v, want 1", got)
 	}
 }
+
+// An issued invoice is corrected by a credit note in the same gapless
+// series: an open invoice is voided, a paid one credited on the next bill,
+// and nothing is credited twice.
+func TestBillingCreditNotes(t *testing.T) {
+	t.Parallel()
+	d := startAt(t, "2026-11-16T10:00:00+01:00")
+	acct := d.CreateAccount(t, map[string]any{"payment_mode": "card"})
+	addMethod(t, d, acct, "sandbox_approve")
+	d.Change(t, acct, map[string]any{"package": "fr-fixed-mobile", "quantity": 1})
+	paid := invoiceList(t, d, acct)[0]
+	if paid.Status != "paid" || paid.GrossMinor != 2994 {
+		t.Fatalf("first invoice = %+v", paid)
+	}
+	var cn invoiceDoc
+	d.Op(t, http.StatusCreated, "POST", "/v1/invoices/"+paid.ID+"/credit-note", map[string]string{"reason": "goodwill"}).JSON(t, &cn)
+	if cn.GrossMinor != -2994 || cn.NetMinor != -2495 || cn.Lines[0].AmountMinor != -2495 {
+		t.Fatalf("credit note = %+v", cn)
+	}
+	if want := nextNumber(t, paid.Number); cn.Number != want {
+		t.Fatalf("credit note number %s, want %s (gapless series)", cn.Number, want)
+	}
+	if r := d.Call(t, apptest.OperatorToken, "POST", "/v1/invoices/"+paid.ID+"/credit-note", nil); r.Status != http.StatusConflict {
+		t.Fatalf("second credit note: %d %s", r.Status, r.Body)
+	}
+	if after := invoiceGet(t, d, paid.ID); after.Status != "paid" || after.GrossMinor != 2994 {
+		t.Fatalf("the credited invoice changed: %+v", after)
+	}
+	// The credit lands on the December bill: 49.90 − 24.95 net.
+	d.SetClock(t, "2026-12-01T02:00:00+01:00")
+	invs := invoiceList(t, d, acct)
+	dec := invs[len(invs)-1]
+	if dec.NetMinor != 4990-2495 {
+		t.Fatalf("December bill net %d, want %d (%+v)", dec.NetMinor, 4990-2495, invs)
+	}
+
+	// An open invoice is voided by its credit note; its dunning ends.
+	d2 := startAt(t, "2026-11-16T10:00:00+01:00")
+	_, open := declinedRenewal(t, d2)
+	d2.Op(t, http.StatusCreated, "POST", "/v1/invoices/"+open+"/credit-note", nil)
+	if got := invoiceGet(t, d2, open); got.Status != "void" {
+		t.Fatalf("credited open invoice status %q, want void", got.Status)
+	}
+	if r := d2.Call(t, apptest.OperatorToken, "POST", "/v1/invoices/"+open+"/mark-paid", nil); r.Status != http.StatusConflict {
+		t.Fatalf("mark-paid of a void invoice: %d", r.Status)
+	}
+	var pending int
+	if err := d2.App.Pool().QueryRow(t.Context(), `SELECT count(*) FROM dunning WHERE invoice_id = $1 AND next_retry_at IS NOT NULL`, open).Scan(&pending); err != nil || pending != 0 {
+		t.Fatalf("dunning still scheduled for a void invoice: %d %v", pending, err)
+	}
+}
+
+func nextNumber(t *testing.T, n string) string {
+	t.Helper()
+	var year, seq int
+	if _, err := fmt.Sscanf(n, "%d-%d", &year, &seq); err != nil {
+		t.Fatalf("invoice number %q: %v", n, err)
+	}
+	return fmt.Sprintf("%04d-%06d", year, seq+1)
+}
