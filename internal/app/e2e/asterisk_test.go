@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 
 	"github.com/pbxd/pbxd/internal/app/apptest"
 	"github.com/pbxd/pbxd/internal/config"
@@ -56,40 +55,6 @@ func pendingLines(t *testing.T, d *apptest.Daemon, account string) int {
 func waitApplied(t *testing.T, d *apptest.Daemon, account string) {
 	t.Helper()
 	eventually(t, 30*time.Second, "every line applied", func() bool { return pendingLines(t, d, account) == 0 })
-}
-
-// gaugeValue reads one gauge of a daemon's registry (-1 when absent).
-func gaugeValue(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-	next:
-		for _, m := range mf.GetMetric() {
-			for _, lp := range m.GetLabel() {
-				if v, ok := labels[lp.GetName()]; ok && v != lp.GetValue() {
-					continue next
-				}
-			}
-			return metricValue(m)
-		}
-	}
-	return -1
-}
-
-func metricValue(m *dto.Metric) float64 {
-	switch {
-	case m.Gauge != nil:
-		return m.Gauge.GetValue()
-	case m.Counter != nil:
-		return m.Counter.GetValue()
-	}
-	return -1
 }
 
 // dialContext is the package's PBX context from the catalog.
@@ -309,7 +274,7 @@ func TestAsteriskDriftRepair(t *testing.T) {
 			t.Errorf("hand-made %s %s was removed", o[0], o[1])
 		}
 	}
-	if v := gaugeValue(t, d.Registry, "pbxd_reconcile_drift_repaired_total", map[string]string{"kind": "orphan"}); v < 1 {
+	if v := metric(t, d.Registry, "pbxd_reconcile_drift_repaired_total", map[string]string{"kind": "orphan"}); v < 1 {
 		t.Errorf("orphan repairs counted %v", v)
 	}
 }
@@ -359,7 +324,7 @@ func TestAsteriskReadinessFollowsConnection(t *testing.T) {
 	waitApplied(t, d, acct)
 	ready := func() int { return d.Call(t, "", "GET", "/readyz", nil).Status }
 	connected := func() float64 {
-		return gaugeValue(t, d.Registry, "pbxd_pbx_backend_connected", map[string]string{"node": "a1"})
+		return metric(t, d.Registry, "pbxd_pbx_backend_connected", map[string]string{"node": "a1"})
 	}
 	eventually(t, 10*time.Second, "ready", func() bool { return ready() == http.StatusOK && connected() == 1 })
 
