@@ -195,7 +195,7 @@ type swapPlan struct {
 func (s *Service) PreviewChange(ctx context.Context, accountID string, req ChangeRequest) (Preview, error) {
 	var pv Preview
 	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
-		p, err := s.makePlan(ctx, tx, accountID, req, false)
+		p, err := s.makePlan(ctx, tx, accountID, req)
 		if err != nil {
 			return err
 		}
@@ -284,7 +284,7 @@ func (s *Service) ConfirmChange(ctx context.Context, actor, changeID string, acc
 		if err := json.Unmarshal(reqJSON, &req); err != nil {
 			return err
 		}
-		p, err := s.makePlan(ctx, tx, accountID, req, true)
+		p, err := s.makePlan(ctx, tx, accountID, req)
 		if err != nil {
 			if fe, ok := fault.As(err); ok {
 				return fault.New(fault.Conflict, fe.Field, "the account changed since the preview: %s; preview again", fe.Msg)
@@ -318,14 +318,9 @@ func (s *Service) ConfirmChange(ctx context.Context, actor, changeID string, acc
 }
 
 // makePlan validates req against the account's current state.
-func (s *Service) makePlan(ctx context.Context, tx pgx.Tx, accountID string, req ChangeRequest, locked bool) (*plan, error) {
-	var acct Account
-	var err error
-	if locked {
-		acct, err = scanAccount(tx.QueryRow(ctx, `SELECT `+accountCols+` FROM accounts WHERE id = $1`, accountID))
-	} else {
-		acct, err = scanAccount(tx.QueryRow(ctx, `SELECT `+accountCols+` FROM accounts WHERE id = $1`, accountID))
-	}
+func (s *Service) makePlan(ctx context.Context, tx pgx.Tx, accountID string, req ChangeRequest) (*plan, error) {
+	// Confirm has locked the account row already; preview reads a snapshot.
+	acct, err := scanAccount(tx.QueryRow(ctx, `SELECT `+accountCols+` FROM accounts WHERE id = $1`, accountID))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, fault.New(fault.NotFound, "", "account not found")
 	}
