@@ -173,7 +173,7 @@ type plan struct {
 	items   []*planItem
 	swaps   []swapPlan
 	changes []PriceChange
-	basis   string
+	quote   Quote // the biller's quote, set by render
 }
 
 type planItem struct {
@@ -561,6 +561,7 @@ func (s *Service) render(ctx context.Context, p *plan, id string) (Preview, erro
 		if err != nil {
 			return pv, err
 		}
+		p.quote = q
 		pv.Priced = true
 		pv.DueNow, pv.CreditNextBill, pv.ChargeNextBill, pv.PaymentMethod = q.DueNow, q.CreditNextBill, q.ChargeNextBill, q.PaymentMethod
 	}
@@ -629,13 +630,8 @@ func (s *Service) apply(ctx context.Context, tx pgx.Tx, actor string, p *plan, p
 		res.LinesCreated = append(res.LinesCreated, created...)
 	}
 	if s.biller != nil && pv.Priced {
-		q := Quote{DueNow: pv.DueNow, CreditNextBill: pv.CreditNextBill, ChargeNextBill: pv.ChargeNextBill, Currency: p.acct.Currency}
-		qq, err := s.biller.Quote(ctx, p.acct, p.changes, now)
-		if err != nil {
-			return res, err
-		}
-		q.Items, q.PaymentMethodID, q.PaymentMethod = qq.Items, qq.PaymentMethodID, qq.PaymentMethod
-		inv, err := s.biller.Record(ctx, tx, p.acct, pv.ID, q, now)
+		// The quote confirm's render just made, which matched the preview.
+		inv, err := s.biller.Record(ctx, tx, p.acct, pv.ID, p.quote, now)
 		if err != nil {
 			return res, err
 		}
