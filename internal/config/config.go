@@ -327,12 +327,28 @@ func (c *Config) applyEnv(env func(string) string) error {
 		}
 	}
 	if url := env("PBXD_ARI_URL"); url != "" {
-		node := AsteriskNode{Name: "default", URL: url, Username: env("PBXD_ARI_USERNAME"), Password: env("PBXD_ARI_PASSWORD"), App: env("PBXD_ARI_APP")}
-		if node.App == "" {
-			node.App = "pbxd"
+		app := env("PBXD_ARI_APP")
+		if app == "" {
+			app = "pbxd"
 		}
-		c.Asterisk.Nodes = []AsteriskNode{node}
-	} else if pw := env("PBXD_ARI_PASSWORD"); pw != "" && len(c.Asterisk.Nodes) == 1 {
+		c.Asterisk.Nodes = []AsteriskNode{{Name: "default", URL: url, Username: env("PBXD_ARI_USERNAME"), App: app}}
+	}
+	// The ARI password: PBXD_ARI_PASSWORD for a single node, else the systemd
+	// credential "ari_password" for every node the file gives none.
+	ariCred := ""
+	if dir := env("CREDENTIALS_DIRECTORY"); dir != "" {
+		b, err := os.ReadFile(filepath.Join(dir, "ari_password"))
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("credential ari_password: %w", err)
+		}
+		ariCred = strings.TrimSpace(string(b))
+	}
+	for i := range c.Asterisk.Nodes {
+		if c.Asterisk.Nodes[i].Password == "" {
+			c.Asterisk.Nodes[i].Password = ariCred
+		}
+	}
+	if pw := env("PBXD_ARI_PASSWORD"); pw != "" && len(c.Asterisk.Nodes) == 1 {
 		c.Asterisk.Nodes[0].Password = pw
 	}
 	if c.StateDir == "" {

@@ -143,3 +143,29 @@ func TestFileCatalogReplacesTheDemoCatalog(t *testing.T) {
 		t.Fatalf("catalog = %+v", cfg.Catalog)
 	}
 }
+
+func TestARIPasswordFromACredential(t *testing.T) {
+	t.Parallel()
+	creds := t.TempDir()
+	if err := os.WriteFile(filepath.Join(creds, "ari_password"), []byte("from-credential\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load("", envOf(map[string]string{
+		"CREDENTIALS_DIRECTORY": creds, "PBXD_BACKEND": "asterisk",
+		"PBXD_ARI_URL": "http://127.0.0.1:8088", "PBXD_ARI_USERNAME": "pbxd",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := cfg.Asterisk.Nodes; len(n) != 1 || n[0].Password != "from-credential" || n[0].App != "pbxd" {
+		t.Fatalf("nodes = %+v", n)
+	}
+	path := writeFile(t, "backend: asterisk\nasterisk:\n  nodes:\n    - {name: a, url: 'http://a:8088', username: u}\n    - {name: b, url: 'http://b:8088', username: u, password: own}\n")
+	cfg, err = Load(path, envOf(map[string]string{"CREDENTIALS_DIRECTORY": creds}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := cfg.Asterisk.Nodes; n[0].Password != "from-credential" || n[1].Password != "own" {
+		t.Fatalf("nodes = %+v", n)
+	}
+}
