@@ -67,6 +67,15 @@ type Resyncer interface {
 	Resync() <-chan struct{}
 }
 
+// ListedApplier is implemented by backends that can apply a resync's
+// repair without reading the line again: held is what the List that resync
+// called reported for the line (nil: the List did not report it). The
+// backend decides whether what its List read is still good enough; it must
+// never skip a write the line needs.
+type ListedApplier interface {
+	ApplyListed(ctx context.Context, desired pbx.LineConfig, held *pbx.LineConfig) error
+}
+
 // NewReconciler builds a reconciler for backend.
 func (s *Service) NewReconciler(backend pbx.Backend, o ReconcilerOptions) *Reconciler {
 	if o.Concurrency < 1 {
@@ -226,6 +235,8 @@ type pendingLine struct {
 	cfg       pbx.LineConfig
 	deleted   bool
 	changedAt time.Time
+	listed    bool            // a resync repair: held is what its List reported
+	held      *pbx.LineConfig // nil: not listed
 }
 
 const desiredCols = `l.id, a.pbx_node, a.sip_domain, l.sip_username, l.extension, p.dial_context, l.caller_id,
@@ -308,27 +319,102 @@ func (r *Reconciler) ApplyPending(ctx context.Context) (time.Time, error) {
 func (r *Reconciler) applyAll(ctx context.Context, lines []pendingLine) int {
 	var g errgroup.Group
 	g.SetLimit(r.o.Concurrency)
-	var mu sync.Mutex
-	ok := 0
+	rec := r.newRecorder(ctx)
 	for _, pl := range lines {
 		g.Go(func() error {
 			if r.applyOne(ctx, pl) {
-				mu.Lock()
-				ok++
-				mu.Unlock()
+				rec.add(pl)
 			}
 			return nil
 		})
 	}
 	_ = g.Wait()
-	return ok
+	return rec.flush()
 }
 
+// recordBatch is how many applied revisions one UPDATE records.
+const recordBatch = 128
+
+// recorder records applied revisions in batches: one UPDATE per
+// recordBatch lines instead of one per line. A line whose revision is not
+// recorded (pbxd stopped, database error) stays pending and is applied
+// again, which is harmless.
+type recorder struct {
+	r    *Reconciler
+	ctx  context.Context
+	mu   sync.Mutex
+	buf  []pendingLine
+	done int
+}
+
+func (r *Reconciler) newRecorder(ctx context.Context) *recorder {
+	return &recorder{r: r, ctx: ctx}
+}
+
+func (rc *recorder) add(pl pendingLine) {
+	rc.mu.Lock()
+	rc.buf = append(rc.buf, pl)
+	var full []pendingLine
+	if len(rc.buf) >= recordBatch {
+		full, rc.buf = rc.buf, nil
+	}
+	rc.mu.Unlock()
+	if full != nil {
+		rc.write(full)
+	}
+}
+
+// flush records what is left and returns how many lines were recorded.
+func (rc *recorder) flush() int {
+	rc.mu.Lock()
+	rest := rc.buf
+	rc.buf = nil
+	rc.mu.Unlock()
+	if len(rest) > 0 {
+		rc.write(rest)
+	}
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return rc.done
+}
+
+// write records the applied revisions of lines; a newer revision committed
+// meanwhile stays pending because only the applied one is recorded.
+func (rc *recorder) write(lines []pendingLine) {
+	r := rc.r
+	ids := make([]string, len(lines))
+	revs := make([]int64, len(lines))
+	for i, pl := range lines {
+		ids[i], revs[i] = pl.cfg.ID, pl.cfg.Revision
+	}
+	if _, err := r.pool.Exec(rc.ctx, `UPDATE lines l SET applied_revision = greatest(l.applied_revision, v.rev), apply_error = ''
+		FROM unnest($1::uuid[], $2::bigint[]) AS v(id, rev) WHERE l.id = v.id`, ids, revs); err != nil {
+		r.errs.WithLabelValues("database").Add(float64(len(lines)))
+		if rc.ctx.Err() == nil {
+			r.log.Warn("record applied revisions", "lines", len(lines), "err", err)
+		}
+		return
+	}
+	now := r.svc.clock.Now()
+	for _, pl := range lines {
+		r.applied.Inc()
+		r.lag.Observe(max(0, now.Sub(pl.changedAt).Seconds()))
+	}
+	rc.mu.Lock()
+	rc.done += len(lines)
+	rc.mu.Unlock()
+}
+
+// applyOne applies (or removes) one line on the backend; the caller
+// records the revision when it succeeded.
 func (r *Reconciler) applyOne(ctx context.Context, pl pendingLine) bool {
 	var err error
-	if pl.deleted {
+	switch la, ok := r.backend.(ListedApplier); {
+	case pl.deleted:
 		err = r.backend.Remove(ctx, pl.cfg.ID)
-	} else {
+	case pl.listed && ok:
+		err = la.ApplyListed(ctx, pl.cfg, pl.held)
+	default:
 		err = r.backend.Apply(ctx, pl.cfg)
 	}
 	if err != nil {
@@ -353,14 +439,6 @@ func (r *Reconciler) applyOne(ctx context.Context, pl pendingLine) bool {
 	r.mu.Lock()
 	delete(r.retry, pl.cfg.ID)
 	r.mu.Unlock()
-	// Record what was applied; a newer revision committed meanwhile stays
-	// pending because only this revision is recorded.
-	if _, err := r.pool.Exec(ctx, `UPDATE lines SET applied_revision = greatest(applied_revision, $2), apply_error = '' WHERE id = $1`, pl.cfg.ID, pl.cfg.Revision); err != nil {
-		r.errs.WithLabelValues("database").Inc()
-		return false
-	}
-	r.applied.Inc()
-	r.lag.Observe(max(0, r.svc.clock.Now().Sub(pl.changedAt).Seconds()))
 	return true
 }
 
@@ -407,9 +485,11 @@ func (r *Reconciler) Resync(ctx context.Context) error {
 		switch {
 		case !ok:
 			r.drift.WithLabelValues("missing").Inc()
+			d.listed = true
 			fix = append(fix, d)
 		case !pbx.SameConfig(d.cfg, h):
 			r.drift.WithLabelValues("stale").Inc()
+			d.listed, d.held = true, &h
 			fix = append(fix, d)
 		}
 	}
@@ -438,6 +518,8 @@ func (r *Reconciler) Resync(ctx context.Context) error {
 func (r *Reconciler) applyFixes(ctx context.Context, fix []pendingLine) {
 	var g errgroup.Group
 	g.SetLimit(r.o.Concurrency)
+	rec := r.newRecorder(ctx)
+	defer rec.flush()
 	for _, pl := range fix {
 		g.Go(func() error {
 			if pl.cfg.Revision == 0 { // an orphan: not in the database
@@ -446,7 +528,9 @@ func (r *Reconciler) applyFixes(ctx context.Context, fix []pendingLine) {
 				}
 				return nil
 			}
-			r.applyOne(ctx, pl)
+			if r.applyOne(ctx, pl) {
+				rec.add(pl)
+			}
 			return nil
 		})
 	}

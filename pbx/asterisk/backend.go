@@ -199,6 +199,21 @@ func (b *Backend) nodeFor(line pbx.LineConfig) (*node, error) {
 // the new ones are created and the old ones deleted. A line that moved to
 // another node is then removed from the old one.
 func (b *Backend) Apply(ctx context.Context, line pbx.LineConfig) error {
+	return b.apply(ctx, line, false, nil)
+}
+
+// ApplyListed is Apply for the repairs of a full resync: held is what the
+// List that resync just called reported for the line (nil: not listed).
+// What that List read of the line's objects stands in for reading them
+// again, as long as nothing has written them since, the node has not
+// reconnected and the List is recent; otherwise it is Apply. An object
+// that differs then gets every attribute pbxd owns, so a change made to it
+// behind pbxd's back since the List is overwritten too.
+func (b *Backend) ApplyListed(ctx context.Context, line pbx.LineConfig, held *pbx.LineConfig) error {
+	return b.apply(ctx, line, true, held)
+}
+
+func (b *Backend) apply(ctx context.Context, line pbx.LineConfig, listed bool, held *pbx.LineConfig) error {
 	if line.ID == "" {
 		return errors.New("asterisk: line without id")
 	}
@@ -206,7 +221,10 @@ func (b *Backend) Apply(ctx context.Context, line pbx.LineConfig) error {
 	if err != nil {
 		return err
 	}
-	if err := n.apply(ctx, line); err != nil {
+	if held != nil && held.Node != n.cfg.Name {
+		listed = false // moving to another node: read the new one
+	}
+	if err := n.apply(ctx, line, listed, held != nil); err != nil {
 		return fmt.Errorf("asterisk: apply line %s on %s: %w", line.ID, n.cfg.Name, err)
 	}
 	b.mu.Lock()

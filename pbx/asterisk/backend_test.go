@@ -482,7 +482,7 @@ func TestFaults(t *testing.T) {
 	bd := setup(t)
 	s := bd.srv[0]
 	line := pbxtest.NewLine()
-	s.FailNext(1, 500)
+	s.FailNextConfig(1, 500)
 	if err := bd.b.Apply(t.Context(), line); !errors.Is(err, pbx.ErrUnavailable) {
 		t.Errorf("Apply with a 500 = %v, want ErrUnavailable", err)
 	}

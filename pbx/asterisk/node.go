@@ -46,6 +46,88 @@ type node struct {
 	extra   map[string][]string // line id → other endpoints claiming it (to delete)
 	indexed bool                // a full scan has completed once
 	scanMu  sync.Mutex          // one index scan at a time
+
+	// listed is what the last List read (see listedState); nil when
+	// dropped. Guarded by idxMu.
+	listed *listedState
+}
+
+// listedTTL bounds how long what List read may stand in for Apply's GETs.
+const listedTTL = time.Minute
+
+// listedState is what the last List read on the node, so that applying
+// the repairs of the resync that called it needs no second read of the
+// same objects (applyListed). Each line's entry is used at most once and
+// is dropped by any write pbxd makes to the line; the whole state is
+// dropped when the node (re)connects, restarted or failed a health check,
+// and ignored after listedTTL.
+type listedState struct {
+	at    time.Time              // when the List began
+	ready bool                   // the List completed and filled names and lines
+	stale map[string]bool        // lines written while the List ran: not filled
+	names map[string]bool        // every PJSIP endpoint /endpoints listed (owned or not)
+	lines map[string]*listedLine // line id → its objects as read
+}
+
+type listedLine struct {
+	name          string            // endpoint and aor name
+	ep, auth, aor map[string]string // nil: absent
+}
+
+// dropListed forgets what List read.
+func (n *node) dropListed() {
+	n.idxMu.Lock()
+	n.listed = nil
+	n.idxMu.Unlock()
+}
+
+// dropListedIf forgets st if it is still the node's.
+func (n *node) dropListedIf(st *listedState) {
+	n.idxMu.Lock()
+	if n.listed == st {
+		n.listed = nil
+	}
+	n.idxMu.Unlock()
+}
+
+// forgetListed drops one line's entry: pbxd is about to write its objects.
+func (n *node) forgetListed(lineID string) {
+	n.idxMu.Lock()
+	if st := n.listed; st != nil {
+		delete(st.lines, lineID)
+		if !st.ready {
+			st.stale[lineID] = true
+		}
+	}
+	n.idxMu.Unlock()
+}
+
+// takeListed returns (and removes) what the last List read of line l's
+// objects, when that still stands in for reading them: ok is false when it
+// cannot (no or expired state, the line held under another name, or an
+// endpoint by l's name listed without being the line's). held tells
+// whether the resync's List reported the line; a line it did not report
+// has no owned endpoint, and its auth and aor were not read: they are
+// returned absent, so Apply sends every attribute (PUT creates or merges).
+func (n *node) takeListed(l pbx.LineConfig, name string, held bool) (ep, auth, aor map[string]string, ok bool) {
+	n.idxMu.Lock()
+	defer n.idxMu.Unlock()
+	st := n.listed
+	if st == nil || !st.ready || time.Since(st.at) > listedTTL {
+		return nil, nil, nil, false
+	}
+	e, seen := st.lines[l.ID]
+	delete(st.lines, l.ID)
+	if held {
+		if !seen || e.name != name {
+			return nil, nil, nil, false
+		}
+		return e.ep, e.auth, e.aor, true
+	}
+	if seen || st.names[name] {
+		return nil, nil, nil, false
+	}
+	return nil, nil, nil, true
 }
 
 // errAbsent marks a 404 from ARI.
@@ -60,7 +142,7 @@ func newNode(b *Backend, nc NodeConfig) *node {
 		Username:     nc.Username,
 		Password:     nc.Password,
 	})
-	setClientHTTP(w, transport, b.cfg.RequestTimeout)
+	setClientHTTP(w, drainingTransport{transport}, b.cfg.RequestTimeout)
 	return &node{
 		b:        b,
 		cfg:      nc,
@@ -87,6 +169,29 @@ func setClientHTTP(c *native.Client, t http.RoundTripper, timeout time.Duration)
 	hc := (*http.Client)(unsafe.Pointer(f.UnsafeAddr())) //nolint:gosec // the field's type is checked above
 	hc.Transport, hc.Timeout = t, timeout
 	return true
+}
+
+// drainingTransport makes closing a response body read what is left of it
+// first. The ari client closes the body of a PUT's answer (the whole object,
+// every attribute) without reading it, and net/http then closes the
+// connection instead of reusing it: every PUT dialled a new TCP connection.
+type drainingTransport struct{ rt http.RoundTripper }
+
+func (t drainingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.rt.RoundTrip(req)
+	if err == nil && resp.Body != nil {
+		resp.Body = drainingBody{resp.Body}
+	}
+	return resp, err
+}
+
+type drainingBody struct{ io.ReadCloser }
+
+// Close reads up to 256 KiB of what is left (an answer bigger than that is
+// not worth keeping the connection for) and closes.
+func (d drainingBody) Close() error {
+	_, _ = io.CopyN(io.Discard, d.ReadCloser, 256<<10)
+	return d.ReadCloser.Close()
 }
 
 // newTransport keeps enough idle connections for the reads in flight
@@ -222,6 +327,28 @@ func (n *node) push(ctx context.Context, typ, id string, want []tuple, held map[
 	return n.call(ctx, "put_"+typ, func() error { return n.w.Asterisk().Config().Update(key, toARI(send)) })
 }
 
+// pushFull creates the object with want, or, if any attribute of want
+// differs from held, PUTs all of want but a set_var held already (set_var
+// is a list: sending it again could add the variable twice). disallow goes
+// with allow, so the codecs end up exactly as wanted.
+func (n *node) pushFull(ctx context.Context, typ, id string, want []tuple, held map[string]string) error {
+	send := want
+	if held != nil {
+		if len(diff(want, held)) == 0 {
+			return nil
+		}
+		send = make([]tuple, 0, len(want))
+		for _, t := range want {
+			if t.attr == "set_var" && same(t, held) {
+				continue
+			}
+			send = append(send, t)
+		}
+	}
+	key := configKey(typ, id)
+	return n.call(ctx, "put_"+typ, func() error { return n.w.Asterisk().Config().Update(key, toARI(send)) })
+}
+
 func (n *node) del(ctx context.Context, typ, id string) error {
 	key := configKey(typ, id)
 	err := n.call(ctx, "delete_"+typ, func() error { return n.w.Asterisk().Config().Delete(key) })
@@ -235,7 +362,11 @@ func (n *node) del(ctx context.Context, typ, id string) error {
 // endpoint pbxd does not own.
 var errForeign = errors.New("endpoint exists and is not pbxd's (configured by hand?)")
 
-func (n *node) apply(ctx context.Context, l pbx.LineConfig) error {
+// apply pushes line l. With listed (the repair of a resync), what the
+// resync's List read of the line's objects stands in for reading them
+// again, when it still can (takeListed); held tells whether that List
+// reported the line.
+func (n *node) apply(ctx context.Context, l pbx.LineConfig, listed, held bool) error {
 	if err := validName(l); err != nil {
 		return err
 	}
@@ -244,14 +375,36 @@ func (n *node) apply(ctx context.Context, l pbx.LineConfig) error {
 	}
 	authID := n.b.objectID(l.ID)
 	name := endpointName(l)
-	ep, err := n.getObject(ctx, "endpoint", name)
+	var ep, auth, aor map[string]string
+	known := false
+	if listed {
+		ep, auth, aor, known = n.takeListed(l, name, held)
+	} else {
+		n.forgetListed(l.ID)
+	}
+	// Again once written: a List that ran meanwhile may have read the
+	// objects before the write.
+	defer n.forgetListed(l.ID)
+	if !known {
+		var err error
+		if ep, auth, aor, err = n.readLine(ctx, l, authID, name); err != nil {
+			return err
+		}
+	}
+	return n.write(ctx, l, authID, name, ep, auth, aor, known)
+}
+
+// readLine GETs line l's endpoint, auth and aor (nil: absent). The endpoint
+// must be pbxd's.
+func (n *node) readLine(ctx context.Context, l pbx.LineConfig, authID, name string) (ep, auth, aor map[string]string, err error) {
+	ep, err = n.getObject(ctx, "endpoint", name)
 	if err != nil {
-		return err
+		return nil, nil, nil, err
 	}
 	if ep != nil {
 		switch owner, _, ours := n.b.owner(ep); {
 		case !ours:
-			return fmt.Errorf("endpoint %s: %w", name, errForeign)
+			return nil, nil, nil, fmt.Errorf("endpoint %s: %w", name, errForeign)
 		case owner != authID:
 			// Another of pbxd's lines held this AOR (deleted or renamed,
 			// its removal not applied yet): the database says it is this
@@ -261,15 +414,27 @@ func (n *node) apply(ctx context.Context, l pbx.LineConfig) error {
 				"line", l.ID, "previous", strings.TrimPrefix(owner, n.b.cfg.ObjectPrefix))
 		}
 	}
-	auth, err := n.getObject(ctx, "auth", authID)
-	if err != nil {
-		return err
+	if auth, err = n.getObject(ctx, "auth", authID); err != nil {
+		return nil, nil, nil, err
 	}
-	aor, err := n.getObject(ctx, "aor", name)
-	if err != nil {
-		return err
+	if aor, err = n.getObject(ctx, "aor", name); err != nil {
+		return nil, nil, nil, err
 	}
-	if err := n.push(ctx, "auth", authID, desiredAuth(l), auth); err != nil {
+	return ep, auth, aor, nil
+}
+
+// write pushes line l over its objects as held (nil: absent), then moves
+// the index to name and deletes the line's previous endpoints. fromList
+// says that held is what an earlier List read rather than a GET just now:
+// an object that differs then gets every attribute pbxd owns (pushFull),
+// not only those that differed, so that the PUT leaves it right whatever
+// happened to it since.
+func (n *node) write(ctx context.Context, l pbx.LineConfig, authID, name string, ep, auth, aor map[string]string, fromList bool) error {
+	push := n.push
+	if fromList {
+		push = n.pushFull
+	}
+	if err := push(ctx, "auth", authID, desiredAuth(l), auth); err != nil {
 		return err
 	}
 	sid := authID + suspendedSuffix
@@ -287,10 +452,10 @@ func (n *node) apply(ctx context.Context, l pbx.LineConfig) error {
 			return err
 		}
 	}
-	if err := n.push(ctx, "aor", name, n.b.desiredAOR(l), aor); err != nil {
+	if err := push(ctx, "aor", name, n.b.desiredAOR(l), aor); err != nil {
 		return err
 	}
-	if err := n.push(ctx, "endpoint", name, n.b.desiredEndpoint(l, authID), ep); err != nil {
+	if err := push(ctx, "endpoint", name, n.b.desiredEndpoint(l, authID), ep); err != nil {
 		return err
 	}
 
@@ -347,6 +512,8 @@ func (n *node) remove(ctx context.Context, lineID string) error {
 	if err := n.ensureIndex(ctx); err != nil {
 		return err
 	}
+	n.forgetListed(lineID)
+	defer n.forgetListed(lineID)
 	authID := n.b.objectID(lineID)
 	n.idxMu.Lock()
 	names := slices.Clone(n.extra[lineID])
@@ -408,10 +575,10 @@ type ownedEndpoint struct {
 // scan GETs every PJSIP endpoint, keeps those pbxd owns, and updates the
 // index with them (an endpoint that claims a line already indexed under
 // another name that also still exists is recorded for deletion).
-func (n *node) scan(ctx context.Context) ([]ownedEndpoint, error) {
+func (n *node) scan(ctx context.Context) ([]ownedEndpoint, []endpointJSON, error) {
 	eps, err := n.pjsipEndpoints(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	out := make([]*ownedEndpoint, len(eps))
 	errs := make([]error, len(eps))
@@ -437,7 +604,7 @@ func (n *node) scan(ctx context.Context) ([]ownedEndpoint, error) {
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var owned []ownedEndpoint
 	for _, o := range out {
@@ -474,7 +641,7 @@ func (n *node) scan(ctx context.Context) ([]ownedEndpoint, error) {
 	}
 	n.indexed = true
 	n.idxMu.Unlock()
-	return owned, nil
+	return owned, eps, nil
 }
 
 // ensureIndex scans the node once, so that Apply can move a renamed line
@@ -494,15 +661,20 @@ func (n *node) ensureIndex(ctx context.Context) error {
 	if done {
 		return nil
 	}
-	_, err := n.scan(ctx)
+	_, _, err := n.scan(ctx)
 	return err
 }
 
 func (n *node) list(ctx context.Context) ([]pbx.LineConfig, error) {
+	st := &listedState{at: time.Now(), stale: map[string]bool{}}
+	n.idxMu.Lock()
+	n.listed = st // from now on, writes to a line mark it stale
+	n.idxMu.Unlock()
 	n.scanMu.Lock()
-	owned, err := n.scan(ctx)
+	owned, eps, err := n.scan(ctx)
 	n.scanMu.Unlock()
 	if err != nil {
+		n.dropListedIf(st)
 		return nil, err
 	}
 	n.idxMu.Lock()
@@ -516,6 +688,7 @@ func (n *node) list(ctx context.Context) ([]pbx.LineConfig, error) {
 	}
 	n.idxMu.Unlock()
 	out := make([]pbx.LineConfig, len(lines))
+	read := make([]listedLine, len(lines))
 	errs := make([]error, len(lines))
 	sem := make(chan struct{}, n.b.cfg.ListConcurrency)
 	var wg sync.WaitGroup
@@ -535,6 +708,7 @@ func (n *node) list(ctx context.Context) ([]pbx.LineConfig, error) {
 				return
 			}
 			out[i] = n.b.heldLine(n.cfg.Name, o.lineID, o.name, o.authID, o.marked, o.ep, auth, aor)
+			read[i] = listedLine{name: o.name, ep: o.ep, auth: auth, aor: aor}
 			if dup[o.lineID] {
 				out[i].Drift = strings.TrimPrefix(out[i].Drift+", duplicate endpoints", ", ")
 			}
@@ -542,8 +716,24 @@ func (n *node) list(ctx context.Context) ([]pbx.LineConfig, error) {
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
+		n.dropListedIf(st)
 		return nil, err
 	}
+	n.idxMu.Lock()
+	if n.listed == st { // not dropped (reconnection) nor replaced meanwhile
+		st.names = make(map[string]bool, len(eps))
+		for _, e := range eps {
+			st.names[e.Resource] = true
+		}
+		st.lines = make(map[string]*listedLine, len(lines))
+		for i, o := range lines {
+			if !st.stale[o.lineID] {
+				st.lines[o.lineID] = &read[i]
+			}
+		}
+		st.ready, st.stale = true, nil
+	}
+	n.idxMu.Unlock()
 	return out, nil
 }
 
@@ -589,6 +779,7 @@ func (n *node) run(ctx context.Context) {
 				reason = "restart"
 				log.Warn("asterisk restarted", "startup_time", start)
 			}
+			n.dropListed() // what a List read before may be gone
 			if err = n.rebuildContacts(ctx); err == nil {
 				lastStart, fresh = start, false
 				n.setConnected(true)
@@ -605,6 +796,7 @@ func (n *node) run(ctx context.Context) {
 				log.Warn("asterisk unreachable", "err", err)
 			}
 			failing = true
+			n.dropListed()
 			n.setConnected(false)
 			if ws != nil {
 				ws.close()

@@ -51,15 +51,17 @@ func TestHTTPS(t *testing.T) {
 	cert, key := selfSigned(t, t.TempDir())
 	d := apptest.Start(t, func(c *config.Config) { c.HTTP.TLSCert, c.HTTP.TLSKey = cert, key })
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // self-signed test certificate
-	resp, err := client.Get(strings.Replace(d.URL, "http://", "https://", 1) + "/readyz")
+	// /healthz answers as soon as the listener serves; /readyz may wait
+	// for the registrar to start.
+	resp, err := client.Get(strings.Replace(d.URL, "http://", "https://", 1) + "/healthz")
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK || resp.TLS == nil {
-		t.Fatalf("https /readyz: %d, tls %v", resp.StatusCode, resp.TLS != nil)
+		t.Fatalf("https /healthz: %d, tls %v", resp.StatusCode, resp.TLS != nil)
 	}
-	if resp, err := http.Get(d.URL + "/readyz"); err == nil {
+	if resp, err := http.Get(d.URL + "/healthz"); err == nil {
 		resp.Body.Close()
 		if resp.StatusCode == http.StatusOK {
 			t.Fatal("plain HTTP answered on an HTTPS listener")

@@ -68,8 +68,10 @@ type Server struct {
 	apps     map[string]*app
 	failN    int
 	failCode int
-	latency  time.Duration
-	counts   map[string]int
+	// failConfigN counts push-configuration requests still to fail.
+	failConfigN int
+	latency     time.Duration
+	counts      map[string]int
 }
 
 type contact struct {
@@ -227,6 +229,19 @@ func (s *Server) FailNext(n, code int) {
 	s.mu.Unlock()
 }
 
+// FailNextConfig makes the next n push-configuration requests
+// (/ari/asterisk/config/...) fail with status code (500 if zero). Health
+// checks and events are unaffected, so a test's own request is the one that
+// fails, whatever the backend polls meanwhile.
+func (s *Server) FailNextConfig(n, code int) {
+	if code == 0 {
+		code = http.StatusInternalServerError
+	}
+	s.mu.Lock()
+	s.failConfigN, s.failCode = n, code
+	s.mu.Unlock()
+}
+
 // SetLatency delays every HTTP request by d.
 func (s *Server) SetLatency(d time.Duration) {
 	s.mu.Lock()
@@ -360,6 +375,9 @@ func (s *Server) handler() http.Handler {
 		fail := 0
 		if s.failN > 0 {
 			s.failN--
+			fail = s.failCode
+		} else if s.failConfigN > 0 && strings.HasPrefix(r.URL.Path, "/ari/asterisk/config/") {
+			s.failConfigN--
 			fail = s.failCode
 		}
 		s.mu.Unlock()
