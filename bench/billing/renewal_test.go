@@ -7,12 +7,14 @@
 // accounts with two packages each, 70 % paying by sandbox card, 30 % by
 // invoice, one in ten with a pending credit) on a fresh database and renews
 // them all; the figure is subscriptions renewed per second.
-// PBXD_BENCH_SUBS and PBXD_BENCH_WORKERS change the size and parallelism.
+// PBXD_BENCH_SUBS and PBXD_BENCH_WORKERS change the size and parallelism
+// (default: two workers per core, as the daemon).
 package billing
 
 import (
 	"context"
 	"os"
+	"runtime"
 	"strconv"
 	"testing"
 	"time"
@@ -79,7 +81,7 @@ func fixture(ctx context.Context, tb testing.TB, pool *pgxpool.Pool, subs int) {
 
 func BenchmarkRenewal(b *testing.B) {
 	subs := envInt("PBXD_BENCH_SUBS", 100_000)
-	workers := envInt("PBXD_BENCH_WORKERS", 8)
+	workers := envInt("PBXD_BENCH_WORKERS", 2*runtime.GOMAXPROCS(0)) // as the daemon sizes it
 	ctx := context.Background()
 	now := time.Date(2026, 12, 1, 1, 0, 0, 0, time.UTC)
 	var total time.Duration
