@@ -25,6 +25,13 @@ const sippDomain = "sipp.example.net"
 // the test ends.
 func running(t *testing.T, store BindingStore, mod func(*Config)) *Registrar {
 	t.Helper()
+	return start(t, store, mod, true)
+}
+
+// start is running with a choice: drain the events like the daemon does, or
+// leave them to the test.
+func start(t *testing.T, store BindingStore, mod func(*Config), drain bool) *Registrar {
+	t.Helper()
 	cfg := testConfig()
 	if mod != nil {
 		mod(&cfg)
@@ -39,10 +46,12 @@ func running(t *testing.T, store BindingStore, mod func(*Config)) *Registrar {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
-	go func() { // drain events like the daemon does
-		for range r.Events() {
-		}
-	}()
+	if drain {
+		go func() {
+			for range r.Events() {
+			}
+		}()
+	}
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
