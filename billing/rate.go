@@ -3,8 +3,8 @@ package billing
 import (
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
+
+	"github.com/pbxd/pbxd/internal/percent"
 )
 
 // ErrInvalidRate means a percentage is malformed, out of 0–100 %, or finer
@@ -46,23 +46,9 @@ func (r BasisPoints) String() string {
 // (an API "vat_percent" or a config discount) into basis points. It rejects
 // signs, exponents, more than two decimals and anything above 100 %.
 func ParsePercent(s string) (BasisPoints, error) {
-	intPart, frac, hasDot := strings.Cut(s, ".")
-	if intPart == "" || len(intPart) > 3 || (hasDot && (frac == "" || len(frac) > 2)) {
+	bp, err := percent.Parse(s)
+	if err != nil {
 		return 0, fmt.Errorf("%w: %q", ErrInvalidRate, s)
 	}
-	for _, part := range []string{intPart, frac} {
-		for i := 0; i < len(part); i++ {
-			if part[i] < '0' || part[i] > '9' {
-				return 0, fmt.Errorf("%w: %q", ErrInvalidRate, s)
-			}
-		}
-	}
-	for len(frac) < 2 {
-		frac += "0"
-	}
-	n, err := strconv.ParseInt(intPart+frac, 10, 64)
-	if err != nil || !BasisPoints(n).Valid() {
-		return 0, fmt.Errorf("%w: %q", ErrInvalidRate, s)
-	}
-	return BasisPoints(n), nil
+	return BasisPoints(bp), nil
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/pbxd/pbxd/internal/store"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 )
@@ -392,13 +393,5 @@ func derivedID(parts ...string) string {
 
 // audit records a billing transition in the caller's transaction.
 func audit(ctx context.Context, tx pgx.Tx, at time.Time, actor, accountID, action, object string, details map[string]any) error {
-	if details == nil {
-		details = map[string]any{}
-	}
-	_, err := tx.Exec(ctx, `INSERT INTO audit_log (at, actor, account_id, action, object, details) VALUES ($1, $2, $3, $4, $5, $6)`,
-		at, actor, accountID, action, object, details)
-	if err != nil {
-		return fmt.Errorf("audit %s: %w", action, err)
-	}
-	return nil
+	return store.Audit(ctx, tx, at, actor, accountID, action, object, details)
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/pbxd/pbxd/internal/store"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 )
@@ -92,16 +93,7 @@ func (s *Service) refreshGauges(ctx context.Context) {
 
 // audit records who did what, in the caller's transaction.
 func audit(ctx context.Context, tx pgx.Tx, at time.Time, actor, accountID, action, object string, details any) error {
-	var acct any
-	if accountID != "" {
-		acct = accountID
-	}
-	if details == nil {
-		details = map[string]any{}
-	}
-	_, err := tx.Exec(ctx, `INSERT INTO audit_log (at, actor, account_id, action, object, details) VALUES ($1, $2, $3, $4, $5, $6)`,
-		at, actor, acct, action, object, details)
-	return err
+	return store.Audit(ctx, tx, at, actor, accountID, action, object, details)
 }
 
 // notifyLines wakes the reconciler when the transaction commits.

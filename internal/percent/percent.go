@@ -14,8 +14,8 @@ import (
 var ErrInvalid = errors.New("must be a percentage between 0 and 100 with at most two decimals")
 
 // Parse reads "20", "5.5" or "12.25" as basis points (2000, 550, 1225).
+// It is strict: no sign, no spaces, no exponent.
 func Parse(s string) (int64, error) {
-	s = strings.TrimSpace(s)
 	whole, frac, hasFrac := strings.Cut(s, ".")
 	if whole == "" || len(frac) > 2 || (hasFrac && frac == "") {
 		return 0, ErrInvalid

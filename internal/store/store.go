@@ -154,3 +154,22 @@ func IsUniqueViolation(err error, constraint string) bool {
 func InTx(ctx context.Context, pool *pgxpool.Pool, fn func(pgx.Tx) error) error {
 	return pgx.BeginFunc(ctx, pool, fn)
 }
+
+// Audit records who did what in the caller's transaction, so the record
+// commits or rolls back with the change itself. An empty accountID is stored
+// as NULL (operator-wide actions); nil details as {}.
+func Audit(ctx context.Context, tx pgx.Tx, at time.Time, actor, accountID, action, object string, details any) error {
+	var acct any
+	if accountID != "" {
+		acct = accountID
+	}
+	if m, ok := details.(map[string]any); details == nil || (ok && m == nil) {
+		details = map[string]any{}
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO audit_log (at, actor, account_id, action, object, details) VALUES ($1, $2, $3, $4, $5, $6)`,
+		at, actor, acct, action, object, details)
+	if err != nil {
+		return fmt.Errorf("audit %s: %w", action, err)
+	}
+	return nil
+}
