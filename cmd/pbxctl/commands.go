@@ -5,8 +5,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net/url"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -324,7 +326,7 @@ func (c *cli) show(method, path string, body any, _ []string) error {
 		return writeIndented(c.out, b)
 	}
 	tw := tabwriter.NewWriter(c.out, 0, 4, 2, ' ', 0)
-	for _, k := range sortedKeys(m) {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
 		fmt.Fprintf(tw, "%s:\t%s\n", k, cell(m[k]))
 	}
 	return tw.Flush()
@@ -370,19 +372,6 @@ func cell(v any) string {
 		b, _ := json.Marshal(x)
 		return string(b)
 	}
-}
-
-func sortedKeys(m map[string]any) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	for i := 1; i < len(keys); i++ {
-		for j := i; j > 0 && keys[j] < keys[j-1]; j-- {
-			keys[j], keys[j-1] = keys[j-1], keys[j]
-		}
-	}
-	return keys
 }
 
 // unmarshal keeps numbers exact (amounts are integers in minor units).
