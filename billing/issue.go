@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/pbxd/pbxd/internal/fault"
 )
@@ -24,49 +25,91 @@ type issue struct {
 	paidAt     *time.Time
 }
 
-// insertInvoiceSQL allocates the next number of the issuer's series for the
-// year and inserts the invoice in one statement. The counter row stays
-// locked until the transaction ends, so concurrent issuers queue and a
-// rolled-back invoice gives its number back: numbers are gapless. Callers
-// run it last in their transaction to hold the lock briefly.
-const insertInvoiceSQL = `WITH n AS (
-	INSERT INTO invoice_counters (issuer, year, last) VALUES ($3, $4, 1)
-	ON CONFLICT (issuer, year) DO UPDATE SET last = invoice_counters.last + 1
-	RETURNING last
-), num AS (
-	SELECT lpad($4::int::text, 4, '0') || '-' || CASE WHEN last < 1000000 THEN lpad(last::text, 6, '0') ELSE last::text END AS number FROM n
+// insertInvoicesSQL allocates the next $3 numbers of the issuer's series
+// for the year and inserts $3 invoices numbered in array order, in one
+// statement. The counter row stays locked until the transaction ends, so
+// concurrent issuers queue and a rolled-back transaction gives its numbers
+// back: numbers are gapless. Callers run it last in their transaction to
+// hold the lock briefly.
+const insertInvoicesSQL = `WITH n AS (
+	INSERT INTO invoice_counters (issuer, year, last) VALUES ($1, $2, $3)
+	ON CONFLICT (issuer, year) DO UPDATE SET last = invoice_counters.last + $3
+	RETURNING last - $3 AS base
 )
 INSERT INTO invoices (id, account_id, number, issuer, kind, status, currency, issued_at, due_at,
                       net_minor, tax_minor, gross_minor, document, payment_ref, paid_at)
-SELECT $1, $2, num.number, $3, $5, $6, $7, $8, $9, $10, $11, $12,
-       jsonb_set($13::jsonb, '{Number}', to_jsonb(num.number)), $14, $15
-FROM num
-RETURNING number`
+SELECT u.id, u.account_id, num.number, $1, u.kind, u.status, u.currency, u.issued_at, u.due_at, u.net, u.tax, u.gross,
+       jsonb_set(u.doc::jsonb, '{Number}', to_jsonb(num.number)), u.ref, u.paid_at
+FROM n, unnest($4::uuid[], $5::uuid[], $6::text[], $7::text[], $8::text[], $9::timestamptz[], $10::timestamptz[],
+               $11::bigint[], $12::bigint[], $13::bigint[], $14::text[], $15::text[], $16::timestamptz[])
+     WITH ORDINALITY AS u(id, account_id, kind, status, currency, issued_at, due_at, net, tax, gross, doc, ref, paid_at, ord),
+     LATERAL (SELECT n.base + u.ord AS seq) q,
+     LATERAL (SELECT lpad($2::text, 4, '0') || '-' || CASE WHEN q.seq < 1000000 THEN lpad(q.seq::text, 6, '0') ELSE q.seq::text END AS number) num
+RETURNING id::text, number`
 
-// queueInvoice adds the invoice insert to a batch; the caller reads its
-// number from the batch result.
-func (s *Service) queueInvoice(b *pgx.Batch, is *issue, issuerCode string) error {
-	is.inv.Status, is.inv.PaymentRef = is.status, is.paymentRef
-	doc, err := json.Marshal(is.inv)
-	if err != nil {
-		return fmt.Errorf("encode invoice document: %w", err)
+// queueInvoices adds the inserts of invoices to a batch, one statement per
+// year of issue (numbering restarts each year), and sets each invoice's
+// number when the batch runs.
+func queueInvoices(b *pgx.Batch, issues []*issue, issuerCode string) error {
+	byYear := map[int][]*issue{}
+	var years []int
+	for _, is := range issues {
+		y := is.inv.IssuedAt.Year()
+		if byYear[y] == nil {
+			years = append(years, y)
+		}
+		byYear[y] = append(byYear[y], is)
 	}
-	t := is.inv.Totals
-	b.Queue(insertInvoiceSQL, is.id, is.accountID, issuerCode, is.inv.IssuedAt.Year(), string(is.inv.Kind), string(is.status),
-		string(is.inv.Currency), is.inv.IssuedAt, is.inv.DueAt, t.NetMinor, t.TaxMinor, t.GrossMinor, doc, is.paymentRef, is.paidAt).
-		QueryRow(func(row pgx.Row) error {
-			if err := row.Scan(&is.inv.Number); err != nil {
-				return fmt.Errorf("insert invoice: %w", err)
+	for _, y := range years {
+		group := byYear[y]
+		n := len(group)
+		var (
+			ids, accounts, kinds, statuses, currencies, docs, refs = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+			issued, due                                            = make([]time.Time, n), make([]time.Time, n)
+			net, tax, gross                                        = make([]int64, n), make([]int64, n), make([]int64, n)
+			paid                                                   = make([]pgtype.Timestamptz, n)
+		)
+		for i, is := range group {
+			is.inv.Status, is.inv.PaymentRef = is.status, is.paymentRef
+			doc, err := json.Marshal(is.inv)
+			if err != nil {
+				return fmt.Errorf("encode invoice document: %w", err)
 			}
-			return nil
-		})
+			t := is.inv.Totals
+			ids[i], accounts[i], kinds[i], statuses[i], currencies[i], docs[i], refs[i] = is.id, is.accountID, string(is.inv.Kind), string(is.status), string(is.inv.Currency), string(doc), is.paymentRef
+			issued[i], due[i], net[i], tax[i], gross[i] = is.inv.IssuedAt, is.inv.DueAt, t.NetMinor, t.TaxMinor, t.GrossMinor
+			if is.paidAt != nil {
+				paid[i] = pgtype.Timestamptz{Time: *is.paidAt, Valid: true}
+			}
+		}
+		b.Queue(insertInvoicesSQL, issuerCode, y, int64(n), ids, accounts, kinds, statuses, currencies, issued, due, net, tax, gross, docs, refs, paid).
+			Query(func(rows pgx.Rows) error {
+				numbers := make(map[string]string, n)
+				for rows.Next() {
+					var id, number string
+					if err := rows.Scan(&id, &number); err != nil {
+						return fmt.Errorf("insert invoices: %w", err)
+					}
+					numbers[id] = number
+				}
+				if err := rows.Err(); err != nil {
+					return fmt.Errorf("insert invoices: %w", err)
+				}
+				for _, is := range group {
+					if is.inv.Number = numbers[is.id]; is.inv.Number == "" {
+						return fmt.Errorf("insert invoices: no number for invoice %s", is.id)
+					}
+				}
+				return nil
+			})
+	}
 	return nil
 }
 
 // issueTx writes one invoice in tx (number allocated last).
 func (s *Service) issueTx(ctx context.Context, tx pgx.Tx, is *issue) error {
 	b := &pgx.Batch{}
-	if err := s.queueInvoice(b, is, s.cfg().IssuerCode); err != nil {
+	if err := queueInvoices(b, []*issue{is}, s.cfg().IssuerCode); err != nil {
 		return err
 	}
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {

@@ -1,9 +1,11 @@
 package billing
 
 import (
+	"cmp"
 	"context"
-	"errors"
+	"encoding/json"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -11,6 +13,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pbxd/pbxd/internal/store"
 )
@@ -30,96 +33,155 @@ type RenewalStats struct {
 // after dunning) do not renew until paid.
 const dueCondition = `((s.status = 'active' AND s.period_end <= $1) OR (s.status = 'trial' AND s.trial_end <= $1))`
 
+// maxRenewalBatch bounds how many subscriptions one renewal transaction
+// takes: large enough to share a transaction's fixed cost (snapshot, commit,
+// one statement per table instead of one per row), small enough that a
+// batch retried one subscription at a time stays cheap.
+const maxRenewalBatch = 100
+
 // Renew renews every subscription due at now: it invoices the next period in
 // advance for the current quantity at the current catalog price with the
 // cycle's discount, takes the account's pending charges and credits onto
 // that invoice, charges card accounts, and advances the period. A missed run
-// catches up period by period. Each subscription × period is its own
-// transaction, guarded by the renewals primary key, so a run repeated or
-// interrupted and restarted never bills a period twice nor skips one.
+// catches up period by period.
 //
-// Work is claimed in pages of ids and renewed by a bounded pool of workers,
-// each locking its subscription with FOR UPDATE SKIP LOCKED, so several
-// runs (or instances) can share the work safely.
+// Each subscription × period renewal is atomic and guarded by the renewals
+// primary key, so a run repeated or interrupted and restarted never bills a
+// period twice nor skips one. For speed, renewals are committed in batches
+// of up to maxRenewalBatch subscriptions, one transaction per batch written
+// with one statement per table; a batch that fails is retried one
+// subscription per transaction, so a subscription that cannot be renewed
+// holds up no other.
+//
+// Work is handed to a bounded pool of workers in chunks of ids, each worker
+// locking its subscriptions with FOR UPDATE SKIP LOCKED, so several runs (or
+// instances) can share the work safely.
 func (s *Service) Renew(ctx context.Context, now time.Time) (RenewalStats, error) {
 	var st RenewalStats
 	cat, err := catalog(ctx, s.pool)
 	if err != nil {
 		return st, err
 	}
-	ids := make(chan string, 2*s.workers)
+	// The due ids are read in one statement (100,000 uuids are a few MB),
+	// an account's subscriptions next to each other so that they share a
+	// batch rather than wait for each other's pending items.
+	rows, err := s.pool.Query(ctx, `SELECT s.id FROM subscriptions s WHERE `+dueCondition+` ORDER BY s.account_id, s.id`, now)
+	if err != nil {
+		return st, fmt.Errorf("list due subscriptions: %w", err)
+	}
+	due, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return st, fmt.Errorf("list due subscriptions: %w", err)
+	}
+	t := &renewalTally{s: s}
+	chunks := make(chan []string)
 	var wg sync.WaitGroup
-	var renewed, invoiced, failed atomic.Int64
-	var firstErr atomic.Pointer[error]
 	for range s.workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for id := range ids {
-				for ctx.Err() == nil {
-					res, more, err := s.renewOne(ctx, cat, id, now)
-					if err != nil {
-						if ctx.Err() != nil {
-							break
-						}
-						failed.Add(1)
-						s.m.renewals.WithLabelValues("error").Inc()
-						s.log.Error("renewal failed; retried next run", "subscription", id, "err", err)
-						e := fmt.Errorf("renew subscription %s: %w", id, err)
-						firstErr.CompareAndSwap(nil, &e)
-						break
-					}
-					if res == "" {
-						break // not due (any more), or locked by another run
-					}
-					renewed.Add(1)
-					if res == "invoiced" || res == "trial_converted" {
-						invoiced.Add(1)
-					}
-					s.m.renewals.WithLabelValues(res).Inc()
-					if s.after != nil {
-						s.after(id)
-					}
-					if !more {
-						break
-					}
-				}
+			for ids := range chunks {
+				s.renewChunk(ctx, cat, ids, now, t)
 			}
 		}()
 	}
-	// The due ids are read in one statement (100,000 uuids are a few MB);
-	// workers then lock them one by one, skipping those taken meanwhile.
-	var pageErr error
-	rows, err := s.pool.Query(ctx, `SELECT s.id FROM subscriptions s WHERE `+dueCondition+` ORDER BY s.id`, now)
-	if err == nil {
-		var due []string
-		due, err = pgx.CollectRows(rows, pgx.RowTo[string])
-		for _, id := range due {
-			select {
-			case ids <- id:
-			case <-ctx.Done():
-			}
-			if ctx.Err() != nil {
-				break
-			}
+	size := batchSize(len(due), s.workers)
+feed:
+	for len(due) > 0 {
+		n := min(size, len(due))
+		select {
+		case chunks <- due[:n]:
+			due = due[n:]
+		case <-ctx.Done():
+			break feed
 		}
 	}
-	if err != nil {
-		pageErr = fmt.Errorf("list due subscriptions: %w", err)
-	}
-	close(ids)
+	close(chunks)
 	wg.Wait()
-	st = RenewalStats{Renewed: renewed.Load(), Invoiced: invoiced.Load(), Errors: failed.Load()}
+	st = RenewalStats{Renewed: t.renewed.Load(), Invoiced: t.invoiced.Load(), Errors: t.failed.Load()}
 	if err := ctx.Err(); err != nil {
 		return st, fmt.Errorf("renewal run interrupted after %d renewals: %w", st.Renewed, err)
 	}
-	if pageErr != nil {
-		return st, pageErr
-	}
-	if p := firstErr.Load(); p != nil {
+	if p := t.firstErr.Load(); p != nil {
 		return st, fmt.Errorf("%d renewals failed, first: %w", st.Errors, *p)
 	}
 	return st, nil
+}
+
+// batchSize spreads due subscriptions over the workers in several chunks
+// each (so that workers finish together), at most maxRenewalBatch.
+func batchSize(due, workers int) int {
+	return max(1, min(maxRenewalBatch, due/(4*max(1, workers))))
+}
+
+// renewalTally counts a run's results across its workers.
+type renewalTally struct {
+	s                         *Service
+	renewed, invoiced, failed atomic.Int64
+	firstErr                  atomic.Pointer[error]
+}
+
+// done records committed renewals and returns the subscriptions that have
+// another period due.
+func (t *renewalTally) done(rs []renewed) (again []string) {
+	for _, r := range rs {
+		t.renewed.Add(1)
+		if r.result == "invoiced" || r.result == "trial_converted" {
+			t.invoiced.Add(1)
+		}
+		t.s.m.renewals.WithLabelValues(r.result).Inc()
+		if r.issued != nil {
+			t.s.countIssued(r.issued.inv)
+		}
+		if t.s.after != nil {
+			t.s.after(r.id)
+		}
+		if r.more {
+			again = append(again, r.id)
+		}
+	}
+	return again
+}
+
+func (t *renewalTally) fail(id string, err error) {
+	t.failed.Add(1)
+	t.s.m.renewals.WithLabelValues("error").Inc()
+	t.s.log.Error("renewal failed; retried next run", "subscription", id, "err", err)
+	e := fmt.Errorf("renew subscription %s: %w", id, err)
+	t.firstErr.CompareAndSwap(nil, &e)
+}
+
+// renewChunk renews ids, one period per batch, until none of them is due.
+// A failed batch is retried one subscription per transaction, so that only
+// the subscription at fault is left for the next run.
+func (s *Service) renewChunk(ctx context.Context, cat map[string]Package, ids []string, now time.Time, t *renewalTally) {
+	for len(ids) > 0 && ctx.Err() == nil {
+		rs, err := s.renewBatch(ctx, cat, ids, now)
+		if err == nil {
+			ids = t.done(rs)
+			continue
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if len(ids) == 1 {
+			t.fail(ids[0], err)
+			return
+		}
+		var again []string
+		for _, id := range ids {
+			rs, err := s.renewBatch(ctx, cat, []string{id}, now)
+			if err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				t.fail(id, err)
+				continue
+			}
+			again = append(again, t.done(rs)...)
+		}
+		ids = again
+	}
 }
 
 // subRow is a claimed subscription with what renewing it needs.
@@ -137,6 +199,8 @@ type subRow struct {
 	pm                 *method
 }
 
+// claimSQL locks the due subscriptions among $2 that no other transaction
+// holds, with their account and default payment method.
 const claimSQL = `SELECT s.id, s.account_id, s.package_code, s.cycle, s.quantity, s.status, s.period_start, s.period_end, s.trial_end,
 	a.name, a.currency, a.timezone, a.vat_bp, a.payment_mode, a.billing_address,
 	EXISTS (SELECT 1 FROM pending_items i WHERE i.account_id = s.account_id AND i.invoice_id IS NULL),
@@ -144,21 +208,29 @@ const claimSQL = `SELECT s.id, s.account_id, s.package_code, s.cycle, s.quantity
 FROM subscriptions s
 JOIN accounts a ON a.id = s.account_id
 LEFT JOIN payment_methods pm ON pm.account_id = s.account_id AND pm.is_default AND pm.deleted_at IS NULL
-WHERE s.id = $2 AND ` + dueCondition + `
+WHERE s.id = ANY($2::uuid[]) AND ` + dueCondition + `
+ORDER BY s.account_id, s.id
 FOR UPDATE OF s SKIP LOCKED`
 
-// renewOne renews one period of one subscription in its own transaction.
-// It returns the result ("" if the subscription was not due or is being
-// renewed by someone else) and whether another period is due.
-func (s *Service) renewOne(ctx context.Context, cat map[string]Package, id string, now time.Time) (result string, more bool, err error) {
+// renewed is one committed renewal.
+type renewed struct {
+	id     string
+	result string // invoiced, zero_quantity or trial_converted
+	more   bool   // another period is due
+	issued *issue
+}
+
+// renewBatch renews one period of each of ids that is due and not locked
+// by another run, in one transaction driven by hand in pipelined round
+// trips (BEGIN + claim, pending items if any, then every write + COMMIT),
+// so that the invoice counter row, locked by the last write, is held for no
+// round trip.
+func (s *Service) renewBatch(ctx context.Context, cat map[string]Package, ids []string, now time.Time) ([]renewed, error) {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
-		return "", false, fmt.Errorf("acquire connection: %w", err)
+		return nil, fmt.Errorf("acquire connection: %w", err)
 	}
 	defer conn.Release()
-	// The transaction is driven by hand, in two pipelined round trips
-	// (BEGIN + claim, then every write + COMMIT), so that the invoice
-	// counter row, locked by the last write, is held for no round trip.
 	open := true
 	defer func() {
 		if open {
@@ -167,71 +239,72 @@ func (s *Service) renewOne(ctx context.Context, cat map[string]Package, id strin
 			}
 		}
 	}()
-	var r subRow
-	var cycle string
-	var vat int64
-	var cur string
-	var pmID, pmGateway, pmToken *string
-	var found bool
+	var subs []subRow
 	claim := &pgx.Batch{}
 	claim.Queue("BEGIN")
-	claim.Queue(claimSQL, now, id).QueryRow(func(row pgx.Row) error {
-		err := row.Scan(&r.id, &r.accountID, &r.pkg, &cycle, &r.quantity, &r.status, &r.periodStart, &r.periodEnd, &r.trialEnd,
-			&r.acct.Name, &cur, &r.tz, &vat, &r.acct.PaymentMode, &r.acct.BillingAddress, &r.hasPending, &pmID, &pmGateway, &pmToken)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return nil
+	claim.Queue(claimSQL, now, ids).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			var r subRow
+			var cycle, cur string
+			var vat int64
+			var pmID, pmGateway, pmToken *string
+			if err := rows.Scan(&r.id, &r.accountID, &r.pkg, &cycle, &r.quantity, &r.status, &r.periodStart, &r.periodEnd, &r.trialEnd,
+				&r.acct.Name, &cur, &r.tz, &vat, &r.acct.PaymentMode, &r.acct.BillingAddress, &r.hasPending, &pmID, &pmGateway, &pmToken); err != nil {
+				return err
+			}
+			r.cycle, r.acct.ID, r.acct.Currency, r.acct.VAT, r.acct.Location = Cycle(cycle), r.accountID, Currency(cur), BasisPoints(vat), s.location(r.tz)
+			if pmID != nil {
+				r.pm = &method{ID: *pmID, Gateway: *pmGateway, Token: *pmToken}
+			}
+			subs = append(subs, r)
 		}
-		found = err == nil
-		return err
+		return rows.Err()
 	})
 	if err := conn.SendBatch(ctx, claim).Close(); err != nil {
-		return "", false, fmt.Errorf("claim: %w", err)
+		return nil, fmt.Errorf("claim: %w", err)
 	}
-	if !found {
-		return "", false, nil
+	if len(subs) == 0 {
+		return nil, nil
 	}
-	r.cycle, r.acct.ID, r.acct.Currency, r.acct.VAT, r.acct.Location = Cycle(cycle), r.accountID, Currency(cur), BasisPoints(vat), s.location(r.tz)
-	if pmID != nil {
-		r.pm = &method{ID: *pmID, Gateway: *pmGateway, Token: *pmToken}
-	}
-	pkg, ok := cat[r.pkg]
-	if !ok {
-		return "", false, fmt.Errorf("package %s not in the catalog", r.pkg)
-	}
-	plan, err := planRenewal(r, pkg, now)
+	// The subscriptions are locked: finish even if the run is being
+	// cancelled, since card charges may be taken from here on.
+	work := context.WithoutCancel(ctx)
+	pending, err := lockPending(work, conn, subs)
 	if err != nil {
-		return "", false, err
+		return nil, err
 	}
-	result = "invoiced"
-	switch {
-	case r.quantity == 0:
-		result, plan.invoice = "zero_quantity", false
-	case plan.trial:
-		result = "trial_converted"
+	w := &renewalWrites{now: now}
+	out := make([]renewed, 0, len(subs))
+	for _, r := range subs {
+		pkg, ok := cat[r.pkg]
+		if !ok {
+			return nil, fmt.Errorf("subscription %s: package %s not in the catalog", r.id, r.pkg)
+		}
+		plan, err := planRenewal(r, pkg, now)
+		if err != nil {
+			return nil, fmt.Errorf("subscription %s: %w", r.id, err)
+		}
+		res := renewed{id: r.id, result: "invoiced", more: !plan.end.After(now)}
+		switch {
+		case r.quantity == 0:
+			res.result, plan.invoice = "zero_quantity", false
+		case plan.trial:
+			res.result = "trial_converted"
+			w.audit(r.accountID, "subscription.trial_converted", r.id, map[string]any{"period_start": plan.start, "period_end": plan.end})
+		}
+		invoiceID := ""
+		if plan.invoice {
+			invoiceID = plan.invoiceID
+			if res.issued, err = s.buildRenewalInvoice(work, w, r, plan, pending, now); err != nil {
+				return nil, fmt.Errorf("subscription %s: %w", r.id, err)
+			}
+		}
+		w.renewal(r.id, plan, invoiceID)
+		out = append(out, res)
 	}
 	b := &pgx.Batch{}
-	// Asynchronous commit: a crash may lose the last few hundred
-	// milliseconds of renewals, which is safe here. The next run bills the
-	// same periods again with the same invoice ids, hence the same gateway
-	// idempotency keys (no second charge), and the counter rolls back with
-	// the invoices (no gap).
-	b.Queue(`SET LOCAL synchronous_commit = off`)
-	// The primary key (subscription, period start) is the last defence
-	// against billing a period twice: a conflict aborts the transaction.
-	b.Queue(`INSERT INTO renewals (subscription_id, period_start, invoice_id, created_at) VALUES ($1, $2, $3, $4)`,
-		r.id, plan.start, nilIfZero(plan.invoice, plan.invoiceID), now)
-	b.Queue(`UPDATE subscriptions SET status = 'active', period_start = $2, period_end = $3, next_payment_at = $3,
-		period_price_minor = $4, version = version + 1 WHERE id = $1`, r.id, plan.start, plan.end, plan.unit)
-	if plan.trial {
-		b.Queue(`INSERT INTO audit_log (at, actor, account_id, action, object, details) VALUES ($1, 'billing', $2, 'subscription.trial_converted', $3, $4)`,
-			now, r.accountID, r.id, map[string]any{"period_start": plan.start, "period_end": plan.end})
-	}
-	var is *issue
-	if plan.invoice {
-		is, err = s.buildRenewalInvoice(ctx, conn, b, r, plan, now)
-		if err != nil {
-			return "", false, err
-		}
+	if err := w.queue(b, s.cfg().IssuerCode); err != nil {
+		return nil, err
 	}
 	b.Queue("COMMIT").Exec(func(tag pgconn.CommandTag) error {
 		if tag.String() != "COMMIT" {
@@ -240,29 +313,110 @@ func (s *Service) renewOne(ctx context.Context, cat map[string]Package, id strin
 		open = false
 		return nil
 	})
-	// Once the charge is taken, finish even if the run is being cancelled.
-	if err := conn.SendBatch(context.WithoutCancel(ctx), b).Close(); err != nil {
+	if err := conn.SendBatch(work, b).Close(); err != nil {
 		if store.IsUniqueViolation(err, "renewals_pkey") {
-			return "", false, fmt.Errorf("period starting %s already billed but the subscription did not advance: %w", plan.start, err)
+			return nil, fmt.Errorf("a period was already billed but its subscription did not advance: %w", err)
 		}
-		return "", false, fmt.Errorf("write renewal: %w", err)
+		return nil, fmt.Errorf("write renewals: %w", err)
 	}
-	if is != nil {
-		s.countIssued(is.inv)
-	}
-	return result, !plan.end.After(now), nil
+	return out, nil
 }
 
-func nilIfZero(ok bool, id string) any {
-	if !ok {
+// renewalWrites collects a batch's rows, table by table, to write them with
+// one statement per table.
+type renewalWrites struct {
+	now time.Time
+	// renewals and subscription updates
+	subIDs, renewalInvoices []string
+	starts, ends            []time.Time
+	units                   []int64
+	// audit_log
+	auditAccounts, auditActions, auditObjects, auditDetails []string
+	// payment_attempts
+	attemptIDs, attemptInvoices, attemptMethods, attemptOutcomes, attemptRefs, attemptDetails []string
+	attemptAmounts                                                                            []int64
+	// dunning
+	dunningInvoices []string
+	dunningNext     []time.Time
+	// pending items taken whole, and credits split (rare: two statements
+	// each, in the order they were used)
+	takenItems, takenBy []string
+	splits              []pendingSplit
+	issues              []*issue
+}
+
+type pendingSplit struct {
+	item      pendingItem
+	used      int64
+	invoiceID string
+}
+
+func (w *renewalWrites) renewal(subID string, plan renewalPlan, invoiceID string) {
+	w.subIDs, w.renewalInvoices = append(w.subIDs, subID), append(w.renewalInvoices, invoiceID)
+	w.starts, w.ends, w.units = append(w.starts, plan.start), append(w.ends, plan.end), append(w.units, plan.unit)
+}
+
+func (w *renewalWrites) audit(accountID, action, object string, details map[string]any) {
+	d, _ := json.Marshal(details) // maps of strings and times always encode
+	w.auditAccounts, w.auditActions = append(w.auditAccounts, accountID), append(w.auditActions, action)
+	w.auditObjects, w.auditDetails = append(w.auditObjects, object), append(w.auditDetails, string(d))
+}
+
+func (w *renewalWrites) attempt(invoiceID, methodID string, amount int64, outcome, ref, detail string) {
+	w.attemptIDs, w.attemptInvoices, w.attemptMethods = append(w.attemptIDs, uuid.NewString()), append(w.attemptInvoices, invoiceID), append(w.attemptMethods, methodID)
+	w.attemptAmounts, w.attemptOutcomes = append(w.attemptAmounts, amount), append(w.attemptOutcomes, outcome)
+	w.attemptRefs, w.attemptDetails = append(w.attemptRefs, ref), append(w.attemptDetails, detail)
+}
+
+// queue adds the batch's writes to b, the invoices (which lock the counter
+// row) last.
+func (w *renewalWrites) queue(b *pgx.Batch, issuerCode string) error {
+	// Asynchronous commit: a crash may lose the last few hundred
+	// milliseconds of renewals, which is safe here. The next run bills the
+	// same periods again with the same invoice ids, hence the same gateway
+	// idempotency keys (no second charge), and the counter rolls back with
+	// the invoices (no gap).
+	b.Queue(`SET LOCAL synchronous_commit = off`)
+	// The primary key (subscription, period start) is the last defence
+	// against billing a period twice: a conflict aborts the transaction.
+	b.Queue(`INSERT INTO renewals (subscription_id, period_start, invoice_id, created_at)
+		SELECT u.id, u.start, nullif(u.inv, '')::uuid, $4 FROM unnest($1::uuid[], $2::timestamptz[], $3::text[]) AS u(id, start, inv)`,
+		w.subIDs, w.starts, w.renewalInvoices, w.now)
+	b.Queue(`UPDATE subscriptions s SET status = 'active', period_start = u.start, period_end = u.end_, next_payment_at = u.end_,
+		period_price_minor = u.unit, version = s.version + 1
+		FROM unnest($1::uuid[], $2::timestamptz[], $3::timestamptz[], $4::bigint[]) AS u(id, start, end_, unit) WHERE s.id = u.id`,
+		w.subIDs, w.starts, w.ends, w.units)
+	if len(w.auditActions) > 0 {
+		b.Queue(`INSERT INTO audit_log (at, actor, account_id, action, object, details)
+			SELECT $1, 'billing', u.account_id, u.action, u.object, u.details::jsonb FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[]) AS u(account_id, action, object, details)`,
+			w.now, w.auditAccounts, w.auditActions, w.auditObjects, w.auditDetails)
+	}
+	for _, sp := range w.splits {
+		it := sp.item
+		b.Queue(`UPDATE pending_items SET amount_minor = amount_minor - $2 WHERE id = $1`, it.id, sp.used)
+		b.Queue(`INSERT INTO pending_items (id, account_id, package_code, description, quantity, unit_minor, amount_minor, currency,
+			period_start, period_end, note, created_at, change_id, invoice_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
+			uuid.NewString(), it.accountID, it.pkg, it.desc, it.qty, it.unit, sp.used, it.currency, it.ps, it.pe, it.note+" (part)", w.now, it.changeID, sp.invoiceID)
+	}
+	// After the splits: a credit's remainder may be taken whole by the
+	// account's next renewal in the batch.
+	if len(w.takenItems) > 0 {
+		b.Queue(`UPDATE pending_items p SET invoice_id = u.inv FROM unnest($1::uuid[], $2::uuid[]) AS u(id, inv) WHERE p.id = u.id`, w.takenItems, w.takenBy)
+	}
+	if len(w.attemptIDs) > 0 {
+		b.Queue(`INSERT INTO payment_attempts (id, invoice_id, payment_method_id, at, amount_minor, outcome, reference, detail)
+			SELECT u.id, u.inv, nullif(u.pm, '')::uuid, $1, u.amount, u.outcome, u.ref, u.detail
+			FROM unnest($2::uuid[], $3::uuid[], $4::text[], $5::bigint[], $6::text[], $7::text[], $8::text[]) AS u(id, inv, pm, amount, outcome, ref, detail)`,
+			w.now, w.attemptIDs, w.attemptInvoices, w.attemptMethods, w.attemptAmounts, w.attemptOutcomes, w.attemptRefs, w.attemptDetails)
+	}
+	if len(w.dunningInvoices) > 0 {
+		b.Queue(`INSERT INTO dunning (invoice_id, failures, first_failure, next_retry_at)
+			SELECT u.inv, 1, $1, u.next FROM unnest($2::uuid[], $3::timestamptz[]) AS u(inv, next)`, w.now, w.dunningInvoices, w.dunningNext)
+	}
+	if len(w.issues) == 0 {
 		return nil
 	}
-	return id
-}
-
-// rowsQuerier is a connection or transaction.
-type rowsQuerier interface {
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	return queueInvoices(b, w.issues, issuerCode)
 }
 
 // renewalPlan is what one renewal bills.
@@ -306,21 +460,21 @@ func planRenewal(r subRow, pkg Package, now time.Time) (renewalPlan, error) {
 	return p, nil
 }
 
-// buildRenewalInvoice queues the renewal invoice and what goes with it
-// (pending items taken, payment attempt, dunning) on b. The card charge
+// buildRenewalInvoice adds the renewal invoice and what goes with it
+// (pending items taken, payment attempt, dunning) to w. The card charge
 // happens here, before the invoice number is allocated, so the counter lock
 // is never held across a gateway call; the charge's idempotency key is the
 // invoice id, derived from the subscription and period, so a retried
 // renewal never charges twice.
-func (s *Service) buildRenewalInvoice(ctx context.Context, tx rowsQuerier, b *pgx.Batch, r subRow, plan renewalPlan, now time.Time) (*issue, error) {
+func (s *Service) buildRenewalInvoice(ctx context.Context, w *renewalWrites, r subRow, plan renewalPlan, pending map[string][]pendingItem, now time.Time) (*issue, error) {
 	cfg := s.cfg()
 	lines := []Line{plan.line}
-	if r.hasPending {
-		extra, err := s.takePending(ctx, tx, b, r.acct, plan.line.AmountMinor, plan.invoiceID, now)
-		if err != nil {
-			return nil, err
-		}
-		lines = append(lines, extra...)
+	if items := pending[r.accountID]; len(items) > 0 {
+		// The account's first renewal in the batch takes them; a credit it
+		// cannot use goes to the next one, as in separate transactions.
+		var taken []Line
+		taken, pending[r.accountID] = w.takePending(items, r.acct, plan.line.AmountMinor, plan.invoiceID)
+		lines = append(lines, taken...)
 	}
 	local := now.In(r.acct.Location)
 	inv, err := BuildInvoice(Draft{Issuer: cfg.Issuer, Customer: r.acct.Customer(), IssuedAt: local,
@@ -337,99 +491,107 @@ func (s *Service) buildRenewalInvoice(ctx context.Context, tx rowsQuerier, b *pg
 		// Invoice accounts pay by transfer by the due date.
 	case r.pm == nil:
 		s.m.attempts.WithLabelValues("declined").Inc()
-		queueAttempt(b, is.id, "", now, gross, "declined", "", "no default payment method")
-		s.queueDunning(b, cfg, r, is.id, now, "no default payment method")
+		w.attempt(is.id, "", gross, "declined", "", "no default payment method")
+		s.startDunning(w, cfg, r, is.id, "no default payment method")
 	default:
 		res, outcome, err := s.charge(ctx, r.pm, Money{Minor: gross, Currency: r.acct.Currency}, "invoice:"+is.id+":1")
 		if outcome == "" && err != nil {
 			return nil, err // cancelled: nothing written
 		}
-		queueAttempt(b, is.id, r.pm.ID, now, gross, outcome, res.TransactionRef, res.Message)
+		w.attempt(is.id, r.pm.ID, gross, outcome, res.TransactionRef, res.Message)
 		switch outcome {
 		case "approved":
 			is.status, is.paymentRef, is.paidAt = StatusPaid, res.TransactionRef, &now
 			is.inv.DueAt = local
 		case "declined", "error":
-			s.queueDunning(b, cfg, r, is.id, now, res.Message)
+			s.startDunning(w, cfg, r, is.id, res.Message)
 		}
 	}
-	return is, s.queueInvoice(b, is, cfg.IssuerCode)
+	w.issues = append(w.issues, is)
+	return is, nil
 }
 
-func queueAttempt(b *pgx.Batch, invoiceID, methodID string, at time.Time, amount int64, outcome, ref, detail string) {
-	var pm any
-	if methodID != "" {
-		pm = methodID
+// startDunning starts dunning for a renewal invoice whose payment failed.
+func (s *Service) startDunning(w *renewalWrites, cfg Settings, r subRow, invoiceID string, reason string) {
+	next, _ := cfg.Dunning.NextRetry(1, w.now)
+	w.dunningInvoices, w.dunningNext = append(w.dunningInvoices, invoiceID), append(w.dunningNext, next)
+	w.audit(r.accountID, "dunning.started", invoiceID, map[string]any{"subscription": r.id, "reason": reason, "next_retry_at": next})
+}
+
+// pendingItem is a charge or credit waiting for an account's next bill.
+type pendingItem struct {
+	id, accountID, pkg, desc, note, currency string
+	qty, unit, amount                        int64
+	ps, pe, created                          time.Time
+	changeID                                 *string
+}
+
+// lockPending locks the pending items of the accounts of subs that have
+// some, in the account's currency, charges first. Locks are taken in
+// account order, as every batch does, so batches sharing an account wait
+// for each other rather than deadlock; a batch that waited finds the items
+// taken (invoice_id set) and leaves them.
+func lockPending(ctx context.Context, conn *pgxpool.Conn, subs []subRow) (map[string][]pendingItem, error) {
+	var accounts, currencies []string
+	for _, r := range subs {
+		if r.hasPending && (len(accounts) == 0 || accounts[len(accounts)-1] != r.accountID) {
+			accounts, currencies = append(accounts, r.accountID), append(currencies, string(r.acct.Currency))
+		}
 	}
-	b.Queue(`INSERT INTO payment_attempts (id, invoice_id, payment_method_id, at, amount_minor, outcome, reference, detail)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, uuid.NewString(), invoiceID, pm, at, amount, outcome, ref, detail)
-}
-
-// queueDunning starts dunning for a renewal invoice whose payment failed.
-func (s *Service) queueDunning(b *pgx.Batch, cfg Settings, r subRow, invoiceID string, now time.Time, reason string) {
-	next, _ := cfg.Dunning.NextRetry(1, now)
-	b.Queue(`INSERT INTO dunning (invoice_id, failures, first_failure, next_retry_at) VALUES ($1, 1, $2, $3)`, invoiceID, now, next)
-	b.Queue(`INSERT INTO audit_log (at, actor, account_id, action, object, details) VALUES ($1, 'billing', $2, 'dunning.started', $3, $4)`,
-		now, r.accountID, invoiceID, map[string]any{"subscription": r.id, "reason": reason, "next_retry_at": next})
-}
-
-// takePending locks the account's pending items and returns them as invoice
-// lines, marking them taken by invoiceID on b. Charges are all taken;
-// credits only up to the invoice's net (an invoice never goes negative): a
-// partly used credit is split, its remainder staying pending for the next
-// bill.
-func (s *Service) takePending(ctx context.Context, tx rowsQuerier, b *pgx.Batch, acct Account, baseNet int64, invoiceID string, now time.Time) ([]Line, error) {
-	rows, err := tx.Query(ctx, `SELECT id, package_code, description, quantity, unit_minor, amount_minor, period_start, period_end, note, change_id
-		FROM pending_items WHERE account_id = $1 AND invoice_id IS NULL AND currency = $2 ORDER BY amount_minor DESC, created_at, id FOR UPDATE`,
-		acct.ID, string(acct.Currency))
+	if len(accounts) == 0 {
+		return nil, nil
+	}
+	rows, err := conn.Query(ctx, `SELECT p.id, p.account_id, p.package_code, p.description, p.quantity, p.unit_minor, p.amount_minor, p.currency,
+			p.period_start, p.period_end, p.note, p.change_id, p.created_at
+		FROM pending_items p JOIN unnest($1::uuid[], $2::text[]) AS a(id, currency) ON p.account_id = a.id AND p.currency = a.currency
+		WHERE p.invoice_id IS NULL
+		ORDER BY p.account_id, p.amount_minor DESC, p.created_at, p.id
+		FOR UPDATE OF p`, accounts, currencies)
 	if err != nil {
 		return nil, fmt.Errorf("lock pending items: %w", err)
 	}
-	type item struct {
-		id, pkg, desc, note string
-		qty, unit           int64
-		amount              int64
-		ps, pe              time.Time
-		changeID            *string
-	}
-	var items []item
+	defer rows.Close()
+	out := map[string][]pendingItem{}
 	for rows.Next() {
-		var it item
-		if err := rows.Scan(&it.id, &it.pkg, &it.desc, &it.qty, &it.unit, &it.amount, &it.ps, &it.pe, &it.note, &it.changeID); err != nil {
-			rows.Close()
+		var it pendingItem
+		if err := rows.Scan(&it.id, &it.accountID, &it.pkg, &it.desc, &it.qty, &it.unit, &it.amount, &it.currency, &it.ps, &it.pe, &it.note, &it.changeID, &it.created); err != nil {
 			return nil, fmt.Errorf("read pending items: %w", err)
 		}
-		items = append(items, it)
+		out[it.accountID] = append(out[it.accountID], it)
 	}
-	rows.Close()
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read pending items: %w", err)
 	}
+	return out, nil
+}
+
+// takePending turns an account's pending items into invoice lines, marking
+// them taken by invoiceID, and returns the items left. Charges are all
+// taken; credits only up to the invoice's net (an invoice never goes
+// negative): a partly used credit is split, its remainder staying pending.
+func (w *renewalWrites) takePending(items []pendingItem, acct Account, baseNet int64, invoiceID string) (lines []Line, rest []pendingItem) {
 	net := baseNet
-	var lines []Line
-	var taken []string
-	for _, it := range items { // charges first (amount DESC), then credits
+	for i, it := range items { // charges first (amount DESC), then credits
 		amount := it.amount
 		if amount < 0 && net+amount < 0 {
 			if net <= 0 {
-				break
+				return lines, append(rest, items[i:]...)
 			}
-			// Use part of the credit: the rest stays pending.
-			amount = -net
-			b.Queue(`UPDATE pending_items SET amount_minor = amount_minor - $2 WHERE id = $1`, it.id, amount)
-			b.Queue(`INSERT INTO pending_items (id, account_id, package_code, description, quantity, unit_minor, amount_minor, currency,
-				period_start, period_end, note, created_at, change_id, invoice_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
-				uuid.NewString(), acct.ID, it.pkg, it.desc, it.qty, it.unit, amount, string(acct.Currency), it.ps, it.pe, it.note+" (part)", now, it.changeID, invoiceID)
+			amount = -net // use part of the credit: the rest stays pending
+			w.splits = append(w.splits, pendingSplit{item: it, used: amount, invoiceID: invoiceID})
+			it.amount -= amount
+			rest = append(rest, it)
 		} else {
-			taken = append(taken, it.id)
+			w.takenItems, w.takenBy = append(w.takenItems, it.id), append(w.takenBy, invoiceID)
 		}
 		net += amount
 		lines = append(lines, Line{Description: it.desc, PackageCode: it.pkg, Quantity: it.qty,
 			UnitMinor: it.unit, PeriodStart: DateOf(it.ps, time.UTC), PeriodEnd: DateOf(it.pe, time.UTC),
 			ProrationNote: it.note, AmountMinor: amount, VATBasisPoints: acct.VAT})
 	}
-	if len(taken) > 0 {
-		b.Queue(`UPDATE pending_items SET invoice_id = $2 WHERE id = ANY($1)`, taken, invoiceID)
-	}
-	return lines, nil
+	// The order lockPending reads them in, which a split may change.
+	slices.SortFunc(rest, func(a, b pendingItem) int {
+		return cmp.Or(cmp.Compare(b.amount, a.amount), a.created.Compare(b.created), cmp.Compare(a.id, b.id))
+	})
+	return lines, rest
 }

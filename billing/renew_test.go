@@ -1,0 +1,253 @@
+package billing
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// batchRunAt renews on 31 December 2026 at noon UTC: 1 January 2027 in
+// Auckland, still 2026 in Paris, so one batch issues in two years' series.
+var batchRunAt = time.Date(2026, 12, 31, 12, 0, 0, 0, time.UTC)
+
+// mixedFixture fills b with one of every kind of renewal, with the same ids
+// in every database, and returns the subscriptions due at batchRunAt in
+// the run's order (account, then subscription).
+func mixedFixture(t *testing.T, b shellBundle) []string {
+	t.Helper()
+	ctx := t.Context()
+	id := func(name string) string { return uuid.NewSHA1(uuid.NameSpaceURL, []byte(name)).String() }
+	exec := func(q string, args ...any) {
+		t.Helper()
+		if _, err := b.pool.Exec(ctx, q, args...); err != nil {
+			t.Fatalf("%s: %v", strings.Fields(q)[0:3], err)
+		}
+	}
+	exec(`INSERT INTO packages (code, name, price_minor, currency, cycles, dial_context, updated_at) VALUES
+		('world', 'World', 6990, 'EUR', '[{"cycle":"monthly","discount_bp":0}]', 'pkg-world', now())`)
+	account := func(name, mode, tz, token string) string {
+		acct := id("account " + name)
+		exec(`INSERT INTO accounts (id, name, sip_domain, currency, timezone, vat_bp, payment_mode, seat_preference, ext_first, ext_last, created_at)
+			VALUES ($1, $2, $3, 'EUR', $4, 2000, $5, 'block', 100, 199, now())`, acct, name, name+".example.net", tz, mode)
+		if token != "" {
+			exec(`INSERT INTO payment_methods (id, account_id, gateway, token, label, is_default, created_at) VALUES ($1, $2, 'sandbox', $3, 'card', true, now())`,
+				id("pm "+name), acct, token)
+		}
+		return acct
+	}
+	sub := func(acct, name, pkg, status string, qty int, start, end time.Time, trialEnd *time.Time) {
+		exec(`INSERT INTO subscriptions (id, account_id, package_code, cycle, quantity, status, period_price_minor, period_start, period_end, next_payment_at, trial_end, registered_from)
+			VALUES ($1, $2, $3, 'monthly', $4, $5, 4990, $6, $7, $7, $8, $6)`, id("sub "+name), acct, pkg, qty, status, start, end, trialEnd)
+	}
+	pending := func(acct, name string, amount int64) {
+		exec(`INSERT INTO pending_items (id, account_id, package_code, description, quantity, unit_minor, amount_minor, currency, period_start, period_end, created_at)
+			VALUES ($1, $2, 'fr', 'France', 1, 4990, $3, 'EUR', '2026-11-16', '2026-12-01', '2026-11-16T10:00:00Z')`, id("pending "+name), acct, amount)
+	}
+	auckland, err := time.LoadLocation("Pacific/Auckland")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec1, jan1 := time.Date(2026, 12, 1, 0, 0, 0, 0, b.paris), time.Date(2027, 1, 1, 0, 0, 0, 0, b.paris)
+	nov1, oct1 := time.Date(2026, 11, 1, 0, 0, 0, 0, b.paris), time.Date(2026, 10, 1, 0, 0, 0, 0, b.paris)
+	// Two subscriptions sharing a charge and a credit larger than the
+	// first invoice: the credit's remainder goes to the second.
+	a := account("alpha", ModeCard, "Europe/Paris", SandboxApprove)
+	sub(a, "alpha fr", "fr", "active", 2, nov1, dec1, nil)
+	sub(a, "alpha world", "world", "active", 1, nov1, dec1, nil)
+	pending(a, "alpha charge", 1000)
+	pending(a, "alpha credit", -15000)
+	pending(a, "alpha small credit", -100)
+	sub(account("bravo", ModeCard, "Europe/Paris", SandboxDecline), "bravo", "fr", "active", 1, nov1, dec1, nil)
+	sub(account("charlie", ModeCard, "Europe/Paris", ""), "charlie", "fr", "active", 1, nov1, dec1, nil) // no payment method
+	sub(account("delta", ModeInvoice, "Europe/Paris", ""), "delta", "fr", "active", 0, nov1, dec1, nil)
+	trialEnd := time.Date(2026, 12, 20, 0, 0, 0, 0, b.paris)
+	sub(account("echo", ModeInvoice, "Europe/Paris", ""), "echo", "fr", "trial", 3, dec1, time.Date(2027, 1, 1, 0, 0, 0, 0, b.paris), &trialEnd)
+	sub(account("foxtrot", ModeCard, "Europe/Paris", SandboxError), "foxtrot", "world", "active", 1, oct1, nov1, nil) // two periods due
+	sub(account("golf", ModeCard, "Pacific/Auckland", SandboxApprove), "golf", "fr", "active", 1,
+		time.Date(2026, 12, 1, 0, 0, 0, 0, auckland), time.Date(2027, 1, 1, 0, 0, 0, 0, auckland), nil)
+	sub(account("hotel", ModeInvoice, "Europe/Paris", ""), "hotel", "fr", "active", 4, dec1, jan1, nil) // not due
+	rows, err := b.pool.Query(ctx, `SELECT s.id::text FROM subscriptions s WHERE `+dueCondition+` ORDER BY s.account_id, s.id`, batchRunAt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var due []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		due = append(due, s)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if len(due) != 8 {
+		t.Fatalf("%d subscriptions due, want 8", len(due))
+	}
+	return due
+}
+
+// billingState is everything a renewal writes, one string per row, sorted;
+// without the random ids, and without the invoices' place in their series,
+// which differs when a subscription catches up on several periods (one by
+// one they are consecutive, in batches they are not).
+func billingState(t *testing.T, b shellBundle) []string {
+	t.Helper()
+	queries := []string{
+		`SELECT 'invoice', id::text, left(number, 4), status, net_minor, tax_minor, gross_minor, payment_ref <> '', document - 'Number' - 'PaymentRef' FROM invoices`,
+		`SELECT 'renewal', subscription_id::text, period_start, invoice_id::text FROM renewals`,
+		`SELECT 'subscription', id::text, status, period_start, period_end, next_payment_at, period_price_minor, version FROM subscriptions`,
+		`SELECT 'pending', account_id::text, amount_minor, invoice_id::text, note FROM pending_items`,
+		`SELECT 'attempt', invoice_id::text, payment_method_id::text, amount_minor, outcome, reference <> '', detail FROM payment_attempts`,
+		`SELECT 'dunning', invoice_id::text, failures, first_failure, next_retry_at FROM dunning`,
+		`SELECT 'audit', account_id::text, action, object, details FROM audit_log WHERE actor = 'billing'`,
+		`SELECT 'counter', issuer, year, last FROM invoice_counters`,
+	}
+	var out []string
+	for _, q := range queries {
+		rows, err := b.pool.Query(t.Context(), q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			vals, err := rows.Values()
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, fmt.Sprintln(vals...))
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Renewing in one batch writes exactly what renewing one subscription per
+// transaction writes: same invoices, same use of pending charges and
+// credits, same dunning.
+func TestRenewBatchMatchesOneByOne(t *testing.T) {
+	t.Parallel()
+	cat := func(b shellBundle) map[string]Package {
+		c, err := catalog(t.Context(), b.pool)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	one := setupShell(t)
+	due := mixedFixture(t, one)
+	t1 := &renewalTally{s: one.svc}
+	for _, id := range due {
+		one.svc.renewChunk(t.Context(), cat(one), []string{id}, batchRunAt, t1)
+	}
+	batch := setupShell(t)
+	if got := mixedFixture(t, batch); !slices.Equal(got, due) {
+		t.Fatalf("fixtures differ: %v, %v", got, due)
+	}
+	tb := &renewalTally{s: batch.svc}
+	batch.svc.renewChunk(t.Context(), cat(batch), due, batchRunAt, tb)
+
+	for name, tally := range map[string]*renewalTally{"one by one": t1, "batch": tb} {
+		if p := tally.firstErr.Load(); p != nil {
+			t.Fatalf("%s: %v", name, *p)
+		}
+		// Eight subscriptions, one of them renewed twice (catch-up).
+		if tally.renewed.Load() != 9 || tally.invoiced.Load() != 8 {
+			t.Fatalf("%s: renewed %d, invoiced %d; want 9 and 8", name, tally.renewed.Load(), tally.invoiced.Load())
+		}
+	}
+	want, got := billingState(t, one), billingState(t, batch)
+	if !slices.Equal(want, got) {
+		for _, r := range want {
+			if !slices.Contains(got, r) {
+				t.Errorf("one by one only: %s", r)
+			}
+		}
+		for _, r := range got {
+			if !slices.Contains(want, r) {
+				t.Errorf("batch only:      %s", r)
+			}
+		}
+		t.FailNow()
+	}
+	// What both wrote is right: two series, gapless, numbers in the documents.
+	var numbers []string
+	rows, err := batch.pool.Query(t.Context(), `SELECT number FROM invoices WHERE document #>> '{Number}' = number ORDER BY number`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		numbers = append(numbers, n)
+	}
+	rows.Close()
+	wantNumbers := []string{"2026-000001", "2026-000002", "2026-000003", "2026-000004", "2026-000005", "2026-000006", "2026-000007", "2027-000001"}
+	if !slices.Equal(numbers, wantNumbers) {
+		t.Fatalf("invoice numbers %v, want %v", numbers, wantNumbers)
+	}
+	// Alpha: France 2 × 49.90 + 10.00 charge − 1.00 small credit − 108.80
+	// of the 150.00 credit; World 69.90 − the remaining 41.20.
+	var nets []int64
+	if err := batch.pool.QueryRow(t.Context(), `SELECT array_agg(i.net_minor ORDER BY i.number) FROM invoices i JOIN accounts a ON a.id = i.account_id WHERE a.name = 'alpha'`).Scan(&nets); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(nets, []int64{0, 6990 - 4120}) {
+		t.Fatalf("alpha's invoices net %v", nets)
+	}
+	var open int64
+	if err := batch.pool.QueryRow(t.Context(), `SELECT count(*) FROM pending_items WHERE invoice_id IS NULL`).Scan(&open); err != nil || open != 0 {
+		t.Fatalf("%d pending items left (%v), want none", open, err)
+	}
+	var dunning int64
+	if err := batch.pool.QueryRow(t.Context(), `SELECT count(*) FROM dunning`).Scan(&dunning); err != nil || dunning != 4 {
+		t.Fatalf("%d invoices in dunning (%v); want 4 (declined, no method, two gateway errors)", dunning, err)
+	}
+}
+
+// A batch that fails is retried one subscription per transaction: only the
+// subscription at fault is left, and the numbers stay gapless.
+func TestRenewBatchFailureIsIsolated(t *testing.T) {
+	t.Parallel()
+	b := setupShell(t)
+	var ids []string
+	for range 5 {
+		_, sub := b.account(t, SandboxApprove, 1)
+		ids = append(ids, sub)
+	}
+	// A renewal row for the period the run would bill, without the
+	// subscription having advanced: the primary key refuses to bill it.
+	bad := ids[2]
+	if _, err := b.pool.Exec(t.Context(), `INSERT INTO renewals (subscription_id, period_start, created_at) VALUES ($1, $2, now())`,
+		bad, time.Date(2026, 12, 1, 0, 0, 0, 0, b.paris)); err != nil {
+		t.Fatal(err)
+	}
+	cat, err := catalog(t.Context(), b.pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tally := &renewalTally{s: b.svc}
+	b.svc.renewChunk(t.Context(), cat, ids, time.Date(2026, 12, 1, 1, 0, 0, 0, time.UTC), tally)
+	var failure error
+	if p := tally.firstErr.Load(); p != nil {
+		failure = *p
+	}
+	if tally.renewed.Load() != 4 || tally.failed.Load() != 1 || failure == nil || !strings.Contains(failure.Error(), bad) {
+		t.Fatalf("renewed %d, failed %d, error %v; want 4, 1 and an error naming %s", tally.renewed.Load(), tally.failed.Load(), failure, bad)
+	}
+	var n, top int64
+	var badInvoices int64
+	if err := b.pool.QueryRow(t.Context(), `SELECT count(*), max(right(number, 6)::bigint), count(*) FILTER (WHERE account_id = (SELECT account_id FROM subscriptions WHERE id = $1)) FROM invoices`, bad).
+		Scan(&n, &top, &badInvoices); err != nil || n != 4 || top != 4 || badInvoices != 0 {
+		t.Fatalf("%d invoices, highest number %d, %d for the failed subscription (%v); want 4, 4, 0", n, top, badInvoices, err)
+	}
+}
