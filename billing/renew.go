@@ -33,11 +33,11 @@ type RenewalStats struct {
 // after dunning) do not renew until paid.
 const dueCondition = `((s.status = 'active' AND s.period_end <= $1) OR (s.status = 'trial' AND s.trial_end <= $1))`
 
-// maxRenewalBatch bounds how many subscriptions one renewal transaction
-// takes: large enough to share a transaction's fixed cost (snapshot, commit,
-// one statement per table instead of one per row), small enough that a
-// batch retried one subscription at a time stays cheap.
-const maxRenewalBatch = 100
+// DefaultRenewalBatch is how many subscriptions one renewal transaction
+// takes at most by default: large enough to share a transaction's fixed
+// cost (snapshot, commit, one statement per table instead of one per row),
+// small enough that a batch retried one subscription at a time stays cheap.
+const DefaultRenewalBatch = 100
 
 // Renew renews every subscription due at now: it invoices the next period in
 // advance for the current quantity at the current catalog price with the
@@ -48,7 +48,7 @@ const maxRenewalBatch = 100
 // Each subscription × period renewal is atomic and guarded by the renewals
 // primary key, so a run repeated or interrupted and restarted never bills a
 // period twice nor skips one. For speed, renewals are committed in batches
-// of up to maxRenewalBatch subscriptions, one transaction per batch written
+// of up to Settings.RenewalBatch subscriptions, one transaction per batch written
 // with one statement per table; a batch that fails is retried one
 // subscription per transaction, so a subscription that cannot be renewed
 // holds up no other.
@@ -85,7 +85,7 @@ func (s *Service) Renew(ctx context.Context, now time.Time) (RenewalStats, error
 			}
 		}()
 	}
-	size := batchSize(len(due), s.workers)
+	size := batchSize(len(due), s.workers, s.cfg().RenewalBatch)
 feed:
 	for len(due) > 0 {
 		n := min(size, len(due))
@@ -109,9 +109,12 @@ feed:
 }
 
 // batchSize spreads due subscriptions over the workers in several chunks
-// each (so that workers finish together), at most maxRenewalBatch.
-func batchSize(due, workers int) int {
-	return max(1, min(maxRenewalBatch, due/(4*max(1, workers))))
+// each (so that workers finish together), at most limit (0: the default).
+func batchSize(due, workers, limit int) int {
+	if limit <= 0 {
+		limit = DefaultRenewalBatch
+	}
+	return max(1, min(limit, due/(4*max(1, workers))))
 }
 
 // renewalTally counts a run's results across its workers.
@@ -242,6 +245,17 @@ func (s *Service) renewBatch(ctx context.Context, cat map[string]Package, ids []
 	var subs []subRow
 	claim := &pgx.Batch{}
 	claim.Queue("BEGIN")
+	// Generic plans: with an array of ids PostgreSQL would otherwise plan
+	// every statement anew for each batch (a few milliseconds, more than
+	// the whole renewal of one subscription); the generic plans are the
+	// index lookups a batch needs.
+	//
+	// Asynchronous commit: a crash may lose the last few hundred
+	// milliseconds of renewals, which is safe here. The next run bills the
+	// same periods again with the same invoice ids, hence the same gateway
+	// idempotency keys (no second charge), and the counter rolls back with
+	// the invoices (no gap).
+	claim.Queue(`SELECT set_config('plan_cache_mode', 'force_generic_plan', true), set_config('synchronous_commit', 'off', true)`)
 	claim.Queue(claimSQL, now, ids).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			var r subRow
@@ -371,12 +385,6 @@ func (w *renewalWrites) attempt(invoiceID, methodID string, amount int64, outcom
 // queue adds the batch's writes to b, the invoices (which lock the counter
 // row) last.
 func (w *renewalWrites) queue(b *pgx.Batch, issuerCode string) error {
-	// Asynchronous commit: a crash may lose the last few hundred
-	// milliseconds of renewals, which is safe here. The next run bills the
-	// same periods again with the same invoice ids, hence the same gateway
-	// idempotency keys (no second charge), and the counter rolls back with
-	// the invoices (no gap).
-	b.Queue(`SET LOCAL synchronous_commit = off`)
 	// The primary key (subscription, period start) is the last defence
 	// against billing a period twice: a conflict aborts the transaction.
 	b.Queue(`INSERT INTO renewals (subscription_id, period_start, invoice_id, created_at)

@@ -214,6 +214,21 @@ func TestRenewBatchMatchesOneByOne(t *testing.T) {
 	}
 }
 
+func TestRenewBatchSize(t *testing.T) {
+	for _, c := range []struct{ due, workers, limit, want int }{
+		{100_000, 4, 0, DefaultRenewalBatch}, // a big run: full batches
+		{100_000, 4, 1, 1},                   // renewal_batch: 1
+		{100_000, 4, 250, 250},
+		{24, 3, 0, 2}, // a small run still reaches every worker
+		{3, 4, 0, 1},
+		{0, 4, 0, 1},
+	} {
+		if got := batchSize(c.due, c.workers, c.limit); got != c.want {
+			t.Errorf("batchSize(%d, %d, %d) = %d, want %d", c.due, c.workers, c.limit, got, c.want)
+		}
+	}
+}
+
 // A batch that fails is retried one subscription per transaction: only the
 // subscription at fault is left, and the numbers stay gapless.
 func TestRenewBatchFailureIsIsolated(t *testing.T) {

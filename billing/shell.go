@@ -59,6 +59,9 @@ type Settings struct {
 	PaymentTermDays int
 	// Dunning is the retry schedule of failed payments.
 	Dunning DunningSchedule
+	// RenewalBatch is the most subscriptions one renewal transaction takes;
+	// 0 means DefaultRenewalBatch, 1 one transaction per subscription.
+	RenewalBatch int
 }
 
 // Validate checks the settings before they are used.
@@ -68,6 +71,9 @@ func (s Settings) Validate() error {
 	}
 	if s.PaymentTermDays < 0 {
 		return errors.New("billing: payment_term_days must not be negative")
+	}
+	if s.RenewalBatch < 0 {
+		return errors.New("billing: renewal_batch must not be negative")
 	}
 	return s.Dunning.Validate()
 }

@@ -7,8 +7,9 @@
 // accounts with two packages each, 70 % paying by sandbox card, 30 % by
 // invoice, one in ten with a pending credit) on a fresh database and renews
 // them all; the figure is subscriptions renewed per second.
-// PBXD_BENCH_SUBS and PBXD_BENCH_WORKERS change the size and parallelism
-// (default: two workers per core, as the daemon).
+// PBXD_BENCH_SUBS, PBXD_BENCH_WORKERS and PBXD_BENCH_BATCH change the size,
+// the parallelism (default: two workers per core, as the daemon) and the
+// most subscriptions per transaction (billing.renewal_batch, default 100).
 package billing
 
 import (
@@ -82,6 +83,7 @@ func fixture(ctx context.Context, tb testing.TB, pool *pgxpool.Pool, subs int) {
 func BenchmarkRenewal(b *testing.B) {
 	subs := envInt("PBXD_BENCH_SUBS", 100_000)
 	workers := envInt("PBXD_BENCH_WORKERS", 2*runtime.GOMAXPROCS(0)) // as the daemon sizes it
+	batch := envInt("PBXD_BENCH_BATCH", billing.DefaultRenewalBatch)
 	ctx := context.Background()
 	now := time.Date(2026, 12, 1, 1, 0, 0, 0, time.UTC)
 	var total time.Duration
@@ -101,7 +103,7 @@ func BenchmarkRenewal(b *testing.B) {
 		fixture(ctx, b, pool, subs)
 		svc, err := billing.NewService(billing.Options{
 			Pool: pool, Clock: fixedClock(now), Workers: workers, Registry: prometheus.NewRegistry(),
-			Settings: billing.Settings{IssuerCode: "bench", Issuer: billing.Issuer{Name: "Bench Telecom"}, PaymentTermDays: 14, Dunning: billing.DefaultDunningSchedule},
+			Settings: billing.Settings{IssuerCode: "bench", Issuer: billing.Issuer{Name: "Bench Telecom"}, PaymentTermDays: 14, Dunning: billing.DefaultDunningSchedule, RenewalBatch: batch},
 		})
 		if err != nil {
 			b.Fatal(err)
@@ -120,7 +122,8 @@ func BenchmarkRenewal(b *testing.B) {
 		}
 		total += elapsed
 		renewed += st.Renewed
-		b.Logf("%d subscriptions (%d invoiced) in %v with %d workers: %.0f subscriptions/s", st.Renewed, st.Invoiced, elapsed.Round(time.Millisecond), workers, float64(st.Renewed)/elapsed.Seconds())
+		b.Logf("%d subscriptions (%d invoiced) in %v with %d workers, batches of up to %d: %.0f subscriptions/s",
+			st.Renewed, st.Invoiced, elapsed.Round(time.Millisecond), workers, batch, float64(st.Renewed)/elapsed.Seconds())
 		pool.Close()
 		b.StartTimer()
 	}

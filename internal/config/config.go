@@ -144,7 +144,10 @@ type Billing struct {
 	// Dunning lists retry offsets after a failed payment; after the last
 	// failure the subscription becomes inactive and its lines suspended.
 	Dunning []Duration `yaml:"dunning"`
-	Issuer  Issuer     `yaml:"issuer"`
+	// RenewalBatch is the most subscriptions one renewal transaction takes
+	// (1: one transaction per subscription).
+	RenewalBatch int    `yaml:"renewal_batch"`
+	Issuer       Issuer `yaml:"issuer"`
 }
 
 // Issuer is the operator's identity on invoices.
@@ -446,6 +449,9 @@ func (c *Config) Validate() error {
 	}
 	if _, err := cron.ParseStandard(c.Billing.Schedule); err != nil {
 		bad("billing.schedule", "%v", err)
+	}
+	if c.Billing.RenewalBatch < 1 || c.Billing.RenewalBatch > 1000 {
+		bad("billing.renewal_batch", "must be between 1 and 1000")
 	}
 	if c.Billing.PaymentTermDays < 0 {
 		bad("billing.payment_term_days", "must not be negative")

@@ -72,6 +72,7 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{"bad backend", "backend: freeswitch\n", "backend"},
 		{"asterisk without nodes", "backend: asterisk\n", "asterisk.nodes"},
 		{"bad schedule", "billing:\n  schedule: every day\n", "billing.schedule"},
+		{"renewal batch of none", "billing:\n  renewal_batch: 0\n", "billing.renewal_batch"},
 		{"bad discount", "catalog:\n  - {code: a, name: A, price_minor: 1, currency: EUR, dial_context: c, cycles: [{cycle: annual, discount_percent: 120}]}\n", "discount_percent"},
 		{"bad currency", "catalog:\n  - {code: a, name: A, price_minor: 1, currency: euro, dial_context: c, cycles: [{cycle: monthly}]}\n", "catalog[0].currency"},
 		{"duplicate package", "catalog:\n  - {code: a, name: A, price_minor: 1, currency: EUR, dial_context: c, cycles: [{cycle: monthly}]}\n  - {code: a, name: B, price_minor: 1, currency: EUR, dial_context: c, cycles: [{cycle: monthly}]}\n", "appears twice"},
