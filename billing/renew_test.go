@@ -266,3 +266,65 @@ func TestRenewBatchFailureIsIsolated(t *testing.T) {
 		t.Fatalf("%d invoices, highest number %d, %d for the failed subscription (%v); want 4, 4, 0", n, top, badInvoices, err)
 	}
 }
+
+// Two runs at once (two instances sharing the database) split the work:
+// every subscription is renewed once, the numbers stay gapless, and
+// pending credits are used once.
+func TestRenewConcurrentRunsShareTheWork(t *testing.T) {
+	t.Parallel()
+	b := setupShell(t)
+	st := b.svc.cfg()
+	st.RenewalBatch = 7
+	if err := b.svc.SetSettings(st); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.pool.Exec(t.Context(), `INSERT INTO packages (code, name, price_minor, currency, cycles, dial_context, updated_at) VALUES
+		('world', 'World', 6990, 'EUR', '[{"cycle":"monthly","discount_bp":0},{"cycle":"annual","discount_bp":1500}]', 'pkg-world', now())`); err != nil {
+		t.Fatal(err)
+	}
+	const n = 120
+	for i := range n {
+		token := SandboxApprove
+		if i%3 == 0 {
+			token = "" // invoice account
+		}
+		acct, _ := b.account(t, token, 1+i%4)
+		if _, err := b.pool.Exec(t.Context(), `INSERT INTO subscriptions (id, account_id, package_code, cycle, quantity, status, period_price_minor, period_start, period_end, next_payment_at, registered_from)
+			VALUES ($1, $2, 'world', 'annual', 1, 'active', 71298, '2025-12-01 00:00+01', '2026-12-01 00:00+01', '2026-12-01 00:00+01', '2025-12-01 00:00+01')`, uuid.NewString(), acct); err != nil {
+			t.Fatal(err)
+		}
+		if i%5 == 0 {
+			if _, err := b.pool.Exec(t.Context(), `INSERT INTO pending_items (id, account_id, package_code, description, quantity, unit_minor, amount_minor, currency, period_start, period_end, created_at)
+				VALUES ($1, $2, 'fr', 'France', -1, 4990, -2495, 'EUR', '2026-11-16', '2026-12-01', now())`, uuid.NewString(), acct); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	at := time.Date(2026, 12, 1, 1, 0, 0, 0, time.UTC)
+	results := make(chan RenewalStats, 2)
+	errs := make(chan error, 2)
+	for range 2 {
+		go func() {
+			st, err := b.svc.Renew(t.Context(), at)
+			results <- st
+			errs <- err
+		}()
+	}
+	var renewed int64
+	for range 2 {
+		st := <-results
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+		renewed += st.Renewed
+	}
+	var renewals, invoices, top, credits int64
+	if err := b.pool.QueryRow(t.Context(), `SELECT (SELECT count(*) FROM renewals), (SELECT count(*) FROM invoices), (SELECT max(right(number, 6)::bigint) FROM invoices),
+		(SELECT count(*) FROM invoices WHERE document->'Lines' @> '[{"AmountMinor": -2495}]')`).Scan(&renewals, &invoices, &top, &credits); err != nil {
+		t.Fatal(err)
+	}
+	if renewed != 2*n || renewals != 2*n || invoices != 2*n || top != 2*n || credits != n/5 {
+		t.Fatalf("runs renewed %d; %d renewals, %d invoices numbered up to %d, %d invoices with a credit; want %d, %d, %d, %d, %d",
+			renewed, renewals, invoices, top, credits, 2*n, 2*n, 2*n, 2*n, n/5)
+	}
+}
