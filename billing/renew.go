@@ -48,8 +48,8 @@ const DefaultRenewalBatch = 100
 // Each subscription × period renewal is atomic and guarded by the renewals
 // primary key, so a run repeated or interrupted and restarted never bills a
 // period twice nor skips one. For speed, renewals are committed in batches
-// of up to Settings.RenewalBatch subscriptions, one transaction per batch written
-// with one statement per table; a batch that fails is retried one
+// of up to Settings.RenewalBatch subscriptions, one transaction per batch,
+// written with one statement per table; a batch that fails is retried one
 // subscription per transaction, so a subscription that cannot be renewed
 // holds up no other.
 //
