@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/pbxd/pbxd/internal/store"
 )
@@ -289,6 +290,7 @@ func (s *Service) renewBatch(ctx context.Context, cat map[string]Package, ids []
 	}
 	w := &renewalWrites{now: now}
 	out := make([]renewed, 0, len(subs))
+	var charges []*renewalCharge
 	for _, r := range subs {
 		pkg, ok := cat[r.pkg]
 		if !ok {
@@ -309,12 +311,19 @@ func (s *Service) renewBatch(ctx context.Context, cat map[string]Package, ids []
 		invoiceID := ""
 		if plan.invoice {
 			invoiceID = plan.invoiceID
-			if res.issued, err = s.buildRenewalInvoice(work, w, r, plan, pending, now); err != nil {
+			var ch *renewalCharge
+			if res.issued, ch, err = s.buildRenewalInvoice(w, r, plan, pending, now); err != nil {
 				return nil, fmt.Errorf("subscription %s: %w", r.id, err)
+			}
+			if ch != nil {
+				charges = append(charges, ch)
 			}
 		}
 		w.renewal(r.id, plan, invoiceID)
 		out = append(out, res)
+	}
+	if err := s.chargeAll(work, w, charges); err != nil {
+		return nil, err
 	}
 	b := &pgx.Batch{}
 	if err := w.queue(b, s.cfg().IssuerCode); err != nil {
@@ -469,12 +478,11 @@ func planRenewal(r subRow, pkg Package, now time.Time) (renewalPlan, error) {
 }
 
 // buildRenewalInvoice adds the renewal invoice and what goes with it
-// (pending items taken, payment attempt, dunning) to w. The card charge
-// happens here, before the invoice number is allocated, so the counter lock
-// is never held across a gateway call; the charge's idempotency key is the
-// invoice id, derived from the subscription and period, so a retried
-// renewal never charges twice.
-func (s *Service) buildRenewalInvoice(ctx context.Context, w *renewalWrites, r subRow, plan renewalPlan, pending map[string][]pendingItem, now time.Time) (*issue, error) {
+// (pending items taken, dunning when there is no way to pay) to w, and
+// returns the card charge it needs, if any: chargeAll takes the batch's
+// charges before the invoice numbers are allocated, so the counter lock is
+// never held across a gateway call.
+func (s *Service) buildRenewalInvoice(w *renewalWrites, r subRow, plan renewalPlan, pending map[string][]pendingItem, now time.Time) (*issue, *renewalCharge, error) {
 	cfg := s.cfg()
 	lines := []Line{plan.line}
 	if items := pending[r.accountID]; len(items) > 0 {
@@ -488,9 +496,10 @@ func (s *Service) buildRenewalInvoice(ctx context.Context, w *renewalWrites, r s
 	inv, err := BuildInvoice(Draft{Issuer: cfg.Issuer, Customer: r.acct.Customer(), IssuedAt: local,
 		DueAt: local.AddDate(0, 0, cfg.PaymentTermDays), Currency: r.acct.Currency, Lines: lines})
 	if err != nil {
-		return nil, fmt.Errorf("build renewal invoice: %w", err)
+		return nil, nil, fmt.Errorf("build renewal invoice: %w", err)
 	}
 	is := &issue{id: plan.invoiceID, accountID: r.accountID, inv: inv, status: StatusOpen}
+	w.issues = append(w.issues, is)
 	gross := inv.Totals.GrossMinor
 	switch {
 	case gross <= 0:
@@ -502,21 +511,57 @@ func (s *Service) buildRenewalInvoice(ctx context.Context, w *renewalWrites, r s
 		w.attempt(is.id, "", gross, "declined", "", "no default payment method")
 		s.startDunning(w, cfg, r, is.id, "no default payment method")
 	default:
-		res, outcome, err := s.charge(ctx, r.pm, Money{Minor: gross, Currency: r.acct.Currency}, "invoice:"+is.id+":1")
-		if outcome == "" && err != nil {
-			return nil, err // cancelled: nothing written
+		return is, &renewalCharge{r: r, is: is, amount: Money{Minor: gross, Currency: r.acct.Currency}, local: local}, nil
+	}
+	return is, nil, nil
+}
+
+// renewalCharge is a renewal invoice's card charge and its outcome.
+type renewalCharge struct {
+	r       subRow
+	is      *issue
+	amount  Money
+	local   time.Time
+	res     ChargeResult
+	outcome string
+	err     error
+}
+
+// chargeConcurrency bounds a batch's gateway calls in flight: a real
+// gateway answers in hundreds of milliseconds, which one at a time would
+// keep a batch's subscriptions locked for as many times that.
+const chargeConcurrency = 8
+
+// chargeAll takes a batch's card charges, several at a time, then records
+// each outcome in w in the batch's order. The idempotency key is the
+// invoice id, derived from the subscription and period, so a renewal
+// retried (a failed batch, a crash) never charges twice.
+func (s *Service) chargeAll(ctx context.Context, w *renewalWrites, charges []*renewalCharge) error {
+	var g errgroup.Group
+	g.SetLimit(chargeConcurrency)
+	for _, ch := range charges {
+		g.Go(func() error {
+			ch.res, ch.outcome, ch.err = s.charge(ctx, ch.r.pm, ch.amount, "invoice:"+ch.is.id+":1")
+			return nil
+		})
+	}
+	g.Wait() //nolint:errcheck // outcomes are in the charges
+	cfg := s.cfg()
+	for _, ch := range charges {
+		if ch.outcome == "" && ch.err != nil {
+			return ch.err // cancelled: nothing written
 		}
-		w.attempt(is.id, r.pm.ID, gross, outcome, res.TransactionRef, res.Message)
-		switch outcome {
+		is := ch.is
+		w.attempt(is.id, ch.r.pm.ID, ch.amount.Minor, ch.outcome, ch.res.TransactionRef, ch.res.Message)
+		switch ch.outcome {
 		case "approved":
-			is.status, is.paymentRef, is.paidAt = StatusPaid, res.TransactionRef, &now
-			is.inv.DueAt = local
+			is.status, is.paymentRef, is.paidAt = StatusPaid, ch.res.TransactionRef, &w.now
+			is.inv.DueAt = ch.local
 		case "declined", "error":
-			s.startDunning(w, cfg, r, is.id, res.Message)
+			s.startDunning(w, cfg, ch.r, is.id, ch.res.Message)
 		}
 	}
-	w.issues = append(w.issues, is)
-	return is, nil
+	return nil
 }
 
 // startDunning starts dunning for a renewal invoice whose payment failed.

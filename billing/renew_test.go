@@ -1,13 +1,18 @@
 package billing
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // batchRunAt renews on 31 December 2026 at noon UTC: 1 January 2027 in
@@ -326,5 +331,72 @@ func TestRenewConcurrentRunsShareTheWork(t *testing.T) {
 	if renewed != 2*n || renewals != 2*n || invoices != 2*n || top != 2*n || credits != n/5 {
 		t.Fatalf("runs renewed %d; %d renewals, %d invoices numbered up to %d, %d invoices with a credit; want %d, %d, %d, %d, %d",
 			renewed, renewals, invoices, top, credits, 2*n, 2*n, 2*n, 2*n, n/5)
+	}
+}
+
+// gatedGateway approves charges once two of them are in flight together,
+// and remembers the most it saw at once.
+type gatedGateway struct {
+	inFlight, most atomic.Int64
+	both           chan struct{}
+	once           sync.Once
+}
+
+func (g *gatedGateway) Name() string { return "gated" }
+
+func (g *gatedGateway) Charge(ctx context.Context, token string, amount Money, key string) (ChargeResult, error) {
+	n := g.inFlight.Add(1)
+	defer g.inFlight.Add(-1)
+	for m := g.most.Load(); n > m && !g.most.CompareAndSwap(m, n); m = g.most.Load() {
+	}
+	if n >= 2 {
+		g.once.Do(func() { close(g.both) })
+	}
+	select {
+	case <-g.both:
+		return ChargeResult{Outcome: OutcomeApproved, TransactionRef: "gated-" + key}, nil
+	case <-time.After(5 * time.Second):
+		return ChargeResult{Message: "charges were taken one at a time"}, errors.New("gated: no second charge in flight")
+	}
+}
+
+// A batch's card charges are taken several at a time (a real gateway
+// answers slowly, and the batch's subscriptions stay locked meanwhile).
+func TestRenewBatchChargesConcurrently(t *testing.T) {
+	t.Parallel()
+	b := setupShell(t)
+	gw := &gatedGateway{both: make(chan struct{})}
+	svc, err := NewService(Options{Pool: b.pool, Clock: testClock(time.Date(2026, 12, 1, 1, 0, 0, 0, time.UTC)), Registry: prometheus.NewRegistry(),
+		Gateways: map[string]Gateway{gw.Name(): gw}, Settings: b.svc.cfg()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for range 3 * chargeConcurrency {
+		acct, sub := b.account(t, "", 1)
+		if _, err := b.pool.Exec(t.Context(), `UPDATE accounts SET payment_mode = 'card' WHERE id = $1`, acct); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.pool.Exec(t.Context(), `INSERT INTO payment_methods (id, account_id, gateway, token, label, is_default, created_at) VALUES ($1, $2, 'gated', 'tok', 'card', true, now())`,
+			uuid.NewString(), acct); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, sub)
+	}
+	cat, err := catalog(t.Context(), b.pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tally := &renewalTally{s: svc}
+	svc.renewChunk(t.Context(), cat, ids, time.Date(2026, 12, 1, 1, 0, 0, 0, time.UTC), tally)
+	if p := tally.firstErr.Load(); p != nil {
+		t.Fatal(*p)
+	}
+	var paid int
+	if err := b.pool.QueryRow(t.Context(), `SELECT count(*) FROM invoices WHERE status = 'paid' AND payment_ref LIKE 'gated-%'`).Scan(&paid); err != nil || paid != len(ids) {
+		t.Fatalf("%d of %d invoices paid (%v)", paid, len(ids), err)
+	}
+	if m := gw.most.Load(); m < 2 || m > chargeConcurrency {
+		t.Fatalf("at most %d charges in flight, want 2 to %d", m, chargeConcurrency)
 	}
 }
