@@ -63,12 +63,11 @@ func queueInvoices(b *pgx.Batch, issues []*issue, issuerCode string) error {
 	for _, y := range years {
 		group := byYear[y]
 		n := len(group)
-		var (
-			ids, accounts, kinds, statuses, currencies, docs, refs = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-			issued, due                                            = make([]time.Time, n), make([]time.Time, n)
-			net, tax, gross                                        = make([]int64, n), make([]int64, n), make([]int64, n)
-			paid                                                   = make([]pgtype.Timestamptz, n)
-		)
+		strs := func() []string { return make([]string, n) }
+		ids, accounts, kinds, statuses, currencies, docs, refs := strs(), strs(), strs(), strs(), strs(), strs(), strs()
+		issued, due := make([]time.Time, n), make([]time.Time, n)
+		net, tax, gross := make([]int64, n), make([]int64, n), make([]int64, n)
+		paid := make([]pgtype.Timestamptz, n) // NULL unless paid at issue
 		for i, is := range group {
 			is.inv.Status, is.inv.PaymentRef = is.status, is.paymentRef
 			doc, err := json.Marshal(is.inv)
