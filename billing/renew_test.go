@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -79,15 +80,8 @@ func mixedFixture(t *testing.T, b shellBundle) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var due []string
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			t.Fatal(err)
-		}
-		due = append(due, s)
-	}
-	if err := rows.Err(); err != nil {
+	due, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
 		t.Fatal(err)
 	}
 	if len(due) != 8 {
@@ -183,19 +177,14 @@ func TestRenewBatchMatchesOneByOne(t *testing.T) {
 		t.FailNow()
 	}
 	// What both wrote is right: two series, gapless, numbers in the documents.
-	var numbers []string
 	rows, err := batch.pool.Query(t.Context(), `SELECT number FROM invoices WHERE document #>> '{Number}' = number ORDER BY number`)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for rows.Next() {
-		var n string
-		if err := rows.Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		numbers = append(numbers, n)
+	numbers, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
 	}
-	rows.Close()
 	wantNumbers := []string{"2026-000001", "2026-000002", "2026-000003", "2026-000004", "2026-000005", "2026-000006", "2026-000007", "2027-000001"}
 	if !slices.Equal(numbers, wantNumbers) {
 		t.Fatalf("invoice numbers %v, want %v", numbers, wantNumbers)

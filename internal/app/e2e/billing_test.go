@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pbxd/pbxd/billing"
@@ -482,7 +483,6 @@ func TestBillingRenewalInterruptedAndRepeated(t *testing.T) {
 	d.SetClock(t, "2026-12-01T03:00:00+01:00")
 	d.Op(t, http.StatusOK, "POST", "/v1/billing/run", nil)
 	var renewals, invoices int
-	var numbers []string
 	pool := d.App.Pool()
 	if err := pool.QueryRow(t.Context(), `SELECT count(*) FROM renewals`).Scan(&renewals); err != nil {
 		t.Fatal(err)
@@ -491,14 +491,10 @@ func TestBillingRenewalInterruptedAndRepeated(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			t.Fatal(err)
-		}
-		numbers = append(numbers, s)
+	numbers, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
 	}
-	rows.Close()
 	invoices = len(numbers)
 	if renewals != n || invoices != n {
 		t.Fatalf("%d renewals, %d invoices; want %d each", renewals, invoices, n)
