@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -23,7 +24,7 @@ type Device struct {
 	Vendor      string       `json:"vendor"`
 	Model       string       `json:"model"`
 	DisplayName string       `json:"display_name"`
-	Timezone    string       `json:"timezone"`
+	Timezone    string       `json:"timezone"` // IANA name; empty: the account's
 	Language    string       `json:"language"`
 	Active      bool         `json:"active"`
 	Lines       []DeviceLine `json:"lines"`
@@ -58,8 +59,8 @@ func (s *Service) CreateDevice(ctx context.Context, actor, accountID string, n N
 	if !phones.Vendor(n.Vendor).Valid() {
 		return Device{}, "", fault.New(fault.Invalid, "vendor", "vendor must be one of %v", phones.Vendors)
 	}
-	if n.Timezone != "" {
-		if _, err := time.LoadLocation(n.Timezone); err != nil {
+	if n.Timezone != "" { // empty: the account's time zone
+		if _, err := time.LoadLocation(n.Timezone); err != nil || strings.EqualFold(n.Timezone, "local") {
 			return Device{}, "", fault.New(fault.Invalid, "timezone", "%q is not an IANA time zone", n.Timezone)
 		}
 	}
@@ -259,7 +260,10 @@ func (s *Service) deviceLines(ctx context.Context, deviceID string) ([]DeviceLin
 func (s *Service) DeviceByMAC(ctx context.Context, mac phones.MAC) (phones.Device, error) {
 	var d phones.Device
 	var id, vendor string
-	err := s.pool.QueryRow(ctx, `SELECT d.id, d.account_id, d.vendor, d.model, d.display_name, d.timezone, d.language, d.secret_hash,
+	// A device without a time zone of its own keeps its account's, read
+	// here so that changing the account's zone reaches its phones too.
+	err := s.pool.QueryRow(ctx, `SELECT d.id, d.account_id, d.vendor, d.model, d.display_name,
+		COALESCE(NULLIF(d.timezone, ''), a.timezone), d.language, d.secret_hash,
 		d.active AND a.status = 'active' FROM devices d JOIN accounts a ON a.id = d.account_id WHERE d.mac = $1`, mac.String()).
 		Scan(&id, &d.AccountID, &vendor, &d.Model, &d.DisplayName, &d.TimeZone, &d.Language, &d.SecretHash, &d.Active)
 	if errors.Is(err, pgx.ErrNoRows) {

@@ -430,3 +430,87 @@ func TestCheckSyntax(t *testing.T) {
 		}
 	}
 }
+
+// TestRenderTimeZones checks, per vendor, the time settings each file gives
+// for a northern and a southern DST zone and a half-hour zone without DST.
+func TestRenderTimeZones(t *testing.T) {
+	t.Parallel()
+	r := newTestRenderer(t, testSettings())
+	want := map[string]map[Vendor]map[string]string{
+		"Europe/Paris": {
+			Yealink: {"local_time.time_zone": "+1", "local_time.summer_time": "1", "local_time.dst_time_type": "1",
+				"local_time.start_time": "3/5/7/2", "local_time.end_time": "10/5/7/3", "local_time.offset_time": "60"},
+			Polycom: {"tcpIpApp.sntp.gmtOffset": "3600", "tcpIpApp.sntp.daylightSavings.enable": "1",
+				"tcpIpApp.sntp.daylightSavings.fixedDayEnable": "0",
+				"tcpIpApp.sntp.daylightSavings.start.month":    "3", "tcpIpApp.sntp.daylightSavings.start.dayOfWeek": "1",
+				"tcpIpApp.sntp.daylightSavings.start.dayOfWeek.lastInMonth": "1", "tcpIpApp.sntp.daylightSavings.start.time": "2",
+				"tcpIpApp.sntp.daylightSavings.stop.month": "10", "tcpIpApp.sntp.daylightSavings.stop.dayOfWeek": "1",
+				"tcpIpApp.sntp.daylightSavings.stop.dayOfWeek.lastInMonth": "1", "tcpIpApp.sntp.daylightSavings.stop.time": "3"},
+			Cisco: {"Time_Zone": "GMT+01:00", "Daylight_Saving_Time_Enable": "Yes",
+				"Daylight_Saving_Time_Rule": "start=3/-1/7/2;end=10/-1/7/3;save=1"},
+			Snom:        {"timezone": "FRA+1", "utc_offset": "3600"},
+			Grandstream: {gsTimeZoneKey: "CET-1CEST,M3.5.0,M10.5.0/3"},
+		},
+		"America/New_York": {
+			Yealink: {"local_time.time_zone": "-5", "local_time.summer_time": "1",
+				"local_time.start_time": "3/2/7/2", "local_time.end_time": "11/1/7/2", "local_time.offset_time": "60"},
+			Polycom: {"tcpIpApp.sntp.gmtOffset": "-18000", "tcpIpApp.sntp.daylightSavings.enable": "1",
+				"tcpIpApp.sntp.daylightSavings.start.month": "3", "tcpIpApp.sntp.daylightSavings.start.date": "8",
+				"tcpIpApp.sntp.daylightSavings.start.dayOfWeek.lastInMonth": "0",
+				"tcpIpApp.sntp.daylightSavings.stop.month":                  "11", "tcpIpApp.sntp.daylightSavings.stop.date": "1",
+				"tcpIpApp.sntp.daylightSavings.stop.time": "2"},
+			Cisco: {"Time_Zone": "GMT-05:00", "Daylight_Saving_Time_Enable": "Yes",
+				"Daylight_Saving_Time_Rule": "start=3/8/7/2;end=11/1/7/2;save=1"},
+			Snom:        {"timezone": "USA-5", "utc_offset": "-18000"},
+			Grandstream: {gsTimeZoneKey: "EST5EDT,M3.2.0,M11.1.0"},
+		},
+		"Australia/Sydney": {
+			Yealink: {"local_time.time_zone": "+10", "local_time.summer_time": "1",
+				"local_time.start_time": "10/1/7/2", "local_time.end_time": "4/1/7/3"},
+			Polycom: {"tcpIpApp.sntp.gmtOffset": "36000", "tcpIpApp.sntp.daylightSavings.enable": "1",
+				"tcpIpApp.sntp.daylightSavings.start.month": "10", "tcpIpApp.sntp.daylightSavings.start.date": "1",
+				"tcpIpApp.sntp.daylightSavings.stop.month": "4", "tcpIpApp.sntp.daylightSavings.stop.date": "1",
+				"tcpIpApp.sntp.daylightSavings.stop.time": "3"},
+			Cisco: {"Time_Zone": "GMT+10:00", "Daylight_Saving_Time_Enable": "Yes",
+				"Daylight_Saving_Time_Rule": "start=10/1/7/2;end=4/1/7/3;save=1"},
+			Snom:        {"timezone": "AUS+10", "utc_offset": "36000"},
+			Grandstream: {gsTimeZoneKey: "AEST-10AEDT,M10.1.0,M4.1.0/3"},
+		},
+		"Asia/Kolkata": {
+			Yealink:     {"local_time.time_zone": "+5:30", "local_time.summer_time": "0"},
+			Polycom:     {"tcpIpApp.sntp.gmtOffset": "19800", "tcpIpApp.sntp.daylightSavings.enable": "0"},
+			Cisco:       {"Time_Zone": "GMT+05:30", "Daylight_Saving_Time_Enable": "No", "Daylight_Saving_Time_Rule": ""},
+			Snom:        {"timezone": "IND+5.5", "utc_offset": "19800"},
+			Grandstream: {gsTimeZoneKey: "IST-5:30"},
+		},
+	}
+	files := map[Vendor]Kind{Yealink: KindMACCfg, Polycom: KindPolycomPhone, Cisco: KindCisco, Snom: KindSnom, Grandstream: KindGrandstream}
+	for tz, vendors := range want {
+		for v, keys := range vendors {
+			dev := testDevice(v)
+			dev.TimeZone = tz
+			f := File{Kind: files[v], MAC: dev.MAC}
+			tmpl, _ := templateFor(f.Kind, v)
+			out, err := r.Render(f, dev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := parseSettings(t, tmpl, out)
+			for k, w := range keys {
+				if got, ok := m[k]; !ok || got != w {
+					t.Errorf("%s %s: %s = %q (set %v), want %q", tz, v, k, got, ok, w)
+				}
+			}
+			if tz == "Asia/Kolkata" {
+				for _, k := range []string{"local_time.start_time", "tcpIpApp.sntp.daylightSavings.start.month"} {
+					if _, ok := m[k]; ok {
+						t.Errorf("%s %s: DST rule %s written for a zone without DST", tz, v, k)
+					}
+				}
+			}
+		}
+	}
+}
+
+// gsTimeZoneKey is the Grandstream setting holding the POSIX TZ string.
+const gsTimeZoneKey = "dateTime.timezone"

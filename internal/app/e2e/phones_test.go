@@ -53,7 +53,9 @@ func TestPhoneProvisioningEndToEnd(t *testing.T) {
 	if status != 200 {
 		t.Fatalf("fetch: %d %s", status, body)
 	}
-	for _, want := range []string{"phones.voip.example.net", pw.Password, "account.1.user_name = " + ls[0].SIPUsername} {
+	// No time zone of its own: the account's (Europe/Paris), DST rule included.
+	for _, want := range []string{"phones.voip.example.net", pw.Password, "account.1.user_name = " + ls[0].SIPUsername,
+		"local_time.time_zone = +1\n", "local_time.start_time = 3/5/7/2\n", "local_time.end_time = 10/5/7/3\n"} {
 		if !strings.Contains(body, want) {
 			t.Fatalf("config lacks %q:\n%s", want, body)
 		}
