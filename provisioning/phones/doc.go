@@ -4,7 +4,7 @@
 //
 // Files, under GET /provision/{file}:
 //
-//	Yealink      {mac}.cfg, y0000000000{xx}.cfg (per-model common file)
+//	Yealink      {mac}.cfg, y000000000{id}.cfg (per-model common file, id padded to 12 digits)
 //	Polycom      {mac}.cfg (master config) → {mac}-phone.xml
 //	Grandstream  cfg{mac}.xml
 //	Snom         {mac}.xml

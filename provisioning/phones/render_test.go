@@ -52,7 +52,7 @@ func testDevice(v Vendor) Device {
 
 // vendorFiles lists, per vendor, the files a device of that vendor fetches.
 var vendorFiles = map[Vendor][]File{
-	Yealink:     {{Kind: KindMACCfg}, {Kind: KindYealinkCommon, Model: "44"}},
+	Yealink:     {{Kind: KindMACCfg}, {Kind: KindYealinkCommon, Model: "44"}, {Kind: KindYealinkCommon, Model: "108"}, {Kind: KindYealinkCommon, Model: "124"}},
 	Polycom:     {{Kind: KindMACCfg}, {Kind: KindPolycomPhone}},
 	Grandstream: {{Kind: KindGrandstream}},
 	Snom:        {{Kind: KindSnom}},
@@ -514,3 +514,56 @@ func TestRenderTimeZones(t *testing.T) {
 
 // gsTimeZoneKey is the Grandstream setting holding the POSIX TZ string.
 const gsTimeZoneKey = "dateTime.timezone"
+
+// Snom reads port and transport from user_outbound only, so it is written
+// even when no outbound proxy is needed.
+func TestRenderSnomPortTransport(t *testing.T) {
+	t.Parallel()
+	dev := testDevice(Snom)
+	f := File{Kind: KindSnom, MAC: dev.MAC}
+	for _, tc := range []struct {
+		s              Settings
+		host, outbound string
+	}{
+		{Settings{Registrar: "acme.voip.example.net", Transport: TLS}, "acme.voip.example.net", "acme.voip.example.net:5061;transport=tls"},
+		{Settings{Registrar: "acme.voip.example.net", Transport: TCP, Port: 5080}, "acme.voip.example.net", "acme.voip.example.net:5080;transport=tcp"},
+		{Settings{Registrar: "acme.voip.example.net"}, "acme.voip.example.net", "acme.voip.example.net:5060;transport=udp"},
+		{Settings{Registrar: "sip.pbx.example.net", Transport: TCP}, "acme.voip.example.net", "sip.pbx.example.net:5060;transport=tcp"},
+	} {
+		out, err := newTestRenderer(t, tc.s).Render(f, dev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := parseSettings(t, "snom/settings.xml.tmpl", out)
+		if m["user_host#1"] != tc.host || m["user_outbound#1"] != tc.outbound {
+			t.Errorf("%+v: user_host %q user_outbound %q; want %q %q", tc.s, m["user_host#1"], m["user_outbound#1"], tc.host, tc.outbound)
+		}
+	}
+}
+
+// Every file the Polycom master config names is one pbxd serves, or none.
+func TestPolycomMasterNamesServedFiles(t *testing.T) {
+	t.Parallel()
+	r := newTestRenderer(t, testSettings())
+	dev := testDevice(Polycom)
+	out, err := r.Render(File{Kind: KindMACCfg, MAC: dev.MAC}, dev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := parseSettings(t, "polycom/master.cfg.tmpl", out)
+	for _, attr := range []string{"APP_FILE_PATH", "CONFIG_FILES", "MISC_FILES"} {
+		v, ok := m[attr]
+		if !ok {
+			t.Errorf("%s missing", attr)
+		}
+		for _, name := range strings.Split(v, ",") {
+			name = strings.TrimSpace(name)
+			if name == "" {
+				continue
+			}
+			if f, err := ParseFile(name); err != nil || !f.Kind.Serves(Polycom) {
+				t.Errorf("%s names %q, which pbxd does not serve to a Polycom", attr, name)
+			}
+		}
+	}
+}
