@@ -237,7 +237,7 @@ func TestHandlerFollowsDirectory(t *testing.T) {
 	if w.Code != 200 || strings.Contains(w.Body.String(), "s3cr3t") || strings.Contains(w.Body.String(), ">102<") {
 		t.Errorf("unbound line still served: %d\n%s", w.Code, w.Body)
 	}
-	if !strings.Contains(w.Body.String(), `<item name="account.2.enable">No</item>`) {
+	if !strings.Contains(w.Body.String(), `<P401>0</P401>`) {
 		t.Error("unbound slot not explicitly disabled")
 	}
 	b.dir.edit(dev.MAC, func(d *Device) { d.Active = false })

@@ -255,6 +255,8 @@ func parseTemplate(name, text string) (*template.Template, error) {
 // implicitly (text/template), so every value that comes from a customer or a
 // password generator must go through one of them.
 var funcs = template.FuncMap{
+	// gs names the Grandstream P-values of an account slot (grandstream.go).
+	"gs": grandstreamSlot,
 	// xml escapes for element text and attribute values alike.
 	"xml": func(s string) string {
 		var b strings.Builder

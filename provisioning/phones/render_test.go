@@ -71,8 +71,8 @@ var lineKeys = map[string]func(n int) (user, label, domain, password string){
 		return p + "auth.userId", p + "label", p + "server.1.address", p + "auth.password"
 	},
 	"grandstream/cfg.xml.tmpl": func(n int) (string, string, string, string) {
-		p := fmt.Sprintf("account.%d.", n)
-		return p + "sip.userid", p + "name", p + "sip.server.1.address", p + "sip.subscriber.password"
+		p := grandstreamP[n-1]
+		return p["user"], p["name"], p["server"], p["password"]
 	},
 	"snom/settings.xml.tmpl": func(n int) (string, string, string, string) {
 		s := fmt.Sprintf("#%d", n)
@@ -449,7 +449,7 @@ func TestRenderTimeZones(t *testing.T) {
 			Cisco: {"Time_Zone": "GMT+01:00", "Daylight_Saving_Time_Enable": "Yes",
 				"Daylight_Saving_Time_Rule": "start=3/-1/7/2;end=10/-1/7/3;save=1"},
 			Snom:        {"timezone": "FRA+1", "utc_offset": "3600"},
-			Grandstream: {gsTimeZoneKey: "CET-1CEST,M3.5.0,M10.5.0/3"},
+			Grandstream: {gsTimeZoneKey: "CET-1CEST,M3.5.0,M10.5.0/3", "P64": "customize", "P143": "0"},
 		},
 		"America/New_York": {
 			Yealink: {"local_time.time_zone": "-5", "local_time.summer_time": "1",
@@ -513,7 +513,7 @@ func TestRenderTimeZones(t *testing.T) {
 }
 
 // gsTimeZoneKey is the Grandstream setting holding the POSIX TZ string.
-const gsTimeZoneKey = "dateTime.timezone"
+const gsTimeZoneKey = "P246"
 
 // Snom reads port and transport from user_outbound only, so it is written
 // even when no outbound proxy is needed.
@@ -564,6 +564,46 @@ func TestPolycomMasterNamesServedFiles(t *testing.T) {
 			if f, err := ParseFile(name); err != nil || !f.Kind.Serves(Polycom) {
 				t.Errorf("%s names %q, which pbxd does not serve to a Polycom", attr, name)
 			}
+		}
+	}
+}
+
+// The Grandstream file is the documented version 1 form: P-values only,
+// every account slot with its own, distinct numbers.
+func TestRenderGrandstreamPValues(t *testing.T) {
+	t.Parallel()
+	seen := map[string]int{}
+	for n := 1; n <= MaxLines; n++ {
+		p, err := grandstreamSlot(n)
+		if err != nil || len(p) != 11 {
+			t.Fatalf("slot %d: %v %v", n, p, err)
+		}
+		for _, v := range p {
+			if prev, dup := seen[v]; dup {
+				t.Errorf("%s used by slots %d and %d", v, prev, n)
+			}
+			seen[v] = n
+		}
+	}
+	if _, err := grandstreamSlot(MaxLines + 1); err == nil {
+		t.Error("slot beyond MaxLines accepted")
+	}
+	r := newTestRenderer(t, Settings{Registrar: "acme.voip.example.net", Transport: TLS, RegisterExpiry: 600})
+	dev := testDevice(Grandstream)
+	out, err := r.Render(File{Kind: KindGrandstream, MAC: dev.MAC}, dev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(out, []byte(`<config version="1">`)) || bytes.Contains(out, []byte("<item")) {
+		t.Errorf("not the P-value form:\n%s", out)
+	}
+	m := parseSettings(t, "grandstream/cfg.xml.tmpl", out)
+	for k, want := range map[string]string{
+		"P271": "1", "P47": "acme.voip.example.net:5061", "P35": "101", "P36": "101", "P3": "Alice & Bob",
+		"P31": "1", "P32": "10", "P130": "2", "P401": "1", "P404": "102", "P406": "s3cr3t]]>2", "P501": "0", "P1801": "0",
+	} {
+		if m[k] != want {
+			t.Errorf("%s = %q, want %q", k, m[k], want)
 		}
 	}
 }
