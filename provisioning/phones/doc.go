@@ -18,7 +18,9 @@
 // password = a per-device provisioning secret (NewSecret) of which the
 // daemon stores only HashSecret. Operators put both in the provisioning URL,
 // https://{mac}:{secret}@pbx.example.net/provision/. TLS is the daemon's
-// listener's job. Sources that probe unknown MACs or fail authentication are
+// listener's job. An unknown MAC is answered exactly as a wrong secret (the
+// same 401 challenge and body after the same work), so probing reveals
+// nothing; sources that probe unknown MACs or fail authentication are
 // throttled (see Throttle). Nothing secret is logged.
 //
 // Freshness: the handler asks the Directory for the device on every request
