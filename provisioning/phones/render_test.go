@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -146,23 +147,46 @@ func parseSettings(t *testing.T, name string, b []byte) map[string]string {
 	}
 }
 
+// models are the phones whose files the golden files record, each with the
+// files it requests (a Yealink's common file is named by its model id, the
+// first field of its firmware version). The goldens are what is reviewed
+// against each vendor's documentation (cited in the templates).
+var models = []struct {
+	vendor Vendor
+	model  string
+	files  []File
+}{
+	{Yealink, "T54W", []File{{Kind: KindYealinkCommon, Model: "96"}, {Kind: KindMACCfg}}},
+	{Yealink, "T46U", []File{{Kind: KindYealinkCommon, Model: "108"}, {Kind: KindMACCfg}}},
+	{Yealink, "T31G", []File{{Kind: KindYealinkCommon, Model: "124"}, {Kind: KindMACCfg}}},
+	{Polycom, "VVX450", []File{{Kind: KindMACCfg}, {Kind: KindPolycomPhone}}},
+	{Grandstream, "GRP2614", []File{{Kind: KindGrandstream}}},
+	{Snom, "D785", []File{{Kind: KindSnom}}},
+	{Cisco, "SPA504G", []File{{Kind: KindCisco}}},
+}
+
 func TestRenderVendors(t *testing.T) {
 	t.Parallel()
 	r := newTestRenderer(t, testSettings())
-	for vendor, files := range vendorFiles {
-		for _, f := range files {
+	for _, pm := range models {
+		vendor := pm.vendor
+		for _, f := range pm.files {
 			dev := testDevice(vendor)
+			dev.Model = pm.model
 			if f.Kind != KindYealinkCommon {
 				f.MAC = dev.MAC
 			}
 			tmpl, _ := templateFor(f.Kind, vendor)
-			t.Run(string(vendor)+"/"+f.Name(), func(t *testing.T) {
+			t.Run(string(vendor)+"/"+pm.model+"/"+f.Name(), func(t *testing.T) {
 				t.Parallel()
 				out, err := r.Render(f, dev)
 				if err != nil {
 					t.Fatal(err)
 				}
-				golden(t, filepath.Join("testdata", string(vendor)+"-"+f.Name()+".golden"), out)
+				golden(t, filepath.Join("testdata", string(vendor)+"-"+pm.model+"-"+f.Name()+".golden"), out)
+				if !strings.HasPrefix(tmpl, "yealink/") {
+					xmllint(t, out)
+				}
 				m := parseSettings(t, tmpl, out)
 				if !strings.HasPrefix(tmpl, "yealink/") && bytes.Contains(out, []byte(dev.Lines[0].Password)) {
 					t.Error("raw password with XML metacharacters appears unescaped")
@@ -495,6 +519,9 @@ func TestRenderTimeZones(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			if v != Yealink {
+				xmllint(t, out)
+			}
 			m := parseSettings(t, tmpl, out)
 			for k, w := range keys {
 				if got, ok := m[k]; !ok || got != w {
@@ -605,5 +632,40 @@ func TestRenderGrandstreamPValues(t *testing.T) {
 		if m[k] != want {
 			t.Errorf("%s = %q, want %q", k, m[k], want)
 		}
+	}
+}
+
+// xmllint checks b with libxml2's parser, stricter than encoding/xml (it
+// also checks the XML declaration and comments). scripts/deps test installs
+// it; a missing xmllint fails the test rather than skipping it, so the
+// check cannot silently stop running.
+func xmllint(t *testing.T, b []byte) {
+	t.Helper()
+	if out, err := runXMLLint(t, b); err != nil {
+		t.Errorf("xmllint: %v\n%s\n%s", err, out, b)
+	}
+}
+
+func runXMLLint(t *testing.T, b []byte) ([]byte, error) {
+	t.Helper()
+	path, err := exec.LookPath("xmllint")
+	if err != nil {
+		t.Fatalf("xmllint not found (Debian package libxml2-utils; scripts/deps test installs it): %v", err)
+	}
+	cmd := exec.Command(path, "--noout", "--nonet", "-")
+	cmd.Stdin = bytes.NewReader(b)
+	return cmd.CombinedOutput()
+}
+
+// The lint is not a formality: libxml2 refuses what encoding/xml lets by.
+func TestXMLLintCatchesErrors(t *testing.T) {
+	t.Parallel()
+	// A setting written twice: Polycom's attributes make it an easy slip.
+	bad := []byte("<?xml version=\"1.0\"?>\n<a x=\"1\" x=\"2\"/>\n")
+	if err := checkXML(bad); err != nil {
+		t.Fatalf("encoding/xml refuses it already: %v", err)
+	}
+	if _, err := runXMLLint(t, bad); err == nil {
+		t.Error("xmllint accepted an attribute set twice")
 	}
 }
