@@ -20,9 +20,14 @@ import (
 // device deactivated or moved to another account, a line unbound or its
 // password changed) reach the phone on its very next fetch.
 type Directory interface {
-	// DeviceByMAC returns the device registered with mac and the lines
-	// currently bound to it, or an error wrapping ErrNotFound.
+	// DeviceByMAC returns the device registered with mac, without its
+	// lines, or an error wrapping ErrNotFound.
 	DeviceByMAC(ctx context.Context, mac MAC) (Device, error)
+	// DeviceLines returns the lines currently bound to dev (a device
+	// DeviceByMAC returned), passwords included. The handler asks only once
+	// the phone has authenticated, so a known MAC with a wrong secret costs
+	// what an unknown one does: one lookup and one secret check.
+	DeviceLines(ctx context.Context, dev Device) ([]Line, error)
 }
 
 // ErrNotFound is what a Directory returns for a MAC no device has.
@@ -277,6 +282,10 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, name, remote str
 	}
 	if !f.Kind.Serves(dev.Vendor) {
 		return fail(http.StatusNotFound, ResultNotFound, "vendor_mismatch")
+	}
+	if dev.Lines, err = h.dir.DeviceLines(r.Context(), dev); err != nil {
+		h.log.Error("provisioning directory lines", "mac", mac.String(), "err", err)
+		return fail(http.StatusInternalServerError, ResultError, "directory")
 	}
 	body, err := h.renderer.Render(f, dev)
 	if err != nil {

@@ -20,10 +20,11 @@ import (
 // fakeDirectory is a hand-written Directory over a map the test edits, the
 // way the daemon's store changes under a running handler.
 type fakeDirectory struct {
-	mu      sync.Mutex
-	devices map[MAC]Device
-	err     error
-	calls   int
+	mu        sync.Mutex
+	devices   map[MAC]Device
+	err       error
+	calls     int // DeviceByMAC
+	lineCalls int // DeviceLines
 }
 
 func (d *fakeDirectory) DeviceByMAC(_ context.Context, mac MAC) (Device, error) {
@@ -37,7 +38,15 @@ func (d *fakeDirectory) DeviceByMAC(_ context.Context, mac MAC) (Device, error) 
 	if !ok {
 		return Device{}, fmt.Errorf("device %s: %w", mac, ErrNotFound)
 	}
+	dev.Lines = nil
 	return dev, nil
+}
+
+func (d *fakeDirectory) DeviceLines(_ context.Context, dev Device) ([]Line, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.lineCalls++
+	return d.devices[dev.MAC].Lines, nil
 }
 
 func (d *fakeDirectory) edit(mac MAC, f func(*Device)) {
@@ -466,6 +475,9 @@ func TestHandlerUnknownMACIsNoOracle(t *testing.T) {
 				}
 				if un != 1 || kn != 1 {
 					t.Errorf("%s: %d secret checks for the unknown MAC, %d for the wrong secret", name, un, kn)
+				}
+				if b.dir.lineCalls != 0 {
+					t.Errorf("%s: lines loaded before authentication", name)
 				}
 			}
 		}
