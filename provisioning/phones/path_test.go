@@ -64,7 +64,7 @@ func TestKindServes(t *testing.T) {
 }
 
 func FuzzParseFile(f *testing.F) {
-	for _, s := range []string{"001565abcdef.cfg", "y000000000044.cfg", "001565abcdef-phone.xml",
+	for _, s := range []string{"001565abcdef.cfg", "y000000000044.cfg", "y000000000108.cfg", "y000000000000.cfg", "001565abcdef-phone.xml",
 		"cfg001565abcdef.xml", "001565ABCDEF.xml", "spa001565abcdef.xml", "000000000000.cfg", "x"} {
 		f.Add(s)
 	}

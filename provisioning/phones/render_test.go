@@ -394,11 +394,12 @@ func TestOverrideAndReload(t *testing.T) {
 
 	// Broken overrides are refused at reload, and the working set stays.
 	for name, text := range map[string]string{
-		"cisco/spa.xml.tmpl":     "{{.Nope",                                                                              // parse error
-		"snom/settings.xml.tmpl": "<settings>{{.NoSuchField}}</settings>",                                                // execution error
-		"polycom/phone.xml.tmpl": `<polycomConfig>{{range .Accounts}}<reg p="{{.Password}}"/>{{end}}</polycomConfig>`,    // forgets to escape
-		"yealink/mac.cfg.tmpl":   "#!version:1.0.0.1\n{{range .Accounts}}account.{{.Index}}.label = {{.Label}}\n{{end}}", // forgets cfg
-		"yealink/typo.cfg.tmpl":  "#!version:1.0.0.1\n",                                                                  // unknown name
+		"cisco/spa.xml.tmpl":       "{{.Nope",                                                                                       // parse error
+		"snom/settings.xml.tmpl":   "<settings>{{.NoSuchField}}</settings>",                                                         // execution error
+		"polycom/phone.xml.tmpl":   `<polycomConfig>{{range .Accounts}}<reg p="{{.Password}}"/>{{end}}</polycomConfig>`,             // forgets to escape
+		"yealink/mac.cfg.tmpl":     "#!version:1.0.0.1\n{{range .Accounts}}account.{{.Index}}.label = {{.Label}}\n{{end}}",          // forgets cfg
+		"yealink/typo.cfg.tmpl":    "#!version:1.0.0.1\n",                                                                           // unknown name
+		"grandstream/cfg.xml.tmpl": "<gs>{{if .TZ.DST}}<P246>{{xml .TZ.POSIX}}</P246>{{else}}<P246>{{.TZ.Nope}}</P246>{{end}}</gs>", // breaks without DST only
 	} {
 		p := filepath.Join(dir, filepath.FromSlash(name))
 		old, _ := os.ReadFile(p)
