@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -23,7 +24,7 @@ type Device struct {
 	Vendor      string       `json:"vendor"`
 	Model       string       `json:"model"`
 	DisplayName string       `json:"display_name"`
-	Timezone    string       `json:"timezone"`
+	Timezone    string       `json:"timezone"` // IANA name; empty: the account's
 	Language    string       `json:"language"`
 	Active      bool         `json:"active"`
 	Lines       []DeviceLine `json:"lines"`
@@ -58,8 +59,8 @@ func (s *Service) CreateDevice(ctx context.Context, actor, accountID string, n N
 	if !phones.Vendor(n.Vendor).Valid() {
 		return Device{}, "", fault.New(fault.Invalid, "vendor", "vendor must be one of %v", phones.Vendors)
 	}
-	if n.Timezone != "" {
-		if _, err := time.LoadLocation(n.Timezone); err != nil {
+	if n.Timezone != "" { // empty: the account's time zone
+		if _, err := time.LoadLocation(n.Timezone); err != nil || strings.EqualFold(n.Timezone, "local") {
 			return Device{}, "", fault.New(fault.Invalid, "timezone", "%q is not an IANA time zone", n.Timezone)
 		}
 	}
@@ -253,15 +254,19 @@ func (s *Service) deviceLines(ctx context.Context, deviceID string) ([]DeviceLin
 	return out, err
 }
 
-// DeviceByMAC implements phones.Directory: the device as it is now, with
-// the active lines bound to it and their passwords. It is read on every
-// request, so an unbound line or a removed device stops being served at once.
+// DeviceByMAC implements phones.Directory: the device as it is now,
+// without its lines (DeviceLines reads them once the phone has
+// authenticated). It is read on every request, so a removed or deactivated
+// device stops being served at once.
 func (s *Service) DeviceByMAC(ctx context.Context, mac phones.MAC) (phones.Device, error) {
 	var d phones.Device
-	var id, vendor string
-	err := s.pool.QueryRow(ctx, `SELECT d.id, d.account_id, d.vendor, d.model, d.display_name, d.timezone, d.language, d.secret_hash,
+	var vendor string
+	// A device without a time zone of its own keeps its account's, read
+	// here so that changing the account's zone reaches its phones too.
+	err := s.pool.QueryRow(ctx, `SELECT d.id, d.account_id, d.vendor, d.model, d.display_name,
+		COALESCE(NULLIF(d.timezone, ''), a.timezone), d.language, d.secret_hash,
 		d.active AND a.status = 'active' FROM devices d JOIN accounts a ON a.id = d.account_id WHERE d.mac = $1`, mac.String()).
-		Scan(&id, &d.AccountID, &vendor, &d.Model, &d.DisplayName, &d.TimeZone, &d.Language, &d.SecretHash, &d.Active)
+		Scan(&d.ID, &d.AccountID, &vendor, &d.Model, &d.DisplayName, &d.TimeZone, &d.Language, &d.SecretHash, &d.Active)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return d, phones.ErrNotFound
 	}
@@ -269,13 +274,20 @@ func (s *Service) DeviceByMAC(ctx context.Context, mac phones.MAC) (phones.Devic
 		return d, err
 	}
 	d.MAC, d.Vendor = mac, phones.Vendor(vendor)
+	return d, nil
+}
+
+// DeviceLines implements phones.Directory: the active lines bound to dev
+// now, with their passwords, so an unbound line stops being served at once.
+func (s *Service) DeviceLines(ctx context.Context, dev phones.Device) ([]phones.Line, error) {
 	rows, err := s.pool.Query(ctx, `SELECT l.id, dl.key, l.extension, l.sip_username, a.sip_domain, l.caller_id, l.password_enc
 		FROM device_lines dl JOIN lines l ON l.id = dl.line_id JOIN accounts a ON a.id = l.account_id
-		WHERE dl.device_id = $1 AND l.state = 'active' AND l.account_id = $2 ORDER BY dl.key`, id, d.AccountID)
+		WHERE dl.device_id = $1 AND l.state = 'active' AND l.account_id = $2 ORDER BY dl.key`, dev.ID, dev.AccountID)
 	if err != nil {
-		return d, err
+		return nil, err
 	}
 	defer rows.Close()
+	var lines []phones.Line
 	for rows.Next() {
 		var lineID string
 		var ext int
@@ -283,14 +295,14 @@ func (s *Service) DeviceByMAC(ctx context.Context, mac phones.MAC) (phones.Devic
 		var l phones.Line
 		var callerID string
 		if err := rows.Scan(&lineID, &l.Key, &ext, &l.Username, &l.Domain, &callerID, &sealed); err != nil {
-			return d, err
+			return nil, err
 		}
 		l.Extension = strconv.Itoa(ext)
 		l.Label = l.Extension
 		if l.Password, err = s.cipher.Open(lineID, sealed); err != nil {
-			return d, err
+			return nil, err
 		}
-		d.Lines = append(d.Lines, l)
+		lines = append(lines, l)
 	}
-	return d, rows.Err()
+	return lines, rows.Err()
 }

@@ -286,17 +286,18 @@ func (c *cli) addDevice(args []string) error {
 	mac := fs.String("mac", "", "MAC address")
 	vendor := fs.String("vendor", "", "yealink, polycom, grandstream, snom or cisco")
 	model := fs.String("model", "", "model")
+	tz := fs.String("timezone", "", "IANA time zone of the phone (default: the account's)")
 	var lines multi
 	fs.Var(&lines, "line", "line id to bind (repeatable, keys in order)")
 	pos, err := parseMixed(fs, args)
 	if err != nil || len(pos) != 1 {
-		return usageError("devices add ACCOUNT -mac MAC -vendor V [-line LINE ...]")
+		return usageError("devices add ACCOUNT -mac MAC -vendor V [-model M] [-timezone TZ] [-line LINE ...]")
 	}
 	var ls []map[string]any
 	for i, l := range lines {
 		ls = append(ls, map[string]any{"line": l, "key": i + 1})
 	}
-	return c.show("POST", "/v1/accounts/"+url.PathEscape(pos[0])+"/devices", map[string]any{"mac": *mac, "vendor": *vendor, "model": *model, "lines": ls}, nil)
+	return c.show("POST", "/v1/accounts/"+url.PathEscape(pos[0])+"/devices", map[string]any{"mac": *mac, "vendor": *vendor, "model": *model, "timezone": *tz, "lines": ls}, nil)
 }
 
 type multi []string

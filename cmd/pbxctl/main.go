@@ -98,6 +98,7 @@ const usage = `usage: pbxctl [-url URL] [-token TOKEN] [-o table|json] COMMAND
   subscriptions ACCOUNT
   devices list ACCOUNT
   devices add ACCOUNT -mac MAC -vendor V [-model M] [-line LINE ...]
+              [-timezone Europe/Paris]     phone's zone; default the account's
   devices remove ACCOUNT DEVICE
   invoices list ACCOUNT
   invoices show INVOICE

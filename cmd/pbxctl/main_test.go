@@ -48,6 +48,24 @@ func TestPbxctlWalkThrough(t *testing.T) {
 	if code != 0 || strings.Count(out, "acme.voip.example.net") != 3 {
 		t.Fatalf("lines list: %s", out)
 	}
+	var line struct{ ID string }
+	if out, code := ctl(t, d, "-o", "json", "lines", "list", acct.ID); code != 0 {
+		t.Fatalf("lines list: %s", out)
+	} else {
+		var ls struct{ Lines []struct{ ID string } }
+		if err := json.Unmarshal([]byte(out), &ls); err != nil || len(ls.Lines) == 0 {
+			t.Fatalf("lines list output: %s", out)
+		}
+		line = ls.Lines[0]
+	}
+	out, code = ctl(t, d, "-o", "json", "devices", "add", acct.ID, "-mac", "80:5e:c0:00:00:21", "-vendor", "snom",
+		"-timezone", "America/New_York", "-line", line.ID)
+	if code != 0 || !strings.Contains(out, `"timezone": "America/New_York"`) {
+		t.Fatalf("devices add -timezone: %d %s", code, out)
+	}
+	if out, code := ctl(t, d, "devices", "add", acct.ID, "-mac", "80:5e:c0:00:00:22", "-vendor", "snom", "-timezone", "Local"); code != 1 || !strings.Contains(out, "timezone") {
+		t.Fatalf("devices add -timezone Local: %d %s", code, out)
+	}
 	out, code = ctl(t, d, "change", "preview", acct.ID, "fr-fixed-mobile=2", "world=0")
 	if code != 0 || !strings.Contains(out, "↓") || !strings.Contains(out, "102") {
 		t.Fatalf("preview of a decrease does not name the line removed (extension 102): %s", out)

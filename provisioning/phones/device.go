@@ -40,6 +40,9 @@ func (v Vendor) Valid() bool {
 // deactivating a device, moving it to another account or unbinding a line
 // takes effect on the phone's next fetch.
 type Device struct {
+	// ID is the Directory's own key for the device, handed back to
+	// DeviceLines; opaque here.
+	ID          string
 	MAC         MAC
 	Vendor      Vendor
 	Model       string // free text, e.g. "T54W"; informative only

@@ -4,7 +4,7 @@
 //
 // Files, under GET /provision/{file}:
 //
-//	Yealink      {mac}.cfg, y0000000000{xx}.cfg (per-model common file)
+//	Yealink      {mac}.cfg, y000000000{id}.cfg (per-model common file, id padded to 12 digits)
 //	Polycom      {mac}.cfg (master config) → {mac}-phone.xml
 //	Grandstream  cfg{mac}.xml
 //	Snom         {mac}.xml
@@ -18,7 +18,9 @@
 // password = a per-device provisioning secret (NewSecret) of which the
 // daemon stores only HashSecret. Operators put both in the provisioning URL,
 // https://{mac}:{secret}@pbx.example.net/provision/. TLS is the daemon's
-// listener's job. Sources that probe unknown MACs or fail authentication are
+// listener's job. An unknown MAC is answered exactly as a wrong secret (the
+// same 401 challenge and body after the same work), so probing reveals
+// nothing; sources that probe unknown MACs or fail authentication are
 // throttled (see Throttle). Nothing secret is logged.
 //
 // Freshness: the handler asks the Directory for the device on every request

@@ -20,9 +20,14 @@ import (
 // device deactivated or moved to another account, a line unbound or its
 // password changed) reach the phone on its very next fetch.
 type Directory interface {
-	// DeviceByMAC returns the device registered with mac and the lines
-	// currently bound to it, or an error wrapping ErrNotFound.
+	// DeviceByMAC returns the device registered with mac, without its
+	// lines, or an error wrapping ErrNotFound.
 	DeviceByMAC(ctx context.Context, mac MAC) (Device, error)
+	// DeviceLines returns the lines currently bound to dev (a device
+	// DeviceByMAC returned), passwords included. The handler asks only once
+	// the phone has authenticated, so a known MAC with a wrong secret costs
+	// what an unknown one does: one lookup and one secret check.
+	DeviceLines(ctx context.Context, dev Device) ([]Line, error)
 }
 
 // ErrNotFound is what a Directory returns for a MAC no device has.
@@ -32,7 +37,7 @@ var ErrNotFound = errors.New("device not found")
 // pbxd_provisioning_requests_total.
 const (
 	ResultServed       = "served"
-	ResultNotFound     = "not_found"    // unknown MAC, inactive device, or a file of another vendor
+	ResultNotFound     = "not_found"    // unknown MAC (answered 401, like a wrong secret), inactive device, or a file of another vendor
 	ResultUnauthorized = "unauthorized" // missing or wrong credentials
 	ResultThrottled    = "throttled"    // the source is blocked
 	ResultBadRequest   = "bad_request"  // wrong method, or a file name this package does not serve
@@ -46,7 +51,10 @@ type Options struct {
 	// Verify checks a device's credentials; nil means VerifyDevice (user =
 	// MAC, password = provisioning secret checked against
 	// Device.SecretHash). Replace it to authenticate otherwise, e.g. by
-	// source address; it must not be lenient about an empty password.
+	// source address; it must not be lenient about an empty password. For
+	// a MAC no device has, it is called too, on a stand-in device with a
+	// random SecretHash, so that both cases cost the same; its answer is
+	// then ignored.
 	Verify func(dev Device, user, pass string) bool
 	// Throttle limits probing; zero values take the defaults.
 	Throttle Throttle
@@ -68,12 +76,20 @@ type Options struct {
 // Handler serves GET /provision/{file}: the config file a phone asks for,
 // only to that phone. Mount it on "/provision/" (or on a pattern with a
 // {file} wildcard). Every request checks, in order: source not throttled,
-// known file name, credentials present, device registered, credentials
+// known file name, credentials present, device registered and credentials
 // valid, device active, file of the device's vendor.
+//
+// Nothing before a successful authentication depends on whether the MAC
+// is registered: an unknown MAC gets the same 401 challenge, byte for byte,
+// as a wrong secret, after the same work (a directory lookup and a secret
+// check against a stand-in hash), so the endpoint is no oracle of which
+// MACs are provisioned.
 type Handler struct {
 	dir      Directory
 	renderer *Renderer
 	verify   func(Device, string, string) bool
+	// noSecret is the stand-in SecretHash checked for unknown MACs.
+	noSecret string
 	throttle *throttler
 	clientIP func(*http.Request) string
 	now      func() time.Time
@@ -92,7 +108,7 @@ func NewHandler(opts Options) (*Handler, error) {
 	h := &Handler{
 		dir: opts.Directory, renderer: opts.Renderer, verify: opts.Verify,
 		throttle: newThrottler(opts.Throttle), clientIP: opts.ClientIP,
-		now: opts.Now, log: opts.Logger, realm: opts.Realm,
+		now: opts.Now, log: opts.Logger, realm: opts.Realm, noSecret: HashSecret(NewSecret()),
 	}
 	if h.verify == nil {
 		h.verify = VerifyDevice
@@ -231,6 +247,7 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, name, remote str
 	if f.Kind == KindYealinkCommon {
 		// The common file names no device: the credentials do.
 		if mac, err = ParseMAC(user); err != nil {
+			h.verify(Device{SecretHash: h.noSecret}, user, pass) // the work a real check costs
 			probe()
 			return fail(http.StatusUnauthorized, ResultUnauthorized, "bad_credentials")
 		}
@@ -239,8 +256,10 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, name, remote str
 	dev, err := h.dir.DeviceByMAC(r.Context(), mac)
 	switch {
 	case errors.Is(err, ErrNotFound):
+		// Answered exactly as a wrong secret, after the same work.
+		h.verify(Device{MAC: mac, SecretHash: h.noSecret}, user, pass)
 		probe()
-		return fail(http.StatusNotFound, ResultNotFound, "unknown_mac")
+		return fail(http.StatusUnauthorized, ResultNotFound, "unknown_mac")
 	case err != nil:
 		h.log.Error("provisioning directory lookup", "mac", mac.String(), "err", err)
 		return fail(http.StatusInternalServerError, ResultError, "directory")
@@ -263,6 +282,10 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, name, remote str
 	}
 	if !f.Kind.Serves(dev.Vendor) {
 		return fail(http.StatusNotFound, ResultNotFound, "vendor_mismatch")
+	}
+	if dev.Lines, err = h.dir.DeviceLines(r.Context(), dev); err != nil {
+		h.log.Error("provisioning directory lines", "mac", mac.String(), "err", err)
+		return fail(http.StatusInternalServerError, ResultError, "directory")
 	}
 	body, err := h.renderer.Render(f, dev)
 	if err != nil {

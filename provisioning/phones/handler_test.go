@@ -20,10 +20,11 @@ import (
 // fakeDirectory is a hand-written Directory over a map the test edits, the
 // way the daemon's store changes under a running handler.
 type fakeDirectory struct {
-	mu      sync.Mutex
-	devices map[MAC]Device
-	err     error
-	calls   int
+	mu        sync.Mutex
+	devices   map[MAC]Device
+	err       error
+	calls     int // DeviceByMAC
+	lineCalls int // DeviceLines
 }
 
 func (d *fakeDirectory) DeviceByMAC(_ context.Context, mac MAC) (Device, error) {
@@ -37,7 +38,15 @@ func (d *fakeDirectory) DeviceByMAC(_ context.Context, mac MAC) (Device, error) 
 	if !ok {
 		return Device{}, fmt.Errorf("device %s: %w", mac, ErrNotFound)
 	}
+	dev.Lines = nil
 	return dev, nil
+}
+
+func (d *fakeDirectory) DeviceLines(_ context.Context, dev Device) ([]Line, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.lineCalls++
+	return d.devices[dev.MAC].Lines, nil
 }
 
 func (d *fakeDirectory) edit(mac MAC, f func(*Device)) {
@@ -187,8 +196,9 @@ func TestHandlerRefusals(t *testing.T) {
 		{"wrong password", mac + ".cfg", mac, "wrong", 401, "yealink", ResultUnauthorized},
 		{"empty password", mac + ".cfg", mac, "", 401, "yealink", ResultUnauthorized},
 		{"another device's MAC as user", mac + ".cfg", b.devs[Snom].MAC.String(), b.secret, 401, "yealink", ResultUnauthorized},
-		{"unknown MAC", "0015650000ff.cfg", "0015650000ff", b.secret, 404, "unknown", ResultNotFound},
-		{"unknown MAC, vendor file", "cfg0015650000ff.xml", "0015650000ff", b.secret, 404, "grandstream", ResultNotFound},
+		{"unknown MAC", "0015650000ff.cfg", "0015650000ff", b.secret, 401, "unknown", ResultNotFound},
+		{"unknown MAC, vendor file", "cfg0015650000ff.xml", "0015650000ff", b.secret, 401, "grandstream", ResultNotFound},
+		{"common file, unknown MAC", "y000000000108.cfg", "0015650000ff", b.secret, 401, "yealink", ResultNotFound},
 		{"vendor mismatch", "cfg" + mac + ".xml", mac, b.secret, 404, "yealink", ResultNotFound},
 		{"polycom file for yealink", mac + "-phone.xml", mac, b.secret, 404, "yealink", ResultNotFound},
 		{"common file, user not a MAC", "y000000000044.cfg", "admin", b.secret, 401, "yealink", ResultUnauthorized},
@@ -237,7 +247,7 @@ func TestHandlerFollowsDirectory(t *testing.T) {
 	if w.Code != 200 || strings.Contains(w.Body.String(), "s3cr3t") || strings.Contains(w.Body.String(), ">102<") {
 		t.Errorf("unbound line still served: %d\n%s", w.Code, w.Body)
 	}
-	if !strings.Contains(w.Body.String(), `<item name="account.2.enable">No</item>`) {
+	if !strings.Contains(w.Body.String(), `<P401>0</P401>`) {
 		t.Error("unbound slot not explicitly disabled")
 	}
 	b.dir.edit(dev.MAC, func(d *Device) { d.Active = false })
@@ -300,7 +310,7 @@ func TestHandlerThrottlesScanning(t *testing.T) {
 	// Four misses (unknown MACs, a bad password) stay under the limit of 5.
 	for i := range 3 {
 		mac := fmt.Sprintf("0015650000%02x", i+16)
-		if w := b.get(mac+".xml", scanner, mac, "x"); w.Code != 404 {
+		if w := b.get(mac+".xml", scanner, mac, "x"); w.Code != 401 {
 			t.Fatalf("miss %d: %d", i, w.Code)
 		}
 	}
@@ -317,7 +327,7 @@ func TestHandlerThrottlesScanning(t *testing.T) {
 		t.Fatal("blocked too early")
 	}
 	// The fifth miss blocks the source, even for valid requests.
-	if w := b.get("0015650000ff.xml", scanner, "0015650000ff", "x"); w.Code != 404 {
+	if w := b.get("0015650000ff.xml", scanner, "0015650000ff", "x"); w.Code != 401 {
 		t.Fatalf("fifth miss: %d", w.Code)
 	}
 	w := b.get(good, scanner, dev.MAC.String(), b.secret)
@@ -411,5 +421,65 @@ func TestHandlerHEADAndPattern(t *testing.T) {
 	mux.ServeHTTP(w, req)
 	if w.Code != 200 || w.Header().Get("Content-Type") != "application/xml; charset=utf-8" {
 		t.Errorf("HEAD: %d %q", w.Code, w.Header().Get("Content-Type"))
+	}
+}
+
+// An unknown MAC must be indistinguishable from a known one with a wrong
+// secret, on every file kind: same status, headers and body, and the same
+// work (a secret check, seen through a counting verifier).
+func TestHandlerUnknownMACIsNoOracle(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	var checks int
+	verify := func(dev Device, user, pass string) bool {
+		checks++
+		return VerifyDevice(dev, user, pass)
+	}
+	h, err := NewHandler(Options{Directory: b.dir, Renderer: b.h.renderer, Verify: verify,
+		Throttle: Throttle{MaxFailures: 1000}, Now: b.clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.dir.edit(b.devs[Cisco].MAC, func(d *Device) { d.Active = false }) // inactive is no different
+	unknown := "0015650000ee"
+	get := func(file, user, pass string) (*httptest.ResponseRecorder, int) {
+		t.Helper()
+		req := httptest.NewRequest(http.MethodGet, "/provision/"+file, nil)
+		req.RemoteAddr = "192.0.2.99:40000"
+		req.SetBasicAuth(user, pass)
+		w := httptest.NewRecorder()
+		before := checks
+		h.ServeHTTP(w, req)
+		return w, checks - before
+	}
+	for vendor, files := range vendorFiles {
+		known := b.devs[vendor].MAC.String()
+		for _, f := range files {
+			knownFile, unknownFile := f, f
+			if f.Kind != KindYealinkCommon {
+				knownFile.MAC = b.devs[vendor].MAC
+				unknownFile.MAC, _ = ParseMAC(unknown)
+			}
+			for _, pass := range []string{"wrong", b.secret, ""} {
+				kw, kn := get(knownFile.Name(), known, "wrong")
+				uw, un := get(unknownFile.Name(), unknown, pass)
+				name := fmt.Sprintf("%s %s (password %q)", vendor, unknownFile.Name(), pass)
+				if kw.Code != http.StatusUnauthorized || uw.Code != kw.Code {
+					t.Errorf("%s: unknown MAC %d, wrong secret %d", name, uw.Code, kw.Code)
+				}
+				if fmt.Sprint(uw.Header()) != fmt.Sprint(kw.Header()) {
+					t.Errorf("%s: headers differ:\n%v\n%v", name, uw.Header(), kw.Header())
+				}
+				if !bytes.Equal(uw.Body.Bytes(), kw.Body.Bytes()) {
+					t.Errorf("%s: bodies differ: %q vs %q", name, uw.Body, kw.Body)
+				}
+				if un != 1 || kn != 1 {
+					t.Errorf("%s: %d secret checks for the unknown MAC, %d for the wrong secret", name, un, kn)
+				}
+				if b.dir.lineCalls != 0 {
+					t.Errorf("%s: lines loaded before authentication", name)
+				}
+			}
+		}
 	}
 }

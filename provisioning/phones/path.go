@@ -13,7 +13,7 @@ type Kind int
 // The files served. Anything else a phone asks for (firmware, Polycom's
 // 000000000000.cfg, logs, directories) is not ours and gets a 404.
 const (
-	KindYealinkCommon Kind = iota + 1 // y0000000000xx.cfg: Yealink per-model common file
+	KindYealinkCommon Kind = iota + 1 // y000000000xxx.cfg: Yealink per-model common file
 	KindMACCfg                        // {mac}.cfg: Yealink device file or Polycom master config
 	KindPolycomPhone                  // {mac}-phone.xml: Polycom settings, named by the master config
 	KindGrandstream                   // cfg{mac}.xml
@@ -67,7 +67,8 @@ type File struct {
 	// MAC is the device the file is for; zero for KindYealinkCommon, whose
 	// device is known only from the credentials.
 	MAC MAC
-	// Model is the two-character Yealink model code of a common file.
+	// Model is the Yealink model id of a common file, in decimal without
+	// the padding zeros but at least two digits: "44", "108".
 	Model string
 }
 
@@ -89,12 +90,15 @@ func ParseFile(name string) (File, error) {
 	}
 	switch {
 	case strings.HasPrefix(name, "y") && strings.HasSuffix(name, ".cfg") && len(name) == len("y000000000000.cfg"):
-		if name[1:11] != "0000000000" {
+		// y + the model id zero-padded to 12 decimal digits: y000000000044.cfg,
+		// y000000000108.cfg (T4xU), y000000000124.cfg (T3x).
+		digits := name[1:13]
+		if !isDigits(digits) {
 			return bad()
 		}
-		model := name[11:13]
-		if !isLowerHex(model) {
-			return bad()
+		model := strings.TrimLeft(digits, "0")
+		if len(model) < 2 {
+			model = digits[10:] // ids are written with two digits at least
 		}
 		return File{Kind: KindYealinkCommon, Model: model}, nil
 	case strings.HasSuffix(name, "-phone.xml"):
@@ -126,7 +130,7 @@ func ParseFile(name string) (File, error) {
 func (f File) Name() string {
 	switch f.Kind {
 	case KindYealinkCommon:
-		return "y0000000000" + f.Model + ".cfg"
+		return "y" + strings.Repeat("0", max(0, 12-len(f.Model))) + f.Model + ".cfg"
 	case KindMACCfg:
 		return f.MAC.String() + ".cfg"
 	case KindPolycomPhone:
@@ -141,10 +145,9 @@ func (f File) Name() string {
 	return ""
 }
 
-func isLowerHex(s string) bool {
+func isDigits(s string) bool {
 	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+		if s[i] < '0' || s[i] > '9' {
 			return false
 		}
 	}

@@ -16,7 +16,12 @@ func TestParseFile(t *testing.T) {
 		{"001565abcdef.cfg", File{Kind: KindMACCfg, MAC: mac}},
 		{"001565ABCDEF.cfg", File{Kind: KindMACCfg, MAC: mac}},
 		{"y000000000044.cfg", File{Kind: KindYealinkCommon, Model: "44"}},
-		{"y0000000000a5.cfg", File{Kind: KindYealinkCommon, Model: "a5"}},
+		{"y000000000096.cfg", File{Kind: KindYealinkCommon, Model: "96"}},  // T54W
+		{"y000000000108.cfg", File{Kind: KindYealinkCommon, Model: "108"}}, // T46U, T48U, T43U
+		{"y000000000123.cfg", File{Kind: KindYealinkCommon, Model: "123"}},
+		{"y000000000124.cfg", File{Kind: KindYealinkCommon, Model: "124"}}, // T31, T33G
+		{"y000000000000.cfg", File{Kind: KindYealinkCommon, Model: "00"}},
+		{"y000000000005.cfg", File{Kind: KindYealinkCommon, Model: "05"}},
 		{"001565abcdef-phone.xml", File{Kind: KindPolycomPhone, MAC: mac}},
 		{"cfg001565abcdef.xml", File{Kind: KindGrandstream, MAC: mac}},
 		{"001565ABCDEF.xml", File{Kind: KindSnom, MAC: mac}},
@@ -29,7 +34,7 @@ func TestParseFile(t *testing.T) {
 	}
 	for _, name := range []string{
 		"", "000000000000.cfg", "001565abcdef", "001565abcdef.CFG", "00:15:65:ab:cd:ef.cfg",
-		"001565abcdef-license.cfg", "y000000000044.cf", "y1000000000044.cfg", "y0000000000AB.cfg",
+		"001565abcdef-license.cfg", "y000000000044.cf", "y1000000000044.cfg", "y0000000000AB.cfg", "y0000000000a5.cfg", "y00000000010g.cfg",
 		"cfg001565abcdef", "cfg001565abcdef.xml.bak", "SPA001565abcdef.xml", "snom370-001565ABCDEF.htm",
 		"../001565abcdef.cfg", "001565abcdef.cfg/", "sip.ld", "0015.65ab.cdef.cfg",
 	} {
@@ -59,7 +64,7 @@ func TestKindServes(t *testing.T) {
 }
 
 func FuzzParseFile(f *testing.F) {
-	for _, s := range []string{"001565abcdef.cfg", "y000000000044.cfg", "001565abcdef-phone.xml",
+	for _, s := range []string{"001565abcdef.cfg", "y000000000044.cfg", "y000000000108.cfg", "y000000000000.cfg", "001565abcdef-phone.xml",
 		"cfg001565abcdef.xml", "001565ABCDEF.xml", "spa001565abcdef.xml", "000000000000.cfg", "x"} {
 		f.Add(s)
 	}

@@ -179,14 +179,20 @@ func loadTemplates(s Settings, now time.Time) (*templateSet, error) {
 	var errs []error
 	for _, name := range names {
 		k := templateKinds[name]
-		dev := sampleDevice(k.vendor)
-		f := File{Kind: k.kind, MAC: dev.MAC, Model: "44"}
-		out, err := set.render(f, dev, now)
-		if err == nil {
-			err = CheckSyntax(name, out)
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("template %s: dry run: %w", name, err))
+		// A zone with DST and one without, so both branches of the time
+		// settings are tried.
+		for _, tz := range []string{"Europe/Paris", "Asia/Kolkata"} {
+			dev := sampleDevice(k.vendor)
+			dev.TimeZone = tz
+			f := File{Kind: k.kind, MAC: dev.MAC, Model: "44"}
+			out, err := set.render(f, dev, now)
+			if err == nil {
+				err = CheckSyntax(name, out)
+			}
+			if err != nil {
+				errs = append(errs, fmt.Errorf("template %s: dry run (%s): %w", name, tz, err))
+				break
+			}
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -255,6 +261,8 @@ func parseTemplate(name, text string) (*template.Template, error) {
 // implicitly (text/template), so every value that comes from a customer or a
 // password generator must go through one of them.
 var funcs = template.FuncMap{
+	// gs names the Grandstream P-values of an account slot (grandstream.go).
+	"gs": grandstreamSlot,
 	// xml escapes for element text and attribute values alike.
 	"xml": func(s string) string {
 		var b strings.Builder
@@ -359,7 +367,7 @@ func checkCfg(b []byte) error {
 func sampleDevice(v Vendor) Device {
 	return Device{
 		MAC: MAC{0x00, 0x15, 0x65, 0x12, 0x34, 0x56}, Vendor: v, Model: "sample",
-		DisplayName: "Sample <&> \"Name\" 'x'\ninjected", TimeZone: "Europe/Paris", Language: "fr",
+		DisplayName: "Sample <&> \"Name\" 'x'\ninjected", Language: "fr",
 		Active: true,
 		Lines: []Line{
 			{Key: 1, Extension: "100", Label: "L<1>&\ninjected", Domain: "sample.example.net", Username: "100", Password: `p&<>"'x`},

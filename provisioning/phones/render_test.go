@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -52,7 +53,7 @@ func testDevice(v Vendor) Device {
 
 // vendorFiles lists, per vendor, the files a device of that vendor fetches.
 var vendorFiles = map[Vendor][]File{
-	Yealink:     {{Kind: KindMACCfg}, {Kind: KindYealinkCommon, Model: "44"}},
+	Yealink:     {{Kind: KindMACCfg}, {Kind: KindYealinkCommon, Model: "44"}, {Kind: KindYealinkCommon, Model: "108"}, {Kind: KindYealinkCommon, Model: "124"}},
 	Polycom:     {{Kind: KindMACCfg}, {Kind: KindPolycomPhone}},
 	Grandstream: {{Kind: KindGrandstream}},
 	Snom:        {{Kind: KindSnom}},
@@ -71,8 +72,8 @@ var lineKeys = map[string]func(n int) (user, label, domain, password string){
 		return p + "auth.userId", p + "label", p + "server.1.address", p + "auth.password"
 	},
 	"grandstream/cfg.xml.tmpl": func(n int) (string, string, string, string) {
-		p := fmt.Sprintf("account.%d.", n)
-		return p + "sip.userid", p + "name", p + "sip.server.1.address", p + "sip.subscriber.password"
+		p := grandstreamP[n-1]
+		return p["user"], p["name"], p["server"], p["password"]
 	},
 	"snom/settings.xml.tmpl": func(n int) (string, string, string, string) {
 		s := fmt.Sprintf("#%d", n)
@@ -146,23 +147,46 @@ func parseSettings(t *testing.T, name string, b []byte) map[string]string {
 	}
 }
 
+// models are the phones whose files the golden files record, each with the
+// files it requests (a Yealink's common file is named by its model id, the
+// first field of its firmware version). The goldens are what is reviewed
+// against each vendor's documentation (cited in the templates).
+var models = []struct {
+	vendor Vendor
+	model  string
+	files  []File
+}{
+	{Yealink, "T54W", []File{{Kind: KindYealinkCommon, Model: "96"}, {Kind: KindMACCfg}}},
+	{Yealink, "T46U", []File{{Kind: KindYealinkCommon, Model: "108"}, {Kind: KindMACCfg}}},
+	{Yealink, "T31G", []File{{Kind: KindYealinkCommon, Model: "124"}, {Kind: KindMACCfg}}},
+	{Polycom, "VVX450", []File{{Kind: KindMACCfg}, {Kind: KindPolycomPhone}}},
+	{Grandstream, "GRP2614", []File{{Kind: KindGrandstream}}},
+	{Snom, "D785", []File{{Kind: KindSnom}}},
+	{Cisco, "SPA504G", []File{{Kind: KindCisco}}},
+}
+
 func TestRenderVendors(t *testing.T) {
 	t.Parallel()
 	r := newTestRenderer(t, testSettings())
-	for vendor, files := range vendorFiles {
-		for _, f := range files {
+	for _, pm := range models {
+		vendor := pm.vendor
+		for _, f := range pm.files {
 			dev := testDevice(vendor)
+			dev.Model = pm.model
 			if f.Kind != KindYealinkCommon {
 				f.MAC = dev.MAC
 			}
 			tmpl, _ := templateFor(f.Kind, vendor)
-			t.Run(string(vendor)+"/"+f.Name(), func(t *testing.T) {
+			t.Run(string(vendor)+"/"+pm.model+"/"+f.Name(), func(t *testing.T) {
 				t.Parallel()
 				out, err := r.Render(f, dev)
 				if err != nil {
 					t.Fatal(err)
 				}
-				golden(t, filepath.Join("testdata", string(vendor)+"-"+f.Name()+".golden"), out)
+				golden(t, filepath.Join("testdata", string(vendor)+"-"+pm.model+"-"+f.Name()+".golden"), out)
+				if !strings.HasPrefix(tmpl, "yealink/") {
+					xmllint(t, out)
+				}
 				m := parseSettings(t, tmpl, out)
 				if !strings.HasPrefix(tmpl, "yealink/") && bytes.Contains(out, []byte(dev.Lines[0].Password)) {
 					t.Error("raw password with XML metacharacters appears unescaped")
@@ -370,11 +394,12 @@ func TestOverrideAndReload(t *testing.T) {
 
 	// Broken overrides are refused at reload, and the working set stays.
 	for name, text := range map[string]string{
-		"cisco/spa.xml.tmpl":     "{{.Nope",                                                                              // parse error
-		"snom/settings.xml.tmpl": "<settings>{{.NoSuchField}}</settings>",                                                // execution error
-		"polycom/phone.xml.tmpl": `<polycomConfig>{{range .Accounts}}<reg p="{{.Password}}"/>{{end}}</polycomConfig>`,    // forgets to escape
-		"yealink/mac.cfg.tmpl":   "#!version:1.0.0.1\n{{range .Accounts}}account.{{.Index}}.label = {{.Label}}\n{{end}}", // forgets cfg
-		"yealink/typo.cfg.tmpl":  "#!version:1.0.0.1\n",                                                                  // unknown name
+		"cisco/spa.xml.tmpl":       "{{.Nope",                                                                                       // parse error
+		"snom/settings.xml.tmpl":   "<settings>{{.NoSuchField}}</settings>",                                                         // execution error
+		"polycom/phone.xml.tmpl":   `<polycomConfig>{{range .Accounts}}<reg p="{{.Password}}"/>{{end}}</polycomConfig>`,             // forgets to escape
+		"yealink/mac.cfg.tmpl":     "#!version:1.0.0.1\n{{range .Accounts}}account.{{.Index}}.label = {{.Label}}\n{{end}}",          // forgets cfg
+		"yealink/typo.cfg.tmpl":    "#!version:1.0.0.1\n",                                                                           // unknown name
+		"grandstream/cfg.xml.tmpl": "<gs>{{if .TZ.DST}}<P246>{{xml .TZ.POSIX}}</P246>{{else}}<P246>{{.TZ.Nope}}</P246>{{end}}</gs>", // breaks without DST only
 	} {
 		p := filepath.Join(dir, filepath.FromSlash(name))
 		old, _ := os.ReadFile(p)
@@ -428,5 +453,220 @@ func TestCheckSyntax(t *testing.T) {
 		if err := CheckSyntax(tc.name, []byte(tc.text)); (err == nil) != tc.ok {
 			t.Errorf("CheckSyntax(%s, %q) = %v", tc.name, tc.text, err)
 		}
+	}
+}
+
+// TestRenderTimeZones checks, per vendor, the time settings each file gives
+// for a northern and a southern DST zone and a half-hour zone without DST.
+func TestRenderTimeZones(t *testing.T) {
+	t.Parallel()
+	r := newTestRenderer(t, testSettings())
+	want := map[string]map[Vendor]map[string]string{
+		"Europe/Paris": {
+			Yealink: {"local_time.time_zone": "+1", "local_time.summer_time": "1", "local_time.dst_time_type": "1",
+				"local_time.start_time": "3/5/7/2", "local_time.end_time": "10/5/7/3", "local_time.offset_time": "60"},
+			Polycom: {"tcpIpApp.sntp.gmtOffset": "3600", "tcpIpApp.sntp.daylightSavings.enable": "1",
+				"tcpIpApp.sntp.daylightSavings.fixedDayEnable": "0",
+				"tcpIpApp.sntp.daylightSavings.start.month":    "3", "tcpIpApp.sntp.daylightSavings.start.dayOfWeek": "1",
+				"tcpIpApp.sntp.daylightSavings.start.dayOfWeek.lastInMonth": "1", "tcpIpApp.sntp.daylightSavings.start.time": "2",
+				"tcpIpApp.sntp.daylightSavings.stop.month": "10", "tcpIpApp.sntp.daylightSavings.stop.dayOfWeek": "1",
+				"tcpIpApp.sntp.daylightSavings.stop.dayOfWeek.lastInMonth": "1", "tcpIpApp.sntp.daylightSavings.stop.time": "3"},
+			Cisco: {"Time_Zone": "GMT+01:00", "Daylight_Saving_Time_Enable": "Yes",
+				"Daylight_Saving_Time_Rule": "start=3/-1/7/2;end=10/-1/7/3;save=1"},
+			Snom:        {"timezone": "FRA+1", "utc_offset": "3600"},
+			Grandstream: {gsTimeZoneKey: "CET-1CEST,M3.5.0,M10.5.0/3", "P64": "customize", "P143": "0"},
+		},
+		"America/New_York": {
+			Yealink: {"local_time.time_zone": "-5", "local_time.summer_time": "1",
+				"local_time.start_time": "3/2/7/2", "local_time.end_time": "11/1/7/2", "local_time.offset_time": "60"},
+			Polycom: {"tcpIpApp.sntp.gmtOffset": "-18000", "tcpIpApp.sntp.daylightSavings.enable": "1",
+				"tcpIpApp.sntp.daylightSavings.start.month": "3", "tcpIpApp.sntp.daylightSavings.start.date": "8",
+				"tcpIpApp.sntp.daylightSavings.start.dayOfWeek.lastInMonth": "0",
+				"tcpIpApp.sntp.daylightSavings.stop.month":                  "11", "tcpIpApp.sntp.daylightSavings.stop.date": "1",
+				"tcpIpApp.sntp.daylightSavings.stop.time": "2"},
+			Cisco: {"Time_Zone": "GMT-05:00", "Daylight_Saving_Time_Enable": "Yes",
+				"Daylight_Saving_Time_Rule": "start=3/8/7/2;end=11/1/7/2;save=1"},
+			Snom:        {"timezone": "USA-5", "utc_offset": "-18000"},
+			Grandstream: {gsTimeZoneKey: "EST5EDT,M3.2.0,M11.1.0"},
+		},
+		"Australia/Sydney": {
+			Yealink: {"local_time.time_zone": "+10", "local_time.summer_time": "1",
+				"local_time.start_time": "10/1/7/2", "local_time.end_time": "4/1/7/3"},
+			Polycom: {"tcpIpApp.sntp.gmtOffset": "36000", "tcpIpApp.sntp.daylightSavings.enable": "1",
+				"tcpIpApp.sntp.daylightSavings.start.month": "10", "tcpIpApp.sntp.daylightSavings.start.date": "1",
+				"tcpIpApp.sntp.daylightSavings.stop.month": "4", "tcpIpApp.sntp.daylightSavings.stop.date": "1",
+				"tcpIpApp.sntp.daylightSavings.stop.time": "3"},
+			Cisco: {"Time_Zone": "GMT+10:00", "Daylight_Saving_Time_Enable": "Yes",
+				"Daylight_Saving_Time_Rule": "start=10/1/7/2;end=4/1/7/3;save=1"},
+			Snom:        {"timezone": "AUS+10", "utc_offset": "36000"},
+			Grandstream: {gsTimeZoneKey: "AEST-10AEDT,M10.1.0,M4.1.0/3"},
+		},
+		"Asia/Kolkata": {
+			Yealink:     {"local_time.time_zone": "+5:30", "local_time.summer_time": "0"},
+			Polycom:     {"tcpIpApp.sntp.gmtOffset": "19800", "tcpIpApp.sntp.daylightSavings.enable": "0"},
+			Cisco:       {"Time_Zone": "GMT+05:30", "Daylight_Saving_Time_Enable": "No", "Daylight_Saving_Time_Rule": ""},
+			Snom:        {"timezone": "IND+5.5", "utc_offset": "19800"},
+			Grandstream: {gsTimeZoneKey: "IST-5:30"},
+		},
+	}
+	files := map[Vendor]Kind{Yealink: KindMACCfg, Polycom: KindPolycomPhone, Cisco: KindCisco, Snom: KindSnom, Grandstream: KindGrandstream}
+	for tz, vendors := range want {
+		for v, keys := range vendors {
+			dev := testDevice(v)
+			dev.TimeZone = tz
+			f := File{Kind: files[v], MAC: dev.MAC}
+			tmpl, _ := templateFor(f.Kind, v)
+			out, err := r.Render(f, dev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v != Yealink {
+				xmllint(t, out)
+			}
+			m := parseSettings(t, tmpl, out)
+			for k, w := range keys {
+				if got, ok := m[k]; !ok || got != w {
+					t.Errorf("%s %s: %s = %q (set %v), want %q", tz, v, k, got, ok, w)
+				}
+			}
+			if tz == "Asia/Kolkata" {
+				for _, k := range []string{"local_time.start_time", "tcpIpApp.sntp.daylightSavings.start.month"} {
+					if _, ok := m[k]; ok {
+						t.Errorf("%s %s: DST rule %s written for a zone without DST", tz, v, k)
+					}
+				}
+			}
+		}
+	}
+}
+
+// gsTimeZoneKey is the Grandstream setting holding the POSIX TZ string.
+const gsTimeZoneKey = "P246"
+
+// Snom reads port and transport from user_outbound only, so it is written
+// even when no outbound proxy is needed.
+func TestRenderSnomPortTransport(t *testing.T) {
+	t.Parallel()
+	dev := testDevice(Snom)
+	f := File{Kind: KindSnom, MAC: dev.MAC}
+	for _, tc := range []struct {
+		s              Settings
+		host, outbound string
+	}{
+		{Settings{Registrar: "acme.voip.example.net", Transport: TLS}, "acme.voip.example.net", "acme.voip.example.net:5061;transport=tls"},
+		{Settings{Registrar: "acme.voip.example.net", Transport: TCP, Port: 5080}, "acme.voip.example.net", "acme.voip.example.net:5080;transport=tcp"},
+		{Settings{Registrar: "acme.voip.example.net"}, "acme.voip.example.net", "acme.voip.example.net:5060;transport=udp"},
+		{Settings{Registrar: "sip.pbx.example.net", Transport: TCP}, "acme.voip.example.net", "sip.pbx.example.net:5060;transport=tcp"},
+	} {
+		out, err := newTestRenderer(t, tc.s).Render(f, dev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := parseSettings(t, "snom/settings.xml.tmpl", out)
+		if m["user_host#1"] != tc.host || m["user_outbound#1"] != tc.outbound {
+			t.Errorf("%+v: user_host %q user_outbound %q; want %q %q", tc.s, m["user_host#1"], m["user_outbound#1"], tc.host, tc.outbound)
+		}
+	}
+}
+
+// Every file the Polycom master config names is one pbxd serves, or none.
+func TestPolycomMasterNamesServedFiles(t *testing.T) {
+	t.Parallel()
+	r := newTestRenderer(t, testSettings())
+	dev := testDevice(Polycom)
+	out, err := r.Render(File{Kind: KindMACCfg, MAC: dev.MAC}, dev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := parseSettings(t, "polycom/master.cfg.tmpl", out)
+	for _, attr := range []string{"APP_FILE_PATH", "CONFIG_FILES", "MISC_FILES"} {
+		v, ok := m[attr]
+		if !ok {
+			t.Errorf("%s missing", attr)
+		}
+		for _, name := range strings.Split(v, ",") {
+			name = strings.TrimSpace(name)
+			if name == "" {
+				continue
+			}
+			if f, err := ParseFile(name); err != nil || !f.Kind.Serves(Polycom) {
+				t.Errorf("%s names %q, which pbxd does not serve to a Polycom", attr, name)
+			}
+		}
+	}
+}
+
+// The Grandstream file is the documented version 1 form: P-values only,
+// every account slot with its own, distinct numbers.
+func TestRenderGrandstreamPValues(t *testing.T) {
+	t.Parallel()
+	seen := map[string]int{}
+	for n := 1; n <= MaxLines; n++ {
+		p, err := grandstreamSlot(n)
+		if err != nil || len(p) != 11 {
+			t.Fatalf("slot %d: %v %v", n, p, err)
+		}
+		for _, v := range p {
+			if prev, dup := seen[v]; dup {
+				t.Errorf("%s used by slots %d and %d", v, prev, n)
+			}
+			seen[v] = n
+		}
+	}
+	if _, err := grandstreamSlot(MaxLines + 1); err == nil {
+		t.Error("slot beyond MaxLines accepted")
+	}
+	r := newTestRenderer(t, Settings{Registrar: "acme.voip.example.net", Transport: TLS, RegisterExpiry: 600})
+	dev := testDevice(Grandstream)
+	out, err := r.Render(File{Kind: KindGrandstream, MAC: dev.MAC}, dev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(out, []byte(`<config version="1">`)) || bytes.Contains(out, []byte("<item")) {
+		t.Errorf("not the P-value form:\n%s", out)
+	}
+	m := parseSettings(t, "grandstream/cfg.xml.tmpl", out)
+	for k, want := range map[string]string{
+		"P271": "1", "P47": "acme.voip.example.net:5061", "P35": "101", "P36": "101", "P3": "Alice & Bob",
+		"P31": "1", "P32": "10", "P130": "2", "P401": "1", "P404": "102", "P406": "s3cr3t]]>2", "P501": "0", "P1801": "0",
+	} {
+		if m[k] != want {
+			t.Errorf("%s = %q, want %q", k, m[k], want)
+		}
+	}
+}
+
+// xmllint checks b with libxml2's parser, stricter than encoding/xml (it
+// also checks the XML declaration and comments). scripts/deps test installs
+// it; a missing xmllint fails the test rather than skipping it, so the
+// check cannot silently stop running.
+func xmllint(t *testing.T, b []byte) {
+	t.Helper()
+	if out, err := runXMLLint(t, b); err != nil {
+		t.Errorf("xmllint: %v\n%s\n%s", err, out, b)
+	}
+}
+
+func runXMLLint(t *testing.T, b []byte) ([]byte, error) {
+	t.Helper()
+	path, err := exec.LookPath("xmllint")
+	if err != nil {
+		t.Fatalf("xmllint not found (Debian package libxml2-utils; scripts/deps test installs it): %v", err)
+	}
+	cmd := exec.Command(path, "--noout", "--nonet", "-")
+	cmd.Stdin = bytes.NewReader(b)
+	return cmd.CombinedOutput()
+}
+
+// The lint is not a formality: libxml2 refuses what encoding/xml lets by.
+func TestXMLLintCatchesErrors(t *testing.T) {
+	t.Parallel()
+	// A setting written twice: Polycom's attributes make it an easy slip.
+	bad := []byte("<?xml version=\"1.0\"?>\n<a x=\"1\" x=\"2\"/>\n")
+	if err := checkXML(bad); err != nil {
+		t.Fatalf("encoding/xml refuses it already: %v", err)
+	}
+	if _, err := runXMLLint(t, bad); err == nil {
+		t.Error("xmllint accepted an attribute set twice")
 	}
 }

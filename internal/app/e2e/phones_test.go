@@ -53,7 +53,9 @@ func TestPhoneProvisioningEndToEnd(t *testing.T) {
 	if status != 200 {
 		t.Fatalf("fetch: %d %s", status, body)
 	}
-	for _, want := range []string{"phones.voip.example.net", pw.Password, "account.1.user_name = " + ls[0].SIPUsername} {
+	// No time zone of its own: the account's (Europe/Paris), DST rule included.
+	for _, want := range []string{"phones.voip.example.net", pw.Password, "account.1.user_name = " + ls[0].SIPUsername,
+		"local_time.time_zone = +1\n", "local_time.start_time = 3/5/7/2\n", "local_time.end_time = 10/5/7/3\n"} {
 		if !strings.Contains(body, want) {
 			t.Fatalf("config lacks %q:\n%s", want, body)
 		}
@@ -75,7 +77,8 @@ func TestPhoneProvisioningEndToEnd(t *testing.T) {
 		t.Fatal("an unbound line's password is still served")
 	}
 	d.Op(t, 204, "DELETE", "/v1/accounts/"+acct+"/devices/"+created.Device.ID, nil)
-	if status, _ := fetchConfig(t, d, "805ec0aabbcc.cfg", "805ec0aabbcc", created.ProvisioningSecret); status != 404 {
+	// A removed device is an unknown MAC: the same 401 as a wrong secret.
+	if status, _ := fetchConfig(t, d, "805ec0aabbcc.cfg", "805ec0aabbcc", created.ProvisioningSecret); status != 401 {
 		t.Fatalf("removed device: %d", status)
 	}
 }
