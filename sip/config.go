@@ -65,14 +65,16 @@ type Config struct {
 	// ThrottleFailures failed authentications from one source IP within
 	// ThrottleWindow block that IP for ThrottleBlock: its REGISTERs are
 	// answered 403 without any digest work. ThrottleFailures 0 disables
-	// throttling. ThrottleMaxSources bounds the tracking table.
+	// throttling. ThrottleMaxSources bounds the tracking table (fixed
+	// memory, about 100 bytes a source; the least recently seen sources are
+	// forgotten first). IPv6 sources are grouped by /64.
 	ThrottleFailures   int
 	ThrottleWindow     time.Duration
 	ThrottleBlock      time.Duration
 	ThrottleMaxSources int
 
 	// SweepInterval is how often expired bindings are removed (and their
-	// registration events emitted) and throttle entries pruned.
+	// registration events emitted).
 	SweepInterval time.Duration
 	// FlushTimeout bounds how long Run waits at shutdown for the write-behind
 	// queue to reach the BindingStore.

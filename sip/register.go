@@ -113,7 +113,7 @@ func quote(s string) string {
 // answers exactly like a first challenge.
 func (r *Registrar) authFailed(req *sip.Request, realm, ip, user, why string, now time.Time) *sip.Response {
 	r.m.authFailures.Inc()
-	if r.thr.fail(ip, now) {
+	if r.thr.Fail(r.thr.SourceKey(ip), now) {
 		r.m.throttled.Inc()
 		r.log.Warn("sip source blocked after repeated authentication failures",
 			"source", ip, "block", r.cfg.ThrottleBlock, "last_user", user, "realm", realm)
@@ -137,7 +137,7 @@ func (r *Registrar) handleRegister(req *sip.Request) *sip.Response {
 	}
 	src := req.Source()
 	ip := sourceIP(src)
-	if r.thr.blocked(ip, now) {
+	if r.thr.Blocked(r.thr.SourceKey(ip), now) {
 		return r.reply(req, sip.StatusForbidden, "Forbidden", resultThrottled)
 	}
 	realm := strings.ToLower(req.Recipient.Host)

@@ -39,6 +39,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/pbxd/pbxd/internal/throttle"
 	"github.com/pbxd/pbxd/pbx"
 )
 
@@ -53,7 +54,7 @@ type Registrar struct {
 	events *eventQueue
 	nonces *noncer
 	nc     *ncTracker
-	thr    *throttle
+	thr    *throttle.Limiter
 	m      *metrics
 
 	tableMu sync.RWMutex
@@ -124,13 +125,14 @@ func New(cfg Config, store BindingStore, clock Clock, logger *slog.Logger, reg p
 		events: newEventQueue(cfg.EventBuffer),
 		nonces: newNoncer(cfg.Secret, cfg.NonceLifetime, binary.BigEndian.Uint64(seed[:])),
 		nc:     newNCTracker(cfg.NonceTrackerSize, now),
-		thr:    newThrottle(cfg),
-		byID:   make(map[string]*line),
-		byAOR:  make(map[string]*line),
+		thr: throttle.New(throttle.Config{Limit: cfg.ThrottleFailures, Window: cfg.ThrottleWindow,
+			Block: cfg.ThrottleBlock, Size: cfg.ThrottleMaxSources}),
+		byID:  make(map[string]*line),
+		byAOR: make(map[string]*line),
 	}
 	r.m = newMetrics(reg,
 		func() float64 { return float64(r.active.Load()) },
-		func() float64 { return float64(r.thr.blockedCount(r.clock.Now())) })
+		func() float64 { return float64(r.thr.BlockedCount(r.clock.Now())) })
 	r.wb = newWriteBehind(store, logger, r.m)
 
 	quiet := slog.New(debugOnly{logger.Handler()}).With("component", "sipgo")
@@ -392,11 +394,10 @@ func (r *Registrar) sweepLoop(ctx context.Context) {
 }
 
 // Sweep removes expired bindings now (Run does it every
-// Config.SweepInterval) and prunes the throttle table. It returns the number
+// Config.SweepInterval). It returns the number
 // of bindings removed.
 func (r *Registrar) Sweep() int {
 	now := r.clock.Now()
-	r.thr.prune(now)
 	r.tableMu.RLock()
 	ids := make([]string, 0, len(r.byID))
 	ls := make([]*line, 0, len(r.byID))
