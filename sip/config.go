@@ -62,16 +62,20 @@ type Config struct {
 	// address changed must not be locked out until its old binding expires).
 	MaxContacts int
 
-	// ThrottleFailures failed authentications from one source IP within
-	// ThrottleWindow block that IP for ThrottleBlock: its REGISTERs are
-	// answered 403 without any digest work. ThrottleFailures 0 disables
-	// throttling. ThrottleMaxSources bounds the tracking table (fixed
+	// ThrottleFailures failed authentications for one user from one source
+	// IP within ThrottleWindow block that user from that IP for
+	// ThrottleBlock: its REGISTERs are answered 403 without any digest work.
+	// Phones behind the same NAT with the right password are unaffected.
+	// ThrottleSourceFailures failures for any users block the whole source
+	// (scanners). Only failures that echo a nonce issued to the source
+	// count. 0 disables the respective block. ThrottleMaxSources bounds the tracking table (fixed
 	// memory, about 100 bytes a source; the least recently seen sources are
 	// forgotten first). IPv6 sources are grouped by /64.
-	ThrottleFailures   int
-	ThrottleWindow     time.Duration
-	ThrottleBlock      time.Duration
-	ThrottleMaxSources int
+	ThrottleFailures       int
+	ThrottleSourceFailures int
+	ThrottleWindow         time.Duration
+	ThrottleBlock          time.Duration
+	ThrottleMaxSources     int
 
 	// SweepInterval is how often expired bindings are removed (and their
 	// registration events emitted).
@@ -91,22 +95,23 @@ type Config struct {
 // and TCP). The Secret is left empty: the daemon must supply one.
 func DefaultConfig() Config {
 	return Config{
-		UDPListen:          "127.0.0.1:5060",
-		TCPListen:          "127.0.0.1:5060",
-		NonceLifetime:      5 * time.Minute,
-		NonceTrackerSize:   200_000,
-		MinExpires:         60 * time.Second,
-		MaxExpires:         2 * time.Hour,
-		DefaultExpires:     time.Hour,
-		MaxContacts:        3,
-		ThrottleFailures:   20,
-		ThrottleWindow:     time.Minute,
-		ThrottleBlock:      10 * time.Minute,
-		ThrottleMaxSources: 100_000,
-		SweepInterval:      5 * time.Second,
-		FlushTimeout:       10 * time.Second,
-		EventBuffer:        1024,
-		UserAgent:          "pbxd",
+		UDPListen:              "127.0.0.1:5060",
+		TCPListen:              "127.0.0.1:5060",
+		NonceLifetime:          5 * time.Minute,
+		NonceTrackerSize:       200_000,
+		MinExpires:             60 * time.Second,
+		MaxExpires:             2 * time.Hour,
+		DefaultExpires:         time.Hour,
+		MaxContacts:            3,
+		ThrottleFailures:       20,
+		ThrottleSourceFailures: 100,
+		ThrottleWindow:         time.Minute,
+		ThrottleBlock:          10 * time.Minute,
+		ThrottleMaxSources:     100_000,
+		SweepInterval:          5 * time.Second,
+		FlushTimeout:           10 * time.Second,
+		EventBuffer:            1024,
+		UserAgent:              "pbxd",
 	}
 }
 
@@ -146,10 +151,10 @@ func (c Config) Validate() error {
 	if c.MaxContacts < 1 {
 		bad("sip: max contacts %d below 1", c.MaxContacts)
 	}
-	if c.ThrottleFailures < 0 {
-		bad("sip: throttle failures %d negative", c.ThrottleFailures)
+	if c.ThrottleFailures < 0 || c.ThrottleSourceFailures < 0 {
+		bad("sip: throttle failures %d, %d per source negative", c.ThrottleFailures, c.ThrottleSourceFailures)
 	}
-	if c.ThrottleFailures > 0 && (c.ThrottleWindow <= 0 || c.ThrottleBlock <= 0 || c.ThrottleMaxSources < 1) {
+	if (c.ThrottleFailures > 0 || c.ThrottleSourceFailures > 0) && (c.ThrottleWindow <= 0 || c.ThrottleBlock <= 0 || c.ThrottleMaxSources < 1) {
 		bad("sip: throttling needs a positive window, block duration and source table size")
 	}
 	if c.SweepInterval <= 0 {

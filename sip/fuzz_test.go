@@ -2,11 +2,14 @@ package sip
 
 import (
 	"context"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/pbxd/pbxd/internal/throttle"
 )
 
 func FuzzParseAuthorization(f *testing.F) {
@@ -40,12 +43,15 @@ func FuzzParseAuthorization(f *testing.F) {
 func FuzzNonceCheck(f *testing.F) {
 	n := newNoncer([]byte("0123456789abcdef"), time.Minute, 1)
 	now := time.Unix(1_800_000_000, 0)
-	f.Add(n.mint(now, "acme.example"), "acme.example", int64(0))
-	f.Add(n.mint(now, "acme.example"), "other.example", int64(10))
-	f.Add(strings.Repeat("A", nonceLen), "acme.example", int64(0))
-	f.Add("", "", int64(-5))
-	f.Fuzz(func(t *testing.T, nonce, realm string, offset int64) {
-		st, _ := n.check(now.Add(time.Duration(offset)*time.Second), nonce, realm)
+	src := throttle.Source("192.0.2.1")
+	f.Add(n.mint(now, src, "acme.example"), "192.0.2.1", "acme.example", int64(0))
+	f.Add(n.mint(now, src, "acme.example"), "192.0.2.2", "acme.example", int64(0))
+	f.Add(n.mint(now, src, "acme.example"), "192.0.2.1", "other.example", int64(10))
+	f.Add(strings.Repeat("A", nonceLen), "", "acme.example", int64(0))
+	f.Add("", "", "", int64(-5))
+	f.Fuzz(func(t *testing.T, nonce, ip, realm string, offset int64) {
+		from := throttle.Source(ip)
+		st, _ := n.check(now.Add(time.Duration(offset)*time.Second), nonce, from, realm)
 		if st == nonceInvalid {
 			return
 		}
@@ -53,9 +59,17 @@ func FuzzNonceCheck(f *testing.F) {
 		if len(nonce) != nonceLen {
 			t.Fatalf("accepted nonce of length %d", len(nonce))
 		}
-		fresh := n.mint(now, realm)
-		if st2, _ := n.check(now, fresh, realm); st2 != nonceValid {
+		fresh := n.mint(now, from, realm)
+		if st2, _ := n.check(now, fresh, from, realm); st2 != nonceValid {
 			t.Fatal("own nonce rejected")
+		}
+		// It is bound to the address it was issued to.
+		other := netip.AddrFrom4([4]byte{198, 51, 100, 7})
+		if other == from {
+			other = netip.AddrFrom4([4]byte{198, 51, 100, 8})
+		}
+		if st2, _ := n.check(now, fresh, other, realm); st2 != nonceInvalid {
+			t.Fatalf("nonce for %v accepted from %v", from, other)
 		}
 	})
 }

@@ -2,11 +2,14 @@ package sip
 
 import (
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/pbxd/pbxd/internal/throttle"
 )
 
 // dummy HA1 values hashed for unknown users, so that they cost the same as
@@ -79,9 +82,9 @@ func (r *Registrar) reply(req *sip.Request, code int, reason, result string) *si
 // first: RFC 8760 lets the client take the first algorithm it supports,
 // and most deployed phones (and sipp) only read the first challenge, so
 // the SHA-256 offer follows for clients that prefer it.
-func (r *Registrar) challenge(req *sip.Request, realm string, now time.Time, stale bool, result string) *sip.Response {
+func (r *Registrar) challenge(req *sip.Request, realm string, src netip.Addr, now time.Time, stale bool, result string) *sip.Response {
 	res := r.reply(req, sip.StatusUnauthorized, "Unauthorized", result)
-	nonce := r.nonces.mint(now, realm)
+	nonce := r.nonces.mint(now, src, realm)
 	q := quote(realm)
 	st := ""
 	if stale {
@@ -109,18 +112,27 @@ func quote(s string) string {
 	return b.String()
 }
 
-// authFailed counts a failed authentication from ip, may block it, and
-// answers exactly like a first challenge.
-func (r *Registrar) authFailed(req *sip.Request, realm, ip, user, why string, now time.Time) *sip.Response {
+// authFailed answers a failed authentication exactly like a first
+// challenge. proven failures (the request echoed a nonce issued to its
+// source, so the source receives our answers and is not spoofed) count
+// against source+user and, with a higher ceiling for scanners trying many
+// users, against the source alone; others cannot lock anyone out.
+func (r *Registrar) authFailed(req *sip.Request, realm, ip string, src netip.Addr, user, why string, proven bool, now time.Time) *sip.Response {
 	r.m.authFailures.Inc()
-	if r.thr.Fail(r.thr.SourceKey(ip), now) {
-		r.m.throttled.Inc()
-		r.log.Warn("sip source blocked after repeated authentication failures",
-			"source", ip, "block", r.cfg.ThrottleBlock, "last_user", user, "realm", realm)
-	} else {
-		r.log.Debug("sip authentication failed", "source", ip, "user", user, "realm", realm, "reason", why)
+	if proven {
+		if r.thrUser.Fail(r.thrUser.SourceKey(ip, realm, user), now) {
+			r.m.throttled.Inc()
+			r.log.Warn("sip source blocked for a user after repeated authentication failures",
+				"source", ip, "user", user, "realm", realm, "block", r.cfg.ThrottleBlock)
+		}
+		if r.thrSrc.Fail(r.thrSrc.SourceKey(ip), now) {
+			r.m.throttled.Inc()
+			r.log.Warn("sip source blocked after repeated authentication failures",
+				"source", ip, "block", r.cfg.ThrottleBlock, "last_user", user, "realm", realm)
+		}
 	}
-	return r.challenge(req, realm, now, false, resultUnauthorized)
+	r.log.Debug("sip authentication failed", "source", ip, "user", user, "realm", realm, "reason", why, "counted", proven)
+	return r.challenge(req, realm, src, now, false, resultUnauthorized)
 }
 
 // handleRegister processes one REGISTER and returns the response to send.
@@ -137,10 +149,11 @@ func (r *Registrar) handleRegister(req *sip.Request) *sip.Response {
 	}
 	src := req.Source()
 	ip := sourceIP(src)
-	if r.thr.Blocked(r.thr.SourceKey(ip), now) {
+	srcAddr := throttle.Source(ip)
+	realm := strings.ToLower(req.Recipient.Host)
+	if r.thrSrc.Blocked(r.thrSrc.SourceKey(ip), now) || r.thrUser.Blocked(r.thrUser.SourceKey(ip, realm, user), now) {
 		return r.reply(req, sip.StatusForbidden, "Forbidden", resultThrottled)
 	}
-	realm := strings.ToLower(req.Recipient.Host)
 
 	// Credentials for our realm, if any.
 	var cred credentials
@@ -156,15 +169,15 @@ func (r *Registrar) handleRegister(req *sip.Request) *sip.Response {
 		}
 	}
 	if !found {
-		return r.challenge(req, realm, now, false, resultChallenge)
+		return r.challenge(req, realm, srcAddr, now, false, resultChallenge)
 	}
 
-	status, issued := r.nonces.check(now, cred.Nonce, realm)
+	status, issued := r.nonces.check(now, cred.Nonce, srcAddr, realm)
 	switch status {
 	case nonceStale:
-		return r.challenge(req, realm, now, true, resultStale)
-	case nonceInvalid:
-		return r.authFailed(req, realm, ip, user, "nonce", now)
+		return r.challenge(req, realm, srcAddr, now, true, resultStale)
+	case nonceInvalid: // forged, or issued to another address: proves nothing
+		return r.authFailed(req, realm, ip, srcAddr, user, "nonce", false, now)
 	}
 
 	alg := algMD5
@@ -173,12 +186,12 @@ func (r *Registrar) handleRegister(req *sip.Request) *sip.Response {
 	case strings.EqualFold(cred.Algorithm, algSHA256):
 		alg = algSHA256
 	default:
-		return r.authFailed(req, realm, ip, user, "algorithm", now)
+		return r.authFailed(req, realm, ip, srcAddr, user, "algorithm", true, now)
 	}
 	nc, ncOK := parseNC(cred.NC)
 	if !strings.EqualFold(cred.QOP, "auth") || !ncOK || cred.Cnonce == "" ||
 		(cred.Userhash != "" && !strings.EqualFold(cred.Userhash, "false")) {
-		return r.authFailed(req, realm, ip, user, "digest parameters", now)
+		return r.authFailed(req, realm, ip, srcAddr, user, "digest parameters", true, now)
 	}
 
 	// Look the line up; unknown users cost the same hashing as known ones.
@@ -211,14 +224,14 @@ func (r *Registrar) handleRegister(req *sip.Request) *sip.Response {
 	}
 	want := digestResponse(alg, strings.ToLower(ha1), string(req.Method), cred.URI, cred.Nonce, cred.NC, cred.Cnonce, cred.QOP)
 	if !lineOK || !equalHex(want, cred.Response) || cred.Username != user || !digestURIMatches(cred.URI, realm) {
-		return r.authFailed(req, realm, ip, user, "credentials", now)
+		return r.authFailed(req, realm, ip, srcAddr, user, "credentials", true, now)
 	}
 	ok, stale := r.nc.use(cred.Nonce, issued, nc, now)
 	if stale {
-		return r.challenge(req, realm, now, true, resultStale)
+		return r.challenge(req, realm, srcAddr, now, true, resultStale)
 	}
 	if !ok {
-		return r.authFailed(req, realm, ip, user, "nonce count replay", now)
+		return r.authFailed(req, realm, ip, srcAddr, user, "nonce count replay", true, now)
 	}
 	if suspended {
 		r.log.Debug("sip register refused: line suspended", "line", lineID, "source", ip)

@@ -364,7 +364,7 @@ func TestThrottle(t *testing.T) {
 	if res := other.register(t, b.r, other.contactHdr("")...); res.StatusCode != 200 {
 		t.Fatalf("other source: %d", res.StatusCode)
 	}
-	if b.r.thr.BlockedCount(b.clock.Now()) != 1 {
+	if b.r.thrUser.BlockedCount(b.clock.Now()) != 1 {
 		t.Fatal("blocked gauge")
 	}
 	b.clock.Advance(5*time.Minute + time.Second)

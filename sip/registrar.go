@@ -12,8 +12,10 @@
 //     unsupported digest parameters all get the same 401 with a fresh
 //     challenge (same headers, stale=false), after the same amount of
 //     hashing, so none of them reveals whether a user exists;
-//   - a source IP with too many such failures is blocked and answered 403
-//     (result "throttled") without digest work;
+//   - a source IP with too many such failures for one user (or, with a
+//     higher ceiling, for any users) is blocked and answered 403 (result
+//     "throttled") without digest work; only failures echoing a nonce
+//     issued to that source count, so spoofed packets block nobody;
 //   - a suspended line that authenticates correctly gets 403;
 //   - same Call-ID with a CSeq not higher than the binding's gets 500
 //     (RFC 3261 §10.3 step 7: "the update MUST be aborted");
@@ -46,16 +48,17 @@ import (
 // Registrar is the built-in SIP registrar. It implements pbx.Backend.
 // Create it with New, then call Run.
 type Registrar struct {
-	cfg    Config
-	clock  Clock
-	log    *slog.Logger
-	store  BindingStore
-	wb     *writeBehind
-	events *eventQueue
-	nonces *noncer
-	nc     *ncTracker
-	thr    *throttle.Limiter
-	m      *metrics
+	cfg     Config
+	clock   Clock
+	log     *slog.Logger
+	store   BindingStore
+	wb      *writeBehind
+	events  *eventQueue
+	nonces  *noncer
+	nc      *ncTracker
+	thrUser *throttle.Limiter // failures per source + user
+	thrSrc  *throttle.Limiter // failures per source, any user (scanners)
+	m       *metrics
 
 	tableMu sync.RWMutex
 	byID    map[string]*line
@@ -125,14 +128,19 @@ func New(cfg Config, store BindingStore, clock Clock, logger *slog.Logger, reg p
 		events: newEventQueue(cfg.EventBuffer),
 		nonces: newNoncer(cfg.Secret, cfg.NonceLifetime, binary.BigEndian.Uint64(seed[:])),
 		nc:     newNCTracker(cfg.NonceTrackerSize, now),
-		thr: throttle.New(throttle.Config{Limit: cfg.ThrottleFailures, Window: cfg.ThrottleWindow,
+		thrUser: throttle.New(throttle.Config{Limit: cfg.ThrottleFailures, Window: cfg.ThrottleWindow,
+			Block: cfg.ThrottleBlock, Size: cfg.ThrottleMaxSources}),
+		thrSrc: throttle.New(throttle.Config{Limit: cfg.ThrottleSourceFailures, Window: cfg.ThrottleWindow,
 			Block: cfg.ThrottleBlock, Size: cfg.ThrottleMaxSources}),
 		byID:  make(map[string]*line),
 		byAOR: make(map[string]*line),
 	}
 	r.m = newMetrics(reg,
 		func() float64 { return float64(r.active.Load()) },
-		func() float64 { return float64(r.thr.BlockedCount(r.clock.Now())) })
+		func() float64 {
+			now := r.clock.Now()
+			return float64(r.thrUser.BlockedCount(now) + r.thrSrc.BlockedCount(now))
+		})
 	r.wb = newWriteBehind(store, logger, r.m)
 
 	quiet := slog.New(debugOnly{logger.Handler()}).With("component", "sipgo")

@@ -99,11 +99,13 @@ type SIP struct {
 	DefaultExpires Duration `yaml:"default_expires"`
 	NonceLifetime  Duration `yaml:"nonce_lifetime"`
 	MaxContacts    int      `yaml:"max_contacts"`
-	// Throttle blocks a source after ThrottleFailures auth failures within
-	// ThrottleWindow, for ThrottleBlock.
-	ThrottleFailures int      `yaml:"throttle_failures"`
-	ThrottleWindow   Duration `yaml:"throttle_window"`
-	ThrottleBlock    Duration `yaml:"throttle_block"`
+	// Throttle blocks a user from a source after ThrottleFailures auth
+	// failures within ThrottleWindow, for ThrottleBlock; a source failing
+	// ThrottleSourceFailures times for any users is blocked altogether.
+	ThrottleFailures       int      `yaml:"throttle_failures"`
+	ThrottleSourceFailures int      `yaml:"throttle_source_failures"`
+	ThrottleWindow         Duration `yaml:"throttle_window"`
+	ThrottleBlock          Duration `yaml:"throttle_block"`
 }
 
 // Asterisk configures the ARI backend.
@@ -440,6 +442,12 @@ func (c *Config) Validate() error {
 	}
 	if c.SIP.MaxContacts < 1 {
 		bad("sip.max_contacts", "must be at least 1")
+	}
+	if c.SIP.ThrottleFailures < 0 {
+		bad("sip.throttle_failures", "must not be negative (0 disables)")
+	}
+	if c.SIP.ThrottleSourceFailures < 0 {
+		bad("sip.throttle_source_failures", "must not be negative (0 disables)")
 	}
 	if c.Reconciler.Concurrency < 1 || c.Reconciler.Concurrency > 256 {
 		bad("reconciler.concurrency", "must be between 1 and 256")
