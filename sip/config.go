@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"time"
 )
 
@@ -87,6 +88,16 @@ type Config struct {
 	// coalesced per line behind it, so a slow consumer delays events but
 	// never loses the latest state of a line nor blocks REGISTER handling.
 	EventBuffer int
+	// DigestAlgorithms are the digest algorithms offered in challenges, in
+	// order (RFC 8760: one WWW-Authenticate each), and the only ones
+	// accepted: "MD5", "SHA-256". Default MD5 only: Debian's baresip (libre
+	// 1.1.0) fails on any SHA-256 challenge even after an MD5 one, and
+	// several desk phones read only the last challenge.
+	DigestAlgorithms []string
+	// DomainDigestAlgorithms overrides DigestAlgorithms for a SIP domain
+	// (an account), e.g. SHA-256 only for an account whose phones support
+	// it. Keys are matched case-insensitively.
+	DomainDigestAlgorithms map[string][]string
 	// UserAgent is the Server header value sent in responses.
 	UserAgent string
 }
@@ -112,6 +123,7 @@ func DefaultConfig() Config {
 		FlushTimeout:           10 * time.Second,
 		EventBuffer:            1024,
 		UserAgent:              "pbxd",
+		DigestAlgorithms:       []string{algMD5},
 	}
 }
 
@@ -157,6 +169,14 @@ func (c Config) Validate() error {
 	if (c.ThrottleFailures > 0 || c.ThrottleSourceFailures > 0) && (c.ThrottleWindow <= 0 || c.ThrottleBlock <= 0 || c.ThrottleMaxSources < 1) {
 		bad("sip: throttling needs a positive window, block duration and source table size")
 	}
+	if err := checkAlgorithms(c.DigestAlgorithms); err != nil {
+		bad("sip: digest algorithms: %w", err)
+	}
+	for d, algs := range c.DomainDigestAlgorithms {
+		if err := checkAlgorithms(algs); err != nil {
+			bad("sip: digest algorithms of %s: %w", d, err)
+		}
+	}
 	if c.SweepInterval <= 0 {
 		bad("sip: sweep interval must be positive")
 	}
@@ -167,4 +187,35 @@ func (c Config) Validate() error {
 		bad("sip: event buffer negative")
 	}
 	return errors.Join(errs...)
+}
+
+// checkAlgorithms accepts a non-empty list of distinct supported digest
+// algorithms (case-insensitive).
+func checkAlgorithms(algs []string) error {
+	if len(algs) == 0 {
+		return errors.New("none offered")
+	}
+	seen := map[string]bool{}
+	for _, a := range algs {
+		n := canonicalAlg(a)
+		if n == "" {
+			return fmt.Errorf("%q is not MD5 or SHA-256", a)
+		}
+		if seen[n] {
+			return fmt.Errorf("%s listed twice", n)
+		}
+		seen[n] = true
+	}
+	return nil
+}
+
+// canonicalAlg returns algMD5 or algSHA256 for a, "" for anything else.
+func canonicalAlg(a string) string {
+	switch {
+	case strings.EqualFold(a, algMD5):
+		return algMD5
+	case strings.EqualFold(a, algSHA256):
+		return algSHA256
+	}
+	return ""
 }

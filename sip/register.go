@@ -3,6 +3,7 @@ package sip
 import (
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -78,10 +79,9 @@ func (r *Registrar) reply(req *sip.Request, code int, reason, result string) *si
 	return res
 }
 
-// challenge answers 401 with one WWW-Authenticate per algorithm. MD5 comes
-// first: RFC 8760 lets the client take the first algorithm it supports,
-// and most deployed phones (and sipp) only read the first challenge, so
-// the SHA-256 offer follows for clients that prefer it.
+// challenge answers 401 with one WWW-Authenticate per algorithm offered
+// for realm, in the configured order (RFC 8760 lets the client take the
+// first it supports).
 func (r *Registrar) challenge(req *sip.Request, realm string, src netip.Addr, now time.Time, stale bool, result string) *sip.Response {
 	res := r.reply(req, sip.StatusUnauthorized, "Unauthorized", result)
 	nonce := r.nonces.mint(now, src, realm)
@@ -90,9 +90,18 @@ func (r *Registrar) challenge(req *sip.Request, realm string, src netip.Addr, no
 	if stale {
 		st = ", stale=true"
 	}
-	res.AppendHeader(sip.NewHeader("WWW-Authenticate", `Digest realm=`+q+`, nonce="`+nonce+`", algorithm=MD5, qop="auth"`+st))
-	res.AppendHeader(sip.NewHeader("WWW-Authenticate", `Digest realm=`+q+`, nonce="`+nonce+`", algorithm=SHA-256, qop="auth"`+st))
+	for _, alg := range r.algorithms(realm) {
+		res.AppendHeader(sip.NewHeader("WWW-Authenticate", `Digest realm=`+q+`, nonce="`+nonce+`", algorithm=`+alg+`, qop="auth"`+st))
+	}
 	return res
+}
+
+// algorithms returns the digest algorithms offered and accepted for realm.
+func (r *Registrar) algorithms(realm string) []string {
+	if algs, ok := r.domainAlgs[realm]; ok {
+		return algs
+	}
+	return r.algs
 }
 
 // quote makes a quoted-string.
@@ -180,12 +189,11 @@ func (r *Registrar) handleRegister(req *sip.Request) *sip.Response {
 		return r.authFailed(req, realm, ip, srcAddr, user, "nonce", false, now)
 	}
 
-	alg := algMD5
-	switch {
-	case cred.Algorithm == "" || strings.EqualFold(cred.Algorithm, algMD5):
-	case strings.EqualFold(cred.Algorithm, algSHA256):
-		alg = algSHA256
-	default:
+	alg := algMD5 // RFC 7616 §3.4: absent means MD5
+	if cred.Algorithm != "" {
+		alg = canonicalAlg(cred.Algorithm)
+	}
+	if alg == "" || !slices.Contains(r.algorithms(realm), alg) {
 		return r.authFailed(req, realm, ip, srcAddr, user, "algorithm", true, now)
 	}
 	nc, ncOK := parseNC(cred.NC)

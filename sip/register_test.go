@@ -25,7 +25,7 @@ func TestRegisterDigest(t *testing.T) {
 	for _, alg := range []string{algMD5, algSHA256} {
 		t.Run(alg, func(t *testing.T) {
 			t.Parallel()
-			b := setup(t, nil)
+			b := setup(t, func(c *Config) { c.DigestAlgorithms = []string{algMD5, algSHA256} })
 			if err := b.r.Apply(context.Background(), lineCfg("L1", "100", dom, "secret-pw")); err != nil {
 				t.Fatal(err)
 			}
@@ -81,6 +81,46 @@ func normalize(s string) string {
 	s = regexp.MustCompile(`tag=[^;\r\n>]+`).ReplaceAllString(s, `tag=X`)
 	s = regexp.MustCompile(`(?m)^(Via|From|Call-ID|CSeq|To):.*$`).ReplaceAllString(s, `$1: X`)
 	return s
+}
+
+// MD5 only by default (baresip fails on any SHA-256 challenge); SHA-256
+// opt-in per instance and per account (domain); an algorithm not offered
+// is refused.
+func TestDigestAlgorithms(t *testing.T) {
+	t.Parallel()
+	const shaDom = "sha.example.net"
+	b := setup(t, func(c *Config) {
+		c.DomainDigestAlgorithms = map[string][]string{"SHA.example.net": {"sha-256", "md5"}}
+	})
+	_ = b.r.Apply(context.Background(), lineCfg("L1", "100", dom, "pw"))
+	_ = b.r.Apply(context.Background(), lineCfg("L2", "200", shaDom, "pw"))
+	algs := func(res interface{ String() string }) []string {
+		return regexp.MustCompile(`algorithm=([A-Z0-9-]+)`).FindAllString(res.String(), -1)
+	}
+	p := newPhone("100", "pw", dom)
+	ch := b.r.handleRegister(p.request(t))
+	if got := algs(ch); len(got) != 1 || got[0] != "algorithm=MD5" {
+		t.Fatalf("default challenge offers %v", got)
+	}
+	p.alg = algSHA256 // answers an algorithm it was not offered
+	if res := b.r.handleRegister(p.request(t, p.authHeader(challengeNonce(t, ch, algMD5), 1))); res.StatusCode != 401 {
+		t.Fatalf("SHA-256 answer to an MD5-only challenge: %d", res.StatusCode)
+	}
+	q := newPhone("200", "pw", shaDom)
+	if got := algs(b.r.handleRegister(q.request(t))); len(got) != 2 || got[0] != "algorithm=SHA-256" || got[1] != "algorithm=MD5" {
+		t.Fatalf("per-domain challenge offers %v", got)
+	}
+	q.alg = algSHA256
+	if res := q.register(t, b.r, q.contactHdr("")...); res.StatusCode != 200 {
+		t.Fatalf("SHA-256 on its domain: %d", res.StatusCode)
+	}
+	for _, bad := range [][]string{{}, {"SHA-512"}, {"MD5", "md5"}} {
+		cfg := testConfig()
+		cfg.DigestAlgorithms = bad
+		if cfg.Validate() == nil {
+			t.Errorf("digest algorithms %q accepted", bad)
+		}
+	}
 }
 
 func TestWrongPasswordAndUnknownUserLookTheSame(t *testing.T) {

@@ -3,9 +3,10 @@
 //
 // Lines arrive through Apply (from the reconciler) and are indexed by
 // (SIP domain, username). Phones REGISTER with digest authentication (MD5
-// and SHA-256, qop=auth) checked against the stored HA1 values; bindings
-// live in memory, are persisted through a write-behind BindingStore, expire
-// on a timer and are reported as pbx.RegistrationEvents.
+// and SHA-256 as configured, qop=auth) checked against the stored HA1
+// values; bindings live in memory, are persisted through a write-behind
+// BindingStore, expire on a timer and are reported as
+// pbx.RegistrationEvents.
 //
 // Answers chosen where RFC 3261 leaves room (see the tests for each):
 //   - unknown domain, unknown user, wrong password, replayed nonce count and
@@ -58,7 +59,11 @@ type Registrar struct {
 	nc      *ncTracker
 	thrUser *throttle.Limiter // failures per source + user
 	thrSrc  *throttle.Limiter // failures per source, any user (scanners)
-	m       *metrics
+	// algs and domainAlgs are Config.DigestAlgorithms and
+	// DomainDigestAlgorithms, canonical, domains in lower case.
+	algs       []string
+	domainAlgs map[string][]string
+	m          *metrics
 
 	tableMu sync.RWMutex
 	byID    map[string]*line
@@ -142,6 +147,18 @@ func New(cfg Config, store BindingStore, clock Clock, logger *slog.Logger, reg p
 			return float64(r.thrUser.BlockedCount(now) + r.thrSrc.BlockedCount(now))
 		})
 	r.wb = newWriteBehind(store, logger, r.m)
+	canon := func(algs []string) []string {
+		out := make([]string, len(algs))
+		for i, a := range algs {
+			out[i] = canonicalAlg(a)
+		}
+		return out
+	}
+	r.algs = canon(cfg.DigestAlgorithms)
+	r.domainAlgs = make(map[string][]string, len(cfg.DomainDigestAlgorithms))
+	for d, algs := range cfg.DomainDigestAlgorithms {
+		r.domainAlgs[strings.ToLower(d)] = canon(algs)
+	}
 
 	quiet := slog.New(debugOnly{logger.Handler()}).With("component", "sipgo")
 	ua, err := sipgo.NewUA(

@@ -64,6 +64,7 @@ func (a *App) buildRegistrar(cfg *config.Config) (*sip.Registrar, error) {
 	sc.MaxContacts = cfg.SIP.MaxContacts
 	sc.ThrottleFailures, sc.ThrottleWindow, sc.ThrottleBlock = cfg.SIP.ThrottleFailures, cfg.SIP.ThrottleWindow.D(), cfg.SIP.ThrottleBlock.D()
 	sc.ThrottleSourceFailures = cfg.SIP.ThrottleSourceFailures
+	sc.DigestAlgorithms, sc.DomainDigestAlgorithms = cfg.SIP.DigestAlgorithms, cfg.SIP.AccountDigestAlgorithms
 	reg, err := sip.New(sc, sippg.New(a.pool), a.clock, a.log.With("component", "sip"), a.reg)
 	if err != nil {
 		return nil, fmt.Errorf("sip registrar: %w", err)

@@ -106,6 +106,13 @@ type SIP struct {
 	ThrottleSourceFailures int      `yaml:"throttle_source_failures"`
 	ThrottleWindow         Duration `yaml:"throttle_window"`
 	ThrottleBlock          Duration `yaml:"throttle_block"`
+	// DigestAlgorithms are offered in challenges, in order: MD5, SHA-256.
+	// MD5 alone by default: some clients (Debian's baresip) fail on any
+	// SHA-256 challenge.
+	DigestAlgorithms []string `yaml:"digest_algorithms"`
+	// AccountDigestAlgorithms overrides DigestAlgorithms per account, keyed
+	// by the account's SIP domain.
+	AccountDigestAlgorithms map[string][]string `yaml:"account_digest_algorithms"`
 }
 
 // Asterisk configures the ARI backend.
@@ -448,6 +455,23 @@ func (c *Config) Validate() error {
 	}
 	if c.SIP.ThrottleSourceFailures < 0 {
 		bad("sip.throttle_source_failures", "must not be negative (0 disables)")
+	}
+	checkAlgs := func(key string, algs []string) {
+		seen := map[string]bool{}
+		for _, a := range algs {
+			u := strings.ToUpper(a)
+			if (u != "MD5" && u != "SHA-256") || seen[u] {
+				bad(key, "%q: each of MD5, SHA-256 at most once", a)
+			}
+			seen[u] = true
+		}
+		if len(algs) == 0 {
+			bad(key, "must offer at least one of MD5, SHA-256")
+		}
+	}
+	checkAlgs("sip.digest_algorithms", c.SIP.DigestAlgorithms)
+	for d, algs := range c.SIP.AccountDigestAlgorithms {
+		checkAlgs("sip.account_digest_algorithms."+d, algs)
 	}
 	if c.Reconciler.Concurrency < 1 || c.Reconciler.Concurrency > 256 {
 		bad("reconciler.concurrency", "must be between 1 and 256")
