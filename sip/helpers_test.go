@@ -100,6 +100,11 @@ func newPhone(user, pw, domain string) *phone {
 // request builds a REGISTER; headers are extra header lines.
 func (p *phone) request(t testing.TB, headers ...string) *sip.Request {
 	t.Helper()
+	return parseReq(t, p.raw(headers...), p.src)
+}
+
+// raw is request as text, for sending over the wire.
+func (p *phone) raw(headers ...string) string {
 	p.cseq++
 	var b strings.Builder
 	fmt.Fprintf(&b, "REGISTER sip:%s SIP/2.0\r\n", p.domain)
@@ -114,7 +119,7 @@ func (p *phone) request(t testing.TB, headers ...string) *sip.Request {
 		b.WriteString(h + "\r\n")
 	}
 	b.WriteString("Content-Length: 0\r\n\r\n")
-	return parseReq(t, b.String(), p.src)
+	return b.String()
 }
 
 func parseReq(t testing.TB, raw, src string) *sip.Request {

@@ -44,6 +44,14 @@ type metrics struct {
 	// pbxd_sip_store_queue_lines: lines with binding changes waiting for
 	// the BindingStore (write-behind backlog).
 	storeQueue prometheus.Gauge
+	// pbxd_sip_responses_unsent_total{reason}: answers not sent:
+	// "amplification" (larger than an unauthenticated UDP request),
+	// "too_large" (over the UDP maximum; a 513 goes instead),
+	// "write_error".
+	unsent *prometheus.CounterVec
+	// pbxd_sip_requests_dropped_total{reason}: datagrams dropped unanswered
+	// ("unparsable").
+	dropped *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer, active, throttledSources func() float64) *metrics {
@@ -85,6 +93,18 @@ func newMetrics(reg prometheus.Registerer, active, throttledSources func() float
 		Name: "pbxd_sip_throttled_sources",
 		Help: "Source IPs currently blocked for failing SIP authentication.",
 	}, throttledSources)
+	m.unsent = f.NewCounterVec(prometheus.CounterOpts{
+		Name: "pbxd_sip_responses_unsent_total",
+		Help: "SIP answers not sent, by reason (amplification, too_large, write_error).",
+	}, []string{"reason"})
+	m.dropped = f.NewCounterVec(prometheus.CounterOpts{
+		Name: "pbxd_sip_requests_dropped_total",
+		Help: "SIP datagrams dropped without an answer, by reason.",
+	}, []string{"reason"})
+	for _, r := range []string{"amplification", "too_large", "write_error"} {
+		m.unsent.WithLabelValues(r)
+	}
+	m.dropped.WithLabelValues("unparsable")
 	for _, r := range allResults {
 		m.registers.WithLabelValues(r)
 	}

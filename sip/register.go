@@ -1,6 +1,7 @@
 package sip
 
 import (
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"slices"
@@ -24,43 +25,76 @@ const (
 // to 2^32-1 seconds).
 const maxExpiresValue = 1<<32 - 1
 
-func (r *Registrar) serveRegister(req *sip.Request, tx sip.ServerTransaction) {
+// serveTx answers a request sipgo received over TCP or TLS.
+func (r *Registrar) serveTx(req *sip.Request, tx sip.ServerTransaction) {
 	r.gate.RLock()
 	defer r.gate.RUnlock()
 	if r.closed {
 		return
 	}
-	res := r.handleRegister(req)
+	res := r.answer(req)
 	if res == nil {
 		return
 	}
 	if err := tx.Respond(res); err != nil {
+		r.m.unsent.WithLabelValues("write_error").Inc()
 		r.log.Debug("sip respond", "err", err)
 	}
 }
 
-func (r *Registrar) serveOptions(req *sip.Request, tx sip.ServerTransaction) {
-	res := sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil)
-	res.AppendHeader(sip.NewHeader("Allow", "REGISTER, OPTIONS"))
-	res.AppendHeader(sip.NewHeader("Accept", "application/sdp"))
-	r.addServer(res)
-	_ = tx.Respond(res)
+// allowed is the Allow header value: what the registrar serves.
+const allowed = "REGISTER, OPTIONS"
+
+// knownMethods are the RFC 3261 and extension methods answered 405 Method
+// Not Allowed; anything else is 501 Not Implemented (RFC 3261 §21.4.6).
+var knownMethods = map[sip.RequestMethod]bool{
+	sip.INVITE: true, sip.CANCEL: true, sip.BYE: true, sip.SUBSCRIBE: true, sip.NOTIFY: true,
+	sip.REFER: true, sip.INFO: true, sip.MESSAGE: true, sip.PRACK: true, sip.UPDATE: true, sip.PUBLISH: true,
 }
 
-func (r *Registrar) serveOther(req *sip.Request, tx sip.ServerTransaction) {
+// answer returns the single response to req, nil for none. It keeps no
+// state for requests it does not serve: they are refused once, never with
+// a retransmitting transaction.
+func (r *Registrar) answer(req *sip.Request) *sip.Response {
 	if req.IsAck() {
-		return // never answer an ACK
+		return nil // never answer an ACK
 	}
-	res := sip.NewResponseFromRequest(req, sip.StatusMethodNotAllowed, "Method Not Allowed", nil)
-	res.AppendHeader(sip.NewHeader("Allow", "REGISTER, OPTIONS"))
-	r.addServer(res)
-	_ = tx.Respond(res)
+	if !strings.EqualFold(req.SipVersion, "SIP/2.0") {
+		res := r.newResponse(req, sip.StatusVersionNotSupported, "Version Not Supported")
+		res.SipVersion = "SIP/2.0"
+		return res
+	}
+	switch req.Method {
+	case sip.REGISTER:
+		return r.handleRegister(req)
+	case sip.OPTIONS:
+		res := r.newResponse(req, sip.StatusOK, "OK")
+		res.AppendHeader(sip.NewHeader("Allow", allowed))
+		res.AppendHeader(sip.NewHeader("Accept", "application/sdp"))
+		return res
+	}
+	var res *sip.Response
+	if knownMethods[req.Method] {
+		res = r.newResponse(req, sip.StatusMethodNotAllowed, "Method Not Allowed")
+	} else {
+		res = r.newResponse(req, sip.StatusNotImplemented, "Not Implemented")
+	}
+	res.AppendHeader(sip.NewHeader("Allow", allowed))
+	return res
 }
 
-func (r *Registrar) addServer(res *sip.Response) {
+// newResponse builds a response with a short To tag (sipgo's UUID tag
+// would make challenges larger than small requests, and UDP answers to
+// unauthenticated sources may not exceed the request) and the Server header.
+func (r *Registrar) newResponse(req *sip.Request, code int, reason string) *sip.Response {
+	res := sip.NewResponseFromRequest(req, code, reason, nil)
+	if to, from := res.To(), req.To(); to != nil && from != nil && !from.Params.Has("tag") {
+		to.Params.Add("tag", strconv.FormatUint(rand.Uint64(), 36))
+	}
 	if r.cfg.UserAgent != "" {
 		res.AppendHeader(sip.NewHeader("Server", r.cfg.UserAgent))
 	}
+	return res
 }
 
 // sourceIP returns the host part of a "host:port" source address.
@@ -74,9 +108,7 @@ func sourceIP(src string) string {
 // reply builds a response and counts it.
 func (r *Registrar) reply(req *sip.Request, code int, reason, result string) *sip.Response {
 	r.m.registers.WithLabelValues(result).Inc()
-	res := sip.NewResponseFromRequest(req, code, reason, nil)
-	r.addServer(res)
-	return res
+	return r.newResponse(req, code, reason)
 }
 
 // challenge answers 401 with one WWW-Authenticate per algorithm offered

@@ -57,12 +57,14 @@ type Registrar struct {
 	events  *eventQueue
 	nonces  *noncer
 	nc      *ncTracker
-	thrUser *throttle.Limiter // failures per source + user
-	thrSrc  *throttle.Limiter // failures per source, any user (scanners)
+	parser  *sip.Parser
+	replays *replayCache
 	// algs and domainAlgs are Config.DigestAlgorithms and
 	// DomainDigestAlgorithms, canonical, domains in lower case.
 	algs       []string
 	domainAlgs map[string][]string
+	thrUser    *throttle.Limiter // failures per source + user
+	thrSrc     *throttle.Limiter // failures per source, any user (scanners)
 	m          *metrics
 
 	tableMu sync.RWMutex
@@ -137,8 +139,9 @@ func New(cfg Config, store BindingStore, clock Clock, logger *slog.Logger, reg p
 			Block: cfg.ThrottleBlock, Size: cfg.ThrottleMaxSources}),
 		thrSrc: throttle.New(throttle.Config{Limit: cfg.ThrottleSourceFailures, Window: cfg.ThrottleWindow,
 			Block: cfg.ThrottleBlock, Size: cfg.ThrottleMaxSources}),
-		byID:  make(map[string]*line),
-		byAOR: make(map[string]*line),
+		parser: sip.NewParser(),
+		byID:   make(map[string]*line),
+		byAOR:  make(map[string]*line),
 	}
 	r.m = newMetrics(reg,
 		func() float64 { return float64(r.active.Load()) },
@@ -147,6 +150,7 @@ func New(cfg Config, store BindingStore, clock Clock, logger *slog.Logger, reg p
 			return float64(r.thrUser.BlockedCount(now) + r.thrSrc.BlockedCount(now))
 		})
 	r.wb = newWriteBehind(store, logger, r.m)
+	r.replays = newReplayCache(8192, clock.Now)
 	canon := func(algs []string) []string {
 		out := make([]string, len(algs))
 		for i, a := range algs {
@@ -175,9 +179,10 @@ func New(cfg Config, store BindingStore, clock Clock, logger *slog.Logger, reg p
 		return nil, fmt.Errorf("sip server: %w", err)
 	}
 	r.ua, r.srv = ua, srv
-	srv.OnRegister(r.serveRegister)
-	srv.OnOptions(r.serveOptions)
-	srv.OnNoRoute(r.serveOther)
+	// sipgo serves TCP and TLS; UDP is served by serveUDP.
+	srv.OnRegister(r.serveTx)
+	srv.OnOptions(r.serveTx)
+	srv.OnNoRoute(r.serveTx)
 
 	if err := r.listen(); err != nil {
 		r.closeListeners()
@@ -296,7 +301,7 @@ func (r *Registrar) Run(ctx context.Context) error {
 		})
 	}
 	if r.udpConn != nil {
-		serve("udp", func() error { return r.srv.ServeUDP(r.udpConn) })
+		serve("udp", func() error { return r.serveUDP(r.udpConn) })
 	}
 	if r.tcpLn != nil {
 		serve("tcp", func() error { return r.srv.ServeTCP(r.tcpLn) })
