@@ -107,9 +107,16 @@ func (r *Registrar) handleDatagram(c net.PacketConn, data []byte, addr net.Addr,
 	}
 	if out.Len() > len(data) && !(req.Method == sip.REGISTER && res.IsSuccess()) {
 		// An unauthenticated source may be spoofed: never send it more
-		// than it sent (no amplification). Drop what is optional first.
+		// than it sent (no amplification). Drop what is optional first:
+		// Server, Accept, the challenges after the preferred one.
 		res.RemoveHeader("Server")
 		res.RemoveHeader("Accept")
+		if ws := res.GetHeaders("WWW-Authenticate"); len(ws) > 1 {
+			for range ws { // RemoveHeader removes one at a time
+				res.RemoveHeader("WWW-Authenticate")
+			}
+			res.AppendHeader(ws[0]) // the preferred algorithm only
+		}
 		out.Reset()
 		res.StringWrite(out)
 		if out.Len() > len(data) {

@@ -230,3 +230,27 @@ func TestUDPNoPerSourceState(t *testing.T) {
 		t.Fatalf("%d UDP connections pooled after %d sources", n, sources)
 	}
 }
+
+// A REGISTER too small for every challenge still gets the preferred one
+// (baresip's first REGISTER is smaller than an MD5 + SHA-256 401).
+func TestUDPTrimsChallengesToRequestSize(t *testing.T) {
+	t.Parallel()
+	r := running(t, nil, func(c *Config) { c.DigestAlgorithms = []string{algMD5, algSHA256} })
+	c := udpPeer(t, "127.0.0.1:0")
+	_, port, _ := net.SplitHostPort(c.LocalAddr().String())
+	req := "REGISTER sip:" + dom + ";transport=udp SIP/2.0\r\n" +
+		"Via: SIP/2.0/UDP 127.0.0.1:" + port + ";branch=z9hG4bK4d6dc34f43464ee1;rport\r\n" +
+		"Contact: <sip:100-0x556f73680410@127.0.0.1:" + port + ">;expires=600\r\nMax-Forwards: 70\r\n" +
+		"To: <sip:100@" + dom + ">\r\nFrom: <sip:100@" + dom + ">;tag=ca24e52b70da2adb\r\n" +
+		"Call-ID: 7d2b56b2e3ab352c\r\nCSeq: 57493 REGISTER\r\nUser-Agent: baresip v1.0.0 (x86_64/linux)\r\n" +
+		"Allow: INVITE,ACK,BYE,CANCEL,OPTIONS,NOTIFY,SUBSCRIBE,INFO,MESSAGE,REFER\r\nContent-Length: 0\r\n\r\n"
+	sendUDP(t, c, r.Addrs().UDP, req)
+	res, n := recvUDP(t, c, 10*time.Second)
+	if res == nil || res.StatusCode != 401 {
+		t.Fatalf("no challenge: %v", res)
+	}
+	ws := res.GetHeaders("WWW-Authenticate")
+	if len(ws) != 1 || !strings.Contains(ws[0].Value(), "algorithm=MD5") || n > len(req) {
+		t.Fatalf("%d-byte challenge to a %d-byte request: %v", n, len(req), ws)
+	}
+}
