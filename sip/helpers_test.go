@@ -90,11 +90,12 @@ type phone struct {
 	contact          string
 	src              string
 	authUser         string // Authorization username when != user
+	ua               string // User-Agent, none if empty
 }
 
 func newPhone(user, pw, domain string) *phone {
 	return &phone{user: user, pw: pw, domain: domain, alg: algMD5, callID: "call-" + user,
-		contact: "<sip:" + user + "@192.0.2.10:5060>", src: "192.0.2.10:5060"}
+		contact: "<sip:" + user + "@192.0.2.10:5060>", src: "192.0.2.10:5060", ua: "testphone"}
 }
 
 // request builds a REGISTER; headers are extra header lines.
@@ -114,7 +115,9 @@ func (p *phone) raw(headers ...string) string {
 	fmt.Fprintf(&b, "To: <sip:%s@%s>\r\n", p.user, p.domain)
 	fmt.Fprintf(&b, "Call-ID: %s\r\n", p.callID)
 	fmt.Fprintf(&b, "CSeq: %d REGISTER\r\n", p.cseq)
-	fmt.Fprintf(&b, "User-Agent: testphone\r\n")
+	if p.ua != "" {
+		fmt.Fprintf(&b, "User-Agent: %s\r\n", p.ua)
+	}
 	for _, h := range headers {
 		b.WriteString(h + "\r\n")
 	}
@@ -195,7 +198,7 @@ func nextEvent(t testing.TB, r *Registrar) pbx.RegistrationEvent {
 
 func flush(t testing.TB, r *Registrar) {
 	t.Helper()
-	if !r.wb.flushOnce(context.Background()) {
-		t.Fatal("flush failed")
+	if err := r.wb.flushOnce(context.Background()); err != nil {
+		t.Fatalf("flush failed: %v", err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/emiago/sipgo/sip"
 
@@ -294,6 +295,29 @@ func digestURIMatches(uri, realm string) bool {
 	return strings.EqualFold(u.Host, realm)
 }
 
+// Bounds of the values a binding stores (bytes).
+const (
+	maxContactLen   = 2048 // push-notification contacts run to a few hundred
+	maxCallIDLen    = 256
+	maxUserAgentLen = 512
+)
+
+// storable reports whether s may be stored and shown as is: at most limit
+// bytes of valid UTF-8 without control characters (tab aside). A value
+// PostgreSQL would refuse (NUL, invalid UTF-8) must be refused before the
+// REGISTER is acknowledged, not fail in the write-behind queue after.
+func storable(s string, limit int) bool {
+	if len(s) > limit {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < 0x20 && c != '\t') || c == 0x7f {
+			return false
+		}
+	}
+	return utf8.ValidString(s)
+}
+
 // parseExpires parses a delta-seconds value.
 func parseExpires(s string) (uint32, bool) {
 	s = strings.TrimSpace(s)
@@ -361,6 +385,9 @@ func (r *Registrar) contactChanges(req *sip.Request) (changes []contactChange, w
 		}
 		d = min(d, r.cfg.MaxExpires)
 		uri := c.Address.String()
+		if !storable(uri, maxContactLen) {
+			return nil, false, sip.StatusBadRequest, "Bad Request (Contact)"
+		}
 		dup := false
 		for i := range changes {
 			if changes[i].uri == uri {
@@ -391,6 +418,12 @@ func (r *Registrar) updateBindings(req *sip.Request, l *line, lineID string, max
 	ua := ""
 	if h := req.GetHeader("User-Agent"); h != nil {
 		ua = h.Value()
+	}
+	if !storable(callID, maxCallIDLen) {
+		return r.reply(req, sip.StatusBadRequest, "Bad Request (Call-ID)", resultBadRequest)
+	}
+	if !storable(ua, maxUserAgentLen) {
+		return r.reply(req, sip.StatusBadRequest, "Bad Request (User-Agent)", resultBadRequest)
 	}
 	source := strings.ToLower(req.Transport()) + ":" + src
 

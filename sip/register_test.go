@@ -3,6 +3,8 @@ package sip
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync/atomic"
 	"regexp"
 	"strings"
 	"testing"
@@ -589,5 +591,106 @@ func TestBindErrorAtNew(t *testing.T) {
 	cfg.TCPListen = b.r.Addrs().TCP
 	if _, err := New(cfg, nil, nil, nil, nil); err == nil || !strings.Contains(err.Error(), "listen tcp") {
 		t.Fatalf("want bind error, got %v", err)
+	}
+}
+
+// Values a binding stores are checked before the REGISTER is acknowledged:
+// PostgreSQL refused NUL and invalid UTF-8 after the 200 and the write was
+// retried for ever.
+func TestUnstorableHeaderValues(t *testing.T) {
+	t.Parallel()
+	b := setup(t, nil)
+	_ = b.r.Apply(context.Background(), lineCfg("L1", "100", dom, "pw"))
+	long := strings.Repeat("x", 600)
+	for name, c := range map[string]struct{ ua, contact string }{
+		"UA NUL":          {"bad\x00phone", "<sip:100@192.0.2.10>"},
+		"UA invalid UTF8": {"bad\xffphone", "<sip:100@192.0.2.10>"},
+		"UA control":      {"bad\x1bphone", "<sip:100@192.0.2.10>"},
+		"UA too long":     {long, "<sip:100@192.0.2.10>"},
+		"contact UTF8":    {"ok", "<sip:10\xc3\x28@192.0.2.10>"},
+		"contact long":    {"ok", "<sip:100@192.0.2.10;x=" + strings.Repeat("y", 3000) + ">"},
+	} {
+		p := newPhone("100", "pw", dom)
+		p.callID, p.ua = name, c.ua
+		res := p.register(t, b.r, "Contact: "+c.contact)
+		if res.StatusCode != 400 {
+			t.Errorf("%s: %d %s", name, res.StatusCode, res.Reason)
+		}
+	}
+	if n := len(b.r.Contacts("L1")); n != 0 {
+		t.Fatalf("%d bindings stored", n)
+	}
+	// Printable UTF-8 is fine.
+	p := newPhone("100", "pw", dom)
+	p.ua = "Téléphone 3.1\t(büro)"
+	if res := p.register(t, b.r, "Contact: <sip:100@192.0.2.10>"); res.StatusCode != 200 {
+		t.Fatalf("UTF-8 User-Agent: %d", res.StatusCode)
+	}
+}
+
+// rejectingStore refuses every save for good, and counts attempts.
+type rejectingStore struct {
+	MemoryStore
+	saves atomic.Int64
+}
+
+func (s *rejectingStore) SaveBinding(context.Context, Binding) error {
+	s.saves.Add(1)
+	return fmt.Errorf("invalid byte sequence: %w", ErrBindingRejected)
+}
+
+// A write the store rejects for good is dropped, not retried for ever.
+func TestRejectedBindingNotRetried(t *testing.T) {
+	t.Parallel()
+	b := setup(t, nil)
+	st := &rejectingStore{}
+	b.r.wb.store = st
+	_ = b.r.Apply(context.Background(), lineCfg("L1", "100", dom, "pw"))
+	p := newPhone("100", "pw", dom)
+	if res := p.register(t, b.r, p.contactHdr("")...); res.StatusCode != 200 {
+		t.Fatal(res.StatusCode)
+	}
+	for range 3 {
+		_ = b.r.wb.flushOnce(context.Background())
+	}
+	if st.saves.Load() != 1 || b.r.wb.len() != 0 {
+		t.Fatalf("saves %d, queue %d", st.saves.Load(), b.r.wb.len())
+	}
+}
+
+// downStore fails every save at once, like a database that is down.
+type downStore struct{ MemoryStore }
+
+func (s *downStore) SaveBinding(context.Context, Binding) error { return errors.New("connection refused") }
+
+// A failing store does not hold up shutdown: one last attempt, not retries
+// until FlushTimeout (12 s with the defaults in the field).
+func TestShutdownWithFailingStore(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig()
+	cfg.FlushTimeout = 5 * time.Minute
+	r, err := New(cfg, &downStore{}, SystemClock{}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	go func() {
+		for range r.Events() {
+		}
+	}()
+	_ = r.Apply(context.Background(), lineCfg("L1", "100", dom, "pw"))
+	for i := range 50 {
+		r.wb.save(Binding{LineID: "L1", ContactURI: fmt.Sprintf("sip:%d@192.0.2.1", i)})
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("Run did not return with a failing store")
 	}
 }
