@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync/atomic"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -661,7 +661,9 @@ func TestRejectedBindingNotRetried(t *testing.T) {
 // downStore fails every save at once, like a database that is down.
 type downStore struct{ MemoryStore }
 
-func (s *downStore) SaveBinding(context.Context, Binding) error { return errors.New("connection refused") }
+func (s *downStore) SaveBinding(context.Context, Binding) error {
+	return errors.New("connection refused")
+}
 
 // A failing store does not hold up shutdown: one last attempt, not retries
 // until FlushTimeout (12 s with the defaults in the field).
