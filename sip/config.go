@@ -37,6 +37,16 @@ type Config struct {
 	TLSCertFile string
 	TLSKeyFile  string
 
+	// TCP and TLS connections (sipgo reads them without deadlines): a
+	// connection must send its first bytes (TLS: the ClientHello) within
+	// ConnFirstReadTimeout and is closed after ConnIdleTimeout without
+	// reading anything. A source (IPv6: its /64) may hold ConnsPerSource
+	// connections, all sources ConnsMax; more are closed on accept.
+	ConnFirstReadTimeout time.Duration
+	ConnIdleTimeout      time.Duration
+	ConnsPerSource       int
+	ConnsMax             int
+
 	// Secret keys the HMAC that makes nonces stateless and unforgeable. It
 	// must be at least 16 random bytes; keep it stable across restarts (and
 	// equal on instances behind one address) or outstanding challenges
@@ -108,6 +118,10 @@ func DefaultConfig() Config {
 	return Config{
 		UDPListen:              "127.0.0.1:5060",
 		TCPListen:              "127.0.0.1:5060",
+		ConnFirstReadTimeout:   10 * time.Second,
+		ConnIdleTimeout:        5 * time.Minute,
+		ConnsPerSource:         200,
+		ConnsMax:               50_000,
 		NonceLifetime:          5 * time.Minute,
 		NonceTrackerSize:       200_000,
 		MinExpires:             60 * time.Second,
@@ -144,6 +158,12 @@ func (c Config) Validate() error {
 	}
 	if c.TLSListen != "" && (c.TLSCertFile == "" || c.TLSKeyFile == "") {
 		bad("sip: tls listen address needs a certificate and a key file")
+	}
+	if c.ConnFirstReadTimeout <= 0 || c.ConnIdleTimeout <= 0 {
+		bad("sip: connection first-read and idle timeouts must be positive")
+	}
+	if c.ConnsPerSource < 1 || c.ConnsMax < c.ConnsPerSource {
+		bad("sip: connection caps %d per source, %d in all invalid (need 1 <= per source <= all)", c.ConnsPerSource, c.ConnsMax)
 	}
 	if len(c.Secret) < 16 {
 		bad("sip: secret must be at least 16 bytes")

@@ -52,6 +52,20 @@ type metrics struct {
 	// pbxd_sip_requests_dropped_total{reason}: datagrams dropped unanswered
 	// ("unparsable").
 	dropped *prometheus.CounterVec
+	// pbxd_sip_connections_refused_total{transport,reason}: TCP/TLS
+	// connections closed on accept for a cap ("per_source", "total").
+	connsRefused *prometheus.CounterVec
+	reg          prometheus.Registerer
+}
+
+// connsOpen registers pbxd_sip_connections{transport}: TCP/TLS
+// connections open now.
+func (m *metrics) connsOpen(l *limitListener, transport string) {
+	promauto.With(m.reg).NewGaugeFunc(prometheus.GaugeOpts{
+		Name:        "pbxd_sip_connections",
+		Help:        "SIP TCP/TLS connections open on the built-in registrar.",
+		ConstLabels: prometheus.Labels{"transport": transport},
+	}, func() float64 { return float64(l.open.Load()) })
 }
 
 func newMetrics(reg prometheus.Registerer, active, throttledSources func() float64) *metrics {
@@ -105,6 +119,16 @@ func newMetrics(reg prometheus.Registerer, active, throttledSources func() float
 		m.unsent.WithLabelValues(r)
 	}
 	m.dropped.WithLabelValues("unparsable")
+	m.reg = reg
+	m.connsRefused = f.NewCounterVec(prometheus.CounterOpts{
+		Name: "pbxd_sip_connections_refused_total",
+		Help: "SIP TCP/TLS connections closed on accept for a cap, by transport and reason.",
+	}, []string{"transport", "reason"})
+	for _, t := range []string{"tcp", "tls"} {
+		for _, r := range []string{"per_source", "total"} {
+			m.connsRefused.WithLabelValues(t, r)
+		}
+	}
 	for _, r := range allResults {
 		m.registers.WithLabelValues(r)
 	}

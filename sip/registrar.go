@@ -205,12 +205,16 @@ func (r *Registrar) listen() error {
 		_ = c.SetReadBuffer(4 << 20) // absorb bursts of REGISTERs
 		r.udpConn = c
 	}
+	lim := connLimits{firstRead: r.cfg.ConnFirstReadTimeout, idle: r.cfg.ConnIdleTimeout,
+		perSource: r.cfg.ConnsPerSource, total: r.cfg.ConnsMax}
 	if a := r.cfg.TCPListen; a != "" {
 		l, err := net.Listen("tcp", a)
 		if err != nil {
 			return fmt.Errorf("sip listen tcp: %w", err)
 		}
-		r.tcpLn = l
+		ll := newLimitListener(l, lim, r.m.connsRefused.MustCurryWith(prometheus.Labels{"transport": "tcp"}))
+		r.m.connsOpen(ll, "tcp")
+		r.tcpLn = ll
 	}
 	if a := r.cfg.TLSListen; a != "" {
 		cert, err := tls.LoadX509KeyPair(r.cfg.TLSCertFile, r.cfg.TLSKeyFile)
@@ -221,7 +225,9 @@ func (r *Registrar) listen() error {
 		if err != nil {
 			return fmt.Errorf("sip listen tls: %w", err)
 		}
-		r.tlsLn = tls.NewListener(l, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+		ll := newLimitListener(l, lim, r.m.connsRefused.MustCurryWith(prometheus.Labels{"transport": "tls"}))
+		r.m.connsOpen(ll, "tls")
+		r.tlsLn = tls.NewListener(ll, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
 	}
 	return nil
 }

@@ -65,6 +65,8 @@ func (a *App) buildRegistrar(cfg *config.Config) (*sip.Registrar, error) {
 	sc.ThrottleFailures, sc.ThrottleWindow, sc.ThrottleBlock = cfg.SIP.ThrottleFailures, cfg.SIP.ThrottleWindow.D(), cfg.SIP.ThrottleBlock.D()
 	sc.ThrottleSourceFailures = cfg.SIP.ThrottleSourceFailures
 	sc.DigestAlgorithms, sc.DomainDigestAlgorithms = cfg.SIP.DigestAlgorithms, cfg.SIP.AccountDigestAlgorithms
+	sc.ConnFirstReadTimeout, sc.ConnIdleTimeout = cfg.SIP.ConnFirstReadTimeout.D(), cfg.SIP.ConnIdleTimeout.D()
+	sc.ConnsPerSource, sc.ConnsMax = cfg.SIP.ConnsPerSource, cfg.SIP.ConnsMax
 	reg, err := sip.New(sc, sippg.New(a.pool), a.clock, a.log.With("component", "sip"), a.reg)
 	if err != nil {
 		return nil, fmt.Errorf("sip registrar: %w", err)

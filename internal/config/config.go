@@ -106,6 +106,13 @@ type SIP struct {
 	ThrottleSourceFailures int      `yaml:"throttle_source_failures"`
 	ThrottleWindow         Duration `yaml:"throttle_window"`
 	ThrottleBlock          Duration `yaml:"throttle_block"`
+	// TCP/TLS connections: first bytes (TLS ClientHello) within
+	// ConnFirstReadTimeout, closed after ConnIdleTimeout without traffic,
+	// at most ConnsPerSource per source address (IPv6 /64), ConnsMax in all.
+	ConnFirstReadTimeout Duration `yaml:"conn_first_read_timeout"`
+	ConnIdleTimeout      Duration `yaml:"conn_idle_timeout"`
+	ConnsPerSource       int      `yaml:"conns_per_source"`
+	ConnsMax             int      `yaml:"conns_max"`
 	// DigestAlgorithms are offered in challenges, in order: MD5, SHA-256.
 	// MD5 alone by default: some clients (Debian's baresip) fail on any
 	// SHA-256 challenge.
@@ -468,6 +475,12 @@ func (c *Config) Validate() error {
 		if len(algs) == 0 {
 			bad(key, "must offer at least one of MD5, SHA-256")
 		}
+	}
+	if c.SIP.ConnFirstReadTimeout <= 0 || c.SIP.ConnIdleTimeout <= 0 {
+		bad("sip.conn_idle_timeout", "conn_first_read_timeout and conn_idle_timeout must be positive")
+	}
+	if c.SIP.ConnsPerSource < 1 || c.SIP.ConnsMax < c.SIP.ConnsPerSource {
+		bad("sip.conns_per_source", "must be at least 1 and not above sip.conns_max")
 	}
 	checkAlgs("sip.digest_algorithms", c.SIP.DigestAlgorithms)
 	for d, algs := range c.SIP.AccountDigestAlgorithms {
