@@ -36,6 +36,9 @@ type Config struct {
 	TLSListen   string
 	TLSCertFile string
 	TLSKeyFile  string
+	// ExtraListen are more host:port addresses served over UDP and TCP,
+	// e.g. "[::1]:5060" beside "127.0.0.1:5060".
+	ExtraListen []string
 
 	// TCP and TLS connections (sipgo reads them without deadlines): a
 	// connection must send its first bytes (TLS: the ClientHello) within
@@ -108,7 +111,12 @@ type Config struct {
 	// (an account), e.g. SHA-256 only for an account whose phones support
 	// it. Keys are matched case-insensitively.
 	DomainDigestAlgorithms map[string][]string
-	// UserAgent is the Server header value sent in responses.
+	// AllowThirdParty lets a REGISTER's From differ from its To (RFC 3261
+	// §10.2: a third party registering on a user's behalf, still with the
+	// To user's credentials). False answers such requests 403.
+	AllowThirdParty bool
+	// UserAgent is the Server header value sent in responses; empty sends
+	// none.
 	UserAgent string
 }
 
@@ -138,6 +146,7 @@ func DefaultConfig() Config {
 		EventBuffer:            1024,
 		UserAgent:              "pbxd",
 		DigestAlgorithms:       []string{algMD5},
+		AllowThirdParty:        true,
 	}
 }
 
@@ -154,6 +163,11 @@ func (c Config) Validate() error {
 		}
 		if _, _, err := net.SplitHostPort(a); err != nil {
 			bad("sip: %s listen address %q: %w", name, a, err)
+		}
+	}
+	for _, a := range c.ExtraListen {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			bad("sip: extra listen address %q: %w", a, err)
 		}
 	}
 	if c.TLSListen != "" && (c.TLSCertFile == "" || c.TLSKeyFile == "") {

@@ -20,13 +20,12 @@ type connLimits struct {
 	total     int
 }
 
-// limitListener caps connections per source (IPv6 /64) and in all, and
-// gives every accepted connection read deadlines, so partial headers,
-// silent TLS clients and idle connections are closed: sipgo's TCP and TLS
-// transports read without any deadline. Connections over a cap are closed
-// at once, before sipgo sees them.
-type limitListener struct {
-	net.Listener
+// connGate caps connections per source (IPv6 /64) and in all, over every
+// listener of one transport, and gives every accepted connection read
+// deadlines, so partial headers, silent TLS clients and idle connections
+// are closed: sipgo's TCP and TLS transports read without any deadline.
+// Connections over a cap are closed at once, before sipgo sees them.
+type connGate struct {
 	lim     connLimits
 	refused *prometheus.CounterVec // by reason
 
@@ -35,56 +34,63 @@ type limitListener struct {
 	open     atomic.Int64
 }
 
-func newLimitListener(l net.Listener, lim connLimits, refused *prometheus.CounterVec) *limitListener {
-	return &limitListener{Listener: l, lim: lim, refused: refused, bySource: make(map[netip.Addr]int)}
+func newConnGate(lim connLimits, refused *prometheus.CounterVec) *connGate {
+	return &connGate{lim: lim, refused: refused, bySource: make(map[netip.Addr]int)}
+}
+
+// limitListener is a listener behind a connGate.
+type limitListener struct {
+	net.Listener
+	g *connGate
 }
 
 // Accept returns the next connection within the caps.
 func (l *limitListener) Accept() (net.Conn, error) {
+	g := l.g
 	for {
 		c, err := l.Listener.Accept()
 		if err != nil {
 			return nil, err
 		}
 		src := throttle.Source(sourceIP(c.RemoteAddr().String()))
-		l.mu.Lock()
+		g.mu.Lock()
 		reason := ""
 		switch {
-		case int(l.open.Load()) >= l.lim.total:
+		case int(g.open.Load()) >= g.lim.total:
 			reason = "total"
-		case l.bySource[src] >= l.lim.perSource:
+		case g.bySource[src] >= g.lim.perSource:
 			reason = "per_source"
 		default:
-			l.bySource[src]++
-			l.open.Add(1)
+			g.bySource[src]++
+			g.open.Add(1)
 		}
-		l.mu.Unlock()
+		g.mu.Unlock()
 		if reason != "" {
-			l.refused.WithLabelValues(reason).Inc()
+			g.refused.WithLabelValues(reason).Inc()
 			_ = c.Close()
 			continue
 		}
-		_ = c.SetReadDeadline(time.Now().Add(l.lim.firstRead))
-		return &limitConn{Conn: c, l: l, src: src}, nil
+		_ = c.SetReadDeadline(time.Now().Add(g.lim.firstRead))
+		return &limitConn{Conn: c, g: g, src: src}, nil
 	}
 }
 
-func (l *limitListener) release(src netip.Addr) {
-	l.mu.Lock()
-	if n := l.bySource[src] - 1; n > 0 {
-		l.bySource[src] = n
+func (g *connGate) release(src netip.Addr) {
+	g.mu.Lock()
+	if n := g.bySource[src] - 1; n > 0 {
+		g.bySource[src] = n
 	} else {
-		delete(l.bySource, src)
+		delete(g.bySource, src)
 	}
-	l.open.Add(-1)
-	l.mu.Unlock()
+	g.open.Add(-1)
+	g.mu.Unlock()
 }
 
 // limitConn extends its read deadline by the idle timeout after each read
 // and gives its slot back when closed.
 type limitConn struct {
 	net.Conn
-	l      *limitListener
+	g      *connGate
 	src    netip.Addr
 	closed atomic.Bool
 }
@@ -92,14 +98,14 @@ type limitConn struct {
 func (c *limitConn) Read(b []byte) (int, error) {
 	n, err := c.Conn.Read(b)
 	if n > 0 {
-		_ = c.Conn.SetReadDeadline(time.Now().Add(c.l.lim.idle))
+		_ = c.Conn.SetReadDeadline(time.Now().Add(c.g.lim.idle))
 	}
 	return n, err
 }
 
 func (c *limitConn) Close() error {
 	if c.closed.CompareAndSwap(false, true) {
-		c.l.release(c.src)
+		c.g.release(c.src)
 	}
 	return c.Conn.Close()
 }

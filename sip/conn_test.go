@@ -101,7 +101,7 @@ func TestConnTimeouts(t *testing.T) {
 		}
 	}
 	waitFor(t, "the connection gauges to fall to 0", func() bool {
-		return r.tcpLn.(*limitListener).open.Load() == 0
+		return r.tcpGate.open.Load() == 0
 	})
 }
 
@@ -114,7 +114,7 @@ func TestConnsPerSource(t *testing.T) {
 	for range 3 {
 		kept = append(kept, dialFrom(t, "127.0.0.1", r.Addrs().TCP))
 	}
-	ll := r.tcpLn.(*limitListener)
+	ll := r.tcpGate
 	waitFor(t, "3 connections", func() bool { return ll.open.Load() == 3 })
 	extra := dialFrom(t, "127.0.0.1", r.Addrs().TCP)
 	if !closedByServer(t, extra) {

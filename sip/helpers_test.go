@@ -91,6 +91,7 @@ type phone struct {
 	src              string
 	authUser         string // Authorization username when != user
 	ua               string // User-Agent, none if empty
+	ruri             string // Request-URI host when not domain
 }
 
 func newPhone(user, pw, domain string) *phone {
@@ -108,7 +109,7 @@ func (p *phone) request(t testing.TB, headers ...string) *sip.Request {
 func (p *phone) raw(headers ...string) string {
 	p.cseq++
 	var b strings.Builder
-	fmt.Fprintf(&b, "REGISTER sip:%s SIP/2.0\r\n", p.domain)
+	fmt.Fprintf(&b, "REGISTER sip:%s SIP/2.0\r\n", p.uriHost())
 	fmt.Fprintf(&b, "Via: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK-%s-%d\r\n", p.user, p.cseq)
 	fmt.Fprintf(&b, "Max-Forwards: 70\r\n")
 	fmt.Fprintf(&b, "From: <sip:%s@%s>;tag=ft%d\r\n", p.user, p.domain, p.cseq)
@@ -160,11 +161,18 @@ func (p *phone) authHeader(nonce string, nc int) string {
 	if p.authUser != "" {
 		user = p.authUser
 	}
-	uri := "sip:" + p.domain
+	uri := "sip:" + p.uriHost()
 	ncs := fmt.Sprintf("%08x", nc)
 	resp := digestResponse(p.alg, ha1(p.alg, user, p.domain, p.pw), "REGISTER", uri, nonce, ncs, "abc123", "auth")
 	return fmt.Sprintf(`Authorization: Digest username="%s", realm="%s", nonce="%s", uri="%s", response="%s", algorithm=%s, cnonce="abc123", qop=auth, nc=%s`,
 		user, p.domain, nonce, uri, resp, p.alg, ncs)
+}
+
+func (p *phone) uriHost() string {
+	if p.ruri != "" {
+		return p.ruri
+	}
+	return p.domain
 }
 
 // register runs the challenge round trip and returns the final response.

@@ -60,12 +60,12 @@ type metrics struct {
 
 // connsOpen registers pbxd_sip_connections{transport}: TCP/TLS
 // connections open now.
-func (m *metrics) connsOpen(l *limitListener, transport string) {
+func (m *metrics) connsOpen(g *connGate, transport string) {
 	promauto.With(m.reg).NewGaugeFunc(prometheus.GaugeOpts{
 		Name:        "pbxd_sip_connections",
 		Help:        "SIP TCP/TLS connections open on the built-in registrar.",
 		ConstLabels: prometheus.Labels{"transport": transport},
-	}, func() float64 { return float64(l.open.Load()) })
+	}, func() float64 { return float64(g.open.Load()) })
 }
 
 func newMetrics(reg prometheus.Registerer, active, throttledSources func() float64) *metrics {

@@ -65,6 +65,20 @@ func (r *Registrar) answer(req *sip.Request) *sip.Response {
 		res.SipVersion = "SIP/2.0"
 		return res
 	}
+	if req.Method != sip.CANCEL {
+		if hs := req.GetHeaders("Require"); len(hs) > 0 {
+			// RFC 3261 §8.2.2.3: we support no extension a client could
+			// require.
+			res := r.newResponse(req, sip.StatusBadExtension, "Bad Extension")
+			for _, h := range hs {
+				res.AppendHeader(sip.NewHeader("Unsupported", h.Value()))
+			}
+			if req.Method == sip.REGISTER {
+				r.m.registers.WithLabelValues(resultBadRequest).Inc()
+			}
+			return res
+		}
+	}
 	switch req.Method {
 	case sip.REGISTER:
 		return r.handleRegister(req)
@@ -193,6 +207,16 @@ func (r *Registrar) handleRegister(req *sip.Request) *sip.Response {
 	ip := sourceIP(src)
 	srcAddr := throttle.Source(ip)
 	realm := strings.ToLower(req.Recipient.Host)
+	uriHost := realm // what the digest-uri must name
+	if r.isOurAddress(realm) && to.Address.Host != "" {
+		// A phone configured with the registrar's address: the account
+		// is the To domain (RFC 3261 §10.3 step 1 leaves the domain to
+		// the registrar).
+		realm = strings.ToLower(to.Address.Host)
+	}
+	if !r.cfg.AllowThirdParty && (from.Address.User != user || !strings.EqualFold(from.Address.Host, to.Address.Host)) {
+		return r.reply(req, sip.StatusForbidden, "Forbidden (third-party registration)", resultForbidden)
+	}
 	if r.thrSrc.Blocked(r.thrSrc.SourceKey(ip), now) || r.thrUser.Blocked(r.thrUser.SourceKey(ip, realm, user), now) {
 		return r.reply(req, sip.StatusForbidden, "Forbidden", resultThrottled)
 	}
@@ -264,7 +288,7 @@ func (r *Registrar) handleRegister(req *sip.Request) *sip.Response {
 		}
 	}
 	want := digestResponse(alg, strings.ToLower(ha1), string(req.Method), cred.URI, cred.Nonce, cred.NC, cred.Cnonce, cred.QOP)
-	if !lineOK || !equalHex(want, cred.Response) || cred.Username != user || !digestURIMatches(cred.URI, realm) {
+	if !lineOK || !equalHex(want, cred.Response) || cred.Username != user || !digestURIMatches(cred.URI, uriHost) {
 		return r.authFailed(req, realm, ip, srcAddr, user, "credentials", true, now)
 	}
 	ok, stale := r.nc.use(cred.Nonce, issued, nc, now)
@@ -339,7 +363,29 @@ func parseExpires(s string) (uint32, bool) {
 // contactChange is one Contact of a REGISTER after validation.
 type contactChange struct {
 	uri     string
+	params  string        // header parameters but expires, ";k=v;..."
 	expires time.Duration // 0: remove
+}
+
+// contactParams returns the Contact header parameters to echo (RFC 5626
+// §6: +sip.instance and reg-id; RFC 3840 feature tags), expires aside.
+func contactParams(c *sip.ContactHeader) string {
+	if len(c.Params) == 0 || (len(c.Params) == 1 && c.Params.Has("expires")) {
+		return ""
+	}
+	var b strings.Builder
+	for _, kv := range c.Params {
+		if strings.EqualFold(kv.K, "expires") {
+			continue
+		}
+		b.WriteByte(';')
+		b.WriteString(kv.K)
+		if kv.V != "" {
+			b.WriteByte('=')
+			b.WriteString(kv.V)
+		}
+	}
+	return b.String()
 }
 
 // contactChanges validates the Contact and Expires headers. It returns the
@@ -384,18 +430,18 @@ func (r *Registrar) contactChanges(req *sip.Request) (changes []contactChange, w
 			return nil, false, sip.StatusIntervalToBrief, "Interval Too Brief"
 		}
 		d = min(d, r.cfg.MaxExpires)
-		uri := c.Address.String()
-		if !storable(uri, maxContactLen) {
+		uri, params := c.Address.String(), contactParams(c)
+		if !storable(uri, maxContactLen) || !storable(params, maxContactLen) {
 			return nil, false, sip.StatusBadRequest, "Bad Request (Contact)"
 		}
 		dup := false
 		for i := range changes {
 			if changes[i].uri == uri {
-				changes[i].expires, dup = d, true
+				changes[i].expires, changes[i].params, dup = d, params, true
 			}
 		}
 		if !dup {
-			changes = append(changes, contactChange{uri: uri, expires: d})
+			changes = append(changes, contactChange{uri: uri, params: params, expires: d})
 		}
 	}
 	return changes, false, 0, ""
@@ -478,7 +524,7 @@ func (r *Registrar) updateBindings(req *sip.Request, l *line, lineID string, max
 				continue
 			}
 			b := Binding{
-				LineID: lineID, ContactURI: strings.Clone(c.uri), Source: source, UserAgent: strings.Clone(ua),
+				LineID: lineID, ContactURI: strings.Clone(c.uri), Params: c.params, Source: source, UserAgent: strings.Clone(ua),
 				CallID: strings.Clone(callID), CSeq: cseq, ExpiresAt: now.Add(c.expires), UpdatedAt: now,
 			}
 			if i >= 0 {
@@ -504,7 +550,7 @@ func (r *Registrar) updateBindings(req *sip.Request, l *line, lineID string, max
 	res := r.reply(req, sip.StatusOK, "OK", resultOK)
 	for _, b := range l.contacts {
 		secs := int(b.ExpiresAt.Sub(now).Round(time.Second) / time.Second)
-		res.AppendHeader(sip.NewHeader("Contact", "<"+b.ContactURI+">;expires="+strconv.Itoa(max(secs, 0))))
+		res.AppendHeader(sip.NewHeader("Contact", "<"+b.ContactURI+">"+b.Params+";expires="+strconv.Itoa(max(secs, 0))))
 	}
 	res.AppendHeader(sip.NewHeader("Date", now.UTC().Format("Mon, 02 Jan 2006 15:04:05 GMT")))
 	return res

@@ -32,6 +32,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sort"
 	"strings"
 	"sync"
@@ -73,11 +74,14 @@ type Registrar struct {
 
 	active atomic.Int64 // registered contacts
 
-	ua      *sipgo.UserAgent
-	srv     *sipgo.Server
-	udpConn net.PacketConn
-	tcpLn   net.Listener
-	tlsLn   net.Listener
+	ua       *sipgo.UserAgent
+	srv      *sipgo.Server
+	udpConns []net.PacketConn // Config.UDPListen, then ExtraListen
+	tcpLns   []net.Listener   // Config.TCPListen, then ExtraListen
+	tlsLn    net.Listener
+	tcpGate  *connGate
+	tlsGate  *connGate
+	ourIPs   []netip.Addr // of the listeners; unspecified: any
 
 	gate     sync.RWMutex // handlers hold it shared; Run takes it to drain
 	closed   bool         // under gate: stop handling requests
@@ -193,7 +197,14 @@ func New(cfg Config, store BindingStore, clock Clock, logger *slog.Logger, reg p
 }
 
 func (r *Registrar) listen() error {
-	if a := r.cfg.UDPListen; a != "" {
+	udp, tcp := r.cfg.ExtraListen, r.cfg.ExtraListen
+	if r.cfg.UDPListen != "" {
+		udp = append([]string{r.cfg.UDPListen}, udp...)
+	}
+	if r.cfg.TCPListen != "" {
+		tcp = append([]string{r.cfg.TCPListen}, tcp...)
+	}
+	for _, a := range udp {
 		laddr, err := net.ResolveUDPAddr("udp", a)
 		if err != nil {
 			return fmt.Errorf("sip listen udp %s: %w", a, err)
@@ -203,18 +214,20 @@ func (r *Registrar) listen() error {
 			return fmt.Errorf("sip listen udp: %w", err)
 		}
 		_ = c.SetReadBuffer(4 << 20) // absorb bursts of REGISTERs
-		r.udpConn = c
+		r.udpConns = append(r.udpConns, c)
+		r.addOurIP(c.LocalAddr())
 	}
 	lim := connLimits{firstRead: r.cfg.ConnFirstReadTimeout, idle: r.cfg.ConnIdleTimeout,
 		perSource: r.cfg.ConnsPerSource, total: r.cfg.ConnsMax}
-	if a := r.cfg.TCPListen; a != "" {
+	r.tcpGate = newConnGate(lim, r.m.connsRefused.MustCurryWith(prometheus.Labels{"transport": "tcp"}))
+	r.m.connsOpen(r.tcpGate, "tcp")
+	for _, a := range tcp {
 		l, err := net.Listen("tcp", a)
 		if err != nil {
 			return fmt.Errorf("sip listen tcp: %w", err)
 		}
-		ll := newLimitListener(l, lim, r.m.connsRefused.MustCurryWith(prometheus.Labels{"transport": "tcp"}))
-		r.m.connsOpen(ll, "tcp")
-		r.tcpLn = ll
+		r.tcpLns = append(r.tcpLns, &limitListener{Listener: l, g: r.tcpGate})
+		r.addOurIP(l.Addr())
 	}
 	if a := r.cfg.TLSListen; a != "" {
 		cert, err := tls.LoadX509KeyPair(r.cfg.TLSCertFile, r.cfg.TLSKeyFile)
@@ -225,22 +238,47 @@ func (r *Registrar) listen() error {
 		if err != nil {
 			return fmt.Errorf("sip listen tls: %w", err)
 		}
-		ll := newLimitListener(l, lim, r.m.connsRefused.MustCurryWith(prometheus.Labels{"transport": "tls"}))
-		r.m.connsOpen(ll, "tls")
-		r.tlsLn = tls.NewListener(ll, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+		r.tlsGate = newConnGate(lim, r.m.connsRefused.MustCurryWith(prometheus.Labels{"transport": "tls"}))
+		r.m.connsOpen(r.tlsGate, "tls")
+		r.tlsLn = tls.NewListener(&limitListener{Listener: l, g: r.tlsGate},
+			&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+		r.addOurIP(l.Addr())
 	}
 	return nil
 }
 
+func (r *Registrar) addOurIP(a net.Addr) {
+	if ap, err := netip.ParseAddrPort(a.String()); err == nil {
+		r.ourIPs = append(r.ourIPs, ap.Addr().Unmap())
+	}
+}
+
+// isOurAddress reports whether host is an IP address the registrar listens
+// on (any IP when it listens on an unspecified address): phones configured
+// with the registrar's address send it as the Request-URI.
+func (r *Registrar) isOurAddress(host string) bool {
+	ip, err := netip.ParseAddr(strings.Trim(host, "[]"))
+	if err != nil {
+		return false
+	}
+	ip = ip.Unmap()
+	for _, o := range r.ourIPs {
+		if o == ip || o.IsUnspecified() {
+			return true
+		}
+	}
+	return false
+}
+
 // Addrs returns the bound listener addresses (with the real port when the
-// configuration asked for port 0).
+// configuration asked for port 0); with ExtraListen, the first of each.
 func (r *Registrar) Addrs() Addrs {
 	var a Addrs
-	if r.udpConn != nil {
-		a.UDP = r.udpConn.LocalAddr().String()
+	if len(r.udpConns) > 0 {
+		a.UDP = r.udpConns[0].LocalAddr().String()
 	}
-	if r.tcpLn != nil {
-		a.TCP = r.tcpLn.Addr().String()
+	if len(r.tcpLns) > 0 {
+		a.TCP = r.tcpLns[0].Addr().String()
 	}
 	if r.tlsLn != nil {
 		a.TLS = r.tlsLn.Addr().String()
@@ -249,10 +287,14 @@ func (r *Registrar) Addrs() Addrs {
 }
 
 func (r *Registrar) closeListeners() {
-	for _, c := range []interface{ Close() error }{r.udpConn, r.tcpLn, r.tlsLn} {
-		if c != nil {
-			_ = c.Close()
-		}
+	for _, c := range r.udpConns {
+		_ = c.Close()
+	}
+	for _, l := range r.tcpLns {
+		_ = l.Close()
+	}
+	if r.tlsLn != nil {
+		_ = r.tlsLn.Close()
 	}
 }
 
@@ -306,11 +348,11 @@ func (r *Registrar) Run(ctx context.Context) error {
 			}
 		})
 	}
-	if r.udpConn != nil {
-		serve("udp", func() error { return r.serveUDP(r.udpConn) })
+	for _, c := range r.udpConns {
+		serve("udp", func() error { return r.serveUDP(c) })
 	}
-	if r.tcpLn != nil {
-		serve("tcp", func() error { return r.srv.ServeTCP(r.tcpLn) })
+	for _, l := range r.tcpLns {
+		serve("tcp", func() error { return r.srv.ServeTCP(l) })
 	}
 	if r.tlsLn != nil {
 		serve("tls", func() error { return r.srv.ServeTLS(r.tlsLn) })

@@ -17,6 +17,10 @@ type Binding struct {
 	// ContactURI is the contact address (without header parameters); with
 	// LineID it identifies the binding.
 	ContactURI string
+	// Params are the Contact header parameters but expires
+	// (";+sip.instance=...;reg-id=1"), echoed in 200 responses. Kept in
+	// memory only: after a restart they return with the next refresh.
+	Params string
 	// Source is where the REGISTER came from, "transport:ip:port"
 	// (e.g. "udp:192.0.2.10:5060"), for NAT traversal and diagnostics.
 	Source string

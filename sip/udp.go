@@ -65,7 +65,7 @@ func (r *Registrar) handleDatagram(c net.PacketConn, data []byte, addr net.Addr,
 	if isKeepAlive(data) {
 		return
 	}
-	msg, err := r.parser.ParseSIP(data)
+	msg, err := r.parser.ParseSIP(unfold(data))
 	if err != nil {
 		r.m.dropped.WithLabelValues("unparsable").Inc()
 		return
@@ -138,6 +138,30 @@ func (r *Registrar) writeUDP(c net.PacketConn, b []byte, addr net.Addr) {
 		r.m.unsent.WithLabelValues("write_error").Inc()
 		r.log.Debug("sip udp write", "to", addr.String(), "bytes", len(b), "err", err)
 	}
+}
+
+// unfold joins folded header lines (RFC 3261 §7.3.1: CRLF followed by
+// whitespace is a continuation), which sipgo's parser does not; RFC 4475
+// wsinv is valid. Messages without folding are returned as they are.
+func unfold(data []byte) []byte {
+	end := bytes.Index(data, []byte("\r\n\r\n"))
+	if end < 0 {
+		end = len(data)
+	}
+	head := data[:end]
+	if !bytes.Contains(head, []byte("\r\n ")) && !bytes.Contains(head, []byte("\r\n\t")) {
+		return data
+	}
+	out := make([]byte, 0, len(data))
+	for i := 0; i < end; i++ {
+		if head[i] == '\r' && i+2 < end && head[i+1] == '\n' && (head[i+2] == ' ' || head[i+2] == '\t') {
+			out = append(out, ' ')
+			i++ // skip the LF; the whitespace is kept
+			continue
+		}
+		out = append(out, head[i])
+	}
+	return append(out, data[end:]...)
 }
 
 // isKeepAlive reports a CRLF keep-alive (RFC 5626 §3.5.1) or padding.

@@ -67,6 +67,8 @@ func (a *App) buildRegistrar(cfg *config.Config) (*sip.Registrar, error) {
 	sc.DigestAlgorithms, sc.DomainDigestAlgorithms = cfg.SIP.DigestAlgorithms, cfg.SIP.AccountDigestAlgorithms
 	sc.ConnFirstReadTimeout, sc.ConnIdleTimeout = cfg.SIP.ConnFirstReadTimeout.D(), cfg.SIP.ConnIdleTimeout.D()
 	sc.ConnsPerSource, sc.ConnsMax = cfg.SIP.ConnsPerSource, cfg.SIP.ConnsMax
+	sc.ExtraListen = cfg.SIP.ExtraListen
+	sc.UserAgent, sc.AllowThirdParty = cfg.SIP.ServerHeader, cfg.SIP.AllowThirdParty
 	reg, err := sip.New(sc, sippg.New(a.pool), a.clock, a.log.With("component", "sip"), a.reg)
 	if err != nil {
 		return nil, fmt.Errorf("sip registrar: %w", err)

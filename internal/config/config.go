@@ -90,6 +90,9 @@ type HTTP struct {
 type SIP struct {
 	// Listen is host:port for both UDP and TCP.
 	Listen string `yaml:"listen"`
+	// ExtraListen are more host:port addresses for UDP and TCP, e.g.
+	// "[::1]:5060" beside listen's 127.0.0.1:5060.
+	ExtraListen []string `yaml:"extra_listen"`
 	// TLSListen, TLSCert, TLSKey enable SIP over TLS.
 	TLSListen      string   `yaml:"tls_listen"`
 	TLSCert        string   `yaml:"tls_cert"`
@@ -113,6 +116,11 @@ type SIP struct {
 	ConnIdleTimeout      Duration `yaml:"conn_idle_timeout"`
 	ConnsPerSource       int      `yaml:"conns_per_source"`
 	ConnsMax             int      `yaml:"conns_max"`
+	// ServerHeader is the Server header of responses; empty sends none.
+	ServerHeader string `yaml:"server_header"`
+	// AllowThirdParty lets a REGISTER's From differ from its To; false
+	// answers 403.
+	AllowThirdParty bool `yaml:"allow_third_party"`
 	// DigestAlgorithms are offered in challenges, in order: MD5, SHA-256.
 	// MD5 alone by default: some clients (Debian's baresip) fail on any
 	// SHA-256 challenge.
@@ -412,6 +420,9 @@ func (c *Config) Validate() error {
 	checkAddr("http.listen", c.HTTP.Listen, true)
 	checkAddr("sip.listen", c.SIP.Listen, c.Backend == "builtin")
 	checkAddr("sip.tls_listen", c.SIP.TLSListen, false)
+	for i, a := range c.SIP.ExtraListen {
+		checkAddr(fmt.Sprintf("sip.extra_listen[%d]", i), a, true)
+	}
 	if (c.HTTP.TLSCert == "") != (c.HTTP.TLSKey == "") {
 		bad("http.tls_cert", "tls_cert and tls_key go together")
 	}
