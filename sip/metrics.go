@@ -49,8 +49,9 @@ type metrics struct {
 	// "too_large" (over the UDP maximum; a 513 goes instead),
 	// "write_error".
 	unsent *prometheus.CounterVec
-	// pbxd_sip_requests_dropped_total{reason}: datagrams dropped unanswered
-	// ("unparsable").
+	// pbxd_sip_requests_dropped_total{reason}: requests dropped unanswered
+	// ("unparsable" datagrams; "malformed": no usable Via, From, To,
+	// Call-ID or CSeq to answer with).
 	dropped *prometheus.CounterVec
 	// pbxd_sip_connections_refused_total{transport,reason}: TCP/TLS
 	// connections closed on accept for a cap ("per_source", "total").
@@ -119,6 +120,7 @@ func newMetrics(reg prometheus.Registerer, active, throttledSources func() float
 		m.unsent.WithLabelValues(r)
 	}
 	m.dropped.WithLabelValues("unparsable")
+	m.dropped.WithLabelValues("malformed")
 	m.reg = reg
 	m.connsRefused = f.NewCounterVec(prometheus.CounterOpts{
 		Name: "pbxd_sip_connections_refused_total",

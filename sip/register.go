@@ -60,6 +60,13 @@ func (r *Registrar) answer(req *sip.Request) *sip.Response {
 	if req.IsAck() {
 		return nil // never answer an ACK
 	}
+	if v := req.Via(); v == nil || v.Transport == "" || v.Host == "" ||
+		req.CallID() == nil || req.CSeq() == nil || req.From() == nil || req.To() == nil {
+		// No answer could be routed or matched (RFC 3261 §8.1.1): this is
+		// noise, and silence costs least.
+		r.m.dropped.WithLabelValues("malformed").Inc()
+		return nil
+	}
 	if !strings.EqualFold(req.SipVersion, "SIP/2.0") {
 		res := r.newResponse(req, sip.StatusVersionNotSupported, "Version Not Supported")
 		res.SipVersion = "SIP/2.0"

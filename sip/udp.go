@@ -80,9 +80,9 @@ func (r *Registrar) handleDatagram(c net.PacketConn, data []byte, addr net.Addr,
 
 	key := ""
 	if req.Method == sip.REGISTER && req.GetHeader("Authorization") != nil {
-		if v := req.Via(); v != nil {
+		if v, cs := req.Via(), req.CSeq(); v != nil && cs != nil {
 			branch, _ := v.Params.Get("branch")
-			key = src + "\x00" + branch + "\x00" + req.CSeq().Value()
+			key = src + "\x00" + branch + "\x00" + cs.Value()
 			if b, ok := r.replays.get(key); ok {
 				r.writeUDP(c, b, addr)
 				return
