@@ -1,12 +1,15 @@
 package sip
 
 import (
+	"errors"
 	"net"
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
+	sipgo "github.com/emiago/sipgo/sip"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pbxd/pbxd/internal/throttle"
@@ -38,6 +41,14 @@ func newConnGate(lim connLimits, refused *prometheus.CounterVec) *connGate {
 	return &connGate{lim: lim, refused: refused, bySource: make(map[netip.Addr]int)}
 }
 
+// readBufferSize replaces sipgo's 32 KiB read buffer per TCP/TLS
+// connection: its stream parser joins reads, so a small buffer only means
+// more reads for rare large messages, and 20,000 idle connections cost
+// 80 MB less.
+const readBufferSize = 4096
+
+func init() { sipgo.TransportBufferReadSize = readBufferSize }
+
 // limitListener is a listener behind a connGate.
 type limitListener struct {
 	net.Listener
@@ -49,6 +60,13 @@ func (l *limitListener) Accept() (net.Conn, error) {
 	g := l.g
 	for {
 		c, err := l.Listener.Accept()
+		if errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
+			// Out of file descriptors: wait for some to close rather than
+			// stop serving (sipgo ends its accept loop on any error).
+			g.refused.WithLabelValues("fd_limit").Inc()
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}

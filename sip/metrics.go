@@ -54,7 +54,8 @@ type metrics struct {
 	// Call-ID or CSeq to answer with).
 	dropped *prometheus.CounterVec
 	// pbxd_sip_connections_refused_total{transport,reason}: TCP/TLS
-	// connections closed on accept for a cap ("per_source", "total").
+	// connections closed on accept for a cap ("per_source", "total"), or
+	// not accepted yet for want of file descriptors ("fd_limit").
 	connsRefused *prometheus.CounterVec
 	reg          prometheus.Registerer
 }
@@ -127,7 +128,7 @@ func newMetrics(reg prometheus.Registerer, active, throttledSources func() float
 		Help: "SIP TCP/TLS connections closed on accept for a cap, by transport and reason.",
 	}, []string{"transport", "reason"})
 	for _, t := range []string{"tcp", "tls"} {
-		for _, r := range []string{"per_source", "total"} {
+		for _, r := range []string{"per_source", "total", "fd_limit"} {
 			m.connsRefused.WithLabelValues(t, r)
 		}
 	}

@@ -620,6 +620,15 @@ func (r *Registrar) Contacts(lineID string) []Binding {
 	return append([]Binding(nil), l.contacts...)
 }
 
+// OpenConnections returns the TCP and TLS connections open now.
+func (r *Registrar) OpenConnections() int {
+	n := r.tcpGate.open.Load()
+	if r.tlsGate != nil {
+		n += r.tlsGate.open.Load()
+	}
+	return int(n)
+}
+
 // ActiveContacts returns the number of registered contacts on all lines.
 func (r *Registrar) ActiveContacts() int { return int(r.active.Load()) }
 
