@@ -1,5 +1,6 @@
-// Package sip is pbxd's built-in SIP registrar (RFC 3261 §10) on top of
-// github.com/emiago/sipgo, and the "builtin" pbx.Backend.
+// Package sip is pbxd's built-in SIP registrar (RFC 3261 §10), and the
+// "builtin" pbx.Backend. github.com/emiago/sipgo parses messages and serves
+// TCP and TLS; UDP is read here, statelessly (see udp.go).
 //
 // Lines arrive through Apply (from the reconciler) and are indexed by
 // (SIP domain, username). Phones REGISTER with digest authentication (MD5
@@ -20,7 +21,10 @@
 //   - a suspended line that authenticates correctly gets 403;
 //   - same Call-ID with a CSeq not higher than the binding's gets 500
 //     (RFC 3261 §10.3 step 7: "the update MUST be aborted");
-//   - malformed requests get 400; packets sipgo cannot parse are dropped.
+//   - malformed REGISTERs get 400; requests with no usable Via, From, To,
+//     Call-ID or CSeq, and datagrams that are not SIP, are dropped;
+//   - other methods get one 405 (501 if unknown), never a transaction;
+//   - no UDP answer to an unauthenticated request is larger than it.
 package sip
 
 import (
