@@ -250,6 +250,7 @@ func TestUDPTrimsChallengesToRequestSize(t *testing.T) {
 		t.Fatalf("no challenge: %v", res)
 	}
 	ws := res.GetHeaders("WWW-Authenticate")
+	t.Logf("%d-byte REGISTER, %d-byte challenge", len(req), n)
 	if len(ws) != 1 || !strings.Contains(ws[0].Value(), "algorithm=MD5") || n > len(req) {
 		t.Fatalf("%d-byte challenge to a %d-byte request: %v", n, len(req), ws)
 	}
