@@ -12,7 +12,7 @@ import (
 func BenchmarkRegister(b *testing.B) {
 	for _, alg := range []string{algMD5, algSHA256} {
 		b.Run(alg, func(b *testing.B) {
-			bb := setup(b, func(c *Config) { c.NonceTrackerSize = 1 << 16 })
+			bb := setup(b, func(c *Config) { c.NonceTrackerSize, c.DigestAlgorithms = 1<<16, []string{algMD5, algSHA256} })
 			const lines = 10_000
 			phones := make([]*phone, lines)
 			for i := range lines {

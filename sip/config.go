@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"time"
 )
 
@@ -35,6 +36,19 @@ type Config struct {
 	TLSListen   string
 	TLSCertFile string
 	TLSKeyFile  string
+	// ExtraListen are more host:port addresses served over UDP and TCP,
+	// e.g. "[::1]:5060" beside "127.0.0.1:5060".
+	ExtraListen []string
+
+	// TCP and TLS connections (sipgo reads them without deadlines): a
+	// connection must send its first bytes (TLS: the ClientHello) within
+	// ConnFirstReadTimeout and is closed after ConnIdleTimeout without
+	// reading anything. A source (IPv6: its /64) may hold ConnsPerSource
+	// connections, all sources ConnsMax; more are closed on accept.
+	ConnFirstReadTimeout time.Duration
+	ConnIdleTimeout      time.Duration
+	ConnsPerSource       int
+	ConnsMax             int
 
 	// Secret keys the HMAC that makes nonces stateless and unforgeable. It
 	// must be at least 16 random bytes; keep it stable across restarts (and
@@ -62,17 +76,23 @@ type Config struct {
 	// address changed must not be locked out until its old binding expires).
 	MaxContacts int
 
-	// ThrottleFailures failed authentications from one source IP within
-	// ThrottleWindow block that IP for ThrottleBlock: its REGISTERs are
-	// answered 403 without any digest work. ThrottleFailures 0 disables
-	// throttling. ThrottleMaxSources bounds the tracking table.
-	ThrottleFailures   int
-	ThrottleWindow     time.Duration
-	ThrottleBlock      time.Duration
-	ThrottleMaxSources int
+	// ThrottleFailures failed authentications for one user from one source
+	// IP within ThrottleWindow block that user from that IP for
+	// ThrottleBlock: its REGISTERs are answered 403 without any digest work.
+	// Phones behind the same NAT with the right password are unaffected.
+	// ThrottleSourceFailures failures for any users block the whole source
+	// (scanners). Only failures that echo a nonce issued to the source
+	// count. 0 disables the respective block. ThrottleMaxSources bounds the tracking table (fixed
+	// memory, about 100 bytes a source; the least recently seen sources are
+	// forgotten first). IPv6 sources are grouped by /64.
+	ThrottleFailures       int
+	ThrottleSourceFailures int
+	ThrottleWindow         time.Duration
+	ThrottleBlock          time.Duration
+	ThrottleMaxSources     int
 
 	// SweepInterval is how often expired bindings are removed (and their
-	// registration events emitted) and throttle entries pruned.
+	// registration events emitted).
 	SweepInterval time.Duration
 	// FlushTimeout bounds how long Run waits at shutdown for the write-behind
 	// queue to reach the BindingStore.
@@ -81,7 +101,22 @@ type Config struct {
 	// coalesced per line behind it, so a slow consumer delays events but
 	// never loses the latest state of a line nor blocks REGISTER handling.
 	EventBuffer int
-	// UserAgent is the Server header value sent in responses.
+	// DigestAlgorithms are the digest algorithms offered in challenges, in
+	// order (RFC 8760: one WWW-Authenticate each), and the only ones
+	// accepted: "MD5", "SHA-256". Default MD5 only: Debian's baresip (libre
+	// 1.1.0) fails on any SHA-256 challenge even after an MD5 one, and
+	// several desk phones read only the last challenge.
+	DigestAlgorithms []string
+	// DomainDigestAlgorithms overrides DigestAlgorithms for a SIP domain
+	// (an account), e.g. SHA-256 only for an account whose phones support
+	// it. Keys are matched case-insensitively.
+	DomainDigestAlgorithms map[string][]string
+	// AllowThirdParty lets a REGISTER's From differ from its To (RFC 3261
+	// §10.2: a third party registering on a user's behalf, still with the
+	// To user's credentials). False answers such requests 403.
+	AllowThirdParty bool
+	// UserAgent is the Server header value sent in responses; empty sends
+	// none.
 	UserAgent string
 }
 
@@ -89,22 +124,29 @@ type Config struct {
 // and TCP). The Secret is left empty: the daemon must supply one.
 func DefaultConfig() Config {
 	return Config{
-		UDPListen:          "127.0.0.1:5060",
-		TCPListen:          "127.0.0.1:5060",
-		NonceLifetime:      5 * time.Minute,
-		NonceTrackerSize:   200_000,
-		MinExpires:         60 * time.Second,
-		MaxExpires:         2 * time.Hour,
-		DefaultExpires:     time.Hour,
-		MaxContacts:        3,
-		ThrottleFailures:   20,
-		ThrottleWindow:     time.Minute,
-		ThrottleBlock:      10 * time.Minute,
-		ThrottleMaxSources: 100_000,
-		SweepInterval:      5 * time.Second,
-		FlushTimeout:       10 * time.Second,
-		EventBuffer:        1024,
-		UserAgent:          "pbxd",
+		UDPListen:              "127.0.0.1:5060",
+		TCPListen:              "127.0.0.1:5060",
+		ConnFirstReadTimeout:   10 * time.Second,
+		ConnIdleTimeout:        5 * time.Minute,
+		ConnsPerSource:         200,
+		ConnsMax:               50_000,
+		NonceLifetime:          5 * time.Minute,
+		NonceTrackerSize:       200_000,
+		MinExpires:             60 * time.Second,
+		MaxExpires:             2 * time.Hour,
+		DefaultExpires:         time.Hour,
+		MaxContacts:            3,
+		ThrottleFailures:       20,
+		ThrottleSourceFailures: 100,
+		ThrottleWindow:         time.Minute,
+		ThrottleBlock:          10 * time.Minute,
+		ThrottleMaxSources:     100_000,
+		SweepInterval:          5 * time.Second,
+		FlushTimeout:           10 * time.Second,
+		EventBuffer:            1024,
+		UserAgent:              "pbxd",
+		DigestAlgorithms:       []string{algMD5},
+		AllowThirdParty:        true,
 	}
 }
 
@@ -123,8 +165,19 @@ func (c Config) Validate() error {
 			bad("sip: %s listen address %q: %w", name, a, err)
 		}
 	}
+	for _, a := range c.ExtraListen {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			bad("sip: extra listen address %q: %w", a, err)
+		}
+	}
 	if c.TLSListen != "" && (c.TLSCertFile == "" || c.TLSKeyFile == "") {
 		bad("sip: tls listen address needs a certificate and a key file")
+	}
+	if c.ConnFirstReadTimeout <= 0 || c.ConnIdleTimeout <= 0 {
+		bad("sip: connection first-read and idle timeouts must be positive")
+	}
+	if c.ConnsPerSource < 1 || c.ConnsMax < c.ConnsPerSource {
+		bad("sip: connection caps %d per source, %d in all invalid (need 1 <= per source <= all)", c.ConnsPerSource, c.ConnsMax)
 	}
 	if len(c.Secret) < 16 {
 		bad("sip: secret must be at least 16 bytes")
@@ -144,11 +197,19 @@ func (c Config) Validate() error {
 	if c.MaxContacts < 1 {
 		bad("sip: max contacts %d below 1", c.MaxContacts)
 	}
-	if c.ThrottleFailures < 0 {
-		bad("sip: throttle failures %d negative", c.ThrottleFailures)
+	if c.ThrottleFailures < 0 || c.ThrottleSourceFailures < 0 {
+		bad("sip: throttle failures %d, %d per source negative", c.ThrottleFailures, c.ThrottleSourceFailures)
 	}
-	if c.ThrottleFailures > 0 && (c.ThrottleWindow <= 0 || c.ThrottleBlock <= 0 || c.ThrottleMaxSources < 1) {
+	if (c.ThrottleFailures > 0 || c.ThrottleSourceFailures > 0) && (c.ThrottleWindow <= 0 || c.ThrottleBlock <= 0 || c.ThrottleMaxSources < 1) {
 		bad("sip: throttling needs a positive window, block duration and source table size")
+	}
+	if err := checkAlgorithms(c.DigestAlgorithms); err != nil {
+		bad("sip: digest algorithms: %w", err)
+	}
+	for d, algs := range c.DomainDigestAlgorithms {
+		if err := checkAlgorithms(algs); err != nil {
+			bad("sip: digest algorithms of %s: %w", d, err)
+		}
 	}
 	if c.SweepInterval <= 0 {
 		bad("sip: sweep interval must be positive")
@@ -160,4 +221,35 @@ func (c Config) Validate() error {
 		bad("sip: event buffer negative")
 	}
 	return errors.Join(errs...)
+}
+
+// checkAlgorithms accepts a non-empty list of distinct supported digest
+// algorithms (case-insensitive).
+func checkAlgorithms(algs []string) error {
+	if len(algs) == 0 {
+		return errors.New("none offered")
+	}
+	seen := map[string]bool{}
+	for _, a := range algs {
+		n := canonicalAlg(a)
+		if n == "" {
+			return fmt.Errorf("%q is not MD5 or SHA-256", a)
+		}
+		if seen[n] {
+			return fmt.Errorf("%s listed twice", n)
+		}
+		seen[n] = true
+	}
+	return nil
+}
+
+// canonicalAlg returns algMD5 or algSHA256 for a, "" for anything else.
+func canonicalAlg(a string) string {
+	switch {
+	case strings.EqualFold(a, algMD5):
+		return algMD5
+	case strings.EqualFold(a, algSHA256):
+		return algSHA256
+	}
+	return ""
 }

@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"hash"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -171,7 +172,11 @@ func isToken(s string) bool {
 }
 
 // nonce layout: 8 bytes issue time (unix ns), 8 bytes unique counter, 16
-// bytes HMAC-SHA256(secret, time|counter|realm) truncated; base64url.
+// bytes HMAC-SHA256(secret, time|counter|source|realm) truncated;
+// base64url. source is the address the challenge was sent to (grouped as
+// throttle.Source does), so a nonce echoed from elsewhere is not ours: only
+// a client that receives our answers at an address can make failures count
+// against it (spoofed one-way packets cannot lock a victim out).
 const (
 	nonceRawLen = 32
 	nonceMACLen = 16
@@ -202,28 +207,30 @@ func newNoncer(secret []byte, lifetime time.Duration, seed uint64) *noncer {
 	return n
 }
 
-func (n *noncer) mac(dst []byte, head []byte, realm string) {
+func (n *noncer) mac(dst []byte, head []byte, src netip.Addr, realm string) {
 	m := n.macs.Get().(hash.Hash)
 	m.Reset()
 	m.Write(head)
+	a := src.As16() // zero Addr: all zeros
+	m.Write(a[:])
 	m.Write([]byte(realm))
 	var sum [sha256.Size]byte
 	copy(dst, m.Sum(sum[:0])[:nonceMACLen])
 	n.macs.Put(m)
 }
 
-// mint returns a fresh nonce for realm, issued at now.
-func (n *noncer) mint(now time.Time, realm string) string {
+// mint returns a fresh nonce for realm, issued at now to src.
+func (n *noncer) mint(now time.Time, src netip.Addr, realm string) string {
 	var raw [nonceRawLen]byte
 	binary.BigEndian.PutUint64(raw[0:8], uint64(now.UnixNano()))
 	binary.BigEndian.PutUint64(raw[8:16], n.ctr.Add(1))
-	n.mac(raw[16:], raw[:16], realm)
+	n.mac(raw[16:], raw[:16], src, realm)
 	return base64.RawURLEncoding.EncodeToString(raw[:])
 }
 
-// check verifies that nonce was minted by us for realm and is not older than
-// the lifetime; it returns the issue time.
-func (n *noncer) check(now time.Time, nonce, realm string) (nonceStatus, time.Time) {
+// check verifies that nonce was minted by us for realm and src and is not
+// older than the lifetime; it returns the issue time.
+func (n *noncer) check(now time.Time, nonce string, src netip.Addr, realm string) (nonceStatus, time.Time) {
 	if len(nonce) != nonceLen {
 		return nonceInvalid, time.Time{}
 	}
@@ -232,7 +239,7 @@ func (n *noncer) check(now time.Time, nonce, realm string) (nonceStatus, time.Ti
 		return nonceInvalid, time.Time{}
 	}
 	var want [nonceMACLen]byte
-	n.mac(want[:], raw[:16], realm)
+	n.mac(want[:], raw[:16], src, realm)
 	if !hmac.Equal(want[:], raw[16:]) {
 		return nonceInvalid, time.Time{}
 	}

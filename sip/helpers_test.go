@@ -90,31 +90,40 @@ type phone struct {
 	contact          string
 	src              string
 	authUser         string // Authorization username when != user
+	ua               string // User-Agent, none if empty
+	ruri             string // Request-URI host when not domain
 }
 
 func newPhone(user, pw, domain string) *phone {
 	return &phone{user: user, pw: pw, domain: domain, alg: algMD5, callID: "call-" + user,
-		contact: "<sip:" + user + "@192.0.2.10:5060>", src: "192.0.2.10:5060"}
+		contact: "<sip:" + user + "@192.0.2.10:5060>", src: "192.0.2.10:5060", ua: "testphone"}
 }
 
 // request builds a REGISTER; headers are extra header lines.
 func (p *phone) request(t testing.TB, headers ...string) *sip.Request {
 	t.Helper()
+	return parseReq(t, p.raw(headers...), p.src)
+}
+
+// raw is request as text, for sending over the wire.
+func (p *phone) raw(headers ...string) string {
 	p.cseq++
 	var b strings.Builder
-	fmt.Fprintf(&b, "REGISTER sip:%s SIP/2.0\r\n", p.domain)
+	fmt.Fprintf(&b, "REGISTER sip:%s SIP/2.0\r\n", p.uriHost())
 	fmt.Fprintf(&b, "Via: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK-%s-%d\r\n", p.user, p.cseq)
 	fmt.Fprintf(&b, "Max-Forwards: 70\r\n")
 	fmt.Fprintf(&b, "From: <sip:%s@%s>;tag=ft%d\r\n", p.user, p.domain, p.cseq)
 	fmt.Fprintf(&b, "To: <sip:%s@%s>\r\n", p.user, p.domain)
 	fmt.Fprintf(&b, "Call-ID: %s\r\n", p.callID)
 	fmt.Fprintf(&b, "CSeq: %d REGISTER\r\n", p.cseq)
-	fmt.Fprintf(&b, "User-Agent: testphone\r\n")
+	if p.ua != "" {
+		fmt.Fprintf(&b, "User-Agent: %s\r\n", p.ua)
+	}
 	for _, h := range headers {
 		b.WriteString(h + "\r\n")
 	}
 	b.WriteString("Content-Length: 0\r\n\r\n")
-	return parseReq(t, b.String(), p.src)
+	return b.String()
 }
 
 func parseReq(t testing.TB, raw, src string) *sip.Request {
@@ -152,11 +161,18 @@ func (p *phone) authHeader(nonce string, nc int) string {
 	if p.authUser != "" {
 		user = p.authUser
 	}
-	uri := "sip:" + p.domain
+	uri := "sip:" + p.uriHost()
 	ncs := fmt.Sprintf("%08x", nc)
 	resp := digestResponse(p.alg, ha1(p.alg, user, p.domain, p.pw), "REGISTER", uri, nonce, ncs, "abc123", "auth")
 	return fmt.Sprintf(`Authorization: Digest username="%s", realm="%s", nonce="%s", uri="%s", response="%s", algorithm=%s, cnonce="abc123", qop=auth, nc=%s`,
 		user, p.domain, nonce, uri, resp, p.alg, ncs)
+}
+
+func (p *phone) uriHost() string {
+	if p.ruri != "" {
+		return p.ruri
+	}
+	return p.domain
 }
 
 // register runs the challenge round trip and returns the final response.
@@ -190,7 +206,7 @@ func nextEvent(t testing.TB, r *Registrar) pbx.RegistrationEvent {
 
 func flush(t testing.TB, r *Registrar) {
 	t.Helper()
-	if !r.wb.flushOnce(context.Background()) {
-		t.Fatal("flush failed")
+	if err := r.wb.flushOnce(context.Background()); err != nil {
+		t.Fatalf("flush failed: %v", err)
 	}
 }

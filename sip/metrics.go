@@ -44,6 +44,30 @@ type metrics struct {
 	// pbxd_sip_store_queue_lines: lines with binding changes waiting for
 	// the BindingStore (write-behind backlog).
 	storeQueue prometheus.Gauge
+	// pbxd_sip_responses_unsent_total{reason}: answers not sent:
+	// "amplification" (larger than an unauthenticated UDP request),
+	// "too_large" (over the UDP maximum; a 513 goes instead),
+	// "write_error".
+	unsent *prometheus.CounterVec
+	// pbxd_sip_requests_dropped_total{reason}: requests dropped unanswered
+	// ("unparsable" datagrams; "malformed": no usable Via, From, To,
+	// Call-ID or CSeq to answer with).
+	dropped *prometheus.CounterVec
+	// pbxd_sip_connections_refused_total{transport,reason}: TCP/TLS
+	// connections closed on accept for a cap ("per_source", "total"), or
+	// not accepted yet for want of file descriptors ("fd_limit").
+	connsRefused *prometheus.CounterVec
+	reg          prometheus.Registerer
+}
+
+// connsOpen registers pbxd_sip_connections{transport}: TCP/TLS
+// connections open now.
+func (m *metrics) connsOpen(g *connGate, transport string) {
+	promauto.With(m.reg).NewGaugeFunc(prometheus.GaugeOpts{
+		Name:        "pbxd_sip_connections",
+		Help:        "SIP TCP/TLS connections open on the built-in registrar.",
+		ConstLabels: prometheus.Labels{"transport": transport},
+	}, func() float64 { return float64(g.open.Load()) })
 }
 
 func newMetrics(reg prometheus.Registerer, active, throttledSources func() float64) *metrics {
@@ -85,6 +109,29 @@ func newMetrics(reg prometheus.Registerer, active, throttledSources func() float
 		Name: "pbxd_sip_throttled_sources",
 		Help: "Source IPs currently blocked for failing SIP authentication.",
 	}, throttledSources)
+	m.unsent = f.NewCounterVec(prometheus.CounterOpts{
+		Name: "pbxd_sip_responses_unsent_total",
+		Help: "SIP answers not sent, by reason (amplification, too_large, write_error).",
+	}, []string{"reason"})
+	m.dropped = f.NewCounterVec(prometheus.CounterOpts{
+		Name: "pbxd_sip_requests_dropped_total",
+		Help: "SIP datagrams dropped without an answer, by reason.",
+	}, []string{"reason"})
+	for _, r := range []string{"amplification", "too_large", "write_error"} {
+		m.unsent.WithLabelValues(r)
+	}
+	m.dropped.WithLabelValues("unparsable")
+	m.dropped.WithLabelValues("malformed")
+	m.reg = reg
+	m.connsRefused = f.NewCounterVec(prometheus.CounterOpts{
+		Name: "pbxd_sip_connections_refused_total",
+		Help: "SIP TCP/TLS connections closed on accept for a cap, by transport and reason.",
+	}, []string{"transport", "reason"})
+	for _, t := range []string{"tcp", "tls"} {
+		for _, r := range []string{"per_source", "total", "fd_limit"} {
+			m.connsRefused.WithLabelValues(t, r)
+		}
+	}
 	for _, r := range allResults {
 		m.registers.WithLabelValues(r)
 	}

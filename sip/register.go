@@ -1,12 +1,18 @@
 package sip
 
 import (
+	"math/rand/v2"
 	"net"
+	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/pbxd/pbxd/internal/throttle"
 )
 
 // dummy HA1 values hashed for unknown users, so that they cost the same as
@@ -20,43 +26,97 @@ const (
 // to 2^32-1 seconds).
 const maxExpiresValue = 1<<32 - 1
 
-func (r *Registrar) serveRegister(req *sip.Request, tx sip.ServerTransaction) {
+// serveTx answers a request sipgo received over TCP or TLS.
+func (r *Registrar) serveTx(req *sip.Request, tx sip.ServerTransaction) {
 	r.gate.RLock()
 	defer r.gate.RUnlock()
 	if r.closed {
 		return
 	}
-	res := r.handleRegister(req)
+	res := r.answer(req)
 	if res == nil {
 		return
 	}
 	if err := tx.Respond(res); err != nil {
+		r.m.unsent.WithLabelValues("write_error").Inc()
 		r.log.Debug("sip respond", "err", err)
 	}
 }
 
-func (r *Registrar) serveOptions(req *sip.Request, tx sip.ServerTransaction) {
-	res := sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil)
-	res.AppendHeader(sip.NewHeader("Allow", "REGISTER, OPTIONS"))
-	res.AppendHeader(sip.NewHeader("Accept", "application/sdp"))
-	r.addServer(res)
-	_ = tx.Respond(res)
+// allowed is the Allow header value: what the registrar serves.
+const allowed = "REGISTER, OPTIONS"
+
+// knownMethods are the RFC 3261 and extension methods answered 405 Method
+// Not Allowed; anything else is 501 Not Implemented (RFC 3261 §21.4.6).
+var knownMethods = map[sip.RequestMethod]bool{
+	sip.INVITE: true, sip.CANCEL: true, sip.BYE: true, sip.SUBSCRIBE: true, sip.NOTIFY: true,
+	sip.REFER: true, sip.INFO: true, sip.MESSAGE: true, sip.PRACK: true, sip.UPDATE: true, sip.PUBLISH: true,
 }
 
-func (r *Registrar) serveOther(req *sip.Request, tx sip.ServerTransaction) {
+// answer returns the single response to req, nil for none. It keeps no
+// state for requests it does not serve: they are refused once, never with
+// a retransmitting transaction.
+func (r *Registrar) answer(req *sip.Request) *sip.Response {
 	if req.IsAck() {
-		return // never answer an ACK
+		return nil // never answer an ACK
 	}
-	res := sip.NewResponseFromRequest(req, sip.StatusMethodNotAllowed, "Method Not Allowed", nil)
-	res.AppendHeader(sip.NewHeader("Allow", "REGISTER, OPTIONS"))
-	r.addServer(res)
-	_ = tx.Respond(res)
+	if v := req.Via(); v == nil || v.Transport == "" || v.Host == "" ||
+		req.CallID() == nil || req.CSeq() == nil || req.From() == nil || req.To() == nil {
+		// No answer could be routed or matched (RFC 3261 §8.1.1): this is
+		// noise, and silence costs least.
+		r.m.dropped.WithLabelValues("malformed").Inc()
+		return nil
+	}
+	if !strings.EqualFold(req.SipVersion, "SIP/2.0") {
+		res := r.newResponse(req, sip.StatusVersionNotSupported, "Version Not Supported")
+		res.SipVersion = "SIP/2.0"
+		return res
+	}
+	if req.Method != sip.CANCEL {
+		if hs := req.GetHeaders("Require"); len(hs) > 0 {
+			// RFC 3261 §8.2.2.3: we support no extension a client could
+			// require.
+			res := r.newResponse(req, sip.StatusBadExtension, "Bad Extension")
+			for _, h := range hs {
+				res.AppendHeader(sip.NewHeader("Unsupported", h.Value()))
+			}
+			if req.Method == sip.REGISTER {
+				r.m.registers.WithLabelValues(resultBadRequest).Inc()
+			}
+			return res
+		}
+	}
+	switch req.Method {
+	case sip.REGISTER:
+		return r.handleRegister(req)
+	case sip.OPTIONS:
+		res := r.newResponse(req, sip.StatusOK, "OK")
+		res.AppendHeader(sip.NewHeader("Allow", allowed))
+		res.AppendHeader(sip.NewHeader("Accept", "application/sdp"))
+		return res
+	}
+	var res *sip.Response
+	if knownMethods[req.Method] {
+		res = r.newResponse(req, sip.StatusMethodNotAllowed, "Method Not Allowed")
+	} else {
+		res = r.newResponse(req, sip.StatusNotImplemented, "Not Implemented")
+	}
+	res.AppendHeader(sip.NewHeader("Allow", allowed))
+	return res
 }
 
-func (r *Registrar) addServer(res *sip.Response) {
+// newResponse builds a response with a short To tag (sipgo's UUID tag
+// would make challenges larger than small requests, and UDP answers to
+// unauthenticated sources may not exceed the request) and the Server header.
+func (r *Registrar) newResponse(req *sip.Request, code int, reason string) *sip.Response {
+	res := sip.NewResponseFromRequest(req, code, reason, nil)
+	if to, from := res.To(), req.To(); to != nil && from != nil && !from.Params.Has("tag") {
+		to.Params.Add("tag", strconv.FormatUint(rand.Uint64(), 36))
+	}
 	if r.cfg.UserAgent != "" {
 		res.AppendHeader(sip.NewHeader("Server", r.cfg.UserAgent))
 	}
+	return res
 }
 
 // sourceIP returns the host part of a "host:port" source address.
@@ -70,26 +130,32 @@ func sourceIP(src string) string {
 // reply builds a response and counts it.
 func (r *Registrar) reply(req *sip.Request, code int, reason, result string) *sip.Response {
 	r.m.registers.WithLabelValues(result).Inc()
-	res := sip.NewResponseFromRequest(req, code, reason, nil)
-	r.addServer(res)
-	return res
+	return r.newResponse(req, code, reason)
 }
 
-// challenge answers 401 with one WWW-Authenticate per algorithm. MD5 comes
-// first: RFC 8760 lets the client take the first algorithm it supports,
-// and most deployed phones (and sipp) only read the first challenge, so
-// the SHA-256 offer follows for clients that prefer it.
-func (r *Registrar) challenge(req *sip.Request, realm string, now time.Time, stale bool, result string) *sip.Response {
+// challenge answers 401 with one WWW-Authenticate per algorithm offered
+// for realm, in the configured order (RFC 8760 lets the client take the
+// first it supports).
+func (r *Registrar) challenge(req *sip.Request, realm string, src netip.Addr, now time.Time, stale bool, result string) *sip.Response {
 	res := r.reply(req, sip.StatusUnauthorized, "Unauthorized", result)
-	nonce := r.nonces.mint(now, realm)
+	nonce := r.nonces.mint(now, src, realm)
 	q := quote(realm)
 	st := ""
 	if stale {
 		st = ", stale=true"
 	}
-	res.AppendHeader(sip.NewHeader("WWW-Authenticate", `Digest realm=`+q+`, nonce="`+nonce+`", algorithm=MD5, qop="auth"`+st))
-	res.AppendHeader(sip.NewHeader("WWW-Authenticate", `Digest realm=`+q+`, nonce="`+nonce+`", algorithm=SHA-256, qop="auth"`+st))
+	for _, alg := range r.algorithms(realm) {
+		res.AppendHeader(sip.NewHeader("WWW-Authenticate", `Digest realm=`+q+`, nonce="`+nonce+`", algorithm=`+alg+`, qop="auth"`+st))
+	}
 	return res
+}
+
+// algorithms returns the digest algorithms offered and accepted for realm.
+func (r *Registrar) algorithms(realm string) []string {
+	if algs, ok := r.domainAlgs[realm]; ok {
+		return algs
+	}
+	return r.algs
 }
 
 // quote makes a quoted-string.
@@ -109,18 +175,27 @@ func quote(s string) string {
 	return b.String()
 }
 
-// authFailed counts a failed authentication from ip, may block it, and
-// answers exactly like a first challenge.
-func (r *Registrar) authFailed(req *sip.Request, realm, ip, user, why string, now time.Time) *sip.Response {
+// authFailed answers a failed authentication exactly like a first
+// challenge. proven failures (the request echoed a nonce issued to its
+// source, so the source receives our answers and is not spoofed) count
+// against source+user and, with a higher ceiling for scanners trying many
+// users, against the source alone; others cannot lock anyone out.
+func (r *Registrar) authFailed(req *sip.Request, realm, ip string, src netip.Addr, user, why string, proven bool, now time.Time) *sip.Response {
 	r.m.authFailures.Inc()
-	if r.thr.fail(ip, now) {
-		r.m.throttled.Inc()
-		r.log.Warn("sip source blocked after repeated authentication failures",
-			"source", ip, "block", r.cfg.ThrottleBlock, "last_user", user, "realm", realm)
-	} else {
-		r.log.Debug("sip authentication failed", "source", ip, "user", user, "realm", realm, "reason", why)
+	if proven {
+		if r.thrUser.Fail(r.thrUser.SourceKey(ip, realm, user), now) {
+			r.m.throttled.Inc()
+			r.log.Warn("sip source blocked for a user after repeated authentication failures",
+				"source", ip, "user", user, "realm", realm, "block", r.cfg.ThrottleBlock)
+		}
+		if r.thrSrc.Fail(r.thrSrc.SourceKey(ip), now) {
+			r.m.throttled.Inc()
+			r.log.Warn("sip source blocked after repeated authentication failures",
+				"source", ip, "block", r.cfg.ThrottleBlock, "last_user", user, "realm", realm)
+		}
 	}
-	return r.challenge(req, realm, now, false, resultUnauthorized)
+	r.log.Debug("sip authentication failed", "source", ip, "user", user, "realm", realm, "reason", why, "counted", proven)
+	return r.challenge(req, realm, src, now, false, resultUnauthorized)
 }
 
 // handleRegister processes one REGISTER and returns the response to send.
@@ -137,10 +212,21 @@ func (r *Registrar) handleRegister(req *sip.Request) *sip.Response {
 	}
 	src := req.Source()
 	ip := sourceIP(src)
-	if r.thr.blocked(ip, now) {
+	srcAddr := throttle.Source(ip)
+	realm := strings.ToLower(req.Recipient.Host)
+	uriHost := realm // what the digest-uri must name
+	if r.isOurAddress(realm) && to.Address.Host != "" {
+		// A phone configured with the registrar's address: the account
+		// is the To domain (RFC 3261 §10.3 step 1 leaves the domain to
+		// the registrar).
+		realm = strings.ToLower(to.Address.Host)
+	}
+	if !r.cfg.AllowThirdParty && (from.Address.User != user || !strings.EqualFold(from.Address.Host, to.Address.Host)) {
+		return r.reply(req, sip.StatusForbidden, "Forbidden (third-party registration)", resultForbidden)
+	}
+	if r.thrSrc.Blocked(r.thrSrc.SourceKey(ip), now) || r.thrUser.Blocked(r.thrUser.SourceKey(ip, realm, user), now) {
 		return r.reply(req, sip.StatusForbidden, "Forbidden", resultThrottled)
 	}
-	realm := strings.ToLower(req.Recipient.Host)
 
 	// Credentials for our realm, if any.
 	var cred credentials
@@ -156,29 +242,28 @@ func (r *Registrar) handleRegister(req *sip.Request) *sip.Response {
 		}
 	}
 	if !found {
-		return r.challenge(req, realm, now, false, resultChallenge)
+		return r.challenge(req, realm, srcAddr, now, false, resultChallenge)
 	}
 
-	status, issued := r.nonces.check(now, cred.Nonce, realm)
+	status, issued := r.nonces.check(now, cred.Nonce, srcAddr, realm)
 	switch status {
 	case nonceStale:
-		return r.challenge(req, realm, now, true, resultStale)
-	case nonceInvalid:
-		return r.authFailed(req, realm, ip, user, "nonce", now)
+		return r.challenge(req, realm, srcAddr, now, true, resultStale)
+	case nonceInvalid: // forged, or issued to another address: proves nothing
+		return r.authFailed(req, realm, ip, srcAddr, user, "nonce", false, now)
 	}
 
-	alg := algMD5
-	switch {
-	case cred.Algorithm == "" || strings.EqualFold(cred.Algorithm, algMD5):
-	case strings.EqualFold(cred.Algorithm, algSHA256):
-		alg = algSHA256
-	default:
-		return r.authFailed(req, realm, ip, user, "algorithm", now)
+	alg := algMD5 // RFC 7616 §3.4: absent means MD5
+	if cred.Algorithm != "" {
+		alg = canonicalAlg(cred.Algorithm)
+	}
+	if alg == "" || !slices.Contains(r.algorithms(realm), alg) {
+		return r.authFailed(req, realm, ip, srcAddr, user, "algorithm", true, now)
 	}
 	nc, ncOK := parseNC(cred.NC)
 	if !strings.EqualFold(cred.QOP, "auth") || !ncOK || cred.Cnonce == "" ||
 		(cred.Userhash != "" && !strings.EqualFold(cred.Userhash, "false")) {
-		return r.authFailed(req, realm, ip, user, "digest parameters", now)
+		return r.authFailed(req, realm, ip, srcAddr, user, "digest parameters", true, now)
 	}
 
 	// Look the line up; unknown users cost the same hashing as known ones.
@@ -210,15 +295,15 @@ func (r *Registrar) handleRegister(req *sip.Request) *sip.Response {
 		}
 	}
 	want := digestResponse(alg, strings.ToLower(ha1), string(req.Method), cred.URI, cred.Nonce, cred.NC, cred.Cnonce, cred.QOP)
-	if !lineOK || !equalHex(want, cred.Response) || cred.Username != user || !digestURIMatches(cred.URI, realm) {
-		return r.authFailed(req, realm, ip, user, "credentials", now)
+	if !lineOK || !equalHex(want, cred.Response) || cred.Username != user || !digestURIMatches(cred.URI, uriHost) {
+		return r.authFailed(req, realm, ip, srcAddr, user, "credentials", true, now)
 	}
 	ok, stale := r.nc.use(cred.Nonce, issued, nc, now)
 	if stale {
-		return r.challenge(req, realm, now, true, resultStale)
+		return r.challenge(req, realm, srcAddr, now, true, resultStale)
 	}
 	if !ok {
-		return r.authFailed(req, realm, ip, user, "nonce count replay", now)
+		return r.authFailed(req, realm, ip, srcAddr, user, "nonce count replay", true, now)
 	}
 	if suspended {
 		r.log.Debug("sip register refused: line suspended", "line", lineID, "source", ip)
@@ -239,6 +324,29 @@ func digestURIMatches(uri, realm string) bool {
 		return false
 	}
 	return strings.EqualFold(u.Host, realm)
+}
+
+// Bounds of the values a binding stores (bytes).
+const (
+	maxContactLen   = 2048 // push-notification contacts run to a few hundred
+	maxCallIDLen    = 256
+	maxUserAgentLen = 512
+)
+
+// storable reports whether s may be stored and shown as is: at most limit
+// bytes of valid UTF-8 without control characters (tab aside). A value
+// PostgreSQL would refuse (NUL, invalid UTF-8) must be refused before the
+// REGISTER is acknowledged, not fail in the write-behind queue after.
+func storable(s string, limit int) bool {
+	if len(s) > limit {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < 0x20 && c != '\t') || c == 0x7f {
+			return false
+		}
+	}
+	return utf8.ValidString(s)
 }
 
 // parseExpires parses a delta-seconds value.
@@ -262,7 +370,29 @@ func parseExpires(s string) (uint32, bool) {
 // contactChange is one Contact of a REGISTER after validation.
 type contactChange struct {
 	uri     string
+	params  string        // header parameters but expires, ";k=v;..."
 	expires time.Duration // 0: remove
+}
+
+// contactParams returns the Contact header parameters to echo (RFC 5626
+// §6: +sip.instance and reg-id; RFC 3840 feature tags), expires aside.
+func contactParams(c *sip.ContactHeader) string {
+	if len(c.Params) == 0 || (len(c.Params) == 1 && c.Params.Has("expires")) {
+		return ""
+	}
+	var b strings.Builder
+	for _, kv := range c.Params {
+		if strings.EqualFold(kv.K, "expires") {
+			continue
+		}
+		b.WriteByte(';')
+		b.WriteString(kv.K)
+		if kv.V != "" {
+			b.WriteByte('=')
+			b.WriteString(kv.V)
+		}
+	}
+	return b.String()
 }
 
 // contactChanges validates the Contact and Expires headers. It returns the
@@ -307,15 +437,18 @@ func (r *Registrar) contactChanges(req *sip.Request) (changes []contactChange, w
 			return nil, false, sip.StatusIntervalToBrief, "Interval Too Brief"
 		}
 		d = min(d, r.cfg.MaxExpires)
-		uri := c.Address.String()
+		uri, params := c.Address.String(), contactParams(c)
+		if !storable(uri, maxContactLen) || !storable(params, maxContactLen) {
+			return nil, false, sip.StatusBadRequest, "Bad Request (Contact)"
+		}
 		dup := false
 		for i := range changes {
 			if changes[i].uri == uri {
-				changes[i].expires, dup = d, true
+				changes[i].expires, changes[i].params, dup = d, params, true
 			}
 		}
 		if !dup {
-			changes = append(changes, contactChange{uri: uri, expires: d})
+			changes = append(changes, contactChange{uri: uri, params: params, expires: d})
 		}
 	}
 	return changes, false, 0, ""
@@ -338,6 +471,12 @@ func (r *Registrar) updateBindings(req *sip.Request, l *line, lineID string, max
 	ua := ""
 	if h := req.GetHeader("User-Agent"); h != nil {
 		ua = h.Value()
+	}
+	if !storable(callID, maxCallIDLen) {
+		return r.reply(req, sip.StatusBadRequest, "Bad Request (Call-ID)", resultBadRequest)
+	}
+	if !storable(ua, maxUserAgentLen) {
+		return r.reply(req, sip.StatusBadRequest, "Bad Request (User-Agent)", resultBadRequest)
 	}
 	source := strings.ToLower(req.Transport()) + ":" + src
 
@@ -392,7 +531,7 @@ func (r *Registrar) updateBindings(req *sip.Request, l *line, lineID string, max
 				continue
 			}
 			b := Binding{
-				LineID: lineID, ContactURI: strings.Clone(c.uri), Source: source, UserAgent: strings.Clone(ua),
+				LineID: lineID, ContactURI: strings.Clone(c.uri), Params: c.params, Source: source, UserAgent: strings.Clone(ua),
 				CallID: strings.Clone(callID), CSeq: cseq, ExpiresAt: now.Add(c.expires), UpdatedAt: now,
 			}
 			if i >= 0 {
@@ -418,7 +557,7 @@ func (r *Registrar) updateBindings(req *sip.Request, l *line, lineID string, max
 	res := r.reply(req, sip.StatusOK, "OK", resultOK)
 	for _, b := range l.contacts {
 		secs := int(b.ExpiresAt.Sub(now).Round(time.Second) / time.Second)
-		res.AppendHeader(sip.NewHeader("Contact", "<"+b.ContactURI+">;expires="+strconv.Itoa(max(secs, 0))))
+		res.AppendHeader(sip.NewHeader("Contact", "<"+b.ContactURI+">"+b.Params+";expires="+strconv.Itoa(max(secs, 0))))
 	}
 	res.AppendHeader(sip.NewHeader("Date", now.UTC().Format("Mon, 02 Jan 2006 15:04:05 GMT")))
 	return res

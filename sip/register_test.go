@@ -3,8 +3,10 @@ package sip
 import (
 	"context"
 	"errors"
+	"fmt"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,7 +27,7 @@ func TestRegisterDigest(t *testing.T) {
 	for _, alg := range []string{algMD5, algSHA256} {
 		t.Run(alg, func(t *testing.T) {
 			t.Parallel()
-			b := setup(t, nil)
+			b := setup(t, func(c *Config) { c.DigestAlgorithms = []string{algMD5, algSHA256} })
 			if err := b.r.Apply(context.Background(), lineCfg("L1", "100", dom, "secret-pw")); err != nil {
 				t.Fatal(err)
 			}
@@ -81,6 +83,46 @@ func normalize(s string) string {
 	s = regexp.MustCompile(`tag=[^;\r\n>]+`).ReplaceAllString(s, `tag=X`)
 	s = regexp.MustCompile(`(?m)^(Via|From|Call-ID|CSeq|To):.*$`).ReplaceAllString(s, `$1: X`)
 	return s
+}
+
+// MD5 only by default (baresip fails on any SHA-256 challenge); SHA-256
+// opt-in per instance and per account (domain); an algorithm not offered
+// is refused.
+func TestDigestAlgorithms(t *testing.T) {
+	t.Parallel()
+	const shaDom = "sha.example.net"
+	b := setup(t, func(c *Config) {
+		c.DomainDigestAlgorithms = map[string][]string{"SHA.example.net": {"sha-256", "md5"}}
+	})
+	_ = b.r.Apply(context.Background(), lineCfg("L1", "100", dom, "pw"))
+	_ = b.r.Apply(context.Background(), lineCfg("L2", "200", shaDom, "pw"))
+	algs := func(res interface{ String() string }) []string {
+		return regexp.MustCompile(`algorithm=([A-Z0-9-]+)`).FindAllString(res.String(), -1)
+	}
+	p := newPhone("100", "pw", dom)
+	ch := b.r.handleRegister(p.request(t))
+	if got := algs(ch); len(got) != 1 || got[0] != "algorithm=MD5" {
+		t.Fatalf("default challenge offers %v", got)
+	}
+	p.alg = algSHA256 // answers an algorithm it was not offered
+	if res := b.r.handleRegister(p.request(t, p.authHeader(challengeNonce(t, ch, algMD5), 1))); res.StatusCode != 401 {
+		t.Fatalf("SHA-256 answer to an MD5-only challenge: %d", res.StatusCode)
+	}
+	q := newPhone("200", "pw", shaDom)
+	if got := algs(b.r.handleRegister(q.request(t))); len(got) != 2 || got[0] != "algorithm=SHA-256" || got[1] != "algorithm=MD5" {
+		t.Fatalf("per-domain challenge offers %v", got)
+	}
+	q.alg = algSHA256
+	if res := q.register(t, b.r, q.contactHdr("")...); res.StatusCode != 200 {
+		t.Fatalf("SHA-256 on its domain: %d", res.StatusCode)
+	}
+	for _, bad := range [][]string{{}, {"SHA-512"}, {"MD5", "md5"}} {
+		cfg := testConfig()
+		cfg.DigestAlgorithms = bad
+		if cfg.Validate() == nil {
+			t.Errorf("digest algorithms %q accepted", bad)
+		}
+	}
 }
 
 func TestWrongPasswordAndUnknownUserLookTheSame(t *testing.T) {
@@ -364,7 +406,7 @@ func TestThrottle(t *testing.T) {
 	if res := other.register(t, b.r, other.contactHdr("")...); res.StatusCode != 200 {
 		t.Fatalf("other source: %d", res.StatusCode)
 	}
-	if b.r.thr.blockedCount(b.clock.Now()) != 1 {
+	if b.r.thrUser.BlockedCount(b.clock.Now()) != 1 {
 		t.Fatal("blocked gauge")
 	}
 	b.clock.Advance(5*time.Minute + time.Second)
@@ -549,5 +591,108 @@ func TestBindErrorAtNew(t *testing.T) {
 	cfg.TCPListen = b.r.Addrs().TCP
 	if _, err := New(cfg, nil, nil, nil, nil); err == nil || !strings.Contains(err.Error(), "listen tcp") {
 		t.Fatalf("want bind error, got %v", err)
+	}
+}
+
+// Values a binding stores are checked before the REGISTER is acknowledged:
+// PostgreSQL refused NUL and invalid UTF-8 after the 200 and the write was
+// retried for ever.
+func TestUnstorableHeaderValues(t *testing.T) {
+	t.Parallel()
+	b := setup(t, nil)
+	_ = b.r.Apply(context.Background(), lineCfg("L1", "100", dom, "pw"))
+	long := strings.Repeat("x", 600)
+	for name, c := range map[string]struct{ ua, contact string }{
+		"UA NUL":          {"bad\x00phone", "<sip:100@192.0.2.10>"},
+		"UA invalid UTF8": {"bad\xffphone", "<sip:100@192.0.2.10>"},
+		"UA control":      {"bad\x1bphone", "<sip:100@192.0.2.10>"},
+		"UA too long":     {long, "<sip:100@192.0.2.10>"},
+		"contact UTF8":    {"ok", "<sip:10\xc3\x28@192.0.2.10>"},
+		"contact long":    {"ok", "<sip:100@192.0.2.10;x=" + strings.Repeat("y", 3000) + ">"},
+	} {
+		p := newPhone("100", "pw", dom)
+		p.callID, p.ua = name, c.ua
+		res := p.register(t, b.r, "Contact: "+c.contact)
+		if res.StatusCode != 400 {
+			t.Errorf("%s: %d %s", name, res.StatusCode, res.Reason)
+		}
+	}
+	if n := len(b.r.Contacts("L1")); n != 0 {
+		t.Fatalf("%d bindings stored", n)
+	}
+	// Printable UTF-8 is fine.
+	p := newPhone("100", "pw", dom)
+	p.ua = "Téléphone 3.1\t(büro)"
+	if res := p.register(t, b.r, "Contact: <sip:100@192.0.2.10>"); res.StatusCode != 200 {
+		t.Fatalf("UTF-8 User-Agent: %d", res.StatusCode)
+	}
+}
+
+// rejectingStore refuses every save for good, and counts attempts.
+type rejectingStore struct {
+	MemoryStore
+	saves atomic.Int64
+}
+
+func (s *rejectingStore) SaveBinding(context.Context, Binding) error {
+	s.saves.Add(1)
+	return fmt.Errorf("invalid byte sequence: %w", ErrBindingRejected)
+}
+
+// A write the store rejects for good is dropped, not retried for ever.
+func TestRejectedBindingNotRetried(t *testing.T) {
+	t.Parallel()
+	b := setup(t, nil)
+	st := &rejectingStore{}
+	b.r.wb.store = st
+	_ = b.r.Apply(context.Background(), lineCfg("L1", "100", dom, "pw"))
+	p := newPhone("100", "pw", dom)
+	if res := p.register(t, b.r, p.contactHdr("")...); res.StatusCode != 200 {
+		t.Fatal(res.StatusCode)
+	}
+	for range 3 {
+		_ = b.r.wb.flushOnce(context.Background())
+	}
+	if st.saves.Load() != 1 || b.r.wb.len() != 0 {
+		t.Fatalf("saves %d, queue %d", st.saves.Load(), b.r.wb.len())
+	}
+}
+
+// downStore fails every save at once, like a database that is down.
+type downStore struct{ MemoryStore }
+
+func (s *downStore) SaveBinding(context.Context, Binding) error {
+	return errors.New("connection refused")
+}
+
+// A failing store does not hold up shutdown: one last attempt, not retries
+// until FlushTimeout (12 s with the defaults in the field).
+func TestShutdownWithFailingStore(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig()
+	cfg.FlushTimeout = 5 * time.Minute
+	r, err := New(cfg, &downStore{}, SystemClock{}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	go func() {
+		for range r.Events() {
+		}
+	}()
+	_ = r.Apply(context.Background(), lineCfg("L1", "100", dom, "pw"))
+	for i := range 50 {
+		r.wb.save(Binding{LineID: "L1", ContactURI: fmt.Sprintf("sip:%d@192.0.2.1", i)})
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("Run did not return with a failing store")
 	}
 }

@@ -1,23 +1,30 @@
-// Package sip is pbxd's built-in SIP registrar (RFC 3261 §10) on top of
-// github.com/emiago/sipgo, and the "builtin" pbx.Backend.
+// Package sip is pbxd's built-in SIP registrar (RFC 3261 §10), and the
+// "builtin" pbx.Backend. github.com/emiago/sipgo parses messages and serves
+// TCP and TLS; UDP is read here, statelessly (see udp.go).
 //
 // Lines arrive through Apply (from the reconciler) and are indexed by
 // (SIP domain, username). Phones REGISTER with digest authentication (MD5
-// and SHA-256, qop=auth) checked against the stored HA1 values; bindings
-// live in memory, are persisted through a write-behind BindingStore, expire
-// on a timer and are reported as pbx.RegistrationEvents.
+// and SHA-256 as configured, qop=auth) checked against the stored HA1
+// values; bindings live in memory, are persisted through a write-behind
+// BindingStore, expire on a timer and are reported as
+// pbx.RegistrationEvents.
 //
 // Answers chosen where RFC 3261 leaves room (see the tests for each):
 //   - unknown domain, unknown user, wrong password, replayed nonce count and
 //     unsupported digest parameters all get the same 401 with a fresh
 //     challenge (same headers, stale=false), after the same amount of
 //     hashing, so none of them reveals whether a user exists;
-//   - a source IP with too many such failures is blocked and answered 403
-//     (result "throttled") without digest work;
+//   - a source IP with too many such failures for one user (or, with a
+//     higher ceiling, for any users) is blocked and answered 403 (result
+//     "throttled") without digest work; only failures echoing a nonce
+//     issued to that source count, so spoofed packets block nobody;
 //   - a suspended line that authenticates correctly gets 403;
 //   - same Call-ID with a CSeq not higher than the binding's gets 500
 //     (RFC 3261 §10.3 step 7: "the update MUST be aborted");
-//   - malformed requests get 400; packets sipgo cannot parse are dropped.
+//   - malformed REGISTERs get 400; requests with no usable Via, From, To,
+//     Call-ID or CSeq, and datagrams that are not SIP, are dropped;
+//   - other methods get one 405 (501 if unknown), never a transaction;
+//   - no UDP answer to an unauthenticated request is larger than it.
 package sip
 
 import (
@@ -29,6 +36,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sort"
 	"strings"
 	"sync"
@@ -39,22 +47,30 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/pbxd/pbxd/internal/throttle"
 	"github.com/pbxd/pbxd/pbx"
 )
 
 // Registrar is the built-in SIP registrar. It implements pbx.Backend.
 // Create it with New, then call Run.
 type Registrar struct {
-	cfg    Config
-	clock  Clock
-	log    *slog.Logger
-	store  BindingStore
-	wb     *writeBehind
-	events *eventQueue
-	nonces *noncer
-	nc     *ncTracker
-	thr    *throttle
-	m      *metrics
+	cfg     Config
+	clock   Clock
+	log     *slog.Logger
+	store   BindingStore
+	wb      *writeBehind
+	events  *eventQueue
+	nonces  *noncer
+	nc      *ncTracker
+	parser  *sip.Parser
+	replays *replayCache
+	// algs and domainAlgs are Config.DigestAlgorithms and
+	// DomainDigestAlgorithms, canonical, domains in lower case.
+	algs       []string
+	domainAlgs map[string][]string
+	thrUser    *throttle.Limiter // failures per source + user
+	thrSrc     *throttle.Limiter // failures per source, any user (scanners)
+	m          *metrics
 
 	tableMu sync.RWMutex
 	byID    map[string]*line
@@ -62,11 +78,14 @@ type Registrar struct {
 
 	active atomic.Int64 // registered contacts
 
-	ua      *sipgo.UserAgent
-	srv     *sipgo.Server
-	udpConn net.PacketConn
-	tcpLn   net.Listener
-	tlsLn   net.Listener
+	ua       *sipgo.UserAgent
+	srv      *sipgo.Server
+	udpConns []net.PacketConn // Config.UDPListen, then ExtraListen
+	tcpLns   []net.Listener   // Config.TCPListen, then ExtraListen
+	tlsLn    net.Listener
+	tcpGate  *connGate
+	tlsGate  *connGate
+	ourIPs   []netip.Addr // of the listeners; unspecified: any
 
 	gate     sync.RWMutex // handlers hold it shared; Run takes it to drain
 	closed   bool         // under gate: stop handling requests
@@ -124,14 +143,34 @@ func New(cfg Config, store BindingStore, clock Clock, logger *slog.Logger, reg p
 		events: newEventQueue(cfg.EventBuffer),
 		nonces: newNoncer(cfg.Secret, cfg.NonceLifetime, binary.BigEndian.Uint64(seed[:])),
 		nc:     newNCTracker(cfg.NonceTrackerSize, now),
-		thr:    newThrottle(cfg),
+		thrUser: throttle.New(throttle.Config{Limit: cfg.ThrottleFailures, Window: cfg.ThrottleWindow,
+			Block: cfg.ThrottleBlock, Size: cfg.ThrottleMaxSources}),
+		thrSrc: throttle.New(throttle.Config{Limit: cfg.ThrottleSourceFailures, Window: cfg.ThrottleWindow,
+			Block: cfg.ThrottleBlock, Size: cfg.ThrottleMaxSources}),
+		parser: sip.NewParser(),
 		byID:   make(map[string]*line),
 		byAOR:  make(map[string]*line),
 	}
 	r.m = newMetrics(reg,
 		func() float64 { return float64(r.active.Load()) },
-		func() float64 { return float64(r.thr.blockedCount(r.clock.Now())) })
+		func() float64 {
+			now := r.clock.Now()
+			return float64(r.thrUser.BlockedCount(now) + r.thrSrc.BlockedCount(now))
+		})
 	r.wb = newWriteBehind(store, logger, r.m)
+	r.replays = newReplayCache(8192, clock.Now)
+	canon := func(algs []string) []string {
+		out := make([]string, len(algs))
+		for i, a := range algs {
+			out[i] = canonicalAlg(a)
+		}
+		return out
+	}
+	r.algs = canon(cfg.DigestAlgorithms)
+	r.domainAlgs = make(map[string][]string, len(cfg.DomainDigestAlgorithms))
+	for d, algs := range cfg.DomainDigestAlgorithms {
+		r.domainAlgs[strings.ToLower(d)] = canon(algs)
+	}
 
 	quiet := slog.New(debugOnly{logger.Handler()}).With("component", "sipgo")
 	ua, err := sipgo.NewUA(
@@ -148,9 +187,10 @@ func New(cfg Config, store BindingStore, clock Clock, logger *slog.Logger, reg p
 		return nil, fmt.Errorf("sip server: %w", err)
 	}
 	r.ua, r.srv = ua, srv
-	srv.OnRegister(r.serveRegister)
-	srv.OnOptions(r.serveOptions)
-	srv.OnNoRoute(r.serveOther)
+	// sipgo serves TCP and TLS; UDP is served by serveUDP.
+	srv.OnRegister(r.serveTx)
+	srv.OnOptions(r.serveTx)
+	srv.OnNoRoute(r.serveTx)
 
 	if err := r.listen(); err != nil {
 		r.closeListeners()
@@ -161,7 +201,14 @@ func New(cfg Config, store BindingStore, clock Clock, logger *slog.Logger, reg p
 }
 
 func (r *Registrar) listen() error {
-	if a := r.cfg.UDPListen; a != "" {
+	udp, tcp := r.cfg.ExtraListen, r.cfg.ExtraListen
+	if r.cfg.UDPListen != "" {
+		udp = append([]string{r.cfg.UDPListen}, udp...)
+	}
+	if r.cfg.TCPListen != "" {
+		tcp = append([]string{r.cfg.TCPListen}, tcp...)
+	}
+	for _, a := range udp {
 		laddr, err := net.ResolveUDPAddr("udp", a)
 		if err != nil {
 			return fmt.Errorf("sip listen udp %s: %w", a, err)
@@ -171,14 +218,20 @@ func (r *Registrar) listen() error {
 			return fmt.Errorf("sip listen udp: %w", err)
 		}
 		_ = c.SetReadBuffer(4 << 20) // absorb bursts of REGISTERs
-		r.udpConn = c
+		r.udpConns = append(r.udpConns, c)
+		r.addOurIP(c.LocalAddr())
 	}
-	if a := r.cfg.TCPListen; a != "" {
+	lim := connLimits{firstRead: r.cfg.ConnFirstReadTimeout, idle: r.cfg.ConnIdleTimeout,
+		perSource: r.cfg.ConnsPerSource, total: r.cfg.ConnsMax}
+	r.tcpGate = newConnGate(lim, r.m.connsRefused.MustCurryWith(prometheus.Labels{"transport": "tcp"}))
+	r.m.connsOpen(r.tcpGate, "tcp")
+	for _, a := range tcp {
 		l, err := net.Listen("tcp", a)
 		if err != nil {
 			return fmt.Errorf("sip listen tcp: %w", err)
 		}
-		r.tcpLn = l
+		r.tcpLns = append(r.tcpLns, &limitListener{Listener: l, g: r.tcpGate})
+		r.addOurIP(l.Addr())
 	}
 	if a := r.cfg.TLSListen; a != "" {
 		cert, err := tls.LoadX509KeyPair(r.cfg.TLSCertFile, r.cfg.TLSKeyFile)
@@ -189,20 +242,47 @@ func (r *Registrar) listen() error {
 		if err != nil {
 			return fmt.Errorf("sip listen tls: %w", err)
 		}
-		r.tlsLn = tls.NewListener(l, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+		r.tlsGate = newConnGate(lim, r.m.connsRefused.MustCurryWith(prometheus.Labels{"transport": "tls"}))
+		r.m.connsOpen(r.tlsGate, "tls")
+		r.tlsLn = tls.NewListener(&limitListener{Listener: l, g: r.tlsGate},
+			&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+		r.addOurIP(l.Addr())
 	}
 	return nil
 }
 
+func (r *Registrar) addOurIP(a net.Addr) {
+	if ap, err := netip.ParseAddrPort(a.String()); err == nil {
+		r.ourIPs = append(r.ourIPs, ap.Addr().Unmap())
+	}
+}
+
+// isOurAddress reports whether host is an IP address the registrar listens
+// on (any IP when it listens on an unspecified address): phones configured
+// with the registrar's address send it as the Request-URI.
+func (r *Registrar) isOurAddress(host string) bool {
+	ip, err := netip.ParseAddr(strings.Trim(host, "[]"))
+	if err != nil {
+		return false
+	}
+	ip = ip.Unmap()
+	for _, o := range r.ourIPs {
+		if o == ip || o.IsUnspecified() {
+			return true
+		}
+	}
+	return false
+}
+
 // Addrs returns the bound listener addresses (with the real port when the
-// configuration asked for port 0).
+// configuration asked for port 0); with ExtraListen, the first of each.
 func (r *Registrar) Addrs() Addrs {
 	var a Addrs
-	if r.udpConn != nil {
-		a.UDP = r.udpConn.LocalAddr().String()
+	if len(r.udpConns) > 0 {
+		a.UDP = r.udpConns[0].LocalAddr().String()
 	}
-	if r.tcpLn != nil {
-		a.TCP = r.tcpLn.Addr().String()
+	if len(r.tcpLns) > 0 {
+		a.TCP = r.tcpLns[0].Addr().String()
 	}
 	if r.tlsLn != nil {
 		a.TLS = r.tlsLn.Addr().String()
@@ -211,10 +291,14 @@ func (r *Registrar) Addrs() Addrs {
 }
 
 func (r *Registrar) closeListeners() {
-	for _, c := range []interface{ Close() error }{r.udpConn, r.tcpLn, r.tlsLn} {
-		if c != nil {
-			_ = c.Close()
-		}
+	for _, c := range r.udpConns {
+		_ = c.Close()
+	}
+	for _, l := range r.tcpLns {
+		_ = l.Close()
+	}
+	if r.tlsLn != nil {
+		_ = r.tlsLn.Close()
 	}
 }
 
@@ -268,11 +352,11 @@ func (r *Registrar) Run(ctx context.Context) error {
 			}
 		})
 	}
-	if r.udpConn != nil {
-		serve("udp", func() error { return r.srv.ServeUDP(r.udpConn) })
+	for _, c := range r.udpConns {
+		serve("udp", func() error { return r.serveUDP(c) })
 	}
-	if r.tcpLn != nil {
-		serve("tcp", func() error { return r.srv.ServeTCP(r.tcpLn) })
+	for _, l := range r.tcpLns {
+		serve("tcp", func() error { return r.srv.ServeTCP(l) })
 	}
 	if r.tlsLn != nil {
 		serve("tls", func() error { return r.srv.ServeTLS(r.tlsLn) })
@@ -392,11 +476,10 @@ func (r *Registrar) sweepLoop(ctx context.Context) {
 }
 
 // Sweep removes expired bindings now (Run does it every
-// Config.SweepInterval) and prunes the throttle table. It returns the number
+// Config.SweepInterval). It returns the number
 // of bindings removed.
 func (r *Registrar) Sweep() int {
 	now := r.clock.Now()
-	r.thr.prune(now)
 	r.tableMu.RLock()
 	ids := make([]string, 0, len(r.byID))
 	ls := make([]*line, 0, len(r.byID))
@@ -539,6 +622,15 @@ func (r *Registrar) Contacts(lineID string) []Binding {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return append([]Binding(nil), l.contacts...)
+}
+
+// OpenConnections returns the TCP and TLS connections open now.
+func (r *Registrar) OpenConnections() int {
+	n := r.tcpGate.open.Load()
+	if r.tlsGate != nil {
+		n += r.tlsGate.open.Load()
+	}
+	return int(n)
 }
 
 // ActiveContacts returns the number of registered contacts on all lines.

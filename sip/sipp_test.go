@@ -308,7 +308,7 @@ func TestRunReturnsOnListenerFailure(t *testing.T) {
 	for !r.Connected() {
 		time.Sleep(5 * time.Millisecond)
 	}
-	_ = r.tcpLn.Close() // simulate the listener dying
+	_ = r.tcpLns[0].Close() // simulate the listener dying
 	select {
 	case err := <-done:
 		if err == nil || errors.Is(err, context.Canceled) {

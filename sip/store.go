@@ -2,6 +2,8 @@ package sip
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"sort"
 	"sync"
@@ -15,6 +17,10 @@ type Binding struct {
 	// ContactURI is the contact address (without header parameters); with
 	// LineID it identifies the binding.
 	ContactURI string
+	// Params are the Contact header parameters but expires
+	// (";+sip.instance=...;reg-id=1"), echoed in 200 responses. Kept in
+	// memory only: after a restart they return with the next refresh.
+	Params string
 	// Source is where the REGISTER came from, "transport:ip:port"
 	// (e.g. "udp:192.0.2.10:5060"), for NAT traversal and diagnostics.
 	Source string
@@ -45,6 +51,11 @@ type BindingStore interface {
 	// DeleteLine removes every binding of a line.
 	DeleteLine(ctx context.Context, lineID string) error
 }
+
+// ErrBindingRejected is wrapped by a BindingStore that refuses a binding
+// for good (its data cannot be stored): the write-behind queue then drops
+// that write instead of retrying it for ever.
+var ErrBindingRejected = errors.New("sip: binding rejected by the store")
 
 // MemoryStore is a BindingStore kept in memory: for tests, benchmarks and a
 // daemon run without persistence. The zero value is ready to use.
@@ -237,27 +248,30 @@ func (w *writeBehind) len() int {
 	return len(w.pending)
 }
 
-// flushOnce writes everything queued now; it returns false if a write failed.
-func (w *writeBehind) flushOnce(ctx context.Context) bool {
-	ok := true
+// flushOnce writes everything queued now; it returns the first error of a
+// write that failed and was queued again (nil if all went through).
+func (w *writeBehind) flushOnce(ctx context.Context) error {
 	for {
 		ids, batch := w.take(256)
 		if len(ids) == 0 {
-			return ok
+			return nil
 		}
+		var first error
 		for i, id := range ids {
+			if first != nil && ctx.Err() != nil {
+				w.requeue(id, batch[i]) // taken but not tried
+				continue
+			}
 			if err := w.apply(ctx, id, batch[i]); err != nil {
-				ok = false
 				w.m.storeErrors.Inc()
-				w.log.Warn("persist bindings", "line", id, "err", err)
 				w.requeue(id, batch[i])
-				if ctx.Err() != nil {
-					return false
+				if first == nil {
+					first = fmt.Errorf("line %s: %w", id, err)
 				}
 			}
 		}
-		if !ok {
-			return false
+		if first != nil {
+			return first
 		}
 	}
 }
@@ -276,6 +290,13 @@ func (w *writeBehind) apply(ctx context.Context, lineID string, ops *lineOps) er
 		} else {
 			err = w.store.SaveBinding(ctx, *b)
 		}
+		if errors.Is(err, ErrBindingRejected) {
+			// Retrying cannot help; REGISTER validation should have
+			// refused it, so this is a bug worth an error line.
+			w.m.storeErrors.Inc()
+			w.log.Error("binding dropped: the store refuses it", "line", lineID, "err", err)
+			err = nil
+		}
 		if err != nil {
 			return err
 		}
@@ -284,33 +305,44 @@ func (w *writeBehind) apply(ctx context.Context, lineID string, ops *lineOps) er
 	return nil
 }
 
-// run flushes until ctx is done, then does a last flush bounded by
-// flushTimeout.
+// run flushes until ctx is done, then makes one last attempt bounded by
+// flushTimeout. While the store fails it backs off (up to a minute) and
+// logs once per outage, not once per attempt.
 func (w *writeBehind) run(ctx context.Context, flushTimeout time.Duration) {
-	backoff := 100 * time.Millisecond
+	const minBackoff, maxBackoff = 100 * time.Millisecond, time.Minute
+	backoff := minBackoff
+	failing := false
 	for {
 		select {
 		case <-ctx.Done():
 			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), flushTimeout)
-			defer cancel()
-			for !w.flushOnce(fctx) && fctx.Err() == nil {
-				time.Sleep(50 * time.Millisecond)
-			}
+			err := w.flushOnce(fctx) // once: a failing store must not hold up shutdown
+			cancel()
 			if n := w.len(); n > 0 {
-				w.log.Error("bindings not persisted at shutdown", "lines", n, "err", fctx.Err())
+				w.log.Error("bindings not persisted at shutdown", "lines", n, "err", err)
 			}
 			return
 		case <-w.wake:
 		}
-		if w.flushOnce(ctx) {
-			backoff = 100 * time.Millisecond
+		err := w.flushOnce(ctx)
+		if err == nil {
+			if failing {
+				w.log.Info("persisting bindings again")
+			}
+			failing, backoff = false, minBackoff
 			continue
 		}
+		if !failing {
+			w.log.Warn("persist bindings failed; retrying with backoff", "err", err)
+		} else {
+			w.log.Debug("persist bindings failed again", "err", err, "backoff", backoff)
+		}
+		failing = true
 		select {
 		case <-ctx.Done():
 		case <-time.After(backoff):
 		}
-		backoff = min(backoff*2, 5*time.Second)
+		backoff = min(backoff*2, maxBackoff)
 		w.signal()
 	}
 }

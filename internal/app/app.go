@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -376,7 +377,7 @@ func restartOnly(old, cfg *config.Config) []string {
 	}
 	check("database", old.Database != cfg.Database)
 	check("http.listen", old.HTTP.Listen != cfg.HTTP.Listen)
-	check("sip", old.SIP != cfg.SIP)
+	check("sip", !reflect.DeepEqual(old.SIP, cfg.SIP))
 	check("backend", old.Backend != cfg.Backend)
 	check("secret_key", old.SecretKey != cfg.SecretKey)
 	return keys

@@ -63,6 +63,12 @@ func (a *App) buildRegistrar(cfg *config.Config) (*sip.Registrar, error) {
 	sc.MinExpires, sc.MaxExpires, sc.DefaultExpires = cfg.SIP.MinExpires.D(), cfg.SIP.MaxExpires.D(), cfg.SIP.DefaultExpires.D()
 	sc.MaxContacts = cfg.SIP.MaxContacts
 	sc.ThrottleFailures, sc.ThrottleWindow, sc.ThrottleBlock = cfg.SIP.ThrottleFailures, cfg.SIP.ThrottleWindow.D(), cfg.SIP.ThrottleBlock.D()
+	sc.ThrottleSourceFailures = cfg.SIP.ThrottleSourceFailures
+	sc.DigestAlgorithms, sc.DomainDigestAlgorithms = cfg.SIP.DigestAlgorithms, cfg.SIP.AccountDigestAlgorithms
+	sc.ConnFirstReadTimeout, sc.ConnIdleTimeout = cfg.SIP.ConnFirstReadTimeout.D(), cfg.SIP.ConnIdleTimeout.D()
+	sc.ConnsPerSource, sc.ConnsMax = cfg.SIP.ConnsPerSource, cfg.SIP.ConnsMax
+	sc.ExtraListen = cfg.SIP.ExtraListen
+	sc.UserAgent, sc.AllowThirdParty = cfg.SIP.ServerHeader, cfg.SIP.AllowThirdParty
 	reg, err := sip.New(sc, sippg.New(a.pool), a.clock, a.log.With("component", "sip"), a.reg)
 	if err != nil {
 		return nil, fmt.Errorf("sip registrar: %w", err)

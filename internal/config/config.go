@@ -90,6 +90,9 @@ type HTTP struct {
 type SIP struct {
 	// Listen is host:port for both UDP and TCP.
 	Listen string `yaml:"listen"`
+	// ExtraListen are more host:port addresses for UDP and TCP, e.g.
+	// "[::1]:5060" beside listen's 127.0.0.1:5060.
+	ExtraListen []string `yaml:"extra_listen"`
 	// TLSListen, TLSCert, TLSKey enable SIP over TLS.
 	TLSListen      string   `yaml:"tls_listen"`
 	TLSCert        string   `yaml:"tls_cert"`
@@ -99,11 +102,32 @@ type SIP struct {
 	DefaultExpires Duration `yaml:"default_expires"`
 	NonceLifetime  Duration `yaml:"nonce_lifetime"`
 	MaxContacts    int      `yaml:"max_contacts"`
-	// Throttle blocks a source after ThrottleFailures auth failures within
-	// ThrottleWindow, for ThrottleBlock.
-	ThrottleFailures int      `yaml:"throttle_failures"`
-	ThrottleWindow   Duration `yaml:"throttle_window"`
-	ThrottleBlock    Duration `yaml:"throttle_block"`
+	// Throttle blocks a user from a source after ThrottleFailures auth
+	// failures within ThrottleWindow, for ThrottleBlock; a source failing
+	// ThrottleSourceFailures times for any users is blocked altogether.
+	ThrottleFailures       int      `yaml:"throttle_failures"`
+	ThrottleSourceFailures int      `yaml:"throttle_source_failures"`
+	ThrottleWindow         Duration `yaml:"throttle_window"`
+	ThrottleBlock          Duration `yaml:"throttle_block"`
+	// TCP/TLS connections: first bytes (TLS ClientHello) within
+	// ConnFirstReadTimeout, closed after ConnIdleTimeout without traffic,
+	// at most ConnsPerSource per source address (IPv6 /64), ConnsMax in all.
+	ConnFirstReadTimeout Duration `yaml:"conn_first_read_timeout"`
+	ConnIdleTimeout      Duration `yaml:"conn_idle_timeout"`
+	ConnsPerSource       int      `yaml:"conns_per_source"`
+	ConnsMax             int      `yaml:"conns_max"`
+	// ServerHeader is the Server header of responses; empty sends none.
+	ServerHeader string `yaml:"server_header"`
+	// AllowThirdParty lets a REGISTER's From differ from its To; false
+	// answers 403.
+	AllowThirdParty bool `yaml:"allow_third_party"`
+	// DigestAlgorithms are offered in challenges, in order: MD5, SHA-256.
+	// MD5 alone by default: some clients (Debian's baresip) fail on any
+	// SHA-256 challenge.
+	DigestAlgorithms []string `yaml:"digest_algorithms"`
+	// AccountDigestAlgorithms overrides DigestAlgorithms per account, keyed
+	// by the account's SIP domain.
+	AccountDigestAlgorithms map[string][]string `yaml:"account_digest_algorithms"`
 }
 
 // Asterisk configures the ARI backend.
@@ -396,6 +420,9 @@ func (c *Config) Validate() error {
 	checkAddr("http.listen", c.HTTP.Listen, true)
 	checkAddr("sip.listen", c.SIP.Listen, c.Backend == "builtin")
 	checkAddr("sip.tls_listen", c.SIP.TLSListen, false)
+	for i, a := range c.SIP.ExtraListen {
+		checkAddr(fmt.Sprintf("sip.extra_listen[%d]", i), a, true)
+	}
 	if (c.HTTP.TLSCert == "") != (c.HTTP.TLSKey == "") {
 		bad("http.tls_cert", "tls_cert and tls_key go together")
 	}
@@ -440,6 +467,35 @@ func (c *Config) Validate() error {
 	}
 	if c.SIP.MaxContacts < 1 {
 		bad("sip.max_contacts", "must be at least 1")
+	}
+	if c.SIP.ThrottleFailures < 0 {
+		bad("sip.throttle_failures", "must not be negative (0 disables)")
+	}
+	if c.SIP.ThrottleSourceFailures < 0 {
+		bad("sip.throttle_source_failures", "must not be negative (0 disables)")
+	}
+	checkAlgs := func(key string, algs []string) {
+		seen := map[string]bool{}
+		for _, a := range algs {
+			u := strings.ToUpper(a)
+			if (u != "MD5" && u != "SHA-256") || seen[u] {
+				bad(key, "%q: each of MD5, SHA-256 at most once", a)
+			}
+			seen[u] = true
+		}
+		if len(algs) == 0 {
+			bad(key, "must offer at least one of MD5, SHA-256")
+		}
+	}
+	if c.SIP.ConnFirstReadTimeout <= 0 || c.SIP.ConnIdleTimeout <= 0 {
+		bad("sip.conn_idle_timeout", "conn_first_read_timeout and conn_idle_timeout must be positive")
+	}
+	if c.SIP.ConnsPerSource < 1 || c.SIP.ConnsMax < c.SIP.ConnsPerSource {
+		bad("sip.conns_per_source", "must be at least 1 and not above sip.conns_max")
+	}
+	checkAlgs("sip.digest_algorithms", c.SIP.DigestAlgorithms)
+	for d, algs := range c.SIP.AccountDigestAlgorithms {
+		checkAlgs("sip.account_digest_algorithms."+d, algs)
 	}
 	if c.Reconciler.Concurrency < 1 || c.Reconciler.Concurrency > 256 {
 		bad("reconciler.concurrency", "must be between 1 and 256")

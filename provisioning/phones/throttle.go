@@ -1,9 +1,9 @@
 package phones
 
 import (
-	"net/netip"
-	"sync"
 	"time"
+
+	"github.com/pbxd/pbxd/internal/throttle"
 )
 
 // Throttle limits how hard one client can probe the provisioning endpoint:
@@ -15,8 +15,8 @@ type Throttle struct {
 	MaxFailures int           // 0 means 10
 	Window      time.Duration // 0 means 10 minutes
 	Block       time.Duration // 0 means 15 minutes
-	// MaxSources bounds the memory spent on tracking; beyond it new sources
-	// are tracked only after expired entries are swept. 0 means 100000.
+	// MaxSources bounds the memory spent on tracking (fixed size); beyond
+	// it the sources seen least recently are forgotten. 0 means 100000.
 	MaxSources int
 }
 
@@ -36,98 +36,29 @@ func (t Throttle) withDefaults() Throttle {
 	return t
 }
 
-type source struct {
-	windowStart  time.Time
-	failures     int
-	blockedUntil time.Time
-}
-
+// throttler adapts the shared internal/throttle.Limiter to the handler.
 type throttler struct {
-	cfg       Throttle
-	mu        sync.Mutex
-	sources   map[string]*source
-	lastSweep time.Time
+	cfg Throttle
+	l   *throttle.Limiter
 }
 
 func newThrottler(cfg Throttle) *throttler {
-	return &throttler{cfg: cfg.withDefaults(), sources: make(map[string]*source)}
+	cfg = cfg.withDefaults()
+	return &throttler{cfg: cfg, l: throttle.New(throttle.Config{
+		Limit: cfg.MaxFailures, Window: cfg.Window, Block: cfg.Block, Size: cfg.MaxSources,
+	})}
 }
 
-// sourceKey groups IPv6 clients by /64, the block a single subscriber gets:
-// otherwise one scanner could rotate through 2^64 addresses.
-func sourceKey(ip string) string {
-	a, err := netip.ParseAddr(ip)
-	if err != nil {
-		return ip
-	}
-	a = a.Unmap()
-	if a.Is6() {
-		p, _ := a.Prefix(64)
-		return p.String()
-	}
-	return a.String()
-}
+// sourceKey groups IPv6 clients by /64 (see throttle.Source).
+func sourceKey(ip string) string { return throttle.Prefix(ip) }
 
 // blockedUntil reports whether key is blocked at now, and until when.
 func (t *throttler) blockedUntil(key string, now time.Time) (time.Time, bool) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	s := t.sources[key]
-	if s == nil || !now.Before(s.blockedUntil) {
-		return time.Time{}, false
-	}
-	return s.blockedUntil, true
+	return t.l.BlockedUntil(t.l.Key(key), now)
 }
 
 // fail records a failure and reports whether it started a block.
-func (t *throttler) fail(key string, now time.Time) bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if now.Sub(t.lastSweep) > t.cfg.Window || len(t.sources) >= t.cfg.MaxSources {
-		t.sweep(now)
-	}
-	s := t.sources[key]
-	if s == nil {
-		if len(t.sources) >= t.cfg.MaxSources {
-			return false // full of live entries: fail open rather than grow
-		}
-		s = &source{windowStart: now}
-		t.sources[key] = s
-	}
-	if now.Before(s.blockedUntil) {
-		return false
-	}
-	if now.Sub(s.windowStart) > t.cfg.Window {
-		s.windowStart, s.failures = now, 0
-	}
-	s.failures++
-	if s.failures >= t.cfg.MaxFailures {
-		s.blockedUntil = now.Add(t.cfg.Block)
-		s.windowStart, s.failures = now, 0
-		return true
-	}
-	return false
-}
-
-// sweep drops sources neither blocked nor with failures in the window.
-func (t *throttler) sweep(now time.Time) {
-	t.lastSweep = now
-	for k, s := range t.sources {
-		if !now.Before(s.blockedUntil) && now.Sub(s.windowStart) > t.cfg.Window {
-			delete(t.sources, k)
-		}
-	}
-}
+func (t *throttler) fail(key string, now time.Time) bool { return t.l.Fail(t.l.Key(key), now) }
 
 // blockedCount is the number of sources blocked at now, for the gauge.
-func (t *throttler) blockedCount(now time.Time) int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	n := 0
-	for _, s := range t.sources {
-		if now.Before(s.blockedUntil) {
-			n++
-		}
-	}
-	return n
-}
+func (t *throttler) blockedCount(now time.Time) int { return t.l.BlockedCount(now) }

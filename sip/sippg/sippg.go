@@ -4,9 +4,12 @@ package sippg
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pbxd/pbxd/sip"
@@ -62,6 +65,12 @@ func (s *Store) SaveBinding(ctx context.Context, b sip.Binding) error {
 	_, err := s.pool.Exec(ctx, saveBinding, b.LineID, b.ContactURI, b.Source, b.UserAgent, b.CallID,
 		int64(b.CSeq), b.ExpiresAt, b.UpdatedAt)
 	if err != nil {
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) && strings.HasPrefix(pe.Code, "22") {
+			// Data exception (invalid UTF-8, NUL, too long): retrying
+			// cannot help.
+			return fmt.Errorf("save sip binding: %w: %w", sip.ErrBindingRejected, err)
+		}
 		return fmt.Errorf("save sip binding: %w", err)
 	}
 	return nil

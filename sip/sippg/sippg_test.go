@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/md5"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -21,6 +22,22 @@ import (
 )
 
 const lineID = "6f1c1f0e-2d7a-4c39-9a59-0b6c2e0b9b11"
+
+// A binding PostgreSQL cannot store (NUL, invalid UTF-8) is reported as
+// rejected for good, so the registrar drops it instead of retrying.
+func TestSaveRejectsBadText(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := sippg.New(storetest.NewPool(t))
+	now := time.Date(2026, 11, 16, 10, 0, 0, 0, time.UTC)
+	for _, ua := range []string{"phone\x00", "phone\xff"} {
+		b := sip.Binding{LineID: lineID, ContactURI: "sip:100@192.0.2.1:5060", Source: "udp:192.0.2.1:5060",
+			UserAgent: ua, CallID: "abc", CSeq: 1, ExpiresAt: now.Add(time.Hour), UpdatedAt: now}
+		if err := s.SaveBinding(ctx, b); !errors.Is(err, sip.ErrBindingRejected) {
+			t.Errorf("User-Agent %q: %v", ua, err)
+		}
+	}
+}
 
 func TestStoreCRUD(t *testing.T) {
 	t.Parallel()
