@@ -332,6 +332,9 @@ func (v view) Date(t time.Time) string {
 	return date(v.Lang, t, loc)
 }
 
+// LastDay formats the inclusive last day of a [start, end) period.
+func (v view) LastDay(end billing.Date) string { return billingDate(v.Lang, end.AddDays(-1)) }
+
 // Day formats a billing date.
 func (v view) Day(d billing.Date) string { return billingDate(v.Lang, d) }
 
