@@ -349,3 +349,97 @@ func TestPortalRolesCSRFAndIsolation(t *testing.T) {
 		t.Errorf("other account's order is %s", status)
 	}
 }
+
+// Confirming a summary the account has outgrown answers 409 with an
+// explanation and a fresh summary of the same order, which confirms.
+func TestPortalConfirmConflictRepreviews(t *testing.T) {
+	t.Parallel()
+	d := apptest.Start(t)
+	acct := d.CreateAccount(t, nil)
+	d.Change(t, acct, map[string]any{"package": "fr-fixed-mobile", "quantity": 1})
+	addUser(t, d, acct, "owner@example.com", "owner")
+	b := newBrowser(t, d)
+	b.login("owner@example.com", "correct horse battery")
+	b.get("/portal/modify")
+	st, loc, body := b.post("/portal/modify", url.Values{"add.fr-fixed-mobile": {"2"}})
+	if st != http.StatusSeeOther || !strings.HasPrefix(loc, "/portal/changes/") {
+		t.Fatalf("modify: %d %q %s", st, loc, body)
+	}
+	st, summary := b.get(loc)
+	if st != http.StatusOK || !strings.Contains(summary, "from 1 to 3") {
+		t.Fatalf("summary: %d", st)
+	}
+	// Meanwhile the operator adds a line: the summary no longer holds.
+	d.Change(t, acct, map[string]any{"package": "fr-fixed-mobile", "quantity": 2})
+	st, _, body = b.post(loc+"/confirm", nil)
+	if st != http.StatusConflict || !strings.Contains(body, `id="conflict"`) || !strings.Contains(body, "from 2 to 3") {
+		t.Fatalf("stale confirm: %d\n%s", st, body)
+	}
+	if n := len(lines(t, d, apptest.OperatorToken, acct)); n != 2 {
+		t.Fatalf("the stale order changed lines: %d", n)
+	}
+	fresh := regexp.MustCompile(`action="(/portal/changes/[^"]+/confirm)"`).FindStringSubmatch(body)
+	if fresh == nil || strings.HasPrefix(fresh[1], loc) {
+		t.Fatalf("no fresh order to confirm in the 409 page")
+	}
+	if st, loc, _ := b.post(fresh[1], nil); st != http.StatusSeeOther || !strings.HasPrefix(loc, "/portal/?confirmed=") {
+		t.Fatalf("confirm the fresh summary: %d %q", st, loc)
+	}
+	if n := len(lines(t, d, apptest.OperatorToken, acct)); n != 3 {
+		t.Fatalf("%d lines after the fresh confirm, want 3", n)
+	}
+	var actor string
+	_ = d.App.Pool().QueryRow(t.Context(), `SELECT actor FROM audit_log WHERE account_id = $1 AND action LIKE 'change%' ORDER BY id DESC LIMIT 1`, acct).Scan(&actor)
+	if !strings.HasPrefix(actor, "user:") {
+		t.Errorf("the change is audited as %q, want the user", actor)
+	}
+}
+
+// The operator signs in with the operator token, searches accounts and
+// opens one: the same screens, read-write.
+func TestPortalOperator(t *testing.T) {
+	t.Parallel()
+	d := apptest.Start(t)
+	acme := d.CreateAccount(t, map[string]any{"name": "Acme"})
+	d.CreateAccount(t, map[string]any{"name": "Zeta"})
+	d.Change(t, acme, map[string]any{"package": "world", "quantity": 1})
+	b := newBrowser(t, d)
+	b.get("/portal/operator")
+	if st, _, _ := b.post("/portal/operator", url.Values{"token": {"wrong"}}); st != http.StatusUnauthorized {
+		t.Fatalf("wrong token: %d", st)
+	}
+	if st, loc, _ := b.post("/portal/operator", url.Values{"token": {apptest.OperatorToken}}); st != http.StatusSeeOther || loc != "/portal/operator/accounts" {
+		t.Fatalf("operator sign-in: %d %q", st, loc)
+	}
+	_, body := b.get("/portal/operator/accounts")
+	if !strings.Contains(body, "/portal/accounts/"+acme+"/") || !strings.Contains(body, ">Zeta<") {
+		t.Fatalf("accounts list lacks an account")
+	}
+	_, body = b.get("/portal/operator/accounts?q=ZET")
+	if strings.Contains(body, "/portal/accounts/"+acme+"/") || !strings.Contains(body, ">Zeta<") {
+		t.Fatalf("search zet: %s", body)
+	}
+	st, body := b.get("/portal/accounts/" + acme + "/")
+	if st != http.StatusOK || !strings.Contains(body, "World fixed &amp; mobile") {
+		t.Fatalf("account view: %d", st)
+	}
+	b.get("/portal/accounts/" + acme + "/billing")
+	st, loc, _ := b.post("/portal/accounts/"+acme+"/billing", url.Values{"seats.world": {"2"}})
+	if st != http.StatusSeeOther || !strings.HasPrefix(loc, "/portal/accounts/"+acme+"/changes/") {
+		t.Fatalf("operator seats: %d %q", st, loc)
+	}
+	b.get(loc)
+	if st, _, _ := b.post(loc+"/confirm", nil); st != http.StatusSeeOther {
+		t.Fatalf("operator confirm: %d", st)
+	}
+	if n := len(lines(t, d, apptest.OperatorToken, acme)); n != 2 {
+		t.Errorf("%d lines, want 2", n)
+	}
+	// A customer page without an account sends the operator to the list.
+	if st, loc, _ := b.do("GET", "/portal/", nil); st != http.StatusSeeOther || loc != "/portal/operator/accounts" {
+		t.Errorf("operator at /portal/: %d %q", st, loc)
+	}
+	if st, _ := b.get("/portal/accounts/00000000-0000-0000-0000-000000000000/"); st != http.StatusNotFound {
+		t.Errorf("unknown account: %d", st)
+	}
+}
