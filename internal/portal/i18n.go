@@ -251,6 +251,9 @@ var en = map[string]string{
 	"op.domain":            "SIP domain",
 	"op.status":            "Status",
 	"op.open":              "Open",
+	"op.suspend":           "Suspend the account",
+	"op.resume":            "Resume the account",
+	"account.suspended":    "This account is suspended: its lines are off and changes are refused.",
 }
 
 var fr = map[string]string{
@@ -417,4 +420,7 @@ var fr = map[string]string{
 	"op.domain":            "Domaine SIP",
 	"op.status":            "État",
 	"op.open":              "Ouvrir",
+	"op.suspend":           "Suspendre le compte",
+	"op.resume":            "Réactiver le compte",
+	"account.suspended":    "Ce compte est suspendu : ses lignes sont coupées et les modifications refusées.",
 }

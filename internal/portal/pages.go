@@ -42,6 +42,19 @@ func (p *Portal) routes() {
 	p.route("GET", "/contact", false, p.contactForm)
 	p.route("POST", "/contact", false, p.contact)
 	p.route("POST", "/locale", false, p.setLocale)
+	p.mux.Handle("POST /portal/accounts/{acct}/status", p.wrap(true, p.accountStatus))
+}
+
+// accountStatus suspends or resumes the account (operator only).
+func (p *Portal) accountStatus(q *rq) error {
+	if !q.s.Operator {
+		return errForbidden
+	}
+	if _, err := p.o.Provisioning.SetAccountStatus(q.ctx(), q.actor(), q.acct.ID, q.r.PostFormValue("status") == "suspended"); err != nil {
+		return err
+	}
+	http.Redirect(q.w, q.r, q.base+"/", http.StatusSeeOther)
+	return nil
 }
 
 // audit records a portal-only action (sign-in, a contact request) in the

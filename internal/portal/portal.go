@@ -42,6 +42,7 @@ type Provisioning interface {
 	PreviewChange(ctx context.Context, accountID string, req provisioning.ChangeRequest) (provisioning.Preview, error)
 	ChangeOrder(ctx context.Context, id string) (provisioning.Preview, string, error)
 	ConfirmChange(ctx context.Context, actor, changeID, accountScope string) (provisioning.ConfirmResult, error)
+	SetAccountStatus(ctx context.Context, actor, accountID string, suspend bool) (provisioning.Account, error)
 }
 
 // Billing is what the portal uses of the billing service.

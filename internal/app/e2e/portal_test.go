@@ -435,6 +435,35 @@ func TestPortalOperator(t *testing.T) {
 	if n := len(lines(t, d, apptest.OperatorToken, acme)); n != 2 {
 		t.Errorf("%d lines, want 2", n)
 	}
+	// Suspend: lines leave the PBX, changes are refused; resume brings them back.
+	b.get("/portal/accounts/" + acme + "/")
+	if st, _, _ := b.post("/portal/accounts/"+acme+"/status", url.Values{"status": {"suspended"}}); st != http.StatusSeeOther {
+		t.Fatalf("suspend: %d", st)
+	}
+	if _, body := b.get("/portal/accounts/" + acme + "/"); !strings.Contains(body, `id="account-status"`) || !strings.Contains(body, `id="resume"`) {
+		t.Errorf("suspended account view lacks the banner or the resume button")
+	}
+	for _, l := range lines(t, d, apptest.OperatorToken, acme) {
+		if l.State != "suspended" {
+			t.Errorf("line %d is %s after suspension", l.Extension, l.State)
+		}
+	}
+	if r := d.Call(t, apptest.OperatorToken, "POST", "/v1/accounts/"+acme+"/changes", map[string]any{"items": []map[string]any{{"package": "world", "quantity": 3}}}); r.Status != http.StatusConflict {
+		t.Errorf("change on a suspended account: %d", r.Status)
+	}
+	if st, _, _ := b.post("/portal/accounts/"+acme+"/status", url.Values{"status": {"active"}}); st != http.StatusSeeOther {
+		t.Fatalf("resume: %d", st)
+	}
+	for _, l := range lines(t, d, apptest.OperatorToken, acme) {
+		if l.State != "active" {
+			t.Errorf("line %d is %s after resumption", l.Extension, l.State)
+		}
+	}
+	var audited int
+	_ = d.App.Pool().QueryRow(t.Context(), `SELECT count(*) FROM audit_log WHERE account_id = $1 AND action IN ('account.suspended', 'account.active') AND actor = 'operator'`, acme).Scan(&audited)
+	if audited != 2 {
+		t.Errorf("%d status changes audited, want 2", audited)
+	}
 	// A customer page without an account sends the operator to the list.
 	if st, loc, _ := b.do("GET", "/portal/", nil); st != http.StatusSeeOther || loc != "/portal/operator/accounts" {
 		t.Errorf("operator at /portal/: %d %q", st, loc)
