@@ -39,6 +39,7 @@ func (p *Portal) routes() {
 	p.route("POST", "/plans/{pkg}/upgrade", true, p.upgrade)
 	p.route("GET", "/billing", true, p.billingPage)
 	p.route("POST", "/billing", true, p.seats)
+	p.route("POST", "/billing/level", true, p.planLevel)
 	p.route("GET", "/contact", false, p.contactForm)
 	p.route("POST", "/contact", false, p.contact)
 	p.route("POST", "/locale", false, p.setLocale)
@@ -555,6 +556,9 @@ func (p *Portal) upgrade(q *rq) error {
 type billingPage struct {
 	Rows   []planRow
 	AddOns []planRow
+	// Higher lists, per subscribed package, the dearer packages its lines
+	// can move up to (moving down is a request, not self-service).
+	Higher map[string][]provisioning.Package
 }
 
 func (p *Portal) billingPage(q *rq) error {
@@ -562,7 +566,17 @@ func (p *Portal) billingPage(q *rq) error {
 	if err != nil {
 		return err
 	}
-	var bp billingPage
+	bp := billingPage{Higher: map[string][]provisioning.Package{}}
+	for _, r := range rows {
+		if r.Sub == nil || r.Sub.Quantity == 0 || r.Package.Kind != "package" {
+			continue
+		}
+		for _, o := range rows {
+			if o.Package.Kind == "package" && o.Package.PriceMinor > r.Package.PriceMinor {
+				bp.Higher[r.Package.Code] = append(bp.Higher[r.Package.Code], o.Package)
+			}
+		}
+	}
 	for _, r := range rows {
 		switch {
 		case r.Package.Kind == "addon" && (r.Sub == nil || r.Sub.Quantity == 0):
@@ -607,6 +621,37 @@ func (p *Portal) seats(q *rq) error {
 	if len(req.Items) == 0 {
 		http.Redirect(q.w, q.r, q.base+"/billing", http.StatusSeeOther)
 		return nil
+	}
+	return p.preview(q, req)
+}
+
+// planLevel moves every line of one package up to a dearer one (a swap per
+// line: numbers and passwords stay); the summary shows today's prorated
+// amount and the new full price.
+func (p *Portal) planLevel(q *rq) error {
+	rows, err := p.planRows(q)
+	if err != nil {
+		return err
+	}
+	from, to := q.r.PostFormValue("from"), q.r.PostFormValue("to")
+	var fromRow, toRow *planRow
+	for i := range rows {
+		switch rows[i].Package.Code {
+		case from:
+			fromRow = &rows[i]
+		case to:
+			toRow = &rows[i]
+		}
+	}
+	if fromRow == nil || fromRow.Sub == nil || len(fromRow.Sub.Lines) == 0 {
+		return fault.New(fault.Invalid, "from", "no lines on package %q to move", from)
+	}
+	if toRow == nil || toRow.Package.Kind != "package" || toRow.Package.PriceMinor <= fromRow.Package.PriceMinor {
+		return fault.New(fault.Invalid, "to", "pick a dearer package; moving down is a request (Get in touch)")
+	}
+	req := provisioning.ChangeRequest{}
+	for _, l := range fromRow.Sub.Lines {
+		req.Swaps = append(req.Swaps, provisioning.Swap{Line: l.ID, Package: to})
 	}
 	return p.preview(q, req)
 }

@@ -340,8 +340,7 @@ func (v view) LastDay(end billing.Date) string { return billingDate(v.Lang, end.
 func (v view) Day(d billing.Date) string { return billingDate(v.Lang, d) }
 
 var funcs = template.FuncMap{
-	"add": func(a, b int) int { return a + b },
-	"sub": func(a, b int) int { return a - b },
+	"mul": func(a int64, b int) int64 { return a * int64(b) },
 }
 
 func (p *Portal) render(q *rq, page string, data any) error {

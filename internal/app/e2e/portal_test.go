@@ -472,3 +472,41 @@ func TestPortalOperator(t *testing.T) {
 		t.Errorf("unknown account: %d", st)
 	}
 }
+
+// Billing & upgrade's plan level change moves every line of a package up
+// to a dearer one, keeping numbers; moving down is refused (a request).
+func TestPortalPlanLevelUpgrade(t *testing.T) {
+	t.Parallel()
+	d := apptest.Start(t)
+	acct := d.CreateAccount(t, nil)
+	d.Change(t, acct, map[string]any{"package": "fr-fixed-mobile", "quantity": 2})
+	before := lines(t, d, apptest.OperatorToken, acct)
+	addUser(t, d, acct, "owner@example.com", "owner")
+	b := newBrowser(t, d)
+	b.login("owner@example.com", "correct horse battery")
+	_, page := b.get("/portal/billing")
+	if !strings.Contains(page, `name="from" value="fr-fixed-mobile"`) || !strings.Contains(page, `<option value="world">`) {
+		t.Fatalf("billing page lacks the plan level form")
+	}
+	if st, _, _ := b.post("/portal/billing/level", url.Values{"from": {"world"}, "to": {"fr-fixed-mobile"}}); st != http.StatusUnprocessableEntity {
+		t.Errorf("move down: %d, want 422", st)
+	}
+	st, loc, _ := b.post("/portal/billing/level", url.Values{"from": {"fr-fixed-mobile"}, "to": {"world"}})
+	if st != http.StatusSeeOther {
+		t.Fatalf("plan level: %d", st)
+	}
+	_, summary := b.get(loc)
+	// 16 November: 2 × 69.90 × 15/30 = 69.90 today, then 139.80 a month.
+	for _, want := range []string{"from 0 to 2 World fixed &amp; mobile", "from 2 to 0 France fixed &amp; mobile", "€69.90", "€139.80"} {
+		if !strings.Contains(summary, want) {
+			t.Errorf("summary lacks %q", want)
+		}
+	}
+	if st, _, _ := b.post(loc+"/confirm", nil); st != http.StatusSeeOther {
+		t.Fatalf("confirm: %d", st)
+	}
+	after := lines(t, d, apptest.OperatorToken, acct)
+	if len(after) != 2 || after[0].Package != "world" || after[1].Package != "world" || after[0].Extension != before[0].Extension || after[1].Extension != before[1].Extension {
+		t.Errorf("lines after the move: %+v", after)
+	}
+}
