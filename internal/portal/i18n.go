@@ -74,7 +74,11 @@ func date(lang string, t time.Time, loc *time.Location) string {
 	}
 	t = t.In(loc)
 	if lang == "fr" {
-		return strconv.Itoa(t.Day()) + " " + frMonths[t.Month()-1] + " " + strconv.Itoa(t.Year())
+		day := strconv.Itoa(t.Day())
+		if t.Day() == 1 {
+			day = "1er" // French writes the first of the month as an ordinal
+		}
+		return day + " " + frMonths[t.Month()-1] + " " + strconv.Itoa(t.Year())
 	}
 	return t.Format("2 January 2006")
 }

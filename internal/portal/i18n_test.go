@@ -63,7 +63,7 @@ func TestDate(t *testing.T) {
 	t.Parallel()
 	paris, _ := time.LoadLocation("Europe/Paris")
 	at := time.Date(2026, 11, 30, 23, 30, 0, 0, time.UTC) // already 1 December in Paris
-	if got := date("fr", at, paris); got != "1 décembre 2026" {
+	if got := date("fr", at, paris); got != "1er décembre 2026" {
 		t.Errorf("fr = %q", got)
 	}
 	if got := date("en", at, paris); got != "1 December 2026" {

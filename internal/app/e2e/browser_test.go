@@ -20,7 +20,8 @@ import (
 )
 
 // chromiumPath finds Debian's chromium (scripts/deps installs it for
-// scripts/test); PBXD_CHROMIUM overrides.
+// scripts/test); PBXD_CHROMIUM overrides. Like a missing sipp, a missing
+// browser fails the test rather than skipping it.
 func chromiumPath(t *testing.T) string {
 	t.Helper()
 	if p := os.Getenv("PBXD_CHROMIUM"); p != "" {
@@ -31,7 +32,7 @@ func chromiumPath(t *testing.T) string {
 			return p
 		}
 	}
-	t.Skip("chromium not installed (scripts/deps test installs it)")
+	t.Fatal("chromium not installed: run scripts/deps test (or set PBXD_CHROMIUM)")
 	return ""
 }
 
