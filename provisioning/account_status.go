@@ -55,3 +55,29 @@ func (s *Service) SetAccountStatus(ctx context.Context, actor, accountID string,
 	}
 	return s.Account(ctx, accountID)
 }
+
+// SetSeatPreference chooses what happens when a new line is needed and no
+// seat is free: auto_purchase (buy one, prorated) or block (refuse).
+func (s *Service) SetSeatPreference(ctx context.Context, actor, accountID, pref string) (Account, error) {
+	if pref != "auto_purchase" && pref != "block" {
+		return Account{}, fault.New(fault.Invalid, "seat_preference", "seat_preference must be auto_purchase or block")
+	}
+	now := s.clock.Now()
+	err := store.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		acct, err := lockAccount(ctx, tx, accountID)
+		if err != nil {
+			return err
+		}
+		if acct.SeatPreference == pref {
+			return nil
+		}
+		if _, err := tx.Exec(ctx, `UPDATE accounts SET seat_preference = $2 WHERE id = $1`, accountID, pref); err != nil {
+			return fmt.Errorf("set seat preference: %w", err)
+		}
+		return audit(ctx, tx, now, actor, accountID, "account.seat_preference", accountID, map[string]any{"from": acct.SeatPreference, "to": pref})
+	})
+	if err != nil {
+		return Account{}, err
+	}
+	return s.Account(ctx, accountID)
+}

@@ -30,6 +30,7 @@ func (p *Portal) routes() {
 	p.route("GET", "/invoices/{invoice}", true, p.invoice)
 	p.route("GET", "/invoices/{invoice}/pdf", true, p.invoicePDF)
 	p.route("GET", "/account", true, p.accountSummary)
+	p.route("POST", "/account/seat-preference", true, p.seatPreference)
 	p.route("GET", "/cards", true, p.cards)
 	p.route("POST", "/cards", true, p.addCard)
 	p.route("POST", "/cards/{pm}/default", true, p.defaultCard)
@@ -410,6 +411,14 @@ func (p *Portal) accountSummary(q *rq) error {
 		return err
 	}
 	return p.render(q, "account", accountPage{Summary: sum})
+}
+
+func (p *Portal) seatPreference(q *rq) error {
+	if _, err := p.o.Provisioning.SetSeatPreference(q.ctx(), q.actor(), q.acct.ID, q.r.PostFormValue("seat_preference")); err != nil {
+		return err
+	}
+	http.Redirect(q.w, q.r, q.base+"/account", http.StatusSeeOther)
+	return nil
 }
 
 type cardsPage struct {

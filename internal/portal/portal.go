@@ -43,6 +43,7 @@ type Provisioning interface {
 	ChangeOrder(ctx context.Context, id string) (provisioning.Preview, string, error)
 	ConfirmChange(ctx context.Context, actor, changeID, accountScope string) (provisioning.ConfirmResult, error)
 	SetAccountStatus(ctx context.Context, actor, accountID string, suspend bool) (provisioning.Account, error)
+	SetSeatPreference(ctx context.Context, actor, accountID, pref string) (provisioning.Account, error)
 }
 
 // Billing is what the portal uses of the billing service.
@@ -340,7 +341,8 @@ func (v view) LastDay(end billing.Date) string { return billingDate(v.Lang, end.
 func (v view) Day(d billing.Date) string { return billingDate(v.Lang, d) }
 
 var funcs = template.FuncMap{
-	"mul": func(a int64, b int) int64 { return a * int64(b) },
+	"mul":  func(a int64, b int) int64 { return a * int64(b) },
+	"list": func(s ...string) []string { return s },
 }
 
 func (p *Portal) render(q *rq, page string, data any) error {

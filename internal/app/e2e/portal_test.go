@@ -505,7 +505,23 @@ func TestPortalPlanLevelUpgrade(t *testing.T) {
 	if st, _, _ := b.post(loc+"/confirm", nil); st != http.StatusSeeOther {
 		t.Fatalf("confirm: %d", st)
 	}
+	// The seat preference, from the account summary: block refuses a swap
+	// that would need a new seat.
+	b.get("/portal/account")
+	if st, _, _ := b.post("/portal/account/seat-preference", url.Values{"seat_preference": {"never"}}); st != http.StatusUnprocessableEntity {
+		t.Errorf("bad seat preference: %d", st)
+	}
+	if st, _, _ := b.post("/portal/account/seat-preference", url.Values{"seat_preference": {"block"}}); st != http.StatusSeeOther {
+		t.Fatalf("seat preference: %d", st)
+	}
+	if _, page := b.get("/portal/account"); !strings.Contains(page, `value="block" checked`) {
+		t.Errorf("account summary does not show block chosen")
+	}
 	after := lines(t, d, apptest.OperatorToken, acct)
+	r := d.Call(t, apptest.OperatorToken, "POST", "/v1/accounts/"+acct+"/changes", map[string]any{"swaps": []map[string]any{{"line": after[0].ID, "package": "fr-fixed-mobile"}}})
+	if r.Status != http.StatusConflict {
+		t.Errorf("swap without a free seat under block: %d %s", r.Status, r.Body)
+	}
 	if len(after) != 2 || after[0].Package != "world" || after[1].Package != "world" || after[0].Extension != before[0].Extension || after[1].Extension != before[1].Extension {
 		t.Errorf("lines after the move: %+v", after)
 	}
