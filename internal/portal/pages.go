@@ -44,6 +44,10 @@ func (p *Portal) routes() {
 	p.route("GET", "/contact", false, p.contactForm)
 	p.route("POST", "/contact", false, p.contact)
 	p.route("POST", "/locale", false, p.setLocale)
+	p.route("GET", "/users", true, p.usersPage)
+	p.route("POST", "/users", true, p.addUser)
+	p.route("POST", "/users/{user}/role", true, p.setUserRole)
+	p.route("POST", "/users/{user}/delete", true, p.deleteUser)
 	p.mux.Handle("POST /portal/accounts/{acct}/status", p.wrap(true, p.accountStatus))
 }
 
@@ -709,6 +713,84 @@ func (p *Portal) setLocale(q *rq) error {
 	}
 	http.Redirect(q.w, q.r, back, http.StatusSeeOther)
 	return nil
+}
+
+// by is who manages users: the operator, or the signed-in owner or admin.
+func (q *rq) by() users.ByRole {
+	if q.s.Operator {
+		return "operator"
+	}
+	return users.ByRole(q.s.User.Role)
+}
+
+type usersPage struct {
+	Users []users.User
+	Lines []provisioning.Line
+	Error string
+}
+
+func (p *Portal) usersData(q *rq, errMsg string) (usersPage, error) {
+	list, err := p.o.Users.List(q.ctx(), q.acct.ID)
+	if err != nil {
+		return usersPage{}, err
+	}
+	pkgs, err := p.o.Provisioning.MyPackages(q.ctx(), q.acct.ID)
+	if err != nil {
+		return usersPage{}, err
+	}
+	up := usersPage{Users: list, Error: errMsg}
+	for _, v := range pkgs {
+		up.Lines = append(up.Lines, v.Lines...)
+	}
+	slices.SortFunc(up.Lines, func(a, b provisioning.Line) int { return a.Extension - b.Extension })
+	return up, nil
+}
+
+func (p *Portal) usersPage(q *rq) error {
+	up, err := p.usersData(q, "")
+	if err != nil {
+		return err
+	}
+	return p.render(q, "users", up)
+}
+
+// userResult shows a refused user change on the users page (422/409) and
+// follows a success back to it.
+func (p *Portal) userResult(q *rq, err error) error {
+	if fe, ok := fault.As(err); ok && (fe.Kind == fault.Invalid || fe.Kind == fault.Conflict) {
+		up, uerr := p.usersData(q, fe.Error())
+		if uerr != nil {
+			return uerr
+		}
+		status := http.StatusUnprocessableEntity
+		if fe.Kind == fault.Conflict {
+			status = http.StatusConflict
+		}
+		p.renderStatus(q.w, q.r, q, status, "users", up)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	http.Redirect(q.w, q.r, q.base+"/users", http.StatusSeeOther)
+	return nil
+}
+
+func (p *Portal) addUser(q *rq) error {
+	f := q.r.PostForm
+	_, err := p.o.Users.Create(q.ctx(), q.actor(), q.by(), q.acct.ID, users.NewUser{Email: f.Get("email"), Name: f.Get("name"),
+		Role: f.Get("role"), Password: f.Get("password"), Locale: f.Get("locale"), Lines: f["lines"]})
+	return p.userResult(q, err)
+}
+
+func (p *Portal) setUserRole(q *rq) error {
+	role := q.r.PostFormValue("role")
+	_, err := p.o.Users.Update(q.ctx(), q.actor(), q.by(), q.acct.ID, q.r.PathValue("user"), users.Change{Role: &role})
+	return p.userResult(q, err)
+}
+
+func (p *Portal) deleteUser(q *rq) error {
+	return p.userResult(q, p.o.Users.Delete(q.ctx(), q.actor(), q.by(), q.acct.ID, q.r.PathValue("user")))
 }
 
 type accountsPage struct {

@@ -526,3 +526,42 @@ func TestPortalPlanLevelUpgrade(t *testing.T) {
 		t.Errorf("lines after the move: %+v", after)
 	}
 }
+
+// Owners and admins manage the account's users from the portal; an admin
+// cannot touch owners; members cannot reach the page.
+func TestPortalUsersScreen(t *testing.T) {
+	t.Parallel()
+	d := apptest.Start(t)
+	acct := d.CreateAccount(t, nil)
+	d.Change(t, acct, map[string]any{"package": "world", "quantity": 2})
+	ls := lines(t, d, apptest.OperatorToken, acct)
+	owner := addUser(t, d, acct, "owner@example.com", "owner")
+	addUser(t, d, acct, "admin@example.com", "admin")
+	a := newBrowser(t, d)
+	a.login("admin@example.com", "correct horse battery")
+	a.get("/portal/users")
+	if st, _, body := a.post("/portal/users", url.Values{"email": {"boss@example.com"}, "role": {"owner"}, "password": {"correct horse battery"}}); st != http.StatusUnprocessableEntity || !strings.Contains(body, "only an owner") {
+		t.Errorf("admin adds an owner: %d", st)
+	}
+	if st, _, _ := a.post("/portal/users/"+owner+"/role", url.Values{"role": {"member"}}); st != http.StatusUnprocessableEntity {
+		t.Errorf("admin demotes the owner: %d", st)
+	}
+	st, _, _ := a.post("/portal/users", url.Values{"email": {"m@example.com"}, "name": {"Mo"}, "role": {"member"}, "password": {"correct horse battery"}, "lines": {ls[1].ID}, "locale": {"fr"}})
+	if st != http.StatusSeeOther {
+		t.Fatalf("admin adds a member: %d", st)
+	}
+	m := newBrowser(t, d)
+	m.login("m@example.com", "correct horse battery")
+	_, page := m.get("/portal/")
+	if !strings.Contains(page, "Mes forfaits") || !strings.Contains(page, ls[1].ID) || strings.Contains(page, ls[0].ID) {
+		t.Errorf("the new member's French page with one line is wrong")
+	}
+	if st, _ := m.get("/portal/users"); st != http.StatusForbidden {
+		t.Errorf("member on users: %d", st)
+	}
+	var actor string
+	_ = d.App.Pool().QueryRow(t.Context(), `SELECT actor FROM audit_log WHERE action = 'user.created' AND details->>'email' = 'm@example.com'`).Scan(&actor)
+	if !strings.HasPrefix(actor, "user:") {
+		t.Errorf("user.created by %q, want the admin", actor)
+	}
+}
