@@ -26,6 +26,7 @@ func (p *Portal) routes() {
 	p.route("POST", "/modify", true, p.modify)
 	p.route("GET", "/changes/{change}", true, p.summary)
 	p.route("POST", "/changes/{change}/confirm", true, p.confirm)
+	p.route("POST", "/changes/{change}/payment-method", true, p.choosePaymentMethod)
 	p.route("GET", "/invoices", true, p.invoices)
 	p.route("GET", "/invoices/{invoice}", true, p.invoice)
 	p.route("GET", "/invoices/{invoice}/pdf", true, p.invoicePDF)
@@ -357,12 +358,26 @@ func (p *Portal) confirm(q *rq) error {
 	return nil
 }
 
+// choosePaymentMethod is the summary's "pay with": the chosen card becomes
+// the account's default and the order is previewed again with it (the
+// preview names the method it will charge).
+func (p *Portal) choosePaymentMethod(q *rq) error {
+	pv, _, err := p.changeOrder(q, q.r.PathValue("change"))
+	if err != nil {
+		return err
+	}
+	if err := p.o.Billing.SetDefaultPaymentMethod(q.ctx(), q.actor(), q.acct.ID, q.r.PostFormValue("pm")); err != nil {
+		return err
+	}
+	return p.preview(q, requestOf(pv))
+}
+
 // requestOf rebuilds an order from what its preview promised: the target
-// quantities, the lines named to go, the swaps.
+// quantities and cycles, the lines named to go, the swaps.
 func requestOf(pv provisioning.Preview) provisioning.ChangeRequest {
 	req := provisioning.ChangeRequest{Swaps: pv.Swaps}
 	for _, it := range pv.Items {
-		ci := provisioning.ChangeItem{Package: it.Package, Quantity: it.To}
+		ci := provisioning.ChangeItem{Package: it.Package, Quantity: it.To, Cycle: it.Cycle}
 		for _, l := range it.LinesRemoved {
 			ci.RemoveLines = append(ci.RemoveLines, l.ID)
 		}

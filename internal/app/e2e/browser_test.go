@@ -244,7 +244,11 @@ func TestPortalSeedStoryInChromium(t *testing.T) {
 // document carries a marker the new one lacks.
 func click(t *testing.T, ctx context.Context, sel string) {
 	t.Helper()
-	run(t, ctx, "click "+sel, chromedp.Evaluate(`window.pbxdOld = true`, nil), chromedp.Click(sel, chromedp.ByQuery))
+	by := chromedp.ByQuery
+	if strings.HasPrefix(sel, "//") {
+		by = chromedp.BySearch // XPath
+	}
+	run(t, ctx, "click "+sel, chromedp.Evaluate(`window.pbxdOld = true`, nil), chromedp.Click(sel, by))
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		var loaded bool
@@ -285,6 +289,8 @@ func TestPortalPlansSeatsCardsInChromium(t *testing.T) {
 	d := startAt(t, "2026-11-16T10:00:00+01:00")
 	acct := d.CreateAccount(t, map[string]any{"payment_mode": "card", "name": "Beta SAS"})
 	addMethod(t, d, acct, "sandbox_approve")
+	var second struct{ ID string }
+	d.Op(t, http.StatusCreated, "POST", "/v1/accounts/"+acct+"/payment-methods", map[string]any{"gateway": "sandbox", "token": "sandbox_approve", "label": "Sandbox card (approve) #2"}).JSON(t, &second)
 	d.Change(t, acct, map[string]any{"package": "fr-fixed-mobile", "quantity": 2})
 	addUser(t, d, acct, "owner@beta.example", "owner")
 	ls := lines(t, d, apptest.OperatorToken, acct)
@@ -310,6 +316,12 @@ func TestPortalPlansSeatsCardsInChromium(t *testing.T) {
 	click(t, ctx, `#upgrade button[type=submit]`)
 	if got := text(t, ctx, `#changes tr[data-package="world"]`); !strings.Contains(got, "from 0 to 2 World fixed & mobile") {
 		t.Errorf("upgrade summary = %q", got)
+	}
+	// Check and choose the payment method, then pay.
+	run(t, ctx, "choose the second card", chromedp.SetValue("#pm", second.ID, chromedp.ByQuery))
+	click(t, ctx, "#pay-with button")
+	if got := text(t, ctx, "#payment"); !strings.HasPrefix(got, "Sandbox card (approve) #2") {
+		t.Errorf("payment method after choosing = %q", got)
 	}
 	click(t, ctx, "#confirm")
 	if s := subscriptionsOf(t, d, acct)["world"]; s.Quantity != 2 || s.Cycle != "annual" {
@@ -343,7 +355,7 @@ func TestPortalPlansSeatsCardsInChromium(t *testing.T) {
 	click(t, ctx, `nav a[href$="/cards"]`)
 	run(t, ctx, "card label", chromedp.SendKeys("#label", "Visa •••• 4242, 12/2028", chromedp.ByQuery))
 	click(t, ctx, `#add-card button[type=submit]`)
-	click(t, ctx, `#cards button.make-default`)
+	click(t, ctx, `//tr[contains(., "4242")]//button[contains(@class, "make-default")]`)
 	if got := text(t, ctx, "#cards tr:first-child"); !strings.Contains(got, "Visa •••• 4242, 12/2028 Used for recurring billing") {
 		t.Errorf("default card row = %q", got)
 	}
