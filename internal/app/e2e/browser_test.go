@@ -309,6 +309,9 @@ func TestPortalPlansSeatsCardsInChromium(t *testing.T) {
 	if got := text(t, ctx, `label[for="cycle-annual"]`); !strings.Contains(got, "€712.98") || !strings.Contains(got, "15 % off") {
 		t.Errorf("annual offer = %q", got)
 	}
+	if got := text(t, ctx, "#unit"); got != "€712.98" {
+		t.Errorf("price per account = %q, want €712.98", got)
+	}
 	if got := text(t, ctx, "#total"); got != "€1,425.96" {
 		t.Errorf("live total = %q, want €1,425.96 (712.98 × 2)", got)
 	}

@@ -34,7 +34,8 @@
     scope.querySelectorAll("[data-total-for]").forEach(function (out) {
       var inp = document.getElementById(out.dataset.totalFor);
       if (!inp) { return; }
-      var unit = parseInt(inp.dataset.unit || (scope.querySelector("input[name=cycle]:checked") || {}).dataset && scope.querySelector("input[name=cycle]:checked").dataset.unit, 10);
+      var checked = scope.querySelector("input[name=cycle]:checked");
+      var unit = parseInt(inp.dataset.unit || (checked ? checked.dataset.unit : ""), 10);
       var qty = parseInt(inp.value, 10) || 0;
       if (!isNaN(unit)) { out.textContent = fmt(unit * qty, out.dataset.currency); }
     });
@@ -43,7 +44,10 @@
     form.addEventListener("input", function () { recompute(form); });
     form.addEventListener("change", function () {
       var sel = form.querySelector("input[name=cycle]:checked");
-      if (sel) { form.querySelectorAll("[data-unit-from-cycle]").forEach(function (inp) { inp.dataset.unit = sel.dataset.unit; }); }
+      if (sel) {
+        form.querySelectorAll("[data-unit-from-cycle]").forEach(function (inp) { inp.dataset.unit = sel.dataset.unit; });
+        form.querySelectorAll("[data-unit-out]").forEach(function (out) { out.textContent = fmt(parseInt(sel.dataset.unit, 10), out.dataset.currency); });
+      }
       recompute(form);
     });
     form.querySelectorAll("button[data-step]").forEach(function (b) {
