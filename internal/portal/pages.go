@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -210,18 +211,32 @@ func (p *Portal) modifyForm(q *rq) error {
 	return p.render(q, "modify", pg)
 }
 
-// modify turns the Add/Modify form into a change order: ticked lines go
-// (with their seat), a changed plan is a swap, "lines to add" buy seats.
+// modify turns the Add/Modify form into a change order.
 func (p *Portal) modify(q *rq) error {
 	pg, subs, err := p.modifyData(q)
 	if err != nil {
 		return err
 	}
-	f := q.r.PostForm
+	req, problem := orderFromForm(q.r.PostForm, pg.Rows, pg.Lines, subs)
+	if problem != "" {
+		pg.Error = problem
+		p.renderStatus(q.w, q.r, q, http.StatusUnprocessableEntity, "modify", pg)
+		return nil
+	}
+	return p.preview(q, req)
+}
+
+// orderFromForm reads the Add/Modify form: a ticked line goes with its
+// seat (the package's free seats too: the service removes named lines only
+// when seats fall below the lines in use, and the summary shows it), a
+// changed plan is a swap (the service finds or buys the seat), "lines to
+// add" buy seats. It returns the order, or what is wrong (a translation key
+// or a message).
+func orderFromForm(f url.Values, rows []modifyRow, lines []provisioning.Line, subs map[string]provisioning.PackageView) (provisioning.ChangeRequest, string) {
 	del := map[string][]string{} // package → lines deleted
 	swapsOut, swapsIn := map[string]int{}, map[string]int{}
 	var req provisioning.ChangeRequest
-	for _, l := range pg.Lines {
+	for _, l := range lines {
 		switch to := f.Get("plan." + l.ID); {
 		case f.Get("del."+l.ID) != "":
 			del[l.Package] = append(del[l.Package], l.ID)
@@ -231,32 +246,35 @@ func (p *Portal) modify(q *rq) error {
 			swapsIn[to]++
 		}
 	}
-	for _, row := range pg.Rows {
+	for _, row := range rows {
 		code := row.Package.Code
 		add := 0
 		if s := strings.TrimSpace(f.Get("add." + code)); s != "" {
 			n, err := strconv.Atoi(s)
 			if err != nil || n < 0 || n > provisioning.MaxQuantity {
-				pg.Error = row.Package.Name + ": " + tr(q.lang, "modify.count") + " 0–" + strconv.Itoa(provisioning.MaxQuantity)
-				p.renderStatus(q.w, q.r, q, http.StatusUnprocessableEntity, "modify", pg)
-				return nil
+				return provisioning.ChangeRequest{}, fmt.Sprintf("%s: lines to add must be a number from 0 to %d", row.Package.Name, provisioning.MaxQuantity)
 			}
 			add = n
 		}
-		if add == 0 && len(del[code]) == 0 {
+		d := len(del[code])
+		if add == 0 && d == 0 {
 			continue // swaps alone: the service finds or buys the seats
 		}
 		v := subs[code]
-		d, out := len(del[code]), swapsOut[code]
-		target := max(v.Quantity-d-out, v.Used-d-out+swapsIn[code]) + add
+		inUse := v.Used - d - swapsOut[code] + swapsIn[code]
+		target := max(v.Quantity-swapsOut[code], inUse) + add
+		if d > 0 {
+			if add > 0 {
+				return provisioning.ChangeRequest{}, fmt.Sprintf("%s: delete lines or add lines, not both in one order", row.Package.Name)
+			}
+			target = inUse
+		}
 		req.Items = append(req.Items, provisioning.ChangeItem{Package: code, Quantity: target, RemoveLines: del[code]})
 	}
 	if len(req.Items) == 0 && len(req.Swaps) == 0 {
-		pg.Error = "modify.nothing"
-		p.renderStatus(q.w, q.r, q, http.StatusUnprocessableEntity, "modify", pg)
-		return nil
+		return req, "modify.nothing"
 	}
-	return p.preview(q, req)
+	return req, ""
 }
 
 // preview asks the service for a change order and shows its summary.
