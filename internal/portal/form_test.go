@@ -41,7 +41,7 @@ func TestOrderFromForm(t *testing.T) {
 	}
 	for form, want := range map[string]url.Values{
 		"modify.nothing": {},
-		"France: lines to add must be a number from 0 to 10000":     {"add.fr": {"-1"}},
+		"France: lines to add must be a number from 0 to 10000":    {"add.fr": {"-1"}},
 		"France: delete lines or add lines, not both in one order": {"add.fr": {"1"}, "del.l1": {"1"}},
 	} {
 		if _, problem := orderFromForm(want, rows, lines, subs); problem != form {
