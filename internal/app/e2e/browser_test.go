@@ -67,12 +67,16 @@ func run(t *testing.T, ctx context.Context, what string, actions ...chromedp.Act
 }
 
 // screenshot saves the page as name.png in PBXD_PORTAL_SCREENSHOTS (the
-// README's docs/portal/ when regenerating them) or the test's temp dir.
+// README's docs/portal/ when regenerating them) or the test's temp dir,
+// after checking every control on it has an accessible name.
 func screenshot(t *testing.T, ctx context.Context, name string) {
 	t.Helper()
 	dir := os.Getenv("PBXD_PORTAL_SCREENSHOTS")
 	if dir == "" {
 		dir = t.TempDir()
+	}
+	if bad := unlabelled(t, ctx); len(bad) > 0 {
+		t.Errorf("%s: controls without an accessible name: %v", name, bad)
 	}
 	var png []byte
 	run(t, ctx, "screenshot "+name, chromedp.FullScreenshot(&png, 100))
@@ -132,6 +136,12 @@ func TestPortalSeedStoryInChromium(t *testing.T) {
 	if got := text(t, ctx, "#total-lines"); got != "4" {
 		t.Errorf("total lines = %q", got)
 	}
+	// The accessibility check itself notices an unlabelled control.
+	run(t, ctx, "inject", chromedp.Evaluate(`document.body.append(Object.assign(document.createElement("input"), {id: "probe"}))`, nil))
+	if bad := unlabelled(t, ctx); len(bad) != 1 || !strings.Contains(bad[0], "probe") {
+		t.Errorf("unlabelled() = %v, want the probe only", bad)
+	}
+	run(t, ctx, "remove", chromedp.Evaluate(`document.getElementById("probe").remove()`, nil))
 	ls := lines(t, d, apptest.OperatorToken, acct)
 	var world lineView
 	for _, l := range ls {
@@ -261,6 +271,17 @@ func click(t *testing.T, ctx context.Context, sel string) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// unlabelled lists the page's form controls a screen reader could not name
+// (no label, aria-label or text), and images without alt text.
+func unlabelled(t *testing.T, ctx context.Context) []string {
+	t.Helper()
+	var bad []string
+	run(t, ctx, "accessibility", chromedp.Evaluate(`[...document.querySelectorAll("input:not([type=hidden]), select, textarea, button, img, [role=button], [role=img]")]
+		.filter(e => !(e.labels && e.labels.length) && !e.getAttribute("aria-label") && !e.getAttribute("alt") && !e.textContent.trim())
+		.map(e => e.outerHTML.slice(0, 80))`, &bad))
+	return bad
 }
 
 // waitFor polls a JavaScript condition until it holds (a page loaded by a
