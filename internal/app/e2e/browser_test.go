@@ -167,8 +167,17 @@ func TestPortalSeedStoryInChromium(t *testing.T) {
 	if got := text(t, ctx, cell); got != "••••••••" {
 		t.Errorf("password still shown after leaving: %q", got)
 	}
-	if n := reveals(t, d, acct); n != before+1 {
-		t.Errorf("reveals audited: %d → %d", before, n)
+	// Keyboard: focusing the cell reveals too, leaving it hides.
+	cell2 := fmt.Sprintf(`tr[data-line=%q] .pw`, ls[1].ID)
+	run(t, ctx, "focus a password", chromedp.Focus(cell2, chromedp.ByQuery))
+	run(t, ctx, "wait for the focused password", chromedp.Poll(fmt.Sprintf(`(() => { const s = document.querySelector(%q).textContent; return s === "••••••••" ? null : s; })()`, cell2), &shown,
+		chromedp.WithPollingTimeout(10*time.Second)))
+	run(t, ctx, "blur", chromedp.Blur(cell2, chromedp.ByQuery))
+	if got := text(t, ctx, cell2); got != "••••••••" || len(shown) < 16 {
+		t.Errorf("focused password %q, after blur %q", shown, got)
+	}
+	if n := reveals(t, d, acct); n != before+2 {
+		t.Errorf("reveals audited: %d → %d, want 2 more", before, n)
 	}
 
 	// Add/Modify: one more France line, the World line deleted.
