@@ -70,10 +70,10 @@ func (s *sessions) lookup(ctx context.Context, tok string, now time.Time) (*sess
 		return nil, false, nil
 	}
 	ss := &session{tokenHash: hashToken(tok)}
-	var uid, acct, email, name, role, locale *string
-	err := s.pool.QueryRow(ctx, `SELECT s.csrf, s.expires_at, u.id, u.account_id, u.email, u.name, u.role, u.locale
+	var sessionUser, uid, acct, email, name, role, locale *string
+	err := s.pool.QueryRow(ctx, `SELECT s.csrf, s.expires_at, s.user_id, u.id, u.account_id, u.email, u.name, u.role, u.locale
 		FROM portal_sessions s LEFT JOIN account_users u ON u.id = s.user_id AND u.deleted_at IS NULL
-		WHERE s.token_sha256 = $1`, ss.tokenHash).Scan(&ss.CSRF, &ss.Expires, &uid, &acct, &email, &name, &role, &locale)
+		WHERE s.token_sha256 = $1`, ss.tokenHash).Scan(&ss.CSRF, &ss.Expires, &sessionUser, &uid, &acct, &email, &name, &role, &locale)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, false, nil
 	}
@@ -83,9 +83,12 @@ func (s *sessions) lookup(ctx context.Context, tok string, now time.Time) (*sess
 	if !now.Before(ss.Expires) {
 		return nil, false, nil
 	}
-	if uid == nil {
+	switch {
+	case sessionUser == nil:
 		ss.Operator = true
-	} else {
+	case uid == nil:
+		return nil, false, nil // the user was removed: the session is void
+	default:
 		ss.User = users.User{ID: *uid, AccountID: *acct, Email: *email, Name: *name, Role: *role, Locale: *locale}
 	}
 	return ss, true, nil

@@ -559,6 +559,19 @@ func TestPortalUsersScreen(t *testing.T) {
 	if st, _ := m.get("/portal/users"); st != http.StatusForbidden {
 		t.Errorf("member on users: %d", st)
 	}
+	// A removed user's session is void at once (never mistaken for the
+	// operator's, which has no user).
+	var memberID string
+	_ = d.App.Pool().QueryRow(t.Context(), `SELECT id FROM account_users WHERE email = 'm@example.com'`).Scan(&memberID)
+	if _, err := d.App.Pool().Exec(t.Context(), `UPDATE account_users SET deleted_at = now() WHERE id = $1`, memberID); err != nil {
+		t.Fatal(err)
+	}
+	if st, _, _ := m.do("GET", "/portal/", nil); st != http.StatusSeeOther {
+		t.Errorf("removed user's session: %d", st)
+	}
+	if st, _, _ := m.do("GET", "/portal/operator/accounts", nil); st != http.StatusSeeOther {
+		t.Errorf("removed user's session reaches the operator's accounts: %d", st)
+	}
 	var actor string
 	_ = d.App.Pool().QueryRow(t.Context(), `SELECT actor FROM audit_log WHERE action = 'user.created' AND details->>'email' = 'm@example.com'`).Scan(&actor)
 	if !strings.HasPrefix(actor, "user:") {
