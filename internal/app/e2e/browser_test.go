@@ -245,6 +245,11 @@ func TestPortalSeedStoryInChromium(t *testing.T) {
 			t.Errorf("invoice page lacks %q:\n%s", want, inv)
 		}
 	}
+	var parties string
+	run(t, ctx, "the invoice's layout", chromedp.Evaluate(`getComputedStyle(document.querySelector(".parties")).display`, &parties))
+	if parties != "flex" {
+		t.Errorf("issuer and customer side by side: display %q (inline styles are blocked by the CSP)", parties)
+	}
 	screenshot(t, ctx, "invoice")
 	var pdf string
 	run(t, ctx, "download the PDF", chromedp.Evaluate(`fetch(document.querySelector("#pdf").href).then(r => r.arrayBuffer()).then(b => btoa(String.fromCharCode(...new Uint8Array(b).slice(0, 5))))`, &pdf,
