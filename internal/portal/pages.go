@@ -702,7 +702,8 @@ func (p *Portal) planLevel(q *rq) error {
 	return p.preview(q, req)
 }
 
-var requestKinds = []string{"cancel_all", "downgrade", "remove_addon", "other"}
+// requestKinds are the kinds of DESIGN.md §10's requests.
+var requestKinds = []string{"cancel_all", "downgrade", "remove_addon", "remove_number", "port_in", "port_out", "change_owner", "other"}
 
 type contactPage struct {
 	Kinds   []string

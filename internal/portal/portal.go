@@ -518,6 +518,7 @@ func (p *Portal) operatorLogin(w http.ResponseWriter, r *http.Request) {
 		p.fail(w, r, nil, err)
 		return
 	}
+	p.audit(r.Context(), "operator", "", "portal.operator_signed_in", "", map[string]any{"source": sourceOf(r)})
 	p.setCookie(w, r, tok, int(p.o.SessionTTL.Seconds()))
 	http.Redirect(w, r, "/portal/operator/accounts", http.StatusSeeOther)
 }

@@ -291,6 +291,21 @@ func TestPortalRolesCSRFAndIsolation(t *testing.T) {
 		t.Errorf("reveal without CSRF header: %d", st)
 	}
 
+	// A member may ask for something: the request is kept (audit log, until
+	// the requests workflow lands) with the member as actor.
+	m.get("/portal/contact?kind=port_in")
+	if st, loc, _ := m.post("/portal/contact", url.Values{"kind": {"port_in"}, "details": {"+33 1 23 45 67 89"}}); st != http.StatusSeeOther || loc != "/portal/contact?sent=1" {
+		t.Errorf("contact: %d %q", st, loc)
+	}
+	if st, _, _ := m.post("/portal/contact", url.Values{"kind": {"bribe"}}); st != http.StatusUnprocessableEntity {
+		t.Errorf("contact with an unknown kind: %d", st)
+	}
+	var details string
+	_ = d.App.Pool().QueryRow(t.Context(), `SELECT details->>'details' FROM audit_log WHERE action = 'portal.request' AND account_id = $1 AND actor LIKE 'user:%'`, acct).Scan(&details)
+	if details != "+33 1 23 45 67 89" {
+		t.Errorf("stored request details = %q", details)
+	}
+
 	o := newBrowser(t, d)
 	o.login("owner@example.com", "correct horse battery")
 	// CSRF: a form without the token, or with another session's, is refused
@@ -410,6 +425,11 @@ func TestPortalOperator(t *testing.T) {
 	}
 	if st, loc, _ := b.post("/portal/operator", url.Values{"token": {apptest.OperatorToken}}); st != http.StatusSeeOther || loc != "/portal/operator/accounts" {
 		t.Fatalf("operator sign-in: %d %q", st, loc)
+	}
+	var opSignIns int
+	_ = d.App.Pool().QueryRow(t.Context(), `SELECT count(*) FROM audit_log WHERE action = 'portal.operator_signed_in' AND actor = 'operator'`).Scan(&opSignIns)
+	if opSignIns != 1 {
+		t.Errorf("%d operator sign-ins audited, want 1", opSignIns)
 	}
 	_, body := b.get("/portal/operator/accounts")
 	if !strings.Contains(body, "/portal/accounts/"+acme+"/") || !strings.Contains(body, ">Zeta<") {
