@@ -10,7 +10,9 @@ import (
 	"github.com/pbxd/pbxd/billing"
 	"github.com/pbxd/pbxd/internal/config"
 	"github.com/pbxd/pbxd/internal/httpapi"
+	"github.com/pbxd/pbxd/internal/portal"
 	"github.com/pbxd/pbxd/internal/scheduler"
+	"github.com/pbxd/pbxd/internal/users"
 	"github.com/pbxd/pbxd/provisioning"
 	"github.com/pbxd/pbxd/provisioning/phones"
 )
@@ -62,6 +64,7 @@ func (a *App) build(ctx context.Context, cfg *config.Config) error {
 	if a.testClock != nil {
 		runDue = sched.RunDue
 	}
+	accountUsers := users.New(a.pool, a.clock)
 	a.api = httpapi.New(httpapi.Options{
 		Logger:        a.log.With("component", "http"),
 		Registry:      a.reg,
@@ -75,9 +78,21 @@ func (a *App) build(ctx context.Context, cfg *config.Config) error {
 		Provision:     provisionHandler,
 		Routes: []func(*httpapi.API){httpapi.BillingRoutes(bill, func(ctx context.Context) error {
 			return sched.RunNow(ctx, billing.RenewalJob)
-		})},
+		}), httpapi.UserRoutes(accountUsers)},
 	})
-	a.httpSrv = &http.Server{Handler: a.api, ReadHeaderTimeout: 10 * time.Second}
+	web, err := portal.New(portal.Options{
+		Pool: a.pool, Users: accountUsers, Provisioning: prov, Billing: bill, PeriodPrice: a.biller.PeriodPrice,
+		Clock: a.clock, OperatorToken: a.OperatorToken, Logger: a.log.With("component", "portal"),
+	})
+	if err != nil {
+		return err
+	}
+	// The portal's HTML pages sit beside the JSON API, outside its
+	// problem+json error handling and OpenAPI description.
+	root := http.NewServeMux()
+	root.Handle("/portal/", web)
+	root.Handle("/", a.api)
+	a.httpSrv = &http.Server{Handler: root, ReadHeaderTimeout: 10 * time.Second}
 	return nil
 }
 

@@ -1,0 +1,37 @@
+package billing
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pbxd/pbxd/internal/fault"
+)
+
+// SetDefaultPaymentMethod makes one of the account's saved methods the one
+// recurring billing charges (the portal's "make default").
+func (s *Service) SetDefaultPaymentMethod(ctx context.Context, actor, accountID, id string) error {
+	if uuid.Validate(id) != nil || uuid.Validate(accountID) != nil {
+		return fault.New(fault.NotFound, "", "payment method not found")
+	}
+	now := s.clock.Now()
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		// The account row lock serialises default changes, as in AddPaymentMethod.
+		if _, err := tx.Exec(ctx, `SELECT 1 FROM accounts WHERE id = $1 FOR NO KEY UPDATE`, accountID); err != nil {
+			return fmt.Errorf("lock account: %w", err)
+		}
+		var exists bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM payment_methods WHERE id = $1 AND account_id = $2 AND deleted_at IS NULL)`, id, accountID).Scan(&exists); err != nil {
+			return fmt.Errorf("read payment method: %w", err)
+		}
+		if !exists {
+			return fault.New(fault.NotFound, "", "payment method not found")
+		}
+		if _, err := tx.Exec(ctx, `UPDATE payment_methods SET is_default = (id = $2) WHERE account_id = $1 AND deleted_at IS NULL AND (is_default OR id = $2)`, accountID, id); err != nil {
+			return fmt.Errorf("set default: %w", err)
+		}
+		return audit(ctx, tx, now, actor, accountID, "payment_method.default", id, nil)
+	})
+}

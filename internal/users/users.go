@@ -1,0 +1,468 @@
+// Package users owns an account's users: the people who sign in to the
+// customer portal, their role (owner, admin, member), locale and password.
+// Passwords are hashed with argon2id (memory-hard) and never logged.
+package users
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/mail"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"golang.org/x/crypto/argon2"
+
+	"github.com/pbxd/pbxd/internal/fault"
+	"github.com/pbxd/pbxd/internal/store"
+)
+
+// Roles. Owners and admins buy, change plans and cards; members see their
+// own lines only.
+const (
+	Owner  = "owner"
+	Admin  = "admin"
+	Member = "member"
+)
+
+// MinPassword is the shortest password accepted.
+const MinPassword = 10
+
+// User is an account user as the API shows it (never its hash).
+type User struct {
+	ID        string `json:"id"`
+	AccountID string `json:"account_id"`
+	Email     string `json:"email"`
+	Name      string `json:"name"`
+	Role      string `json:"role"`
+	Locale    string `json:"locale"`
+	// Lines are the line ids a member sees in the portal.
+	Lines     []string  `json:"lines"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// CanManage reports whether the user may buy, change plans, cards and users.
+func (u User) CanManage() bool { return u.Role == Owner || u.Role == Admin }
+
+// NewUser is what creating a user takes.
+type NewUser struct {
+	Email    string   `json:"email"`
+	Name     string   `json:"name"`
+	Role     string   `json:"role"`
+	Password string   `json:"password"`
+	Locale   string   `json:"locale"`
+	Lines    []string `json:"lines"`
+}
+
+// Change is a partial update; nil fields stay.
+type Change struct {
+	Role     *string   `json:"role"`
+	Name     *string   `json:"name"`
+	Locale   *string   `json:"locale"`
+	Password *string   `json:"password"`
+	Lines    *[]string `json:"lines"`
+}
+
+// Clock gives the time (the daemon's test clock in tests).
+type Clock interface{ Now() time.Time }
+
+// Service stores users.
+type Service struct {
+	pool  *pgxpool.Pool
+	clock Clock
+	// dummy is verified against when an email is unknown, so a login takes
+	// the same time whether the email exists or not.
+	dummy string
+}
+
+// New returns the service.
+func New(pool *pgxpool.Pool, clock Clock) *Service {
+	return &Service{pool: pool, clock: clock, dummy: Hash("not a password of anyone")}
+}
+
+// ByRole is who acts: "operator" (or an account API token), or a user's role.
+// An admin may not create, change or remove owners, nor make anyone owner.
+type ByRole string
+
+const cols = `id, account_id, email, name, role, locale, created_at`
+
+func scan(row pgx.Row) (User, error) {
+	var u User
+	err := row.Scan(&u.ID, &u.AccountID, &u.Email, &u.Name, &u.Role, &u.Locale, &u.CreatedAt)
+	return u, err
+}
+
+func validRole(r string) bool { return r == Owner || r == Admin || r == Member }
+
+func validLocale(l string) bool { return l == "en" || l == "fr" }
+
+func (n *NewUser) validate() error {
+	n.Email = strings.TrimSpace(n.Email)
+	a, err := mail.ParseAddress(n.Email)
+	if err != nil || a.Address != n.Email || len(n.Email) > 254 {
+		return fault.New(fault.Invalid, "email", "email must be a plain address like ana@example.com")
+	}
+	if utf8.RuneCountInString(n.Name) > 200 {
+		return fault.New(fault.Invalid, "name", "name is at most 200 characters")
+	}
+	if !validRole(n.Role) {
+		return fault.New(fault.Invalid, "role", "role must be owner, admin or member")
+	}
+	if n.Locale == "" {
+		n.Locale = "en"
+	}
+	if !validLocale(n.Locale) {
+		return fault.New(fault.Invalid, "locale", "locale must be en or fr")
+	}
+	return checkPassword(n.Password)
+}
+
+func checkPassword(p string) error {
+	if utf8.RuneCountInString(p) < MinPassword || len(p) > 1024 {
+		return fault.New(fault.Invalid, "password", "password must be %d to 1024 characters", MinPassword)
+	}
+	return nil
+}
+
+// Create adds a user to the account. The first owner is the account's
+// initial administrative user.
+func (s *Service) Create(ctx context.Context, actor string, by ByRole, accountID string, n NewUser) (User, error) {
+	if err := n.validate(); err != nil {
+		return User{}, err
+	}
+	if by == Admin && n.Role == Owner {
+		return User{}, fault.New(fault.Invalid, "role", "only an owner or the operator may add an owner")
+	}
+	now := s.clock.Now()
+	u := User{ID: uuid.NewString(), AccountID: accountID, Email: n.Email, Name: n.Name, Role: n.Role, Locale: n.Locale, CreatedAt: now}
+	hash := Hash(n.Password) // outside the transaction: it takes tens of milliseconds
+	err := store.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := lockAccount(ctx, tx, accountID); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO account_users (id, account_id, email, name, role, locale, password_hash, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, u.ID, accountID, u.Email, u.Name, u.Role, u.Locale, hash, now)
+		if store.IsUniqueViolation(err, "account_users_email") {
+			return fault.New(fault.Conflict, "email", "a user with this email already exists")
+		}
+		if err != nil {
+			return fmt.Errorf("insert user: %w", err)
+		}
+		if err := setLines(ctx, tx, accountID, u.ID, n.Lines); err != nil {
+			return err
+		}
+		u.Lines = nonNil(n.Lines)
+		return store.Audit(ctx, tx, now, actor, accountID, "user.created", u.ID, map[string]any{"email": u.Email, "role": u.Role})
+	})
+	return u, err
+}
+
+func lockAccount(ctx context.Context, tx pgx.Tx, accountID string) error {
+	if uuid.Validate(accountID) != nil {
+		return fault.New(fault.NotFound, "", "account not found")
+	}
+	var id string
+	err := tx.QueryRow(ctx, `SELECT id FROM accounts WHERE id = $1 FOR NO KEY UPDATE`, accountID).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return fault.New(fault.NotFound, "", "account not found")
+	}
+	if err != nil {
+		return fmt.Errorf("lock account: %w", err)
+	}
+	return nil
+}
+
+// List returns the account's users, owners first.
+func (s *Service) List(ctx context.Context, accountID string) ([]User, error) {
+	if uuid.Validate(accountID) != nil {
+		return nil, fault.New(fault.NotFound, "", "account not found")
+	}
+	var exists bool
+	if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM accounts WHERE id = $1)`, accountID).Scan(&exists); err != nil {
+		return nil, fmt.Errorf("read account: %w", err)
+	}
+	if !exists {
+		return nil, fault.New(fault.NotFound, "", "account not found")
+	}
+	rows, err := s.pool.Query(ctx, `SELECT `+cols+` FROM account_users WHERE account_id = $1 AND deleted_at IS NULL
+		ORDER BY array_position(ARRAY['owner','admin','member'], role), lower(email)`, accountID)
+	if err != nil {
+		return nil, fmt.Errorf("list users: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (User, error) { return scan(r) })
+	if err != nil {
+		return nil, fmt.Errorf("list users: %w", err)
+	}
+	if out == nil {
+		out = []User{}
+	}
+	for i := range out {
+		if out[i].Lines, err = s.LinesOf(ctx, out[i].ID); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// Get returns one user of the account.
+func (s *Service) Get(ctx context.Context, accountID, id string) (User, error) {
+	if uuid.Validate(accountID) != nil || uuid.Validate(id) != nil {
+		return User{}, fault.New(fault.NotFound, "", "user not found")
+	}
+	u, err := scan(s.pool.QueryRow(ctx, `SELECT `+cols+` FROM account_users WHERE id = $1 AND account_id = $2 AND deleted_at IS NULL`, id, accountID))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return User{}, fault.New(fault.NotFound, "", "user not found")
+	}
+	if err != nil {
+		return User{}, fmt.Errorf("read user: %w", err)
+	}
+	u.Lines, err = s.LinesOf(ctx, id)
+	return u, err
+}
+
+// Update changes a user's role, name, locale or password. The account keeps
+// at least one owner.
+func (s *Service) Update(ctx context.Context, actor string, by ByRole, accountID, id string, c Change) (User, error) {
+	if c.Role != nil && !validRole(*c.Role) {
+		return User{}, fault.New(fault.Invalid, "role", "role must be owner, admin or member")
+	}
+	if c.Locale != nil && !validLocale(*c.Locale) {
+		return User{}, fault.New(fault.Invalid, "locale", "locale must be en or fr")
+	}
+	if c.Name != nil && utf8.RuneCountInString(*c.Name) > 200 {
+		return User{}, fault.New(fault.Invalid, "name", "name is at most 200 characters")
+	}
+	var hash string
+	if c.Password != nil {
+		if err := checkPassword(*c.Password); err != nil {
+			return User{}, err
+		}
+		hash = Hash(*c.Password)
+	}
+	now := s.clock.Now()
+	var u User
+	err := store.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := lockAccount(ctx, tx, accountID); err != nil {
+			return err
+		}
+		var err error
+		if uuid.Validate(id) != nil {
+			return fault.New(fault.NotFound, "", "user not found")
+		}
+		u, err = scan(tx.QueryRow(ctx, `SELECT `+cols+` FROM account_users WHERE id = $1 AND account_id = $2 AND deleted_at IS NULL`, id, accountID))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fault.New(fault.NotFound, "", "user not found")
+		}
+		if err != nil {
+			return err
+		}
+		details := map[string]any{}
+		if c.Role != nil && *c.Role != u.Role {
+			if by == Admin && (u.Role == Owner || *c.Role == Owner) {
+				return fault.New(fault.Invalid, "role", "only an owner or the operator may change an owner or make one")
+			}
+			if u.Role == Owner {
+				if err := keepOwner(ctx, tx, accountID); err != nil {
+					return err
+				}
+			}
+			details["role"] = map[string]string{"from": u.Role, "to": *c.Role}
+			u.Role = *c.Role
+		}
+		if c.Name != nil {
+			u.Name, details["name"] = *c.Name, true
+		}
+		if c.Locale != nil {
+			u.Locale, details["locale"] = *c.Locale, *c.Locale
+		}
+		if hash != "" {
+			details["password"] = "changed"
+			if _, err := tx.Exec(ctx, `UPDATE account_users SET password_hash = $2 WHERE id = $1`, id, hash); err != nil {
+				return fmt.Errorf("update password: %w", err)
+			}
+			// A new password ends the user's other sessions.
+			if _, err := tx.Exec(ctx, `DELETE FROM portal_sessions WHERE user_id = $1`, id); err != nil {
+				return fmt.Errorf("end sessions: %w", err)
+			}
+		}
+		if c.Lines != nil {
+			if err := setLines(ctx, tx, accountID, id, *c.Lines); err != nil {
+				return err
+			}
+			details["lines"] = len(*c.Lines)
+		}
+		if u.Lines, err = linesOf(ctx, tx, id); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE account_users SET role = $2, name = $3, locale = $4 WHERE id = $1`, id, u.Role, u.Name, u.Locale); err != nil {
+			return fmt.Errorf("update user: %w", err)
+		}
+		return store.Audit(ctx, tx, now, actor, accountID, "user.updated", id, details)
+	})
+	return u, err
+}
+
+// keepOwner refuses when the account has one owner left (the caller holds
+// the account lock).
+func keepOwner(ctx context.Context, tx pgx.Tx, accountID string) error {
+	var owners int
+	if err := tx.QueryRow(ctx, `SELECT count(*) FROM account_users WHERE account_id = $1 AND role = 'owner' AND deleted_at IS NULL`, accountID).Scan(&owners); err != nil {
+		return fmt.Errorf("count owners: %w", err)
+	}
+	if owners <= 1 {
+		return fault.New(fault.Conflict, "role", "the account's last owner cannot be removed or demoted; make another user owner first")
+	}
+	return nil
+}
+
+// Delete removes a user and ends their sessions (the row is kept for the
+// audit trail).
+func (s *Service) Delete(ctx context.Context, actor string, by ByRole, accountID, id string) error {
+	now := s.clock.Now()
+	return store.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := lockAccount(ctx, tx, accountID); err != nil {
+			return err
+		}
+		if uuid.Validate(id) != nil {
+			return fault.New(fault.NotFound, "", "user not found")
+		}
+		u, err := scan(tx.QueryRow(ctx, `SELECT `+cols+` FROM account_users WHERE id = $1 AND account_id = $2 AND deleted_at IS NULL`, id, accountID))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fault.New(fault.NotFound, "", "user not found")
+		}
+		if err != nil {
+			return err
+		}
+		if u.Role == Owner {
+			if by == Admin {
+				return fault.New(fault.Invalid, "role", "only an owner or the operator may remove an owner")
+			}
+			if err := keepOwner(ctx, tx, accountID); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.Exec(ctx, `UPDATE account_users SET deleted_at = $2 WHERE id = $1`, id, now); err != nil {
+			return fmt.Errorf("delete user: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM portal_sessions WHERE user_id = $1`, id); err != nil {
+			return fmt.Errorf("end sessions: %w", err)
+		}
+		return store.Audit(ctx, tx, now, actor, accountID, "user.deleted", id, map[string]any{"email": u.Email})
+	})
+}
+
+// Authenticate checks an email and password. An unknown email costs the
+// same hash verification as a wrong password, so timing tells nothing.
+func (s *Service) Authenticate(ctx context.Context, email, password string) (User, bool, error) {
+	var hash string
+	var u User
+	err := s.pool.QueryRow(ctx, `SELECT u.id, u.account_id, u.email, u.name, u.role, u.locale, u.created_at, u.password_hash
+		FROM account_users u WHERE lower(u.email) = lower($1) AND u.deleted_at IS NULL`, strings.TrimSpace(email)).
+		Scan(&u.ID, &u.AccountID, &u.Email, &u.Name, &u.Role, &u.Locale, &u.CreatedAt, &hash)
+	if errors.Is(err, pgx.ErrNoRows) {
+		Verify(s.dummy, password)
+		return User{}, false, nil
+	}
+	if err != nil {
+		return User{}, false, fmt.Errorf("read user: %w", err)
+	}
+	return u, Verify(hash, password), nil
+}
+
+// argon2id parameters: OWASP's second recommended set (19 MiB, 2 passes),
+// a few tens of milliseconds on one core.
+const (
+	argonTime    = 2
+	argonMemory  = 19 * 1024
+	argonThreads = 1
+	argonKeyLen  = 32
+)
+
+// Hash returns the argon2id hash of password in the PHC string format.
+func Hash(password string) string {
+	salt := make([]byte, 16)
+	_, _ = rand.Read(salt)
+	key := argon2.IDKey([]byte(password), salt, argonTime, argonMemory, argonThreads, argonKeyLen)
+	enc := base64.RawStdEncoding
+	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, argonMemory, argonTime, argonThreads, enc.EncodeToString(salt), enc.EncodeToString(key))
+}
+
+// Verify reports whether password matches a hash made by Hash (with any
+// parameters, so they can be raised later).
+func Verify(hash, password string) bool {
+	parts := strings.Split(hash, "$")
+	if len(parts) != 6 || parts[1] != "argon2id" {
+		return false
+	}
+	var m uint32
+	var t uint32
+	var p uint8
+	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &m, &t, &p); err != nil || m == 0 || m > 1<<20 || t == 0 || t > 16 || p == 0 {
+		return false
+	}
+	enc := base64.RawStdEncoding
+	salt, err1 := enc.DecodeString(parts[4])
+	want, err2 := enc.DecodeString(parts[5])
+	if err1 != nil || err2 != nil || len(want) == 0 || len(want) > 64 {
+		return false
+	}
+	got := argon2.IDKey([]byte(password), salt, t, m, p, uint32(len(want)))
+	return subtle.ConstantTimeCompare(got, want) == 1
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// setLines replaces the lines a user sees; each must be a live line of the
+// account.
+func setLines(ctx context.Context, tx pgx.Tx, accountID, userID string, lines []string) error {
+	for i, id := range lines {
+		if uuid.Validate(id) != nil {
+			return fault.New(fault.Invalid, fmt.Sprintf("lines[%d]", i), "unknown line %q", id)
+		}
+	}
+	var n int
+	if err := tx.QueryRow(ctx, `SELECT count(DISTINCT id) FROM lines WHERE id = ANY($1::uuid[]) AND account_id = $2 AND state <> 'deleted'`, lines, accountID).Scan(&n); err != nil {
+		return fmt.Errorf("check lines: %w", err)
+	}
+	if n != len(lines) {
+		return fault.New(fault.Invalid, "lines", "every line must be a line of this account, listed once")
+	}
+	if _, err := tx.Exec(ctx, `DELETE FROM account_user_lines WHERE user_id = $1`, userID); err != nil {
+		return fmt.Errorf("set lines: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO account_user_lines (user_id, line_id) SELECT $1, unnest($2::uuid[])`, userID, lines); err != nil {
+		return fmt.Errorf("set lines: %w", err)
+	}
+	return nil
+}
+
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+func linesOf(ctx context.Context, q querier, userID string) ([]string, error) {
+	rows, err := q.Query(ctx, `SELECT ul.line_id::text FROM account_user_lines ul JOIN lines l ON l.id = ul.line_id
+		WHERE ul.user_id = $1 AND l.state <> 'deleted' ORDER BY l.extension`, userID)
+	if err != nil {
+		return nil, fmt.Errorf("read user lines: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	return nonNil(out), err
+}
+
+// LinesOf returns the ids of the live lines a user sees.
+func (s *Service) LinesOf(ctx context.Context, userID string) ([]string, error) {
+	return linesOf(ctx, s.pool, userID)
+}
