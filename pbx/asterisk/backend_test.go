@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -67,10 +68,21 @@ func setup(t testing.TB, wizards ...aritest.Wizard) bundle {
 	if len(wizards) == 0 {
 		wizards = []aritest.Wizard{aritest.Memory}
 	}
+	opts := make([]aritest.Options, len(wizards))
+	for i, w := range wizards {
+		opts[i] = aritest.Options{Wizard: w}
+	}
+	return setupWith(t, opts...)
+}
+
+// setupWith starts one ARI server per options given and a running backend
+// on them.
+func setupWith(t testing.TB, opts ...aritest.Options) bundle {
+	t.Helper()
 	var urls []string
 	var srvs []*aritest.Server
-	for _, w := range wizards {
-		s := aritest.NewTest(t, aritest.Options{Wizard: w})
+	for _, o := range opts {
+		s := aritest.NewTest(t, o)
 		srvs = append(srvs, s)
 		urls = append(urls, s.URL())
 	}
@@ -161,7 +173,7 @@ func TestApplyStoresFields(t *testing.T) {
 	}
 	check("auth", map[string]string{"auth_type": "digest", "username": "100", "password": line.Password, "realm": line.Domain})
 	check("aor", map[string]string{"max_contacts": "2", "qualify_frequency": "60", "remove_existing": "true"})
-	check("endpoint", map[string]string{"auth": id, "aors": name, "set_var": "PBXD_LINE=" + id, "context": "pkg-fr-fixed-mobile",
+	check("endpoint", map[string]string{"auth": id, "aors": name, "accountcode": id, "context": "pkg-fr-fixed-mobile",
 		"callerid": `"Alice Martin" <100>`, "from_domain": line.Domain, "allow": "(ulaw|alaw|g722)", "transport": "transport-udp"})
 
 	// Re-applying reads and writes nothing; one change is one PUT.
@@ -312,7 +324,7 @@ func TestDriftIsReported(t *testing.T) {
 			func(l *pbx.LineConfig) bool { return l != nil && strings.Contains(l.Drift, "qualify") }},
 		{"auth unlinked", func(name, id string) error { return s.Tamper("endpoint", name, "auth", "") },
 			func(l *pbx.LineConfig) bool { return l != nil && strings.Contains(l.Drift, "auth link") }},
-		{"marker lost", func(name, id string) error { return s.Tamper("endpoint", name, "set_var", "") },
+		{"marker lost", func(name, id string) error { return s.Tamper("endpoint", name, "accountcode", "") },
 			func(l *pbx.LineConfig) bool { return l != nil && strings.Contains(l.Drift, "marker") }},
 		{"auth deleted", func(name, id string) error { s.Forget("auth", id); return nil },
 			func(l *pbx.LineConfig) bool { return l != nil && l.Password == "" }},
@@ -675,4 +687,87 @@ func BenchmarkApply10k(b *testing.B) {
 	}
 	b.ReportMetric(float64(lines*b.N)/total.Seconds(), "lines/s")
 	b.ReportMetric(float64(cpu.Milliseconds())/float64(b.N*lines/1000), "cpu-ms/1k-lines")
+}
+
+// An Asterisk with no PJSIP endpoint has no endpoint:PJSIP event source
+// (subscribing answers 422 and Asterisk logs a WARNING per attempt): pbxd
+// connects anyway, does not knock, and subscribes as soon as it pushes the
+// first endpoint, so that line's registration is heard.
+func TestEmptyAsterisk(t *testing.T) {
+	t.Parallel()
+	bd := setup(t, aritest.AstDB)
+	s, b := bd.srv[0], bd.b
+	time.Sleep(100 * time.Millisecond) // a few health checks
+	if n := testutil.ToFloat64(b.m.requests.WithLabelValues("a", "subscribe", "error")); n != 0 {
+		t.Errorf("%v subscriptions refused while Asterisk had no endpoint", n)
+	}
+	line := pbxtest.NewLine()
+	if err := b.Apply(t.Context(), line); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RegisterContact(endpointName(line), "sip:100@192.0.2.60"); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, b, line.ID, "sip:100@192.0.2.60")
+}
+
+// A resync over lines Asterisk holds as pbxd pushed them writes nothing,
+// also after an Asterisk restart reloaded them from astdb, and, with the
+// memory cache of configs/asterisk/sorcery.conf, reads them without
+// Asterisk logging a WARNING.
+func TestUnchangedLinesStayUnchanged(t *testing.T) {
+	t.Parallel()
+	for _, o := range []aritest.Options{
+		{Wizard: aritest.AstDB, Cache: true},
+		{Wizard: aritest.AstDB},
+		{Wizard: aritest.Memory},
+	} {
+		bd := setupWith(t, o)
+		s, b := bd.srv[0], bd.b
+		var lines []pbx.LineConfig
+		for i := range 20 {
+			l := pbxtest.NewLine()
+			l.Suspended = i%5 == 0
+			if err := b.Apply(t.Context(), l); err != nil {
+				t.Fatal(err)
+			}
+			lines = append(lines, l)
+		}
+		check := func(when string) {
+			t.Helper()
+			s.ResetCounts()
+			warned := len(s.Warnings())
+			held, err := b.List(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(held) != len(lines) {
+				t.Fatalf("%+v %s: List has %d lines, want %d", o, when, len(held), len(lines))
+			}
+			for i, h := range held {
+				want := lines[slices.IndexFunc(lines, func(l pbx.LineConfig) bool { return l.ID == h.ID })]
+				if !pbx.SameConfig(want, h) {
+					t.Errorf("%+v %s: line %d listed as stale: drift %q", o, when, i, h.Drift)
+				}
+				if err := b.ApplyListed(t.Context(), want, &held[i]); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if n := s.Requests("PUT"); n != 0 {
+				t.Errorf("%+v %s: a resync of unchanged lines sent %d PUTs", o, when, n)
+			}
+			if w := s.Warnings()[warned:]; o.Cache && len(w) != 0 {
+				t.Errorf("%+v %s: the resync made Asterisk log %d warnings, first %q", o, when, len(w), w[0])
+			}
+		}
+		check("after apply")
+		if o.Wizard == aritest.AstDB {
+			drain(b.Resync())
+			if err := s.Restart(); err != nil {
+				t.Fatal(err)
+			}
+			<-b.Resync()
+			check("after a restart")
+		}
+	}
 }

@@ -33,6 +33,9 @@ type node struct {
 	w         *native.Client // writes (Update, Delete); never connected, so safe to share
 	http      *http.Client
 	connected atomic.Bool
+	// subscribed is whether the application is subscribed to PJSIP
+	// endpoint events on the current websocket (see subscribe).
+	subscribed atomic.Bool
 
 	mu       sync.Mutex
 	contacts map[string]map[string]pbx.Contact // line id → uri → contact
@@ -241,6 +244,10 @@ func (n *node) request(ctx context.Context, method, op, path string, out any) er
 		_, _ = io.Copy(io.Discard, resp.Body)
 		n.count(op, "absent")
 		return errAbsent
+	case resp.StatusCode == http.StatusUnprocessableEntity:
+		_, _ = io.Copy(io.Discard, resp.Body)
+		n.count(op, "error")
+		return fmt.Errorf("%s: %w: ARI answered %s", op, errUnprocessable, resp.Status)
 	case resp.StatusCode >= 500:
 		n.count(op, "unavailable")
 		return fmt.Errorf("%s: %w: ARI answered %s", op, pbx.ErrUnavailable, resp.Status)
@@ -300,8 +307,7 @@ func (n *node) getObject(ctx context.Context, typ, id string) (map[string]string
 }
 
 // tupleMap turns ARI's tuple list into attribute → value. A repeated
-// attribute (set_var, one tuple per variable) keeps every value, joined
-// with a newline.
+// attribute keeps every value, joined with a newline.
 func tupleMap(ts []ari.ConfigTuple) map[string]string {
 	m := make(map[string]string, len(ts))
 	for _, t := range ts {
@@ -328,25 +334,14 @@ func (n *node) push(ctx context.Context, typ, id string, want []tuple, held map[
 }
 
 // pushFull creates the object with want, or, if any attribute of want
-// differs from held, PUTs all of want but a set_var held already (set_var
-// is a list: sending it again could add the variable twice). disallow goes
-// with allow, so the codecs end up exactly as wanted.
+// differs from held, PUTs all of want. disallow goes with allow, so the
+// codecs end up exactly as wanted.
 func (n *node) pushFull(ctx context.Context, typ, id string, want []tuple, held map[string]string) error {
-	send := want
-	if held != nil {
-		if len(diff(want, held)) == 0 {
-			return nil
-		}
-		send = make([]tuple, 0, len(want))
-		for _, t := range want {
-			if t.attr == "set_var" && same(t, held) {
-				continue
-			}
-			send = append(send, t)
-		}
+	if held != nil && len(diff(want, held)) == 0 {
+		return nil
 	}
 	key := configKey(typ, id)
-	return n.call(ctx, "put_"+typ, func() error { return n.w.Asterisk().Config().Update(key, toARI(send)) })
+	return n.call(ctx, "put_"+typ, func() error { return n.w.Asterisk().Config().Update(key, toARI(want)) })
 }
 
 func (n *node) del(ctx context.Context, typ, id string) error {
@@ -457,6 +452,12 @@ func (n *node) write(ctx context.Context, l pbx.LineConfig, authID, name string,
 	}
 	if err := push(ctx, "endpoint", name, n.b.desiredEndpoint(l, authID), ep); err != nil {
 		return err
+	}
+	if ep == nil && n.connected.Load() && !n.subscribed.Load() {
+		// The first PJSIP endpoint of this Asterisk: its events can be
+		// subscribed to now, before the phone registers. On failure the
+		// health check tries again.
+		_, _ = n.subscribe(ctx)
 	}
 
 	// The line now lives at name: forget (and delete) where it was.
@@ -768,10 +769,20 @@ func (n *node) run(ctx context.Context) {
 			err = fmt.Errorf("events websocket: %w", ws.err())
 		}
 		if err == nil && fresh {
+			n.subscribed.Store(false)
+		}
+		late := false
+		if err == nil && !n.subscribed.Load() {
 			// Subscribe after the websocket is up: Asterisk only knows
 			// the application while its websocket is connected.
-			err = n.request(ctx, http.MethodPost, "subscribe",
-				"/applications/"+url.PathEscape(n.cfg.App)+"/subscription?eventSource="+url.QueryEscape("endpoint:PJSIP"), nil)
+			var ok bool
+			if ok, err = n.subscribe(ctx); ok && !fresh {
+				late = true // phones may have registered before: read them
+				log.Info("subscribed to PJSIP endpoint events")
+			}
+		}
+		if err == nil && late && n.connected.Load() && start.Equal(lastStart) {
+			err = n.rebuildContacts(ctx)
 		}
 		if err == nil && (fresh || !n.connected.Load() || !start.Equal(lastStart)) {
 			reason := "connect"
@@ -809,6 +820,40 @@ func (n *node) run(ctx context.Context) {
 		failing, attempt = false, 0
 		wait(ctx, n.b.cfg.HealthInterval, ws.done)
 	}
+}
+
+// errUnprocessable marks a 422 from ARI.
+var errUnprocessable = errors.New("unprocessable")
+
+// subscribe subscribes the node's application to the events of every PJSIP
+// endpoint and reports whether it did. Until Asterisk has had a first
+// PJSIP endpoint since it started, the event source endpoint:PJSIP does
+// not exist: ARI answers 422 and Asterisk logs a WARNING per attempt. So
+// subscribe first asks /endpoints/PJSIP (404 until then, logged nowhere)
+// and reports false without error when there is nothing to hear about
+// yet; run tries again at every health check, so the first endpoint pbxd
+// pushes is followed within HealthInterval.
+func (n *node) subscribe(ctx context.Context) (bool, error) {
+	if n.subscribed.Load() {
+		return true, nil
+	}
+	err := n.get(ctx, "list_endpoints", "/endpoints/PJSIP", nil)
+	if errors.Is(err, errAbsent) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	err = n.request(ctx, http.MethodPost, "subscribe",
+		"/applications/"+url.PathEscape(n.cfg.App)+"/subscription?eventSource="+url.QueryEscape("endpoint:PJSIP"), nil)
+	if errors.Is(err, errUnprocessable) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	n.subscribed.Store(true)
+	return true, nil
 }
 
 // wait sleeps d, or until ctx ends or done (if not nil) closes.

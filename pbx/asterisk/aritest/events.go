@@ -183,7 +183,8 @@ func (s *Server) checkSourceLocked(src string) (int, string) {
 	switch scheme {
 	case "endpoint":
 		tech, res, _ := strings.Cut(rest, "/")
-		if !strings.EqualFold(tech, "PJSIP") {
+		// The technology endpoint exists only once a PJSIP endpoint has.
+		if !strings.EqualFold(tech, "PJSIP") || !s.techPJSIP {
 			return http.StatusUnprocessableEntity, "Event source does not exist"
 		}
 		if res != "" {
@@ -323,6 +324,7 @@ func (s *Server) RegisterContact(endpointID, uri string) error {
 	if !ok {
 		return fmt.Errorf("endpoint %q not found", endpointID)
 	}
+	s.readEndpointLocked(endpointID) // the registrar identifies the endpoint
 	aorName, _, _ := strings.Cut(ep["aors"], ",")
 	aorName = strings.TrimSpace(aorName)
 	aor, ok := s.objects["aor"][aorName]

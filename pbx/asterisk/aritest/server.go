@@ -50,6 +50,11 @@ type Options struct {
 	EntityID string
 	// Addr to listen on; default 127.0.0.1:0.
 	Addr string
+	// Cache models a memory_cache in front of the wizard (sorcery.conf
+	// "endpoint/cache = memory_cache,..."): an endpoint read once, created
+	// or updated is then served from memory, so reading it again does not
+	// re-apply its stored fields (see Warnings).
+	Cache bool
 }
 
 // Server is a running ARI test server. Its methods are safe for concurrent
@@ -72,6 +77,15 @@ type Server struct {
 	failConfigN int
 	latency     time.Duration
 	counts      map[string]int
+	// techPJSIP is whether the PJSIP technology endpoint exists: Asterisk
+	// creates it with the first PJSIP endpoint and keeps it until it stops.
+	// Without it /endpoints/PJSIP answers 404 and the event source
+	// endpoint:PJSIP does not exist (422).
+	techPJSIP bool
+	// cached are the endpoint ids the memory cache holds (Options.Cache).
+	cached map[string]bool
+	// warnings are the WARNING lines the real Asterisk would have logged.
+	warnings []string
 }
 
 type contact struct {
@@ -103,6 +117,7 @@ func New(opts Options) (*Server, error) {
 		contacts: map[string][]contact{},
 		apps:     map[string]*app{},
 		counts:   map[string]int{},
+		cached:   map[string]bool{},
 	}
 	if err := s.start(opts.Addr); err != nil {
 		return nil, err
@@ -211,6 +226,21 @@ func (s *Server) Restart() error {
 		}
 		s.contacts = map[string][]contact{}
 	}
+	// A starting Asterisk loads every stored endpoint (through the cache,
+	// which the astdb read fills): the technology exists again only if one
+	// does, and each astdb endpoint read logs its warnings.
+	if s.opts.Wizard == AstDB {
+		for id, o := range s.objects["endpoint"] {
+			if !s.static["endpoint"][id] {
+				o["set_var"] = ""
+			}
+		}
+	}
+	s.cached = map[string]bool{}
+	s.techPJSIP = len(s.objects["endpoint"]) > 0
+	for id := range s.objects["endpoint"] {
+		s.readEndpointLocked(id)
+	}
 	addr := s.addr
 	s.mu.Unlock()
 	// Asterisk's startup_time has millisecond resolution: make sure it moves.
@@ -305,6 +335,9 @@ func (s *Server) Seed(typ, id string, fields map[string]string) error {
 	}
 	s.objects[typ][id] = o
 	s.static[typ][id] = true
+	if typ == "endpoint" {
+		s.techPJSIP = true
+	}
 	return nil
 }
 
@@ -471,21 +504,61 @@ type tuple struct {
 	Value     string `json:"value"`
 }
 
+// tuples renders an object as ARI does (ast_sorcery_objectset_create):
+// every attribute in order, except that an endpoint's channel variables
+// (set_var_to_vl) come out as one tuple per variable named after the
+// variable, {"attribute":"PBXD_LINE","value":"..."}; without variables
+// set_var is one empty tuple.
 func tuples(typ string, o object) []tuple {
 	out := make([]tuple, 0, len(o))
 	for _, f := range schema[typ] {
-		if f.kind == kindVarList {
-			// One tuple per variable; none without variables.
+		if f.kind == kindVarList && o[f.name] != "" {
 			for _, v := range strings.Split(o[f.name], "\n") {
-				if v != "" {
-					out = append(out, tuple{f.name, v})
-				}
+				name, val, _ := strings.Cut(v, "=")
+				out = append(out, tuple{name, val})
 			}
 			continue
 		}
 		out = append(out, tuple{f.name, o[f.name]})
 	}
 	return out
+}
+
+// stirShaken is the option Asterisk 22 no longer supports: its handler
+// logs a WARNING every time the field is applied, whatever the value, and
+// the object set sorcery builds of an endpoint always carries it
+// ("stir_shaken: no"). So every astdb read of an endpoint (the wizard
+// re-applies every stored field) and every ARI update of one (the copy
+// re-applies the whole object) logs it.
+const stirShaken = "stir_shaken"
+
+func stirShakenWarning(id string) string {
+	return fmt.Sprintf("Endpoint %s: Option 'stir_shaken' is no longer supported.  Use 'stir_shaken_profile' instead.", id)
+}
+
+// warnLocked records a WARNING line; s.mu must be held.
+func (s *Server) warnLocked(msg string) { s.warnings = append(s.warnings, msg) }
+
+// Warnings returns the WARNING lines the real Asterisk would have written
+// to its log so far.
+func (s *Server) Warnings() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.warnings...)
+}
+
+// readEndpointLocked models sorcery retrieving endpoint id (for ARI or a
+// SIP request): the astdb wizard re-applies the stored fields, which logs
+// the stir_shaken warning, unless a memory cache in front already holds
+// the object. s.mu must be held.
+func (s *Server) readEndpointLocked(id string) {
+	if _, ok := s.objects["endpoint"][id]; !ok || s.opts.Wizard != AstDB || s.static["endpoint"][id] || s.cached[id] {
+		return
+	}
+	s.warnLocked(stirShakenWarning(id))
+	if s.opts.Cache {
+		s.cached[id] = true
+	}
 }
 
 func (s *Server) getObject(w http.ResponseWriter, r *http.Request) {
@@ -498,6 +571,9 @@ func (s *Server) getObject(w http.ResponseWriter, r *http.Request) {
 	var o object
 	if pushable {
 		o = s.objects[typ][id]
+	}
+	if o != nil && typ == "endpoint" {
+		s.readEndpointLocked(id)
 	}
 	var body []tuple
 	if o != nil {
@@ -562,18 +638,54 @@ func (s *Server) putObject(w http.ResponseWriter, r *http.Request) {
 	}
 	var o object
 	if exists {
+		if typ == "endpoint" {
+			s.readEndpointLocked(id)
+			// ast_sorcery_copy re-applies the whole object set: the
+			// channel variables come back as fields named after the
+			// variable, which no endpoint has, and the copy fails.
+			s.warnLocked(stirShakenWarning(id))
+			// Nor can it parse its own "(nothing)" rendering of an
+			// empty codec list.
+			fail := cur["set_var"] != ""
+			if !fail && cur["allow"] == "(nothing)" {
+				s.warnLocked("Cannot allow unknown format 'nothing'")
+				fail = true
+			}
+			if fail {
+				writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "Allocation failed"})
+				return
+			}
+		}
 		o = cur.clone()
 	} else {
 		o = newObject(typ)
 	}
 	for _, f := range fields {
 		if err := o.apply(typ, *f.Attribute, *f.Value); err != nil {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("%s '%s' failed field value validation", typ, id))
+			op := "Update"
+			if !exists {
+				op = "Creation"
+			}
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("%s of object '%s' failed field value validation", op, id))
 			return
+		}
+		if typ == "endpoint" && *f.Attribute == stirShaken {
+			s.warnLocked(stirShakenWarning(id))
+		}
+	}
+	body := tuples(typ, o)
+	if typ == "endpoint" {
+		s.techPJSIP = true
+		if s.opts.Cache {
+			s.cached[id] = true
+		} else if s.opts.Wizard == AstDB {
+			// astdb stores each variable under its own name and drops
+			// it when reading the object back: it never survives.
+			o["set_var"] = ""
 		}
 	}
 	s.objects[typ][id] = o
-	writeJSON(w, http.StatusOK, tuples(typ, o))
+	writeJSON(w, http.StatusOK, body)
 }
 
 func (s *Server) deleteObject(w http.ResponseWriter, r *http.Request) {
@@ -597,6 +709,7 @@ func (s *Server) deleteObject(w http.ResponseWriter, r *http.Request) {
 	// Deleting an endpoint while a phone is registered emits no event.
 	if typ == "endpoint" {
 		delete(s.contacts, id)
+		delete(s.cached, id)
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
@@ -623,6 +736,11 @@ func (s *Server) listEndpoints(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mu.Lock()
+	if r.PathValue("tech") != "" && !s.techPJSIP {
+		s.mu.Unlock()
+		writeError(w, http.StatusNotFound, "No Endpoints found - invalid tech "+r.PathValue("tech"))
+		return
+	}
 	ids := make([]string, 0, len(s.objects["endpoint"]))
 	for id := range s.objects["endpoint"] {
 		ids = append(ids, id)
