@@ -234,13 +234,14 @@ func (r *Reconciler) listenOnce(ctx context.Context) error {
 type pendingLine struct {
 	cfg       pbx.LineConfig
 	deleted   bool
+	pending   bool // revision > applied_revision: a change not applied yet
 	changedAt time.Time
 	listed    bool            // a resync repair: held is what its List reported
 	held      *pbx.LineConfig // nil: not listed
 }
 
 const desiredCols = `l.id, a.pbx_node, a.sip_domain, l.sip_username, l.extension, p.dial_context, l.caller_id,
-	l.password_enc, l.ha1_md5, l.ha1_sha256, l.state, a.status, l.revision, l.changed_at`
+	l.password_enc, l.ha1_md5, l.ha1_sha256, l.state, a.status, l.revision, l.applied_revision, l.changed_at`
 
 func (r *Reconciler) scanDesired(rows pgx.Rows) ([]pendingLine, error) {
 	defer rows.Close()
@@ -250,11 +251,13 @@ func (r *Reconciler) scanDesired(rows pgx.Rows) ([]pendingLine, error) {
 		var sealed []byte
 		var ext int
 		var state, acctStatus string
+		var applied int64
 		c := &pl.cfg
 		if err := rows.Scan(&c.ID, &c.Node, &c.Domain, &c.Username, &ext, &c.Context, &c.CallerID, &sealed,
-			&c.HA1MD5, &c.HA1SHA256, &state, &acctStatus, &c.Revision, &pl.changedAt); err != nil {
+			&c.HA1MD5, &c.HA1SHA256, &state, &acctStatus, &c.Revision, &applied, &pl.changedAt); err != nil {
 			return nil, err
 		}
+		pl.pending = c.Revision > applied
 		c.Extension = fmt.Sprint(ext)
 		c.MaxContacts = r.o.MaxContacts
 		c.Suspended = state == "suspended" || acctStatus != "active"
@@ -395,10 +398,15 @@ func (rc *recorder) write(lines []pendingLine) {
 		}
 		return
 	}
+	// Only a change committed and not yet applied has a lag; a resync's
+	// repair of a line applied long ago (Asterisk lost or altered it) is
+	// counted in pbxd_reconcile_drift_repaired_total instead.
 	now := r.svc.clock.Now()
 	for _, pl := range lines {
-		r.applied.Inc()
-		r.lag.Observe(max(0, now.Sub(pl.changedAt).Seconds()))
+		if pl.pending {
+			r.applied.Inc()
+			r.lag.Observe(max(0, now.Sub(pl.changedAt).Seconds()))
+		}
 	}
 	rc.mu.Lock()
 	rc.done += len(lines)

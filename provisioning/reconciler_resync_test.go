@@ -1,0 +1,70 @@
+package provisioning_test
+
+import (
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+)
+
+// firstMetric returns the (first) sample of an unlabelled metric, or an
+// empty one if the registry has none.
+func firstMetric(t *testing.T, reg *prometheus.Registry, name string) *dto.Metric {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) > 0 {
+			return mf.GetMetric()[0]
+		}
+	}
+	return &dto.Metric{}
+}
+
+func histogramCount(t *testing.T, reg *prometheus.Registry, name string) uint64 {
+	return firstMetric(t, reg, name).GetHistogram().GetSampleCount()
+}
+
+func plainCounter(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	return firstMetric(t, reg, name).GetCounter().GetValue()
+}
+
+// The lag histogram measures commit → applied of real changes only: a
+// resync that repairs lines applied long ago (Asterisk lost or altered
+// them) observes nothing into it and counts no applied revision.
+func TestResyncRepairsAreNotLag(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	run(t, b.rec)
+	eventually(t, "start-up resync", func() bool { return gauge(t, b.reg, "pbxd_reconcile_last_resync_timestamp_seconds") > 0 })
+	res := b.order(t, 3)
+	eventually(t, "3 lines", func() bool { return plainCounter(t, b.reg, "pbxd_reconcile_applied_total") == 3 })
+	if n := histogramCount(t, b.reg, "pbxd_reconcile_lag_seconds"); n != 3 {
+		t.Fatalf("lag observations after 3 new lines: %d, want 3", n)
+	}
+	gone, altered := res.LinesCreated[0].ID, res.LinesCreated[1].ID
+	b.fake.set(func() {
+		delete(b.fake.lines, gone)
+		l := b.fake.lines[altered]
+		l.Context = "hacked"
+		b.fake.lines[altered] = l
+	})
+	for range 2 { // the repair, then a resync with nothing to repair
+		if err := b.rec.Resync(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := b.fake.snapshot(); len(got) != 3 || got[altered].Context != "pkg-world" {
+		t.Fatalf("not repaired: %d lines, context %q", len(got), got[altered].Context)
+	}
+	if n := histogramCount(t, b.reg, "pbxd_reconcile_lag_seconds"); n != 3 {
+		t.Errorf("lag observations after repairs: %d, want still 3", n)
+	}
+	if v := plainCounter(t, b.reg, "pbxd_reconcile_applied_total"); v != 3 {
+		t.Errorf("applied revisions after repairs: %v, want still 3", v)
+	}
+}
+
