@@ -129,7 +129,14 @@ func (r *Reconciler) loop(ctx context.Context) error {
 	if rs, ok := r.backend.(Resyncer); ok {
 		resyncSignal = rs.Resync()
 	}
-	resync := time.NewTimer(0) // a full resync at start
+	// A full resync at start. A backend that signals its (re)connections
+	// asks for that one itself once it is connected: a timer firing too
+	// would run a second full resync right after the first.
+	first := time.Duration(0)
+	if resyncSignal != nil {
+		first = r.o.ResyncInterval
+	}
+	resync := time.NewTimer(first)
 	defer resync.Stop()
 	resyncDone := make(chan bool, 1)
 	resyncing, again := false, false

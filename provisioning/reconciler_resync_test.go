@@ -1,11 +1,17 @@
 package provisioning_test
 
 import (
+	"context"
+	"log/slog"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/pbxd/pbxd/pbx"
+	"github.com/pbxd/pbxd/provisioning"
 )
 
 // firstMetric returns the (first) sample of an unlabelled metric, or an
@@ -68,3 +74,34 @@ func TestResyncRepairsAreNotLag(t *testing.T) {
 	}
 }
 
+// signallingPBX is a fake backend that, like the Asterisk backend, asks for
+// a full resync when it connects, and counts its Lists.
+type signallingPBX struct {
+	*fakePBX
+	resync chan struct{}
+	lists  atomic.Int32
+}
+
+func (s *signallingPBX) Resync() <-chan struct{} { return s.resync }
+
+func (s *signallingPBX) List(ctx context.Context) ([]pbx.LineConfig, error) {
+	s.lists.Add(1)
+	return s.fakePBX.List(ctx)
+}
+
+// pbxd runs one full resync at start, not one of its own plus the one the
+// backend asks for when it connects.
+func TestOneResyncAtStart(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	sp := &signallingPBX{fakePBX: b.fake, resync: make(chan struct{}, 1)}
+	sp.resync <- struct{}{} // connected
+	rec := b.svc.NewReconciler(sp, provisioning.ReconcilerOptions{Concurrency: 4, ResyncInterval: time.Hour,
+		Registry: prometheus.NewRegistry(), Logger: slog.New(slog.DiscardHandler)})
+	run(t, rec)
+	eventually(t, "the start-up resync", func() bool { return sp.lists.Load() >= 1 })
+	time.Sleep(300 * time.Millisecond)
+	if n := sp.lists.Load(); n != 1 {
+		t.Errorf("%d full resyncs at start, want 1", n)
+	}
+}
