@@ -446,7 +446,14 @@ func (r *Reconciler) applyOne(ctx context.Context, pl pendingLine) bool {
 		r.retry[pl.cfg.ID] = st
 		r.mu.Unlock()
 		if ctx.Err() == nil {
-			r.log.Warn("apply line failed; will retry", "line", pl.cfg.ID, "attempt", st.attempts, "in", delay, "err", err)
+			// An unreachable PBX fails every line: the backend logs the
+			// outage once per node and pbxd_reconcile_errors_total counts
+			// the attempts, so one WARN per line would only flood the log.
+			lvl := slog.LevelWarn
+			if reason == "unavailable" {
+				lvl = slog.LevelDebug
+			}
+			r.log.Log(ctx, lvl, "apply line failed; will retry", "line", pl.cfg.ID, "attempt", st.attempts, "in", delay, "err", err)
 			_, _ = r.pool.Exec(ctx, `UPDATE lines SET apply_error = $2 WHERE id = $1`, pl.cfg.ID, truncate(err.Error(), 500))
 		}
 		return false

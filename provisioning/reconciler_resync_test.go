@@ -3,6 +3,7 @@ package provisioning_test
 import (
 	"context"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/pbxd/pbxd/internal/app/apptest"
 	"github.com/pbxd/pbxd/pbx"
 	"github.com/pbxd/pbxd/provisioning"
 )
@@ -103,5 +105,27 @@ func TestOneResyncAtStart(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	if n := sp.lists.Load(); n != 1 {
 		t.Errorf("%d full resyncs at start, want 1", n)
+	}
+}
+
+// While the PBX is unreachable, failing lines are not logged one WARN
+// each (the backend logs the outage once); they are counted.
+func TestOutageDoesNotFloodTheLog(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	var logs apptest.LogBuffer
+	b.fake.set(func() { b.fake.failing = true })
+	rec := b.svc.NewReconciler(b.fake, provisioning.ReconcilerOptions{Concurrency: 4, ResyncInterval: time.Hour,
+		RetryMin: 20 * time.Millisecond, RetryMax: 100 * time.Millisecond, Registry: prometheus.NewRegistry(),
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	run(t, rec)
+	b.order(t, 5)
+	eventually(t, "retries", func() bool {
+		b.fake.mu.Lock()
+		defer b.fake.mu.Unlock()
+		return b.fake.applies >= 15
+	})
+	if n := strings.Count(logs.String(), "apply line failed"); n != 0 {
+		t.Errorf("%d log lines for failed applies during an outage, want 0:\n%s", n, logs.String())
 	}
 }

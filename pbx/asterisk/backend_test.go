@@ -467,14 +467,7 @@ func TestContactsRebuiltOnConnect(t *testing.T) {
 	if err := s.RegisterContact(endpointName(line), "sip:100@192.0.2.50"); err != nil {
 		t.Fatal(err)
 	}
-	b, err := New(testConfig(s.URL()), slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan struct{})
-	go func() { _ = b.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
+	b := runBackend(t, s.URL(), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	ev := waitEvent(t, b, line.ID, "")
 	if !ev.Registered() {
 		t.Error("online endpoint not reported registered")
@@ -770,4 +763,40 @@ func TestUnchangedLinesStayUnchanged(t *testing.T) {
 			check("after a restart")
 		}
 	}
+}
+
+// An outage is one WARN and one count per node, however many reconnection
+// attempts it takes.
+func TestOutageLoggedOnce(t *testing.T) {
+	t.Parallel()
+	s := aritest.NewTest(t, aritest.Options{})
+	var logs syncBuffer
+	b := runBackend(t, s.URL(), slog.New(slog.NewTextHandler(&logs, nil)))
+	waitFor(t, "connected", b.Connected)
+	s.Stop()
+	waitFor(t, "disconnected", func() bool { return !b.Connected() })
+	time.Sleep(500 * time.Millisecond) // several attempts (back-off 10-100 ms)
+	if n := testutil.ToFloat64(b.m.requests.WithLabelValues("a", "info", "unavailable")); n < 3 {
+		t.Fatalf("only %v reconnection attempts", n)
+	}
+	if n := strings.Count(logs.String(), "asterisk unreachable"); n != 1 {
+		t.Errorf("%d WARNs for one outage, want 1:\n%s", n, logs.String())
+	}
+	if n := testutil.ToFloat64(b.m.outages.WithLabelValues("a")); n != 1 {
+		t.Errorf("outages counted %v, want 1", n)
+	}
+}
+
+// runBackend runs a backend on the ARI server at url until t ends.
+func runBackend(t *testing.T, url string, logger *slog.Logger) *Backend {
+	t.Helper()
+	b, err := New(testConfig(url), logger, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = b.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return b
 }

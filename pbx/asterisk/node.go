@@ -804,7 +804,9 @@ func (n *node) run(ctx context.Context) {
 				return
 			}
 			if n.connected.Load() || !failing {
+				// One WARN (and one count) per outage, not per attempt.
 				log.Warn("asterisk unreachable", "err", err)
+				n.b.m.outages.WithLabelValues(n.cfg.Name).Inc()
 			}
 			failing = true
 			n.dropListed()
