@@ -800,3 +800,55 @@ func runBackend(t *testing.T, url string, logger *slog.Logger) *Backend {
 	t.Cleanup(func() { cancel(); <-done })
 	return b
 }
+
+// Contacts carry Asterisk's reachability and their expiry (read from the
+// contact object, which events do not carry); an Unreachable contact does
+// not count as registered.
+func TestContactStatusAndExpiry(t *testing.T) {
+	t.Parallel()
+	bd := setup(t)
+	s, b := bd.srv[0], bd.b
+	line := applyNew(t, b)
+	uri := "sip:100@192.0.2.70"
+	before := time.Now()
+	if err := s.RegisterContact(endpointName(line), uri); err != nil {
+		t.Fatal(err)
+	}
+	var c pbx.Contact
+	for c.Expires.IsZero() {
+		ev := waitEvent(t, b, line.ID, uri)
+		c = ev.Contacts[0]
+	}
+	if want := before.Add(aritest.RegisterExpires).Truncate(time.Second); c.Expires.Before(want) || c.Expires.After(want.Add(2*time.Second)) {
+		t.Errorf("expires %v, want about %v", c.Expires, want)
+	}
+	if c.UserAgent != aritest.PhoneUserAgent || c.Status != pbx.ContactReachable {
+		t.Errorf("contact = %+v", c)
+	}
+	if err := s.SetContactStatus(endpointName(line), uri, "Unreachable"); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		ev := waitEvent(t, b, line.ID, uri)
+		if ev.Contacts[0].Status != pbx.ContactUnreachable {
+			continue
+		}
+		if ev.Registered() {
+			t.Error("a line whose only contact is unreachable counts as registered")
+		}
+		if ev.Contacts[0].Expires.IsZero() {
+			t.Error("the status change lost the expiry")
+		}
+		break
+	}
+}
+
+// applyNew applies a new line and returns it.
+func applyNew(t *testing.T, b *Backend) pbx.LineConfig {
+	t.Helper()
+	line := pbxtest.NewLine()
+	if err := b.Apply(t.Context(), line); err != nil {
+		t.Fatal(err)
+	}
+	return line
+}

@@ -42,10 +42,7 @@ func TestApplyListedSkipsReadsAndRepairs(t *testing.T) {
 	t.Parallel()
 	bd := setup(t)
 	s, b := bd.srv[0], bd.b
-	line := pbxtest.NewLine()
-	if err := b.Apply(t.Context(), line); err != nil {
-		t.Fatal(err)
-	}
+	line := applyNew(t, b)
 	name, id := endpointName(line), "pbxd-"+line.ID
 	_ = s.Tamper("endpoint", name, "context", "free-calls")
 	held := listOne(t, b, line.ID)

@@ -2,6 +2,8 @@ package asterisk
 
 import (
 	"context"
+	"crypto/md5"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +13,7 @@ import (
 	"reflect"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -39,6 +42,9 @@ type node struct {
 
 	mu       sync.Mutex
 	contacts map[string]map[string]pbx.Contact // line id → uri → contact
+	// fills are contacts whose expiry and user agent are still to be read
+	// (ARI events do not carry them); see fillContacts.
+	fills chan contactRef
 
 	// The index: which endpoint (named user@domain) holds which line.
 	// Entries are added by Apply and by scans; a stale entry is harmless
@@ -152,6 +158,7 @@ func newNode(b *Backend, nc NodeConfig) *node {
 		w:        w,
 		http:     &http.Client{Timeout: b.cfg.RequestTimeout, Transport: transport},
 		contacts: map[string]map[string]pbx.Contact{},
+		fills:    make(chan contactRef, 1024),
 		byLine:   map[string]string{},
 		byName:   map[string]string{},
 		extra:    map[string][]string{},
@@ -753,7 +760,12 @@ func (n *node) run(ctx context.Context) {
 		failing   bool
 		fresh     bool
 	)
+	fillCtx, stopFills := context.WithCancel(ctx)
+	fillsDone := make(chan struct{})
+	go func() { n.fillContacts(fillCtx); close(fillsDone) }()
 	defer func() {
+		stopFills()
+		<-fillsDone
 		n.setConnected(false)
 		if ws != nil {
 			ws.close()
@@ -923,11 +935,19 @@ func (n *node) handle(ev event) {
 		if ev.ContactInfo.ContactStatus == "Removed" {
 			delete(set, ev.ContactInfo.URI)
 		} else {
-			set[ev.ContactInfo.URI] = pbx.Contact{URI: ev.ContactInfo.URI, Source: n.cfg.Name}
+			c := set[ev.ContactInfo.URI] // keeps what is known of its expiry
+			c.URI, c.Source, c.Status = ev.ContactInfo.URI, n.cfg.Name, contactStatus(ev.ContactInfo.ContactStatus)
+			set[ev.ContactInfo.URI] = c
 		}
 		out := snapshot(line, set, now)
 		n.mu.Unlock()
 		n.b.emit(out)
+		if ev.ContactInfo.ContactStatus != "Removed" && ev.ContactInfo.AOR != "" {
+			select {
+			case n.fills <- contactRef{line: line, uri: ev.ContactInfo.URI, aor: ev.ContactInfo.AOR}:
+			default: // a registration storm: the expiry stays unknown
+			}
+		}
 	case "PeerStatusChange":
 		line, ok := n.lineOf(ev.Endpoint.Technology, ev.Endpoint.Resource)
 		if !ok || ev.Peer.PeerStatus != "Unreachable" {
@@ -944,6 +964,58 @@ func (n *node) handle(ev event) {
 		n.mu.Unlock()
 		n.b.emit(pbx.RegistrationEvent{LineID: line, At: now})
 	}
+}
+
+// contactRef names one registered contact of a line.
+type contactRef struct{ line, uri, aor string }
+
+// fillContacts reads, for each contact an event announced, the contact
+// object Asterisk keeps (id "<aor>;@<md5 of the uri>", res_pjsip
+// location.c) for its expiry and user agent, and reports the line again
+// with them, until ctx ends. A phone's refresh that changes nothing else
+// raises no event, so the expiry shown is the one of the last event.
+func (n *node) fillContacts(ctx context.Context) {
+	for {
+		var ref contactRef
+		select {
+		case <-ctx.Done():
+			return
+		case ref = <-n.fills:
+		}
+		sum := md5.Sum([]byte(ref.uri)) //nolint:gosec // Asterisk's id scheme, not security
+		obj, err := n.getObject(ctx, "contact", ref.aor+";@"+hex.EncodeToString(sum[:]))
+		if err != nil || obj == nil {
+			continue // gone already, or Asterisk busy: the expiry stays unknown
+		}
+		exp, err := strconv.ParseInt(obj["expiration_time"], 10, 64)
+		if err != nil {
+			continue
+		}
+		n.mu.Lock()
+		c, ok := n.contacts[ref.line][ref.uri]
+		if !ok {
+			n.mu.Unlock()
+			continue
+		}
+		c.Expires, c.UserAgent = time.Unix(exp, 0).UTC(), obj["user_agent"]
+		n.contacts[ref.line][ref.uri] = c
+		out := snapshot(ref.line, n.contacts[ref.line], time.Now())
+		n.mu.Unlock()
+		n.b.emit(out)
+	}
+}
+
+// contactStatus maps ARI's contact_status onto pbx's Contact statuses.
+func contactStatus(s string) string {
+	switch s {
+	case "Reachable":
+		return pbx.ContactReachable
+	case "Unreachable":
+		return pbx.ContactUnreachable
+	case "NonQualified":
+		return pbx.ContactNonQualified
+	}
+	return pbx.ContactUnknown
 }
 
 func snapshot(line string, set map[string]pbx.Contact, at time.Time) pbx.RegistrationEvent {

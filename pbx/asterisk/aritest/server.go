@@ -8,6 +8,7 @@
 package aritest
 
 import (
+	"crypto/md5" //nolint:gosec // Asterisk's contact ids hash the uri with MD5
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -17,6 +18,7 @@ import (
 	"net"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -89,8 +91,40 @@ type Server struct {
 }
 
 type contact struct {
-	uri string
-	aor string
+	uri     string
+	aor     string
+	expires time.Time // expiration_time: whole seconds, as Asterisk stores it
+	status  string    // last ContactStatusChange status
+}
+
+// contactID is a contact's sorcery id: "<aor>;@<md5 of the uri>"
+// (res_pjsip location.c).
+func contactID(aor, uri string) string {
+	sum := md5.Sum([]byte(uri))
+	return aor + ";@" + hex.EncodeToString(sum[:])
+}
+
+// getContact serves GET .../res_pjsip/contact/{id} for registered
+// contacts, with the attributes pbxd reads (Asterisk renders every field
+// of the contact object; these are among them).
+func (s *Server) getContact(w http.ResponseWriter, id string) {
+	s.mu.Lock()
+	var body []tuple
+	for ep, cs := range s.contacts {
+		for _, c := range cs {
+			if contactID(c.aor, c.uri) == id {
+				body = []tuple{{"uri", c.uri}, {"expiration_time", strconv.FormatInt(c.expires.Unix(), 10)},
+					{"user_agent", PhoneUserAgent}, {"endpoint", ep}, {"qualify_frequency", "0"},
+					{"via_addr", ""}, {"via_port", "0"}, {"reg_server", ""}, {"prune_on_boot", "no"}}
+			}
+		}
+	}
+	s.mu.Unlock()
+	if body == nil {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("Object with id '%s' not found", id))
+		return
+	}
+	writeJSON(w, http.StatusOK, body)
 }
 
 // New starts a server listening on opts.Addr (default 127.0.0.1:0).
@@ -567,6 +601,10 @@ func (s *Server) getObject(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := r.PathValue("id")
+	if typ == "contact" {
+		s.getContact(w, id)
+		return
+	}
 	s.mu.Lock()
 	var o object
 	if pushable {
@@ -724,8 +762,10 @@ type endpointJSON struct {
 // endpointLocked renders an endpoint; s.mu must be held.
 func (s *Server) endpointLocked(id string) endpointJSON {
 	state := "offline"
-	if len(s.contacts[id]) > 0 {
-		state = "online"
+	for _, c := range s.contacts[id] {
+		if c.status == "Reachable" || c.status == "NonQualified" {
+			state = "online"
+		}
 	}
 	return endpointJSON{Technology: "PJSIP", Resource: id, State: state, ChannelIDs: []string{}}
 }

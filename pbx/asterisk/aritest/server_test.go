@@ -3,12 +3,15 @@ package aritest
 import (
 	"bytes"
 	"context"
+	"crypto/md5"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -624,4 +627,39 @@ func TestWarnings(t *testing.T) {
 			do(t, s, "PUT", cfg+"endpoint/e2", `{"fields":[{"attribute":"stir_shaken","value":"no"},{"attribute":"stir_shaken","value":"yes"}]}`)
 		})
 	}
+}
+
+// A registered contact is a sorcery object ARI can read, id
+// "<aor>;@<md5 of the uri>", with its expiration_time in whole seconds;
+// Asterisk's 200 OK rounds what is left down: 3599 for 3600.
+func TestContactObject(t *testing.T) {
+	t.Parallel()
+	s := NewTest(t, Options{})
+	do(t, s, "PUT", cfg+"aor/a1", `{"fields":[{"attribute":"max_contacts","value":"1"}]}`)
+	do(t, s, "PUT", cfg+"endpoint/e1", `{"fields":[{"attribute":"aors","value":"a1"},{"attribute":"allow","value":"ulaw"}]}`)
+	uri := "sip:100@192.0.2.1:5060"
+	before := time.Now()
+	if err := s.RegisterContact("e1", uri); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := s.GrantedExpires("e1", uri); !ok || got != 3599 {
+		t.Errorf("granted expires = %d, %v; want 3599", got, ok)
+	}
+	code, body := do(t, s, "GET", cfg+"contact/a1;@"+hex.EncodeToString(md5sum(uri)), "")
+	m := tupleMap(t, body)
+	exp, err := strconv.ParseInt(m["expiration_time"], 10, 64)
+	if code != 200 || err != nil || m["uri"] != uri || m["user_agent"] != PhoneUserAgent {
+		t.Fatalf("contact object: %d %s", code, body)
+	}
+	if want := before.Add(RegisterExpires).Unix(); exp < want || exp > want+1 {
+		t.Errorf("expiration_time %d, want about %d", exp, want)
+	}
+	if code, _ := do(t, s, "GET", cfg+"contact/a1;@0123", ""); code != 404 {
+		t.Errorf("absent contact: %d, want 404", code)
+	}
+}
+
+func md5sum(s string) []byte {
+	sum := md5.Sum([]byte(s))
+	return sum[:]
 }
