@@ -773,6 +773,13 @@ func (n *node) run(ctx context.Context) {
 	}()
 	for ctx.Err() == nil {
 		start, err := n.startupTime(ctx)
+		if err == nil && ws != nil && !lastStart.IsZero() && !start.Equal(lastStart) {
+			// A restart seen before the websocket's end: that websocket
+			// belongs to the Asterisk that stopped, and so does its
+			// subscription.
+			ws.close()
+			ws = nil
+		}
 		if err == nil && ws == nil {
 			ws, err = n.dialEvents(ctx, n.handle)
 			fresh = err == nil
