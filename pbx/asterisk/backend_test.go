@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/exec"
 	"slices"
@@ -851,4 +852,46 @@ func applyNew(t *testing.T, b *Backend) pbx.LineConfig {
 		t.Fatal(err)
 	}
 	return line
+}
+
+// However many applies run at once, a node has at most maxWritesInFlight
+// writes in flight; after Asterisk answers 5xx, writes pause for the
+// back-off instead of hammering it.
+func TestWritesArePaced(t *testing.T) {
+	t.Parallel()
+	bd := setup(t)
+	s, b := bd.srv[0], bd.b
+	s.SetLatency(10 * time.Millisecond)
+	var wg sync.WaitGroup
+	for range 40 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := b.Apply(t.Context(), pbxtest.NewLine()); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := s.MaxInFlight("PUT"); n > maxWritesInFlight || n < 2 {
+		t.Errorf("%d PUTs in flight at once, want 2..%d", n, maxWritesInFlight)
+	}
+
+	s.SetLatency(0)
+	s.FailNextConfig(3, http.StatusServiceUnavailable)
+	s.ResetCounts()
+	t0 := time.Now()
+	var err error
+	for range 4 { // three 503s, each followed by a back-off, then success
+		if err = b.Apply(t.Context(), pbxtest.NewLine()); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Back-offs of at least 8, 16 and 32 ms (BackoffMin 10 ms, 20% jitter).
+	if d := time.Since(t0); d < 50*time.Millisecond {
+		t.Errorf("three 503s then a success took %v: no back-off", d)
+	}
 }

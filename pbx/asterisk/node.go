@@ -35,6 +35,7 @@ type node struct {
 	cfg       NodeConfig
 	w         *native.Client // writes (Update, Delete); never connected, so safe to share
 	http      *http.Client
+	pace      *pacer // bounds and paces writes (see call)
 	connected atomic.Bool
 	// subscribed is whether the application is subscribed to PJSIP
 	// endpoint events on the current websocket (see subscribe).
@@ -157,6 +158,7 @@ func newNode(b *Backend, nc NodeConfig) *node {
 		cfg:      nc,
 		w:        w,
 		http:     &http.Client{Timeout: b.cfg.RequestTimeout, Transport: transport},
+		pace:     newPacer(b.backoff),
 		contacts: map[string]map[string]pbx.Contact{},
 		fills:    make(chan contactRef, 1024),
 		byLine:   map[string]string{},
@@ -222,7 +224,24 @@ func (n *node) count(op, outcome string) {
 // request sends an ARI request with basic auth, bounded by the request
 // timeout. out, if not nil, receives a 200 answer's JSON. A 404 returns
 // errAbsent; connection failures, timeouts and 5xx wrap pbx.ErrUnavailable.
+//
+// Requests for objects (/asterisk/config/...) wait out the back-off of the
+// node's pacer and feed it, as writes do.
 func (n *node) request(ctx context.Context, method, op, path string, out any) error {
+	if !strings.HasPrefix(path, "/asterisk/config/") {
+		return n.send(ctx, method, op, path, out)
+	}
+	if err := n.pace.wait(ctx); err != nil {
+		n.count(op, "unavailable")
+		return fmt.Errorf("%s: %w: %w", op, pbx.ErrUnavailable, err)
+	}
+	err := n.send(ctx, method, op, path, out)
+	n.pace.note(errors.Is(err, pbx.ErrUnavailable))
+	return err
+}
+
+// send is request without pacing.
+func (n *node) send(ctx context.Context, method, op, path string, out any) error {
 	ctx, cancel := context.WithTimeout(ctx, n.b.cfg.RequestTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(n.cfg.URL, "/")+path, nil)
@@ -270,11 +289,24 @@ func (n *node) get(ctx context.Context, op, path string, out any) error {
 // call runs an ari library call, which takes no context, bounded by the
 // request timeout and ctx. On timeout the call is abandoned; its goroutine
 // ends when the library's request does.
+//
+// Writes go through the node's pacer: a slot is held until the library's
+// request really ends (a timed-out write still loads Asterisk), and an
+// unavailable answer delays the next writes.
 func (n *node) call(ctx context.Context, op string, f func() error) error {
+	if err := n.pace.acquire(ctx); err != nil {
+		n.count(op, "unavailable")
+		return fmt.Errorf("%s: %w: %w", op, pbx.ErrUnavailable, err)
+	}
 	ctx, cancel := context.WithTimeout(ctx, n.b.cfg.RequestTimeout)
 	defer cancel()
 	errc := make(chan error, 1)
-	go func() { errc <- f() }()
+	go func() {
+		err := f()
+		code := native.CodeFromError(err)
+		n.pace.release(err != nil && (code == 0 || code >= 500))
+		errc <- err
+	}()
 	var err error
 	select {
 	case err = <-errc:

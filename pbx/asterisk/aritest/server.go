@@ -79,6 +79,8 @@ type Server struct {
 	failConfigN int
 	latency     time.Duration
 	counts      map[string]int
+	inflight    map[string]int // method → requests being served
+	maxInflight map[string]int // method → most at once since the last reset
 	// techPJSIP is whether the PJSIP technology endpoint exists: Asterisk
 	// creates it with the first PJSIP endpoint and keeps it until it stops.
 	// Without it /endpoints/PJSIP answers 404 and the event source
@@ -152,6 +154,7 @@ func New(opts Options) (*Server, error) {
 		apps:     map[string]*app{},
 		counts:   map[string]int{},
 		cached:   map[string]bool{},
+		inflight: map[string]int{}, maxInflight: map[string]int{},
 	}
 	if err := s.start(opts.Addr); err != nil {
 		return nil, err
@@ -321,11 +324,20 @@ func (s *Server) Requests(method string) int {
 	return s.counts[method]
 }
 
-// ResetCounts zeroes the request counters.
+// ResetCounts zeroes the request counters (MaxInFlight included).
 func (s *Server) ResetCounts() {
 	s.mu.Lock()
 	s.counts = map[string]int{}
+	s.maxInflight = map[string]int{}
 	s.mu.Unlock()
+}
+
+// MaxInFlight returns the most requests with this method the server was
+// serving at once (latency included) since it started or ResetCounts.
+func (s *Server) MaxInFlight(method string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.maxInflight[method]
 }
 
 // Object returns a copy of a res_pjsip object as the server holds it
@@ -438,6 +450,13 @@ func (s *Server) handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		s.counts[r.Method]++
+		s.inflight[r.Method]++
+		s.maxInflight[r.Method] = max(s.maxInflight[r.Method], s.inflight[r.Method])
+		defer func() {
+			s.mu.Lock()
+			s.inflight[r.Method]--
+			s.mu.Unlock()
+		}()
 		lat := s.latency
 		fail := 0
 		if s.failN > 0 {
