@@ -76,6 +76,46 @@ type ListedApplier interface {
 	ApplyListed(ctx context.Context, desired pbx.LineConfig, held *pbx.LineConfig) error
 }
 
+// Preparer is implemented by backends for which creating many lines costs
+// less when every line's supporting objects are created before any of
+// them is applied (Asterisk: AORs before endpoints). Prepare is a hint:
+// the lines' applies follow and must do whatever it left undone.
+type Preparer interface {
+	Prepare(ctx context.Context, lines []pbx.LineConfig) error
+}
+
+// prepareMin is the batch of new lines from which the reconciler calls
+// Prepare: below it the saving is too small to matter.
+const prepareMin = 100
+
+// prepare calls the backend's Prepare with the lines of batch that the
+// PBX does not hold yet (new is true for them) when there are enough, and
+// returns the batch with those lines marked to be read again when applied
+// (what a resync's List read predates Prepare's writes).
+func (r *Reconciler) prepare(ctx context.Context, batch []pendingLine, isNew func(pendingLine) bool) {
+	p, ok := r.backend.(Preparer)
+	if !ok {
+		return
+	}
+	var idx []int
+	for i, pl := range batch {
+		if !pl.deleted && pl.cfg.Revision != 0 && isNew(pl) {
+			idx = append(idx, i)
+		}
+	}
+	if len(idx) < prepareMin {
+		return
+	}
+	lines := make([]pbx.LineConfig, len(idx))
+	for j, i := range idx {
+		lines[j] = batch[i].cfg
+		batch[i].listed, batch[i].held = false, nil
+	}
+	if err := p.Prepare(ctx, lines); err != nil && ctx.Err() == nil {
+		r.log.Debug("prepare new lines", "lines", len(lines), "err", err)
+	}
+}
+
 // NewReconciler builds a reconciler for backend.
 func (s *Service) NewReconciler(backend pbx.Backend, o ReconcilerOptions) *Reconciler {
 	if o.Concurrency < 1 {
@@ -239,12 +279,13 @@ func (r *Reconciler) listenOnce(ctx context.Context) error {
 }
 
 type pendingLine struct {
-	cfg       pbx.LineConfig
-	deleted   bool
-	pending   bool // revision > applied_revision: a change not applied yet
-	changedAt time.Time
-	listed    bool            // a resync repair: held is what its List reported
-	held      *pbx.LineConfig // nil: not listed
+	cfg        pbx.LineConfig
+	deleted    bool
+	pending    bool // revision > applied_revision: a change not applied yet
+	firstApply bool // applied_revision = 0: the PBX has never held the line
+	changedAt  time.Time
+	listed     bool            // a resync repair: held is what its List reported
+	held       *pbx.LineConfig // nil: not listed
 }
 
 const desiredCols = `l.id, a.pbx_node, a.sip_domain, l.sip_username, l.extension, p.dial_context, l.caller_id,
@@ -265,6 +306,7 @@ func (r *Reconciler) scanDesired(rows pgx.Rows) ([]pendingLine, error) {
 			return nil, err
 		}
 		pl.pending = c.Revision > applied
+		pl.firstApply = applied == 0
 		c.Extension = fmt.Sprint(ext)
 		c.MaxContacts = r.o.MaxContacts
 		c.Suspended = state == "suspended" || acctStatus != "active"
@@ -327,6 +369,7 @@ func (r *Reconciler) ApplyPending(ctx context.Context) (time.Time, error) {
 // applyAll applies lines with bounded concurrency and returns how many
 // succeeded.
 func (r *Reconciler) applyAll(ctx context.Context, lines []pendingLine) int {
+	r.prepare(ctx, lines, func(pl pendingLine) bool { return pl.firstApply })
 	var g errgroup.Group
 	g.SetLimit(r.o.Concurrency)
 	rec := r.newRecorder(ctx)
@@ -538,6 +581,8 @@ func (r *Reconciler) Resync(ctx context.Context) error {
 // applyFixes applies resync repairs. Repairs of lines whose revision is
 // already recorded as applied only touch the PBX.
 func (r *Reconciler) applyFixes(ctx context.Context, fix []pendingLine) {
+	// Missing lines: listed for repair, not held by the PBX.
+	r.prepare(ctx, fix, func(pl pendingLine) bool { return pl.listed && pl.held == nil })
 	var g errgroup.Group
 	g.SetLimit(r.o.Concurrency)
 	rec := r.newRecorder(ctx)

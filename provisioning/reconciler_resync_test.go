@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -127,5 +128,53 @@ func TestOutageDoesNotFloodTheLog(t *testing.T) {
 	})
 	if n := strings.Count(logs.String(), "apply line failed"); n != 0 {
 		t.Errorf("%d log lines for failed applies during an outage, want 0:\n%s", n, logs.String())
+	}
+}
+
+// preparingPBX records the batches Prepare was given and whether any of
+// their lines had been applied already.
+type preparingPBX struct {
+	*fakePBX
+	mu       sync.Mutex
+	prepared [][]string
+	late     bool // a prepared line was applied before Prepare
+}
+
+func (p *preparingPBX) Prepare(_ context.Context, lines []pbx.LineConfig) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var ids []string
+	held := p.snapshot()
+	for _, l := range lines {
+		ids = append(ids, l.ID)
+		if _, ok := held[l.ID]; ok {
+			p.late = true
+		}
+	}
+	p.prepared = append(p.prepared, ids)
+	return nil
+}
+
+// A big batch of new lines is prepared (Asterisk: AORs before endpoints)
+// before any is applied; a small one is not.
+func TestBigNewBatchesArePrepared(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	pp := &preparingPBX{fakePBX: b.fake}
+	rec := b.svc.NewReconciler(pp, provisioning.ReconcilerOptions{Concurrency: 4, ResyncInterval: time.Hour,
+		Registry: prometheus.NewRegistry(), Logger: slog.New(slog.DiscardHandler)})
+	run(t, rec)
+	b.order(t, 5)
+	eventually(t, "5 lines", func() bool { return len(b.fake.snapshot()) == 5 })
+	b.order(t, 125)
+	eventually(t, "125 lines", func() bool { return len(b.fake.snapshot()) == 125 })
+	pp.mu.Lock()
+	defer pp.mu.Unlock()
+	if len(pp.prepared) != 1 || len(pp.prepared[0]) != 120 || pp.late {
+		n := 0
+		if len(pp.prepared) > 0 {
+			n = len(pp.prepared[0])
+		}
+		t.Errorf("prepared %d batches (first of %d lines), late %v; want one of the 120 new lines, before their applies", len(pp.prepared), n, pp.late)
 	}
 }

@@ -895,3 +895,42 @@ func TestWritesArePaced(t *testing.T) {
 		t.Errorf("three 503s then a success took %v: no back-off", d)
 	}
 }
+
+// Prepare creates the AORs of a batch before any endpoint: Asterisk then
+// reads no endpoint per new AOR, where line-by-line creation reads N²/2,
+// and the applies that follow write only the endpoints.
+func TestPrepareCreatesAORsFirst(t *testing.T) {
+	t.Parallel()
+	bd := setup(t)
+	s, b := bd.srv[0], bd.b
+	lines := make([]pbx.LineConfig, 150)
+	for i := range lines {
+		lines[i] = pbxtest.NewLine()
+	}
+	if err := b.Prepare(t.Context(), lines); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range lines {
+		if err := b.Apply(t.Context(), l); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := s.EndpointReadsByNewAORs(); n != 0 {
+		t.Errorf("creating 150 prepared lines made Asterisk read %d endpoints", n)
+	}
+	if n := s.Requests("PUT"); n != 3*len(lines) {
+		t.Errorf("%d PUTs, want %d (auth, aor, endpoint once each)", n, 3*len(lines))
+	}
+	held, err := b.List(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range held {
+		if i := slices.IndexFunc(lines, func(l pbx.LineConfig) bool { return l.ID == h.ID }); i < 0 || !pbx.SameConfig(lines[i], h) {
+			t.Errorf("line %s listed as %+v", h.ID, h)
+		}
+	}
+	if len(held) != len(lines) {
+		t.Errorf("List has %d lines, want %d", len(held), len(lines))
+	}
+}

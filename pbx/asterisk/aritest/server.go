@@ -90,6 +90,8 @@ type Server struct {
 	cached map[string]bool
 	// warnings are the WARNING lines the real Asterisk would have logged.
 	warnings []string
+	// aorScans counts the endpoints read because an AOR was created.
+	aorScans int
 }
 
 type contact struct {
@@ -600,6 +602,15 @@ func (s *Server) Warnings() []string {
 	return append([]string(nil), s.warnings...)
 }
 
+// EndpointReadsByNewAORs is how many endpoint reads the creation of AORs
+// has cost so far: each new AOR makes Asterisk read every endpoint, so
+// creating N lines one by one costs about N²/2 of them.
+func (s *Server) EndpointReadsByNewAORs() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.aorScans
+}
+
 // readEndpointLocked models sorcery retrieving endpoint id (for ARI or a
 // SIP request): the astdb wizard re-applies the stored fields, which logs
 // the stir_shaken warning, unless a memory cache in front already holds
@@ -731,6 +742,14 @@ func (s *Server) putObject(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	body := tuples(typ, o)
+	if typ == "aor" && !exists {
+		// res_pjsip (pjsip_options) reads every endpoint when an AOR is
+		// created, to find those that reference it.
+		for eid := range s.objects["endpoint"] {
+			s.aorScans++
+			s.readEndpointLocked(eid)
+		}
+	}
 	if typ == "endpoint" {
 		s.techPJSIP = true
 		if s.opts.Cache {
