@@ -6,6 +6,7 @@ package pbx
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"time"
 )
@@ -67,10 +68,54 @@ func SameConfig(desired, held LineConfig) bool {
 
 // Contact is one registered binding of a line.
 type Contact struct {
-	URI       string    `json:"uri"`
-	UserAgent string    `json:"user_agent,omitempty"`
-	Source    string    `json:"source,omitempty"`
-	Expires   time.Time `json:"expires"`
+	URI       string `json:"uri"`
+	UserAgent string `json:"user_agent,omitempty"`
+	Source    string `json:"source,omitempty"`
+	// Expires is when the binding lapses unless refreshed; zero (left out
+	// of the JSON) when the PBX did not say.
+	Expires time.Time `json:"expires"`
+	// Status is the PBX's reachability of the contact (the qualify
+	// result): one of the Contact* constants, or empty when the PBX does
+	// not check (the built-in registrar) or did not say yet.
+	Status string `json:"status,omitempty"`
+}
+
+// Contact statuses, as Asterisk's ContactStatusChange reports them.
+const (
+	ContactReachable    = "reachable"
+	ContactUnreachable  = "unreachable"
+	ContactUnknown      = "unknown"      // qualify on, no answer yet
+	ContactNonQualified = "nonqualified" // qualify off: assumed reachable
+)
+
+// Usable reports whether calls can reach the contact: reachable, not
+// qualified, or of a PBX that does not check.
+func (c Contact) Usable() bool {
+	return c.Status == "" || c.Status == ContactReachable || c.Status == ContactNonQualified
+}
+
+// MarshalJSON leaves out an unknown expiry instead of rendering
+// "0001-01-01T00:00:00Z".
+func (c Contact) MarshalJSON() ([]byte, error) {
+	type plain Contact
+	var exp *time.Time
+	if !c.Expires.IsZero() {
+		exp = &c.Expires
+	}
+	return json.Marshal(struct {
+		plain
+		Expires *time.Time `json:"expires,omitempty"`
+	}{plain(c), exp})
+}
+
+// Registered reports whether any of contacts is usable.
+func Registered(contacts []Contact) bool {
+	for _, c := range contacts {
+		if c.Usable() {
+			return true
+		}
+	}
+	return false
 }
 
 // RegistrationEvent reports the registration state of one line after a
@@ -82,8 +127,8 @@ type RegistrationEvent struct {
 	At       time.Time
 }
 
-// Registered reports whether the line has at least one contact.
-func (e RegistrationEvent) Registered() bool { return len(e.Contacts) > 0 }
+// Registered reports whether the line has at least one usable contact.
+func (e RegistrationEvent) Registered() bool { return Registered(e.Contacts) }
 
 // Backend is a PBX that pbxd keeps equal to the database.
 type Backend interface {

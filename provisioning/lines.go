@@ -30,6 +30,7 @@ type Line struct {
 	Contacts     []pbx.Contact `json:"contacts"`
 	Device       *string       `json:"device_mac"`
 	PBXSynced    bool          `json:"pbx_synced"`
+	ApplyError   string        `json:"apply_error,omitempty"` // why the PBX refused the last apply
 	CreatedAt    time.Time     `json:"created_at"`
 	RegisteredAt *time.Time    `json:"registration_updated_at,omitempty"`
 }
@@ -105,21 +106,21 @@ func freeExtensions(ctx context.Context, tx pgx.Tx, acct Account, n int) ([]int,
 }
 
 const lineCols = `l.id, l.account_id, l.extension, l.package_code, a.sip_domain, l.sip_username, l.caller_id, l.state,
-	l.reg_contacts, l.revision = l.applied_revision, l.created_at, l.reg_updated_at,
+	l.reg_contacts, l.revision = l.applied_revision, l.apply_error, l.created_at, l.reg_updated_at,
 	(SELECT d.mac FROM device_lines dl JOIN devices d ON d.id = dl.device_id WHERE dl.line_id = l.id)`
 
 func scanLine(row pgx.Row) (Line, error) {
 	var l Line
 	var contacts []byte
 	err := row.Scan(&l.ID, &l.AccountID, &l.Extension, &l.Package, &l.SIPDomain, &l.SIPUsername, &l.CallerID, &l.State,
-		&contacts, &l.PBXSynced, &l.CreatedAt, &l.RegisteredAt, &l.Device)
+		&contacts, &l.PBXSynced, &l.ApplyError, &l.CreatedAt, &l.RegisteredAt, &l.Device)
 	if err != nil {
 		return l, err
 	}
 	if err := json.Unmarshal(contacts, &l.Contacts); err != nil {
 		return l, err
 	}
-	l.Registered = len(l.Contacts) > 0
+	l.Registered = pbx.Registered(l.Contacts)
 	return l, nil
 }
 

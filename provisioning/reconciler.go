@@ -76,6 +76,46 @@ type ListedApplier interface {
 	ApplyListed(ctx context.Context, desired pbx.LineConfig, held *pbx.LineConfig) error
 }
 
+// Preparer is implemented by backends for which creating many lines costs
+// less when every line's supporting objects are created before any of
+// them is applied (Asterisk: AORs before endpoints). Prepare is a hint:
+// the lines' applies follow and must do whatever it left undone.
+type Preparer interface {
+	Prepare(ctx context.Context, lines []pbx.LineConfig) error
+}
+
+// prepareMin is the batch of new lines from which the reconciler calls
+// Prepare: below it the saving is too small to matter.
+const prepareMin = 100
+
+// prepare calls the backend's Prepare with the lines of batch that the
+// PBX does not hold yet (new is true for them) when there are enough, and
+// returns the batch with those lines marked to be read again when applied
+// (what a resync's List read predates Prepare's writes).
+func (r *Reconciler) prepare(ctx context.Context, batch []pendingLine, isNew func(pendingLine) bool) {
+	p, ok := r.backend.(Preparer)
+	if !ok {
+		return
+	}
+	var idx []int
+	for i, pl := range batch {
+		if !pl.deleted && pl.cfg.Revision != 0 && isNew(pl) {
+			idx = append(idx, i)
+		}
+	}
+	if len(idx) < prepareMin {
+		return
+	}
+	lines := make([]pbx.LineConfig, len(idx))
+	for j, i := range idx {
+		lines[j] = batch[i].cfg
+		batch[i].listed, batch[i].held = false, nil
+	}
+	if err := p.Prepare(ctx, lines); err != nil && ctx.Err() == nil {
+		r.log.Debug("prepare new lines", "lines", len(lines), "err", err)
+	}
+}
+
 // NewReconciler builds a reconciler for backend.
 func (s *Service) NewReconciler(backend pbx.Backend, o ReconcilerOptions) *Reconciler {
 	if o.Concurrency < 1 {
@@ -129,7 +169,14 @@ func (r *Reconciler) loop(ctx context.Context) error {
 	if rs, ok := r.backend.(Resyncer); ok {
 		resyncSignal = rs.Resync()
 	}
-	resync := time.NewTimer(0) // a full resync at start
+	// A full resync at start. A backend that signals its (re)connections
+	// asks for that one itself once it is connected: a timer firing too
+	// would run a second full resync right after the first.
+	first := time.Duration(0)
+	if resyncSignal != nil {
+		first = r.o.ResyncInterval
+	}
+	resync := time.NewTimer(first)
 	defer resync.Stop()
 	resyncDone := make(chan bool, 1)
 	resyncing, again := false, false
@@ -232,15 +279,17 @@ func (r *Reconciler) listenOnce(ctx context.Context) error {
 }
 
 type pendingLine struct {
-	cfg       pbx.LineConfig
-	deleted   bool
-	changedAt time.Time
-	listed    bool            // a resync repair: held is what its List reported
-	held      *pbx.LineConfig // nil: not listed
+	cfg        pbx.LineConfig
+	deleted    bool
+	pending    bool // revision > applied_revision: a change not applied yet
+	firstApply bool // applied_revision = 0: the PBX has never held the line
+	changedAt  time.Time
+	listed     bool            // a resync repair: held is what its List reported
+	held       *pbx.LineConfig // nil: not listed
 }
 
 const desiredCols = `l.id, a.pbx_node, a.sip_domain, l.sip_username, l.extension, p.dial_context, l.caller_id,
-	l.password_enc, l.ha1_md5, l.ha1_sha256, l.state, a.status, l.revision, l.changed_at`
+	l.password_enc, l.ha1_md5, l.ha1_sha256, l.state, a.status, l.revision, l.applied_revision, l.changed_at`
 
 func (r *Reconciler) scanDesired(rows pgx.Rows) ([]pendingLine, error) {
 	defer rows.Close()
@@ -250,11 +299,14 @@ func (r *Reconciler) scanDesired(rows pgx.Rows) ([]pendingLine, error) {
 		var sealed []byte
 		var ext int
 		var state, acctStatus string
+		var applied int64
 		c := &pl.cfg
 		if err := rows.Scan(&c.ID, &c.Node, &c.Domain, &c.Username, &ext, &c.Context, &c.CallerID, &sealed,
-			&c.HA1MD5, &c.HA1SHA256, &state, &acctStatus, &c.Revision, &pl.changedAt); err != nil {
+			&c.HA1MD5, &c.HA1SHA256, &state, &acctStatus, &c.Revision, &applied, &pl.changedAt); err != nil {
 			return nil, err
 		}
+		pl.pending = c.Revision > applied
+		pl.firstApply = applied == 0
 		c.Extension = fmt.Sprint(ext)
 		c.MaxContacts = r.o.MaxContacts
 		c.Suspended = state == "suspended" || acctStatus != "active"
@@ -317,6 +369,7 @@ func (r *Reconciler) ApplyPending(ctx context.Context) (time.Time, error) {
 // applyAll applies lines with bounded concurrency and returns how many
 // succeeded.
 func (r *Reconciler) applyAll(ctx context.Context, lines []pendingLine) int {
+	r.prepare(ctx, lines, func(pl pendingLine) bool { return pl.firstApply })
 	var g errgroup.Group
 	g.SetLimit(r.o.Concurrency)
 	rec := r.newRecorder(ctx)
@@ -395,10 +448,15 @@ func (rc *recorder) write(lines []pendingLine) {
 		}
 		return
 	}
+	// Only a change committed and not yet applied has a lag; a resync's
+	// repair of a line applied long ago (Asterisk lost or altered it) is
+	// counted in pbxd_reconcile_drift_repaired_total instead.
 	now := r.svc.clock.Now()
 	for _, pl := range lines {
-		r.applied.Inc()
-		r.lag.Observe(max(0, now.Sub(pl.changedAt).Seconds()))
+		if pl.pending {
+			r.applied.Inc()
+			r.lag.Observe(max(0, now.Sub(pl.changedAt).Seconds()))
+		}
 	}
 	rc.mu.Lock()
 	rc.done += len(lines)
@@ -431,7 +489,14 @@ func (r *Reconciler) applyOne(ctx context.Context, pl pendingLine) bool {
 		r.retry[pl.cfg.ID] = st
 		r.mu.Unlock()
 		if ctx.Err() == nil {
-			r.log.Warn("apply line failed; will retry", "line", pl.cfg.ID, "attempt", st.attempts, "in", delay, "err", err)
+			// An unreachable PBX fails every line: the backend logs the
+			// outage once per node and pbxd_reconcile_errors_total counts
+			// the attempts, so one WARN per line would only flood the log.
+			lvl := slog.LevelWarn
+			if reason == "unavailable" {
+				lvl = slog.LevelDebug
+			}
+			r.log.Log(ctx, lvl, "apply line failed; will retry", "line", pl.cfg.ID, "attempt", st.attempts, "in", delay, "err", err)
 			_, _ = r.pool.Exec(ctx, `UPDATE lines SET apply_error = $2 WHERE id = $1`, pl.cfg.ID, truncate(err.Error(), 500))
 		}
 		return false
@@ -516,6 +581,8 @@ func (r *Reconciler) Resync(ctx context.Context) error {
 // applyFixes applies resync repairs. Repairs of lines whose revision is
 // already recorded as applied only touch the PBX.
 func (r *Reconciler) applyFixes(ctx context.Context, fix []pendingLine) {
+	// Missing lines: listed for repair, not held by the PBX.
+	r.prepare(ctx, fix, func(pl pendingLine) bool { return pl.listed && pl.held == nil })
 	var g errgroup.Group
 	g.SetLimit(r.o.Concurrency)
 	rec := r.newRecorder(ctx)

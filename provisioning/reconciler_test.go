@@ -249,16 +249,7 @@ func counter(t *testing.T, reg *prometheus.Registry, name, label string) float64
 // gauge reads an unlabelled gauge from the registry.
 func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() == name && len(mf.GetMetric()) > 0 {
-			return mf.GetMetric()[0].GetGauge().GetValue()
-		}
-	}
-	return 0
+	return firstMetric(t, reg, name).GetGauge().GetValue()
 }
 
 // Registration events from the PBX reach the lines view.

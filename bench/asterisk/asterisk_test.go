@@ -7,6 +7,12 @@
 //	  go test ./bench/asterisk -run '^$' -bench . -benchtime 1x -timeout 30m
 //
 // PBXD_BENCH_LINES sets the number of lines (default 10,000).
+//
+// Against a real Asterisk (configured from configs/asterisk, no pbxd lines
+// on it yet), give its ARI in PBXD_TEST_ARI_URL, PBXD_TEST_ARI_USERNAME and
+// PBXD_TEST_ARI_PASSWORD, and its log file in PBXD_TEST_ASTERISK_LOG to
+// count the WARNINGs a resync makes it write. The sub-benchmarks that need
+// the test server's hooks (forget everything, restart) are skipped then.
 package asteriskbench
 
 import (
@@ -119,25 +125,47 @@ func cpuTime() time.Duration {
 }
 
 type fixture struct {
-	c     *child
+	c     *child // nil against a real Asterisk
 	d     *apptest.Daemon
 	acct  string
 	lines []string
 }
 
+// needChild skips b when the ARI server is a real Asterisk.
+func (f *fixture) needChild(b *testing.B) {
+	if f.c == nil {
+		b.Skip("needs the ARI test server's hooks")
+	}
+}
+
+// realARI is the real Asterisk's ARI given in the environment, if any.
+func realARI() (url, user, password string, ok bool) {
+	url = os.Getenv("PBXD_TEST_ARI_URL")
+	return url, os.Getenv("PBXD_TEST_ARI_USERNAME"), os.Getenv("PBXD_TEST_ARI_PASSWORD"), url != ""
+}
+
 func setup(b *testing.B, n int) *fixture {
 	b.Helper()
-	c := startChild(b)
+	var c *child
+	url, user, password, real := realARI()
+	if !real {
+		c = startChild(b)
+		url, user, password = c.url, "bench", "bench-secret"
+	}
+	t0 := time.Now()
 	d := apptest.Start(b, func(cfg *config.Config) {
 		cfg.Backend = "asterisk"
-		cfg.Asterisk.Nodes = []config.AsteriskNode{{Name: "a1", URL: c.url, Username: "bench", Password: "bench-secret", App: "pbxd"}}
+		cfg.Asterisk.Nodes = []config.AsteriskNode{{Name: "a1", URL: url, Username: user, Password: password, App: "pbxd-bench"}}
 		cfg.Reconciler.ResyncInterval = config.Duration(time.Hour) // only the resyncs the benchmark asks for
 	})
-	acct := d.CreateAccount(b, map[string]any{"sip_domain": "bench.voip.example.net",
-		"extension_range": map[string]int{"first": 10000, "last": 10000 + 2*n}})
-	for !d.App.Backend().Connected() {
-		time.Sleep(10 * time.Millisecond)
+	started := time.Now()
+	for d.App.Ready(b.Context()) != nil {
+		time.Sleep(5 * time.Millisecond)
 	}
+	b.Logf("daemon built in %v (database included), then ready in %v", started.Sub(t0).Round(time.Millisecond),
+		time.Since(started).Round(time.Millisecond))
+	acct := d.CreateAccount(b, map[string]any{"sip_domain": fmt.Sprintf("b%d.voip.example.net", time.Now().Unix()),
+		"extension_range": map[string]int{"first": 10000, "last": 10000 + 2*n}})
 	t0, c0 := time.Now(), cpuTime()
 	d.Change(b, acct, map[string]any{"package": "fr-fixed-mobile", "quantity": n})
 	waitPending(b, d, 0)
@@ -187,6 +215,7 @@ func BenchmarkAsterisk(b *testing.B) {
 
 	// Full resync that pushes every line again (the PBX forgot them all).
 	b.Run("FullResyncRepush", func(b *testing.B) {
+		f.needChild(b)
 		var wall, cpu time.Duration
 		for range b.N {
 			f.c.do(b, "wipe")
@@ -204,8 +233,10 @@ func BenchmarkAsterisk(b *testing.B) {
 	})
 
 	// Full resync with nothing to repair: List (3 GETs per line) and diff.
+	// It must write nothing, and make Asterisk log nothing.
 	b.Run("FullResyncNoop", func(b *testing.B) {
 		var wall, cpu time.Duration
+		puts0, warn0 := f.puts(b), asteriskWarnings(b)
 		for range b.N {
 			t0, c0 := time.Now(), cpuTime()
 			if err := f.d.App.Reconciler().Resync(ctx); err != nil {
@@ -215,6 +246,10 @@ func BenchmarkAsterisk(b *testing.B) {
 			cpu += cpuTime() - c0
 		}
 		report(b, n*b.N, 3, wall, cpu)
+		b.ReportMetric((f.puts(b)-puts0)/float64(b.N), "PUTs/resync")
+		if warn0 >= 0 {
+			b.ReportMetric(float64(asteriskWarnings(b)-warn0)/float64(b.N), "asterisk-warnings/resync")
+		}
 	})
 
 	const samples = 200
@@ -226,6 +261,7 @@ func BenchmarkAsterisk(b *testing.B) {
 	// A resync run concurrently with the reconciler's loop (as the
 	// benchmark calls Resync itself), the PBX having forgotten everything.
 	b.Run("ChangeLatencyDuringResync", func(b *testing.B) {
+		f.needChild(b)
 		stop := make(chan struct{})
 		var wg sync.WaitGroup
 		wg.Add(1)
@@ -251,6 +287,7 @@ func BenchmarkAsterisk(b *testing.B) {
 	// The resync the reconciler's own loop runs after Asterisk restarted
 	// (memory wizard: everything is pushed again).
 	b.Run("ChangeLatencyDuringRestartResync", func(b *testing.B) {
+		f.needChild(b)
 		var lat []time.Duration
 		for len(lat) < samples {
 			f.c.do(b, "restart")
@@ -259,6 +296,42 @@ func BenchmarkAsterisk(b *testing.B) {
 		}
 		latencies(b, lat)
 	})
+}
+
+// puts is how many PUTs pbxd has sent to ARI.
+func (f *fixture) puts(b *testing.B) float64 {
+	mfs, err := f.d.Registry.Gather()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var n float64
+	for _, mf := range mfs {
+		if mf.GetName() != "pbxd_pbx_asterisk_requests_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "op" && strings.HasPrefix(l.GetValue(), "put_") {
+					n += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return n
+}
+
+// asteriskWarnings counts the WARNING lines of the real Asterisk's log
+// (PBXD_TEST_ASTERISK_LOG); -1 without one.
+func asteriskWarnings(b *testing.B) int {
+	path := os.Getenv("PBXD_TEST_ASTERISK_LOG")
+	if path == "" {
+		return -1
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return strings.Count(string(data), "] WARNING[")
 }
 
 func report(b *testing.B, lines, objectsPerLine int, wall, cpu time.Duration) {

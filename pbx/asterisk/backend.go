@@ -52,6 +52,7 @@ type Backend struct {
 
 type metrics struct {
 	connected *prometheus.GaugeVec
+	outages   *prometheus.CounterVec
 	resyncs   *prometheus.CounterVec
 	requests  *prometheus.CounterVec
 }
@@ -82,6 +83,10 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Backend, 
 				Name: "pbxd_pbx_backend_connected",
 				Help: "Whether the PBX backend node is reachable with its events websocket up (1) or not (0).",
 			}, []string{"node"}),
+			outages: f.NewCounterVec(prometheus.CounterOpts{
+				Name: "pbxd_pbx_asterisk_outages_total",
+				Help: "Times a node became unreachable (or could not be reached at start), by node.",
+			}, []string{"node"}),
 			resyncs: f.NewCounterVec(prometheus.CounterOpts{
 				Name: "pbxd_pbx_asterisk_resyncs_total",
 				Help: "Full resyncs requested after a (re)connection, by node and reason (connect, restart).",
@@ -97,6 +102,7 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Backend, 
 		b.nodes[nc.Name] = n
 		b.order = append(b.order, n)
 		b.m.connected.WithLabelValues(nc.Name).Set(0)
+		b.m.outages.WithLabelValues(nc.Name)
 	}
 	return b, nil
 }

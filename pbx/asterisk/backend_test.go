@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -67,10 +69,21 @@ func setup(t testing.TB, wizards ...aritest.Wizard) bundle {
 	if len(wizards) == 0 {
 		wizards = []aritest.Wizard{aritest.Memory}
 	}
+	opts := make([]aritest.Options, len(wizards))
+	for i, w := range wizards {
+		opts[i] = aritest.Options{Wizard: w}
+	}
+	return setupWith(t, opts...)
+}
+
+// setupWith starts one ARI server per options given and a running backend
+// on them.
+func setupWith(t testing.TB, opts ...aritest.Options) bundle {
+	t.Helper()
 	var urls []string
 	var srvs []*aritest.Server
-	for _, w := range wizards {
-		s := aritest.NewTest(t, aritest.Options{Wizard: w})
+	for _, o := range opts {
+		s := aritest.NewTest(t, o)
 		srvs = append(srvs, s)
 		urls = append(urls, s.URL())
 	}
@@ -161,7 +174,7 @@ func TestApplyStoresFields(t *testing.T) {
 	}
 	check("auth", map[string]string{"auth_type": "digest", "username": "100", "password": line.Password, "realm": line.Domain})
 	check("aor", map[string]string{"max_contacts": "2", "qualify_frequency": "60", "remove_existing": "true"})
-	check("endpoint", map[string]string{"auth": id, "aors": name, "set_var": "PBXD_LINE=" + id, "context": "pkg-fr-fixed-mobile",
+	check("endpoint", map[string]string{"auth": id, "aors": name, "accountcode": id, "context": "pkg-fr-fixed-mobile",
 		"callerid": `"Alice Martin" <100>`, "from_domain": line.Domain, "allow": "(ulaw|alaw|g722)", "transport": "transport-udp"})
 
 	// Re-applying reads and writes nothing; one change is one PUT.
@@ -312,7 +325,7 @@ func TestDriftIsReported(t *testing.T) {
 			func(l *pbx.LineConfig) bool { return l != nil && strings.Contains(l.Drift, "qualify") }},
 		{"auth unlinked", func(name, id string) error { return s.Tamper("endpoint", name, "auth", "") },
 			func(l *pbx.LineConfig) bool { return l != nil && strings.Contains(l.Drift, "auth link") }},
-		{"marker lost", func(name, id string) error { return s.Tamper("endpoint", name, "set_var", "") },
+		{"marker lost", func(name, id string) error { return s.Tamper("endpoint", name, "accountcode", "") },
 			func(l *pbx.LineConfig) bool { return l != nil && strings.Contains(l.Drift, "marker") }},
 		{"auth deleted", func(name, id string) error { s.Forget("auth", id); return nil },
 			func(l *pbx.LineConfig) bool { return l != nil && l.Password == "" }},
@@ -455,14 +468,7 @@ func TestContactsRebuiltOnConnect(t *testing.T) {
 	if err := s.RegisterContact(endpointName(line), "sip:100@192.0.2.50"); err != nil {
 		t.Fatal(err)
 	}
-	b, err := New(testConfig(s.URL()), slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan struct{})
-	go func() { _ = b.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
+	b := runBackend(t, s.URL(), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	ev := waitEvent(t, b, line.ID, "")
 	if !ev.Registered() {
 		t.Error("online endpoint not reported registered")
@@ -675,4 +681,256 @@ func BenchmarkApply10k(b *testing.B) {
 	}
 	b.ReportMetric(float64(lines*b.N)/total.Seconds(), "lines/s")
 	b.ReportMetric(float64(cpu.Milliseconds())/float64(b.N*lines/1000), "cpu-ms/1k-lines")
+}
+
+// An Asterisk with no PJSIP endpoint has no endpoint:PJSIP event source
+// (subscribing answers 422 and Asterisk logs a WARNING per attempt): pbxd
+// connects anyway, does not knock, and subscribes as soon as it pushes the
+// first endpoint, so that line's registration is heard.
+func TestEmptyAsterisk(t *testing.T) {
+	t.Parallel()
+	bd := setup(t, aritest.AstDB)
+	s, b := bd.srv[0], bd.b
+	time.Sleep(100 * time.Millisecond) // a few health checks
+	if n := testutil.ToFloat64(b.m.requests.WithLabelValues("a", "subscribe", "error")); n != 0 {
+		t.Errorf("%v subscriptions refused while Asterisk had no endpoint", n)
+	}
+	line := pbxtest.NewLine()
+	if err := b.Apply(t.Context(), line); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RegisterContact(endpointName(line), "sip:100@192.0.2.60"); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, b, line.ID, "sip:100@192.0.2.60")
+}
+
+// A resync over lines Asterisk holds as pbxd pushed them writes nothing,
+// also after an Asterisk restart reloaded them from astdb, and, with the
+// memory cache of configs/asterisk/sorcery.conf, reads them without
+// Asterisk logging a WARNING.
+func TestUnchangedLinesStayUnchanged(t *testing.T) {
+	t.Parallel()
+	for _, o := range []aritest.Options{
+		{Wizard: aritest.AstDB, Cache: true},
+		{Wizard: aritest.AstDB},
+		{Wizard: aritest.Memory},
+	} {
+		bd := setupWith(t, o)
+		s, b := bd.srv[0], bd.b
+		var lines []pbx.LineConfig
+		for i := range 20 {
+			l := pbxtest.NewLine()
+			l.Suspended = i%5 == 0
+			if err := b.Apply(t.Context(), l); err != nil {
+				t.Fatal(err)
+			}
+			lines = append(lines, l)
+		}
+		check := func(when string) {
+			t.Helper()
+			s.ResetCounts()
+			warned := len(s.Warnings())
+			held, err := b.List(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(held) != len(lines) {
+				t.Fatalf("%+v %s: List has %d lines, want %d", o, when, len(held), len(lines))
+			}
+			for i, h := range held {
+				want := lines[slices.IndexFunc(lines, func(l pbx.LineConfig) bool { return l.ID == h.ID })]
+				if !pbx.SameConfig(want, h) {
+					t.Errorf("%+v %s: line %d listed as stale: drift %q", o, when, i, h.Drift)
+				}
+				if err := b.ApplyListed(t.Context(), want, &held[i]); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if n := s.Requests("PUT"); n != 0 {
+				t.Errorf("%+v %s: a resync of unchanged lines sent %d PUTs", o, when, n)
+			}
+			if w := s.Warnings()[warned:]; o.Cache && len(w) != 0 {
+				t.Errorf("%+v %s: the resync made Asterisk log %d warnings, first %q", o, when, len(w), w[0])
+			}
+		}
+		check("after apply")
+		if o.Wizard == aritest.AstDB {
+			drain(b.Resync())
+			if err := s.Restart(); err != nil {
+				t.Fatal(err)
+			}
+			<-b.Resync()
+			check("after a restart")
+		}
+	}
+}
+
+// An outage is one WARN and one count per node, however many reconnection
+// attempts it takes.
+func TestOutageLoggedOnce(t *testing.T) {
+	t.Parallel()
+	s := aritest.NewTest(t, aritest.Options{})
+	var logs syncBuffer
+	b := runBackend(t, s.URL(), slog.New(slog.NewTextHandler(&logs, nil)))
+	waitFor(t, "connected", b.Connected)
+	s.Stop()
+	waitFor(t, "disconnected", func() bool { return !b.Connected() })
+	time.Sleep(500 * time.Millisecond) // several attempts (back-off 10-100 ms)
+	if n := testutil.ToFloat64(b.m.requests.WithLabelValues("a", "info", "unavailable")); n < 3 {
+		t.Fatalf("only %v reconnection attempts", n)
+	}
+	if n := strings.Count(logs.String(), "asterisk unreachable"); n != 1 {
+		t.Errorf("%d WARNs for one outage, want 1:\n%s", n, logs.String())
+	}
+	if n := testutil.ToFloat64(b.m.outages.WithLabelValues("a")); n != 1 {
+		t.Errorf("outages counted %v, want 1", n)
+	}
+}
+
+// runBackend runs a backend on the ARI server at url until t ends.
+func runBackend(t *testing.T, url string, logger *slog.Logger) *Backend {
+	t.Helper()
+	b, err := New(testConfig(url), logger, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = b.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return b
+}
+
+// Contacts carry Asterisk's reachability and their expiry (read from the
+// contact object, which events do not carry); an Unreachable contact does
+// not count as registered.
+func TestContactStatusAndExpiry(t *testing.T) {
+	t.Parallel()
+	bd := setup(t)
+	s, b := bd.srv[0], bd.b
+	line := applyNew(t, b)
+	uri := "sip:100@192.0.2.70"
+	before := time.Now()
+	if err := s.RegisterContact(endpointName(line), uri); err != nil {
+		t.Fatal(err)
+	}
+	var c pbx.Contact
+	for c.Expires.IsZero() {
+		ev := waitEvent(t, b, line.ID, uri)
+		c = ev.Contacts[0]
+	}
+	if want := before.Add(aritest.RegisterExpires).Truncate(time.Second); c.Expires.Before(want) || c.Expires.After(want.Add(2*time.Second)) {
+		t.Errorf("expires %v, want about %v", c.Expires, want)
+	}
+	if c.UserAgent != aritest.PhoneUserAgent || c.Status != pbx.ContactReachable {
+		t.Errorf("contact = %+v", c)
+	}
+	if err := s.SetContactStatus(endpointName(line), uri, "Unreachable"); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		ev := waitEvent(t, b, line.ID, uri)
+		if ev.Contacts[0].Status != pbx.ContactUnreachable {
+			continue
+		}
+		if ev.Registered() {
+			t.Error("a line whose only contact is unreachable counts as registered")
+		}
+		if ev.Contacts[0].Expires.IsZero() {
+			t.Error("the status change lost the expiry")
+		}
+		break
+	}
+}
+
+// applyNew applies a new line and returns it.
+func applyNew(t *testing.T, b *Backend) pbx.LineConfig {
+	t.Helper()
+	line := pbxtest.NewLine()
+	if err := b.Apply(t.Context(), line); err != nil {
+		t.Fatal(err)
+	}
+	return line
+}
+
+// However many applies run at once, a node has at most maxWritesInFlight
+// writes in flight; after Asterisk answers 5xx, writes pause for the
+// back-off instead of hammering it.
+func TestWritesArePaced(t *testing.T) {
+	t.Parallel()
+	bd := setup(t)
+	s, b := bd.srv[0], bd.b
+	s.SetLatency(10 * time.Millisecond)
+	var wg sync.WaitGroup
+	for range 40 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := b.Apply(t.Context(), pbxtest.NewLine()); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if n := s.MaxInFlight("PUT"); n > maxWritesInFlight || n < 2 {
+		t.Errorf("%d PUTs in flight at once, want 2..%d", n, maxWritesInFlight)
+	}
+
+	s.SetLatency(0)
+	s.FailNextConfig(3, http.StatusServiceUnavailable)
+	s.ResetCounts()
+	t0 := time.Now()
+	var err error
+	for range 4 { // three 503s, each followed by a back-off, then success
+		if err = b.Apply(t.Context(), pbxtest.NewLine()); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Back-offs of at least 8, 16 and 32 ms (BackoffMin 10 ms, 20% jitter).
+	if d := time.Since(t0); d < 50*time.Millisecond {
+		t.Errorf("three 503s then a success took %v: no back-off", d)
+	}
+}
+
+// Prepare creates the AORs of a batch before any endpoint: Asterisk then
+// reads no endpoint per new AOR, where line-by-line creation reads N²/2,
+// and the applies that follow write only the endpoints.
+func TestPrepareCreatesAORsFirst(t *testing.T) {
+	t.Parallel()
+	bd := setup(t)
+	s, b := bd.srv[0], bd.b
+	lines := make([]pbx.LineConfig, 150)
+	for i := range lines {
+		lines[i] = pbxtest.NewLine()
+	}
+	if err := b.Prepare(t.Context(), lines); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range lines {
+		if err := b.Apply(t.Context(), l); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := s.EndpointReadsByNewAORs(); n != 0 {
+		t.Errorf("creating 150 prepared lines made Asterisk read %d endpoints", n)
+	}
+	if n := s.Requests("PUT"); n != 3*len(lines) {
+		t.Errorf("%d PUTs, want %d (auth, aor, endpoint once each)", n, 3*len(lines))
+	}
+	held, err := b.List(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range held {
+		if i := slices.IndexFunc(lines, func(l pbx.LineConfig) bool { return l.ID == h.ID }); i < 0 || !pbx.SameConfig(lines[i], h) {
+			t.Errorf("line %s listed as %+v", h.ID, h)
+		}
+	}
+	if len(held) != len(lines) {
+		t.Errorf("List has %d lines, want %d", len(held), len(lines))
+	}
 }

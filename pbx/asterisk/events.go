@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"sync"
+	"time"
 
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
@@ -99,9 +100,15 @@ func (c *eventConn) err() error {
 	return c.readErr
 }
 
-// close closes the socket and waits for the reader to stop.
+// close says goodbye (a close frame, so Asterisk does not log "Web socket
+// closed abruptly" at every pbxd stop), closes the socket and waits for
+// the reader to stop.
 func (c *eventConn) close() {
-	c.once.Do(func() { _ = c.conn.Close() })
+	c.once.Do(func() {
+		_ = c.conn.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+		_ = wsutil.WriteClientMessage(c.conn, ws.OpClose, ws.NewCloseFrameBody(ws.StatusNormalClosure, ""))
+		_ = c.conn.Close()
+	})
 	<-c.done
 }
 

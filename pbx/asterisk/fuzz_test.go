@@ -33,22 +33,21 @@ func FuzzDecodeEvent(f *testing.F) {
 }
 
 // FuzzHeldObjects feeds arbitrary ARI tuple values through the parsing of
-// held objects (set_var lists, caller ids, ownership, drift): no panic,
-// and ownership is only ever claimed through pbxd's prefix.
+// held objects (ownership marker, caller ids, drift): no panic, and
+// ownership is only ever claimed through pbxd's prefix.
 func FuzzHeldObjects(f *testing.F) {
-	f.Add("PBXD_LINE=pbxd-abc", "pbxd-abc", `"Alice" <100>`, "100@a.example", "2")
-	f.Add("A=1,PBXD_LINE=pbxd-x\nB=2", "pbxd-x-suspended", `<>`, "@", "x")
+	f.Add("pbxd-abc", "pbxd-abc", `"Alice" <100>`, "100@a.example", "2")
+	f.Add("pbxd-x, pbxd-y", "pbxd-x-suspended", `<>`, "@", "x")
 	f.Add("", "", `"`, "", "")
 	f.Add("=,==\n", "pbxd-", `<<>>"`, "a@b@c", "-1")
 	b := &Backend{cfg: Config{ObjectPrefix: "pbxd-", Codecs: []string{"ulaw"}, MaxContacts: 1}}
-	f.Fuzz(func(t *testing.T, setVar, auth, callerid, name, maxC string) {
-		ep := tupleMap([]ari.ConfigTuple{{Attribute: "set_var", Value: setVar}, {Attribute: "auth", Value: auth},
+	f.Fuzz(func(t *testing.T, marker, auth, callerid, name, maxC string) {
+		ep := tupleMap([]ari.ConfigTuple{{Attribute: markerAttr, Value: marker}, {Attribute: "auth", Value: auth},
 			{Attribute: "callerid", Value: callerid}})
 		authID, _, ok := b.owner(ep)
 		if ok && !strings.HasPrefix(authID, "pbxd-") {
 			t.Fatalf("owner %q without the prefix", authID)
 		}
-		_ = setVars(setVar)
 		n, e := parseCallerID(callerid)
 		_ = callerID(n, e)
 		_ = normalize("callerid", callerid)

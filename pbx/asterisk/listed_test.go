@@ -42,10 +42,7 @@ func TestApplyListedSkipsReadsAndRepairs(t *testing.T) {
 	t.Parallel()
 	bd := setup(t)
 	s, b := bd.srv[0], bd.b
-	line := pbxtest.NewLine()
-	if err := b.Apply(t.Context(), line); err != nil {
-		t.Fatal(err)
-	}
+	line := applyNew(t, b)
 	name, id := endpointName(line), "pbxd-"+line.ID
 	_ = s.Tamper("endpoint", name, "context", "free-calls")
 	held := listOne(t, b, line.ID)
@@ -65,8 +62,8 @@ func TestApplyListedSkipsReadsAndRepairs(t *testing.T) {
 		t.Errorf("ApplyListed sent %d PUTs, want 1", n)
 	}
 	ep := mustObject(t, s, "endpoint", name)
-	if ep["context"] != line.Context || ep["transport"] != "transport-udp" || ep["set_var"] != "PBXD_LINE="+id {
-		t.Errorf("endpoint not repaired: context %q transport %q set_var %q", ep["context"], ep["transport"], ep["set_var"])
+	if ep["context"] != line.Context || ep["transport"] != "transport-udp" || ep["accountcode"] != id {
+		t.Errorf("endpoint not repaired: context %q transport %q accountcode %q", ep["context"], ep["transport"], ep["accountcode"])
 	}
 	if h := listOne(t, b, line.ID); h == nil || !pbx.SameConfig(line, *h) {
 		t.Errorf("not repaired: %+v", h)

@@ -2,6 +2,8 @@ package asterisk
 
 import (
 	"context"
+	"crypto/md5"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +13,7 @@ import (
 	"reflect"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -32,10 +35,17 @@ type node struct {
 	cfg       NodeConfig
 	w         *native.Client // writes (Update, Delete); never connected, so safe to share
 	http      *http.Client
+	pace      *pacer // bounds and paces writes (see call)
 	connected atomic.Bool
+	// subscribed is whether the application is subscribed to PJSIP
+	// endpoint events on the current websocket (see subscribe).
+	subscribed atomic.Bool
 
 	mu       sync.Mutex
 	contacts map[string]map[string]pbx.Contact // line id → uri → contact
+	// fills are contacts whose expiry and user agent are still to be read
+	// (ARI events do not carry them); see fillContacts.
+	fills chan contactRef
 
 	// The index: which endpoint (named user@domain) holds which line.
 	// Entries are added by Apply and by scans; a stale entry is harmless
@@ -148,7 +158,9 @@ func newNode(b *Backend, nc NodeConfig) *node {
 		cfg:      nc,
 		w:        w,
 		http:     &http.Client{Timeout: b.cfg.RequestTimeout, Transport: transport},
+		pace:     newPacer(b.backoff),
 		contacts: map[string]map[string]pbx.Contact{},
+		fills:    make(chan contactRef, 1024),
 		byLine:   map[string]string{},
 		byName:   map[string]string{},
 		extra:    map[string][]string{},
@@ -212,7 +224,24 @@ func (n *node) count(op, outcome string) {
 // request sends an ARI request with basic auth, bounded by the request
 // timeout. out, if not nil, receives a 200 answer's JSON. A 404 returns
 // errAbsent; connection failures, timeouts and 5xx wrap pbx.ErrUnavailable.
+//
+// Requests for objects (/asterisk/config/...) wait out the back-off of the
+// node's pacer and feed it, as writes do.
 func (n *node) request(ctx context.Context, method, op, path string, out any) error {
+	if !strings.HasPrefix(path, "/asterisk/config/") {
+		return n.send(ctx, method, op, path, out)
+	}
+	if err := n.pace.wait(ctx); err != nil {
+		n.count(op, "unavailable")
+		return fmt.Errorf("%s: %w: %w", op, pbx.ErrUnavailable, err)
+	}
+	err := n.send(ctx, method, op, path, out)
+	n.pace.note(errors.Is(err, pbx.ErrUnavailable))
+	return err
+}
+
+// send is request without pacing.
+func (n *node) send(ctx context.Context, method, op, path string, out any) error {
 	ctx, cancel := context.WithTimeout(ctx, n.b.cfg.RequestTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(n.cfg.URL, "/")+path, nil)
@@ -241,6 +270,10 @@ func (n *node) request(ctx context.Context, method, op, path string, out any) er
 		_, _ = io.Copy(io.Discard, resp.Body)
 		n.count(op, "absent")
 		return errAbsent
+	case resp.StatusCode == http.StatusUnprocessableEntity:
+		_, _ = io.Copy(io.Discard, resp.Body)
+		n.count(op, "error")
+		return fmt.Errorf("%s: %w: ARI answered %s", op, errUnprocessable, resp.Status)
 	case resp.StatusCode >= 500:
 		n.count(op, "unavailable")
 		return fmt.Errorf("%s: %w: ARI answered %s", op, pbx.ErrUnavailable, resp.Status)
@@ -256,11 +289,24 @@ func (n *node) get(ctx context.Context, op, path string, out any) error {
 // call runs an ari library call, which takes no context, bounded by the
 // request timeout and ctx. On timeout the call is abandoned; its goroutine
 // ends when the library's request does.
+//
+// Writes go through the node's pacer: a slot is held until the library's
+// request really ends (a timed-out write still loads Asterisk), and an
+// unavailable answer delays the next writes.
 func (n *node) call(ctx context.Context, op string, f func() error) error {
+	if err := n.pace.acquire(ctx); err != nil {
+		n.count(op, "unavailable")
+		return fmt.Errorf("%s: %w: %w", op, pbx.ErrUnavailable, err)
+	}
 	ctx, cancel := context.WithTimeout(ctx, n.b.cfg.RequestTimeout)
 	defer cancel()
 	errc := make(chan error, 1)
-	go func() { errc <- f() }()
+	go func() {
+		err := f()
+		code := native.CodeFromError(err)
+		n.pace.release(err != nil && (code == 0 || code >= 500))
+		errc <- err
+	}()
 	var err error
 	select {
 	case err = <-errc:
@@ -300,8 +346,7 @@ func (n *node) getObject(ctx context.Context, typ, id string) (map[string]string
 }
 
 // tupleMap turns ARI's tuple list into attribute → value. A repeated
-// attribute (set_var, one tuple per variable) keeps every value, joined
-// with a newline.
+// attribute keeps every value, joined with a newline.
 func tupleMap(ts []ari.ConfigTuple) map[string]string {
 	m := make(map[string]string, len(ts))
 	for _, t := range ts {
@@ -328,25 +373,14 @@ func (n *node) push(ctx context.Context, typ, id string, want []tuple, held map[
 }
 
 // pushFull creates the object with want, or, if any attribute of want
-// differs from held, PUTs all of want but a set_var held already (set_var
-// is a list: sending it again could add the variable twice). disallow goes
-// with allow, so the codecs end up exactly as wanted.
+// differs from held, PUTs all of want. disallow goes with allow, so the
+// codecs end up exactly as wanted.
 func (n *node) pushFull(ctx context.Context, typ, id string, want []tuple, held map[string]string) error {
-	send := want
-	if held != nil {
-		if len(diff(want, held)) == 0 {
-			return nil
-		}
-		send = make([]tuple, 0, len(want))
-		for _, t := range want {
-			if t.attr == "set_var" && same(t, held) {
-				continue
-			}
-			send = append(send, t)
-		}
+	if held != nil && len(diff(want, held)) == 0 {
+		return nil
 	}
 	key := configKey(typ, id)
-	return n.call(ctx, "put_"+typ, func() error { return n.w.Asterisk().Config().Update(key, toARI(send)) })
+	return n.call(ctx, "put_"+typ, func() error { return n.w.Asterisk().Config().Update(key, toARI(want)) })
 }
 
 func (n *node) del(ctx context.Context, typ, id string) error {
@@ -457,6 +491,12 @@ func (n *node) write(ctx context.Context, l pbx.LineConfig, authID, name string,
 	}
 	if err := push(ctx, "endpoint", name, n.b.desiredEndpoint(l, authID), ep); err != nil {
 		return err
+	}
+	if ep == nil && n.connected.Load() && !n.subscribed.Load() {
+		// The first PJSIP endpoint of this Asterisk: its events can be
+		// subscribed to now, before the phone registers. On failure the
+		// health check tries again.
+		_, _ = n.subscribe(ctx)
 	}
 
 	// The line now lives at name: forget (and delete) where it was.
@@ -752,7 +792,12 @@ func (n *node) run(ctx context.Context) {
 		failing   bool
 		fresh     bool
 	)
+	fillCtx, stopFills := context.WithCancel(ctx)
+	fillsDone := make(chan struct{})
+	go func() { n.fillContacts(fillCtx); close(fillsDone) }()
 	defer func() {
+		stopFills()
+		<-fillsDone
 		n.setConnected(false)
 		if ws != nil {
 			ws.close()
@@ -760,6 +805,13 @@ func (n *node) run(ctx context.Context) {
 	}()
 	for ctx.Err() == nil {
 		start, err := n.startupTime(ctx)
+		if err == nil && ws != nil && !lastStart.IsZero() && !start.Equal(lastStart) {
+			// A restart seen before the websocket's end: that websocket
+			// belongs to the Asterisk that stopped, and so does its
+			// subscription.
+			ws.close()
+			ws = nil
+		}
 		if err == nil && ws == nil {
 			ws, err = n.dialEvents(ctx, n.handle)
 			fresh = err == nil
@@ -768,10 +820,20 @@ func (n *node) run(ctx context.Context) {
 			err = fmt.Errorf("events websocket: %w", ws.err())
 		}
 		if err == nil && fresh {
+			n.subscribed.Store(false)
+		}
+		late := false
+		if err == nil && !n.subscribed.Load() {
 			// Subscribe after the websocket is up: Asterisk only knows
 			// the application while its websocket is connected.
-			err = n.request(ctx, http.MethodPost, "subscribe",
-				"/applications/"+url.PathEscape(n.cfg.App)+"/subscription?eventSource="+url.QueryEscape("endpoint:PJSIP"), nil)
+			var ok bool
+			if ok, err = n.subscribe(ctx); ok && !fresh {
+				late = true // phones may have registered before: read them
+				log.Info("subscribed to PJSIP endpoint events")
+			}
+		}
+		if err == nil && late && n.connected.Load() && start.Equal(lastStart) {
+			err = n.rebuildContacts(ctx)
 		}
 		if err == nil && (fresh || !n.connected.Load() || !start.Equal(lastStart)) {
 			reason := "connect"
@@ -793,7 +855,9 @@ func (n *node) run(ctx context.Context) {
 				return
 			}
 			if n.connected.Load() || !failing {
+				// One WARN (and one count) per outage, not per attempt.
 				log.Warn("asterisk unreachable", "err", err)
+				n.b.m.outages.WithLabelValues(n.cfg.Name).Inc()
 			}
 			failing = true
 			n.dropListed()
@@ -809,6 +873,40 @@ func (n *node) run(ctx context.Context) {
 		failing, attempt = false, 0
 		wait(ctx, n.b.cfg.HealthInterval, ws.done)
 	}
+}
+
+// errUnprocessable marks a 422 from ARI.
+var errUnprocessable = errors.New("unprocessable")
+
+// subscribe subscribes the node's application to the events of every PJSIP
+// endpoint and reports whether it did. Until Asterisk has had a first
+// PJSIP endpoint since it started, the event source endpoint:PJSIP does
+// not exist: ARI answers 422 and Asterisk logs a WARNING per attempt. So
+// subscribe first asks /endpoints/PJSIP (404 until then, logged nowhere)
+// and reports false without error when there is nothing to hear about
+// yet; run tries again at every health check, so the first endpoint pbxd
+// pushes is followed within HealthInterval.
+func (n *node) subscribe(ctx context.Context) (bool, error) {
+	if n.subscribed.Load() {
+		return true, nil
+	}
+	err := n.get(ctx, "list_endpoints", "/endpoints/PJSIP", nil)
+	if errors.Is(err, errAbsent) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	err = n.request(ctx, http.MethodPost, "subscribe",
+		"/applications/"+url.PathEscape(n.cfg.App)+"/subscription?eventSource="+url.QueryEscape("endpoint:PJSIP"), nil)
+	if errors.Is(err, errUnprocessable) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	n.subscribed.Store(true)
+	return true, nil
 }
 
 // wait sleeps d, or until ctx ends or done (if not nil) closes.
@@ -876,11 +974,19 @@ func (n *node) handle(ev event) {
 		if ev.ContactInfo.ContactStatus == "Removed" {
 			delete(set, ev.ContactInfo.URI)
 		} else {
-			set[ev.ContactInfo.URI] = pbx.Contact{URI: ev.ContactInfo.URI, Source: n.cfg.Name}
+			c := set[ev.ContactInfo.URI] // keeps what is known of its expiry
+			c.URI, c.Source, c.Status = ev.ContactInfo.URI, n.cfg.Name, contactStatus(ev.ContactInfo.ContactStatus)
+			set[ev.ContactInfo.URI] = c
 		}
 		out := snapshot(line, set, now)
 		n.mu.Unlock()
 		n.b.emit(out)
+		if ev.ContactInfo.ContactStatus != "Removed" && ev.ContactInfo.AOR != "" {
+			select {
+			case n.fills <- contactRef{line: line, uri: ev.ContactInfo.URI, aor: ev.ContactInfo.AOR}:
+			default: // a registration storm: the expiry stays unknown
+			}
+		}
 	case "PeerStatusChange":
 		line, ok := n.lineOf(ev.Endpoint.Technology, ev.Endpoint.Resource)
 		if !ok || ev.Peer.PeerStatus != "Unreachable" {
@@ -897,6 +1003,58 @@ func (n *node) handle(ev event) {
 		n.mu.Unlock()
 		n.b.emit(pbx.RegistrationEvent{LineID: line, At: now})
 	}
+}
+
+// contactRef names one registered contact of a line.
+type contactRef struct{ line, uri, aor string }
+
+// fillContacts reads, for each contact an event announced, the contact
+// object Asterisk keeps (id "<aor>;@<md5 of the uri>", res_pjsip
+// location.c) for its expiry and user agent, and reports the line again
+// with them, until ctx ends. A phone's refresh that changes nothing else
+// raises no event, so the expiry shown is the one of the last event.
+func (n *node) fillContacts(ctx context.Context) {
+	for {
+		var ref contactRef
+		select {
+		case <-ctx.Done():
+			return
+		case ref = <-n.fills:
+		}
+		sum := md5.Sum([]byte(ref.uri)) //nolint:gosec // Asterisk's id scheme, not security
+		obj, err := n.getObject(ctx, "contact", ref.aor+";@"+hex.EncodeToString(sum[:]))
+		if err != nil || obj == nil {
+			continue // gone already, or Asterisk busy: the expiry stays unknown
+		}
+		exp, err := strconv.ParseInt(obj["expiration_time"], 10, 64)
+		if err != nil {
+			continue
+		}
+		n.mu.Lock()
+		c, ok := n.contacts[ref.line][ref.uri]
+		if !ok {
+			n.mu.Unlock()
+			continue
+		}
+		c.Expires, c.UserAgent = time.Unix(exp, 0).UTC(), obj["user_agent"]
+		n.contacts[ref.line][ref.uri] = c
+		out := snapshot(ref.line, n.contacts[ref.line], time.Now())
+		n.mu.Unlock()
+		n.b.emit(out)
+	}
+}
+
+// contactStatus maps ARI's contact_status onto pbx's Contact statuses.
+func contactStatus(s string) string {
+	switch s {
+	case "Reachable":
+		return pbx.ContactReachable
+	case "Unreachable":
+		return pbx.ContactUnreachable
+	case "NonQualified":
+		return pbx.ContactNonQualified
+	}
+	return pbx.ContactUnknown
 }
 
 func snapshot(line string, set map[string]pbx.Contact, at time.Time) pbx.RegistrationEvent {

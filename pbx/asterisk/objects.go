@@ -18,16 +18,19 @@ import (
 // endpoint and aor are named after its AOR; its auth keeps an id that is
 // pbxd's alone:
 //
-//	endpoint <username>@<domain>        auth, aors, context, transport, allow, callerid, from_domain, set_var
+//	endpoint <username>@<domain>        auth, aors, context, transport, allow, callerid, from_domain, accountcode
 //	aor      <username>@<domain>        max_contacts, qualify_frequency, remove_existing
 //	auth     <prefix><line>             auth_type, username, password, realm
 //	auth     <prefix><line>-suspended   only while the line is suspended
 //
-// Ownership: every endpoint pbxd pushes carries
-// set_var=PBXD_LINE=<prefix><line> (a channel variable, usable in the
-// dial plan and CDRs too). An endpoint without that marker but whose auth
-// is a <prefix> auth is ours as well (the marker was lost, reported as
-// drift). Anything else listed by /ari/endpoints is hand-made and never
+// Ownership: every endpoint pbxd pushes carries accountcode=<prefix><line>
+// (set on its channels: ${CHANNEL(accountcode)} in the dial plan, the CDR
+// accountcode). A set_var marker does not survive a real Asterisk 22:
+// astdb drops channel variables when it reads an object back, and with
+// the memory wizard (or a memory cache) ARI renders them as attributes of
+// their own, so every later PUT of the endpoint fails ("Allocation
+// failed"). An endpoint without the marker but whose auth is a <prefix>
+// auth is ours as well (the marker was lost, reported as drift). Anything else listed by /ari/endpoints is hand-made and never
 // touched. Several tenants may have a user 100: the endpoint ids differ by
 // domain, which needs pjsip's multi-domain matching (the default,
 // `disable_multi_domain=no` in [global]).
@@ -43,8 +46,8 @@ import (
 // An endpoint without auth would let anyone in, so "no auth" is never used.
 const suspendedSuffix = "-suspended"
 
-// lineVar is the channel variable that marks the endpoints pbxd owns.
-const lineVar = "PBXD_LINE"
+// markerAttr is the endpoint attribute that marks the endpoints pbxd owns.
+const markerAttr = "accountcode"
 
 func configKey(typ, id string) *ari.Key {
 	return ari.NewKey("config", ari.ConfigID("res_pjsip", typ, id))
@@ -73,7 +76,7 @@ type tuple struct {
 // desiredAuth is the line's real auth object.
 func desiredAuth(l pbx.LineConfig) []tuple {
 	return []tuple{
-		{"auth_type", "userpass"},
+		{"auth_type", "digest"},
 		{"username", l.Username},
 		{"password", l.Password},
 		{"realm", l.Domain},
@@ -84,7 +87,7 @@ func desiredAuth(l pbx.LineConfig) []tuple {
 // password is only set when the object is created.
 func desiredSuspendedAuth(l pbx.LineConfig) []tuple {
 	return []tuple{
-		{"auth_type", "userpass"},
+		{"auth_type", "digest"},
 		{"username", l.Username},
 		{"realm", l.Domain},
 	}
@@ -115,7 +118,7 @@ func (b *Backend) desiredEndpoint(l pbx.LineConfig, authID string) []tuple {
 		auth = authID + suspendedSuffix
 	}
 	t := []tuple{
-		{"set_var", lineVar + "=" + authID},
+		{markerAttr, authID},
 		{"auth", auth},
 		{"aors", endpointName(l)},
 		{"context", l.Context},
@@ -161,29 +164,12 @@ func parseCallerID(v string) (name, ext string) {
 	return strings.Trim(name, `"`), ext
 }
 
-// setVars parses an endpoint's set_var rendering into name → value.
-// Asterisk renders each variable as its own set_var tuple ("NAME=value");
-// getObject joins repeated attributes with a newline, and a comma-joined
-// rendering ("A=1,B=2", set_var_to_str) is accepted too. Values with
-// separators in them are not used by pbxd.
-func setVars(v string) map[string]string {
-	out := map[string]string{}
-	for _, part := range strings.FieldsFunc(v, func(r rune) bool { return r == '\n' || r == ',' }) {
-		name, val, ok := strings.Cut(strings.TrimSpace(part), "=")
-		if !ok || name == "" {
-			continue
-		}
-		out[name] = val
-	}
-	return out
-}
-
 // owner returns the <prefix><line> auth id an endpoint belongs to and
 // whether its ownership marker is intact. ok is false for endpoints pbxd
 // does not own.
 func (b *Backend) owner(ep map[string]string) (authID string, marked, ok bool) {
 	p := b.cfg.ObjectPrefix
-	if v, has := setVars(ep["set_var"])[lineVar]; has && strings.HasPrefix(v, p) && len(v) > len(p) {
+	if v := ep[markerAttr]; strings.HasPrefix(v, p) && len(v) > len(p) && !strings.ContainsAny(v, ", ") {
 		return v, true, true
 	}
 	a := strings.TrimSuffix(ep["auth"], suspendedSuffix)
@@ -227,17 +213,11 @@ func normalize(attr, v string) string {
 	return v
 }
 
-// same reports whether a held attribute matches a desired tuple. set_var
-// is a list: the desired variable must be among the held ones.
+// same reports whether a held attribute matches a desired tuple.
 func same(t tuple, held map[string]string) bool {
 	h, ok := held[t.attr]
 	if !ok {
 		return false
-	}
-	if t.attr == "set_var" {
-		name, val, _ := strings.Cut(t.value, "=")
-		v, has := setVars(h)[name]
-		return has && v == val
 	}
 	return normalize(t.attr, h) == normalize(t.attr, t.value)
 }

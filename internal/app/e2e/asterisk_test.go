@@ -94,7 +94,7 @@ func TestAsteriskChangeOrderSuspensionRemoval(t *testing.T) {
 			t.Fatalf("no endpoint %s", epName(l))
 		}
 		want := map[string]string{"auth": authID, "aors": epName(l), "context": dialContext(t, d, l.Package),
-			"set_var": "PBXD_LINE=" + authID, "from_domain": domain}
+			"accountcode": authID, "from_domain": domain}
 		for k, v := range want {
 			if ep[k] != v {
 				t.Errorf("endpoint %s: %s = %q, want %q", epName(l), k, ep[k], v)

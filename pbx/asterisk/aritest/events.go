@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -183,7 +184,8 @@ func (s *Server) checkSourceLocked(src string) (int, string) {
 	switch scheme {
 	case "endpoint":
 		tech, res, _ := strings.Cut(rest, "/")
-		if !strings.EqualFold(tech, "PJSIP") {
+		// The technology endpoint exists only once a PJSIP endpoint has.
+		if !strings.EqualFold(tech, "PJSIP") || !s.techPJSIP {
 			return http.StatusUnprocessableEntity, "Event source does not exist"
 		}
 		if res != "" {
@@ -323,6 +325,7 @@ func (s *Server) RegisterContact(endpointID, uri string) error {
 	if !ok {
 		return fmt.Errorf("endpoint %q not found", endpointID)
 	}
+	s.readEndpointLocked(endpointID) // the registrar identifies the endpoint
 	aorName, _, _ := strings.Cut(ep["aors"], ",")
 	aorName = strings.TrimSpace(aorName)
 	aor, ok := s.objects["aor"][aorName]
@@ -353,7 +356,12 @@ func (s *Server) RegisterContact(endpointID, uri string) error {
 			"contact_info": map[string]string{"uri": old.uri, "contact_status": "Removed", "aor": old.aor},
 		})
 	}
-	s.contacts[endpointID] = append(cur, contact{uri: uri, aor: aorName})
+	now := time.Now()
+	c := contact{uri: uri, aor: aorName, expires: time.Unix(now.Add(RegisterExpires).Unix(), 0), status: "NonQualified"}
+	if aor["qualify_frequency"] != "0" {
+		c.status = "Reachable"
+	}
+	s.contacts[endpointID] = append(cur, c)
 	if first {
 		s.emitLocked(endpointID, map[string]any{
 			"type":     "PeerStatusChange",
@@ -365,9 +373,8 @@ func (s *Server) RegisterContact(endpointID, uri string) error {
 			"endpoint": s.endpointLocked(endpointID),
 		})
 	}
-	info := map[string]string{"uri": uri, "contact_status": "NonQualified", "aor": aorName}
-	if aor["qualify_frequency"] != "0" {
-		info["contact_status"] = "Reachable"
+	info := map[string]string{"uri": uri, "contact_status": c.status, "aor": aorName}
+	if c.status == "Reachable" {
 		info["roundtrip_usec"] = "1742"
 	}
 	s.emitLocked(endpointID, map[string]any{
@@ -414,6 +421,69 @@ func (s *Server) UnregisterContact(endpointID, uri string) error {
 		"endpoint":     s.endpointLocked(endpointID),
 		"contact_info": map[string]string{"uri": old.uri, "contact_status": "Removed", "aor": old.aor},
 	})
+	return nil
+}
+
+// RegisterExpires is the registration period RegisterContact's phones ask
+// for; PhoneUserAgent their User-Agent.
+const (
+	RegisterExpires = 3600 * time.Second
+	PhoneUserAgent  = "aritest-phone"
+)
+
+// GrantedExpires is the expiry Asterisk's 200 OK gives the contact now:
+// what is left of its stored expiration_time (whole seconds) in whole
+// seconds, rounded down, as res_pjsip_registrar computes it. A phone that
+// asked for 3600 is told 3599.
+func (s *Server) GrantedExpires(endpointID, uri string) (int, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range s.contacts[endpointID] {
+		if c.uri == uri {
+			return int(time.Until(c.expires).Milliseconds() / 1000), true
+		}
+	}
+	return 0, false
+}
+
+// SetContactStatus simulates a qualify result for a registered contact
+// (status "Reachable", "Unreachable" or "Unknown"): a ContactStatusChange,
+// and when the endpoint's reachability changes a PeerStatusChange
+// and an EndpointStateChange.
+func (s *Server) SetContactStatus(endpointID, uri, status string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cs := s.contacts[endpointID]
+	reachable := func() bool {
+		for _, c := range cs {
+			if c.status == "Reachable" || c.status == "NonQualified" {
+				return true
+			}
+		}
+		return false
+	}
+	before := reachable()
+	i := slices.IndexFunc(cs, func(c contact) bool { return c.uri == uri })
+	if i < 0 {
+		return fmt.Errorf("endpoint %q has no contact %q", endpointID, uri)
+	}
+	cs[i].status = status
+	s.emitLocked(endpointID, map[string]any{
+		"type":         "ContactStatusChange",
+		"endpoint":     s.endpointLocked(endpointID),
+		"contact_info": map[string]string{"uri": uri, "contact_status": status, "aor": cs[i].aor},
+	})
+	if after := reachable(); after != before {
+		peer := "Unreachable"
+		if after {
+			peer = "Reachable"
+		}
+		s.emitLocked(endpointID, map[string]any{
+			"type": "PeerStatusChange", "endpoint": s.endpointLocked(endpointID),
+			"peer": map[string]string{"peer_status": peer},
+		})
+		s.emitLocked(endpointID, map[string]any{"type": "EndpointStateChange", "endpoint": s.endpointLocked(endpointID)})
+	}
 	return nil
 }
 

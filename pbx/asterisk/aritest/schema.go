@@ -169,11 +169,10 @@ func render(f field, value, cur string) (string, error) {
 	case kindVarList:
 		return renderVarList(value, cur)
 	case kindAuthType:
-		switch value {
-		case "digest", "userpass", "md5":
-			// Asterisk 22 converts the deprecated values to digest.
-			return "digest", nil
-		case "google_oauth":
+		switch value = strings.ToLower(value); value {
+		case "digest", "userpass", "md5", "google_oauth":
+			// Asterisk 22 keeps (and renders) the type as given, the
+			// deprecated userpass and md5 included (auth_types_map).
 			return value, nil
 		}
 		return "", fmt.Errorf("auth_type: %q is not valid", value)

@@ -8,6 +8,7 @@
 package aritest
 
 import (
+	"crypto/md5" //nolint:gosec // Asterisk's contact ids hash the uri with MD5
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -17,6 +18,7 @@ import (
 	"net"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -50,6 +52,11 @@ type Options struct {
 	EntityID string
 	// Addr to listen on; default 127.0.0.1:0.
 	Addr string
+	// Cache models a memory_cache in front of the wizard (sorcery.conf
+	// "endpoint/cache = memory_cache,..."): an endpoint read once, created
+	// or updated is then served from memory, so reading it again does not
+	// re-apply its stored fields (see Warnings).
+	Cache bool
 }
 
 // Server is a running ARI test server. Its methods are safe for concurrent
@@ -72,11 +79,56 @@ type Server struct {
 	failConfigN int
 	latency     time.Duration
 	counts      map[string]int
+	inflight    map[string]int // method → requests being served
+	maxInflight map[string]int // method → most at once since the last reset
+	// techPJSIP is whether the PJSIP technology endpoint exists: Asterisk
+	// creates it with the first PJSIP endpoint and keeps it until it stops.
+	// Without it /endpoints/PJSIP answers 404 and the event source
+	// endpoint:PJSIP does not exist (422).
+	techPJSIP bool
+	// cached are the endpoint ids the memory cache holds (Options.Cache).
+	cached map[string]bool
+	// warnings are the WARNING lines the real Asterisk would have logged.
+	warnings []string
+	// aorScans counts the endpoints read because an AOR was created.
+	aorScans int
 }
 
 type contact struct {
-	uri string
-	aor string
+	uri     string
+	aor     string
+	expires time.Time // expiration_time: whole seconds, as Asterisk stores it
+	status  string    // last ContactStatusChange status
+}
+
+// contactID is a contact's sorcery id: "<aor>;@<md5 of the uri>"
+// (res_pjsip location.c).
+func contactID(aor, uri string) string {
+	sum := md5.Sum([]byte(uri))
+	return aor + ";@" + hex.EncodeToString(sum[:])
+}
+
+// getContact serves GET .../res_pjsip/contact/{id} for registered
+// contacts, with the attributes pbxd reads (Asterisk renders every field
+// of the contact object; these are among them).
+func (s *Server) getContact(w http.ResponseWriter, id string) {
+	s.mu.Lock()
+	var body []tuple
+	for ep, cs := range s.contacts {
+		for _, c := range cs {
+			if contactID(c.aor, c.uri) == id {
+				body = []tuple{{"uri", c.uri}, {"expiration_time", strconv.FormatInt(c.expires.Unix(), 10)},
+					{"user_agent", PhoneUserAgent}, {"endpoint", ep}, {"qualify_frequency", "0"},
+					{"via_addr", ""}, {"via_port", "0"}, {"reg_server", ""}, {"prune_on_boot", "no"}}
+			}
+		}
+	}
+	s.mu.Unlock()
+	if body == nil {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("Object with id '%s' not found", id))
+		return
+	}
+	writeJSON(w, http.StatusOK, body)
 }
 
 // New starts a server listening on opts.Addr (default 127.0.0.1:0).
@@ -103,6 +155,8 @@ func New(opts Options) (*Server, error) {
 		contacts: map[string][]contact{},
 		apps:     map[string]*app{},
 		counts:   map[string]int{},
+		cached:   map[string]bool{},
+		inflight: map[string]int{}, maxInflight: map[string]int{},
 	}
 	if err := s.start(opts.Addr); err != nil {
 		return nil, err
@@ -211,6 +265,21 @@ func (s *Server) Restart() error {
 		}
 		s.contacts = map[string][]contact{}
 	}
+	// A starting Asterisk loads every stored endpoint (through the cache,
+	// which the astdb read fills): the technology exists again only if one
+	// does, and each astdb endpoint read logs its warnings.
+	if s.opts.Wizard == AstDB {
+		for id, o := range s.objects["endpoint"] {
+			if !s.static["endpoint"][id] {
+				o["set_var"] = ""
+			}
+		}
+	}
+	s.cached = map[string]bool{}
+	s.techPJSIP = len(s.objects["endpoint"]) > 0
+	for id := range s.objects["endpoint"] {
+		s.readEndpointLocked(id)
+	}
 	addr := s.addr
 	s.mu.Unlock()
 	// Asterisk's startup_time has millisecond resolution: make sure it moves.
@@ -257,11 +326,20 @@ func (s *Server) Requests(method string) int {
 	return s.counts[method]
 }
 
-// ResetCounts zeroes the request counters.
+// ResetCounts zeroes the request counters (MaxInFlight included).
 func (s *Server) ResetCounts() {
 	s.mu.Lock()
 	s.counts = map[string]int{}
+	s.maxInflight = map[string]int{}
 	s.mu.Unlock()
+}
+
+// MaxInFlight returns the most requests with this method the server was
+// serving at once (latency included) since it started or ResetCounts.
+func (s *Server) MaxInFlight(method string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.maxInflight[method]
 }
 
 // Object returns a copy of a res_pjsip object as the server holds it
@@ -305,6 +383,9 @@ func (s *Server) Seed(typ, id string, fields map[string]string) error {
 	}
 	s.objects[typ][id] = o
 	s.static[typ][id] = true
+	if typ == "endpoint" {
+		s.techPJSIP = true
+	}
 	return nil
 }
 
@@ -371,6 +452,13 @@ func (s *Server) handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		s.counts[r.Method]++
+		s.inflight[r.Method]++
+		s.maxInflight[r.Method] = max(s.maxInflight[r.Method], s.inflight[r.Method])
+		defer func() {
+			s.mu.Lock()
+			s.inflight[r.Method]--
+			s.mu.Unlock()
+		}()
 		lat := s.latency
 		fail := 0
 		if s.failN > 0 {
@@ -471,15 +559,18 @@ type tuple struct {
 	Value     string `json:"value"`
 }
 
+// tuples renders an object as ARI does (ast_sorcery_objectset_create):
+// every attribute in order, except that an endpoint's channel variables
+// (set_var_to_vl) come out as one tuple per variable named after the
+// variable, {"attribute":"PBXD_LINE","value":"..."}; without variables
+// set_var is one empty tuple.
 func tuples(typ string, o object) []tuple {
 	out := make([]tuple, 0, len(o))
 	for _, f := range schema[typ] {
-		if f.kind == kindVarList {
-			// One tuple per variable; none without variables.
+		if f.kind == kindVarList && o[f.name] != "" {
 			for _, v := range strings.Split(o[f.name], "\n") {
-				if v != "" {
-					out = append(out, tuple{f.name, v})
-				}
+				name, val, _ := strings.Cut(v, "=")
+				out = append(out, tuple{name, val})
 			}
 			continue
 		}
@@ -488,16 +579,69 @@ func tuples(typ string, o object) []tuple {
 	return out
 }
 
+// stirShaken is the option Asterisk 22 no longer supports: its handler
+// logs a WARNING every time the field is applied, whatever the value, and
+// the object set sorcery builds of an endpoint always carries it
+// ("stir_shaken: no"). So every astdb read of an endpoint (the wizard
+// re-applies every stored field) and every ARI update of one (the copy
+// re-applies the whole object) logs it.
+const stirShaken = "stir_shaken"
+
+func stirShakenWarning(id string) string {
+	return fmt.Sprintf("Endpoint %s: Option 'stir_shaken' is no longer supported.  Use 'stir_shaken_profile' instead.", id)
+}
+
+// warnLocked records a WARNING line; s.mu must be held.
+func (s *Server) warnLocked(msg string) { s.warnings = append(s.warnings, msg) }
+
+// Warnings returns the WARNING lines the real Asterisk would have written
+// to its log so far.
+func (s *Server) Warnings() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.warnings...)
+}
+
+// EndpointReadsByNewAORs is how many endpoint reads the creation of AORs
+// has cost so far: each new AOR makes Asterisk read every endpoint, so
+// creating N lines one by one costs about N²/2 of them.
+func (s *Server) EndpointReadsByNewAORs() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.aorScans
+}
+
+// readEndpointLocked models sorcery retrieving endpoint id (for ARI or a
+// SIP request): the astdb wizard re-applies the stored fields, which logs
+// the stir_shaken warning, unless a memory cache in front already holds
+// the object. s.mu must be held.
+func (s *Server) readEndpointLocked(id string) {
+	if _, ok := s.objects["endpoint"][id]; !ok || s.opts.Wizard != AstDB || s.static["endpoint"][id] || s.cached[id] {
+		return
+	}
+	s.warnLocked(stirShakenWarning(id))
+	if s.opts.Cache {
+		s.cached[id] = true
+	}
+}
+
 func (s *Server) getObject(w http.ResponseWriter, r *http.Request) {
 	typ, pushable, ok := lookupType(w, r)
 	if !ok {
 		return
 	}
 	id := r.PathValue("id")
+	if typ == "contact" {
+		s.getContact(w, id)
+		return
+	}
 	s.mu.Lock()
 	var o object
 	if pushable {
 		o = s.objects[typ][id]
+	}
+	if o != nil && typ == "endpoint" {
+		s.readEndpointLocked(id)
 	}
 	var body []tuple
 	if o != nil {
@@ -562,18 +706,62 @@ func (s *Server) putObject(w http.ResponseWriter, r *http.Request) {
 	}
 	var o object
 	if exists {
+		if typ == "endpoint" {
+			s.readEndpointLocked(id)
+			// ast_sorcery_copy re-applies the whole object set: the
+			// channel variables come back as fields named after the
+			// variable, which no endpoint has, and the copy fails.
+			s.warnLocked(stirShakenWarning(id))
+			// Nor can it parse its own "(nothing)" rendering of an
+			// empty codec list.
+			fail := cur["set_var"] != ""
+			if !fail && cur["allow"] == "(nothing)" {
+				s.warnLocked("Cannot allow unknown format 'nothing'")
+				fail = true
+			}
+			if fail {
+				writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "Allocation failed"})
+				return
+			}
+		}
 		o = cur.clone()
 	} else {
 		o = newObject(typ)
 	}
 	for _, f := range fields {
 		if err := o.apply(typ, *f.Attribute, *f.Value); err != nil {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("%s '%s' failed field value validation", typ, id))
+			op := "Update"
+			if !exists {
+				op = "Creation"
+			}
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("%s of object '%s' failed field value validation", op, id))
 			return
+		}
+		if typ == "endpoint" && *f.Attribute == stirShaken {
+			s.warnLocked(stirShakenWarning(id))
+		}
+	}
+	body := tuples(typ, o)
+	if typ == "aor" && !exists {
+		// res_pjsip (pjsip_options) reads every endpoint when an AOR is
+		// created, to find those that reference it.
+		for eid := range s.objects["endpoint"] {
+			s.aorScans++
+			s.readEndpointLocked(eid)
+		}
+	}
+	if typ == "endpoint" {
+		s.techPJSIP = true
+		if s.opts.Cache {
+			s.cached[id] = true
+		} else if s.opts.Wizard == AstDB {
+			// astdb stores each variable under its own name and drops
+			// it when reading the object back: it never survives.
+			o["set_var"] = ""
 		}
 	}
 	s.objects[typ][id] = o
-	writeJSON(w, http.StatusOK, tuples(typ, o))
+	writeJSON(w, http.StatusOK, body)
 }
 
 func (s *Server) deleteObject(w http.ResponseWriter, r *http.Request) {
@@ -597,6 +785,7 @@ func (s *Server) deleteObject(w http.ResponseWriter, r *http.Request) {
 	// Deleting an endpoint while a phone is registered emits no event.
 	if typ == "endpoint" {
 		delete(s.contacts, id)
+		delete(s.cached, id)
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
@@ -611,8 +800,10 @@ type endpointJSON struct {
 // endpointLocked renders an endpoint; s.mu must be held.
 func (s *Server) endpointLocked(id string) endpointJSON {
 	state := "offline"
-	if len(s.contacts[id]) > 0 {
-		state = "online"
+	for _, c := range s.contacts[id] {
+		if c.status == "Reachable" || c.status == "NonQualified" {
+			state = "online"
+		}
 	}
 	return endpointJSON{Technology: "PJSIP", Resource: id, State: state, ChannelIDs: []string{}}
 }
@@ -623,6 +814,11 @@ func (s *Server) listEndpoints(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mu.Lock()
+	if r.PathValue("tech") != "" && !s.techPJSIP {
+		s.mu.Unlock()
+		writeError(w, http.StatusNotFound, "No Endpoints found - invalid tech "+r.PathValue("tech"))
+		return
+	}
 	ids := make([]string, 0, len(s.objects["endpoint"]))
 	for id := range s.objects["endpoint"] {
 		ids = append(ids, id)
