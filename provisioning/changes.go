@@ -80,6 +80,10 @@ type Amounts struct {
 type ChangeRequest struct {
 	Items []ChangeItem `json:"items"`
 	Swaps []Swap       `json:"swaps,omitempty"`
+	// Numbers orders local numbers; ReleaseNumbers gives numbers back (they
+	// go into quarantine). Both move the numbers' add-on quantity.
+	Numbers        []NumberOrder `json:"numbers,omitempty"`
+	ReleaseNumbers []string      `json:"release_numbers,omitempty"`
 }
 
 // ChangeItem sets the target quantity of one package.
@@ -102,6 +106,7 @@ type Preview struct {
 	AccountID      string        `json:"account_id"`
 	Items          []PreviewItem `json:"items"`
 	Swaps          []Swap        `json:"swaps,omitempty"`
+	Numbers        []NumberLine  `json:"numbers,omitempty"`
 	DueNow         Amounts       `json:"due_now"`
 	CreditNextBill int64         `json:"credit_next_bill_minor"`
 	ChargeNextBill int64         `json:"charge_next_bill_minor"`
@@ -140,6 +145,10 @@ type ConfirmResult struct {
 	LinesRemoved []LineRef `json:"lines_removed"`
 	LinesSwapped []LineRef `json:"lines_swapped"`
 	InvoiceID    *string   `json:"invoice_id"`
+	// NumbersReserved are the numbers the order bought, NumbersReleased
+	// those it gave back.
+	NumbersReserved []string `json:"numbers_reserved"`
+	NumbersReleased []string `json:"numbers_released"`
 }
 
 // MaxQuantity bounds one package's seats (an absurd quantity is an error).
@@ -173,7 +182,8 @@ type plan struct {
 	items   []*planItem
 	swaps   []swapPlan
 	changes []PriceChange
-	quote   Quote // the biller's quote, set by render
+	numbers []NumberLine // numbers ordered and released
+	quote   Quote        // the biller's quote, set by render
 }
 
 type planItem struct {
@@ -330,7 +340,7 @@ func (s *Service) makePlan(ctx context.Context, tx pgx.Tx, accountID string, req
 	if acct.Status != "active" {
 		return nil, fault.New(fault.Conflict, "", "account is %s", acct.Status)
 	}
-	if len(req.Items) == 0 && len(req.Swaps) == 0 {
+	if len(req.Items) == 0 && len(req.Swaps) == 0 && len(req.Numbers) == 0 && len(req.ReleaseNumbers) == 0 {
 		return nil, fault.New(fault.Invalid, "items", "items (or swaps) must list at least one package")
 	}
 	pkgs, err := packagesByCode(ctx, tx)
@@ -408,6 +418,9 @@ func (s *Service) makePlan(ctx context.Context, tx pgx.Tx, accountID string, req
 			it.remove = append(it.remove, l)
 		}
 	}
+	if err := s.planNumbers(ctx, tx, p, req, seen, item); err != nil {
+		return nil, err
+	}
 	swapped := map[string]bool{}
 	for i, sw := range req.Swaps {
 		field := fmt.Sprintf("swaps[%d]", i)
@@ -450,6 +463,11 @@ func (s *Service) makePlan(ctx context.Context, tx pgx.Tx, accountID string, req
 	for i, it := range p.items {
 		used := countLines(lines, it.pkg.Code) - swapsFrom(p.swaps, it.pkg.Code) + pendingIn(p.swaps, it.pkg.Code)
 		switch {
+		case it.pkg.Kind == "addon":
+			// An add-on (numbers, SMS…) is billed, never a line.
+			if len(it.remove) > 0 {
+				return nil, fault.New(fault.Invalid, fmt.Sprintf("items[%d].remove_lines", i), "%s is an add-on: it has no lines", it.pkg.Code)
+			}
 		case it.to > used:
 			it.create = it.to - used // seats bought get their lines at once
 		case it.to < used:
@@ -592,13 +610,15 @@ func (s *Service) render(ctx context.Context, p *plan, id string) (Preview, erro
 	for _, sw := range p.swaps {
 		pv.Swaps = append(pv.Swaps, Swap{Line: sw.line.ID, Package: sw.to})
 	}
+	pv.Numbers = p.numbers
 	return pv, nil
 }
 
 // apply writes the plan: subscriptions, lines, money, audit, NOTIFY.
 func (s *Service) apply(ctx context.Context, tx pgx.Tx, actor string, p *plan, pv Preview) (ConfirmResult, error) {
 	now := s.clock.Now()
-	res := ConfirmResult{ChangeID: pv.ID, LinesCreated: []LineRef{}, LinesRemoved: []LineRef{}, LinesSwapped: []LineRef{}}
+	res := ConfirmResult{ChangeID: pv.ID, LinesCreated: []LineRef{}, LinesRemoved: []LineRef{}, LinesSwapped: []LineRef{},
+		NumbersReserved: []string{}, NumbersReleased: []string{}}
 	for _, it := range p.items {
 		if err := s.saveSubscription(ctx, tx, p.acct, it, p.changes, now); err != nil {
 			return res, err
@@ -628,6 +648,10 @@ func (s *Service) apply(ctx context.Context, tx pgx.Tx, actor string, p *plan, p
 			return res, err
 		}
 		res.LinesCreated = append(res.LinesCreated, created...)
+	}
+	var err error
+	if res.NumbersReserved, res.NumbersReleased, err = s.applyNumbers(ctx, tx, p, pv.ID, res.LinesRemoved, now); err != nil {
+		return res, err
 	}
 	if s.biller != nil && pv.Priced {
 		// The quote confirm's render just made, which matched the preview.

@@ -31,8 +31,12 @@ type Service struct {
 	biller Biller
 	log    *slog.Logger
 
-	changeOrders *prometheus.CounterVec
-	linesByState *prometheus.GaugeVec
+	numberQuarantine time.Duration
+
+	changeOrders   *prometheus.CounterVec
+	linesByState   *prometheus.GaugeVec
+	numberOrders   *prometheus.CounterVec
+	numbersByState *prometheus.GaugeVec
 }
 
 // Options configure a Service.
@@ -43,6 +47,9 @@ type Options struct {
 	Biller    Biller // prices change orders; nil previews quantities only
 	Logger    *slog.Logger
 	Registry  prometheus.Registerer
+	// NumberQuarantine is how long a released number ages before it is
+	// sold again.
+	NumberQuarantine time.Duration
 }
 
 // New builds the service and registers its metrics.
@@ -52,9 +59,11 @@ func New(o Options) (*Service, error) {
 		return nil, err
 	}
 	f := promauto.With(o.Registry)
-	s := &Service{pool: o.Pool, clock: o.Clock, cipher: c, biller: o.Biller, log: o.Logger}
+	s := &Service{pool: o.Pool, clock: o.Clock, cipher: c, biller: o.Biller, log: o.Logger, numberQuarantine: o.NumberQuarantine}
 	s.changeOrders = f.NewCounterVec(prometheus.CounterOpts{Name: "pbxd_change_orders_total", Help: "Change orders by outcome (previewed, confirmed, conflict, refused)."}, []string{"outcome"})
 	s.linesByState = f.NewGaugeVec(prometheus.GaugeOpts{Name: "pbxd_lines", Help: "Lines by state (active, suspended), refreshed every 15 s."}, []string{"state"})
+	s.numberOrders = f.NewCounterVec(prometheus.CounterOpts{Name: "pbxd_number_orders_total", Help: "Numbers reserved by change orders, and orders refused because the numbers were sold meanwhile (sold_out)."}, []string{"outcome"})
+	s.numbersByState = f.NewGaugeVec(prometheus.GaugeOpts{Name: "pbxd_numbers", Help: "Inventory numbers by kind and state, refreshed every 15 s."}, []string{"kind", "state"})
 	return s, nil
 }
 
@@ -89,6 +98,7 @@ func (s *Service) refreshGauges(ctx context.Context) {
 	for st, n := range counts {
 		s.linesByState.WithLabelValues(st).Set(n)
 	}
+	s.refreshNumberGauge(ctx)
 }
 
 // audit records who did what, in the caller's transaction.

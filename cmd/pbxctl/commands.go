@@ -152,6 +152,8 @@ func (c *cli) dispatch(args []string) error {
 			return usageError("payment-methods add ACCOUNT -gateway G -token T [-default]")
 		}
 		return c.show("POST", "/v1/accounts/"+pos[0]+"/payment-methods", map[string]any{"gateway": *gw, "token": *tok, "default": *def}, nil)
+	case cmd == "numbers":
+		return c.numbers(rest)
 	case cmd == "clock":
 		if len(rest) == 0 {
 			return c.show("GET", "/v1/test-clock", nil, nil)
@@ -209,8 +211,28 @@ func (c *cli) preview(args []string) error {
 	if len(args) < 2 {
 		return usageError("change preview ACCOUNT PACKAGE=QTY[:annual] ...")
 	}
-	var items []map[string]any
+	items := []map[string]any{}
+	body := map[string]any{}
+	var numbers []map[string]any
+	var release []string
 	for _, a := range args[1:] {
+		if nr, ok := strings.CutPrefix(a, "release:"); ok {
+			release = append(release, nr)
+			continue
+		}
+		if strings.HasPrefix(a, "+") {
+			prefix, q, ok := strings.Cut(a, "*")
+			if !ok {
+				numbers = append(numbers, map[string]any{"number": a})
+				continue
+			}
+			n, err := strconv.Atoi(q)
+			if err != nil {
+				return usageError("bad number order " + a + " (want +PREFIX*QTY)")
+			}
+			numbers = append(numbers, map[string]any{"prefix": prefix, "quantity": n})
+			continue
+		}
 		pkg, q, ok := strings.Cut(a, "=")
 		qty, cycle, _ := strings.Cut(q, ":")
 		n, err := strconv.Atoi(qty)
@@ -223,7 +245,14 @@ func (c *cli) preview(args []string) error {
 		}
 		items = append(items, it)
 	}
-	b, err := c.c.Do(c.ctx, "POST", "/v1/accounts/"+url.PathEscape(args[0])+"/changes", map[string]any{"items": items})
+	body["items"] = items
+	if numbers != nil {
+		body["numbers"] = numbers
+	}
+	if release != nil {
+		body["release_numbers"] = release
+	}
+	b, err := c.c.Do(c.ctx, "POST", "/v1/accounts/"+url.PathEscape(args[0])+"/changes", body)
 	if err != nil {
 		return err
 	}
@@ -248,6 +277,10 @@ func (c *cli) preview(args []string) error {
 		Credit      int64  `json:"credit_next_bill_minor"`
 		ChargeLater int64  `json:"charge_next_bill_minor"`
 		Method      string `json:"payment_method"`
+		Numbers     []struct {
+			Action, Number, Prefix, Addon string
+			Quantity                      int
+		}
 	}
 	if err := json.Unmarshal(b, &pv); err != nil {
 		return err
@@ -276,6 +309,13 @@ func (c *cli) preview(args []string) error {
 	}
 	if pv.Method != "" {
 		fmt.Fprintf(c.out, "payment method:   %s\n", pv.Method)
+	}
+	for _, n := range pv.Numbers {
+		what := n.Number
+		if what == "" {
+			what = fmt.Sprintf("%d starting %s", n.Quantity, n.Prefix)
+		}
+		fmt.Fprintf(c.out, "number %-8s %s (%s)\n", n.Action+":", what, n.Addon)
 	}
 	fmt.Fprintf(c.out, "\nconfirm with: pbxctl change confirm %s\n", pv.ID)
 	return nil

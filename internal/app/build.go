@@ -24,6 +24,7 @@ func (a *App) build(ctx context.Context, cfg *config.Config) error {
 	prov, err := provisioning.New(provisioning.Options{
 		Pool: a.pool, Clock: a.clock, SecretKey: a.secretKey, Biller: a.biller,
 		Logger: a.log.With("component", "provisioning"), Registry: a.reg,
+		NumberQuarantine: time.Duration(cfg.Numbers.Quarantine),
 	})
 	if err != nil {
 		return err

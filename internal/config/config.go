@@ -55,6 +55,8 @@ type Config struct {
 	Billing Billing `yaml:"billing"`
 	// Phones configures the phone auto-provisioning server.
 	Phones Phones `yaml:"phones"`
+	// Numbers configures the phone number inventory.
+	Numbers Numbers `yaml:"numbers"`
 	// Catalog is the list of packages and add-ons sold.
 	Catalog []Package `yaml:"catalog"`
 }
@@ -156,6 +158,13 @@ type Issuer struct {
 	Name    string   `yaml:"name"`
 	Address []string `yaml:"address"`
 	VATID   string   `yaml:"vat_id"`
+}
+
+// Numbers configures the phone number inventory.
+type Numbers struct {
+	// Quarantine is how long a released or ported-out number ages before
+	// it is sold again (regulators and callers expect a gap).
+	Quarantine Duration `yaml:"quarantine"`
 }
 
 // Phones configures phone auto-provisioning.
@@ -440,6 +449,9 @@ func (c *Config) Validate() error {
 	}
 	if c.SIP.MaxContacts < 1 {
 		bad("sip.max_contacts", "must be at least 1")
+	}
+	if c.Numbers.Quarantine < 0 {
+		bad("numbers.quarantine", "must not be negative")
 	}
 	if c.Reconciler.Concurrency < 1 || c.Reconciler.Concurrency > 256 {
 		bad("reconciler.concurrency", "must be between 1 and 256")

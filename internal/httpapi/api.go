@@ -109,6 +109,7 @@ func New(opts Options) *API {
 	if opts.Provisioning != nil {
 		a.provisioningRoutes(opts.Provisioning)
 		a.deviceRoutes(opts.Provisioning)
+		a.numberRoutes(opts.Provisioning)
 	}
 	if opts.Provision != nil {
 		a.handle("GET /provision/{file}", opts.Provision)

@@ -181,6 +181,10 @@ func (a *API) provisioningRoutes(svc *provisioning.Service) {
 		if err := decode(r, &req); err != nil {
 			return err
 		}
+		if len(req.ReleaseNumbers) > 0 && !PrincipalFrom(r.Context()).Operator {
+			// Customers give numbers back by request (remove_number, port_out).
+			return Invalid("release_numbers", "numbers are removed by the operator: file a remove_number request")
+		}
 		pv, err := svc.PreviewChange(r.Context(), id, req)
 		if err != nil {
 			return err

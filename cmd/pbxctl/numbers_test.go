@@ -1,0 +1,58 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/pbxd/pbxd/internal/app/apptest"
+)
+
+// The README's number walk-through: import a file, order by prefix and by
+// choice, assign to the main line.
+func TestPbxctlNumbers(t *testing.T) {
+	t.Parallel()
+	d := apptest.Start(t)
+	file := filepath.Join(t.TempDir(), "numbers.txt")
+	if err := os.WriteFile(file, []byte("# Paris block\n+33 1 42 00 00 01\n+33142000002\n\n+33142000003 # spare\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []string{"imported 3, already there 0", "imported 0, already there 3"} {
+		if out, code := ctl(t, d, "numbers", "import", "-country", "FR", "-area", "+331", file); code != 0 || !strings.Contains(out, want) {
+			t.Fatalf("import %d: %d %s", i, code, out)
+		}
+	}
+	if out, code := ctl(t, d, "numbers", "import", file); code != 2 {
+		t.Fatalf("import without -country: %d %s", code, out)
+	}
+	if out, code := ctl(t, d, "numbers", "available", "-prefix", "+3314"); code != 0 || strings.Count(out, "+3314200000") != 3 {
+		t.Fatalf("available: %d %s", code, out)
+	}
+	acct := d.CreateAccount(t, nil)
+	d.Change(t, acct, map[string]any{"package": "fr-fixed-mobile", "quantity": 1})
+	out, code := ctl(t, d, "change", "preview", acct, "+3314*1", "+33142000003")
+	if code != 0 || !strings.Contains(out, "local-number") || !strings.Contains(out, "1 starting +3314") || !strings.Contains(out, "+33142000003") {
+		t.Fatalf("preview: %d %s", code, out)
+	}
+	id := strings.TrimSpace(out[strings.LastIndex(out, " ")+1:])
+	if out, code := ctl(t, d, "-o", "json", "change", "confirm", id); code != 0 || !strings.Contains(out, "+33142000001") {
+		t.Fatalf("confirm: %d %s", code, out)
+	}
+	out, code = ctl(t, d, "-o", "json", "numbers", "assign", acct, "+33142000003", "-caller-id")
+	var n struct {
+		State     string
+		Extension int
+		CallerID  bool `json:"caller_id"`
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &n) != nil || n.State != "assigned" || n.Extension != 100 || !n.CallerID {
+		t.Fatalf("assign to the main line: %d %s", code, out)
+	}
+	if out, code := ctl(t, d, "numbers", "account", acct); code != 0 || !strings.Contains(out, "assigned") || !strings.Contains(out, "reserved") {
+		t.Fatalf("account numbers: %d %s", code, out)
+	}
+	if out, code := ctl(t, d, "numbers", "list", "-state", "available"); code != 0 || !strings.Contains(out, "+33142000002") || strings.Contains(out, "+33142000001") {
+		t.Fatalf("inventory: %d %s", code, out)
+	}
+}
