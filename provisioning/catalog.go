@@ -1,6 +1,7 @@
 package provisioning
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -23,7 +24,18 @@ type Package struct {
 	FixedMonthDays  bool    `json:"fixed_month_days"`
 	ExcludeOrderDay bool    `json:"exclude_order_day"`
 	Retired         bool    `json:"retired"`
+	// Decrease is when a lower quantity takes effect by default
+	// (DecreaseImmediate or DecreasePeriodEnd); DecreaseChoice lets the
+	// customer choose the other per order.
+	Decrease       string `json:"decrease"`
+	DecreaseChoice bool   `json:"decrease_choice"`
 }
+
+// When decreases take effect.
+const (
+	DecreaseImmediate = "immediate_credit" // lines go now, prorated credit
+	DecreasePeriodEnd = "period_end"       // lines stay until the period ends, no credit
+)
 
 // Cycle is a billing cycle offered for a package with its discount.
 type Cycle struct {
@@ -56,13 +68,13 @@ func (s *Service) SyncCatalog(ctx context.Context, pkgs []Package) error {
 			}
 			_, err = tx.Exec(ctx, `
 				INSERT INTO packages (code, name, kind, price_minor, currency, cycles, trial_days, dial_context,
-				                      fixed_month_days, exclude_order_day, retired, position, updated_at)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, false, $11, $12)
+				                      fixed_month_days, exclude_order_day, retired, position, updated_at, decrease, decrease_choice)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, false, $11, $12, $13, $14)
 				ON CONFLICT (code) DO UPDATE SET name = $2, kind = $3, price_minor = $4, currency = $5, cycles = $6,
 				    trial_days = $7, dial_context = $8, fixed_month_days = $9, exclude_order_day = $10,
-				    retired = false, position = $11, updated_at = $12`,
+				    retired = false, position = $11, updated_at = $12, decrease = $13, decrease_choice = $14`,
 				p.Code, p.Name, p.Kind, p.PriceMinor, p.Currency, cycles, p.TrialDays, p.DialContext,
-				p.FixedMonthDays, p.ExcludeOrderDay, i, now)
+				p.FixedMonthDays, p.ExcludeOrderDay, i, now, cmp.Or(p.Decrease, DecreaseImmediate), p.DecreaseChoice)
 			if err != nil {
 				return fmt.Errorf("sync package %s: %w", p.Code, err)
 			}
@@ -87,7 +99,7 @@ func (s *Service) SyncCatalog(ctx context.Context, pkgs []Package) error {
 // Packages lists the catalog; retired packages only when withRetired.
 func (s *Service) Packages(ctx context.Context, withRetired bool) ([]Package, error) {
 	rows, err := s.pool.Query(ctx, `SELECT code, name, kind, price_minor, currency, cycles, trial_days, dial_context,
-		fixed_month_days, exclude_order_day, retired FROM packages WHERE $1 OR NOT retired ORDER BY retired, position, code`, withRetired)
+		fixed_month_days, exclude_order_day, retired, decrease, decrease_choice FROM packages WHERE $1 OR NOT retired ORDER BY retired, position, code`, withRetired)
 	if err != nil {
 		return nil, err
 	}
@@ -98,7 +110,7 @@ func scanPackage(row pgx.CollectableRow) (Package, error) {
 	var p Package
 	var cycles []byte
 	err := row.Scan(&p.Code, &p.Name, &p.Kind, &p.PriceMinor, &p.Currency, &cycles, &p.TrialDays, &p.DialContext,
-		&p.FixedMonthDays, &p.ExcludeOrderDay, &p.Retired)
+		&p.FixedMonthDays, &p.ExcludeOrderDay, &p.Retired, &p.Decrease, &p.DecreaseChoice)
 	if err == nil {
 		err = json.Unmarshal(cycles, &p.Cycles)
 	}
@@ -107,7 +119,7 @@ func scanPackage(row pgx.CollectableRow) (Package, error) {
 
 func packagesByCode(ctx context.Context, q pgx.Tx) (map[string]Package, error) {
 	rows, err := q.Query(ctx, `SELECT code, name, kind, price_minor, currency, cycles, trial_days, dial_context,
-		fixed_month_days, exclude_order_day, retired FROM packages`)
+		fixed_month_days, exclude_order_day, retired, decrease, decrease_choice FROM packages`)
 	if err != nil {
 		return nil, err
 	}

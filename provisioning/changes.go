@@ -84,6 +84,12 @@ type ChangeRequest struct {
 	// go into quarantine). Both move the numbers' add-on quantity.
 	Numbers        []NumberOrder `json:"numbers,omitempty"`
 	ReleaseNumbers []string      `json:"release_numbers,omitempty"`
+	// ReleaseEffective is when released numbers go: "now" or "period_end"
+	// ("": the add-on's default).
+	ReleaseEffective string `json:"release_effective,omitempty"`
+	// ByOperator is set by the API for the operator's orders, who may pick
+	// either effective time whatever the catalog lets customers choose.
+	ByOperator bool `json:"by_operator,omitempty"`
 }
 
 // ChangeItem sets the target quantity of one package.
@@ -92,6 +98,10 @@ type ChangeItem struct {
 	Quantity    int      `json:"quantity"`
 	Cycle       string   `json:"cycle,omitempty"`
 	RemoveLines []string `json:"remove_lines,omitempty"`
+	// Effective is when a decrease takes effect: "now" (prorated credit) or
+	// "period_end" (no credit; the lines stay until then). "": the
+	// package's default.
+	Effective string `json:"effective,omitempty"`
 }
 
 // Swap moves a line to another package, keeping its number and password.
@@ -102,18 +112,20 @@ type Swap struct {
 
 // Preview is what the customer confirms.
 type Preview struct {
-	ID             string        `json:"id"`
-	AccountID      string        `json:"account_id"`
-	Items          []PreviewItem `json:"items"`
-	Swaps          []Swap        `json:"swaps,omitempty"`
-	Numbers        []NumberLine  `json:"numbers,omitempty"`
-	DueNow         Amounts       `json:"due_now"`
-	CreditNextBill int64         `json:"credit_next_bill_minor"`
-	ChargeNextBill int64         `json:"charge_next_bill_minor"`
-	PaymentMode    string        `json:"payment_mode"`
-	PaymentMethod  string        `json:"payment_method"`
-	Priced         bool          `json:"priced"`
-	CreatedAt      time.Time     `json:"created_at"`
+	ID        string        `json:"id"`
+	AccountID string        `json:"account_id"`
+	Items     []PreviewItem `json:"items"`
+	Swaps     []Swap        `json:"swaps,omitempty"`
+	Numbers   []NumberLine  `json:"numbers,omitempty"`
+	// Scheduled are the account's changes waiting for a period end.
+	Scheduled      []ScheduledChange `json:"scheduled_changes"`
+	DueNow         Amounts           `json:"due_now"`
+	CreditNextBill int64             `json:"credit_next_bill_minor"`
+	ChargeNextBill int64             `json:"charge_next_bill_minor"`
+	PaymentMode    string            `json:"payment_mode"`
+	PaymentMethod  string            `json:"payment_method"`
+	Priced         bool              `json:"priced"`
+	CreatedAt      time.Time         `json:"created_at"`
 }
 
 // PreviewItem is one package before → after.
@@ -129,6 +141,12 @@ type PreviewItem struct {
 	UnitMinor     int64     `json:"unit_price_minor"`
 	ProratedMinor int64     `json:"prorated_minor"`
 	Note          string    `json:"note,omitempty"`
+	// Effective is "now", or "period_end" for a decrease that waits for
+	// EffectiveAt; LinesRemovedAtPeriodEnd are the lines it would remove
+	// if it took effect now.
+	Effective               string     `json:"effective"`
+	EffectiveAt             *time.Time `json:"effective_at,omitempty"`
+	LinesRemovedAtPeriodEnd []LineRef  `json:"lines_removed_at_period_end,omitempty"`
 }
 
 // LineRef names a line in a preview or result.
@@ -149,6 +167,8 @@ type ConfirmResult struct {
 	// those it gave back.
 	NumbersReserved []string `json:"numbers_reserved"`
 	NumbersReleased []string `json:"numbers_released"`
+	// Scheduled are the ids of the decreases waiting for their period end.
+	Scheduled []string `json:"scheduled_changes"`
 }
 
 // MaxQuantity bounds one package's seats (an absurd quantity is an error).
@@ -183,6 +203,7 @@ type plan struct {
 	swaps   []swapPlan
 	changes []PriceChange
 	numbers []NumberLine // numbers ordered and released
+	tx      pgx.Tx       // the transaction the plan was read in
 	quote   Quote        // the biller's quote, set by render
 }
 
@@ -194,6 +215,12 @@ type planItem struct {
 	to     int
 	create int
 	remove []lineRow
+
+	effective   string    // requested: "", now or period_end
+	scheduled   bool      // a decrease waiting for the period end
+	atEnd       []lineRow // the lines it would remove now
+	namedAtEnd  []string  // the lines the order named for removal
+	effectiveAt time.Time
 }
 
 type swapPlan struct {
@@ -355,7 +382,7 @@ func (s *Service) makePlan(ctx context.Context, tx pgx.Tx, accountID string, req
 	if err != nil {
 		return nil, err
 	}
-	p := &plan{acct: acct}
+	p := &plan{acct: acct, tx: tx}
 	byPkg := map[string]*planItem{}
 	item := func(code, cycle, field string) (*planItem, error) {
 		if it, ok := byPkg[code]; ok {
@@ -396,6 +423,9 @@ func (s *Service) makePlan(ctx context.Context, tx pgx.Tx, accountID string, req
 			return nil, fault.New(fault.Invalid, field+".package", "package %q is listed twice", ci.Package)
 		}
 		seen[ci.Package] = true
+		if ci.Effective != "" && ci.Effective != EffectiveNow && ci.Effective != EffectivePeriodEnd {
+			return nil, fault.New(fault.Invalid, field+".effective", "effective must be now or period_end")
+		}
 		if ci.Cycle != "" && ci.Cycle != "monthly" && ci.Cycle != "annual" {
 			return nil, fault.New(fault.Invalid, field+".cycle", "cycle must be monthly or annual")
 		}
@@ -409,7 +439,7 @@ func (s *Service) makePlan(ctx context.Context, tx pgx.Tx, accountID string, req
 		if it.pkg.Retired && ci.Quantity > it.from {
 			return nil, fault.New(fault.Invalid, field+".package", "package %s is retired: no new lines", ci.Package)
 		}
-		it.to = ci.Quantity
+		it.to, it.effective = ci.Quantity, ci.Effective
 		for j, id := range ci.RemoveLines {
 			l, ok := lines[id]
 			if !ok || l.Package != ci.Package {
@@ -458,9 +488,15 @@ func (s *Service) makePlan(ctx context.Context, tx pgx.Tx, accountID string, req
 		}
 		p.swaps = append(p.swaps, swapPlan{line: l, to: sw.Package})
 	}
+	if err := s.planSchedule(ctx, tx, p, req, lines); err != nil {
+		return nil, err
+	}
 	// Lines to create and remove, and the extension range.
 	total := len(lines)
 	for i, it := range p.items {
+		if it.scheduled {
+			continue // nothing changes before the period end
+		}
 		used := countLines(lines, it.pkg.Code) - swapsFrom(p.swaps, it.pkg.Code) + pendingIn(p.swaps, it.pkg.Code)
 		switch {
 		case it.pkg.Kind == "addon":
@@ -585,7 +621,11 @@ func (s *Service) render(ctx context.Context, p *plan, id string) (Preview, erro
 	}
 	for _, it := range p.items {
 		pi := PreviewItem{Package: it.pkg.Code, Name: it.pkg.Name, Cycle: it.cycle, From: it.from, To: it.to,
-			LinesCreated: it.create, LinesRemoved: []LineRef{}, Direction: "same"}
+			LinesCreated: it.create, LinesRemoved: []LineRef{}, Direction: "same", Effective: EffectiveNow}
+		if it.scheduled {
+			at := it.effectiveAt.In(p.acct.Location())
+			pi.Effective, pi.EffectiveAt, pi.LinesRemovedAtPeriodEnd = EffectivePeriodEnd, &at, lineRefs(it.atEnd)
+		}
 		if it.to > it.from {
 			pi.Direction = "up"
 		} else if it.to < it.from {
@@ -611,7 +651,9 @@ func (s *Service) render(ctx context.Context, p *plan, id string) (Preview, erro
 		pv.Swaps = append(pv.Swaps, Swap{Line: sw.line.ID, Package: sw.to})
 	}
 	pv.Numbers = p.numbers
-	return pv, nil
+	var err error
+	pv.Scheduled, err = s.scheduledOf(ctx, p.tx, p.acct.ID)
+	return pv, err
 }
 
 // apply writes the plan: subscriptions, lines, money, audit, NOTIFY.
@@ -620,6 +662,9 @@ func (s *Service) apply(ctx context.Context, tx pgx.Tx, actor string, p *plan, p
 	res := ConfirmResult{ChangeID: pv.ID, LinesCreated: []LineRef{}, LinesRemoved: []LineRef{}, LinesSwapped: []LineRef{},
 		NumbersReserved: []string{}, NumbersReleased: []string{}}
 	for _, it := range p.items {
+		if it.scheduled {
+			continue // applySchedule records it
+		}
 		if err := s.saveSubscription(ctx, tx, p.acct, it, p.changes, now); err != nil {
 			return res, err
 		}
@@ -651,6 +696,9 @@ func (s *Service) apply(ctx context.Context, tx pgx.Tx, actor string, p *plan, p
 	}
 	var err error
 	if res.NumbersReserved, res.NumbersReleased, err = s.applyNumbers(ctx, tx, p, pv.ID, res.LinesRemoved, now); err != nil {
+		return res, err
+	}
+	if res.Scheduled, err = s.applySchedule(ctx, tx, p, pv.ID, now); err != nil {
 		return res, err
 	}
 	if s.biller != nil && pv.Priced {

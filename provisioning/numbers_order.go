@@ -29,6 +29,9 @@ type NumberLine struct {
 	Prefix   string `json:"prefix,omitempty"`
 	Quantity int    `json:"quantity"`
 	Addon    string `json:"addon"`
+	// Effective is "period_end" for a release that waits for the add-on's
+	// period end (the number stays, marked removal_requested).
+	Effective string `json:"effective,omitempty"`
 }
 
 // maxNumbersPerOrder bounds one order's numbers by prefix.
@@ -184,6 +187,11 @@ func (s *Service) applyNumbers(ctx context.Context, tx pgx.Tx, p *plan, changeID
 	for i, nl := range p.numbers {
 		var got []string
 		switch {
+		case nl.Action == "release" && nl.Effective == EffectivePeriodEnd:
+			if _, err := tx.Exec(ctx, `UPDATE numbers SET state = 'removal_requested', updated_at = $2 WHERE e164 = $1`, nl.Number, now); err != nil {
+				return nil, nil, fmt.Errorf("mark number for removal: %w", err)
+			}
+			continue
 		case nl.Action == "release":
 			if _, err := tx.Exec(ctx, `UPDATE numbers SET state = 'aging', account_id = NULL, line_id = NULL, caller_id = false,
 				change_id = $2, aging_until = $3, updated_at = $4 WHERE e164 = $1`, nl.Number, changeID, now.Add(s.numberQuarantine), now); err != nil {

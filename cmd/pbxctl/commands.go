@@ -154,6 +154,17 @@ func (c *cli) dispatch(args []string) error {
 		return c.show("POST", "/v1/accounts/"+pos[0]+"/payment-methods", map[string]any{"gateway": *gw, "token": *tok, "default": *def}, nil)
 	case cmd == "numbers":
 		return c.numbers(rest)
+	case cmd == "scheduled" && sub == "list":
+		id, err := arg(rest, 1, "ACCOUNT")
+		if err != nil {
+			return err
+		}
+		return c.list("/v1/accounts/"+id+"/scheduled-changes", "scheduled_changes", []string{"id", "package", "from", "to", "effective_at", "state", "release_numbers"})
+	case cmd == "scheduled" && sub == "cancel":
+		if len(rest) != 3 {
+			return usageError("scheduled cancel ACCOUNT ID")
+		}
+		return c.show("DELETE", "/v1/accounts/"+url.PathEscape(rest[1])+"/scheduled-changes/"+url.PathEscape(rest[2]), nil, nil)
 	case cmd == "clock":
 		if len(rest) == 0 {
 			return c.show("GET", "/v1/test-clock", nil, nil)
@@ -234,6 +245,7 @@ func (c *cli) preview(args []string) error {
 			continue
 		}
 		pkg, q, ok := strings.Cut(a, "=")
+		q, effective, _ := strings.Cut(q, "@")
 		qty, cycle, _ := strings.Cut(q, ":")
 		n, err := strconv.Atoi(qty)
 		if !ok || err != nil {
@@ -242,6 +254,9 @@ func (c *cli) preview(args []string) error {
 		it := map[string]any{"package": pkg, "quantity": n}
 		if cycle != "" {
 			it["cycle"] = cycle
+		}
+		if effective != "" {
+			it["effective"] = effective
 		}
 		items = append(items, it)
 	}
@@ -267,6 +282,8 @@ func (c *cli) preview(args []string) error {
 			LinesCreated  int                       `json:"lines_created"`
 			LinesRemoved  []struct{ Extension int } `json:"lines_removed"`
 			ProratedMinor int64                     `json:"prorated_minor"`
+			Effective     string                    `json:"effective"`
+			EffectiveAt   string                    `json:"effective_at"`
 		}
 		DueNow struct {
 			Net      int64 `json:"net_minor"`
@@ -298,7 +315,11 @@ func (c *cli) preview(args []string) error {
 		for _, l := range it.LinesRemoved {
 			removed = append(removed, strconv.Itoa(l.Extension))
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%d\t%s\t%s\n", it.Package, it.From, it.To, arrow, it.LinesCreated, strings.Join(removed, ","), money(it.ProratedMinor))
+		when := ""
+		if it.Effective == "period_end" {
+			when = "at period end " + it.EffectiveAt
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%d\t%s\t%s\t%s\n", it.Package, it.From, it.To, arrow, it.LinesCreated, strings.Join(removed, ","), money(it.ProratedMinor), when)
 	}
 	tw.Flush()
 	cur := pv.DueNow.Currency

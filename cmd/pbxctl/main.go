@@ -94,7 +94,7 @@ const usage = `usage: pbxctl [-url URL] [-token TOKEN] [-o table|json] COMMAND
   accounts token ACCOUNT                   issue an account-scoped token
   lines list ACCOUNT
   line password ACCOUNT LINE [-reset]      reveal (audited) or regenerate
-  change preview ACCOUNT PACKAGE=QTY[:annual] ... [+NUMBER] [+PREFIX*QTY] [release:+NUMBER]
+  change preview ACCOUNT PACKAGE=QTY[:annual][@now|@period_end] ... [+NUMBER] [+PREFIX*QTY] [release:+NUMBER]
   change confirm CHANGE
   subscriptions ACCOUNT
   devices list ACCOUNT
@@ -117,5 +117,7 @@ const usage = `usage: pbxctl [-url URL] [-token TOKEN] [-o table|json] COMMAND
   numbers account ACCOUNT                  the account's numbers
   numbers assign ACCOUNT NUMBER [-line LINE] [-caller-id]
   numbers unassign ACCOUNT NUMBER
+  scheduled list ACCOUNT                   decreases waiting for their period end
+  scheduled cancel ACCOUNT ID
   clock [RFC3339-TIME]                     read or set the test clock
 `

@@ -56,3 +56,29 @@ func TestPbxctlNumbers(t *testing.T) {
 		t.Fatalf("inventory: %d %s", code, out)
 	}
 }
+
+// A period-end decrease through pbxctl, listed and cancelled.
+func TestPbxctlScheduled(t *testing.T) {
+	t.Parallel()
+	d := apptest.Start(t)
+	acct := d.CreateAccount(t, nil)
+	d.Change(t, acct, map[string]any{"package": "world", "quantity": 2})
+	out, code := ctl(t, d, "change", "preview", acct, "world=1@period_end")
+	if code != 0 || !strings.Contains(out, "at period end 2026-12-01T00:00:00+01:00") {
+		t.Fatalf("preview: %d %s", code, out)
+	}
+	id := strings.TrimSpace(out[strings.LastIndex(out, " ")+1:])
+	if out, code := ctl(t, d, "change", "confirm", id); code != 0 {
+		t.Fatalf("confirm: %d %s", code, out)
+	}
+	out, code = ctl(t, d, "-o", "json", "scheduled", "list", acct)
+	var list struct {
+		Scheduled []struct{ ID, State string } `json:"scheduled_changes"`
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &list) != nil || len(list.Scheduled) != 1 || list.Scheduled[0].State != "pending" {
+		t.Fatalf("scheduled list: %d %s", code, out)
+	}
+	if out, code := ctl(t, d, "scheduled", "cancel", acct, list.Scheduled[0].ID); code != 0 || !strings.Contains(out, "cancelled") {
+		t.Fatalf("scheduled cancel: %d %s", code, out)
+	}
+}

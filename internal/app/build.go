@@ -46,7 +46,7 @@ func (a *App) build(ctx context.Context, cfg *config.Config) error {
 	bill.SetLineSwitch(prov)
 	a.parts = append(a.parts, part{"billing gauges", bill.Run})
 
-	jobs := billingJobs(bill, cfg)
+	jobs := withScheduledChanges(billingJobs(bill, cfg), prov)
 	sched, err := scheduler.New(a.pool, a.clock, a.log.With("component", "scheduler"), a.reg, jobs...)
 	if err != nil {
 		return err
@@ -91,7 +91,11 @@ func catalogOf(cfg *config.Config) []provisioning.Package {
 			kind = "package"
 		}
 		pp := provisioning.Package{Code: p.Code, Name: p.Name, Kind: kind, PriceMinor: p.PriceMinor, Currency: p.Currency,
-			TrialDays: p.TrialDays, DialContext: p.DialContext, FixedMonthDays: p.FixedMonthDays, ExcludeOrderDay: p.ExcludeOrderDay}
+			TrialDays: p.TrialDays, DialContext: p.DialContext, FixedMonthDays: p.FixedMonthDays, ExcludeOrderDay: p.ExcludeOrderDay,
+			Decrease: p.Decrease, DecreaseChoice: p.DecreaseChoice}
+		if pp.Decrease == "" {
+			pp.Decrease = provisioning.DecreaseImmediate
+		}
 		for _, c := range p.Cycles {
 			pp.Cycles = append(pp.Cycles, provisioning.Cycle{Cycle: c.Cycle, DiscountBP: c.DiscountPercent.BP})
 		}

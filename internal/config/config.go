@@ -196,6 +196,12 @@ type Package struct {
 	FixedMonthDays bool `yaml:"fixed_month_days"`
 	// ExcludeOrderDay does not charge the day of the order.
 	ExcludeOrderDay bool `yaml:"exclude_order_day"`
+	// Decrease is when a lower quantity takes effect: immediate_credit (the
+	// default: lines go now, prorated credit) or period_end (lines stay
+	// until the period ends, no credit).
+	Decrease string `yaml:"decrease"`
+	// DecreaseChoice lets customers pick the other one per order.
+	DecreaseChoice bool `yaml:"decrease_choice"`
 }
 
 // Cycle is a billing cycle offered for a package.
@@ -506,6 +512,9 @@ func (c *Config) Validate() error {
 		}
 		if p.DialContext == "" {
 			bad(key+".dial_context", "must be set")
+		}
+		if p.Decrease != "" && p.Decrease != "immediate_credit" && p.Decrease != "period_end" {
+			bad(key+".decrease", "%q is not immediate_credit or period_end", p.Decrease)
 		}
 		if len(p.Cycles) == 0 {
 			bad(key+".cycles", "must offer at least one cycle")

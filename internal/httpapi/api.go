@@ -110,6 +110,7 @@ func New(opts Options) *API {
 		a.provisioningRoutes(opts.Provisioning)
 		a.deviceRoutes(opts.Provisioning)
 		a.numberRoutes(opts.Provisioning)
+		a.scheduledRoutes(opts.Provisioning)
 	}
 	if opts.Provision != nil {
 		a.handle("GET /provision/{file}", opts.Provision)

@@ -149,3 +149,30 @@ func (a *API) numberRoutes(svc *provisioning.Service) {
 		return nil
 	}))
 }
+
+func (a *API) scheduledRoutes(svc *provisioning.Service) {
+	a.handle("GET /v1/accounts/{id}/scheduled-changes", a.authed(func(w http.ResponseWriter, r *http.Request) error {
+		id, err := accountScope(r)
+		if err != nil {
+			return err
+		}
+		list, err := svc.ScheduledChanges(r.Context(), id)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"scheduled_changes": list})
+		return nil
+	}))
+	a.handle("DELETE /v1/accounts/{id}/scheduled-changes/{sc}", a.authed(func(w http.ResponseWriter, r *http.Request) error {
+		id, err := accountScope(r)
+		if err != nil {
+			return err
+		}
+		sc, err := svc.CancelScheduled(r.Context(), PrincipalFrom(r.Context()).Actor(), id, r.PathValue("sc"))
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, sc)
+		return nil
+	}))
+}
