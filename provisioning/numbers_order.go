@@ -77,7 +77,7 @@ func (s *Service) planNumbers(ctx context.Context, tx pgx.Tx, p *plan, req Chang
 			var kind, addon string
 			var free bool
 			err = tx.QueryRow(ctx, named(`SELECT n.kind, n.addon_code, `+freeNumber+` FROM numbers n WHERE n.e164 = $2`), now, e).Scan(&kind, &addon, &free)
-			if errors.Is(err, pgx.ErrNoRows) || (err == nil && (!free || kind != NumberLocal)) {
+			if errors.Is(err, pgx.ErrNoRows) || (err == nil && (!free || (kind != NumberLocal && !req.ByOperator))) {
 				return fault.New(fault.Conflict, field+".number", "number %s is not available; pick another free local number", e)
 			}
 			if err != nil {

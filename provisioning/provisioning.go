@@ -37,6 +37,9 @@ type Service struct {
 	linesByState   *prometheus.GaugeVec
 	numberOrders   *prometheus.CounterVec
 	numbersByState *prometheus.GaugeVec
+
+	requestEvents   *prometheus.CounterVec
+	requestsByState *prometheus.GaugeVec
 }
 
 // Options configure a Service.
@@ -63,6 +66,8 @@ func New(o Options) (*Service, error) {
 	s.changeOrders = f.NewCounterVec(prometheus.CounterOpts{Name: "pbxd_change_orders_total", Help: "Change orders by outcome (previewed, confirmed, conflict, refused)."}, []string{"outcome"})
 	s.linesByState = f.NewGaugeVec(prometheus.GaugeOpts{Name: "pbxd_lines", Help: "Lines by state (active, suspended), refreshed every 15 s."}, []string{"state"})
 	s.numberOrders = f.NewCounterVec(prometheus.CounterOpts{Name: "pbxd_number_orders_total", Help: "Numbers reserved by change orders, and orders refused because the numbers were sold meanwhile (sold_out)."}, []string{"outcome"})
+	s.requestEvents = f.NewCounterVec(prometheus.CounterOpts{Name: "pbxd_service_requests_events_total", Help: "Service requests entering a state (open, approved, rejected, done), by kind."}, []string{"kind", "state"})
+	s.requestsByState = f.NewGaugeVec(prometheus.GaugeOpts{Name: "pbxd_service_requests", Help: "Service requests by kind and state, refreshed every 15 s."}, []string{"kind", "state"})
 	s.numbersByState = f.NewGaugeVec(prometheus.GaugeOpts{Name: "pbxd_numbers", Help: "Inventory numbers by kind and state, refreshed every 15 s."}, []string{"kind", "state"})
 	return s, nil
 }
@@ -99,6 +104,7 @@ func (s *Service) refreshGauges(ctx context.Context) {
 		s.linesByState.WithLabelValues(st).Set(n)
 	}
 	s.refreshNumberGauge(ctx)
+	s.refreshRequestGauge(ctx)
 }
 
 // audit records who did what, in the caller's transaction.

@@ -42,7 +42,9 @@ type ScheduledChange struct {
 // planSchedule decides, for each decrease of the plan, whether it waits for
 // the period end: the item's "effective", else the package's default. Only
 // decreases wait; swaps always happen now; a package with a pending
-// scheduled change takes no other change until that one is cancelled.
+// scheduled decrease may still go up (the decrease then removes as many
+// seats as it said), but takes no other decrease or swap until that one is
+// cancelled.
 func (s *Service) planSchedule(ctx context.Context, tx pgx.Tx, p *plan, req ChangeRequest, lines map[string]lineRow) error {
 	pending, err := s.scheduledOf(ctx, tx, p.acct.ID)
 	if err != nil {
@@ -69,9 +71,9 @@ func (s *Service) planSchedule(ctx context.Context, tx pgx.Tx, p *plan, req Chan
 			field, effField = "numbers", "release_effective"
 		}
 		for _, sc := range pending {
-			if sc.Package == code && (it.to != it.from || swapped[code]) {
-				return fault.New(fault.Conflict, field, "package %s has a decrease to %d scheduled for %s; cancel it first (DELETE /v1/accounts/%s/scheduled-changes/%s)",
-					code, sc.To, sc.EffectiveAt.Format(time.RFC3339), p.acct.ID, sc.ID)
+			if sc.Package == code && (it.to < it.from || swapped[code]) {
+				return fault.New(fault.Conflict, field, "package %s has a decrease by %d scheduled for %s; cancel it first (DELETE /v1/accounts/%s/scheduled-changes/%s)",
+					code, sc.From-sc.To, sc.EffectiveAt.In(p.acct.Location()).Format(time.RFC3339), p.acct.ID, sc.ID)
 			}
 		}
 		eff := it.effective
@@ -285,11 +287,11 @@ func (s *Service) applyScheduled(ctx context.Context, id string, now time.Time) 
 	applied := false
 	err := store.InTx(ctx, s.pool, func(tx pgx.Tx) error {
 		var accountID, subID, pkg string
-		var to int
+		var from, to int
 		var named, release []string
-		err := tx.QueryRow(ctx, `SELECT account_id, subscription_id, package_code, to_quantity, remove_lines, release_numbers
+		err := tx.QueryRow(ctx, `SELECT account_id, subscription_id, package_code, from_quantity, to_quantity, remove_lines, release_numbers
 			FROM scheduled_changes WHERE id = $1 AND state = 'pending' FOR UPDATE SKIP LOCKED`, id).
-			Scan(&accountID, &subID, &pkg, &to, &named, &release)
+			Scan(&accountID, &subID, &pkg, &from, &to, &named, &release)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil // applied or cancelled meanwhile, or being applied
 		}
@@ -299,6 +301,13 @@ func (s *Service) applyScheduled(ctx context.Context, id string, now time.Time) 
 		if _, err := lockAccount(ctx, tx, accountID); err != nil {
 			return err
 		}
+		// The decrease removes as many seats as it said: seats bought since
+		// it was scheduled stay.
+		var qty int
+		if err := tx.QueryRow(ctx, `SELECT quantity FROM subscriptions WHERE id = $1 FOR UPDATE`, subID).Scan(&qty); err != nil {
+			return fmt.Errorf("read subscription: %w", err)
+		}
+		to = max(qty-(from-to), 0)
 		lines, err := liveLines(ctx, tx, accountID)
 		if err != nil {
 			return err

@@ -154,6 +154,8 @@ func (c *cli) dispatch(args []string) error {
 		return c.show("POST", "/v1/accounts/"+pos[0]+"/payment-methods", map[string]any{"gateway": *gw, "token": *tok, "default": *def}, nil)
 	case cmd == "numbers":
 		return c.numbers(rest)
+	case cmd == "requests":
+		return c.requests(rest)
 	case cmd == "scheduled" && sub == "list":
 		id, err := arg(rest, 1, "ACCOUNT")
 		if err != nil {

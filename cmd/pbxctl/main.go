@@ -117,6 +117,14 @@ const usage = `usage: pbxctl [-url URL] [-token TOKEN] [-o table|json] COMMAND
   numbers account ACCOUNT                  the account's numbers
   numbers assign ACCOUNT NUMBER [-line LINE] [-caller-id]
   numbers unassign ACCOUNT NUMBER
+  requests file ACCOUNT KIND [DETAILS-JSON]  cancel_all, downgrade, remove_addon, remove_number,
+                                           port_in, port_out, change_owner or other
+  requests list [ACCOUNT] [-state open]    one account's, or all (operator)
+  requests show REQUEST
+  requests comment REQUEST TEXT
+  requests approve REQUEST [-now] [-comment C]   default: at the period end
+  requests reject REQUEST -comment C
+  requests done REQUEST [-comment C]       a port-in's numbers join the account
   scheduled list ACCOUNT                   decreases waiting for their period end
   scheduled cancel ACCOUNT ID
   clock [RFC3339-TIME]                     read or set the test clock

@@ -82,3 +82,32 @@ func TestPbxctlScheduled(t *testing.T) {
 		t.Fatalf("scheduled cancel: %d %s", code, out)
 	}
 }
+
+// A downgrade by request through pbxctl: filed, listed, approved at the
+// period end (a scheduled change), done.
+func TestPbxctlRequests(t *testing.T) {
+	t.Parallel()
+	d := apptest.Start(t)
+	acct := d.CreateAccount(t, nil)
+	d.Change(t, acct, map[string]any{"package": "world", "quantity": 2})
+	out, code := ctl(t, d, "-o", "json", "requests", "file", acct, "downgrade", `{"items": [{"package": "world", "quantity": 1}]}`)
+	var req struct{ ID, State string }
+	if code != 0 || json.Unmarshal([]byte(out), &req) != nil || req.State != "open" {
+		t.Fatalf("file: %d %s", code, out)
+	}
+	if out, code := ctl(t, d, "requests", "file", acct, "downgrade", `{"items": [`); code != 2 {
+		t.Fatalf("bad JSON: %d %s", code, out)
+	}
+	if out, code := ctl(t, d, "requests", "list", "-state", "open"); code != 0 || !strings.Contains(out, req.ID) {
+		t.Fatalf("list: %d %s", code, out)
+	}
+	if out, code := ctl(t, d, "requests", "approve", req.ID, "-comment", "done at month end"); code != 0 || !strings.Contains(out, "approved") {
+		t.Fatalf("approve: %d %s", code, out)
+	}
+	if out, code := ctl(t, d, "scheduled", "list", acct); code != 0 || !strings.Contains(out, "pending") {
+		t.Fatalf("scheduled after approval: %d %s", code, out)
+	}
+	if out, code := ctl(t, d, "requests", "done", req.ID); code != 0 || !strings.Contains(out, "done") {
+		t.Fatalf("done: %d %s", code, out)
+	}
+}

@@ -111,6 +111,7 @@ func New(opts Options) *API {
 		a.deviceRoutes(opts.Provisioning)
 		a.numberRoutes(opts.Provisioning)
 		a.scheduledRoutes(opts.Provisioning)
+		a.requestRoutes(opts.Provisioning)
 	}
 	if opts.Provision != nil {
 		a.handle("GET /provision/{file}", opts.Provision)

@@ -104,8 +104,14 @@ func TestPeriodEndDecrease(t *testing.T) {
 		t.Fatalf("preview does not show the pending change: %v", pv2)
 	}
 	if r := d.Call(t, tok, "POST", "/v1/accounts/"+acct+"/changes", map[string]any{"items": []map[string]any{
-		{"package": "fr-fixed-mobile", "quantity": 4}}}); r.Status != http.StatusConflict || r.Map(t)["field"] != "items[0]" {
-		t.Fatalf("a second change on a package with a pending one: %d %s", r.Status, r.Body)
+		{"package": "fr-fixed-mobile", "quantity": 0}}}); r.Status != http.StatusConflict || r.Map(t)["field"] != "items[0]" {
+		t.Fatalf("a second decrease on a package with a pending one: %d %s", r.Status, r.Body)
+	}
+	// Going up meanwhile is allowed: the decrease still removes 2 seats.
+	up := d.Call(t, tok, "POST", "/v1/accounts/"+acct+"/changes", map[string]any{"items": []map[string]any{
+		{"package": "fr-fixed-mobile", "quantity": 4}}}).Map(t)
+	if r := d.Call(t, tok, "POST", "/v1/changes/"+up["id"].(string)+"/confirm", nil); r.Status != http.StatusOK {
+		t.Fatalf("increase while a decrease waits: %d %s", r.Status, r.Body)
 	}
 	// The catalog does not let customers pick period_end on the add-on,
 	// nor can an increase wait.
@@ -141,15 +147,15 @@ func TestPeriodEndDecrease(t *testing.T) {
 	for _, l := range ls {
 		count[l.Package]++
 	}
-	if count["fr-fixed-mobile"] != 1 || count["world"] != 2 {
-		t.Fatalf("lines after the period end = %v, want 1 France and 2 World", count)
+	if count["fr-fixed-mobile"] != 2 || count["world"] != 2 {
+		t.Fatalf("lines after the period end = %v, want 4-2 France and 2 World", count)
 	}
 	subs := subscriptionsOf(t, d, acct)
-	if subs["fr-fixed-mobile"].Quantity != 1 {
+	if subs["fr-fixed-mobile"].Quantity != 2 {
 		t.Fatalf("France quantity after the period end = %d", subs["fr-fixed-mobile"].Quantity)
 	}
-	if q := renewalQuantity(t, d, acct, "fr-fixed-mobile", "2026-12-01"); q != 1 {
-		t.Fatalf("December renewal bills %d France lines, want 1", q)
+	if q := renewalQuantity(t, d, acct, "fr-fixed-mobile", "2026-12-01"); q != 2 {
+		t.Fatalf("December renewal bills %d France lines, want 2", q)
 	}
 	if q := renewalQuantity(t, d, acct, "world", "2026-12-01"); q != 2 {
 		t.Fatalf("December renewal bills %d World lines, want 2", q)
