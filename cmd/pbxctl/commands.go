@@ -156,6 +156,8 @@ func (c *cli) dispatch(args []string) error {
 		return c.numbers(rest)
 	case cmd == "requests":
 		return c.requests(rest)
+	case cmd == "hardware":
+		return c.hardware(rest)
 	case cmd == "scheduled" && sub == "list":
 		id, err := arg(rest, 1, "ACCOUNT")
 		if err != nil {

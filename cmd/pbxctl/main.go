@@ -125,6 +125,9 @@ const usage = `usage: pbxctl [-url URL] [-token TOKEN] [-o table|json] COMMAND
   requests approve REQUEST [-now] [-comment C]   default: at the period end
   requests reject REQUEST -comment C
   requests done REQUEST [-comment C]       a port-in's numbers join the account
+  hardware buy ACCOUNT ITEM [-quantity N]  a phone, paid by card at once
+  hardware list ACCOUNT                    orders and units awaiting their MAC
+  hardware ship ACCOUNT UNIT -mac MAC [-line LINE ...]   registers the device
   scheduled list ACCOUNT                   decreases waiting for their period end
   scheduled cancel ACCOUNT ID
   clock [RFC3339-TIME]                     read or set the test clock

@@ -111,3 +111,25 @@ func TestPbxctlRequests(t *testing.T) {
 		t.Fatalf("done: %d %s", code, out)
 	}
 }
+
+// A phone bought and shipped through pbxctl.
+func TestPbxctlHardware(t *testing.T) {
+	t.Parallel()
+	d := apptest.Start(t)
+	acct := d.CreateAccount(t, nil)
+	d.Op(t, 201, "POST", "/v1/accounts/"+acct+"/payment-methods", map[string]any{"gateway": "sandbox", "token": "sandbox_approve", "default": true})
+	out, code := ctl(t, d, "-o", "json", "hardware", "buy", acct, "yealink-t54w")
+	var o struct {
+		State string
+		Units []struct{ ID string }
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &o) != nil || o.State != "paid" || len(o.Units) != 1 {
+		t.Fatalf("buy: %d %s", code, out)
+	}
+	if out, code := ctl(t, d, "hardware", "ship", acct, o.Units[0].ID, "-mac", "80:5e:c0:00:00:31"); code != 0 || !strings.Contains(out, "provisioning_secret") {
+		t.Fatalf("ship: %d %s", code, out)
+	}
+	if out, code := ctl(t, d, "hardware", "list", acct); code != 0 || !strings.Contains(out, "paid") {
+		t.Fatalf("list: %d %s", code, out)
+	}
+}

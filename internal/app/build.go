@@ -21,8 +21,10 @@ func (a *App) build(ctx context.Context, cfg *config.Config) error {
 	if err != nil {
 		return fmt.Errorf("billing: %w", err)
 	}
+	charger, _ := a.biller.(provisioning.Charger)
 	prov, err := provisioning.New(provisioning.Options{
-		Pool: a.pool, Clock: a.clock, SecretKey: a.secretKey, Biller: a.biller,
+		Charger: charger,
+		Pool:    a.pool, Clock: a.clock, SecretKey: a.secretKey, Biller: a.biller,
 		Logger: a.log.With("component", "provisioning"), Registry: a.reg,
 		NumberQuarantine: time.Duration(cfg.Numbers.Quarantine),
 	})
@@ -92,7 +94,7 @@ func catalogOf(cfg *config.Config) []provisioning.Package {
 		}
 		pp := provisioning.Package{Code: p.Code, Name: p.Name, Kind: kind, PriceMinor: p.PriceMinor, Currency: p.Currency,
 			TrialDays: p.TrialDays, DialContext: p.DialContext, FixedMonthDays: p.FixedMonthDays, ExcludeOrderDay: p.ExcludeOrderDay,
-			Decrease: p.Decrease, DecreaseChoice: p.DecreaseChoice}
+			Decrease: p.Decrease, DecreaseChoice: p.DecreaseChoice, Stock: p.Stock, Vendor: p.Vendor, Model: p.Model}
 		if pp.Decrease == "" {
 			pp.Decrease = provisioning.DecreaseImmediate
 		}

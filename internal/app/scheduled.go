@@ -22,7 +22,9 @@ func withScheduledChanges(jobs []scheduler.Job, prov *provisioning.Service) []sc
 		renew := j.Run
 		jobs[i].Run = func(ctx context.Context, now time.Time) error {
 			_, serr := prov.ApplyScheduledChanges(ctx, now)
-			return errors.Join(serr, renew(ctx, now))
+			// Hardware orders left pending by a gateway timeout or a crash.
+			herr := prov.SettleHardwareOrders(ctx, now)
+			return errors.Join(serr, renew(ctx, now), herr)
 		}
 	}
 	return jobs

@@ -202,6 +202,12 @@ type Package struct {
 	Decrease string `yaml:"decrease"`
 	// DecreaseChoice lets customers pick the other one per order.
 	DecreaseChoice bool `yaml:"decrease_choice"`
+	// Stock (kind hardware) is how many units were received; unset:
+	// unlimited. What is left is the stock minus the units sold.
+	Stock *int `yaml:"stock"`
+	// Vendor and Model (kind hardware) are what the phone provisions as.
+	Vendor string `yaml:"vendor"`
+	Model  string `yaml:"model"`
 }
 
 // Cycle is a billing cycle offered for a package.
@@ -498,8 +504,22 @@ func (c *Config) Validate() error {
 		if p.Name == "" {
 			bad(key+".name", "must be set")
 		}
-		if p.Kind != "package" && p.Kind != "addon" && p.Kind != "" {
-			bad(key+".kind", "%q is not package or addon", p.Kind)
+		if p.Kind != "package" && p.Kind != "addon" && p.Kind != "hardware" && p.Kind != "" {
+			bad(key+".kind", "%q is not package, addon or hardware", p.Kind)
+		}
+		if p.Kind == "hardware" {
+			// A one-time sale: no cycle, no dial plan; a phone model.
+			if p.Vendor == "" {
+				bad(key+".vendor", "must be set (yealink, polycom, grandstream, snom or cisco)")
+			}
+			if p.Stock != nil && *p.Stock < 0 {
+				bad(key+".stock", "must not be negative")
+			}
+			if len(p.Cycles) > 0 || p.DialContext != "" || p.TrialDays != 0 || p.Decrease != "" {
+				bad(key+".cycles", "hardware is sold once: no cycles, dial_context, trial_days or decrease")
+			}
+		} else if p.Stock != nil || p.Vendor != "" || p.Model != "" {
+			bad(key+".stock", "stock, vendor and model are for kind hardware")
 		}
 		if p.PriceMinor < 0 || p.PriceMinor > 100_000_000 {
 			bad(key+".price_minor", "must be between 0 and 100000000")
@@ -510,13 +530,13 @@ func (c *Config) Validate() error {
 		if p.TrialDays < 0 || p.TrialDays > 365 {
 			bad(key+".trial_days", "must be between 0 and 365")
 		}
-		if p.DialContext == "" {
+		if p.DialContext == "" && p.Kind != "hardware" {
 			bad(key+".dial_context", "must be set")
 		}
 		if p.Decrease != "" && p.Decrease != "immediate_credit" && p.Decrease != "period_end" {
 			bad(key+".decrease", "%q is not immediate_credit or period_end", p.Decrease)
 		}
-		if len(p.Cycles) == 0 {
+		if len(p.Cycles) == 0 && p.Kind != "hardware" {
 			bad(key+".cycles", "must offer at least one cycle")
 		}
 		for j, cy := range p.Cycles {

@@ -112,6 +112,7 @@ func New(opts Options) *API {
 		a.numberRoutes(opts.Provisioning)
 		a.scheduledRoutes(opts.Provisioning)
 		a.requestRoutes(opts.Provisioning)
+		a.hardwareRoutes(opts.Provisioning)
 	}
 	if opts.Provision != nil {
 		a.handle("GET /provision/{file}", opts.Provision)
