@@ -48,6 +48,11 @@ const (
 type Cycle struct {
 	Cycle      string `json:"cycle"`
 	DiscountBP int64  `json:"discount_bp"`
+	// PriceMinor is the price of one line for a whole period of the cycle,
+	// discounted; PerMonthMinor the per-month figure shown beside it. Both
+	// are computed when the catalog is listed, never stored.
+	PriceMinor    int64 `json:"price_minor,omitempty"`
+	PerMonthMinor int64 `json:"per_month_minor,omitempty"`
 }
 
 // Offers returns the cycle named name if the package offers it.
@@ -115,7 +120,18 @@ func (s *Service) Packages(ctx context.Context, withRetired bool) ([]Package, er
 	if err != nil {
 		return nil, err
 	}
-	return pgx.CollectRows(rows, scanPackage)
+	list, err := pgx.CollectRows(rows, scanPackage)
+	if err != nil || s.biller == nil {
+		return list, err
+	}
+	for i := range list {
+		for j := range list[i].Cycles {
+			c := &list[i].Cycles[j]
+			c.PriceMinor = s.biller.PeriodPrice(list[i], c.Cycle)
+			c.PerMonthMinor = perMonth(c.PriceMinor, c.Cycle)
+		}
+	}
+	return list, nil
 }
 
 func scanPackage(row pgx.CollectableRow) (Package, error) {

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -144,7 +145,12 @@ type PreviewItem struct {
 	// Effective is "now", or "period_end" for a decrease that waits for
 	// EffectiveAt; LinesRemovedAtPeriodEnd are the lines it would remove
 	// if it took effect now.
-	Effective               string     `json:"effective"`
+	Effective string `json:"effective"`
+	// PerMonthMinor is the unit price per month, for display; CycleFrom is
+	// the cycle billed so far when the order switches cycle (ProratedMinor
+	// then nets the old period's credit and the new period's charge).
+	PerMonthMinor           int64      `json:"per_month_minor"`
+	CycleFrom               string     `json:"cycle_from,omitempty"`
 	EffectiveAt             *time.Time `json:"effective_at,omitempty"`
 	LinesRemovedAtPeriodEnd []LineRef  `json:"lines_removed_at_period_end,omitempty"`
 }
@@ -216,6 +222,7 @@ type planItem struct {
 	create int
 	remove []lineRow
 
+	switchFrom  string    // the cycle billed so far, when the order switches cycle
 	effective   string    // requested: "", now or period_end
 	scheduled   bool      // a decrease waiting for the period end
 	atEnd       []lineRow // the lines it would remove now
@@ -400,7 +407,9 @@ func (s *Service) makePlan(ctx context.Context, tx pgx.Tx, accountID string, req
 			it.from, it.cycle = it.sub.Quantity, it.sub.Cycle
 		}
 		if cycle != "" && it.sub != nil && it.sub.Quantity > 0 && cycle != it.sub.Cycle {
-			return nil, fault.New(fault.Invalid, strings.Replace(field, ".package", ".cycle", 1), "package %s is billed %s; a cycle change takes effect at renewal, not mid-period", code, it.sub.Cycle)
+			// A cycle switch: the rest of the old period is credited, a new
+			// period of the new cycle charged (see cycles.go).
+			it.switchFrom = it.sub.Cycle
 		}
 		if cycle != "" {
 			it.cycle = cycle
@@ -426,8 +435,8 @@ func (s *Service) makePlan(ctx context.Context, tx pgx.Tx, accountID string, req
 		if ci.Effective != "" && ci.Effective != EffectiveNow && ci.Effective != EffectivePeriodEnd {
 			return nil, fault.New(fault.Invalid, field+".effective", "effective must be now or period_end")
 		}
-		if ci.Cycle != "" && ci.Cycle != "monthly" && ci.Cycle != "annual" {
-			return nil, fault.New(fault.Invalid, field+".cycle", "cycle must be monthly or annual")
+		if ci.Cycle != "" && !slices.Contains(CycleNames, ci.Cycle) {
+			return nil, fault.New(fault.Invalid, field+".cycle", "cycle must be monthly, quarterly, semiannual or annual")
 		}
 		it, err := item(ci.Package, ci.Cycle, field+".package")
 		if err != nil {
@@ -516,7 +525,9 @@ func (s *Service) makePlan(ctx context.Context, tx pgx.Tx, accountID string, req
 			return nil, fault.New(fault.Invalid, fmt.Sprintf("items[%d].remove_lines", i), "no line goes at quantity %d", it.to)
 		}
 		total += it.create - len(it.remove)
-		if it.to != it.from || len(it.remove) > 0 || it.create > 0 {
+		if it.switchFrom != "" {
+			p.changes = append(p.changes, s.switchChanges(acct, it)...)
+		} else if it.to != it.from || len(it.remove) > 0 || it.create > 0 {
 			p.changes = append(p.changes, s.priceChange(acct, it))
 		}
 	}
@@ -633,15 +644,20 @@ func (s *Service) render(ctx context.Context, p *plan, id string) (Preview, erro
 		}
 		if s.biller != nil {
 			pi.UnitMinor = s.biller.PeriodPrice(it.pkg, it.cycle)
-			if it.sub != nil && it.sub.Quantity > 0 {
+			if it.sub != nil && it.sub.Quantity > 0 && it.switchFrom == "" {
 				pi.UnitMinor = it.sub.PeriodPrice
 			}
+			pi.PerMonthMinor = perMonth(pi.UnitMinor, it.cycle)
 		}
+		pi.CycleFrom = it.switchFrom
+		var notes []string
 		for _, qi := range q.Items {
 			if qi.Package == it.pkg.Code {
-				pi.ProratedMinor, pi.Note = qi.ProratedMinor, qi.Note
+				pi.ProratedMinor += qi.ProratedMinor
+				notes = append(notes, qi.Note)
 			}
 		}
+		pi.Note = strings.Join(notes, "; ")
 		for _, l := range it.remove {
 			pi.LinesRemoved = append(pi.LinesRemoved, LineRef{ID: l.ID, Extension: l.Extension, Package: l.Package})
 		}
@@ -665,7 +681,11 @@ func (s *Service) apply(ctx context.Context, tx pgx.Tx, actor string, p *plan, p
 		if it.scheduled {
 			continue // applySchedule records it
 		}
-		if err := s.saveSubscription(ctx, tx, p.acct, it, p.changes, now); err != nil {
+		if it.switchFrom != "" {
+			if err := s.switchSubscription(ctx, tx, p.acct, it); err != nil {
+				return res, err
+			}
+		} else if err := s.saveSubscription(ctx, tx, p.acct, it, p.changes, now); err != nil {
 			return res, err
 		}
 		for _, l := range it.remove {

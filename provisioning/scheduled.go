@@ -71,7 +71,7 @@ func (s *Service) planSchedule(ctx context.Context, tx pgx.Tx, p *plan, req Chan
 			field, effField = "numbers", "release_effective"
 		}
 		for _, sc := range pending {
-			if sc.Package == code && (it.to < it.from || swapped[code]) {
+			if sc.Package == code && (it.to < it.from || swapped[code] || it.switchFrom != "") {
 				return fault.New(fault.Conflict, field, "package %s has a decrease by %d scheduled for %s; cancel it first (DELETE /v1/accounts/%s/scheduled-changes/%s)",
 					code, sc.From-sc.To, sc.EffectiveAt.In(p.acct.Location()).Format(time.RFC3339), p.acct.ID, sc.ID)
 			}
@@ -96,9 +96,9 @@ func (s *Service) planSchedule(ctx context.Context, tx pgx.Tx, p *plan, req Chan
 		if eff != def && !it.pkg.DecreaseChoice && !req.ByOperator {
 			return fault.New(fault.Invalid, effField, "package %s decreases %s only", code, def)
 		}
-		if eff != EffectivePeriodEnd || swapped[code] {
+		if eff != EffectivePeriodEnd || swapped[code] || it.switchFrom != "" {
 			if eff == EffectivePeriodEnd {
-				return fault.New(fault.Invalid, effField, "a package a line is swapped from or to changes now")
+				return fault.New(fault.Invalid, effField, "a package a line is swapped from or to, or whose cycle switches, changes now")
 			}
 			continue
 		}

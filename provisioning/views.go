@@ -15,6 +15,7 @@ type Subscription struct {
 	Cycle              string     `json:"cycle"`
 	Status             string     `json:"status"`
 	PeriodPriceMinor   int64      `json:"period_price_minor"`
+	PerMonthMinor      int64      `json:"per_month_minor"` // the period price per month, for display
 	Currency           string     `json:"currency"`
 	CurrentPeriodStart time.Time  `json:"current_period_start"`
 	CurrentPeriodEnd   time.Time  `json:"current_period_end"`
@@ -45,6 +46,7 @@ func (s *Service) Subscriptions(ctx context.Context, accountID string) ([]Subscr
 			return nil, err
 		}
 		v.Available = max(0, v.Quantity-v.Used)
+		v.PerMonthMinor = perMonth(v.PeriodPriceMinor, v.Cycle)
 		out = append(out, v)
 	}
 	return out, rows.Err()

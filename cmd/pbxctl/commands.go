@@ -72,7 +72,7 @@ func (c *cli) dispatch(args []string) error {
 		if err != nil {
 			return err
 		}
-		return c.list("/v1/accounts/"+id+"/subscriptions", "subscriptions", []string{"package", "quantity", "used", "available", "cycle", "status", "current_period_start", "current_period_end", "next_payment_at"})
+		return c.list("/v1/accounts/"+id+"/subscriptions", "subscriptions", []string{"package", "quantity", "used", "available", "cycle", "per_month_minor", "status", "current_period_start", "current_period_end", "next_payment_at"})
 	case cmd == "devices" && sub == "list":
 		id, err := arg(rest, 1, "ACCOUNT")
 		if err != nil {

@@ -94,7 +94,7 @@ const usage = `usage: pbxctl [-url URL] [-token TOKEN] [-o table|json] COMMAND
   accounts token ACCOUNT                   issue an account-scoped token
   lines list ACCOUNT
   line password ACCOUNT LINE [-reset]      reveal (audited) or regenerate
-  change preview ACCOUNT PACKAGE=QTY[:annual][@now|@period_end] ... [+NUMBER] [+PREFIX*QTY] [release:+NUMBER]
+  change preview ACCOUNT PACKAGE=QTY[:CYCLE][@now|@period_end] ... [+NUMBER] [+PREFIX*QTY] [release:+NUMBER]
   change confirm CHANGE
   subscriptions ACCOUNT
   devices list ACCOUNT

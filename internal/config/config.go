@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -212,7 +213,7 @@ type Package struct {
 
 // Cycle is a billing cycle offered for a package.
 type Cycle struct {
-	Cycle           string  `yaml:"cycle"` // monthly or annual
+	Cycle           string  `yaml:"cycle"` // monthly, quarterly, semiannual or annual
 	DiscountPercent Percent `yaml:"discount_percent"`
 }
 
@@ -540,8 +541,8 @@ func (c *Config) Validate() error {
 			bad(key+".cycles", "must offer at least one cycle")
 		}
 		for j, cy := range p.Cycles {
-			if cy.Cycle != "monthly" && cy.Cycle != "annual" {
-				bad(fmt.Sprintf("%s.cycles[%d].cycle", key, j), "%q is not monthly or annual", cy.Cycle)
+			if !slices.Contains([]string{"monthly", "quarterly", "semiannual", "annual"}, cy.Cycle) {
+				bad(fmt.Sprintf("%s.cycles[%d].cycle", key, j), "%q is not monthly, quarterly, semiannual or annual", cy.Cycle)
 			}
 		}
 	}
