@@ -92,39 +92,26 @@ func (s *Service) planNumbers(ctx context.Context, tx pgx.Tx, p *plan, req Chang
 			if o.Quantity < 1 || o.Quantity > maxNumbersPerOrder {
 				return fault.New(fault.Invalid, field+".quantity", "quantity must be between 1 and %d", maxNumbersPerOrder)
 			}
-			rows, err := tx.Query(ctx, named(`SELECT n.addon_code, count(*) FROM numbers n
+			// The first free numbers in order, read through the index and
+			// never counted in full: an inventory may hold millions.
+			rows, err := tx.Query(ctx, named(`SELECT n.addon_code FROM numbers n
 				WHERE n.e164 LIKE $2 || '%' AND n.kind = 'local' AND `+freeNumber+` AND ($3 = '' OR n.addon_code = $3)
-				GROUP BY n.addon_code ORDER BY n.addon_code`), now, prefix, o.Addon)
+				ORDER BY n.e164 LIMIT $4`), now, prefix, o.Addon, o.Quantity)
 			if err != nil {
-				return fmt.Errorf("count free numbers: %w", err)
+				return fmt.Errorf("find free numbers: %w", err)
 			}
-			free := map[string]int{}
-			var addons []string
-			for rows.Next() {
-				var a string
-				var c int
-				if err := rows.Scan(&a, &c); err != nil {
-					rows.Close()
-					return err
-				}
-				free[a] = c
-				addons = append(addons, a)
+			first, err := pgx.CollectRows(rows, pgx.RowTo[string])
+			if err != nil {
+				return fmt.Errorf("find free numbers: %w", err)
 			}
-			rows.Close()
-			if err := rows.Err(); err != nil {
-				return err
+			if len(first) < o.Quantity {
+				return fault.New(fault.Conflict, field+".quantity", "only %d free local numbers start with %s", len(first), prefix)
 			}
-			switch {
-			case len(addons) > 1:
-				return fault.New(fault.Invalid, field+".addon", "numbers starting %s are sold as %v: say which add-on", prefix, addons)
-			case len(addons) == 0 || free[addons[0]] < o.Quantity:
-				n := 0
-				if len(addons) == 1 {
-					n = free[addons[0]]
-				}
-				return fault.New(fault.Conflict, field+".quantity", "only %d free local numbers start with %s", n, prefix)
+			slices.Sort(first)
+			if addons := slices.Compact(first); len(addons) > 1 {
+				return fault.New(fault.Invalid, field+".addon", "the free numbers starting %s are sold as %v: say which add-on", prefix, addons)
 			}
-			nl.Prefix, nl.Addon = prefix, addons[0]
+			nl.Prefix, nl.Addon = prefix, first[0]
 		default:
 			return fault.New(fault.Invalid, field+".prefix", "give a prefix (with a quantity) or a chosen number")
 		}
