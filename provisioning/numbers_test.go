@@ -1,7 +1,9 @@
 package provisioning
 
 import (
+	"encoding/json"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -68,6 +70,56 @@ func FuzzParsePrefix(f *testing.F) {
 		}
 		if got != s || !regexp.MustCompile(`^\+[1-9][0-9]{0,14}$`).MatchString(got) {
 			t.Fatalf("parsePrefix(%q) = %q", s, got)
+		}
+	})
+}
+
+// Whatever a customer sends as a request's details, an accepted one holds
+// only the fields its kind takes, the fields it needs, and canonical
+// numbers.
+func FuzzParseDetails(f *testing.F) {
+	f.Add("cancel_all", `{"reason": "moving"}`)
+	f.Add("downgrade", `{"items": [{"package": "world", "quantity": 1}]}`)
+	f.Add("port_in", `{"numbers": ["+33 1 55 00 00 01"], "country": "FR", "losing_carrier": "SFR"}`)
+	f.Add("port_out", `{"numbers": ["0155"], "gaining_carrier": "Orange"}`)
+	f.Add("other", `{"text": " "}`)
+	f.Add("change_owner", `{"new_owner": {"name": "B"}, "extra": 1}`)
+	f.Fuzz(func(t *testing.T, kind, raw string) {
+		d, err := parseDetails(kind, []byte(raw))
+		if err != nil {
+			return
+		}
+		var keys map[string]any
+		if json.Unmarshal([]byte(raw), &keys) != nil {
+			t.Fatalf("accepted non-object details %q", raw)
+		}
+		for k := range keys {
+			if !slices.Contains(allowed[kind], k) {
+				t.Fatalf("%s accepted field %q", kind, k)
+			}
+		}
+		for _, n := range d.Numbers {
+			if !e164.MatchString(n) {
+				t.Fatalf("number %q not canonical", n)
+			}
+		}
+		switch kind {
+		case "downgrade", "remove_addon":
+			if len(d.Items) == 0 {
+				t.Fatal("accepted without items")
+			}
+		case "remove_number", "port_out":
+			if len(d.Numbers) == 0 {
+				t.Fatal("accepted without numbers")
+			}
+		case "port_in":
+			if len(d.Numbers) == 0 || d.LosingCarrier == "" || d.Country == "" {
+				t.Fatal("port-in accepted without numbers, carrier or country")
+			}
+		case "other":
+			if strings.TrimSpace(d.Text) == "" {
+				t.Fatal("accepted without text")
+			}
 		}
 	})
 }

@@ -254,3 +254,32 @@ func TestNumberReservationRace(t *testing.T) {
 		t.Fatalf("%d accounts hold numbers, want 10", len(owners))
 	}
 }
+
+// Numbers of one prefix sold under two add-ons: the order must say which,
+// and is billed at that add-on's price.
+func TestNumbersUnderTwoAddons(t *testing.T) {
+	t.Parallel()
+	d := apptest.Start(t, func(c *config.Config) {
+		c.Catalog = append(c.Catalog, config.Package{Code: "golden-number", Name: "Golden number", Kind: "addon", PriceMinor: 2000,
+			Currency: "EUR", Cycles: []config.Cycle{{Cycle: "monthly"}}, DialContext: "addon-did"})
+	})
+	importNumbers(t, d, "local", "+33142000001")
+	d.Op(t, http.StatusOK, "POST", "/v1/numbers/import", map[string]any{"country": "FR", "kind": "local", "addon": "golden-number",
+		"numbers": []string{"+33142000000"}})
+	acct := d.CreateAccount(t, nil)
+	r := d.Call(t, apptest.OperatorToken, "POST", "/v1/accounts/"+acct+"/changes", map[string]any{"items": []any{},
+		"numbers": []map[string]any{{"prefix": "+3314", "quantity": 2}}})
+	if r.Status != http.StatusUnprocessableEntity || r.Map(t)["field"] != "numbers[0].addon" {
+		t.Fatalf("two add-ons, none named: %d %s", r.Status, r.Body)
+	}
+	pv := d.Op(t, http.StatusCreated, "POST", "/v1/accounts/"+acct+"/changes", map[string]any{"items": []any{},
+		"numbers": []map[string]any{{"prefix": "+3314", "quantity": 1, "addon": "golden-number"}}}).Map(t)
+	it := pv["items"].([]any)[0].(map[string]any)
+	if it["package"] != "golden-number" || it["prorated_minor"] != 1000.0 {
+		t.Fatalf("golden number preview = %v", pv)
+	}
+	res := d.Op(t, http.StatusOK, "POST", "/v1/changes/"+pv["id"].(string)+"/confirm", nil).Map(t)
+	if fmt.Sprint(res["numbers_reserved"]) != "[+33142000000]" {
+		t.Fatalf("confirm = %v", res)
+	}
+}
