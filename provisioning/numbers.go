@@ -277,9 +277,6 @@ func (s *Service) AssignNumber(ctx context.Context, actor, accountID, number, li
 		if err != nil {
 			return err
 		}
-		if err := clearCallerID(ctx, tx, now, e); err != nil {
-			return err
-		}
 		if _, err := tx.Exec(ctx, `UPDATE numbers SET state = 'assigned', line_id = $2, caller_id = $3, updated_at = $4 WHERE e164 = $1`,
 			e, lineID, callerID, now); err != nil {
 			return fmt.Errorf("assign number: %w", err)
@@ -289,14 +286,8 @@ func (s *Service) AssignNumber(ctx context.Context, actor, accountID, number, li
 			if _, err := tx.Exec(ctx, `UPDATE numbers SET caller_id = false, updated_at = $3 WHERE line_id = $1 AND e164 <> $2 AND caller_id`, lineID, e, now); err != nil {
 				return err
 			}
-			if _, err := tx.Exec(ctx, `UPDATE lines SET caller_id = $2, revision = revision + 1, changed_at = $3 WHERE id = $1`, lineID, e, now); err != nil {
-				return fmt.Errorf("set caller id: %w", err)
-			}
 		}
-		if err := audit(ctx, tx, now, actor, accountID, "number.assign", e, map[string]any{"line": lineID, "caller_id": callerID}); err != nil {
-			return err
-		}
-		return notifyLines(ctx, tx)
+		return audit(ctx, tx, now, actor, accountID, "number.assign", e, map[string]any{"line": lineID, "caller_id": callerID})
 	})
 	if err != nil {
 		return Number{}, err
@@ -320,27 +311,12 @@ func (s *Service) UnassignNumber(ctx context.Context, actor, accountID, number s
 		if tag.RowsAffected() == 0 {
 			return fault.New(fault.NotFound, "", "number not found")
 		}
-		if err := clearCallerID(ctx, tx, now, e); err != nil {
-			return err
-		}
-		if err := audit(ctx, tx, now, actor, accountID, "number.unassign", e, nil); err != nil {
-			return err
-		}
-		return notifyLines(ctx, tx)
+		return audit(ctx, tx, now, actor, accountID, "number.unassign", e, nil)
 	})
 	if err != nil {
 		return Number{}, err
 	}
 	return s.accountNumber(ctx, accountID, e)
-}
-
-// clearCallerID stops any line from presenting e.
-func clearCallerID(ctx context.Context, tx pgx.Tx, now time.Time, e string) error {
-	_, err := tx.Exec(ctx, `UPDATE lines SET caller_id = '', revision = revision + 1, changed_at = $2 WHERE caller_id = $1`, e, now)
-	if err != nil {
-		return fmt.Errorf("clear caller id: %w", err)
-	}
-	return nil
 }
 
 func (s *Service) accountNumber(ctx context.Context, accountID, e string) (Number, error) {

@@ -184,9 +184,6 @@ func (s *Service) applyNumbers(ctx context.Context, tx pgx.Tx, p *plan, changeID
 				change_id = $2, aging_until = $3, updated_at = $4 WHERE e164 = $1`, nl.Number, changeID, now.Add(s.numberQuarantine), now); err != nil {
 				return nil, nil, fmt.Errorf("release number: %w", err)
 			}
-			if err := clearCallerID(ctx, tx, now, nl.Number); err != nil {
-				return nil, nil, err
-			}
 			released = append(released, nl.Number)
 			continue
 		case nl.Number != "":

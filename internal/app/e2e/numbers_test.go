@@ -153,11 +153,13 @@ func TestNumbersOrderAssignRelease(t *testing.T) {
 		t.Fatalf("assign: %d %s", as.Status, as.Body)
 	}
 	var line struct {
-		CallerID string `json:"caller_id"`
+		CallerID       string   `json:"caller_id"` // the display name: untouched
+		CallerIDNumber string   `json:"caller_id_number"`
+		Numbers        []string `json:"numbers"`
 	}
 	d.Op(t, http.StatusOK, "GET", "/v1/accounts/"+acct+"/lines/"+ls[0].ID, nil).JSON(t, &line)
-	if line.CallerID != "+33142000001" {
-		t.Fatalf("line caller id = %q", line.CallerID)
+	if line.CallerIDNumber != "+33142000001" || line.CallerID != "Acme" || fmt.Sprint(line.Numbers) != "[+33142000001]" {
+		t.Fatalf("line after assignment = %+v", line)
 	}
 	// Another account cannot touch it.
 	other := d.CreateAccount(t, nil)
@@ -182,9 +184,10 @@ func TestNumbersOrderAssignRelease(t *testing.T) {
 	if fmt.Sprint(cres["numbers_released"]) != "[+33142000001]" {
 		t.Fatalf("release = %v", cres)
 	}
+	line.Numbers = nil
 	d.Op(t, http.StatusOK, "GET", "/v1/accounts/"+acct+"/lines/"+ls[0].ID, nil).JSON(t, &line)
-	if line.CallerID != "" {
-		t.Fatalf("caller id after release = %q", line.CallerID)
+	if line.CallerIDNumber != "" || len(line.Numbers) != 0 {
+		t.Fatalf("line after release = %+v", line)
 	}
 	aging := numbersAt(t, d, "/v1/numbers?state=aging")
 	if len(aging) != 1 || aging[0].Number != "+33142000001" || aging[0].AccountID != nil || aging[0].AgingUntil == nil {
