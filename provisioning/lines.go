@@ -18,24 +18,25 @@ import (
 
 // Line is a line as the API shows it (never with its password).
 type Line struct {
-	ID          string `json:"id"`
-	AccountID   string `json:"account_id"`
-	Extension   int    `json:"extension"`
-	Package     string `json:"package"`
-	SIPDomain   string `json:"sip_domain"`
-	SIPUsername string `json:"sip_username"`
-	CallerID    string `json:"caller_id"`
+	ID           string        `json:"id"`
+	AccountID    string        `json:"account_id"`
+	Extension    int           `json:"extension"`
+	Package      string        `json:"package"`
+	SIPDomain    string        `json:"sip_domain"`
+	SIPUsername  string        `json:"sip_username"`
+	CallerID     string        `json:"caller_id"`
+	State        string        `json:"state"`
+	Registered   bool          `json:"registered"`
+	Contacts     []pbx.Contact `json:"contacts"`
+	Device       *string       `json:"device_mac"`
+	PBXSynced    bool          `json:"pbx_synced"`
+	CreatedAt    time.Time     `json:"created_at"`
+	RegisteredAt *time.Time    `json:"registration_updated_at,omitempty"`
+
 	// Numbers are the phone numbers assigned to the line; CallerIDNumber
 	// the one presented as its caller id ("" if none).
-	Numbers        []string      `json:"numbers"`
-	CallerIDNumber string        `json:"caller_id_number"`
-	State          string        `json:"state"`
-	Registered     bool          `json:"registered"`
-	Contacts       []pbx.Contact `json:"contacts"`
-	Device         *string       `json:"device_mac"`
-	PBXSynced      bool          `json:"pbx_synced"`
-	CreatedAt      time.Time     `json:"created_at"`
-	RegisteredAt   *time.Time    `json:"registration_updated_at,omitempty"`
+	Numbers        []string `json:"numbers"`
+	CallerIDNumber string   `json:"caller_id_number"`
 }
 
 // createLines allocates n lines of pkg with the lowest free extensions. The
