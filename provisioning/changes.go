@@ -113,20 +113,22 @@ type Swap struct {
 
 // Preview is what the customer confirms.
 type Preview struct {
-	ID        string        `json:"id"`
-	AccountID string        `json:"account_id"`
-	Items     []PreviewItem `json:"items"`
-	Swaps     []Swap        `json:"swaps,omitempty"`
-	Numbers   []NumberLine  `json:"numbers,omitempty"`
-	// Scheduled are the account's changes waiting for a period end.
-	Scheduled      []ScheduledChange `json:"scheduled_changes"`
-	DueNow         Amounts           `json:"due_now"`
-	CreditNextBill int64             `json:"credit_next_bill_minor"`
-	ChargeNextBill int64             `json:"charge_next_bill_minor"`
-	PaymentMode    string            `json:"payment_mode"`
-	PaymentMethod  string            `json:"payment_method"`
-	Priced         bool              `json:"priced"`
-	CreatedAt      time.Time         `json:"created_at"`
+	ID             string        `json:"id"`
+	AccountID      string        `json:"account_id"`
+	Items          []PreviewItem `json:"items"`
+	Swaps          []Swap        `json:"swaps,omitempty"`
+	DueNow         Amounts       `json:"due_now"`
+	CreditNextBill int64         `json:"credit_next_bill_minor"`
+	ChargeNextBill int64         `json:"charge_next_bill_minor"`
+	PaymentMode    string        `json:"payment_mode"`
+	PaymentMethod  string        `json:"payment_method"`
+	Priced         bool          `json:"priced"`
+	CreatedAt      time.Time     `json:"created_at"`
+
+	// Numbers are the numbers ordered and released; Scheduled the
+	// account's changes waiting for a period end.
+	Numbers   []NumberLine      `json:"numbers,omitempty"`
+	Scheduled []ScheduledChange `json:"scheduled_changes"`
 }
 
 // PreviewItem is one package before → after.

@@ -25,22 +25,22 @@ const NotifyChannel = "pbxd_lines"
 
 // Service is the provisioning domain over PostgreSQL.
 type Service struct {
-	pool    *pgxpool.Pool
-	clock   Clock
-	cipher  *Cipher
-	biller  Biller
-	charger Charger
-	log     *slog.Logger
+	pool   *pgxpool.Pool
+	clock  Clock
+	cipher *Cipher
+	biller Biller
+	log    *slog.Logger
 
+	changeOrders *prometheus.CounterVec
+	linesByState *prometheus.GaugeVec
+
+	// Numbers, requests, hardware (issue 18).
+	charger          Charger
 	numberQuarantine time.Duration
-
-	changeOrders   *prometheus.CounterVec
-	linesByState   *prometheus.GaugeVec
-	numberOrders   *prometheus.CounterVec
-	numbersByState *prometheus.GaugeVec
-
-	requestEvents   *prometheus.CounterVec
-	requestsByState *prometheus.GaugeVec
+	numberOrders     *prometheus.CounterVec
+	numbersByState   *prometheus.GaugeVec
+	requestEvents    *prometheus.CounterVec
+	requestsByState  *prometheus.GaugeVec
 }
 
 // Options configure a Service.
@@ -49,10 +49,10 @@ type Options struct {
 	Clock     Clock
 	SecretKey []byte // 32 bytes: encrypts line passwords at rest
 	Biller    Biller // prices change orders; nil previews quantities only
+	Logger    *slog.Logger
+	Registry  prometheus.Registerer
 	// Charger takes hardware payments; nil: hardware is not sold.
-	Charger  Charger
-	Logger   *slog.Logger
-	Registry prometheus.Registerer
+	Charger Charger
 	// NumberQuarantine is how long a released number ages before it is
 	// sold again.
 	NumberQuarantine time.Duration
@@ -65,7 +65,8 @@ func New(o Options) (*Service, error) {
 		return nil, err
 	}
 	f := promauto.With(o.Registry)
-	s := &Service{pool: o.Pool, clock: o.Clock, cipher: c, biller: o.Biller, charger: o.Charger, log: o.Logger, numberQuarantine: o.NumberQuarantine}
+	s := &Service{pool: o.Pool, clock: o.Clock, cipher: c, biller: o.Biller, log: o.Logger}
+	s.charger, s.numberQuarantine = o.Charger, o.NumberQuarantine
 	s.changeOrders = f.NewCounterVec(prometheus.CounterOpts{Name: "pbxd_change_orders_total", Help: "Change orders by outcome (previewed, confirmed, conflict, refused)."}, []string{"outcome"})
 	s.linesByState = f.NewGaugeVec(prometheus.GaugeOpts{Name: "pbxd_lines", Help: "Lines by state (active, suspended), refreshed every 15 s."}, []string{"state"})
 	s.numberOrders = f.NewCounterVec(prometheus.CounterOpts{Name: "pbxd_number_orders_total", Help: "Numbers reserved by change orders, and orders refused because the numbers were sold meanwhile (sold_out)."}, []string{"outcome"})
