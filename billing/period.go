@@ -6,7 +6,8 @@ import (
 	"time"
 )
 
-// ErrInvalidCycle means a billing cycle name is neither "monthly" nor "annual".
+// ErrInvalidCycle means a billing cycle name is not monthly, quarterly,
+// semiannual or annual.
 var ErrInvalidCycle = errors.New("billing: invalid billing cycle")
 
 // Cycle is how often a subscription renews. Its string value is the API's
@@ -21,12 +22,19 @@ const (
 	// Annual periods are twelve calendar months starting on the 1st of the
 	// month the subscription began.
 	Annual Cycle = "annual"
+	// Quarterly and Semiannual periods are three and six calendar months,
+	// anchored like Annual.
+	Quarterly  Cycle = "quarterly"
+	Semiannual Cycle = "semiannual"
 )
+
+// Cycles lists every cycle, shortest first.
+var Cycles = []Cycle{Monthly, Quarterly, Semiannual, Annual}
 
 // ParseCycle validates an API or catalog cycle name.
 func ParseCycle(s string) (Cycle, error) {
 	switch c := Cycle(s); c {
-	case Monthly, Annual:
+	case Monthly, Quarterly, Semiannual, Annual:
 		return c, nil
 	}
 	return "", fmt.Errorf("%w: %q", ErrInvalidCycle, s)
@@ -37,6 +45,10 @@ func (c Cycle) Months() int {
 	switch c {
 	case Monthly:
 		return 1
+	case Quarterly:
+		return 3
+	case Semiannual:
+		return 6
 	case Annual:
 		return 12
 	}

@@ -334,6 +334,9 @@ func PeriodPrice(p Package, c Cycle) (int64, error) {
 		return annual, err
 	case Monthly:
 		return MulDivRoundChecked(p.PriceMinor, int64(MaxBasisPoints-d), int64(MaxBasisPoints))
+	case Quarterly, Semiannual:
+		price, _, err := CyclePrice(p.PriceMinor, c, d)
+		return price, err
 	}
 	return 0, fmt.Errorf("%w: %q", ErrInvalidCycle, string(c))
 }

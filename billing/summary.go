@@ -201,7 +201,10 @@ func (s *Service) Summary(ctx context.Context, accountID string) (Summary, error
 
 func describePlan(name string, cur Currency, c Cycle, perLineMonth, qty, monthly int64) string {
 	billed := "billed monthly"
-	if c == Annual {
+	switch c {
+	case Quarterly, Semiannual:
+		billed = "billed " + string(c)
+	case Annual:
 		billed = "billed annually"
 	}
 	unit := "lines"

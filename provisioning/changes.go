@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -80,6 +81,16 @@ type Amounts struct {
 type ChangeRequest struct {
 	Items []ChangeItem `json:"items"`
 	Swaps []Swap       `json:"swaps,omitempty"`
+	// Numbers orders local numbers; ReleaseNumbers gives numbers back (they
+	// go into quarantine). Both move the numbers' add-on quantity.
+	Numbers        []NumberOrder `json:"numbers,omitempty"`
+	ReleaseNumbers []string      `json:"release_numbers,omitempty"`
+	// ReleaseEffective is when released numbers go: "now" or "period_end"
+	// ("": the add-on's default).
+	ReleaseEffective string `json:"release_effective,omitempty"`
+	// ByOperator is set by the API for the operator's orders, who may pick
+	// either effective time whatever the catalog lets customers choose.
+	ByOperator bool `json:"by_operator,omitempty"`
 }
 
 // ChangeItem sets the target quantity of one package.
@@ -88,6 +99,10 @@ type ChangeItem struct {
 	Quantity    int      `json:"quantity"`
 	Cycle       string   `json:"cycle,omitempty"`
 	RemoveLines []string `json:"remove_lines,omitempty"`
+	// Effective is when a decrease takes effect: "now" (prorated credit) or
+	// "period_end" (no credit; the lines stay until then). "": the
+	// package's default.
+	Effective string `json:"effective,omitempty"`
 }
 
 // Swap moves a line to another package, keeping its number and password.
@@ -109,6 +124,11 @@ type Preview struct {
 	PaymentMethod  string        `json:"payment_method"`
 	Priced         bool          `json:"priced"`
 	CreatedAt      time.Time     `json:"created_at"`
+
+	// Numbers are the numbers ordered and released; Scheduled the
+	// account's changes waiting for a period end.
+	Numbers   []NumberLine      `json:"numbers,omitempty"`
+	Scheduled []ScheduledChange `json:"scheduled_changes"`
 }
 
 // PreviewItem is one package before → after.
@@ -124,6 +144,17 @@ type PreviewItem struct {
 	UnitMinor     int64     `json:"unit_price_minor"`
 	ProratedMinor int64     `json:"prorated_minor"`
 	Note          string    `json:"note,omitempty"`
+	// Effective is "now", or "period_end" for a decrease that waits for
+	// EffectiveAt; LinesRemovedAtPeriodEnd are the lines it would remove
+	// if it took effect now.
+	Effective string `json:"effective"`
+	// PerMonthMinor is the unit price per month, for display; CycleFrom is
+	// the cycle billed so far when the order switches cycle (ProratedMinor
+	// then nets the old period's credit and the new period's charge).
+	PerMonthMinor           int64      `json:"per_month_minor"`
+	CycleFrom               string     `json:"cycle_from,omitempty"`
+	EffectiveAt             *time.Time `json:"effective_at,omitempty"`
+	LinesRemovedAtPeriodEnd []LineRef  `json:"lines_removed_at_period_end,omitempty"`
 }
 
 // LineRef names a line in a preview or result.
@@ -140,6 +171,12 @@ type ConfirmResult struct {
 	LinesRemoved []LineRef `json:"lines_removed"`
 	LinesSwapped []LineRef `json:"lines_swapped"`
 	InvoiceID    *string   `json:"invoice_id"`
+	// NumbersReserved are the numbers the order bought, NumbersReleased
+	// those it gave back.
+	NumbersReserved []string `json:"numbers_reserved"`
+	NumbersReleased []string `json:"numbers_released"`
+	// Scheduled are the ids of the decreases waiting for their period end.
+	Scheduled []string `json:"scheduled_changes"`
 }
 
 // MaxQuantity bounds one package's seats (an absurd quantity is an error).
@@ -173,7 +210,9 @@ type plan struct {
 	items   []*planItem
 	swaps   []swapPlan
 	changes []PriceChange
-	quote   Quote // the biller's quote, set by render
+	numbers []NumberLine // numbers ordered and released
+	tx      pgx.Tx       // the transaction the plan was read in
+	quote   Quote        // the biller's quote, set by render
 }
 
 type planItem struct {
@@ -184,6 +223,13 @@ type planItem struct {
 	to     int
 	create int
 	remove []lineRow
+
+	switchFrom  string    // the cycle billed so far, when the order switches cycle
+	effective   string    // requested: "", now or period_end
+	scheduled   bool      // a decrease waiting for the period end
+	atEnd       []lineRow // the lines it would remove now
+	namedAtEnd  []string  // the lines the order named for removal
+	effectiveAt time.Time
 }
 
 type swapPlan struct {
@@ -330,7 +376,7 @@ func (s *Service) makePlan(ctx context.Context, tx pgx.Tx, accountID string, req
 	if acct.Status != "active" {
 		return nil, fault.New(fault.Conflict, "", "account is %s", acct.Status)
 	}
-	if len(req.Items) == 0 && len(req.Swaps) == 0 {
+	if len(req.Items) == 0 && len(req.Swaps) == 0 && len(req.Numbers) == 0 && len(req.ReleaseNumbers) == 0 {
 		return nil, fault.New(fault.Invalid, "items", "items (or swaps) must list at least one package")
 	}
 	pkgs, err := packagesByCode(ctx, tx)
@@ -345,7 +391,7 @@ func (s *Service) makePlan(ctx context.Context, tx pgx.Tx, accountID string, req
 	if err != nil {
 		return nil, err
 	}
-	p := &plan{acct: acct}
+	p := &plan{acct: acct, tx: tx}
 	byPkg := map[string]*planItem{}
 	item := func(code, cycle, field string) (*planItem, error) {
 		if it, ok := byPkg[code]; ok {
@@ -363,7 +409,9 @@ func (s *Service) makePlan(ctx context.Context, tx pgx.Tx, accountID string, req
 			it.from, it.cycle = it.sub.Quantity, it.sub.Cycle
 		}
 		if cycle != "" && it.sub != nil && it.sub.Quantity > 0 && cycle != it.sub.Cycle {
-			return nil, fault.New(fault.Invalid, strings.Replace(field, ".package", ".cycle", 1), "package %s is billed %s; a cycle change takes effect at renewal, not mid-period", code, it.sub.Cycle)
+			// A cycle switch: the rest of the old period is credited, a new
+			// period of the new cycle charged (see cycles.go).
+			it.switchFrom = it.sub.Cycle
 		}
 		if cycle != "" {
 			it.cycle = cycle
@@ -386,8 +434,11 @@ func (s *Service) makePlan(ctx context.Context, tx pgx.Tx, accountID string, req
 			return nil, fault.New(fault.Invalid, field+".package", "package %q is listed twice", ci.Package)
 		}
 		seen[ci.Package] = true
-		if ci.Cycle != "" && ci.Cycle != "monthly" && ci.Cycle != "annual" {
-			return nil, fault.New(fault.Invalid, field+".cycle", "cycle must be monthly or annual")
+		if ci.Effective != "" && ci.Effective != EffectiveNow && ci.Effective != EffectivePeriodEnd {
+			return nil, fault.New(fault.Invalid, field+".effective", "effective must be now or period_end")
+		}
+		if ci.Cycle != "" && !slices.Contains(CycleNames, ci.Cycle) {
+			return nil, fault.New(fault.Invalid, field+".cycle", "cycle must be monthly, quarterly, semiannual or annual")
 		}
 		it, err := item(ci.Package, ci.Cycle, field+".package")
 		if err != nil {
@@ -399,7 +450,7 @@ func (s *Service) makePlan(ctx context.Context, tx pgx.Tx, accountID string, req
 		if it.pkg.Retired && ci.Quantity > it.from {
 			return nil, fault.New(fault.Invalid, field+".package", "package %s is retired: no new lines", ci.Package)
 		}
-		it.to = ci.Quantity
+		it.to, it.effective = ci.Quantity, ci.Effective
 		for j, id := range ci.RemoveLines {
 			l, ok := lines[id]
 			if !ok || l.Package != ci.Package {
@@ -407,6 +458,9 @@ func (s *Service) makePlan(ctx context.Context, tx pgx.Tx, accountID string, req
 			}
 			it.remove = append(it.remove, l)
 		}
+	}
+	if err := s.planNumbers(ctx, tx, p, req, seen, item); err != nil {
+		return nil, err
 	}
 	swapped := map[string]bool{}
 	for i, sw := range req.Swaps {
@@ -445,11 +499,22 @@ func (s *Service) makePlan(ctx context.Context, tx pgx.Tx, accountID string, req
 		}
 		p.swaps = append(p.swaps, swapPlan{line: l, to: sw.Package})
 	}
+	if err := s.planSchedule(ctx, tx, p, req, lines); err != nil {
+		return nil, err
+	}
 	// Lines to create and remove, and the extension range.
 	total := len(lines)
 	for i, it := range p.items {
+		if it.scheduled {
+			continue // nothing changes before the period end
+		}
 		used := countLines(lines, it.pkg.Code) - swapsFrom(p.swaps, it.pkg.Code) + pendingIn(p.swaps, it.pkg.Code)
 		switch {
+		case it.pkg.Kind == "addon":
+			// An add-on (numbers, SMS…) is billed, never a line.
+			if len(it.remove) > 0 {
+				return nil, fault.New(fault.Invalid, fmt.Sprintf("items[%d].remove_lines", i), "%s is an add-on: it has no lines", it.pkg.Code)
+			}
 		case it.to > used:
 			it.create = it.to - used // seats bought get their lines at once
 		case it.to < used:
@@ -462,7 +527,9 @@ func (s *Service) makePlan(ctx context.Context, tx pgx.Tx, accountID string, req
 			return nil, fault.New(fault.Invalid, fmt.Sprintf("items[%d].remove_lines", i), "no line goes at quantity %d", it.to)
 		}
 		total += it.create - len(it.remove)
-		if it.to != it.from || len(it.remove) > 0 || it.create > 0 {
+		if it.switchFrom != "" {
+			p.changes = append(p.changes, s.switchChanges(acct, it)...)
+		} else if it.to != it.from || len(it.remove) > 0 || it.create > 0 {
 			p.changes = append(p.changes, s.priceChange(acct, it))
 		}
 	}
@@ -567,7 +634,11 @@ func (s *Service) render(ctx context.Context, p *plan, id string) (Preview, erro
 	}
 	for _, it := range p.items {
 		pi := PreviewItem{Package: it.pkg.Code, Name: it.pkg.Name, Cycle: it.cycle, From: it.from, To: it.to,
-			LinesCreated: it.create, LinesRemoved: []LineRef{}, Direction: "same"}
+			LinesCreated: it.create, LinesRemoved: []LineRef{}, Direction: "same", Effective: EffectiveNow}
+		if it.scheduled {
+			at := it.effectiveAt.In(p.acct.Location())
+			pi.Effective, pi.EffectiveAt, pi.LinesRemovedAtPeriodEnd = EffectivePeriodEnd, &at, lineRefs(it.atEnd)
+		}
 		if it.to > it.from {
 			pi.Direction = "up"
 		} else if it.to < it.from {
@@ -575,15 +646,20 @@ func (s *Service) render(ctx context.Context, p *plan, id string) (Preview, erro
 		}
 		if s.biller != nil {
 			pi.UnitMinor = s.biller.PeriodPrice(it.pkg, it.cycle)
-			if it.sub != nil && it.sub.Quantity > 0 {
+			if it.sub != nil && it.sub.Quantity > 0 && it.switchFrom == "" {
 				pi.UnitMinor = it.sub.PeriodPrice
 			}
+			pi.PerMonthMinor = perMonth(pi.UnitMinor, it.cycle)
 		}
+		pi.CycleFrom = it.switchFrom
+		var notes []string
 		for _, qi := range q.Items {
 			if qi.Package == it.pkg.Code {
-				pi.ProratedMinor, pi.Note = qi.ProratedMinor, qi.Note
+				pi.ProratedMinor += qi.ProratedMinor
+				notes = append(notes, qi.Note)
 			}
 		}
+		pi.Note = strings.Join(notes, "; ")
 		for _, l := range it.remove {
 			pi.LinesRemoved = append(pi.LinesRemoved, LineRef{ID: l.ID, Extension: l.Extension, Package: l.Package})
 		}
@@ -592,15 +668,26 @@ func (s *Service) render(ctx context.Context, p *plan, id string) (Preview, erro
 	for _, sw := range p.swaps {
 		pv.Swaps = append(pv.Swaps, Swap{Line: sw.line.ID, Package: sw.to})
 	}
-	return pv, nil
+	pv.Numbers = p.numbers
+	var err error
+	pv.Scheduled, err = s.scheduledOf(ctx, p.tx, p.acct.ID)
+	return pv, err
 }
 
 // apply writes the plan: subscriptions, lines, money, audit, NOTIFY.
 func (s *Service) apply(ctx context.Context, tx pgx.Tx, actor string, p *plan, pv Preview) (ConfirmResult, error) {
 	now := s.clock.Now()
-	res := ConfirmResult{ChangeID: pv.ID, LinesCreated: []LineRef{}, LinesRemoved: []LineRef{}, LinesSwapped: []LineRef{}}
+	res := ConfirmResult{ChangeID: pv.ID, LinesCreated: []LineRef{}, LinesRemoved: []LineRef{}, LinesSwapped: []LineRef{},
+		NumbersReserved: []string{}, NumbersReleased: []string{}}
 	for _, it := range p.items {
-		if err := s.saveSubscription(ctx, tx, p.acct, it, p.changes, now); err != nil {
+		if it.scheduled {
+			continue // applySchedule records it
+		}
+		if it.switchFrom != "" {
+			if err := s.switchSubscription(ctx, tx, p.acct, it); err != nil {
+				return res, err
+			}
+		} else if err := s.saveSubscription(ctx, tx, p.acct, it, p.changes, now); err != nil {
 			return res, err
 		}
 		for _, l := range it.remove {
@@ -628,6 +715,13 @@ func (s *Service) apply(ctx context.Context, tx pgx.Tx, actor string, p *plan, p
 			return res, err
 		}
 		res.LinesCreated = append(res.LinesCreated, created...)
+	}
+	var err error
+	if res.NumbersReserved, res.NumbersReleased, err = s.applyNumbers(ctx, tx, p, pv.ID, res.LinesRemoved, now); err != nil {
+		return res, err
+	}
+	if res.Scheduled, err = s.applySchedule(ctx, tx, p, pv.ID, now); err != nil {
+		return res, err
 	}
 	if s.biller != nil && pv.Priced {
 		// The quote confirm's render just made, which matched the preview.

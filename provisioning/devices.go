@@ -47,6 +47,8 @@ type NewDevice struct {
 	Timezone    string
 	Language    string
 	Lines       []DeviceLine
+
+	hardwareUnit string // a phone sold by pbxd, shipped with this device
 }
 
 // CreateDevice registers a phone and binds its lines. It returns the
@@ -86,7 +88,12 @@ func (s *Service) CreateDevice(ctx context.Context, actor, accountID string, n N
 		if err := bindLines(ctx, tx, accountID, id, n.Lines); err != nil {
 			return err
 		}
-		return audit(ctx, tx, now, actor, accountID, "device.create", id, map[string]any{"mac": mac.String(), "vendor": n.Vendor})
+		if n.hardwareUnit != "" {
+			if err := shipUnit(ctx, tx, now, accountID, n.hardwareUnit, id, mac.String()); err != nil {
+				return err
+			}
+		}
+		return audit(ctx, tx, now, actor, accountID, "device.create", id, map[string]any{"mac": mac.String(), "vendor": n.Vendor, "hardware_unit": n.hardwareUnit})
 	})
 	if err != nil {
 		return Device{}, "", err

@@ -33,6 +33,14 @@ type Service struct {
 
 	changeOrders *prometheus.CounterVec
 	linesByState *prometheus.GaugeVec
+
+	// Numbers, requests, hardware (issue 18).
+	charger          Charger
+	numberQuarantine time.Duration
+	numberOrders     *prometheus.CounterVec
+	numbersByState   *prometheus.GaugeVec
+	requestEvents    *prometheus.CounterVec
+	requestsByState  *prometheus.GaugeVec
 }
 
 // Options configure a Service.
@@ -43,6 +51,11 @@ type Options struct {
 	Biller    Biller // prices change orders; nil previews quantities only
 	Logger    *slog.Logger
 	Registry  prometheus.Registerer
+	// Charger takes hardware payments; nil: hardware is not sold.
+	Charger Charger
+	// NumberQuarantine is how long a released number ages before it is
+	// sold again.
+	NumberQuarantine time.Duration
 }
 
 // New builds the service and registers its metrics.
@@ -53,8 +66,13 @@ func New(o Options) (*Service, error) {
 	}
 	f := promauto.With(o.Registry)
 	s := &Service{pool: o.Pool, clock: o.Clock, cipher: c, biller: o.Biller, log: o.Logger}
+	s.charger, s.numberQuarantine = o.Charger, o.NumberQuarantine
 	s.changeOrders = f.NewCounterVec(prometheus.CounterOpts{Name: "pbxd_change_orders_total", Help: "Change orders by outcome (previewed, confirmed, conflict, refused)."}, []string{"outcome"})
 	s.linesByState = f.NewGaugeVec(prometheus.GaugeOpts{Name: "pbxd_lines", Help: "Lines by state (active, suspended), refreshed every 15 s."}, []string{"state"})
+	s.numberOrders = f.NewCounterVec(prometheus.CounterOpts{Name: "pbxd_number_orders_total", Help: "Numbers reserved by change orders, and orders refused because the numbers were sold meanwhile (sold_out)."}, []string{"outcome"})
+	s.requestEvents = f.NewCounterVec(prometheus.CounterOpts{Name: "pbxd_service_requests_events_total", Help: "Service requests entering a state (open, approved, rejected, done), by kind."}, []string{"kind", "state"})
+	s.requestsByState = f.NewGaugeVec(prometheus.GaugeOpts{Name: "pbxd_service_requests", Help: "Service requests by kind and state, refreshed every 15 s."}, []string{"kind", "state"})
+	s.numbersByState = f.NewGaugeVec(prometheus.GaugeOpts{Name: "pbxd_numbers", Help: "Inventory numbers by kind and state, refreshed every 15 s."}, []string{"kind", "state"})
 	return s, nil
 }
 
@@ -89,6 +107,8 @@ func (s *Service) refreshGauges(ctx context.Context) {
 	for st, n := range counts {
 		s.linesByState.WithLabelValues(st).Set(n)
 	}
+	s.refreshNumberGauge(ctx)
+	s.refreshRequestGauge(ctx)
 }
 
 // audit records who did what, in the caller's transaction.

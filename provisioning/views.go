@@ -15,6 +15,7 @@ type Subscription struct {
 	Cycle              string     `json:"cycle"`
 	Status             string     `json:"status"`
 	PeriodPriceMinor   int64      `json:"period_price_minor"`
+	PerMonthMinor      int64      `json:"per_month_minor"` // the period price per month, for display
 	Currency           string     `json:"currency"`
 	CurrentPeriodStart time.Time  `json:"current_period_start"`
 	CurrentPeriodEnd   time.Time  `json:"current_period_end"`
@@ -45,6 +46,7 @@ func (s *Service) Subscriptions(ctx context.Context, accountID string) ([]Subscr
 			return nil, err
 		}
 		v.Available = max(0, v.Quantity-v.Used)
+		v.PerMonthMinor = perMonth(v.PeriodPriceMinor, v.Cycle)
 		out = append(out, v)
 	}
 	return out, rows.Err()
@@ -56,6 +58,8 @@ type PackageView struct {
 	Name       string `json:"name"`
 	PriceMinor int64  `json:"price_minor"` // catalog price per line per month
 	Lines      []Line `json:"lines"`
+	// Scheduled is the decrease waiting for the period end, if any.
+	Scheduled *ScheduledChange `json:"scheduled_change,omitempty"`
 }
 
 // MyPackages is the "My packages" page: per package the seats, price, cycle,
@@ -77,9 +81,18 @@ func (s *Service) MyPackages(ctx context.Context, accountID string) ([]PackageVi
 	for _, p := range pkgs {
 		byCode[p.Code] = p
 	}
+	pending, err := s.PendingScheduled(ctx, accountID)
+	if err != nil {
+		return nil, err
+	}
 	out := []PackageView{}
 	for _, sub := range subs {
 		v := PackageView{Subscription: sub, Name: byCode[sub.Package].Name, PriceMinor: byCode[sub.Package].PriceMinor, Lines: []Line{}}
+		for i := range pending {
+			if pending[i].Package == sub.Package {
+				v.Scheduled = &pending[i]
+			}
+		}
 		for _, l := range lines {
 			if l.Package == sub.Package {
 				v.Lines = append(v.Lines, l)

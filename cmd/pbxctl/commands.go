@@ -72,7 +72,7 @@ func (c *cli) dispatch(args []string) error {
 		if err != nil {
 			return err
 		}
-		return c.list("/v1/accounts/"+id+"/subscriptions", "subscriptions", []string{"package", "quantity", "used", "available", "cycle", "status", "current_period_start", "current_period_end", "next_payment_at"})
+		return c.list("/v1/accounts/"+id+"/subscriptions", "subscriptions", []string{"package", "quantity", "used", "available", "cycle", "per_month_minor", "status", "current_period_start", "current_period_end", "next_payment_at"})
 	case cmd == "devices" && sub == "list":
 		id, err := arg(rest, 1, "ACCOUNT")
 		if err != nil {
@@ -152,6 +152,23 @@ func (c *cli) dispatch(args []string) error {
 			return usageError("payment-methods add ACCOUNT -gateway G -token T [-default]")
 		}
 		return c.show("POST", "/v1/accounts/"+pos[0]+"/payment-methods", map[string]any{"gateway": *gw, "token": *tok, "default": *def}, nil)
+	case cmd == "numbers":
+		return c.numbers(rest)
+	case cmd == "requests":
+		return c.requests(rest)
+	case cmd == "hardware":
+		return c.hardware(rest)
+	case cmd == "scheduled" && sub == "list":
+		id, err := arg(rest, 1, "ACCOUNT")
+		if err != nil {
+			return err
+		}
+		return c.list("/v1/accounts/"+id+"/scheduled-changes", "scheduled_changes", []string{"id", "package", "from", "to", "effective_at", "state", "release_numbers"})
+	case cmd == "scheduled" && sub == "cancel":
+		if len(rest) != 3 {
+			return usageError("scheduled cancel ACCOUNT ID")
+		}
+		return c.show("DELETE", "/v1/accounts/"+url.PathEscape(rest[1])+"/scheduled-changes/"+url.PathEscape(rest[2]), nil, nil)
 	case cmd == "clock":
 		if len(rest) == 0 {
 			return c.show("GET", "/v1/test-clock", nil, nil)
@@ -209,9 +226,30 @@ func (c *cli) preview(args []string) error {
 	if len(args) < 2 {
 		return usageError("change preview ACCOUNT PACKAGE=QTY[:annual] ...")
 	}
-	var items []map[string]any
+	items := []map[string]any{}
+	body := map[string]any{}
+	var numbers []map[string]any
+	var release []string
 	for _, a := range args[1:] {
+		if nr, ok := strings.CutPrefix(a, "release:"); ok {
+			release = append(release, nr)
+			continue
+		}
+		if strings.HasPrefix(a, "+") {
+			prefix, q, ok := strings.Cut(a, "*")
+			if !ok {
+				numbers = append(numbers, map[string]any{"number": a})
+				continue
+			}
+			n, err := strconv.Atoi(q)
+			if err != nil {
+				return usageError("bad number order " + a + " (want +PREFIX*QTY)")
+			}
+			numbers = append(numbers, map[string]any{"prefix": prefix, "quantity": n})
+			continue
+		}
 		pkg, q, ok := strings.Cut(a, "=")
+		q, effective, _ := strings.Cut(q, "@")
 		qty, cycle, _ := strings.Cut(q, ":")
 		n, err := strconv.Atoi(qty)
 		if !ok || err != nil {
@@ -221,9 +259,19 @@ func (c *cli) preview(args []string) error {
 		if cycle != "" {
 			it["cycle"] = cycle
 		}
+		if effective != "" {
+			it["effective"] = effective
+		}
 		items = append(items, it)
 	}
-	b, err := c.c.Do(c.ctx, "POST", "/v1/accounts/"+url.PathEscape(args[0])+"/changes", map[string]any{"items": items})
+	body["items"] = items
+	if numbers != nil {
+		body["numbers"] = numbers
+	}
+	if release != nil {
+		body["release_numbers"] = release
+	}
+	b, err := c.c.Do(c.ctx, "POST", "/v1/accounts/"+url.PathEscape(args[0])+"/changes", body)
 	if err != nil {
 		return err
 	}
@@ -238,6 +286,8 @@ func (c *cli) preview(args []string) error {
 			LinesCreated  int                       `json:"lines_created"`
 			LinesRemoved  []struct{ Extension int } `json:"lines_removed"`
 			ProratedMinor int64                     `json:"prorated_minor"`
+			Effective     string                    `json:"effective"`
+			EffectiveAt   string                    `json:"effective_at"`
 		}
 		DueNow struct {
 			Net      int64 `json:"net_minor"`
@@ -248,6 +298,10 @@ func (c *cli) preview(args []string) error {
 		Credit      int64  `json:"credit_next_bill_minor"`
 		ChargeLater int64  `json:"charge_next_bill_minor"`
 		Method      string `json:"payment_method"`
+		Numbers     []struct {
+			Action, Number, Prefix, Addon string
+			Quantity                      int
+		}
 	}
 	if err := json.Unmarshal(b, &pv); err != nil {
 		return err
@@ -265,7 +319,11 @@ func (c *cli) preview(args []string) error {
 		for _, l := range it.LinesRemoved {
 			removed = append(removed, strconv.Itoa(l.Extension))
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%d\t%s\t%s\n", it.Package, it.From, it.To, arrow, it.LinesCreated, strings.Join(removed, ","), money(it.ProratedMinor))
+		when := ""
+		if it.Effective == "period_end" {
+			when = "at period end " + it.EffectiveAt
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%d\t%s\t%s\t%s\n", it.Package, it.From, it.To, arrow, it.LinesCreated, strings.Join(removed, ","), money(it.ProratedMinor), when)
 	}
 	tw.Flush()
 	cur := pv.DueNow.Currency
@@ -276,6 +334,13 @@ func (c *cli) preview(args []string) error {
 	}
 	if pv.Method != "" {
 		fmt.Fprintf(c.out, "payment method:   %s\n", pv.Method)
+	}
+	for _, n := range pv.Numbers {
+		what := n.Number
+		if what == "" {
+			what = fmt.Sprintf("%d starting %s", n.Quantity, n.Prefix)
+		}
+		fmt.Fprintf(c.out, "number %-8s %s (%s)\n", n.Action+":", what, n.Addon)
 	}
 	fmt.Fprintf(c.out, "\nconfirm with: pbxctl change confirm %s\n", pv.ID)
 	return nil

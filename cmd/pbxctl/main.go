@@ -27,6 +27,7 @@ type cli struct {
 	json   bool
 	ctx    context.Context
 	getenv func(string) string
+	stdin  io.Reader
 }
 
 func run(args []string, stdout, stderr io.Writer, getenv func(string) string) int {
@@ -59,7 +60,7 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 			tok = strings.TrimSpace(string(b))
 		}
 	}
-	c := &cli{c: &client.Client{BaseURL: *url, Token: tok}, out: stdout, json: *output == "json", ctx: context.Background(), getenv: getenv}
+	c := &cli{c: &client.Client{BaseURL: *url, Token: tok}, out: stdout, json: *output == "json", ctx: context.Background(), getenv: getenv, stdin: os.Stdin}
 	if err := c.dispatch(fs.Args()); err != nil {
 		fmt.Fprintln(stderr, "pbxctl:", err)
 		if _, ok := err.(usageError); ok {
@@ -93,7 +94,7 @@ const usage = `usage: pbxctl [-url URL] [-token TOKEN] [-o table|json] COMMAND
   accounts token ACCOUNT                   issue an account-scoped token
   lines list ACCOUNT
   line password ACCOUNT LINE [-reset]      reveal (audited) or regenerate
-  change preview ACCOUNT PACKAGE=QTY[:annual] ...
+  change preview ACCOUNT PACKAGE=QTY[:CYCLE][@now|@period_end] ... [+NUMBER] [+PREFIX*QTY] [release:+NUMBER]
   change confirm CHANGE
   subscriptions ACCOUNT
   devices list ACCOUNT
@@ -109,5 +110,25 @@ const usage = `usage: pbxctl [-url URL] [-token TOKEN] [-o table|json] COMMAND
   billing run                              run the renewal job now
   payment-methods add ACCOUNT -gateway sandbox -token sandbox_approve [-default]
   payment-methods list ACCOUNT
+  numbers import -country FR [-area +331] [-kind local|toll-free] [-addon local-number]
+                 [-setup-fee 0] FILE|-     one E.164 number per line; idempotent
+  numbers list [-prefix +331] [-state S]   the inventory
+  numbers available [-prefix +331]         free local numbers a customer may order
+  numbers account ACCOUNT                  the account's numbers
+  numbers assign ACCOUNT NUMBER [-line LINE] [-caller-id]
+  numbers unassign ACCOUNT NUMBER
+  requests file ACCOUNT KIND [DETAILS-JSON]  cancel_all, downgrade, remove_addon, remove_number,
+                                           port_in, port_out, change_owner or other
+  requests list [ACCOUNT] [-state open]    one account's, or all (operator)
+  requests show REQUEST
+  requests comment REQUEST TEXT
+  requests approve REQUEST [-now] [-comment C]   default: at the period end
+  requests reject REQUEST -comment C
+  requests done REQUEST [-comment C]       a port-in's numbers join the account
+  hardware buy ACCOUNT ITEM [-quantity N]  a phone, paid by card at once
+  hardware list ACCOUNT                    orders and units awaiting their MAC
+  hardware ship ACCOUNT UNIT -mac MAC [-line LINE ...]   registers the device
+  scheduled list ACCOUNT                   decreases waiting for their period end
+  scheduled cancel ACCOUNT ID
   clock [RFC3339-TIME]                     read or set the test clock
 `

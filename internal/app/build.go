@@ -23,9 +23,12 @@ func (a *App) build(ctx context.Context, cfg *config.Config) error {
 	if err != nil {
 		return fmt.Errorf("billing: %w", err)
 	}
+	charger, _ := a.biller.(provisioning.Charger)
 	prov, err := provisioning.New(provisioning.Options{
-		Pool: a.pool, Clock: a.clock, SecretKey: a.secretKey, Biller: a.biller,
+		Charger: charger,
+		Pool:    a.pool, Clock: a.clock, SecretKey: a.secretKey, Biller: a.biller,
 		Logger: a.log.With("component", "provisioning"), Registry: a.reg,
+		NumberQuarantine: time.Duration(cfg.Numbers.Quarantine),
 	})
 	if err != nil {
 		return err
@@ -47,7 +50,7 @@ func (a *App) build(ctx context.Context, cfg *config.Config) error {
 	bill.SetLineSwitch(prov)
 	a.parts = append(a.parts, part{"billing gauges", bill.Run})
 
-	jobs := billingJobs(bill, cfg)
+	jobs := withScheduledChanges(billingJobs(bill, cfg), prov)
 	sched, err := scheduler.New(a.pool, a.clock, a.log.With("component", "scheduler"), a.reg, jobs...)
 	if err != nil {
 		return err
@@ -105,7 +108,11 @@ func catalogOf(cfg *config.Config) []provisioning.Package {
 			kind = "package"
 		}
 		pp := provisioning.Package{Code: p.Code, Name: p.Name, Kind: kind, PriceMinor: p.PriceMinor, Currency: p.Currency,
-			TrialDays: p.TrialDays, DialContext: p.DialContext, FixedMonthDays: p.FixedMonthDays, ExcludeOrderDay: p.ExcludeOrderDay}
+			TrialDays: p.TrialDays, DialContext: p.DialContext, FixedMonthDays: p.FixedMonthDays, ExcludeOrderDay: p.ExcludeOrderDay,
+			Decrease: p.Decrease, DecreaseChoice: p.DecreaseChoice, Stock: p.Stock, Vendor: p.Vendor, Model: p.Model}
+		if pp.Decrease == "" {
+			pp.Decrease = provisioning.DecreaseImmediate
+		}
 		for _, c := range p.Cycles {
 			pp.Cycles = append(pp.Cycles, provisioning.Cycle{Cycle: c.Cycle, DiscountBP: c.DiscountPercent.BP})
 		}

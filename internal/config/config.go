@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -55,6 +56,8 @@ type Config struct {
 	Billing Billing `yaml:"billing"`
 	// Phones configures the phone auto-provisioning server.
 	Phones Phones `yaml:"phones"`
+	// Numbers configures the phone number inventory.
+	Numbers Numbers `yaml:"numbers"`
 	// Catalog is the list of packages and add-ons sold.
 	Catalog []Package `yaml:"catalog"`
 }
@@ -182,6 +185,13 @@ type Issuer struct {
 	VATID   string   `yaml:"vat_id"`
 }
 
+// Numbers configures the phone number inventory.
+type Numbers struct {
+	// Quarantine is how long a released or ported-out number ages before
+	// it is sold again (regulators and callers expect a gap).
+	Quarantine Duration `yaml:"quarantine"`
+}
+
 // Phones configures phone auto-provisioning.
 type Phones struct {
 	// Registrar is the host phones register to (written into their config).
@@ -211,11 +221,23 @@ type Package struct {
 	FixedMonthDays bool `yaml:"fixed_month_days"`
 	// ExcludeOrderDay does not charge the day of the order.
 	ExcludeOrderDay bool `yaml:"exclude_order_day"`
+	// Decrease is when a lower quantity takes effect: immediate_credit (the
+	// default: lines go now, prorated credit) or period_end (lines stay
+	// until the period ends, no credit).
+	Decrease string `yaml:"decrease"`
+	// DecreaseChoice lets customers pick the other one per order.
+	DecreaseChoice bool `yaml:"decrease_choice"`
+	// Stock (kind hardware) is how many units were received; unset:
+	// unlimited. What is left is the stock minus the units sold.
+	Stock *int `yaml:"stock"`
+	// Vendor and Model (kind hardware) are what the phone provisions as.
+	Vendor string `yaml:"vendor"`
+	Model  string `yaml:"model"`
 }
 
 // Cycle is a billing cycle offered for a package.
 type Cycle struct {
-	Cycle           string  `yaml:"cycle"` // monthly or annual
+	Cycle           string  `yaml:"cycle"` // monthly, quarterly, semiannual or annual
 	DiscountPercent Percent `yaml:"discount_percent"`
 }
 
@@ -497,6 +519,9 @@ func (c *Config) Validate() error {
 	for d, algs := range c.SIP.AccountDigestAlgorithms {
 		checkAlgs("sip.account_digest_algorithms."+d, algs)
 	}
+	if c.Numbers.Quarantine < 0 {
+		bad("numbers.quarantine", "must not be negative")
+	}
 	if c.Reconciler.Concurrency < 1 || c.Reconciler.Concurrency > 256 {
 		bad("reconciler.concurrency", "must be between 1 and 256")
 	}
@@ -536,8 +561,22 @@ func (c *Config) Validate() error {
 		if p.Name == "" {
 			bad(key+".name", "must be set")
 		}
-		if p.Kind != "package" && p.Kind != "addon" && p.Kind != "" {
-			bad(key+".kind", "%q is not package or addon", p.Kind)
+		if p.Kind != "package" && p.Kind != "addon" && p.Kind != "hardware" && p.Kind != "" {
+			bad(key+".kind", "%q is not package, addon or hardware", p.Kind)
+		}
+		if p.Kind == "hardware" {
+			// A one-time sale: no cycle, no dial plan; a phone model.
+			if p.Vendor == "" {
+				bad(key+".vendor", "must be set (yealink, polycom, grandstream, snom or cisco)")
+			}
+			if p.Stock != nil && *p.Stock < 0 {
+				bad(key+".stock", "must not be negative")
+			}
+			if len(p.Cycles) > 0 || p.DialContext != "" || p.TrialDays != 0 || p.Decrease != "" {
+				bad(key+".cycles", "hardware is sold once: no cycles, dial_context, trial_days or decrease")
+			}
+		} else if p.Stock != nil || p.Vendor != "" || p.Model != "" {
+			bad(key+".stock", "stock, vendor and model are for kind hardware")
 		}
 		if p.PriceMinor < 0 || p.PriceMinor > 100_000_000 {
 			bad(key+".price_minor", "must be between 0 and 100000000")
@@ -548,15 +587,18 @@ func (c *Config) Validate() error {
 		if p.TrialDays < 0 || p.TrialDays > 365 {
 			bad(key+".trial_days", "must be between 0 and 365")
 		}
-		if p.DialContext == "" {
+		if p.DialContext == "" && p.Kind != "hardware" {
 			bad(key+".dial_context", "must be set")
 		}
-		if len(p.Cycles) == 0 {
+		if p.Decrease != "" && p.Decrease != "immediate_credit" && p.Decrease != "period_end" {
+			bad(key+".decrease", "%q is not immediate_credit or period_end", p.Decrease)
+		}
+		if len(p.Cycles) == 0 && p.Kind != "hardware" {
 			bad(key+".cycles", "must offer at least one cycle")
 		}
 		for j, cy := range p.Cycles {
-			if cy.Cycle != "monthly" && cy.Cycle != "annual" {
-				bad(fmt.Sprintf("%s.cycles[%d].cycle", key, j), "%q is not monthly or annual", cy.Cycle)
+			if !slices.Contains([]string{"monthly", "quarterly", "semiannual", "annual"}, cy.Cycle) {
+				bad(fmt.Sprintf("%s.cycles[%d].cycle", key, j), "%q is not monthly, quarterly, semiannual or annual", cy.Cycle)
 			}
 		}
 	}

@@ -110,6 +110,10 @@ func New(opts Options) *API {
 		a.provisioningRoutes(opts.Provisioning)
 		a.deviceRoutes(opts.Provisioning)
 		a.accountStatusRoutes(opts.Provisioning)
+		a.numberRoutes(opts.Provisioning)
+		a.scheduledRoutes(opts.Provisioning)
+		a.requestRoutes(opts.Provisioning)
+		a.hardwareRoutes(opts.Provisioning)
 	}
 	if opts.Provision != nil {
 		a.handle("GET /provision/{file}", opts.Provision)

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/pbxd/pbxd/billing"
+	"github.com/pbxd/pbxd/provisioning"
 )
 
 // BillingRoutes serves invoices, payment methods, the billing summary and
@@ -157,7 +158,19 @@ func (a *API) billingRoutes(svc *billing.Service, runRenewals func(context.Conte
 		if err != nil {
 			return err
 		}
-		writeJSON(w, http.StatusOK, sum)
+		if a.opts.Provisioning == nil {
+			writeJSON(w, http.StatusOK, sum)
+			return nil
+		}
+		// Decreases waiting for their period end: the next bill follows them.
+		sched, err := a.opts.Provisioning.PendingScheduled(r.Context(), id)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, struct {
+			billing.Summary
+			Scheduled []provisioning.ScheduledChange `json:"scheduled_changes"`
+		}{sum, sched})
 		return nil
 	}))
 	a.handle("POST /v1/billing/run", a.operator(func(w http.ResponseWriter, r *http.Request) error {

@@ -181,6 +181,12 @@ func (a *API) provisioningRoutes(svc *provisioning.Service) {
 		if err := decode(r, &req); err != nil {
 			return err
 		}
+		// Set here, never by the body: the operator may pick either effective time.
+		req.ByOperator = PrincipalFrom(r.Context()).Operator
+		if len(req.ReleaseNumbers) > 0 && !req.ByOperator {
+			// Customers give numbers back by request (remove_number, port_out).
+			return Invalid("release_numbers", "numbers are removed by the operator: file a remove_number request")
+		}
 		pv, err := svc.PreviewChange(r.Context(), id, req)
 		if err != nil {
 			return err

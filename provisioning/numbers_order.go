@@ -1,0 +1,224 @@
+package provisioning
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pbxd/pbxd/internal/fault"
+)
+
+// NumberOrder asks for local numbers in a change order: either one chosen
+// free number, or Quantity numbers starting with Prefix. Addon picks the
+// price when numbers of the prefix are sold under several add-ons.
+type NumberOrder struct {
+	Number   string `json:"number,omitempty"`
+	Prefix   string `json:"prefix,omitempty"`
+	Quantity int    `json:"quantity,omitempty"`
+	Addon    string `json:"addon,omitempty"`
+}
+
+// NumberLine is a number order or release as the preview shows it.
+type NumberLine struct {
+	Action   string `json:"action"` // order or release
+	Number   string `json:"number,omitempty"`
+	Prefix   string `json:"prefix,omitempty"`
+	Quantity int    `json:"quantity"`
+	Addon    string `json:"addon"`
+	// Effective is "period_end" for a release that waits for the add-on's
+	// period end (the number stays, marked removal_requested).
+	Effective string `json:"effective,omitempty"`
+}
+
+// maxNumbersPerOrder bounds one order's numbers by prefix.
+const maxNumbersPerOrder = 1000
+
+// planNumbers works the request's number orders and releases into the
+// plan: each moves its add-on's quantity by one per number. item returns
+// the plan item of a package (creating it); listed are the packages the
+// request sets explicitly.
+func (s *Service) planNumbers(ctx context.Context, tx pgx.Tx, p *plan, req ChangeRequest, listed map[string]bool,
+	item func(code, cycle, field string) (*planItem, error)) error {
+	now := s.clock.Now()
+	// An add-on that numbers are sold under follows the numbers held: its
+	// quantity cannot be set directly.
+	for i, ci := range req.Items {
+		var used bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM numbers WHERE addon_code = $1)`, ci.Package).Scan(&used); err != nil {
+			return fmt.Errorf("read number add-ons: %w", err)
+		}
+		if used {
+			return fault.New(fault.Invalid, fmt.Sprintf("items[%d].package", i), "%s bills phone numbers: order numbers with \"numbers\" (a prefix or a chosen number) instead of a quantity", ci.Package)
+		}
+	}
+	chosen := map[string]bool{}
+	for i, o := range req.Numbers {
+		field := fmt.Sprintf("numbers[%d]", i)
+		nl := NumberLine{Action: "order", Quantity: o.Quantity}
+		switch {
+		case o.Number != "" && o.Prefix != "":
+			return fault.New(fault.Invalid, field+".prefix", "give a number or a prefix, not both")
+		case o.Number != "":
+			e, err := ParseE164(o.Number)
+			if err != nil {
+				return fault.New(fault.Invalid, field+".number", "%q is not an E.164 number: %v", o.Number, err)
+			}
+			if o.Quantity != 0 && o.Quantity != 1 {
+				return fault.New(fault.Invalid, field+".quantity", "a chosen number has quantity 1")
+			}
+			if chosen[e] {
+				return fault.New(fault.Invalid, field+".number", "number %s is listed twice", e)
+			}
+			chosen[e] = true
+			var kind, addon string
+			var free bool
+			err = tx.QueryRow(ctx, named(`SELECT n.kind, n.addon_code, `+freeNumber+` FROM numbers n WHERE n.e164 = $2`), now, e).Scan(&kind, &addon, &free)
+			if errors.Is(err, pgx.ErrNoRows) || (err == nil && (!free || (kind != NumberLocal && !req.ByOperator))) {
+				return fault.New(fault.Conflict, field+".number", "number %s is not available; pick another free local number", e)
+			}
+			if err != nil {
+				return fmt.Errorf("read number: %w", err)
+			}
+			nl.Number, nl.Quantity, nl.Addon = e, 1, addon
+		case o.Prefix != "":
+			prefix, err := parsePrefix(o.Prefix)
+			if err != nil {
+				return fault.New(fault.Invalid, field+".prefix", "prefix %v", err)
+			}
+			if o.Quantity < 1 || o.Quantity > maxNumbersPerOrder {
+				return fault.New(fault.Invalid, field+".quantity", "quantity must be between 1 and %d", maxNumbersPerOrder)
+			}
+			// The first free numbers in order, read through the index and
+			// never counted in full: an inventory may hold millions.
+			rows, err := tx.Query(ctx, named(`SELECT n.addon_code FROM numbers n
+				WHERE n.e164 LIKE $2 || '%' AND n.kind = 'local' AND `+freeNumber+` AND ($3 = '' OR n.addon_code = $3)
+				ORDER BY n.e164 LIMIT $4`), now, prefix, o.Addon, o.Quantity)
+			if err != nil {
+				return fmt.Errorf("find free numbers: %w", err)
+			}
+			first, err := pgx.CollectRows(rows, pgx.RowTo[string])
+			if err != nil {
+				return fmt.Errorf("find free numbers: %w", err)
+			}
+			if len(first) < o.Quantity {
+				return fault.New(fault.Conflict, field+".quantity", "only %d free local numbers start with %s", len(first), prefix)
+			}
+			slices.Sort(first)
+			if addons := slices.Compact(first); len(addons) > 1 {
+				return fault.New(fault.Invalid, field+".addon", "the free numbers starting %s are sold as %v: say which add-on", prefix, addons)
+			}
+			nl.Prefix, nl.Addon = prefix, first[0]
+		default:
+			return fault.New(fault.Invalid, field+".prefix", "give a prefix (with a quantity) or a chosen number")
+		}
+		if listed[nl.Addon] {
+			return fault.New(fault.Invalid, field, "add-on %s is also listed in items", nl.Addon)
+		}
+		it, err := item(nl.Addon, "", field)
+		if err != nil {
+			return err
+		}
+		it.to += nl.Quantity
+		p.numbers = append(p.numbers, nl)
+	}
+	for i, raw := range req.ReleaseNumbers {
+		field := fmt.Sprintf("release_numbers[%d]", i)
+		e, err := ParseE164(raw)
+		if err != nil {
+			return fault.New(fault.Invalid, field, "%q is not an E.164 number: %v", raw, err)
+		}
+		if chosen[e] {
+			return fault.New(fault.Invalid, field, "number %s is listed twice", e)
+		}
+		chosen[e] = true
+		var addon string
+		err = tx.QueryRow(ctx, `SELECT addon_code FROM numbers WHERE e164 = $1 AND account_id = $2`, e, p.acct.ID).Scan(&addon)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fault.New(fault.Invalid, field, "number %s is not the account's", e)
+		}
+		if err != nil {
+			return fmt.Errorf("read number: %w", err)
+		}
+		it, err := item(addon, "", field)
+		if err != nil {
+			return err
+		}
+		it.to--
+		p.numbers = append(p.numbers, NumberLine{Action: "release", Number: e, Quantity: 1, Addon: addon})
+	}
+	return nil
+}
+
+// applyNumbers reserves the ordered numbers for the account and sends the
+// released ones into quarantine, in the change's transaction. Numbers
+// ordered by prefix are claimed with SKIP LOCKED, so concurrent orders never
+// get the same number and never wait for each other; when too few are left
+// the whole change is refused. Numbers on removed lines go back to the
+// account unassigned.
+func (s *Service) applyNumbers(ctx context.Context, tx pgx.Tx, p *plan, changeID string, removed []LineRef, now time.Time) (reserved, released []string, err error) {
+	reserved, released = []string{}, []string{}
+	if len(removed) > 0 {
+		ids := make([]string, 0, len(removed))
+		for _, l := range removed {
+			ids = append(ids, l.ID)
+		}
+		if _, err := tx.Exec(ctx, `UPDATE numbers SET state = CASE WHEN state = 'assigned' THEN 'reserved' ELSE state END,
+			line_id = NULL, caller_id = false, updated_at = $2 WHERE line_id = ANY($1)`, ids, now); err != nil {
+			return nil, nil, fmt.Errorf("unassign numbers of removed lines: %w", err)
+		}
+	}
+	for i, nl := range p.numbers {
+		var got []string
+		switch {
+		case nl.Action == "release" && nl.Effective == EffectivePeriodEnd:
+			if _, err := tx.Exec(ctx, `UPDATE numbers SET state = 'removal_requested', updated_at = $2 WHERE e164 = $1`, nl.Number, now); err != nil {
+				return nil, nil, fmt.Errorf("mark number for removal: %w", err)
+			}
+			continue
+		case nl.Action == "release":
+			if _, err := tx.Exec(ctx, `UPDATE numbers SET state = 'aging', account_id = NULL, line_id = NULL, caller_id = false,
+				change_id = $2, aging_until = $3, updated_at = $4 WHERE e164 = $1`, nl.Number, changeID, now.Add(s.numberQuarantine), now); err != nil {
+				return nil, nil, fmt.Errorf("release number: %w", err)
+			}
+			released = append(released, nl.Number)
+			continue
+		case nl.Number != "":
+			rows, err := tx.Query(ctx, named(`SELECT n.e164 FROM numbers n WHERE n.e164 = $2 AND `+freeNumber+` FOR UPDATE`), now, nl.Number)
+			if err != nil {
+				return nil, nil, fmt.Errorf("lock number: %w", err)
+			}
+			got, err = pgx.CollectRows(rows, pgx.RowTo[string])
+			if err != nil {
+				return nil, nil, fmt.Errorf("lock number: %w", err)
+			}
+		default:
+			rows, err := tx.Query(ctx, named(`SELECT n.e164 FROM numbers n WHERE n.e164 LIKE $2 || '%' AND n.kind = 'local'
+				AND n.addon_code = $3 AND `+freeNumber+` ORDER BY n.e164 LIMIT $4 FOR UPDATE SKIP LOCKED`), now, nl.Prefix, nl.Addon, nl.Quantity)
+			if err != nil {
+				return nil, nil, fmt.Errorf("claim numbers: %w", err)
+			}
+			got, err = pgx.CollectRows(rows, pgx.RowTo[string])
+			if err != nil {
+				return nil, nil, fmt.Errorf("claim numbers: %w", err)
+			}
+		}
+		if len(got) < nl.Quantity {
+			s.numberOrders.WithLabelValues("sold_out").Inc()
+			return nil, nil, fault.New(fault.Conflict, fmt.Sprintf("numbers[%d]", i), "the numbers ordered were sold meanwhile; preview again")
+		}
+		if _, err := tx.Exec(ctx, `UPDATE numbers SET state = 'reserved', account_id = $2, change_id = $3, aging_until = NULL, updated_at = $4
+			WHERE e164 = ANY($1)`, got, p.acct.ID, changeID, now); err != nil {
+			return nil, nil, fmt.Errorf("reserve numbers: %w", err)
+		}
+		reserved = append(reserved, got...)
+	}
+	slices.Sort(reserved)
+	if len(reserved) > 0 {
+		s.numberOrders.WithLabelValues("reserved").Add(float64(len(reserved)))
+	}
+	return reserved, released, nil
+}

@@ -1,0 +1,483 @@
+package provisioning
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/pbxd/pbxd/internal/fault"
+	"github.com/pbxd/pbxd/internal/store"
+)
+
+// RequestKinds are the service requests a customer can file: what the
+// operator handles by hand ("Get in touch") rather than self-service.
+var RequestKinds = []string{"cancel_all", "downgrade", "remove_addon", "remove_number", "port_in", "port_out", "change_owner", "other"}
+
+// RequestStates are a request's states: open → approved | rejected, then
+// approved → done.
+var RequestStates = []string{"open", "approved", "rejected", "done"}
+
+// ServiceRequest is a customer's request and its handling.
+type ServiceRequest struct {
+	ID        string           `json:"id"`
+	AccountID string           `json:"account_id"`
+	Kind      string           `json:"kind"`
+	State     string           `json:"state"`
+	Details   json.RawMessage  `json:"details"`
+	Comments  []RequestComment `json:"comments"`
+	ChangeID  *string          `json:"change_id"`
+	CreatedBy string           `json:"created_by"`
+	CreatedAt time.Time        `json:"created_at"`
+	UpdatedAt time.Time        `json:"updated_at"`
+}
+
+// RequestComment is one message or decision on a request.
+type RequestComment struct {
+	At    time.Time `json:"at"`
+	Actor string    `json:"actor"`
+	Text  string    `json:"text"`
+	State string    `json:"state,omitempty"` // the state it moved the request to
+}
+
+// requestDetails are every kind's details; which fields a kind needs is
+// checked by validate.
+type requestDetails struct {
+	Reason         string            `json:"reason,omitempty"`
+	Items          []ChangeItem      `json:"items,omitempty"`
+	Numbers        []string          `json:"numbers,omitempty"`
+	Country        string            `json:"country,omitempty"`
+	Kind           string            `json:"kind,omitempty"`
+	Addon          string            `json:"addon,omitempty"`
+	LosingCarrier  string            `json:"losing_carrier,omitempty"`
+	CarrierAccount string            `json:"carrier_account,omitempty"`
+	GainingCarrier string            `json:"gaining_carrier,omitempty"`
+	NewOwner       map[string]string `json:"new_owner,omitempty"`
+	Text           string            `json:"text,omitempty"`
+}
+
+// allowed lists the details fields each kind takes.
+var allowed = map[string][]string{
+	"cancel_all":    {"reason"},
+	"downgrade":     {"items", "reason"},
+	"remove_addon":  {"items", "reason"},
+	"remove_number": {"numbers", "reason"},
+	"port_in":       {"numbers", "country", "kind", "addon", "losing_carrier", "carrier_account", "reason"},
+	"port_out":      {"numbers", "gaining_carrier", "reason"},
+	"change_owner":  {"new_owner", "reason"},
+	"other":         {"text"},
+}
+
+// parseDetails decodes and checks a request's details for its kind.
+func parseDetails(kind string, raw json.RawMessage) (requestDetails, error) {
+	var d requestDetails
+	keys := map[string]json.RawMessage{}
+	if err := json.Unmarshal(raw, &keys); err != nil {
+		return d, fault.New(fault.Invalid, "details", "details must be a JSON object")
+	}
+	for k := range keys {
+		if !slices.Contains(allowed[kind], k) {
+			return d, fault.New(fault.Invalid, "details."+k, "a %s request takes %s in its details, not %q", kind, strings.Join(allowed[kind], ", "), k)
+		}
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&d); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return d, fault.New(fault.Invalid, "details."+te.Field, "%s must be a %s", te.Field, te.Type)
+		}
+		return d, fault.New(fault.Invalid, "details", "details: %v", err)
+	}
+	need := func(ok bool, field, msg string) error {
+		if !ok {
+			return fault.New(fault.Invalid, "details."+field, "a %s request needs %s", kind, msg)
+		}
+		return nil
+	}
+	var err error
+	switch kind {
+	case "downgrade", "remove_addon":
+		err = need(len(d.Items) > 0, "items", `items: [{"package", "quantity"}] with the quantities wanted`)
+	case "remove_number", "port_out":
+		err = need(len(d.Numbers) > 0, "numbers", "the numbers")
+	case "port_in":
+		if err = need(len(d.Numbers) > 0, "numbers", "the numbers to port in"); err == nil {
+			err = need(d.LosingCarrier != "", "losing_carrier", "the losing carrier")
+		}
+		if err == nil {
+			err = need(d.Country != "", "country", "the numbers' country (ISO 3166, e.g. FR)")
+		}
+	case "change_owner":
+		err = need(len(d.NewOwner) > 0, "new_owner", "the new owner's identity")
+	case "other":
+		err = need(strings.TrimSpace(d.Text) != "", "text", "a text")
+	}
+	if err != nil {
+		return d, err
+	}
+	for i, n := range d.Numbers {
+		e, perr := ParseE164(n)
+		if perr != nil {
+			return d, fault.New(fault.Invalid, fmt.Sprintf("details.numbers[%d]", i), "%q is not an E.164 number: %v", n, perr)
+		}
+		d.Numbers[i] = e
+	}
+	for i, it := range d.Items {
+		if it.Effective != "" || it.Cycle != "" || len(it.RemoveLines) > 0 {
+			return d, fault.New(fault.Invalid, fmt.Sprintf("details.items[%d]", i), "request items give a package and a quantity only")
+		}
+	}
+	return d, nil
+}
+
+const requestCols = `id, account_id, kind, state, details, comments, change_id, created_by, created_at, updated_at`
+
+func scanRequest(row pgx.CollectableRow) (ServiceRequest, error) {
+	var r ServiceRequest
+	var details []byte
+	err := row.Scan(&r.ID, &r.AccountID, &r.Kind, &r.State, &details, &r.Comments, &r.ChangeID, &r.CreatedBy, &r.CreatedAt, &r.UpdatedAt)
+	r.Details = details
+	return r, err
+}
+
+// CreateRequest files a request. A number to be removed or ported out is
+// marked removal_requested at once (it cannot be moved meanwhile).
+func (s *Service) CreateRequest(ctx context.Context, actor, accountID, kind string, details json.RawMessage) (ServiceRequest, error) {
+	now := s.clock.Now()
+	if !slices.Contains(RequestKinds, kind) {
+		return ServiceRequest{}, fault.New(fault.Invalid, "kind", "kind must be one of %s", strings.Join(RequestKinds, ", "))
+	}
+	d, err := parseDetails(kind, details)
+	if err != nil {
+		return ServiceRequest{}, err
+	}
+	clean, _ := json.Marshal(d)
+	id := uuid.NewString()
+	err = store.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := lockAccount(ctx, tx, accountID); err != nil {
+			return err
+		}
+		if kind == "remove_number" || kind == "port_out" {
+			tag, err := tx.Exec(ctx, `UPDATE numbers SET state = 'removal_requested', updated_at = $3
+				WHERE e164 = ANY($1) AND account_id = $2 AND state IN ('reserved', 'assigned')`, d.Numbers, accountID, now)
+			if err != nil {
+				return fmt.Errorf("mark numbers: %w", err)
+			}
+			if int(tag.RowsAffected()) != len(d.Numbers) {
+				return fault.New(fault.Invalid, "details.numbers", "every number must be the account's and not already being removed")
+			}
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO service_requests (id, account_id, kind, state, details, created_by, created_at, updated_at)
+			VALUES ($1, $2, $3, 'open', $4, $5, $6, $6)`, id, accountID, kind, clean, actor, now); err != nil {
+			return fmt.Errorf("store request: %w", err)
+		}
+		return audit(ctx, tx, now, actor, accountID, "request.open", id, map[string]any{"kind": kind, "details": d})
+	})
+	if err != nil {
+		return ServiceRequest{}, err
+	}
+	s.requestEvents.WithLabelValues(kind, "open").Inc()
+	return s.Request(ctx, id, "")
+}
+
+// Request returns one request; with accountScope, only that account's.
+func (s *Service) Request(ctx context.Context, id, accountScope string) (ServiceRequest, error) {
+	if uuid.Validate(id) != nil {
+		return ServiceRequest{}, fault.New(fault.NotFound, "", "request not found")
+	}
+	rows, err := s.pool.Query(ctx, `SELECT `+requestCols+` FROM service_requests WHERE id = $1`, id)
+	if err != nil {
+		return ServiceRequest{}, err
+	}
+	r, err := pgx.CollectExactlyOneRow(rows, scanRequest)
+	if errors.Is(err, pgx.ErrNoRows) || (err == nil && accountScope != "" && r.AccountID != accountScope) {
+		return ServiceRequest{}, fault.New(fault.NotFound, "", "request not found")
+	}
+	return r, err
+}
+
+// Requests lists requests, newest first: one account's (accountID), or
+// all (operator), optionally in one state.
+func (s *Service) Requests(ctx context.Context, accountID, state string) ([]ServiceRequest, error) {
+	if state != "" && !slices.Contains(RequestStates, state) {
+		return nil, fault.New(fault.Invalid, "state", "state must be one of %s", strings.Join(RequestStates, ", "))
+	}
+	var acct any
+	if accountID != "" {
+		if _, err := s.Account(ctx, accountID); err != nil {
+			return nil, err
+		}
+		acct = accountID
+	}
+	rows, err := s.pool.Query(ctx, `SELECT `+requestCols+` FROM service_requests
+		WHERE ($1::uuid IS NULL OR account_id = $1::uuid) AND ($2 = '' OR state = $2) ORDER BY created_at DESC, id LIMIT 500`, acct, state)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, scanRequest)
+}
+
+// CommentRequest adds a message to a request, in any state.
+func (s *Service) CommentRequest(ctx context.Context, actor, id, accountScope, text string) (ServiceRequest, error) {
+	if strings.TrimSpace(text) == "" {
+		return ServiceRequest{}, fault.New(fault.Invalid, "text", "text is required")
+	}
+	return s.moveRequest(ctx, actor, id, accountScope, nil, "", text, nil)
+}
+
+// RejectRequest refuses an open request; numbers it marked are kept.
+func (s *Service) RejectRequest(ctx context.Context, actor, id, comment string) (ServiceRequest, error) {
+	if strings.TrimSpace(comment) == "" {
+		return ServiceRequest{}, fault.New(fault.Invalid, "comment", "a rejection needs a comment for the customer")
+	}
+	return s.moveRequest(ctx, actor, id, "", []string{"open"}, "rejected", comment, func(tx pgx.Tx, r ServiceRequest, d requestDetails) error {
+		if r.Kind != "remove_number" && r.Kind != "port_out" {
+			return nil
+		}
+		_, err := tx.Exec(ctx, `UPDATE numbers SET state = CASE WHEN line_id IS NULL THEN 'reserved' ELSE 'assigned' END, updated_at = $3
+			WHERE e164 = ANY($1) AND account_id = $2 AND state = 'removal_requested'`, d.Numbers, r.AccountID, s.clock.Now())
+		return err
+	})
+}
+
+// moveRequest appends a comment and moves the request from one of the
+// states from (nil: any; no move) to state, running also in the same
+// transaction.
+func (s *Service) moveRequest(ctx context.Context, actor, id, accountScope string, from []string, state, text string,
+	also func(pgx.Tx, ServiceRequest, requestDetails) error) (ServiceRequest, error) {
+	now := s.clock.Now()
+	if uuid.Validate(id) != nil {
+		return ServiceRequest{}, fault.New(fault.NotFound, "", "request not found")
+	}
+	var r ServiceRequest
+	err := store.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT `+requestCols+` FROM service_requests WHERE id = $1 FOR UPDATE`, id)
+		if err != nil {
+			return err
+		}
+		r, err = pgx.CollectExactlyOneRow(rows, scanRequest)
+		if errors.Is(err, pgx.ErrNoRows) || (err == nil && accountScope != "" && r.AccountID != accountScope) {
+			return fault.New(fault.NotFound, "", "request not found")
+		}
+		if err != nil {
+			return err
+		}
+		if from != nil && !slices.Contains(from, r.State) {
+			return fault.New(fault.Conflict, "", "the request is %s; it can move to %s only from %s", r.State, state, strings.Join(from, " or "))
+		}
+		var d requestDetails
+		if err := json.Unmarshal(r.Details, &d); err != nil {
+			return fmt.Errorf("read details: %w", err)
+		}
+		if also != nil {
+			if err := also(tx, r, d); err != nil {
+				return err
+			}
+		}
+		newState := r.State
+		if state != "" {
+			newState = state
+		}
+		c, _ := json.Marshal([]RequestComment{{At: now, Actor: actor, Text: text, State: state}})
+		if _, err := tx.Exec(ctx, `UPDATE service_requests SET state = $2, comments = comments || $3::jsonb, updated_at = $4 WHERE id = $1`,
+			id, newState, c, now); err != nil {
+			return fmt.Errorf("update request: %w", err)
+		}
+		action := "request.comment"
+		if state != "" {
+			action = "request." + state
+		}
+		return audit(ctx, tx, now, actor, r.AccountID, action, id, map[string]any{"kind": r.Kind, "comment": text})
+	})
+	if err != nil {
+		return ServiceRequest{}, err
+	}
+	if state != "" {
+		s.requestEvents.WithLabelValues(r.Kind, state).Inc()
+	}
+	return s.Request(ctx, id, "")
+}
+
+// ApproveRequest approves an open request. A cancellation, downgrade or
+// removal becomes a change order confirmed on the customer's behalf, at the
+// period end unless effective says "now". The change order is stored on the
+// request before it is confirmed, so a retried approval confirms the same
+// one (confirming twice returns the first result).
+func (s *Service) ApproveRequest(ctx context.Context, actor, id, comment, effective string) (ServiceRequest, error) {
+	if effective == "" {
+		effective = EffectivePeriodEnd
+	}
+	if effective != EffectiveNow && effective != EffectivePeriodEnd {
+		return ServiceRequest{}, fault.New(fault.Invalid, "effective", "effective must be now or period_end")
+	}
+	r, err := s.Request(ctx, id, "")
+	if err != nil {
+		return r, err
+	}
+	if r.State != "open" {
+		return r, fault.New(fault.Conflict, "", "the request is %s; only an open request can be approved", r.State)
+	}
+	var d requestDetails
+	if err := json.Unmarshal(r.Details, &d); err != nil {
+		return r, fmt.Errorf("read details: %w", err)
+	}
+	changeID := ""
+	if r.ChangeID != nil {
+		changeID = *r.ChangeID
+	} else {
+		req, err := s.requestChange(ctx, r, d, effective)
+		if err != nil {
+			return r, err
+		}
+		if req != nil {
+			pv, err := s.PreviewChange(ctx, r.AccountID, *req)
+			if err != nil {
+				return r, fmt.Errorf("approve: %w", err)
+			}
+			changeID = pv.ID
+			tag, err := s.pool.Exec(ctx, `UPDATE service_requests SET change_id = $2 WHERE id = $1 AND state = 'open' AND change_id IS NULL`, id, changeID)
+			if err != nil {
+				return r, err
+			}
+			if tag.RowsAffected() == 0 {
+				return s.ApproveRequest(ctx, actor, id, comment, effective) // approved concurrently: use theirs
+			}
+		}
+	}
+	if changeID != "" {
+		if _, err := s.ConfirmChange(ctx, actor, changeID, r.AccountID); err != nil {
+			if fe, ok := fault.As(err); ok && fe.Kind == fault.Conflict {
+				// The account changed since: the next approval previews anew.
+				_, _ = s.pool.Exec(ctx, `UPDATE service_requests SET change_id = NULL WHERE id = $1 AND state = 'open'`, id)
+			}
+			return r, fmt.Errorf("approve: %w", err)
+		}
+	}
+	return s.moveRequest(ctx, actor, id, "", []string{"open"}, "approved", comment, nil)
+}
+
+// requestChange is the change order approving r makes, or nil if r
+// changes no package (port-in, owner change, other).
+func (s *Service) requestChange(ctx context.Context, r ServiceRequest, d requestDetails, effective string) (*ChangeRequest, error) {
+	req := &ChangeRequest{Items: []ChangeItem{}, ByOperator: true, ReleaseEffective: effective}
+	switch r.Kind {
+	case "downgrade", "remove_addon":
+		for _, it := range d.Items {
+			req.Items = append(req.Items, ChangeItem{Package: it.Package, Quantity: it.Quantity, Effective: effective})
+		}
+	case "remove_number", "port_out":
+		req.ReleaseNumbers = d.Numbers
+	case "cancel_all":
+		subs, err := s.Subscriptions(ctx, r.AccountID)
+		if err != nil {
+			return nil, err
+		}
+		for _, sub := range subs {
+			if sub.Quantity == 0 {
+				continue
+			}
+			var numbers []string
+			rows, err := s.pool.Query(ctx, `SELECT e164 FROM numbers WHERE account_id = $1 AND addon_code = $2 ORDER BY e164`, r.AccountID, sub.Package)
+			if err != nil {
+				return nil, err
+			}
+			if numbers, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+				return nil, err
+			}
+			if len(numbers) > 0 {
+				req.ReleaseNumbers = append(req.ReleaseNumbers, numbers...)
+				continue
+			}
+			req.Items = append(req.Items, ChangeItem{Package: sub.Package, Quantity: 0, Effective: effective})
+		}
+		if len(req.Items) == 0 && len(req.ReleaseNumbers) == 0 {
+			return nil, nil // nothing left to cancel
+		}
+	default:
+		return nil, nil
+	}
+	return req, nil
+}
+
+// CompleteRequest marks an approved request done. A port-in's numbers then
+// join the inventory and are bought for the account at once.
+func (s *Service) CompleteRequest(ctx context.Context, actor, id, comment string) (ServiceRequest, error) {
+	r, err := s.Request(ctx, id, "")
+	if err != nil {
+		return r, err
+	}
+	if r.State != "approved" {
+		return r, fault.New(fault.Conflict, "", "the request is %s; only an approved request can be done", r.State)
+	}
+	if r.Kind == "port_in" {
+		if err := s.portIn(ctx, actor, r); err != nil {
+			return r, err
+		}
+	}
+	return s.moveRequest(ctx, actor, id, "", []string{"approved"}, "done", comment, nil)
+}
+
+// portIn imports a port-in request's numbers and orders them for the
+// account (an operator's change order: toll-free numbers too). Numbers the
+// account holds already (a retried completion) are skipped.
+func (s *Service) portIn(ctx context.Context, actor string, r ServiceRequest) error {
+	var d requestDetails
+	if err := json.Unmarshal(r.Details, &d); err != nil {
+		return err
+	}
+	in := NumberImport{Country: d.Country, Kind: cmp.Or(d.Kind, NumberLocal), Addon: cmp.Or(d.Addon, "local-number"), Numbers: d.Numbers, Area: "port-in"}
+	if _, err := s.ImportNumbers(ctx, actor, in); err != nil {
+		return fmt.Errorf("port-in: %w", err)
+	}
+	req := ChangeRequest{Items: []ChangeItem{}, ByOperator: true}
+	for _, e := range d.Numbers {
+		var held bool
+		if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM numbers WHERE e164 = $1 AND account_id = $2)`, e, r.AccountID).Scan(&held); err != nil {
+			return err
+		}
+		if !held {
+			req.Numbers = append(req.Numbers, NumberOrder{Number: e})
+		}
+	}
+	if len(req.Numbers) == 0 {
+		return nil
+	}
+	pv, err := s.PreviewChange(ctx, r.AccountID, req)
+	if err != nil {
+		return fmt.Errorf("port-in: %w", err)
+	}
+	if _, err := s.ConfirmChange(ctx, actor, pv.ID, r.AccountID); err != nil {
+		return fmt.Errorf("port-in: %w", err)
+	}
+	return nil
+}
+
+// refreshRequestGauge sets pbxd_service_requests from the table.
+func (s *Service) refreshRequestGauge(ctx context.Context) {
+	rows, err := s.pool.Query(ctx, `SELECT kind, state, count(*) FROM service_requests GROUP BY 1, 2`)
+	if err != nil {
+		return
+	}
+	defer rows.Close()
+	for _, k := range RequestKinds {
+		for _, st := range RequestStates {
+			s.requestsByState.WithLabelValues(k, st).Set(0)
+		}
+	}
+	for rows.Next() {
+		var kind, st string
+		var n float64
+		if rows.Scan(&kind, &st, &n) == nil {
+			s.requestsByState.WithLabelValues(kind, st).Set(n)
+		}
+	}
+}
