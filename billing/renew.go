@@ -322,9 +322,6 @@ func (s *Service) renewBatch(ctx context.Context, cat map[string]Package, ids []
 		w.renewal(r.id, plan, invoiceID)
 		out = append(out, res)
 	}
-	if err := s.chargeAll(work, w, charges); err != nil {
-		return nil, err
-	}
 	b := &pgx.Batch{}
 	if err := w.queue(b, s.cfg().IssuerCode); err != nil {
 		return nil, err
@@ -342,6 +339,12 @@ func (s *Service) renewBatch(ctx context.Context, cat map[string]Package, ids []
 		}
 		return nil, fmt.Errorf("write renewals: %w", err)
 	}
+	s.m.attempts.WithLabelValues("declined").Add(float64(w.noMethod))
+	// Committed: the invoices and their payment intents exist, so the
+	// charges are taken now, outside any transaction. A crash from here on
+	// leaves intents that Recover settles by idempotency key.
+	conn.Release()
+	s.chargeAll(work, charges, now)
 	return out, nil
 }
 
@@ -357,7 +360,9 @@ type renewalWrites struct {
 	auditAccounts, auditActions, auditObjects, auditDetails []string
 	// payment_attempts
 	attemptIDs, attemptInvoices, attemptMethods, attemptOutcomes, attemptRefs, attemptDetails []string
+	attemptKeys, attemptAccounts                                                              []string
 	attemptAmounts                                                                            []int64
+	noMethod                                                                                  int
 	// dunning
 	dunningInvoices []string
 	dunningNext     []time.Time
@@ -385,8 +390,9 @@ func (w *renewalWrites) audit(accountID, action, object string, details map[stri
 	w.auditObjects, w.auditDetails = append(w.auditObjects, object), append(w.auditDetails, string(d))
 }
 
-func (w *renewalWrites) attempt(invoiceID, methodID string, amount int64, outcome, ref, detail string) {
-	w.attemptIDs, w.attemptInvoices, w.attemptMethods = append(w.attemptIDs, uuid.NewString()), append(w.attemptInvoices, invoiceID), append(w.attemptMethods, methodID)
+func (w *renewalWrites) attempt(id, accountID, invoiceID, methodID, key string, amount int64, outcome, ref, detail string) {
+	w.attemptIDs, w.attemptInvoices, w.attemptMethods = append(w.attemptIDs, id), append(w.attemptInvoices, invoiceID), append(w.attemptMethods, methodID)
+	w.attemptKeys, w.attemptAccounts = append(w.attemptKeys, key), append(w.attemptAccounts, accountID)
 	w.attemptAmounts, w.attemptOutcomes = append(w.attemptAmounts, amount), append(w.attemptOutcomes, outcome)
 	w.attemptRefs, w.attemptDetails = append(w.attemptRefs, ref), append(w.attemptDetails, detail)
 }
@@ -421,10 +427,12 @@ func (w *renewalWrites) queue(b *pgx.Batch, issuerCode string) error {
 		b.Queue(`UPDATE pending_items p SET invoice_id = u.inv FROM unnest($1::uuid[], $2::uuid[]) AS u(id, inv) WHERE p.id = u.id`, w.takenItems, w.takenBy)
 	}
 	if len(w.attemptIDs) > 0 {
-		b.Queue(`INSERT INTO payment_attempts (id, invoice_id, payment_method_id, at, amount_minor, outcome, reference, detail)
-			SELECT u.id, u.inv, nullif(u.pm, '')::uuid, $1, u.amount, u.outcome, u.ref, u.detail
-			FROM unnest($2::uuid[], $3::uuid[], $4::text[], $5::bigint[], $6::text[], $7::text[], $8::text[]) AS u(id, inv, pm, amount, outcome, ref, detail)`,
-			w.now, w.attemptIDs, w.attemptInvoices, w.attemptMethods, w.attemptAmounts, w.attemptOutcomes, w.attemptRefs, w.attemptDetails)
+		b.Queue(`INSERT INTO payment_attempts (id, invoice_id, payment_method_id, at, amount_minor, outcome, reference, detail, idempotency_key, account_id, currency)
+			SELECT u.id, u.inv, nullif(u.pm, '')::uuid, $1, u.amount, u.outcome, u.ref, u.detail, nullif(u.key, ''), u.account_id, i.currency
+			FROM unnest($2::uuid[], $3::uuid[], $4::text[], $5::bigint[], $6::text[], $7::text[], $8::text[], $9::text[], $10::uuid[])
+			  AS u(id, inv, pm, amount, outcome, ref, detail, key, account_id)
+			JOIN accounts i ON i.id = u.account_id`,
+			w.now, w.attemptIDs, w.attemptInvoices, w.attemptMethods, w.attemptAmounts, w.attemptOutcomes, w.attemptRefs, w.attemptDetails, w.attemptKeys, w.attemptAccounts)
 	}
 	if len(w.dunningInvoices) > 0 {
 		b.Queue(`INSERT INTO dunning (invoice_id, failures, first_failure, next_retry_at)
@@ -493,8 +501,12 @@ func (s *Service) buildRenewalInvoice(w *renewalWrites, r subRow, plan renewalPl
 		lines = append(lines, taken...)
 	}
 	local := now.In(r.acct.Location)
+	due := local.AddDate(0, 0, cfg.PaymentTermDays)
+	if r.acct.PaymentMode == ModeCard {
+		due = local // the card is charged at issue
+	}
 	inv, err := BuildInvoice(Draft{Issuer: cfg.Issuer, Customer: r.acct.Customer(), IssuedAt: local,
-		DueAt: local.AddDate(0, 0, cfg.PaymentTermDays), Currency: r.acct.Currency, Lines: lines})
+		DueAt: due, Currency: r.acct.Currency, Lines: lines})
 	if err != nil {
 		return nil, nil, fmt.Errorf("build renewal invoice: %w", err)
 	}
@@ -504,64 +516,61 @@ func (s *Service) buildRenewalInvoice(w *renewalWrites, r subRow, plan renewalPl
 	switch {
 	case gross <= 0:
 		is.status, is.paymentRef, is.paidAt = StatusPaid, "credit", &now
+		is.inv.DueAt = local // nothing to pay
 	case r.acct.PaymentMode != ModeCard:
 		// Invoice accounts pay by transfer by the due date.
 	case r.pm == nil:
-		s.m.attempts.WithLabelValues("declined").Inc()
-		w.attempt(is.id, "", gross, "declined", "", "no default payment method")
+		w.noMethod++
+		w.attempt(uuid.NewString(), r.accountID, is.id, "", "", gross, "declined", "", "no default payment method")
 		s.startDunning(w, cfg, r, is.id, "no default payment method")
 	default:
-		return is, &renewalCharge{r: r, is: is, amount: Money{Minor: gross, Currency: r.acct.Currency}, local: local}, nil
+		// The intent is committed with the invoice; the card is charged
+		// after commit. The key derives from the invoice id, itself from
+		// the subscription and period: a renewal retried never charges twice.
+		a := &attempt{id: uuid.NewString(), key: "invoice:" + is.id + ":1", accountID: r.accountID, invoiceID: is.id, method: r.pm,
+			amount: Money{Minor: gross, Currency: r.acct.Currency}, outcome: "unknown"}
+		w.attempt(a.id, a.accountID, is.id, r.pm.ID, a.key, gross, "unknown", "", "")
+		return is, &renewalCharge{a: a}, nil
 	}
 	return is, nil, nil
 }
 
-// renewalCharge is a renewal invoice's card charge and its outcome.
-type renewalCharge struct {
-	r       subRow
-	is      *issue
-	amount  Money
-	local   time.Time
-	res     ChargeResult
-	outcome string
-	err     error
-}
+// renewalCharge is a committed renewal invoice's card payment intent.
+type renewalCharge struct{ a *attempt }
 
 // chargeConcurrency bounds a batch's gateway calls in flight: a real
 // gateway answers in hundreds of milliseconds, which one at a time would
-// keep a batch's subscriptions locked for as many times that.
+// hold a renewal worker for as many times that.
 const chargeConcurrency = 8
 
-// chargeAll takes a batch's card charges, several at a time, then records
-// each outcome in w in the batch's order. The idempotency key is the
-// invoice id, derived from the subscription and period, so a renewal
-// retried (a failed batch, a crash) never charges twice.
-func (s *Service) chargeAll(ctx context.Context, w *renewalWrites, charges []*renewalCharge) error {
+// chargeAll takes a committed batch's card charges, several at a time,
+// outside any transaction, then records the answers in one transaction.
+// What it cannot record (cancelled, database lost) stays unknown for
+// Recover, which asks the gateway under the same idempotency key.
+func (s *Service) chargeAll(ctx context.Context, charges []*renewalCharge, now time.Time) {
+	if len(charges) == 0 {
+		return
+	}
+	ds := make([]decided, len(charges))
 	var g errgroup.Group
 	g.SetLimit(chargeConcurrency)
-	for _, ch := range charges {
+	for i, ch := range charges {
 		g.Go(func() error {
-			ch.res, ch.outcome, ch.err = s.charge(ctx, ch.r.pm, ch.amount, "invoice:"+ch.is.id+":1")
+			ds[i].a = ch.a
+			ds[i].res, ds[i].outcome, _ = s.callGateway(ctx, ch.a)
 			return nil
 		})
 	}
-	g.Wait() //nolint:errcheck // outcomes are in the charges
-	cfg := s.cfg()
-	for _, ch := range charges {
-		if ch.outcome == "" && ch.err != nil {
-			return ch.err // cancelled: nothing written
-		}
-		is := ch.is
-		w.attempt(is.id, ch.r.pm.ID, ch.amount.Minor, ch.outcome, ch.res.TransactionRef, ch.res.Message)
-		switch ch.outcome {
-		case "approved":
-			is.status, is.paymentRef, is.paidAt = StatusPaid, ch.res.TransactionRef, &w.now
-			is.inv.DueAt = ch.local
-		case "declined", "error":
-			s.startDunning(w, cfg, ch.r, is.id, ch.res.Message)
+	g.Wait() //nolint:errcheck // outcomes are in ds
+	answered := ds[:0]
+	for _, d := range ds {
+		if d.outcome != "" {
+			answered = append(answered, d)
 		}
 	}
-	return nil
+	if _, err := s.recordOutcomes(ctx, answered, now); err != nil {
+		s.log.Error("renewal payments not recorded; recovery settles them", "count", len(answered), "err", err)
+	}
 }
 
 // startDunning starts dunning for a renewal invoice whose payment failed.

@@ -333,6 +333,12 @@ type gatedGateway struct {
 
 func (g *gatedGateway) Name() string { return "gated" }
 
+func (g *gatedGateway) Lookup(context.Context, string) (ChargeResult, bool, error) {
+	return ChargeResult{}, false, nil
+}
+
+func (g *gatedGateway) Refund(context.Context, string) (string, error) { return "", nil }
+
 func (g *gatedGateway) Charge(ctx context.Context, token string, amount Money, key string) (ChargeResult, error) {
 	n := g.inFlight.Add(1)
 	defer g.inFlight.Add(-1)

@@ -62,6 +62,7 @@ func billingJobs(svc *billing.Service, cfg *config.Config) []scheduler.Job {
 			return err
 		}},
 		{Name: billing.DunningJob, Schedule: billing.DunningCron, Run: svc.RunDunning},
+		{Name: billing.RecoveryJob, Schedule: billing.RecoveryCron, Run: svc.Recover},
 	}
 }
 
@@ -141,4 +142,19 @@ func (b billerAdapter) Record(ctx context.Context, tx pgx.Tx, acct provisioning.
 			PeriodStart: billing.DateOf(it.PeriodStart, loc), PeriodEnd: billing.DateOf(it.PeriodEnd, loc), Note: it.Note})
 	}
 	return b.svc.RecordChange(ctx, tx, billingAccount(acct), changeID, items, q.DueNow.GrossMinor, at)
+}
+
+// PreparePayment commits-to-be the change's payment intent in tx.
+func (b billerAdapter) PreparePayment(ctx context.Context, tx pgx.Tx, acct provisioning.Account, changeID string, q provisioning.Quote, at time.Time) (string, error) {
+	return b.svc.PrepareChangePayment(ctx, tx, billingAccount(acct), changeID, q.DueNow.GrossMinor, at)
+}
+
+// Pay charges the intent outside any transaction.
+func (b billerAdapter) Pay(ctx context.Context, paymentID string) error {
+	return b.svc.PayChange(ctx, paymentID)
+}
+
+// Refund gives back a refused change's payment.
+func (b billerAdapter) Refund(ctx context.Context, changeID, reason string) error {
+	return b.svc.RefundChange(ctx, changeID, reason)
 }
