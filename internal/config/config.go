@@ -144,8 +144,8 @@ type Billing struct {
 	// Dunning lists retry offsets after a failed payment; after the last
 	// failure the subscription becomes inactive and its lines suspended.
 	Dunning []Duration `yaml:"dunning"`
-	// RenewalBatch is the most subscriptions one renewal transaction takes
-	// (1: one transaction per subscription).
+	// RenewalBatch is the most subscriptions one renewal transaction takes,
+	// in whole accounts (1: one transaction per account).
 	RenewalBatch int    `yaml:"renewal_batch"`
 	Issuer       Issuer `yaml:"issuer"`
 }

@@ -355,3 +355,64 @@ func TestPaymentsSurviveKill9(t *testing.T) {
 		t.Errorf("%d lines for %d confirms answered 200", c.Lines, confirmed)
 	}
 }
+
+// An account's subscriptions due on the same date are renewed on one
+// invoice with one card charge, VAT computed per rate on the net total, and
+// the billing summary's next_payment announced exactly that invoice.
+func TestBillingOneRenewalInvoicePerAccount(t *testing.T) {
+	t.Parallel()
+	d := startAt(t, "2026-11-01T10:00:00+01:00")
+	type nextPayment struct {
+		NetMinor   int64 `json:"net_minor"`
+		TaxMinor   int64 `json:"tax_minor"`
+		GrossMinor int64 `json:"gross_minor"`
+	}
+	var summaries []nextPayment
+	var accounts []string
+	for _, c := range []struct{ fr, world, frLater int }{
+		{1, 1, 1}, // 49.90 + 69.90 = 119.80: VAT 6.59 (2.74 + 3.84 = 6.58 if invoiced apart)
+		{3, 1, 2}, // a decrease on the 16th: its credit is on the same invoice
+	} {
+		acct := d.CreateAccount(t, map[string]any{"payment_mode": "card", "vat_percent": 5.5})
+		addMethod(t, d, acct, "sandbox_approve")
+		d.Change(t, acct, map[string]any{"package": "fr-fixed-mobile", "quantity": c.fr}, map[string]any{"package": "world", "quantity": c.world})
+		accounts = append(accounts, acct)
+	}
+	d.SetClock(t, "2026-11-16T10:00:00+01:00")
+	d.Change(t, accounts[1], map[string]any{"package": "fr-fixed-mobile", "quantity": 2})
+	for _, acct := range accounts {
+		var sum struct {
+			NextPayment nextPayment `json:"next_payment"`
+		}
+		d.Op(t, http.StatusOK, "GET", "/v1/accounts/"+acct+"/billing", nil).JSON(t, &sum)
+		summaries = append(summaries, sum.NextPayment)
+	}
+	if want := (nextPayment{11980, 659, 12639}); summaries[0] != want {
+		t.Fatalf("next payment of France ×1 + World ×1 = %+v, want %+v", summaries[0], want)
+	}
+	var charges int64
+	if err := d.App.Pool().QueryRow(t.Context(), `SELECT count(*) FROM sandbox_charges`).Scan(&charges); err != nil {
+		t.Fatal(err)
+	}
+	d.SetClock(t, "2026-12-01T02:00:00+01:00")
+	for i, acct := range accounts {
+		invs := invoiceList(t, d, acct)
+		var renewal []invoiceRow
+		for _, inv := range invs {
+			if inv.Number > "2026-00000" && invoiceGet(t, d, inv.ID).Lines[0].PeriodStart == "2026-12-01" {
+				renewal = append(renewal, inv)
+			}
+		}
+		if len(renewal) != 1 {
+			t.Fatalf("account %d: %d December invoices, want 1: %+v", i, len(renewal), invs)
+		}
+		got := nextPayment{renewal[0].NetMinor, renewal[0].TaxMinor, renewal[0].GrossMinor}
+		if got != summaries[i] || renewal[0].Status != "paid" {
+			t.Fatalf("account %d: December invoice %+v (%s), next_payment said %+v", i, got, renewal[0].Status, summaries[i])
+		}
+	}
+	var after int64
+	if err := d.App.Pool().QueryRow(t.Context(), `SELECT count(*) FROM sandbox_charges`).Scan(&after); err != nil || after != charges+2 {
+		t.Fatalf("%d card charges for the December renewals (%v), want 2", after-charges, err)
+	}
+}
