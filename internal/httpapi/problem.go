@@ -13,7 +13,10 @@ import (
 	"net/http"
 	"reflect"
 	"sort"
+	"strconv"
 	"strings"
+
+	"github.com/pbxd/pbxd/internal/store"
 )
 
 // Problem is an RFC 9457 problem document. Field names the request field at
@@ -70,6 +73,16 @@ func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
 			return
 		}
 	}
+	if store.IsUnavailable(err) {
+		// Not a bug: the database is down, restarting or out of
+		// connections. The client may retry; nothing was half-written
+		// (each unit of work is one transaction).
+		a.log.Warn("database unavailable", "method", r.Method, "path", r.URL.Path, "err", err)
+		w.Header().Set("Retry-After", strconv.Itoa(RetryAfterSeconds))
+		writeProblem(w, &Problem{Type: "https://pbxd.dev/problems/unavailable", Title: "Service unavailable", Status: http.StatusServiceUnavailable,
+			Detail: "the database is unreachable; retry later"})
+		return
+	}
 	a.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	writeProblem(w, &Problem{Type: "about:blank", Title: "Internal error", Status: http.StatusInternalServerError, Detail: "internal error; see the server log"})
 }
@@ -81,6 +94,10 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	enc.SetIndent("", "  ")
 	_ = enc.Encode(v)
 }
+
+// RetryAfterSeconds is the Retry-After of a 503 for an unreachable
+// database: long enough for a restart or a fail-over to begin.
+const RetryAfterSeconds = 5
 
 // MaxBody is the largest request body the API reads (413 above).
 const MaxBody = 1 << 20

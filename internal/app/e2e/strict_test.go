@@ -2,9 +2,12 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/pbxd/pbxd/internal/app/apptest"
 )
@@ -71,5 +74,43 @@ func TestAPIStrictInput(t *testing.T) {
 	}
 	if n := len(lines(t, d, apptest.OperatorToken, acct)); n != 2 {
 		t.Fatalf("%d lines after the refusals, want 2", n)
+	}
+}
+
+// A request that cannot reach the database gets 503 with Retry-After, not
+// a 500: the client may retry.
+func TestAPIDatabaseUnavailableIs503(t *testing.T) {
+	t.Parallel()
+	d := apptest.Start(t)
+	acct := d.CreateAccount(t, nil)
+	// The database refuses connections and drops the daemon's sessions, as
+	// a server restarting would.
+	cfg, err := pgx.ParseConfig(d.Config.Database.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := cfg.Database
+	cfg.Database = "postgres"
+	admin, err := pgx.ConnectConfig(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(context.Background())
+	if _, err := admin.Exec(t.Context(), `ALTER DATABASE `+pgx.Identifier{db}.Sanitize()+` ALLOW_CONNECTIONS false`); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if _, err := admin.Exec(context.Background(), `ALTER DATABASE `+pgx.Identifier{db}.Sanitize()+` ALLOW_CONNECTIONS true`); err != nil {
+			t.Error(err)
+		}
+	}()
+	if _, err := admin.Exec(t.Context(), `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1`, db); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{"/v1/accounts/" + acct, "/v1/accounts/" + acct + "/billing", "/v1/packages"} {
+		r := d.Call(t, apptest.OperatorToken, "GET", path, nil)
+		if r.Status != http.StatusServiceUnavailable || r.Header.Get("Retry-After") == "" || r.Header.Get("Content-Type") != "application/problem+json" {
+			t.Errorf("GET %s with the database gone: %d %v %s", path, r.Status, r.Header, r.Body)
+		}
 	}
 }
