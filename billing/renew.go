@@ -131,6 +131,30 @@ feed:
 	return st, nil
 }
 
+// RenewAccount renews the account's subscriptions due at now, at once: a
+// change order previewed after a period began but before the renewal job
+// invoiced it must be priced against the new period, not the one ended.
+// Nothing due is one cheap query.
+func (s *Service) RenewAccount(ctx context.Context, accountID string, now time.Time) error {
+	var due bool
+	if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM subscriptions s WHERE `+dueCondition+` AND s.account_id = $2)`, now, accountID).Scan(&due); err != nil {
+		return fmt.Errorf("check due renewals: %w", err)
+	}
+	if !due {
+		return nil
+	}
+	cat, err := catalog(ctx, s.pool)
+	if err != nil {
+		return err
+	}
+	t := &renewalTally{s: s}
+	s.renewChunk(ctx, cat, []string{accountID}, now, t)
+	if p := t.firstErr.Load(); p != nil {
+		return *p
+	}
+	return ctx.Err()
+}
+
 // batchSize spreads due subscriptions over the workers in several chunks
 // each (so that workers finish together), at most limit (0: the default).
 func batchSize(due, workers, limit int) int {

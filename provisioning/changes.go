@@ -38,6 +38,10 @@ type Biller interface {
 	// Refund gives back the payment of a change that can no longer be
 	// applied (none: nothing to do).
 	Refund(ctx context.Context, changeID, reason string) error
+	// RenewDue renews the account's subscriptions whose period has begun
+	// but is not invoiced yet, so that a change is priced against the
+	// period in force.
+	RenewDue(ctx context.Context, accountID string, at time.Time) error
 	// Record writes the quote's invoice (with the payment Pay took) or
 	// pending items in tx.
 	Record(ctx context.Context, tx pgx.Tx, acct Account, changeID string, q Quote, at time.Time) (invoiceID string, err error)
@@ -203,6 +207,9 @@ type swapPlan struct {
 // PreviewChange works out and stores a change order without applying it.
 func (s *Service) PreviewChange(ctx context.Context, accountID string, req ChangeRequest) (Preview, error) {
 	var pv Preview
+	if err := s.renewDue(ctx, accountID); err != nil {
+		return Preview{}, err
+	}
 	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
 		p, err := s.makePlan(ctx, tx, accountID, req)
 		if err != nil {
@@ -291,6 +298,12 @@ func (s *Service) confirm(ctx context.Context, actor, changeID string, accountSc
 	if uuid.Validate(changeID) != nil {
 		return ConfirmResult{}, fault.New(fault.NotFound, "", "change order not found")
 	}
+	var accountID string
+	if err := s.pool.QueryRow(ctx, `SELECT account_id::text FROM change_orders WHERE id = $1`, changeID).Scan(&accountID); err == nil {
+		if err := s.renewDue(ctx, accountID); err != nil {
+			return ConfirmResult{}, err
+		}
+	}
 	var paymentID string
 	res, done, err := s.confirmStep(ctx, changeID, accountScope, func(tx pgx.Tx, p *plan, pv Preview) error {
 		if s.biller == nil || !pv.Priced {
@@ -322,6 +335,18 @@ func (s *Service) confirm(ctx context.Context, actor, changeID string, accountSc
 		res = applied
 	}
 	return res, s.refundIfDead(ctx, changeID, err)
+}
+
+// renewDue has the biller invoice the periods that began and are not
+// invoiced yet (the renewal job runs every quarter of an hour).
+func (s *Service) renewDue(ctx context.Context, accountID string) error {
+	if s.biller == nil || uuid.Validate(accountID) != nil {
+		return nil
+	}
+	if err := s.biller.RenewDue(ctx, accountID, s.clock.Now()); err != nil {
+		return fmt.Errorf("renew before the change: %w", err)
+	}
+	return nil
 }
 
 // refundIfDead refunds the payment of a change refused for good (the
@@ -413,6 +438,16 @@ func (s *Service) makePlan(ctx context.Context, tx pgx.Tx, accountID string, req
 	lines, err := liveLines(ctx, tx, accountID)
 	if err != nil {
 		return nil, err
+	}
+	if s.biller != nil {
+		// A period that began but is not invoiced (its renewal is running
+		// elsewhere) must not be priced as paid: ask to retry.
+		now := s.clock.Now()
+		for _, sub := range subs {
+			if sub.Quantity > 0 && sub.Status == "active" && !sub.PeriodEnd.After(now) {
+				return nil, fault.New(fault.Conflict, "", "the renewal of package %s is being invoiced; try again in a moment", sub.Package)
+			}
+		}
 	}
 	p := &plan{acct: acct}
 	byPkg := map[string]*planItem{}

@@ -158,3 +158,8 @@ func (b billerAdapter) Pay(ctx context.Context, paymentID string) error {
 func (b billerAdapter) Refund(ctx context.Context, changeID, reason string) error {
 	return b.svc.RefundChange(ctx, changeID, reason)
 }
+
+// RenewDue invoices the account's periods that began and are not invoiced.
+func (b billerAdapter) RenewDue(ctx context.Context, accountID string, at time.Time) error {
+	return b.svc.RenewAccount(ctx, accountID, at)
+}

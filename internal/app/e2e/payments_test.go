@@ -21,6 +21,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pbxd/pbxd/internal/app/apptest"
+	"github.com/pbxd/pbxd/internal/config"
 	"github.com/pbxd/pbxd/internal/store/storetest"
 )
 
@@ -414,5 +415,44 @@ func TestBillingOneRenewalInvoicePerAccount(t *testing.T) {
 	var after int64
 	if err := d.App.Pool().QueryRow(t.Context(), `SELECT count(*) FROM sandbox_charges`).Scan(&after); err != nil || after != charges+2 {
 		t.Fatalf("%d card charges for the December renewals (%v), want 2", after-charges, err)
+	}
+}
+
+// A subscription renews at the start of its period in the account's time
+// zone (the job runs every quarter of an hour), and a change made before
+// the job came is priced against the new period, never as paid before it
+// is invoiced.
+func TestRenewalAtLocalTime(t *testing.T) {
+	t.Parallel()
+	d := startAt(t, "2026-11-16T10:00:00+01:00")
+	ny := d.CreateAccount(t, map[string]any{"payment_mode": "card", "timezone": "America/New_York"})
+	addMethod(t, d, ny, "sandbox_approve")
+	d.Change(t, ny, map[string]any{"package": "world", "quantity": 1})
+	d.SetClock(t, "2026-12-01T00:20:00-05:00") // 05:20 UTC: the daily 00:05 UTC run saw 30 November in New York
+	decemberInvoices := func(d *apptest.Daemon, acct string) int {
+		n := 0
+		for _, inv := range invoiceList(t, d, acct) {
+			if invoiceGet(t, d, inv.ID).Lines[0].PeriodStart == "2026-12-01" {
+				n++
+			}
+		}
+		return n
+	}
+	if n := decemberInvoices(d, ny); n != 1 {
+		t.Fatalf("%d December invoices 20 minutes into December in New York, want 1", n)
+	}
+
+	// With the job not run yet, a preview renews first.
+	d2 := startAt(t, "2026-11-16T10:00:00+01:00", func(c *config.Config) { c.Billing.Schedule = "0 0 1 1 *" })
+	acct := d2.CreateAccount(t, map[string]any{"payment_mode": "card", "timezone": "America/New_York"})
+	addMethod(t, d2, acct, "sandbox_approve")
+	d2.Change(t, acct, map[string]any{"package": "world", "quantity": 1})
+	d2.SetClock(t, "2026-12-01T00:30:00-05:00")
+	pv := d2.Op(t, http.StatusCreated, "POST", "/v1/accounts/"+acct+"/changes", map[string]any{"items": []map[string]any{{"package": "world", "quantity": 2}}}).Map(t)
+	if due := pv["due_now"].(map[string]any); due["net_minor"] != 6990.0 {
+		t.Fatalf("a second line on 1 December previews %v due now, want the whole month 69.90 net", due)
+	}
+	if n := decemberInvoices(d2, acct); n != 1 {
+		t.Fatalf("%d December invoices after the preview, want 1 (renewed first)", n)
 	}
 }
