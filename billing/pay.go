@@ -24,6 +24,9 @@ type PaymentMethod struct {
 	Label     string    `json:"label"`
 	Default   bool      `json:"default"`
 	CreatedAt time.Time `json:"created_at"`
+	// SettledInvoices are the overdue invoices a new default method paid
+	// in the request that added it.
+	SettledInvoices []string `json:"settled_invoices,omitempty" db:"-"`
 }
 
 // NewPaymentMethod is what adding a payment method takes.
@@ -97,7 +100,46 @@ func (s *Service) AddPaymentMethod(ctx context.Context, actor, accountID string,
 		}
 		return audit(ctx, tx, now, actor, accountID, "payment_method.added", pm.ID, map[string]any{"gateway": pm.Gateway, "default": pm.Default})
 	})
-	return pm, err
+	if err != nil || !pm.Default {
+		return pm, err
+	}
+	// A new default card is the customer's answer to dunning: charge the
+	// overdue invoices now, in this request (each as a durable intent,
+	// outside the transaction above), which reactivates what they
+	// suspended. What fails stays with the dunning job.
+	pm.SettledInvoices, err = s.chargeOverdue(ctx, accountID, now)
+	if err != nil {
+		s.log.Warn("charging overdue invoices with a new card; the dunning job retries", "account", accountID, "err", err)
+	}
+	return pm, nil
+}
+
+// chargeOverdue charges a card account's open invoices with its default
+// method, oldest first, and returns those now paid.
+func (s *Service) chargeOverdue(ctx context.Context, accountID string, now time.Time) ([]string, error) {
+	rows, err := s.pool.Query(ctx, `SELECT i.id::text FROM invoices i JOIN accounts a ON a.id = i.account_id
+		WHERE i.account_id = $1 AND a.payment_mode = 'card' AND i.status = 'open' AND i.kind = 'invoice' AND i.gross_minor > 0
+		ORDER BY i.issued_at, i.number`, accountID)
+	if err != nil {
+		return nil, fmt.Errorf("list overdue invoices: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("list overdue invoices: %w", err)
+	}
+	var paid []string
+	var errs []error
+	for _, id := range ids {
+		if err := s.retry(ctx, id, now); err != nil {
+			errs = append(errs, fmt.Errorf("invoice %s: %w", id, err))
+			continue
+		}
+		var status string
+		if err := s.pool.QueryRow(ctx, `SELECT status FROM invoices WHERE id = $1`, id).Scan(&status); err == nil && status == string(StatusPaid) {
+			paid = append(paid, id)
+		}
+	}
+	return paid, errors.Join(errs...)
 }
 
 func defaultLabel(gateway, token string) string {

@@ -418,9 +418,10 @@ func TestBillingDunningSuccessfulRetryResumes(t *testing.T) {
 	if st := lineStates(t, d, acct); !slices.Equal(st, []string{"suspended"}) {
 		t.Fatalf("lines after the last retry = %v", st)
 	}
-	// A new default card triggers a retry at the next dunning pass.
-	addMethod(t, d, acct, "sandbox_approve")
-	d.SetClock(t, "2026-12-08T03:20:00+01:00")
+	// A new default card pays the overdue invoice at once, in that request.
+	if pm := addMethod(t, d, acct, "sandbox_approve"); !slices.Equal(pm["settled_invoices"].([]any), []any{inv}) {
+		t.Fatalf("new default method = %v, want it to settle %s", pm, inv)
+	}
 	if got := invoiceGet(t, d, inv); got.Status != "paid" || !strings.HasPrefix(got.PaymentRef, "sbx_") {
 		t.Fatalf("invoice after a successful retry = %+v", got)
 	}
