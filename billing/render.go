@@ -5,9 +5,14 @@ import (
 	"fmt"
 	"html/template"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/go-pdf/fpdf"
+	"golang.org/x/image/font/gofont/gobold"
+	"golang.org/x/image/font/gofont/goregular"
+	"golang.org/x/image/font/sfnt"
+	"golang.org/x/text/unicode/norm"
 )
 
 //go:embed templates/invoice.html
@@ -46,6 +51,50 @@ func periodText(start, end Date) string {
 	return start.String() + " – " + end.AddDays(-1).String()
 }
 
+// The PDF font is Go's own (golang.org/x/image/font/gofont), embedded in
+// the binary and in each document as a Unicode TrueType font, so that any
+// customer name in Latin, Greek or Cyrillic script renders as written.
+const pdfFont = "Go"
+
+// goRegular answers which runes the font has glyphs for.
+var goRegular = func() *sfnt.Font {
+	f, err := sfnt.Parse(goregular.TTF)
+	if err != nil {
+		panic(err) // the font is compiled in
+	}
+	return f
+}()
+
+// pdfString keeps the runes the font has and replaces each other one by
+// its compatibility form when the font has that ("3ᵉ étage" → "3e étage"),
+// else by "?": never a silent blank or a wrong glyph.
+func pdfString(s string) string {
+	var buf sfnt.Buffer
+	has := func(r rune) bool {
+		i, err := goRegular.GlyphIndex(&buf, r)
+		return err == nil && i != 0
+	}
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case r == ' ' || has(r):
+			b.WriteRune(r)
+		default:
+			alt := norm.NFKC.String(string(r))
+			ok := alt != string(r)
+			for _, a := range alt {
+				ok = ok && (a == ' ' || has(a))
+			}
+			if ok {
+				b.WriteString(alt)
+			} else {
+				b.WriteByte('?')
+			}
+		}
+	}
+	return b.String()
+}
+
 // PDF layout, in millimetres on A4 portrait.
 const (
 	pdfMargin = 15.0
@@ -75,13 +124,16 @@ func renderPDF(w io.Writer, inv Invoice, compress bool) error {
 	pdf := fpdf.New("P", "mm", "A4", "")
 	pdf.SetCompression(compress)
 	pdf.SetCatalogSort(true)
-	pdf.SetCreationDate(inv.IssuedAt)
-	pdf.SetModificationDate(inv.IssuedAt)
+	// The PDF date format carries no zone here: UTC, as readers assume.
+	pdf.SetCreationDate(inv.IssuedAt.UTC())
+	pdf.SetModificationDate(inv.IssuedAt.UTC())
+	pdf.AddUTF8FontFromBytes(pdfFont, "", goregular.TTF)
+	pdf.AddUTF8FontFromBytes(pdfFont, "B", gobold.TTF)
 	pdf.SetProducer("pbxd", true)
 	pdf.SetTitle(invoiceTitle(inv)+" "+inv.Number, true)
 	pdf.SetMargins(pdfMargin, pdfMargin, pdfMargin)
 	pdf.SetAutoPageBreak(false, pdfMargin)
-	tr := pdf.UnicodeTranslatorFromDescriptor("") // UTF-8 → cp1252 for the core fonts
+	tr := pdfString
 	cur := inv.Currency
 	money := func(minor int64) string { return cur.FormatMinor(minor) }
 	pdf.AddPage()
@@ -90,7 +142,7 @@ func renderPDF(w io.Writer, inv Invoice, compress bool) error {
 	if number == "" {
 		number = "(draft)"
 	}
-	pdf.SetFont("Helvetica", "B", 18)
+	pdf.SetFont(pdfFont, "B", 18)
 	pdf.CellFormat(pdfWidth, 10, tr(invoiceTitle(inv)+" "+number), "", 1, "L", false, 0, "")
 	pdf.Ln(3)
 
@@ -98,9 +150,9 @@ func renderPDF(w io.Writer, inv Invoice, compress bool) error {
 	top := pdf.GetY()
 	party := func(x float64, name string, address []string, vatID string) float64 {
 		pdf.SetXY(x, top)
-		pdf.SetFont("Helvetica", "B", 10)
+		pdf.SetFont(pdfFont, "B", 10)
 		pdf.CellFormat(pdfWidth/2, pdfLineH, tr(name), "", 2, "L", false, 0, "")
-		pdf.SetFont("Helvetica", "", 10)
+		pdf.SetFont(pdfFont, "", 10)
 		for _, a := range address {
 			pdf.CellFormat(pdfWidth/2, pdfLineH, tr(a), "", 2, "L", false, 0, "")
 		}
@@ -125,16 +177,16 @@ func renderPDF(w io.Writer, inv Invoice, compress bool) error {
 		info = append(info, [2]string{"Payment", inv.PaymentRef})
 	}
 	for _, kv := range info {
-		pdf.SetFont("Helvetica", "B", 10)
+		pdf.SetFont(pdfFont, "B", 10)
 		pdf.CellFormat(35, pdfLineH, tr(kv[0]+":"), "", 0, "L", false, 0, "")
-		pdf.SetFont("Helvetica", "", 10)
+		pdf.SetFont(pdfFont, "", 10)
 		pdf.CellFormat(pdfWidth-35, pdfLineH, tr(kv[1]), "", 1, "L", false, 0, "")
 	}
 	pdf.Ln(6)
 
 	_, pageH := pdf.GetPageSize()
 	header := func() {
-		pdf.SetFont("Helvetica", "B", 9)
+		pdf.SetFont(pdfFont, "B", 9)
 		pdf.SetFillColor(230, 230, 230)
 		for i, c := range pdfColumns {
 			title := c.title
@@ -144,7 +196,7 @@ func renderPDF(w io.Writer, inv Invoice, compress bool) error {
 			pdf.CellFormat(c.width, 7, tr(title), "B", 0, c.align, true, 0, "")
 		}
 		pdf.Ln(-1)
-		pdf.SetFont("Helvetica", "", 9)
+		pdf.SetFont(pdfFont, "", 9)
 	}
 	header()
 	for _, l := range inv.Lines {
@@ -185,7 +237,7 @@ func renderPDF(w io.Writer, inv Invoice, compress bool) error {
 		if bold {
 			style = "B"
 		}
-		pdf.SetFont("Helvetica", style, 10)
+		pdf.SetFont(pdfFont, style, 10)
 		pdf.SetX(pdfMargin + pdfWidth - 110)
 		pdf.CellFormat(75, 6, tr(label), "", 0, "R", false, 0, "")
 		pdf.CellFormat(35, 6, tr(amount+" "+string(cur)), "", 1, "R", false, 0, "")

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf16"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
@@ -562,6 +563,7 @@ func TestBillingConcurrentIssuersGapless(t *testing.T) {
 var (
 	pdfStream = regexp.MustCompile(`(?s)stream\r?\n(.*?)\r?\nendstream`)
 	pdfTj     = regexp.MustCompile(`\(((?:\\.|[^\\)])*)\)\s*Tj`)
+	pdfEscape = regexp.MustCompile(`\\[\\()r]`)
 )
 
 // pdfText extracts the strings shown by Tj operators from a PDF's content
@@ -576,7 +578,18 @@ func pdfText(doc []byte) string {
 			}
 		}
 		for _, s := range pdfTj.FindAllSubmatch(content, -1) {
-			out.Write(s[1])
+			// Text in a Unicode font is UTF-16BE, with \ ( ) \r escaped.
+			raw := pdfEscape.ReplaceAllFunc(s[1], func(e []byte) []byte {
+				if e[1] == 'r' {
+					return []byte{'\r'}
+				}
+				return e[1:]
+			})
+			u := make([]uint16, 0, len(raw)/2)
+			for i := 0; i+1 < len(raw); i += 2 {
+				u = append(u, uint16(raw[i])<<8|uint16(raw[i+1]))
+			}
+			out.WriteString(string(utf16.Decode(u)))
 			out.WriteByte('\n')
 		}
 	}
