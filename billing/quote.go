@@ -112,7 +112,7 @@ func (s *Service) RecordChange(ctx context.Context, tx pgx.Tx, acct Account, cha
 	for _, it := range items {
 		codes = append(codes, it.Package)
 	}
-	rows, err := tx.Query(ctx, `SELECT p.code, p.name, coalesce(s.period_price_minor, p.price_minor)
+	rows, err := tx.Query(ctx, `SELECT p.code, p.name || CASE WHEN s.cycle = 'annual' THEN ' (annual)' ELSE '' END, coalesce(s.period_price_minor, p.price_minor)
 		FROM packages p LEFT JOIN subscriptions s ON s.package_code = p.code AND s.account_id = $1
 		WHERE p.code = ANY($2)`, acct.ID, codes)
 	if err != nil {

@@ -20,10 +20,12 @@ var templateFS embed.FS
 
 // invoiceHTML is parsed once; a broken embedded template fails every test.
 var invoiceHTML = template.Must(template.New("invoice.html").Funcs(template.FuncMap{
-	"title":  invoiceTitle,
-	"money":  func(c Currency, minor int64) string { return c.FormatMinor(minor) },
-	"day":    func(t time.Time) string { return t.Format(time.DateOnly) },
-	"period": periodText,
+	"title":   invoiceTitle,
+	"money":   func(c Currency, minor int64) string { return c.FormatMinor(minor) },
+	"day":     func(t time.Time) string { return t.Format(time.DateOnly) },
+	"period":  periodText,
+	"note":    lineNote,
+	"payment": paymentLines,
 }).ParseFS(templateFS, "templates/invoice.html"))
 
 // RenderHTML writes inv as a standalone HTML page (the /v1/invoices/{id}.html
@@ -40,6 +42,44 @@ func invoiceTitle(inv Invoice) string {
 		return "Credit note"
 	}
 	return "Invoice"
+}
+
+// lineNote labels a line's note: "prorated: 15 of 30 days" for a
+// partial period, the note as it is otherwise ("credit for 2026-000004").
+func lineNote(note string) string {
+	var a, b int
+	if n, err := fmt.Sscanf(note, "%d of %d days", &a, &b); err == nil && n == 2 && strings.HasSuffix(note, " days") {
+		return "prorated: " + note
+	}
+	return note
+}
+
+// paymentLines is the invoice's payment block: how it was paid, or how to
+// pay it (the bank details and the reference of a transfer).
+func paymentLines(inv Invoice) []string {
+	cur := inv.Currency
+	if p := inv.Payment; p != nil {
+		out := []string{"Paid " + cur.FormatMinor(p.AmountMinor) + " " + string(cur) + " on " + p.At.Format(time.DateOnly) + " by " + p.Method}
+		if p.Reference != "" && p.Reference != "credit" {
+			out = append(out, "Reference: "+p.Reference)
+		}
+		return out
+	}
+	if inv.Status != StatusOpen || inv.Kind != KindInvoice || inv.Totals.GrossMinor <= 0 {
+		if inv.PaymentRef != "" {
+			return []string{"Reference: " + inv.PaymentRef}
+		}
+		return nil
+	}
+	out := []string{"Amount due: " + cur.FormatMinor(inv.Totals.GrossMinor) + " " + string(cur) + " by " + inv.DueAt.Format(time.DateOnly)}
+	is := inv.Issuer
+	if is.IBAN != "" {
+		out = append(out, "By bank transfer to "+is.Name+", IBAN "+is.IBAN)
+		if is.BIC != "" || is.Bank != "" {
+			out = append(out, strings.TrimPrefix(strings.TrimSuffix(is.Bank+", BIC "+is.BIC, ", BIC "), ", "))
+		}
+	}
+	return append(out, "Transfer reference: "+inv.Number)
 }
 
 // periodText shows a [start, end) period with its inclusive last day, which
@@ -173,12 +213,20 @@ func renderPDF(w io.Writer, inv Invoice, compress bool) error {
 		info = append(info, [2]string{"Corrects invoice", inv.Corrects})
 	}
 	info = append(info, [2]string{"Status", string(inv.Status)})
-	if inv.PaymentRef != "" {
-		info = append(info, [2]string{"Payment", inv.PaymentRef})
+	for i, l := range paymentLines(inv) {
+		label := ""
+		if i == 0 {
+			label = "Payment"
+		}
+		info = append(info, [2]string{label, l})
 	}
 	for _, kv := range info {
 		pdf.SetFont(pdfFont, "B", 10)
-		pdf.CellFormat(35, pdfLineH, tr(kv[0]+":"), "", 0, "L", false, 0, "")
+		label := kv[0]
+		if label != "" {
+			label += ":"
+		}
+		pdf.CellFormat(35, pdfLineH, tr(label), "", 0, "L", false, 0, "")
 		pdf.SetFont(pdfFont, "", 10)
 		pdf.CellFormat(pdfWidth-35, pdfLineH, tr(kv[1]), "", 1, "L", false, 0, "")
 	}
@@ -206,7 +254,7 @@ func renderPDF(w io.Writer, inv Invoice, compress bool) error {
 		}
 		descLines := pdf.SplitText(tr(desc), pdfColumns[0].width-2)
 		if l.ProrationNote != "" {
-			descLines = append(descLines, pdf.SplitText(tr("prorated: "+l.ProrationNote), pdfColumns[0].width-2)...)
+			descLines = append(descLines, pdf.SplitText(tr(lineNote(l.ProrationNote)), pdfColumns[0].width-2)...)
 		}
 		rowH := float64(len(descLines)) * pdfLineH
 		if pdf.GetY()+rowH > pageH-pdfMargin-40 {

@@ -194,3 +194,20 @@ func TestRenderPDFUnicode(t *testing.T) {
 		t.Errorf("pdfString = %q", got)
 	}
 }
+
+func TestCountryNamesAndNotes(t *testing.T) {
+	t.Parallel()
+	for code, want := range map[string]string{"FR": "France", "de": "Germany", "US": "United States", "France": "France", "ZZ": "ZZ"} {
+		if got := countryName(code); got != want {
+			t.Errorf("countryName(%q) = %q, want %q", code, got, want)
+		}
+	}
+	for note, want := range map[string]string{
+		"15 of 30 days": "prorated: 15 of 30 days", "credit for 2026-000004": "credit for 2026-000004",
+		"credit 202.71: 49.90 applied, 152.81 carried forward": "credit 202.71: 49.90 applied, 152.81 carried forward",
+	} {
+		if got := lineNote(note); got != want {
+			t.Errorf("lineNote(%q) = %q, want %q", note, got, want)
+		}
+	}
+}

@@ -731,7 +731,7 @@ func lockPending(ctx context.Context, conn *pgxpool.Conn, subs []subRow) (map[st
 func (w *renewalWrites) takePending(items []pendingItem, acct Account, baseNet int64, invoiceID string) (lines []Line, rest []pendingItem) {
 	net := baseNet
 	for i, it := range items { // charges first (amount DESC), then credits
-		amount := it.amount
+		amount, note := it.amount, it.note
 		if amount < 0 && net+amount < 0 {
 			if net <= 0 {
 				return lines, append(rest, items[i:]...)
@@ -740,13 +740,20 @@ func (w *renewalWrites) takePending(items []pendingItem, acct Account, baseNet i
 			w.splits = append(w.splits, pendingSplit{item: it, used: amount, invoiceID: invoiceID})
 			it.amount -= amount
 			rest = append(rest, it)
+			// Say so on the invoice: the line's quantity and unit price are
+			// the whole credit's.
+			cur := Currency(it.currency)
+			note = fmt.Sprintf("credit %s: %s applied, %s carried forward", cur.FormatMinor(-(it.amount + amount)), cur.FormatMinor(-amount), cur.FormatMinor(-it.amount))
+			if it.note != "" {
+				note = it.note + "; " + note
+			}
 		} else {
 			w.takenItems, w.takenBy = append(w.takenItems, it.id), append(w.takenBy, invoiceID)
 		}
 		net += amount
 		lines = append(lines, Line{Description: it.desc, PackageCode: it.pkg, Quantity: it.qty,
 			UnitMinor: it.unit, PeriodStart: DateOf(it.ps, time.UTC), PeriodEnd: DateOf(it.pe, time.UTC),
-			ProrationNote: it.note, AmountMinor: amount, VATBasisPoints: acct.VAT})
+			ProrationNote: note, AmountMinor: amount, VATBasisPoints: acct.VAT})
 	}
 	// The order lockPending reads them in, which a split may change.
 	slices.SortFunc(rest, func(a, b pendingItem) int {

@@ -16,6 +16,8 @@ import (
 	"github.com/pbxd/pbxd/internal/store"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+	"golang.org/x/text/language"
+	"golang.org/x/text/language/display"
 )
 
 // This file and the others without a pure-logic purpose (quote.go, issue.go,
@@ -314,9 +316,25 @@ func (a Account) Customer() Customer {
 		c.Address = append(c.Address, city)
 	}
 	if v := a.BillingAddress["country"]; v != "" {
-		c.Address = append(c.Address, v)
+		c.Address = append(c.Address, countryName(v))
 	}
 	return c
+}
+
+// countryName spells an ISO 3166 country code out in English ("FR" →
+// "France"), as an invoice address reads; anything else is kept as given.
+func countryName(code string) string {
+	if len(code) != 2 {
+		return code
+	}
+	r, err := language.ParseRegion(code)
+	if err != nil || !r.IsCountry() {
+		return code
+	}
+	if name := display.English.Regions().Name(r); name != "" {
+		return name
+	}
+	return code
 }
 
 // Package is a catalog entry as billing prices it.

@@ -36,8 +36,9 @@ func (a *App) newBilling(cfg *config.Config) (*billing.Service, error) {
 func billingSettings(cfg *config.Config) billing.Settings {
 	b := cfg.Billing
 	st := billing.Settings{
-		IssuerCode:       b.Issuer.Code,
-		Issuer:           billing.Issuer{Name: b.Issuer.Name, Address: b.Issuer.Address, VATID: b.Issuer.VATID},
+		IssuerCode: b.Issuer.Code,
+		Issuer: billing.Issuer{Name: b.Issuer.Name, Address: b.Issuer.Address, VATID: b.Issuer.VATID,
+			Bank: b.Issuer.Bank, IBAN: b.Issuer.IBAN, BIC: b.Issuer.BIC},
 		CreditOnDecrease: b.CreditOnDecrease,
 		PaymentTermDays:  b.PaymentTermDays,
 		RenewalBatch:     b.RenewalBatch,

@@ -156,6 +156,10 @@ type Issuer struct {
 	Name    string   `yaml:"name"`
 	Address []string `yaml:"address"`
 	VATID   string   `yaml:"vat_id"`
+	// Bank details printed on invoices to be paid by bank transfer.
+	Bank string `yaml:"bank"`
+	IBAN string `yaml:"iban"`
+	BIC  string `yaml:"bic"`
 }
 
 // Phones configures phone auto-provisioning.
