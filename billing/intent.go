@@ -102,6 +102,13 @@ func (s *Service) recordOutcomes(ctx context.Context, ds []decided, now time.Tim
 	var done []decided
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		done = done[:0]
+		// Asynchronous commit: an answer lost in a crash leaves the attempt
+		// unknown, and Recover asks the gateway again; nothing depends on it
+		// being on disk before the change is applied, whose own commit is
+		// synchronous and flushes this one with it.
+		if _, err := tx.Exec(ctx, `SET LOCAL synchronous_commit = off`); err != nil {
+			return err
+		}
 		ids, outcomes, refs, details := make([]string, len(ds)), make([]string, len(ds)), make([]string, len(ds)), make([]string, len(ds))
 		for i, d := range ds {
 			ids[i], outcomes[i], refs[i], details[i] = d.a.id, d.outcome, d.res.TransactionRef, d.res.Message
@@ -338,11 +345,13 @@ func (s *Service) PayChange(ctx context.Context, attemptID string) error {
 		if outcome == "" {
 			return fmt.Errorf("charge change %s: %w", a.changeID, err)
 		}
-		if _, err := s.recordOutcomes(ctx, []decided{{a: a, res: res, outcome: outcome}}, s.clock.Now()); err != nil {
+		done, err := s.recordOutcomes(ctx, []decided{{a: a, res: res, outcome: outcome}}, s.clock.Now())
+		if err != nil {
 			return err
 		}
-		// Re-read: Recover may have recorded another answer first.
-		if a, err = s.loadAttempt(ctx, s.pool, attemptID); err != nil {
+		if len(done) == 1 {
+			a.outcome = outcome
+		} else if a, err = s.loadAttempt(ctx, s.pool, attemptID); err != nil { // Recover recorded another answer first
 			return err
 		}
 		if a.outcome == "declined" || a.outcome == "error" {

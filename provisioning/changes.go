@@ -298,12 +298,6 @@ func (s *Service) confirm(ctx context.Context, actor, changeID string, accountSc
 	if uuid.Validate(changeID) != nil {
 		return ConfirmResult{}, fault.New(fault.NotFound, "", "change order not found")
 	}
-	var accountID string
-	if err := s.pool.QueryRow(ctx, `SELECT account_id::text FROM change_orders WHERE id = $1`, changeID).Scan(&accountID); err == nil {
-		if err := s.renewDue(ctx, accountID); err != nil {
-			return ConfirmResult{}, err
-		}
-	}
 	var paymentID string
 	res, done, err := s.confirmStep(ctx, changeID, accountScope, func(tx pgx.Tx, p *plan, pv Preview) error {
 		if s.biller == nil || !pv.Priced {
