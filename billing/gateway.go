@@ -281,6 +281,9 @@ func (s Sandbox) Lookup(ctx context.Context, idempotencyKey string) (ChargeResul
 	if !ok || e.Outcome == "voided" {
 		return ChargeResult{}, false, nil
 	}
+	if e.Refunded {
+		return ChargeResult{Outcome: OutcomeDeclined, Message: "charge refunded (sandbox)"}, true, nil
+	}
 	return e.result(), true, nil
 }
 

@@ -77,6 +77,23 @@ func (s *Service) callGateway(ctx context.Context, a *attempt) (ChargeResult, st
 		if res.Message == "" {
 			res.Message = err.Error()
 		}
+		if errors.Is(err, ErrInvalidCharge) || errors.Is(err, ErrInvalidToken) {
+			return res, "error", err // refused before any charge
+		}
+		// No answer is not "not charged": the charge may have gone through
+		// and its answer been lost. Ask under the same key; only a charge
+		// the gateway confirms it does not have (its key now voided) is an
+		// error. Anything else stays unknown, for Recover.
+		got, found, lerr := gw.Lookup(ctx, a.key)
+		switch {
+		case lerr != nil:
+			return res, "", err
+		case found:
+			return got, string(got.Outcome), nil
+		}
+		if ref, verr := gw.Refund(ctx, a.key); verr != nil || ref != "" {
+			return res, "", err
+		}
 		return res, "error", err
 	}
 	return res, string(res.Outcome), nil
