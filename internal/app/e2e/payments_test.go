@@ -428,7 +428,8 @@ func TestRenewalAtLocalTime(t *testing.T) {
 	ny := d.CreateAccount(t, map[string]any{"payment_mode": "card", "timezone": "America/New_York"})
 	addMethod(t, d, ny, "sandbox_approve")
 	d.Change(t, ny, map[string]any{"package": "world", "quantity": 1})
-	d.SetClock(t, "2026-12-01T00:20:00-05:00") // 05:20 UTC: the daily 00:05 UTC run saw 30 November in New York
+	d.SetClock(t, "2026-12-01T00:10:00Z")      // a run at 00:05 UTC: still 30 November in New York
+	d.SetClock(t, "2026-12-01T00:20:00-05:00") // 05:20 UTC: December began in New York 20 minutes ago
 	decemberInvoices := func(d *apptest.Daemon, acct string) int {
 		n := 0
 		for _, inv := range invoiceList(t, d, acct) {
