@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pbxd/pbxd/internal/fault"
 )
@@ -116,6 +117,9 @@ func (s *Service) recordOutcomes(ctx context.Context, ds []decided, now time.Tim
 	if len(ds) == 0 {
 		return nil, nil
 	}
+	if len(ds) == 1 && ds[0].a.invoiceID == "" && (ds[0].outcome == "approved" || ds[0].outcome == "pending") {
+		return s.recordChangePaid(ctx, ds[0], now)
+	}
 	var done []decided
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		done = done[:0]
@@ -183,6 +187,30 @@ func (s *Service) recordOutcomes(ctx context.Context, ds []decided, now time.Tim
 		s.m.attempts.WithLabelValues(d.outcome).Inc()
 	}
 	return done, nil
+}
+
+// recordChangePaid records a change payment's approval: one statement, no
+// effect on any invoice yet, in a transaction sent in one round trip with
+// an asynchronous commit (see recordOutcomes).
+func (s *Service) recordChangePaid(ctx context.Context, d decided, now time.Time) ([]decided, error) {
+	var n int
+	b := &pgx.Batch{}
+	b.Queue("BEGIN")
+	b.Queue("SET LOCAL synchronous_commit = off")
+	b.Queue(`UPDATE payment_attempts SET outcome = $2, reference = $3, detail = $4, decided_at = $5 WHERE id = $1 AND outcome = 'unknown'`,
+		d.a.id, d.outcome, d.res.TransactionRef, d.res.Message, now).Exec(func(tag pgconn.CommandTag) error {
+		n = int(tag.RowsAffected())
+		return nil
+	})
+	b.Queue("COMMIT")
+	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+		return nil, fmt.Errorf("record payment outcome: %w", err)
+	}
+	if n == 0 {
+		return nil, nil
+	}
+	s.m.attempts.WithLabelValues(d.outcome).Inc()
+	return []decided{d}, nil
 }
 
 // settleMany marks open invoices paid in one statement per table; the
