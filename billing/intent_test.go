@@ -3,6 +3,7 @@ package billing
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -116,4 +117,35 @@ func countOutcome(t *testing.T, pool *pgxpool.Pool, outcome string) int64 {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// An invoice whose card charge has no recorded answer cannot be marked
+// paid by transfer meanwhile: that could take the money twice. Recovery
+// records the answer, after which the invoice is paid once.
+func TestMarkPaidWaitsForAChargeInFlight(t *testing.T) {
+	t.Parallel()
+	b := setupShell(t)
+	b.account(t, SandboxApprove, 1)
+	at := time.Date(2026, 12, 1, 1, 0, 0, 0, time.UTC)
+	crashy, err := NewService(Options{Pool: b.pool, Clock: testClock(at), Registry: prometheus.NewRegistry(), Settings: b.svc.cfg(),
+		AfterCharge: func(string) error { return ErrAbandoned }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := crashy.Renew(t.Context(), at); err != nil {
+		t.Fatal(err)
+	}
+	var inv string
+	if err := b.pool.QueryRow(t.Context(), `SELECT id::text FROM invoices WHERE status = 'open'`).Scan(&inv); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.svc.MarkPaid(t.Context(), "operator", inv, "SEPA-1"); err == nil || !strings.Contains(err.Error(), "in progress") {
+		t.Fatalf("mark-paid with a charge in flight: %v", err)
+	}
+	if err := b.svc.Recover(t.Context(), at.Add(2*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if got := renewalMoney(t, b.pool); got != 1 {
+		t.Fatalf("%d paid after recovery, want 1", got)
+	}
 }

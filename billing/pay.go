@@ -361,6 +361,15 @@ func (s *Service) MarkPaid(ctx context.Context, actor, invoiceID, reference stri
 		if status != string(StatusOpen) {
 			return fault.New(fault.Conflict, "", "invoice is %s; only open invoices can be marked paid", status)
 		}
+		// A card charge whose answer is not recorded yet may have paid it:
+		// marking it paid too could take the money twice.
+		var inFlight bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM payment_attempts WHERE invoice_id = $1 AND outcome = 'unknown')`, invoiceID).Scan(&inFlight); err != nil {
+			return fmt.Errorf("read payment attempts: %w", err)
+		}
+		if inFlight {
+			return fault.New(fault.Conflict, "", "a card payment of this invoice is in progress; try again in a few minutes")
+		}
 		ref := reference
 		if ref == "" {
 			ref = "manual"
