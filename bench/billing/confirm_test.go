@@ -30,7 +30,7 @@ func BenchmarkConfirmCard(b *testing.B) {
 		accounts = append(accounts, acct)
 	}
 	ctx := context.Background()
-	var next atomic.Int64
+	var next, retries atomic.Int64
 	qty := make([]atomic.Int64, len(accounts))
 	// Sixteen clients on two cores: a confirm waits on PostgreSQL (commits,
 	// round trips) more than it computes.
@@ -54,10 +54,12 @@ func BenchmarkConfirmCard(b *testing.B) {
 					break
 				}
 				// Another client changed this account since the preview: preview again.
+				retries.Add(1)
 			}
 		}
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "confirms/s")
+	b.ReportMetric(float64(retries.Load())/float64(b.N), "retries/op")
 	b.StopTimer()
 	var unsettled int
 	if err := d.App.Pool().QueryRow(ctx, `SELECT count(*) FROM payment_attempts WHERE outcome = 'unknown' OR (change_id IS NOT NULL AND invoice_id IS NULL AND outcome = 'approved' AND refund_state IS NULL)`).Scan(&unsettled); err != nil || unsettled != 0 {
