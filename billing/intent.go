@@ -536,9 +536,10 @@ func (s *Service) Recover(ctx context.Context, now time.Time) error {
 		}
 		err := box.ApplyPaidChange(ctx, change)
 		if fe, ok := fault.As(err); ok && fe.Kind != fault.PaymentRequired {
-			// Refused for good (the applier refunded it): settled.
-			s.log.Warn("paid change not applied; refunded", "change", change, "err", err)
-			err = nil
+			// Refused for good: no payment without its change. The applier
+			// refunds a conflict itself; this covers any other refusal.
+			s.log.Warn("paid change not applied; refunding", "change", change, "err", err)
+			err = s.RefundChange(ctx, change, err.Error())
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("apply paid change %s: %w", change, err))
