@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"sync"
 )
 
 // Gateway errors. ErrInvalidToken and ErrUnknownGateway are the caller's
@@ -50,6 +51,15 @@ type ChargeResult struct {
 type Gateway interface {
 	Name() string
 	Charge(ctx context.Context, token string, amount Money, idempotencyKey string) (ChargeResult, error)
+	// Lookup answers what became of the charge made under idempotencyKey:
+	// found is false when the gateway never received it. The recovery job
+	// asks it for payments whose answer a crash lost.
+	Lookup(ctx context.Context, idempotencyKey string) (res ChargeResult, found bool, err error)
+	// Refund gives back the money of an approved charge, or voids the key
+	// of a charge that never arrived so that a late one is refused; it is
+	// idempotent per key and returns the refund's reference ("" when there
+	// was nothing to give back).
+	Refund(ctx context.Context, idempotencyKey string) (ref string, err error)
 }
 
 // tokenValidator is implemented by gateways that can check a token before a
@@ -116,6 +126,14 @@ func (Manual) Charge(ctx context.Context, _ string, amount Money, idempotencyKey
 	return ChargeResult{Outcome: OutcomePending, Message: "awaiting bank transfer"}, nil
 }
 
+// Lookup answers pending: a bank transfer is never taken by pbxd.
+func (Manual) Lookup(ctx context.Context, _ string) (ChargeResult, bool, error) {
+	return ChargeResult{Outcome: OutcomePending, Message: "awaiting bank transfer"}, true, ctx.Err()
+}
+
+// Refund has nothing to give back.
+func (Manual) Refund(ctx context.Context, _ string) (string, error) { return "", ctx.Err() }
+
 // Sandbox tokens: each one forces an outcome, for tests and demos.
 const (
 	SandboxApprove = "sandbox_approve"
@@ -124,9 +142,77 @@ const (
 )
 
 // Sandbox is a deterministic fake card gateway whose token decides the
-// outcome. Its transaction refs derive from the idempotency key, so a
-// replayed charge returns the same ref, as a real gateway would.
-type Sandbox struct{}
+// outcome. Like a real gateway it keeps a ledger of the charges it took, by
+// idempotency key: a replayed charge returns the first answer, and Lookup
+// and Refund work after pbxd crashed. Its transaction refs derive from the
+// idempotency key.
+type Sandbox struct {
+	// Ledger keeps the charges; nil means one in memory for the process.
+	Ledger SandboxLedger
+}
+
+// SandboxEntry is one charge (or voided key) in a sandbox ledger.
+type SandboxEntry struct {
+	Token     string
+	Amount    Money
+	Outcome   string // approved, declined or voided
+	Reference string
+	Refunded  bool
+}
+
+// SandboxLedger stores a sandbox gateway's charges. Put stores e under key
+// unless the key is taken, and returns what the key holds.
+type SandboxLedger interface {
+	Put(ctx context.Context, key string, e SandboxEntry) (SandboxEntry, error)
+	Get(ctx context.Context, key string) (SandboxEntry, bool, error)
+	// MarkRefunded flags an approved entry refunded.
+	MarkRefunded(ctx context.Context, key string) error
+}
+
+// memLedger is the default ledger of a process: enough for unit tests.
+type memLedger struct {
+	mu sync.Mutex
+	m  map[string]SandboxEntry
+}
+
+var processLedger = NewMemoryLedger()
+
+// NewMemoryLedger returns an empty ledger kept in memory.
+func NewMemoryLedger() SandboxLedger { return &memLedger{m: map[string]SandboxEntry{}} }
+
+func (l *memLedger) Put(_ context.Context, key string, e SandboxEntry) (SandboxEntry, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if old, ok := l.m[key]; ok {
+		return old, nil
+	}
+	l.m[key] = e
+	return e, nil
+}
+
+func (l *memLedger) Get(_ context.Context, key string) (SandboxEntry, bool, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	e, ok := l.m[key]
+	return e, ok, nil
+}
+
+func (l *memLedger) MarkRefunded(_ context.Context, key string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if e, ok := l.m[key]; ok && e.Outcome == "approved" {
+		e.Refunded = true
+		l.m[key] = e
+	}
+	return nil
+}
+
+func (s Sandbox) ledger() SandboxLedger {
+	if s.Ledger == nil {
+		return processLedger
+	}
+	return s.Ledger
+}
 
 // Name is "sandbox".
 func (Sandbox) Name() string { return "sandbox" }
@@ -140,7 +226,13 @@ func (Sandbox) ValidateToken(token string) error {
 	return fmt.Errorf("%w: sandbox token %q", ErrInvalidToken, token)
 }
 
-// Charge approves, declines or fails according to token.
+func sandboxRef(prefix, key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return prefix + hex.EncodeToString(sum[:])[:16]
+}
+
+// Charge approves, declines or fails according to token; a key seen
+// before returns its first answer (a voided key is declined).
 func (s Sandbox) Charge(ctx context.Context, token string, amount Money, idempotencyKey string) (ChargeResult, error) {
 	if err := ctx.Err(); err != nil {
 		return ChargeResult{}, err
@@ -151,12 +243,62 @@ func (s Sandbox) Charge(ctx context.Context, token string, amount Money, idempot
 	if err := checkCharge(amount, idempotencyKey); err != nil {
 		return ChargeResult{}, err
 	}
+	var e SandboxEntry
 	switch token {
 	case SandboxApprove:
-		sum := sha256.Sum256([]byte(idempotencyKey))
-		return ChargeResult{Outcome: OutcomeApproved, TransactionRef: "sbx_" + hex.EncodeToString(sum[:])[:16]}, nil
+		e = SandboxEntry{Token: token, Amount: amount, Outcome: "approved", Reference: sandboxRef("sbx_", idempotencyKey)}
 	case SandboxDecline:
-		return ChargeResult{Outcome: OutcomeDeclined, Message: "card declined (sandbox)"}, nil
+		e = SandboxEntry{Token: token, Amount: amount, Outcome: "declined"}
+	default:
+		if old, ok, err := s.ledger().Get(ctx, idempotencyKey); err == nil && ok {
+			return old.result(), nil
+		}
+		return ChargeResult{}, fmt.Errorf("%w: sandbox simulated failure", ErrGateway)
 	}
-	return ChargeResult{}, fmt.Errorf("%w: sandbox simulated failure", ErrGateway)
+	got, err := s.ledger().Put(ctx, idempotencyKey, e)
+	if err != nil {
+		return ChargeResult{}, fmt.Errorf("%w: sandbox ledger: %v", ErrGateway, err)
+	}
+	return got.result(), nil
+}
+
+func (e SandboxEntry) result() ChargeResult {
+	switch e.Outcome {
+	case "approved":
+		return ChargeResult{Outcome: OutcomeApproved, TransactionRef: e.Reference}
+	case "voided":
+		return ChargeResult{Outcome: OutcomeDeclined, Message: "payment voided (sandbox)"}
+	}
+	return ChargeResult{Outcome: OutcomeDeclined, Message: "card declined (sandbox)"}
+}
+
+// Lookup returns the answer given to the charge under idempotencyKey.
+func (s Sandbox) Lookup(ctx context.Context, idempotencyKey string) (ChargeResult, bool, error) {
+	e, ok, err := s.ledger().Get(ctx, idempotencyKey)
+	if err != nil {
+		return ChargeResult{}, false, fmt.Errorf("%w: sandbox ledger: %v", ErrGateway, err)
+	}
+	if !ok || e.Outcome == "voided" {
+		return ChargeResult{}, false, nil
+	}
+	if e.Refunded {
+		return ChargeResult{Outcome: OutcomeDeclined, Message: "charge refunded (sandbox)"}, true, nil
+	}
+	return e.result(), true, nil
+}
+
+// Refund refunds an approved charge, or voids a key never charged.
+func (s Sandbox) Refund(ctx context.Context, idempotencyKey string) (string, error) {
+	l := s.ledger()
+	e, err := l.Put(ctx, idempotencyKey, SandboxEntry{Outcome: "voided"})
+	if err != nil {
+		return "", fmt.Errorf("%w: sandbox ledger: %v", ErrGateway, err)
+	}
+	if e.Outcome != "approved" {
+		return "", nil
+	}
+	if err := l.MarkRefunded(ctx, idempotencyKey); err != nil {
+		return "", fmt.Errorf("%w: sandbox ledger: %v", ErrGateway, err)
+	}
+	return sandboxRef("sbx_re_", idempotencyKey), nil
 }

@@ -13,7 +13,7 @@ func TestSandboxCharge(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	amount := Money{6091, "EUR"}
-	var g Gateway = Sandbox{}
+	var g Gateway = Sandbox{Ledger: NewMemoryLedger()}
 	for _, tc := range []struct {
 		token   string
 		amount  Money
@@ -22,8 +22,9 @@ func TestSandboxCharge(t *testing.T) {
 		err     error
 	}{
 		{SandboxApprove, amount, "inv-1", OutcomeApproved, nil},
-		{SandboxDecline, amount, "inv-1", OutcomeDeclined, nil},
-		{SandboxError, amount, "inv-1", "", ErrGateway},
+		{SandboxDecline, amount, "inv-d", OutcomeDeclined, nil},
+		{SandboxError, amount, "inv-e", "", ErrGateway},
+		{SandboxDecline, amount, "inv-1", OutcomeApproved, nil}, // a replay answers as the first time
 		{"tok_visa", amount, "inv-1", "", ErrInvalidToken},
 		{"", amount, "inv-1", "", ErrInvalidToken},
 		{SandboxApprove, amount, "", "", ErrInvalidCharge},
@@ -52,6 +53,49 @@ func TestSandboxCharge(t *testing.T) {
 	cancel()
 	if _, err := g.Charge(cancelled, SandboxApprove, amount, "k"); !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled charge: %v", err)
+	}
+}
+
+// The sandbox answers look-ups and refunds by idempotency key, as a real
+// gateway does, and a voided key refuses a late charge.
+func TestSandboxLookupRefund(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	amount := Money{6091, "EUR"}
+	g := Sandbox{Ledger: NewMemoryLedger()}
+	if _, found, err := g.Lookup(ctx, "k1"); found || err != nil {
+		t.Fatalf("lookup before charge: found %v, %v", found, err)
+	}
+	charged, err := g.Charge(ctx, SandboxApprove, amount, "k1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, found, err := g.Lookup(ctx, "k1")
+	if !found || err != nil || got != charged {
+		t.Fatalf("lookup = %+v %v %v, want %+v", got, found, err, charged)
+	}
+	if _, err := g.Charge(ctx, SandboxError, amount, "k-err"); !errors.Is(err, ErrGateway) {
+		t.Fatalf("error token: %v", err)
+	}
+	if _, found, _ := g.Lookup(ctx, "k-err"); found {
+		t.Fatal("a failed charge is found")
+	}
+	ref, err := g.Refund(ctx, "k1")
+	if err != nil || !strings.HasPrefix(ref, "sbx_re_") {
+		t.Fatalf("refund = %q, %v", ref, err)
+	}
+	if e, _, _ := g.Ledger.Get(ctx, "k1"); !e.Refunded {
+		t.Fatalf("ledger after refund: %+v", e)
+	}
+	// Voiding a key never charged: a late charge under it is refused.
+	if ref, err := g.Refund(ctx, "k2"); ref != "" || err != nil {
+		t.Fatalf("void = %q, %v", ref, err)
+	}
+	if res, err := g.Charge(ctx, SandboxApprove, amount, "k2"); err != nil || res.Outcome != OutcomeDeclined {
+		t.Fatalf("charge after void = %+v, %v", res, err)
+	}
+	if _, found, _ := g.Lookup(ctx, "k2"); found {
+		t.Fatal("a voided key is found")
 	}
 }
 
@@ -102,6 +146,10 @@ func (fakeGateway) Name() string { return "fake" }
 func (fakeGateway) Charge(context.Context, string, Money, string) (ChargeResult, error) {
 	return ChargeResult{Outcome: OutcomeApproved}, nil
 }
+func (fakeGateway) Lookup(context.Context, string) (ChargeResult, bool, error) {
+	return ChargeResult{}, false, nil
+}
+func (fakeGateway) Refund(context.Context, string) (string, error) { return "", nil }
 
 func sha256hex16(s string) string {
 	sum := sha256.Sum256([]byte(s))

@@ -26,6 +26,8 @@ type Issuer struct {
 	Name    string
 	Address []string
 	VATID   string
+	// Bank, IBAN and BIC are where a bank transfer pays an invoice.
+	Bank, IBAN, BIC string
 }
 
 // Customer is the account's billing identity as of the invoice date. It is
@@ -102,6 +104,18 @@ type Invoice struct {
 	Corrects string
 	// PaymentRef is the gateway transaction reference once paid.
 	PaymentRef string
+	// Payment is how the invoice was paid; filled when the invoice is read
+	// (the document is frozen at issue, the payment comes after), nil while
+	// it is open.
+	Payment *Payment `json:"-"`
+}
+
+// Payment is how an invoice was paid, as printed on it.
+type Payment struct {
+	At          time.Time
+	Method      string // "Sandbox card (approve)", "visa …4242", "Bank transfer", "Credit balance"
+	Reference   string
+	AmountMinor int64
 }
 
 // Draft is the input of BuildInvoice.

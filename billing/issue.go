@@ -161,7 +161,39 @@ func (s *Service) Invoice(ctx context.Context, id, accountScope string) (StoredI
 	}
 	// The document is frozen at issue; only the payment state moves on.
 	si.Number, si.Status, si.PaymentRef = number, Status(status), ref
+	if si.Status == StatusPaid {
+		p, err := s.paymentOf(ctx, si)
+		if err != nil {
+			return StoredInvoice{}, err
+		}
+		si.Payment = p
+	}
 	return si, nil
+}
+
+// paymentOf reads how a paid invoice was paid: its approved (or manually
+// recorded) attempt, with the method's label; a zero invoice is paid by
+// the account's credit.
+func (s *Service) paymentOf(ctx context.Context, si StoredInvoice) (*Payment, error) {
+	p := &Payment{Reference: si.PaymentRef}
+	var outcome string
+	err := s.pool.QueryRow(ctx, `SELECT coalesce(a.decided_at, a.at), a.outcome, coalesce(m.label, ''), a.reference, a.amount_minor
+		FROM payment_attempts a LEFT JOIN payment_methods m ON m.id = a.payment_method_id
+		WHERE a.invoice_id = $1 AND a.outcome IN ('approved', 'manual') ORDER BY a.at DESC LIMIT 1`, si.ID).
+		Scan(&p.At, &outcome, &p.Method, &p.Reference, &p.AmountMinor)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		p.Method, p.AmountMinor = "Credit balance", si.Totals.GrossMinor
+		if si.PaidAt != nil {
+			p.At = *si.PaidAt
+		}
+	case err != nil:
+		return nil, fmt.Errorf("read payment of invoice %s: %w", si.ID, err)
+	case outcome == "manual":
+		p.Method = "Bank transfer"
+	}
+	p.At = p.At.In(si.IssuedAt.Location())
+	return p, nil
 }
 
 // InvoiceSummary is one row of an account's billing history.
@@ -193,6 +225,15 @@ func (s *Service) Invoices(ctx context.Context, accountID string) ([]InvoiceSumm
 	if err != nil {
 		return nil, fmt.Errorf("list invoices: %w", err)
 	}
+	// In the account's time zone, as the invoices themselves show them.
+	var tz string
+	if err := s.pool.QueryRow(ctx, `SELECT timezone FROM accounts WHERE id = $1`, accountID).Scan(&tz); err != nil {
+		return nil, fmt.Errorf("read account time zone: %w", err)
+	}
+	loc := s.location(tz)
+	for i := range out {
+		out[i].IssuedAt, out[i].DueAt = out[i].IssuedAt.In(loc), out[i].DueAt.In(loc)
+	}
 	if out == nil {
 		out = []InvoiceSummary{}
 	}
@@ -215,25 +256,35 @@ func (s *Service) accountExists(ctx context.Context, accountID string) error {
 
 // InvoiceView is the JSON form of an invoice (GET /v1/invoices/{id}).
 type InvoiceView struct {
-	ID         string       `json:"id"`
-	AccountID  string       `json:"account_id"`
-	Number     string       `json:"number"`
-	Kind       Kind         `json:"kind"`
-	Status     Status       `json:"status"`
-	Issuer     PartyView    `json:"issuer"`
-	Customer   PartyView    `json:"customer"`
-	IssuedAt   time.Time    `json:"issued_at"`
-	DueAt      time.Time    `json:"due_at"`
-	Currency   Currency     `json:"currency"`
-	Lines      []LineView   `json:"lines"`
-	NetMinor   int64        `json:"net_minor"`
-	Taxes      []TaxView    `json:"taxes"`
-	TaxMinor   int64        `json:"tax_minor"`
-	GrossMinor int64        `json:"gross_minor"`
-	PaymentRef string       `json:"payment_ref"`
-	PaidAt     *time.Time   `json:"paid_at"`
-	Corrects   string       `json:"corrects,omitempty"`
-	Links      InvoiceLinks `json:"links"`
+	ID         string     `json:"id"`
+	AccountID  string     `json:"account_id"`
+	Number     string     `json:"number"`
+	Kind       Kind       `json:"kind"`
+	Status     Status     `json:"status"`
+	Issuer     PartyView  `json:"issuer"`
+	Customer   PartyView  `json:"customer"`
+	IssuedAt   time.Time  `json:"issued_at"`
+	DueAt      time.Time  `json:"due_at"`
+	Currency   Currency   `json:"currency"`
+	Lines      []LineView `json:"lines"`
+	NetMinor   int64      `json:"net_minor"`
+	Taxes      []TaxView  `json:"taxes"`
+	TaxMinor   int64      `json:"tax_minor"`
+	GrossMinor int64      `json:"gross_minor"`
+	PaymentRef string     `json:"payment_ref"`
+	PaidAt     *time.Time `json:"paid_at"`
+	// Payment is how it was paid (null while open).
+	Payment  *PaymentView `json:"payment"`
+	Corrects string       `json:"corrects,omitempty"`
+	Links    InvoiceLinks `json:"links"`
+}
+
+// PaymentView is how an invoice was paid.
+type PaymentView struct {
+	At          time.Time `json:"at"`
+	Method      string    `json:"method"`
+	Reference   string    `json:"reference"`
+	AmountMinor int64     `json:"amount_minor"`
 }
 
 // PartyView is an issuer or customer identity.
@@ -279,6 +330,9 @@ func (si StoredInvoice) View() InvoiceView {
 		NetMinor: si.Totals.NetMinor, TaxMinor: si.Totals.TaxMinor, GrossMinor: si.Totals.GrossMinor,
 		PaymentRef: si.PaymentRef, PaidAt: si.PaidAt, Corrects: si.Corrects,
 		Links: InvoiceLinks{HTML: "/v1/invoices/" + si.ID + ".html", PDF: "/v1/invoices/" + si.ID + ".pdf"},
+	}
+	if p := si.Payment; p != nil {
+		v.Payment = &PaymentView{At: p.At, Method: p.Method, Reference: p.Reference, AmountMinor: p.AmountMinor}
 	}
 	for _, l := range si.Lines {
 		lv := LineView{Description: l.Description, Package: l.PackageCode, Quantity: l.Quantity, UnitMinor: l.UnitMinor,

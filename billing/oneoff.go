@@ -2,6 +2,7 @@ package billing
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -23,10 +24,12 @@ type OneOffItem struct {
 // whatever the account's payment mode (portal purchases are paid by card),
 // and issues the paid invoice. ref names the purchase: the invoice id and
 // the gateway's idempotency key derive from it, so calling again after a
-// crash or a timeout never charges twice and returns the same invoice. No
-// database transaction is open while the gateway is called. A refused
-// payment is a fault.PaymentRequired; an account without a card a
-// fault.Conflict.
+// crash or a timeout never charges twice and returns the same invoice. The
+// payment is a durable intent like every other (see intent.go): committed
+// before the gateway is called, outside any transaction; an answer a crash
+// lost is settled by Recover, and the next call with the same ref issues
+// the invoice. A refused payment is a fault.PaymentRequired; an account
+// without a card a fault.Conflict.
 func (s *Service) ChargeOneOff(ctx context.Context, acct Account, ref string, items []OneOffItem, at time.Time) (string, error) {
 	id := derivedID("oneoff", ref)
 	var exists bool
@@ -35,13 +38,6 @@ func (s *Service) ChargeOneOff(ctx context.Context, acct Account, ref string, it
 	}
 	if exists {
 		return id, nil
-	}
-	pm, err := defaultMethod(ctx, s.pool, acct.ID)
-	if err != nil {
-		return "", err
-	}
-	if pm == nil || pm.Gateway == "manual" {
-		return "", fault.New(fault.Conflict, "payment_method", "hardware is paid by card at purchase: add a card with POST /v1/accounts/%s/payment-methods", acct.ID)
 	}
 	// The line's "period" is the day of purchase: stored invoices carry a
 	// date on every line.
@@ -60,26 +56,38 @@ func (s *Service) ChargeOneOff(ctx context.Context, acct Account, ref string, it
 	if err != nil {
 		return "", fmt.Errorf("build hardware invoice: %w", err)
 	}
-	res, outcome, err := s.charge(ctx, pm, Money{Minor: inv.Totals.GrossMinor, Currency: acct.Currency}, "invoice:"+id)
-	switch {
-	case outcome == "declined" || outcome == "error":
-		s.auditOutside(ctx, at, acct.ID, "payment."+outcome, ref, map[string]any{"amount_minor": inv.Totals.GrossMinor, "currency": acct.Currency, "gateway": pm.Gateway, "detail": res.Message})
-		if err != nil {
-			return "", fault.New(fault.PaymentRequired, "payment_method", "the payment gateway did not answer; nothing was charged, try again")
-		}
-		return "", fault.New(fault.PaymentRequired, "payment_method", "the payment was declined: %s", res.Message)
-	case err != nil:
+	a, err := s.oneOffIntent(ctx, acct, "invoice:"+id, Money{Minor: inv.Totals.GrossMinor, Currency: acct.Currency}, at)
+	if err != nil {
 		return "", err
-	case res.Outcome != OutcomeApproved:
-		return "", fault.New(fault.PaymentRequired, "payment_method", "the card payment was not approved at once (%s)", res.Outcome)
 	}
-	is := &issue{id: id, accountID: acct.ID, inv: inv, status: StatusPaid, paymentRef: res.TransactionRef, paidAt: &at}
-	err = store.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		if err := insertAttempt(ctx, tx, id, pm.ID, at, inv.Totals.GrossMinor, outcome, res.TransactionRef, res.Message); err != nil {
-			return err
+	if a.outcome == "unknown" {
+		res, outcome, gerr := s.callGateway(ctx, a)
+		if outcome == "" {
+			return "", fmt.Errorf("charge hardware %s: %w", ref, gerr)
 		}
+		if _, err := s.recordOutcomes(ctx, []decided{{a: a, res: res, outcome: outcome}}, at); err != nil {
+			return "", err
+		}
+		if a, err = s.loadAttempt(ctx, s.pool, a.id); err != nil { // Recover may have recorded it first
+			return "", err
+		}
+	}
+	switch a.outcome {
+	case "approved":
+	case "error":
+		return "", fault.New(fault.PaymentRequired, "payment_method", "the payment gateway did not answer; nothing was charged, try again")
+	case "declined":
+		return "", fault.New(fault.PaymentRequired, "payment_method", "the payment was declined")
+	default:
+		return "", fault.New(fault.PaymentRequired, "payment_method", "the card payment was not approved at once (%s)", a.outcome)
+	}
+	is := &issue{id: id, accountID: acct.ID, inv: inv, status: StatusPaid, paymentRef: a.reference, paidAt: &at}
+	err = store.InTx(ctx, s.pool, func(tx pgx.Tx) error {
 		if err := s.issueTx(ctx, tx, is); err != nil {
 			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE payment_attempts SET invoice_id = $2 WHERE id = $1`, a.id, id); err != nil {
+			return fmt.Errorf("link payment to invoice: %w", err)
 		}
 		return audit(ctx, tx, at, "billing", acct.ID, "invoice.oneoff", id, map[string]any{"ref": ref, "gross_minor": inv.Totals.GrossMinor})
 	})
@@ -91,4 +99,33 @@ func (s *Service) ChargeOneOff(ctx context.Context, acct Account, ref string, it
 	}
 	s.countIssued(is.inv)
 	return id, nil
+}
+
+// oneOffIntent returns the payment intent under key, committing a new one
+// (outcome unknown) with the account's default card when there is none.
+func (s *Service) oneOffIntent(ctx context.Context, acct Account, key string, amount Money, at time.Time) (*attempt, error) {
+	var id string
+	err := s.pool.QueryRow(ctx, `SELECT id::text FROM payment_attempts WHERE idempotency_key = $1`, key).Scan(&id)
+	if err == nil {
+		return s.loadAttempt(ctx, s.pool, id)
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("read payment intent: %w", err)
+	}
+	pm, err := defaultMethod(ctx, s.pool, acct.ID)
+	if err != nil {
+		return nil, err
+	}
+	if pm == nil || pm.Gateway == "manual" {
+		return nil, fault.New(fault.Conflict, "payment_method", "hardware is paid by card at purchase: add a card with POST /v1/accounts/%s/payment-methods", acct.ID)
+	}
+	a := &attempt{key: key, accountID: acct.ID, method: pm, amount: amount}
+	err = store.InTx(ctx, s.pool, func(tx pgx.Tx) error { return beginAttempt(ctx, tx, a, at) })
+	if store.IsUniqueViolation(err, "") { // a concurrent call committed it first
+		return s.oneOffIntent(ctx, acct, key, amount, at)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return a, nil
 }

@@ -24,6 +24,9 @@ type PaymentMethod struct {
 	Label     string    `json:"label"`
 	Default   bool      `json:"default"`
 	CreatedAt time.Time `json:"created_at"`
+	// SettledInvoices are the overdue invoices a new default method paid
+	// in the request that added it.
+	SettledInvoices []string `json:"settled_invoices,omitempty" db:"-"`
 }
 
 // NewPaymentMethod is what adding a payment method takes.
@@ -97,7 +100,46 @@ func (s *Service) AddPaymentMethod(ctx context.Context, actor, accountID string,
 		}
 		return audit(ctx, tx, now, actor, accountID, "payment_method.added", pm.ID, map[string]any{"gateway": pm.Gateway, "default": pm.Default})
 	})
-	return pm, err
+	if err != nil || !pm.Default {
+		return pm, err
+	}
+	// A new default card is the customer's answer to dunning: charge the
+	// overdue invoices now, in this request (each as a durable intent,
+	// outside the transaction above), which reactivates what they
+	// suspended. What fails stays with the dunning job.
+	pm.SettledInvoices, err = s.chargeOverdue(ctx, accountID, now)
+	if err != nil {
+		s.log.Warn("charging overdue invoices with a new card; the dunning job retries", "account", accountID, "err", err)
+	}
+	return pm, nil
+}
+
+// chargeOverdue charges a card account's open invoices with its default
+// method, oldest first, and returns those now paid.
+func (s *Service) chargeOverdue(ctx context.Context, accountID string, now time.Time) ([]string, error) {
+	rows, err := s.pool.Query(ctx, `SELECT i.id::text FROM invoices i JOIN accounts a ON a.id = i.account_id
+		WHERE i.account_id = $1 AND a.payment_mode = 'card' AND i.status = 'open' AND i.kind = 'invoice' AND i.gross_minor > 0
+		ORDER BY i.issued_at, i.number`, accountID)
+	if err != nil {
+		return nil, fmt.Errorf("list overdue invoices: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("list overdue invoices: %w", err)
+	}
+	var paid []string
+	var errs []error
+	for _, id := range ids {
+		if err := s.retry(ctx, id, now); err != nil {
+			errs = append(errs, fmt.Errorf("invoice %s: %w", id, err))
+			continue
+		}
+		var status string
+		if err := s.pool.QueryRow(ctx, `SELECT status FROM invoices WHERE id = $1`, id).Scan(&status); err == nil && status == string(StatusPaid) {
+			paid = append(paid, id)
+		}
+	}
+	return paid, errors.Join(errs...)
 }
 
 func defaultLabel(gateway, token string) string {
@@ -185,80 +227,69 @@ func (s *Service) RunDunning(ctx context.Context, now time.Time) error {
 	return errors.Join(errs...)
 }
 
+// retry charges one open invoice as a durable intent: the attempt is
+// committed with the invoice locked, the gateway called after commit, the
+// answer recorded (with its dunning step) in a transaction of its own.
 func (s *Service) retry(ctx context.Context, invoiceID string, now time.Time) error {
-	cfg := s.cfg()
-	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		var accountID, status, cur string
+	var a *attempt
+	var noMethod bool
+	var accountID string
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var status, cur string
 		var gross int64
-		var failures *int
-		var first *time.Time
 		var exhausted *bool
-		err := tx.QueryRow(ctx, `SELECT i.account_id, i.status, i.currency, i.gross_minor, d.failures, d.first_failure, d.exhausted
+		var inFlight bool
+		err := tx.QueryRow(ctx, `SELECT i.account_id, i.status, i.currency, i.gross_minor, d.exhausted,
+				EXISTS (SELECT 1 FROM payment_attempts p WHERE p.invoice_id = i.id AND p.outcome = 'unknown')
 			FROM invoices i LEFT JOIN dunning d ON d.invoice_id = i.id WHERE i.id = $1 FOR UPDATE OF i SKIP LOCKED`, invoiceID).
-			Scan(&accountID, &status, &cur, &gross, &failures, &first, &exhausted)
+			Scan(&accountID, &status, &cur, &gross, &exhausted, &inFlight)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil // being handled elsewhere
 		}
 		if err != nil {
 			return fmt.Errorf("lock invoice: %w", err)
 		}
+		if inFlight {
+			return nil // a charge whose answer is not recorded yet: Recover settles it
+		}
 		if status != string(StatusOpen) || (exhausted != nil && *exhausted) {
 			_, err := tx.Exec(ctx, `UPDATE dunning SET next_retry_at = NULL WHERE invoice_id = $1`, invoiceID)
 			return err
-		}
-		attempt := 1
-		if failures != nil {
-			attempt = *failures + 1
 		}
 		pm, err := defaultMethod(ctx, tx, accountID)
 		if err != nil {
 			return err
 		}
-		var res ChargeResult
-		outcome, methodID := "declined", ""
 		if pm == nil {
-			res.Message = "no default payment method"
-			s.m.attempts.WithLabelValues("declined").Inc()
-		} else {
-			methodID = pm.ID
-			res, outcome, err = s.charge(ctx, pm, Money{Minor: gross, Currency: Currency(cur)}, "invoice:"+invoiceID+":"+strconv.Itoa(attempt))
-			if outcome == "" {
+			noMethod = true
+			if err := insertAttempt(ctx, tx, invoiceID, "", now, gross, "declined", "", "no default payment method"); err != nil {
 				return err
 			}
+			return s.afterFailure(ctx, tx, accountID, invoiceID, "no default payment method", now)
 		}
-		if err := insertAttempt(ctx, tx, invoiceID, methodID, now, gross, outcome, res.TransactionRef, res.Message); err != nil {
-			return err
+		var n int
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM payment_attempts WHERE invoice_id = $1`, invoiceID).Scan(&n); err != nil {
+			return fmt.Errorf("count attempts: %w", err)
 		}
-		switch outcome {
-		case "approved":
-			return s.settle(ctx, tx, accountID, invoiceID, res.TransactionRef, now, "billing")
-		case "pending":
-			// Switched to bank transfer: stop retrying, the operator marks it paid.
-			_, err := tx.Exec(ctx, `UPDATE dunning SET next_retry_at = NULL WHERE invoice_id = $1`, invoiceID)
-			return err
-		}
-		if failures == nil {
-			next, _ := cfg.Dunning.NextRetry(1, now)
-			if _, err := tx.Exec(ctx, `INSERT INTO dunning (invoice_id, failures, first_failure, next_retry_at) VALUES ($1, 1, $2, $3)`, invoiceID, now, next); err != nil {
-				return fmt.Errorf("start dunning: %w", err)
-			}
-			return audit(ctx, tx, now, "billing", accountID, "dunning.started", invoiceID, map[string]any{"reason": res.Message, "next_retry_at": next})
-		}
-		next, done := cfg.Dunning.NextRetry(attempt, *first)
-		if !done {
-			if _, err := tx.Exec(ctx, `UPDATE dunning SET failures = $2, next_retry_at = $3 WHERE invoice_id = $1`, invoiceID, attempt, next); err != nil {
-				return fmt.Errorf("schedule retry: %w", err)
-			}
-			return audit(ctx, tx, now, "billing", accountID, "dunning.retry_failed", invoiceID, map[string]any{"attempt": attempt, "reason": res.Message, "next_retry_at": next})
-		}
-		if _, err := tx.Exec(ctx, `UPDATE dunning SET failures = $2, next_retry_at = NULL, exhausted = true WHERE invoice_id = $1`, invoiceID, attempt); err != nil {
-			return fmt.Errorf("end dunning: %w", err)
-		}
-		if err := audit(ctx, tx, now, "billing", accountID, "dunning.exhausted", invoiceID, map[string]any{"attempt": attempt, "reason": res.Message}); err != nil {
-			return err
-		}
-		return s.setSubscriptions(ctx, tx, accountID, invoiceID, true, now, "billing")
+		a = &attempt{key: "invoice:" + invoiceID + ":" + strconv.Itoa(n+1), accountID: accountID, invoiceID: invoiceID, method: pm,
+			amount: Money{Minor: gross, Currency: Currency(cur)}}
+		return beginAttempt(ctx, tx, a, now)
 	})
+	if err != nil {
+		return err
+	}
+	if noMethod {
+		s.m.attempts.WithLabelValues("declined").Inc()
+	}
+	if a == nil {
+		return nil
+	}
+	res, outcome, err := s.callGateway(ctx, a)
+	if outcome == "" {
+		return err
+	}
+	_, err = s.recordOutcomes(ctx, []decided{{a: a, res: res, outcome: outcome}}, now)
+	return err
 }
 
 // setSubscriptions suspends (inactive, lines suspended) or reactivates the
@@ -329,6 +360,15 @@ func (s *Service) MarkPaid(ctx context.Context, actor, invoiceID, reference stri
 		}
 		if status != string(StatusOpen) {
 			return fault.New(fault.Conflict, "", "invoice is %s; only open invoices can be marked paid", status)
+		}
+		// A card charge whose answer is not recorded yet may have paid it:
+		// marking it paid too could take the money twice.
+		var inFlight bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM payment_attempts WHERE invoice_id = $1 AND outcome = 'unknown')`, invoiceID).Scan(&inFlight); err != nil {
+			return fmt.Errorf("read payment attempts: %w", err)
+		}
+		if inFlight {
+			return fault.New(fault.Conflict, "", "a card payment of this invoice is in progress; try again in a few minutes")
 		}
 		ref := reference
 		if ref == "" {

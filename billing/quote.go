@@ -98,10 +98,9 @@ type RecordItem struct {
 }
 
 // RecordChange writes a confirmed change's money side in tx, the change's
-// own transaction. Card accounts: the charges are invoiced and charged at
-// once through the default payment method — none is a fault.Conflict, a
-// refused payment a fault.PaymentRequired (the caller rolls everything
-// back); credits wait for the next bill. Invoice accounts: everything waits
+// own transaction. Card accounts: the charges are invoiced, with the
+// payment PayChange took before this transaction (none is a
+// fault.Conflict); credits wait for the next bill. Invoice accounts: everything waits
 // for the next bill. dueGross is what the preview promised; a different
 // amount is a fault.Conflict. It returns the invoice id, or "".
 func (s *Service) RecordChange(ctx context.Context, tx pgx.Tx, acct Account, changeID string, items []RecordItem, dueGross int64, at time.Time) (string, error) {
@@ -113,7 +112,7 @@ func (s *Service) RecordChange(ctx context.Context, tx pgx.Tx, acct Account, cha
 	for _, it := range items {
 		codes = append(codes, it.Package)
 	}
-	rows, err := tx.Query(ctx, `SELECT p.code, p.name, coalesce(s.period_price_minor, p.price_minor)
+	rows, err := tx.Query(ctx, `SELECT p.code, p.name || CASE WHEN s.cycle = 'annual' THEN ' (annual)' ELSE '' END, coalesce(s.period_price_minor, p.price_minor)
 		FROM packages p LEFT JOIN subscriptions s ON s.package_code = p.code AND s.account_id = $1
 		WHERE p.code = ANY($2)`, acct.ID, codes)
 	if err != nil {
@@ -165,43 +164,36 @@ func (s *Service) RecordChange(ctx context.Context, tx pgx.Tx, acct Account, cha
 		}
 		return "", nil
 	}
-	pm, err := defaultMethod(ctx, tx, acct.ID)
-	if err != nil {
-		return "", err
+	// The payment was taken before this transaction (PrepareChangePayment,
+	// PayChange): the invoice records it.
+	var attemptID, outcome, ref string
+	var paid int64
+	err = tx.QueryRow(ctx, `SELECT id::text, outcome, reference, amount_minor FROM payment_attempts
+		WHERE change_id = $1 AND invoice_id IS NULL AND outcome IN ('approved', 'pending') AND refund_state IS NULL FOR UPDATE`, changeID).
+		Scan(&attemptID, &outcome, &ref, &paid)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", fault.New(fault.Conflict, "payment_method", "no payment was taken for this change; confirm it again")
 	}
-	if pm == nil {
-		return "", fault.New(fault.Conflict, "payment_method", "a card account needs a default payment method to confirm a change; add one with POST /v1/accounts/%s/payment-methods", acct.ID)
+	if err != nil {
+		return "", fmt.Errorf("read change payment: %w", err)
 	}
 	local := at.In(acct.Location)
 	inv, err := BuildInvoice(Draft{Issuer: cfg.Issuer, Customer: acct.Customer(), IssuedAt: local, DueAt: local, Currency: acct.Currency, Lines: charges})
 	if err != nil {
 		return "", fmt.Errorf("build change invoice: %w", err)
 	}
-	if inv.Totals.GrossMinor != dueGross {
-		return "", fault.New(fault.Conflict, "", "the amount due is %s, the preview said %s; preview again",
-			acct.Currency.FormatMinor(inv.Totals.GrossMinor), acct.Currency.FormatMinor(dueGross))
+	if inv.Totals.GrossMinor != dueGross || paid != dueGross {
+		return "", fault.New(fault.Conflict, "", "the amount due is %s, the preview said %s and %s was paid; preview again",
+			acct.Currency.FormatMinor(inv.Totals.GrossMinor), acct.Currency.FormatMinor(dueGross), acct.Currency.FormatMinor(paid))
 	}
 	is := &issue{id: derivedID("change", changeID), accountID: acct.ID, inv: inv, status: StatusOpen}
-	res, outcome, err := s.charge(ctx, pm, Money{Minor: inv.Totals.GrossMinor, Currency: acct.Currency}, "invoice:"+is.id)
-	if outcome == "declined" || outcome == "error" {
-		// The whole change rolls back; keep a trace of the refusal outside it.
-		s.auditOutside(ctx, at, acct.ID, "payment."+outcome, changeID, map[string]any{"amount_minor": inv.Totals.GrossMinor, "currency": acct.Currency, "gateway": pm.Gateway, "detail": res.Message})
-		if err != nil {
-			return "", fault.New(fault.PaymentRequired, "payment_method", "the payment gateway did not answer; nothing was charged, try again")
-		}
-		return "", fault.New(fault.PaymentRequired, "payment_method", "the payment was declined: %s", res.Message)
-	}
-	if err != nil {
-		return "", err
-	}
-	switch res.Outcome {
-	case OutcomeApproved:
-		is.status, is.paymentRef, is.paidAt = StatusPaid, res.TransactionRef, &at
-	default: // pending: a bank transfer the operator will mark paid
+	if outcome == "approved" {
+		is.status, is.paymentRef, is.paidAt = StatusPaid, ref, &at
+	} else { // pending: a bank transfer the operator will mark paid
 		is.inv.DueAt = local.AddDate(0, 0, cfg.PaymentTermDays)
 	}
-	if err := insertAttempt(ctx, tx, is.id, pm.ID, at, inv.Totals.GrossMinor, outcome, res.TransactionRef, res.Message); err != nil {
-		return "", err
+	if _, err := tx.Exec(ctx, `UPDATE payment_attempts SET invoice_id = $2 WHERE id = $1`, attemptID, is.id); err != nil {
+		return "", fmt.Errorf("link payment to invoice: %w", err)
 	}
 	if err := s.issueTx(ctx, tx, is); err != nil {
 		return "", err
@@ -234,31 +226,6 @@ func defaultMethod(ctx context.Context, q querier, accountID string) (*method, e
 	return &m, nil
 }
 
-// charge asks pm's gateway for amount. The outcome is the payment_attempts
-// value: approved, declined, pending, or error (err is then the gateway's
-// failure, which is not the caller's fault and is retried by dunning).
-func (s *Service) charge(ctx context.Context, pm *method, amount Money, key string) (ChargeResult, string, error) {
-	gw, ok := s.gateways[pm.Gateway]
-	if !ok {
-		s.m.attempts.WithLabelValues("error").Inc()
-		return ChargeResult{Message: "gateway " + pm.Gateway + " not configured"}, "error", fmt.Errorf("%w: %q", ErrUnknownGateway, pm.Gateway)
-	}
-	res, err := gw.Charge(ctx, pm.Token, amount, key)
-	if err != nil {
-		if ctx.Err() != nil {
-			return res, "", ctx.Err()
-		}
-		s.m.attempts.WithLabelValues("error").Inc()
-		if res.Message == "" {
-			res.Message = err.Error()
-		}
-		return res, "error", err
-	}
-	outcome := string(res.Outcome)
-	s.m.attempts.WithLabelValues(outcome).Inc()
-	return res, outcome, nil
-}
-
 func insertAttempt(ctx context.Context, tx pgx.Tx, invoiceID, methodID string, at time.Time, amount int64, outcome, ref, detail string) error {
 	var pm any
 	if methodID != "" {
@@ -270,21 +237,4 @@ func insertAttempt(ctx context.Context, tx pgx.Tx, invoiceID, methodID string, a
 		return fmt.Errorf("record payment attempt: %w", err)
 	}
 	return nil
-}
-
-// auditOutside writes an audit row in its own transaction: for events whose
-// transaction is about to roll back (a declined change).
-// It runs asynchronously: the caller holds a connection, and waiting for a
-// second one could deadlock a saturated pool.
-func (s *Service) auditOutside(ctx context.Context, at time.Time, accountID, action, object string, details map[string]any) {
-	s.log.Info("payment refused", "account", accountID, "action", action, "object", object)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-		defer cancel()
-		_, err := s.pool.Exec(ctx, `INSERT INTO audit_log (at, actor, account_id, action, object, details) VALUES ($1, 'billing', $2, $3, $4, $5)`,
-			at, accountID, action, object, details)
-		if err != nil {
-			s.log.Warn("audit outside transaction", "action", action, "err", err)
-		}
-	}()
 }

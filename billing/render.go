@@ -5,9 +5,14 @@ import (
 	"fmt"
 	"html/template"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/go-pdf/fpdf"
+	"golang.org/x/image/font/gofont/gobold"
+	"golang.org/x/image/font/gofont/goregular"
+	"golang.org/x/image/font/sfnt"
+	"golang.org/x/text/unicode/norm"
 )
 
 //go:embed templates/invoice.html
@@ -15,10 +20,12 @@ var templateFS embed.FS
 
 // invoiceHTML is parsed once; a broken embedded template fails every test.
 var invoiceHTML = template.Must(template.New("invoice.html").Funcs(template.FuncMap{
-	"title":  invoiceTitle,
-	"money":  func(c Currency, minor int64) string { return c.FormatMinor(minor) },
-	"day":    func(t time.Time) string { return t.Format(time.DateOnly) },
-	"period": periodText,
+	"title":   invoiceTitle,
+	"money":   func(c Currency, minor int64) string { return c.FormatMinor(minor) },
+	"day":     func(t time.Time) string { return t.Format(time.DateOnly) },
+	"period":  periodText,
+	"note":    lineNote,
+	"payment": paymentLines,
 }).ParseFS(templateFS, "templates/invoice.html"))
 
 // RenderHTML writes inv as a standalone HTML page (the /v1/invoices/{id}.html
@@ -37,6 +44,44 @@ func invoiceTitle(inv Invoice) string {
 	return "Invoice"
 }
 
+// lineNote labels a line's note: "prorated: 15 of 30 days" for a
+// partial period, the note as it is otherwise ("credit for 2026-000004").
+func lineNote(note string) string {
+	var a, b int
+	if n, err := fmt.Sscanf(note, "%d of %d days", &a, &b); err == nil && n == 2 && strings.HasSuffix(note, " days") {
+		return "prorated: " + note
+	}
+	return note
+}
+
+// paymentLines is the invoice's payment block: how it was paid, or how to
+// pay it (the bank details and the reference of a transfer).
+func paymentLines(inv Invoice) []string {
+	cur := inv.Currency
+	if p := inv.Payment; p != nil {
+		out := []string{"Paid " + cur.FormatMinor(p.AmountMinor) + " " + string(cur) + " on " + p.At.Format(time.DateOnly) + " by " + p.Method}
+		if p.Reference != "" && p.Reference != "credit" {
+			out = append(out, "Reference: "+p.Reference)
+		}
+		return out
+	}
+	if inv.Status != StatusOpen || inv.Kind != KindInvoice || inv.Totals.GrossMinor <= 0 {
+		if inv.PaymentRef != "" {
+			return []string{"Reference: " + inv.PaymentRef}
+		}
+		return nil
+	}
+	out := []string{"Amount due: " + cur.FormatMinor(inv.Totals.GrossMinor) + " " + string(cur) + " by " + inv.DueAt.Format(time.DateOnly)}
+	is := inv.Issuer
+	if is.IBAN != "" {
+		out = append(out, "By bank transfer to "+is.Name+", IBAN "+is.IBAN)
+		if is.BIC != "" || is.Bank != "" {
+			out = append(out, strings.TrimPrefix(strings.TrimSuffix(is.Bank+", BIC "+is.BIC, ", BIC "), ", "))
+		}
+	}
+	return append(out, "Transfer reference: "+inv.Number)
+}
+
 // periodText shows a [start, end) period with its inclusive last day, which
 // is how customers read periods: "2026-11-16 – 2026-11-30".
 func periodText(start, end Date) string {
@@ -44,6 +89,50 @@ func periodText(start, end Date) string {
 		return ""
 	}
 	return start.String() + " – " + end.AddDays(-1).String()
+}
+
+// The PDF font is Go's own (golang.org/x/image/font/gofont), embedded in
+// the binary and in each document as a Unicode TrueType font, so that any
+// customer name in Latin, Greek or Cyrillic script renders as written.
+const pdfFont = "Go"
+
+// goRegular answers which runes the font has glyphs for.
+var goRegular = func() *sfnt.Font {
+	f, err := sfnt.Parse(goregular.TTF)
+	if err != nil {
+		panic(err) // the font is compiled in
+	}
+	return f
+}()
+
+// pdfString keeps the runes the font has and replaces each other one by
+// its compatibility form when the font has that ("3ᵉ étage" → "3e étage"),
+// else by "?": never a silent blank or a wrong glyph.
+func pdfString(s string) string {
+	var buf sfnt.Buffer
+	has := func(r rune) bool {
+		i, err := goRegular.GlyphIndex(&buf, r)
+		return err == nil && i != 0
+	}
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case r == ' ' || has(r):
+			b.WriteRune(r)
+		default:
+			alt := norm.NFKC.String(string(r))
+			ok := alt != string(r)
+			for _, a := range alt {
+				ok = ok && (a == ' ' || has(a))
+			}
+			if ok {
+				b.WriteString(alt)
+			} else {
+				b.WriteByte('?')
+			}
+		}
+	}
+	return b.String()
 }
 
 // PDF layout, in millimetres on A4 portrait.
@@ -75,13 +164,16 @@ func renderPDF(w io.Writer, inv Invoice, compress bool) error {
 	pdf := fpdf.New("P", "mm", "A4", "")
 	pdf.SetCompression(compress)
 	pdf.SetCatalogSort(true)
-	pdf.SetCreationDate(inv.IssuedAt)
-	pdf.SetModificationDate(inv.IssuedAt)
+	// The PDF date format carries no zone here: UTC, as readers assume.
+	pdf.SetCreationDate(inv.IssuedAt.UTC())
+	pdf.SetModificationDate(inv.IssuedAt.UTC())
+	pdf.AddUTF8FontFromBytes(pdfFont, "", goregular.TTF)
+	pdf.AddUTF8FontFromBytes(pdfFont, "B", gobold.TTF)
 	pdf.SetProducer("pbxd", true)
 	pdf.SetTitle(invoiceTitle(inv)+" "+inv.Number, true)
 	pdf.SetMargins(pdfMargin, pdfMargin, pdfMargin)
 	pdf.SetAutoPageBreak(false, pdfMargin)
-	tr := pdf.UnicodeTranslatorFromDescriptor("") // UTF-8 → cp1252 for the core fonts
+	tr := pdfString
 	cur := inv.Currency
 	money := func(minor int64) string { return cur.FormatMinor(minor) }
 	pdf.AddPage()
@@ -90,7 +182,7 @@ func renderPDF(w io.Writer, inv Invoice, compress bool) error {
 	if number == "" {
 		number = "(draft)"
 	}
-	pdf.SetFont("Helvetica", "B", 18)
+	pdf.SetFont(pdfFont, "B", 18)
 	pdf.CellFormat(pdfWidth, 10, tr(invoiceTitle(inv)+" "+number), "", 1, "L", false, 0, "")
 	pdf.Ln(3)
 
@@ -98,9 +190,9 @@ func renderPDF(w io.Writer, inv Invoice, compress bool) error {
 	top := pdf.GetY()
 	party := func(x float64, name string, address []string, vatID string) float64 {
 		pdf.SetXY(x, top)
-		pdf.SetFont("Helvetica", "B", 10)
+		pdf.SetFont(pdfFont, "B", 10)
 		pdf.CellFormat(pdfWidth/2, pdfLineH, tr(name), "", 2, "L", false, 0, "")
-		pdf.SetFont("Helvetica", "", 10)
+		pdf.SetFont(pdfFont, "", 10)
 		for _, a := range address {
 			pdf.CellFormat(pdfWidth/2, pdfLineH, tr(a), "", 2, "L", false, 0, "")
 		}
@@ -121,20 +213,28 @@ func renderPDF(w io.Writer, inv Invoice, compress bool) error {
 		info = append(info, [2]string{"Corrects invoice", inv.Corrects})
 	}
 	info = append(info, [2]string{"Status", string(inv.Status)})
-	if inv.PaymentRef != "" {
-		info = append(info, [2]string{"Payment", inv.PaymentRef})
+	for i, l := range paymentLines(inv) {
+		label := ""
+		if i == 0 {
+			label = "Payment"
+		}
+		info = append(info, [2]string{label, l})
 	}
 	for _, kv := range info {
-		pdf.SetFont("Helvetica", "B", 10)
-		pdf.CellFormat(35, pdfLineH, tr(kv[0]+":"), "", 0, "L", false, 0, "")
-		pdf.SetFont("Helvetica", "", 10)
+		pdf.SetFont(pdfFont, "B", 10)
+		label := kv[0]
+		if label != "" {
+			label += ":"
+		}
+		pdf.CellFormat(35, pdfLineH, tr(label), "", 0, "L", false, 0, "")
+		pdf.SetFont(pdfFont, "", 10)
 		pdf.CellFormat(pdfWidth-35, pdfLineH, tr(kv[1]), "", 1, "L", false, 0, "")
 	}
 	pdf.Ln(6)
 
 	_, pageH := pdf.GetPageSize()
 	header := func() {
-		pdf.SetFont("Helvetica", "B", 9)
+		pdf.SetFont(pdfFont, "B", 9)
 		pdf.SetFillColor(230, 230, 230)
 		for i, c := range pdfColumns {
 			title := c.title
@@ -144,7 +244,7 @@ func renderPDF(w io.Writer, inv Invoice, compress bool) error {
 			pdf.CellFormat(c.width, 7, tr(title), "B", 0, c.align, true, 0, "")
 		}
 		pdf.Ln(-1)
-		pdf.SetFont("Helvetica", "", 9)
+		pdf.SetFont(pdfFont, "", 9)
 	}
 	header()
 	for _, l := range inv.Lines {
@@ -154,7 +254,7 @@ func renderPDF(w io.Writer, inv Invoice, compress bool) error {
 		}
 		descLines := pdf.SplitText(tr(desc), pdfColumns[0].width-2)
 		if l.ProrationNote != "" {
-			descLines = append(descLines, pdf.SplitText(tr("prorated: "+l.ProrationNote), pdfColumns[0].width-2)...)
+			descLines = append(descLines, pdf.SplitText(tr(lineNote(l.ProrationNote)), pdfColumns[0].width-2)...)
 		}
 		rowH := float64(len(descLines)) * pdfLineH
 		if pdf.GetY()+rowH > pageH-pdfMargin-40 {
@@ -185,7 +285,7 @@ func renderPDF(w io.Writer, inv Invoice, compress bool) error {
 		if bold {
 			style = "B"
 		}
-		pdf.SetFont("Helvetica", style, 10)
+		pdf.SetFont(pdfFont, style, 10)
 		pdf.SetX(pdfMargin + pdfWidth - 110)
 		pdf.CellFormat(75, 6, tr(label), "", 0, "R", false, 0, "")
 		pdf.CellFormat(35, 6, tr(amount+" "+string(cur)), "", 1, "R", false, 0, "")

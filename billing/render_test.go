@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"unicode/utf16"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files under testdata/")
@@ -76,8 +77,8 @@ func TestRenderPDF(t *testing.T) {
 	gross := inv.Currency.FormatMinor(inv.Totals.GrossMinor) + " EUR"
 	for _, want := range []string{
 		"Invoice 2026-000001", gross, "Total before tax", "VAT 5.5% on 3.00", "VAT 20% on", "paid", "sbx_6d2e3a3f5c0b9a71",
-		"prorated: 15 of 30 days", "-34.95", "FR12345678901", "Acme <Widgets> & Co", "2026-11-16 \x96 2026-11-30",
-		"T\xe9l\xe9phonie Exemple SAS", // cp1252, the core fonts' encoding
+		"prorated: 15 of 30 days", "-34.95", "FR12345678901", "Acme <Widgets> & Co", "2026-11-16 – 2026-11-30",
+		"Téléphonie Exemple SAS",
 		"Issue date:", "2026-12-01", "2026-12-31",
 	} {
 		if !strings.Contains(text, want) {
@@ -117,11 +118,20 @@ func pdfText(t *testing.T, doc []byte) string {
 			}
 		}
 		for _, s := range pdfTj.FindAllSubmatch(content, -1) {
-			out.WriteString(pdfUnescape(string(s[1])))
+			out.WriteString(utf16BE(pdfUnescape(string(s[1]))))
 			out.WriteByte('\n')
 		}
 	}
 	return out.String()
+}
+
+// utf16BE decodes the UTF-16BE strings a Unicode font's text is written in.
+func utf16BE(s string) string {
+	u := make([]uint16, 0, len(s)/2)
+	for i := 0; i+1 < len(s); i += 2 {
+		u = append(u, uint16(s[i])<<8|uint16(s[i+1]))
+	}
+	return string(utf16.Decode(u))
 }
 
 func pdfUnescape(s string) string {
@@ -154,4 +164,50 @@ func pdfUnescape(s string) string {
 		}
 	}
 	return b.String()
+}
+
+// Any customer name renders: the PDF embeds Go's Unicode font; a rune it
+// lacks becomes its compatibility form ("3ᵉ" → "3e"), never "3.".
+func TestRenderPDFUnicode(t *testing.T) {
+	t.Parallel()
+	dr := sampleDraft(t)
+	dr.Customer.Name = "Ωmega Связь Łódź"
+	dr.Customer.Address = []string{"12 rue Pasteur, 3ᵉ étage"}
+	inv, err := BuildInvoice(dr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := renderPDF(&buf, inv, false); err != nil {
+		t.Fatal(err)
+	}
+	text := pdfText(t, buf.Bytes())
+	for _, want := range []string{"Ωmega Связь Łódź", "12 rue Pasteur, 3e étage"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("PDF text lacks %q:\n%s", want, text)
+		}
+	}
+	if !bytes.Contains(buf.Bytes(), []byte("/FontFile2")) || bytes.Contains(buf.Bytes(), []byte("/Helvetica")) {
+		t.Error("the PDF does not embed its TrueType font")
+	}
+	if got := pdfString("中 ᵉ"); got != "? e" {
+		t.Errorf("pdfString = %q", got)
+	}
+}
+
+func TestCountryNamesAndNotes(t *testing.T) {
+	t.Parallel()
+	for code, want := range map[string]string{"FR": "France", "de": "Germany", "US": "United States", "France": "France", "ZZ": "ZZ"} {
+		if got := countryName(code); got != want {
+			t.Errorf("countryName(%q) = %q, want %q", code, got, want)
+		}
+	}
+	for note, want := range map[string]string{
+		"15 of 30 days": "prorated: 15 of 30 days", "credit for 2026-000004": "credit for 2026-000004",
+		"credit 202.71: 49.90 applied, 152.81 carried forward": "credit 202.71: 49.90 applied, 152.81 carried forward",
+	} {
+		if got := lineNote(note); got != want {
+			t.Errorf("lineNote(%q) = %q, want %q", note, got, want)
+		}
+	}
 }

@@ -46,33 +46,46 @@ const DefaultRenewalBatch = 100
 // that invoice, charges card accounts, and advances the period. A missed run
 // catches up period by period.
 //
+// An account's subscriptions due at the same time share one invoice (its
+// pending charges and credits on it, VAT per rate on the net total) and
+// one card charge, taken after commit as a durable intent.
+//
 // Each subscription × period renewal is atomic and guarded by the renewals
 // primary key, so a run repeated or interrupted and restarted never bills a
 // period twice nor skips one. For speed, renewals are committed in batches
-// of up to Settings.RenewalBatch subscriptions, one transaction per batch,
-// written with one statement per table; a batch that fails is retried one
-// subscription per transaction, so a subscription that cannot be renewed
-// holds up no other.
+// of whole accounts, up to Settings.RenewalBatch subscriptions, one
+// transaction per batch, written with one statement per table; a batch that
+// fails is retried one account per transaction, so an account that cannot
+// be renewed holds up no other.
 //
-// Work is handed to a bounded pool of workers in chunks of ids, each worker
-// locking its subscriptions with FOR UPDATE SKIP LOCKED, so several runs (or
-// instances) can share the work safely.
+// Work is handed to a bounded pool of workers in chunks of accounts, each
+// worker locking its accounts with FOR NO KEY UPDATE SKIP LOCKED, so
+// several runs (or instances) can share the work safely.
 func (s *Service) Renew(ctx context.Context, now time.Time) (RenewalStats, error) {
 	var st RenewalStats
 	cat, err := catalog(ctx, s.pool)
 	if err != nil {
 		return st, err
 	}
-	// The due ids are read in one statement (100,000 uuids are a few MB),
-	// an account's subscriptions next to each other so that they share a
-	// batch rather than wait for each other's pending items.
-	rows, err := s.pool.Query(ctx, `SELECT s.id FROM subscriptions s WHERE `+dueCondition+` ORDER BY s.account_id, s.id`, now)
+	// The due accounts are read in one statement, with how many of their
+	// subscriptions are due: an account is renewed whole in one batch, so
+	// that its subscriptions due on one date share one invoice and one
+	// card charge.
+	rows, err := s.pool.Query(ctx, `SELECT s.account_id::text, count(*) FROM subscriptions s WHERE `+dueCondition+` GROUP BY s.account_id ORDER BY s.account_id`, now)
 	if err != nil {
 		return st, fmt.Errorf("list due subscriptions: %w", err)
 	}
-	due, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	type dueAccount struct {
+		ID   string
+		Subs int
+	}
+	due, err := pgx.CollectRows(rows, pgx.RowToStructByPos[dueAccount])
 	if err != nil {
 		return st, fmt.Errorf("list due subscriptions: %w", err)
+	}
+	total := 0
+	for _, d := range due {
+		total += d.Subs
 	}
 	t := &renewalTally{s: s}
 	chunks := make(chan []string)
@@ -86,12 +99,21 @@ func (s *Service) Renew(ctx context.Context, now time.Time) (RenewalStats, error
 			}
 		}()
 	}
-	size := batchSize(len(due), s.workers, s.cfg().RenewalBatch)
+	size := batchSize(total, s.workers, s.cfg().RenewalBatch)
 feed:
 	for len(due) > 0 {
-		n := min(size, len(due))
+		// Whole accounts, up to size subscriptions (at least one account).
+		n, subs := 1, due[0].Subs
+		for n < len(due) && subs+due[n].Subs <= size {
+			subs += due[n].Subs
+			n++
+		}
+		chunk := make([]string, n)
+		for i := range n {
+			chunk[i] = due[i].ID
+		}
 		select {
-		case chunks <- due[:n]:
+		case chunks <- chunk:
 			due = due[n:]
 		case <-ctx.Done():
 			break feed
@@ -107,6 +129,30 @@ feed:
 		return st, fmt.Errorf("%d renewals failed, first: %w", st.Errors, *p)
 	}
 	return st, nil
+}
+
+// RenewAccount renews the account's subscriptions due at now, at once: a
+// change order previewed after a period began but before the renewal job
+// invoiced it must be priced against the new period, not the one ended.
+// Nothing due is one cheap query.
+func (s *Service) RenewAccount(ctx context.Context, accountID string, now time.Time) error {
+	var due bool
+	if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM subscriptions s WHERE `+dueCondition+` AND s.account_id = $2)`, now, accountID).Scan(&due); err != nil {
+		return fmt.Errorf("check due renewals: %w", err)
+	}
+	if !due {
+		return nil
+	}
+	cat, err := catalog(ctx, s.pool)
+	if err != nil {
+		return err
+	}
+	t := &renewalTally{s: s}
+	s.renewChunk(ctx, cat, []string{accountID}, now, t)
+	if p := t.firstErr.Load(); p != nil {
+		return *p
+	}
+	return ctx.Err()
 }
 
 // batchSize spreads due subscriptions over the workers in several chunks
@@ -125,23 +171,21 @@ type renewalTally struct {
 	firstErr                  atomic.Pointer[error]
 }
 
-// done records committed renewals and returns the subscriptions that have
+// done records committed renewals and returns the accounts that have
 // another period due.
 func (t *renewalTally) done(rs []renewed) (again []string) {
 	for _, r := range rs {
 		t.renewed.Add(1)
-		if r.result == "invoiced" || r.result == "trial_converted" {
-			t.invoiced.Add(1)
-		}
 		t.s.m.renewals.WithLabelValues(r.result).Inc()
 		if r.issued != nil {
+			t.invoiced.Add(1)
 			t.s.countIssued(r.issued.inv)
 		}
 		if t.s.after != nil {
 			t.s.after(r.id)
 		}
-		if r.more {
-			again = append(again, r.id)
+		if r.more && !slices.Contains(again, r.accountID) {
+			again = append(again, r.accountID)
 		}
 	}
 	return again
@@ -150,14 +194,14 @@ func (t *renewalTally) done(rs []renewed) (again []string) {
 func (t *renewalTally) fail(id string, err error) {
 	t.failed.Add(1)
 	t.s.m.renewals.WithLabelValues("error").Inc()
-	t.s.log.Error("renewal failed; retried next run", "subscription", id, "err", err)
-	e := fmt.Errorf("renew subscription %s: %w", id, err)
+	t.s.log.Error("renewal failed; retried next run", "account", id, "err", err)
+	e := fmt.Errorf("renew account %s: %w", id, err)
 	t.firstErr.CompareAndSwap(nil, &e)
 }
 
-// renewChunk renews ids, one period per batch, until none of them is due.
-// A failed batch is retried one subscription per transaction, so that only
-// the subscription at fault is left for the next run.
+// renewChunk renews the due subscriptions of the accounts ids, one period
+// per batch, until none is due. A failed batch is retried one account per
+// transaction, so that only the account at fault is left for the next run.
 func (s *Service) renewChunk(ctx context.Context, cat map[string]Package, ids []string, now time.Time, t *renewalTally) {
 	for len(ids) > 0 && ctx.Err() == nil {
 		rs, err := s.renewBatch(ctx, cat, ids, now)
@@ -203,8 +247,10 @@ type subRow struct {
 	pm                 *method
 }
 
-// claimSQL locks the due subscriptions among $2 that no other transaction
-// holds, with their account and default payment method.
+// claimSQL locks the accounts among $2 that no other transaction holds
+// (another renewal run, a confirm in progress), then their due
+// subscriptions, with their account and default payment method. An
+// account is claimed whole, so its renewals share an invoice.
 const claimSQL = `SELECT s.id, s.account_id, s.package_code, s.cycle, s.quantity, s.status, s.period_start, s.period_end, s.trial_end,
 	a.name, a.currency, a.timezone, a.vat_bp, a.payment_mode, a.billing_address,
 	EXISTS (SELECT 1 FROM pending_items i WHERE i.account_id = s.account_id AND i.invoice_id IS NULL),
@@ -212,16 +258,17 @@ const claimSQL = `SELECT s.id, s.account_id, s.package_code, s.cycle, s.quantity
 FROM subscriptions s
 JOIN accounts a ON a.id = s.account_id
 LEFT JOIN payment_methods pm ON pm.account_id = s.account_id AND pm.is_default AND pm.deleted_at IS NULL
-WHERE s.id = ANY($2::uuid[]) AND ` + dueCondition + `
+WHERE s.account_id IN (SELECT id FROM accounts WHERE id = ANY($2::uuid[]) FOR NO KEY UPDATE SKIP LOCKED) AND ` + dueCondition + `
 ORDER BY s.account_id, s.id
-FOR UPDATE OF s SKIP LOCKED`
+FOR UPDATE OF s`
 
 // renewed is one committed renewal.
 type renewed struct {
-	id     string
-	result string // invoiced, zero_quantity or trial_converted
-	more   bool   // another period is due
-	issued *issue
+	id        string
+	accountID string
+	result    string // invoiced, zero_quantity or trial_converted
+	more      bool   // another period is due
+	issued    *issue
 }
 
 // renewBatch renews one period of each of ids that is due and not locked
@@ -251,11 +298,11 @@ func (s *Service) renewBatch(ctx context.Context, cat map[string]Package, ids []
 	// the whole renewal of one subscription); the generic plans are the
 	// index lookups a batch needs.
 	//
-	// Asynchronous commit: a crash may lose the last few hundred
-	// milliseconds of renewals, which is safe here. The next run bills the
-	// same periods again with the same invoice ids, hence the same gateway
-	// idempotency keys (no second charge), and the counter rolls back with
-	// the invoices (no gap).
+	// Asynchronous commit for batches without card charges: a crash may
+	// lose the last few hundred milliseconds of renewals, which is safe
+	// there (the next run bills the same periods again, and the counter
+	// rolls back with the invoices: no gap). A batch with card charges
+	// commits synchronously (see below).
 	claim.Queue(`SELECT set_config('plan_cache_mode', 'force_generic_plan', true), set_config('synchronous_commit', 'off', true)`)
 	claim.Queue(claimSQL, now, ids).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
@@ -291,7 +338,17 @@ func (s *Service) renewBatch(ctx context.Context, cat map[string]Package, ids []
 	w := &renewalWrites{now: now}
 	out := make([]renewed, 0, len(subs))
 	var charges []*renewalCharge
-	for _, r := range subs {
+	// One invoice per account and due date: the subscriptions due then
+	// (claimed in account order) are grouped, in the order claimed.
+	type group struct {
+		r     subRow // the first subscription: the account and its method
+		plans []renewalPlan
+		subs  []int // indexes in out
+	}
+	var groups []*group
+	byKey := map[string]*group{}
+	plans := make([]renewalPlan, len(subs))
+	for i, r := range subs {
 		pkg, ok := cat[r.pkg]
 		if !ok {
 			return nil, fmt.Errorf("subscription %s: package %s not in the catalog", r.id, r.pkg)
@@ -300,7 +357,8 @@ func (s *Service) renewBatch(ctx context.Context, cat map[string]Package, ids []
 		if err != nil {
 			return nil, fmt.Errorf("subscription %s: %w", r.id, err)
 		}
-		res := renewed{id: r.id, result: "invoiced", more: !plan.end.After(now)}
+		plans[i] = plan
+		res := renewed{id: r.id, accountID: r.accountID, result: "invoiced", more: !plan.end.After(now)}
 		switch {
 		case r.quantity == 0:
 			res.result, plan.invoice = "zero_quantity", false
@@ -308,24 +366,52 @@ func (s *Service) renewBatch(ctx context.Context, cat map[string]Package, ids []
 			res.result = "trial_converted"
 			w.audit(r.accountID, "subscription.trial_converted", r.id, map[string]any{"period_start": plan.start, "period_end": plan.end})
 		}
-		invoiceID := ""
-		if plan.invoice {
-			invoiceID = plan.invoiceID
-			var ch *renewalCharge
-			if res.issued, ch, err = s.buildRenewalInvoice(w, r, plan, pending, now); err != nil {
-				return nil, fmt.Errorf("subscription %s: %w", r.id, err)
-			}
-			if ch != nil {
-				charges = append(charges, ch)
-			}
-		}
-		w.renewal(r.id, plan, invoiceID)
 		out = append(out, res)
+		if !plan.invoice {
+			continue
+		}
+		key := r.accountID + "|" + plan.due.UTC().Format(time.RFC3339)
+		g := byKey[key]
+		if g == nil {
+			g = &group{r: r}
+			byKey[key] = g
+			groups = append(groups, g)
+		}
+		g.plans, g.subs = append(g.plans, plan), append(g.subs, i)
 	}
-	if err := s.chargeAll(work, w, charges); err != nil {
-		return nil, err
+	invoiceOf := make([]string, len(subs))
+	for _, g := range groups {
+		// Derived from what it bills: the same renewal retried gets the
+		// same id.
+		parts := []string{"renewal", g.r.accountID, g.plans[0].due.UTC().Format(time.RFC3339)}
+		for _, i := range g.subs {
+			parts = append(parts, subs[i].id)
+		}
+		invoiceID := derivedID(parts...)
+		issued, ch, err := s.buildRenewalInvoice(w, g.r, g.plans, invoiceID, pending, now)
+		if err != nil {
+			return nil, fmt.Errorf("account %s: %w", g.r.accountID, err)
+		}
+		if ch != nil {
+			charges = append(charges, ch)
+		}
+		out[g.subs[0]].issued = issued
+		for _, i := range g.subs {
+			invoiceOf[i] = invoiceID
+		}
+	}
+	for i, r := range subs {
+		w.renewal(r.id, plans[i], invoiceOf[i])
+	}
+	if len(charges) > 0 {
+		w.durable = true
 	}
 	b := &pgx.Batch{}
+	if w.durable {
+		// Card charges follow the commit: it must be on disk first, or a
+		// crash could lose the invoice of a charge about to be taken.
+		b.Queue(`SELECT set_config('synchronous_commit', 'on', true)`)
+	}
 	if err := w.queue(b, s.cfg().IssuerCode); err != nil {
 		return nil, err
 	}
@@ -342,6 +428,12 @@ func (s *Service) renewBatch(ctx context.Context, cat map[string]Package, ids []
 		}
 		return nil, fmt.Errorf("write renewals: %w", err)
 	}
+	s.m.attempts.WithLabelValues("declined").Add(float64(w.noMethod))
+	// Committed: the invoices and their payment intents exist, so the
+	// charges are taken now, outside any transaction. A crash from here on
+	// leaves intents that Recover settles by idempotency key.
+	conn.Release()
+	s.chargeAll(work, charges, now)
 	return out, nil
 }
 
@@ -349,6 +441,9 @@ func (s *Service) renewBatch(ctx context.Context, cat map[string]Package, ids []
 // one statement per table.
 type renewalWrites struct {
 	now time.Time
+	// durable: the batch takes card charges after commit, so its commit
+	// is synchronous.
+	durable bool
 	// renewals and subscription updates
 	subIDs, renewalInvoices []string
 	starts, ends            []time.Time
@@ -357,7 +452,9 @@ type renewalWrites struct {
 	auditAccounts, auditActions, auditObjects, auditDetails []string
 	// payment_attempts
 	attemptIDs, attemptInvoices, attemptMethods, attemptOutcomes, attemptRefs, attemptDetails []string
+	attemptKeys, attemptAccounts                                                              []string
 	attemptAmounts                                                                            []int64
+	noMethod                                                                                  int
 	// dunning
 	dunningInvoices []string
 	dunningNext     []time.Time
@@ -385,8 +482,9 @@ func (w *renewalWrites) audit(accountID, action, object string, details map[stri
 	w.auditObjects, w.auditDetails = append(w.auditObjects, object), append(w.auditDetails, string(d))
 }
 
-func (w *renewalWrites) attempt(invoiceID, methodID string, amount int64, outcome, ref, detail string) {
-	w.attemptIDs, w.attemptInvoices, w.attemptMethods = append(w.attemptIDs, uuid.NewString()), append(w.attemptInvoices, invoiceID), append(w.attemptMethods, methodID)
+func (w *renewalWrites) attempt(id, accountID, invoiceID, methodID, key string, amount int64, outcome, ref, detail string) {
+	w.attemptIDs, w.attemptInvoices, w.attemptMethods = append(w.attemptIDs, id), append(w.attemptInvoices, invoiceID), append(w.attemptMethods, methodID)
+	w.attemptKeys, w.attemptAccounts = append(w.attemptKeys, key), append(w.attemptAccounts, accountID)
 	w.attemptAmounts, w.attemptOutcomes = append(w.attemptAmounts, amount), append(w.attemptOutcomes, outcome)
 	w.attemptRefs, w.attemptDetails = append(w.attemptRefs, ref), append(w.attemptDetails, detail)
 }
@@ -421,10 +519,12 @@ func (w *renewalWrites) queue(b *pgx.Batch, issuerCode string) error {
 		b.Queue(`UPDATE pending_items p SET invoice_id = u.inv FROM unnest($1::uuid[], $2::uuid[]) AS u(id, inv) WHERE p.id = u.id`, w.takenItems, w.takenBy)
 	}
 	if len(w.attemptIDs) > 0 {
-		b.Queue(`INSERT INTO payment_attempts (id, invoice_id, payment_method_id, at, amount_minor, outcome, reference, detail)
-			SELECT u.id, u.inv, nullif(u.pm, '')::uuid, $1, u.amount, u.outcome, u.ref, u.detail
-			FROM unnest($2::uuid[], $3::uuid[], $4::text[], $5::bigint[], $6::text[], $7::text[], $8::text[]) AS u(id, inv, pm, amount, outcome, ref, detail)`,
-			w.now, w.attemptIDs, w.attemptInvoices, w.attemptMethods, w.attemptAmounts, w.attemptOutcomes, w.attemptRefs, w.attemptDetails)
+		b.Queue(`INSERT INTO payment_attempts (id, invoice_id, payment_method_id, at, amount_minor, outcome, reference, detail, idempotency_key, account_id, currency)
+			SELECT u.id, u.inv, nullif(u.pm, '')::uuid, $1, u.amount, u.outcome, u.ref, u.detail, nullif(u.key, ''), u.account_id, i.currency
+			FROM unnest($2::uuid[], $3::uuid[], $4::text[], $5::bigint[], $6::text[], $7::text[], $8::text[], $9::text[], $10::uuid[])
+			  AS u(id, inv, pm, amount, outcome, ref, detail, key, account_id)
+			JOIN accounts i ON i.id = u.account_id`,
+			w.now, w.attemptIDs, w.attemptInvoices, w.attemptMethods, w.attemptAmounts, w.attemptOutcomes, w.attemptRefs, w.attemptDetails, w.attemptKeys, w.attemptAccounts)
 	}
 	if len(w.dunningInvoices) > 0 {
 		b.Queue(`INSERT INTO dunning (invoice_id, failures, first_failure, next_retry_at)
@@ -443,7 +543,9 @@ type renewalPlan struct {
 	unit       int64
 	line       Line
 	invoice    bool
-	invoiceID  string
+	// due is when the renewal falls due: the period's start, or the
+	// trial's end. An account's renewals due together share an invoice.
+	due time.Time
 }
 
 // planRenewal works out the period to bill and its line: the next period
@@ -461,12 +563,11 @@ func planRenewal(r subRow, pkg Package, now time.Time) (renewalPlan, error) {
 	if r.status == "trial" && r.trialEnd != nil {
 		p.trial = true
 		p.start, p.end = PeriodContaining(r.cycle, r.periodStart, *r.trialEnd, loc)
-		day = DateOf(*r.trialEnd, loc)
+		day, p.due = DateOf(*r.trialEnd, loc), *r.trialEnd
 	} else {
 		p.start, p.end = NextPeriod(r.cycle, r.periodStart, loc)
-		day = DateOf(p.start, loc)
+		day, p.due = DateOf(p.start, loc), p.start
 	}
-	p.invoiceID = derivedID("renewal", r.id, p.start.UTC().Format(time.RFC3339))
 	p.line, err = ProratedLine(pkg.Name, pkg.Code, r.quantity, unit, DateOf(p.start, loc), DateOf(p.end, loc), day, r.acct.VAT, pkg.Proration)
 	if err != nil {
 		return p, fmt.Errorf("renewal line: %w", err)
@@ -482,86 +583,91 @@ func planRenewal(r subRow, pkg Package, now time.Time) (renewalPlan, error) {
 // returns the card charge it needs, if any: chargeAll takes the batch's
 // charges before the invoice numbers are allocated, so the counter lock is
 // never held across a gateway call.
-func (s *Service) buildRenewalInvoice(w *renewalWrites, r subRow, plan renewalPlan, pending map[string][]pendingItem, now time.Time) (*issue, *renewalCharge, error) {
+func (s *Service) buildRenewalInvoice(w *renewalWrites, r subRow, plans []renewalPlan, invoiceID string, pending map[string][]pendingItem, now time.Time) (*issue, *renewalCharge, error) {
 	cfg := s.cfg()
-	lines := []Line{plan.line}
+	var lines []Line
+	var net int64
+	for _, p := range plans {
+		lines, net = append(lines, p.line), net+p.line.AmountMinor
+	}
 	if items := pending[r.accountID]; len(items) > 0 {
-		// The account's first renewal in the batch takes them; a credit it
+		// The account's first invoice in the batch takes them; a credit it
 		// cannot use goes to the next one, as in separate transactions.
 		var taken []Line
-		taken, pending[r.accountID] = w.takePending(items, r.acct, plan.line.AmountMinor, plan.invoiceID)
+		taken, pending[r.accountID] = w.takePending(items, r.acct, net, invoiceID)
 		lines = append(lines, taken...)
 	}
 	local := now.In(r.acct.Location)
+	due := local.AddDate(0, 0, cfg.PaymentTermDays)
+	if r.acct.PaymentMode == ModeCard {
+		due = local // the card is charged at issue
+	}
 	inv, err := BuildInvoice(Draft{Issuer: cfg.Issuer, Customer: r.acct.Customer(), IssuedAt: local,
-		DueAt: local.AddDate(0, 0, cfg.PaymentTermDays), Currency: r.acct.Currency, Lines: lines})
+		DueAt: due, Currency: r.acct.Currency, Lines: lines})
 	if err != nil {
 		return nil, nil, fmt.Errorf("build renewal invoice: %w", err)
 	}
-	is := &issue{id: plan.invoiceID, accountID: r.accountID, inv: inv, status: StatusOpen}
+	is := &issue{id: invoiceID, accountID: r.accountID, inv: inv, status: StatusOpen}
 	w.issues = append(w.issues, is)
 	gross := inv.Totals.GrossMinor
 	switch {
 	case gross <= 0:
 		is.status, is.paymentRef, is.paidAt = StatusPaid, "credit", &now
+		is.inv.DueAt = local // nothing to pay
 	case r.acct.PaymentMode != ModeCard:
 		// Invoice accounts pay by transfer by the due date.
 	case r.pm == nil:
-		s.m.attempts.WithLabelValues("declined").Inc()
-		w.attempt(is.id, "", gross, "declined", "", "no default payment method")
+		w.noMethod++
+		w.attempt(uuid.NewString(), r.accountID, is.id, "", "", gross, "declined", "", "no default payment method")
 		s.startDunning(w, cfg, r, is.id, "no default payment method")
 	default:
-		return is, &renewalCharge{r: r, is: is, amount: Money{Minor: gross, Currency: r.acct.Currency}, local: local}, nil
+		// The intent is committed with the invoice; the card is charged
+		// after commit. The key derives from the invoice id, itself from
+		// the subscription and period: a renewal retried never charges twice.
+		a := &attempt{id: uuid.NewString(), key: "invoice:" + is.id + ":1", accountID: r.accountID, invoiceID: is.id, method: r.pm,
+			amount: Money{Minor: gross, Currency: r.acct.Currency}, outcome: "unknown"}
+		w.attempt(a.id, a.accountID, is.id, r.pm.ID, a.key, gross, "unknown", "", "")
+		return is, &renewalCharge{a: a}, nil
 	}
 	return is, nil, nil
 }
 
-// renewalCharge is a renewal invoice's card charge and its outcome.
-type renewalCharge struct {
-	r       subRow
-	is      *issue
-	amount  Money
-	local   time.Time
-	res     ChargeResult
-	outcome string
-	err     error
-}
+// renewalCharge is a committed renewal invoice's card payment intent.
+type renewalCharge struct{ a *attempt }
 
 // chargeConcurrency bounds a batch's gateway calls in flight: a real
 // gateway answers in hundreds of milliseconds, which one at a time would
-// keep a batch's subscriptions locked for as many times that.
+// hold a renewal worker for as many times that.
 const chargeConcurrency = 8
 
-// chargeAll takes a batch's card charges, several at a time, then records
-// each outcome in w in the batch's order. The idempotency key is the
-// invoice id, derived from the subscription and period, so a renewal
-// retried (a failed batch, a crash) never charges twice.
-func (s *Service) chargeAll(ctx context.Context, w *renewalWrites, charges []*renewalCharge) error {
+// chargeAll takes a committed batch's card charges, several at a time,
+// outside any transaction, then records the answers in one transaction.
+// What it cannot record (cancelled, database lost) stays unknown for
+// Recover, which asks the gateway under the same idempotency key.
+func (s *Service) chargeAll(ctx context.Context, charges []*renewalCharge, now time.Time) {
+	if len(charges) == 0 {
+		return
+	}
+	ds := make([]decided, len(charges))
 	var g errgroup.Group
 	g.SetLimit(chargeConcurrency)
-	for _, ch := range charges {
+	for i, ch := range charges {
 		g.Go(func() error {
-			ch.res, ch.outcome, ch.err = s.charge(ctx, ch.r.pm, ch.amount, "invoice:"+ch.is.id+":1")
+			ds[i].a = ch.a
+			ds[i].res, ds[i].outcome, _ = s.callGateway(ctx, ch.a)
 			return nil
 		})
 	}
-	g.Wait() //nolint:errcheck // outcomes are in the charges
-	cfg := s.cfg()
-	for _, ch := range charges {
-		if ch.outcome == "" && ch.err != nil {
-			return ch.err // cancelled: nothing written
-		}
-		is := ch.is
-		w.attempt(is.id, ch.r.pm.ID, ch.amount.Minor, ch.outcome, ch.res.TransactionRef, ch.res.Message)
-		switch ch.outcome {
-		case "approved":
-			is.status, is.paymentRef, is.paidAt = StatusPaid, ch.res.TransactionRef, &w.now
-			is.inv.DueAt = ch.local
-		case "declined", "error":
-			s.startDunning(w, cfg, ch.r, is.id, ch.res.Message)
+	g.Wait() //nolint:errcheck // outcomes are in ds
+	answered := ds[:0]
+	for _, d := range ds {
+		if d.outcome != "" {
+			answered = append(answered, d)
 		}
 	}
-	return nil
+	if _, err := s.recordOutcomes(ctx, answered, now); err != nil {
+		s.log.Error("renewal payments not recorded; recovery settles them", "count", len(answered), "err", err)
+	}
 }
 
 // startDunning starts dunning for a renewal invoice whose payment failed.
@@ -625,7 +731,7 @@ func lockPending(ctx context.Context, conn *pgxpool.Conn, subs []subRow) (map[st
 func (w *renewalWrites) takePending(items []pendingItem, acct Account, baseNet int64, invoiceID string) (lines []Line, rest []pendingItem) {
 	net := baseNet
 	for i, it := range items { // charges first (amount DESC), then credits
-		amount := it.amount
+		amount, note := it.amount, it.note
 		if amount < 0 && net+amount < 0 {
 			if net <= 0 {
 				return lines, append(rest, items[i:]...)
@@ -634,13 +740,20 @@ func (w *renewalWrites) takePending(items []pendingItem, acct Account, baseNet i
 			w.splits = append(w.splits, pendingSplit{item: it, used: amount, invoiceID: invoiceID})
 			it.amount -= amount
 			rest = append(rest, it)
+			// Say so on the invoice: the line's quantity and unit price are
+			// the whole credit's.
+			cur := Currency(it.currency)
+			note = fmt.Sprintf("credit %s: %s applied, %s carried forward", cur.FormatMinor(-(it.amount + amount)), cur.FormatMinor(-amount), cur.FormatMinor(-it.amount))
+			if it.note != "" {
+				note = it.note + "; " + note
+			}
 		} else {
 			w.takenItems, w.takenBy = append(w.takenItems, it.id), append(w.takenBy, invoiceID)
 		}
 		net += amount
 		lines = append(lines, Line{Description: it.desc, PackageCode: it.pkg, Quantity: it.qty,
 			UnitMinor: it.unit, PeriodStart: DateOf(it.ps, time.UTC), PeriodEnd: DateOf(it.pe, time.UTC),
-			ProrationNote: it.note, AmountMinor: amount, VATBasisPoints: acct.VAT})
+			ProrationNote: note, AmountMinor: amount, VATBasisPoints: acct.VAT})
 	}
 	// The order lockPending reads them in, which a split may change.
 	slices.SortFunc(rest, func(a, b pendingItem) int {

@@ -16,6 +16,8 @@ import (
 	"github.com/pbxd/pbxd/internal/store"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+	"golang.org/x/text/language"
+	"golang.org/x/text/language/display"
 )
 
 // This file and the others without a pure-logic purpose (quote.go, issue.go,
@@ -92,6 +94,10 @@ type Options struct {
 	// AfterRenewal, when set, is called after each committed renewal: a hook
 	// for tests and benchmarks (e.g. to interrupt a run half-way).
 	AfterRenewal func(subscriptionID string)
+	// AfterCharge, when set, is called after each gateway charge, before
+	// its answer is recorded; an error drops the answer, as a crash there
+	// would: a fault-injection hook for tests.
+	AfterCharge func(idempotencyKey string) error
 }
 
 // Service is the billing shell over PostgreSQL.
@@ -104,8 +110,11 @@ type Service struct {
 	log      *slog.Logger
 	workers  int
 	after    func(string)
-	locs     sync.Map // time zone name → *time.Location
-	m        metrics
+	// afterCharge is Options.AfterCharge.
+	afterCharge func(string) error
+	changes     atomic.Pointer[changeApplierBox]
+	locs        sync.Map // time zone name → *time.Location
+	m           metrics
 }
 
 type lineSwitchBox struct{ LineSwitch }
@@ -118,6 +127,7 @@ type metrics struct {
 	subs          *prometheus.GaugeVec
 	mrr           *prometheus.GaugeVec
 	renewals      *prometheus.CounterVec
+	refunds       prometheus.Counter
 }
 
 // NewService builds the shell and registers its metrics on o.Registry.
@@ -128,9 +138,11 @@ func NewService(o Options) (*Service, error) {
 	if err := o.Settings.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Service{pool: o.Pool, clock: o.Clock, gateways: o.Gateways, log: o.Logger, workers: o.Workers, after: o.AfterRenewal}
+	s := &Service{pool: o.Pool, clock: o.Clock, gateways: o.Gateways, log: o.Logger, workers: o.Workers, after: o.AfterRenewal, afterCharge: o.AfterCharge}
 	if s.gateways == nil {
-		s.gateways = map[string]Gateway{Manual{}.Name(): Manual{}, Sandbox{}.Name(): Sandbox{}}
+		// The sandbox keeps its ledger in the database, as a remote
+		// gateway would keep it on its side: it survives a crash of pbxd.
+		s.gateways = map[string]Gateway{Manual{}.Name(): Manual{}, Sandbox{}.Name(): Sandbox{Ledger: PGSandboxLedger(o.Pool)}}
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -149,7 +161,8 @@ func NewService(o Options) (*Service, error) {
 		invoices:      f.NewCounterVec(prometheus.CounterOpts{Name: "pbxd_billing_invoices_total", Help: "Invoices and credit notes issued, by currency and kind."}, []string{"currency", "kind"}),
 		invoicedMinor: f.NewCounterVec(prometheus.CounterOpts{Name: "pbxd_billing_invoiced_minor_total", Help: "Gross amount invoiced (after tax), in minor units, by currency."}, []string{"currency"}),
 		creditedMinor: f.NewCounterVec(prometheus.CounterOpts{Name: "pbxd_billing_credited_minor_total", Help: "Gross amount of credit notes issued (after tax, as a positive number), in minor units, by currency."}, []string{"currency"}),
-		attempts:      f.NewCounterVec(prometheus.CounterOpts{Name: "pbxd_billing_payment_attempts_total", Help: "Payment attempts by outcome (approved, declined, error, pending, manual)."}, []string{"outcome"}),
+		attempts:      f.NewCounterVec(prometheus.CounterOpts{Name: "pbxd_billing_payment_attempts_total", Help: "Payment attempts by outcome (approved, declined, error, pending, manual), counted when the outcome is committed to the database."}, []string{"outcome"}),
+		refunds:       f.NewCounter(prometheus.CounterOpts{Name: "pbxd_billing_refunds_total", Help: "Approved payments refunded because what they paid could not be applied."}),
 		subs:          f.NewGaugeVec(prometheus.GaugeOpts{Name: "pbxd_billing_subscriptions", Help: "Subscriptions with seats, by status (trial, active, inactive)."}, []string{"status"}),
 		mrr:           f.NewGaugeVec(prometheus.GaugeOpts{Name: "pbxd_billing_mrr_minor", Help: "Monthly recurring revenue of active subscriptions, net, in minor units (annual ones count 1/12)."}, []string{"currency"}),
 		renewals:      f.NewCounterVec(prometheus.CounterOpts{Name: "pbxd_billing_renewals_total", Help: "Subscription renewals by result (invoiced, zero_quantity, trial_converted, already_billed, error)."}, []string{"result"}),
@@ -303,9 +316,25 @@ func (a Account) Customer() Customer {
 		c.Address = append(c.Address, city)
 	}
 	if v := a.BillingAddress["country"]; v != "" {
-		c.Address = append(c.Address, v)
+		c.Address = append(c.Address, countryName(v))
 	}
 	return c
+}
+
+// countryName spells an ISO 3166 country code out in English ("FR" →
+// "France"), as an invoice address reads; anything else is kept as given.
+func countryName(code string) string {
+	if len(code) != 2 {
+		return code
+	}
+	r, err := language.ParseRegion(code)
+	if err != nil || !r.IsCountry() {
+		return code
+	}
+	if name := display.English.Regions().Name(r); name != "" {
+		return name
+	}
+	return code
 }
 
 // Package is a catalog entry as billing prices it.

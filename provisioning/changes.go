@@ -29,9 +29,22 @@ type Biller interface {
 	PeriodPrice(pkg Package, cycle string) int64
 	// Quote prices the changes as of at, without writing.
 	Quote(ctx context.Context, acct Account, changes []PriceChange, at time.Time) (Quote, error)
-	// Record writes the quote's invoice or pending items in tx, charging a
-	// card account's default payment method. A refused payment is a
-	// fault.PaymentRequired and rolls the whole change back.
+	// PreparePayment inserts in tx the payment intent of what a card
+	// account pays at confirm (or returns the one a previous confirm of the
+	// change left); "" when nothing is charged now.
+	PreparePayment(ctx context.Context, tx pgx.Tx, acct Account, changeID string, q Quote, at time.Time) (paymentID string, err error)
+	// Pay charges the intent outside any transaction and records the
+	// answer; a refusal is a fault.PaymentRequired.
+	Pay(ctx context.Context, paymentID string) error
+	// Refund gives back the payment of a change that can no longer be
+	// applied (none: nothing to do).
+	Refund(ctx context.Context, changeID, reason string) error
+	// RenewDue renews the account's subscriptions whose period has begun
+	// but is not invoiced yet, so that a change is priced against the
+	// period in force.
+	RenewDue(ctx context.Context, accountID string, at time.Time) error
+	// Record writes the quote's invoice (with the payment Pay took) or
+	// pending items in tx.
 	Record(ctx context.Context, tx pgx.Tx, acct Account, changeID string, q Quote, at time.Time) (invoiceID string, err error)
 }
 
@@ -240,6 +253,9 @@ type swapPlan struct {
 // PreviewChange works out and stores a change order without applying it.
 func (s *Service) PreviewChange(ctx context.Context, accountID string, req ChangeRequest) (Preview, error) {
 	var pv Preview
+	if err := s.renewDue(ctx, accountID); err != nil {
+		return Preview{}, err
+	}
 	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
 		p, err := s.makePlan(ctx, tx, accountID, req)
 		if err != nil {
@@ -295,18 +311,103 @@ func (s *Service) ChangeOrder(ctx context.Context, id string) (Preview, string, 
 	return pv, status, err
 }
 
-// ConfirmChange applies exactly what was previewed, in one transaction:
-// seats, lines (with their PBX revisions), the invoice or pending charges,
-// the audit trail. It refuses with fault.Conflict if anything the preview
-// was computed from has changed. Confirming twice returns the first result.
+// ConfirmChange applies exactly what was previewed. A card account's
+// charge is a durable intent: a first transaction checks the order and
+// commits the payment intent, the gateway is called outside any
+// transaction and its answer recorded, then a second transaction applies
+// seats, lines (with their PBX revisions), the invoice, the audit trail.
+// It refuses with fault.Conflict if anything the preview was computed from
+// has changed, refunding a payment already taken. Confirming twice returns
+// the first result.
 func (s *Service) ConfirmChange(ctx context.Context, actor, changeID string, accountScope string) (ConfirmResult, error) {
-	var res ConfirmResult
-	err := store.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+	res, err := s.confirm(ctx, actor, changeID, accountScope)
+	switch fe, _ := fault.As(err); {
+	case err == nil:
+		s.changeOrders.WithLabelValues("confirmed").Inc()
+	case fe != nil && fe.Kind == fault.Conflict:
+		s.changeOrders.WithLabelValues("conflict").Inc()
+	case fe != nil && fe.Kind != fault.NotFound:
+		s.changeOrders.WithLabelValues("refused").Inc()
+	}
+	return res, err
+}
+
+// ApplyPaidChange completes a change order whose payment was taken but
+// not applied (a crash or a lost connection in between): billing's
+// recovery job calls it. A change that no longer applies is refunded.
+func (s *Service) ApplyPaidChange(ctx context.Context, changeID string) error {
+	_, err := s.ConfirmChange(ctx, "billing", changeID, "")
+	return err
+}
+
+func (s *Service) confirm(ctx context.Context, actor, changeID string, accountScope string) (ConfirmResult, error) {
+	if uuid.Validate(changeID) != nil {
+		return ConfirmResult{}, fault.New(fault.NotFound, "", "change order not found")
+	}
+	var paymentID string
+	res, done, err := s.confirmStep(ctx, changeID, accountScope, func(tx pgx.Tx, p *plan, pv Preview) error {
+		if s.biller == nil || !pv.Priced {
+			return nil
+		}
+		var err error
+		paymentID, err = s.biller.PreparePayment(ctx, tx, p.acct, changeID, p.quote, s.clock.Now())
+		return err
+	})
+	if err != nil || done {
+		return res, s.refundIfDead(ctx, changeID, err)
+	}
+	if paymentID != "" {
+		if err := s.biller.Pay(ctx, paymentID); err != nil {
+			return res, err
+		}
+	}
+	var applied ConfirmResult
+	res, done, err = s.confirmStep(ctx, changeID, accountScope, func(tx pgx.Tx, p *plan, pv Preview) error {
+		var err error
+		if applied, err = s.apply(ctx, tx, actor, p, pv); err != nil {
+			return err
+		}
+		resJSON, _ := json.Marshal(applied)
+		_, err = tx.Exec(ctx, `UPDATE change_orders SET status = 'confirmed', result = $2, confirmed_at = $3 WHERE id = $1`, changeID, resJSON, s.clock.Now())
+		return err
+	})
+	if err == nil && !done {
+		res = applied
+	}
+	return res, s.refundIfDead(ctx, changeID, err)
+}
+
+// renewDue has the biller invoice the periods that began and are not
+// invoiced yet (the renewal job runs every quarter of an hour).
+func (s *Service) renewDue(ctx context.Context, accountID string) error {
+	if s.biller == nil || uuid.Validate(accountID) != nil {
+		return nil
+	}
+	if err := s.biller.RenewDue(ctx, accountID, s.clock.Now()); err != nil {
+		return fmt.Errorf("renew before the change: %w", err)
+	}
+	return nil
+}
+
+// refundIfDead refunds the payment of a change refused for good (the
+// account changed since the preview): no payment without its change.
+func (s *Service) refundIfDead(ctx context.Context, changeID string, err error) error {
+	if fe, ok := fault.As(err); !ok || fe.Kind != fault.Conflict || s.biller == nil {
+		return err
+	}
+	if rerr := s.biller.Refund(context.WithoutCancel(ctx), changeID, err.Error()); rerr != nil {
+		s.log.Error("refund of a refused change failed; recovery retries it", "change", changeID, "err", rerr)
+	}
+	return err
+}
+
+// confirmStep runs fn in a transaction holding the account lock, with the
+// change order's plan recomputed and checked against its preview; done
+// reports an order already confirmed, whose first result it returns.
+func (s *Service) confirmStep(ctx context.Context, changeID, accountScope string, fn func(tx pgx.Tx, p *plan, pv Preview) error) (res ConfirmResult, done bool, err error) {
+	err = store.InTx(ctx, s.pool, func(tx pgx.Tx) error {
 		var accountID, status, basis string
 		var reqJSON, resJSON []byte
-		if uuid.Validate(changeID) != nil {
-			return fault.New(fault.NotFound, "", "change order not found")
-		}
 		err := tx.QueryRow(ctx, `SELECT account_id, status, basis, request, result FROM change_orders WHERE id = $1`, changeID).
 			Scan(&accountID, &status, &basis, &reqJSON, &resJSON)
 		if errors.Is(err, pgx.ErrNoRows) || (accountScope != "" && accountScope != accountID) {
@@ -324,6 +425,7 @@ func (s *Service) ConfirmChange(ctx context.Context, actor, changeID string, acc
 			return err
 		}
 		if status == "confirmed" {
+			done = true
 			return json.Unmarshal(resJSON, &res)
 		}
 		var req ChangeRequest
@@ -344,23 +446,9 @@ func (s *Service) ConfirmChange(ctx context.Context, actor, changeID string, acc
 		if pv.basisOf() != basis {
 			return fault.New(fault.Conflict, "", "quantities, lines or prices changed since the preview; preview again")
 		}
-		res, err = s.apply(ctx, tx, actor, p, pv)
-		if err != nil {
-			return err
-		}
-		resJSON, _ = json.Marshal(res)
-		_, err = tx.Exec(ctx, `UPDATE change_orders SET status = 'confirmed', result = $2, confirmed_at = $3 WHERE id = $1`, changeID, resJSON, s.clock.Now())
-		return err
+		return fn(tx, p, pv)
 	})
-	switch fe, _ := fault.As(err); {
-	case err == nil:
-		s.changeOrders.WithLabelValues("confirmed").Inc()
-	case fe != nil && fe.Kind == fault.Conflict:
-		s.changeOrders.WithLabelValues("conflict").Inc()
-	case fe != nil && fe.Kind != fault.NotFound:
-		s.changeOrders.WithLabelValues("refused").Inc()
-	}
-	return res, err
+	return res, done, err
 }
 
 // makePlan validates req against the account's current state.
@@ -390,6 +478,16 @@ func (s *Service) makePlan(ctx context.Context, tx pgx.Tx, accountID string, req
 	lines, err := liveLines(ctx, tx, accountID)
 	if err != nil {
 		return nil, err
+	}
+	if s.biller != nil {
+		// A period that began but is not invoiced (its renewal is running
+		// elsewhere) must not be priced as paid: ask to retry.
+		now := s.clock.Now()
+		for _, sub := range subs {
+			if sub.Quantity > 0 && sub.Status == "active" && !sub.PeriodEnd.After(now) {
+				return nil, fault.New(fault.Conflict, "", "the renewal of package %s is being invoiced; try again in a moment", sub.Package)
+			}
+		}
 	}
 	p := &plan{acct: acct, tx: tx}
 	byPkg := map[string]*planItem{}

@@ -3,10 +3,11 @@
 //	PBXD_TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres \
 //	  go test ./bench/billing -run '^$' -bench Renewal -benchtime 1x
 //
-// Each iteration builds 100,000 subscriptions due for renewal (50,000
-// accounts with two packages each, 70 % paying by sandbox card, 30 % by
+// Each iteration builds 100,000 subscriptions due for renewal (25,000
+// accounts with four packages each, 70 % paying by sandbox card, 30 % by
 // invoice, one in ten with a pending credit) on a fresh database and renews
-// them all; the figure is subscriptions renewed per second.
+// them all, one invoice and one card charge per account; the figure is
+// subscriptions renewed per second.
 // PBXD_BENCH_SUBS, PBXD_BENCH_WORKERS and PBXD_BENCH_BATCH change the size,
 // the parallelism (default: two workers per core, as the daemon) and the
 // most subscriptions per transaction (billing.renewal_batch, default 100).
@@ -39,14 +40,16 @@ func envInt(name string, def int) int {
 }
 
 // fixture fills a fresh database with subs subscriptions due at 1 December
-// 2026 (Europe/Paris), half of them per account and package.
+// 2026 (Europe/Paris), four per account (one per package).
 func fixture(ctx context.Context, tb testing.TB, pool *pgxpool.Pool, subs int) {
 	tb.Helper()
-	accounts := subs / 2
+	accounts := subs / 4
 	stmts := []string{
 		`INSERT INTO packages (code, name, price_minor, currency, cycles, dial_context, updated_at) VALUES
 			('fr-fixed-mobile', 'France fixed & mobile', 4990, 'EUR', '[{"cycle":"monthly","discount_bp":0},{"cycle":"annual","discount_bp":1500}]', 'pkg-fr', now()),
-			('world', 'World fixed & mobile', 6990, 'EUR', '[{"cycle":"monthly","discount_bp":0},{"cycle":"annual","discount_bp":1500}]', 'pkg-world', now())`,
+			('world', 'World fixed & mobile', 6990, 'EUR', '[{"cycle":"monthly","discount_bp":0},{"cycle":"annual","discount_bp":1500}]', 'pkg-world', now()),
+			('uk', 'United Kingdom', 1990, 'EUR', '[{"cycle":"monthly","discount_bp":0}]', 'pkg-uk', now()),
+			('us', 'United States', 1490, 'EUR', '[{"cycle":"monthly","discount_bp":0}]', 'pkg-us', now())`,
 		`INSERT INTO accounts (id, name, sip_domain, currency, timezone, vat_bp, payment_mode, seat_preference, ext_first, ext_last, billing_address, created_at)
 			SELECT ('00000000-0000-4000-8000-' || lpad(to_hex(g), 12, '0'))::uuid, 'Customer ' || g, 'c' || g || '.voip.example.net', 'EUR', 'Europe/Paris', 2000,
 			       CASE WHEN g % 10 < 7 THEN 'card' ELSE 'invoice' END, 'auto_purchase', 100, 899,
@@ -119,6 +122,11 @@ func BenchmarkRenewal(b *testing.B) {
 		var gaps int64
 		if err := pool.QueryRow(ctx, `SELECT count(*) - max(right(number, 6)::bigint) FROM invoices`).Scan(&gaps); err != nil || gaps != 0 {
 			b.Fatalf("invoice numbers not gapless: %d (%v)", gaps, err)
+		}
+		var unsettled, perAccount int64
+		if err := pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM payment_attempts WHERE outcome = 'unknown'),
+			(SELECT count(*) FROM (SELECT account_id FROM invoices GROUP BY account_id HAVING count(*) > 1) x)`).Scan(&unsettled, &perAccount); err != nil || unsettled != 0 || perAccount != 0 {
+			b.Fatalf("%d payments without outcome, %d accounts with several invoices (%v)", unsettled, perAccount, err)
 		}
 		total += elapsed
 		renewed += st.Renewed

@@ -278,6 +278,9 @@ func (a *App) Backend() pbx.Backend { return a.backend }
 // Reconciler keeps the backend equal to the database.
 func (a *App) Reconciler() *provisioning.Reconciler { return a.reconciler }
 
+// Provisioning is the provisioning service (for in-process benchmarks).
+func (a *App) Provisioning() *provisioning.Service { return a.prov }
+
 // Pool exposes the database to in-process tests.
 func (a *App) Pool() *pgxpool.Pool { return a.pool }
 

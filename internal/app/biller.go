@@ -36,8 +36,9 @@ func (a *App) newBilling(cfg *config.Config) (*billing.Service, error) {
 func billingSettings(cfg *config.Config) billing.Settings {
 	b := cfg.Billing
 	st := billing.Settings{
-		IssuerCode:       b.Issuer.Code,
-		Issuer:           billing.Issuer{Name: b.Issuer.Name, Address: b.Issuer.Address, VATID: b.Issuer.VATID},
+		IssuerCode: b.Issuer.Code,
+		Issuer: billing.Issuer{Name: b.Issuer.Name, Address: b.Issuer.Address, VATID: b.Issuer.VATID,
+			Bank: b.Issuer.Bank, IBAN: b.Issuer.IBAN, BIC: b.Issuer.BIC},
 		CreditOnDecrease: b.CreditOnDecrease,
 		PaymentTermDays:  b.PaymentTermDays,
 		RenewalBatch:     b.RenewalBatch,
@@ -62,6 +63,7 @@ func billingJobs(svc *billing.Service, cfg *config.Config) []scheduler.Job {
 			return err
 		}},
 		{Name: billing.DunningJob, Schedule: billing.DunningCron, Run: svc.RunDunning},
+		{Name: billing.RecoveryJob, Schedule: billing.RecoveryCron, Run: svc.Recover},
 	}
 }
 
@@ -141,4 +143,24 @@ func (b billerAdapter) Record(ctx context.Context, tx pgx.Tx, acct provisioning.
 			PeriodStart: billing.DateOf(it.PeriodStart, loc), PeriodEnd: billing.DateOf(it.PeriodEnd, loc), Note: it.Note})
 	}
 	return b.svc.RecordChange(ctx, tx, billingAccount(acct), changeID, items, q.DueNow.GrossMinor, at)
+}
+
+// PreparePayment commits-to-be the change's payment intent in tx.
+func (b billerAdapter) PreparePayment(ctx context.Context, tx pgx.Tx, acct provisioning.Account, changeID string, q provisioning.Quote, at time.Time) (string, error) {
+	return b.svc.PrepareChangePayment(ctx, tx, billingAccount(acct), changeID, q.DueNow.GrossMinor, at)
+}
+
+// Pay charges the intent outside any transaction.
+func (b billerAdapter) Pay(ctx context.Context, paymentID string) error {
+	return b.svc.PayChange(ctx, paymentID)
+}
+
+// Refund gives back a refused change's payment.
+func (b billerAdapter) Refund(ctx context.Context, changeID, reason string) error {
+	return b.svc.RefundChange(ctx, changeID, reason)
+}
+
+// RenewDue invoices the account's periods that began and are not invoiced.
+func (b billerAdapter) RenewDue(ctx context.Context, accountID string, at time.Time) error {
+	return b.svc.RenewAccount(ctx, accountID, at)
 }

@@ -48,7 +48,16 @@ func (a *App) build(ctx context.Context, cfg *config.Config) error {
 		return err
 	}
 	bill.SetLineSwitch(prov)
+	bill.SetChangeApplier(prov)
 	a.parts = append(a.parts, part{"billing gauges", bill.Run})
+	// Payments a crash left half-way are settled at start (those older than
+	// a minute; the scheduled job takes the rest).
+	a.parts = append(a.parts, part{"payment recovery", func(ctx context.Context) error {
+		if err := bill.Recover(ctx, a.clock.Now()); err != nil && ctx.Err() == nil {
+			a.log.Error("payment recovery at start", "err", err)
+		}
+		return nil
+	}})
 
 	jobs := withScheduledChanges(billingJobs(bill, cfg), prov)
 	sched, err := scheduler.New(a.pool, a.clock, a.log.With("component", "scheduler"), a.reg, jobs...)

@@ -171,8 +171,8 @@ type Billing struct {
 	// Dunning lists retry offsets after a failed payment; after the last
 	// failure the subscription becomes inactive and its lines suspended.
 	Dunning []Duration `yaml:"dunning"`
-	// RenewalBatch is the most subscriptions one renewal transaction takes
-	// (1: one transaction per subscription).
+	// RenewalBatch is the most subscriptions one renewal transaction takes,
+	// in whole accounts (1: one transaction per account).
 	RenewalBatch int    `yaml:"renewal_batch"`
 	Issuer       Issuer `yaml:"issuer"`
 }
@@ -183,6 +183,10 @@ type Issuer struct {
 	Name    string   `yaml:"name"`
 	Address []string `yaml:"address"`
 	VATID   string   `yaml:"vat_id"`
+	// Bank details printed on invoices to be paid by bank transfer.
+	Bank string `yaml:"bank"`
+	IBAN string `yaml:"iban"`
+	BIC  string `yaml:"bic"`
 }
 
 // Numbers configures the phone number inventory.

@@ -28,7 +28,11 @@ func (a *API) idempotent(pool *pgxpool.Pool, next http.Handler) http.Handler {
 			writeProblem(w, Invalid("Idempotency-Key", "Idempotency-Key is at most 200 characters"))
 			return
 		}
-		body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+		body, err := io.ReadAll(r.Body)
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			writeProblem(w, TooLarge())
+			return
+		}
 		if err != nil {
 			writeProblem(w, Invalid("", "unreadable body"))
 			return

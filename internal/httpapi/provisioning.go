@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 
 	"github.com/pbxd/pbxd/internal/percent"
@@ -177,8 +178,8 @@ func (a *API) provisioningRoutes(svc *provisioning.Service) {
 		if err != nil {
 			return err
 		}
-		var req provisioning.ChangeRequest
-		if err := decode(r, &req); err != nil {
+		req, err := decodeChange(r)
+		if err != nil {
 			return err
 		}
 		// Set here, never by the body: the operator may pick either effective time.
@@ -239,7 +240,7 @@ type accountBody struct {
 	SIPDomain      string            `json:"sip_domain"`
 	Currency       string            `json:"currency"`
 	Timezone       string            `json:"timezone"`
-	VATPercent     json.Number       `json:"vat_percent"`
+	VATPercent     json.RawMessage   `json:"vat_percent"`
 	PaymentMode    string            `json:"payment_mode"`
 	SeatPreference string            `json:"seat_preference"`
 	ExtensionRange *extRange         `json:"extension_range"`
@@ -258,8 +259,13 @@ func (b accountBody) toNew() (provisioning.NewAccount, error) {
 	if n.SeatPreference == "" {
 		n.SeatPreference = "auto_purchase"
 	}
-	if b.VATPercent != "" {
-		bp, err := percent.Parse(b.VATPercent.String())
+	if b.VATPercent != nil {
+		// A number, not a string that looks like one ("20").
+		var num json.Number
+		if b.VATPercent[0] == '"' || json.Unmarshal(b.VATPercent, &num) != nil {
+			return n, Invalid("vat_percent", "vat_percent must be a number like 20 or 5.5")
+		}
+		bp, err := percent.Parse(num.String())
 		if err != nil {
 			return n, Invalid("vat_percent", "vat_percent %v", err)
 		}
@@ -279,4 +285,68 @@ func accountJSON(a provisioning.Account) map[string]any {
 		"extension_range": extRange{First: a.ExtFirst, Last: a.ExtLast}, "billing_address": a.BillingAddress,
 		"status": a.Status, "pbx_node": a.PBXNode, "created_at": a.CreatedAt,
 	}
+}
+
+// changeBody is a change order as the API reads it: required fields are
+// pointers, so that a missing quantity is an error rather than 0 (which
+// would remove every line of the package).
+type changeBody struct {
+	Items []changeItemBody `json:"items"`
+	Swaps []swapBody       `json:"swaps"`
+}
+
+type changeItemBody struct {
+	Package     *string  `json:"package"`
+	Quantity    *int     `json:"quantity"`
+	Cycle       string   `json:"cycle"`
+	RemoveLines []string `json:"remove_lines"`
+}
+
+type swapBody struct {
+	Line    *string `json:"line"`
+	Package *string `json:"package"`
+}
+
+// decodeChange reads a change order strictly (see decode) and checks its
+// required fields.
+func decodeChange(r *http.Request) (provisioning.ChangeRequest, error) {
+	body, err := readBody(r)
+	if err != nil {
+		return provisioning.ChangeRequest{}, err
+	}
+	return parseChange(body)
+}
+
+// parseChange is decodeChange on a body already read.
+func parseChange(body []byte) (provisioning.ChangeRequest, error) {
+	var b changeBody
+	if err := decodeBytes(body, &b); err != nil {
+		return provisioning.ChangeRequest{}, err
+	}
+	var req provisioning.ChangeRequest
+	for i, it := range b.Items {
+		field := fmt.Sprintf("items[%d]", i)
+		if it.Package == nil || *it.Package == "" {
+			return provisioning.ChangeRequest{}, Invalid(field+".package", "%s.package is required", field)
+		}
+		if it.Quantity == nil {
+			return provisioning.ChangeRequest{}, Invalid(field+".quantity", "%s.quantity is required (0 removes every line of the package)", field)
+		}
+		item := provisioning.ChangeItem{Package: *it.Package, Quantity: *it.Quantity, Cycle: it.Cycle}
+		if len(it.RemoveLines) > 0 {
+			item.RemoveLines = it.RemoveLines
+		}
+		req.Items = append(req.Items, item)
+	}
+	for i, sw := range b.Swaps {
+		field := fmt.Sprintf("swaps[%d]", i)
+		if sw.Line == nil || *sw.Line == "" {
+			return provisioning.ChangeRequest{}, Invalid(field+".line", "%s.line is required", field)
+		}
+		if sw.Package == nil || *sw.Package == "" {
+			return provisioning.ChangeRequest{}, Invalid(field+".package", "%s.package is required", field)
+		}
+		req.Swaps = append(req.Swaps, provisioning.Swap{Line: *sw.Line, Package: *sw.Package})
+	}
+	return req, nil
 }

@@ -74,3 +74,64 @@ func TestMigrateEmptyDatabaseConcurrently(t *testing.T) {
 		t.Fatalf("tables = %d, %v", tables, err)
 	}
 }
+
+// The errors of an unreachable or closing database are told apart from
+// bugs, on real failures.
+func TestIsUnavailable(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	url := storetest.NewDatabase(t)
+
+	// Nothing listens there: a connect error.
+	refused, err := pgxpool.New(ctx, "postgres://nobody@127.0.0.1:1/none?connect_timeout=2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer refused.Close()
+	_, err = refused.Exec(ctx, "SELECT 1")
+	if !store.IsUnavailable(err) {
+		t.Errorf("connect refused: %v (%T) not unavailable", err, err)
+	}
+
+	// A closed pool.
+	closed, err := pgxpool.New(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed.Close()
+	if _, err := closed.Exec(ctx, "SELECT 1"); !store.IsUnavailable(err) {
+		t.Errorf("closed pool: %v (%T) not unavailable", err, err)
+	}
+
+	// The session terminated by the server (admin shutdown) mid-query.
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	var pid int
+	if err := conn.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, "SELECT pg_terminate_backend($1)", pid); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, "SELECT 1"); !store.IsUnavailable(err) {
+		t.Errorf("terminated session: %v (%T) not unavailable", err, err)
+	}
+
+	// Bugs and bad SQL are not.
+	for _, q := range []string{"SELECT * FROM no_such_table", "SELECT 1/0"} {
+		if _, err := pool.Exec(ctx, q); err == nil || store.IsUnavailable(err) {
+			t.Errorf("%s: %v counted as unavailable", q, err)
+		}
+	}
+	if store.IsUnavailable(nil) || store.IsUnavailable(context.Canceled) {
+		t.Error("nil or a cancelled context counted as unavailable")
+	}
+}

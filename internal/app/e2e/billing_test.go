@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf16"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
@@ -418,9 +419,10 @@ func TestBillingDunningSuccessfulRetryResumes(t *testing.T) {
 	if st := lineStates(t, d, acct); !slices.Equal(st, []string{"suspended"}) {
 		t.Fatalf("lines after the last retry = %v", st)
 	}
-	// A new default card triggers a retry at the next dunning pass.
-	addMethod(t, d, acct, "sandbox_approve")
-	d.SetClock(t, "2026-12-08T03:20:00+01:00")
+	// A new default card pays the overdue invoice at once, in that request.
+	if pm := addMethod(t, d, acct, "sandbox_approve"); !slices.Equal(pm["settled_invoices"].([]any), []any{inv}) {
+		t.Fatalf("new default method = %v, want it to settle %s", pm, inv)
+	}
 	if got := invoiceGet(t, d, inv); got.Status != "paid" || !strings.HasPrefix(got.PaymentRef, "sbx_") {
 		t.Fatalf("invoice after a successful retry = %+v", got)
 	}
@@ -561,6 +563,7 @@ func TestBillingConcurrentIssuersGapless(t *testing.T) {
 var (
 	pdfStream = regexp.MustCompile(`(?s)stream\r?\n(.*?)\r?\nendstream`)
 	pdfTj     = regexp.MustCompile(`\(((?:\\.|[^\\)])*)\)\s*Tj`)
+	pdfEscape = regexp.MustCompile(`\\[\\()r]`)
 )
 
 // pdfText extracts the strings shown by Tj operators from a PDF's content
@@ -575,7 +578,18 @@ func pdfText(doc []byte) string {
 			}
 		}
 		for _, s := range pdfTj.FindAllSubmatch(content, -1) {
-			out.Write(s[1])
+			// Text in a Unicode font is UTF-16BE, with \ ( ) \r escaped.
+			raw := pdfEscape.ReplaceAllFunc(s[1], func(e []byte) []byte {
+				if e[1] == 'r' {
+					return []byte{'\r'}
+				}
+				return e[1:]
+			})
+			u := make([]uint16, 0, len(raw)/2)
+			for i := 0; i+1 < len(raw); i += 2 {
+				u = append(u, uint16(raw[i])<<8|uint16(raw[i+1]))
+			}
+			out.WriteString(string(utf16.Decode(u)))
 			out.WriteByte('\n')
 		}
 	}

@@ -1,0 +1,68 @@
+package billing
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sync/atomic"
+	"testing"
+
+	"github.com/pbxd/pbxd/internal/app/apptest"
+	"github.com/pbxd/pbxd/provisioning"
+)
+
+// BenchmarkConfirmCard measures change orders confirmed per second on card
+// accounts, with payments as durable intents: each op previews and
+// confirms +1 line on one of 32 card accounts (sandbox gateway, approve),
+// which commits the intent, charges outside any transaction, records the
+// answer, then applies the change and issues its paid invoice; 16 clients. It runs
+// a whole daemon in-process and calls the provisioning service directly:
+//
+//	go test ./bench/billing -run '^$' -bench ConfirmCard -benchtime 2000x
+func BenchmarkConfirmCard(b *testing.B) {
+	d := apptest.Start(b)
+	svc := d.App.Provisioning()
+	var accounts []string
+	for i := range 32 {
+		acct := d.CreateAccount(b, map[string]any{"payment_mode": "card", "sip_domain": fmt.Sprintf("bench%d.example.net", i),
+			"extension_range": map[string]int{"first": 1, "last": 99999}})
+		d.Op(b, http.StatusCreated, "POST", "/v1/accounts/"+acct+"/payment-methods", map[string]any{"gateway": "sandbox", "token": "sandbox_approve", "default": true})
+		accounts = append(accounts, acct)
+	}
+	ctx := context.Background()
+	var next, retries atomic.Int64
+	qty := make([]atomic.Int64, len(accounts))
+	// Sixteen clients on two cores: a confirm waits on PostgreSQL (commits,
+	// round trips) more than it computes.
+	b.SetParallelism(8)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := int(next.Add(1)) % len(accounts)
+			for {
+				q := int(qty[i].Load()) + 1
+				pv, err := svc.PreviewChange(ctx, accounts[i], provisioning.ChangeRequest{Items: []provisioning.ChangeItem{{Package: "world", Quantity: q}}})
+				if err != nil {
+					b.Fatal(err)
+				}
+				res, err := svc.ConfirmChange(ctx, "bench", pv.ID, "")
+				if err == nil {
+					if pv.DueNow.GrossMinor > 0 && res.InvoiceID == nil {
+						b.Fatal("a card confirm without its invoice")
+					}
+					qty[i].Store(int64(q))
+					break
+				}
+				// Another client changed this account since the preview: preview again.
+				retries.Add(1)
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "confirms/s")
+	b.ReportMetric(float64(retries.Load())/float64(b.N), "retries/op")
+	b.StopTimer()
+	var unsettled int
+	if err := d.App.Pool().QueryRow(ctx, `SELECT count(*) FROM payment_attempts WHERE outcome = 'unknown' OR (change_id IS NOT NULL AND invoice_id IS NULL AND outcome = 'approved' AND refund_state IS NULL)`).Scan(&unsettled); err != nil || unsettled != 0 {
+		b.Fatalf("%d payments left unsettled (%v)", unsettled, err)
+	}
+}

@@ -1,0 +1,151 @@
+package billing
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+// renewalMoney asserts that the sandbox's approved charges, the approved
+// attempts and the paid card invoices agree, with nothing left unknown.
+func renewalMoney(t *testing.T, pool *pgxpool.Pool) (approved int64) {
+	t.Helper()
+	var gw, db, paid, unknown, open int64
+	if err := pool.QueryRow(t.Context(), `SELECT
+		(SELECT count(*) FROM sandbox_charges WHERE outcome = 'approved' AND NOT refunded),
+		(SELECT count(*) FROM payment_attempts WHERE outcome = 'approved'),
+		(SELECT count(*) FROM invoices WHERE status = 'paid' AND payment_ref LIKE 'sbx_%'),
+		(SELECT count(*) FROM payment_attempts WHERE outcome = 'unknown'),
+		(SELECT count(*) FROM invoices WHERE status = 'open')`).Scan(&gw, &db, &paid, &unknown, &open); err != nil {
+		t.Fatal(err)
+	}
+	if gw != db || db != paid || unknown != 0 || open != 0 {
+		t.Errorf("gateway approved %d, database approved %d, paid invoices %d, unknown %d, open %d", gw, db, paid, unknown, open)
+	}
+	return db
+}
+
+// Connections terminated (pg_terminate_backend) during a renewal run, and
+// a crash between the gateway's answers and their record (a hook that
+// drops them): the next run and the recovery job leave every renewal
+// invoiced once and paid once, the gateway agreeing with the database.
+func TestRenewalPaymentsSurviveFaults(t *testing.T) {
+	t.Parallel()
+	b := setupShell(t)
+	const n = 60
+	for range n {
+		b.account(t, SandboxApprove, 1)
+	}
+	at := time.Date(2026, 12, 1, 1, 0, 0, 0, time.UTC)
+	var dropped atomic.Int64
+	reg := prometheus.NewRegistry()
+	crashy, err := NewService(Options{Pool: b.pool, Clock: testClock(at), Workers: 4, Registry: reg, Settings: b.svc.cfg(),
+		AfterCharge: func(string) error {
+			if dropped.Add(1)%3 == 0 {
+				return ErrAbandoned // as if the process died here
+			}
+			return nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	crashy.SetLineSwitch(b.lines)
+	st := crashy.cfg()
+	st.RenewalBatch = 5
+	if err := crashy.SetSettings(st); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	killer := make(chan int64)
+	go func() {
+		var killed int64
+		defer func() { killer <- killed }()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(3 * time.Millisecond):
+			}
+			var k int64
+			_ = b.pool.QueryRow(context.Background(), `SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity
+				WHERE datname = current_database() AND pid <> pg_backend_pid() AND state <> 'idle'`).Scan(&k)
+			killed += k
+		}
+	}()
+	_, runErr := crashy.Renew(t.Context(), at)
+	close(stop)
+	t.Logf("run under faults: %v; %d backends terminated, %d answers seen", runErr, <-killer, dropped.Load())
+	if got, want := testutil.ToFloat64(crashy.m.attempts.WithLabelValues("approved")), countOutcome(t, b.pool, "approved"); got != float64(want) {
+		t.Errorf("metric approved = %v, database %d", got, want)
+	}
+	// The next run, then recovery a minute later, settle everything.
+	if _, err := b.svc.Renew(t.Context(), at); err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatal(err)
+	}
+	if err := b.svc.Recover(t.Context(), at.Add(2*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	// A charge that never reached the gateway (its batch's commit answer
+	// lost with the connection) was voided into dunning: the next retry
+	// takes it.
+	if err := b.svc.RunDunning(t.Context(), at.Add(25*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if got := renewalMoney(t, b.pool); got != n {
+		t.Errorf("%d renewals paid, want %d", got, n)
+	}
+	var renewals, recovered int64
+	if err := b.pool.QueryRow(t.Context(), `SELECT (SELECT count(*) FROM renewals), (SELECT count(*) FROM audit_log WHERE action = 'payment.recovered')`).Scan(&renewals, &recovered); err != nil || renewals != n {
+		t.Fatalf("%d renewals (%v), want %d", renewals, err, n)
+	}
+	if recovered == 0 {
+		t.Error("no payment was recovered: the faults did not bite")
+	}
+}
+
+func countOutcome(t *testing.T, pool *pgxpool.Pool, outcome string) int64 {
+	t.Helper()
+	var n int64
+	if err := pool.QueryRow(t.Context(), `SELECT count(*) FROM payment_attempts WHERE outcome = $1`, outcome).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// An invoice whose card charge has no recorded answer cannot be marked
+// paid by transfer meanwhile: that could take the money twice. Recovery
+// records the answer, after which the invoice is paid once.
+func TestMarkPaidWaitsForAChargeInFlight(t *testing.T) {
+	t.Parallel()
+	b := setupShell(t)
+	b.account(t, SandboxApprove, 1)
+	at := time.Date(2026, 12, 1, 1, 0, 0, 0, time.UTC)
+	crashy, err := NewService(Options{Pool: b.pool, Clock: testClock(at), Registry: prometheus.NewRegistry(), Settings: b.svc.cfg(),
+		AfterCharge: func(string) error { return ErrAbandoned }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := crashy.Renew(t.Context(), at); err != nil {
+		t.Fatal(err)
+	}
+	var inv string
+	if err := b.pool.QueryRow(t.Context(), `SELECT id::text FROM invoices WHERE status = 'open'`).Scan(&inv); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.svc.MarkPaid(t.Context(), "operator", inv, "SEPA-1"); err == nil || !strings.Contains(err.Error(), "in progress") {
+		t.Fatalf("mark-paid with a charge in flight: %v", err)
+	}
+	if err := b.svc.Recover(t.Context(), at.Add(2*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if got := renewalMoney(t, b.pool); got != 1 {
+		t.Fatalf("%d paid after recovery, want 1", got)
+	}
+}
