@@ -11,13 +11,15 @@ import (
 )
 
 // SetDefaultPaymentMethod makes one of the account's saved methods the one
-// recurring billing charges (the portal's "make default").
+// recurring billing charges (the portal's "make default"). Like a new
+// default card, it then pays the account's overdue invoices at once (outside
+// the transaction); what fails stays with the dunning job.
 func (s *Service) SetDefaultPaymentMethod(ctx context.Context, actor, accountID, id string) error {
 	if uuid.Validate(id) != nil || uuid.Validate(accountID) != nil {
 		return fault.New(fault.NotFound, "", "payment method not found")
 	}
 	now := s.clock.Now()
-	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		// The account row lock serialises default changes, as in AddPaymentMethod.
 		if _, err := tx.Exec(ctx, `SELECT 1 FROM accounts WHERE id = $1 FOR NO KEY UPDATE`, accountID); err != nil {
 			return fmt.Errorf("lock account: %w", err)
@@ -34,4 +36,11 @@ func (s *Service) SetDefaultPaymentMethod(ctx context.Context, actor, accountID,
 		}
 		return audit(ctx, tx, now, actor, accountID, "payment_method.default", id, nil)
 	})
+	if err != nil {
+		return err
+	}
+	if _, err := s.chargeOverdue(ctx, accountID, now); err != nil {
+		s.log.Warn("charging overdue invoices with the new default method; the dunning job retries", "account", accountID, "err", err)
+	}
+	return nil
 }

@@ -358,7 +358,7 @@ func (c *cli) addDevice(args []string) error {
 	if err != nil || len(pos) != 1 {
 		return usageError("devices add ACCOUNT -mac MAC -vendor V [-model M] [-timezone TZ] [-line LINE ...]")
 	}
-	var ls []map[string]any
+	ls := []map[string]any{} // the API refuses null
 	for i, l := range lines {
 		ls = append(ls, map[string]any{"line": l, "key": i + 1})
 	}

@@ -149,6 +149,21 @@ func (a *API) billingRoutes(svc *billing.Service, runRenewals func(context.Conte
 		w.WriteHeader(http.StatusNoContent)
 		return nil
 	}))
+	a.handle("POST /v1/accounts/{id}/payment-methods/{pm}/default", mut(func(w http.ResponseWriter, r *http.Request) error {
+		id, err := accountScope(r)
+		if err != nil {
+			return err
+		}
+		if err := svc.SetDefaultPaymentMethod(r.Context(), PrincipalFrom(r.Context()).Actor(), id, r.PathValue("pm")); err != nil {
+			return err
+		}
+		list, err := svc.PaymentMethods(r.Context(), id)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"payment_methods": list})
+		return nil
+	}))
 	a.handle("GET /v1/accounts/{id}/billing", a.authed(func(w http.ResponseWriter, r *http.Request) error {
 		id, err := accountScope(r)
 		if err != nil {

@@ -54,6 +54,9 @@ func FuzzChangeOrderDecoder(f *testing.F) {
 	f.Add(`{"items":[{"quantity":1e99}]}`)
 	f.Add(`{"items":[{"package":"world","quantity":"3"}]}`)
 	f.Add(`{}`)
+	f.Add(`{"items":[{"package":"world","quantity":0,"effective":"period_end"}],"numbers":[{"prefix":"+331","quantity":2}],"release_numbers":["+33123"],"release_effective":"now"}`)
+	f.Add(`{"numbers":[{"number":"+33123","color":"red"}]}`)
+	f.Add(`{"by_operator":true}`)
 	f.Fuzz(func(t *testing.T, body string) {
 		req, err := parseChange([]byte(body))
 		if err != nil {

@@ -291,8 +291,11 @@ func accountJSON(a provisioning.Account) map[string]any {
 // pointers, so that a missing quantity is an error rather than 0 (which
 // would remove every line of the package).
 type changeBody struct {
-	Items []changeItemBody `json:"items"`
-	Swaps []swapBody       `json:"swaps"`
+	Items            []changeItemBody           `json:"items"`
+	Swaps            []swapBody                 `json:"swaps"`
+	Numbers          []provisioning.NumberOrder `json:"numbers"`
+	ReleaseNumbers   []string                   `json:"release_numbers"`
+	ReleaseEffective string                     `json:"release_effective"`
 }
 
 type changeItemBody struct {
@@ -300,6 +303,7 @@ type changeItemBody struct {
 	Quantity    *int     `json:"quantity"`
 	Cycle       string   `json:"cycle"`
 	RemoveLines []string `json:"remove_lines"`
+	Effective   string   `json:"effective"`
 }
 
 type swapBody struct {
@@ -332,7 +336,7 @@ func parseChange(body []byte) (provisioning.ChangeRequest, error) {
 		if it.Quantity == nil {
 			return provisioning.ChangeRequest{}, Invalid(field+".quantity", "%s.quantity is required (0 removes every line of the package)", field)
 		}
-		item := provisioning.ChangeItem{Package: *it.Package, Quantity: *it.Quantity, Cycle: it.Cycle}
+		item := provisioning.ChangeItem{Package: *it.Package, Quantity: *it.Quantity, Cycle: it.Cycle, Effective: it.Effective}
 		if len(it.RemoveLines) > 0 {
 			item.RemoveLines = it.RemoveLines
 		}
@@ -347,6 +351,13 @@ func parseChange(body []byte) (provisioning.ChangeRequest, error) {
 			return provisioning.ChangeRequest{}, Invalid(field+".package", "%s.package is required", field)
 		}
 		req.Swaps = append(req.Swaps, provisioning.Swap{Line: *sw.Line, Package: *sw.Package})
+	}
+	req.Numbers, req.ReleaseNumbers, req.ReleaseEffective = b.Numbers, b.ReleaseNumbers, b.ReleaseEffective
+	if len(req.ReleaseNumbers) == 0 {
+		req.ReleaseNumbers = nil
+	}
+	if len(req.Numbers) == 0 {
+		req.Numbers = nil
 	}
 	return req, nil
 }

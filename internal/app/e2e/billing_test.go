@@ -434,6 +434,30 @@ func TestBillingDunningSuccessfulRetryResumes(t *testing.T) {
 	}
 }
 
+// Making a saved card the default is also the customer's answer to
+// dunning: the overdue invoice is paid in that request.
+func TestBillingMakeDefaultPaysOverdue(t *testing.T) {
+	t.Parallel()
+	d := apptest.Start(t)
+	acct, inv := declinedRenewal(t, d)
+	for _, at := range []string{"2026-12-02T03:00:00+01:00", "2026-12-04T03:00:00+01:00", "2026-12-08T03:00:00+01:00"} {
+		d.SetClock(t, at)
+	}
+	pm := d.Op(t, http.StatusCreated, "POST", "/v1/accounts/"+acct+"/payment-methods",
+		map[string]any{"gateway": "sandbox", "token": "sandbox_approve", "default": false}).Map(t)
+	if got := invoiceGet(t, d, inv); got.Status != "open" {
+		t.Fatalf("a card that is not the default paid the invoice: %+v", got)
+	}
+	d.Op(t, http.StatusOK, "POST", "/v1/accounts/"+acct+"/payment-methods/"+pm["id"].(string)+"/default", nil)
+	if got := invoiceGet(t, d, inv); got.Status != "paid" || !strings.HasPrefix(got.PaymentRef, "sbx_") {
+		t.Fatalf("invoice after making the card default = %+v", got)
+	}
+	if st := lineStates(t, d, acct); !slices.Equal(st, []string{"active"}) {
+		t.Fatalf("lines after making the card default = %v", st)
+	}
+	d.Op(t, http.StatusNotFound, "POST", "/v1/accounts/"+acct+"/payment-methods/00000000-0000-0000-0000-000000000000/default", nil)
+}
+
 // A renewal run interrupted half-way, then run again (twice), bills every
 // subscription × period exactly once with gapless numbers.
 func TestBillingRenewalInterruptedAndRepeated(t *testing.T) {
