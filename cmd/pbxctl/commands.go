@@ -225,15 +225,9 @@ func (c *cli) preview(args []string) error {
 		}
 		items = append(items, it)
 	}
-	b, err := c.c.Do(c.ctx, "POST", "/v1/accounts/"+url.PathEscape(args[0])+"/changes", map[string]any{"items": items})
-	if err != nil {
+	b, err := c.call("POST", "/v1/accounts/"+url.PathEscape(args[0])+"/changes", map[string]any{"items": items})
+	if err != nil || b == nil {
 		return err
-	}
-	if c.quiet {
-		return c.printID(b)
-	}
-	if c.json {
-		return writeIndented(c.out, b)
 	}
 	var pv struct {
 		ID    string
@@ -318,16 +312,26 @@ func money(minor int64) string {
 	return fmt.Sprintf("%s%d.%02d", sign, minor/100, minor%100)
 }
 
-func (c *cli) show(method, path string, body any, _ []string) error {
+// call makes a request whose answer is one object and prints it itself
+// for -q (its id) and -o json; otherwise it returns the body for the
+// caller's table (nil when already printed).
+func (c *cli) call(method, path string, body any) ([]byte, error) {
 	b, err := c.c.Do(c.ctx, method, path, body)
-	if err != nil {
+	switch {
+	case err != nil:
+		return nil, err
+	case c.quiet:
+		return nil, c.printID(b)
+	case c.json:
+		return nil, writeIndented(c.out, b)
+	}
+	return b, nil
+}
+
+func (c *cli) show(method, path string, body any, _ []string) error {
+	b, err := c.call(method, path, body)
+	if err != nil || b == nil {
 		return err
-	}
-	if c.quiet {
-		return c.printID(b)
-	}
-	if c.json {
-		return writeIndented(c.out, b)
 	}
 	var m map[string]any
 	if err := unmarshal(b, &m); err != nil {
@@ -361,15 +365,9 @@ func label(key string) string { return strings.TrimSuffix(key, "_minor") }
 // showInvoice prints an invoice as a document: header, one row per line
 // (credits included), totals.
 func (c *cli) showInvoice(id string) error {
-	b, err := c.c.Do(c.ctx, "GET", "/v1/invoices/"+id, nil)
-	if err != nil {
+	b, err := c.call("GET", "/v1/invoices/"+id, nil)
+	if err != nil || b == nil {
 		return err
-	}
-	if c.quiet {
-		return c.printID(b)
-	}
-	if c.json {
-		return writeIndented(c.out, b)
 	}
 	var inv struct {
 		ID, Number, Kind, Status, Currency string
