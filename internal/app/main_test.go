@@ -200,3 +200,24 @@ func writeConf(t *testing.T, body string) string {
 	}
 	return p
 }
+
+// Secrets generated into the state directory warn once, when generated; a
+// restart that reuses them says so at info level.
+func TestGeneratedSecretsWarnOnce(t *testing.T) {
+	env := baseEnv(t)
+	delete(env, "PBXD_OPERATOR_TOKEN")
+	for i, want := range []string{"level=WARN msg=\"no operator token configured: generating", "level=INFO msg=\"no operator token configured: using the one"} {
+		signals := make(chan os.Signal, 1)
+		var logs apptest.LogBuffer
+		exit := make(chan int, 1)
+		go func() { exit <- app.Main(nil, func(k string) string { return env[k] }, signals, &logs) }()
+		waitFor(t, &logs, "pbxd ready")
+		signals <- syscall.SIGTERM
+		if code := <-exit; code != 0 {
+			t.Fatalf("start %d: exit %d:\n%s", i+1, code, logs.String())
+		}
+		if !strings.Contains(logs.String(), want) || (i > 0 && strings.Contains(logs.String(), "level=WARN msg=\"no ")) {
+			t.Fatalf("start %d: want %q and no other warning about secrets:\n%s", i+1, want, logs.String())
+		}
+	}
+}
