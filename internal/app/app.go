@@ -396,9 +396,13 @@ func parseLevel(s string) slog.Level {
 func NewLogger(cfg *config.Config, w io.Writer) (*slog.Logger, *slog.LevelVar) {
 	level := new(slog.LevelVar)
 	level.Set(parseLevel(cfg.Log.Level))
+	return slog.New(newHandler(cfg, w, level)), level
+}
+
+func newHandler(cfg *config.Config, w io.Writer, level slog.Leveler) slog.Handler {
 	opts := &slog.HandlerOptions{Level: level}
 	if cfg.Log.Format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts)), level
+		return slog.NewJSONHandler(w, opts)
 	}
-	return slog.New(slog.NewTextHandler(w, opts)), level
+	return slog.NewTextHandler(w, opts)
 }

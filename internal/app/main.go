@@ -21,6 +21,11 @@ import (
 	"github.com/pbxd/pbxd/internal/httpapi"
 )
 
+// ExitConfig is pbxd's exit code when its configuration cannot be read or
+// is invalid (sysexits' EX_CONFIG): restarting cannot help, so the unit's
+// RestartPreventExitStatus= names it.
+const ExitConfig = 78
+
 // Main is pbxd's whole process lifecycle, separated from package main so
 // tests can run it with their own arguments, environment and signals. It
 // returns the exit code.
@@ -36,13 +41,20 @@ func Main(args []string, getenv func(string) string, signals <-chan os.Signal, s
 		fmt.Fprintln(stderr, "pbxd", buildVersion())
 		return 0
 	}
+	journal := toJournal(getenv, stderr)
 	boot := slog.New(slog.NewTextHandler(stderr, nil))
+	if journal {
+		boot = slog.New(newJournalHandler(stderr, func(w io.Writer) slog.Handler { return slog.NewTextHandler(w, nil) }))
+	}
 	cfg, err := config.Load(*cfgPath, getenv)
 	if err != nil {
 		boot.Error("invalid configuration; not starting", "err", err)
-		return 1
+		return ExitConfig
 	}
 	logger, level := NewLogger(cfg, stderr)
+	if journal {
+		logger = slog.New(newJournalHandler(stderr, func(w io.Writer) slog.Handler { return newHandler(cfg, w, level) }))
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
