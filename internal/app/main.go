@@ -90,6 +90,8 @@ func Main(args []string, getenv func(string) string, signals <-chan os.Signal, s
 	logger.Info("pbxd ready", "version", buildVersion(), "http", a.HTTPAddr(), "backend", cfg.Backend)
 	stopWatchdog := watchdog(ctx, logger, getenv)
 	defer stopWatchdog()
+	stopStatus := statusLoop(ctx, a, logger, getenv, 15*time.Second)
+	defer stopStatus()
 
 	for {
 		select {
@@ -113,9 +115,15 @@ func Main(args []string, getenv func(string) string, signals <-chan os.Signal, s
 					logger.Error("reload failed; the running configuration stays", "err", err)
 				}
 				notify(logger, getenv, daemon.SdNotifyReady)
+				status := a.StatusLine(ctx)
+				if err != nil {
+					status += "; last reload failed: " + err.Error()
+				}
+				notify(logger, getenv, "STATUS="+status)
 			case syscall.SIGTERM, os.Interrupt:
 				logger.Info("shutting down", "signal", s.String())
 				notify(logger, getenv, daemon.SdNotifyStopping)
+				notify(logger, getenv, "STATUS=stopping")
 				cancel()
 				select {
 				case err := <-done:
