@@ -55,6 +55,9 @@ func New(o Options) (*Service, error) {
 	s := &Service{pool: o.Pool, clock: o.Clock, cipher: c, biller: o.Biller, log: o.Logger}
 	s.changeOrders = f.NewCounterVec(prometheus.CounterOpts{Name: "pbxd_change_orders_total", Help: "Change orders by outcome (previewed, confirmed, conflict, refused)."}, []string{"outcome"})
 	s.linesByState = f.NewGaugeVec(prometheus.GaugeOpts{Name: "pbxd_lines", Help: "Lines by state (active, suspended), refreshed every 15 s."}, []string{"state"})
+	for _, o := range []string{"previewed", "confirmed", "conflict", "refused"} {
+		s.changeOrders.WithLabelValues(o)
+	}
 	return s, nil
 }
 

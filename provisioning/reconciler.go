@@ -101,6 +101,12 @@ func (s *Service) NewReconciler(backend pbx.Backend, o ReconcilerOptions) *Recon
 	r.resyncTime = f.NewGauge(prometheus.GaugeOpts{Name: "pbxd_reconcile_last_resync_duration_seconds", Help: "Duration of the last full resync."})
 	r.drift = f.NewCounterVec(prometheus.CounterOpts{Name: "pbxd_reconcile_drift_repaired_total", Help: "Drift found by a resync and repaired, by kind (missing, stale, orphan)."}, []string{"kind"})
 	r.regEvents = f.NewCounter(prometheus.CounterOpts{Name: "pbxd_registration_events_total", Help: "Registration events received from the PBX."})
+	for _, reason := range []string{"unavailable", "rejected", "database"} {
+		r.errs.WithLabelValues(reason)
+	}
+	for _, kind := range []string{"missing", "stale", "orphan"} {
+		r.drift.WithLabelValues(kind)
+	}
 	return r
 }
 

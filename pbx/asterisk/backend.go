@@ -97,6 +97,15 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Backend, 
 		b.nodes[nc.Name] = n
 		b.order = append(b.order, n)
 		b.m.connected.WithLabelValues(nc.Name).Set(0)
+		for _, reason := range []string{"connect", "restart"} {
+			b.m.resyncs.WithLabelValues(nc.Name, reason)
+		}
+		for _, op := range []string{"info", "subscribe", "list_endpoints", "get_endpoint", "get_auth", "get_aor",
+			"put_endpoint", "put_auth", "put_aor", "delete_endpoint", "delete_auth", "delete_aor"} {
+			for _, outcome := range []string{"ok", "absent", "error", "unavailable"} {
+				b.m.requests.WithLabelValues(nc.Name, op, outcome)
+			}
+		}
 	}
 	return b, nil
 }
