@@ -170,7 +170,23 @@ func NewService(o Options) (*Service, error) {
 	for _, o := range []string{"approved", "declined", "error", "pending", "manual"} {
 		s.m.attempts.WithLabelValues(o)
 	}
+	for _, r := range []string{"invoiced", "zero_quantity", "trial_converted", "already_billed", "error"} {
+		s.m.renewals.WithLabelValues(r)
+	}
 	return s, nil
+}
+
+// InitCurrencyMetrics creates the per-currency counters at 0 for the given
+// currencies (the catalogue's), so their first invoice is an increase
+// Prometheus can see rather than a new series.
+func (s *Service) InitCurrencyMetrics(currencies []string) {
+	for _, c := range currencies {
+		for _, k := range []string{"invoice", "credit_note"} {
+			s.m.invoices.WithLabelValues(c, k)
+		}
+		s.m.invoicedMinor.WithLabelValues(c)
+		s.m.creditedMinor.WithLabelValues(c)
+	}
 }
 
 // SetLineSwitch connects the service to the lines it suspends and resumes.

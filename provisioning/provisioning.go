@@ -73,6 +73,18 @@ func New(o Options) (*Service, error) {
 	s.requestEvents = f.NewCounterVec(prometheus.CounterOpts{Name: "pbxd_service_requests_events_total", Help: "Service requests entering a state (open, approved, rejected, done), by kind."}, []string{"kind", "state"})
 	s.requestsByState = f.NewGaugeVec(prometheus.GaugeOpts{Name: "pbxd_service_requests", Help: "Service requests by kind and state, refreshed every 15 s."}, []string{"kind", "state"})
 	s.numbersByState = f.NewGaugeVec(prometheus.GaugeOpts{Name: "pbxd_numbers", Help: "Inventory numbers by kind and state, refreshed every 15 s."}, []string{"kind", "state"})
+	// Every counter with a bounded label set exists from start, at 0.
+	for _, outcome := range []string{"previewed", "confirmed", "conflict", "refused"} {
+		s.changeOrders.WithLabelValues(outcome)
+	}
+	for _, outcome := range []string{"reserved", "sold_out"} {
+		s.numberOrders.WithLabelValues(outcome)
+	}
+	for _, k := range RequestKinds {
+		for _, st := range RequestStates {
+			s.requestEvents.WithLabelValues(k, st)
+		}
+	}
 	return s, nil
 }
 

@@ -141,6 +141,12 @@ func (s *Service) NewReconciler(backend pbx.Backend, o ReconcilerOptions) *Recon
 	r.resyncTime = f.NewGauge(prometheus.GaugeOpts{Name: "pbxd_reconcile_last_resync_duration_seconds", Help: "Duration of the last full resync."})
 	r.drift = f.NewCounterVec(prometheus.CounterOpts{Name: "pbxd_reconcile_drift_repaired_total", Help: "Drift found by a resync and repaired, by kind (missing, stale, orphan)."}, []string{"kind"})
 	r.regEvents = f.NewCounter(prometheus.CounterOpts{Name: "pbxd_registration_events_total", Help: "Registration events received from the PBX."})
+	for _, reason := range []string{"unavailable", "rejected", "database"} {
+		r.errs.WithLabelValues(reason)
+	}
+	for _, kind := range []string{"missing", "stale", "orphan"} {
+		r.drift.WithLabelValues(kind)
+	}
 	return r
 }
 
@@ -193,20 +199,35 @@ func (r *Reconciler) loop(ctx context.Context) error {
 			<-resyncDone
 		}
 	}()
-	for {
-		next, err := r.ApplyPending(ctx)
-		if err != nil && ctx.Err() == nil {
-			r.log.Warn("apply pending", "err", err)
+	applyB := dbBackoff()  // while pending changes cannot be read
+	resyncB := dbBackoff() // while resyncs fail
+	var retryC <-chan time.Time
+	for apply := true; ; {
+		// A pass over pending changes when woken or due, not on resync
+		// events: with the database gone, each pass is one more failure.
+		if apply {
+			next, err := r.ApplyPending(ctx)
+			switch {
+			case err != nil && ctx.Err() == nil:
+				delay := applyB.next()
+				r.log.Warn("apply pending", "retry_in", delay, "err", err)
+				next = time.Now().Add(delay)
+			case err == nil:
+				applyB.reset()
+			}
+			retryC = nil
+			if !next.IsZero() {
+				retryC = time.After(max(time.Until(next), 10*time.Millisecond))
+			}
 		}
-		var retryC <-chan time.Time
-		if !next.IsZero() {
-			retryC = time.After(max(time.Until(next), 10*time.Millisecond))
-		}
+		apply = false
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-r.wake:
+			apply = true
 		case <-retryC:
+			apply = true
 		case <-resyncSignal:
 			startResync()
 		case <-resync.C:
@@ -214,9 +235,10 @@ func (r *Reconciler) loop(ctx context.Context) error {
 		case ok := <-resyncDone:
 			resyncing = false
 			if ok {
+				resyncB.reset()
 				resync.Reset(r.o.ResyncInterval)
 			} else {
-				resync.Reset(time.Second) // backend not up yet, or the resync failed: try again soon
+				resync.Reset(resyncB.next()) // backend not up yet, or the resync failed: try again soon
 			}
 			if again {
 				again = false
@@ -244,39 +266,64 @@ func (r *Reconciler) runResync(ctx context.Context) bool {
 // the connection drops. While it is down, the periodic resync and retry
 // timers still converge.
 func (r *Reconciler) listen(ctx context.Context) error {
+	b := dbBackoff()
 	for ctx.Err() == nil {
-		err := r.listenOnce(ctx)
+		listened, err := r.listenOnce(ctx)
 		if ctx.Err() != nil {
 			return nil
 		}
-		r.log.Warn("LISTEN connection lost; reconnecting", "err", err)
-		r.Wake()
+		if listened {
+			b.reset()
+			r.Wake() // the connection was up: pending work may need it
+		}
+		delay := b.next()
+		r.log.Warn("LISTEN connection lost; reconnecting", "retry_in", delay, "err", err)
 		select {
 		case <-ctx.Done():
-		case <-time.After(time.Second):
+		case <-time.After(delay):
 		}
 	}
 	return nil
 }
 
-func (r *Reconciler) listenOnce(ctx context.Context) error {
+// listenOnce listens until the connection fails; listened says whether it
+// got as far as LISTEN.
+func (r *Reconciler) listenOnce(ctx context.Context) (listened bool, err error) {
 	conn, err := r.pool.Acquire(ctx)
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer conn.Release()
 	if _, err := conn.Exec(ctx, "LISTEN "+NotifyChannel); err != nil {
-		return err
+		return false, err
 	}
 	defer conn.Exec(context.WithoutCancel(ctx), "UNLISTEN "+NotifyChannel) //nolint:errcheck
 	r.Wake()                                                               // changes committed while we were not listening
 	for {
 		if _, err := conn.Conn().WaitForNotification(ctx); err != nil {
-			return err
+			return true, err
 		}
 		r.Wake()
 	}
 }
+
+// backoff spaces out retries: min, doubling up to max, until reset.
+type backoff struct{ min, max, cur time.Duration }
+
+// dbBackoff is for a lost database: 1 s doubling to 30 s, so an outage
+// costs a few log lines a minute, not several a second.
+func dbBackoff() *backoff { return &backoff{min: time.Second, max: 30 * time.Second} }
+
+func (b *backoff) next() time.Duration {
+	if b.cur == 0 {
+		b.cur = b.min
+	} else {
+		b.cur = min(2*b.cur, b.max)
+	}
+	return b.cur
+}
+
+func (b *backoff) reset() { b.cur = 0 }
 
 type pendingLine struct {
 	cfg        pbx.LineConfig

@@ -10,9 +10,12 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pbxd/pbxd/internal/app"
 )
 
 const (
@@ -95,7 +98,10 @@ func TestUnitDirectives(t *testing.T) {
 		{"Service", "ExecReload", reloadCommand + " -HUP $MAINPID"},
 		{"Service", "WatchdogSec", "30s"},
 		{"Service", "Restart", "on-failure"},
-		{"Service", "RestartSec", "2s"},
+		{"Service", "RestartSec", "5s"},
+		{"Service", "RestartPreventExitStatus", strconv.Itoa(app.ExitConfig)},
+		{"Unit", "StartLimitIntervalSec", "10min"},
+		{"Unit", "StartLimitBurst", "10"},
 		{"Service", "TimeoutStopSec", "30s"},
 		{"Service", "User", "pbxd"},
 		{"Service", "Group", "pbxd"},
@@ -138,7 +144,7 @@ func TestUnitDirectives(t *testing.T) {
 		section, key string
 		want         []string
 	}{
-		{"Unit", "Wants", []string{"network-online.target", "postgresql.service"}},
+		{"Unit", "Wants", []string{"network-online.target"}},
 		{"Unit", "After", []string{"network-online.target", "postgresql.service"}},
 	}
 	for _, d := range contains {
@@ -149,6 +155,16 @@ func TestUnitDirectives(t *testing.T) {
 		for _, w := range d.want {
 			if !slices.Contains(have, w) {
 				t.Errorf("[%s] %s=: %q missing from %q", d.section, d.key, w, have)
+			}
+		}
+	}
+
+	// Ordering after a local PostgreSQL, never pulling it in: a database
+	// the operator stopped stays stopped.
+	for _, key := range []string{"Wants", "Requires", "BindsTo", "Requisite"} {
+		for _, v := range u["Unit"][key] {
+			if strings.Contains(v, "postgresql") {
+				t.Errorf("[Unit] %s=%s starts PostgreSQL with pbxd; After= orders them", key, v)
 			}
 		}
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 )
 
 func (c *cli) dispatch(args []string) error {
@@ -101,7 +103,7 @@ func (c *cli) dispatch(args []string) error {
 		if err != nil {
 			return err
 		}
-		return c.show("GET", "/v1/invoices/"+id, nil, nil)
+		return c.showInvoice(id)
 	case cmd == "invoices" && sub == "pdf":
 		if len(rest) != 3 {
 			return usageError("invoices pdf INVOICE FILE")
@@ -271,12 +273,9 @@ func (c *cli) preview(args []string) error {
 	if release != nil {
 		body["release_numbers"] = release
 	}
-	b, err := c.c.Do(c.ctx, "POST", "/v1/accounts/"+url.PathEscape(args[0])+"/changes", body)
-	if err != nil {
+	b, err := c.call("POST", "/v1/accounts/"+url.PathEscape(args[0])+"/changes", body)
+	if err != nil || b == nil {
 		return err
-	}
-	if c.json {
-		return writeIndented(c.out, b)
 	}
 	var pv struct {
 		ID    string
@@ -379,24 +378,101 @@ func money(minor int64) string {
 	return fmt.Sprintf("%s%d.%02d", sign, minor/100, minor%100)
 }
 
-func (c *cli) show(method, path string, body any, _ []string) error {
+// call makes a request whose answer is one object and prints it itself
+// for -q (its id) and -o json; otherwise it returns the body for the
+// caller's table (nil when already printed).
+func (c *cli) call(method, path string, body any) ([]byte, error) {
 	b, err := c.c.Do(c.ctx, method, path, body)
-	if err != nil {
-		return err
+	switch {
+	case err != nil:
+		return nil, err
+	case c.quiet:
+		return nil, c.printID(b)
+	case c.json:
+		return nil, writeIndented(c.out, b)
 	}
-	if c.json {
-		return writeIndented(c.out, b)
+	return b, nil
+}
+
+func (c *cli) show(method, path string, body any, _ []string) error {
+	b, err := c.call(method, path, body)
+	if err != nil || b == nil {
+		return err
 	}
 	var m map[string]any
 	if err := unmarshal(b, &m); err != nil {
 		return writeIndented(c.out, b)
 	}
+	flat := map[string]any{}
+	flatten(flat, "", m)
 	tw := tabwriter.NewWriter(c.out, 0, 4, 2, ' ', 0)
-	for _, k := range slices.Sorted(maps.Keys(m)) {
-		fmt.Fprintf(tw, "%s:\t%s\n", k, cell(m[k]))
+	for _, k := range slices.Sorted(maps.Keys(flat)) {
+		fmt.Fprintf(tw, "%s:\t%s\n", label(k), cell(k, flat[k]))
 	}
 	return tw.Flush()
 }
+
+// flatten copies m into dst with nested objects' keys joined by dots
+// (next_payment.gross_minor), so a table never shows raw JSON.
+func flatten(dst map[string]any, prefix string, m map[string]any) {
+	for k, v := range m {
+		if sub, ok := v.(map[string]any); ok {
+			flatten(dst, prefix+k+".", sub)
+			continue
+		}
+		dst[prefix+k] = v
+	}
+}
+
+// label names a column or field for people: amounts drop their _minor
+// suffix because cell prints them with two decimals.
+func label(key string) string { return strings.TrimSuffix(key, "_minor") }
+
+// showInvoice prints an invoice as a document: header, one row per line
+// (credits included), totals.
+func (c *cli) showInvoice(id string) error {
+	b, err := c.call("GET", "/v1/invoices/"+id, nil)
+	if err != nil || b == nil {
+		return err
+	}
+	var inv struct {
+		ID, Number, Kind, Status, Currency string
+		IssuedAt                           time.Time `json:"issued_at"`
+		DueAt                              time.Time `json:"due_at"`
+		Customer                           struct{ Name string }
+		Lines                              []struct {
+			Package, Description string
+			PeriodStart          string `json:"period_start"`
+			PeriodEnd            string `json:"period_end"`
+			Quantity             int64
+			UnitMinor            int64  `json:"unit_minor"`
+			AmountMinor          int64  `json:"amount_minor"`
+			ProrationNote        string `json:"proration_note"`
+		}
+		NetMinor   int64 `json:"net_minor"`
+		TaxMinor   int64 `json:"tax_minor"`
+		GrossMinor int64 `json:"gross_minor"`
+	}
+	if err := json.Unmarshal(b, &inv); err != nil {
+		return fmt.Errorf("decode invoice: %w", err)
+	}
+	fmt.Fprintf(c.out, "%s %s (%s), %s\n", inv.Kind, inv.Number, inv.Status, inv.Customer.Name)
+	fmt.Fprintf(c.out, "issued %s, due %s\n\n", utc(inv.IssuedAt), utc(inv.DueAt))
+	tw := tabwriter.NewWriter(c.out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "PACKAGE\tPERIOD\tQUANTITY\tUNIT\tAMOUNT\tNOTE")
+	for _, l := range inv.Lines {
+		fmt.Fprintf(tw, "%s\t%s – %s\t%d\t%s\t%s\t%s\n", l.Package, l.PeriodStart, l.PeriodEnd, l.Quantity, money(l.UnitMinor), money(l.AmountMinor), l.ProrationNote)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(c.out, "\ntotal: %s %s net + %s tax = %s %s\n", money(inv.NetMinor), inv.Currency, money(inv.TaxMinor), money(inv.GrossMinor), inv.Currency)
+	return err
+}
+
+// utc prints every time pbxctl shows the same way, whatever offset the API
+// gave it (lists answer in UTC, single objects in the account's offset).
+func utc(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 
 func (c *cli) list(path, key string, cols []string) error {
 	b, err := c.c.Do(c.ctx, "GET", path, nil)
@@ -410,25 +486,59 @@ func (c *cli) list(path, key string, cols []string) error {
 	if err := unmarshal(b, &m); err != nil {
 		return err
 	}
+	if c.quiet {
+		for _, row := range m[key] {
+			id, ok := row["id"].(string)
+			if !ok {
+				return fmt.Errorf("-q: the %s listed have no id", key)
+			}
+			fmt.Fprintln(c.out, id)
+		}
+		return nil
+	}
 	tw := tabwriter.NewWriter(c.out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, strings.ToUpper(strings.Join(cols, "\t")))
+	var heads []string
+	for _, col := range cols {
+		heads = append(heads, strings.ToUpper(label(col)))
+	}
+	fmt.Fprintln(tw, strings.Join(heads, "\t"))
 	for _, row := range m[key] {
 		var cells []string
 		for _, col := range cols {
-			cells = append(cells, cell(row[col]))
+			cells = append(cells, cell(col, row[col]))
 		}
 		fmt.Fprintln(tw, strings.Join(cells, "\t"))
 	}
 	return tw.Flush()
 }
 
-func cell(v any) string {
+// printID prints the "id" of a JSON object answer: what -q asks for.
+func (c *cli) printID(b []byte) error {
+	var m struct {
+		ID string `json:"id"`
+	}
+	if err := json.Unmarshal(b, &m); err != nil || m.ID == "" {
+		return errors.New("-q: the answer has no id")
+	}
+	_, err := fmt.Fprintln(c.out, m.ID)
+	return err
+}
+
+// cell renders one value of field key: amounts (…_minor) with two
+// decimals, times in UTC.
+func cell(key string, v any) string {
 	switch x := v.(type) {
 	case nil:
 		return "-"
 	case string:
+		if t, err := time.Parse(time.RFC3339, x); err == nil {
+			return utc(t)
+		}
 		return x
 	case json.Number:
+		if n, err := x.Int64(); err == nil && strings.HasSuffix(key, "_minor") {
+			return money(n)
+		}
 		return x.String()
 	case bool:
 		return strconv.FormatBool(x)

@@ -1,6 +1,6 @@
 // Command pbxctl is the operator CLI of pbxd: it talks to the HTTP API.
 //
-//	pbxctl [-url URL] [-token TOKEN] [-o table|json] COMMAND ...
+//	pbxctl [-url URL] [-token TOKEN] [-o table|json] [-q] COMMAND ...
 //
 // The token comes from -token, else $PBXD_TOKEN, else $PBXD_OPERATOR_TOKEN,
 // else the file pbxd generated in its state directory ($PBXD_STATE_DIR or
@@ -25,6 +25,7 @@ type cli struct {
 	c      *client.Client
 	out    io.Writer
 	json   bool
+	quiet  bool // -q: ids only, for capturing in shell variables
 	ctx    context.Context
 	getenv func(string) string
 	stdin  io.Reader
@@ -36,6 +37,7 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 	url := fs.String("url", envOr(getenv, "PBXD_URL", "http://127.0.0.1:8080"), "pbxd API base URL ($PBXD_URL)")
 	token := fs.String("token", "", "bearer token (default $PBXD_TOKEN, $PBXD_OPERATOR_TOKEN, or the state directory's operator-token)")
 	output := fs.String("o", "table", "output: table or json")
+	quiet := fs.Bool("q", false, "print only ids: the created or shown object's, or each listed object's, one per line")
 	fs.Usage = func() { fmt.Fprint(stderr, usage) }
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -60,7 +62,7 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 			tok = strings.TrimSpace(string(b))
 		}
 	}
-	c := &cli{c: &client.Client{BaseURL: *url, Token: tok}, out: stdout, json: *output == "json", ctx: context.Background(), getenv: getenv, stdin: os.Stdin}
+	c := &cli{c: &client.Client{BaseURL: *url, Token: tok}, out: stdout, json: *output == "json", quiet: *quiet, ctx: context.Background(), getenv: getenv, stdin: os.Stdin}
 	if err := c.dispatch(fs.Args()); err != nil {
 		fmt.Fprintln(stderr, "pbxctl:", err)
 		if _, ok := err.(usageError); ok {
@@ -82,7 +84,11 @@ type usageError string
 
 func (u usageError) Error() string { return string(u) + "\n" + usage }
 
-const usage = `usage: pbxctl [-url URL] [-token TOKEN] [-o table|json] COMMAND
+const usage = `usage: pbxctl [-url URL] [-token TOKEN] [-o table|json] [-q] COMMAND
+
+  -q prints only ids (of the object created or shown, of each object listed,
+  or of the change a preview made), one per line, so a shell can keep them:
+  ACCT=$(pbxctl -q accounts create -name Acme -domain acme.example.net)
 
   status                                   daemon version and readiness
   packages                                 the catalog

@@ -24,7 +24,7 @@ func TestPbxctlWalkThrough(t *testing.T) {
 	if out, code := ctl(t, d, "status"); code != 0 || !strings.Contains(out, "ready") {
 		t.Fatalf("status: %d %s", code, out)
 	}
-	if out, code := ctl(t, d, "packages"); code != 0 || !strings.Contains(out, "fr-fixed-mobile") || !strings.Contains(out, "4990") {
+	if out, code := ctl(t, d, "packages"); code != 0 || !strings.Contains(out, "fr-fixed-mobile") || !strings.Contains(out, "49.90") {
 		t.Fatalf("packages: %d %s", code, out)
 	}
 	out, code := ctl(t, d, "-o", "json", "accounts", "create", "-name", "Acme", "-domain", "acme.voip.example.net")
@@ -72,6 +72,18 @@ func TestPbxctlWalkThrough(t *testing.T) {
 	}
 	if out, code := ctl(t, d, "accounts", "show", "not-an-id"); code != 1 || !strings.Contains(out, "404") {
 		t.Fatalf("unknown account: %d %s", code, out)
+	}
+	// -q prints ids alone, for shell variables.
+	out, code = ctl(t, d, "-q", "change", "preview", acct.ID, "fr-fixed-mobile=3")
+	if code != 0 || strings.Count(strings.TrimSpace(out), "\n") != 0 || len(strings.TrimSpace(out)) != 36 {
+		t.Fatalf("-q change preview: %d %q", code, out)
+	}
+	out, code = ctl(t, d, "-q", "lines", "list", acct.ID)
+	if ids := strings.Fields(out); code != 0 || len(ids) != 3 || len(ids[0]) != 36 {
+		t.Fatalf("-q lines list: %d %q", code, out)
+	}
+	if out, code := ctl(t, d, "-q", "status"); code != 1 || !strings.Contains(out, "no id") {
+		t.Fatalf("-q status: %d %q", code, out)
 	}
 	if out, code := ctl(t, d, "frobnicate"); code != 2 || !strings.Contains(out, "usage") {
 		t.Fatalf("unknown command: %d %s", code, out)

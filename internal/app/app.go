@@ -138,10 +138,9 @@ func (a *App) secrets(cfg *config.Config) error {
 	key := cfg.SecretKey
 	if key == "" {
 		var err error
-		if key, err = stateSecret(cfg.StateDir, "secret.key", 32); err != nil {
+		if key, err = a.stateSecret(cfg.StateDir, "secret.key", "secret_key", 32); err != nil {
 			return err
 		}
-		a.log.Warn("no secret_key configured: using a generated one from the state directory", "path", filepath.Join(cfg.StateDir, "secret.key"))
 	}
 	k, err := base64.StdEncoding.DecodeString(key)
 	if err != nil || len(k) != 32 {
@@ -150,20 +149,24 @@ func (a *App) secrets(cfg *config.Config) error {
 	a.secretKey = k
 	tok := cfg.HTTP.OperatorToken
 	if tok == "" {
-		if tok, err = stateSecret(cfg.StateDir, "operator-token", 24); err != nil {
+		if tok, err = a.stateSecret(cfg.StateDir, "operator-token", "operator token", 24); err != nil {
 			return err
 		}
-		a.log.Warn("no operator token configured: using a generated one", "path", filepath.Join(cfg.StateDir, "operator-token"))
 	}
 	a.opToken.Store(&tok)
 	return nil
 }
 
-func stateSecret(dir, name string, n int) (string, error) {
+// stateSecret reads the secret kept in the state directory's file name,
+// generating n random bytes into it the first time. Only generating one is
+// worth a warning; reusing it is the normal development start.
+func (a *App) stateSecret(dir, name, what string, n int) (string, error) {
 	p := filepath.Join(dir, name)
 	if b, err := os.ReadFile(p); err == nil {
+		a.log.Info("no "+what+" configured: using the one in the state directory", "path", p)
 		return strings.TrimSpace(string(b)), nil
 	}
+	a.log.Warn("no "+what+" configured: generating one into the state directory", "path", p)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", fmt.Errorf("state directory: %w", err)
 	}
@@ -397,9 +400,13 @@ func parseLevel(s string) slog.Level {
 func NewLogger(cfg *config.Config, w io.Writer) (*slog.Logger, *slog.LevelVar) {
 	level := new(slog.LevelVar)
 	level.Set(parseLevel(cfg.Log.Level))
+	return slog.New(newHandler(cfg, w, level)), level
+}
+
+func newHandler(cfg *config.Config, w io.Writer, level slog.Leveler) slog.Handler {
 	opts := &slog.HandlerOptions{Level: level}
 	if cfg.Log.Format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts)), level
+		return slog.NewJSONHandler(w, opts)
 	}
-	return slog.New(slog.NewTextHandler(w, opts)), level
+	return slog.NewTextHandler(w, opts)
 }

@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"runtime"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -29,8 +30,24 @@ func (a *App) newBilling(cfg *config.Config) (*billing.Service, error) {
 		return nil, err
 	}
 	a.biller = billerAdapter{svc: svc}
-	a.reloads = append(a.reloads, func(c *config.Config) error { return svc.SetSettings(billingSettings(c)) })
+	svc.InitCurrencyMetrics(catalogCurrencies(cfg))
+	a.reloads = append(a.reloads, func(c *config.Config) error {
+		svc.InitCurrencyMetrics(catalogCurrencies(c))
+		return svc.SetSettings(billingSettings(c))
+	})
 	return svc, nil
+}
+
+// catalogCurrencies lists the catalogue's currencies once each: the label
+// values of the per-currency billing counters.
+func catalogCurrencies(cfg *config.Config) []string {
+	var cs []string
+	for _, p := range cfg.Catalog {
+		if !slices.Contains(cs, p.Currency) {
+			cs = append(cs, p.Currency)
+		}
+	}
+	return cs
 }
 
 func billingSettings(cfg *config.Config) billing.Settings {

@@ -21,6 +21,11 @@ import (
 	"github.com/pbxd/pbxd/internal/httpapi"
 )
 
+// ExitConfig is pbxd's exit code when its configuration cannot be read or
+// is invalid (sysexits' EX_CONFIG): restarting cannot help, so the unit's
+// RestartPreventExitStatus= names it.
+const ExitConfig = 78
+
 // Main is pbxd's whole process lifecycle, separated from package main so
 // tests can run it with their own arguments, environment and signals. It
 // returns the exit code.
@@ -36,13 +41,20 @@ func Main(args []string, getenv func(string) string, signals <-chan os.Signal, s
 		fmt.Fprintln(stderr, "pbxd", buildVersion())
 		return 0
 	}
+	journal := toJournal(getenv, stderr)
 	boot := slog.New(slog.NewTextHandler(stderr, nil))
+	if journal {
+		boot = slog.New(newJournalHandler(stderr, func(w io.Writer) slog.Handler { return slog.NewTextHandler(w, nil) }))
+	}
 	cfg, err := config.Load(*cfgPath, getenv)
 	if err != nil {
 		boot.Error("invalid configuration; not starting", "err", err)
-		return 1
+		return ExitConfig
 	}
 	logger, level := NewLogger(cfg, stderr)
+	if journal {
+		logger = slog.New(newJournalHandler(stderr, func(w io.Writer) slog.Handler { return newHandler(cfg, w, level) }))
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -78,6 +90,8 @@ func Main(args []string, getenv func(string) string, signals <-chan os.Signal, s
 	logger.Info("pbxd ready", "version", buildVersion(), "http", a.HTTPAddr(), "backend", cfg.Backend)
 	stopWatchdog := watchdog(ctx, logger, getenv)
 	defer stopWatchdog()
+	stopStatus := statusLoop(ctx, a, logger, getenv, 15*time.Second)
+	defer stopStatus()
 
 	for {
 		select {
@@ -101,9 +115,15 @@ func Main(args []string, getenv func(string) string, signals <-chan os.Signal, s
 					logger.Error("reload failed; the running configuration stays", "err", err)
 				}
 				notify(logger, getenv, daemon.SdNotifyReady)
+				status := a.StatusLine(ctx)
+				if err != nil {
+					status += "; last reload failed: " + err.Error()
+				}
+				notify(logger, getenv, "STATUS="+status)
 			case syscall.SIGTERM, os.Interrupt:
 				logger.Info("shutting down", "signal", s.String())
 				notify(logger, getenv, daemon.SdNotifyStopping)
+				notify(logger, getenv, "STATUS=stopping")
 				cancel()
 				select {
 				case err := <-done:

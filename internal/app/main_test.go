@@ -77,7 +77,9 @@ func TestLifecycleNotifiesSystemd(t *testing.T) {
 		for {
 			select {
 			case m := <-msgs:
-				if m == want {
+				// STATUS= lines are matched by their start: the lines
+				// gauge may not be filled yet when pbxd is ready.
+				if m == want || strings.HasSuffix(want, "…") && strings.HasPrefix(m, strings.TrimSuffix(want, "…")) {
 					return
 				}
 			case <-deadline:
@@ -86,10 +88,13 @@ func TestLifecycleNotifiesSystemd(t *testing.T) {
 		}
 	}
 	expect("READY=1")
+	expect("STATUS=ready; …")
 	// Ready means serving: /healthz answers now.
-	if _, err := net.DialTimeout("tcp", env["PBXD_HTTP_LISTEN"], time.Second); err != nil {
+	conn, err := net.DialTimeout("tcp", env["PBXD_HTTP_LISTEN"], time.Second)
+	if err != nil {
 		t.Fatalf("READY=1 before the HTTP listener: %v", err)
 	}
+	conn.Close() // an open idle connection would hold the shutdown for 5 s
 	expect("WATCHDOG=1")
 
 	if err := os.WriteFile(cfgFile, []byte("log:\n  level: debug\n"), 0o600); err != nil {
@@ -98,6 +103,7 @@ func TestLifecycleNotifiesSystemd(t *testing.T) {
 	signals <- syscall.SIGHUP
 	expect("RELOADING=1")
 	expect("READY=1")
+	expect("STATUS=ready; …")
 	if !strings.Contains(logs.String(), "configuration reloaded") {
 		t.Fatalf("no reload in the logs:\n%s", logs.String())
 	}
@@ -105,6 +111,7 @@ func TestLifecycleNotifiesSystemd(t *testing.T) {
 	start := time.Now()
 	signals <- syscall.SIGTERM
 	expect("STOPPING=1")
+	expect("STATUS=stopping")
 	select {
 	case code := <-exit:
 		if code != 0 {
@@ -172,12 +179,13 @@ func TestStartupFailures(t *testing.T) {
 		args []string
 		env  map[string]string
 		want string
+		code int // a configuration error is one systemd must not restart on
 	}{
-		{"missing config", []string{"-config", filepath.Join(dir, "absent.yaml")}, nil, "read config"},
-		{"unknown key", []string{"-config", badYAML}, nil, "unknown key http.listn"},
-		{"bad DSN", nil, map[string]string{"PBXD_DATABASE_URL": "mysql://x"}, "database.url"},
-		{"unreachable database", []string{"-config", writeConf(t, "database:\n  connect_wait: 1s\n")}, map[string]string{"PBXD_DATABASE_URL": "postgres://postgres@127.0.0.1:1/x?connect_timeout=1"}, "database unreachable"},
-		{"port in use", nil, map[string]string{"PBXD_HTTP_LISTEN": busy.Addr().String()}, "address already in use"},
+		{"missing config", []string{"-config", filepath.Join(dir, "absent.yaml")}, nil, "read config", app.ExitConfig},
+		{"unknown key", []string{"-config", badYAML}, nil, "unknown key http.listn", app.ExitConfig},
+		{"bad DSN", nil, map[string]string{"PBXD_DATABASE_URL": "mysql://x"}, "database.url", app.ExitConfig},
+		{"unreachable database", []string{"-config", writeConf(t, "database:\n  connect_wait: 1s\n")}, map[string]string{"PBXD_DATABASE_URL": "postgres://postgres@127.0.0.1:1/x?connect_timeout=1"}, "database unreachable", 1},
+		{"port in use", nil, map[string]string{"PBXD_HTTP_LISTEN": busy.Addr().String()}, "address already in use", 1},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			env := baseEnv(t)
@@ -186,8 +194,8 @@ func TestStartupFailures(t *testing.T) {
 			}
 			var logs apptest.LogBuffer
 			code := app.Main(c.args, func(k string) string { return env[k] }, make(chan os.Signal), &logs)
-			if code == 0 || !strings.Contains(logs.String(), c.want) || strings.Contains(logs.String(), "panic") {
-				t.Fatalf("exit %d, logs:\n%s\nwant a non-zero exit mentioning %q", code, logs.String(), c.want)
+			if code != c.code || !strings.Contains(logs.String(), c.want) || strings.Contains(logs.String(), "panic") {
+				t.Fatalf("exit %d, logs:\n%s\nwant exit %d mentioning %q", code, logs.String(), c.code, c.want)
 			}
 		})
 	}
@@ -199,4 +207,72 @@ func writeConf(t *testing.T, body string) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// Secrets generated into the state directory warn once, when generated; a
+// restart that reuses them says so at info level.
+func TestGeneratedSecretsWarnOnce(t *testing.T) {
+	env := baseEnv(t)
+	delete(env, "PBXD_OPERATOR_TOKEN")
+	for i, want := range []string{"level=WARN msg=\"no operator token configured: generating", "level=INFO msg=\"no operator token configured: using the one"} {
+		signals := make(chan os.Signal, 1)
+		var logs apptest.LogBuffer
+		exit := make(chan int, 1)
+		go func() { exit <- app.Main(nil, func(k string) string { return env[k] }, signals, &logs) }()
+		waitFor(t, &logs, "pbxd ready")
+		signals <- syscall.SIGTERM
+		if code := <-exit; code != 0 {
+			t.Fatalf("start %d: exit %d:\n%s", i+1, code, logs.String())
+		}
+		if !strings.Contains(logs.String(), want) || (i > 0 && strings.Contains(logs.String(), "level=WARN msg=\"no ")) {
+			t.Fatalf("start %d: want %q and no other warning about secrets:\n%s", i+1, want, logs.String())
+		}
+	}
+}
+
+// Under systemd (JOURNAL_STREAM set) each line carries its syslog priority,
+// so journalctl -p warning shows pbxd's warnings and errors.
+func TestJournalPriorities(t *testing.T) {
+	env := baseEnv(t)
+	delete(env, "PBXD_OPERATOR_TOKEN") // generating one is a warning
+	env["JOURNAL_STREAM"] = "8:12345"
+	cfgFile := writeConf(t, "log:\n  level: debug\n")
+	signals := make(chan os.Signal, 1)
+	var logs apptest.LogBuffer
+	exit := make(chan int, 1)
+	go func() {
+		exit <- app.Main([]string{"-config", cfgFile}, func(k string) string { return env[k] }, signals, &logs)
+	}()
+	waitFor(t, &logs, "pbxd ready")
+	if err := os.WriteFile(cfgFile, []byte("log:\n  levle: debug\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	signals <- syscall.SIGHUP
+	waitFor(t, &logs, "reload failed")
+	signals <- syscall.SIGTERM
+	if code := <-exit; code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	seen := map[string]bool{}
+	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		level := ""
+		if _, rest, ok := strings.Cut(line, " level="); ok {
+			level, _, _ = strings.Cut(rest, " ")
+		}
+		want := map[string]string{"DEBUG": "<7>", "INFO": "<6>", "WARN": "<4>", "ERROR": "<3>"}[level]
+		if want == "" || !strings.HasPrefix(line, want+"time=") {
+			t.Errorf("line without its priority prefix (want %q): %q", want, line)
+		}
+		seen[level] = true
+	}
+	if len(seen) != 4 {
+		t.Errorf("levels seen: %v; the test should see all four", seen)
+	}
+
+	// A configuration error before the logger exists is prefixed too.
+	logs = apptest.LogBuffer{}
+	code := app.Main([]string{"-config", filepath.Join(t.TempDir(), "absent.yaml")}, func(k string) string { return env[k] }, nil, &logs)
+	if code != app.ExitConfig || !strings.HasPrefix(logs.String(), "<3>") {
+		t.Errorf("exit %d, log %q: want %d and a <3> line", code, logs.String(), app.ExitConfig)
+	}
 }

@@ -136,6 +136,11 @@ func (a *API) Handle(pattern string, h http.Handler) { a.handle(pattern, h) }
 func (a *API) handle(pattern string, h http.Handler) {
 	a.routes = append(a.routes, pattern)
 	method, path, _ := strings.Cut(pattern, " ")
+	// Every status class exists from start, so the 5xx ratio rule (a rate
+	// over 5 min) sees a route's first 5xx.
+	for _, code := range []string{"1xx", "2xx", "3xx", "4xx", "5xx"} {
+		a.reqs.WithLabelValues(path, method, code)
+	}
 	a.mux.Handle(pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}

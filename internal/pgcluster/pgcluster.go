@@ -70,6 +70,12 @@ func Start(ctx context.Context, dir string) (*Cluster, error) {
 		}
 		c.as = u
 	}
+	if c.as != nil {
+		if dir, err = c.placeData(dir); err != nil {
+			return nil, err
+		}
+		c.Dir = dir
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create %s: %w", dir, err)
 	}
@@ -134,8 +140,67 @@ func (c *Cluster) run(ctx context.Context, tool string, args ...string) (string,
 	return strings.TrimSpace(string(out)), err
 }
 
-// chown hands dir and its parents' traversal to the server's user when it is
-// not us; the data directory itself must belong to that user.
+// placeData decides where the cluster's files go when the server runs as
+// the postgres user: in dir itself when postgres can reach it, else in a
+// directory of postgres's own home (/var/lib/postgresql/pbxd/...) that dir
+// becomes a symbolic link to. No permission of dir's parents (a home
+// directory, typically /root at 0700) is ever changed. It returns the real
+// data directory.
+func (c *Cluster) placeData(dir string) (string, error) {
+	switch target, err := os.Readlink(dir); {
+	case err == nil: // placed by an earlier start
+		return target, nil
+	case !errors.Is(err, os.ErrNotExist) && !errors.Is(err, syscall.EINVAL):
+		return "", fmt.Errorf("inspect %s: %w", dir, err)
+	}
+	unreachable := c.unreachableParent(dir)
+	if unreachable == "" {
+		return dir, nil
+	}
+	if _, err := os.Stat(dir); err == nil {
+		return "", fmt.Errorf("the postgres user cannot reach %s (%s is closed to it): remove it, or open %s to others (chmod o+x)", dir, unreachable, unreachable)
+	}
+	home := filepath.Join(c.as.HomeDir, "pbxd")
+	if err := os.MkdirAll(home, 0o755); err != nil {
+		return "", fmt.Errorf("create %s: %w", home, err)
+	}
+	target, err := os.MkdirTemp(home, "cluster-")
+	if err != nil {
+		return "", fmt.Errorf("create a data directory under %s: %w", home, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(dir), 0o700); err != nil {
+		return "", err
+	}
+	if err := os.Symlink(target, dir); err != nil {
+		return "", fmt.Errorf("link %s to %s: %w", dir, target, err)
+	}
+	return target, nil
+}
+
+// unreachableParent returns the first parent of dir that the postgres user
+// may not traverse, or "" when it can reach dir.
+func (c *Cluster) unreachableParent(dir string) string {
+	uid, _ := strconv.Atoi(c.as.Uid)
+	gid, _ := strconv.Atoi(c.as.Gid)
+	for p := filepath.Dir(dir); ; p = filepath.Dir(p) {
+		fi, err := os.Stat(p)
+		if err == nil {
+			st, _ := fi.Sys().(*syscall.Stat_t)
+			perm := fi.Mode().Perm()
+			ok := perm&0o001 != 0 ||
+				(st != nil && int(st.Uid) == uid && perm&0o100 != 0) ||
+				(st != nil && int(st.Gid) == gid && perm&0o010 != 0)
+			if !ok {
+				return p
+			}
+		}
+		if p == "/" || p == "." {
+			return ""
+		}
+	}
+}
+
+// chown hands the data directory to the server's user.
 func (c *Cluster) chown(dir string) error {
 	if c.as == nil {
 		return nil
@@ -144,17 +209,6 @@ func (c *Cluster) chown(dir string) error {
 	gid, _ := strconv.Atoi(c.as.Gid)
 	if err := os.Chown(dir, uid, gid); err != nil {
 		return fmt.Errorf("chown %s to postgres: %w", dir, err)
-	}
-	for p := filepath.Dir(dir); p != "/" && p != "."; p = filepath.Dir(p) {
-		fi, err := os.Stat(p)
-		if err != nil {
-			return err
-		}
-		if fi.Mode().Perm()&0o001 == 0 {
-			if err := os.Chmod(p, fi.Mode().Perm()|0o001); err != nil {
-				return fmt.Errorf("make %s traversable for postgres: %w", p, err)
-			}
-		}
 	}
 	return nil
 }

@@ -69,6 +69,11 @@ func New(pool *pgxpool.Pool, clk clock.Clock, log *slog.Logger, reg prometheus.R
 	s.runs = f.NewCounterVec(prometheus.CounterOpts{Name: "pbxd_job_runs_total", Help: "Scheduled job runs by task (job name) and result (ok, error, skipped_not_leader)."}, []string{"task", "result"})
 	s.duration = f.NewHistogramVec(prometheus.HistogramOpts{Name: "pbxd_job_duration_seconds", Help: "Scheduled job run duration.", Buckets: prometheus.ExponentialBuckets(0.01, 4, 9)}, []string{"task"})
 	s.success = f.NewGaugeVec(prometheus.GaugeOpts{Name: "pbxd_job_last_success_timestamp_seconds", Help: "Wall-clock time of each job's last successful run."}, []string{"task"})
+	for _, j := range jobs { // every run series from start, so increase() sees the first error
+		for _, r := range []string{"ok", "error", "skipped_not_leader"} {
+			s.runs.WithLabelValues(j.Name, r)
+		}
+	}
 	return s, nil
 }
 

@@ -103,6 +103,15 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Backend, 
 		b.order = append(b.order, n)
 		b.m.connected.WithLabelValues(nc.Name).Set(0)
 		b.m.outages.WithLabelValues(nc.Name)
+		for _, reason := range []string{"connect", "restart"} {
+			b.m.resyncs.WithLabelValues(nc.Name, reason)
+		}
+		for _, op := range []string{"info", "subscribe", "list_endpoints", "get_endpoint", "get_auth", "get_aor", "get_contact",
+			"put_endpoint", "put_auth", "put_aor", "delete_endpoint", "delete_auth", "delete_aor"} {
+			for _, outcome := range []string{"ok", "absent", "error", "unavailable"} {
+				b.m.requests.WithLabelValues(nc.Name, op, outcome)
+			}
+		}
 	}
 	return b, nil
 }

@@ -26,6 +26,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -718,13 +719,30 @@ func TestMonitoringUsesExportedMetrics(t *testing.T) {
 			t.Errorf("%s is exported but missing from %s", name, catalogueFile)
 			continue
 		}
-		for l, vals := range labels(f) {
+		have := labels(f)
+		for l, vals := range have {
 			if sets[l] == nil {
 				continue
 			}
 			for v := range vals {
 				if !slices.Contains(sets[l], v) {
 					t.Errorf("%s{%s=%q} is exported, but %s lists %s values %v", name, l, v, catalogueFile, l, sets[l])
+				}
+			}
+		}
+		for l, vals := range sets {
+			if len(f.GetMetric()) > 0 && have[l] == nil {
+				t.Errorf("%s lists a label %s on %s, which its series do not have (they have %v)", catalogueFile, l, name, slices.Sorted(maps.Keys(have)))
+				continue
+			}
+			// A counter with a bounded label set has all its series from
+			// start, at 0: rate() and increase() cannot see a series' birth.
+			if f.GetType() != dto.MetricType_COUNTER {
+				continue
+			}
+			for _, v := range vals {
+				if !have[l][v] {
+					t.Errorf("counter %s{%s=%q} is not exported before its first event; create it at 0", name, l, v)
 				}
 			}
 		}
