@@ -120,6 +120,19 @@ func decode(r *http.Request, v any) error {
 	return decodeBytes(body, v)
 }
 
+// decodeOptional is decode for endpoints whose every field is optional: an
+// empty body is taken as {}.
+func decodeOptional(r *http.Request, v any) error {
+	body, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil
+	}
+	return decodeBytes(body, v)
+}
+
 // readBody reads the request body, capped at MaxBody by the router.
 func readBody(r *http.Request) ([]byte, error) {
 	body, err := io.ReadAll(r.Body)

@@ -100,7 +100,7 @@ func (a *API) requestRoutes(svc *provisioning.Service) {
 	decide := func(act func(r *http.Request, b decisionBody) (provisioning.ServiceRequest, error), effective bool) http.Handler {
 		return a.operator(wrapIdem(a, func(w http.ResponseWriter, r *http.Request) error {
 			var b decisionBody
-			if err := decode(r, &b); err != nil {
+			if err := decodeOptional(r, &b); err != nil {
 				return err
 			}
 			if b.Effective != "" && !effective {

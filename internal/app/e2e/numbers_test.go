@@ -137,7 +137,7 @@ func TestNumbersOrderAssignRelease(t *testing.T) {
 		{map[string]any{"items": []any{}, "numbers": []map[string]any{{"prefix": "+3314", "quantity": 3}}}, 409, "numbers[0].quantity", "too few left"},
 		{map[string]any{"items": []any{}, "numbers": []map[string]any{{"prefix": "33", "quantity": 1}}}, 422, "numbers[0].prefix", "bad prefix"},
 		{map[string]any{"items": []any{}, "release_numbers": []string{"+33142000001"}}, 422, "release_numbers", "customer release"},
-		{map[string]any{"items": []any{}, "numbers": []map[string]any{{"number": "+33142000003", "color": "red"}}}, 422, "color", "unknown field"},
+		{map[string]any{"items": []any{}, "numbers": []map[string]any{{"number": "+33142000003", "color": "red"}}}, 422, "numbers[0].color", "unknown field"},
 	} {
 		r := d.Call(t, tok, "POST", "/v1/accounts/"+acct+"/changes", c.body)
 		if r.Status != c.status || r.Map(t)["field"] != c.field {
