@@ -31,10 +31,14 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/pbxd/pbxd/internal/store"
 	"github.com/pbxd/pbxd/pbx"
 	"github.com/pbxd/pbxd/sip"
+	"github.com/pbxd/pbxd/sip/sippg"
 )
 
 func main() {
@@ -49,6 +53,8 @@ func main() {
 	warm := flag.Bool("warmup", true, "register every user once at 2000/s first")
 	memory := flag.Bool("memory", false, "with -warmup, report RSS per registered line")
 	profile := flag.String("profile", "", "write CPU (FILE.cpu) and heap (FILE.heap) profiles of the rate sweep")
+	db := flag.String("db", "", "PostgreSQL admin URL: persist bindings there (write-behind, as the daemon does) in a scratch database dropped at exit; empty: keep nothing")
+	warmRate := flag.String("warmup-rate", "2000", "rate of the warm-up (first-time registrations), or max (a burst)")
 	flag.Parse()
 	if *profile != "" {
 		f, err := os.Create(*profile + ".cpu")
@@ -61,7 +67,8 @@ func main() {
 			}()
 		}
 	}
-	if err := run(*listen, *domain, *users, *first, *rates, *count, *maxCount, *procs, *warm, *memory); err != nil {
+	opt := options{db: *db, warmRate: *warmRate}
+	if err := run(*listen, *domain, *users, *first, *rates, *count, *maxCount, *procs, *warm, *memory, opt); err != nil {
 		fmt.Fprintln(os.Stderr, "registrar bench:", err)
 		os.Exit(1) //nolint:gocritic // the profile is not needed on failure
 
@@ -111,7 +118,57 @@ func settle() int {
 	return rssKB()
 }
 
-func run(listen, domain string, users, first int, rates string, count, maxCount, procs int, warm, memory bool) error {
+// options are the harness settings added after run's positional ones.
+type options struct {
+	db       string // PostgreSQL admin URL, or "" for discardStore
+	warmRate string
+}
+
+// scratchStore creates a migrated database on the server at adminURL and
+// returns a sippg store on it and a function dropping it.
+func scratchStore(ctx context.Context, adminURL string) (sip.BindingStore, func(), error) {
+	admin, err := pgx.Connect(ctx, adminURL)
+	if err != nil {
+		return nil, nil, fmt.Errorf("connect %s: %w", adminURL, err)
+	}
+	name := fmt.Sprintf("pbxd_regbench_%d", os.Getpid())
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		_ = admin.Close(ctx)
+		return nil, nil, fmt.Errorf("create database: %w", err)
+	}
+	drop := func() {
+		_, _ = admin.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+		_ = admin.Close(context.Background())
+	}
+	cfg, err := pgxpool.ParseConfig(adminURL)
+	if err != nil {
+		drop()
+		return nil, nil, err
+	}
+	cfg.ConnConfig.Database = name
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err == nil {
+		err = store.Migrate(ctx, pool)
+	}
+	if err != nil {
+		drop()
+		return nil, nil, fmt.Errorf("scratch database: %w", err)
+	}
+	return sippg.New(pool), func() { pool.Close(); drop() }, nil
+}
+
+// gauge reads one gauge from reg.
+func gauge(reg *prometheus.Registry, name string) float64 {
+	mfs, _ := reg.Gather()
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) > 0 {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	return -1
+}
+
+func run(listen, domain string, users, first int, rates string, count, maxCount, procs int, warm, memory bool, opt options) error {
 	here, err := harnessDir()
 	if err != nil {
 		return err
@@ -133,12 +190,24 @@ func run(listen, domain string, users, first int, rates string, count, maxCount,
 	cfg.ThrottleFailures = 0 // the auth check sends 20 wrong passwords from one IP
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	// discardStore: the bindings are measured in the registrar, not twice
-	// (MemoryStore would hold a second copy; the daemon uses PostgreSQL).
-	r, err := sip.New(cfg, discardStore{}, nil, logger, prometheus.NewRegistry())
+	// (MemoryStore would hold a second copy); -db persists them in
+	// PostgreSQL like the daemon.
+	ctx := context.Background()
+	var bs sip.BindingStore = discardStore{}
+	storeName := "none"
+	if opt.db != "" {
+		st, drop, err := scratchStore(ctx, opt.db)
+		if err != nil {
+			return err
+		}
+		defer drop()
+		bs, storeName = st, "postgresql"
+	}
+	reg := prometheus.NewRegistry()
+	r, err := sip.New(cfg, bs, nil, logger, reg)
 	if err != nil {
 		return err
 	}
-	ctx := context.Background()
 	var csv strings.Builder
 	csv.WriteString("SEQUENTIAL\n")
 	for i := range users {
@@ -170,7 +239,7 @@ func run(listen, domain string, users, first int, rates string, count, maxCount,
 	}
 	rssLines := settle()
 	target := r.Addrs().UDP
-	fmt.Printf("# pbxd builtin registrar, %d lines on udp:%s, GOMAXPROCS=%d, sipp procs=%d\n", users, target, runtime.GOMAXPROCS(0), procs)
+	fmt.Printf("# pbxd builtin registrar, %d lines on udp:%s, GOMAXPROCS=%d, sipp procs=%d, binding store %s\n", users, target, runtime.GOMAXPROCS(0), procs, storeName)
 
 	script := filepath.Join(here, "sipp-register.sh")
 	load := func(rate string, n int, csvPath string, procs int) (map[string]string, error) {
@@ -210,11 +279,22 @@ func run(listen, domain string, users, first int, rates string, count, maxCount,
 	}
 
 	if warm {
-		kv, err := load("2000", users, usersCSV, procs)
+		c0 := cpu()
+		kv, err := load(opt.warmRate, users, usersCSV, procs)
 		if err != nil {
 			return fmt.Errorf("warm-up: %w", err)
 		}
-		fmt.Printf("warm-up: %s/%d registered at 2000/s (%s/s)\n", kv["successful"], users, kv["registrations_per_sec"])
+		end := time.Now()
+		for gauge(reg, "pbxd_sip_store_queue_lines") > 0 && time.Since(end) < 5*time.Minute {
+			time.Sleep(10 * time.Millisecond)
+		}
+		drained := time.Since(end)
+		ok, _ := strconv.Atoi(kv["successful"])
+		fmt.Printf("warm-up: %s/%d first-time registrations at %s/s offered (%s/s served, %s failed, %.1f CPU-us/reg); write-behind queue (%s) drained %.2fs after the last one; bindings %d\n",
+			kv["successful"], users, opt.warmRate, kv["registrations_per_sec"], kv["failed"],
+			float64((cpu()-c0).Microseconds())/float64(max(ok, 1)), storeName, drained.Seconds(), r.ActiveContacts())
+		fmt.Printf("RESULT burst users=%d offered=%s ok=%s failed=%s reg_per_s=%s drain_s=%.2f store=%s\n",
+			users, opt.warmRate, kv["successful"], kv["failed"], kv["registrations_per_sec"], drained.Seconds(), storeName)
 		if memory {
 			rssReg := settle()
 			fmt.Printf("memory: rss_start=%dKB rss_after_provisioning=%dKB rss_after_registering=%dKB contacts=%d per_line=%.0fB (provisioned+registered, incl. runtime and sipgo transactions still in their timers)\n",
