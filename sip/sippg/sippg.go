@@ -50,9 +50,8 @@ func (s *Store) LoadBindings(ctx context.Context) ([]sip.Binding, error) {
 	return out, nil
 }
 
-const saveBinding = `
-INSERT INTO sip_bindings (line_id, contact_uri, source, user_agent, call_id, cseq, expires_at, updated_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+// upsert ends the INSERTs of saveBinding and saveBindings.
+const upsert = `
 ON CONFLICT (line_id, contact_uri) DO UPDATE SET
     source = EXCLUDED.source,
     user_agent = EXCLUDED.user_agent,
@@ -60,6 +59,10 @@ ON CONFLICT (line_id, contact_uri) DO UPDATE SET
     cseq = EXCLUDED.cseq,
     expires_at = EXCLUDED.expires_at,
     updated_at = EXCLUDED.updated_at`
+
+const saveBinding = `
+INSERT INTO sip_bindings (line_id, contact_uri, source, user_agent, call_id, cseq, expires_at, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)` + upsert
 
 // SaveBinding implements sip.BindingStore (an upsert).
 func (s *Store) SaveBinding(ctx context.Context, b sip.Binding) error {
@@ -73,14 +76,7 @@ func (s *Store) SaveBinding(ctx context.Context, b sip.Binding) error {
 
 const saveBindings = `
 INSERT INTO sip_bindings (line_id, contact_uri, source, user_agent, call_id, cseq, expires_at, updated_at)
-SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::timestamptz[], $8::timestamptz[])
-ON CONFLICT (line_id, contact_uri) DO UPDATE SET
-    source = EXCLUDED.source,
-    user_agent = EXCLUDED.user_agent,
-    call_id = EXCLUDED.call_id,
-    cseq = EXCLUDED.cseq,
-    expires_at = EXCLUDED.expires_at,
-    updated_at = EXCLUDED.updated_at`
+SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::timestamptz[], $8::timestamptz[])` + upsert
 
 // SaveBindings upserts many bindings in one statement (one round trip,
 // one commit: a burst of registrations is persisted at thousands of rows
