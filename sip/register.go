@@ -109,10 +109,14 @@ func (r *Registrar) answer(req *sip.Request) *sip.Response {
 // would make challenges larger than small requests, and UDP answers to
 // unauthenticated sources may not exceed the request) and the Server header.
 func (r *Registrar) newResponse(req *sip.Request, code int, reason string) *sip.Response {
-	res := sip.NewResponseFromRequest(req, code, reason, nil)
-	if to, from := res.To(), req.To(); to != nil && from != nil && !from.Params.Has("tag") {
+	if to := req.To(); to != nil && !to.Params.Has("tag") {
+		// Tag the request's To, which the response copies: sipgo then
+		// mints no UUID tag (allocations and a random read per answer),
+		// and every answer to this request carries the same tag (RFC
+		// 3261 §8.2.6.2).
 		to.Params.Add("tag", strconv.FormatUint(rand.Uint64(), 36))
 	}
+	res := sip.NewResponseFromRequest(req, code, reason, nil)
 	if r.cfg.UserAgent != "" {
 		res.AppendHeader(sip.NewHeader("Server", r.cfg.UserAgent))
 	}
