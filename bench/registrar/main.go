@@ -296,13 +296,13 @@ func run(listen, domain string, users, first int, rates string, count, maxCount,
 		fmt.Printf("RESULT burst users=%d offered=%s ok=%s failed=%s reg_per_s=%s drain_s=%.2f store=%s\n",
 			users, opt.warmRate, kv["successful"], kv["failed"], kv["registrations_per_sec"], drained.Seconds(), storeName)
 		if memory {
+			// UDP answers keep no transactions: nothing to wait for.
 			rssReg := settle()
-			fmt.Printf("memory: rss_start=%dKB rss_after_provisioning=%dKB rss_after_registering=%dKB contacts=%d per_line=%.0fB (provisioned+registered, incl. runtime and sipgo transactions still in their timers)\n",
-				rss0, rssLines, rssReg, r.ActiveContacts(), float64(rssReg-rss0)*1024/float64(users))
-			time.Sleep(33 * time.Second) // let sipgo's Timer J (32 s) release the transactions
-			rssIdle := settle()
-			fmt.Printf("memory: rss_after_transactions_expired=%dKB heap_inuse=%.0fMB per_line=%.0fB projected_100k=%.0fMB\n",
-				rssIdle, heapMB(), float64(rssIdle-rss0)*1024/float64(users), float64(rssIdle-rss0)/float64(users)*100000/1024+float64(rss0)/1024)
+			n := max(r.ActiveContacts(), 1)
+			fmt.Printf("memory: rss_start=%dKB rss_after_provisioning=%dKB rss_after_registering=%dKB heap_inuse=%.0fMB bindings=%d\n",
+				rss0, rssLines, rssReg, heapMB(), r.ActiveContacts())
+			fmt.Printf("RESULT memory lines=%d bindings=%d rss_mb=%.0f per_line_bytes=%.0f (provisioned line + binding, runtime included: (rss - rss at start) / lines)\n",
+				users, r.ActiveContacts(), float64(rssReg)/1024, float64(rssReg-rss0)*1024/float64(n))
 		}
 	}
 
