@@ -55,6 +55,8 @@ func main() {
 	profile := flag.String("profile", "", "write CPU (FILE.cpu) and heap (FILE.heap) profiles of the rate sweep")
 	db := flag.String("db", "", "PostgreSQL admin URL: persist bindings there (write-behind, as the daemon does) in a scratch database dropped at exit; empty: keep nothing")
 	warmRate := flag.String("warmup-rate", "2000", "rate of the warm-up (first-time registrations), or max (a burst)")
+	tcpPhones := flag.String("tcp-phones", "", "instead of sipp: run this tcpphones binary against a TCP listener (-users phones on persistent connections) and report CPU per registration")
+	tcpArgs := flag.String("tcp-args", "", "extra arguments for tcpphones (e.g. \"-interval 60s -duration 120s\")")
 	flag.Parse()
 	if *profile != "" {
 		f, err := os.Create(*profile + ".cpu")
@@ -67,7 +69,7 @@ func main() {
 			}()
 		}
 	}
-	opt := options{db: *db, warmRate: *warmRate}
+	opt := options{db: *db, warmRate: *warmRate, tcpPhones: *tcpPhones, tcpArgs: *tcpArgs}
 	if err := run(*listen, *domain, *users, *first, *rates, *count, *maxCount, *procs, *warm, *memory, opt); err != nil {
 		fmt.Fprintln(os.Stderr, "registrar bench:", err)
 		os.Exit(1) //nolint:gocritic // the profile is not needed on failure
@@ -120,8 +122,10 @@ func settle() int {
 
 // options are the harness settings added after run's positional ones.
 type options struct {
-	db       string // PostgreSQL admin URL, or "" for discardStore
-	warmRate string
+	db        string // PostgreSQL admin URL, or "" for discardStore
+	warmRate  string
+	tcpPhones string // tcpphones binary: TCP mode
+	tcpArgs   string
 }
 
 // scratchStore creates a migrated database on the server at adminURL and
@@ -185,6 +189,11 @@ func run(listen, domain string, users, first int, rates string, count, maxCount,
 	rss0 := settle()
 	cfg := sip.DefaultConfig()
 	cfg.UDPListen, cfg.TCPListen = listen, ""
+	if opt.tcpPhones != "" {
+		cfg.TCPListen = "127.0.0.1:0"
+		cfg.ConnsPerSource = users + 1000 // every phone comes from 127.0.0.1
+		cfg.ConnsMax = max(cfg.ConnsMax, cfg.ConnsPerSource)
+	}
 	cfg.Secret = []byte("bench-secret-0123456789")
 	cfg.MaxExpires = 2 * time.Hour
 	cfg.ThrottleFailures = 0 // the auth check sends 20 wrong passwords from one IP
@@ -241,6 +250,9 @@ func run(listen, domain string, users, first int, rates string, count, maxCount,
 	target := r.Addrs().UDP
 	fmt.Printf("# pbxd builtin registrar, %d lines on udp:%s, GOMAXPROCS=%d, sipp procs=%d, binding store %s\n", users, target, runtime.GOMAXPROCS(0), procs, storeName)
 
+	if opt.tcpPhones != "" {
+		return runTCP(r, opt, users, first, domain, rss0)
+	}
 	script := filepath.Join(here, "sipp-register.sh")
 	load := func(rate string, n int, csvPath string, procs int) (map[string]string, error) {
 		cmd := exec.Command(script, target, domain, rate, strconv.Itoa(n), csvPath)
@@ -349,4 +361,60 @@ func harnessDir() (string, error) {
 		}
 	}
 	return "", fmt.Errorf("run from the module root or bench/registrar (sipp-register.sh not found)")
+}
+
+// runTCP runs tcpphones against the registrar's TCP listener and reports
+// the registrar's CPU per registration while every phone is connected and
+// re-registering (steady state), and during the initial connect.
+func runTCP(r *sip.Registrar, opt options, users, first int, domain string, rss0 int) error {
+	args := []string{"-target", r.Addrs().TCP, "-domain", domain, "-users", strconv.Itoa(users), "-first", strconv.Itoa(first)}
+	args = append(args, strings.Fields(opt.tcpArgs)...)
+	fmt.Printf("# pbxd builtin registrar, %d phones on persistent TCP connections to %s (%s), GOMAXPROCS=%d\n",
+		users, r.Addrs().TCP, strings.Join(args[6:], " "), runtime.GOMAXPROCS(0))
+	cmd := exec.Command(opt.tcpPhones, args...)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	c0, t0 := cpu(), time.Now()
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	okOf := func(line string) float64 {
+		for _, f := range strings.Fields(line) {
+			if v, ok := strings.CutPrefix(f, "ok="); ok {
+				n, _ := strconv.ParseFloat(v, 64)
+				return n
+			}
+		}
+		return 0
+	}
+	var cConn, cLast time.Duration
+	var tConn, tLast time.Time
+	var okConn, okLast float64
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		line := sc.Text()
+		now, c := time.Now(), cpu()
+		fmt.Printf("%s  registrar: cpu %.1fs rss %dMB conns %d bindings %d\n", line, c.Seconds(), rssKB()/1024, r.OpenConnections(), r.ActiveContacts())
+		switch {
+		case strings.HasPrefix(line, "phase=connected"):
+			cConn, tConn, okConn = c, now, okOf(line)
+			fmt.Printf("RESULT tcp phase=connect phones=%d ok=%.0f wall_s=%.1f us_per_reg=%.1f (TCP accept + first registration)\n",
+				users, okConn, now.Sub(t0).Seconds(), float64((c-c0).Microseconds())/max(okConn, 1))
+		case strings.HasPrefix(line, "phase=end"):
+			cLast, tLast, okLast = c, now, okOf(line)
+		}
+	}
+	if err := cmd.Wait(); err != nil {
+		return fmt.Errorf("tcpphones: %w", err)
+	}
+	if okLast > okConn {
+		n := okLast - okConn
+		w := tLast.Sub(tConn).Seconds()
+		fmt.Printf("RESULT tcp phase=steady phones=%d registrations=%.0f wall_s=%.1f reg_per_s=%.0f pbxd_cpu=%.1f%% us_per_reg=%.1f rss_mb=%d rss_start_mb=%d\n",
+			users, n, w, n/w, (cLast-cConn).Seconds()/w*100, float64((cLast-cConn).Microseconds())/n, rssKB()/1024, rss0/1024)
+	}
+	return nil
 }
