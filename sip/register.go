@@ -73,7 +73,7 @@ func (r *Registrar) answer(req *sip.Request) *sip.Response {
 		return res
 	}
 	if req.Method != sip.CANCEL {
-		if hs := req.GetHeaders("Require"); len(hs) > 0 {
+		if hs := headersNamed(req, "Require"); len(hs) > 0 {
 			// RFC 3261 §8.2.2.3: we support no extension a client could
 			// require.
 			res := r.newResponse(req, sip.StatusBadExtension, "Bad Extension")
@@ -121,6 +121,29 @@ func (r *Registrar) newResponse(req *sip.Request, code int, reason string) *sip.
 		res.AppendHeader(sip.NewHeader("Server", r.cfg.UserAgent))
 	}
 	return res
+}
+
+// headersNamed returns m's headers called name (any case). sipgo's
+// GetHeaders lower-cases every header name of the message on each call,
+// allocating for most (e.g. "User-Agent"): a REGISTER looks up five names.
+func headersNamed(m *sip.Request, name string) []sip.Header {
+	var out []sip.Header
+	for _, h := range m.Headers() {
+		if strings.EqualFold(h.Name(), name) {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// headerNamed returns m's first header called name (any case), or nil.
+func headerNamed(m *sip.Request, name string) sip.Header {
+	for _, h := range m.Headers() {
+		if strings.EqualFold(h.Name(), name) {
+			return h
+		}
+	}
+	return nil
 }
 
 // sourceIP returns the host part of a "host:port" source address.
@@ -235,7 +258,7 @@ func (r *Registrar) handleRegister(req *sip.Request) *sip.Response {
 	// Credentials for our realm, if any.
 	var cred credentials
 	found := false
-	for _, h := range req.GetHeaders("Authorization") {
+	for _, h := range headersNamed(req, "Authorization") {
 		c, err := parseAuthorization(h.Value())
 		if err != nil {
 			return r.reply(req, sip.StatusBadRequest, "Bad Request (Authorization)", resultBadRequest)
@@ -403,14 +426,14 @@ func contactParams(c *sip.ContactHeader) string {
 // changes, whether Contact was "*", and an error response code (0 if fine).
 func (r *Registrar) contactChanges(req *sip.Request) (changes []contactChange, wildcard bool, code int, reason string) {
 	hdrExpires := int64(-1)
-	if h := req.GetHeader("Expires"); h != nil {
+	if h := headerNamed(req, "Expires"); h != nil {
 		v, ok := parseExpires(h.Value())
 		if !ok {
 			return nil, false, sip.StatusBadRequest, "Bad Request (Expires)"
 		}
 		hdrExpires = int64(v)
 	}
-	hs := req.GetHeaders("Contact")
+	hs := headersNamed(req, "Contact")
 	for _, h := range hs {
 		c, ok := h.(*sip.ContactHeader)
 		if !ok {
@@ -473,7 +496,7 @@ func (r *Registrar) updateBindings(req *sip.Request, l *line, lineID string, max
 	callID := req.CallID().Value()
 	cseq := req.CSeq().SeqNo
 	ua := ""
-	if h := req.GetHeader("User-Agent"); h != nil {
+	if h := headerNamed(req, "User-Agent"); h != nil {
 		ua = h.Value()
 	}
 	if !storable(callID, maxCallIDLen) {

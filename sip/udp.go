@@ -175,7 +175,7 @@ func (r *Registrar) handleDatagram(c udpWriter, data []byte, addr net.Addr, out 
 	req.SetTransport("UDP")
 
 	key := ""
-	if req.Method == sip.REGISTER && req.GetHeader("Authorization") != nil {
+	if req.Method == sip.REGISTER && headerNamed(req, "Authorization") != nil {
 		if v, cs := req.Via(), req.CSeq(); v != nil && cs != nil {
 			branch, _ := v.Params.Get("branch")
 			key = src + "\x00" + branch + "\x00" + cs.Value()
