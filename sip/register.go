@@ -108,15 +108,58 @@ func (r *Registrar) answer(req *sip.Request) *sip.Response {
 // newResponse builds a response with a short To tag (sipgo's UUID tag
 // would make challenges larger than small requests, and UDP answers to
 // unauthenticated sources may not exceed the request) and the Server header.
+//
+// It copies what sipgo's NewResponseFromRequest copies (RFC 3261 §8.2.6.2:
+// the Vias, with received/rport for an empty rport (RFC 3581), From, To,
+// Call-ID and CSeq; Record-Route for a 2xx to another method than
+// REGISTER, §20 table 3) but shares the request's header values instead of
+// cloning them: a request is answered and dropped, so the clones were
+// garbage, and sipgo found the Vias by lower-casing every header name.
 func (r *Registrar) newResponse(req *sip.Request, code int, reason string) *sip.Response {
-	if to := req.To(); to != nil && !to.Params.Has("tag") {
-		// Tag the request's To, which the response copies: sipgo then
-		// mints no UUID tag (allocations and a random read per answer),
-		// and every answer to this request carries the same tag (RFC
-		// 3261 §8.2.6.2).
+	to := req.To()
+	if to != nil && !to.Params.Has("tag") {
+		// Every answer to this request carries the same tag.
 		to.Params.Add("tag", strconv.FormatUint(rand.Uint64(), 36))
 	}
-	res := sip.NewResponseFromRequest(req, code, reason, nil)
+	res := sip.NewResponse(code, reason)
+	res.SipVersion = req.SipVersion
+	copyRR := code >= 200 && code < 300 && req.Method != sip.REGISTER && !req.IsAck()
+	var top *sip.ViaHeader
+	for _, h := range req.Headers() {
+		switch v := h.(type) {
+		case *sip.ViaHeader:
+			if top == nil {
+				top = v
+			}
+			res.AppendHeader(v)
+		case *sip.RecordRouteHeader:
+			if copyRR {
+				res.AppendHeader(v)
+			}
+		}
+	}
+	if h := req.From(); h != nil {
+		res.AppendHeader(h)
+	}
+	if to != nil {
+		res.AppendHeader(to)
+	}
+	if h := req.CallID(); h != nil {
+		res.AppendHeader(h)
+	}
+	if h := req.CSeq(); h != nil {
+		res.AppendHeader(h)
+	}
+	if top != nil {
+		if v, ok := top.Params.Get("rport"); ok && v == "" {
+			host, port, _ := net.SplitHostPort(req.Source())
+			top.Params.Add("rport", port)
+			top.Params.Add("received", host)
+		}
+	}
+	res.SetBody(nil)
+	res.SetTransport(req.Transport())
+	res.SetDestination(req.Source())
 	if r.cfg.UserAgent != "" {
 		res.AppendHeader(sip.NewHeader("Server", r.cfg.UserAgent))
 	}
