@@ -257,27 +257,28 @@ func (n *noncer) check(now time.Time, nonce string, src netip.Addr, realm string
 // digestResponse computes the RFC 7616 qop=auth response from the stored
 // hex HA1. alg is algMD5 or algSHA256.
 func digestResponse(alg, ha1, method, uri, nonce, nc, cnonce, qop string) string {
-	var h hash.Hash
+	// On the stack for ordinary requests: this runs for every
+	// authenticated REGISTER (and for failures, to cost the same).
+	var buf [512]byte
+	b := append(append(append(buf[:0], method...), ':'), uri...)
+	var ha2 [64]byte
+	ha2Hex := hex.AppendEncode(ha2[:0], digestSum(alg, b))
+	b = buf[:0]
+	for _, p := range [...]string{ha1, nonce, nc, cnonce, qop} {
+		b = append(append(b, p...), ':')
+	}
+	b = append(b, ha2Hex...)
+	return hex.EncodeToString(digestSum(alg, b))
+}
+
+// digestSum hashes b with alg (algMD5 or algSHA256).
+func digestSum(alg string, b []byte) []byte {
 	if alg == algSHA256 {
-		h = sha256.New()
-	} else {
-		h = md5.New()
+		s := sha256.Sum256(b)
+		return s[:]
 	}
-	h.Write([]byte(method))
-	h.Write([]byte{':'})
-	h.Write([]byte(uri))
-	var buf [64]byte
-	ha2 := hex.AppendEncode(buf[:0], h.Sum(nil))
-	h.Reset()
-	for i, p := range []string{ha1, nonce, nc, cnonce, qop} {
-		if i > 0 {
-			h.Write([]byte{':'})
-		}
-		h.Write([]byte(p))
-	}
-	h.Write([]byte{':'})
-	h.Write(ha2)
-	return hex.EncodeToString(h.Sum(nil))
+	s := md5.Sum(b)
+	return s[:]
 }
 
 // equalHex compares two hex digests in constant time, ignoring case.

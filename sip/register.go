@@ -73,7 +73,7 @@ func (r *Registrar) answer(req *sip.Request) *sip.Response {
 		return res
 	}
 	if req.Method != sip.CANCEL {
-		if hs := req.GetHeaders("Require"); len(hs) > 0 {
+		if hs := headersNamed(req, "Require"); len(hs) > 0 {
 			// RFC 3261 §8.2.2.3: we support no extension a client could
 			// require.
 			res := r.newResponse(req, sip.StatusBadExtension, "Bad Extension")
@@ -108,15 +108,85 @@ func (r *Registrar) answer(req *sip.Request) *sip.Response {
 // newResponse builds a response with a short To tag (sipgo's UUID tag
 // would make challenges larger than small requests, and UDP answers to
 // unauthenticated sources may not exceed the request) and the Server header.
+//
+// It copies what sipgo's NewResponseFromRequest copies (RFC 3261 §8.2.6.2:
+// the Vias, with received/rport for an empty rport (RFC 3581), From, To,
+// Call-ID and CSeq; Record-Route for a 2xx to another method than
+// REGISTER, §20 table 3) but shares the request's header values instead of
+// cloning them: a request is answered and dropped, so the clones were
+// garbage, and sipgo found the Vias by lower-casing every header name.
 func (r *Registrar) newResponse(req *sip.Request, code int, reason string) *sip.Response {
-	res := sip.NewResponseFromRequest(req, code, reason, nil)
-	if to, from := res.To(), req.To(); to != nil && from != nil && !from.Params.Has("tag") {
+	to := req.To()
+	if to != nil && !to.Params.Has("tag") {
+		// Every answer to this request carries the same tag.
 		to.Params.Add("tag", strconv.FormatUint(rand.Uint64(), 36))
 	}
+	res := sip.NewResponse(code, reason)
+	res.SipVersion = req.SipVersion
+	copyRR := code >= 200 && code < 300 && req.Method != sip.REGISTER && !req.IsAck()
+	var top *sip.ViaHeader
+	for _, h := range req.Headers() {
+		switch v := h.(type) {
+		case *sip.ViaHeader:
+			if top == nil {
+				top = v
+			}
+			res.AppendHeader(v)
+		case *sip.RecordRouteHeader:
+			if copyRR {
+				res.AppendHeader(v)
+			}
+		}
+	}
+	if h := req.From(); h != nil {
+		res.AppendHeader(h)
+	}
+	if to != nil {
+		res.AppendHeader(to)
+	}
+	if h := req.CallID(); h != nil {
+		res.AppendHeader(h)
+	}
+	if h := req.CSeq(); h != nil {
+		res.AppendHeader(h)
+	}
+	if top != nil {
+		if v, ok := top.Params.Get("rport"); ok && v == "" {
+			host, port, _ := net.SplitHostPort(req.Source())
+			top.Params.Add("rport", port)
+			top.Params.Add("received", host)
+		}
+	}
+	res.SetBody(nil)
+	res.SetTransport(req.Transport())
+	res.SetDestination(req.Source())
 	if r.cfg.UserAgent != "" {
 		res.AppendHeader(sip.NewHeader("Server", r.cfg.UserAgent))
 	}
 	return res
+}
+
+// headersNamed returns m's headers called name (any case). sipgo's
+// GetHeaders lower-cases every header name of the message on each call,
+// allocating for most (e.g. "User-Agent"): a REGISTER looks up five names.
+func headersNamed(m *sip.Request, name string) []sip.Header {
+	var out []sip.Header
+	for _, h := range m.Headers() {
+		if strings.EqualFold(h.Name(), name) {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+// headerNamed returns m's first header called name (any case), or nil.
+func headerNamed(m *sip.Request, name string) sip.Header {
+	for _, h := range m.Headers() {
+		if strings.EqualFold(h.Name(), name) {
+			return h
+		}
+	}
+	return nil
 }
 
 // sourceIP returns the host part of a "host:port" source address.
@@ -231,7 +301,7 @@ func (r *Registrar) handleRegister(req *sip.Request) *sip.Response {
 	// Credentials for our realm, if any.
 	var cred credentials
 	found := false
-	for _, h := range req.GetHeaders("Authorization") {
+	for _, h := range headersNamed(req, "Authorization") {
 		c, err := parseAuthorization(h.Value())
 		if err != nil {
 			return r.reply(req, sip.StatusBadRequest, "Bad Request (Authorization)", resultBadRequest)
@@ -399,14 +469,14 @@ func contactParams(c *sip.ContactHeader) string {
 // changes, whether Contact was "*", and an error response code (0 if fine).
 func (r *Registrar) contactChanges(req *sip.Request) (changes []contactChange, wildcard bool, code int, reason string) {
 	hdrExpires := int64(-1)
-	if h := req.GetHeader("Expires"); h != nil {
+	if h := headerNamed(req, "Expires"); h != nil {
 		v, ok := parseExpires(h.Value())
 		if !ok {
 			return nil, false, sip.StatusBadRequest, "Bad Request (Expires)"
 		}
 		hdrExpires = int64(v)
 	}
-	hs := req.GetHeaders("Contact")
+	hs := headersNamed(req, "Contact")
 	for _, h := range hs {
 		c, ok := h.(*sip.ContactHeader)
 		if !ok {
@@ -469,7 +539,7 @@ func (r *Registrar) updateBindings(req *sip.Request, l *line, lineID string, max
 	callID := req.CallID().Value()
 	cseq := req.CSeq().SeqNo
 	ua := ""
-	if h := req.GetHeader("User-Agent"); h != nil {
+	if h := headerNamed(req, "User-Agent"); h != nil {
 		ua = h.Value()
 	}
 	if !storable(callID, maxCallIDLen) {

@@ -696,3 +696,77 @@ func TestShutdownWithFailingStore(t *testing.T) {
 		t.Fatal("Run did not return with a failing store")
 	}
 }
+
+// batchStore saves batches in one call, refusing a whole batch holding a
+// binding whose User-Agent is "bad" (like one PostgreSQL statement).
+type batchStore struct {
+	MemoryStore
+	batches, rows atomic.Int64
+}
+
+func (s *batchStore) SaveBinding(ctx context.Context, b Binding) error {
+	if b.UserAgent == "bad" {
+		return ErrBindingRejected
+	}
+	return s.MemoryStore.SaveBinding(ctx, b)
+}
+
+func (s *batchStore) SaveBindings(ctx context.Context, bs []Binding) error {
+	for _, b := range bs {
+		if b.UserAgent == "bad" {
+			return fmt.Errorf("batch: %w", ErrBindingRejected)
+		}
+	}
+	s.batches.Add(1)
+	for _, b := range bs {
+		s.rows.Add(1)
+		_ = s.MemoryStore.SaveBinding(ctx, b)
+	}
+	return nil
+}
+
+// The write-behind queue saves many bindings per store call when the store
+// can; a batch with one unstorable row falls back to row by row, and only
+// that row is lost. Deletes and line wipes keep their order.
+func TestWriteBehindBatches(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	st := &batchStore{}
+	b := setup(t, nil)
+	wb := newWriteBehind(st, b.r.log, b.r.m)
+	at := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
+	bind := func(line, uri, ua string) Binding {
+		return Binding{LineID: line, ContactURI: uri, UserAgent: ua, ExpiresAt: at.Add(time.Hour), UpdatedAt: at}
+	}
+	_ = st.MemoryStore.SaveBinding(ctx, bind("W", "sip:old@x", "p"))
+	for i := range 600 {
+		wb.save(bind(fmt.Sprint("L", i), "sip:a@x", "p"))
+	}
+	wb.removeLine("W")
+	wb.save(bind("W", "sip:new@x", "p"))
+	if err := wb.flushOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := st.batches.Load(); n != 3 || st.rows.Load() != 600 {
+		t.Fatalf("%d batches, %d rows; want 3 batches of the 600 plain saves", n, st.rows.Load())
+	}
+	got, _ := st.LoadBindings(ctx)
+	if len(got) != 601 {
+		t.Fatalf("%d bindings stored, want 601", len(got))
+	}
+	for _, g := range got {
+		if g.LineID == "W" && g.ContactURI != "sip:new@x" {
+			t.Fatalf("line W kept %s after its wipe", g.ContactURI)
+		}
+	}
+
+	wb.save(bind("L1", "sip:b@x", "bad"))
+	wb.save(bind("L2", "sip:b@x", "p"))
+	if err := wb.flushOnce(ctx); err != nil || wb.len() != 0 {
+		t.Fatalf("flush with a bad row: %v, %d lines left", err, wb.len())
+	}
+	got, _ = st.LoadBindings(ctx)
+	if len(got) != 602 {
+		t.Fatalf("%d bindings stored, want 602 (the bad one dropped)", len(got))
+	}
+}

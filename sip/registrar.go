@@ -81,11 +81,14 @@ type Registrar struct {
 	ua       *sipgo.UserAgent
 	srv      *sipgo.Server
 	udpConns []net.PacketConn // Config.UDPListen, then ExtraListen
-	tcpLns   []net.Listener   // Config.TCPListen, then ExtraListen
-	tlsLn    net.Listener
-	tcpGate  *connGate
-	tlsGate  *connGate
-	ourIPs   []netip.Addr // of the listeners; unspecified: any
+	// udpSockets are all the UDP sockets, udpSockets() per address
+	// sharing its port (SO_REUSEPORT); udpConns holds the first of each.
+	udpSockets []*net.UDPConn
+	tcpLns     []net.Listener // Config.TCPListen, then ExtraListen
+	tlsLn      net.Listener
+	tcpGate    *connGate
+	tlsGate    *connGate
+	ourIPs     []netip.Addr // of the listeners; unspecified: any
 
 	gate     sync.RWMutex // handlers hold it shared; Run takes it to drain
 	closed   bool         // under gate: stop handling requests
@@ -209,17 +212,13 @@ func (r *Registrar) listen() error {
 		tcp = append([]string{r.cfg.TCPListen}, tcp...)
 	}
 	for _, a := range udp {
-		laddr, err := net.ResolveUDPAddr("udp", a)
+		cs, err := listenUDP(a)
 		if err != nil {
-			return fmt.Errorf("sip listen udp %s: %w", a, err)
+			return err
 		}
-		c, err := net.ListenUDP("udp", laddr)
-		if err != nil {
-			return fmt.Errorf("sip listen udp: %w", err)
-		}
-		_ = c.SetReadBuffer(4 << 20) // absorb bursts of REGISTERs
-		r.udpConns = append(r.udpConns, c)
-		r.addOurIP(c.LocalAddr())
+		r.udpConns = append(r.udpConns, cs[0])
+		r.udpSockets = append(r.udpSockets, cs...)
+		r.addOurIP(cs[0].LocalAddr())
 	}
 	lim := connLimits{firstRead: r.cfg.ConnFirstReadTimeout, idle: r.cfg.ConnIdleTimeout,
 		perSource: r.cfg.ConnsPerSource, total: r.cfg.ConnsMax}
@@ -291,7 +290,7 @@ func (r *Registrar) Addrs() Addrs {
 }
 
 func (r *Registrar) closeListeners() {
-	for _, c := range r.udpConns {
+	for _, c := range r.udpSockets {
 		_ = c.Close()
 	}
 	for _, l := range r.tcpLns {
@@ -352,7 +351,7 @@ func (r *Registrar) Run(ctx context.Context) error {
 			}
 		})
 	}
-	for _, c := range r.udpConns {
+	for _, c := range r.udpSockets {
 		serve("udp", func() error { return r.serveUDP(c) })
 	}
 	for _, l := range r.tcpLns {

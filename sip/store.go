@@ -256,6 +256,13 @@ func (w *writeBehind) flushOnce(ctx context.Context) error {
 		if len(ids) == 0 {
 			return nil
 		}
+		if err := w.saveBatch(ctx, ids, batch); err != nil {
+			for i, id := range ids {
+				w.requeue(id, batch[i])
+			}
+			w.m.storeErrors.Inc()
+			return err
+		}
 		var first error
 		for i, id := range ids {
 			if first != nil && ctx.Err() != nil {
@@ -274,6 +281,56 @@ func (w *writeBehind) flushOnce(ctx context.Context) error {
 			return first
 		}
 	}
+}
+
+// batchSaver is a BindingStore that upserts many bindings at once (sippg:
+// one statement, one commit).
+type batchSaver interface {
+	SaveBindings(ctx context.Context, bs []Binding) error
+}
+
+// saveBatch saves, in one call when the store can, the bindings of the
+// taken lines that need no wipe first, and removes them from their ops;
+// deletes and wiped lines are left to apply. A batch the store rejects
+// (one unstorable row fails the statement) is left whole to apply, which
+// drops only the bad row.
+func (w *writeBehind) saveBatch(ctx context.Context, ids []string, batch []*lineOps) error {
+	bs, ok := w.store.(batchSaver)
+	if !ok {
+		return nil
+	}
+	var saves []Binding
+	for _, ops := range batch {
+		if ops.deleteAll {
+			continue
+		}
+		for _, b := range ops.contacts {
+			if b != nil {
+				saves = append(saves, *b)
+			}
+		}
+	}
+	if len(saves) < 2 {
+		return nil
+	}
+	err := bs.SaveBindings(ctx, saves)
+	if errors.Is(err, ErrBindingRejected) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("lines %s..: %w", ids[0], err)
+	}
+	for _, ops := range batch {
+		if ops.deleteAll {
+			continue
+		}
+		for uri, b := range ops.contacts {
+			if b != nil {
+				delete(ops.contacts, uri)
+			}
+		}
+	}
+	return nil
 }
 
 func (w *writeBehind) apply(ctx context.Context, lineID string, ops *lineOps) error {

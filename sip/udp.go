@@ -2,13 +2,17 @@ package sip
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"fmt"
 	"net"
 	"runtime"
 	"sync"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
 )
 
 // UDP is served by the registrar itself, not by sipgo's UDP transport:
@@ -24,26 +28,112 @@ import (
 // maxUDPPayload is the largest UDP payload over IPv4 (65,535 - 8 - 20).
 const maxUDPPayload = 65507
 
-// udpReaders is the number of goroutines reading the UDP socket.
-func udpReaders() int { return max(2, min(runtime.GOMAXPROCS(0)*2, 16)) }
+// udpBatch is how many datagrams one recvmmsg/sendmmsg call moves at most.
+// Under load a reader finds several queued REGISTERs and answers them with
+// two system calls instead of 2×n; when idle it gets one at a time, as
+// before. Only the pages a datagram is written to become resident.
+const udpBatch = 32
 
-// serveUDP reads datagrams until the connection is closed.
-func (r *Registrar) serveUDP(c net.PacketConn) error {
+// udpSockets is the number of sockets bound to each UDP address with
+// SO_REUSEPORT (the kernel spreads sources over them by address hash);
+// udpReadersPerSocket goroutines read each, so that a single busy source
+// hashed to one socket still keeps every core busy.
+func udpSockets() int { return max(1, min(runtime.GOMAXPROCS(0), 16)) }
+
+const udpReadersPerSocket = 2
+
+// batchConn reads and writes several datagrams per system call
+// (golang.org/x/net/ipv4 and ipv6 use recvmmsg/sendmmsg on Linux and one
+// datagram per call elsewhere).
+type batchConn interface {
+	ReadBatch(ms []ipv4.Message, flags int) (int, error)
+	WriteBatch(ms []ipv4.Message, flags int) (int, error)
+}
+
+// serveUDP reads datagrams from one socket until it is closed.
+func (r *Registrar) serveUDP(c *net.UDPConn) error {
+	var bc batchConn
+	v4 := false
+	if la, ok := c.LocalAddr().(*net.UDPAddr); ok && la.IP.To4() != nil {
+		bc, v4 = ipv4.NewPacketConn(c), true
+	} else {
+		bc = ipv6.NewPacketConn(c)
+	}
 	var wg sync.WaitGroup
-	errs := make(chan error, udpReaders())
-	for range udpReaders() {
-		wg.Go(func() { errs <- r.readUDP(c) })
+	errs := make(chan error, udpReadersPerSocket)
+	for range udpReadersPerSocket {
+		wg.Go(func() { errs <- r.readUDP(c, bc, v4) })
 	}
 	wg.Wait()
 	close(errs)
 	return <-errs
 }
 
-func (r *Registrar) readUDP(c net.PacketConn) error {
-	buf := make([]byte, 65535)
-	var out bytes.Buffer
+// udpOut collects the answers to one batch of datagrams for a single
+// sendmmsg. It implements the WriteTo handleDatagram answers through; the
+// bytes must stay valid until flush (each answer has its own buffer).
+type udpOut struct {
+	ms []ipv4.Message
+	n  int
+}
+
+func newUDPOut() *udpOut {
+	o := &udpOut{ms: make([]ipv4.Message, udpBatch)}
+	for i := range o.ms {
+		o.ms[i].Buffers = make([][]byte, 1)
+	}
+	return o
+}
+
+func (o *udpOut) WriteTo(b []byte, addr net.Addr) (int, error) {
+	m := &o.ms[o.n]
+	m.Buffers[0], m.Addr = b, addr
+	o.n++
+	return len(b), nil
+}
+
+// flush sends the collected answers. v4: the socket is IPv4, so sendmmsg
+// can take the addresses as they are; an IPv6 (possibly dual-stack)
+// socket is written one datagram at a time by package net, which maps
+// IPv4 peers (x/net would marshal them as AF_INET and fail).
+func (r *Registrar) flush(c *net.UDPConn, bc batchConn, o *udpOut, v4 bool) {
+	ms := o.ms[:o.n]
+	for len(ms) > 0 {
+		var err error
+		n := 0
+		if v4 {
+			n, err = bc.WriteBatch(ms, 0)
+		} else {
+			_, err = c.WriteTo(ms[0].Buffers[0], ms[0].Addr)
+			if err == nil {
+				n = 1
+			}
+		}
+		if err != nil || n <= 0 {
+			// The first unsent datagram failed: count it, go on with the rest.
+			r.m.unsent.WithLabelValues("write_error").Inc()
+			r.log.Debug("sip udp write", "to", ms[0].Addr.String(), "bytes", len(ms[0].Buffers[0]), "err", err)
+			n = 1
+		}
+		ms = ms[n:]
+	}
+	for i := range o.ms[:o.n] {
+		o.ms[i].Buffers[0], o.ms[i].Addr = nil, nil
+	}
+	o.n = 0
+}
+
+func (r *Registrar) readUDP(c *net.UDPConn, bc batchConn, v4 bool) error {
+	in := make([]ipv4.Message, udpBatch)
+	bufs := make([][]byte, udpBatch)
+	outs := make([]bytes.Buffer, udpBatch)
+	for i := range in {
+		bufs[i] = make([]byte, 65535)
+		in[i].Buffers = [][]byte{bufs[i]}
+	}
+	out := newUDPOut()
 	for {
-		n, addr, err := c.ReadFrom(buf)
+		n, err := bc.ReadBatch(in, 0)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return nil
@@ -54,14 +144,20 @@ func (r *Registrar) readUDP(c net.PacketConn) error {
 			}
 			return err
 		}
-		out.Reset()
-		r.handleDatagram(c, buf[:n], addr, &out)
+		for i := range in[:n] {
+			m := &in[i]
+			o := &outs[out.n]
+			o.Reset()
+			r.handleDatagram(out, bufs[i][:m.N], m.Addr, o)
+			m.Addr = nil
+		}
+		r.flush(c, bc, out, v4)
 	}
 }
 
 // handleDatagram parses and answers one datagram; out is an empty buffer
 // for the answer, reused across calls.
-func (r *Registrar) handleDatagram(c net.PacketConn, data []byte, addr net.Addr, out *bytes.Buffer) {
+func (r *Registrar) handleDatagram(c udpWriter, data []byte, addr net.Addr, out *bytes.Buffer) {
 	if isKeepAlive(data) {
 		return
 	}
@@ -79,7 +175,7 @@ func (r *Registrar) handleDatagram(c net.PacketConn, data []byte, addr net.Addr,
 	req.SetTransport("UDP")
 
 	key := ""
-	if req.Method == sip.REGISTER && req.GetHeader("Authorization") != nil {
+	if req.Method == sip.REGISTER && headerNamed(req, "Authorization") != nil {
 		if v, cs := req.Via(), req.CSeq(); v != nil && cs != nil {
 			branch, _ := v.Params.Get("branch")
 			key = src + "\x00" + branch + "\x00" + cs.Value()
@@ -130,7 +226,12 @@ func (r *Registrar) handleDatagram(c net.PacketConn, data []byte, addr net.Addr,
 	r.writeUDP(c, out.Bytes(), addr)
 }
 
-func (r *Registrar) writeUDP(c net.PacketConn, b []byte, addr net.Addr) {
+// udpWriter sends one datagram (a batch collector, or a socket).
+type udpWriter interface {
+	WriteTo(b []byte, addr net.Addr) (int, error)
+}
+
+func (r *Registrar) writeUDP(c udpWriter, b []byte, addr net.Addr) {
 	// Payloads over the path MTU are fragmented by IP: RFC 3261 §18.2.2
 	// sends responses over the transport the request came on, whatever
 	// their size.
@@ -210,4 +311,45 @@ func (c *replayCache) put(key string, b []byte) {
 		c.prev, c.cur, c.curStart = c.cur, make(map[string][]byte, min(c.perGen, 1024)), now
 	}
 	c.cur[key] = append([]byte(nil), b...)
+}
+
+// listenUDP binds udpSockets() sockets to addr, sharing the port with
+// SO_REUSEPORT. The port is first bound alone, without the option, so
+// that a port another process holds (even with SO_REUSEPORT, e.g. a
+// second pbxd of the same user) fails here instead of silently sharing
+// its traffic; port 0 is resolved by that first bind.
+func listenUDP(addr string) ([]*net.UDPConn, error) {
+	laddr, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("sip listen udp %s: %w", addr, err)
+	}
+	probe, err := net.ListenUDP("udp", laddr)
+	if err != nil {
+		return nil, fmt.Errorf("sip listen udp: %w", err)
+	}
+	n := 1
+	if haveReusePort {
+		n = udpSockets()
+	}
+	if n == 1 {
+		_ = probe.SetReadBuffer(4 << 20) // absorb bursts of REGISTERs
+		return []*net.UDPConn{probe}, nil
+	}
+	bound := probe.LocalAddr().String()
+	_ = probe.Close()
+	lc := net.ListenConfig{Control: reusePort}
+	cs := make([]*net.UDPConn, 0, n)
+	for range n {
+		pc, err := lc.ListenPacket(context.Background(), "udp", bound)
+		if err != nil {
+			for _, c := range cs {
+				_ = c.Close()
+			}
+			return nil, fmt.Errorf("sip listen udp %s (SO_REUSEPORT): %w", bound, err)
+		}
+		c := pc.(*net.UDPConn)
+		_ = c.SetReadBuffer(4 << 20)
+		cs = append(cs, c)
+	}
+	return cs, nil
 }

@@ -255,3 +255,72 @@ func TestUDPTrimsChallengesToRequestSize(t *testing.T) {
 		t.Fatalf("%d-byte challenge to a %d-byte request: %v", n, len(req), ws)
 	}
 }
+
+// Several sockets share the UDP port (SO_REUSEPORT), and requests from
+// many sources, arriving together, are all answered once, from the port
+// they were sent to.
+func TestUDPSocketsShareThePort(t *testing.T) {
+	t.Parallel()
+	r := running(t, nil, nil)
+	target := r.Addrs().UDP
+	if want := udpSockets(); haveReusePort && len(r.udpSockets) != want {
+		t.Fatalf("%d UDP sockets, want %d", len(r.udpSockets), want)
+	}
+	for _, c := range r.udpSockets {
+		if c.LocalAddr().String() != target {
+			t.Fatalf("socket on %s, registrar on %s", c.LocalAddr(), target)
+		}
+	}
+	peers := make([]*net.UDPConn, 64)
+	for i := range peers {
+		peers[i] = udpPeer(t, "127.0.0.1:0")
+	}
+	for round := range 3 { // back to back, so that batches hold several
+		for i, c := range peers {
+			sendUDP(t, c, target, "OPTIONS sip:"+dom+" SIP/2.0\r\nVia: SIP/2.0/UDP "+c.LocalAddr().String()+
+				fmt.Sprintf(";branch=z9hG4bK-%d-%d\r\n", round, i)+"From: <sip:p@x>;tag=1\r\nTo: <sip:"+dom+">\r\n"+
+				fmt.Sprintf("Call-ID: share-%d-%d\r\n", round, i)+"CSeq: 1 OPTIONS\r\nUser-Agent: pbxd-test-peer\r\n"+
+				"Accept: application/sdp\r\nAllow: INVITE, ACK, CANCEL, BYE, OPTIONS\r\nContent-Length: 0\r\n\r\n")
+		}
+	}
+	for i, c := range peers {
+		got := map[string]bool{} // readers run in parallel: any order
+		for range 3 {
+			res, _ := recvUDP(t, c, 10*time.Second)
+			if res == nil || res.StatusCode != 200 {
+				t.Fatalf("peer %d: %v", i, res)
+			}
+			got[res.CallID().Value()] = true
+		}
+		for round := range 3 {
+			if want := fmt.Sprintf("share-%d-%d", round, i); !got[want] {
+				t.Fatalf("peer %d: no answer to %s (got %v)", i, want, got)
+			}
+		}
+		if res, _ := recvUDP(t, c, 50*time.Millisecond); res != nil {
+			t.Fatalf("peer %d: extra answer %v", i, res)
+		}
+	}
+}
+
+// A UDP port in use fails New, also when its holder set SO_REUSEPORT
+// (another pbxd of the same user): traffic is never shared by accident.
+func TestUDPPortInUse(t *testing.T) {
+	t.Parallel()
+	first := running(t, nil, nil)
+	lc := net.ListenConfig{Control: reusePort}
+	held, err := lc.ListenPacket(context.Background(), "udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = held.Close() })
+	for _, addr := range []string{first.Addrs().UDP, held.LocalAddr().String()} {
+		cfg := testConfig()
+		cfg.UDPListen, cfg.TCPListen = addr, ""
+		r, err := New(cfg, nil, nil, nil, nil)
+		if err == nil {
+			_ = r.Close()
+			t.Fatalf("New on %s (in use) succeeded", addr)
+		}
+	}
+}

@@ -31,10 +31,14 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/pbxd/pbxd/internal/store"
 	"github.com/pbxd/pbxd/pbx"
 	"github.com/pbxd/pbxd/sip"
+	"github.com/pbxd/pbxd/sip/sippg"
 )
 
 func main() {
@@ -49,6 +53,10 @@ func main() {
 	warm := flag.Bool("warmup", true, "register every user once at 2000/s first")
 	memory := flag.Bool("memory", false, "with -warmup, report RSS per registered line")
 	profile := flag.String("profile", "", "write CPU (FILE.cpu) and heap (FILE.heap) profiles of the rate sweep")
+	db := flag.String("db", "", "PostgreSQL admin URL: persist bindings there (write-behind, as the daemon does) in a scratch database dropped at exit; empty: keep nothing")
+	warmRate := flag.String("warmup-rate", "2000", "rate of the warm-up (first-time registrations), or max (a burst)")
+	tcpPhones := flag.String("tcp-phones", "", "instead of sipp: run this tcpphones binary against a TCP listener (-users phones on persistent connections) and report CPU per registration")
+	tcpArgs := flag.String("tcp-args", "", "extra arguments for tcpphones (e.g. \"-interval 60s -duration 120s\")")
 	flag.Parse()
 	if *profile != "" {
 		f, err := os.Create(*profile + ".cpu")
@@ -61,7 +69,8 @@ func main() {
 			}()
 		}
 	}
-	if err := run(*listen, *domain, *users, *first, *rates, *count, *maxCount, *procs, *warm, *memory); err != nil {
+	opt := options{db: *db, warmRate: *warmRate, tcpPhones: *tcpPhones, tcpArgs: *tcpArgs}
+	if err := run(*listen, *domain, *users, *first, *rates, *count, *maxCount, *procs, *warm, *memory, opt); err != nil {
 		fmt.Fprintln(os.Stderr, "registrar bench:", err)
 		os.Exit(1) //nolint:gocritic // the profile is not needed on failure
 
@@ -111,7 +120,59 @@ func settle() int {
 	return rssKB()
 }
 
-func run(listen, domain string, users, first int, rates string, count, maxCount, procs int, warm, memory bool) error {
+// options are the harness settings added after run's positional ones.
+type options struct {
+	db        string // PostgreSQL admin URL, or "" for discardStore
+	warmRate  string
+	tcpPhones string // tcpphones binary: TCP mode
+	tcpArgs   string
+}
+
+// scratchStore creates a migrated database on the server at adminURL and
+// returns a sippg store on it and a function dropping it.
+func scratchStore(ctx context.Context, adminURL string) (sip.BindingStore, func(), error) {
+	admin, err := pgx.Connect(ctx, adminURL)
+	if err != nil {
+		return nil, nil, fmt.Errorf("connect %s: %w", adminURL, err)
+	}
+	name := fmt.Sprintf("pbxd_regbench_%d", os.Getpid())
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		_ = admin.Close(ctx)
+		return nil, nil, fmt.Errorf("create database: %w", err)
+	}
+	drop := func() {
+		_, _ = admin.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+		_ = admin.Close(context.Background())
+	}
+	cfg, err := pgxpool.ParseConfig(adminURL)
+	if err != nil {
+		drop()
+		return nil, nil, err
+	}
+	cfg.ConnConfig.Database = name
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err == nil {
+		err = store.Migrate(ctx, pool)
+	}
+	if err != nil {
+		drop()
+		return nil, nil, fmt.Errorf("scratch database: %w", err)
+	}
+	return sippg.New(pool), func() { pool.Close(); drop() }, nil
+}
+
+// gauge reads one gauge from reg.
+func gauge(reg *prometheus.Registry, name string) float64 {
+	mfs, _ := reg.Gather()
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) > 0 {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	return -1
+}
+
+func run(listen, domain string, users, first int, rates string, count, maxCount, procs int, warm, memory bool, opt options) error {
 	here, err := harnessDir()
 	if err != nil {
 		return err
@@ -128,17 +189,34 @@ func run(listen, domain string, users, first int, rates string, count, maxCount,
 	rss0 := settle()
 	cfg := sip.DefaultConfig()
 	cfg.UDPListen, cfg.TCPListen = listen, ""
+	if opt.tcpPhones != "" {
+		cfg.TCPListen = "127.0.0.1:0"
+		cfg.ConnsPerSource = users + 1000 // every phone comes from 127.0.0.1
+		cfg.ConnsMax = max(cfg.ConnsMax, cfg.ConnsPerSource)
+	}
 	cfg.Secret = []byte("bench-secret-0123456789")
 	cfg.MaxExpires = 2 * time.Hour
 	cfg.ThrottleFailures = 0 // the auth check sends 20 wrong passwords from one IP
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	// discardStore: the bindings are measured in the registrar, not twice
-	// (MemoryStore would hold a second copy; the daemon uses PostgreSQL).
-	r, err := sip.New(cfg, discardStore{}, nil, logger, prometheus.NewRegistry())
+	// (MemoryStore would hold a second copy); -db persists them in
+	// PostgreSQL like the daemon.
+	ctx := context.Background()
+	var bs sip.BindingStore = discardStore{}
+	storeName := "none"
+	if opt.db != "" {
+		st, drop, err := scratchStore(ctx, opt.db)
+		if err != nil {
+			return err
+		}
+		defer drop()
+		bs, storeName = st, "postgresql"
+	}
+	reg := prometheus.NewRegistry()
+	r, err := sip.New(cfg, bs, nil, logger, reg)
 	if err != nil {
 		return err
 	}
-	ctx := context.Background()
 	var csv strings.Builder
 	csv.WriteString("SEQUENTIAL\n")
 	for i := range users {
@@ -170,8 +248,11 @@ func run(listen, domain string, users, first int, rates string, count, maxCount,
 	}
 	rssLines := settle()
 	target := r.Addrs().UDP
-	fmt.Printf("# pbxd builtin registrar, %d lines on udp:%s, GOMAXPROCS=%d, sipp procs=%d\n", users, target, runtime.GOMAXPROCS(0), procs)
+	fmt.Printf("# pbxd builtin registrar, %d lines on udp:%s, GOMAXPROCS=%d, sipp procs=%d, binding store %s\n", users, target, runtime.GOMAXPROCS(0), procs, storeName)
 
+	if opt.tcpPhones != "" {
+		return runTCP(r, opt, users, first, domain, rss0)
+	}
 	script := filepath.Join(here, "sipp-register.sh")
 	load := func(rate string, n int, csvPath string, procs int) (map[string]string, error) {
 		cmd := exec.Command(script, target, domain, rate, strconv.Itoa(n), csvPath)
@@ -210,19 +291,30 @@ func run(listen, domain string, users, first int, rates string, count, maxCount,
 	}
 
 	if warm {
-		kv, err := load("2000", users, usersCSV, procs)
+		c0 := cpu()
+		kv, err := load(opt.warmRate, users, usersCSV, procs)
 		if err != nil {
 			return fmt.Errorf("warm-up: %w", err)
 		}
-		fmt.Printf("warm-up: %s/%d registered at 2000/s (%s/s)\n", kv["successful"], users, kv["registrations_per_sec"])
+		end := time.Now()
+		for gauge(reg, "pbxd_sip_store_queue_lines") > 0 && time.Since(end) < 5*time.Minute {
+			time.Sleep(10 * time.Millisecond)
+		}
+		drained := time.Since(end)
+		ok, _ := strconv.Atoi(kv["successful"])
+		fmt.Printf("warm-up: %s/%d first-time registrations at %s/s offered (%s/s served, %s failed, %.1f CPU-us/reg); write-behind queue (%s) drained %.2fs after the last one; bindings %d\n",
+			kv["successful"], users, opt.warmRate, kv["registrations_per_sec"], kv["failed"],
+			float64((cpu()-c0).Microseconds())/float64(max(ok, 1)), storeName, drained.Seconds(), r.ActiveContacts())
+		fmt.Printf("RESULT burst users=%d offered=%s ok=%s failed=%s reg_per_s=%s drain_s=%.2f store=%s\n",
+			users, opt.warmRate, kv["successful"], kv["failed"], kv["registrations_per_sec"], drained.Seconds(), storeName)
 		if memory {
+			// UDP answers keep no transactions: nothing to wait for.
 			rssReg := settle()
-			fmt.Printf("memory: rss_start=%dKB rss_after_provisioning=%dKB rss_after_registering=%dKB contacts=%d per_line=%.0fB (provisioned+registered, incl. runtime and sipgo transactions still in their timers)\n",
-				rss0, rssLines, rssReg, r.ActiveContacts(), float64(rssReg-rss0)*1024/float64(users))
-			time.Sleep(33 * time.Second) // let sipgo's Timer J (32 s) release the transactions
-			rssIdle := settle()
-			fmt.Printf("memory: rss_after_transactions_expired=%dKB heap_inuse=%.0fMB per_line=%.0fB projected_100k=%.0fMB\n",
-				rssIdle, heapMB(), float64(rssIdle-rss0)*1024/float64(users), float64(rssIdle-rss0)/float64(users)*100000/1024+float64(rss0)/1024)
+			n := max(r.ActiveContacts(), 1)
+			fmt.Printf("memory: rss_start=%dKB rss_after_provisioning=%dKB rss_after_registering=%dKB heap_inuse=%.0fMB bindings=%d\n",
+				rss0, rssLines, rssReg, heapMB(), r.ActiveContacts())
+			fmt.Printf("RESULT memory lines=%d bindings=%d rss_mb=%.0f per_line_bytes=%.0f (provisioned line + binding, runtime included: (rss - rss at start) / lines)\n",
+				users, r.ActiveContacts(), float64(rssReg)/1024, float64(rssReg-rss0)*1024/float64(n))
 		}
 	}
 
@@ -269,4 +361,60 @@ func harnessDir() (string, error) {
 		}
 	}
 	return "", fmt.Errorf("run from the module root or bench/registrar (sipp-register.sh not found)")
+}
+
+// runTCP runs tcpphones against the registrar's TCP listener and reports
+// the registrar's CPU per registration while every phone is connected and
+// re-registering (steady state), and during the initial connect.
+func runTCP(r *sip.Registrar, opt options, users, first int, domain string, rss0 int) error {
+	args := []string{"-target", r.Addrs().TCP, "-domain", domain, "-users", strconv.Itoa(users), "-first", strconv.Itoa(first)}
+	args = append(args, strings.Fields(opt.tcpArgs)...)
+	fmt.Printf("# pbxd builtin registrar, %d phones on persistent TCP connections to %s (%s), GOMAXPROCS=%d\n",
+		users, r.Addrs().TCP, strings.Join(args[6:], " "), runtime.GOMAXPROCS(0))
+	cmd := exec.Command(opt.tcpPhones, args...)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	c0, t0 := cpu(), time.Now()
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	okOf := func(line string) float64 {
+		for _, f := range strings.Fields(line) {
+			if v, ok := strings.CutPrefix(f, "ok="); ok {
+				n, _ := strconv.ParseFloat(v, 64)
+				return n
+			}
+		}
+		return 0
+	}
+	var cConn, cLast time.Duration
+	var tConn, tLast time.Time
+	var okConn, okLast float64
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		line := sc.Text()
+		now, c := time.Now(), cpu()
+		fmt.Printf("%s  registrar: cpu %.1fs rss %dMB conns %d bindings %d\n", line, c.Seconds(), rssKB()/1024, r.OpenConnections(), r.ActiveContacts())
+		switch {
+		case strings.HasPrefix(line, "phase=connected"):
+			cConn, tConn, okConn = c, now, okOf(line)
+			fmt.Printf("RESULT tcp phase=connect phones=%d ok=%.0f wall_s=%.1f us_per_reg=%.1f (TCP accept + first registration)\n",
+				users, okConn, now.Sub(t0).Seconds(), float64((c-c0).Microseconds())/max(okConn, 1))
+		case strings.HasPrefix(line, "phase=end"):
+			cLast, tLast, okLast = c, now, okOf(line)
+		}
+	}
+	if err := cmd.Wait(); err != nil {
+		return fmt.Errorf("tcpphones: %w", err)
+	}
+	if okLast > okConn {
+		n := okLast - okConn
+		w := tLast.Sub(tConn).Seconds()
+		fmt.Printf("RESULT tcp phase=steady phones=%d registrations=%.0f wall_s=%.1f reg_per_s=%.0f pbxd_cpu=%.1f%% us_per_reg=%.1f rss_mb=%d rss_start_mb=%d\n",
+			users, n, w, n/w, (cLast-cConn).Seconds()/w*100, float64((cLast-cConn).Microseconds())/n, rssKB()/1024, rss0/1024)
+	}
+	return nil
 }

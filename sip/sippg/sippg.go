@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -49,9 +50,8 @@ func (s *Store) LoadBindings(ctx context.Context) ([]sip.Binding, error) {
 	return out, nil
 }
 
-const saveBinding = `
-INSERT INTO sip_bindings (line_id, contact_uri, source, user_agent, call_id, cseq, expires_at, updated_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+// upsert ends the INSERTs of saveBinding and saveBindings.
+const upsert = `
 ON CONFLICT (line_id, contact_uri) DO UPDATE SET
     source = EXCLUDED.source,
     user_agent = EXCLUDED.user_agent,
@@ -60,20 +60,54 @@ ON CONFLICT (line_id, contact_uri) DO UPDATE SET
     expires_at = EXCLUDED.expires_at,
     updated_at = EXCLUDED.updated_at`
 
+const saveBinding = `
+INSERT INTO sip_bindings (line_id, contact_uri, source, user_agent, call_id, cseq, expires_at, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)` + upsert
+
 // SaveBinding implements sip.BindingStore (an upsert).
 func (s *Store) SaveBinding(ctx context.Context, b sip.Binding) error {
 	_, err := s.pool.Exec(ctx, saveBinding, b.LineID, b.ContactURI, b.Source, b.UserAgent, b.CallID,
 		int64(b.CSeq), b.ExpiresAt, b.UpdatedAt)
 	if err != nil {
-		var pe *pgconn.PgError
-		if errors.As(err, &pe) && strings.HasPrefix(pe.Code, "22") {
-			// Data exception (invalid UTF-8, NUL, too long): retrying
-			// cannot help.
-			return fmt.Errorf("save sip binding: %w: %w", sip.ErrBindingRejected, err)
-		}
-		return fmt.Errorf("save sip binding: %w", err)
+		return saveError("save sip binding", err)
 	}
 	return nil
+}
+
+const saveBindings = `
+INSERT INTO sip_bindings (line_id, contact_uri, source, user_agent, call_id, cseq, expires_at, updated_at)
+SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::timestamptz[], $8::timestamptz[])` + upsert
+
+// SaveBindings upserts many bindings in one statement (one round trip,
+// one commit: a burst of registrations is persisted at thousands of rows
+// per commit instead of one). bs must not name a (line, contact) twice.
+// A row PostgreSQL refuses fails the whole statement with
+// sip.ErrBindingRejected; the caller then saves one by one.
+func (s *Store) SaveBindings(ctx context.Context, bs []sip.Binding) error {
+	if len(bs) == 0 {
+		return nil
+	}
+	lines, uris, srcs, uas, callIDs := make([]string, len(bs)), make([]string, len(bs)), make([]string, len(bs)), make([]string, len(bs)), make([]string, len(bs))
+	cseqs := make([]int64, len(bs))
+	exp, upd := make([]time.Time, len(bs)), make([]time.Time, len(bs))
+	for i, b := range bs {
+		lines[i], uris[i], srcs[i], uas[i], callIDs[i] = b.LineID, b.ContactURI, b.Source, b.UserAgent, b.CallID
+		cseqs[i], exp[i], upd[i] = int64(b.CSeq), b.ExpiresAt, b.UpdatedAt
+	}
+	if _, err := s.pool.Exec(ctx, saveBindings, lines, uris, srcs, uas, callIDs, cseqs, exp, upd); err != nil {
+		return saveError("save sip bindings", err)
+	}
+	return nil
+}
+
+// saveError wraps err, marking data exceptions (class 22: invalid UTF-8,
+// NUL, too long) as rejected for good: retrying cannot help.
+func saveError(what string, err error) error {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && strings.HasPrefix(pe.Code, "22") {
+		return fmt.Errorf("%s: %w: %w", what, sip.ErrBindingRejected, err)
+	}
+	return fmt.Errorf("%s: %w", what, err)
 }
 
 const deleteBinding = `DELETE FROM sip_bindings WHERE line_id = $1 AND contact_uri = $2`

@@ -163,3 +163,32 @@ func TestRestartReloadsFromPostgres(t *testing.T) {
 		t.Fatalf("after restart %+v, want %+v", got, want)
 	}
 }
+
+// SaveBindings upserts many bindings in one statement; one unstorable row
+// fails it as rejected (the queue then saves row by row).
+func TestSaveBindings(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := sippg.New(storetest.NewPool(t))
+	now := time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)
+	var bs []sip.Binding
+	for i := range 300 {
+		bs = append(bs, sip.Binding{LineID: fmt.Sprintf("00000000-0000-4000-8000-%012d", i), ContactURI: "sip:100@192.0.2.1:5060",
+			Source: "udp:192.0.2.1:5060", UserAgent: "Yealink", CallID: "abc", CSeq: 1, ExpiresAt: now.Add(time.Hour), UpdatedAt: now})
+	}
+	if err := s.SaveBindings(ctx, bs); err != nil {
+		t.Fatal(err)
+	}
+	bs[7].CSeq, bs[7].UserAgent = 4294967295, "Snom"
+	if err := s.SaveBindings(ctx, bs); err != nil { // upsert
+		t.Fatal(err)
+	}
+	got, err := s.LoadBindings(ctx)
+	if err != nil || len(got) != 300 || got[7] != normalize(bs[7]) || got[8] != normalize(bs[8]) {
+		t.Fatalf("load: %v, %d rows, %+v", err, len(got), got[7])
+	}
+	bs[9].UserAgent = "phone\x00"
+	if err := s.SaveBindings(ctx, bs); !errors.Is(err, sip.ErrBindingRejected) {
+		t.Fatalf("batch with a NUL: %v", err)
+	}
+}
