@@ -549,7 +549,10 @@ func (r *Registrar) Apply(_ context.Context, cfg pbx.LineConfig) error {
 		r.byID[c.ID] = l
 	}
 	if old := r.byAOR[key]; old != nil && old != l {
-		r.log.Warn("sip address taken over by another line", "domain", c.Domain, "username", c.Username, "line", c.ID)
+		// The database keeps addresses unique among live lines, so this is a
+		// freed extension reused in the same change (3 → 4 France, 1 → 0
+		// World), applied before the old line's removal: routine, not a fault.
+		r.log.Info("sip address moved to another line", "domain", c.Domain, "username", c.Username, "line", c.ID)
 		old.mu.Lock()
 		old.aor = ""
 		old.mu.Unlock()
