@@ -440,8 +440,9 @@ func (rc *recorder) write(lines []pendingLine) {
 	for i, pl := range lines {
 		ids[i], revs[i] = pl.cfg.ID, pl.cfg.Revision
 	}
-	if _, err := r.pool.Exec(rc.ctx, `UPDATE lines l SET applied_revision = greatest(l.applied_revision, v.rev), apply_error = ''
-		FROM unnest($1::uuid[], $2::bigint[]) AS v(id, rev) WHERE l.id = v.id`, ids, revs); err != nil {
+	now := r.svc.clock.Now()
+	if _, err := r.pool.Exec(rc.ctx, `UPDATE lines l SET applied_revision = greatest(l.applied_revision, v.rev), apply_error = '', applied_at = $3
+		FROM unnest($1::uuid[], $2::bigint[]) AS v(id, rev) WHERE l.id = v.id`, ids, revs, now); err != nil {
 		r.errs.WithLabelValues("database").Add(float64(len(lines)))
 		if rc.ctx.Err() == nil {
 			r.log.Warn("record applied revisions", "lines", len(lines), "err", err)
@@ -451,7 +452,6 @@ func (rc *recorder) write(lines []pendingLine) {
 	// Only a change committed and not yet applied has a lag; a resync's
 	// repair of a line applied long ago (Asterisk lost or altered it) is
 	// counted in pbxd_reconcile_drift_repaired_total instead.
-	now := r.svc.clock.Now()
 	for _, pl := range lines {
 		if pl.pending {
 			r.applied.Inc()
