@@ -31,6 +31,7 @@ type Line struct {
 	Device       *string       `json:"device_mac"`
 	PBXSynced    bool          `json:"pbx_synced"`
 	ApplyError   string        `json:"apply_error,omitempty"` // why the PBX refused the last apply
+	AppliedAt    *time.Time    `json:"applied_at"`            // last revision recorded as applied (nil: never)
 	CreatedAt    time.Time     `json:"created_at"`
 	RegisteredAt *time.Time    `json:"registration_updated_at,omitempty"`
 
@@ -111,7 +112,7 @@ func freeExtensions(ctx context.Context, tx pgx.Tx, acct Account, n int) ([]int,
 }
 
 const lineCols = `l.id, l.account_id, l.extension, l.package_code, a.sip_domain, l.sip_username, l.caller_id, l.state,
-	l.reg_contacts, l.revision = l.applied_revision, l.apply_error, l.created_at, l.reg_updated_at,
+	l.reg_contacts, l.revision = l.applied_revision, l.apply_error, l.applied_at, l.created_at, l.reg_updated_at,
 	(SELECT d.mac FROM device_lines dl JOIN devices d ON d.id = dl.device_id WHERE dl.line_id = l.id),
 	coalesce((SELECT array_agg(n.e164 ORDER BY n.e164) FROM numbers n WHERE n.line_id = l.id), '{}'),
 	coalesce((SELECT n.e164 FROM numbers n WHERE n.line_id = l.id AND n.caller_id LIMIT 1), '')`
@@ -120,7 +121,7 @@ func scanLine(row pgx.Row) (Line, error) {
 	var l Line
 	var contacts []byte
 	err := row.Scan(&l.ID, &l.AccountID, &l.Extension, &l.Package, &l.SIPDomain, &l.SIPUsername, &l.CallerID, &l.State,
-		&contacts, &l.PBXSynced, &l.ApplyError, &l.CreatedAt, &l.RegisteredAt, &l.Device, &l.Numbers, &l.CallerIDNumber)
+		&contacts, &l.PBXSynced, &l.ApplyError, &l.AppliedAt, &l.CreatedAt, &l.RegisteredAt, &l.Device, &l.Numbers, &l.CallerIDNumber)
 	if err != nil {
 		return l, err
 	}

@@ -116,6 +116,55 @@ func (r *Reconciler) prepare(ctx context.Context, batch []pendingLine, isNew fun
 	}
 }
 
+// prepareMax bounds how many pending new lines one Prepare gets.
+const prepareMax = 50000
+
+// prepareAhead calls the backend's Prepare, before the first batch of an
+// ApplyPending pass, with every pending line the PBX never held (up to
+// prepareMax), not only the batch's: Asterisk runs each new AOR's
+// bookkeeping later, on its own queue, and then reads every endpoint that
+// exists by then, so AORs created batch by batch (1,000 lines each) still
+// find the earlier batches' endpoints; created all at once, before any
+// endpoint, they find none. prepared holds the lines prepared during this
+// pass, which are not prepared again.
+func (r *Reconciler) prepareAhead(ctx context.Context, batch []pendingLine, prepared map[string]bool) {
+	p, ok := r.backend.(Preparer)
+	if !ok {
+		return
+	}
+	n := 0
+	for _, pl := range batch {
+		if !pl.deleted && pl.firstApply && !prepared[pl.cfg.ID] {
+			n++
+		}
+	}
+	if n < prepareMin {
+		return
+	}
+	rows, err := r.pool.Query(ctx, `SELECT `+desiredCols+` FROM lines l
+		JOIN accounts a ON a.id = l.account_id JOIN packages p ON p.code = l.package_code
+		WHERE l.applied_revision = 0 AND l.revision > 0 AND l.state <> 'deleted' ORDER BY l.changed_at LIMIT $1`, prepareMax)
+	if err != nil {
+		r.log.Debug("read new lines to prepare", "err", err)
+		return
+	}
+	all, err := r.scanDesired(rows)
+	if err != nil {
+		r.log.Debug("read new lines to prepare", "err", err)
+		return
+	}
+	var lines []pbx.LineConfig
+	for _, pl := range all {
+		if !prepared[pl.cfg.ID] {
+			prepared[pl.cfg.ID] = true
+			lines = append(lines, pl.cfg)
+		}
+	}
+	if err := p.Prepare(ctx, lines); err != nil && ctx.Err() == nil {
+		r.log.Debug("prepare new lines", "lines", len(lines), "err", err)
+	}
+}
+
 // NewReconciler builds a reconciler for backend.
 func (s *Service) NewReconciler(backend pbx.Backend, o ReconcilerOptions) *Reconciler {
 	if o.Concurrency < 1 {
@@ -374,6 +423,7 @@ func (r *Reconciler) scanDesired(rows pgx.Rows) ([]pendingLine, error) {
 // retry. It returns when the next retry is due (zero: none waiting).
 func (r *Reconciler) ApplyPending(ctx context.Context) (time.Time, error) {
 	var nextRetry time.Time
+	prepared := map[string]bool{}
 	for {
 		rows, err := r.pool.Query(ctx, `SELECT `+desiredCols+` FROM lines l
 			JOIN accounts a ON a.id = l.account_id JOIN packages p ON p.code = l.package_code
@@ -402,6 +452,7 @@ func (r *Reconciler) ApplyPending(ctx context.Context) (time.Time, error) {
 		if len(todo) == 0 {
 			return nextRetry, nil
 		}
+		r.prepareAhead(ctx, todo, prepared)
 		progress := r.applyAll(ctx, todo)
 		if ctx.Err() != nil {
 			return nextRetry, ctx.Err()
@@ -416,7 +467,6 @@ func (r *Reconciler) ApplyPending(ctx context.Context) (time.Time, error) {
 // applyAll applies lines with bounded concurrency and returns how many
 // succeeded.
 func (r *Reconciler) applyAll(ctx context.Context, lines []pendingLine) int {
-	r.prepare(ctx, lines, func(pl pendingLine) bool { return pl.firstApply })
 	var g errgroup.Group
 	g.SetLimit(r.o.Concurrency)
 	rec := r.newRecorder(ctx)
@@ -487,8 +537,9 @@ func (rc *recorder) write(lines []pendingLine) {
 	for i, pl := range lines {
 		ids[i], revs[i] = pl.cfg.ID, pl.cfg.Revision
 	}
-	if _, err := r.pool.Exec(rc.ctx, `UPDATE lines l SET applied_revision = greatest(l.applied_revision, v.rev), apply_error = ''
-		FROM unnest($1::uuid[], $2::bigint[]) AS v(id, rev) WHERE l.id = v.id`, ids, revs); err != nil {
+	now := r.svc.clock.Now()
+	if _, err := r.pool.Exec(rc.ctx, `UPDATE lines l SET applied_revision = greatest(l.applied_revision, v.rev), apply_error = '', applied_at = $3
+		FROM unnest($1::uuid[], $2::bigint[]) AS v(id, rev) WHERE l.id = v.id`, ids, revs, now); err != nil {
 		r.errs.WithLabelValues("database").Add(float64(len(lines)))
 		if rc.ctx.Err() == nil {
 			r.log.Warn("record applied revisions", "lines", len(lines), "err", err)
@@ -498,7 +549,6 @@ func (rc *recorder) write(lines []pendingLine) {
 	// Only a change committed and not yet applied has a lag; a resync's
 	// repair of a line applied long ago (Asterisk lost or altered it) is
 	// counted in pbxd_reconcile_drift_repaired_total instead.
-	now := r.svc.clock.Now()
 	for _, pl := range lines {
 		if pl.pending {
 			r.applied.Inc()

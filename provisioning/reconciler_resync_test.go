@@ -178,3 +178,32 @@ func TestBigNewBatchesArePrepared(t *testing.T) {
 		t.Errorf("prepared %d batches (first of %d lines), late %v; want one of the 120 new lines, before their applies", len(pp.prepared), n, pp.late)
 	}
 }
+
+// An order bigger than one batch (1,000 lines) is prepared whole before
+// any of its lines is applied: Asterisk then creates every AOR before any
+// endpoint, not batch by batch.
+func TestBigOrdersArePreparedWhole(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	acct, err := b.svc.CreateAccount(t.Context(), "test", provisioning.NewAccount{Name: "Big", SIPDomain: "big.example.net", Currency: "EUR",
+		Timezone: "Europe/Paris", PaymentMode: "invoice", SeatPreference: "auto_purchase", ExtFirst: 10000, ExtLast: 19999})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.acct = acct.ID
+	b.order(t, 2500)
+	pp := &preparingPBX{fakePBX: b.fake}
+	rec := b.svc.NewReconciler(pp, provisioning.ReconcilerOptions{Concurrency: 4, ResyncInterval: time.Hour,
+		Registry: prometheus.NewRegistry(), Logger: slog.New(slog.DiscardHandler)})
+	run(t, rec)
+	eventually(t, "2,500 lines", func() bool { return len(b.fake.snapshot()) == 2500 })
+	pp.mu.Lock()
+	defer pp.mu.Unlock()
+	var sizes []int
+	for _, p := range pp.prepared {
+		sizes = append(sizes, len(p))
+	}
+	if len(sizes) != 1 || sizes[0] != 2500 || pp.late {
+		t.Errorf("prepared batches of %v lines, late %v; want one Prepare of all 2,500 before any apply", sizes, pp.late)
+	}
+}

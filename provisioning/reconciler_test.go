@@ -84,13 +84,15 @@ type bundle struct {
 	acct string
 }
 
-func setup(t testing.TB) bundle {
+func setup(t testing.TB) bundle { return setupClock(t, clock.Real{}) }
+
+func setupClock(t testing.TB, clk clock.Clock) bundle {
 	t.Helper()
 	pool := storetest.NewPool(t)
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
 	reg := prometheus.NewRegistry()
-	svc, err := provisioning.New(provisioning.Options{Pool: pool, Clock: clock.Real{}, SecretKey: key, Logger: slog.New(slog.DiscardHandler), Registry: reg})
+	svc, err := provisioning.New(provisioning.Options{Pool: pool, Clock: clk, SecretKey: key, Logger: slog.New(slog.DiscardHandler), Registry: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,6 +164,59 @@ func TestReconcilerAppliesChanges(t *testing.T) {
 	eventually(t, "1 line left", func() bool { return len(b.fake.snapshot()) == 1 })
 	if _, ok := b.fake.snapshot()[res.LinesCreated[0].ID]; !ok {
 		t.Fatal("the oldest line should stay (the most recently created go first)")
+	}
+}
+
+// Each line shows when a revision of it was last applied, by the daemon's
+// clock: nothing before the first apply, then the time of each apply.
+func TestLinesShowAppliedAt(t *testing.T) {
+	t.Parallel()
+	t0 := time.Date(2026, 11, 16, 10, 0, 0, 0, time.UTC)
+	clk := clock.NewTest(t0)
+	b := setupClock(t, clk)
+	b.order(t, 2)
+	appliedAt := func() map[int]*time.Time {
+		lines, err := b.svc.Lines(t.Context(), b.acct)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[int]*time.Time{}
+		for _, l := range lines {
+			out[l.Extension] = l.AppliedAt
+		}
+		return out
+	}
+	for ext, at := range appliedAt() {
+		if at != nil {
+			t.Fatalf("line %d applied at %v before the reconciler ran", ext, at)
+		}
+	}
+	run(t, b.rec)
+	eventually(t, "2 lines applied", func() bool {
+		at := appliedAt()
+		return at[100] != nil && at[101] != nil
+	})
+	for ext, at := range appliedAt() {
+		if !at.Equal(t0) {
+			t.Errorf("line %d applied at %v, want %v (the daemon's clock)", ext, at, t0)
+		}
+	}
+	if err := clk.Advance(time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	lines, err := b.svc.Lines(t.Context(), b.acct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.svc.ResetPassword(t.Context(), "test", b.acct, lines[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the changed line applied again", func() bool {
+		at := appliedAt()[lines[0].Extension]
+		return at != nil && at.Equal(t0.Add(time.Hour))
+	})
+	if at := appliedAt()[lines[1].Extension]; !at.Equal(t0) {
+		t.Errorf("unchanged line applied at %v, want %v", at, t0)
 	}
 }
 

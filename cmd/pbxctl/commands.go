@@ -48,7 +48,7 @@ func (c *cli) dispatch(args []string) error {
 		if err != nil {
 			return err
 		}
-		return c.list("/v1/accounts/"+id+"/lines", "lines", []string{"extension", "package", "sip_username", "sip_domain", "state", "registered", "contacts", "pbx_synced", "apply_error", "device_mac", "id"})
+		return c.list("/v1/accounts/"+id+"/lines", "lines", []string{"extension", "package", "sip_username", "sip_domain", "state", "registered", "contacts", "pbx_synced", "applied_at", "apply_error", "device_mac", "id"})
 	case cmd == "line" && sub == "password":
 		fs := flag.NewFlagSet("line password", flag.ContinueOnError)
 		reset := fs.Bool("reset", false, "generate a new password")

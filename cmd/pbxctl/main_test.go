@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pbxd/pbxd/internal/app/apptest"
 )
@@ -45,8 +46,16 @@ func TestPbxctlWalkThrough(t *testing.T) {
 		t.Fatalf("confirm: %s", out)
 	}
 	out, code = ctl(t, d, "lines", "list", acct.ID)
-	if code != 0 || strings.Count(out, "acme.voip.example.net") != 3 {
+	if code != 0 || strings.Count(out, "acme.voip.example.net") != 3 || !strings.Contains(out, "APPLIED_AT") {
 		t.Fatalf("lines list: %s", out)
+	}
+	// Once the reconciler applied them, each line shows when (the daemon's
+	// test clock, 2026-11-16).
+	for deadline := time.Now().Add(10 * time.Second); strings.Count(out, "2026-11-16T") != 3; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("lines list never showed the applied time of the 3 lines: %s", out)
+		}
+		out, _ = ctl(t, d, "lines", "list", acct.ID)
 	}
 	var line struct{ ID string }
 	if out, code := ctl(t, d, "-o", "json", "lines", "list", acct.ID); code != 0 {

@@ -12,11 +12,13 @@ import (
 // Prepare creates the auth and aor objects of lines about to be applied
 // for the first time, before any of their endpoints. Asterisk (res_pjsip
 // pjsip_options) reads every endpoint of the node each time an AOR is
-// created, so pushing a big batch line by line costs it time in the square
-// of the batch (10,000 lines: minutes, with thousands of tasks queued on
-// its sorcery serializers); with the AORs first, each finds the endpoints
-// the node had before the batch, and creating an endpoint only looks up
-// its own AORs. The lines' Apply follows and creates the endpoints (their
+// created (later, on its sorcery serializer: it finds the endpoints that
+// exist when its turn comes), so pushing a big batch line by line costs it
+// time in the square of the batch (10,000 lines: 8 minutes, with thousands
+// of tasks queued on its sorcery serializers); with every AOR first, each
+// finds the endpoints the node had before, and creating an endpoint only
+// looks up its own AORs (10,000 lines: 48 s, nothing queued). The
+// reconciler gives it every pending new line at once, not one batch. The lines' Apply follows and creates the endpoints (their
 // auth and aor, already right, are not written again). Errors are left to
 // that Apply; Prepare reports the first only for information.
 func (b *Backend) Prepare(ctx context.Context, lines []pbx.LineConfig) error {
