@@ -50,6 +50,7 @@ func (p *Portal) routes() {
 	p.route("POST", "/users/{user}/delete", true, p.deleteUser)
 	p.mux.Handle("POST /portal/accounts/{acct}/status", p.wrap(true, p.accountStatus))
 	p.requestRoutes()
+	p.numberRoutes()
 }
 
 // accountStatus suspends or resumes the account (operator only).
@@ -394,10 +395,25 @@ func (p *Portal) choosePaymentMethod(q *rq) error {
 }
 
 // requestOf rebuilds an order from what its preview promised: the target
-// quantities and cycles, the lines named to go, the swaps.
+// quantities and cycles, the lines named to go, the swaps, the numbers
+// ordered or released (their add-on's quantity follows from them: the
+// service refuses it set directly).
 func requestOf(pv provisioning.Preview) provisioning.ChangeRequest {
 	req := provisioning.ChangeRequest{Swaps: pv.Swaps}
+	byNumbers := map[string]bool{}
+	for _, n := range pv.Numbers {
+		byNumbers[n.Addon] = true
+		if n.Action == "release" {
+			req.ReleaseNumbers = append(req.ReleaseNumbers, n.Number)
+			req.ReleaseEffective = n.Effective
+			continue
+		}
+		req.Numbers = append(req.Numbers, provisioning.NumberOrder{Number: n.Number, Prefix: n.Prefix, Quantity: n.Quantity, Addon: n.Addon})
+	}
 	for _, it := range pv.Items {
+		if byNumbers[it.Package] {
+			continue
+		}
 		ci := provisioning.ChangeItem{Package: it.Package, Quantity: it.To, Cycle: it.Cycle}
 		for _, l := range it.LinesRemoved {
 			ci.RemoveLines = append(ci.RemoveLines, l.ID)

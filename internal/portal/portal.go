@@ -45,6 +45,7 @@ type Provisioning interface {
 	SetAccountStatus(ctx context.Context, actor, accountID string, suspend bool) (provisioning.Account, error)
 	SetSeatPreference(ctx context.Context, actor, accountID, pref string) (provisioning.Account, error)
 	requestService
+	numberService
 }
 
 // Billing is what the portal uses of the billing service.
