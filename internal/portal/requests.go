@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/pbxd/pbxd/internal/fault"
 	"github.com/pbxd/pbxd/provisioning"
@@ -131,6 +132,13 @@ func (p *Portal) contact(q *rq) error {
 // "details" is the text of an "other" request and the reason of the rest;
 // the other fields are read only for the kinds that take them.
 func detailsFromForm(kind string, f url.Values) (json.RawMessage, error) {
+	for k, vs := range f {
+		for _, v := range vs {
+			if !utf8.ValidString(v) {
+				return nil, fault.New(fault.Invalid, k, "%s is not valid UTF-8 text", k)
+			}
+		}
+	}
 	text := strings.TrimSpace(f.Get("details"))
 	if len(text) > 4000 {
 		return nil, fault.New(fault.Invalid, "details", "details are at most 4000 characters")
