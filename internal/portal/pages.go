@@ -43,14 +43,14 @@ func (p *Portal) routes() {
 	p.route("GET", "/billing", true, p.billingPage)
 	p.route("POST", "/billing", true, p.seats)
 	p.route("POST", "/billing/level", true, p.planLevel)
-	p.route("GET", "/contact", false, p.contactForm)
-	p.route("POST", "/contact", false, p.contact)
 	p.route("POST", "/locale", false, p.setLocale)
 	p.route("GET", "/users", true, p.usersPage)
 	p.route("POST", "/users", true, p.addUser)
 	p.route("POST", "/users/{user}/role", true, p.setUserRole)
 	p.route("POST", "/users/{user}/delete", true, p.deleteUser)
 	p.mux.Handle("POST /portal/accounts/{acct}/status", p.wrap(true, p.accountStatus))
+	p.requestRoutes()
+	p.numberRoutes()
 }
 
 // accountStatus suspends or resumes the account (operator only).
@@ -65,7 +65,7 @@ func (p *Portal) accountStatus(q *rq) error {
 	return nil
 }
 
-// audit records a portal-only action (sign-in, a contact request) in the
+// audit records a portal-only action (a sign-in) in the
 // audit log; service actions audit themselves.
 func (p *Portal) audit(ctx context.Context, actor, accountID, action, object string, details map[string]any) {
 	err := store.InTx(ctx, p.o.Pool, func(tx pgx.Tx) error {
@@ -101,6 +101,7 @@ type packagesPage struct {
 	TotalLines int
 	Confirmed  bool
 	InvoiceID  string
+	Pending    pending
 }
 
 func (p *Portal) myPackages(q *rq) error {
@@ -121,6 +122,9 @@ func (p *Portal) myPackages(q *rq) error {
 	if q.canManage() {
 		pg.Packages = pkgs
 		pg.TotalLines = len(all)
+		if pg.Pending, err = p.pending(q); err != nil {
+			return err
+		}
 	} else {
 		pg.TotalLines = len(pg.Lines)
 	}
@@ -187,8 +191,8 @@ func (p *Portal) modifyData(q *rq) (modifyPage, map[string]provisioning.PackageV
 	}
 	slices.SortFunc(pg.Lines, func(a, b provisioning.Line) int { return a.Extension - b.Extension })
 	for _, c := range cat {
-		if c.Currency != q.acct.Currency {
-			continue
+		if c.Currency != q.acct.Currency || c.Kind == "hardware" {
+			continue // phones are bought, not subscribed
 		}
 		pg.Names[c.Code] = c.Name
 		pg.Catalog = append(pg.Catalog, c)
@@ -391,10 +395,25 @@ func (p *Portal) choosePaymentMethod(q *rq) error {
 }
 
 // requestOf rebuilds an order from what its preview promised: the target
-// quantities and cycles, the lines named to go, the swaps.
+// quantities and cycles, the lines named to go, the swaps, the numbers
+// ordered or released (their add-on's quantity follows from them: the
+// service refuses it set directly).
 func requestOf(pv provisioning.Preview) provisioning.ChangeRequest {
 	req := provisioning.ChangeRequest{Swaps: pv.Swaps}
+	byNumbers := map[string]bool{}
+	for _, n := range pv.Numbers {
+		byNumbers[n.Addon] = true
+		if n.Action == "release" {
+			req.ReleaseNumbers = append(req.ReleaseNumbers, n.Number)
+			req.ReleaseEffective = n.Effective
+			continue
+		}
+		req.Numbers = append(req.Numbers, provisioning.NumberOrder{Number: n.Number, Prefix: n.Prefix, Quantity: n.Quantity, Addon: n.Addon})
+	}
 	for _, it := range pv.Items {
+		if byNumbers[it.Package] {
+			continue
+		}
 		ci := provisioning.ChangeItem{Package: it.Package, Quantity: it.To, Cycle: it.Cycle}
 		for _, l := range it.LinesRemoved {
 			ci.RemoveLines = append(ci.RemoveLines, l.ID)
@@ -440,6 +459,7 @@ func (p *Portal) invoicePDF(q *rq) error {
 type accountPage struct {
 	Summary billing.Summary
 	Lines   int64
+	Pending pending
 }
 
 func (p *Portal) accountSummary(q *rq) error {
@@ -447,7 +467,11 @@ func (p *Portal) accountSummary(q *rq) error {
 	if err != nil {
 		return err
 	}
-	return p.render(q, "account", accountPage{Summary: sum})
+	pend, err := p.pending(q)
+	if err != nil {
+		return err
+	}
+	return p.render(q, "account", accountPage{Summary: sum, Pending: pend})
 }
 
 func (p *Portal) seatPreference(q *rq) error {
@@ -532,13 +556,13 @@ func (p *Portal) planRows(q *rq) ([]planRow, error) {
 			r.Sub = &v
 		}
 		for _, cy := range c.Cycles {
-			months := 1
-			if cy.Cycle == "annual" {
-				months = 12
+			months := billing.Cycle(cy.Cycle).Months()
+			if months == 0 {
+				continue // a cycle this portal cannot bill
 			}
 			unit := p.o.PeriodPrice(c, cy.Cycle)
 			r.Offers = append(r.Offers, cycleOffer{Cycle: cy.Cycle, Discount: strconv.FormatFloat(float64(cy.DiscountBP)/100, 'f', -1, 64),
-				Unit: unit, Months: months, PerMonth: billing.MulDivRound(unit, 1, int64(months))})
+				Unit: unit, Months: months, PerMonth: billing.PerMonth(unit, billing.Cycle(cy.Cycle))})
 		}
 		rows = append(rows, r)
 	}
@@ -700,36 +724,6 @@ func (p *Portal) planLevel(q *rq) error {
 		req.Swaps = append(req.Swaps, provisioning.Swap{Line: l.ID, Package: to})
 	}
 	return p.preview(q, req)
-}
-
-// requestKinds are the kinds of DESIGN.md §10's requests.
-var requestKinds = []string{"cancel_all", "downgrade", "remove_addon", "remove_number", "port_in", "port_out", "change_owner", "other"}
-
-type contactPage struct {
-	Kinds   []string
-	Kind    string
-	Details string
-	Sent    bool
-}
-
-func (p *Portal) contactForm(q *rq) error {
-	return p.render(q, "contact", contactPage{Kinds: requestKinds, Kind: q.r.URL.Query().Get("kind"), Details: q.r.URL.Query().Get("details"), Sent: q.r.URL.Query().Get("sent") != ""})
-}
-
-// contact records a "Get in touch" request. The requests workflow (states,
-// operator handling) is another issue; until it lands, a request is kept in
-// the audit log as portal.request, where the operator reads it.
-func (p *Portal) contact(q *rq) error {
-	kind, details := q.r.PostFormValue("kind"), strings.TrimSpace(q.r.PostFormValue("details"))
-	if !slices.Contains(requestKinds, kind) {
-		return fault.New(fault.Invalid, "kind", "kind must be one of %s", strings.Join(requestKinds, ", "))
-	}
-	if len(details) > 4000 {
-		return fault.New(fault.Invalid, "details", "details are at most 4000 characters")
-	}
-	p.audit(q.ctx(), q.actor(), q.acct.ID, "portal.request", kind, map[string]any{"kind": kind, "details": details})
-	http.Redirect(q.w, q.r, q.base+"/contact?sent=1", http.StatusSeeOther)
-	return nil
 }
 
 func (p *Portal) setLocale(q *rq) error {

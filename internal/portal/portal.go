@@ -44,6 +44,8 @@ type Provisioning interface {
 	ConfirmChange(ctx context.Context, actor, changeID, accountScope string) (provisioning.ConfirmResult, error)
 	SetAccountStatus(ctx context.Context, actor, accountID string, suspend bool) (provisioning.Account, error)
 	SetSeatPreference(ctx context.Context, actor, accountID, pref string) (provisioning.Account, error)
+	requestService
+	numberService
 }
 
 // Billing is what the portal uses of the billing service.
@@ -114,10 +116,10 @@ func New(o Options) (*Portal, error) {
 	}
 	for _, n := range names {
 		base := strings.TrimSuffix(strings.TrimPrefix(n, "templates/"), ".html")
-		if base == "layout" {
-			continue
+		if base == "layout" || strings.HasPrefix(base, "_") {
+			continue // the layout and partials (_*.html) go with every page
 		}
-		t, err := template.New(base).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", n)
+		t, err := template.New(base).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/_*.html", n)
 		if err != nil {
 			return nil, fmt.Errorf("portal template %s: %w", n, err)
 		}

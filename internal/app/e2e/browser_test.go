@@ -262,6 +262,39 @@ func TestPortalSeedStoryInChromium(t *testing.T) {
 		t.Errorf("newest invoice row = %q", got)
 	}
 	screenshot(t, ctx, "invoices")
+
+	// Get in touch files a service request, listed with its state; the
+	// operator's answer appears beside it.
+	click(t, ctx, `nav a[href$="/contact"]`)
+	run(t, ctx, "fill the request", chromedp.SetValue("#kind", "other", chromedp.ByQuery),
+		chromedp.SendKeys("#details", "Please call me about a fax line.", chromedp.ByQuery))
+	click(t, ctx, "#send-request")
+	if got := text(t, ctx, ".flash"); !strings.HasPrefix(got, "Thank you: your request is filed.") {
+		t.Errorf("after sending: %q", got)
+	}
+	if got := text(t, ctx, "#request-list tbody tr:first-child"); !strings.Contains(got, "Something else Please call me about a fax line. Open") {
+		t.Errorf("request row = %q", got)
+	}
+	reqs := accountRequests(t, d, acct)
+	if len(reqs) != 1 || reqs[0].Kind != "other" || reqs[0].State != "open" {
+		t.Fatalf("requests after Get in touch: %+v", reqs)
+	}
+	decideRequest(t, d, reqs[0].ID, "reject", map[string]any{"comment": "We do not sell fax lines."})
+	run(t, ctx, "reload", chromedp.Reload())
+	if got := text(t, ctx, "#request-list tbody tr:first-child"); !strings.Contains(got, "Rejected") || !strings.Contains(got, "Our team · Rejected: We do not sell fax lines.") {
+		t.Errorf("rejected request row = %q", got)
+	}
+	// My packages' button asks for the cancellation of everything.
+	click(t, ctx, `nav a[href="/portal/"]`)
+	click(t, ctx, "#cancel-all button")
+	if got := text(t, ctx, "#request-list tbody tr:first-child"); !strings.Contains(got, "Cancel all telephone packages") || !strings.Contains(got, "Open") {
+		t.Errorf("cancellation request row = %q", got)
+	}
+	screenshot(t, ctx, "requests")
+	click(t, ctx, `nav a[href="/portal/"]`)
+	if got := text(t, ctx, "#cancel-all-requested"); !strings.HasPrefix(got, "You asked to cancel all telephone packages on 16 November 2026") {
+		t.Errorf("My packages after the cancellation request: %q", got)
+	}
 }
 
 // click clicks sel and waits until the page it leads to has loaded: the old

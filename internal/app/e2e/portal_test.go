@@ -291,17 +291,17 @@ func TestPortalRolesCSRFAndIsolation(t *testing.T) {
 		t.Errorf("reveal without CSRF header: %d", st)
 	}
 
-	// A member may ask for something: the request is kept (audit log, until
-	// the requests workflow lands) with the member as actor.
-	m.get("/portal/contact?kind=port_in")
-	if st, loc, _ := m.post("/portal/contact", url.Values{"kind": {"port_in"}, "details": {"+33 1 23 45 67 89"}}); st != http.StatusSeeOther || loc != "/portal/contact?sent=1" {
+	// A member may ask for something: a service request (the API's) with
+	// the member as its author.
+	m.get("/portal/contact")
+	if st, loc, _ := m.post("/portal/contact", url.Values{"kind": {"other"}, "details": {"+33 1 23 45 67 89"}}); st != http.StatusSeeOther || loc != "/portal/contact?sent=1" {
 		t.Errorf("contact: %d %q", st, loc)
 	}
 	if st, _, _ := m.post("/portal/contact", url.Values{"kind": {"bribe"}}); st != http.StatusUnprocessableEntity {
 		t.Errorf("contact with an unknown kind: %d", st)
 	}
 	var details string
-	_ = d.App.Pool().QueryRow(t.Context(), `SELECT details->>'details' FROM audit_log WHERE action = 'portal.request' AND account_id = $1 AND actor LIKE 'user:%'`, acct).Scan(&details)
+	_ = d.App.Pool().QueryRow(t.Context(), `SELECT details->>'text' FROM service_requests WHERE kind = 'other' AND account_id = $1 AND created_by LIKE 'user:%'`, acct).Scan(&details)
 	if details != "+33 1 23 45 67 89" {
 		t.Errorf("stored request details = %q", details)
 	}
