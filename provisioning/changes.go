@@ -383,7 +383,13 @@ func (s *Service) renewDue(ctx context.Context, accountID string) error {
 	if s.biller == nil || uuid.Validate(accountID) != nil {
 		return nil
 	}
-	if err := s.biller.RenewDue(ctx, accountID, s.clock.Now()); err != nil {
+	// As the renewal job does: period-end decreases first, so the renewal
+	// bills the new quantities.
+	now := s.clock.Now()
+	if _, err := s.applyDueScheduled(ctx, now, accountID); err != nil {
+		return fmt.Errorf("apply scheduled changes before renewing: %w", err)
+	}
+	if err := s.biller.RenewDue(ctx, accountID, now); err != nil {
 		return fmt.Errorf("renew before the change: %w", err)
 	}
 	return nil

@@ -259,7 +259,14 @@ func (s *Service) CancelScheduled(ctx context.Context, actor, accountID, id stri
 // concurrently and twice: a change is claimed under a row lock and applied
 // once.
 func (s *Service) ApplyScheduledChanges(ctx context.Context, now time.Time) (int, error) {
-	rows, err := s.pool.Query(ctx, `SELECT id FROM scheduled_changes WHERE state = 'pending' AND effective_at <= $1 ORDER BY effective_at, id`, now)
+	return s.applyDueScheduled(ctx, now, "")
+}
+
+// applyDueScheduled is ApplyScheduledChanges for one account, or for all
+// when accountID is "".
+func (s *Service) applyDueScheduled(ctx context.Context, now time.Time, accountID string) (int, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id FROM scheduled_changes WHERE state = 'pending' AND effective_at <= $1
+		AND ($2 = '' OR account_id::text = $2) ORDER BY effective_at, id`, now, accountID)
 	if err != nil {
 		return 0, fmt.Errorf("list due scheduled changes: %w", err)
 	}

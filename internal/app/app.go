@@ -284,6 +284,11 @@ func (a *App) Reconciler() *provisioning.Reconciler { return a.reconciler }
 // Provisioning is the provisioning service (for in-process benchmarks).
 func (a *App) Provisioning() *provisioning.Service { return a.prov }
 
+// TestClock is the settable clock when test_clock is on, else nil. Setting
+// it directly moves time without running the jobs that became due (the
+// API's test clock runs them), for tests of what happens in between.
+func (a *App) TestClock() *clock.Test { return a.testClock }
+
 // Pool exposes the database to in-process tests.
 func (a *App) Pool() *pgxpool.Pool { return a.pool }
 

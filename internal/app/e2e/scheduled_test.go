@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pbxd/pbxd/internal/app/apptest"
 )
@@ -170,6 +171,35 @@ func TestPeriodEndDecrease(t *testing.T) {
 	}
 	if states["fr-fixed-mobile"] != "applied" || states["world"] != "cancelled" {
 		t.Fatalf("scheduled changes after the period end = %+v", all.Scheduled)
+	}
+}
+
+// A preview made after a period began renews the account first (issue 13);
+// it must apply the account's due period-end decreases first, as the
+// renewal job does, or the renewal bills the old quantity.
+func TestPreviewRenewalAppliesDueDecreasesFirst(t *testing.T) {
+	t.Parallel()
+	d := apptest.Start(t)
+	acct := d.CreateAccount(t, nil)
+	tok := d.Op(t, http.StatusCreated, "POST", "/v1/accounts/"+acct+"/tokens", nil).Map(t)["token"].(string)
+	d.Change(t, acct, map[string]any{"package": "fr-fixed-mobile", "quantity": 3})
+	pv := d.Op(t, http.StatusCreated, "POST", "/v1/accounts/"+acct+"/changes", map[string]any{"items": []map[string]any{
+		{"package": "fr-fixed-mobile", "quantity": 1, "effective": "period_end"}}}).Map(t)
+	d.Op(t, http.StatusOK, "POST", "/v1/changes/"+pv["id"].(string)+"/confirm", nil)
+
+	// Three minutes into December: no job has run since the period began.
+	if err := d.App.TestClock().Set(time.Date(2026, 12, 1, 0, 3, 0, 0, time.FixedZone("CET", 3600))); err != nil {
+		t.Fatal(err)
+	}
+	if r := d.Call(t, tok, "POST", "/v1/accounts/"+acct+"/changes", map[string]any{"items": []map[string]any{
+		{"package": "world", "quantity": 1}}}); r.Status != http.StatusCreated {
+		t.Fatalf("preview in the new period: %d %s", r.Status, r.Body)
+	}
+	if q := renewalQuantity(t, d, acct, "fr-fixed-mobile", "2026-12-01"); q != 1 {
+		t.Fatalf("December renewal made by the preview bills %d France lines, want 1", q)
+	}
+	if n := len(lines(t, d, tok, acct)); n != 1 {
+		t.Fatalf("lines after the period end = %d, want 1", n)
 	}
 }
 
