@@ -34,7 +34,7 @@ func (a *API) deviceRoutes(svc *provisioning.Service) {
 		}
 		w.Header().Set("Cache-Control", "no-store")
 		writeJSON(w, http.StatusCreated, map[string]any{"device": d, "provisioning_secret": secret,
-			"provisioning_user": d.MAC, "note": "the secret is shown once: put https://{mac}:{secret}@{host}/provision/ in the phone"})
+			"provisioning_user": d.MAC, "note": "the secret is shown once; what the phone is given depends on its vendor (README, Phones): e.g. https://{mac}:{secret}@{host}/provision/ for Yealink, Polycom and Grandstream, .../provision/{mac}.xml as Snom's setting_server, .../provision/spa$MA.xml as Cisco's Profile_Rule"})
 		return nil
 	})))
 	a.handle("GET /v1/accounts/{id}/devices", a.authed(func(w http.ResponseWriter, r *http.Request) error {
