@@ -233,7 +233,7 @@ func (r *Reconciler) loop(ctx context.Context) error {
 	}
 	resync := time.NewTimer(first)
 	defer resync.Stop()
-	resyncDone := make(chan bool, 1)
+	resyncDone := make(chan resyncResult, 1)
 	resyncing, again := false, false
 	startResync := func() {
 		if resyncing {
@@ -281,13 +281,19 @@ func (r *Reconciler) loop(ctx context.Context) error {
 			startResync()
 		case <-resync.C:
 			startResync()
-		case ok := <-resyncDone:
+		case res := <-resyncDone:
 			resyncing = false
-			if ok {
+			switch res {
+			case resyncDoneOK:
 				resyncB.reset()
 				resync.Reset(r.o.ResyncInterval)
-			} else {
-				resync.Reset(resyncB.next()) // backend not up yet, or the resync failed: try again soon
+			case resyncNotConnected:
+				// A cheap in-memory check, not a failure: look again soon
+				// without growing the backoff, so a PBX back after a restart
+				// is resynced within a second of reconnecting.
+				resync.Reset(time.Second)
+			default:
+				resync.Reset(resyncB.next()) // the resync failed: try again, backing off
 			}
 			if again {
 				again = false
@@ -297,18 +303,27 @@ func (r *Reconciler) loop(ctx context.Context) error {
 	}
 }
 
-// runResync reports whether a full resync completed.
-func (r *Reconciler) runResync(ctx context.Context) bool {
+// resyncResult is how a full resync attempt ended.
+type resyncResult int
+
+const (
+	resyncDoneOK resyncResult = iota
+	resyncNotConnected
+	resyncFailed
+)
+
+// runResync runs a full resync if the backend is connected.
+func (r *Reconciler) runResync(ctx context.Context) resyncResult {
 	if !r.backend.Connected() {
-		return false
+		return resyncNotConnected
 	}
 	if err := r.Resync(ctx); err != nil {
 		if ctx.Err() == nil {
 			r.log.Warn("full resync", "err", err)
 		}
-		return false
+		return resyncFailed
 	}
-	return true
+	return resyncDoneOK
 }
 
 // listen turns NOTIFY on the lines channel into wake-ups, reconnecting when

@@ -844,6 +844,7 @@ func (n *node) run(ctx context.Context) {
 			n.dropListed() // what a List read before may be gone
 			if err = n.rebuildContacts(ctx); err == nil {
 				lastStart, fresh = start, false
+				n.pace.reset() // writes that failed while it was away wait no longer
 				n.setConnected(true)
 				n.b.m.resyncs.WithLabelValues(n.cfg.Name, reason).Inc()
 				n.b.signalResync()

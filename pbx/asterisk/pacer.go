@@ -71,7 +71,10 @@ func (p *pacer) release(unavailable bool) {
 	p.note(unavailable)
 }
 
-// note records how Asterisk answered a request.
+// note records how Asterisk answered a request. Failures that end inside
+// the current back-off came from requests started before it, the same
+// outage: they do not lengthen it, or the eight writes in flight when
+// Asterisk restarts would push the back-off to its cap at once.
 func (p *pacer) note(unavailable bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -79,6 +82,17 @@ func (p *pacer) note(unavailable bool) {
 		p.fails = 0
 		return
 	}
-	p.until = time.Now().Add(p.backoff(p.fails))
+	now := time.Now()
+	if now.Before(p.until) {
+		return
+	}
+	p.until = now.Add(p.backoff(p.fails))
 	p.fails++
+}
+
+// reset clears the back-off: the node answered its health check again.
+func (p *pacer) reset() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.fails, p.until = 0, time.Time{}
 }
