@@ -34,11 +34,8 @@ func (s *Service) SetDefaultPaymentMethod(ctx context.Context, actor, accountID,
 		if _, err := tx.Exec(ctx, `UPDATE payment_methods SET is_default = (id = $2) WHERE account_id = $1 AND deleted_at IS NULL AND (is_default OR id = $2)`, accountID, id); err != nil {
 			return fmt.Errorf("set default: %w", err)
 		}
-		// As with a new default card: retry the open invoices, even after
-		// the last dunning retry.
-		if _, err := tx.Exec(ctx, `UPDATE dunning d SET next_retry_at = $2, exhausted = false
-			FROM invoices i WHERE i.id = d.invoice_id AND i.account_id = $1 AND i.status = 'open'`, accountID, now); err != nil {
-			return fmt.Errorf("reschedule dunning: %w", err)
+		if err := reopenDunning(ctx, tx, accountID, now); err != nil {
+			return err
 		}
 		return audit(ctx, tx, now, actor, accountID, "payment_method.default", id, nil)
 	})

@@ -87,11 +87,8 @@ func (s *Service) AddPaymentMethod(ctx context.Context, actor, accountID string,
 			if _, err := tx.Exec(ctx, `UPDATE payment_methods SET is_default = false WHERE account_id = $1 AND is_default`, accountID); err != nil {
 				return fmt.Errorf("unset default: %w", err)
 			}
-			// A new card is the customer's answer to dunning: retry the
-			// open invoices at the next pass, even after the last retry.
-			if _, err := tx.Exec(ctx, `UPDATE dunning d SET next_retry_at = $2, exhausted = false
-				FROM invoices i WHERE i.id = d.invoice_id AND i.account_id = $1 AND i.status = 'open'`, accountID, now); err != nil {
-				return fmt.Errorf("reschedule dunning: %w", err)
+			if err := reopenDunning(ctx, tx, accountID, now); err != nil {
+				return err
 			}
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO payment_methods (id, account_id, gateway, token, label, is_default, created_at)
@@ -112,6 +109,17 @@ func (s *Service) AddPaymentMethod(ctx context.Context, actor, accountID string,
 		s.log.Warn("charging overdue invoices with a new card; the dunning job retries", "account", accountID, "err", err)
 	}
 	return pm, nil
+}
+
+// reopenDunning makes a new default method the customer's answer to
+// dunning: the account's open invoices are retried at the next pass, even
+// after the last retry.
+func reopenDunning(ctx context.Context, tx pgx.Tx, accountID string, now time.Time) error {
+	if _, err := tx.Exec(ctx, `UPDATE dunning d SET next_retry_at = $2, exhausted = false
+		FROM invoices i WHERE i.id = d.invoice_id AND i.account_id = $1 AND i.status = 'open'`, accountID, now); err != nil {
+		return fmt.Errorf("reschedule dunning: %w", err)
+	}
+	return nil
 }
 
 // chargeOverdue charges a card account's open invoices with its default
