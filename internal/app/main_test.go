@@ -64,12 +64,8 @@ func TestLifecycleNotifiesSystemd(t *testing.T) {
 	if err := os.WriteFile(cfgFile, []byte("log:\n  level: info\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	signals := make(chan os.Signal, 1)
-	var logs apptest.LogBuffer
-	exit := make(chan int, 1)
-	go func() {
-		exit <- app.Main([]string{"-config", cfgFile}, func(k string) string { return env[k] }, signals, &logs)
-	}()
+	m := startMain([]string{"-config", cfgFile}, env)
+	signals, logs, exit := m.signals, m.logs, m.exit
 
 	expect := func(want string) {
 		t.Helper()
@@ -123,6 +119,20 @@ func TestLifecycleNotifiesSystemd(t *testing.T) {
 	t.Logf("shutdown took %s", time.Since(start))
 }
 
+// mainRun is app.Main running in the background, as cmd/pbxd runs it.
+type mainRun struct {
+	signals chan os.Signal
+	logs    *apptest.LogBuffer
+	exit    chan int
+}
+
+// startMain runs app.Main with args and env until it is sent SIGTERM.
+func startMain(args []string, env map[string]string) mainRun {
+	m := mainRun{signals: make(chan os.Signal, 1), logs: &apptest.LogBuffer{}, exit: make(chan int, 1)}
+	go func() { m.exit <- app.Main(args, func(k string) string { return env[k] }, m.signals, m.logs) }()
+	return m
+}
+
 // A reload with a broken file leaves the running configuration in place.
 func TestBadReloadKeepsRunning(t *testing.T) {
 	dir := t.TempDir()
@@ -131,18 +141,14 @@ func TestBadReloadKeepsRunning(t *testing.T) {
 		t.Fatal(err)
 	}
 	env := baseEnv(t)
-	signals := make(chan os.Signal, 1)
-	var logs apptest.LogBuffer
-	exit := make(chan int, 1)
-	go func() {
-		exit <- app.Main([]string{"-config", cfgFile}, func(k string) string { return env[k] }, signals, &logs)
-	}()
-	waitFor(t, &logs, "pbxd ready")
+	m := startMain([]string{"-config", cfgFile}, env)
+	signals, logs, exit := m.signals, m.logs, m.exit
+	waitFor(t, logs, "pbxd ready")
 	if err := os.WriteFile(cfgFile, []byte("log:\n  levle: debug\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	signals <- syscall.SIGHUP
-	waitFor(t, &logs, "reload failed")
+	waitFor(t, logs, "reload failed")
 	if !strings.Contains(logs.String(), "unknown key log.levle") {
 		t.Fatalf("the reload error does not name the key:\n%s", logs.String())
 	}
@@ -215,11 +221,9 @@ func TestGeneratedSecretsWarnOnce(t *testing.T) {
 	env := baseEnv(t)
 	delete(env, "PBXD_OPERATOR_TOKEN")
 	for i, want := range []string{"level=WARN msg=\"no operator token configured: generating", "level=INFO msg=\"no operator token configured: using the one"} {
-		signals := make(chan os.Signal, 1)
-		var logs apptest.LogBuffer
-		exit := make(chan int, 1)
-		go func() { exit <- app.Main(nil, func(k string) string { return env[k] }, signals, &logs) }()
-		waitFor(t, &logs, "pbxd ready")
+		m := startMain(nil, env)
+		signals, logs, exit := m.signals, m.logs, m.exit
+		waitFor(t, logs, "pbxd ready")
 		signals <- syscall.SIGTERM
 		if code := <-exit; code != 0 {
 			t.Fatalf("start %d: exit %d:\n%s", i+1, code, logs.String())
@@ -237,18 +241,14 @@ func TestJournalPriorities(t *testing.T) {
 	delete(env, "PBXD_OPERATOR_TOKEN") // generating one is a warning
 	env["JOURNAL_STREAM"] = "8:12345"
 	cfgFile := writeConf(t, "log:\n  level: debug\n")
-	signals := make(chan os.Signal, 1)
-	var logs apptest.LogBuffer
-	exit := make(chan int, 1)
-	go func() {
-		exit <- app.Main([]string{"-config", cfgFile}, func(k string) string { return env[k] }, signals, &logs)
-	}()
-	waitFor(t, &logs, "pbxd ready")
+	m := startMain([]string{"-config", cfgFile}, env)
+	signals, logs, exit := m.signals, m.logs, m.exit
+	waitFor(t, logs, "pbxd ready")
 	if err := os.WriteFile(cfgFile, []byte("log:\n  levle: debug\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	signals <- syscall.SIGHUP
-	waitFor(t, &logs, "reload failed")
+	waitFor(t, logs, "reload failed")
 	signals <- syscall.SIGTERM
 	if code := <-exit; code != 0 {
 		t.Fatalf("exit %d", code)
@@ -270,8 +270,8 @@ func TestJournalPriorities(t *testing.T) {
 	}
 
 	// A configuration error before the logger exists is prefixed too.
-	logs = apptest.LogBuffer{}
-	code := app.Main([]string{"-config", filepath.Join(t.TempDir(), "absent.yaml")}, func(k string) string { return env[k] }, nil, &logs)
+	logs = &apptest.LogBuffer{}
+	code := app.Main([]string{"-config", filepath.Join(t.TempDir(), "absent.yaml")}, func(k string) string { return env[k] }, nil, logs)
 	if code != app.ExitConfig || !strings.HasPrefix(logs.String(), "<3>") {
 		t.Errorf("exit %d, log %q: want %d and a <3> line", code, logs.String(), app.ExitConfig)
 	}
