@@ -8,6 +8,7 @@ import (
 	"net"
 	"runtime"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -323,6 +324,18 @@ func listenUDP(addr string) ([]*net.UDPConn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sip listen udp %s: %w", addr, err)
 	}
+	// Between the probe's close and the shared binds another process may
+	// take a port the kernel chose for us; then choose again. A port the
+	// caller named is never retried: losing it is a real conflict.
+	for try := 0; ; try++ {
+		cs, err := listenUDPOnce(laddr)
+		if err == nil || laddr.Port != 0 || try == 4 || !errors.Is(err, syscall.EADDRINUSE) {
+			return cs, err
+		}
+	}
+}
+
+func listenUDPOnce(laddr *net.UDPAddr) ([]*net.UDPConn, error) {
 	probe, err := net.ListenUDP("udp", laddr)
 	if err != nil {
 		return nil, fmt.Errorf("sip listen udp: %w", err)

@@ -54,7 +54,7 @@ func pendingLines(t *testing.T, d *apptest.Daemon, account string) int {
 
 func waitApplied(t *testing.T, d *apptest.Daemon, account string) {
 	t.Helper()
-	eventually(t, 30*time.Second, "every line applied", func() bool { return pendingLines(t, d, account) == 0 })
+	eventually(t, 90*time.Second, "every line applied", func() bool { return pendingLines(t, d, account) == 0 })
 }
 
 // dialContext is the package's PBX context from the catalog.
