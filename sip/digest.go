@@ -76,27 +76,34 @@ func parseAuthorization(v string) (credentials, error) {
 		s = strings.TrimLeft(s[eq+1:], " \t")
 		var val string
 		if strings.HasPrefix(s, `"`) {
-			var b strings.Builder
-			i, closed := 1, false
+			i, closed, escaped := 1, false, false
 			for i < len(s) {
 				ch := s[i]
 				if ch == '\\' && i+1 < len(s) {
-					b.WriteByte(s[i+1])
+					escaped = true
 					i += 2
 					continue
 				}
 				if ch == '"' {
 					closed = true
-					i++
 					break
 				}
-				b.WriteByte(ch)
 				i++
 			}
 			if !closed {
 				return c, errBadAuthHeader
 			}
-			val, s = b.String(), s[i:]
+			val, s = s[1:i], s[i+1:]
+			if escaped { // rare: copy without the backslashes
+				var b strings.Builder
+				for j := 0; j < len(val); j++ {
+					if val[j] == '\\' && j+1 < len(val) {
+						j++
+					}
+					b.WriteByte(val[j])
+				}
+				val = b.String()
+			}
 		} else {
 			end := strings.IndexAny(s, ", \t")
 			if end < 0 {
@@ -235,7 +242,9 @@ func (n *noncer) check(now time.Time, nonce string, src netip.Addr, realm string
 		return nonceInvalid, time.Time{}
 	}
 	var raw [nonceRawLen]byte
-	if k, err := base64.RawURLEncoding.Decode(raw[:], []byte(nonce)); err != nil || k != nonceRawLen {
+	var enc [nonceLen]byte
+	copy(enc[:], nonce) // on the stack, unlike []byte(nonce)
+	if k, err := base64.RawURLEncoding.Decode(raw[:], enc[:]); err != nil || k != nonceRawLen {
 		return nonceInvalid, time.Time{}
 	}
 	var want [nonceMACLen]byte
@@ -257,6 +266,12 @@ func (n *noncer) check(now time.Time, nonce string, src netip.Addr, realm string
 // digestResponse computes the RFC 7616 qop=auth response from the stored
 // hex HA1. alg is algMD5 or algSHA256.
 func digestResponse(alg, ha1, method, uri, nonce, nc, cnonce, qop string) string {
+	var out [sha256.Size * 2]byte
+	return string(appendDigestResponse(out[:0], alg, ha1, method, uri, nonce, nc, cnonce, qop))
+}
+
+// appendDigestResponse appends digestResponse's hex digest to dst.
+func appendDigestResponse(dst []byte, alg, ha1, method, uri, nonce, nc, cnonce, qop string) []byte {
 	// On the stack for ordinary requests: this runs for every
 	// authenticated REGISTER (and for failures, to cost the same).
 	var buf [512]byte
@@ -268,7 +283,12 @@ func digestResponse(alg, ha1, method, uri, nonce, nc, cnonce, qop string) string
 		b = append(append(b, p...), ':')
 	}
 	b = append(b, ha2Hex...)
-	return hex.EncodeToString(digestSum(alg, b))
+	if alg == algSHA256 {
+		s := sha256.Sum256(b)
+		return hex.AppendEncode(dst, s[:])
+	}
+	s := md5.Sum(b)
+	return hex.AppendEncode(dst, s[:])
 }
 
 // digestSum hashes b with alg (algMD5 or algSHA256).
@@ -282,8 +302,25 @@ func digestSum(alg string, b []byte) []byte {
 }
 
 // equalHex compares two hex digests in constant time, ignoring case.
-func equalHex(a, b string) bool {
-	return len(a) == len(b) && subtle.ConstantTimeCompare([]byte(strings.ToLower(a)), []byte(strings.ToLower(b))) == 1
+func equalHex(a, b string) bool { return equalHexBytes([]byte(a), b) }
+
+// equalHexBytes compares the lower-case hex digest want with got in
+// constant time, ignoring got's case, without allocating.
+func equalHexBytes(want []byte, got string) bool {
+	if len(want) != len(got) {
+		return false
+	}
+	var diff byte
+	for i := range want {
+		diff |= lowerASCII(want[i]) ^ lowerASCII(got[i])
+	}
+	return subtle.ConstantTimeByteEq(diff, 0) == 1
+}
+
+// lowerASCII lower-cases c without branching on it.
+func lowerASCII(c byte) byte {
+	isUpper := byte(subtle.ConstantTimeLessOrEq(int('A'), int(c)) & subtle.ConstantTimeLessOrEq(int(c), int('Z')))
+	return c | isUpper<<5
 }
 
 // parseNC parses the 8-hex-digit nonce count.
