@@ -204,35 +204,50 @@ type noncer struct {
 	secret   []byte
 	lifetime time.Duration
 	ctr      atomic.Uint64
-	macs     sync.Pool
+	macs     sync.Pool // of *macState
+}
+
+// macState is a keyed HMAC and the bytes it hashes, reused: hashing
+// through the hash.Hash interface would move stack buffers to the heap.
+type macState struct {
+	h   hash.Hash
+	in  []byte
+	sum []byte
 }
 
 func newNoncer(secret []byte, lifetime time.Duration, seed uint64) *noncer {
 	n := &noncer{secret: append([]byte(nil), secret...), lifetime: lifetime}
 	n.ctr.Store(seed)
-	n.macs.New = func() any { return hmac.New(sha256.New, n.secret) }
+	n.macs.New = func() any {
+		return &macState{h: hmac.New(sha256.New, n.secret), in: make([]byte, 0, 128), sum: make([]byte, 0, sha256.Size)}
+	}
 	return n
 }
 
 func (n *noncer) mac(dst []byte, head []byte, src netip.Addr, realm string) {
-	m := n.macs.Get().(hash.Hash)
-	m.Reset()
-	m.Write(head)
+	m := n.macs.Get().(*macState)
 	a := src.As16() // zero Addr: all zeros
-	m.Write(a[:])
-	m.Write([]byte(realm))
-	var sum [sha256.Size]byte
-	copy(dst, m.Sum(sum[:0])[:nonceMACLen])
+	m.in = append(append(append(m.in[:0], head...), a[:]...), realm...)
+	m.h.Reset()
+	m.h.Write(m.in)
+	m.sum = m.h.Sum(m.sum[:0])
+	copy(dst, m.sum[:nonceMACLen])
 	n.macs.Put(m)
 }
 
 // mint returns a fresh nonce for realm, issued at now to src.
 func (n *noncer) mint(now time.Time, src netip.Addr, realm string) string {
+	var b [nonceLen]byte
+	return string(n.appendMint(b[:0], now, src, realm))
+}
+
+// appendMint appends a fresh nonce (nonceLen bytes) to dst.
+func (n *noncer) appendMint(dst []byte, now time.Time, src netip.Addr, realm string) []byte {
 	var raw [nonceRawLen]byte
 	binary.BigEndian.PutUint64(raw[0:8], uint64(now.UnixNano()))
 	binary.BigEndian.PutUint64(raw[8:16], n.ctr.Add(1))
 	n.mac(raw[16:], raw[:16], src, realm)
-	return base64.RawURLEncoding.EncodeToString(raw[:])
+	return base64.RawURLEncoding.AppendEncode(dst, raw[:])
 }
 
 // check verifies that nonce was minted by us for realm and src and is not
@@ -277,28 +292,24 @@ func appendDigestResponse(dst []byte, alg, ha1, method, uri, nonce, nc, cnonce, 
 	var buf [512]byte
 	b := append(append(append(buf[:0], method...), ':'), uri...)
 	var ha2 [64]byte
-	ha2Hex := hex.AppendEncode(ha2[:0], digestSum(alg, b))
+	ha2Hex := appendDigestHex(ha2[:0], alg, b)
 	b = buf[:0]
 	for _, p := range [...]string{ha1, nonce, nc, cnonce, qop} {
 		b = append(append(b, p...), ':')
 	}
 	b = append(b, ha2Hex...)
+	return appendDigestHex(dst, alg, b)
+}
+
+// appendDigestHex appends the hex digest of b with alg (algMD5 or
+// algSHA256).
+func appendDigestHex(dst []byte, alg string, b []byte) []byte {
 	if alg == algSHA256 {
 		s := sha256.Sum256(b)
 		return hex.AppendEncode(dst, s[:])
 	}
 	s := md5.Sum(b)
 	return hex.AppendEncode(dst, s[:])
-}
-
-// digestSum hashes b with alg (algMD5 or algSHA256).
-func digestSum(alg string, b []byte) []byte {
-	if alg == algSHA256 {
-		s := sha256.Sum256(b)
-		return s[:]
-	}
-	s := md5.Sum(b)
-	return s[:]
 }
 
 // equalHex compares two hex digests in constant time, ignoring case.

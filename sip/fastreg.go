@@ -181,7 +181,7 @@ func parseFast(s string, q *fastRequest) bool {
 				return false
 			}
 			n, ok := parseUint32(num)
-			if !ok {
+			if !ok || n > 1<<31-1 { // sipgo's bound (RFC 3261 §8.1.1.5)
 				return false
 			}
 			q.cseqRaw, q.cseq, q.cseqMethod = value, n, method
@@ -489,7 +489,7 @@ type regAnswer struct {
 	code   int
 	reason string
 	// 401: one challenge per algorithm.
-	nonce string
+	nonce []byte // in nonceBuf
 	realm string
 	algs  []string
 	stale bool
@@ -500,6 +500,7 @@ type regAnswer struct {
 	date     time.Time
 
 	contactBuf [4]contactOut
+	nonceBuf   [nonceLen]byte
 }
 
 type contactOut struct {
@@ -516,7 +517,7 @@ func (a *regAnswer) reset() {
 // out the challenges after the preferred one (the amplification limit).
 func (a *regAnswer) appendHeaders(b []byte, compact bool) []byte {
 	switch {
-	case a.nonce != "":
+	case len(a.nonce) > 0:
 		for i, alg := range a.algs {
 			if compact && i > 0 {
 				break

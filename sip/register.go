@@ -208,7 +208,7 @@ func (r *Registrar) reply(a *regAnswer, code int, reason, result string) {
 // first it supports).
 func (r *Registrar) challenge(a *regAnswer, realm string, src netip.Addr, now time.Time, stale bool, result string) {
 	r.reply(a, sip.StatusUnauthorized, "Unauthorized", result)
-	a.nonce = r.nonces.mint(now, src, realm)
+	a.nonce = r.nonces.appendMint(a.nonceBuf[:0], now, src, realm)
 	a.realm, a.algs, a.stale = realm, r.algorithms(realm), stale
 }
 
