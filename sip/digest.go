@@ -54,14 +54,14 @@ func parseAuthorization(v string) (credentials, error) {
 	if len(v) > maxAuthHeaderLen {
 		return c, errBadAuthHeader
 	}
-	v = strings.TrimLeft(v, " \t")
+	v = trimLWSLeft(v)
 	if len(v) < 7 || !strings.EqualFold(v[:6], "digest") || (v[6] != ' ' && v[6] != '\t') {
 		return c, errBadAuthHeader
 	}
 	s := v[7:]
 	seen := 0
 	for {
-		s = strings.TrimLeft(s, " \t")
+		s = trimLWSLeft(s)
 		if s == "" {
 			break
 		}
@@ -69,11 +69,11 @@ func parseAuthorization(v string) (credentials, error) {
 		if eq <= 0 {
 			return c, errBadAuthHeader
 		}
-		name := strings.TrimRight(s[:eq], " \t")
+		name := trimLWS(s[:eq])
 		if !isToken(name) {
 			return c, errBadAuthHeader
 		}
-		s = strings.TrimLeft(s[eq+1:], " \t")
+		s = trimLWSLeft(s[eq+1:])
 		var val string
 		if strings.HasPrefix(s, `"`) {
 			i, closed, escaped := 1, false, false
@@ -114,7 +114,7 @@ func parseAuthorization(v string) (credentials, error) {
 				return c, errBadAuthHeader
 			}
 		}
-		s = strings.TrimLeft(s, " \t")
+		s = trimLWSLeft(s)
 		if s != "" {
 			if s[0] != ',' {
 				return c, errBadAuthHeader
@@ -123,28 +123,28 @@ func parseAuthorization(v string) (credentials, error) {
 		}
 		var dst *string
 		var bit int
-		switch strings.ToLower(name) {
-		case "username":
+		switch {
+		case strings.EqualFold(name, "username"):
 			dst, bit = &c.Username, 1
-		case "realm":
+		case strings.EqualFold(name, "realm"):
 			dst, bit = &c.Realm, 2
-		case "nonce":
+		case strings.EqualFold(name, "nonce"):
 			dst, bit = &c.Nonce, 4
-		case "uri":
+		case strings.EqualFold(name, "uri"):
 			dst, bit = &c.URI, 8
-		case "response":
+		case strings.EqualFold(name, "response"):
 			dst, bit = &c.Response, 16
-		case "algorithm":
+		case strings.EqualFold(name, "algorithm"):
 			dst, bit = &c.Algorithm, 32
-		case "cnonce":
+		case strings.EqualFold(name, "cnonce"):
 			dst, bit = &c.Cnonce, 64
-		case "opaque":
+		case strings.EqualFold(name, "opaque"):
 			dst, bit = &c.Opaque, 128
-		case "qop":
+		case strings.EqualFold(name, "qop"):
 			dst, bit = &c.QOP, 256
-		case "nc":
+		case strings.EqualFold(name, "nc"):
 			dst, bit = &c.NC, 512
-		case "userhash":
+		case strings.EqualFold(name, "userhash"):
 			dst, bit = &c.Userhash, 1024
 		default:
 			continue
@@ -161,22 +161,34 @@ func parseAuthorization(v string) (credentials, error) {
 	return c, nil
 }
 
+// trimLWSLeft trims leading spaces and tabs.
+func trimLWSLeft(s string) string {
+	for s != "" && (s[0] == ' ' || s[0] == '\t') {
+		s = s[1:]
+	}
+	return s
+}
+
 // isToken reports whether s is a non-empty RFC 3261 token.
 func isToken(s string) bool {
 	if s == "" {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
-		ch := s[i]
-		switch {
-		case ch >= 'a' && ch <= 'z', ch >= 'A' && ch <= 'Z', ch >= '0' && ch <= '9':
-		case strings.IndexByte("-.!%*_+`'~", ch) >= 0:
-		default:
+		if !tokenChars[s[i]] {
 			return false
 		}
 	}
 	return true
 }
+
+// tokenChars are the bytes of an RFC 3261 token.
+var tokenChars = func() (t [256]bool) {
+	for c := range 256 {
+		t[c] = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("-.!%*_+`'~", byte(c)) >= 0
+	}
+	return t
+}()
 
 // nonce layout: 8 bytes issue time (unix ns), 8 bytes unique counter, 16
 // bytes HMAC-SHA256(secret, time|counter|source|realm) truncated;

@@ -145,37 +145,37 @@ func parseFast(s string, q *fastRequest) bool {
 			break
 		}
 		colon := strings.IndexByte(line, ':')
-		if colon <= 1 || !isToken(line[:colon]) { // one letter: a compact form
+		if colon <= 0 || !isToken(line[:colon]) {
 			return false
 		}
 		name, value := line[:colon], trimLWS(line[colon+1:])
 		if !plainValue(value) {
 			return false
 		}
-		switch {
-		case strings.EqualFold(name, "Via"):
+		switch headerOf(name) {
+		case hVia:
 			if len(q.vias) == len(q.viaBuf) || !q.parseVia(value, len(q.vias) == 0) {
 				return false
 			}
 			q.vias = append(q.vias, value)
-		case strings.EqualFold(name, "From"):
+		case hFrom:
 			user, host, _, ok := parseNameAddr(value)
 			if !ok || q.from != "" {
 				return false
 			}
 			q.from, q.fromUser, q.fromHost = value, user, host
-		case strings.EqualFold(name, "To"):
+		case hTo:
 			user, host, tag, ok := parseNameAddr(value)
 			if !ok || q.to != "" {
 				return false
 			}
 			q.to, q.toUser, q.toHost, q.toTag = value, user, host, tag
-		case strings.EqualFold(name, "Call-ID"):
+		case hCallID:
 			if q.callIDRaw != "" || value == "" || strings.ContainsAny(value, " \t") {
 				return false
 			}
 			q.callIDRaw, q.callID = value, value
-		case strings.EqualFold(name, "CSeq"):
+		case hCSeq:
 			num, method, ok := strings.Cut(value, " ")
 			if q.cseqRaw != "" || !ok || method != "REGISTER" {
 				return false
@@ -185,12 +185,12 @@ func parseFast(s string, q *fastRequest) bool {
 				return false
 			}
 			q.cseqRaw, q.cseq, q.cseqMethod = value, n, method
-		case strings.EqualFold(name, "Authorization"):
+		case hAuthorization:
 			if len(q.auth) == len(q.authBuf) {
 				return false
 			}
 			q.auth = append(q.auth, value)
-		case strings.EqualFold(name, "Contact"):
+		case hContact:
 			if len(q.contacts) == len(q.contactBuf) {
 				return false
 			}
@@ -199,20 +199,24 @@ func parseFast(s string, q *fastRequest) bool {
 				return false
 			}
 			q.contacts = append(q.contacts, c)
-		case strings.EqualFold(name, "Expires"):
+		case hExpires:
 			if !q.hasExpires {
 				q.expires, q.hasExpires = value, true
 			}
-		case strings.EqualFold(name, "User-Agent"):
+		case hUserAgent:
 			if q.userAgent == "" {
 				q.userAgent = value
 			}
-		case strings.EqualFold(name, "Content-Length"):
+		case hContentLength:
 			if value != "0" {
 				return false
 			}
-		case strings.EqualFold(name, "Require"), strings.EqualFold(name, "Content-Type"):
-			return false // answered by the general path
+		case hOther:
+			if len(name) == 1 {
+				return false // a compact form
+			}
+		default: // Require, Content-Type: answered by the general path
+			return false
 		}
 	}
 	if rest != "" || len(q.vias) == 0 || q.from == "" || q.to == "" || q.callIDRaw == "" || q.cseqRaw == "" {
@@ -220,6 +224,71 @@ func parseFast(s string, q *fastRequest) bool {
 	}
 	q.complete, q.transport = true, "UDP"
 	return true
+}
+
+// Header names parseFast tells apart.
+const (
+	hOther = iota
+	hVia
+	hFrom
+	hTo
+	hCallID
+	hCSeq
+	hAuthorization
+	hContact
+	hExpires
+	hUserAgent
+	hContentLength
+	hRefused // Require, Content-Type
+)
+
+// headerOf classifies a header name, by length first.
+func headerOf(name string) int {
+	switch len(name) {
+	case 2:
+		if strings.EqualFold(name, "To") {
+			return hTo
+		}
+	case 3:
+		if strings.EqualFold(name, "Via") {
+			return hVia
+		}
+	case 4:
+		switch {
+		case strings.EqualFold(name, "From"):
+			return hFrom
+		case strings.EqualFold(name, "CSeq"):
+			return hCSeq
+		}
+	case 7:
+		switch {
+		case strings.EqualFold(name, "Call-ID"):
+			return hCallID
+		case strings.EqualFold(name, "Contact"):
+			return hContact
+		case strings.EqualFold(name, "Expires"):
+			return hExpires
+		case strings.EqualFold(name, "Require"):
+			return hRefused
+		}
+	case 10:
+		if strings.EqualFold(name, "User-Agent") {
+			return hUserAgent
+		}
+	case 12:
+		if strings.EqualFold(name, "Content-Type") {
+			return hRefused
+		}
+	case 13:
+		if strings.EqualFold(name, "Authorization") {
+			return hAuthorization
+		}
+	case 14:
+		if strings.EqualFold(name, "Content-Length") {
+			return hContentLength
+		}
+	}
+	return hOther
 }
 
 // plainValue reports a header value without control characters and
@@ -233,7 +302,16 @@ func plainValue(v string) bool {
 	return true
 }
 
-func trimLWS(s string) string { return strings.Trim(s, " \t") }
+// trimLWS trims spaces and tabs (strings.Trim builds a set per call).
+func trimLWS(s string) string {
+	for s != "" && (s[0] == ' ' || s[0] == '\t') {
+		s = s[1:]
+	}
+	for s != "" && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
+		s = s[:len(s)-1]
+	}
+	return s
+}
 
 // parseUint32 parses a decimal without sign or leading zeros.
 func parseUint32(s string) (uint32, bool) {
