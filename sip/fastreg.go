@@ -211,11 +211,15 @@ func parseFast(s string, q *fastRequest) bool {
 			if value != "0" {
 				return false
 			}
+		case hMaxForwards: // sipgo refuses a message whose value is not a number
+			if _, ok := parseUint32(value); !ok {
+				return false
+			}
 		case hOther:
 			if len(name) == 1 {
 				return false // a compact form
 			}
-		default: // Require, Content-Type: answered by the general path
+		default: // Require (answered 420 by the general path), Route, ...
 			return false
 		}
 	}
@@ -239,7 +243,8 @@ const (
 	hExpires
 	hUserAgent
 	hContentLength
-	hRefused // Require, Content-Type
+	hMaxForwards
+	hRefused // Require, and the headers sipgo parses that we do not read
 )
 
 // headerOf classifies a header name, by length first.
@@ -260,6 +265,25 @@ func headerOf(name string) int {
 		case strings.EqualFold(name, "CSeq"):
 			return hCSeq
 		}
+	case 5:
+		if strings.EqualFold(name, "Route") {
+			return hRefused
+		}
+	case 8:
+		if strings.EqualFold(name, "Refer-To") {
+			return hRefused
+		}
+	case 11:
+		if strings.EqualFold(name, "Referred-By") {
+			return hRefused
+		}
+	case 12:
+		switch {
+		case strings.EqualFold(name, "Content-Type"), strings.EqualFold(name, "Record-Route"):
+			return hRefused
+		case strings.EqualFold(name, "Max-Forwards"):
+			return hMaxForwards
+		}
 	case 7:
 		switch {
 		case strings.EqualFold(name, "Call-ID"):
@@ -274,10 +298,6 @@ func headerOf(name string) int {
 	case 10:
 		if strings.EqualFold(name, "User-Agent") {
 			return hUserAgent
-		}
-	case 12:
-		if strings.EqualFold(name, "Content-Type") {
-			return hRefused
 		}
 	case 13:
 		if strings.EqualFold(name, "Authorization") {
@@ -363,6 +383,8 @@ func (q *fastRequest) parseVia(v string, top bool) bool {
 			if val == "" {
 				q.rportAt = base + endAt
 			}
+		case "received":
+			return false // sipgo's path overwrites it in place
 		}
 		return true
 	})
