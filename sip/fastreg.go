@@ -247,65 +247,24 @@ const (
 	hRefused // Require, and the headers sipgo parses that we do not read
 )
 
-// headerOf classifies a header name, by length first.
+// headerKinds are the header names parseFast tells apart.
+var headerKinds = [...]struct {
+	name string
+	kind int
+}{
+	{"Via", hVia}, {"From", hFrom}, {"To", hTo}, {"Call-ID", hCallID}, {"CSeq", hCSeq},
+	{"Authorization", hAuthorization}, {"Contact", hContact}, {"Expires", hExpires},
+	{"User-Agent", hUserAgent}, {"Content-Length", hContentLength}, {"Max-Forwards", hMaxForwards},
+	{"Require", hRefused}, {"Content-Type", hRefused}, {"Route", hRefused}, {"Record-Route", hRefused},
+	{"Refer-To", hRefused}, {"Referred-By", hRefused},
+}
+
+// headerOf classifies a header name (comparing lengths first: most
+// names differ in length).
 func headerOf(name string) int {
-	switch len(name) {
-	case 2:
-		if strings.EqualFold(name, "To") {
-			return hTo
-		}
-	case 3:
-		if strings.EqualFold(name, "Via") {
-			return hVia
-		}
-	case 4:
-		switch {
-		case strings.EqualFold(name, "From"):
-			return hFrom
-		case strings.EqualFold(name, "CSeq"):
-			return hCSeq
-		}
-	case 5:
-		if strings.EqualFold(name, "Route") {
-			return hRefused
-		}
-	case 8:
-		if strings.EqualFold(name, "Refer-To") {
-			return hRefused
-		}
-	case 11:
-		if strings.EqualFold(name, "Referred-By") {
-			return hRefused
-		}
-	case 12:
-		switch {
-		case strings.EqualFold(name, "Content-Type"), strings.EqualFold(name, "Record-Route"):
-			return hRefused
-		case strings.EqualFold(name, "Max-Forwards"):
-			return hMaxForwards
-		}
-	case 7:
-		switch {
-		case strings.EqualFold(name, "Call-ID"):
-			return hCallID
-		case strings.EqualFold(name, "Contact"):
-			return hContact
-		case strings.EqualFold(name, "Expires"):
-			return hExpires
-		case strings.EqualFold(name, "Require"):
-			return hRefused
-		}
-	case 10:
-		if strings.EqualFold(name, "User-Agent") {
-			return hUserAgent
-		}
-	case 13:
-		if strings.EqualFold(name, "Authorization") {
-			return hAuthorization
-		}
-	case 14:
-		if strings.EqualFold(name, "Content-Length") {
-			return hContentLength
+	for _, h := range headerKinds {
+		if len(h.name) == len(name) && strings.EqualFold(h.name, name) {
+			return h.kind
 		}
 	}
 	return hOther
