@@ -54,14 +54,14 @@ func parseAuthorization(v string) (credentials, error) {
 	if len(v) > maxAuthHeaderLen {
 		return c, errBadAuthHeader
 	}
-	v = strings.TrimLeft(v, " \t")
+	v = trimLWSLeft(v)
 	if len(v) < 7 || !strings.EqualFold(v[:6], "digest") || (v[6] != ' ' && v[6] != '\t') {
 		return c, errBadAuthHeader
 	}
 	s := v[7:]
 	seen := 0
 	for {
-		s = strings.TrimLeft(s, " \t")
+		s = trimLWSLeft(s)
 		if s == "" {
 			break
 		}
@@ -69,34 +69,41 @@ func parseAuthorization(v string) (credentials, error) {
 		if eq <= 0 {
 			return c, errBadAuthHeader
 		}
-		name := strings.TrimRight(s[:eq], " \t")
+		name := trimLWS(s[:eq])
 		if !isToken(name) {
 			return c, errBadAuthHeader
 		}
-		s = strings.TrimLeft(s[eq+1:], " \t")
+		s = trimLWSLeft(s[eq+1:])
 		var val string
 		if strings.HasPrefix(s, `"`) {
-			var b strings.Builder
-			i, closed := 1, false
+			i, closed, escaped := 1, false, false
 			for i < len(s) {
 				ch := s[i]
 				if ch == '\\' && i+1 < len(s) {
-					b.WriteByte(s[i+1])
+					escaped = true
 					i += 2
 					continue
 				}
 				if ch == '"' {
 					closed = true
-					i++
 					break
 				}
-				b.WriteByte(ch)
 				i++
 			}
 			if !closed {
 				return c, errBadAuthHeader
 			}
-			val, s = b.String(), s[i:]
+			val, s = s[1:i], s[i+1:]
+			if escaped { // rare: copy without the backslashes
+				var b strings.Builder
+				for j := 0; j < len(val); j++ {
+					if val[j] == '\\' && j+1 < len(val) {
+						j++
+					}
+					b.WriteByte(val[j])
+				}
+				val = b.String()
+			}
 		} else {
 			end := strings.IndexAny(s, ", \t")
 			if end < 0 {
@@ -107,7 +114,7 @@ func parseAuthorization(v string) (credentials, error) {
 				return c, errBadAuthHeader
 			}
 		}
-		s = strings.TrimLeft(s, " \t")
+		s = trimLWSLeft(s)
 		if s != "" {
 			if s[0] != ',' {
 				return c, errBadAuthHeader
@@ -116,28 +123,28 @@ func parseAuthorization(v string) (credentials, error) {
 		}
 		var dst *string
 		var bit int
-		switch strings.ToLower(name) {
-		case "username":
+		switch {
+		case strings.EqualFold(name, "username"):
 			dst, bit = &c.Username, 1
-		case "realm":
+		case strings.EqualFold(name, "realm"):
 			dst, bit = &c.Realm, 2
-		case "nonce":
+		case strings.EqualFold(name, "nonce"):
 			dst, bit = &c.Nonce, 4
-		case "uri":
+		case strings.EqualFold(name, "uri"):
 			dst, bit = &c.URI, 8
-		case "response":
+		case strings.EqualFold(name, "response"):
 			dst, bit = &c.Response, 16
-		case "algorithm":
+		case strings.EqualFold(name, "algorithm"):
 			dst, bit = &c.Algorithm, 32
-		case "cnonce":
+		case strings.EqualFold(name, "cnonce"):
 			dst, bit = &c.Cnonce, 64
-		case "opaque":
+		case strings.EqualFold(name, "opaque"):
 			dst, bit = &c.Opaque, 128
-		case "qop":
+		case strings.EqualFold(name, "qop"):
 			dst, bit = &c.QOP, 256
-		case "nc":
+		case strings.EqualFold(name, "nc"):
 			dst, bit = &c.NC, 512
-		case "userhash":
+		case strings.EqualFold(name, "userhash"):
 			dst, bit = &c.Userhash, 1024
 		default:
 			continue
@@ -154,22 +161,34 @@ func parseAuthorization(v string) (credentials, error) {
 	return c, nil
 }
 
+// trimLWSLeft trims leading spaces and tabs.
+func trimLWSLeft(s string) string {
+	for s != "" && (s[0] == ' ' || s[0] == '\t') {
+		s = s[1:]
+	}
+	return s
+}
+
 // isToken reports whether s is a non-empty RFC 3261 token.
 func isToken(s string) bool {
 	if s == "" {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
-		ch := s[i]
-		switch {
-		case ch >= 'a' && ch <= 'z', ch >= 'A' && ch <= 'Z', ch >= '0' && ch <= '9':
-		case strings.IndexByte("-.!%*_+`'~", ch) >= 0:
-		default:
+		if !tokenChars[s[i]] {
 			return false
 		}
 	}
 	return true
 }
+
+// tokenChars are the bytes of an RFC 3261 token.
+var tokenChars = func() (t [256]bool) {
+	for c := range 256 {
+		t[c] = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("-.!%*_+`'~", byte(c)) >= 0
+	}
+	return t
+}()
 
 // nonce layout: 8 bytes issue time (unix ns), 8 bytes unique counter, 16
 // bytes HMAC-SHA256(secret, time|counter|source|realm) truncated;
@@ -197,35 +216,50 @@ type noncer struct {
 	secret   []byte
 	lifetime time.Duration
 	ctr      atomic.Uint64
-	macs     sync.Pool
+	macs     sync.Pool // of *macState
+}
+
+// macState is a keyed HMAC and the bytes it hashes, reused: hashing
+// through the hash.Hash interface would move stack buffers to the heap.
+type macState struct {
+	h   hash.Hash
+	in  []byte
+	sum []byte
 }
 
 func newNoncer(secret []byte, lifetime time.Duration, seed uint64) *noncer {
 	n := &noncer{secret: append([]byte(nil), secret...), lifetime: lifetime}
 	n.ctr.Store(seed)
-	n.macs.New = func() any { return hmac.New(sha256.New, n.secret) }
+	n.macs.New = func() any {
+		return &macState{h: hmac.New(sha256.New, n.secret), in: make([]byte, 0, 128), sum: make([]byte, 0, sha256.Size)}
+	}
 	return n
 }
 
 func (n *noncer) mac(dst []byte, head []byte, src netip.Addr, realm string) {
-	m := n.macs.Get().(hash.Hash)
-	m.Reset()
-	m.Write(head)
+	m := n.macs.Get().(*macState)
 	a := src.As16() // zero Addr: all zeros
-	m.Write(a[:])
-	m.Write([]byte(realm))
-	var sum [sha256.Size]byte
-	copy(dst, m.Sum(sum[:0])[:nonceMACLen])
+	m.in = append(append(append(m.in[:0], head...), a[:]...), realm...)
+	m.h.Reset()
+	m.h.Write(m.in)
+	m.sum = m.h.Sum(m.sum[:0])
+	copy(dst, m.sum[:nonceMACLen])
 	n.macs.Put(m)
 }
 
 // mint returns a fresh nonce for realm, issued at now to src.
 func (n *noncer) mint(now time.Time, src netip.Addr, realm string) string {
+	var b [nonceLen]byte
+	return string(n.appendMint(b[:0], now, src, realm))
+}
+
+// appendMint appends a fresh nonce (nonceLen bytes) to dst.
+func (n *noncer) appendMint(dst []byte, now time.Time, src netip.Addr, realm string) []byte {
 	var raw [nonceRawLen]byte
 	binary.BigEndian.PutUint64(raw[0:8], uint64(now.UnixNano()))
 	binary.BigEndian.PutUint64(raw[8:16], n.ctr.Add(1))
 	n.mac(raw[16:], raw[:16], src, realm)
-	return base64.RawURLEncoding.EncodeToString(raw[:])
+	return base64.RawURLEncoding.AppendEncode(dst, raw[:])
 }
 
 // check verifies that nonce was minted by us for realm and src and is not
@@ -235,7 +269,9 @@ func (n *noncer) check(now time.Time, nonce string, src netip.Addr, realm string
 		return nonceInvalid, time.Time{}
 	}
 	var raw [nonceRawLen]byte
-	if k, err := base64.RawURLEncoding.Decode(raw[:], []byte(nonce)); err != nil || k != nonceRawLen {
+	var enc [nonceLen]byte
+	copy(enc[:], nonce) // on the stack, unlike []byte(nonce)
+	if k, err := base64.RawURLEncoding.Decode(raw[:], enc[:]); err != nil || k != nonceRawLen {
 		return nonceInvalid, time.Time{}
 	}
 	var want [nonceMACLen]byte
@@ -257,33 +293,57 @@ func (n *noncer) check(now time.Time, nonce string, src netip.Addr, realm string
 // digestResponse computes the RFC 7616 qop=auth response from the stored
 // hex HA1. alg is algMD5 or algSHA256.
 func digestResponse(alg, ha1, method, uri, nonce, nc, cnonce, qop string) string {
+	var out [sha256.Size * 2]byte
+	return string(appendDigestResponse(out[:0], alg, ha1, method, uri, nonce, nc, cnonce, qop))
+}
+
+// appendDigestResponse appends digestResponse's hex digest to dst.
+func appendDigestResponse(dst []byte, alg, ha1, method, uri, nonce, nc, cnonce, qop string) []byte {
 	// On the stack for ordinary requests: this runs for every
 	// authenticated REGISTER (and for failures, to cost the same).
 	var buf [512]byte
 	b := append(append(append(buf[:0], method...), ':'), uri...)
 	var ha2 [64]byte
-	ha2Hex := hex.AppendEncode(ha2[:0], digestSum(alg, b))
+	ha2Hex := appendDigestHex(ha2[:0], alg, b)
 	b = buf[:0]
 	for _, p := range [...]string{ha1, nonce, nc, cnonce, qop} {
 		b = append(append(b, p...), ':')
 	}
 	b = append(b, ha2Hex...)
-	return hex.EncodeToString(digestSum(alg, b))
+	return appendDigestHex(dst, alg, b)
 }
 
-// digestSum hashes b with alg (algMD5 or algSHA256).
-func digestSum(alg string, b []byte) []byte {
+// appendDigestHex appends the hex digest of b with alg (algMD5 or
+// algSHA256).
+func appendDigestHex(dst []byte, alg string, b []byte) []byte {
 	if alg == algSHA256 {
 		s := sha256.Sum256(b)
-		return s[:]
+		return hex.AppendEncode(dst, s[:])
 	}
 	s := md5.Sum(b)
-	return s[:]
+	return hex.AppendEncode(dst, s[:])
 }
 
 // equalHex compares two hex digests in constant time, ignoring case.
-func equalHex(a, b string) bool {
-	return len(a) == len(b) && subtle.ConstantTimeCompare([]byte(strings.ToLower(a)), []byte(strings.ToLower(b))) == 1
+func equalHex(a, b string) bool { return equalHexBytes([]byte(a), b) }
+
+// equalHexBytes compares the lower-case hex digest want with got in
+// constant time, ignoring got's case, without allocating.
+func equalHexBytes(want []byte, got string) bool {
+	if len(want) != len(got) {
+		return false
+	}
+	var diff byte
+	for i := range want {
+		diff |= lowerASCII(want[i]) ^ lowerASCII(got[i])
+	}
+	return subtle.ConstantTimeByteEq(diff, 0) == 1
+}
+
+// lowerASCII lower-cases c without branching on it.
+func lowerASCII(c byte) byte {
+	isUpper := byte(subtle.ConstantTimeLessOrEq(int('A'), int(c)) & subtle.ConstantTimeLessOrEq(int(c), int('Z')))
+	return c | isUpper<<5
 }
 
 // parseNC parses the 8-hex-digit nonce count.

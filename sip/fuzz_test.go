@@ -1,7 +1,6 @@
 package sip
 
 import (
-	"bytes"
 	"context"
 	"net"
 	"net/netip"
@@ -183,7 +182,7 @@ func FuzzRegisterPath(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
-	var out bytes.Buffer
+	var out udpScratch
 	f.Fuzz(func(t *testing.T, data []byte) {
 		// Fresh state: no bindings, no throttle or nonce-count memory.
 		_ = b.r.Remove(ctx, "L1")
@@ -198,7 +197,6 @@ func FuzzRegisterPath(f *testing.F) {
 		}
 
 		conn := &capture{}
-		out.Reset()
 		b.r.handleDatagram(conn, data, src, &out)
 
 		if len(conn.writes) > 1 {
@@ -265,3 +263,6 @@ func FuzzRegisterPath(f *testing.F) {
 		}
 	})
 }
+
+// quote makes a quoted-string.
+func quote(s string) string { return string(appendQuoted(nil, s)) }

@@ -28,6 +28,7 @@ type metrics struct {
 	// outcome (see the result* constants). Retransmissions absorbed by the
 	// transaction layer are not counted.
 	registers *prometheus.CounterVec
+	byResult  map[string]prometheus.Counter // registers' children, resolved once
 	// pbxd_sip_auth_failures_total: REGISTERs whose credentials were wrong
 	// (bad password, unknown user or domain, replayed nonce count). These
 	// feed the per-source throttle.
@@ -132,8 +133,17 @@ func newMetrics(reg prometheus.Registerer, active, throttledSources func() float
 			m.connsRefused.WithLabelValues(t, r)
 		}
 	}
+	m.byResult = make(map[string]prometheus.Counter, len(allResults))
 	for _, r := range allResults {
-		m.registers.WithLabelValues(r)
+		m.byResult[r] = m.registers.WithLabelValues(r)
 	}
 	return m
+}
+
+// result returns the pbxd_sip_register_total counter of one result.
+func (m *metrics) result(result string) prometheus.Counter {
+	if c, ok := m.byResult[result]; ok {
+		return c
+	}
+	return m.registers.WithLabelValues(result)
 }

@@ -197,27 +197,19 @@ func sourceIP(src string) string {
 	return src
 }
 
-// reply builds a response and counts it.
-func (r *Registrar) reply(req *sip.Request, code int, reason, result string) *sip.Response {
-	r.m.registers.WithLabelValues(result).Inc()
-	return r.newResponse(req, code, reason)
+// reply sets the answer's status and counts it.
+func (r *Registrar) reply(a *regAnswer, code int, reason, result string) {
+	r.m.result(result).Inc()
+	a.code, a.reason = code, reason
 }
 
 // challenge answers 401 with one WWW-Authenticate per algorithm offered
 // for realm, in the configured order (RFC 8760 lets the client take the
 // first it supports).
-func (r *Registrar) challenge(req *sip.Request, realm string, src netip.Addr, now time.Time, stale bool, result string) *sip.Response {
-	res := r.reply(req, sip.StatusUnauthorized, "Unauthorized", result)
-	nonce := r.nonces.mint(now, src, realm)
-	q := quote(realm)
-	st := ""
-	if stale {
-		st = ", stale=true"
-	}
-	for _, alg := range r.algorithms(realm) {
-		res.AppendHeader(sip.NewHeader("WWW-Authenticate", `Digest realm=`+q+`, nonce="`+nonce+`", algorithm=`+alg+`, qop="auth"`+st))
-	}
-	return res
+func (r *Registrar) challenge(a *regAnswer, realm string, src netip.Addr, now time.Time, stale bool, result string) {
+	r.reply(a, sip.StatusUnauthorized, "Unauthorized", result)
+	a.nonce = r.nonces.appendMint(a.nonceBuf[:0], now, src, realm)
+	a.realm, a.algs, a.stale = realm, r.algorithms(realm), stale
 }
 
 // algorithms returns the digest algorithms offered and accepted for realm.
@@ -228,29 +220,12 @@ func (r *Registrar) algorithms(realm string) []string {
 	return r.algs
 }
 
-// quote makes a quoted-string.
-func quote(s string) string {
-	if !strings.ContainsAny(s, `"\`) {
-		return `"` + s + `"`
-	}
-	var b strings.Builder
-	b.WriteByte('"')
-	for i := 0; i < len(s); i++ {
-		if s[i] == '"' || s[i] == '\\' {
-			b.WriteByte('\\')
-		}
-		b.WriteByte(s[i])
-	}
-	b.WriteByte('"')
-	return b.String()
-}
-
 // authFailed answers a failed authentication exactly like a first
 // challenge. proven failures (the request echoed a nonce issued to its
 // source, so the source receives our answers and is not spoofed) count
 // against source+user and, with a higher ceiling for scanners trying many
 // users, against the source alone; others cannot lock anyone out.
-func (r *Registrar) authFailed(req *sip.Request, realm, ip string, src netip.Addr, user, why string, proven bool, now time.Time) *sip.Response {
+func (r *Registrar) authFailed(a *regAnswer, realm, ip string, src netip.Addr, user, why string, proven bool, now time.Time) {
 	r.m.authFailures.Inc()
 	if proven {
 		if r.thrUser.Fail(r.thrUser.SourceKey(ip, realm, user), now) {
@@ -265,46 +240,60 @@ func (r *Registrar) authFailed(req *sip.Request, realm, ip string, src netip.Add
 		}
 	}
 	r.log.Debug("sip authentication failed", "source", ip, "user", user, "realm", realm, "reason", why, "counted", proven)
-	return r.challenge(req, realm, src, now, false, resultUnauthorized)
+	r.challenge(a, realm, src, now, false, resultUnauthorized)
 }
 
-// handleRegister processes one REGISTER and returns the response to send.
+// handleRegister answers a REGISTER sipgo parsed (TCP, TLS, and UDP
+// requests the fast path leaves to sipgo).
 func (r *Registrar) handleRegister(req *sip.Request) *sip.Response {
+	var q regRequest
+	q.fromSipgo(req)
+	var a regAnswer
+	a.reset()
+	r.register(&q, &a)
+	return r.sipgoResponse(req, &a)
+}
+
+// register processes one REGISTER into a.
+func (r *Registrar) register(q *regRequest, a *regAnswer) {
 	now := r.clock.Now()
-	to, from, callID, cseq := req.To(), req.From(), req.CallID(), req.CSeq()
-	if to == nil || from == nil || callID == nil || cseq == nil || cseq.MethodName != sip.REGISTER ||
-		req.Recipient.Host == "" || (req.Recipient.Scheme != "" && req.Recipient.Scheme != "sip" && req.Recipient.Scheme != "sips") {
-		return r.reply(req, sip.StatusBadRequest, "Bad Request", resultBadRequest)
+	if !q.complete || q.cseqMethod != string(sip.REGISTER) ||
+		q.ruriHost == "" || (q.ruriScheme != "" && q.ruriScheme != "sip" && q.ruriScheme != "sips") {
+		r.reply(a, sip.StatusBadRequest, "Bad Request", resultBadRequest)
+		return
 	}
-	user := to.Address.User
+	user := q.toUser
 	if user == "" {
-		return r.reply(req, sip.StatusBadRequest, "Bad Request (To without user)", resultBadRequest)
+		r.reply(a, sip.StatusBadRequest, "Bad Request (To without user)", resultBadRequest)
+		return
 	}
-	src := req.Source()
-	ip := sourceIP(src)
+	ip := sourceIP(q.source)
 	srcAddr := throttle.Source(ip)
-	realm := strings.ToLower(req.Recipient.Host)
+	realm := strings.ToLower(q.ruriHost)
 	uriHost := realm // what the digest-uri must name
-	if r.isOurAddress(realm) && to.Address.Host != "" {
+	if r.isOurAddress(realm) && q.toHost != "" {
 		// A phone configured with the registrar's address: the account
 		// is the To domain (RFC 3261 §10.3 step 1 leaves the domain to
 		// the registrar).
-		realm = strings.ToLower(to.Address.Host)
+		realm = strings.ToLower(q.toHost)
 	}
-	if !r.cfg.AllowThirdParty && (from.Address.User != user || !strings.EqualFold(from.Address.Host, to.Address.Host)) {
-		return r.reply(req, sip.StatusForbidden, "Forbidden (third-party registration)", resultForbidden)
+	if !r.cfg.AllowThirdParty && (q.fromUser != user || !strings.EqualFold(q.fromHost, q.toHost)) {
+		r.reply(a, sip.StatusForbidden, "Forbidden (third-party registration)", resultForbidden)
+		return
 	}
 	if r.thrSrc.Blocked(r.thrSrc.SourceKey(ip), now) || r.thrUser.Blocked(r.thrUser.SourceKey(ip, realm, user), now) {
-		return r.reply(req, sip.StatusForbidden, "Forbidden", resultThrottled)
+		r.reply(a, sip.StatusForbidden, "Forbidden", resultThrottled)
+		return
 	}
 
 	// Credentials for our realm, if any.
 	var cred credentials
 	found := false
-	for _, h := range headersNamed(req, "Authorization") {
-		c, err := parseAuthorization(h.Value())
+	for _, h := range q.auth {
+		c, err := parseAuthorization(h)
 		if err != nil {
-			return r.reply(req, sip.StatusBadRequest, "Bad Request (Authorization)", resultBadRequest)
+			r.reply(a, sip.StatusBadRequest, "Bad Request (Authorization)", resultBadRequest)
+			return
 		}
 		if strings.EqualFold(c.Realm, realm) {
 			cred, found = c, true
@@ -312,15 +301,18 @@ func (r *Registrar) handleRegister(req *sip.Request) *sip.Response {
 		}
 	}
 	if !found {
-		return r.challenge(req, realm, srcAddr, now, false, resultChallenge)
+		r.challenge(a, realm, srcAddr, now, false, resultChallenge)
+		return
 	}
 
 	status, issued := r.nonces.check(now, cred.Nonce, srcAddr, realm)
 	switch status {
 	case nonceStale:
-		return r.challenge(req, realm, srcAddr, now, true, resultStale)
+		r.challenge(a, realm, srcAddr, now, true, resultStale)
+		return
 	case nonceInvalid: // forged, or issued to another address: proves nothing
-		return r.authFailed(req, realm, ip, srcAddr, user, "nonce", false, now)
+		r.authFailed(a, realm, ip, srcAddr, user, "nonce", false, now)
+		return
 	}
 
 	alg := algMD5 // RFC 7616 §3.4: absent means MD5
@@ -328,17 +320,21 @@ func (r *Registrar) handleRegister(req *sip.Request) *sip.Response {
 		alg = canonicalAlg(cred.Algorithm)
 	}
 	if alg == "" || !slices.Contains(r.algorithms(realm), alg) {
-		return r.authFailed(req, realm, ip, srcAddr, user, "algorithm", true, now)
+		r.authFailed(a, realm, ip, srcAddr, user, "algorithm", true, now)
+		return
 	}
 	nc, ncOK := parseNC(cred.NC)
 	if !strings.EqualFold(cred.QOP, "auth") || !ncOK || cred.Cnonce == "" ||
 		(cred.Userhash != "" && !strings.EqualFold(cred.Userhash, "false")) {
-		return r.authFailed(req, realm, ip, srcAddr, user, "digest parameters", true, now)
+		r.authFailed(a, realm, ip, srcAddr, user, "digest parameters", true, now)
+		return
 	}
 
 	// Look the line up; unknown users cost the same hashing as known ones.
+	var kb [128]byte
+	key := append(append(append(kb[:0], realm...), 0), user...) // aorKey, without allocating
 	r.tableMu.RLock()
-	l := r.byAOR[aorKey(realm, user)]
+	l := r.byAOR[string(key)]
 	r.tableMu.RUnlock()
 	ha1, lineOK := "", false
 	var suspended bool
@@ -364,31 +360,39 @@ func (r *Registrar) handleRegister(req *sip.Request) *sip.Response {
 			ha1 = dummyHA1SHA256
 		}
 	}
-	want := digestResponse(alg, strings.ToLower(ha1), string(req.Method), cred.URI, cred.Nonce, cred.NC, cred.Cnonce, cred.QOP)
-	if !lineOK || !equalHex(want, cred.Response) || cred.Username != user || !digestURIMatches(cred.URI, uriHost) {
-		return r.authFailed(req, realm, ip, srcAddr, user, "credentials", true, now)
+	var wantBuf [64]byte // a hex SHA-256
+	want := appendDigestResponse(wantBuf[:0], alg, strings.ToLower(ha1), string(sip.REGISTER), cred.URI, cred.Nonce, cred.NC, cred.Cnonce, cred.QOP)
+	if !lineOK || !equalHexBytes(want, cred.Response) || cred.Username != user || !digestURIMatches(cred.URI, uriHost) {
+		r.authFailed(a, realm, ip, srcAddr, user, "credentials", true, now)
+		return
 	}
 	ok, stale := r.nc.use(cred.Nonce, issued, nc, now)
 	if stale {
-		return r.challenge(req, realm, srcAddr, now, true, resultStale)
+		r.challenge(a, realm, srcAddr, now, true, resultStale)
+		return
 	}
 	if !ok {
-		return r.authFailed(req, realm, ip, srcAddr, user, "nonce count replay", true, now)
+		r.authFailed(a, realm, ip, srcAddr, user, "nonce count replay", true, now)
+		return
 	}
 	if suspended {
 		r.log.Debug("sip register refused: line suspended", "line", lineID, "source", ip)
-		return r.reply(req, sip.StatusForbidden, "Forbidden", resultForbidden)
+		r.reply(a, sip.StatusForbidden, "Forbidden", resultForbidden)
+		return
 	}
 	if maxContacts <= 0 {
 		maxContacts = r.cfg.MaxContacts
 	}
-	return r.updateBindings(req, l, lineID, maxContacts, src, now)
+	r.updateBindings(q, a, l, lineID, maxContacts, now)
 }
 
 // digestURIMatches checks the digest-uri against the request's domain. Only
 // the host is compared: phones differ in whether they add a port or
 // parameters, and the response hash already binds the exact string.
 func digestURIMatches(uri, realm string) bool {
+	if _, _, host, _, ok := parsePlainURI(uri); ok {
+		return strings.EqualFold(host, realm) // the common shape, without sipgo's allocations
+	}
 	var u sip.Uri
 	if err := sip.ParseUri(uri, &u); err != nil {
 		return false
@@ -467,33 +471,31 @@ func contactParams(c *sip.ContactHeader) string {
 
 // contactChanges validates the Contact and Expires headers. It returns the
 // changes, whether Contact was "*", and an error response code (0 if fine).
-func (r *Registrar) contactChanges(req *sip.Request) (changes []contactChange, wildcard bool, code int, reason string) {
+func (r *Registrar) contactChanges(q *regRequest) (changes []contactChange, wildcard bool, code int, reason string) {
 	hdrExpires := int64(-1)
-	if h := headerNamed(req, "Expires"); h != nil {
-		v, ok := parseExpires(h.Value())
+	if q.hasExpires {
+		v, ok := parseExpires(q.expires)
 		if !ok {
 			return nil, false, sip.StatusBadRequest, "Bad Request (Expires)"
 		}
 		hdrExpires = int64(v)
 	}
-	hs := headersNamed(req, "Contact")
-	for _, h := range hs {
-		c, ok := h.(*sip.ContactHeader)
-		if !ok {
+	for _, c := range q.contacts {
+		if c.bad {
 			return nil, false, sip.StatusBadRequest, "Bad Request (Contact)"
 		}
-		if c.Address.Wildcard {
-			if len(hs) != 1 || hdrExpires != 0 {
+		if c.wildcard {
+			if len(q.contacts) != 1 || hdrExpires != 0 {
 				return nil, false, sip.StatusBadRequest, "Bad Request (Contact: * needs Expires: 0 alone)"
 			}
 			return nil, true, 0, ""
 		}
-		if c.Address.Host == "" {
+		if c.host == "" {
 			return nil, false, sip.StatusBadRequest, "Bad Request (Contact)"
 		}
 		exp := hdrExpires
-		if v, has := c.Params.Get("expires"); has {
-			e, ok := parseExpires(v)
+		if c.hasExpires {
+			e, ok := parseExpires(c.expires)
 			if !ok {
 				return nil, false, sip.StatusBadRequest, "Bad Request (Contact expires)"
 			}
@@ -507,54 +509,51 @@ func (r *Registrar) contactChanges(req *sip.Request) (changes []contactChange, w
 			return nil, false, sip.StatusIntervalToBrief, "Interval Too Brief"
 		}
 		d = min(d, r.cfg.MaxExpires)
-		uri, params := c.Address.String(), contactParams(c)
-		if !storable(uri, maxContactLen) || !storable(params, maxContactLen) {
+		if !storable(c.uri, maxContactLen) || !storable(c.params, maxContactLen) {
 			return nil, false, sip.StatusBadRequest, "Bad Request (Contact)"
 		}
 		dup := false
 		for i := range changes {
-			if changes[i].uri == uri {
-				changes[i].expires, changes[i].params, dup = d, params, true
+			if changes[i].uri == c.uri {
+				changes[i].expires, changes[i].params, dup = d, c.params, true
 			}
 		}
 		if !dup {
-			changes = append(changes, contactChange{uri: uri, params: params, expires: d})
+			changes = append(changes, contactChange{uri: c.uri, params: c.params, expires: d})
 		}
 	}
 	return changes, false, 0, ""
 }
 
 // updateBindings applies an authenticated REGISTER to the line.
-func (r *Registrar) updateBindings(req *sip.Request, l *line, lineID string, maxContacts int, src string, now time.Time) *sip.Response {
-	changes, wildcard, code, reason := r.contactChanges(req)
+func (r *Registrar) updateBindings(q *regRequest, a *regAnswer, l *line, lineID string, maxContacts int, now time.Time) {
+	changes, wildcard, code, reason := r.contactChanges(q)
 	switch code {
 	case 0:
 	case sip.StatusIntervalToBrief:
-		res := r.reply(req, code, reason, resultIntervalTooBrief)
-		res.AppendHeader(sip.NewHeader("Min-Expires", strconv.Itoa(int(r.cfg.MinExpires/time.Second))))
-		return res
+		r.reply(a, code, reason, resultIntervalTooBrief)
+		a.minExpires = int(r.cfg.MinExpires / time.Second)
+		return
 	default:
-		return r.reply(req, code, reason, resultBadRequest)
+		r.reply(a, code, reason, resultBadRequest)
+		return
 	}
-	callID := req.CallID().Value()
-	cseq := req.CSeq().SeqNo
-	ua := ""
-	if h := headerNamed(req, "User-Agent"); h != nil {
-		ua = h.Value()
-	}
+	callID, cseq, ua := q.callID, q.cseq, q.userAgent
 	if !storable(callID, maxCallIDLen) {
-		return r.reply(req, sip.StatusBadRequest, "Bad Request (Call-ID)", resultBadRequest)
+		r.reply(a, sip.StatusBadRequest, "Bad Request (Call-ID)", resultBadRequest)
+		return
 	}
 	if !storable(ua, maxUserAgentLen) {
-		return r.reply(req, sip.StatusBadRequest, "Bad Request (User-Agent)", resultBadRequest)
+		r.reply(a, sip.StatusBadRequest, "Bad Request (User-Agent)", resultBadRequest)
+		return
 	}
-	source := strings.ToLower(req.Transport()) + ":" + src
 
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.cfg == nil || l.cfg.ID != lineID || l.cfg.Suspended {
 		// removed or suspended while we were authenticating
-		return r.reply(req, sip.StatusForbidden, "Forbidden", resultForbidden)
+		r.reply(a, sip.StatusForbidden, "Forbidden", resultForbidden)
+		return
 	}
 	// RFC 3261 §10.3 step 7: a same-Call-ID request must have a higher CSeq
 	// than every binding it touches, or the whole update is aborted.
@@ -562,21 +561,24 @@ func (r *Registrar) updateBindings(req *sip.Request, l *line, lineID string, max
 	if wildcard {
 		for i := range l.contacts {
 			if outOfOrder(&l.contacts[i]) {
-				return r.reply(req, sip.StatusInternalServerError, "Out of order CSeq", resultOutOfOrder)
+				r.reply(a, sip.StatusInternalServerError, "Out of order CSeq", resultOutOfOrder)
+				return
 			}
 		}
 	} else {
 		adds := 0
 		for _, c := range changes {
 			if i := l.find(c.uri); i >= 0 && outOfOrder(&l.contacts[i]) {
-				return r.reply(req, sip.StatusInternalServerError, "Out of order CSeq", resultOutOfOrder)
+				r.reply(a, sip.StatusInternalServerError, "Out of order CSeq", resultOutOfOrder)
+				return
 			}
 			if c.expires > 0 {
 				adds++
 			}
 		}
 		if adds > maxContacts {
-			return r.reply(req, sip.StatusForbidden, "Too Many Contacts", resultForbidden)
+			r.reply(a, sip.StatusForbidden, "Too Many Contacts", resultForbidden)
+			return
 		}
 	}
 
@@ -600,14 +602,25 @@ func (r *Registrar) updateBindings(req *sip.Request, l *line, lineID string, max
 				}
 				continue
 			}
-			b := Binding{
-				LineID: lineID, ContactURI: strings.Clone(c.uri), Params: c.params, Source: source, UserAgent: strings.Clone(ua),
-				CallID: strings.Clone(callID), CSeq: cseq, ExpiresAt: now.Add(c.expires), UpdatedAt: now,
+			// The request's strings may share the datagram's memory: a
+			// binding keeps copies, or the strings of the binding it
+			// refreshes when they are equal.
+			b := Binding{LineID: lineID, CSeq: cseq, ExpiresAt: now.Add(c.expires), UpdatedAt: now}
+			var none Binding
+			old := &none
+			if i >= 0 {
+				old = &l.contacts[i]
+			}
+			b.ContactURI = reuse(old.ContactURI, c.uri)
+			b.Params = reuse(old.Params, c.params)
+			b.UserAgent = reuse(old.UserAgent, ua)
+			b.CallID = reuse(old.CallID, callID)
+			if old.Source != "" && sourceIs(old.Source, q.transport, q.source) {
+				b.Source = old.Source
+			} else {
+				b.Source = strings.ToLower(q.transport) + ":" + q.source
 			}
 			if i >= 0 {
-				if l.contacts[i].UserAgent == ua {
-					b.UserAgent = l.contacts[i].UserAgent // share the string
-				}
 				l.contacts[i] = b
 			} else {
 				if len(l.contacts) >= maxContacts {
@@ -624,13 +637,26 @@ func (r *Registrar) updateBindings(req *sip.Request, l *line, lineID string, max
 		r.emitLocked(lineID, l, now)
 	}
 
-	res := r.reply(req, sip.StatusOK, "OK", resultOK)
+	r.reply(a, sip.StatusOK, "OK", resultOK)
 	for _, b := range l.contacts {
 		secs := int(b.ExpiresAt.Sub(now).Round(time.Second) / time.Second)
-		res.AppendHeader(sip.NewHeader("Contact", "<"+b.ContactURI+">"+b.Params+";expires="+strconv.Itoa(max(secs, 0))))
+		a.contacts = append(a.contacts, contactOut{uri: b.ContactURI, params: b.Params, secs: max(secs, 0)})
 	}
-	res.AppendHeader(sip.NewHeader("Date", now.UTC().Format("Mon, 02 Jan 2006 15:04:05 GMT")))
-	return res
+	a.date = now
+}
+
+// reuse returns old if it equals s, else a copy of s.
+func reuse(old, s string) string {
+	if old == s {
+		return old
+	}
+	return strings.Clone(s)
+}
+
+// sourceIs reports whether source is lower(transport) + ":" + src.
+func sourceIs(source, transport, src string) bool {
+	return len(source) == len(transport)+1+len(src) && strings.EqualFold(source[:len(transport)], transport) &&
+		source[len(transport)] == ':' && source[len(transport)+1:] == src
 }
 
 // evictOldestLocked drops the least recently refreshed bindings not named in

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"runtime"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -127,7 +129,7 @@ func (r *Registrar) flush(c *net.UDPConn, bc batchConn, o *udpOut, v4 bool) {
 func (r *Registrar) readUDP(c *net.UDPConn, bc batchConn, v4 bool) error {
 	in := make([]ipv4.Message, udpBatch)
 	bufs := make([][]byte, udpBatch)
-	outs := make([]bytes.Buffer, udpBatch)
+	outs := make([]udpScratch, udpBatch)
 	for i := range in {
 		bufs[i] = make([]byte, 65535)
 		in[i].Buffers = [][]byte{bufs[i]}
@@ -147,19 +149,32 @@ func (r *Registrar) readUDP(c *net.UDPConn, bc batchConn, v4 bool) error {
 		}
 		for i := range in[:n] {
 			m := &in[i]
-			o := &outs[out.n]
-			o.Reset()
-			r.handleDatagram(out, bufs[i][:m.N], m.Addr, o)
+			r.handleDatagram(out, bufs[i][:m.N], m.Addr, &outs[out.n])
 			m.Addr = nil
 		}
 		r.flush(c, bc, out, v4)
 	}
 }
 
-// handleDatagram parses and answers one datagram; out is an empty buffer
-// for the answer, reused across calls.
-func (r *Registrar) handleDatagram(c udpWriter, data []byte, addr net.Addr, out *bytes.Buffer) {
+// udpScratch is the memory one answer in a batch uses, reused: the
+// answer's bytes must stay valid until the batch is sent.
+type udpScratch struct {
+	q   fastRequest
+	a   regAnswer
+	out []byte       // the fast path's answer
+	buf bytes.Buffer // sipgo's
+}
+
+// handleDatagram parses and answers one datagram: a plain REGISTER on the
+// fast path, anything else through sipgo's parser.
+func (r *Registrar) handleDatagram(c udpWriter, data []byte, addr net.Addr, s *udpScratch) {
 	if isKeepAlive(data) {
+		return
+	}
+	// One copy of the datagram: the request's fields are substrings of it.
+	if parseFast(string(data), &s.q) {
+		s.q.source = sourceString(addr)
+		r.answerFast(c, len(data), addr, s)
 		return
 	}
 	msg, err := r.parser.ParseSIP(unfold(data))
@@ -179,7 +194,7 @@ func (r *Registrar) handleDatagram(c udpWriter, data []byte, addr net.Addr, out 
 	if req.Method == sip.REGISTER && headerNamed(req, "Authorization") != nil {
 		if v, cs := req.Via(), req.CSeq(); v != nil && cs != nil {
 			branch, _ := v.Params.Get("branch")
-			key = src + "\x00" + branch + "\x00" + cs.Value()
+			key = replayKey(src, branch, cs.SeqNo, string(cs.MethodName))
 			if b, ok := r.replays.get(key); ok {
 				r.writeUDP(c, b, addr)
 				return
@@ -190,6 +205,8 @@ func (r *Registrar) handleDatagram(c udpWriter, data []byte, addr net.Addr, out 
 	if res == nil {
 		return
 	}
+	out := &s.buf
+	out.Reset()
 	res.StringWrite(out)
 	if out.Len() > maxUDPPayload {
 		// RFC 3261 §18.2.2 would have us try TCP; phones on UDP rarely
@@ -225,6 +242,63 @@ func (r *Registrar) handleDatagram(c udpWriter, data []byte, addr net.Addr, out 
 		r.replays.put(key, out.Bytes())
 	}
 	r.writeUDP(c, out.Bytes(), addr)
+}
+
+// sourceString is addr.String() with one allocation instead of three.
+func sourceString(addr net.Addr) string {
+	if ua, ok := addr.(*net.UDPAddr); ok && ua.Zone == "" {
+		var b [64]byte
+		ap := ua.AddrPort()
+		// Unmapped as net prints it: a dual-stack socket reports IPv4
+		// peers as ::ffff:a.b.c.d.
+		return string(netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()).AppendTo(b[:0]))
+	}
+	return addr.String()
+}
+
+// replayKey names one request for the replay cache.
+func replayKey(src, branch string, cseq uint32, method string) string {
+	var b [24]byte
+	return src + "\x00" + branch + "\x00" + string(strconv.AppendUint(b[:0], uint64(cseq), 10)) + " " + method
+}
+
+// answerFast answers a REGISTER parseFast read (s.q, from a datagram of
+// size bytes) with the rules of the sipgo path: a retransmitted
+// authenticated REGISTER gets the cached answer, and no answer but a 200
+// is larger than the request (Server and the second challenge go first).
+func (r *Registrar) answerFast(c udpWriter, size int, addr net.Addr, s *udpScratch) {
+	q, a := &s.q, &s.a
+	key := ""
+	if len(q.auth) > 0 {
+		key = replayKey(q.source, q.branch, q.cseq, q.cseqMethod)
+		if b, ok := r.replays.get(key); ok {
+			r.writeUDP(c, b, addr)
+			return
+		}
+	}
+	a.reset()
+	r.register(&q.regRequest, a)
+	tag := toTag() // the same in every rendering of this answer
+	out := r.appendFast(s.out[:0], q, a, tag, false)
+	defer func() { s.out = out[:0] }() // keep the grown buffer
+	if len(out) > maxUDPPayload {
+		r.m.unsent.WithLabelValues("too_large").Inc()
+		a.reset()
+		a.code, a.reason = sip.StatusMessageTooLarge, "Message Too Large"
+		if out = r.appendFast(out[:0], q, a, tag, false); len(out) > maxUDPPayload {
+			return
+		}
+	}
+	if len(out) > size && a.code != sip.StatusOK {
+		if out = r.appendFast(out[:0], q, a, tag, true); len(out) > size {
+			r.m.unsent.WithLabelValues("amplification").Inc()
+			return
+		}
+	}
+	if key != "" {
+		r.replays.put(key, out)
+	}
+	r.writeUDP(c, out, addr)
 }
 
 // udpWriter sends one datagram (a batch collector, or a socket).
