@@ -915,11 +915,13 @@ func TestPrepareCreatesAORsFirst(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if n := s.EndpointReadsByNewAORs(); n != 0 {
+	// Each new AOR reads at most the queue probe's endpoint (probe.go).
+	if n := s.EndpointReadsByNewAORs(); n > len(lines) {
 		t.Errorf("creating 150 prepared lines made Asterisk read %d endpoints", n)
 	}
-	if n := s.Requests("PUT"); n != 3*len(lines) {
-		t.Errorf("%d PUTs, want %d (auth, aor, endpoint once each)", n, 3*len(lines))
+	probe := b.cfg.ObjectPrefix + "queue-probe"
+	if n := s.Requests("PUT") - s.ObjectPuts("aor", probe) - s.ObjectPuts("endpoint", probe); n != 3*len(lines) {
+		t.Errorf("%d PUTs of line objects, want %d (auth, aor, endpoint once each)", n, 3*len(lines))
 	}
 	held, err := b.List(t.Context())
 	if err != nil {
@@ -932,5 +934,49 @@ func TestPrepareCreatesAORsFirst(t *testing.T) {
 	}
 	if len(held) != len(lines) {
 		t.Errorf("List has %d lines, want %d", len(held), len(lines))
+	}
+}
+
+// Asterisk runs the observers of AOR writes after ARI has answered, one by
+// one on a queue; at 500 queued it warns and sheds SIP load. Prepare paces
+// its AOR writes on that queue (a probe through it) and returns only once
+// Asterisk has run them all, so that the endpoints created next are not
+// read by queued AOR tasks. The bound holds whatever the machine's speed:
+// pbxd waits on the probe, not on a clock.
+func TestPrepareKeepsAsteriskQueueShort(t *testing.T) {
+	t.Parallel()
+	bd := setupWith(t, aritest.Options{Wizard: aritest.AstDB, Cache: true, AORTaskTime: 5 * time.Millisecond})
+	s, b := bd.srv[0], bd.b
+	lines := make([]pbx.LineConfig, 600)
+	for i := range lines {
+		lines[i] = pbxtest.NewLine()
+	}
+	if err := b.Prepare(t.Context(), lines); err != nil {
+		t.Fatal(err)
+	}
+	if n := s.AORQueueLen(); n != 0 {
+		t.Errorf("Prepare returned with %d AOR writes still queued in Asterisk", n)
+	}
+	// maxUnconfirmed, plus the writes in flight when it was reached, plus
+	// the probe's own.
+	if got, limit := s.AORQueueMax(), maxUnconfirmed+maxWritesInFlight+1; got > limit {
+		t.Errorf("Asterisk's AOR queue reached %d tasks, want at most %d", got, limit)
+	}
+	for _, w := range s.Warnings() {
+		if strings.Contains(w, "task processor queue reached") {
+			t.Errorf("Asterisk warned: %s", w)
+		}
+	}
+	// The probe's objects are not lines: List and a resync leave them.
+	held, err := b.List(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(held) != 0 {
+		t.Errorf("List after Prepare (no endpoint yet) has %d lines", len(held))
+	}
+	probe := b.cfg.ObjectPrefix + "queue-probe"
+	if _, ok := s.Object("endpoint", probe); !ok {
+		t.Errorf("no probe endpoint %s", probe)
 	}
 }

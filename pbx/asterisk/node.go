@@ -36,6 +36,7 @@ type node struct {
 	w         *native.Client // writes (Update, Delete); never connected, so safe to share
 	http      *http.Client
 	pace      *pacer // bounds and paces writes (see call)
+	aors      *aorQueue
 	connected atomic.Bool
 	// subscribed is whether the application is subscribed to PJSIP
 	// endpoint events on the current websocket (see subscribe).
@@ -153,7 +154,7 @@ func newNode(b *Backend, nc NodeConfig) *node {
 		Password:     nc.Password,
 	})
 	setClientHTTP(w, drainingTransport{transport}, b.cfg.RequestTimeout)
-	return &node{
+	n := &node{
 		b:        b,
 		cfg:      nc,
 		w:        w,
@@ -165,6 +166,8 @@ func newNode(b *Backend, nc NodeConfig) *node {
 		byName:   map[string]string{},
 		extra:    map[string][]string{},
 	}
+	n.aors = newAORQueue(n)
+	return n
 }
 
 // setClientHTTP gives the ari client's unexported http.Client pbxd's
@@ -368,8 +371,7 @@ func (n *node) push(ctx context.Context, typ, id string, want []tuple, held map[
 			return nil
 		}
 	}
-	key := configKey(typ, id)
-	return n.call(ctx, "put_"+typ, func() error { return n.w.Asterisk().Config().Update(key, toARI(send)) })
+	return n.put(ctx, typ, id, send)
 }
 
 // pushFull creates the object with want, or, if any attribute of want
@@ -379,15 +381,38 @@ func (n *node) pushFull(ctx context.Context, typ, id string, want []tuple, held 
 	if held != nil && len(diff(want, held)) == 0 {
 		return nil
 	}
+	return n.put(ctx, typ, id, want)
+}
+
+// put PUTs send to the object; AOR writes are paced on Asterisk's AOR
+// queue (see aorQueue).
+func (n *node) put(ctx context.Context, typ, id string, send []tuple) error {
 	key := configKey(typ, id)
-	return n.call(ctx, "put_"+typ, func() error { return n.w.Asterisk().Config().Update(key, toARI(want)) })
+	return n.aorPaced(ctx, typ, "put_"+typ, func() error { return n.w.Asterisk().Config().Update(key, toARI(send)) })
 }
 
 func (n *node) del(ctx context.Context, typ, id string) error {
 	key := configKey(typ, id)
-	err := n.call(ctx, "delete_"+typ, func() error { return n.w.Asterisk().Config().Delete(key) })
+	err := n.aorPaced(ctx, typ, "delete_"+typ, func() error { return n.w.Asterisk().Config().Delete(key) })
 	if errors.Is(err, errAbsent) {
 		return nil
+	}
+	return err
+}
+
+// aorPaced is call, admitted by and counted in the AOR queue when typ is
+// "aor".
+func (n *node) aorPaced(ctx context.Context, typ, op string, f func() error) error {
+	if typ != "aor" {
+		return n.call(ctx, op, f)
+	}
+	if err := n.aors.admit(ctx); err != nil {
+		n.count(op, "unavailable")
+		return fmt.Errorf("%s: %w: %w", op, pbx.ErrUnavailable, err)
+	}
+	err := n.call(ctx, op, f)
+	if err == nil {
+		n.aors.wrote()
 	}
 	return err
 }
