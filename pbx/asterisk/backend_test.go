@@ -980,3 +980,60 @@ func TestPrepareKeepsAsteriskQueueShort(t *testing.T) {
 		t.Errorf("no probe endpoint %s", probe)
 	}
 }
+
+// A phone's refresh raises no event in Asterisk (by default), so the
+// expiry pbxd read at registration goes stale; pbxd reads the contact
+// again once that expiry has passed and shows the refreshed one. A contact
+// Asterisk no longer holds, its Removed event lost, is then dropped.
+func TestContactExpiryFollowsSilentRefresh(t *testing.T) {
+	t.Parallel()
+	bd := setup(t)
+	s, b := bd.srv[0], bd.b
+	line := applyNew(t, b)
+	name := endpointName(line)
+	if err := s.Tamper("aor", name, "minimum_expiration", "1"); err != nil {
+		t.Fatal(err)
+	}
+	uri := "sip:100@192.0.2.71"
+	if err := s.RegisterContactExpires(name, uri, 2*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	var first time.Time
+	for first.IsZero() {
+		first = waitEvent(t, b, line.ID, uri).Contacts[0].Expires
+	}
+	// The phone refreshes for an hour: no event.
+	if err := s.RegisterContact(name, uri); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		c := waitEvent(t, b, line.ID, uri).Contacts[0]
+		if c.Expires.After(first.Add(time.Hour - time.Minute)) {
+			break
+		}
+	}
+	// Gone behind pbxd's back (no Removed event): dropped after its expiry.
+	uri2 := "sip:100@192.0.2.72"
+	if err := s.RegisterContactExpires(name, uri2, 2*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	for shown := (time.Time{}); shown.IsZero(); {
+		for _, c := range waitEvent(t, b, line.ID, uri2).Contacts {
+			if c.URI == uri2 {
+				shown = c.Expires
+			}
+		}
+	}
+	s.ForgetContacts(name)
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case ev := <-b.Events():
+			if ev.LineID == line.ID && !slices.ContainsFunc(ev.Contacts, func(c pbx.Contact) bool { return c.URI == uri2 }) {
+				return
+			}
+		case <-timeout:
+			t.Fatal("a contact Asterisk no longer holds is still shown")
+		}
+	}
+}

@@ -2,8 +2,6 @@ package asterisk
 
 import (
 	"context"
-	"crypto/md5"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,7 +11,6 @@ import (
 	"reflect"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -1028,45 +1025,6 @@ func (n *node) handle(ev event) {
 		delete(n.contacts, line)
 		n.mu.Unlock()
 		n.b.emit(pbx.RegistrationEvent{LineID: line, At: now})
-	}
-}
-
-// contactRef names one registered contact of a line.
-type contactRef struct{ line, uri, aor string }
-
-// fillContacts reads, for each contact an event announced, the contact
-// object Asterisk keeps (id "<aor>;@<md5 of the uri>", res_pjsip
-// location.c) for its expiry and user agent, and reports the line again
-// with them, until ctx ends. A phone's refresh that changes nothing else
-// raises no event, so the expiry shown is the one of the last event.
-func (n *node) fillContacts(ctx context.Context) {
-	for {
-		var ref contactRef
-		select {
-		case <-ctx.Done():
-			return
-		case ref = <-n.fills:
-		}
-		sum := md5.Sum([]byte(ref.uri)) //nolint:gosec // Asterisk's id scheme, not security
-		obj, err := n.getObject(ctx, "contact", ref.aor+";@"+hex.EncodeToString(sum[:]))
-		if err != nil || obj == nil {
-			continue // gone already, or Asterisk busy: the expiry stays unknown
-		}
-		exp, err := strconv.ParseInt(obj["expiration_time"], 10, 64)
-		if err != nil {
-			continue
-		}
-		n.mu.Lock()
-		c, ok := n.contacts[ref.line][ref.uri]
-		if !ok {
-			n.mu.Unlock()
-			continue
-		}
-		c.Expires, c.UserAgent = time.Unix(exp, 0).UTC(), obj["user_agent"]
-		n.contacts[ref.line][ref.uri] = c
-		out := snapshot(ref.line, n.contacts[ref.line], time.Now())
-		n.mu.Unlock()
-		n.b.emit(out)
 	}
 }
 

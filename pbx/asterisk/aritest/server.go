@@ -61,6 +61,12 @@ type Options struct {
 	// AOR writes after ARI has answered them (queue.go): each write takes
 	// this long to be seen by res_pjsip. Zero: seen at once.
 	AORTaskTime time.Duration
+	// ContactStatusOnRefresh models pjsip.conf's [global]
+	// send_contact_status_on_update_registration = yes: a phone's refresh
+	// of a registered contact raises a ContactStatusChange with the
+	// contact's current status. Off (Asterisk's default), a refresh raises
+	// no event.
+	ContactStatusOnRefresh bool
 }
 
 // Server is a running ARI test server. Its methods are safe for concurrent
@@ -439,6 +445,14 @@ func (s *Server) Forget(typ, id string) bool {
 		delete(s.contacts, id)
 	}
 	return ok
+}
+
+// ForgetContacts drops the endpoint's registered contacts behind the
+// client's back, without events (as an Asterisk whose events were lost).
+func (s *Server) ForgetContacts(endpointID string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.contacts, endpointID)
 }
 
 func sortedKeys(m map[string]string) []string {
