@@ -1037,3 +1037,30 @@ func TestContactExpiryFollowsSilentRefresh(t *testing.T) {
 		}
 	}
 }
+
+// With send_contact_status_on_update_registration = yes (configs/asterisk
+// pjsip.conf), a refresh raises a ContactStatusChange and pbxd shows the
+// new expiry at once, not after the old one has passed.
+func TestContactExpiryOnRefreshEvent(t *testing.T) {
+	t.Parallel()
+	bd := setupWith(t, aritest.Options{ContactStatusOnRefresh: true})
+	s, b := bd.srv[0], bd.b
+	line := applyNew(t, b)
+	uri := "sip:100@192.0.2.73"
+	if err := s.RegisterContact(endpointName(line), uri); err != nil {
+		t.Fatal(err)
+	}
+	var first time.Time
+	for first.IsZero() {
+		first = waitEvent(t, b, line.ID, uri).Contacts[0].Expires
+	}
+	time.Sleep(1100 * time.Millisecond) // expiration_time has whole seconds
+	if err := s.RegisterContact(endpointName(line), uri); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if c := waitEvent(t, b, line.ID, uri).Contacts[0]; c.Expires.After(first) {
+			return
+		}
+	}
+}
