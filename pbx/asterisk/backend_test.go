@@ -915,11 +915,13 @@ func TestPrepareCreatesAORsFirst(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if n := s.EndpointReadsByNewAORs(); n != 0 {
+	// Each new AOR reads at most the queue probe's endpoint (probe.go).
+	if n := s.EndpointReadsByNewAORs(); n > len(lines) {
 		t.Errorf("creating 150 prepared lines made Asterisk read %d endpoints", n)
 	}
-	if n := s.Requests("PUT"); n != 3*len(lines) {
-		t.Errorf("%d PUTs, want %d (auth, aor, endpoint once each)", n, 3*len(lines))
+	probe := b.cfg.ObjectPrefix + "queue-probe"
+	if n := s.Requests("PUT") - s.ObjectPuts("aor", probe) - s.ObjectPuts("endpoint", probe); n != 3*len(lines) {
+		t.Errorf("%d PUTs of line objects, want %d (auth, aor, endpoint once each)", n, 3*len(lines))
 	}
 	held, err := b.List(t.Context())
 	if err != nil {
@@ -932,5 +934,133 @@ func TestPrepareCreatesAORsFirst(t *testing.T) {
 	}
 	if len(held) != len(lines) {
 		t.Errorf("List has %d lines, want %d", len(held), len(lines))
+	}
+}
+
+// Asterisk runs the observers of AOR writes after ARI has answered, one by
+// one on a queue; at 500 queued it warns and sheds SIP load. Prepare paces
+// its AOR writes on that queue (a probe through it) and returns only once
+// Asterisk has run them all, so that the endpoints created next are not
+// read by queued AOR tasks. The bound holds whatever the machine's speed:
+// pbxd waits on the probe, not on a clock.
+func TestPrepareKeepsAsteriskQueueShort(t *testing.T) {
+	t.Parallel()
+	bd := setupWith(t, aritest.Options{Wizard: aritest.AstDB, Cache: true, AORTaskTime: 5 * time.Millisecond})
+	s, b := bd.srv[0], bd.b
+	lines := make([]pbx.LineConfig, 600)
+	for i := range lines {
+		lines[i] = pbxtest.NewLine()
+	}
+	if err := b.Prepare(t.Context(), lines); err != nil {
+		t.Fatal(err)
+	}
+	if n := s.AORQueueLen(); n != 0 {
+		t.Errorf("Prepare returned with %d AOR writes still queued in Asterisk", n)
+	}
+	// maxUnconfirmed, plus the writes in flight when it was reached, plus
+	// the probe's own.
+	if got, limit := s.AORQueueMax(), maxUnconfirmed+maxWritesInFlight+1; got > limit {
+		t.Errorf("Asterisk's AOR queue reached %d tasks, want at most %d", got, limit)
+	}
+	for _, w := range s.Warnings() {
+		if strings.Contains(w, "task processor queue reached") {
+			t.Errorf("Asterisk warned: %s", w)
+		}
+	}
+	// The probe's objects are not lines: List and a resync leave them.
+	held, err := b.List(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(held) != 0 {
+		t.Errorf("List after Prepare (no endpoint yet) has %d lines", len(held))
+	}
+	probe := b.cfg.ObjectPrefix + "queue-probe"
+	if _, ok := s.Object("endpoint", probe); !ok {
+		t.Errorf("no probe endpoint %s", probe)
+	}
+}
+
+// A phone's refresh raises no event in Asterisk (by default), so the
+// expiry pbxd read at registration goes stale; pbxd reads the contact
+// again once that expiry has passed and shows the refreshed one. A contact
+// Asterisk no longer holds, its Removed event lost, is then dropped.
+func TestContactExpiryFollowsSilentRefresh(t *testing.T) {
+	t.Parallel()
+	bd := setup(t)
+	s, b := bd.srv[0], bd.b
+	line := applyNew(t, b)
+	name := endpointName(line)
+	if err := s.Tamper("aor", name, "minimum_expiration", "1"); err != nil {
+		t.Fatal(err)
+	}
+	uri := "sip:100@192.0.2.71"
+	if err := s.RegisterContactExpires(name, uri, 2*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	var first time.Time
+	for first.IsZero() {
+		first = waitEvent(t, b, line.ID, uri).Contacts[0].Expires
+	}
+	// The phone refreshes for an hour: no event.
+	if err := s.RegisterContact(name, uri); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		c := waitEvent(t, b, line.ID, uri).Contacts[0]
+		if c.Expires.After(first.Add(time.Hour - time.Minute)) {
+			break
+		}
+	}
+	// Gone behind pbxd's back (no Removed event): dropped after its expiry.
+	uri2 := "sip:100@192.0.2.72"
+	if err := s.RegisterContactExpires(name, uri2, 2*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	for shown := (time.Time{}); shown.IsZero(); {
+		for _, c := range waitEvent(t, b, line.ID, uri2).Contacts {
+			if c.URI == uri2 {
+				shown = c.Expires
+			}
+		}
+	}
+	s.ForgetContacts(name)
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case ev := <-b.Events():
+			if ev.LineID == line.ID && !slices.ContainsFunc(ev.Contacts, func(c pbx.Contact) bool { return c.URI == uri2 }) {
+				return
+			}
+		case <-timeout:
+			t.Fatal("a contact Asterisk no longer holds is still shown")
+		}
+	}
+}
+
+// With send_contact_status_on_update_registration = yes (configs/asterisk
+// pjsip.conf), a refresh raises a ContactStatusChange and pbxd shows the
+// new expiry at once, not after the old one has passed.
+func TestContactExpiryOnRefreshEvent(t *testing.T) {
+	t.Parallel()
+	bd := setupWith(t, aritest.Options{ContactStatusOnRefresh: true})
+	s, b := bd.srv[0], bd.b
+	line := applyNew(t, b)
+	uri := "sip:100@192.0.2.73"
+	if err := s.RegisterContact(endpointName(line), uri); err != nil {
+		t.Fatal(err)
+	}
+	var first time.Time
+	for first.IsZero() {
+		first = waitEvent(t, b, line.ID, uri).Contacts[0].Expires
+	}
+	time.Sleep(1100 * time.Millisecond) // expiration_time has whole seconds
+	if err := s.RegisterContact(endpointName(line), uri); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if c := waitEvent(t, b, line.ID, uri).Contacts[0]; c.Expires.After(first) {
+			return
+		}
 	}
 }

@@ -2,8 +2,6 @@ package asterisk
 
 import (
 	"context"
-	"crypto/md5"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,7 +11,6 @@ import (
 	"reflect"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -36,6 +33,7 @@ type node struct {
 	w         *native.Client // writes (Update, Delete); never connected, so safe to share
 	http      *http.Client
 	pace      *pacer // bounds and paces writes (see call)
+	aors      *aorQueue
 	connected atomic.Bool
 	// subscribed is whether the application is subscribed to PJSIP
 	// endpoint events on the current websocket (see subscribe).
@@ -153,7 +151,7 @@ func newNode(b *Backend, nc NodeConfig) *node {
 		Password:     nc.Password,
 	})
 	setClientHTTP(w, drainingTransport{transport}, b.cfg.RequestTimeout)
-	return &node{
+	n := &node{
 		b:        b,
 		cfg:      nc,
 		w:        w,
@@ -165,6 +163,8 @@ func newNode(b *Backend, nc NodeConfig) *node {
 		byName:   map[string]string{},
 		extra:    map[string][]string{},
 	}
+	n.aors = newAORQueue(n)
+	return n
 }
 
 // setClientHTTP gives the ari client's unexported http.Client pbxd's
@@ -368,8 +368,7 @@ func (n *node) push(ctx context.Context, typ, id string, want []tuple, held map[
 			return nil
 		}
 	}
-	key := configKey(typ, id)
-	return n.call(ctx, "put_"+typ, func() error { return n.w.Asterisk().Config().Update(key, toARI(send)) })
+	return n.put(ctx, typ, id, send)
 }
 
 // pushFull creates the object with want, or, if any attribute of want
@@ -379,15 +378,38 @@ func (n *node) pushFull(ctx context.Context, typ, id string, want []tuple, held 
 	if held != nil && len(diff(want, held)) == 0 {
 		return nil
 	}
+	return n.put(ctx, typ, id, want)
+}
+
+// put PUTs send to the object; AOR writes are paced on Asterisk's AOR
+// queue (see aorQueue).
+func (n *node) put(ctx context.Context, typ, id string, send []tuple) error {
 	key := configKey(typ, id)
-	return n.call(ctx, "put_"+typ, func() error { return n.w.Asterisk().Config().Update(key, toARI(want)) })
+	return n.aorPaced(ctx, typ, "put_"+typ, func() error { return n.w.Asterisk().Config().Update(key, toARI(send)) })
 }
 
 func (n *node) del(ctx context.Context, typ, id string) error {
 	key := configKey(typ, id)
-	err := n.call(ctx, "delete_"+typ, func() error { return n.w.Asterisk().Config().Delete(key) })
+	err := n.aorPaced(ctx, typ, "delete_"+typ, func() error { return n.w.Asterisk().Config().Delete(key) })
 	if errors.Is(err, errAbsent) {
 		return nil
+	}
+	return err
+}
+
+// aorPaced is call, admitted by and counted in the AOR queue when typ is
+// "aor".
+func (n *node) aorPaced(ctx context.Context, typ, op string, f func() error) error {
+	if typ != "aor" {
+		return n.call(ctx, op, f)
+	}
+	if err := n.aors.admit(ctx); err != nil {
+		n.count(op, "unavailable")
+		return fmt.Errorf("%s: %w: %w", op, pbx.ErrUnavailable, err)
+	}
+	err := n.call(ctx, op, f)
+	if err == nil {
+		n.aors.wrote()
 	}
 	return err
 }
@@ -1003,45 +1025,6 @@ func (n *node) handle(ev event) {
 		delete(n.contacts, line)
 		n.mu.Unlock()
 		n.b.emit(pbx.RegistrationEvent{LineID: line, At: now})
-	}
-}
-
-// contactRef names one registered contact of a line.
-type contactRef struct{ line, uri, aor string }
-
-// fillContacts reads, for each contact an event announced, the contact
-// object Asterisk keeps (id "<aor>;@<md5 of the uri>", res_pjsip
-// location.c) for its expiry and user agent, and reports the line again
-// with them, until ctx ends. A phone's refresh that changes nothing else
-// raises no event, so the expiry shown is the one of the last event.
-func (n *node) fillContacts(ctx context.Context) {
-	for {
-		var ref contactRef
-		select {
-		case <-ctx.Done():
-			return
-		case ref = <-n.fills:
-		}
-		sum := md5.Sum([]byte(ref.uri)) //nolint:gosec // Asterisk's id scheme, not security
-		obj, err := n.getObject(ctx, "contact", ref.aor+";@"+hex.EncodeToString(sum[:]))
-		if err != nil || obj == nil {
-			continue // gone already, or Asterisk busy: the expiry stays unknown
-		}
-		exp, err := strconv.ParseInt(obj["expiration_time"], 10, 64)
-		if err != nil {
-			continue
-		}
-		n.mu.Lock()
-		c, ok := n.contacts[ref.line][ref.uri]
-		if !ok {
-			n.mu.Unlock()
-			continue
-		}
-		c.Expires, c.UserAgent = time.Unix(exp, 0).UTC(), obj["user_agent"]
-		n.contacts[ref.line][ref.uri] = c
-		out := snapshot(ref.line, n.contacts[ref.line], time.Now())
-		n.mu.Unlock()
-		n.b.emit(out)
 	}
 }
 

@@ -18,13 +18,18 @@ import (
 // of tasks queued on its sorcery serializers); with every AOR first, each
 // finds the endpoints the node had before, and creating an endpoint only
 // looks up its own AORs (10,000 lines: 48 s, nothing queued). The
-// reconciler gives it every pending new line at once, not one batch. The lines' Apply follows and creates the endpoints (their
-// auth and aor, already right, are not written again). Errors are left to
-// that Apply; Prepare reports the first only for information.
+// reconciler gives it every pending new line at once, not one batch. The
+// AOR writes are paced on Asterisk's AOR queue (aorQueue), and Prepare
+// returns once Asterisk has run every one of them, so that no AOR's task
+// runs after the endpoints that follow. The lines' Apply follows and
+// creates the endpoints (their auth and aor, already right, are not
+// written again). Errors are left to that Apply; Prepare reports the
+// first only for information.
 func (b *Backend) Prepare(ctx context.Context, lines []pbx.LineConfig) error {
 	var g errgroup.Group
 	g.SetLimit(maxWritesInFlight)
-	errs := make([]error, len(lines))
+	errs := make([]error, len(lines)+len(b.order))
+	used := map[*node]bool{}
 	for i, l := range lines {
 		n, err := b.nodeFor(l)
 		if err == nil {
@@ -34,6 +39,7 @@ func (b *Backend) Prepare(ctx context.Context, lines []pbx.LineConfig) error {
 			errs[i] = err
 			continue
 		}
+		used[n] = true
 		g.Go(func() error {
 			n.forgetListed(l.ID)
 			defer n.forgetListed(l.ID)
@@ -46,5 +52,10 @@ func (b *Backend) Prepare(ctx context.Context, lines []pbx.LineConfig) error {
 		})
 	}
 	_ = g.Wait()
+	for i, n := range b.order {
+		if used[n] {
+			errs[len(lines)+i] = n.aors.drain(ctx)
+		}
+	}
 	return errors.Join(errs...)
 }

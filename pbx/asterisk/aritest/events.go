@@ -317,8 +317,17 @@ func (s *Server) SendRaw(msg []byte) int {
 // ContactStatusChange NonQualified (qualify_frequency 0) or Reachable with
 // roundtrip_usec (qualify on). A full AOR with remove_existing replaces its
 // oldest contact (ContactStatusChange Removed); without it the REGISTER is
-// refused, reported as an error. Re-registering a known uri only refreshes it.
+// refused, reported as an error. Re-registering a known uri only refreshes
+// its expiration_time, with no event (unless
+// Options.ContactStatusOnRefresh). The phone asks for RegisterExpires.
 func (s *Server) RegisterContact(endpointID, uri string) error {
+	return s.RegisterContactExpires(endpointID, uri, RegisterExpires)
+}
+
+// RegisterContactExpires is RegisterContact for a phone asking for
+// expires (whole seconds): the AOR's maximum_expiration caps it, and below
+// its minimum_expiration the REGISTER is refused (423 Interval Too Brief).
+func (s *Server) RegisterContactExpires(endpointID, uri string, expires time.Duration) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	ep, ok := s.objects["endpoint"][endpointID]
@@ -332,9 +341,26 @@ func (s *Server) RegisterContact(endpointID, uri string) error {
 	if !ok {
 		return fmt.Errorf("endpoint %q: AOR %q not found", endpointID, aorName)
 	}
+	secs := int(expires / time.Second)
+	if minE, _ := strconv.Atoi(aor["minimum_expiration"]); secs < minE {
+		return fmt.Errorf("AOR %q: expires %d below minimum_expiration %d: 423 Interval Too Brief", aorName, secs, minE)
+	}
+	if maxE, _ := strconv.Atoi(aor["maximum_expiration"]); maxE > 0 && secs > maxE {
+		secs = maxE
+	}
+	now := time.Now()
+	until := time.Unix(now.Add(time.Duration(secs)*time.Second).Unix(), 0)
 	cur := s.contacts[endpointID]
-	for _, c := range cur {
+	for i, c := range cur {
 		if c.uri == uri {
+			cur[i].expires = until
+			if s.opts.ContactStatusOnRefresh {
+				s.emitLocked(endpointID, map[string]any{
+					"type":         "ContactStatusChange",
+					"endpoint":     s.endpointLocked(endpointID),
+					"contact_info": contactInfo(c),
+				})
+			}
 			return nil
 		}
 	}
@@ -356,8 +382,7 @@ func (s *Server) RegisterContact(endpointID, uri string) error {
 			"contact_info": map[string]string{"uri": old.uri, "contact_status": "Removed", "aor": old.aor},
 		})
 	}
-	now := time.Now()
-	c := contact{uri: uri, aor: aorName, expires: time.Unix(now.Add(RegisterExpires).Unix(), 0), status: "NonQualified"}
+	c := contact{uri: uri, aor: aorName, expires: until, status: "NonQualified"}
 	if aor["qualify_frequency"] != "0" {
 		c.status = "Reachable"
 	}
@@ -373,16 +398,21 @@ func (s *Server) RegisterContact(endpointID, uri string) error {
 			"endpoint": s.endpointLocked(endpointID),
 		})
 	}
-	info := map[string]string{"uri": uri, "contact_status": c.status, "aor": aorName}
-	if c.status == "Reachable" {
-		info["roundtrip_usec"] = "1742"
-	}
 	s.emitLocked(endpointID, map[string]any{
 		"type":         "ContactStatusChange",
 		"endpoint":     s.endpointLocked(endpointID),
-		"contact_info": info,
+		"contact_info": contactInfo(c),
 	})
 	return nil
+}
+
+// contactInfo is a ContactStatusChange's contact_info for c.
+func contactInfo(c contact) map[string]string {
+	info := map[string]string{"uri": c.uri, "contact_status": c.status, "aor": c.aor}
+	if c.status == "Reachable" {
+		info["roundtrip_usec"] = "1742"
+	}
+	return info
 }
 
 // UnregisterContact simulates a clean unregistration (Expires: 0) of uri:

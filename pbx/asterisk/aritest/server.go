@@ -57,6 +57,16 @@ type Options struct {
 	// or updated is then served from memory, so reading it again does not
 	// re-apply its stored fields (see Warnings).
 	Cache bool
+	// AORTaskTime models the queue on which Asterisk runs the observers of
+	// AOR writes after ARI has answered them (queue.go): each write takes
+	// this long to be seen by res_pjsip. Zero: seen at once.
+	AORTaskTime time.Duration
+	// ContactStatusOnRefresh models pjsip.conf's [global]
+	// send_contact_status_on_update_registration = yes: a phone's refresh
+	// of a registered contact raises a ContactStatusChange with the
+	// contact's current status. Off (Asterisk's default), a refresh raises
+	// no event.
+	ContactStatusOnRefresh bool
 }
 
 // Server is a running ARI test server. Its methods are safe for concurrent
@@ -92,6 +102,13 @@ type Server struct {
 	warnings []string
 	// aorScans counts the endpoints read because an AOR was created.
 	aorScans int
+	// seenAOR is every AOR as res_pjsip has applied it (queue.go), nil
+	// once deleted; aorQueue the writes it has not run yet.
+	seenAOR       map[string]object
+	objectPuts    map[string]int // "type/id" → PUTs answered 200
+	aorQueue      []aorTask
+	aorQueueMax   int
+	aorQueueAlert bool
 }
 
 type contact struct {
@@ -149,14 +166,16 @@ func New(opts Options) (*Server, error) {
 		opts.Addr = "127.0.0.1:0"
 	}
 	s := &Server{
-		opts:     opts,
-		objects:  map[string]map[string]object{"endpoint": {}, "auth": {}, "aor": {}},
-		static:   map[string]map[string]bool{"endpoint": {}, "auth": {}, "aor": {}},
-		contacts: map[string][]contact{},
-		apps:     map[string]*app{},
-		counts:   map[string]int{},
-		cached:   map[string]bool{},
-		inflight: map[string]int{}, maxInflight: map[string]int{},
+		opts:       opts,
+		objects:    map[string]map[string]object{"endpoint": {}, "auth": {}, "aor": {}},
+		static:     map[string]map[string]bool{"endpoint": {}, "auth": {}, "aor": {}},
+		contacts:   map[string][]contact{},
+		apps:       map[string]*app{},
+		counts:     map[string]int{},
+		cached:     map[string]bool{},
+		seenAOR:    map[string]object{},
+		objectPuts: map[string]int{},
+		inflight:   map[string]int{}, maxInflight: map[string]int{},
 	}
 	if err := s.start(opts.Addr); err != nil {
 		return nil, err
@@ -276,6 +295,12 @@ func (s *Server) Restart() error {
 		}
 	}
 	s.cached = map[string]bool{}
+	// A starting res_pjsip applies every AOR at once, with nothing queued.
+	s.seenAOR = map[string]object{}
+	for id, o := range s.objects["aor"] {
+		s.seenAOR[id] = o.clone()
+	}
+	s.aorQueue = nil
 	s.techPJSIP = len(s.objects["endpoint"]) > 0
 	for id := range s.objects["endpoint"] {
 		s.readEndpointLocked(id)
@@ -383,6 +408,9 @@ func (s *Server) Seed(typ, id string, fields map[string]string) error {
 	}
 	s.objects[typ][id] = o
 	s.static[typ][id] = true
+	if typ == "aor" {
+		s.seenAOR[id] = o
+	}
 	if typ == "endpoint" {
 		s.techPJSIP = true
 	}
@@ -417,6 +445,14 @@ func (s *Server) Forget(typ, id string) bool {
 		delete(s.contacts, id)
 	}
 	return ok
+}
+
+// ForgetContacts drops the endpoint's registered contacts behind the
+// client's back, without events (as an Asterisk whose events were lost).
+func (s *Server) ForgetContacts(endpointID string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.contacts, endpointID)
 }
 
 func sortedKeys(m map[string]string) []string {
@@ -761,6 +797,10 @@ func (s *Server) putObject(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.objects[typ][id] = o
+	s.objectPuts[typ+"/"+id]++
+	if typ == "aor" {
+		s.queueAORLocked(id, o.clone())
+	}
 	writeJSON(w, http.StatusOK, body)
 }
 
@@ -782,6 +822,9 @@ func (s *Server) deleteObject(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	delete(s.objects[typ], id)
+	if typ == "aor" {
+		s.queueAORLocked(id, nil)
+	}
 	// Deleting an endpoint while a phone is registered emits no event.
 	if typ == "endpoint" {
 		delete(s.contacts, id)
@@ -800,6 +843,9 @@ type endpointJSON struct {
 // endpointLocked renders an endpoint; s.mu must be held.
 func (s *Server) endpointLocked(id string) endpointJSON {
 	state := "offline"
+	if s.permanentOnlineLocked(id) {
+		state = "online"
+	}
 	for _, c := range s.contacts[id] {
 		if c.status == "Reachable" || c.status == "NonQualified" {
 			state = "online"
