@@ -113,8 +113,10 @@ type Service struct {
 	// afterCharge is Options.AfterCharge.
 	afterCharge func(string) error
 	changes     atomic.Pointer[changeApplierBox]
-	locs        sync.Map // time zone name → *time.Location
-	m           metrics
+	// owner is the key of the advisory lock HoldOwnership holds (0: none).
+	owner atomic.Int32
+	locs  sync.Map // time zone name → *time.Location
+	m     metrics
 }
 
 type lineSwitchBox struct{ LineSwitch }

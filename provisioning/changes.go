@@ -31,11 +31,13 @@ type Biller interface {
 	Quote(ctx context.Context, acct Account, changes []PriceChange, at time.Time) (Quote, error)
 	// PreparePayment inserts in tx the payment intent of what a card
 	// account pays at confirm (or returns the one a previous confirm of the
-	// change left); "" when nothing is charged now.
-	PreparePayment(ctx context.Context, tx pgx.Tx, acct Account, changeID string, q Quote, at time.Time) (paymentID string, err error)
+	// change left); nil when nothing is charged now. It refuses
+	// (fault.Conflict) while another change of the account is paid and not
+	// yet applied.
+	PreparePayment(ctx context.Context, tx pgx.Tx, acct Account, changeID string, q Quote, at time.Time) (Payment, error)
 	// Pay charges the intent outside any transaction and records the
 	// answer; a refusal is a fault.PaymentRequired.
-	Pay(ctx context.Context, paymentID string) error
+	Pay(ctx context.Context, p Payment) error
 	// Refund gives back the payment of a change that can no longer be
 	// applied (none: nothing to do).
 	Refund(ctx context.Context, changeID, reason string) error
@@ -47,6 +49,10 @@ type Biller interface {
 	// pending items in tx.
 	Record(ctx context.Context, tx pgx.Tx, acct Account, changeID string, q Quote, at time.Time) (invoiceID string, err error)
 }
+
+// Payment is a payment intent as the Biller's PreparePayment returns it,
+// opaque to provisioning.
+type Payment any
 
 // PriceChange is one package's seat change, for pricing.
 type PriceChange struct {
@@ -344,20 +350,20 @@ func (s *Service) confirm(ctx context.Context, actor, changeID string, accountSc
 	if uuid.Validate(changeID) != nil {
 		return ConfirmResult{}, fault.New(fault.NotFound, "", "change order not found")
 	}
-	var paymentID string
+	var payment Payment
 	res, done, err := s.confirmStep(ctx, changeID, accountScope, func(tx pgx.Tx, p *plan, pv Preview) error {
 		if s.biller == nil || !pv.Priced {
 			return nil
 		}
 		var err error
-		paymentID, err = s.biller.PreparePayment(ctx, tx, p.acct, changeID, p.quote, s.clock.Now())
+		payment, err = s.biller.PreparePayment(ctx, tx, p.acct, changeID, p.quote, s.clock.Now())
 		return err
 	})
 	if err != nil || done {
 		return res, s.refundIfDead(ctx, changeID, err)
 	}
-	if paymentID != "" {
-		if err := s.biller.Pay(ctx, paymentID); err != nil {
+	if payment != nil {
+		if err := s.biller.Pay(ctx, payment); err != nil {
 			return res, err
 		}
 	}
