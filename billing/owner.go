@@ -25,23 +25,49 @@ const ownerLockClass = 0x7062 // "pb"
 // is reopened and the same key taken again.
 const ownerPing = 5 * time.Second
 
-// HoldOwnership takes an owner key and holds its lock until ctx ends; the
-// attempts this service creates meanwhile carry it. Until the lock is held
-// (and while it is being taken again after a lost connection) new
+// TakeOwnership takes an owner key before the service creates attempts,
+// so that the first ones carry it; HoldOwnership then keeps it.
+func (s *Service) TakeOwnership(ctx context.Context) error {
+	var key int32
+	conn, err := s.takeOwnerLock(ctx, &key)
+	if err != nil {
+		return err
+	}
+	s.ownerConn.Store(conn)
+	s.owner.Store(key)
+	return nil
+}
+
+// ReleaseOwnership ends the session TakeOwnership opened if HoldOwnership
+// never took it over (the daemon stopped before running).
+func (s *Service) ReleaseOwnership() error {
+	if conn := s.ownerConn.Swap(nil); conn != nil {
+		s.owner.Store(0)
+		return conn.Close(context.Background())
+	}
+	return nil
+}
+
+// HoldOwnership holds the owner lock until ctx ends (taking one first if
+// TakeOwnership did not); the attempts this service creates meanwhile
+// carry it. While the lock is being taken again after a lost session, new
 // attempts carry no owner: only the minute rule applies to them.
 func (s *Service) HoldOwnership(ctx context.Context) error {
-	var key int32
+	key := s.owner.Load()
+	conn := s.ownerConn.Swap(nil)
 	for ctx.Err() == nil {
-		conn, err := s.takeOwnerLock(ctx, &key)
-		if err != nil {
-			if ctx.Err() == nil {
-				s.log.Warn("payment owner lock not held; retrying", "err", err)
+		var err error
+		if conn == nil {
+			if conn, err = s.takeOwnerLock(ctx, &key); err != nil {
+				if ctx.Err() == nil {
+					s.log.Warn("payment owner lock not held; retrying", "err", err)
+				}
+				select {
+				case <-ctx.Done():
+				case <-time.After(ownerPing):
+				}
+				continue
 			}
-			select {
-			case <-ctx.Done():
-			case <-time.After(ownerPing):
-			}
-			continue
 		}
 		s.owner.Store(key)
 		for err == nil {
@@ -54,6 +80,7 @@ func (s *Service) HoldOwnership(ctx context.Context) error {
 		}
 		s.owner.Store(0)
 		conn.Close(context.WithoutCancel(ctx)) //nolint:errcheck // its session, and the lock, end either way
+		conn = nil
 		if ctx.Err() == nil {
 			s.log.Warn("payment owner session lost; taking the lock again", "err", err)
 		}

@@ -53,6 +53,10 @@ func (a *App) build(ctx context.Context, cfg *config.Config) error {
 	// The payment attempts this process creates carry its owner lock, so
 	// that another instance (or this one restarted) settles them at once
 	// if it dies.
+	if err := bill.TakeOwnership(ctx); err != nil {
+		return err
+	}
+	a.closers = append(a.closers, closer{"payment owner", bill.ReleaseOwnership})
 	a.parts = append(a.parts, part{"payment owner", bill.HoldOwnership})
 	// Payments a crash left half-way are settled at start: at once those
 	// of processes that are gone, after a minute those of live ones (a

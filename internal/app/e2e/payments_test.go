@@ -371,8 +371,9 @@ func startPbxd(t *testing.T, bin, databaseURL, stateDir string) *pbxdProcess {
 	return nil
 }
 
-// kill -9 of a real pbxd during confirms, then a restart: recovery leaves
-// gateway approved = database approved = paid invoices = lines.
+// kill -9 of a real pbxd during confirms, then a restart: the recovery at
+// start, without waiting a minute, leaves gateway approved = database
+// approved = paid invoices = lines.
 func TestPaymentsSurviveKill9(t *testing.T) {
 	t.Parallel()
 	bin := filepath.Join(t.TempDir(), "pbxd")
@@ -399,16 +400,40 @@ func TestPaymentsSurviveKill9(t *testing.T) {
 	_ = p.cmd.Wait()
 	close(stop)
 	confirmed := <-done
-	p = startPbxd(t, bin, dbURL, state)
-	d = &apptest.Daemon{URL: p.base}
-	d.SetClock(t, "2026-11-16T10:10:00+01:00") // the recovery job runs
 	pool, err := pgxpool.New(t.Context(), dbURL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer pool.Close()
+	// PostgreSQL ends the dead process's sessions, and with them its owner
+	// lock, once it sees their sockets closed.
+	for {
+		var sessions int
+		if err := pool.QueryRow(t.Context(), `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`).Scan(&sessions); err != nil {
+			t.Fatal(err)
+		}
+		if sessions == 0 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	left := countMoney(t, pool)
+	// The clock does not move: what the dead process left is settled by
+	// the recovery at start, at once (it is less than a minute old).
+	startPbxd(t, bin, dbURL, state)
+	giveUp := time.After(time.Minute) // far longer than the recovery takes
+	for {
+		if c := countMoney(t, pool); c.Unsettled == 0 && c.PaidNotApplied == 0 {
+			break
+		}
+		select {
+		case <-giveUp:
+			t.Fatalf("not settled at start: %+v", countMoney(t, pool))
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 	c := checkMoney(t, pool)
-	t.Logf("%d confirms answered before kill -9; after recovery %+v", confirmed, c)
+	t.Logf("%d confirms answered before kill -9; left %+v; after recovery at start %+v", confirmed, left, c)
 	if c.Lines < confirmed || confirmed == 0 {
 		t.Errorf("%d lines for %d confirms answered 200", c.Lines, confirmed)
 	}
