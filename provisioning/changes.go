@@ -381,11 +381,7 @@ func (s *Service) confirm(ctx context.Context, actor, changeID string, accountSc
 	var applied ConfirmResult
 	res, done, err = s.confirmStep(ctx, o, func(tx pgx.Tx, p *plan, pv Preview) error {
 		var err error
-		if applied, err = s.apply(ctx, tx, actor, p, pv); err != nil {
-			return err
-		}
-		resJSON, _ := json.Marshal(applied)
-		_, err = tx.Exec(ctx, `UPDATE change_orders SET status = 'confirmed', result = $2, confirmed_at = $3 WHERE id = $1`, changeID, resJSON, s.clock.Now())
+		applied, err = s.apply(ctx, tx, actor, p, pv)
 		return err
 	})
 	if err == nil && !done {
@@ -790,7 +786,8 @@ func (s *Service) render(ctx context.Context, p *plan, id string) (Preview, erro
 	return pv, nil
 }
 
-// apply writes the plan: subscriptions, lines, money, audit, NOTIFY.
+// apply writes the plan: subscriptions, lines, money, audit, NOTIFY, and
+// marks the order confirmed.
 func (s *Service) apply(ctx context.Context, tx pgx.Tx, actor string, p *plan, pv Preview) (ConfirmResult, error) {
 	now := s.clock.Now()
 	res := ConfirmResult{ChangeID: pv.ID, LinesCreated: []LineRef{}, LinesRemoved: []LineRef{}, LinesSwapped: []LineRef{},
@@ -849,12 +846,19 @@ func (s *Service) apply(ctx context.Context, tx pgx.Tx, actor string, p *plan, p
 			res.InvoiceID = &inv
 		}
 	}
-	if err := audit(ctx, tx, now, actor, p.acct.ID, "change.confirm", pv.ID, map[string]any{
+	// The last writes in one round trip: the audit record, the
+	// reconciler's wake-up, the order confirmed with its result.
+	b := &pgx.Batch{}
+	store.QueueAudit(b, now, actor, p.acct.ID, "change.confirm", pv.ID, map[string]any{
 		"items": pv.Items, "swaps": pv.Swaps, "due_now": pv.DueNow, "credit_next_bill_minor": pv.CreditNextBill,
-	}); err != nil {
-		return res, err
+	})
+	b.Queue(notifyLinesSQL, NotifyChannel)
+	resJSON, _ := json.Marshal(res)
+	b.Queue(`UPDATE change_orders SET status = 'confirmed', result = $2, confirmed_at = $3 WHERE id = $1`, pv.ID, resJSON, now)
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return res, fmt.Errorf("record the confirm: %w", err)
 	}
-	return res, notifyLines(ctx, tx)
+	return res, nil
 }
 
 func (s *Service) saveSubscription(ctx context.Context, tx pgx.Tx, acct Account, it *planItem, changes []PriceChange, now time.Time) error {
