@@ -119,6 +119,18 @@ func countOutcome(t *testing.T, pool *pgxpool.Pool, outcome string) int64 {
 	return n
 }
 
+// dropsAnswers is a service on b's database that loses every gateway
+// answer before recording it, as a process dying there would.
+func dropsAnswers(t *testing.T, b shellBundle, at time.Time) *Service {
+	t.Helper()
+	svc, err := NewService(Options{Pool: b.pool, Clock: testClock(at), Registry: prometheus.NewRegistry(), Settings: b.svc.cfg(),
+		AfterCharge: func(string) error { return ErrAbandoned }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return svc
+}
+
 // An invoice whose card charge has no recorded answer cannot be marked
 // paid by transfer meanwhile: that could take the money twice. Recovery
 // records the answer, after which the invoice is paid once.
@@ -127,11 +139,7 @@ func TestMarkPaidWaitsForAChargeInFlight(t *testing.T) {
 	b := setupShell(t)
 	b.account(t, SandboxApprove, 1)
 	at := time.Date(2026, 12, 1, 1, 0, 0, 0, time.UTC)
-	crashy, err := NewService(Options{Pool: b.pool, Clock: testClock(at), Registry: prometheus.NewRegistry(), Settings: b.svc.cfg(),
-		AfterCharge: func(string) error { return ErrAbandoned }})
-	if err != nil {
-		t.Fatal(err)
-	}
+	crashy := dropsAnswers(t, b, at)
 	if _, err := crashy.Renew(t.Context(), at); err != nil {
 		t.Fatal(err)
 	}
@@ -158,11 +166,7 @@ func TestRecoverSettlesAGoneOwnersAttemptsAtOnce(t *testing.T) {
 	b := setupShell(t)
 	b.account(t, SandboxApprove, 1)
 	at := time.Date(2026, 12, 1, 1, 0, 0, 0, time.UTC)
-	crashy, err := NewService(Options{Pool: b.pool, Clock: testClock(at), Registry: prometheus.NewRegistry(), Settings: b.svc.cfg(),
-		AfterCharge: func(string) error { return ErrAbandoned }})
-	if err != nil {
-		t.Fatal(err)
-	}
+	crashy := dropsAnswers(t, b, at)
 	ctx, cancel := context.WithCancel(t.Context())
 	held := make(chan error, 1)
 	go func() { held <- crashy.HoldOwnership(ctx) }()
