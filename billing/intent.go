@@ -33,12 +33,12 @@ type attempt struct {
 }
 
 // beginAttempt commits nothing itself: it inserts a in tx with outcome
-// 'unknown'.
-func beginAttempt(ctx context.Context, tx pgx.Tx, a *attempt, at time.Time) error {
+// 'unknown', owned by this process.
+func (s *Service) beginAttempt(ctx context.Context, tx pgx.Tx, a *attempt, at time.Time) error {
 	a.id, a.outcome = uuid.NewString(), "unknown"
-	_, err := tx.Exec(ctx, `INSERT INTO payment_attempts (id, invoice_id, payment_method_id, at, amount_minor, outcome, idempotency_key, account_id, change_id, currency)
-		VALUES ($1, $2, $3, $4, $5, 'unknown', $6, $7, $8, $9)`,
-		a.id, nullable(a.invoiceID), a.method.ID, at, a.amount.Minor, a.key, a.accountID, nullable(a.changeID), string(a.amount.Currency))
+	_, err := tx.Exec(ctx, `INSERT INTO payment_attempts (id, invoice_id, payment_method_id, at, amount_minor, outcome, idempotency_key, account_id, change_id, currency, owner)
+		VALUES ($1, $2, $3, $4, $5, 'unknown', $6, $7, $8, $9, $10)`,
+		a.id, nullable(a.invoiceID), a.method.ID, at, a.amount.Minor, a.key, a.accountID, nullable(a.changeID), string(a.amount.Currency), s.ownerOrNull())
 	if err != nil {
 		return fmt.Errorf("record payment intent: %w", err)
 	}
@@ -318,72 +318,111 @@ func (s *Service) loadAttempt(ctx context.Context, q querier, id string) (*attem
 	return a, nil
 }
 
+// prepareChangePaymentSQL is what PrepareChangePayment reads and writes,
+// in one statement: the change's own attempts (mine), another change of
+// the account paid or being paid but not applied yet (busy), the default
+// method (pm), and the new intent (ins), inserted only when the change
+// has no live attempt, none refunded, the account no other change in
+// flight, and a default method.
+var prepareChangePaymentSQL = `WITH mine AS (
+	SELECT count(*) AS n, coalesce(bool_or(refund_state IS NOT NULL), false) AS refunded,
+		max(id::text) FILTER (WHERE outcome IN ('unknown', 'approved', 'pending')) AS live,
+		max(amount_minor) FILTER (WHERE outcome IN ('unknown', 'approved', 'pending')) AS live_amount
+	FROM payment_attempts WHERE change_id = $1
+), busy AS (` + changeInFlightSQL + `), pm AS (
+	SELECT id, gateway, token FROM payment_methods WHERE account_id = $2 AND is_default AND deleted_at IS NULL
+), ins AS (
+	INSERT INTO payment_attempts (id, payment_method_id, at, amount_minor, outcome, idempotency_key, account_id, change_id, currency, owner)
+	SELECT $3, pm.id, $4, $5, 'unknown', 'change:' || $1 || ':' || (mine.n + 1), $2, $1, $6, $7
+	FROM mine, pm WHERE mine.live IS NULL AND NOT mine.refunded AND NOT EXISTS (SELECT 1 FROM busy)
+	RETURNING idempotency_key
+)
+SELECT mine.refunded, mine.live, mine.live_amount, (SELECT change_id FROM busy),
+	(SELECT id::text FROM pm), (SELECT gateway FROM pm), (SELECT token FROM pm), (SELECT idempotency_key FROM ins)
+FROM mine`
+
 // PrepareChangePayment commits nothing itself: in the confirm's first
 // transaction (the account locked), it inserts the intent of a card
 // account's charge for a change, or returns the live one a previous
 // confirm left (same idempotency key: the gateway never charges twice). It
 // returns "" when nothing is charged at confirm. A change whose payment was
-// refunded cannot be confirmed any more.
-func (s *Service) PrepareChangePayment(ctx context.Context, tx pgx.Tx, acct Account, changeID string, dueGross int64, at time.Time) (string, error) {
-	if acct.PaymentMode != ModeCard || dueGross <= 0 {
-		return "", nil
+// refunded cannot be confirmed any more, nor a change of an account whose
+// other change is paid or being paid and not applied yet: both confirms
+// were previewed against the same state, only one may be charged (409,
+// before any gateway call). PayChange charges what it returns (nil:
+// nothing to pay).
+func (s *Service) PrepareChangePayment(ctx context.Context, tx pgx.Tx, acct Account, changeID string, dueGross int64, at time.Time) (*ChangePayment, error) {
+	if acct.PaymentMode != ModeCard {
+		return nil, nil
 	}
-	rows, err := tx.Query(ctx, `SELECT id::text, outcome, amount_minor, refund_state IS NOT NULL FROM payment_attempts WHERE change_id = $1`, changeID)
-	if err != nil {
-		return "", fmt.Errorf("read change payments: %w", err)
-	}
-	n := 0
-	live := ""
-	for rows.Next() {
-		var id, outcome string
-		var amount int64
-		var refunded bool
-		if err := rows.Scan(&id, &outcome, &amount, &refunded); err != nil {
-			rows.Close()
-			return "", err
-		}
-		n++
-		switch {
-		case refunded:
-			rows.Close()
-			return "", fault.New(fault.Conflict, "", "this change's payment was refunded because the account changed; preview again")
-		case outcome == "unknown" || outcome == "approved" || outcome == "pending":
-			if amount != dueGross {
-				rows.Close()
-				return "", fault.New(fault.Conflict, "", "the amount due changed since the payment; preview again")
-			}
-			live = id
-		}
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return "", fmt.Errorf("read change payments: %w", err)
-	}
-	if live != "" {
-		return live, nil
-	}
-	pm, err := defaultMethod(ctx, tx, acct.ID)
-	if err != nil {
-		return "", err
-	}
-	if pm == nil {
-		return "", fault.New(fault.Conflict, "payment_method", "a card account needs a default payment method to confirm a change; add one with POST /v1/accounts/%s/payment-methods", acct.ID)
-	}
-	a := &attempt{key: fmt.Sprintf("change:%s:%d", changeID, n+1), accountID: acct.ID, changeID: changeID, method: pm,
+	a := &attempt{id: uuid.NewString(), outcome: "unknown", accountID: acct.ID, changeID: changeID, method: &method{},
 		amount: Money{Minor: dueGross, Currency: acct.Currency}}
-	if err := beginAttempt(ctx, tx, a, at); err != nil {
-		return "", err
+	var refunded bool
+	var live, busy, pmID, pmGateway, pmToken, key *string
+	var liveAmount *int64
+	if dueGross <= 0 {
+		// Nothing to pay: only the other change in flight matters.
+		err := tx.QueryRow(ctx, changeInFlightSQL, changeID, acct.ID).Scan(&busy)
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return nil, fmt.Errorf("read change payments: %w", err)
+		}
+		return nil, changeInFlight(busy)
 	}
-	return a.id, nil
+	err := tx.QueryRow(ctx, prepareChangePaymentSQL, changeID, acct.ID, a.id, at, dueGross, string(acct.Currency), s.ownerOrNull()).
+		Scan(&refunded, &live, &liveAmount, &busy, &pmID, &pmGateway, &pmToken, &key)
+	if err != nil {
+		return nil, fmt.Errorf("record payment intent: %w", err)
+	}
+	switch {
+	case refunded:
+		return nil, fault.New(fault.Conflict, "", "this change's payment was refunded because the account changed; preview again")
+	case live != nil && *liveAmount != dueGross:
+		return nil, fault.New(fault.Conflict, "", "the amount due changed since the payment; preview again")
+	case live != nil:
+		return &ChangePayment{id: *live}, nil
+	case busy != nil:
+		return nil, changeInFlight(busy)
+	case pmID == nil:
+		return nil, fault.New(fault.Conflict, "payment_method", "a card account needs a default payment method to confirm a change; add one with POST /v1/accounts/%s/payment-methods", acct.ID)
+	case key == nil:
+		return nil, fmt.Errorf("record payment intent of change %s: not inserted", changeID)
+	}
+	a.key, a.method.ID, a.method.Gateway, a.method.Token = *key, *pmID, *pmGateway, *pmToken
+	return &ChangePayment{id: a.id, a: a}, nil
+}
+
+// changeInFlightSQL finds another change ($1: not this one) of account $2
+// paid or being paid and not applied yet: its payment is neither linked to
+// an invoice nor refunded.
+const changeInFlightSQL = `SELECT change_id::text AS change_id FROM payment_attempts
+	WHERE account_id = $2 AND change_id <> $1 AND invoice_id IS NULL AND refund_state IS NULL
+	  AND outcome IN ('unknown', 'approved', 'pending')
+	LIMIT 1`
+
+func changeInFlight(busy *string) error {
+	if busy == nil {
+		return nil
+	}
+	return fault.New(fault.Conflict, "", "another change of this account (%s) is being paid and applied; preview again once it is done", *busy)
+}
+
+// ChangePayment is a change's payment intent, as PrepareChangePayment
+// inserted it (or found it, left by a previous confirm).
+type ChangePayment struct {
+	id string
+	a  *attempt // nil: read it back
 }
 
 // PayChange charges a change's payment intent, outside any transaction,
 // and records the answer. A refusal is a fault.PaymentRequired; an answer
 // lost (ctx ended) leaves the intent for Recover.
-func (s *Service) PayChange(ctx context.Context, attemptID string) error {
-	a, err := s.loadAttempt(ctx, s.pool, attemptID)
-	if err != nil {
-		return err
+func (s *Service) PayChange(ctx context.Context, p *ChangePayment) error {
+	attemptID, a := p.id, p.a
+	if a == nil {
+		var err error
+		if a, err = s.loadAttempt(ctx, s.pool, attemptID); err != nil {
+			return err
+		}
 	}
 	if a.outcome == "unknown" {
 		res, outcome, err := s.callGateway(ctx, a)
@@ -485,27 +524,36 @@ const RecoveryJob = "billing.payment_recovery"
 // runs it at start).
 const RecoveryCron = "*/5 * * * *"
 
-// recoveryGrace is how old an unsettled attempt must be before Recover
-// touches it: a request still in flight settles its own.
+// recoveryGrace is how old an unsettled attempt of a live owner (or of
+// none recorded) must be before Recover touches it: a request still in
+// flight settles its own.
 const recoveryGrace = time.Minute
 
+// settleableSQL selects the attempts Recover may settle now: older than
+// the grace ($1), or owned by another process ($2: this one's owner, 0 if
+// none) that is gone, its lock (class $3) free. The probe takes that
+// lock for the statement only.
+const settleableSQL = `(at <= $1 OR (owner IS NOT NULL AND owner <> $2 AND pg_try_advisory_xact_lock($3, owner)))`
+
 // Recover settles what a crash, a lost connection or a failed commit left
-// half-way, for attempts older than a minute: it asks the gateway for the
-// answer to each unknown attempt (by idempotency key) and records it (a
-// charge the gateway never received is voided there); it applies paid
-// changes not yet applied (or refunds them when they no longer apply);
-// it completes refunds requested. Each settlement is audited.
+// half-way, for attempts older than a minute or left by a process that is
+// gone (at start, those of the instance that died before it): it asks the
+// gateway for the answer to each unknown attempt (by idempotency key) and
+// records it (a charge the gateway never received is voided there); it
+// applies paid changes not yet applied (or refunds them when they no
+// longer apply); it completes refunds requested. Each settlement is
+// audited.
 func (s *Service) Recover(ctx context.Context, now time.Time) error {
-	before := now.Add(-recoveryGrace)
+	before, self := now.Add(-recoveryGrace), s.owner.Load()
 	ids := func(q string) ([]string, error) {
-		rows, err := s.pool.Query(ctx, q, before)
+		rows, err := s.pool.Query(ctx, q, before, self, int32(ownerLockClass))
 		if err != nil {
 			return nil, fmt.Errorf("list unsettled payments: %w", err)
 		}
 		return pgx.CollectRows(rows, pgx.RowTo[string])
 	}
 	var errs []error
-	unknown, err := ids(`SELECT id::text FROM payment_attempts WHERE outcome = 'unknown' AND at <= $1 ORDER BY at`)
+	unknown, err := ids(`SELECT id::text FROM payment_attempts WHERE outcome = 'unknown' AND ` + settleableSQL + ` ORDER BY at`)
 	if err != nil {
 		return err
 	}
@@ -514,7 +562,7 @@ func (s *Service) Recover(ctx context.Context, now time.Time) error {
 			errs = append(errs, err)
 		}
 	}
-	refunds, err := ids(`SELECT id::text FROM payment_attempts WHERE refund_state = 'requested' AND at <= $1 ORDER BY at`)
+	refunds, err := ids(`SELECT id::text FROM payment_attempts WHERE refund_state = 'requested' AND ` + settleableSQL + ` ORDER BY at`)
 	if err != nil {
 		return err
 	}
@@ -524,7 +572,7 @@ func (s *Service) Recover(ctx context.Context, now time.Time) error {
 		}
 	}
 	paid, err := ids(`SELECT change_id::text FROM payment_attempts WHERE change_id IS NOT NULL AND invoice_id IS NULL
-		AND outcome IN ('approved', 'pending') AND refund_state IS NULL AND at <= $1 ORDER BY at`)
+		AND outcome IN ('approved', 'pending') AND refund_state IS NULL AND ` + settleableSQL + ` ORDER BY at`)
 	if err != nil {
 		return err
 	}

@@ -119,6 +119,18 @@ func countOutcome(t *testing.T, pool *pgxpool.Pool, outcome string) int64 {
 	return n
 }
 
+// dropsAnswers is a service on b's database that loses every gateway
+// answer before recording it, as a process dying there would.
+func dropsAnswers(t *testing.T, b shellBundle, at time.Time) *Service {
+	t.Helper()
+	svc, err := NewService(Options{Pool: b.pool, Clock: testClock(at), Registry: prometheus.NewRegistry(), Settings: b.svc.cfg(),
+		AfterCharge: func(string) error { return ErrAbandoned }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return svc
+}
+
 // An invoice whose card charge has no recorded answer cannot be marked
 // paid by transfer meanwhile: that could take the money twice. Recovery
 // records the answer, after which the invoice is paid once.
@@ -127,11 +139,7 @@ func TestMarkPaidWaitsForAChargeInFlight(t *testing.T) {
 	b := setupShell(t)
 	b.account(t, SandboxApprove, 1)
 	at := time.Date(2026, 12, 1, 1, 0, 0, 0, time.UTC)
-	crashy, err := NewService(Options{Pool: b.pool, Clock: testClock(at), Registry: prometheus.NewRegistry(), Settings: b.svc.cfg(),
-		AfterCharge: func(string) error { return ErrAbandoned }})
-	if err != nil {
-		t.Fatal(err)
-	}
+	crashy := dropsAnswers(t, b, at)
 	if _, err := crashy.Renew(t.Context(), at); err != nil {
 		t.Fatal(err)
 	}
@@ -143,6 +151,52 @@ func TestMarkPaidWaitsForAChargeInFlight(t *testing.T) {
 		t.Fatalf("mark-paid with a charge in flight: %v", err)
 	}
 	if err := b.svc.Recover(t.Context(), at.Add(2*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if got := renewalMoney(t, b.pool); got != 1 {
+		t.Fatalf("%d paid after recovery, want 1", got)
+	}
+}
+
+// Attempts left unknown by a process that is gone are settled by the next
+// recovery at once, without waiting the minute that protects a request in
+// flight; those of a process still running wait for that minute.
+func TestRecoverSettlesAGoneOwnersAttemptsAtOnce(t *testing.T) {
+	t.Parallel()
+	b := setupShell(t)
+	b.account(t, SandboxApprove, 1)
+	at := time.Date(2026, 12, 1, 1, 0, 0, 0, time.UTC)
+	crashy := dropsAnswers(t, b, at)
+	ctx, cancel := context.WithCancel(t.Context())
+	held := make(chan error, 1)
+	go func() { held <- crashy.HoldOwnership(ctx) }()
+	for crashy.owner.Load() == 0 {
+		select {
+		case err := <-held:
+			t.Fatalf("owner lock: %v", err)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	if _, err := crashy.Renew(t.Context(), at); err != nil {
+		t.Fatal(err)
+	}
+	var owner *int32
+	if err := b.pool.QueryRow(t.Context(), `SELECT owner FROM payment_attempts WHERE outcome = 'unknown'`).Scan(&owner); err != nil || owner == nil || *owner != crashy.owner.Load() {
+		t.Fatalf("the unknown attempt's owner: %v (%v), want %d", owner, err, crashy.owner.Load())
+	}
+	// Its owner runs: the charge may still be in flight.
+	if err := b.svc.Recover(t.Context(), at); err != nil {
+		t.Fatal(err)
+	}
+	if n := countOutcome(t, b.pool, "unknown"); n != 1 {
+		t.Fatalf("%d unknown attempts after recovering with the owner alive, want 1", n)
+	}
+	// The owner is gone (its session ends with it): settled at once.
+	cancel()
+	if err := <-held; err != nil {
+		t.Fatal(err)
+	}
+	if err := b.svc.Recover(t.Context(), at); err != nil {
 		t.Fatal(err)
 	}
 	if got := renewalMoney(t, b.pool); got != 1 {

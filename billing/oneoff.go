@@ -120,7 +120,7 @@ func (s *Service) oneOffIntent(ctx context.Context, acct Account, key string, am
 		return nil, fault.New(fault.Conflict, "payment_method", "hardware is paid by card at purchase: add a card with POST /v1/accounts/%s/payment-methods", acct.ID)
 	}
 	a := &attempt{key: key, accountID: acct.ID, method: pm, amount: amount}
-	err = store.InTx(ctx, s.pool, func(tx pgx.Tx) error { return beginAttempt(ctx, tx, a, at) })
+	err = store.InTx(ctx, s.pool, func(tx pgx.Tx) error { return s.beginAttempt(ctx, tx, a, at) })
 	if store.IsUniqueViolation(err, "") { // a concurrent call committed it first
 		return s.oneOffIntent(ctx, acct, key, amount, at)
 	}

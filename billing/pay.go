@@ -281,7 +281,7 @@ func (s *Service) retry(ctx context.Context, invoiceID string, now time.Time) er
 		}
 		a = &attempt{key: "invoice:" + invoiceID + ":" + strconv.Itoa(n+1), accountID: accountID, invoiceID: invoiceID, method: pm,
 			amount: Money{Minor: gross, Currency: Currency(cur)}}
-		return beginAttempt(ctx, tx, a, now)
+		return s.beginAttempt(ctx, tx, a, now)
 	})
 	if err != nil {
 		return err

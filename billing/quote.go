@@ -165,12 +165,16 @@ func (s *Service) RecordChange(ctx context.Context, tx pgx.Tx, acct Account, cha
 		return "", nil
 	}
 	// The payment was taken before this transaction (PrepareChangePayment,
-	// PayChange): the invoice records it.
-	var attemptID, outcome, ref string
+	// PayChange): the invoice records it. It is linked to the invoice as it
+	// is read (the link is deferred to commit); a refusal below rolls the
+	// link back with the transaction.
+	is := &issue{id: derivedID("change", changeID), accountID: acct.ID, status: StatusOpen}
+	var outcome, ref string
 	var paid int64
-	err = tx.QueryRow(ctx, `SELECT id::text, outcome, reference, amount_minor FROM payment_attempts
-		WHERE change_id = $1 AND invoice_id IS NULL AND outcome IN ('approved', 'pending') AND refund_state IS NULL FOR UPDATE`, changeID).
-		Scan(&attemptID, &outcome, &ref, &paid)
+	err = tx.QueryRow(ctx, `UPDATE payment_attempts SET invoice_id = $2
+		WHERE change_id = $1 AND invoice_id IS NULL AND outcome IN ('approved', 'pending') AND refund_state IS NULL
+		RETURNING outcome, reference, amount_minor`, changeID, is.id).
+		Scan(&outcome, &ref, &paid)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return "", fault.New(fault.Conflict, "payment_method", "no payment was taken for this change; confirm it again")
 	}
@@ -186,14 +190,11 @@ func (s *Service) RecordChange(ctx context.Context, tx pgx.Tx, acct Account, cha
 		return "", fault.New(fault.Conflict, "", "the amount due is %s, the preview said %s and %s was paid; preview again",
 			acct.Currency.FormatMinor(inv.Totals.GrossMinor), acct.Currency.FormatMinor(dueGross), acct.Currency.FormatMinor(paid))
 	}
-	is := &issue{id: derivedID("change", changeID), accountID: acct.ID, inv: inv, status: StatusOpen}
+	is.inv = inv
 	if outcome == "approved" {
 		is.status, is.paymentRef, is.paidAt = StatusPaid, ref, &at
 	} else { // pending: a bank transfer the operator will mark paid
 		is.inv.DueAt = local.AddDate(0, 0, cfg.PaymentTermDays)
-	}
-	if _, err := tx.Exec(ctx, `UPDATE payment_attempts SET invoice_id = $2 WHERE id = $1`, attemptID, is.id); err != nil {
-		return "", fmt.Errorf("link payment to invoice: %w", err)
 	}
 	if err := s.issueTx(ctx, tx, is); err != nil {
 		return "", err

@@ -335,7 +335,7 @@ func (s *Service) renewBatch(ctx context.Context, cat map[string]Package, ids []
 	if err != nil {
 		return nil, err
 	}
-	w := &renewalWrites{now: now}
+	w := &renewalWrites{now: now, owner: s.ownerOrNull()}
 	out := make([]renewed, 0, len(subs))
 	var charges []*renewalCharge
 	// One invoice per account and due date: the subscriptions due then
@@ -455,6 +455,7 @@ type renewalWrites struct {
 	attemptKeys, attemptAccounts                                                              []string
 	attemptAmounts                                                                            []int64
 	noMethod                                                                                  int
+	owner                                                                                     any // the attempts' owner (Service.ownerOrNull)
 	// dunning
 	dunningInvoices []string
 	dunningNext     []time.Time
@@ -519,12 +520,12 @@ func (w *renewalWrites) queue(b *pgx.Batch, issuerCode string) error {
 		b.Queue(`UPDATE pending_items p SET invoice_id = u.inv FROM unnest($1::uuid[], $2::uuid[]) AS u(id, inv) WHERE p.id = u.id`, w.takenItems, w.takenBy)
 	}
 	if len(w.attemptIDs) > 0 {
-		b.Queue(`INSERT INTO payment_attempts (id, invoice_id, payment_method_id, at, amount_minor, outcome, reference, detail, idempotency_key, account_id, currency)
-			SELECT u.id, u.inv, nullif(u.pm, '')::uuid, $1, u.amount, u.outcome, u.ref, u.detail, nullif(u.key, ''), u.account_id, i.currency
+		b.Queue(`INSERT INTO payment_attempts (id, invoice_id, payment_method_id, at, amount_minor, outcome, reference, detail, idempotency_key, account_id, currency, owner)
+			SELECT u.id, u.inv, nullif(u.pm, '')::uuid, $1, u.amount, u.outcome, u.ref, u.detail, nullif(u.key, ''), u.account_id, i.currency, $11::integer
 			FROM unnest($2::uuid[], $3::uuid[], $4::text[], $5::bigint[], $6::text[], $7::text[], $8::text[], $9::text[], $10::uuid[])
 			  AS u(id, inv, pm, amount, outcome, ref, detail, key, account_id)
 			JOIN accounts i ON i.id = u.account_id`,
-			w.now, w.attemptIDs, w.attemptInvoices, w.attemptMethods, w.attemptAmounts, w.attemptOutcomes, w.attemptRefs, w.attemptDetails, w.attemptKeys, w.attemptAccounts)
+			w.now, w.attemptIDs, w.attemptInvoices, w.attemptMethods, w.attemptAmounts, w.attemptOutcomes, w.attemptRefs, w.attemptDetails, w.attemptKeys, w.attemptAccounts, w.owner)
 	}
 	if len(w.dunningInvoices) > 0 {
 		b.Queue(`INSERT INTO dunning (invoice_id, failures, first_failure, next_retry_at)

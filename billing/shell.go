@@ -113,8 +113,12 @@ type Service struct {
 	// afterCharge is Options.AfterCharge.
 	afterCharge func(string) error
 	changes     atomic.Pointer[changeApplierBox]
-	locs        sync.Map // time zone name → *time.Location
-	m           metrics
+	// owner is the key of the advisory lock HoldOwnership holds (0: none),
+	// on ownerConn until HoldOwnership takes that over.
+	owner     atomic.Int32
+	ownerConn atomic.Pointer[pgx.Conn]
+	locs      sync.Map // time zone name → *time.Location
+	m         metrics
 }
 
 type lineSwitchBox struct{ LineSwitch }

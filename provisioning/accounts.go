@@ -140,6 +140,11 @@ func (s *Service) CreateAccount(ctx context.Context, actor string, n NewAccount)
 const accountCols = `id, name, sip_domain, currency, timezone, vat_bp, payment_mode, seat_preference,
 	ext_first, ext_last, billing_address, status, pbx_node, created_at`
 
+const (
+	accountByIDSQL = `SELECT ` + accountCols + ` FROM accounts WHERE id = $1`
+	lockAccountSQL = accountByIDSQL + ` FOR UPDATE`
+)
+
 func scanAccount(row pgx.Row) (Account, error) {
 	var a Account
 	var addr []byte
@@ -157,7 +162,7 @@ func (s *Service) Account(ctx context.Context, id string) (Account, error) {
 	if uuid.Validate(id) != nil {
 		return Account{}, fault.New(fault.NotFound, "", "account not found")
 	}
-	a, err := scanAccount(s.pool.QueryRow(ctx, `SELECT `+accountCols+` FROM accounts WHERE id = $1`, id))
+	a, err := scanAccount(s.pool.QueryRow(ctx, accountByIDSQL, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return a, fault.New(fault.NotFound, "", "account not found")
 	}
@@ -170,7 +175,7 @@ func lockAccount(ctx context.Context, tx pgx.Tx, id string) (Account, error) {
 	if uuid.Validate(id) != nil {
 		return Account{}, fault.New(fault.NotFound, "", "account not found")
 	}
-	a, err := scanAccount(tx.QueryRow(ctx, `SELECT `+accountCols+` FROM accounts WHERE id = $1 FOR UPDATE`, id))
+	a, err := scanAccount(tx.QueryRow(ctx, lockAccountSQL, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return a, fault.New(fault.NotFound, "", "account not found")
 	}

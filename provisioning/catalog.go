@@ -145,9 +145,11 @@ func scanPackage(row pgx.CollectableRow) (Package, error) {
 	return p, err
 }
 
+const packagesSQL = `SELECT code, name, kind, price_minor, currency, cycles, trial_days, dial_context,
+	fixed_month_days, exclude_order_day, retired, decrease, decrease_choice, stock, vendor, model FROM packages`
+
 func packagesByCode(ctx context.Context, q pgx.Tx) (map[string]Package, error) {
-	rows, err := q.Query(ctx, `SELECT code, name, kind, price_minor, currency, cycles, trial_days, dial_context,
-		fixed_month_days, exclude_order_day, retired, decrease, decrease_choice, stock, vendor, model FROM packages`)
+	rows, err := q.Query(ctx, packagesSQL)
 	if err != nil {
 		return nil, err
 	}

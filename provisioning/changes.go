@@ -31,11 +31,13 @@ type Biller interface {
 	Quote(ctx context.Context, acct Account, changes []PriceChange, at time.Time) (Quote, error)
 	// PreparePayment inserts in tx the payment intent of what a card
 	// account pays at confirm (or returns the one a previous confirm of the
-	// change left); "" when nothing is charged now.
-	PreparePayment(ctx context.Context, tx pgx.Tx, acct Account, changeID string, q Quote, at time.Time) (paymentID string, err error)
+	// change left); nil when nothing is charged now. It refuses
+	// (fault.Conflict) while another change of the account is paid and not
+	// yet applied.
+	PreparePayment(ctx context.Context, tx pgx.Tx, acct Account, changeID string, q Quote, at time.Time) (Payment, error)
 	// Pay charges the intent outside any transaction and records the
 	// answer; a refusal is a fault.PaymentRequired.
-	Pay(ctx context.Context, paymentID string) error
+	Pay(ctx context.Context, p Payment) error
 	// Refund gives back the payment of a change that can no longer be
 	// applied (none: nothing to do).
 	Refund(ctx context.Context, changeID, reason string) error
@@ -47,6 +49,10 @@ type Biller interface {
 	// pending items in tx.
 	Record(ctx context.Context, tx pgx.Tx, acct Account, changeID string, q Quote, at time.Time) (invoiceID string, err error)
 }
+
+// Payment is a payment intent as the Biller's PreparePayment returns it,
+// opaque to provisioning.
+type Payment any
 
 // PriceChange is one package's seat change, for pricing.
 type PriceChange struct {
@@ -226,6 +232,9 @@ type plan struct {
 	numbers []NumberLine // numbers ordered and released
 	tx      pgx.Tx       // the transaction the plan was read in
 	quote   Quote        // the biller's quote, set by render
+
+	scheduled    []ScheduledChange // the account's pending scheduled changes
+	numberAddons map[string]bool   // the add-ons numbers are sold under
 }
 
 type planItem struct {
@@ -257,7 +266,11 @@ func (s *Service) PreviewChange(ctx context.Context, accountID string, req Chang
 		return Preview{}, err
 	}
 	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
-		p, err := s.makePlan(ctx, tx, accountID, req)
+		st, err := readState(ctx, tx, accountID, false, nil)
+		if err != nil {
+			return err
+		}
+		p, err := s.makePlan(ctx, tx, st, req)
 		if err != nil {
 			return err
 		}
@@ -344,31 +357,31 @@ func (s *Service) confirm(ctx context.Context, actor, changeID string, accountSc
 	if uuid.Validate(changeID) != nil {
 		return ConfirmResult{}, fault.New(fault.NotFound, "", "change order not found")
 	}
-	var paymentID string
-	res, done, err := s.confirmStep(ctx, changeID, accountScope, func(tx pgx.Tx, p *plan, pv Preview) error {
+	o, err := s.loadChangeOrder(ctx, changeID, accountScope)
+	if err != nil {
+		return ConfirmResult{}, err
+	}
+	var payment Payment
+	res, done, err := s.confirmStep(ctx, o, func(tx pgx.Tx, p *plan, pv Preview) error {
 		if s.biller == nil || !pv.Priced {
 			return nil
 		}
 		var err error
-		paymentID, err = s.biller.PreparePayment(ctx, tx, p.acct, changeID, p.quote, s.clock.Now())
+		payment, err = s.biller.PreparePayment(ctx, tx, p.acct, changeID, p.quote, s.clock.Now())
 		return err
 	})
 	if err != nil || done {
 		return res, s.refundIfDead(ctx, changeID, err)
 	}
-	if paymentID != "" {
-		if err := s.biller.Pay(ctx, paymentID); err != nil {
+	if payment != nil {
+		if err := s.biller.Pay(ctx, payment); err != nil {
 			return res, err
 		}
 	}
 	var applied ConfirmResult
-	res, done, err = s.confirmStep(ctx, changeID, accountScope, func(tx pgx.Tx, p *plan, pv Preview) error {
+	res, done, err = s.confirmStep(ctx, o, func(tx pgx.Tx, p *plan, pv Preview) error {
 		var err error
-		if applied, err = s.apply(ctx, tx, actor, p, pv); err != nil {
-			return err
-		}
-		resJSON, _ := json.Marshal(applied)
-		_, err = tx.Exec(ctx, `UPDATE change_orders SET status = 'confirmed', result = $2, confirmed_at = $3 WHERE id = $1`, changeID, resJSON, s.clock.Now())
+		applied, err = s.apply(ctx, tx, actor, p, pv)
 		return err
 	})
 	if err == nil && !done {
@@ -407,49 +420,61 @@ func (s *Service) refundIfDead(ctx context.Context, changeID string, err error) 
 	return err
 }
 
+// changeOrder is what confirm reads once of a stored order: the fields
+// that never change after the preview.
+type changeOrder struct {
+	id, accountID, basis string
+	req                  ChangeRequest
+}
+
+func (s *Service) loadChangeOrder(ctx context.Context, changeID, accountScope string) (changeOrder, error) {
+	o := changeOrder{id: changeID}
+	var reqJSON []byte
+	err := s.pool.QueryRow(ctx, `SELECT account_id, basis, request FROM change_orders WHERE id = $1`, changeID).Scan(&o.accountID, &o.basis, &reqJSON)
+	if errors.Is(err, pgx.ErrNoRows) || (err == nil && accountScope != "" && accountScope != o.accountID) {
+		return o, fault.New(fault.NotFound, "", "change order not found")
+	}
+	if err != nil {
+		return o, err
+	}
+	return o, json.Unmarshal(reqJSON, &o.req)
+}
+
 // confirmStep runs fn in a transaction holding the account lock, with the
 // change order's plan recomputed and checked against its preview; done
-// reports an order already confirmed, whose first result it returns.
-func (s *Service) confirmStep(ctx context.Context, changeID, accountScope string, fn func(tx pgx.Tx, p *plan, pv Preview) error) (res ConfirmResult, done bool, err error) {
+// reports an order already confirmed, whose first result it returns. The
+// lock, the order's status and the state the plan needs are read in one
+// round trip.
+func (s *Service) confirmStep(ctx context.Context, o changeOrder, fn func(tx pgx.Tx, p *plan, pv Preview) error) (res ConfirmResult, done bool, err error) {
 	err = store.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		var accountID, status, basis string
-		var reqJSON, resJSON []byte
-		err := tx.QueryRow(ctx, `SELECT account_id, status, basis, request, result FROM change_orders WHERE id = $1`, changeID).
-			Scan(&accountID, &status, &basis, &reqJSON, &resJSON)
-		if errors.Is(err, pgx.ErrNoRows) || (accountScope != "" && accountScope != accountID) {
-			return fault.New(fault.NotFound, "", "change order not found")
-		}
+		var status string
+		var resJSON []byte
+		st, err := readState(ctx, tx, o.accountID, true, func(b *pgx.Batch) {
+			// Under the account lock: a concurrent confirm of the same
+			// order may have finished while we waited.
+			b.Queue(`SELECT status, result FROM change_orders WHERE id = $1`, o.id).QueryRow(func(row pgx.Row) error {
+				return row.Scan(&status, &resJSON)
+			})
+		})
 		if err != nil {
-			return err
-		}
-		if _, err := lockAccount(ctx, tx, accountID); err != nil {
-			return err
-		}
-		// Re-read under the account lock: a concurrent confirm of the same
-		// order may have finished while we waited.
-		if err := tx.QueryRow(ctx, `SELECT status, result FROM change_orders WHERE id = $1`, changeID).Scan(&status, &resJSON); err != nil {
 			return err
 		}
 		if status == "confirmed" {
 			done = true
 			return json.Unmarshal(resJSON, &res)
 		}
-		var req ChangeRequest
-		if err := json.Unmarshal(reqJSON, &req); err != nil {
-			return err
-		}
-		p, err := s.makePlan(ctx, tx, accountID, req)
+		p, err := s.makePlan(ctx, tx, st, o.req)
 		if err != nil {
 			if fe, ok := fault.As(err); ok {
 				return fault.New(fault.Conflict, fe.Field, "the account changed since the preview: %s; preview again", fe.Msg)
 			}
 			return err
 		}
-		pv, err := s.render(ctx, p, changeID)
+		pv, err := s.render(ctx, p, o.id)
 		if err != nil {
 			return err
 		}
-		if pv.basisOf() != basis {
+		if pv.basisOf() != o.basis {
 			return fault.New(fault.Conflict, "", "quantities, lines or prices changed since the preview; preview again")
 		}
 		return fn(tx, p, pv)
@@ -457,33 +482,17 @@ func (s *Service) confirmStep(ctx context.Context, changeID, accountScope string
 	return res, done, err
 }
 
-// makePlan validates req against the account's current state.
-func (s *Service) makePlan(ctx context.Context, tx pgx.Tx, accountID string, req ChangeRequest) (*plan, error) {
-	// Confirm has locked the account row already; preview reads a snapshot.
-	acct, err := scanAccount(tx.QueryRow(ctx, `SELECT `+accountCols+` FROM accounts WHERE id = $1`, accountID))
-	if errors.Is(err, pgx.ErrNoRows) {
+// makePlan validates req against the account's state (read in tx).
+func (s *Service) makePlan(ctx context.Context, tx pgx.Tx, st *accountState, req ChangeRequest) (*plan, error) {
+	if !st.found {
 		return nil, fault.New(fault.NotFound, "", "account not found")
 	}
-	if err != nil {
-		return nil, err
-	}
+	acct, pkgs, subs, lines := st.acct, st.pkgs, st.subs, st.lines
 	if acct.Status != "active" {
 		return nil, fault.New(fault.Conflict, "", "account is %s", acct.Status)
 	}
 	if len(req.Items) == 0 && len(req.Swaps) == 0 && len(req.Numbers) == 0 && len(req.ReleaseNumbers) == 0 {
 		return nil, fault.New(fault.Invalid, "items", "items (or swaps) must list at least one package")
-	}
-	pkgs, err := packagesByCode(ctx, tx)
-	if err != nil {
-		return nil, err
-	}
-	subs, err := subscriptionsOf(ctx, tx, accountID)
-	if err != nil {
-		return nil, err
-	}
-	lines, err := liveLines(ctx, tx, accountID)
-	if err != nil {
-		return nil, err
 	}
 	if s.biller != nil {
 		// A period that began but is not invoiced (its renewal is running
@@ -495,7 +504,7 @@ func (s *Service) makePlan(ctx context.Context, tx pgx.Tx, accountID string, req
 			}
 		}
 	}
-	p := &plan{acct: acct, tx: tx}
+	p := &plan{acct: acct, tx: tx, scheduled: st.scheduled, numberAddons: st.numberAddons}
 	byPkg := map[string]*planItem{}
 	item := func(code, cycle, field string) (*planItem, error) {
 		if it, ok := byPkg[code]; ok {
@@ -773,12 +782,12 @@ func (s *Service) render(ctx context.Context, p *plan, id string) (Preview, erro
 		pv.Swaps = append(pv.Swaps, Swap{Line: sw.line.ID, Package: sw.to})
 	}
 	pv.Numbers = p.numbers
-	var err error
-	pv.Scheduled, err = s.scheduledOf(ctx, p.tx, p.acct.ID)
-	return pv, err
+	pv.Scheduled = p.scheduled
+	return pv, nil
 }
 
-// apply writes the plan: subscriptions, lines, money, audit, NOTIFY.
+// apply writes the plan: subscriptions, lines, money, audit, NOTIFY, and
+// marks the order confirmed.
 func (s *Service) apply(ctx context.Context, tx pgx.Tx, actor string, p *plan, pv Preview) (ConfirmResult, error) {
 	now := s.clock.Now()
 	res := ConfirmResult{ChangeID: pv.ID, LinesCreated: []LineRef{}, LinesRemoved: []LineRef{}, LinesSwapped: []LineRef{},
@@ -837,12 +846,19 @@ func (s *Service) apply(ctx context.Context, tx pgx.Tx, actor string, p *plan, p
 			res.InvoiceID = &inv
 		}
 	}
-	if err := audit(ctx, tx, now, actor, p.acct.ID, "change.confirm", pv.ID, map[string]any{
+	// The last writes in one round trip: the audit record, the
+	// reconciler's wake-up, the order confirmed with its result.
+	b := &pgx.Batch{}
+	store.QueueAudit(b, now, actor, p.acct.ID, "change.confirm", pv.ID, map[string]any{
 		"items": pv.Items, "swaps": pv.Swaps, "due_now": pv.DueNow, "credit_next_bill_minor": pv.CreditNextBill,
-	}); err != nil {
-		return res, err
+	})
+	b.Queue(notifyLinesSQL, NotifyChannel)
+	resJSON, _ := json.Marshal(res)
+	b.Queue(`UPDATE change_orders SET status = 'confirmed', result = $2, confirmed_at = $3 WHERE id = $1`, pv.ID, resJSON, now)
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return res, fmt.Errorf("record the confirm: %w", err)
 	}
-	return res, notifyLines(ctx, tx)
+	return res, nil
 }
 
 func (s *Service) saveSubscription(ctx context.Context, tx pgx.Tx, acct Account, it *planItem, changes []PriceChange, now time.Time) error {
@@ -885,12 +901,18 @@ func (s *Service) saveSubscription(ctx context.Context, tx pgx.Tx, acct Account,
 	return nil
 }
 
+const subscriptionsSQL = `SELECT id, package_code, cycle, quantity, status, period_price_minor, period_start, period_end, version
+	FROM subscriptions WHERE account_id = $1`
+
 func subscriptionsOf(ctx context.Context, tx pgx.Tx, accountID string) (map[string]*subscription, error) {
-	rows, err := tx.Query(ctx, `SELECT id, package_code, cycle, quantity, status, period_price_minor, period_start, period_end, version
-		FROM subscriptions WHERE account_id = $1`, accountID)
+	rows, err := tx.Query(ctx, subscriptionsSQL, accountID)
 	if err != nil {
 		return nil, err
 	}
+	return collectSubscriptions(rows)
+}
+
+func collectSubscriptions(rows pgx.Rows) (map[string]*subscription, error) {
 	defer rows.Close()
 	m := map[string]*subscription{}
 	for rows.Next() {
@@ -903,12 +925,18 @@ func subscriptionsOf(ctx context.Context, tx pgx.Tx, accountID string) (map[stri
 	return m, rows.Err()
 }
 
+const liveLinesSQL = `SELECT id, package_code, extension, created_at, EXISTS (SELECT 1 FROM device_lines d WHERE d.line_id = l.id),
+	jsonb_array_length(reg_contacts) FROM lines l WHERE account_id = $1 AND state <> 'deleted'`
+
 func liveLines(ctx context.Context, tx pgx.Tx, accountID string) (map[string]lineRow, error) {
-	rows, err := tx.Query(ctx, `SELECT id, package_code, extension, created_at, EXISTS (SELECT 1 FROM device_lines d WHERE d.line_id = l.id),
-		jsonb_array_length(reg_contacts) FROM lines l WHERE account_id = $1 AND state <> 'deleted'`, accountID)
+	rows, err := tx.Query(ctx, liveLinesSQL, accountID)
 	if err != nil {
 		return nil, err
 	}
+	return collectLines(rows)
+}
+
+func collectLines(rows pgx.Rows) (map[string]lineRow, error) {
 	defer rows.Close()
 	m := map[string]lineRow{}
 	for rows.Next() {

@@ -47,11 +47,7 @@ func (s *Service) planNumbers(ctx context.Context, tx pgx.Tx, p *plan, req Chang
 	// An add-on that numbers are sold under follows the numbers held: its
 	// quantity cannot be set directly.
 	for i, ci := range req.Items {
-		var used bool
-		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM numbers WHERE addon_code = $1)`, ci.Package).Scan(&used); err != nil {
-			return fmt.Errorf("read number add-ons: %w", err)
-		}
-		if used {
+		if p.numberAddons[ci.Package] {
 			return fault.New(fault.Invalid, fmt.Sprintf("items[%d].package", i), "%s bills phone numbers: order numbers with \"numbers\" (a prefix or a chosen number) instead of a quantity", ci.Package)
 		}
 	}

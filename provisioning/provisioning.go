@@ -128,8 +128,11 @@ func audit(ctx context.Context, tx pgx.Tx, at time.Time, actor, accountID, actio
 	return store.Audit(ctx, tx, at, actor, accountID, action, object, details)
 }
 
+// notifyLinesSQL wakes the reconciler when the transaction commits.
+const notifyLinesSQL = `SELECT pg_notify($1, '')`
+
 // notifyLines wakes the reconciler when the transaction commits.
 func notifyLines(ctx context.Context, tx pgx.Tx) error {
-	_, err := tx.Exec(ctx, `SELECT pg_notify($1, '')`, NotifyChannel)
+	_, err := tx.Exec(ctx, notifyLinesSQL, NotifyChannel)
 	return err
 }

@@ -46,10 +46,7 @@ type ScheduledChange struct {
 // seats as it said), but takes no other decrease or swap until that one is
 // cancelled.
 func (s *Service) planSchedule(ctx context.Context, tx pgx.Tx, p *plan, req ChangeRequest, lines map[string]lineRow) error {
-	pending, err := s.scheduledOf(ctx, tx, p.acct.ID)
-	if err != nil {
-		return err
-	}
+	pending := p.scheduled
 	fields := map[string]string{}
 	for i, ci := range req.Items {
 		fields[ci.Package] = fmt.Sprintf("items[%d]", i)
@@ -175,6 +172,9 @@ func (s *Service) applySchedule(ctx context.Context, tx pgx.Tx, p *plan, changeI
 
 const scheduledCols = `id, package_code, from_quantity, to_quantity, remove_lines, release_numbers, effective_at, state, change_id, created_at, done_at`
 
+const pendingScheduledSQL = `SELECT ` + scheduledCols + ` FROM scheduled_changes WHERE account_id = $1 AND state = 'pending'
+	ORDER BY effective_at, package_code`
+
 func scanScheduled(row pgx.CollectableRow) (ScheduledChange, error) {
 	var sc ScheduledChange
 	err := row.Scan(&sc.ID, &sc.Package, &sc.From, &sc.To, &sc.RemoveLines, &sc.ReleaseNumbers, &sc.EffectiveAt, &sc.State,
@@ -188,8 +188,7 @@ type queryer interface {
 
 // scheduledOf lists an account's pending scheduled changes.
 func (s *Service) scheduledOf(ctx context.Context, q queryer, accountID string) ([]ScheduledChange, error) {
-	rows, err := q.Query(ctx, `SELECT `+scheduledCols+` FROM scheduled_changes WHERE account_id = $1 AND state = 'pending'
-		ORDER BY effective_at, package_code`, accountID)
+	rows, err := q.Query(ctx, pendingScheduledSQL, accountID)
 	if err != nil {
 		return nil, fmt.Errorf("read scheduled changes: %w", err)
 	}

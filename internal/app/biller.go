@@ -163,13 +163,17 @@ func (b billerAdapter) Record(ctx context.Context, tx pgx.Tx, acct provisioning.
 }
 
 // PreparePayment commits-to-be the change's payment intent in tx.
-func (b billerAdapter) PreparePayment(ctx context.Context, tx pgx.Tx, acct provisioning.Account, changeID string, q provisioning.Quote, at time.Time) (string, error) {
-	return b.svc.PrepareChangePayment(ctx, tx, billingAccount(acct), changeID, q.DueNow.GrossMinor, at)
+func (b billerAdapter) PreparePayment(ctx context.Context, tx pgx.Tx, acct provisioning.Account, changeID string, q provisioning.Quote, at time.Time) (provisioning.Payment, error) {
+	p, err := b.svc.PrepareChangePayment(ctx, tx, billingAccount(acct), changeID, q.DueNow.GrossMinor, at)
+	if p == nil || err != nil {
+		return nil, err
+	}
+	return p, nil
 }
 
 // Pay charges the intent outside any transaction.
-func (b billerAdapter) Pay(ctx context.Context, paymentID string) error {
-	return b.svc.PayChange(ctx, paymentID)
+func (b billerAdapter) Pay(ctx context.Context, p provisioning.Payment) error {
+	return b.svc.PayChange(ctx, p.(*billing.ChangePayment))
 }
 
 // Refund gives back a refused change's payment.

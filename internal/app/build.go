@@ -50,8 +50,17 @@ func (a *App) build(ctx context.Context, cfg *config.Config) error {
 	bill.SetLineSwitch(prov)
 	bill.SetChangeApplier(prov)
 	a.parts = append(a.parts, part{"billing gauges", bill.Run})
-	// Payments a crash left half-way are settled at start (those older than
-	// a minute; the scheduled job takes the rest).
+	// The payment attempts this process creates carry its owner lock, so
+	// that another instance (or this one restarted) settles them at once
+	// if it dies.
+	if err := bill.TakeOwnership(ctx); err != nil {
+		return err
+	}
+	a.closers = append(a.closers, closer{"payment owner", bill.ReleaseOwnership})
+	a.parts = append(a.parts, part{"payment owner", bill.HoldOwnership})
+	// Payments a crash left half-way are settled at start: at once those
+	// of processes that are gone, after a minute those of live ones (a
+	// request in flight); the scheduled job takes the rest.
 	a.parts = append(a.parts, part{"payment recovery", func(ctx context.Context) error {
 		if err := bill.Recover(ctx, a.clock.Now()); err != nil && ctx.Err() == nil {
 			a.log.Error("payment recovery at start", "err", err)

@@ -184,10 +184,27 @@ func InTx(ctx context.Context, pool *pgxpool.Pool, fn func(pgx.Tx) error) error 
 	return pgx.BeginFunc(ctx, pool, fn)
 }
 
+// auditSQL inserts one audit record.
+const auditSQL = `INSERT INTO audit_log (at, actor, account_id, action, object, details) VALUES ($1, $2, $3, $4, $5, $6)`
+
 // Audit records who did what in the caller's transaction, so the record
 // commits or rolls back with the change itself. An empty accountID is stored
 // as NULL (operator-wide actions); nil details as {}.
 func Audit(ctx context.Context, tx pgx.Tx, at time.Time, actor, accountID, action, object string, details any) error {
+	_, err := tx.Exec(ctx, auditSQL, auditArgs(at, actor, accountID, action, object, details)...)
+	if err != nil {
+		return fmt.Errorf("audit %s: %w", action, err)
+	}
+	return nil
+}
+
+// QueueAudit adds Audit's record to a batch the caller sends in its
+// transaction.
+func QueueAudit(b *pgx.Batch, at time.Time, actor, accountID, action, object string, details any) {
+	b.Queue(auditSQL, auditArgs(at, actor, accountID, action, object, details)...)
+}
+
+func auditArgs(at time.Time, actor, accountID, action, object string, details any) []any {
 	var acct any
 	if accountID != "" {
 		acct = accountID
@@ -195,10 +212,5 @@ func Audit(ctx context.Context, tx pgx.Tx, at time.Time, actor, accountID, actio
 	if m, ok := details.(map[string]any); details == nil || (ok && m == nil) {
 		details = map[string]any{}
 	}
-	_, err := tx.Exec(ctx, `INSERT INTO audit_log (at, actor, account_id, action, object, details) VALUES ($1, $2, $3, $4, $5, $6)`,
-		at, actor, acct, action, object, details)
-	if err != nil {
-		return fmt.Errorf("audit %s: %w", action, err)
-	}
-	return nil
+	return []any{at, actor, acct, action, object, details}
 }

@@ -226,6 +226,63 @@ func TestPaymentRefundedWhenChangeNoLongerApplies(t *testing.T) {
 	}
 }
 
+// Several previews of the same account state confirmed at once: only one
+// is charged and applied; the others are refused with 409 before any
+// gateway call, so nobody is charged then refunded. The gateway's ledger
+// is slowed (a trigger) so that every confirm starts while the first
+// charge is in flight.
+func TestConcurrentConfirmsOfOneStateChargeOnce(t *testing.T) {
+	t.Parallel()
+	d := apptest.Start(t)
+	pool := d.App.Pool()
+	acct := cardAccounts(t, d, 1)[0]
+	if _, err := pool.Exec(t.Context(), `CREATE FUNCTION slow_charge() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN PERFORM pg_sleep(1); RETURN NEW; END $$;
+		CREATE TRIGGER slow_charge BEFORE INSERT ON sandbox_charges FOR EACH ROW EXECUTE FUNCTION slow_charge()`); err != nil {
+		t.Fatal(err)
+	}
+	const n = 6
+	var ids []string
+	for range n {
+		pv := d.Op(t, http.StatusCreated, "POST", "/v1/accounts/"+acct+"/changes", map[string]any{"items": []map[string]any{{"package": "world", "quantity": 1}}}).Map(t)
+		ids = append(ids, pv["id"].(string))
+	}
+	statuses := make([]int, n)
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i, id := range ids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			statuses[i] = d.Call(t, apptest.OperatorToken, "POST", "/v1/changes/"+id+"/confirm", nil).Status
+		}()
+	}
+	close(start)
+	wg.Wait()
+	ok, conflict := 0, 0
+	for _, st := range statuses {
+		switch st {
+		case http.StatusOK:
+			ok++
+		case http.StatusConflict:
+			conflict++
+		}
+	}
+	var charges, refunded, attempts int
+	if err := pool.QueryRow(t.Context(), `SELECT (SELECT count(*) FROM sandbox_charges), (SELECT count(*) FROM sandbox_charges WHERE refunded),
+		(SELECT count(*) FROM payment_attempts)`).Scan(&charges, &refunded, &attempts); err != nil {
+		t.Fatal(err)
+	}
+	if ok != 1 || conflict != n-1 || charges != 1 || refunded != 0 || attempts != 1 {
+		t.Fatalf("confirms %v: %d ok, %d conflicts; gateway charges %d, refunded %d; attempts %d; want 1, %d; 1, 0; 1",
+			statuses, ok, conflict, charges, refunded, attempts, n-1)
+	}
+	if c := checkMoney(t, pool); c.Lines != 1 {
+		t.Fatalf("%d lines, want 1", c.Lines)
+	}
+}
+
 // Database connections killed under load (pg_terminate_backend) during
 // confirms lose no money: after recovery, every charge the gateway took is
 // in the database with its invoice and its line, and the metric equals the
@@ -314,8 +371,9 @@ func startPbxd(t *testing.T, bin, databaseURL, stateDir string) *pbxdProcess {
 	return nil
 }
 
-// kill -9 of a real pbxd during confirms, then a restart: recovery leaves
-// gateway approved = database approved = paid invoices = lines.
+// kill -9 of a real pbxd during confirms, then a restart: the recovery at
+// start, without waiting a minute, leaves gateway approved = database
+// approved = paid invoices = lines.
 func TestPaymentsSurviveKill9(t *testing.T) {
 	t.Parallel()
 	bin := filepath.Join(t.TempDir(), "pbxd")
@@ -342,16 +400,40 @@ func TestPaymentsSurviveKill9(t *testing.T) {
 	_ = p.cmd.Wait()
 	close(stop)
 	confirmed := <-done
-	p = startPbxd(t, bin, dbURL, state)
-	d = &apptest.Daemon{URL: p.base}
-	d.SetClock(t, "2026-11-16T10:10:00+01:00") // the recovery job runs
 	pool, err := pgxpool.New(t.Context(), dbURL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer pool.Close()
+	// PostgreSQL ends the dead process's sessions, and with them its owner
+	// lock, once it sees their sockets closed.
+	for {
+		var sessions int
+		if err := pool.QueryRow(t.Context(), `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`).Scan(&sessions); err != nil {
+			t.Fatal(err)
+		}
+		if sessions == 0 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	left := countMoney(t, pool)
+	// The clock does not move: what the dead process left is settled by
+	// the recovery at start, at once (it is less than a minute old).
+	startPbxd(t, bin, dbURL, state)
+	giveUp := time.After(time.Minute) // far longer than the recovery takes
+	for {
+		if c := countMoney(t, pool); c.Unsettled == 0 && c.PaidNotApplied == 0 {
+			break
+		}
+		select {
+		case <-giveUp:
+			t.Fatalf("not settled at start: %+v", countMoney(t, pool))
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 	c := checkMoney(t, pool)
-	t.Logf("%d confirms answered before kill -9; after recovery %+v", confirmed, c)
+	t.Logf("%d confirms answered before kill -9; left %+v; after recovery at start %+v", confirmed, left, c)
 	if c.Lines < confirmed || confirmed == 0 {
 		t.Errorf("%d lines for %d confirms answered 200", c.Lines, confirmed)
 	}
