@@ -31,10 +31,16 @@ func (a *App) newBilling(cfg *config.Config) (*billing.Service, error) {
 	}
 	a.biller = billerAdapter{svc: svc}
 	svc.InitCurrencyMetrics(catalogCurrencies(cfg))
-	a.reloads = append(a.reloads, func(c *config.Config) error {
-		svc.InitCurrencyMetrics(catalogCurrencies(c))
-		return svc.SetSettings(billingSettings(c))
-	})
+	a.reloads = append(a.reloads, reloader{"billing settings", func(c *config.Config) (func(), error) {
+		st := billingSettings(c)
+		if err := st.Validate(); err != nil {
+			return nil, err
+		}
+		return func() {
+			svc.InitCurrencyMetrics(catalogCurrencies(c))
+			_ = svc.SetSettings(st) // validated above: cannot fail
+		}, nil
+	}})
 	return svc, nil
 }
 

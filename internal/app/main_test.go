@@ -117,6 +117,11 @@ func TestLifecycleNotifiesSystemd(t *testing.T) {
 		t.Fatal("no exit within the shutdown bound")
 	}
 	t.Logf("shutdown took %s", time.Since(start))
+	// The socket came from Main's getenv only: the process environment,
+	// shared by every daemon in it, is left alone.
+	if v, ok := os.LookupEnv("NOTIFY_SOCKET"); ok {
+		t.Errorf("Main set NOTIFY_SOCKET=%q in the process environment", v)
+	}
 }
 
 // mainRun is app.Main running in the background, as cmd/pbxd runs it.

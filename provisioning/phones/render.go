@@ -116,16 +116,35 @@ func (r *Renderer) Update(s Settings) error {
 }
 
 func (r *Renderer) swap(s Settings) error {
-	s, err := s.withDefaults()
-	if err != nil {
-		return err
-	}
-	set, err := loadTemplates(s, r.now())
+	set, err := r.load(s)
 	if err != nil {
 		return err
 	}
 	r.cur.Store(set)
 	return nil
+}
+
+// Prepare loads and checks the templates for s without putting them in
+// force; the returned swap does, and cannot fail. A reload prepares every
+// part before it swaps any.
+func (r *Renderer) Prepare(s Settings) (swap func(), err error) {
+	set, err := r.load(s)
+	if err != nil {
+		return nil, err
+	}
+	return func() {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		r.cur.Store(set)
+	}, nil
+}
+
+func (r *Renderer) load(s Settings) (*templateSet, error) {
+	s, err := s.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	return loadTemplates(s, r.now())
 }
 
 // Render produces file f for dev. It refuses (ErrVendorMismatch) a file of

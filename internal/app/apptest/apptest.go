@@ -73,7 +73,7 @@ func StartConfig(t testing.TB, cfg *config.Config) *Daemon {
 	logger, level := app.NewLogger(cfg, out)
 	reg := prometheus.NewRegistry()
 	ctx, cancel := context.WithCancel(context.Background())
-	a, err := app.New(ctx, cfg, logger.With("daemon", t.Name()), level, reg)
+	a, err := app.New(ctx, cfg, app.Options{Logger: logger.With("daemon", t.Name()), Level: level, Registry: reg})
 	if err != nil {
 		cancel()
 		t.Fatalf("apptest: start daemon: %v", err)

@@ -456,7 +456,7 @@ func startAsteriskDaemon(t *testing.T) (*asteriskDaemon, error) {
 	logger, level := app.NewLogger(cfg, io.Discard)
 	reg := prometheus.NewRegistry()
 	ctx, cancel := context.WithCancel(context.Background())
-	a, err := app.New(ctx, cfg, logger, level, reg)
+	a, err := app.New(ctx, cfg, app.Options{Logger: logger, Level: level, Registry: reg})
 	if err != nil {
 		cancel()
 		return nil, err
