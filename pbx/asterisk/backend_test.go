@@ -137,6 +137,12 @@ func TestConformance(t *testing.T) {
 					t.Fatal(err)
 				}
 			},
+			Restart: func(t *testing.T) {
+				s.Stop()
+				if err := s.Restart(); err != nil {
+					t.Fatal(err)
+				}
+			},
 		}
 	})
 }
