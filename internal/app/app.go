@@ -147,8 +147,7 @@ func New(ctx context.Context, cfg *config.Config, o Options) (_ *App, err error)
 		// HTTPS: phones fetch SIP credentials from /provision/.
 		cert, err := tls.LoadX509KeyPair(cfg.HTTP.TLSCert, cfg.HTTP.TLSKey)
 		if err != nil {
-			ln.Close()
-			return nil, fmt.Errorf("http.tls_cert: %w", err)
+			return nil, errors.Join(fmt.Errorf("http.tls_cert: %w", err), ln.Close())
 		}
 		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
 	}
@@ -268,18 +267,17 @@ func lockDir(dir string) (func() error, error) {
 		return nil, fmt.Errorf("state directory lock: %w", err)
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("state directory %s is in use by another pbxd", dir)
+		return nil, errors.Join(fmt.Errorf("state directory %s is in use by another pbxd", dir), f.Close())
 	}
 	return f.Close, nil
 }
 
-func ensureDatabase(ctx context.Context, adminURL, name string) error {
+func ensureDatabase(ctx context.Context, adminURL, name string) (err error) {
 	c, err := pgx.Connect(ctx, adminURL)
 	if err != nil {
 		return fmt.Errorf("connect private PostgreSQL: %w", err)
 	}
-	defer c.Close(ctx)
+	defer func() { err = errors.Join(err, c.Close(ctx)) }()
 	var exists bool
 	if err := c.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", name).Scan(&exists); err != nil {
 		return err
@@ -370,8 +368,12 @@ func (a *App) teardown() {
 		}
 	}
 	a.closers = nil
+	// Run's server closed the listener already: only one New left unused
+	// is still open here.
 	if a.httpLn != nil {
-		a.httpLn.Close()
+		if err := a.httpLn.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+			a.log.Error("shutdown", "part", "http listener", "err", err)
+		}
 	}
 }
 

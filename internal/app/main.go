@@ -38,7 +38,9 @@ func Main(args []string, getenv func(string) string, signals <-chan os.Signal, s
 		return 2
 	}
 	if *version {
-		fmt.Fprintln(stderr, "pbxd", buildVersion())
+		if _, err := fmt.Fprintln(stderr, "pbxd", buildVersion()); err != nil {
+			return 1
+		}
 		return 0
 	}
 	journal := toJournal(getenv, stderr)

@@ -212,7 +212,9 @@ func (n *node) send(ctx context.Context, method, op, path string, body, out any)
 		n.count(op, "unavailable")
 		return fmt.Errorf("%s: %w: %w", op, pbx.ErrUnavailable, err)
 	}
-	defer resp.Body.Close()
+	// What the answer says is read before the close: its error changes
+	// nothing (at worst the connection is not reused).
+	defer func() { _ = resp.Body.Close() }()
 	switch {
 	case resp.StatusCode/100 == 2:
 		if out != nil {

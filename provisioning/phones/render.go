@@ -223,12 +223,12 @@ func loadTemplates(s Settings, now time.Time) (*templateSet, error) {
 // loadOverrides reads operator templates. Unknown file names are an error,
 // not ignored: a misspelt override that silently does nothing is worse.
 // Dotfiles are skipped (editors' and config managers' temporary files).
-func (set *templateSet) loadOverrides(dir string) error {
+func (set *templateSet) loadOverrides(dir string) (err error) {
 	root, err := os.OpenRoot(dir) // confines symlinks and names to dir
 	if err != nil {
 		return fmt.Errorf("template override dir: %w", err)
 	}
-	defer root.Close()
+	defer func() { err = errors.Join(err, root.Close()) }()
 	return fs.WalkDir(root.FS(), ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return fmt.Errorf("template override dir: %w", err)
