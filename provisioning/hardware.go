@@ -47,7 +47,6 @@ type HardwareOrder struct {
 	CreatedAt  time.Time      `json:"created_at"`
 	SettledAt  *time.Time     `json:"settled_at,omitempty"`
 	Units      []HardwareUnit `json:"units"`
-	retryLater bool
 }
 
 // HardwareUnit is one phone bought, awaiting its MAC until shipped.

@@ -21,7 +21,7 @@ func freeAddr(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }() // only its port was wanted
 	return l.Addr().String()
 }
 
@@ -45,7 +45,7 @@ func TestLifecycleNotifiesSystemd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer sock.Close()
+	defer func() { _ = sock.Close() }() // the test's receiving end
 	msgs := make(chan string, 64)
 	go func() {
 		buf := make([]byte, 4096)
@@ -90,7 +90,9 @@ func TestLifecycleNotifiesSystemd(t *testing.T) {
 	if err != nil {
 		t.Fatalf("READY=1 before the HTTP listener: %v", err)
 	}
-	conn.Close() // an open idle connection would hold the shutdown for 5 s
+	if err := conn.Close(); err != nil { // an open idle connection would hold the shutdown for 5 s
+		t.Fatal(err)
+	}
 	expect("WATCHDOG=1")
 
 	if err := os.WriteFile(cfgFile, []byte("log:\n  level: debug\n"), 0o600); err != nil {
@@ -181,7 +183,7 @@ func TestStartupFailures(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer busy.Close()
+	defer func() { _ = busy.Close() }() // holds the port for the test
 	dir := t.TempDir()
 	badYAML := filepath.Join(dir, "bad.yaml")
 	_ = os.WriteFile(badYAML, []byte("http:\n  listn: x\n"), 0o600)

@@ -370,7 +370,7 @@ func checkCfg(b []byte) error {
 		key, _, ok := strings.Cut(line, "=")
 		key = strings.TrimSpace(key)
 		if !ok || key == "" || strings.ContainsFunc(key, func(r rune) bool {
-			return !(r == '.' || r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z')
+			return r != '.' && r != '_' && (r < '0' || r > '9') && (r < 'a' || r > 'z') && (r < 'A' || r > 'Z')
 		}) {
 			return fmt.Errorf("cfg line %d: not a key = value line", n)
 		}

@@ -66,7 +66,7 @@ func Start(t testing.TB, mutate ...func(*config.Config)) *Daemon {
 // StartConfig runs a daemon with exactly cfg.
 func StartConfig(t testing.TB, cfg *config.Config) *Daemon {
 	t.Helper()
-	var out io.Writer = io.Discard
+	out := io.Discard
 	if os.Getenv("PBXD_TEST_LOG") != "" {
 		out = os.Stderr
 	}
@@ -153,7 +153,7 @@ func (d *Daemon) Call(t testing.TB, token, method, path string, body any, header
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }() // read to its end below
 	b, _ := io.ReadAll(resp.Body)
 	return Response{Status: resp.StatusCode, Header: resp.Header, Body: b}
 }
