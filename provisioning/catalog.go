@@ -77,6 +77,9 @@ func (s *Service) SyncCatalog(ctx context.Context, pkgs []Package) error {
 	return store.InTx(ctx, s.pool, func(tx pgx.Tx) error {
 		keep := make([]string, 0, len(pkgs))
 		for i, p := range pkgs {
+			if p.Kind == "hardware" && !phones.Vendor(p.Vendor).Valid() {
+				return fmt.Errorf("hardware %s: vendor %q is not one of %v", p.Code, p.Vendor, phones.Vendors)
+			}
 			cycles, err := json.Marshal(p.Cycles)
 			if err != nil {
 				return err
@@ -113,8 +116,9 @@ func (s *Service) SyncCatalog(ctx context.Context, pkgs []Package) error {
 	})
 }
 
-// CheckCatalog refuses a catalog SyncCatalog would refuse, without writing
-// anything: a reload checks every part before it changes any.
+// CheckCatalog refuses a catalog SyncCatalog would refuse (SyncCatalog's
+// own check stays beside its writes), without writing anything: a reload
+// checks every part before it changes any.
 func CheckCatalog(pkgs []Package) error {
 	for _, p := range pkgs {
 		if p.Kind == "hardware" && !phones.Vendor(p.Vendor).Valid() {
