@@ -13,6 +13,7 @@ bench: ## in-process benchmarks (needs PBXD_TEST_DATABASE_URL or a local Postgre
 fuzz: ## fuzz every target for 30 s each
 	@for p in $$(go list ./...); do for f in $$(go test -list '^Fuzz' $$p 2>/dev/null | grep ^Fuzz); do \
 		echo "$$p $$f"; go test -run '^$$' -fuzz "^$$f$$" -fuzztime 30s $$p || exit 1; done; done
-lint: ## vet and gofmt
+lint: ## vet, golangci-lint and gofmt
 	go vet ./...
+	go tool -modfile=tools/lint/go.mod golangci-lint run ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)

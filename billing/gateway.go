@@ -84,7 +84,7 @@ func BuiltinGateway(name string) (Gateway, error) {
 	case Manual{}.Name():
 		return Manual{}, nil
 	case Sandbox{}.Name():
-		return Sandbox{}, nil
+		return Sandbox{Ledger: NewMemoryLedger()}, nil
 	}
 	return nil, fmt.Errorf("%w: %q", ErrUnknownGateway, name)
 }
@@ -169,13 +169,11 @@ type SandboxLedger interface {
 	MarkRefunded(ctx context.Context, key string) error
 }
 
-// memLedger is the default ledger of a process: enough for unit tests.
+// memLedger keeps a ledger in memory: enough for unit tests.
 type memLedger struct {
 	mu sync.Mutex
 	m  map[string]SandboxEntry
 }
-
-var processLedger = NewMemoryLedger()
 
 // NewMemoryLedger returns an empty ledger kept in memory.
 func NewMemoryLedger() SandboxLedger { return &memLedger{m: map[string]SandboxEntry{}} }
@@ -207,12 +205,29 @@ func (l *memLedger) MarkRefunded(_ context.Context, key string) error {
 	return nil
 }
 
+// ledger is s.Ledger; a Sandbox without one refuses every charge rather
+// than share a ledger with the other sandboxes of the process.
 func (s Sandbox) ledger() SandboxLedger {
 	if s.Ledger == nil {
-		return processLedger
+		return noLedger{}
 	}
 	return s.Ledger
 }
+
+// errNoLedger is what a Sandbox without a ledger answers.
+var errNoLedger = errors.New("sandbox gateway: no ledger")
+
+type noLedger struct{}
+
+func (noLedger) Put(context.Context, string, SandboxEntry) (SandboxEntry, error) {
+	return SandboxEntry{}, errNoLedger
+}
+
+func (noLedger) Get(context.Context, string) (SandboxEntry, bool, error) {
+	return SandboxEntry{}, false, errNoLedger
+}
+
+func (noLedger) MarkRefunded(context.Context, string) error { return errNoLedger }
 
 // Name is "sandbox".
 func (Sandbox) Name() string { return "sandbox" }

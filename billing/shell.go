@@ -207,6 +207,9 @@ func (s *Service) SetSettings(st Settings) error {
 	return nil
 }
 
+// Settings returns the settings in force.
+func (s *Service) Settings() Settings { return *s.settings.Load() }
+
 func (s *Service) cfg() Settings { return *s.settings.Load() }
 
 func (s *Service) switchLines(ctx context.Context, tx pgx.Tx, subID string, suspended bool, reason string) error {

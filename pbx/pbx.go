@@ -150,6 +150,35 @@ type Backend interface {
 	Connected() bool
 }
 
+// The optional capabilities below are found by type assertion on a
+// Backend. A backend that has one declares it with a compile-time
+// assertion (var _ pbx.Resyncer = (*Backend)(nil)), so a renamed method
+// fails the build instead of silently losing the capability, and pbxtest
+// exercises every capability a backend has.
+
+// Resyncer is implemented by backends that learn they must be fully resynced
+// (Asterisk restarted or reconnected): a value arrives on the channel.
+type Resyncer interface {
+	Resync() <-chan struct{}
+}
+
+// ListedApplier is implemented by backends that can apply a resync's
+// repair without reading the line again: held is what the List that resync
+// called reported for the line (nil: the List did not report it). The
+// backend decides whether what its List read is still good enough; it must
+// never skip a write the line needs.
+type ListedApplier interface {
+	ApplyListed(ctx context.Context, desired LineConfig, held *LineConfig) error
+}
+
+// Preparer is implemented by backends for which creating many lines costs
+// less when every line's supporting objects are created before any of
+// them is applied (Asterisk: AORs before endpoints). Prepare is a hint:
+// the lines' applies follow and must do whatever it left undone.
+type Preparer interface {
+	Prepare(ctx context.Context, lines []LineConfig) error
+}
+
 // ErrUnavailable is returned (wrapped) when the PBX cannot be reached; the
 // reconciler retries such errors with backoff.
 var ErrUnavailable = errors.New("pbx unavailable")

@@ -70,6 +70,9 @@ func (p Package) Offers(name string) (Cycle, bool) {
 // its subscribers keep their lines; a price change applies from each
 // subscription's next period (subscriptions keep their period price).
 func (s *Service) SyncCatalog(ctx context.Context, pkgs []Package) error {
+	if err := CheckCatalog(pkgs); err != nil {
+		return err
+	}
 	now := s.clock.Now()
 	return store.InTx(ctx, s.pool, func(tx pgx.Tx) error {
 		keep := make([]string, 0, len(pkgs))
@@ -111,6 +114,18 @@ func (s *Service) SyncCatalog(ctx context.Context, pkgs []Package) error {
 		}
 		return nil
 	})
+}
+
+// CheckCatalog refuses a catalog SyncCatalog would refuse (SyncCatalog's
+// own check stays beside its writes), without writing anything: a reload
+// checks every part before it changes any.
+func CheckCatalog(pkgs []Package) error {
+	for _, p := range pkgs {
+		if p.Kind == "hardware" && !phones.Vendor(p.Vendor).Valid() {
+			return fmt.Errorf("hardware %s: vendor %q is not one of %v", p.Code, p.Vendor, phones.Vendors)
+		}
+	}
+	return nil
 }
 
 // Packages lists the catalog; retired packages only when withRetired.

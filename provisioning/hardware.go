@@ -36,18 +36,17 @@ const MaxHardwareQuantity = 100
 
 // HardwareOrder is a hardware purchase.
 type HardwareOrder struct {
-	ID         string         `json:"id"`
-	Item       string         `json:"item"`
-	Quantity   int            `json:"quantity"`
-	UnitMinor  int64          `json:"unit_minor"`
-	Currency   string         `json:"currency"`
-	State      string         `json:"state"` // pending, paid, failed
-	InvoiceID  *string        `json:"invoice_id"`
-	Detail     string         `json:"detail,omitempty"`
-	CreatedAt  time.Time      `json:"created_at"`
-	SettledAt  *time.Time     `json:"settled_at,omitempty"`
-	Units      []HardwareUnit `json:"units"`
-	retryLater bool
+	ID        string         `json:"id"`
+	Item      string         `json:"item"`
+	Quantity  int            `json:"quantity"`
+	UnitMinor int64          `json:"unit_minor"`
+	Currency  string         `json:"currency"`
+	State     string         `json:"state"` // pending, paid, failed
+	InvoiceID *string        `json:"invoice_id"`
+	Detail    string         `json:"detail,omitempty"`
+	CreatedAt time.Time      `json:"created_at"`
+	SettledAt *time.Time     `json:"settled_at,omitempty"`
+	Units     []HardwareUnit `json:"units"`
 }
 
 // HardwareUnit is one phone bought, awaiting its MAC until shipped.

@@ -61,29 +61,6 @@ type retryState struct {
 	next     time.Time
 }
 
-// Resyncer is implemented by backends that learn they must be fully resynced
-// (Asterisk restarted or reconnected): a value arrives on the channel.
-type Resyncer interface {
-	Resync() <-chan struct{}
-}
-
-// ListedApplier is implemented by backends that can apply a resync's
-// repair without reading the line again: held is what the List that resync
-// called reported for the line (nil: the List did not report it). The
-// backend decides whether what its List read is still good enough; it must
-// never skip a write the line needs.
-type ListedApplier interface {
-	ApplyListed(ctx context.Context, desired pbx.LineConfig, held *pbx.LineConfig) error
-}
-
-// Preparer is implemented by backends for which creating many lines costs
-// less when every line's supporting objects are created before any of
-// them is applied (Asterisk: AORs before endpoints). Prepare is a hint:
-// the lines' applies follow and must do whatever it left undone.
-type Preparer interface {
-	Prepare(ctx context.Context, lines []pbx.LineConfig) error
-}
-
 // prepareMin is the batch of new lines from which the reconciler calls
 // Prepare: below it the saving is too small to matter.
 const prepareMin = 100
@@ -93,7 +70,7 @@ const prepareMin = 100
 // returns the batch with those lines marked to be read again when applied
 // (what a resync's List read predates Prepare's writes).
 func (r *Reconciler) prepare(ctx context.Context, batch []pendingLine, isNew func(pendingLine) bool) {
-	p, ok := r.backend.(Preparer)
+	p, ok := r.backend.(pbx.Preparer)
 	if !ok {
 		return
 	}
@@ -128,7 +105,7 @@ const prepareMax = 50000
 // endpoint, they find none. prepared holds the lines prepared during this
 // pass, which are not prepared again.
 func (r *Reconciler) prepareAhead(ctx context.Context, batch []pendingLine, prepared map[string]bool) {
-	p, ok := r.backend.(Preparer)
+	p, ok := r.backend.(pbx.Preparer)
 	if !ok {
 		return
 	}
@@ -221,7 +198,7 @@ func (r *Reconciler) Wake() {
 // Asterisk restart) never delays a single change committed meanwhile.
 func (r *Reconciler) loop(ctx context.Context) error {
 	var resyncSignal <-chan struct{}
-	if rs, ok := r.backend.(Resyncer); ok {
+	if rs, ok := r.backend.(pbx.Resyncer); ok {
 		resyncSignal = rs.Resync()
 	}
 	// A full resync at start. A backend that signals its (re)connections
@@ -579,7 +556,7 @@ func (rc *recorder) write(lines []pendingLine) {
 // records the revision when it succeeded.
 func (r *Reconciler) applyOne(ctx context.Context, pl pendingLine) bool {
 	var err error
-	switch la, ok := r.backend.(ListedApplier); {
+	switch la, ok := r.backend.(pbx.ListedApplier); {
 	case pl.deleted:
 		err = r.backend.Remove(ctx, pl.cfg.ID)
 	case pl.listed && ok:

@@ -116,7 +116,7 @@ type limitConn struct {
 func (c *limitConn) Read(b []byte) (int, error) {
 	n, err := c.Conn.Read(b)
 	if n > 0 {
-		_ = c.Conn.SetReadDeadline(time.Now().Add(c.g.lim.idle))
+		_ = c.SetReadDeadline(time.Now().Add(c.g.lim.idle))
 	}
 	return n, err
 }

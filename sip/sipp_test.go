@@ -114,8 +114,6 @@ func (s sippRun) mustPass(t *testing.T, what string) {
 	sipptest.Result{Out: s.out, Messages: s.messages, Err: s.err}.MustPass(t, what)
 }
 
-func tail(s string, n int) string { return sipptest.Tail(s, n) }
-
 func sippTargets(r *Registrar) map[string]string {
 	return map[string]string{"u1": r.Addrs().UDP, "t1": r.Addrs().TCP}
 }

@@ -219,7 +219,7 @@ func (r *Registrar) handleDatagram(c udpWriter, data []byte, addr net.Addr, s *u
 			return
 		}
 	}
-	if out.Len() > len(data) && !(req.Method == sip.REGISTER && res.IsSuccess()) {
+	if out.Len() > len(data) && (req.Method != sip.REGISTER || !res.IsSuccess()) {
 		// An unauthenticated source may be spoofed: never send it more
 		// than it sent (no amplification). Drop what is optional first:
 		// Server, Accept, the challenges after the preferred one.

@@ -97,7 +97,7 @@ func startChild(b *testing.B) *child {
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { in.Close(); _ = cmd.Wait() })
+	b.Cleanup(func() { _ = in.Close(); _ = cmd.Wait() }) // the child ends on its stdin's close; its exit status is not the bench's
 	c := &child{in: in, out: bufio.NewReader(outp)}
 	u, err := c.out.ReadString('\n')
 	if err != nil {
@@ -110,7 +110,9 @@ func startChild(b *testing.B) *child {
 func (c *child) do(b *testing.B, cmd string) string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	fmt.Fprintln(c.in, cmd)
+	if _, err := fmt.Fprintln(c.in, cmd); err != nil {
+		b.Fatal(err)
+	}
 	s, err := c.out.ReadString('\n')
 	if err != nil {
 		b.Fatal(err)

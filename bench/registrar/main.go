@@ -17,6 +17,7 @@ import (
 	"crypto/md5"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -172,7 +173,7 @@ func gauge(reg *prometheus.Registry, name string) float64 {
 	return -1
 }
 
-func run(listen, domain string, users, first int, rates string, count, maxCount, procs int, warm, memory bool, opt options) error {
+func run(listen, domain string, users, first int, rates string, count, maxCount, procs int, warm, memory bool, opt options) (err error) {
 	here, err := harnessDir()
 	if err != nil {
 		return err
@@ -184,7 +185,7 @@ func run(listen, domain string, users, first int, rates string, count, maxCount,
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(work)
+	defer func() { _ = os.RemoveAll(work) }() // a temporary directory: a leftover is harmless
 
 	rss0 := settle()
 	cfg := sip.DefaultConfig()
@@ -242,7 +243,10 @@ func run(listen, domain string, users, first int, rates string, count, maxCount,
 		for range r.Events() {
 		}
 	}()
-	defer func() { cancel(); <-done }()
+	defer func() {
+		cancel()
+		err = errors.Join(err, <-done)
+	}()
 	for !r.Connected() {
 		time.Sleep(10 * time.Millisecond)
 	}

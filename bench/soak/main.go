@@ -228,7 +228,7 @@ func (p *phone) loop(ctx context.Context) {
 	if err != nil {
 		panic(err)
 	}
-	defer c.Close()
+	defer func() { _ = c.Close() }() // a UDP socket: nothing buffered to lose
 	port := c.LocalAddr().(*net.UDPAddr).Port
 	buf := make([]byte, 65535)
 	exchange := func(msg string) string {
@@ -288,8 +288,8 @@ func spray(target string, n int) error {
 		return err
 	}
 	dst := &syscall.SockaddrInet4{Port: ta.Port, Addr: [4]byte{127, 0, 0, 1}}
-	junkAuth := []byte(strings.Replace(register(5060, 1, "spoof", user, `Digest username="100", realm="soak.example", nonce="junk", uri="sip:soak.example", response="00"`),
-		"127.0.0.1:5060", "192.0.2.1:5060", -1))
+	junkAuth := []byte(strings.ReplaceAll(register(5060, 1, "spoof", user, `Digest username="100", realm="soak.example", nonce="junk", uri="sip:soak.example", response="00"`),
+		"127.0.0.1:5060", "192.0.2.1:5060"))
 	invite := []byte("INVITE sip:100@soak.example SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK-inv\r\n" +
 		"From: <sip:x@example.net>;tag=1\r\nTo: <sip:100@soak.example>\r\nCall-ID: inv\r\nCSeq: 1 INVITE\r\n" +
 		"Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n")

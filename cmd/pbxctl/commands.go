@@ -16,40 +16,108 @@ import (
 	"time"
 )
 
+// dispatch runs the command args names: the top-level word picks a
+// section, each section picks its subcommand.
 func (c *cli) dispatch(args []string) error {
 	cmd, rest := args[0], args[1:]
-	sub := ""
-	if len(rest) > 0 {
-		sub = rest[0]
-	}
-	switch {
-	case cmd == "status":
+	switch cmd {
+	case "status":
 		return c.show("GET", "/v1/status", nil, nil)
-	case cmd == "packages":
+	case "packages":
 		return c.list("/v1/packages", "packages", []string{"code", "name", "kind", "price_minor", "currency", "trial_days", "dial_context", "retired"})
-	case cmd == "accounts" && sub == "list":
+	case "accounts":
+		return c.cmdAccounts(args, rest)
+	case "lines":
+		return c.cmdLines(args, rest)
+	case "line":
+		return c.cmdLine(args, rest)
+	case "change":
+		return c.cmdChange(args, rest)
+	case "subscriptions":
+		id, err := arg(rest, 0, "ACCOUNT")
+		if err != nil {
+			return err
+		}
+		return c.list("/v1/accounts/"+id+"/subscriptions", "subscriptions", []string{"package", "quantity", "used", "available", "cycle", "per_month_minor", "status", "current_period_start", "current_period_end", "next_payment_at"})
+	case "devices":
+		return c.cmdDevices(args, rest)
+	case "invoices":
+		return c.cmdInvoices(args, rest)
+	case "invoice":
+		return c.cmdInvoice(args, rest)
+	case "billing":
+		return c.cmdBilling(args, rest)
+	case "payment-methods":
+		return c.cmdPaymentMethods(args, rest)
+	case "numbers":
+		return c.numbers(rest)
+	case "requests":
+		return c.requests(rest)
+	case "hardware":
+		return c.hardware(rest)
+	case "scheduled":
+		return c.cmdScheduled(args, rest)
+	case "clock":
+		if len(rest) == 0 {
+			return c.show("GET", "/v1/test-clock", nil, nil)
+		}
+		return c.show("POST", "/v1/test-clock", map[string]string{"now": rest[0]}, nil)
+	}
+	return unknownCommand(args)
+}
+
+func unknownCommand(args []string) error {
+	return usageError("unknown command " + strings.Join(args, " "))
+}
+
+// subcommand is rest's first word, "" if none.
+func subcommand(rest []string) string {
+	if len(rest) == 0 {
+		return ""
+	}
+	return rest[0]
+}
+
+// cmdAccounts runs the "accounts" commands.
+func (c *cli) cmdAccounts(args, rest []string) error {
+	switch subcommand(rest) {
+	case "list":
 		return c.list("/v1/accounts", "accounts", []string{"id", "name", "sip_domain", "currency", "payment_mode", "status"})
-	case cmd == "accounts" && sub == "show":
+	case "show":
 		id, err := arg(rest, 1, "ACCOUNT")
 		if err != nil {
 			return err
 		}
 		return c.show("GET", "/v1/accounts/"+id, nil, nil)
-	case cmd == "accounts" && sub == "create":
+	case "create":
 		return c.createAccount(rest[1:])
-	case cmd == "accounts" && sub == "token":
+	case "token":
 		id, err := arg(rest, 1, "ACCOUNT")
 		if err != nil {
 			return err
 		}
 		return c.show("POST", "/v1/accounts/"+id+"/tokens", nil, nil)
-	case cmd == "lines" && sub == "list":
+	}
+	return unknownCommand(args)
+}
+
+// cmdLines runs the "lines" commands.
+func (c *cli) cmdLines(args, rest []string) error {
+	switch subcommand(rest) {
+	case "list":
 		id, err := arg(rest, 1, "ACCOUNT")
 		if err != nil {
 			return err
 		}
 		return c.list("/v1/accounts/"+id+"/lines", "lines", []string{"extension", "package", "sip_username", "sip_domain", "state", "registered", "contacts", "pbx_synced", "applied_at", "apply_error", "device_mac", "id"})
-	case cmd == "line" && sub == "password":
+	}
+	return unknownCommand(args)
+}
+
+// cmdLine runs the "line" commands.
+func (c *cli) cmdLine(args, rest []string) error {
+	switch subcommand(rest) {
+	case "password":
 		fs := flag.NewFlagSet("line password", flag.ContinueOnError)
 		reset := fs.Bool("reset", false, "generate a new password")
 		pos, err := parseMixed(fs, rest[1:])
@@ -61,50 +129,65 @@ func (c *cli) dispatch(args []string) error {
 			method = "POST"
 		}
 		return c.show(method, "/v1/accounts/"+pos[0]+"/lines/"+pos[1]+"/password", nil, nil)
-	case cmd == "change" && sub == "preview":
+	}
+	return unknownCommand(args)
+}
+
+// cmdChange runs the "change" commands.
+func (c *cli) cmdChange(args, rest []string) error {
+	switch subcommand(rest) {
+	case "preview":
 		return c.preview(rest[1:])
-	case cmd == "change" && sub == "confirm":
+	case "confirm":
 		id, err := arg(rest, 1, "CHANGE")
 		if err != nil {
 			return err
 		}
 		return c.show("POST", "/v1/changes/"+id+"/confirm", nil, nil)
-	case cmd == "subscriptions":
-		id, err := arg(rest, 0, "ACCOUNT")
-		if err != nil {
-			return err
-		}
-		return c.list("/v1/accounts/"+id+"/subscriptions", "subscriptions", []string{"package", "quantity", "used", "available", "cycle", "per_month_minor", "status", "current_period_start", "current_period_end", "next_payment_at"})
-	case cmd == "devices" && sub == "list":
+	}
+	return unknownCommand(args)
+}
+
+// cmdDevices runs the "devices" commands.
+func (c *cli) cmdDevices(args, rest []string) error {
+	switch subcommand(rest) {
+	case "list":
 		id, err := arg(rest, 1, "ACCOUNT")
 		if err != nil {
 			return err
 		}
 		return c.list("/v1/accounts/"+id+"/devices", "devices", []string{"id", "mac", "vendor", "model", "active", "lines"})
-	case cmd == "devices" && sub == "add":
+	case "add":
 		return c.addDevice(rest[1:])
-	case cmd == "devices" && sub == "remove":
+	case "remove":
 		if len(rest) != 3 {
 			return usageError("devices remove ACCOUNT DEVICE")
 		}
 		if _, err := c.c.Do(c.ctx, "DELETE", "/v1/accounts/"+rest[1]+"/devices/"+rest[2], nil); err != nil {
 			return err
 		}
-		fmt.Fprintln(c.out, "removed")
+		c.println("removed")
 		return nil
-	case cmd == "invoices" && sub == "list":
+	}
+	return unknownCommand(args)
+}
+
+// cmdInvoices runs the "invoices" commands.
+func (c *cli) cmdInvoices(args, rest []string) error {
+	switch subcommand(rest) {
+	case "list":
 		id, err := arg(rest, 1, "ACCOUNT")
 		if err != nil {
 			return err
 		}
 		return c.list("/v1/accounts/"+id+"/invoices", "invoices", []string{"number", "kind", "status", "issued_at", "due_at", "net_minor", "tax_minor", "gross_minor", "currency", "id"})
-	case cmd == "invoices" && sub == "show":
+	case "show":
 		id, err := arg(rest, 1, "INVOICE")
 		if err != nil {
 			return err
 		}
 		return c.showInvoice(id)
-	case cmd == "invoices" && sub == "pdf":
+	case "pdf":
 		if len(rest) != 3 {
 			return usageError("invoices pdf INVOICE FILE")
 		}
@@ -115,36 +198,57 @@ func (c *cli) dispatch(args []string) error {
 		if err := os.WriteFile(rest[2], b, 0o644); err != nil {
 			return err
 		}
-		fmt.Fprintf(c.out, "wrote %s (%d bytes)\n", rest[2], len(b))
+		c.printf("wrote %s (%d bytes)\n", rest[2], len(b))
 		return nil
-	case cmd == "invoice" && sub == "mark-paid":
+	}
+	return unknownCommand(args)
+}
+
+// cmdInvoice runs the "invoice" commands.
+func (c *cli) cmdInvoice(args, rest []string) error {
+	switch subcommand(rest) {
+	case "mark-paid":
 		id, err := arg(rest, 1, "INVOICE")
 		if err != nil {
 			return err
 		}
 		return c.show("POST", "/v1/invoices/"+id+"/mark-paid", map[string]any{}, nil)
-	case cmd == "invoice" && sub == "credit-note":
+	case "credit-note":
 		id, err := arg(rest, 1, "INVOICE")
 		if err != nil {
 			return err
 		}
 		reason := strings.Join(rest[2:], " ")
 		return c.show("POST", "/v1/invoices/"+id+"/credit-note", map[string]any{"reason": reason}, nil)
-	case cmd == "billing" && sub == "summary":
+	}
+	return unknownCommand(args)
+}
+
+// cmdBilling runs the "billing" commands.
+func (c *cli) cmdBilling(args, rest []string) error {
+	switch subcommand(rest) {
+	case "summary":
 		id, err := arg(rest, 1, "ACCOUNT")
 		if err != nil {
 			return err
 		}
 		return c.show("GET", "/v1/accounts/"+id+"/billing", nil, nil)
-	case cmd == "billing" && sub == "run":
+	case "run":
 		return c.show("POST", "/v1/billing/run", map[string]any{}, nil)
-	case cmd == "payment-methods" && sub == "list":
+	}
+	return unknownCommand(args)
+}
+
+// cmdPaymentMethods runs the "payment-methods" commands.
+func (c *cli) cmdPaymentMethods(args, rest []string) error {
+	switch subcommand(rest) {
+	case "list":
 		id, err := arg(rest, 1, "ACCOUNT")
 		if err != nil {
 			return err
 		}
 		return c.list("/v1/accounts/"+id+"/payment-methods", "payment_methods", []string{"id", "gateway", "label", "default", "created_at"})
-	case cmd == "payment-methods" && sub == "add":
+	case "add":
 		fs := flag.NewFlagSet("payment-methods add", flag.ContinueOnError)
 		gw := fs.String("gateway", "sandbox", "gateway: sandbox or manual")
 		tok := fs.String("token", "", "gateway token")
@@ -154,30 +258,26 @@ func (c *cli) dispatch(args []string) error {
 			return usageError("payment-methods add ACCOUNT -gateway G -token T [-default]")
 		}
 		return c.show("POST", "/v1/accounts/"+pos[0]+"/payment-methods", map[string]any{"gateway": *gw, "token": *tok, "default": *def}, nil)
-	case cmd == "numbers":
-		return c.numbers(rest)
-	case cmd == "requests":
-		return c.requests(rest)
-	case cmd == "hardware":
-		return c.hardware(rest)
-	case cmd == "scheduled" && sub == "list":
+	}
+	return unknownCommand(args)
+}
+
+// cmdScheduled runs the "scheduled" commands.
+func (c *cli) cmdScheduled(args, rest []string) error {
+	switch subcommand(rest) {
+	case "list":
 		id, err := arg(rest, 1, "ACCOUNT")
 		if err != nil {
 			return err
 		}
 		return c.list("/v1/accounts/"+id+"/scheduled-changes", "scheduled_changes", []string{"id", "package", "from", "to", "effective_at", "state", "release_numbers"})
-	case cmd == "scheduled" && sub == "cancel":
+	case "cancel":
 		if len(rest) != 3 {
 			return usageError("scheduled cancel ACCOUNT ID")
 		}
 		return c.show("DELETE", "/v1/accounts/"+url.PathEscape(rest[1])+"/scheduled-changes/"+url.PathEscape(rest[2]), nil, nil)
-	case cmd == "clock":
-		if len(rest) == 0 {
-			return c.show("GET", "/v1/test-clock", nil, nil)
-		}
-		return c.show("POST", "/v1/test-clock", map[string]string{"now": rest[0]}, nil)
 	}
-	return usageError("unknown command " + strings.Join(args, " "))
+	return unknownCommand(args)
 }
 
 func arg(args []string, i int, name string) (string, error) {
@@ -306,7 +406,7 @@ func (c *cli) preview(args []string) error {
 		return err
 	}
 	tw := tabwriter.NewWriter(c.out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "PACKAGE\tBEFORE\tAFTER\t\tNEW LINES\tREMOVED\tPRORATED")
+	fprintln(tw, "PACKAGE\tBEFORE\tAFTER\t\tNEW LINES\tREMOVED\tPRORATED")
 	for _, it := range pv.Items {
 		arrow := "="
 		if it.To > it.From {
@@ -322,26 +422,28 @@ func (c *cli) preview(args []string) error {
 		if it.Effective == "period_end" {
 			when = "at period end " + it.EffectiveAt
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%d\t%s\t%s\t%s\n", it.Package, it.From, it.To, arrow, it.LinesCreated, strings.Join(removed, ","), money(it.ProratedMinor), when)
+		fprintf(tw, "%s\t%d\t%d\t%s\t%d\t%s\t%s\t%s\n", it.Package, it.From, it.To, arrow, it.LinesCreated, strings.Join(removed, ","), money(it.ProratedMinor), when)
 	}
-	tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
 	cur := pv.DueNow.Currency
-	fmt.Fprintf(c.out, "\ndue now:          %s %s net + %s tax = %s %s\n", money(pv.DueNow.Net), cur, money(pv.DueNow.Tax), money(pv.DueNow.Gross), cur)
-	fmt.Fprintf(c.out, "credit next bill: %s %s\n", money(pv.Credit), cur)
+	c.printf("\ndue now:          %s %s net + %s tax = %s %s\n", money(pv.DueNow.Net), cur, money(pv.DueNow.Tax), money(pv.DueNow.Gross), cur)
+	c.printf("credit next bill: %s %s\n", money(pv.Credit), cur)
 	if pv.ChargeLater != 0 {
-		fmt.Fprintf(c.out, "charge next bill: %s %s\n", money(pv.ChargeLater), cur)
+		c.printf("charge next bill: %s %s\n", money(pv.ChargeLater), cur)
 	}
 	if pv.Method != "" {
-		fmt.Fprintf(c.out, "payment method:   %s\n", pv.Method)
+		c.printf("payment method:   %s\n", pv.Method)
 	}
 	for _, n := range pv.Numbers {
 		what := n.Number
 		if what == "" {
 			what = fmt.Sprintf("%d starting %s", n.Quantity, n.Prefix)
 		}
-		fmt.Fprintf(c.out, "number %-8s %s (%s)\n", n.Action+":", what, n.Addon)
+		c.printf("number %-8s %s (%s)\n", n.Action+":", what, n.Addon)
 	}
-	fmt.Fprintf(c.out, "\nconfirm with: pbxctl change confirm %s\n", pv.ID)
+	c.printf("\nconfirm with: pbxctl change confirm %s\n", pv.ID)
 	return nil
 }
 
@@ -407,7 +509,7 @@ func (c *cli) show(method, path string, body any, _ []string) error {
 	flatten(flat, "", m)
 	tw := tabwriter.NewWriter(c.out, 0, 4, 2, ' ', 0)
 	for _, k := range slices.Sorted(maps.Keys(flat)) {
-		fmt.Fprintf(tw, "%s:\t%s\n", label(k), cell(k, flat[k]))
+		fprintf(tw, "%s:\t%s\n", label(k), cell(k, flat[k]))
 	}
 	return tw.Flush()
 }
@@ -456,12 +558,12 @@ func (c *cli) showInvoice(id string) error {
 	if err := json.Unmarshal(b, &inv); err != nil {
 		return fmt.Errorf("decode invoice: %w", err)
 	}
-	fmt.Fprintf(c.out, "%s %s (%s), %s\n", inv.Kind, inv.Number, inv.Status, inv.Customer.Name)
-	fmt.Fprintf(c.out, "issued %s, due %s\n\n", utc(inv.IssuedAt), utc(inv.DueAt))
+	c.printf("%s %s (%s), %s\n", inv.Kind, inv.Number, inv.Status, inv.Customer.Name)
+	c.printf("issued %s, due %s\n\n", utc(inv.IssuedAt), utc(inv.DueAt))
 	tw := tabwriter.NewWriter(c.out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "PACKAGE\tPERIOD\tQUANTITY\tUNIT\tAMOUNT\tNOTE")
+	fprintln(tw, "PACKAGE\tPERIOD\tQUANTITY\tUNIT\tAMOUNT\tNOTE")
 	for _, l := range inv.Lines {
-		fmt.Fprintf(tw, "%s\t%s – %s\t%d\t%s\t%s\t%s\n", l.Package, l.PeriodStart, l.PeriodEnd, l.Quantity, money(l.UnitMinor), money(l.AmountMinor), l.ProrationNote)
+		fprintf(tw, "%s\t%s – %s\t%d\t%s\t%s\t%s\n", l.Package, l.PeriodStart, l.PeriodEnd, l.Quantity, money(l.UnitMinor), money(l.AmountMinor), l.ProrationNote)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -492,7 +594,7 @@ func (c *cli) list(path, key string, cols []string) error {
 			if !ok {
 				return fmt.Errorf("-q: the %s listed have no id", key)
 			}
-			fmt.Fprintln(c.out, id)
+			c.println(id)
 		}
 		return nil
 	}
@@ -501,13 +603,13 @@ func (c *cli) list(path, key string, cols []string) error {
 	for _, col := range cols {
 		heads = append(heads, strings.ToUpper(label(col)))
 	}
-	fmt.Fprintln(tw, strings.Join(heads, "\t"))
+	fprintln(tw, strings.Join(heads, "\t"))
 	for _, row := range m[key] {
 		var cells []string
 		for _, col := range cols {
 			cells = append(cells, cell(col, row[col]))
 		}
-		fmt.Fprintln(tw, strings.Join(cells, "\t"))
+		fprintln(tw, strings.Join(cells, "\t"))
 	}
 	return tw.Flush()
 }

@@ -23,7 +23,7 @@ func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr, os.Getenv)) }
 
 type cli struct {
 	c      *client.Client
-	out    io.Writer
+	out    *errWriter
 	json   bool
 	quiet  bool // -q: ids only, for capturing in shell variables
 	ctx    context.Context
@@ -38,16 +38,18 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 	token := fs.String("token", "", "bearer token (default $PBXD_TOKEN, $PBXD_OPERATOR_TOKEN, or the state directory's operator-token)")
 	output := fs.String("o", "table", "output: table or json")
 	quiet := fs.Bool("q", false, "print only ids: the created or shown object's, or each listed object's, one per line")
-	fs.Usage = func() { fmt.Fprint(stderr, usage) }
+	// Writes to stderr that fail have nowhere else to be reported: the
+	// exit code says what went wrong.
+	fs.Usage = func() { _, _ = fmt.Fprint(stderr, usage) }
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	if fs.NArg() == 0 {
-		fmt.Fprint(stderr, usage)
+		_, _ = fmt.Fprint(stderr, usage)
 		return 2
 	}
 	if *output != "table" && *output != "json" {
-		fmt.Fprintln(stderr, "pbxctl: -o must be table or json")
+		_, _ = fmt.Fprintln(stderr, "pbxctl: -o must be table or json")
 		return 2
 	}
 	tok := *token
@@ -62,9 +64,13 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 			tok = strings.TrimSpace(string(b))
 		}
 	}
-	c := &cli{c: &client.Client{BaseURL: *url, Token: tok}, out: stdout, json: *output == "json", quiet: *quiet, ctx: context.Background(), getenv: getenv, stdin: os.Stdin}
-	if err := c.dispatch(fs.Args()); err != nil {
-		fmt.Fprintln(stderr, "pbxctl:", err)
+	c := &cli{c: &client.Client{BaseURL: *url, Token: tok}, out: &errWriter{w: stdout}, json: *output == "json", quiet: *quiet, ctx: context.Background(), getenv: getenv, stdin: os.Stdin}
+	err := c.dispatch(fs.Args())
+	if err == nil && c.out.err != nil {
+		err = fmt.Errorf("write output: %w", c.out.err)
+	}
+	if err != nil {
+		_, _ = fmt.Fprintln(stderr, "pbxctl:", err)
 		if _, ok := err.(usageError); ok {
 			return 2
 		}
@@ -72,6 +78,34 @@ func run(args []string, stdout, stderr io.Writer, getenv func(string) string) in
 	}
 	return 0
 }
+
+// errWriter is pbxctl's standard output: it keeps the first write error
+// (a closed pipe, a full disk), after which writes are dropped, and run
+// reports it in the exit code. Printing through it needs no check at each
+// call (printf, fprintf).
+type errWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (e *errWriter) Write(p []byte) (int, error) {
+	if e.err != nil {
+		return 0, e.err
+	}
+	n, err := e.w.Write(p)
+	e.err = err
+	return n, err
+}
+
+func (c *cli) printf(format string, a ...any) { fprintf(c.out, format, a...) }
+
+func (c *cli) println(a ...any) { fprintln(c.out, a...) }
+
+// fprintf and fprintln write to w, which ends in the cli's errWriter: that
+// keeps the error.
+func fprintf(w io.Writer, format string, a ...any) { _, _ = fmt.Fprintf(w, format, a...) }
+
+func fprintln(w io.Writer, a ...any) { _, _ = fmt.Fprintln(w, a...) }
 
 func envOr(getenv func(string) string, k, def string) string {
 	if v := getenv(k); v != "" {

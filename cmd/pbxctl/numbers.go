@@ -2,9 +2,8 @@ package main
 
 import (
 	"bufio"
+	"errors"
 	"flag"
-	"fmt"
-	"io"
 	"net/url"
 	"os"
 	"strconv"
@@ -69,7 +68,7 @@ func (c *cli) numbers(rest []string) error {
 
 // importNumbers reads numbers, one per line ('#' starts a comment), from a
 // file or standard input ("-") and imports them in calls of up to 10,000.
-func (c *cli) importNumbers(args []string) error {
+func (c *cli) importNumbers(args []string) (err error) {
 	fs := flag.NewFlagSet("numbers import", flag.ContinueOnError)
 	country := fs.String("country", "", "ISO 3166 country, e.g. FR")
 	area := fs.String("area", "", "area label or prefix, e.g. +331")
@@ -80,13 +79,13 @@ func (c *cli) importNumbers(args []string) error {
 	if err != nil || len(pos) != 1 || *country == "" {
 		return usageError("numbers import -country FR [-area +331] [-kind local|toll-free] [-addon local-number] [-setup-fee 0] FILE|-")
 	}
-	var in io.Reader = c.stdin
+	in := c.stdin
 	if pos[0] != "-" {
 		f, err := os.Open(pos[0])
 		if err != nil {
 			return err
 		}
-		defer f.Close()
+		defer func() { err = errors.Join(err, f.Close()) }()
 		in = f
 	}
 	var batch []string
@@ -128,6 +127,6 @@ func (c *cli) importNumbers(args []string) error {
 	if err := flush(); err != nil {
 		return err
 	}
-	fmt.Fprintf(c.out, "imported %d, already there %d\n", total["imported"], total["existing"])
+	c.printf("imported %d, already there %d\n", total["imported"], total["existing"])
 	return nil
 }

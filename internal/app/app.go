@@ -4,6 +4,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/tls"
@@ -28,6 +29,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/pbxd/pbxd/billing"
 	"github.com/pbxd/pbxd/internal/clock"
 	"github.com/pbxd/pbxd/internal/config"
 	"github.com/pbxd/pbxd/internal/httpapi"
@@ -36,6 +38,7 @@ import (
 	"github.com/pbxd/pbxd/internal/store"
 	"github.com/pbxd/pbxd/pbx"
 	"github.com/pbxd/pbxd/provisioning"
+	"github.com/pbxd/pbxd/provisioning/phones"
 	"github.com/pbxd/pbxd/sip"
 )
 
@@ -63,12 +66,36 @@ type App struct {
 	registrar  *sip.Registrar
 	reconciler *provisioning.Reconciler
 	biller     provisioning.Biller
+	bill       *billing.Service
+	phones     *phones.Renderer
 
 	parts    []part   // long-running parts, started in order
 	closers  []closer // torn down last-in first-out after the parts stop
-	reloads  []func(*config.Config) error
+	reloads  []reloader
+	catalog  func(context.Context, *config.Config) error // writes the catalog (see Reload)
 	readies  []func(context.Context) error
 	reloadOK prometheus.Gauge
+	// loadedAt is when the configuration in force was loaded (Unix
+	// seconds), each daemon its own.
+	loadedAt atomic.Int64
+	version  string
+}
+
+// Options are what a daemon gets besides its config.
+type Options struct {
+	Logger   *slog.Logger
+	Level    *slog.LevelVar // changed by reloads
+	Registry *prometheus.Registry
+	// Version is the build version the API reports ("dev" when empty).
+	Version string
+}
+
+// reloader prepares one reloadable part's new state from a config without
+// changing anything, and returns the swap that puts it in force. The swap
+// cannot fail: everything fallible happens in the preparation.
+type reloader struct {
+	name    string
+	prepare func(*config.Config) (swap func(), err error)
 }
 
 type part struct {
@@ -83,8 +110,9 @@ type closer struct {
 
 // New builds the daemon. Errors name what failed (database, migrations, a
 // port in use) and leave nothing running.
-func New(ctx context.Context, cfg *config.Config, log *slog.Logger, level *slog.LevelVar, reg *prometheus.Registry) (_ *App, err error) {
-	a := &App{log: log, level: level, reg: reg, clock: clock.Real{}}
+func New(ctx context.Context, cfg *config.Config, o Options) (_ *App, err error) {
+	a := &App{log: o.Logger, level: o.Level, reg: o.Registry, clock: clock.Real{}, version: cmp.Or(o.Version, "dev")}
+	log, reg := a.log, a.reg
 	a.cfg.Store(cfg)
 	defer func() {
 		if err != nil {
@@ -99,8 +127,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, level *slog.
 	}
 	a.reloadOK = promauto.With(reg).NewGauge(prometheus.GaugeOpts{Name: "pbxd_config_last_reload_successful", Help: "1 if the last configuration reload succeeded."})
 	a.reloadOK.Set(1)
-	promauto.With(reg).NewGaugeFunc(prometheus.GaugeOpts{Name: "pbxd_config_last_reload_success_timestamp_seconds", Help: "Time of the last successful configuration load."}, func() float64 { return float64(loadedAt.Load()) })
-	loadedAt.Store(time.Now().Unix())
+	promauto.With(reg).NewGaugeFunc(prometheus.GaugeOpts{Name: "pbxd_config_last_reload_success_timestamp_seconds", Help: "Time of the last successful configuration load."}, func() float64 { return float64(a.loadedAt.Load()) })
+	a.loadedAt.Store(time.Now().Unix())
 
 	if err := a.secrets(cfg); err != nil {
 		return nil, err
@@ -119,16 +147,13 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger, level *slog.
 		// HTTPS: phones fetch SIP credentials from /provision/.
 		cert, err := tls.LoadX509KeyPair(cfg.HTTP.TLSCert, cfg.HTTP.TLSKey)
 		if err != nil {
-			ln.Close()
-			return nil, fmt.Errorf("http.tls_cert: %w", err)
+			return nil, errors.Join(fmt.Errorf("http.tls_cert: %w", err), ln.Close())
 		}
 		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
 	}
 	a.httpLn = ln
 	return a, nil
 }
-
-var loadedAt atomic.Int64
 
 // secrets fills the password-encryption key and operator token. Without
 // configured ones (the zero-set-up default) they are generated once into the
@@ -242,18 +267,17 @@ func lockDir(dir string) (func() error, error) {
 		return nil, fmt.Errorf("state directory lock: %w", err)
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("state directory %s is in use by another pbxd", dir)
+		return nil, errors.Join(fmt.Errorf("state directory %s is in use by another pbxd", dir), f.Close())
 	}
 	return f.Close, nil
 }
 
-func ensureDatabase(ctx context.Context, adminURL, name string) error {
+func ensureDatabase(ctx context.Context, adminURL, name string) (err error) {
 	c, err := pgx.Connect(ctx, adminURL)
 	if err != nil {
 		return fmt.Errorf("connect private PostgreSQL: %w", err)
 	}
-	defer c.Close(ctx)
+	defer func() { err = errors.Join(err, c.Close(ctx)) }()
 	var exists bool
 	if err := c.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", name).Scan(&exists); err != nil {
 		return err
@@ -344,25 +368,55 @@ func (a *App) teardown() {
 		}
 	}
 	a.closers = nil
+	// Run's server closed the listener already: only one New left unused
+	// is still open here.
 	if a.httpLn != nil {
-		a.httpLn.Close()
+		if err := a.httpLn.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+			a.log.Error("shutdown", "part", "http listener", "err", err)
+		}
 	}
 }
 
 // Reload applies what can change at run time from a new, already validated
-// config: log level, operator token, catalog, templates. All reloaders are
-// tried; settings that need a restart are logged as such.
+// config: log level, operator token, billing settings, phone templates and
+// the catalog. It is all or nothing: every part first prepares its new state
+// without touching the running one; only when all succeeded is the catalog
+// written (in one transaction: the last fallible step), then the prepared
+// states are swapped in, which cannot fail. A failed reload changes
+// nothing. Settings that need a restart are logged as such.
 func (a *App) Reload(cfg *config.Config) error {
-	old := a.cfg.Load()
-	var errs []error
-	for _, r := range a.reloads {
-		if err := r(cfg); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
+	if err := a.reload(cfg); err != nil {
 		a.reloadOK.Set(0)
 		return err
+	}
+	a.reloadOK.Set(1)
+	a.loadedAt.Store(time.Now().Unix())
+	a.log.Info("configuration reloaded")
+	return nil
+}
+
+func (a *App) reload(cfg *config.Config) error {
+	old := a.cfg.Load()
+	var errs []error
+	swaps := make([]func(), 0, len(a.reloads))
+	for _, r := range a.reloads {
+		swap, err := r.prepare(cfg)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", r.name, err))
+			continue
+		}
+		swaps = append(swaps, swap)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	if a.catalog != nil {
+		if err := a.catalog(context.Background(), cfg); err != nil {
+			return err
+		}
+	}
+	for _, swap := range swaps {
+		swap()
 	}
 	a.level.Set(parseLevel(cfg.Log.Level))
 	if cfg.HTTP.OperatorToken != "" {
@@ -373,11 +427,14 @@ func (a *App) Reload(cfg *config.Config) error {
 		a.log.Warn("setting changed but needs a restart", "key", s)
 	}
 	a.cfg.Store(cfg)
-	a.reloadOK.Set(1)
-	loadedAt.Store(time.Now().Unix())
-	a.log.Info("configuration reloaded")
 	return nil
 }
+
+// LoadedAt is when the configuration in force was loaded.
+func (a *App) LoadedAt() time.Time { return time.Unix(a.loadedAt.Load(), 0) }
+
+// Version is the build version the daemon reports.
+func (a *App) Version() string { return a.version }
 
 func restartOnly(old, cfg *config.Config) []string {
 	var keys []string

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"fmt"
 	"runtime"
 	"slices"
 	"time"
@@ -31,10 +32,16 @@ func (a *App) newBilling(cfg *config.Config) (*billing.Service, error) {
 	}
 	a.biller = billerAdapter{svc: svc}
 	svc.InitCurrencyMetrics(catalogCurrencies(cfg))
-	a.reloads = append(a.reloads, func(c *config.Config) error {
-		svc.InitCurrencyMetrics(catalogCurrencies(c))
-		return svc.SetSettings(billingSettings(c))
-	})
+	a.reloads = append(a.reloads, reloader{"billing settings", func(c *config.Config) (func(), error) {
+		st := billingSettings(c)
+		if err := st.Validate(); err != nil {
+			return nil, err
+		}
+		return func() {
+			svc.InitCurrencyMetrics(catalogCurrencies(c))
+			_ = svc.SetSettings(st) // validated above: cannot fail
+		}, nil
+	}})
 	return svc, nil
 }
 
@@ -105,24 +112,37 @@ func billingPackage(p provisioning.Package) billing.Package {
 	return bp
 }
 
-func cycleOf(s string) billing.Cycle {
-	c, err := billing.ParseCycle(s)
+// cycleOf is the billing cycle named s. An unknown name is an error, never
+// a monthly cycle: provisioning checks cycles against the catalog before
+// pricing, so one reaching here is bad data.
+func cycleOf(s string) (billing.Cycle, error) {
+	return billing.ParseCycle(s)
+}
+
+// knownCycle is cycleOf for the Biller methods that cannot return an
+// error (NewPeriod, PeriodPrice), which provisioning only calls with a
+// cycle the package offers (the catalog's cycles are checked when the
+// config is loaded). An unknown one is a bug: it panics, as billing's own
+// period arithmetic does, rather than price a monthly period.
+func knownCycle(s string) billing.Cycle {
+	c, err := cycleOf(s)
 	if err != nil {
-		return billing.Monthly // provisioning validates cycles before pricing
+		panic(fmt.Errorf("biller: %w", err))
 	}
 	return c
 }
 
 // NewPeriod is the period containing at, in the account's time zone.
 func (b billerAdapter) NewPeriod(acct provisioning.Account, cycle string, at time.Time) (time.Time, time.Time) {
-	return billing.PeriodContaining(cycleOf(cycle), at, at, acct.Location())
+	return billing.PeriodContaining(knownCycle(cycle), at, at, acct.Location())
 }
 
 // PeriodPrice is the discounted unit price per period.
 func (b billerAdapter) PeriodPrice(pkg provisioning.Package, cycle string) int64 {
-	p, err := billing.PeriodPrice(billingPackage(pkg), cycleOf(cycle))
+	c := knownCycle(cycle)
+	p, err := billing.PeriodPrice(billingPackage(pkg), c)
 	if err != nil {
-		return pkg.PriceMinor * int64(cycleOf(cycle).Months()) // unreachable for catalog prices
+		return pkg.PriceMinor * int64(c.Months()) // unreachable for catalog prices
 	}
 	return p
 }
@@ -131,7 +151,11 @@ func (b billerAdapter) PeriodPrice(pkg provisioning.Package, cycle string) int64
 func (b billerAdapter) Quote(ctx context.Context, acct provisioning.Account, changes []provisioning.PriceChange, at time.Time) (provisioning.Quote, error) {
 	cs := make([]billing.Change, 0, len(changes))
 	for _, c := range changes {
-		cs = append(cs, billing.Change{Package: billingPackage(c.Package), Cycle: cycleOf(c.Cycle), From: c.From, To: c.To,
+		cycle, err := cycleOf(c.Cycle)
+		if err != nil {
+			return provisioning.Quote{}, fmt.Errorf("quote %s: %w", c.Package.Code, err)
+		}
+		cs = append(cs, billing.Change{Package: billingPackage(c.Package), Cycle: cycle, From: c.From, To: c.To,
 			PeriodStart: c.PeriodStart, PeriodEnd: c.PeriodEnd, PeriodPriceMinor: c.PeriodPriceMinor, Trial: c.Trial})
 	}
 	q, err := b.svc.QuoteChanges(ctx, billingAccount(acct), cs, at)

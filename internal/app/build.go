@@ -23,6 +23,7 @@ func (a *App) build(ctx context.Context, cfg *config.Config) error {
 	if err != nil {
 		return fmt.Errorf("billing: %w", err)
 	}
+	a.bill = bill
 	charger, _ := a.biller.(provisioning.Charger)
 	prov, err := provisioning.New(provisioning.Options{
 		Charger: charger,
@@ -37,12 +38,15 @@ func (a *App) build(ctx context.Context, cfg *config.Config) error {
 	if err := prov.SyncCatalog(ctx, catalogOf(cfg)); err != nil {
 		return fmt.Errorf("sync catalog: %w", err)
 	}
-	a.reloads = append(a.reloads, func(c *config.Config) error {
-		if err := prov.SyncCatalog(context.Background(), catalogOf(c)); err != nil {
+	a.reloads = append(a.reloads, reloader{"catalog", func(c *config.Config) (func(), error) {
+		return func() {}, provisioning.CheckCatalog(catalogOf(c))
+	}})
+	a.catalog = func(ctx context.Context, c *config.Config) error {
+		if err := prov.SyncCatalog(ctx, catalogOf(c)); err != nil {
 			return fmt.Errorf("sync catalog: %w", err)
 		}
 		return nil
-	})
+	}
 	a.parts = append(a.parts, part{"provisioning gauges", prov.Run})
 	if err := a.buildBackend(cfg); err != nil {
 		return err
@@ -97,6 +101,7 @@ func (a *App) build(ctx context.Context, cfg *config.Config) error {
 		Pool:          a.pool,
 		Provisioning:  prov,
 		Provision:     provisionHandler,
+		Version:       a.version,
 		Routes: []func(*httpapi.API){httpapi.BillingRoutes(bill, func(ctx context.Context) error {
 			return sched.RunNow(ctx, billing.RenewalJob)
 		}), httpapi.UserRoutes(accountUsers)},
@@ -146,12 +151,10 @@ func (a *App) buildPhones(cfg *config.Config) (http.Handler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("phone templates: %w", err)
 	}
-	a.reloads = append(a.reloads, func(c *config.Config) error {
-		if err := r.Update(phoneSettings(c)); err != nil {
-			return fmt.Errorf("phone templates: %w", err)
-		}
-		return nil
-	})
+	a.phones = r
+	a.reloads = append(a.reloads, reloader{"phone templates", func(c *config.Config) (func(), error) {
+		return r.Prepare(phoneSettings(c))
+	}})
 	return phones.NewHandler(phones.Options{
 		Directory: a.prov, Renderer: r, Registerer: a.reg, Logger: a.log.With("component", "phones"),
 		Now:      a.clock.Now,

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -18,7 +19,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/pbxd/pbxd/internal/config"
-	"github.com/pbxd/pbxd/internal/httpapi"
 )
 
 // ExitConfig is pbxd's exit code when its configuration cannot be read or
@@ -38,7 +38,9 @@ func Main(args []string, getenv func(string) string, signals <-chan os.Signal, s
 		return 2
 	}
 	if *version {
-		fmt.Fprintln(stderr, "pbxd", buildVersion())
+		if _, err := fmt.Fprintln(stderr, "pbxd", buildVersion()); err != nil {
+			return 1
+		}
 		return 0
 	}
 	journal := toJournal(getenv, stderr)
@@ -63,7 +65,6 @@ func Main(args []string, getenv func(string) string, signals <-chan os.Signal, s
 		Help:        "Always 1; labels carry the build version and Go version.",
 		ConstLabels: prometheus.Labels{"version": buildVersion(), "goversion": runtime.Version()},
 	}).Set(1)
-	httpapi.Version = buildVersion()
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -77,7 +78,7 @@ func Main(args []string, getenv func(string) string, signals <-chan os.Signal, s
 		case <-startCtx.Done():
 		}
 	}()
-	a, err := New(startCtx, cfg, logger, level, reg)
+	a, err := New(startCtx, cfg, Options{Logger: logger, Level: level, Registry: reg, Version: buildVersion()})
 	startCancel()
 	if err != nil {
 		logger.Error("start-up failed", "err", err)
@@ -152,14 +153,23 @@ func notify(log *slog.Logger, getenv func(string) string, state string) {
 	}
 }
 
-// sdNotify is daemon.SdNotify with the socket taken from getenv, so tests
-// need not touch the process environment.
+// sdNotify sends state to the socket getenv names, as daemon.SdNotify
+// does with the process environment's: each daemon (tests run several in
+// one process) is told its own socket.
 func sdNotify(getenv func(string) string, state string) (bool, error) {
 	sock := getenv("NOTIFY_SOCKET")
-	if os.Getenv("NOTIFY_SOCKET") != sock {
-		os.Setenv("NOTIFY_SOCKET", sock) //nolint:errcheck // the library reads the process environment
+	if sock == "" {
+		return false, nil
 	}
-	return daemon.SdNotify(false, state)
+	conn, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		return false, err
+	}
+	_, err = conn.Write([]byte(state))
+	if cerr := conn.Close(); err == nil {
+		err = cerr
+	}
+	return err == nil, err
 }
 
 // watchdog pings systemd at half the interval it asks for in WATCHDOG_USEC.

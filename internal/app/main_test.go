@@ -21,7 +21,7 @@ func freeAddr(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }() // only its port was wanted
 	return l.Addr().String()
 }
 
@@ -45,7 +45,7 @@ func TestLifecycleNotifiesSystemd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer sock.Close()
+	defer func() { _ = sock.Close() }() // the test's receiving end
 	msgs := make(chan string, 64)
 	go func() {
 		buf := make([]byte, 4096)
@@ -90,7 +90,9 @@ func TestLifecycleNotifiesSystemd(t *testing.T) {
 	if err != nil {
 		t.Fatalf("READY=1 before the HTTP listener: %v", err)
 	}
-	conn.Close() // an open idle connection would hold the shutdown for 5 s
+	if err := conn.Close(); err != nil { // an open idle connection would hold the shutdown for 5 s
+		t.Fatal(err)
+	}
 	expect("WATCHDOG=1")
 
 	if err := os.WriteFile(cfgFile, []byte("log:\n  level: debug\n"), 0o600); err != nil {
@@ -117,6 +119,11 @@ func TestLifecycleNotifiesSystemd(t *testing.T) {
 		t.Fatal("no exit within the shutdown bound")
 	}
 	t.Logf("shutdown took %s", time.Since(start))
+	// The socket came from Main's getenv only: the process environment,
+	// shared by every daemon in it, is left alone.
+	if v, ok := os.LookupEnv("NOTIFY_SOCKET"); ok {
+		t.Errorf("Main set NOTIFY_SOCKET=%q in the process environment", v)
+	}
 }
 
 // mainRun is app.Main running in the background, as cmd/pbxd runs it.
@@ -176,7 +183,7 @@ func TestStartupFailures(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer busy.Close()
+	defer func() { _ = busy.Close() }() // holds the port for the test
 	dir := t.TempDir()
 	badYAML := filepath.Join(dir, "bad.yaml")
 	_ = os.WriteFile(badYAML, []byte("http:\n  listn: x\n"), 0o600)

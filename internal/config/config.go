@@ -418,29 +418,51 @@ var (
 	currencyRE = regexp.MustCompile(`^[A-Z]{3}$`)
 )
 
-// Validate checks every value and names the key at fault.
+// Validate checks every value and names the key at fault. Each section of
+// the config has its own check; all problems are reported at once.
 func (c *Config) Validate() error {
-	var errs []error
-	bad := func(key, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
-	}
+	var ps problems
+	c.validateLog(&ps)
+	c.validateListeners(&ps)
+	c.validateProcess(&ps)
+	c.validateBackend(&ps)
+	c.validateSIP(&ps)
+	c.validateReconciler(&ps)
+	c.validateBilling(&ps)
+	c.validateCatalog(&ps)
+	return errors.Join(ps...)
+}
+
+// problems collects what Validate finds.
+type problems []error
+
+// bad records a problem with key.
+func (ps *problems) bad(key, format string, args ...any) {
+	*ps = append(*ps, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+}
+
+func (c *Config) validateLog(ps *problems) {
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
-		bad("log.level", "%q is not one of debug, info, warn, error", c.Log.Level)
+		ps.bad("log.level", "%q is not one of debug, info, warn, error", c.Log.Level)
 	}
 	if c.Log.Format != "json" && c.Log.Format != "logfmt" {
-		bad("log.format", "%q is not json or logfmt", c.Log.Format)
+		ps.bad("log.format", "%q is not json or logfmt", c.Log.Format)
 	}
 	if c.Database.URL != "" && !strings.HasPrefix(c.Database.URL, "postgres://") && !strings.HasPrefix(c.Database.URL, "postgresql://") {
-		bad("database.url", "must be a postgres:// URL")
+		ps.bad("database.url", "must be a postgres:// URL")
 	}
+}
+
+// validateListeners checks the HTTP and SIP addresses and their TLS files.
+func (c *Config) validateListeners(ps *problems) {
 	checkAddr := func(key, v string, required bool) {
 		if v == "" && !required {
 			return
 		}
 		if _, _, err := net.SplitHostPort(v); err != nil {
-			bad(key, "%q is not host:port", v)
+			ps.bad(key, "%q is not host:port", v)
 		}
 	}
 	checkAddr("http.listen", c.HTTP.Listen, true)
@@ -450,163 +472,196 @@ func (c *Config) Validate() error {
 		checkAddr(fmt.Sprintf("sip.extra_listen[%d]", i), a, true)
 	}
 	if (c.HTTP.TLSCert == "") != (c.HTTP.TLSKey == "") {
-		bad("http.tls_cert", "tls_cert and tls_key go together")
+		ps.bad("http.tls_cert", "tls_cert and tls_key go together")
 	}
 	if c.SIP.TLSListen != "" && (c.SIP.TLSCert == "" || c.SIP.TLSKey == "") {
-		bad("sip.tls_listen", "needs sip.tls_cert and sip.tls_key")
+		ps.bad("sip.tls_listen", "needs sip.tls_cert and sip.tls_key")
 	}
+}
+
+// validateProcess checks the daemon-wide settings: secret key, test clock,
+// shutdown bound.
+func (c *Config) validateProcess(ps *problems) {
 	if c.SecretKey != "" {
 		if k, err := base64.StdEncoding.DecodeString(c.SecretKey); err != nil || len(k) != 32 {
-			bad("secret_key", "must be the base64 encoding of 32 bytes (openssl rand -base64 32)")
+			ps.bad("secret_key", "must be the base64 encoding of 32 bytes (openssl rand -base64 32)")
 		}
 	}
 	if c.TestClock != "" {
 		if _, err := time.Parse(time.RFC3339, c.TestClock); err != nil {
-			bad("test_clock", "%q is not an RFC 3339 time", c.TestClock)
+			ps.bad("test_clock", "%q is not an RFC 3339 time", c.TestClock)
 		}
 	}
 	if c.ShutdownTimeout <= 0 {
-		bad("shutdown_timeout", "must be positive")
+		ps.bad("shutdown_timeout", "must be positive")
 	}
+}
+
+func (c *Config) validateBackend(ps *problems) {
 	switch c.Backend {
 	case "builtin":
 	case "asterisk":
 		if len(c.Asterisk.Nodes) == 0 {
-			bad("asterisk.nodes", "the asterisk backend needs at least one node (or PBXD_ARI_URL)")
+			ps.bad("asterisk.nodes", "the asterisk backend needs at least one node (or PBXD_ARI_URL)")
 		}
 		seen := map[string]bool{}
 		for i, n := range c.Asterisk.Nodes {
 			key := fmt.Sprintf("asterisk.nodes[%d]", i)
 			if n.Name == "" || seen[n.Name] {
-				bad(key+".name", "must be set and unique")
+				ps.bad(key+".name", "must be set and unique")
 			}
 			seen[n.Name] = true
 			if !strings.HasPrefix(n.URL, "http://") && !strings.HasPrefix(n.URL, "https://") {
-				bad(key+".url", "must be an http(s) URL like http://127.0.0.1:8088")
+				ps.bad(key+".url", "must be an http(s) URL like http://127.0.0.1:8088")
 			}
 		}
 	default:
-		bad("backend", "%q is not builtin or asterisk", c.Backend)
+		ps.bad("backend", "%q is not builtin or asterisk", c.Backend)
 	}
+}
+
+// validateSIP checks the built-in registrar's limits and digest algorithms.
+func (c *Config) validateSIP(ps *problems) {
 	if c.SIP.MinExpires <= 0 || c.SIP.MaxExpires < c.SIP.MinExpires {
-		bad("sip.min_expires", "must be positive and not above sip.max_expires")
+		ps.bad("sip.min_expires", "must be positive and not above sip.max_expires")
 	}
 	if c.SIP.MaxContacts < 1 {
-		bad("sip.max_contacts", "must be at least 1")
+		ps.bad("sip.max_contacts", "must be at least 1")
 	}
 	if c.SIP.ThrottleFailures < 0 {
-		bad("sip.throttle_failures", "must not be negative (0 disables)")
+		ps.bad("sip.throttle_failures", "must not be negative (0 disables)")
 	}
 	if c.SIP.ThrottleSourceFailures < 0 {
-		bad("sip.throttle_source_failures", "must not be negative (0 disables)")
-	}
-	checkAlgs := func(key string, algs []string) {
-		seen := map[string]bool{}
-		for _, a := range algs {
-			u := strings.ToUpper(a)
-			if (u != "MD5" && u != "SHA-256") || seen[u] {
-				bad(key, "%q: each of MD5, SHA-256 at most once", a)
-			}
-			seen[u] = true
-		}
-		if len(algs) == 0 {
-			bad(key, "must offer at least one of MD5, SHA-256")
-		}
+		ps.bad("sip.throttle_source_failures", "must not be negative (0 disables)")
 	}
 	if c.SIP.ConnFirstReadTimeout <= 0 || c.SIP.ConnIdleTimeout <= 0 {
-		bad("sip.conn_idle_timeout", "conn_first_read_timeout and conn_idle_timeout must be positive")
+		ps.bad("sip.conn_idle_timeout", "conn_first_read_timeout and conn_idle_timeout must be positive")
 	}
 	if c.SIP.ConnsPerSource < 1 || c.SIP.ConnsMax < c.SIP.ConnsPerSource {
-		bad("sip.conns_per_source", "must be at least 1 and not above sip.conns_max")
+		ps.bad("sip.conns_per_source", "must be at least 1 and not above sip.conns_max")
 	}
-	checkAlgs("sip.digest_algorithms", c.SIP.DigestAlgorithms)
+	ps.checkAlgs("sip.digest_algorithms", c.SIP.DigestAlgorithms)
 	for d, algs := range c.SIP.AccountDigestAlgorithms {
-		checkAlgs("sip.account_digest_algorithms."+d, algs)
+		ps.checkAlgs("sip.account_digest_algorithms."+d, algs)
 	}
+}
+
+func (ps *problems) checkAlgs(key string, algs []string) {
+	seen := map[string]bool{}
+	for _, a := range algs {
+		u := strings.ToUpper(a)
+		if (u != "MD5" && u != "SHA-256") || seen[u] {
+			ps.bad(key, "%q: each of MD5, SHA-256 at most once", a)
+		}
+		seen[u] = true
+	}
+	if len(algs) == 0 {
+		ps.bad(key, "must offer at least one of MD5, SHA-256")
+	}
+}
+
+// validateReconciler checks the reconciler and number inventory settings.
+func (c *Config) validateReconciler(ps *problems) {
 	if c.Numbers.Quarantine < 0 {
-		bad("numbers.quarantine", "must not be negative")
+		ps.bad("numbers.quarantine", "must not be negative")
 	}
 	if c.Reconciler.Concurrency < 1 || c.Reconciler.Concurrency > 256 {
-		bad("reconciler.concurrency", "must be between 1 and 256")
+		ps.bad("reconciler.concurrency", "must be between 1 and 256")
 	}
 	if c.Reconciler.ResyncInterval < Duration(time.Second) {
-		bad("reconciler.resync_interval", "must be at least 1s")
+		ps.bad("reconciler.resync_interval", "must be at least 1s")
 	}
+}
+
+func (c *Config) validateBilling(ps *problems) {
 	if _, err := cron.ParseStandard(c.Billing.Schedule); err != nil {
-		bad("billing.schedule", "%v", err)
+		ps.bad("billing.schedule", "%v", err)
 	}
 	if c.Billing.RenewalBatch < 1 || c.Billing.RenewalBatch > 1000 {
-		bad("billing.renewal_batch", "must be between 1 and 1000")
+		ps.bad("billing.renewal_batch", "must be between 1 and 1000")
 	}
 	if c.Billing.PaymentTermDays < 0 {
-		bad("billing.payment_term_days", "must not be negative")
+		ps.bad("billing.payment_term_days", "must not be negative")
 	}
 	for i, d := range c.Billing.Dunning {
 		if d <= 0 || (i > 0 && d <= c.Billing.Dunning[i-1]) {
-			bad(fmt.Sprintf("billing.dunning[%d]", i), "offsets must be positive and increasing")
+			ps.bad(fmt.Sprintf("billing.dunning[%d]", i), "offsets must be positive and increasing")
 		}
 	}
 	if !codeRE.MatchString(c.Billing.Issuer.Code) {
-		bad("billing.issuer.code", "%q must be lowercase letters, digits and dashes", c.Billing.Issuer.Code)
+		ps.bad("billing.issuer.code", "%q must be lowercase letters, digits and dashes", c.Billing.Issuer.Code)
 	}
+}
+
+func (c *Config) validateCatalog(ps *problems) {
 	if len(c.Catalog) == 0 {
-		bad("catalog", "must hold at least one package")
+		ps.bad("catalog", "must hold at least one package")
 	}
 	codes := map[string]bool{}
 	for i, p := range c.Catalog {
 		key := fmt.Sprintf("catalog[%d]", i)
 		if !codeRE.MatchString(p.Code) {
-			bad(key+".code", "%q must be lowercase letters, digits and dashes", p.Code)
+			ps.bad(key+".code", "%q must be lowercase letters, digits and dashes", p.Code)
 		}
 		if codes[p.Code] {
-			bad(key+".code", "%q appears twice", p.Code)
+			ps.bad(key+".code", "%q appears twice", p.Code)
 		}
 		codes[p.Code] = true
-		if p.Name == "" {
-			bad(key+".name", "must be set")
+		p.validate(ps, key)
+	}
+}
+
+// validate checks one catalog entry, named key, but for its code (which
+// validateCatalog checks against the others).
+func (p Package) validate(ps *problems, key string) {
+	if p.Name == "" {
+		ps.bad(key+".name", "must be set")
+	}
+	switch p.Kind {
+	case "package", "addon", "":
+		if p.Stock != nil || p.Vendor != "" || p.Model != "" {
+			ps.bad(key+".stock", "stock, vendor and model are for kind hardware")
 		}
-		if p.Kind != "package" && p.Kind != "addon" && p.Kind != "hardware" && p.Kind != "" {
-			bad(key+".kind", "%q is not package, addon or hardware", p.Kind)
+	case "hardware":
+		// A one-time sale: no cycle, no dial plan; a phone model.
+		if p.Vendor == "" {
+			ps.bad(key+".vendor", "must be set (yealink, polycom, grandstream, snom or cisco)")
 		}
-		if p.Kind == "hardware" {
-			// A one-time sale: no cycle, no dial plan; a phone model.
-			if p.Vendor == "" {
-				bad(key+".vendor", "must be set (yealink, polycom, grandstream, snom or cisco)")
-			}
-			if p.Stock != nil && *p.Stock < 0 {
-				bad(key+".stock", "must not be negative")
-			}
-			if len(p.Cycles) > 0 || p.DialContext != "" || p.TrialDays != 0 || p.Decrease != "" {
-				bad(key+".cycles", "hardware is sold once: no cycles, dial_context, trial_days or decrease")
-			}
-		} else if p.Stock != nil || p.Vendor != "" || p.Model != "" {
-			bad(key+".stock", "stock, vendor and model are for kind hardware")
+		if p.Stock != nil && *p.Stock < 0 {
+			ps.bad(key+".stock", "must not be negative")
 		}
-		if p.PriceMinor < 0 || p.PriceMinor > 100_000_000 {
-			bad(key+".price_minor", "must be between 0 and 100000000")
+		if len(p.Cycles) > 0 || p.DialContext != "" || p.TrialDays != 0 || p.Decrease != "" {
+			ps.bad(key+".cycles", "hardware is sold once: no cycles, dial_context, trial_days or decrease")
 		}
-		if !currencyRE.MatchString(p.Currency) {
-			bad(key+".currency", "%q is not an ISO 4217 code", p.Currency)
-		}
-		if p.TrialDays < 0 || p.TrialDays > 365 {
-			bad(key+".trial_days", "must be between 0 and 365")
-		}
-		if p.DialContext == "" && p.Kind != "hardware" {
-			bad(key+".dial_context", "must be set")
-		}
-		if p.Decrease != "" && p.Decrease != "immediate_credit" && p.Decrease != "period_end" {
-			bad(key+".decrease", "%q is not immediate_credit or period_end", p.Decrease)
-		}
-		if len(p.Cycles) == 0 && p.Kind != "hardware" {
-			bad(key+".cycles", "must offer at least one cycle")
-		}
-		for j, cy := range p.Cycles {
-			if !slices.Contains([]string{"monthly", "quarterly", "semiannual", "annual"}, cy.Cycle) {
-				bad(fmt.Sprintf("%s.cycles[%d].cycle", key, j), "%q is not monthly, quarterly, semiannual or annual", cy.Cycle)
-			}
+	default:
+		ps.bad(key+".kind", "%q is not package, addon or hardware", p.Kind)
+		if p.Stock != nil || p.Vendor != "" || p.Model != "" {
+			ps.bad(key+".stock", "stock, vendor and model are for kind hardware")
 		}
 	}
-	return errors.Join(errs...)
+	if p.PriceMinor < 0 || p.PriceMinor > 100_000_000 {
+		ps.bad(key+".price_minor", "must be between 0 and 100000000")
+	}
+	if !currencyRE.MatchString(p.Currency) {
+		ps.bad(key+".currency", "%q is not an ISO 4217 code", p.Currency)
+	}
+	if p.TrialDays < 0 || p.TrialDays > 365 {
+		ps.bad(key+".trial_days", "must be between 0 and 365")
+	}
+	if p.DialContext == "" && p.Kind != "hardware" {
+		ps.bad(key+".dial_context", "must be set")
+	}
+	if p.Decrease != "" && p.Decrease != "immediate_credit" && p.Decrease != "period_end" {
+		ps.bad(key+".decrease", "%q is not immediate_credit or period_end", p.Decrease)
+	}
+	if len(p.Cycles) == 0 && p.Kind != "hardware" {
+		ps.bad(key+".cycles", "must offer at least one cycle")
+	}
+	for j, cy := range p.Cycles {
+		if !slices.Contains([]string{"monthly", "quarterly", "semiannual", "annual"}, cy.Cycle) {
+			ps.bad(fmt.Sprintf("%s.cycles[%d].cycle", key, j), "%q is not monthly, quarterly, semiannual or annual", cy.Cycle)
+		}
+	}
 }
 
 // Cycle returns the cycle named name, if the package offers it.

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -64,6 +65,8 @@ type Options struct {
 	Provision http.Handler
 	// Routes lets other route sets register themselves.
 	Routes []func(*API)
+	// Version is the build version /v1/status reports ("dev" when empty).
+	Version string
 }
 
 // API is the HTTP handler of the daemon.
@@ -270,7 +273,7 @@ func (a *API) status(w http.ResponseWriter, r *http.Request) error {
 		ready = err.Error()
 	}
 	writeJSON(w, http.StatusOK, map[string]any{
-		"version":    Version,
+		"version":    cmp.Or(a.opts.Version, "dev"),
 		"ready":      ready,
 		"test_clock": a.opts.TestClock != nil,
 		"now":        a.now(),
@@ -289,9 +292,6 @@ func (a *API) now() time.Time {
 //
 //go:embed openapi.yaml
 var OpenAPI []byte
-
-// Version is the build version, set by the linker or main.
-var Version = "dev"
 
 type clockBody struct {
 	Now     string `json:"now,omitempty"`

@@ -207,7 +207,7 @@ func locate(v any, path []string, want, at string) string {
 		return ""
 	}
 	if len(path) == 0 || (len(path) == 1 && path[0] == "") {
-		if kindOf(v) != want && !(want == "integer" && kindOf(v) == "number") {
+		if kindOf(v) != want && (want != "integer" || kindOf(v) != "number") {
 			return at
 		}
 		return ""

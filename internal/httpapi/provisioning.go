@@ -21,204 +21,257 @@ func accountScope(r *http.Request) (string, error) {
 }
 
 func (a *API) provisioningRoutes(svc *provisioning.Service) {
-	mut := func(h HandlerFunc) http.Handler { return a.authed(wrapIdem(a, h)) }
-	a.handle("GET /v1/packages", a.authed(func(w http.ResponseWriter, r *http.Request) error {
-		pkgs, err := svc.Packages(r.Context(), false)
-		if err != nil {
-			return err
-		}
-		writeJSON(w, http.StatusOK, map[string]any{"packages": pkgs})
-		return nil
-	}))
-	a.handle("POST /v1/accounts", a.operator(wrapIdem(a, func(w http.ResponseWriter, r *http.Request) error {
-		var body accountBody
-		if err := decode(r, &body); err != nil {
-			return err
-		}
-		n, err := body.toNew()
-		if err != nil {
-			return err
-		}
-		acct, err := svc.CreateAccount(r.Context(), PrincipalFrom(r.Context()).Actor(), n)
-		if err != nil {
-			return err
-		}
-		writeJSON(w, http.StatusCreated, accountJSON(acct))
-		return nil
-	})))
-	a.handle("GET /v1/accounts", a.operator(func(w http.ResponseWriter, r *http.Request) error {
-		list, err := svc.Accounts(r.Context())
-		if err != nil {
-			return err
-		}
-		out := make([]map[string]any, 0, len(list))
-		for _, acct := range list {
-			out = append(out, accountJSON(acct))
-		}
-		writeJSON(w, http.StatusOK, map[string]any{"accounts": out})
-		return nil
-	}))
-	a.handle("GET /v1/accounts/{id}", a.authed(func(w http.ResponseWriter, r *http.Request) error {
-		id, err := accountScope(r)
-		if err != nil {
-			return err
-		}
-		acct, err := svc.Account(r.Context(), id)
-		if err != nil {
-			return err
-		}
-		writeJSON(w, http.StatusOK, accountJSON(acct))
-		return nil
-	}))
-	a.handle("POST /v1/accounts/{id}/tokens", a.operator(func(w http.ResponseWriter, r *http.Request) error {
-		tok, err := svc.CreateAccountToken(r.Context(), PrincipalFrom(r.Context()).Actor(), r.PathValue("id"))
-		if err != nil {
-			return err
-		}
-		writeJSON(w, http.StatusCreated, map[string]string{"token": tok, "account_id": r.PathValue("id")})
-		return nil
-	}))
-	a.handle("GET /v1/accounts/{id}/packages", a.authed(func(w http.ResponseWriter, r *http.Request) error {
-		id, err := accountScope(r)
-		if err != nil {
-			return err
-		}
-		v, err := svc.MyPackages(r.Context(), id)
-		if err != nil {
-			return err
-		}
-		writeJSON(w, http.StatusOK, map[string]any{"packages": v})
-		return nil
-	}))
-	a.handle("GET /v1/accounts/{id}/subscriptions", a.authed(func(w http.ResponseWriter, r *http.Request) error {
-		id, err := accountScope(r)
-		if err != nil {
-			return err
-		}
-		v, err := svc.Subscriptions(r.Context(), id)
-		if err != nil {
-			return err
-		}
-		writeJSON(w, http.StatusOK, map[string]any{"subscriptions": v})
-		return nil
-	}))
-	a.handle("GET /v1/accounts/{id}/lines", a.authed(func(w http.ResponseWriter, r *http.Request) error {
-		id, err := accountScope(r)
-		if err != nil {
-			return err
-		}
-		v, err := svc.Lines(r.Context(), id)
-		if err != nil {
-			return err
-		}
-		writeJSON(w, http.StatusOK, map[string]any{"lines": v})
-		return nil
-	}))
-	a.handle("GET /v1/accounts/{id}/lines/{line}", a.authed(func(w http.ResponseWriter, r *http.Request) error {
-		id, err := accountScope(r)
-		if err != nil {
-			return err
-		}
-		l, err := svc.Line(r.Context(), id, r.PathValue("line"))
-		if err != nil {
-			return err
-		}
-		writeJSON(w, http.StatusOK, l)
-		return nil
-	}))
-	a.handle("PATCH /v1/accounts/{id}/lines/{line}", mut(func(w http.ResponseWriter, r *http.Request) error {
-		id, err := accountScope(r)
-		if err != nil {
-			return err
-		}
-		var body struct {
-			Extension *int `json:"extension"`
-		}
-		if err := decode(r, &body); err != nil {
-			return err
-		}
-		if body.Extension == nil {
-			return Invalid("extension", "extension is required")
-		}
-		l, err := svc.ChangeExtension(r.Context(), PrincipalFrom(r.Context()).Actor(), id, r.PathValue("line"), *body.Extension)
-		if err != nil {
-			return err
-		}
-		writeJSON(w, http.StatusOK, l)
-		return nil
-	}))
-	a.handle("GET /v1/accounts/{id}/lines/{line}/password", a.authed(func(w http.ResponseWriter, r *http.Request) error {
-		id, err := accountScope(r)
-		if err != nil {
-			return err
-		}
-		pw, err := svc.RevealPassword(r.Context(), PrincipalFrom(r.Context()).Actor(), id, r.PathValue("line"))
-		if err != nil {
-			return err
-		}
-		w.Header().Set("Cache-Control", "no-store")
-		writeJSON(w, http.StatusOK, map[string]string{"password": pw})
-		return nil
-	}))
-	a.handle("POST /v1/accounts/{id}/lines/{line}/password", mut(func(w http.ResponseWriter, r *http.Request) error {
-		id, err := accountScope(r)
-		if err != nil {
-			return err
-		}
-		pw, err := svc.ResetPassword(r.Context(), PrincipalFrom(r.Context()).Actor(), id, r.PathValue("line"))
-		if err != nil {
-			return err
-		}
-		w.Header().Set("Cache-Control", "no-store")
-		writeJSON(w, http.StatusOK, map[string]string{"password": pw})
-		return nil
-	}))
-	a.handle("POST /v1/accounts/{id}/changes", mut(func(w http.ResponseWriter, r *http.Request) error {
-		id, err := accountScope(r)
-		if err != nil {
-			return err
-		}
-		req, err := decodeChange(r)
-		if err != nil {
-			return err
-		}
-		// Set here, never by the body: the operator may pick either effective time.
-		req.ByOperator = PrincipalFrom(r.Context()).Operator
-		if len(req.ReleaseNumbers) > 0 && !req.ByOperator {
-			// Customers give numbers back by request (remove_number, port_out).
-			return Invalid("release_numbers", "numbers are removed by the operator: file a remove_number request")
-		}
-		pv, err := svc.PreviewChange(r.Context(), id, req)
-		if err != nil {
-			return err
-		}
-		writeJSON(w, http.StatusCreated, pv)
-		return nil
-	}))
-	a.handle("GET /v1/changes/{id}", a.authed(func(w http.ResponseWriter, r *http.Request) error {
-		pv, status, err := svc.ChangeOrder(r.Context(), r.PathValue("id"))
-		if err != nil {
-			return err
-		}
-		if p := PrincipalFrom(r.Context()); !p.Operator && p.AccountID != pv.AccountID {
-			return NotFound("change order")
-		}
-		writeJSON(w, http.StatusOK, map[string]any{"status": status, "preview": pv})
-		return nil
-	}))
-	a.handle("POST /v1/changes/{id}/confirm", mut(func(w http.ResponseWriter, r *http.Request) error {
-		p := PrincipalFrom(r.Context())
-		scope := ""
-		if !p.Operator {
-			scope = p.AccountID
-		}
-		res, err := svc.ConfirmChange(r.Context(), p.Actor(), r.PathValue("id"), scope)
-		if err != nil {
-			return err
-		}
-		writeJSON(w, http.StatusOK, res)
-		return nil
-	}))
+	h := provisioningHandlers{a, svc}
+	a.handleRoutes([]route{
+		{"GET /v1/packages", authed, h.listPackages},
+		{"POST /v1/accounts", operatorIdem, h.createAccount},
+		{"GET /v1/accounts", operator, h.listAccounts},
+		{"GET /v1/accounts/{id}", authed, h.getAccount},
+		{"POST /v1/accounts/{id}/tokens", operator, h.createAccountToken},
+		{"GET /v1/accounts/{id}/packages", authed, h.accountPackages},
+		{"GET /v1/accounts/{id}/subscriptions", authed, h.listSubscriptions},
+		{"GET /v1/accounts/{id}/lines", authed, h.listLines},
+		{"GET /v1/accounts/{id}/lines/{line}", authed, h.getLine},
+		{"PATCH /v1/accounts/{id}/lines/{line}", authedIdem, h.updateLine},
+		{"GET /v1/accounts/{id}/lines/{line}/password", authed, h.revealPassword},
+		{"POST /v1/accounts/{id}/lines/{line}/password", authedIdem, h.resetPassword},
+		{"POST /v1/accounts/{id}/changes", authedIdem, h.previewChange},
+		{"GET /v1/changes/{id}", authed, h.getChange},
+		{"POST /v1/changes/{id}/confirm", authedIdem, h.confirmChange},
+	})
+}
+
+// provisioningHandlers serves the provisioning routes, one method a route.
+type provisioningHandlers struct {
+	a   *API
+	svc *provisioning.Service
+}
+
+// listPackages serves GET /v1/packages.
+func (h provisioningHandlers) listPackages(w http.ResponseWriter, r *http.Request) error {
+	pkgs, err := h.svc.Packages(r.Context(), false)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"packages": pkgs})
+	return nil
+}
+
+// createAccount serves POST /v1/accounts.
+func (h provisioningHandlers) createAccount(w http.ResponseWriter, r *http.Request) error {
+	var body accountBody
+	if err := decode(r, &body); err != nil {
+		return err
+	}
+	n, err := body.toNew()
+	if err != nil {
+		return err
+	}
+	acct, err := h.svc.CreateAccount(r.Context(), PrincipalFrom(r.Context()).Actor(), n)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, accountJSON(acct))
+	return nil
+}
+
+// listAccounts serves GET /v1/accounts.
+func (h provisioningHandlers) listAccounts(w http.ResponseWriter, r *http.Request) error {
+	list, err := h.svc.Accounts(r.Context())
+	if err != nil {
+		return err
+	}
+	out := make([]map[string]any, 0, len(list))
+	for _, acct := range list {
+		out = append(out, accountJSON(acct))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"accounts": out})
+	return nil
+}
+
+// getAccount serves GET /v1/accounts/{id}.
+func (h provisioningHandlers) getAccount(w http.ResponseWriter, r *http.Request) error {
+	id, err := accountScope(r)
+	if err != nil {
+		return err
+	}
+	acct, err := h.svc.Account(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, accountJSON(acct))
+	return nil
+}
+
+// createAccountToken serves POST /v1/accounts/{id}/tokens.
+func (h provisioningHandlers) createAccountToken(w http.ResponseWriter, r *http.Request) error {
+	tok, err := h.svc.CreateAccountToken(r.Context(), PrincipalFrom(r.Context()).Actor(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, map[string]string{"token": tok, "account_id": r.PathValue("id")})
+	return nil
+}
+
+// accountPackages serves GET /v1/accounts/{id}/packages.
+func (h provisioningHandlers) accountPackages(w http.ResponseWriter, r *http.Request) error {
+	id, err := accountScope(r)
+	if err != nil {
+		return err
+	}
+	v, err := h.svc.MyPackages(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"packages": v})
+	return nil
+}
+
+// listSubscriptions serves GET /v1/accounts/{id}/subscriptions.
+func (h provisioningHandlers) listSubscriptions(w http.ResponseWriter, r *http.Request) error {
+	id, err := accountScope(r)
+	if err != nil {
+		return err
+	}
+	v, err := h.svc.Subscriptions(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"subscriptions": v})
+	return nil
+}
+
+// listLines serves GET /v1/accounts/{id}/lines.
+func (h provisioningHandlers) listLines(w http.ResponseWriter, r *http.Request) error {
+	id, err := accountScope(r)
+	if err != nil {
+		return err
+	}
+	v, err := h.svc.Lines(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"lines": v})
+	return nil
+}
+
+// getLine serves GET /v1/accounts/{id}/lines/{line}.
+func (h provisioningHandlers) getLine(w http.ResponseWriter, r *http.Request) error {
+	id, err := accountScope(r)
+	if err != nil {
+		return err
+	}
+	l, err := h.svc.Line(r.Context(), id, r.PathValue("line"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, l)
+	return nil
+}
+
+// updateLine serves PATCH /v1/accounts/{id}/lines/{line}.
+func (h provisioningHandlers) updateLine(w http.ResponseWriter, r *http.Request) error {
+	id, err := accountScope(r)
+	if err != nil {
+		return err
+	}
+	var body struct {
+		Extension *int `json:"extension"`
+	}
+	if err := decode(r, &body); err != nil {
+		return err
+	}
+	if body.Extension == nil {
+		return Invalid("extension", "extension is required")
+	}
+	l, err := h.svc.ChangeExtension(r.Context(), PrincipalFrom(r.Context()).Actor(), id, r.PathValue("line"), *body.Extension)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, l)
+	return nil
+}
+
+// revealPassword serves GET /v1/accounts/{id}/lines/{line}/password.
+func (h provisioningHandlers) revealPassword(w http.ResponseWriter, r *http.Request) error {
+	id, err := accountScope(r)
+	if err != nil {
+		return err
+	}
+	pw, err := h.svc.RevealPassword(r.Context(), PrincipalFrom(r.Context()).Actor(), id, r.PathValue("line"))
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, map[string]string{"password": pw})
+	return nil
+}
+
+// resetPassword serves POST /v1/accounts/{id}/lines/{line}/password.
+func (h provisioningHandlers) resetPassword(w http.ResponseWriter, r *http.Request) error {
+	id, err := accountScope(r)
+	if err != nil {
+		return err
+	}
+	pw, err := h.svc.ResetPassword(r.Context(), PrincipalFrom(r.Context()).Actor(), id, r.PathValue("line"))
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, map[string]string{"password": pw})
+	return nil
+}
+
+// previewChange serves POST /v1/accounts/{id}/changes.
+func (h provisioningHandlers) previewChange(w http.ResponseWriter, r *http.Request) error {
+	id, err := accountScope(r)
+	if err != nil {
+		return err
+	}
+	req, err := decodeChange(r)
+	if err != nil {
+		return err
+	}
+	// Set here, never by the body: the operator may pick either effective time.
+	req.ByOperator = PrincipalFrom(r.Context()).Operator
+	if len(req.ReleaseNumbers) > 0 && !req.ByOperator {
+		// Customers give numbers back by request (remove_number, port_out).
+		return Invalid("release_numbers", "numbers are removed by the operator: file a remove_number request")
+	}
+	pv, err := h.svc.PreviewChange(r.Context(), id, req)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, pv)
+	return nil
+}
+
+// getChange serves GET /v1/changes/{id}.
+func (h provisioningHandlers) getChange(w http.ResponseWriter, r *http.Request) error {
+	pv, status, err := h.svc.ChangeOrder(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	if p := PrincipalFrom(r.Context()); !p.Operator && p.AccountID != pv.AccountID {
+		return NotFound("change order")
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"status": status, "preview": pv})
+	return nil
+}
+
+// confirmChange serves POST /v1/changes/{id}/confirm.
+func (h provisioningHandlers) confirmChange(w http.ResponseWriter, r *http.Request) error {
+	p := PrincipalFrom(r.Context())
+	scope := ""
+	if !p.Operator {
+		scope = p.AccountID
+	}
+	res, err := h.svc.ConfirmChange(r.Context(), p.Actor(), r.PathValue("id"), scope)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, res)
+	return nil
 }
 
 // wrapIdem runs h behind the idempotency-key store.

@@ -44,7 +44,11 @@ func TestRootClusterInClosedDirectory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer again.Stop()
+	defer func() {
+		if err := again.Stop(); err != nil {
+			t.Error(err)
+		}
+	}()
 	if again.Dir != c.Dir {
 		t.Fatalf("second start used %s, first %s", again.Dir, c.Dir)
 	}
@@ -52,7 +56,7 @@ func TestRootClusterInClosedDirectory(t *testing.T) {
 	if err != nil {
 		t.Fatalf("server not listening: %v", err)
 	}
-	conn.Close()
+	_ = conn.Close() // connecting was the check
 }
 
 // A directory postgres can reach is used in place.
@@ -73,7 +77,11 @@ func TestRootClusterInOpenDirectory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Stop()
+	defer func() {
+		if err := c.Stop(); err != nil {
+			t.Error(err)
+		}
+	}()
 	if c.Dir != dir {
 		t.Fatalf("cluster in %s, want %s", c.Dir, dir)
 	}

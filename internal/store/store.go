@@ -104,8 +104,7 @@ func redact(err error) error {
 // several instances at once: goose takes a PostgreSQL session lock first.
 func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
 	db := stdlib.OpenDBFromPool(pool)
-	defer db.Close()
-	return migrateDB(ctx, db)
+	return errors.Join(migrateDB(ctx, db), db.Close())
 }
 
 func migrateDB(ctx context.Context, db *sql.DB) error {

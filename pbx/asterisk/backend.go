@@ -57,7 +57,13 @@ type metrics struct {
 	requests  *prometheus.CounterVec
 }
 
-var _ pbx.Backend = (*Backend)(nil)
+// The Asterisk backend has every optional capability of pbx.
+var (
+	_ pbx.Backend       = (*Backend)(nil)
+	_ pbx.Resyncer      = (*Backend)(nil)
+	_ pbx.ListedApplier = (*Backend)(nil)
+	_ pbx.Preparer      = (*Backend)(nil)
+)
 
 // New builds the backend. cfg gets its defaults and is validated; logger
 // and reg must not be nil (use prometheus.NewRegistry() in tests). Nothing
@@ -68,7 +74,6 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Backend, 
 		return nil, err
 	}
 	logger = logger.With("component", "pbx/asterisk")
-	bridgeARILogs(logger)
 	f := promauto.With(reg)
 	b := &Backend{
 		cfg:    cfg,

@@ -137,6 +137,12 @@ func TestConformance(t *testing.T) {
 					t.Fatal(err)
 				}
 			},
+			Restart: func(t *testing.T) {
+				s.Stop()
+				if err := s.Restart(); err != nil {
+					t.Fatal(err)
+				}
+			},
 		}
 	})
 }
@@ -634,7 +640,7 @@ func BenchmarkApply10k(b *testing.B) {
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
-	defer func() { stdin.Close(); _ = cmd.Wait() }()
+	defer func() { _ = stdin.Close(); _ = cmd.Wait() }() // the child ends on its stdin's close; its exit status is not the test's
 	url, err := bufio.NewReader(stdout).ReadString('\n')
 	if err != nil {
 		b.Fatal(err)

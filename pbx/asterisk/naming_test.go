@@ -1,14 +1,21 @@
 package asterisk
 
 import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/CyCoreSystems/ari/v5/client/native"
+	"github.com/CyCoreSystems/ari/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pbxd/pbxd/pbx"
@@ -239,11 +246,62 @@ func TestUnknownEventsSurvived(t *testing.T) {
 	}
 }
 
-// The ari client must use pbxd's transport and timeout (see setClientHTTP).
-func TestClientHTTPIsSet(t *testing.T) {
-	c := native.New(&native.Options{URL: "http://127.0.0.1:1/ari"})
-	tr := &http.Transport{}
-	if !setClientHTTP(c, tr, time.Second) {
-		t.Fatal("ari's native.Client has no httpClient field of type http.Client any more")
+// Writes use pbxd's own HTTP client (see writeObject): a write to an
+// Asterisk that never answers ends with ErrUnavailable after the request
+// timeout, and writes reuse their connections.
+func TestWritesTimeOutAndReuseConnections(t *testing.T) {
+	release := make(chan struct{})
+	var conns atomic.Int32
+	var body ari.ConfigTupleList
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/ari/asterisk/config/dynamic/res_pjsip/aor/hung" {
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+			return
+		}
+		if r.Method != http.MethodPut || r.Header.Get("Content-Type") != "application/json" {
+			http.Error(w, "want a JSON PUT", http.StatusBadRequest)
+			return
+		}
+		if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		// Asterisk answers a PUT with the whole object.
+		_ = json.NewEncoder(w).Encode(append(body.Fields, make([]ari.ConfigTuple, 200)...))
+	}))
+	srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	defer close(release)
+	cfg := testConfig(srv.URL + "/ari")
+	cfg.RequestTimeout = 200 * time.Millisecond
+	b, err := New(cfg, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := b.nodes["a"]
+	ctx := context.Background()
+	if err := n.writeObject(ctx, "put_aor", "aor", "hung", []tuple{{"max_contacts", "1"}}, false); !errors.Is(err, pbx.ErrUnavailable) {
+		t.Fatalf("a write to a hung Asterisk returned %v, want ErrUnavailable", err)
+	}
+	n.pace.reset()
+	before := conns.Load()
+	for i := range 20 {
+		if err := n.writeObject(ctx, "put_aor", "aor", fmt.Sprint("a", i), []tuple{{"max_contacts", "1"}}, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(body.Fields) != 1 || body.Fields[0] != (ari.ConfigTuple{Attribute: "max_contacts", Value: "1"}) {
+		t.Errorf("PUT body %+v", body)
+	}
+	if n := conns.Load() - before; n > 1 {
+		t.Errorf("20 sequential writes opened %d connections, want 1", n)
 	}
 }

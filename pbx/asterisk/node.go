@@ -1,6 +1,7 @@
 package asterisk
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,29 +9,24 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"reflect"
 	"slices"
 	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
 	"github.com/CyCoreSystems/ari/v5"
-	"github.com/CyCoreSystems/ari/v5/client/native"
 
 	"github.com/pbxd/pbxd/pbx"
 )
 
-// node is one Asterisk server: its ari client for writes, a context-aware
-// HTTP client for reads and health checks, pbxd's own events websocket
-// reader, the index of the endpoints pbxd owns there and the contacts of
-// its lines.
+// node is one Asterisk server: a context-aware HTTP client for ARI
+// requests (see send), pbxd's own events websocket reader, the index of the
+// endpoints pbxd owns there and the contacts of its lines.
 type node struct {
 	b         *Backend
 	cfg       NodeConfig
-	w         *native.Client // writes (Update, Delete); never connected, so safe to share
 	http      *http.Client
 	pace      *pacer // bounds and paces writes (see call)
 	aors      *aorQueue
@@ -142,20 +138,10 @@ func (n *node) takeListed(l pbx.LineConfig, name string, held bool) (ep, auth, a
 var errAbsent = errors.New("not found")
 
 func newNode(b *Backend, nc NodeConfig) *node {
-	transport := newTransport(b.cfg.ListConcurrency)
-	w := native.New(&native.Options{
-		Application:  nc.App,
-		URL:          strings.TrimSuffix(nc.URL, "/"),
-		WebsocketURL: wsURL(nc.URL),
-		Username:     nc.Username,
-		Password:     nc.Password,
-	})
-	setClientHTTP(w, drainingTransport{transport}, b.cfg.RequestTimeout)
 	n := &node{
 		b:        b,
 		cfg:      nc,
-		w:        w,
-		http:     &http.Client{Timeout: b.cfg.RequestTimeout, Transport: transport},
+		http:     &http.Client{Timeout: b.cfg.RequestTimeout, Transport: newTransport(b.cfg.ListConcurrency)},
 		pace:     newPacer(b.backoff),
 		contacts: map[string]map[string]pbx.Contact{},
 		fills:    make(chan contactRef, 1024),
@@ -165,45 +151,6 @@ func newNode(b *Backend, nc NodeConfig) *node {
 	}
 	n.aors = newAORQueue(n)
 	return n
-}
-
-// setClientHTTP gives the ari client's unexported http.Client pbxd's
-// transport and timeout. ari v5.3.1 (pinned) leaves it zero: Go's default
-// transport keeps 2 idle connections per host, so a resync's parallel PUTs
-// open a TCP connection per request (most of pbxd's CPU in a full re-push),
-// and a request to a hung Asterisk never times out. It reports whether the
-// field was found; TestClientHTTPIsSet fails if a new ari version moves it.
-func setClientHTTP(c *native.Client, t http.RoundTripper, timeout time.Duration) bool {
-	f := reflect.ValueOf(c).Elem().FieldByName("httpClient")
-	if !f.IsValid() || f.Type() != reflect.TypeOf(http.Client{}) {
-		return false
-	}
-	hc := (*http.Client)(unsafe.Pointer(f.UnsafeAddr())) //nolint:gosec // the field's type is checked above
-	hc.Transport, hc.Timeout = t, timeout
-	return true
-}
-
-// drainingTransport makes closing a response body read what is left of it
-// first. The ari client closes the body of a PUT's answer (the whole object,
-// every attribute) without reading it, and net/http then closes the
-// connection instead of reusing it: every PUT dialled a new TCP connection.
-type drainingTransport struct{ rt http.RoundTripper }
-
-func (t drainingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	resp, err := t.rt.RoundTrip(req)
-	if err == nil && resp.Body != nil {
-		resp.Body = drainingBody{resp.Body}
-	}
-	return resp, err
-}
-
-type drainingBody struct{ io.ReadCloser }
-
-// Close reads up to 256 KiB of what is left (an answer bigger than that is
-// not worth keeping the connection for) and closes.
-func (d drainingBody) Close() error {
-	_, _ = io.CopyN(io.Discard, d.ReadCloser, 256<<10)
-	return d.ReadCloser.Close()
 }
 
 // newTransport keeps enough idle connections for the reads in flight
@@ -229,24 +176,35 @@ func (n *node) count(op, outcome string) {
 // node's pacer and feed it, as writes do.
 func (n *node) request(ctx context.Context, method, op, path string, out any) error {
 	if !strings.HasPrefix(path, "/asterisk/config/") {
-		return n.send(ctx, method, op, path, out)
+		return n.send(ctx, method, op, path, nil, out)
 	}
 	if err := n.pace.wait(ctx); err != nil {
 		n.count(op, "unavailable")
 		return fmt.Errorf("%s: %w: %w", op, pbx.ErrUnavailable, err)
 	}
-	err := n.send(ctx, method, op, path, out)
+	err := n.send(ctx, method, op, path, nil, out)
 	n.pace.note(errors.Is(err, pbx.ErrUnavailable))
 	return err
 }
 
-// send is request without pacing.
-func (n *node) send(ctx context.Context, method, op, path string, out any) error {
+// send is request without pacing; body, if not nil, is sent as JSON.
+func (n *node) send(ctx context.Context, method, op, path string, body, out any) error {
 	ctx, cancel := context.WithTimeout(ctx, n.b.cfg.RequestTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(n.cfg.URL, "/")+path, nil)
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return fmt.Errorf("%s: %w", op, err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(n.cfg.URL, "/")+path, rd)
 	if err != nil {
 		return err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	req.SetBasicAuth(n.cfg.Username, n.cfg.Password)
 	resp, err := n.http.Do(req)
@@ -254,7 +212,9 @@ func (n *node) send(ctx context.Context, method, op, path string, out any) error
 		n.count(op, "unavailable")
 		return fmt.Errorf("%s: %w: %w", op, pbx.ErrUnavailable, err)
 	}
-	defer resp.Body.Close()
+	// What the answer says is read before the close: its error changes
+	// nothing (at worst the connection is not reused).
+	defer func() { _ = resp.Body.Close() }()
 	switch {
 	case resp.StatusCode/100 == 2:
 		if out != nil {
@@ -286,50 +246,32 @@ func (n *node) get(ctx context.Context, op, path string, out any) error {
 	return n.request(ctx, http.MethodGet, op, path, out)
 }
 
-// call runs an ari library call, which takes no context, bounded by the
-// request timeout and ctx. On timeout the call is abandoned; its goroutine
-// ends when the library's request does.
+// writeObject PUTs tuples to one res_pjsip object (creating or merging it), or
+// DELETEs it when del. It is the ari library's Config().Update and
+// Config().Delete request, sent by pbxd: ari v5.3.1's native.Client keeps
+// its http.Client unexported and zero, with no option to give it a
+// transport or a timeout, and its calls take no context. Its default
+// transport keeps 2 idle connections per host, so a resync's parallel PUTs
+// would open a TCP connection each (most of pbxd's CPU in a full re-push),
+// and a write to a hung Asterisk would never end. The library's public
+// types (ari.ConfigTupleList) still define the request.
 //
-// Writes go through the node's pacer: a slot is held until the library's
-// request really ends (a timed-out write still loads Asterisk), and an
-// unavailable answer delays the next writes.
-func (n *node) call(ctx context.Context, op string, f func() error) error {
+// Writes go through the node's pacer: a slot is held while the request
+// runs, and an unavailable answer delays the next writes.
+func (n *node) writeObject(ctx context.Context, op, typ, id string, tuples []tuple, del bool) error {
 	if err := n.pace.acquire(ctx); err != nil {
 		n.count(op, "unavailable")
 		return fmt.Errorf("%s: %w: %w", op, pbx.ErrUnavailable, err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, n.b.cfg.RequestTimeout)
-	defer cancel()
-	errc := make(chan error, 1)
-	go func() {
-		err := f()
-		code := native.CodeFromError(err)
-		n.pace.release(err != nil && (code == 0 || code >= 500))
-		errc <- err
-	}()
+	path := "/asterisk/config/dynamic/res_pjsip/" + typ + "/" + url.PathEscape(id)
 	var err error
-	select {
-	case err = <-errc:
-	case <-ctx.Done():
-		n.count(op, "unavailable")
-		return fmt.Errorf("%s: %w: %w", op, pbx.ErrUnavailable, ctx.Err())
+	if del {
+		err = n.send(ctx, http.MethodDelete, op, path, nil, nil)
+	} else {
+		err = n.send(ctx, http.MethodPut, op, path, toARI(tuples), nil)
 	}
-	if err == nil {
-		n.count(op, "ok")
-		return nil
-	}
-	// The library's errors carry the status only, never the body.
-	switch code := native.CodeFromError(err); {
-	case code == http.StatusNotFound:
-		n.count(op, "absent")
-		return errAbsent
-	case code == 0 || code >= 500:
-		n.count(op, "unavailable")
-		return fmt.Errorf("%s: %w: %w", op, pbx.ErrUnavailable, err)
-	default:
-		n.count(op, "error")
-		return fmt.Errorf("%s: ARI answered %d", op, code)
-	}
+	n.pace.release(errors.Is(err, pbx.ErrUnavailable))
+	return err
 }
 
 // getObject reads one res_pjsip object as attribute → value, nil if absent.
@@ -384,30 +326,30 @@ func (n *node) pushFull(ctx context.Context, typ, id string, want []tuple, held 
 // put PUTs send to the object; AOR writes are paced on Asterisk's AOR
 // queue (see aorQueue).
 func (n *node) put(ctx context.Context, typ, id string, send []tuple) error {
-	key := configKey(typ, id)
-	return n.aorPaced(ctx, typ, "put_"+typ, func() error { return n.w.Asterisk().Config().Update(key, toARI(send)) })
+	op := "put_" + typ
+	return n.aorPaced(ctx, typ, op, func() error { return n.writeObject(ctx, op, typ, id, send, false) })
 }
 
 func (n *node) del(ctx context.Context, typ, id string) error {
-	key := configKey(typ, id)
-	err := n.aorPaced(ctx, typ, "delete_"+typ, func() error { return n.w.Asterisk().Config().Delete(key) })
+	op := "delete_" + typ
+	err := n.aorPaced(ctx, typ, op, func() error { return n.writeObject(ctx, op, typ, id, nil, true) })
 	if errors.Is(err, errAbsent) {
 		return nil
 	}
 	return err
 }
 
-// aorPaced is call, admitted by and counted in the AOR queue when typ is
-// "aor".
+// aorPaced runs the write f, admitted by and counted in the AOR queue
+// when typ is "aor".
 func (n *node) aorPaced(ctx context.Context, typ, op string, f func() error) error {
 	if typ != "aor" {
-		return n.call(ctx, op, f)
+		return f()
 	}
 	if err := n.aors.admit(ctx); err != nil {
 		n.count(op, "unavailable")
 		return fmt.Errorf("%s: %w: %w", op, pbx.ErrUnavailable, err)
 	}
-	err := n.call(ctx, op, f)
+	err := f()
 	if err == nil {
 		n.aors.wrote()
 	}

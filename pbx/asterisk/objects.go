@@ -49,10 +49,6 @@ const suspendedSuffix = "-suspended"
 // markerAttr is the endpoint attribute that marks the endpoints pbxd owns.
 const markerAttr = "accountcode"
 
-func configKey(typ, id string) *ari.Key {
-	return ari.NewKey("config", ari.ConfigID("res_pjsip", typ, id))
-}
-
 // endpointName is the id of a line's endpoint and aor: its AOR.
 func endpointName(l pbx.LineConfig) string { return l.Username + "@" + l.Domain }
 
@@ -241,10 +237,11 @@ func diff(want []tuple, held map[string]string) []tuple {
 	return out
 }
 
-func toARI(ts []tuple) []ari.ConfigTuple {
-	out := make([]ari.ConfigTuple, len(ts))
+// toARI is the body of a PUT to /asterisk/config/dynamic/...
+func toARI(ts []tuple) ari.ConfigTupleList {
+	out := ari.ConfigTupleList{Fields: make([]ari.ConfigTuple, len(ts))}
 	for i, t := range ts {
-		out[i] = ari.ConfigTuple{Attribute: t.attr, Value: t.value}
+		out.Fields[i] = ari.ConfigTuple{Attribute: t.attr, Value: t.value}
 	}
 	return out
 }

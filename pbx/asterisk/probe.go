@@ -238,6 +238,5 @@ func (q *aorQueue) makeProbe(ctx context.Context, name string) (bool, error) {
 // putUnpaced PUTs an object without the AOR queue's admission (the probe's
 // own writes).
 func (n *node) putUnpaced(ctx context.Context, typ, id string, send []tuple) error {
-	key := configKey(typ, id)
-	return n.call(ctx, "put_"+typ, func() error { return n.w.Asterisk().Config().Update(key, toARI(send)) })
+	return n.writeObject(ctx, "put_"+typ, typ, id, send, false)
 }

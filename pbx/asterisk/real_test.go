@@ -65,7 +65,9 @@ func TestConformanceRealAsterisk(t *testing.T) {
 				}
 			}
 			cancel()
-			<-done
+			if err := <-done; err != nil {
+				t.Errorf("backend stopped with %v", err)
+			}
 		})
 		h := pbxtest.Harness{Backend: b, Timeout: 20 * time.Second}
 		if sipAddr != "" {

@@ -38,6 +38,10 @@ type Harness struct {
 	// the ARI "Removed" events). Nil skips the unregistration checks.
 	Unregister func(t *testing.T, line pbx.LineConfig, contactURI string)
 
+	// Restart makes the PBX restart (forgetting what it held, as Asterisk
+	// with the memory wizard does). Nil skips the Resyncer check.
+	Restart func(t *testing.T)
+
 	// Timeout bounds every wait of the suite (connection, events). Zero
 	// means 10 seconds.
 	Timeout time.Duration
@@ -212,6 +216,8 @@ func Exercise(t *testing.T, newBackend func(t *testing.T) Harness) {
 		assertSame(t, line, mustFind(ctx, t, h, line.ID))
 	})
 
+	exerciseCapabilities(t, setup)
+
 	t.Run("RegistrationEvents", func(t *testing.T) {
 		h, ctx := setup(t)
 		if h.Register == nil {
@@ -243,6 +249,80 @@ func Exercise(t *testing.T, newBackend func(t *testing.T) Harness) {
 		waitEvent(t, h, line.ID, func(ev pbx.RegistrationEvent) bool {
 			return !ev.Registered()
 		}, "no contact left")
+	})
+}
+
+// exerciseCapabilities checks the optional capabilities of pbx a backend
+// has; the reconciler relies on each as it does on Backend.
+func exerciseCapabilities(t *testing.T, setup func(t *testing.T) (Harness, context.Context)) {
+	t.Run("Preparer", func(t *testing.T) {
+		h, ctx := setup(t)
+		p, ok := h.Backend.(pbx.Preparer)
+		if !ok {
+			t.Skip("backend is not a pbx.Preparer")
+		}
+		lines := []pbx.LineConfig{NewLine(), NewLine(), NewLine()}
+		if err := p.Prepare(ctx, lines); err != nil {
+			t.Fatalf("Prepare: %v", err)
+		}
+		// Prepare is a hint: the applies that follow complete each line.
+		for _, l := range lines {
+			mustApply(ctx, t, h, l)
+		}
+		for _, l := range lines {
+			assertSame(t, l, mustFind(ctx, t, h, l.ID))
+		}
+	})
+
+	t.Run("ListedApplier", func(t *testing.T) {
+		h, ctx := setup(t)
+		la, ok := h.Backend.(pbx.ListedApplier)
+		if !ok {
+			t.Skip("backend is not a pbx.ListedApplier")
+		}
+		changed, fresh := NewLine(), NewLine()
+		mustApply(ctx, t, h, changed)
+		held := mustFind(ctx, t, h, changed.ID) // the List of a resync
+		changed.CallerID, changed.MaxContacts = "Changed Since List", 3
+		changed.Revision++
+		if err := la.ApplyListed(ctx, changed, &held); err != nil {
+			t.Fatalf("ApplyListed(changed line): %v", err)
+		}
+		// A line the List did not report is created.
+		if err := la.ApplyListed(ctx, fresh, nil); err != nil {
+			t.Fatalf("ApplyListed(unlisted line): %v", err)
+		}
+		assertSame(t, changed, mustFind(ctx, t, h, changed.ID))
+		assertSame(t, fresh, mustFind(ctx, t, h, fresh.ID))
+	})
+
+	t.Run("Resyncer", func(t *testing.T) {
+		h, ctx := setup(t)
+		rs, ok := h.Backend.(pbx.Resyncer)
+		if !ok {
+			t.Skip("backend is not a pbx.Resyncer")
+		}
+		ch := rs.Resync()
+		if ch == nil {
+			t.Fatal("Resync() is nil")
+		}
+		if h.Restart == nil {
+			t.Skip("harness has no Restart hook")
+		}
+		mustApply(ctx, t, h, NewLine())
+		for drained := false; !drained; { // the signals of the first connection
+			select {
+			case <-ch:
+			default:
+				drained = true
+			}
+		}
+		h.Restart(t)
+		select {
+		case <-ch:
+		case <-time.After(h.Timeout):
+			t.Fatalf("no resync signal within %v of a restart", h.Timeout)
+		}
 	})
 }
 

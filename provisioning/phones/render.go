@@ -116,16 +116,35 @@ func (r *Renderer) Update(s Settings) error {
 }
 
 func (r *Renderer) swap(s Settings) error {
-	s, err := s.withDefaults()
-	if err != nil {
-		return err
-	}
-	set, err := loadTemplates(s, r.now())
+	set, err := r.load(s)
 	if err != nil {
 		return err
 	}
 	r.cur.Store(set)
 	return nil
+}
+
+// Prepare loads and checks the templates for s without putting them in
+// force; the returned swap does, and cannot fail. A reload prepares every
+// part before it swaps any.
+func (r *Renderer) Prepare(s Settings) (swap func(), err error) {
+	set, err := r.load(s)
+	if err != nil {
+		return nil, err
+	}
+	return func() {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		r.cur.Store(set)
+	}, nil
+}
+
+func (r *Renderer) load(s Settings) (*templateSet, error) {
+	s, err := s.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	return loadTemplates(s, r.now())
 }
 
 // Render produces file f for dev. It refuses (ErrVendorMismatch) a file of
@@ -204,12 +223,12 @@ func loadTemplates(s Settings, now time.Time) (*templateSet, error) {
 // loadOverrides reads operator templates. Unknown file names are an error,
 // not ignored: a misspelt override that silently does nothing is worse.
 // Dotfiles are skipped (editors' and config managers' temporary files).
-func (set *templateSet) loadOverrides(dir string) error {
+func (set *templateSet) loadOverrides(dir string) (err error) {
 	root, err := os.OpenRoot(dir) // confines symlinks and names to dir
 	if err != nil {
 		return fmt.Errorf("template override dir: %w", err)
 	}
-	defer root.Close()
+	defer func() { err = errors.Join(err, root.Close()) }()
 	return fs.WalkDir(root.FS(), ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return fmt.Errorf("template override dir: %w", err)
@@ -351,7 +370,7 @@ func checkCfg(b []byte) error {
 		key, _, ok := strings.Cut(line, "=")
 		key = strings.TrimSpace(key)
 		if !ok || key == "" || strings.ContainsFunc(key, func(r rune) bool {
-			return !(r == '.' || r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z')
+			return r != '.' && r != '_' && (r < '0' || r > '9') && (r < 'a' || r > 'z') && (r < 'A' || r > 'Z')
 		}) {
 			return fmt.Errorf("cfg line %d: not a key = value line", n)
 		}

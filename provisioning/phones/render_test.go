@@ -413,7 +413,9 @@ func TestOverrideAndReload(t *testing.T) {
 		if old != nil {
 			writeFile(t, p, string(old))
 		} else {
-			os.Remove(p)
+			if err := os.Remove(p); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	if err := r.Reload(); err != nil {

@@ -90,7 +90,7 @@ func freePort(t *testing.T) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer u.Close()
+	defer func() { _ = u.Close() }() // a UDP socket: nothing buffered to lose
 	return u.LocalAddr().(*net.UDPAddr).Port
 }
 

@@ -87,9 +87,9 @@ func FreePort(t testing.TB) int {
 		}
 		port := u.LocalAddr().(*net.UDPAddr).Port
 		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		u.Close()
+		_ = u.Close() // only probing that the port is free
 		if err == nil {
-			l.Close()
+			_ = l.Close() // only probing that the port is free
 			return port
 		}
 	}

@@ -66,14 +66,14 @@ func Start(t testing.TB, mutate ...func(*config.Config)) *Daemon {
 // StartConfig runs a daemon with exactly cfg.
 func StartConfig(t testing.TB, cfg *config.Config) *Daemon {
 	t.Helper()
-	var out io.Writer = io.Discard
+	out := io.Discard
 	if os.Getenv("PBXD_TEST_LOG") != "" {
 		out = os.Stderr
 	}
 	logger, level := app.NewLogger(cfg, out)
 	reg := prometheus.NewRegistry()
 	ctx, cancel := context.WithCancel(context.Background())
-	a, err := app.New(ctx, cfg, logger.With("daemon", t.Name()), level, reg)
+	a, err := app.New(ctx, cfg, app.Options{Logger: logger.With("daemon", t.Name()), Level: level, Registry: reg})
 	if err != nil {
 		cancel()
 		t.Fatalf("apptest: start daemon: %v", err)
@@ -153,7 +153,7 @@ func (d *Daemon) Call(t testing.TB, token, method, path string, body any, header
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }() // read to its end below
 	b, _ := io.ReadAll(resp.Body)
 	return Response{Status: resp.StatusCode, Header: resp.Header, Body: b}
 }

@@ -353,14 +353,6 @@ func unlabelled(t *testing.T, ctx context.Context) []string {
 	return bad
 }
 
-// waitFor polls a JavaScript condition until it holds (a page loaded by a
-// form post replaces the old one asynchronously).
-func waitFor(t *testing.T, ctx context.Context, what, cond string) {
-	t.Helper()
-	var ok bool
-	run(t, ctx, "wait for "+what, chromedp.Poll(cond, &ok, chromedp.WithPollingTimeout(10*time.Second)))
-}
-
 func reveals(t *testing.T, d *apptest.Daemon, acct string) int {
 	t.Helper()
 	var n int

@@ -378,7 +378,7 @@ func monitoringFreeAddr(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }() // a listener: nothing buffered to lose
 	return l.Addr().String()
 }
 
@@ -415,7 +415,7 @@ func startMainDaemon(t *testing.T) *apptest.Daemon {
 		default:
 		}
 		if resp, err := http.Get(url + "/readyz"); err == nil {
-			resp.Body.Close()
+			_ = resp.Body.Close() // unread: only the status matters
 			if resp.StatusCode == http.StatusOK {
 				break
 			}
@@ -456,7 +456,7 @@ func startAsteriskDaemon(t *testing.T) (*asteriskDaemon, error) {
 	logger, level := app.NewLogger(cfg, io.Discard)
 	reg := prometheus.NewRegistry()
 	ctx, cancel := context.WithCancel(context.Background())
-	a, err := app.New(ctx, cfg, logger, level, reg)
+	a, err := app.New(ctx, cfg, app.Options{Logger: logger, Level: level, Registry: reg})
 	if err != nil {
 		cancel()
 		return nil, err
@@ -466,7 +466,10 @@ func startAsteriskDaemon(t *testing.T) (*asteriskDaemon, error) {
 	t.Cleanup(func() {
 		cancel()
 		select {
-		case <-done:
+		case err := <-done:
+			if err != nil {
+				t.Errorf("asterisk daemon stopped with %v", err)
+			}
 		case <-time.After(30 * time.Second):
 			t.Errorf("asterisk daemon did not stop")
 		}
@@ -493,7 +496,7 @@ func scrapeFamilies(t *testing.T, url string) map[string]*dto.MetricFamily {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }() // read to its end below
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(resp.Body)
 		t.Fatalf("GET /metrics: %d %s", resp.StatusCode, b)

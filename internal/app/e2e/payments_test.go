@@ -91,7 +91,7 @@ func confirmLoad(base, token string, accounts []string, stop <-chan struct{}) in
 		if err != nil {
 			return 0, nil
 		}
-		defer resp.Body.Close()
+		defer func() { _ = resp.Body.Close() }() // read to its end below
 		var m map[string]any
 		_ = json.NewDecoder(resp.Body).Decode(&m)
 		return resp.StatusCode, m

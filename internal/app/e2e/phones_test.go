@@ -19,7 +19,7 @@ func fetchConfig(t *testing.T, d *apptest.Daemon, file, user, pass string) (int,
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }() // read to its end below
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
 }

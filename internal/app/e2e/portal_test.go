@@ -48,7 +48,7 @@ func (b *browser) do(method, path string, form url.Values) (int, string, string)
 	if err != nil {
 		b.t.Fatalf("%s %s: %v", method, path, err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }() // read to its end below
 	raw, _ := io.ReadAll(resp.Body)
 	if m := csrfField.FindSubmatch(raw); m != nil {
 		b.csrf = string(m[1])
@@ -232,7 +232,7 @@ func TestPortalLoginSessionsAndThrottle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
+	_ = resp.Body.Close() // unread: only the status matters
 	var cookie string
 	for _, c := range resp.Header.Values("Set-Cookie") {
 		if strings.HasPrefix(c, "pbxd_portal=") {

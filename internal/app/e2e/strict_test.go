@@ -41,7 +41,7 @@ func TestAPIStrictInput(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer resp.Body.Close()
+		defer func() { _ = resp.Body.Close() }() // read to its end below
 		var buf bytes.Buffer
 		_, _ = buf.ReadFrom(resp.Body)
 		r := apptest.Response{Status: resp.StatusCode, Body: buf.Bytes()}
@@ -95,7 +95,7 @@ func TestAPIDatabaseUnavailableIs503(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer admin.Close(context.Background())
+	defer func() { _ = admin.Close(context.Background()) }() // the test's own connection
 	if _, err := admin.Exec(t.Context(), `ALTER DATABASE `+pgx.Identifier{db}.Sanitize()+` ALLOW_CONNECTIONS false`); err != nil {
 		t.Fatal(err)
 	}

@@ -71,7 +71,7 @@ func create(t testing.TB, migrated bool) string {
 	if err != nil {
 		t.Fatalf("storetest: connect admin: %v", err)
 	}
-	defer admin.Close(ctx)
+	defer func() { _ = admin.Close(ctx) }() // a short-lived admin connection
 	sql := "CREATE DATABASE " + name
 	if migrated {
 		sql += " TEMPLATE " + template
@@ -88,7 +88,7 @@ func dropDatabase(name string) {
 	if err != nil {
 		return
 	}
-	defer c.Close(context.Background())
+	defer func() { _ = c.Close(context.Background()) }() // a short-lived admin connection
 	_, _ = c.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
 }
 
@@ -144,7 +144,7 @@ func ensureTemplate(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("connect %s: %w", redactURL(serverURL), err)
 	}
-	defer admin.Close(ctx)
+	defer func() { _ = admin.Close(ctx) }() // a short-lived admin connection (its close frees the lock)
 	if _, err := admin.Exec(ctx, "SELECT pg_advisory_lock(727274)"); err != nil {
 		return err
 	}

@@ -1,5 +1,7 @@
 package aritest
 
+//go:generate go run ./genschema -in testdata/pjsip_options.xml -out schema_gen.go
+
 import (
 	"fmt"
 	"slices"

@@ -121,7 +121,7 @@ func doAuth(t *testing.T, s *Server, method, path, body string, auth bool) (int,
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }() // read to its end below
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
 }
@@ -268,7 +268,7 @@ func dialEvents(t *testing.T, s *Server, query string) *wsClient {
 	if err != nil {
 		t.Fatalf("dial events: %v", err)
 	}
-	t.Cleanup(func() { conn.Close() })
+	t.Cleanup(func() { _ = conn.Close() }) // may be closed by the server already
 	return &wsClient{t: t, conn: conn}
 }
 
@@ -581,7 +581,9 @@ func TestNoPJSIPEndpointYet(t *testing.T) {
 		if code, body := do(t, s, "POST", sub, ""); code != 200 {
 			t.Errorf("wizard %d: subscribe after the first endpoint: %d %s", w, code, body)
 		}
-		ws.conn.Close()
+		if err := ws.conn.Close(); err != nil {
+			t.Fatal(err)
+		}
 		if err := s.Restart(); err != nil {
 			t.Fatal(err)
 		}
