@@ -92,6 +92,9 @@ type Server struct {
 	warnings []string
 	// aorScans counts the endpoints read because an AOR was created.
 	aorScans int
+	// globals are the dial plan's global variables set over ARI; a
+	// restart forgets them, as Asterisk keeps them in memory only.
+	globals map[string]string
 }
 
 type contact struct {
@@ -156,6 +159,7 @@ func New(opts Options) (*Server, error) {
 		apps:     map[string]*app{},
 		counts:   map[string]int{},
 		cached:   map[string]bool{},
+		globals:  map[string]string{},
 		inflight: map[string]int{}, maxInflight: map[string]int{},
 	}
 	if err := s.start(opts.Addr); err != nil {
@@ -276,6 +280,7 @@ func (s *Server) Restart() error {
 		}
 	}
 	s.cached = map[string]bool{}
+	s.globals = map[string]string{}
 	s.techPJSIP = len(s.objects["endpoint"]) > 0
 	for id := range s.objects["endpoint"] {
 		s.readEndpointLocked(id)
@@ -437,6 +442,8 @@ func (s *Server) handler() http.Handler {
 	mux.HandleFunc("GET /ari/asterisk/config/dynamic/{configClass}/{objectType}/{id}", s.getObject)
 	mux.HandleFunc("PUT /ari/asterisk/config/dynamic/{configClass}/{objectType}/{id}", s.putObject)
 	mux.HandleFunc("DELETE /ari/asterisk/config/dynamic/{configClass}/{objectType}/{id}", s.deleteObject)
+	mux.HandleFunc("GET /ari/asterisk/variable", s.getGlobal)
+	mux.HandleFunc("POST /ari/asterisk/variable", s.setGlobal)
 	mux.HandleFunc("GET /ari/endpoints", s.listEndpoints)
 	mux.HandleFunc("GET /ari/endpoints/{tech}", s.listEndpoints)
 	mux.HandleFunc("GET /ari/endpoints/{tech}/{resource}", s.getEndpoint)
