@@ -76,7 +76,7 @@ func (s *Service) planNumbers(ctx context.Context, tx pgx.Tx, p *plan, req Chang
 			chosen[e] = true
 			var kind, addon string
 			var free bool
-			err = tx.QueryRow(ctx, named(`SELECT n.kind, n.addon_code, `+freeNumber+` FROM numbers n WHERE n.e164 = $2`), now, e).Scan(&kind, &addon, &free)
+			err = tx.QueryRow(ctx, named(`SELECT n.kind, n.addon_code, `+freeNumberFor+` FROM numbers n WHERE n.e164 = $2`), now, e, p.acct.ID).Scan(&kind, &addon, &free)
 			if errors.Is(err, pgx.ErrNoRows) || (err == nil && (!free || (kind != NumberLocal && !req.ByOperator))) {
 				return fault.New(fault.Conflict, field+".number", "number %s is not available; pick another free local number", e)
 			}
@@ -187,7 +187,7 @@ func (s *Service) applyNumbers(ctx context.Context, tx pgx.Tx, p *plan, changeID
 			released = append(released, nl.Number)
 			continue
 		case nl.Number != "":
-			rows, err := tx.Query(ctx, named(`SELECT n.e164 FROM numbers n WHERE n.e164 = $2 AND `+freeNumber+` FOR UPDATE`), now, nl.Number)
+			rows, err := tx.Query(ctx, named(`SELECT n.e164 FROM numbers n WHERE n.e164 = $2 AND `+freeNumberFor+` FOR UPDATE`), now, nl.Number, p.acct.ID)
 			if err != nil {
 				return nil, nil, fmt.Errorf("lock number: %w", err)
 			}
@@ -210,7 +210,7 @@ func (s *Service) applyNumbers(ctx context.Context, tx pgx.Tx, p *plan, changeID
 			s.numberOrders.WithLabelValues("sold_out").Inc()
 			return nil, nil, fault.New(fault.Conflict, fmt.Sprintf("numbers[%d]", i), "the numbers ordered were sold meanwhile; preview again")
 		}
-		if _, err := tx.Exec(ctx, `UPDATE numbers SET state = 'reserved', account_id = $2, change_id = $3, aging_until = NULL, updated_at = $4
+		if _, err := tx.Exec(ctx, `UPDATE numbers SET state = 'reserved', account_id = $2, change_id = $3, aging_until = NULL, held_for = NULL, updated_at = $4
 			WHERE e164 = ANY($1)`, got, p.acct.ID, changeID, now); err != nil {
 			return nil, nil, fmt.Errorf("reserve numbers: %w", err)
 		}
