@@ -32,6 +32,10 @@ type NumberLine struct {
 	// Effective is "period_end" for a release that waits for the add-on's
 	// period end (the number stays, marked removal_requested).
 	Effective string `json:"effective,omitempty"`
+	// SetupFeeMinor is the one-time fee of the numbers ordered (their
+	// setup_fee_minor summed; for a prefix, of the first free numbers,
+	// those the order takes), net.
+	SetupFeeMinor int64 `json:"setup_fee_minor,omitempty"`
 }
 
 // maxNumbersPerOrder bounds one order's numbers by prefix.
@@ -76,7 +80,8 @@ func (s *Service) planNumbers(ctx context.Context, tx pgx.Tx, p *plan, req Chang
 			chosen[e] = true
 			var kind, addon string
 			var free bool
-			err = tx.QueryRow(ctx, named(`SELECT n.kind, n.addon_code, `+freeNumberFor+` FROM numbers n WHERE n.e164 = $2`), now, e, p.acct.ID).Scan(&kind, &addon, &free)
+			err = tx.QueryRow(ctx, named(`SELECT n.kind, n.addon_code, n.setup_fee_minor, `+freeNumberFor+` FROM numbers n WHERE n.e164 = $2`), now, e, p.acct.ID).
+				Scan(&kind, &addon, &nl.SetupFeeMinor, &free)
 			if errors.Is(err, pgx.ErrNoRows) || (err == nil && (!free || (kind != NumberLocal && !req.ByOperator))) {
 				return fault.New(fault.Conflict, field+".number", "number %s is not available; pick another free local number", e)
 			}
@@ -94,13 +99,20 @@ func (s *Service) planNumbers(ctx context.Context, tx pgx.Tx, p *plan, req Chang
 			}
 			// The first free numbers in order, read through the index and
 			// never counted in full: an inventory may hold millions.
-			rows, err := tx.Query(ctx, named(`SELECT n.addon_code FROM numbers n
+			rows, err := tx.Query(ctx, named(`SELECT n.addon_code, n.setup_fee_minor FROM numbers n
 				WHERE n.e164 LIKE $2 || '%' AND n.kind = 'local' AND `+freeNumber+` AND ($3 = '' OR n.addon_code = $3)
 				ORDER BY n.e164 LIMIT $4`), now, prefix, o.Addon, o.Quantity)
 			if err != nil {
 				return fmt.Errorf("find free numbers: %w", err)
 			}
-			first, err := pgx.CollectRows(rows, pgx.RowTo[string])
+			var first []string
+			var addon string
+			var fee int64
+			_, err = pgx.ForEachRow(rows, []any{&addon, &fee}, func() error {
+				first = append(first, addon)
+				nl.SetupFeeMinor += fee
+				return nil
+			})
 			if err != nil {
 				return fmt.Errorf("find free numbers: %w", err)
 			}
@@ -124,6 +136,9 @@ func (s *Service) planNumbers(ctx context.Context, tx pgx.Tx, p *plan, req Chang
 		}
 		it.to += nl.Quantity
 		p.numbers = append(p.numbers, nl)
+		if nl.SetupFeeMinor > 0 {
+			p.oneTime = append(p.oneTime, PriceChange{Package: it.pkg, Cycle: it.cycle, To: nl.Quantity, OneTimeMinor: nl.SetupFeeMinor})
+		}
 	}
 	for i, raw := range req.ReleaseNumbers {
 		field := fmt.Sprintf("release_numbers[%d]", i)
