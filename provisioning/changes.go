@@ -246,10 +246,10 @@ type plan struct {
 	items   []*planItem
 	swaps   []swapPlan
 	changes []PriceChange
-	numbers []NumberLine // numbers ordered and released
+	numbers []NumberLine  // numbers ordered and released
 	oneTime []PriceChange // setup fees of the numbers ordered
-	tx      pgx.Tx       // the transaction the plan was read in
-	quote   Quote        // the biller's quote, set by render
+	tx      pgx.Tx        // the transaction the plan was read in
+	quote   Quote         // the biller's quote, set by render
 }
 
 type planItem struct {

@@ -60,7 +60,7 @@ func TestInboundNumberRealAsterisk(t *testing.T) {
 	if err := b.Apply(ctx, line); err != nil {
 		t.Fatal(err)
 	}
-	number := "+331" + fmt.Sprint(40000000+int(r[0])<<16|int(r[1])<<8|int(r[2]))[:8]
+	number := "+331" + fmt.Sprint(40000000 + int(r[0])<<16 | int(r[1])<<8 | int(r[2]))[:8]
 	defer func() {
 		cctx := context.Background()
 		_ = b.SetRoute(cctx, "", number, "")
