@@ -39,32 +39,39 @@ func ariParams(r *http.Request) map[string]*string {
 	return out
 }
 
-func (s *Server) getGlobal(w http.ResponseWriter, r *http.Request) {
+// variableParams returns the request's parameters and its variable name,
+// or answers 400 as Asterisk does when the name is missing or empty.
+func variableParams(w http.ResponseWriter, r *http.Request) (map[string]*string, string, bool) {
 	p := ariParams(r)
-	name := p["variable"]
-	if name == nil || *name == "" {
-		writeError(w, http.StatusBadRequest, "Variable name is required")
+	if name := p["variable"]; name != nil && *name != "" {
+		return p, *name, true
+	}
+	writeError(w, http.StatusBadRequest, "Variable name is required")
+	return nil, "", false
+}
+
+func (s *Server) getGlobal(w http.ResponseWriter, r *http.Request) {
+	_, name, ok := variableParams(w, r)
+	if !ok {
 		return
 	}
 	s.mu.Lock()
-	v := s.globals[*name]
+	v := s.globals[name]
 	s.mu.Unlock()
 	writeJSON(w, http.StatusOK, map[string]string{"value": v})
 }
 
 func (s *Server) setGlobal(w http.ResponseWriter, r *http.Request) {
-	p := ariParams(r)
-	name := p["variable"]
-	if name == nil || *name == "" {
-		writeError(w, http.StatusBadRequest, "Variable name is required")
+	p, name, ok := variableParams(w, r)
+	if !ok {
 		return
 	}
-	if !strings.HasSuffix(*name, ")") {
+	if !strings.HasSuffix(name, ")") {
 		s.mu.Lock()
 		if v := p["value"]; v != nil {
-			s.globals[*name] = *v
+			s.globals[name] = *v
 		} else {
-			delete(s.globals, *name)
+			delete(s.globals, name)
 		}
 		s.mu.Unlock()
 	}
