@@ -301,6 +301,10 @@ func (c *cli) preview(args []string) error {
 			Action, Number, Prefix, Addon string
 			Quantity                      int
 		}
+		OneTime []struct {
+			Description string
+			Amount      int64 `json:"amount_minor"`
+		} `json:"one_time_charges"`
 	}
 	if err := json.Unmarshal(b, &pv); err != nil {
 		return err
@@ -323,6 +327,9 @@ func (c *cli) preview(args []string) error {
 			when = "at period end " + it.EffectiveAt
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%d\t%s\t%s\t%s\n", it.Package, it.From, it.To, arrow, it.LinesCreated, strings.Join(removed, ","), money(it.ProratedMinor), when)
+	}
+	for _, o := range pv.OneTime {
+		fmt.Fprintf(tw, "%s (one-time)\t\t\t\t\t\t%s\n", o.Description, money(o.Amount))
 	}
 	tw.Flush()
 	cur := pv.DueNow.Currency
