@@ -24,6 +24,10 @@ type Change struct {
 	PeriodPriceMinor int64
 	// Trial: nothing is charged or credited before the trial ends.
 	Trial bool
+	// OneTimeMinor, when not zero, makes the change a one-time charge of
+	// this net amount for To-From units (a number's setup fee): charged once
+	// at order, whole (never prorated), on no renewal.
+	OneTimeMinor int64
 }
 
 // ChangeQuote is the money side of a change order.
@@ -31,6 +35,9 @@ type ChangeQuote struct {
 	// Lines are the prorated lines, charges (increases) and credits
 	// (decreases, negative), in the order of the changes.
 	Lines []Line
+	// OneTime are the one-time charges (setup fees), whole; DueNow (card)
+	// or ChargeNextBill (invoice) include them.
+	OneTime []Line
 	// DueNow is what a card account pays at confirm: the charges' totals.
 	// Zero for invoice accounts, whose charges wait for the next bill.
 	DueNow Totals
@@ -53,6 +60,16 @@ func (s *Service) QuoteChanges(ctx context.Context, acct Account, changes []Chan
 	day := DateOf(at, acct.Location)
 	var charges []TaxLine
 	for _, c := range changes {
+		if c.OneTimeMinor != 0 {
+			l := OneTimeLine(c, day, acct.VAT)
+			q.OneTime = append(q.OneTime, l)
+			if acct.PaymentMode == ModeCard {
+				charges = append(charges, TaxLine{NetMinor: l.AmountMinor, Rate: l.VATBasisPoints})
+			} else {
+				q.ChargeNextBill += l.AmountMinor
+			}
+			continue
+		}
 		delta := c.To - c.From
 		if delta == 0 || c.Trial || (delta < 0 && !cfg.CreditOnDecrease) {
 			continue
@@ -87,6 +104,21 @@ func (s *Service) QuoteChanges(ctx context.Context, acct Account, changes []Chan
 	return q, nil
 }
 
+// OneTimeLine is the invoice line of a one-time charge c (a setup fee)
+// ordered on day: "Setup fee: <package>", the whole amount, with the unit
+// price when the units share it evenly (else one unit of the whole).
+func OneTimeLine(c Change, day Date, vat BasisPoints) Line {
+	qty := int64(c.To - c.From)
+	unit := c.OneTimeMinor
+	if qty > 1 && c.OneTimeMinor%qty == 0 {
+		unit = c.OneTimeMinor / qty
+	} else {
+		qty = 1
+	}
+	return Line{Description: "Setup fee: " + c.Package.Name, PackageCode: c.Package.Code, Quantity: qty, UnitMinor: unit,
+		PeriodStart: day, PeriodEnd: day.AddDays(1), ProrationNote: "one-time, not prorated", AmountMinor: c.OneTimeMinor, VATBasisPoints: vat}
+}
+
 // RecordItem is one priced line of a confirmed change, as quoted.
 type RecordItem struct {
 	Package     string
@@ -95,6 +127,10 @@ type RecordItem struct {
 	PeriodStart Date
 	PeriodEnd   Date
 	Note        string
+	// Description and UnitMinor, when set, replace the package's name and
+	// period price (one-time charges).
+	Description string
+	UnitMinor   int64
 }
 
 // RecordChange writes a confirmed change's money side in tx, the change's
@@ -141,6 +177,12 @@ func (s *Service) RecordChange(ctx context.Context, tx pgx.Tx, acct Account, cha
 		pi := info[it.Package]
 		if pi.name == "" {
 			pi.name = it.Package
+		}
+		if it.Description != "" {
+			pi.name = it.Description
+		}
+		if it.UnitMinor != 0 {
+			pi.unit = it.UnitMinor
 		}
 		l := Line{Description: pi.name, PackageCode: it.Package, Quantity: it.Quantity, UnitMinor: pi.unit,
 			PeriodStart: it.PeriodStart, PeriodEnd: it.PeriodEnd, ProrationNote: it.Note, AmountMinor: it.AmountMinor, VATBasisPoints: acct.VAT}

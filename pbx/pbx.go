@@ -182,3 +182,20 @@ type Preparer interface {
 // ErrUnavailable is returned (wrapped) when the PBX cannot be reached; the
 // reconciler retries such errors with backoff.
 var ErrUnavailable = errors.New("pbx unavailable")
+
+// NumberRouter is implemented by backends that route inbound calls to
+// phone numbers (DIDs): a call arriving from a trunk for a routed number
+// reaches the endpoint of the line it is routed to. The reconciler keeps
+// the routes equal to the numbers assigned in the database. The built-in
+// registrar places no calls and does not implement it.
+type NumberRouter interface {
+	// RouteTarget is what calls to a number assigned to line reach, as
+	// HeldRoute reports it (Asterisk: the line's endpoint name).
+	RouteTarget(line LineConfig) string
+	// SetRoute routes number (E.164) on node ("" the default node) to
+	// target; an empty target removes the route. It is idempotent.
+	SetRoute(ctx context.Context, node, number, target string) error
+	// HeldRoute reads the target the PBX holds for number on node, ""
+	// when the number is not routed.
+	HeldRoute(ctx context.Context, node, number string) (string, error)
+}

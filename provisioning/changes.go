@@ -63,6 +63,11 @@ type PriceChange struct {
 	PeriodEnd        time.Time
 	PeriodPriceMinor int64 // unit price per period in force for it
 	Trial            bool  // in trial: nothing is charged before it ends
+	// OneTimeMinor, when not zero, makes this a one-time charge instead of
+	// a seat change: the whole net amount for To-From units (the setup fees
+	// of numbers ordered), charged once at order, neither prorated nor
+	// renewed.
+	OneTimeMinor int64
 }
 
 // Quote is the money side of a change order.
@@ -85,6 +90,22 @@ type QuoteItem struct {
 	PeriodStart   time.Time `json:"period_start"`
 	PeriodEnd     time.Time `json:"period_end"`
 	Note          string    `json:"note"`
+	// OneTime marks a one-time charge (a setup fee), with its own
+	// description and unit price.
+	OneTime     bool   `json:"one_time,omitempty"`
+	Description string `json:"description,omitempty"`
+	UnitMinor   int64  `json:"unit_minor,omitempty"`
+}
+
+// OneTimeCharge is a one-time line of a preview (the setup fees of the
+// numbers ordered): net, before tax; DueNow (card) or ChargeNextBill
+// (invoice) include it with its tax.
+type OneTimeCharge struct {
+	Package     string `json:"package"`
+	Description string `json:"description"`
+	Quantity    int    `json:"quantity"`
+	UnitMinor   int64  `json:"unit_minor"`
+	AmountMinor int64  `json:"amount_minor"`
 }
 
 // Amounts are totals before and after tax, in minor units.
@@ -148,6 +169,8 @@ type Preview struct {
 	// account's changes waiting for a period end.
 	Numbers   []NumberLine      `json:"numbers,omitempty"`
 	Scheduled []ScheduledChange `json:"scheduled_changes"`
+	// OneTime are the one-time charges of the order (setup fees).
+	OneTime []OneTimeCharge `json:"one_time_charges,omitempty"`
 }
 
 // PreviewItem is one package before → after.
@@ -229,9 +252,10 @@ type plan struct {
 	items   []*planItem
 	swaps   []swapPlan
 	changes []PriceChange
-	numbers []NumberLine // numbers ordered and released
-	tx      pgx.Tx       // the transaction the plan was read in
-	quote   Quote        // the biller's quote, set by render
+	numbers []NumberLine  // numbers ordered and released
+	oneTime []PriceChange // setup fees of the numbers ordered
+	tx      pgx.Tx        // the transaction the plan was read in
+	quote   Quote         // the biller's quote, set by render
 
 	scheduled    []ScheduledChange // the account's pending scheduled changes
 	numberAddons map[string]bool   // the add-ons numbers are sold under
@@ -646,6 +670,7 @@ func (s *Service) makePlan(ctx context.Context, tx pgx.Tx, st *accountState, req
 			p.changes = append(p.changes, s.priceChange(acct, it))
 		}
 	}
+	p.changes = append(p.changes, p.oneTime...)
 	if size := acct.ExtLast - acct.ExtFirst + 1; total > size {
 		return nil, fault.New(fault.Invalid, "items", "%d lines would not fit the extension range %d–%d (%d numbers)", total, acct.ExtFirst, acct.ExtLast, size)
 	}
@@ -767,7 +792,7 @@ func (s *Service) render(ctx context.Context, p *plan, id string) (Preview, erro
 		pi.CycleFrom = it.switchFrom
 		var notes []string
 		for _, qi := range q.Items {
-			if qi.Package == it.pkg.Code {
+			if qi.Package == it.pkg.Code && !qi.OneTime {
 				pi.ProratedMinor += qi.ProratedMinor
 				notes = append(notes, qi.Note)
 			}
@@ -780,6 +805,12 @@ func (s *Service) render(ctx context.Context, p *plan, id string) (Preview, erro
 	}
 	for _, sw := range p.swaps {
 		pv.Swaps = append(pv.Swaps, Swap{Line: sw.line.ID, Package: sw.to})
+	}
+	for _, qi := range q.Items {
+		if qi.OneTime {
+			pv.OneTime = append(pv.OneTime, OneTimeCharge{Package: qi.Package, Description: qi.Description, Quantity: qi.Quantity,
+				UnitMinor: qi.UnitMinor, AmountMinor: qi.ProratedMinor})
+		}
 	}
 	pv.Numbers = p.numbers
 	pv.Scheduled = p.scheduled

@@ -26,8 +26,13 @@ const (
 const MaxNumberImport = 20_000
 
 // freeNumber is the SQL condition of a number that may be sold now ($now
-// is the order time): available, or aging with its quarantine over.
-const freeNumber = `(n.state = 'available' OR (n.state = 'aging' AND n.aging_until <= $now))`
+// is the order time): available, or aging with its quarantine over, and
+// not held for a port-in.
+const freeNumber = `(n.state = 'available' OR (n.state = 'aging' AND n.aging_until <= $now)) AND n.held_for IS NULL`
+
+// freeNumberFor is freeNumber for account $3, which may also order the
+// numbers held for its port-in.
+const freeNumberFor = `(n.state = 'available' OR (n.state = 'aging' AND n.aging_until <= $now)) AND (n.held_for IS NULL OR n.held_for = $3)`
 
 // Number is one number of the inventory as the API shows it.
 type Number struct {
@@ -43,6 +48,8 @@ type Number struct {
 	Extension     *int       `json:"extension"`
 	CallerID      bool       `json:"caller_id"`
 	AgingUntil    *time.Time `json:"aging_until,omitempty"`
+	// HeldFor is the account a port-in holds the (available) number for.
+	HeldFor *string `json:"held_for,omitempty"`
 }
 
 // NumberImport is one bulk import: the numbers share their attributes.
@@ -53,6 +60,10 @@ type NumberImport struct {
 	Addon         string   // catalog add-on billing each number monthly
 	SetupFeeMinor int64    // one-time fee recorded with each number
 	Numbers       []string // E.164; spaces, dots, dashes and brackets are ignored
+	// HeldFor, if set, is the account a port-in imports the numbers for:
+	// they are held for it (new ones and free existing ones) until its
+	// order takes them or the port-in is cancelled.
+	HeldFor string
 }
 
 // ImportResult counts what an import did; Existing numbers were already in
@@ -159,6 +170,11 @@ func (s *Service) ImportNumbers(ctx context.Context, actor string, n NumberImpor
 		}
 		res.Imported = int(tag.RowsAffected())
 		res.Existing = len(nums) - res.Imported
+		if n.HeldFor != "" {
+			if _, err := tx.Exec(ctx, `UPDATE numbers SET held_for = $2 WHERE e164 = ANY($1) AND account_id IS NULL AND held_for IS NULL`, nums, n.HeldFor); err != nil {
+				return fmt.Errorf("hold numbers: %w", err)
+			}
+		}
 		return audit(ctx, tx, now, actor, "", "numbers.import", n.Addon, map[string]any{
 			"imported": res.Imported, "existing": res.Existing, "country": n.Country, "area": n.Area, "kind": n.Kind,
 			"setup_fee_minor": n.SetupFeeMinor, "first": nums[0], "last": nums[len(nums)-1],
@@ -178,12 +194,12 @@ type NumberFilter struct {
 const numberCols = `n.e164, n.country, n.area, n.kind, n.addon_code, n.setup_fee_minor,
 	CASE WHEN n.state = 'aging' AND n.aging_until <= $now THEN 'available' ELSE n.state END,
 	n.account_id, n.line_id, l.extension, n.caller_id,
-	CASE WHEN n.state = 'aging' AND n.aging_until > $now THEN n.aging_until END`
+	CASE WHEN n.state = 'aging' AND n.aging_until > $now THEN n.aging_until END, n.held_for`
 
 func scanNumber(row pgx.CollectableRow) (Number, error) {
 	var n Number
 	err := row.Scan(&n.Number, &n.Country, &n.Area, &n.Kind, &n.Addon, &n.SetupFeeMinor, &n.State,
-		&n.AccountID, &n.LineID, &n.Extension, &n.CallerID, &n.AgingUntil)
+		&n.AccountID, &n.LineID, &n.Extension, &n.CallerID, &n.AgingUntil, &n.HeldFor)
 	return n, err
 }
 

@@ -32,6 +32,10 @@ type NumberLine struct {
 	// Effective is "period_end" for a release that waits for the add-on's
 	// period end (the number stays, marked removal_requested).
 	Effective string `json:"effective,omitempty"`
+	// SetupFeeMinor is the one-time fee of the numbers ordered (their
+	// setup_fee_minor summed; for a prefix, of the first free numbers,
+	// those the order takes), net.
+	SetupFeeMinor int64 `json:"setup_fee_minor,omitempty"`
 }
 
 // maxNumbersPerOrder bounds one order's numbers by prefix.
@@ -72,7 +76,8 @@ func (s *Service) planNumbers(ctx context.Context, tx pgx.Tx, p *plan, req Chang
 			chosen[e] = true
 			var kind, addon string
 			var free bool
-			err = tx.QueryRow(ctx, named(`SELECT n.kind, n.addon_code, `+freeNumber+` FROM numbers n WHERE n.e164 = $2`), now, e).Scan(&kind, &addon, &free)
+			err = tx.QueryRow(ctx, named(`SELECT n.kind, n.addon_code, n.setup_fee_minor, `+freeNumberFor+` FROM numbers n WHERE n.e164 = $2`), now, e, p.acct.ID).
+				Scan(&kind, &addon, &nl.SetupFeeMinor, &free)
 			if errors.Is(err, pgx.ErrNoRows) || (err == nil && (!free || (kind != NumberLocal && !req.ByOperator))) {
 				return fault.New(fault.Conflict, field+".number", "number %s is not available; pick another free local number", e)
 			}
@@ -90,13 +95,20 @@ func (s *Service) planNumbers(ctx context.Context, tx pgx.Tx, p *plan, req Chang
 			}
 			// The first free numbers in order, read through the index and
 			// never counted in full: an inventory may hold millions.
-			rows, err := tx.Query(ctx, named(`SELECT n.addon_code FROM numbers n
+			rows, err := tx.Query(ctx, named(`SELECT n.addon_code, n.setup_fee_minor FROM numbers n
 				WHERE n.e164 LIKE $2 || '%' AND n.kind = 'local' AND `+freeNumber+` AND ($3 = '' OR n.addon_code = $3)
 				ORDER BY n.e164 LIMIT $4`), now, prefix, o.Addon, o.Quantity)
 			if err != nil {
 				return fmt.Errorf("find free numbers: %w", err)
 			}
-			first, err := pgx.CollectRows(rows, pgx.RowTo[string])
+			var first []string
+			var addon string
+			var fee int64
+			_, err = pgx.ForEachRow(rows, []any{&addon, &fee}, func() error {
+				first = append(first, addon)
+				nl.SetupFeeMinor += fee
+				return nil
+			})
 			if err != nil {
 				return fmt.Errorf("find free numbers: %w", err)
 			}
@@ -120,6 +132,9 @@ func (s *Service) planNumbers(ctx context.Context, tx pgx.Tx, p *plan, req Chang
 		}
 		it.to += nl.Quantity
 		p.numbers = append(p.numbers, nl)
+		if nl.SetupFeeMinor > 0 {
+			p.oneTime = append(p.oneTime, PriceChange{Package: it.pkg, Cycle: it.cycle, To: nl.Quantity, OneTimeMinor: nl.SetupFeeMinor})
+		}
 	}
 	for i, raw := range req.ReleaseNumbers {
 		field := fmt.Sprintf("release_numbers[%d]", i)
@@ -183,7 +198,7 @@ func (s *Service) applyNumbers(ctx context.Context, tx pgx.Tx, p *plan, changeID
 			released = append(released, nl.Number)
 			continue
 		case nl.Number != "":
-			rows, err := tx.Query(ctx, named(`SELECT n.e164 FROM numbers n WHERE n.e164 = $2 AND `+freeNumber+` FOR UPDATE`), now, nl.Number)
+			rows, err := tx.Query(ctx, named(`SELECT n.e164 FROM numbers n WHERE n.e164 = $2 AND `+freeNumberFor+` FOR UPDATE`), now, nl.Number, p.acct.ID)
 			if err != nil {
 				return nil, nil, fmt.Errorf("lock number: %w", err)
 			}
@@ -206,7 +221,7 @@ func (s *Service) applyNumbers(ctx context.Context, tx pgx.Tx, p *plan, changeID
 			s.numberOrders.WithLabelValues("sold_out").Inc()
 			return nil, nil, fault.New(fault.Conflict, fmt.Sprintf("numbers[%d]", i), "the numbers ordered were sold meanwhile; preview again")
 		}
-		if _, err := tx.Exec(ctx, `UPDATE numbers SET state = 'reserved', account_id = $2, change_id = $3, aging_until = NULL, updated_at = $4
+		if _, err := tx.Exec(ctx, `UPDATE numbers SET state = 'reserved', account_id = $2, change_id = $3, aging_until = NULL, held_for = NULL, updated_at = $4
 			WHERE e164 = ANY($1)`, got, p.acct.ID, changeID, now); err != nil {
 			return nil, nil, fmt.Errorf("reserve numbers: %w", err)
 		}

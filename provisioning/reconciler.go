@@ -44,6 +44,9 @@ type Reconciler struct {
 
 	mu    sync.Mutex
 	retry map[string]retryState
+	// routeRetry is when number routes that failed are written again.
+	routeRetry    time.Time
+	routeAttempts int
 
 	pending     prometheus.Gauge
 	lag         prometheus.Histogram
@@ -412,8 +415,43 @@ func (r *Reconciler) scanDesired(rows pgx.Rows) ([]pendingLine, error) {
 }
 
 // ApplyPending applies every pending revision that is not waiting for a
-// retry. It returns when the next retry is due (zero: none waiting).
+// retry, then the number routes that changed. It returns when the next
+// retry is due (zero: none waiting).
 func (r *Reconciler) ApplyPending(ctx context.Context) (time.Time, error) {
+	next, err := r.applyPendingLines(ctx)
+	if err != nil {
+		return next, err
+	}
+	r.mu.Lock()
+	due := r.routeRetry
+	r.mu.Unlock()
+	if !due.IsZero() && due.After(time.Now()) {
+		return earliest(next, due), nil
+	}
+	_, err = r.syncRoutes(ctx, false)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch {
+	case errors.Is(err, errRoutes):
+		r.routeAttempts++
+		r.routeRetry = time.Now().Add(min(r.o.RetryMin<<min(r.routeAttempts-1, 20), r.o.RetryMax))
+		return earliest(next, r.routeRetry), nil
+	case err != nil:
+		return next, err
+	}
+	r.routeAttempts, r.routeRetry = 0, time.Time{}
+	return next, nil
+}
+
+// earliest is the earlier of two due times, zero meaning none.
+func earliest(a, b time.Time) time.Time {
+	if a.IsZero() || (!b.IsZero() && b.Before(a)) {
+		return b
+	}
+	return a
+}
+
+func (r *Reconciler) applyPendingLines(ctx context.Context) (time.Time, error) {
 	var nextRetry time.Time
 	prepared := map[string]bool{}
 	for {
@@ -661,10 +699,17 @@ func (r *Reconciler) Resync(ctx context.Context) error {
 		}
 	}
 	r.applyFixes(ctx, fix)
+	// Number routes after the lines, so a route names an endpoint that
+	// exists; each is read back (Asterisk forgets them when it restarts).
+	routed, err := r.syncRoutes(ctx, true)
+	if err != nil && !errors.Is(err, errRoutes) {
+		return err
+	}
 	r.lastResync.Set(float64(time.Now().Unix()))
 	r.resyncTime.Set(time.Since(start).Seconds())
-	r.log.Info("resync done", "held", len(held), "desired", len(want), "repaired", len(fix), "took", time.Since(start).Round(time.Millisecond))
-	return nil
+	r.log.Info("resync done", "held", len(held), "desired", len(want), "repaired", len(fix), "routes_written", routed,
+		"took", time.Since(start).Round(time.Millisecond))
+	return err
 }
 
 // applyFixes applies resync repairs. Repairs of lines whose revision is

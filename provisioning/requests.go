@@ -234,12 +234,22 @@ func (s *Service) CommentRequest(ctx context.Context, actor, id, accountScope, t
 	return s.moveRequest(ctx, actor, id, accountScope, nil, "", text, nil)
 }
 
-// RejectRequest refuses an open request; numbers it marked are kept.
+// RejectRequest refuses an open request; numbers it marked are kept. An
+// approved port-in whose completion failed can be rejected too (the port
+// is cancelled): the numbers it imported and still holds leave the
+// inventory, others it held are freed.
 func (s *Service) RejectRequest(ctx context.Context, actor, id, comment string) (ServiceRequest, error) {
 	if strings.TrimSpace(comment) == "" {
 		return ServiceRequest{}, fault.New(fault.Invalid, "comment", "a rejection needs a comment for the customer")
 	}
-	return s.moveRequest(ctx, actor, id, "", []string{"open"}, "rejected", comment, func(tx pgx.Tx, r ServiceRequest, d requestDetails) error {
+	from := []string{"open"}
+	if r, err := s.Request(ctx, id, ""); err == nil && r.Kind == "port_in" {
+		from = append(from, "approved")
+	}
+	return s.moveRequest(ctx, actor, id, "", from, "rejected", comment, func(tx pgx.Tx, r ServiceRequest, d requestDetails) error {
+		if r.Kind == "port_in" {
+			return s.releasePortIn(ctx, tx, r.AccountID, d.Numbers)
+		}
 		if r.Kind != "remove_number" && r.Kind != "port_out" {
 			return nil
 		}
@@ -426,6 +436,29 @@ func (s *Service) CompleteRequest(ctx context.Context, actor, id, comment string
 	return s.moveRequest(ctx, actor, id, "", []string{"approved"}, "done", comment, nil)
 }
 
+// portInArea is the area of the numbers a port-in imports.
+const portInArea = "port-in"
+
+// releasePortIn drops the holds of a cancelled port-in: numbers it
+// imported (area port-in) that nobody holds leave the inventory; numbers
+// that were there before are only freed.
+func (s *Service) releasePortIn(ctx context.Context, tx pgx.Tx, accountID string, numbers []string) error {
+	nums := make([]string, 0, len(numbers))
+	for _, raw := range numbers {
+		if e, err := ParseE164(raw); err == nil {
+			nums = append(nums, e)
+		}
+	}
+	if _, err := tx.Exec(ctx, `DELETE FROM numbers WHERE e164 = ANY($1) AND held_for = $2 AND account_id IS NULL AND area = $3 AND state = 'available'`,
+		nums, accountID, portInArea); err != nil {
+		return fmt.Errorf("remove cancelled port-in numbers: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `UPDATE numbers SET held_for = NULL WHERE e164 = ANY($1) AND held_for = $2`, nums, accountID); err != nil {
+		return fmt.Errorf("free cancelled port-in numbers: %w", err)
+	}
+	return nil
+}
+
 // portIn imports a port-in request's numbers and orders them for the
 // account (an operator's change order: toll-free numbers too). Numbers the
 // account holds already (a retried completion) are skipped.
@@ -434,7 +467,8 @@ func (s *Service) portIn(ctx context.Context, actor string, r ServiceRequest) er
 	if err := json.Unmarshal(r.Details, &d); err != nil {
 		return err
 	}
-	in := NumberImport{Country: d.Country, Kind: cmp.Or(d.Kind, NumberLocal), Addon: cmp.Or(d.Addon, "local-number"), Numbers: d.Numbers, Area: "port-in"}
+	in := NumberImport{Country: d.Country, Kind: cmp.Or(d.Kind, NumberLocal), Addon: cmp.Or(d.Addon, "local-number"), Numbers: d.Numbers,
+		Area: portInArea, HeldFor: r.AccountID}
 	if _, err := s.ImportNumbers(ctx, actor, in); err != nil {
 		return fmt.Errorf("port-in: %w", err)
 	}

@@ -401,6 +401,10 @@ func (c *cli) preview(args []string) error {
 			Action, Number, Prefix, Addon string
 			Quantity                      int
 		}
+		OneTime []struct {
+			Description string
+			Amount      int64 `json:"amount_minor"`
+		} `json:"one_time_charges"`
 	}
 	if err := json.Unmarshal(b, &pv); err != nil {
 		return err
@@ -423,6 +427,9 @@ func (c *cli) preview(args []string) error {
 			when = "at period end " + it.EffectiveAt
 		}
 		fprintf(tw, "%s\t%d\t%d\t%s\t%d\t%s\t%s\t%s\n", it.Package, it.From, it.To, arrow, it.LinesCreated, strings.Join(removed, ","), money(it.ProratedMinor), when)
+	}
+	for _, o := range pv.OneTime {
+		fprintf(tw, "%s (one-time)\t\t\t\t\t\t%s\n", o.Description, money(o.Amount))
 	}
 	if err := tw.Flush(); err != nil {
 		return err

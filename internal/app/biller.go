@@ -156,7 +156,7 @@ func (b billerAdapter) Quote(ctx context.Context, acct provisioning.Account, cha
 			return provisioning.Quote{}, fmt.Errorf("quote %s: %w", c.Package.Code, err)
 		}
 		cs = append(cs, billing.Change{Package: billingPackage(c.Package), Cycle: cycle, From: c.From, To: c.To,
-			PeriodStart: c.PeriodStart, PeriodEnd: c.PeriodEnd, PeriodPriceMinor: c.PeriodPriceMinor, Trial: c.Trial})
+			PeriodStart: c.PeriodStart, PeriodEnd: c.PeriodEnd, PeriodPriceMinor: c.PeriodPriceMinor, Trial: c.Trial, OneTimeMinor: c.OneTimeMinor})
 	}
 	q, err := b.svc.QuoteChanges(ctx, billingAccount(acct), cs, at)
 	if err != nil {
@@ -172,6 +172,11 @@ func (b billerAdapter) Quote(ctx context.Context, acct provisioning.Account, cha
 		out.Items = append(out.Items, provisioning.QuoteItem{Package: l.PackageCode, Quantity: int(l.Quantity), ProratedMinor: l.AmountMinor,
 			PeriodStart: l.PeriodStart.Start(loc), PeriodEnd: l.PeriodEnd.Start(loc), Note: l.ProrationNote})
 	}
+	for _, l := range q.OneTime {
+		out.Items = append(out.Items, provisioning.QuoteItem{Package: l.PackageCode, Quantity: int(l.Quantity), ProratedMinor: l.AmountMinor,
+			PeriodStart: l.PeriodStart.Start(loc), PeriodEnd: l.PeriodEnd.Start(loc), Note: l.ProrationNote,
+			OneTime: true, Description: l.Description, UnitMinor: l.UnitMinor})
+	}
 	return out, nil
 }
 
@@ -181,7 +186,8 @@ func (b billerAdapter) Record(ctx context.Context, tx pgx.Tx, acct provisioning.
 	items := make([]billing.RecordItem, 0, len(q.Items))
 	for _, it := range q.Items {
 		items = append(items, billing.RecordItem{Package: it.Package, Quantity: int64(it.Quantity), AmountMinor: it.ProratedMinor,
-			PeriodStart: billing.DateOf(it.PeriodStart, loc), PeriodEnd: billing.DateOf(it.PeriodEnd, loc), Note: it.Note})
+			PeriodStart: billing.DateOf(it.PeriodStart, loc), PeriodEnd: billing.DateOf(it.PeriodEnd, loc), Note: it.Note,
+			Description: it.Description, UnitMinor: it.UnitMinor})
 	}
 	return b.svc.RecordChange(ctx, tx, billingAccount(acct), changeID, items, q.DueNow.GrossMinor, at)
 }

@@ -10,7 +10,9 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -303,5 +305,39 @@ func TestWritesTimeOutAndReuseConnections(t *testing.T) {
 	}
 	if n := conns.Load() - before; n > 1 {
 		t.Errorf("20 sequential writes opened %d connections, want 1", n)
+	}
+}
+
+// The variable pbxd sets for a number is the one the shipped dial plan
+// reads (configs/asterisk/extensions.conf, [pbxd-did]) and aritest's
+// RouteInbound models.
+func TestDIDVariableMatchesTheDialPlan(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct{ prefix, number, want string }{
+		{"pbxd-", "+33142000001", "PBXD_DID_33142000001"},
+		{"pbxd-eu.1-", "+14155550100", "PBXD_EU_1_DID_14155550100"},
+	} {
+		if got, err := DIDVariable(c.prefix, c.number); err != nil || got != c.want {
+			t.Errorf("DIDVariable(%q, %q) = %q, %v; want %q", c.prefix, c.number, got, err, c.want)
+		}
+	}
+	for _, bad := range []string{"33142000001", "+", "+33 1", "+3314200000${X}", "+1234567890123456"} {
+		if v, err := DIDVariable("pbxd-", bad); err == nil {
+			t.Errorf("DIDVariable(%q) = %q, want an error", bad, v)
+		}
+	}
+	b, err := os.ReadFile("../../configs/asterisk/extensions.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := string(b)
+	for _, want := range []string{
+		"[from-trunk]\nexten => _+X.,1,Goto(pbxd-did,${EXTEN:1},1)\nexten => _X.,1,Goto(pbxd-did,${EXTEN},1)",
+		"[pbxd-did]\nexten => _X.,1,Set(PBXD_TARGET=${PBXD_DID_${EXTEN}})",
+		"Dial(PJSIP/${PBXD_TARGET},30)",
+	} {
+		if !strings.Contains(conf, want) {
+			t.Errorf("extensions.conf lacks %q", want)
+		}
 	}
 }

@@ -66,6 +66,16 @@ func TestPortalNumbers(t *testing.T) {
 	if st, _, body := b.post(loc+"/confirm", nil); st != http.StatusSeeOther {
 		t.Fatalf("confirm: %d %s", st, errorText(body))
 	}
+	// A setup fee is a one-time line of the summary, in its totals:
+	// 3.00 × 15/30 = 1.50 + 10.00 = 11.50 before tax (previewed only).
+	importWithFee(t, d, 1000, "+33156000001")
+	b.get("/portal/numbers")
+	if st, loc, _ = b.post("/portal/numbers", url.Values{"number": {"+33156000001"}}); st != http.StatusSeeOther {
+		t.Fatalf("order a number with a setup fee: %d", st)
+	}
+	if body = page(loc); !strings.Contains(body, "Setup fee, 1 × €10.00, charged once") || !strings.Contains(body, `id="net">€11.50<`) {
+		t.Errorf("summary lacks the setup fee: %s", body)
+	}
 	b.get("/portal/numbers")
 	st, loc, _ = b.post("/portal/numbers", url.Values{"number": {"+33155000001"}})
 	if st != http.StatusSeeOther {

@@ -109,6 +109,9 @@ type Server struct {
 	aorQueue      []aorTask
 	aorQueueMax   int
 	aorQueueAlert bool
+	// globals are the dial plan's global variables set over ARI; a
+	// restart forgets them, as Asterisk keeps them in memory only.
+	globals map[string]string
 }
 
 type contact struct {
@@ -175,6 +178,7 @@ func New(opts Options) (*Server, error) {
 		cached:     map[string]bool{},
 		seenAOR:    map[string]object{},
 		objectPuts: map[string]int{},
+		globals:    map[string]string{},
 		inflight:   map[string]int{}, maxInflight: map[string]int{},
 	}
 	if err := s.start(opts.Addr); err != nil {
@@ -301,6 +305,7 @@ func (s *Server) Restart() error {
 		s.seenAOR[id] = o.clone()
 	}
 	s.aorQueue = nil
+	s.globals = map[string]string{}
 	s.techPJSIP = len(s.objects["endpoint"]) > 0
 	for id := range s.objects["endpoint"] {
 		s.readEndpointLocked(id)
@@ -473,6 +478,8 @@ func (s *Server) handler() http.Handler {
 	mux.HandleFunc("GET /ari/asterisk/config/dynamic/{configClass}/{objectType}/{id}", s.getObject)
 	mux.HandleFunc("PUT /ari/asterisk/config/dynamic/{configClass}/{objectType}/{id}", s.putObject)
 	mux.HandleFunc("DELETE /ari/asterisk/config/dynamic/{configClass}/{objectType}/{id}", s.deleteObject)
+	mux.HandleFunc("GET /ari/asterisk/variable", s.getGlobal)
+	mux.HandleFunc("POST /ari/asterisk/variable", s.setGlobal)
 	mux.HandleFunc("GET /ari/endpoints", s.listEndpoints)
 	mux.HandleFunc("GET /ari/endpoints/{tech}", s.listEndpoints)
 	mux.HandleFunc("GET /ari/endpoints/{tech}/{resource}", s.getEndpoint)

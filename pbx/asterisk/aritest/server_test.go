@@ -27,6 +27,8 @@ var served = []struct{ method, path, example string }{
 	{"GET", "/asterisk/config/dynamic/{configClass}/{objectType}/{id}", "/asterisk/config/dynamic/res_pjsip/endpoint/x"},
 	{"PUT", "/asterisk/config/dynamic/{configClass}/{objectType}/{id}", "/asterisk/config/dynamic/res_pjsip/endpoint/x"},
 	{"DELETE", "/asterisk/config/dynamic/{configClass}/{objectType}/{id}", "/asterisk/config/dynamic/res_pjsip/endpoint/x"},
+	{"GET", "/asterisk/variable", "/asterisk/variable?variable=X"},
+	{"POST", "/asterisk/variable", "/asterisk/variable?variable=X&value=1"},
 	{"GET", "/endpoints", "/endpoints"},
 	{"GET", "/endpoints/{tech}", "/endpoints/PJSIP"},
 	{"GET", "/endpoints/{tech}/{resource}", "/endpoints/PJSIP/x"},

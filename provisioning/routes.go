@@ -1,0 +1,149 @@
+package provisioning
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/pbxd/pbxd/pbx"
+)
+
+// Inbound routes of numbers. A backend that is a pbx.NumberRouter
+// (Asterisk) routes every number assigned to an active line of an active
+// account to that line; numbers unassigned, released, on a suspended or
+// removed line, or of a suspended account are unrouted. numbers.routed_to
+// and routed_node record what pbxd set, so a pass only writes what
+// changed; a resync reads every route back and repairs it (an Asterisk
+// restart forgets them all).
+
+// routeRow is one number to route or unroute.
+type routeRow struct {
+	number     string
+	node       string // desired node (the line's account's)
+	target     string // desired target; "" unrouted
+	routedNode string // what pbxd last set
+	routedTo   string
+}
+
+// routeRows reads the numbers that are on a line or were routed.
+func (r *Reconciler) routeRows(ctx context.Context, router pbx.NumberRouter) ([]routeRow, error) {
+	rows, err := r.pool.Query(ctx, `SELECT n.e164, n.routed_node, n.routed_to, coalesce(a.pbx_node, ''), coalesce(a.sip_domain, ''),
+		coalesce(l.sip_username, ''), coalesce(l.state = 'active' AND a.status = 'active', false)
+		FROM numbers n LEFT JOIN lines l ON l.id = n.line_id LEFT JOIN accounts a ON a.id = l.account_id
+		WHERE n.line_id IS NOT NULL OR n.routed_to <> '' ORDER BY n.e164`)
+	if err != nil {
+		return nil, fmt.Errorf("read number routes: %w", err)
+	}
+	defer rows.Close()
+	var out []routeRow
+	for rows.Next() {
+		var rr routeRow
+		var domain, user string
+		var active bool
+		if err := rows.Scan(&rr.number, &rr.routedNode, &rr.routedTo, &rr.node, &domain, &user, &active); err != nil {
+			return nil, fmt.Errorf("read number routes: %w", err)
+		}
+		if active {
+			rr.target = router.RouteTarget(pbx.LineConfig{Node: rr.node, Domain: domain, Username: user})
+		}
+		out = append(out, rr)
+	}
+	return out, rows.Err()
+}
+
+// errRoutes reports that some routes could not be written; they are
+// retried.
+var errRoutes = errors.New("number routes not applied")
+
+// syncRoutes brings the backend's number routes to the database's. With
+// verify (a resync), each route is read back from the PBX and rewritten if
+// it differs; otherwise only the numbers whose recorded route differs
+// from the desired one are written. It returns errRoutes (wrapped) when
+// some writes failed, other errors when the database could not be read.
+func (r *Reconciler) syncRoutes(ctx context.Context, verify bool) (int, error) {
+	router, ok := r.backend.(pbx.NumberRouter)
+	if !ok {
+		return 0, nil
+	}
+	rows, err := r.routeRows(ctx, router)
+	if err != nil {
+		return 0, err
+	}
+	var g errgroup.Group
+	g.SetLimit(r.o.Concurrency)
+	var failed, written atomic.Int64
+	for _, rr := range rows {
+		if !verify && rr.routedTo == rr.target && (rr.target == "" || rr.routedNode == rr.node) {
+			continue
+		}
+		g.Go(func() error {
+			n, err := r.route(ctx, router, rr, verify)
+			written.Add(int64(n))
+			if err != nil {
+				failed.Add(1)
+				reason := "rejected"
+				if errors.Is(err, pbx.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) {
+					reason = "unavailable"
+				}
+				r.errs.WithLabelValues(reason).Inc()
+				if ctx.Err() == nil && reason == "rejected" {
+					r.log.Warn("route number failed; will retry", "number", rr.number, "err", err)
+				}
+				return nil
+			}
+			if rr.routedNode == rr.node && rr.routedTo == rr.target {
+				return nil
+			}
+			if _, err := r.pool.Exec(ctx, `UPDATE numbers SET routed_node = $2, routed_to = $3 WHERE e164 = $1`, rr.number, rr.node, rr.target); err != nil {
+				failed.Add(1)
+				r.errs.WithLabelValues("database").Inc()
+			}
+			return nil
+		})
+	}
+	_ = g.Wait()
+	if f := failed.Load(); f > 0 {
+		return int(written.Load()), fmt.Errorf("%w: %d failed", errRoutes, f)
+	}
+	return int(written.Load()), nil
+}
+
+// route writes one number's route and returns how many writes it took. A
+// route held on another node (the account moved) or no longer wanted is
+// cleared; with verify the PBX's route is read first and written only if
+// it differs (a number on a suspended line included).
+func (r *Reconciler) route(ctx context.Context, router pbx.NumberRouter, rr routeRow, verify bool) (int, error) {
+	n := 0
+	if rr.routedTo != "" && (rr.target == "" || rr.routedNode != rr.node) {
+		if err := router.SetRoute(ctx, rr.routedNode, rr.number, ""); err != nil {
+			return n, err
+		}
+		n++
+		if rr.routedNode == rr.node && rr.target == "" {
+			return n, nil
+		}
+	}
+	if verify {
+		held, err := router.HeldRoute(ctx, rr.node, rr.number)
+		if err != nil {
+			return n, err
+		}
+		if held == rr.target {
+			return n, nil
+		}
+		kind := "stale"
+		if held == "" {
+			kind = "missing"
+		}
+		r.drift.WithLabelValues(kind).Inc()
+	} else if rr.target == "" {
+		return n, nil
+	}
+	if err := router.SetRoute(ctx, rr.node, rr.number, rr.target); err != nil {
+		return n, err
+	}
+	return n + 1, nil
+}
