@@ -935,14 +935,6 @@ func (s *Service) saveSubscription(ctx context.Context, tx pgx.Tx, acct Account,
 const subscriptionsSQL = `SELECT id, package_code, cycle, quantity, status, period_price_minor, period_start, period_end, version
 	FROM subscriptions WHERE account_id = $1`
 
-func subscriptionsOf(ctx context.Context, tx pgx.Tx, accountID string) (map[string]*subscription, error) {
-	rows, err := tx.Query(ctx, subscriptionsSQL, accountID)
-	if err != nil {
-		return nil, err
-	}
-	return collectSubscriptions(rows)
-}
-
 func collectSubscriptions(rows pgx.Rows) (map[string]*subscription, error) {
 	defer rows.Close()
 	m := map[string]*subscription{}

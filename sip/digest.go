@@ -324,9 +324,6 @@ func appendDigestHex(dst []byte, alg string, b []byte) []byte {
 	return hex.AppendEncode(dst, s[:])
 }
 
-// equalHex compares two hex digests in constant time, ignoring case.
-func equalHex(a, b string) bool { return equalHexBytes([]byte(a), b) }
-
 // equalHexBytes compares the lower-case hex digest want with got in
 // constant time, ignoring got's case, without allocating.
 func equalHexBytes(want []byte, got string) bool {

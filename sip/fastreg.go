@@ -399,11 +399,16 @@ func plainHostPort(s string) bool {
 func plainHost(s string) bool {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-') {
+		if !isAlnum(c) && c != '.' && c != '-' {
 			return false
 		}
 	}
 	return s[0] != '.' && s[0] != '-'
+}
+
+// isAlnum reports an ASCII letter or digit.
+func isAlnum(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
 }
 
 // plainUser reports a URI user part of unreserved characters only.
@@ -413,7 +418,7 @@ func plainUser(s string) bool {
 	}
 	for i := 0; i < len(s); i++ {
 		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("-_.!~*'()&=+$", c) >= 0) {
+		if !isAlnum(c) && strings.IndexByte("-_.!~*'()&=+$", c) < 0 {
 			return false
 		}
 	}

@@ -260,7 +260,7 @@ func (r *Registrar) addOurIP(a net.Addr) {
 // on (any IP when it listens on an unspecified address): phones configured
 // with the registrar's address send it as the Request-URI.
 func (r *Registrar) isOurAddress(host string) bool {
-	if host == "" || !(host[0] >= '0' && host[0] <= '9' || strings.ContainsAny(host, ":[")) {
+	if host == "" || (host[0] < '0' || host[0] > '9') && !strings.ContainsAny(host, ":[") {
 		return false // a domain name: spare ParseAddr's error
 	}
 	ip, err := netip.ParseAddr(strings.Trim(host, "[]"))

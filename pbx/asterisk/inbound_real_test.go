@@ -63,7 +63,7 @@ func TestInboundNumberRealAsterisk(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- b.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	defer func() { cancel(); t.Logf("backend stopped: %v", <-done) }()
 	for deadline := time.Now().Add(20 * time.Second); !b.Connected(); time.Sleep(50 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("not connected to Asterisk")
