@@ -1,6 +1,6 @@
 # pbxd — the README's two commands are scripts/run and scripts/test; these
 # targets are shortcuts for day-to-day work. `make help` lists them.
-.PHONY: help run test bench fuzz lint
+.PHONY: help run test bench fuzz lint generate
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 run: ## run pbxd with its embedded defaults
@@ -17,3 +17,6 @@ lint: ## vet, golangci-lint and gofmt
 	go vet ./...
 	go tool -modfile=tools/lint/go.mod golangci-lint run ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
+generate: ## regenerate the data-access code with the sqlc pinned in go.mod, check it, record internal/store/sqlc.sum
+	CGO_ENABLED=0 go tool sqlc -f internal/store/sqlc.yaml generate
+	go test ./internal/store -run '^TestGeneratedUpToDate$$' -count=1 -args -regenerate

@@ -8,6 +8,7 @@ import (
 	"database/sql"
 	"embed"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -24,6 +25,8 @@ import (
 	"github.com/jackc/puddle/v2"
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
+
+	"github.com/pbxd/pbxd/internal/store/auditdb"
 )
 
 //go:embed migrations/*.sql
@@ -122,10 +125,14 @@ func migrateDB(ctx context.Context, db *sql.DB) error {
 	return nil
 }
 
+// schemaVersion reads goose's own table, which is not part of the schema
+// sqlc sees: migration plumbing, kept by hand.
+const schemaVersion = `SELECT coalesce(max(version_id), 0) FROM goose_db_version WHERE is_applied`
+
 // Pending reports how many embedded migrations are not applied yet (/readyz).
 func Pending(ctx context.Context, pool *pgxpool.Pool) (int, error) {
 	var current int64
-	err := pool.QueryRow(ctx, `SELECT coalesce(max(version_id), 0) FROM goose_db_version WHERE is_applied`).Scan(&current)
+	err := pool.QueryRow(ctx, schemaVersion).Scan(&current)
 	if err != nil {
 		return 0, fmt.Errorf("read schema version: %w", err)
 	}
@@ -189,8 +196,13 @@ const auditSQL = `INSERT INTO audit_log (at, actor, account_id, action, object, 
 // Audit records who did what in the caller's transaction, so the record
 // commits or rolls back with the change itself. An empty accountID is stored
 // as NULL (operator-wide actions); nil details as {}.
-func Audit(ctx context.Context, tx pgx.Tx, at time.Time, actor, accountID, action, object string, details any) error {
-	_, err := tx.Exec(ctx, auditSQL, auditArgs(at, actor, accountID, action, object, details)...)
+func Audit(ctx context.Context, tx DBTX, at time.Time, actor, accountID, action, object string, details any) error {
+	acct, details := auditValues(accountID, details)
+	js, err := json.Marshal(details)
+	if err != nil {
+		return fmt.Errorf("audit %s: %w", action, err)
+	}
+	err = auditdb.New(tx).InsertAudit(ctx, auditdb.InsertAuditParams{At: at, Actor: actor, AccountID: acct, Action: action, Object: object, Details: js})
 	if err != nil {
 		return fmt.Errorf("audit %s: %w", action, err)
 	}
@@ -198,18 +210,20 @@ func Audit(ctx context.Context, tx pgx.Tx, at time.Time, actor, accountID, actio
 }
 
 // QueueAudit adds Audit's record to a batch the caller sends in its
-// transaction.
+// transaction (the confirm path's one round trip, a driver-level batch).
 func QueueAudit(b *pgx.Batch, at time.Time, actor, accountID, action, object string, details any) {
-	b.Queue(auditSQL, auditArgs(at, actor, accountID, action, object, details)...)
+	acct, details := auditValues(accountID, details)
+	b.Queue(auditSQL, at, actor, acct, action, object, details)
 }
 
-func auditArgs(at time.Time, actor, accountID, action, object string, details any) []any {
-	var acct any
+// auditValues stores an empty accountID as NULL and nil details as {}.
+func auditValues(accountID string, details any) (*string, any) {
+	var acct *string
 	if accountID != "" {
-		acct = accountID
+		acct = &accountID
 	}
 	if m, ok := details.(map[string]any); details == nil || (ok && m == nil) {
 		details = map[string]any{}
 	}
-	return []any{at, actor, acct, action, object, details}
+	return acct, details
 }
