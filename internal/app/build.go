@@ -12,6 +12,7 @@ import (
 	"github.com/pbxd/pbxd/internal/httpapi"
 	"github.com/pbxd/pbxd/internal/portal"
 	"github.com/pbxd/pbxd/internal/scheduler"
+	"github.com/pbxd/pbxd/internal/store"
 	"github.com/pbxd/pbxd/internal/users"
 	"github.com/pbxd/pbxd/provisioning"
 	"github.com/pbxd/pbxd/provisioning/phones"
@@ -89,7 +90,8 @@ func (a *App) build(ctx context.Context, cfg *config.Config) error {
 	if a.testClock != nil {
 		runDue = sched.RunDue
 	}
-	accountUsers := users.New(a.pool, a.clock)
+	db := store.NewDB(a.pool)
+	accountUsers := users.New(db, a.clock)
 	a.api = httpapi.New(httpapi.Options{
 		Logger:        a.log.With("component", "http"),
 		Registry:      a.reg,
@@ -98,7 +100,7 @@ func (a *App) build(ctx context.Context, cfg *config.Config) error {
 		Ready:         a.Ready,
 		TestClock:     a.testClock,
 		RunDue:        runDue,
-		Pool:          a.pool,
+		DB:            db,
 		Provisioning:  prov,
 		Provision:     provisionHandler,
 		Version:       a.version,
@@ -107,7 +109,7 @@ func (a *App) build(ctx context.Context, cfg *config.Config) error {
 		}), httpapi.UserRoutes(accountUsers)},
 	})
 	web, err := portal.New(portal.Options{
-		Pool: a.pool, Users: accountUsers, Provisioning: prov, Billing: bill, PeriodPrice: a.biller.PeriodPrice,
+		DB: db, Users: accountUsers, Provisioning: prov, Billing: bill, PeriodPrice: a.biller.PeriodPrice,
 		Clock: a.clock, OperatorToken: a.OperatorToken, Logger: a.log.With("component", "portal"),
 	})
 	if err != nil {

@@ -14,12 +14,12 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/pbxd/pbxd/internal/clock"
+	"github.com/pbxd/pbxd/internal/store"
 	"github.com/pbxd/pbxd/provisioning"
 )
 
@@ -57,7 +57,7 @@ type Options struct {
 	// MapError turns domain errors into problems.
 	MapError func(error) *Problem
 	// Pool stores idempotency keys.
-	Pool *pgxpool.Pool
+	DB *store.DB
 	// Provisioning serves accounts, lines and change orders.
 	Provisioning *provisioning.Service
 	// Provision serves phone configuration files under /provision/ (nil:

@@ -9,18 +9,22 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/pbxd/pbxd/internal/store"
+	"github.com/pbxd/pbxd/internal/store/apidb"
 )
 
 // idempotent makes a mutating handler safe to retry: with an
 // Idempotency-Key header, the first answer is stored and replayed to every
 // retry of the same request; the same key with another request is refused.
 // A key is scoped to the caller, so two accounts cannot collide.
-func (a *API) idempotent(pool *pgxpool.Pool, next http.Handler) http.Handler {
+func (a *API) idempotent(db *store.DB, next http.Handler) http.Handler {
+	var keys *apidb.Queries
+	if db != nil {
+		keys = apidb.New(db)
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		key := r.Header.Get("Idempotency-Key")
-		if key == "" || pool == nil {
+		if key == "" || keys == nil {
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -46,40 +50,37 @@ func (a *API) idempotent(pool *pgxpool.Pool, next http.Handler) http.Handler {
 		ctx := r.Context()
 
 		// Claim the key; a concurrent duplicate sees the claim and waits.
-		tag, err := pool.Exec(ctx, `INSERT INTO idempotency_keys (scope, key, request_hash, status, body, created_at)
-			VALUES ($1, $2, $3, 0, '', $4) ON CONFLICT DO NOTHING`, scope, key, hash, time.Now())
+		claim := apidb.ClaimKeyParams{Scope: scope, Key: key, RequestHash: hash, CreatedAt: time.Now()}
+		claimed, err := keys.ClaimKey(ctx, claim)
 		if err != nil {
 			a.writeError(w, r, err)
 			return
 		}
-		if tag.RowsAffected() == 0 {
+		if claimed == 0 {
 			for i := 0; i < 100; i++ {
-				var storedHash string
-				var status int
-				var stored []byte
-				err := pool.QueryRow(ctx, `SELECT request_hash, status, body FROM idempotency_keys WHERE scope = $1 AND key = $2`, scope, key).Scan(&storedHash, &status, &stored)
-				if errors.Is(err, pgx.ErrNoRows) {
+				stored, err := keys.GetKey(ctx, apidb.GetKeyParams{Scope: scope, Key: key})
+				if errors.Is(err, store.ErrNotFound) {
 					break // the first attempt failed and released the key: run again
 				}
 				if err != nil {
 					a.writeError(w, r, err)
 					return
 				}
-				if storedHash != hash {
+				if stored.RequestHash != hash {
 					writeProblem(w, Invalid("Idempotency-Key", "this Idempotency-Key was used for a different request"))
 					return
 				}
-				if status != 0 {
+				if status := int(stored.Status); status != 0 {
 					w.Header().Set("Content-Type", contentTypeFor(status))
 					w.Header().Set("Idempotent-Replayed", "true")
 					w.WriteHeader(status)
-					_, _ = w.Write(stored)
+					_, _ = w.Write(stored.Body)
 					return
 				}
 				time.Sleep(50 * time.Millisecond)
 			}
-			if _, err := pool.Exec(ctx, `INSERT INTO idempotency_keys (scope, key, request_hash, status, body, created_at)
-				VALUES ($1, $2, $3, 0, '', $4) ON CONFLICT DO NOTHING`, scope, key, hash, time.Now()); err != nil {
+			claim.CreatedAt = time.Now()
+			if _, err := keys.ClaimKey(ctx, claim); err != nil {
 				a.writeError(w, r, err)
 				return
 			}
@@ -89,10 +90,10 @@ func (a *API) idempotent(pool *pgxpool.Pool, next http.Handler) http.Handler {
 		bg := r.Context()
 		if rec.status >= 500 {
 			// A server error is not an answer: let the client retry for real.
-			_, _ = pool.Exec(bg, `DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND status = 0`, scope, key)
+			_ = keys.ReleaseKey(bg, apidb.ReleaseKeyParams{Scope: scope, Key: key})
 			return
 		}
-		_, err = pool.Exec(bg, `UPDATE idempotency_keys SET status = $3, body = $4 WHERE scope = $1 AND key = $2`, scope, key, rec.status, rec.buf.Bytes())
+		err = keys.StoreAnswer(bg, apidb.StoreAnswerParams{Scope: scope, Key: key, Status: int32(rec.status), Body: rec.buf.Bytes()})
 		if err != nil {
 			a.log.Error("store idempotent answer", "err", err)
 		}

@@ -281,7 +281,7 @@ func wrapIdem(a *API, h HandlerFunc) HandlerFunc {
 			a.writeError(w, r, err)
 		}
 	})
-	wrapped := a.idempotent(a.opts.Pool, inner)
+	wrapped := a.idempotent(a.opts.DB, inner)
 	return func(w http.ResponseWriter, r *http.Request) error {
 		wrapped.ServeHTTP(w, r)
 		return nil

@@ -11,8 +11,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/pbxd/pbxd/billing"
 	"github.com/pbxd/pbxd/internal/fault"
 	"github.com/pbxd/pbxd/internal/store"
@@ -68,7 +66,7 @@ func (p *Portal) accountStatus(q *rq) error {
 // audit records a portal-only action (a sign-in) in the
 // audit log; service actions audit themselves.
 func (p *Portal) audit(ctx context.Context, actor, accountID, action, object string, details map[string]any) {
-	err := store.InTx(ctx, p.o.Pool, func(tx pgx.Tx) error {
+	err := p.o.DB.InTx(ctx, func(tx *store.Tx) error {
 		return store.Audit(ctx, tx, p.o.Clock.Now(), actor, accountID, action, object, details)
 	})
 	if err != nil {

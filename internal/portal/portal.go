@@ -24,10 +24,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/pbxd/pbxd/billing"
 	"github.com/pbxd/pbxd/internal/fault"
+	"github.com/pbxd/pbxd/internal/store"
+	"github.com/pbxd/pbxd/internal/store/userdb"
 	"github.com/pbxd/pbxd/internal/users"
 	"github.com/pbxd/pbxd/provisioning"
 )
@@ -61,7 +61,7 @@ type Billing interface {
 
 // Options wires the portal.
 type Options struct {
-	Pool         *pgxpool.Pool
+	DB           *store.DB
 	Users        *users.Service
 	Provisioning Provisioning
 	Billing      Billing
@@ -100,7 +100,7 @@ func New(o Options) (*Portal, error) {
 		o.SessionTTL = 8 * time.Hour
 	}
 	p := &Portal{o: o, log: o.Logger, mux: http.NewServeMux(),
-		sessions: &sessions{pool: o.Pool, ttl: o.SessionTTL},
+		sessions: &sessions{q: userdb.New(o.DB), ttl: o.SessionTTL},
 		// 20 failures per source or 5 per email in 15 minutes block further
 		// attempts until the oldest failure leaves the window.
 		bySource: newThrottle(20, 15*time.Minute),

@@ -10,9 +10,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
-
+	"github.com/pbxd/pbxd/internal/store"
+	"github.com/pbxd/pbxd/internal/store/userdb"
 	"github.com/pbxd/pbxd/internal/users"
 )
 
@@ -29,8 +28,8 @@ type session struct {
 // several pbxd instances behind one address share them and a restart signs
 // nobody out.
 type sessions struct {
-	pool *pgxpool.Pool
-	ttl  time.Duration
+	q   *userdb.Queries
+	ttl time.Duration
 }
 
 func randomToken() string {
@@ -48,16 +47,16 @@ func hashToken(tok string) []byte {
 // the operator.
 func (s *sessions) create(ctx context.Context, userID string, now time.Time) (string, error) {
 	tok := randomToken()
-	var uid any
+	var uid *string
 	if userID != "" {
-		uid = userID
+		uid = &userID
 	}
 	// Expired sessions are swept as new ones start: no job needed.
-	if _, err := s.pool.Exec(ctx, `DELETE FROM portal_sessions WHERE expires_at < $1`, now); err != nil {
+	if err := s.q.SweepSessions(ctx, now); err != nil {
 		return "", fmt.Errorf("sweep sessions: %w", err)
 	}
-	_, err := s.pool.Exec(ctx, `INSERT INTO portal_sessions (token_sha256, user_id, csrf, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)`,
-		hashToken(tok), uid, randomToken(), now, now.Add(s.ttl))
+	err := s.q.InsertSession(ctx, userdb.InsertSessionParams{TokenSha256: hashToken(tok), UserID: uid, Csrf: randomToken(),
+		CreatedAt: now, ExpiresAt: now.Add(s.ttl)})
 	if err != nil {
 		return "", fmt.Errorf("create session: %w", err)
 	}
@@ -70,33 +69,30 @@ func (s *sessions) lookup(ctx context.Context, tok string, now time.Time) (*sess
 		return nil, false, nil
 	}
 	ss := &session{tokenHash: hashToken(tok)}
-	var sessionUser, uid, acct, email, name, role, locale *string
-	err := s.pool.QueryRow(ctx, `SELECT s.csrf, s.expires_at, s.user_id, u.id, u.account_id, u.email, u.name, u.role, u.locale
-		FROM portal_sessions s LEFT JOIN account_users u ON u.id = s.user_id AND u.deleted_at IS NULL
-		WHERE s.token_sha256 = $1`, ss.tokenHash).Scan(&ss.CSRF, &ss.Expires, &sessionUser, &uid, &acct, &email, &name, &role, &locale)
-	if errors.Is(err, pgx.ErrNoRows) {
+	r, err := s.q.GetSession(ctx, ss.tokenHash)
+	if errors.Is(err, store.ErrNotFound) {
 		return nil, false, nil
 	}
 	if err != nil {
 		return nil, false, fmt.Errorf("read session: %w", err)
 	}
+	ss.CSRF, ss.Expires = r.Csrf, r.ExpiresAt
 	if !now.Before(ss.Expires) {
 		return nil, false, nil
 	}
 	switch {
-	case sessionUser == nil:
+	case r.UserID == nil:
 		ss.Operator = true
-	case uid == nil:
+	case r.ID == nil:
 		return nil, false, nil // the user was removed: the session is void
 	default:
-		ss.User = users.User{ID: *uid, AccountID: *acct, Email: *email, Name: *name, Role: *role, Locale: *locale}
+		ss.User = users.User{ID: *r.ID, AccountID: *r.AccountID, Email: *r.Email, Name: *r.Name, Role: *r.Role, Locale: *r.Locale}
 	}
 	return ss, true, nil
 }
 
 func (s *sessions) end(ctx context.Context, ss *session) error {
-	_, err := s.pool.Exec(ctx, `DELETE FROM portal_sessions WHERE token_sha256 = $1`, ss.tokenHash)
-	return err
+	return s.q.EndSession(ctx, ss.tokenHash)
 }
 
 // throttle limits failed sign-ins per source address and per email. Both

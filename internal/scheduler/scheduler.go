@@ -17,13 +17,21 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/robfig/cron/v3"
 
 	"github.com/pbxd/pbxd/internal/clock"
+	"github.com/pbxd/pbxd/internal/store"
+	"github.com/pbxd/pbxd/internal/store/jobdb"
+)
+
+// The leader lock is a PostgreSQL session-level advisory lock, held on one
+// pooled connection for the run: driver-level SQL, kept by hand.
+const (
+	tryLeaderLock = "SELECT pg_try_advisory_lock($1)"
+	leaderUnlock  = "SELECT pg_advisory_unlock($1)"
 )
 
 // Job is a periodic task. Run must be idempotent: it may run again after a
@@ -154,7 +162,7 @@ func (s *Scheduler) runLocked(ctx context.Context, j job, now time.Time) error {
 	defer conn.Release()
 	key := lockKey(j.Name)
 	var leader bool
-	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", key).Scan(&leader); err != nil {
+	if err := conn.QueryRow(ctx, tryLeaderLock, key).Scan(&leader); err != nil {
 		return fmt.Errorf("leader lock: %w", err)
 	}
 	if !leader {
@@ -162,7 +170,7 @@ func (s *Scheduler) runLocked(ctx context.Context, j job, now time.Time) error {
 		s.log.Info("job running on another instance; skipped", "job", j.Name)
 		return nil
 	}
-	defer conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", key) //nolint:errcheck
+	defer conn.Exec(context.WithoutCancel(ctx), leaderUnlock, key) //nolint:errcheck
 
 	start := time.Now()
 	err = j.Run(ctx, now)
@@ -173,9 +181,7 @@ func (s *Scheduler) runLocked(ctx context.Context, j job, now time.Time) error {
 	}
 	s.runs.WithLabelValues(j.Name, "ok").Inc()
 	s.success.WithLabelValues(j.Name).Set(float64(time.Now().Unix()))
-	_, err = conn.Exec(ctx, `INSERT INTO job_runs (name, last_run_at) VALUES ($1, $2)
-		ON CONFLICT (name) DO UPDATE SET last_run_at = greatest(job_runs.last_run_at, excluded.last_run_at)`, j.Name, now)
-	if err != nil {
+	if err := jobdb.New(conn).RecordRun(ctx, jobdb.RecordRunParams{Name: j.Name, LastRunAt: now}); err != nil {
 		return fmt.Errorf("record run: %w", err)
 	}
 	s.log.Info("job done", "job", j.Name, "took", time.Since(start).Round(time.Millisecond))
@@ -186,9 +192,8 @@ func (s *Scheduler) runLocked(ctx context.Context, j job, now time.Time) error {
 // run counts as run just before its first due time after the epoch of the
 // daemon, i.e. it runs at once on first start.
 func (s *Scheduler) lastRun(ctx context.Context, name string) (time.Time, error) {
-	var t time.Time
-	err := s.pool.QueryRow(ctx, `SELECT last_run_at FROM job_runs WHERE name = $1`, name).Scan(&t)
-	if errors.Is(err, pgx.ErrNoRows) {
+	t, err := jobdb.New(store.NewDB(s.pool)).LastRun(ctx, name)
+	if errors.Is(err, store.ErrNotFound) {
 		return time.Time{}, nil
 	}
 	if err != nil {

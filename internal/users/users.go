@@ -16,12 +16,11 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/crypto/argon2"
 
 	"github.com/pbxd/pbxd/internal/fault"
 	"github.com/pbxd/pbxd/internal/store"
+	"github.com/pbxd/pbxd/internal/store/userdb"
 )
 
 // Roles. Owners and admins buy, change plans and cards; members see their
@@ -75,7 +74,8 @@ type Clock interface{ Now() time.Time }
 
 // Service stores users.
 type Service struct {
-	pool  *pgxpool.Pool
+	db    *store.DB
+	q     *userdb.Queries
 	clock Clock
 	// dummy is verified against when an email is unknown, so a login takes
 	// the same time whether the email exists or not.
@@ -83,20 +83,28 @@ type Service struct {
 }
 
 // New returns the service.
-func New(pool *pgxpool.Pool, clock Clock) *Service {
-	return &Service{pool: pool, clock: clock, dummy: Hash("not a password of anyone")}
+func New(db *store.DB, clock Clock) *Service {
+	return &Service{db: db, q: userdb.New(db), clock: clock, dummy: Hash("not a password of anyone")}
 }
 
 // ByRole is who acts: "operator" (or an account API token), or a user's role.
 // An admin may not create, change or remove owners, nor make anyone owner.
 type ByRole string
 
-const cols = `id, account_id, email, name, role, locale, created_at`
+func fromRow(r userdb.GetUserRow) User {
+	return User{ID: r.ID, AccountID: r.AccountID, Email: r.Email, Name: r.Name, Role: r.Role, Locale: r.Locale, CreatedAt: r.CreatedAt}
+}
 
-func scan(row pgx.Row) (User, error) {
-	var u User
-	err := row.Scan(&u.ID, &u.AccountID, &u.Email, &u.Name, &u.Role, &u.Locale, &u.CreatedAt)
-	return u, err
+// getUser reads a live user of the account; none is fault.NotFound.
+func getUser(ctx context.Context, q *userdb.Queries, accountID, id string) (User, error) {
+	r, err := q.GetUser(ctx, userdb.GetUserParams{ID: id, AccountID: accountID})
+	if errors.Is(err, store.ErrNotFound) {
+		return User{}, fault.New(fault.NotFound, "", "user not found")
+	}
+	if err != nil {
+		return User{}, fmt.Errorf("read user: %w", err)
+	}
+	return fromRow(r), nil
 }
 
 func validRole(r string) bool { return r == Owner || r == Admin || r == Member }
@@ -143,19 +151,20 @@ func (s *Service) Create(ctx context.Context, actor string, by ByRole, accountID
 	now := s.clock.Now()
 	u := User{ID: uuid.NewString(), AccountID: accountID, Email: n.Email, Name: n.Name, Role: n.Role, Locale: n.Locale, CreatedAt: now}
 	hash := Hash(n.Password) // outside the transaction: it takes tens of milliseconds
-	err := store.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		if err := lockAccount(ctx, tx, accountID); err != nil {
+	err := s.db.InTx(ctx, func(tx *store.Tx) error {
+		q := userdb.New(tx)
+		if err := lockAccount(ctx, q, accountID); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, `INSERT INTO account_users (id, account_id, email, name, role, locale, password_hash, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, u.ID, accountID, u.Email, u.Name, u.Role, u.Locale, hash, now)
+		err := q.InsertUser(ctx, userdb.InsertUserParams{ID: u.ID, AccountID: accountID, Email: u.Email, Name: u.Name, Role: u.Role,
+			Locale: u.Locale, PasswordHash: hash, CreatedAt: now})
 		if store.IsUniqueViolation(err, "account_users_email") {
 			return fault.New(fault.Conflict, "email", "a user with this email already exists")
 		}
 		if err != nil {
 			return fmt.Errorf("insert user: %w", err)
 		}
-		if err := setLines(ctx, tx, accountID, u.ID, n.Lines); err != nil {
+		if err := setLines(ctx, q, accountID, u.ID, n.Lines); err != nil {
 			return err
 		}
 		u.Lines = nonNil(n.Lines)
@@ -164,13 +173,12 @@ func (s *Service) Create(ctx context.Context, actor string, by ByRole, accountID
 	return u, err
 }
 
-func lockAccount(ctx context.Context, tx pgx.Tx, accountID string) error {
+func lockAccount(ctx context.Context, q *userdb.Queries, accountID string) error {
 	if uuid.Validate(accountID) != nil {
 		return fault.New(fault.NotFound, "", "account not found")
 	}
-	var id string
-	err := tx.QueryRow(ctx, `SELECT id FROM accounts WHERE id = $1 FOR NO KEY UPDATE`, accountID).Scan(&id)
-	if errors.Is(err, pgx.ErrNoRows) {
+	_, err := q.LockAccount(ctx, accountID)
+	if errors.Is(err, store.ErrNotFound) {
 		return fault.New(fault.NotFound, "", "account not found")
 	}
 	if err != nil {
@@ -184,24 +192,20 @@ func (s *Service) List(ctx context.Context, accountID string) ([]User, error) {
 	if uuid.Validate(accountID) != nil {
 		return nil, fault.New(fault.NotFound, "", "account not found")
 	}
-	var exists bool
-	if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM accounts WHERE id = $1)`, accountID).Scan(&exists); err != nil {
+	exists, err := s.q.AccountExists(ctx, accountID)
+	if err != nil {
 		return nil, fmt.Errorf("read account: %w", err)
 	}
 	if !exists {
 		return nil, fault.New(fault.NotFound, "", "account not found")
 	}
-	rows, err := s.pool.Query(ctx, `SELECT `+cols+` FROM account_users WHERE account_id = $1 AND deleted_at IS NULL
-		ORDER BY array_position(ARRAY['owner','admin','member'], role), lower(email)`, accountID)
+	rows, err := s.q.ListUsers(ctx, accountID)
 	if err != nil {
 		return nil, fmt.Errorf("list users: %w", err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (User, error) { return scan(r) })
-	if err != nil {
-		return nil, fmt.Errorf("list users: %w", err)
-	}
-	if out == nil {
-		out = []User{}
+	out := make([]User, 0, len(rows))
+	for _, r := range rows {
+		out = append(out, fromRow(userdb.GetUserRow(r)))
 	}
 	for i := range out {
 		if out[i].Lines, err = s.LinesOf(ctx, out[i].ID); err != nil {
@@ -216,12 +220,9 @@ func (s *Service) Get(ctx context.Context, accountID, id string) (User, error) {
 	if uuid.Validate(accountID) != nil || uuid.Validate(id) != nil {
 		return User{}, fault.New(fault.NotFound, "", "user not found")
 	}
-	u, err := scan(s.pool.QueryRow(ctx, `SELECT `+cols+` FROM account_users WHERE id = $1 AND account_id = $2 AND deleted_at IS NULL`, id, accountID))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return User{}, fault.New(fault.NotFound, "", "user not found")
-	}
+	u, err := getUser(ctx, s.q, accountID, id)
 	if err != nil {
-		return User{}, fmt.Errorf("read user: %w", err)
+		return User{}, err
 	}
 	u.Lines, err = s.LinesOf(ctx, id)
 	return u, err
@@ -248,19 +249,16 @@ func (s *Service) Update(ctx context.Context, actor string, by ByRole, accountID
 	}
 	now := s.clock.Now()
 	var u User
-	err := store.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		if err := lockAccount(ctx, tx, accountID); err != nil {
+	err := s.db.InTx(ctx, func(tx *store.Tx) error {
+		q := userdb.New(tx)
+		if err := lockAccount(ctx, q, accountID); err != nil {
 			return err
 		}
 		var err error
 		if uuid.Validate(id) != nil {
 			return fault.New(fault.NotFound, "", "user not found")
 		}
-		u, err = scan(tx.QueryRow(ctx, `SELECT `+cols+` FROM account_users WHERE id = $1 AND account_id = $2 AND deleted_at IS NULL`, id, accountID))
-		if errors.Is(err, pgx.ErrNoRows) {
-			return fault.New(fault.NotFound, "", "user not found")
-		}
-		if err != nil {
+		if u, err = getUser(ctx, q, accountID, id); err != nil {
 			return err
 		}
 		details := map[string]any{}
@@ -269,7 +267,7 @@ func (s *Service) Update(ctx context.Context, actor string, by ByRole, accountID
 				return fault.New(fault.Invalid, "role", "only an owner or the operator may change an owner or make one")
 			}
 			if u.Role == Owner {
-				if err := keepOwner(ctx, tx, accountID); err != nil {
+				if err := keepOwner(ctx, q, accountID); err != nil {
 					return err
 				}
 			}
@@ -284,24 +282,24 @@ func (s *Service) Update(ctx context.Context, actor string, by ByRole, accountID
 		}
 		if hash != "" {
 			details["password"] = "changed"
-			if _, err := tx.Exec(ctx, `UPDATE account_users SET password_hash = $2 WHERE id = $1`, id, hash); err != nil {
+			if err := q.SetPasswordHash(ctx, userdb.SetPasswordHashParams{ID: id, PasswordHash: hash}); err != nil {
 				return fmt.Errorf("update password: %w", err)
 			}
 			// A new password ends the user's other sessions.
-			if _, err := tx.Exec(ctx, `DELETE FROM portal_sessions WHERE user_id = $1`, id); err != nil {
+			if err := q.EndUserSessions(ctx, id); err != nil {
 				return fmt.Errorf("end sessions: %w", err)
 			}
 		}
 		if c.Lines != nil {
-			if err := setLines(ctx, tx, accountID, id, *c.Lines); err != nil {
+			if err := setLines(ctx, q, accountID, id, *c.Lines); err != nil {
 				return err
 			}
 			details["lines"] = len(*c.Lines)
 		}
-		if u.Lines, err = linesOf(ctx, tx, id); err != nil {
+		if u.Lines, err = linesOf(ctx, q, id); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `UPDATE account_users SET role = $2, name = $3, locale = $4 WHERE id = $1`, id, u.Role, u.Name, u.Locale); err != nil {
+		if err := q.UpdateUser(ctx, userdb.UpdateUserParams{ID: id, Role: u.Role, Name: u.Name, Locale: u.Locale}); err != nil {
 			return fmt.Errorf("update user: %w", err)
 		}
 		return store.Audit(ctx, tx, now, actor, accountID, "user.updated", id, details)
@@ -311,9 +309,9 @@ func (s *Service) Update(ctx context.Context, actor string, by ByRole, accountID
 
 // keepOwner refuses when the account has one owner left (the caller holds
 // the account lock).
-func keepOwner(ctx context.Context, tx pgx.Tx, accountID string) error {
-	var owners int
-	if err := tx.QueryRow(ctx, `SELECT count(*) FROM account_users WHERE account_id = $1 AND role = 'owner' AND deleted_at IS NULL`, accountID).Scan(&owners); err != nil {
+func keepOwner(ctx context.Context, q *userdb.Queries, accountID string) error {
+	owners, err := q.CountOwners(ctx, accountID)
+	if err != nil {
 		return fmt.Errorf("count owners: %w", err)
 	}
 	if owners <= 1 {
@@ -326,17 +324,15 @@ func keepOwner(ctx context.Context, tx pgx.Tx, accountID string) error {
 // audit trail).
 func (s *Service) Delete(ctx context.Context, actor string, by ByRole, accountID, id string) error {
 	now := s.clock.Now()
-	return store.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		if err := lockAccount(ctx, tx, accountID); err != nil {
+	return s.db.InTx(ctx, func(tx *store.Tx) error {
+		q := userdb.New(tx)
+		if err := lockAccount(ctx, q, accountID); err != nil {
 			return err
 		}
 		if uuid.Validate(id) != nil {
 			return fault.New(fault.NotFound, "", "user not found")
 		}
-		u, err := scan(tx.QueryRow(ctx, `SELECT `+cols+` FROM account_users WHERE id = $1 AND account_id = $2 AND deleted_at IS NULL`, id, accountID))
-		if errors.Is(err, pgx.ErrNoRows) {
-			return fault.New(fault.NotFound, "", "user not found")
-		}
+		u, err := getUser(ctx, q, accountID, id)
 		if err != nil {
 			return err
 		}
@@ -344,14 +340,14 @@ func (s *Service) Delete(ctx context.Context, actor string, by ByRole, accountID
 			if by == Admin {
 				return fault.New(fault.Invalid, "role", "only an owner or the operator may remove an owner")
 			}
-			if err := keepOwner(ctx, tx, accountID); err != nil {
+			if err := keepOwner(ctx, q, accountID); err != nil {
 				return err
 			}
 		}
-		if _, err := tx.Exec(ctx, `UPDATE account_users SET deleted_at = $2 WHERE id = $1`, id, now); err != nil {
+		if err := q.DeleteUser(ctx, userdb.DeleteUserParams{ID: id, DeletedAt: &now}); err != nil {
 			return fmt.Errorf("delete user: %w", err)
 		}
-		if _, err := tx.Exec(ctx, `DELETE FROM portal_sessions WHERE user_id = $1`, id); err != nil {
+		if err := q.EndUserSessions(ctx, id); err != nil {
 			return fmt.Errorf("end sessions: %w", err)
 		}
 		return store.Audit(ctx, tx, now, actor, accountID, "user.deleted", id, map[string]any{"email": u.Email})
@@ -361,19 +357,16 @@ func (s *Service) Delete(ctx context.Context, actor string, by ByRole, accountID
 // Authenticate checks an email and password. An unknown email costs the
 // same hash verification as a wrong password, so timing tells nothing.
 func (s *Service) Authenticate(ctx context.Context, email, password string) (User, bool, error) {
-	var hash string
-	var u User
-	err := s.pool.QueryRow(ctx, `SELECT u.id, u.account_id, u.email, u.name, u.role, u.locale, u.created_at, u.password_hash
-		FROM account_users u WHERE lower(u.email) = lower($1) AND u.deleted_at IS NULL`, strings.TrimSpace(email)).
-		Scan(&u.ID, &u.AccountID, &u.Email, &u.Name, &u.Role, &u.Locale, &u.CreatedAt, &hash)
-	if errors.Is(err, pgx.ErrNoRows) {
+	r, err := s.q.UserByEmail(ctx, strings.TrimSpace(email))
+	if errors.Is(err, store.ErrNotFound) {
 		Verify(s.dummy, password)
 		return User{}, false, nil
 	}
 	if err != nil {
 		return User{}, false, fmt.Errorf("read user: %w", err)
 	}
-	return u, Verify(hash, password), nil
+	u := User{ID: r.ID, AccountID: r.AccountID, Email: r.Email, Name: r.Name, Role: r.Role, Locale: r.Locale, CreatedAt: r.CreatedAt}
+	return u, Verify(r.PasswordHash, password), nil
 }
 
 // argon2id parameters: OWASP's second recommended set (19 MiB, 2 passes),
@@ -426,43 +419,37 @@ func nonNil(s []string) []string {
 
 // setLines replaces the lines a user sees; each must be a live line of the
 // account.
-func setLines(ctx context.Context, tx pgx.Tx, accountID, userID string, lines []string) error {
+func setLines(ctx context.Context, q *userdb.Queries, accountID, userID string, lines []string) error {
 	for i, id := range lines {
 		if uuid.Validate(id) != nil {
 			return fault.New(fault.Invalid, fmt.Sprintf("lines[%d]", i), "unknown line %q", id)
 		}
 	}
-	var n int
-	if err := tx.QueryRow(ctx, `SELECT count(DISTINCT id) FROM lines WHERE id = ANY($1::uuid[]) AND account_id = $2 AND state <> 'deleted'`, lines, accountID).Scan(&n); err != nil {
+	n, err := q.CountLiveLines(ctx, userdb.CountLiveLinesParams{Ids: lines, AccountID: accountID})
+	if err != nil {
 		return fmt.Errorf("check lines: %w", err)
 	}
-	if n != len(lines) {
+	if n != int64(len(lines)) {
 		return fault.New(fault.Invalid, "lines", "every line must be a line of this account, listed once")
 	}
-	if _, err := tx.Exec(ctx, `DELETE FROM account_user_lines WHERE user_id = $1`, userID); err != nil {
+	if err := q.ClearUserLines(ctx, userID); err != nil {
 		return fmt.Errorf("set lines: %w", err)
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO account_user_lines (user_id, line_id) SELECT $1, unnest($2::uuid[])`, userID, lines); err != nil {
+	if err := q.AddUserLines(ctx, userdb.AddUserLinesParams{UserID: userID, LineIds: lines}); err != nil {
 		return fmt.Errorf("set lines: %w", err)
 	}
 	return nil
 }
 
-type querier interface {
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-}
-
-func linesOf(ctx context.Context, q querier, userID string) ([]string, error) {
-	rows, err := q.Query(ctx, `SELECT ul.line_id::text FROM account_user_lines ul JOIN lines l ON l.id = ul.line_id
-		WHERE ul.user_id = $1 AND l.state <> 'deleted' ORDER BY l.extension`, userID)
+func linesOf(ctx context.Context, q *userdb.Queries, userID string) ([]string, error) {
+	out, err := q.UserLines(ctx, userID)
 	if err != nil {
 		return nil, fmt.Errorf("read user lines: %w", err)
 	}
-	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	return nonNil(out), err
+	return nonNil(out), nil
 }
 
 // LinesOf returns the ids of the live lines a user sees.
 func (s *Service) LinesOf(ctx context.Context, userID string) ([]string, error) {
-	return linesOf(ctx, s.pool, userID)
+	return linesOf(ctx, s.q, userID)
 }
