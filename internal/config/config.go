@@ -105,6 +105,12 @@ type SIP struct {
 	DefaultExpires Duration `yaml:"default_expires"`
 	NonceLifetime  Duration `yaml:"nonce_lifetime"`
 	MaxContacts    int      `yaml:"max_contacts"`
+	// SweepInterval is how often lapsed bindings are expired; ReloadInterval
+	// how often the whole in-memory view of the bindings is read again from
+	// the database, which instances share (changes of another instance
+	// arrive at once by LISTEN/NOTIFY; the reload repairs a lost one).
+	SweepInterval  Duration `yaml:"sweep_interval"`
+	ReloadInterval Duration `yaml:"reload_interval"`
 	// Throttle blocks a user from a source after ThrottleFailures auth
 	// failures within ThrottleWindow, for ThrottleBlock; a source failing
 	// ThrottleSourceFailures times for any users is blocked altogether.
@@ -493,6 +499,12 @@ func (c *Config) Validate() error {
 	}
 	if c.SIP.MaxContacts < 1 {
 		bad("sip.max_contacts", "must be at least 1")
+	}
+	if c.SIP.SweepInterval <= 0 {
+		bad("sip.sweep_interval", "must be positive")
+	}
+	if c.SIP.ReloadInterval <= 0 {
+		bad("sip.reload_interval", "must be positive")
 	}
 	if c.SIP.ThrottleFailures < 0 {
 		bad("sip.throttle_failures", "must not be negative (0 disables)")
