@@ -52,6 +52,8 @@ type Config struct {
 	Asterisk Asterisk `yaml:"asterisk"`
 	// Reconciler tunes how the PBX is kept equal to the database.
 	Reconciler Reconciler `yaml:"reconciler"`
+	// Scheduler tunes the leader-only scheduled jobs.
+	Scheduler Scheduler `yaml:"scheduler"`
 	// Billing configures invoices, renewals and dunning.
 	Billing Billing `yaml:"billing"`
 	// Phones configures the phone auto-provisioning server.
@@ -164,6 +166,14 @@ type Reconciler struct {
 	ResyncInterval Duration `yaml:"resync_interval"`
 	RetryMin       Duration `yaml:"retry_min"`
 	RetryMax       Duration `yaml:"retry_max"`
+}
+
+// Scheduler tunes the scheduled jobs' leader election.
+type Scheduler struct {
+	// CheckInterval bounds failover: every instance looks for due jobs
+	// (another's interrupted run included) this often, and a leader checks
+	// its lock session this often.
+	CheckInterval Duration `yaml:"check_interval"`
 }
 
 // Billing configures the billing engine.
@@ -540,6 +550,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Reconciler.Concurrency < 1 || c.Reconciler.Concurrency > 256 {
 		bad("reconciler.concurrency", "must be between 1 and 256")
+	}
+	if c.Scheduler.CheckInterval < Duration(100*time.Millisecond) || c.Scheduler.CheckInterval > Duration(time.Hour) {
+		bad("scheduler.check_interval", "must be between 100ms and 1h")
 	}
 	if c.Reconciler.ResyncInterval < Duration(time.Second) {
 		bad("reconciler.resync_interval", "must be at least 1s")
