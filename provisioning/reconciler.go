@@ -31,7 +31,7 @@ type ReconcilerOptions struct {
 	// no instance has applied yet.
 	Local    bool
 	Registry prometheus.Registerer
-	Logger         *slog.Logger
+	Logger   *slog.Logger
 }
 
 // Reconciler keeps a pbx.Backend equal to the database. Desired state is the

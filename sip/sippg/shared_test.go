@@ -13,8 +13,8 @@ import (
 	"github.com/pbxd/pbxd/internal/store/storetest"
 	"github.com/pbxd/pbxd/pbx"
 	"github.com/pbxd/pbxd/sip"
-	"github.com/pbxd/pbxd/sip/sipptest"
 	"github.com/pbxd/pbxd/sip/sippg"
+	"github.com/pbxd/pbxd/sip/sipptest"
 )
 
 // clock is a settable sip.Clock shared by the registrars of a test.
