@@ -15,10 +15,10 @@ import (
 	"github.com/pbxd/pbxd/sip/sipptest"
 )
 
-// startCluster starts two real pbxd processes on one new database, on the
-// real clock, with the extra configuration yaml, and returns them with a
-// pool on their database.
-func startCluster(t *testing.T, yaml string) (a, b *pbxdProcess, pool *pgxpool.Pool) {
+// startCluster starts two real pbxd processes on one new database with the
+// extra configuration yaml and environment env, and returns them, a
+// function starting one more, and a pool on their database.
+func startCluster(t *testing.T, yaml string, env ...string) (a, b *pbxdProcess, start func() *pbxdProcess, pool *pgxpool.Pool) {
 	t.Helper()
 	bin := buildPbxd(t)
 	dbURL := storetest.NewDatabase(t)
@@ -26,15 +26,15 @@ func startCluster(t *testing.T, yaml string) (a, b *pbxdProcess, pool *pgxpool.P
 	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	opts := pbxdOptions{Env: []string{"PBXD_TEST_CLOCK="}, Args: []string{"-config", cfg}}
-	a = startPbxdWith(t, bin, dbURL, t.TempDir(), opts)
-	b = startPbxdWith(t, bin, dbURL, t.TempDir(), opts)
+	opts := pbxdOptions{Env: env, Args: []string{"-config", cfg}}
+	start = func() *pbxdProcess { return startPbxdWith(t, bin, dbURL, t.TempDir(), opts) }
+	a, b = start(), start()
 	pool, err := pgxpool.New(t.Context(), dbURL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
-	return a, b, pool
+	return a, b, start, pool
 }
 
 // metricSum is the sum of the series of a metric on a daemon's /metrics.
@@ -57,7 +57,8 @@ func metricSum(t *testing.T, p *pbxdProcess, name string) float64 {
 // exactly once although both instances sweep.
 func TestTwoProcessesShareRegistrations(t *testing.T) {
 	t.Parallel()
-	a, b, pool := startCluster(t, "sip:\n  min_expires: 1s\n  sweep_interval: 200ms\n  throttle_failures: 0\n  throttle_source_failures: 0\n")
+	a, b, _, pool := startCluster(t, "sip:\n  min_expires: 1s\n  sweep_interval: 200ms\n  throttle_failures: 0\n  throttle_source_failures: 0\n",
+		"PBXD_TEST_CLOCK=") // the real clock: bindings expire by it
 	da, db := &apptest.Daemon{URL: a.base}, &apptest.Daemon{URL: b.base}
 	const domain = "cluster.example.net"
 	acct := da.CreateAccount(t, map[string]any{"sip_domain": domain})

@@ -131,3 +131,28 @@ func (p *pbxdProcess) sipAddress(t *testing.T) string {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// waitLog waits for a log line containing s logged after since, and
+// returns how long after since it was logged (by the line's own time).
+func (p *pbxdProcess) waitLog(t *testing.T, since time.Time, s string) time.Duration {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		p.mu.Lock()
+		for _, l := range p.logs {
+			if !strings.Contains(l, s) || !strings.HasPrefix(l, "time=") {
+				continue
+			}
+			at, err := time.Parse(time.RFC3339Nano, strings.Fields(l)[0][len("time="):])
+			if err == nil && at.After(since) {
+				p.mu.Unlock()
+				return at.Sub(since)
+			}
+		}
+		p.mu.Unlock()
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q in the log since %v:\n%s", s, since, p.logTail())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
