@@ -494,17 +494,24 @@ func (r *Registrar) Sweep() int {
 	return r.sweepLocal(r.clock.Now())
 }
 
-// sweepLocal expires the bindings lapsed at now from memory, persisting
-// and reporting each.
-func (r *Registrar) sweepLocal(now time.Time) int {
+// snapshot returns the lines held now and their IDs, to visit one by one
+// without holding the table lock.
+func (r *Registrar) snapshot() ([]string, []*line) {
 	r.tableMu.RLock()
+	defer r.tableMu.RUnlock()
 	ids := make([]string, 0, len(r.byID))
 	ls := make([]*line, 0, len(r.byID))
 	for id, l := range r.byID {
 		ids = append(ids, id)
 		ls = append(ls, l)
 	}
-	r.tableMu.RUnlock()
+	return ids, ls
+}
+
+// sweepLocal expires the bindings lapsed at now from memory, persisting
+// and reporting each.
+func (r *Registrar) sweepLocal(now time.Time) int {
+	ids, ls := r.snapshot()
 	removed := 0
 	for i, l := range ls {
 		l.mu.Lock()

@@ -235,14 +235,7 @@ func (r *Registrar) sweepShared(ctx context.Context) int {
 		r.log.Warn("sip: expire bindings in the store failed; dropped from memory only", "err", err)
 	}
 	expired := groupByLine(gone)
-	r.tableMu.RLock()
-	ids := make([]string, 0, len(r.byID))
-	ls := make([]*line, 0, len(r.byID))
-	for id, l := range r.byID {
-		ids = append(ids, id)
-		ls = append(ls, l)
-	}
-	r.tableMu.RUnlock()
+	ids, ls := r.snapshot()
 	for i, l := range ls {
 		l.mu.Lock()
 		kept := l.contacts[:0]

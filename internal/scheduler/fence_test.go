@@ -28,13 +28,15 @@ func newScheduler(t *testing.T, pool *pgxpool.Pool, check time.Duration, job sch
 }
 
 // mark records, in a transaction fenced like a job's, that who ran there,
-// at the database's clock.
-func mark(ctx context.Context, pool *pgxpool.Pool, who string, hold <-chan struct{}) error {
+// at the database's clock; with hold, it closes fenced once past the fence
+// and waits for hold before committing.
+func mark(ctx context.Context, pool *pgxpool.Pool, who string, fenced chan<- struct{}, hold <-chan struct{}) error {
 	return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		if err := store.CheckFence(ctx, tx); err != nil {
 			return err
 		}
 		if hold != nil {
+			close(fenced)
 			<-hold
 		}
 		_, err := tx.Exec(ctx, `INSERT INTO fence_log (who, at) VALUES ($1, clock_timestamp())`, who)
@@ -59,31 +61,38 @@ func TestCutLockSessionFencesTheOldLeader(t *testing.T) {
 	// The old leader does not check its session in time (an hour): the
 	// fence alone must stop it.
 	a := newScheduler(t, pool, time.Hour, scheduler.Job{Name: name, Schedule: "0 0 1 1 *", Run: func(ctx context.Context, _ time.Time) error {
-		go func() { close(holding) }()
-		if err := mark(ctx, pool, "a-before", release); err != nil {
+		if err := mark(ctx, pool, "a-before", holding, release); err != nil {
 			return err
 		}
-		for ctx.Err() == nil { // keeps working until fenced or stopped
-			if afterCut = mark(ctx, pool, "a-after", nil); afterCut != nil {
+		for start := time.Now(); ctx.Err() == nil && time.Since(start) < 30*time.Second; { // keeps working until fenced
+			if afterCut = mark(ctx, pool, "a-after", nil, nil); afterCut != nil {
 				return afterCut
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
-		return ctx.Err()
+		return errors.New("never fenced")
 	}})
 	b := newScheduler(t, pool, 100*time.Millisecond, scheduler.Job{Name: name, Schedule: "0 0 1 1 *", Run: func(ctx context.Context, _ time.Time) error {
-		return mark(ctx, pool, "b", nil)
+		return mark(ctx, pool, "b", nil, nil)
 	}})
 	aDone := make(chan error, 1)
 	go func() { aDone <- a.RunNow(ctx, name) }()
 	<-holding
-	var pid int
-	if err := pool.QueryRow(ctx, `SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted
-		AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`).Scan(&pid); err != nil {
-		t.Fatalf("the leader's lock: %v", err)
+	var cut int
+	if err := pool.QueryRow(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = 'advisory' AND granted
+		AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`).Scan(&cut); err != nil || cut != 1 {
+		t.Fatalf("cut %d lock sessions: %v", cut, err)
 	}
-	if _, err := pool.Exec(ctx, `SELECT pg_terminate_backend($1)`, pid); err != nil {
-		t.Fatal(err)
+	for { // pg_terminate_backend only signals the session
+		var held int
+		if err := pool.QueryRow(ctx, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted
+			AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`).Scan(&held); err != nil {
+			t.Fatal(err)
+		}
+		if held == 0 {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 	bDone := make(chan error, 1)
 	go func() { bDone <- b.RunNow(ctx, name) }()

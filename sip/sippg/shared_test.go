@@ -32,8 +32,9 @@ func (c *clock) Advance(d time.Duration) {
 
 // instance is one registrar of a shared test: what a pbxd instance runs.
 type instance struct {
-	r   *sip.Registrar
-	reg *prometheus.Registry
+	r    *sip.Registrar
+	reg  *prometheus.Registry
+	stop func() // stops it (once; the test's cleanup does it otherwise)
 }
 
 func startShared(t *testing.T, s sip.BindingStore, clk sip.Clock, mod func(*sip.Config)) instance {
@@ -60,13 +61,17 @@ func startShared(t *testing.T, s sip.BindingStore, clk sip.Clock, mod func(*sip.
 	for !r.Connected() {
 		time.Sleep(5 * time.Millisecond)
 	}
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	})
-	return instance{r, reg}
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return instance{r, reg, stop}
 }
 
 // waitContacts waits until r holds the line's bindings as ok accepts them.

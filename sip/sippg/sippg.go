@@ -153,7 +153,8 @@ func (s *Store) Watch(ctx context.Context, changed func(lineIDs []string)) error
 	if err != nil {
 		return fmt.Errorf("watch sip bindings: %w", err)
 	}
-	conn := pc.Hijack()                          // LISTENing: never back to the pool
+	// LISTENing: this connection never goes back to the pool.
+	conn := pc.Hijack()
 	defer conn.Close(context.WithoutCancel(ctx)) //nolint:errcheck
 	if _, err := conn.Exec(ctx, `LISTEN `+Channel); err != nil {
 		return fmt.Errorf("watch sip bindings: %w", err)
