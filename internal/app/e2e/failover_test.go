@@ -17,8 +17,8 @@ import (
 // failoverSubs is how many subscriptions each renewal run of the failover
 // test renews. By hand, at the issue's size and the default interval:
 //
-//	PBXD_FAILOVER_SUBS=100000 PBXD_FAILOVER_CHECK=10s go test ./internal/app/e2e \
-//	  -run TestLeaderFailoverWithRealProcesses -v -timeout 30m
+//	PBXD_FAILOVER_SUBS=100000 PBXD_FAILOVER_AT=50000 PBXD_FAILOVER_CHECK=10s \
+//	  go test ./internal/app/e2e -run TestLeaderFailoverWithRealProcesses -v -timeout 30m
 func failoverSubs() int {
 	if n, err := strconv.Atoi(os.Getenv("PBXD_FAILOVER_SUBS")); err == nil && n > 0 {
 		return n
@@ -102,7 +102,7 @@ func count(t *testing.T, pool *pgxpool.Pool, q string) int {
 // waitRenewals waits until n renewals are committed.
 func waitRenewals(t *testing.T, pool *pgxpool.Pool, n int) {
 	t.Helper()
-	deadline := time.Now().Add(90 * time.Second)
+	deadline := time.Now().Add(10 * time.Minute)
 	for {
 		got := count(t, pool, `SELECT count(*) FROM renewals`)
 		if got == n {
@@ -147,9 +147,11 @@ func TestLeaderFailoverWithRealProcesses(t *testing.T) {
 	n := failoverSubs()
 	seedDue(t, pool, n)
 
+	// PBXD_FAILOVER_AT: kill after this many renewals (default: the first).
+	killAt, _ := strconv.Atoi(os.Getenv("PBXD_FAILOVER_AT"))
 	leader, follower, done := leaderOf(t, a, b, "2026-12-01T02:00:00+01:00")
-	deadline := time.Now().Add(60 * time.Second)
-	for count(t, pool, `SELECT count(*) FROM renewals`) == 0 {
+	deadline := time.Now().Add(10 * time.Minute)
+	for count(t, pool, `SELECT count(*) FROM renewals`) <= killAt {
 		if time.Now().After(deadline) {
 			t.Fatal("the renewal run never started")
 		}
@@ -175,7 +177,7 @@ func TestLeaderFailoverWithRealProcesses(t *testing.T) {
 	// session is cut during the run.
 	restarted := start()
 	leader, _, done = leaderOf(t, follower, restarted, "2027-01-01T02:00:00+01:00")
-	for count(t, pool, `SELECT count(*) FROM renewals`) == n {
+	for count(t, pool, `SELECT count(*) FROM renewals`) <= n+killAt {
 		time.Sleep(2 * time.Millisecond)
 	}
 	if _, err := pool.Exec(t.Context(), `SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted
@@ -199,4 +201,73 @@ func TestLeaderFailoverWithRealProcesses(t *testing.T) {
 		t.Errorf("the leader whose session was cut did not stop:\n%s", leader.logTail())
 	}
 	checkBilledOnce(t, pool, n, 2)
+}
+
+// The leader dies (kill -9) in the middle of dunning (charging open card
+// invoices): the other instance takes the job and finishes it, and the
+// recovery job settles the charge the dead leader had in flight. Each
+// invoice is paid, by exactly one approved charge.
+func TestLeaderKilledDuringDunning(t *testing.T) {
+	t.Parallel()
+	a, b, _, pool := startCluster(t, "scheduler:\n  check_interval: 1s\n")
+	const n = 300
+	for _, q := range []string{
+		`INSERT INTO accounts (id, name, sip_domain, currency, timezone, vat_bp, payment_mode, seat_preference, ext_first, ext_last, created_at)
+			SELECT ('00000000-0000-4000-8000-' || lpad(to_hex(g), 12, '0'))::uuid, 'Card ' || g, 'd' || g || '.voip.example.net', 'EUR',
+			       'Europe/Paris', 2000, 'card', 'auto_purchase', 100, 899, now()
+			FROM generate_series(1, ` + strconv.Itoa(n) + `) g`,
+		`INSERT INTO payment_methods (id, account_id, gateway, token, label, is_default, created_at)
+			SELECT gen_random_uuid(), id, 'sandbox', 'sandbox_approve', 'Sandbox card', true, now() FROM accounts WHERE name LIKE 'Card %'`,
+		`INSERT INTO invoices (id, account_id, number, issuer, kind, status, currency, issued_at, due_at, net_minor, tax_minor, gross_minor, document)
+			SELECT gen_random_uuid(), id, 'DUN-2026-' || lpad(row_number() OVER (ORDER BY id)::text, 6, '0'), 'demo', 'invoice', 'open', 'EUR',
+			       '2026-11-16 09:00+01', '2026-11-30 09:00+01', 4990, 998, 5988, '{}'
+			FROM accounts WHERE name LIKE 'Card %'`,
+	} {
+		if _, err := pool.Exec(t.Context(), q); err != nil {
+			t.Fatalf("seed: %v", err)
+		}
+	}
+	leader, follower, done := leaderOf(t, a, b, "2026-11-16T10:15:00+01:00")
+	deadline := time.Now().Add(60 * time.Second)
+	for count(t, pool, `SELECT count(*) FROM sandbox_charges`) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("dunning never started")
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	if err := leader.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now()
+	if <-done {
+		t.Fatal("the leader finished dunning before it was killed")
+	}
+	charged := count(t, pool, `SELECT count(*) FROM sandbox_charges`)
+	took := follower.waitLog(t, killed, `msg="job started" component=scheduler job=billing.dunning`)
+	// Dunning done: every invoice paid but those whose charge the dead
+	// leader left in flight (outcome unknown), which recovery settles once
+	// they are old enough.
+	deadline = time.Now().Add(2 * time.Minute)
+	for count(t, pool, `SELECT count(*) FROM invoices i WHERE status <> 'paid' AND NOT EXISTS
+		(SELECT 1 FROM payment_attempts p WHERE p.invoice_id = i.id AND p.outcome = 'unknown')`) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("dunning never finished")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !setClock(follower.base, "2026-11-16T10:45:00+01:00") {
+		t.Fatal("moving the survivor's clock failed")
+	}
+	deadline = time.Now().Add(time.Minute)
+	for count(t, pool, `SELECT count(*) FROM invoices WHERE status = 'paid'`) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d invoices paid", count(t, pool, `SELECT count(*) FROM invoices WHERE status = 'paid'`), n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("kill -9 after %d of %d charges; the other instance took dunning %v later and finished it", charged, n, took.Round(time.Millisecond))
+	if n := count(t, pool, `SELECT count(*) FROM (SELECT i.id FROM invoices i LEFT JOIN sandbox_charges c
+		ON split_part(c.idempotency_key, ':', 2) = i.id::text AND c.outcome = 'approved' GROUP BY i.id HAVING count(c.*) <> 1) x`); n != 0 {
+		t.Errorf("%d invoices without exactly one approved charge", n)
+	}
 }
