@@ -25,13 +25,28 @@ const followBatch = 1000
 
 // follower is what this instance applied of the recent changes.
 type follower struct {
-	mark time.Time               // latest changed_at seen
-	seen map[string]followedLine // line → applied here, changed within followSlack of mark
+	mark time.Time               // latest changed_at seen; the loop goroutine's
+	seen map[string]followedLine // line → applied here, changed within followSlack of mark; under Reconciler.mu
 }
 
 type followedLine struct {
 	revision  int64
 	changedAt time.Time
+}
+
+// noteApplied records, with Options.Local, the lines of todo applied here
+// (not waiting for a retry), so that applyChanged does not apply them again.
+func (r *Reconciler) noteApplied(todo []pendingLine) {
+	if !r.o.Local {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, pl := range todo {
+		if _, failed := r.retry[pl.cfg.ID]; !failed {
+			r.followed.seen[pl.cfg.ID] = followedLine{pl.cfg.Revision, pl.changedAt}
+		}
+	}
 }
 
 // applyChanged applies the lines changed since mark - followSlack that
@@ -55,20 +70,17 @@ func (r *Reconciler) applyChanged(ctx context.Context) error {
 			if pl.changedAt.After(f.mark) {
 				f.mark = pl.changedAt
 			}
-			if s, ok := f.seen[pl.cfg.ID]; ok && s.revision == pl.cfg.Revision {
+			r.mu.Lock()
+			s, ok := f.seen[pl.cfg.ID]
+			r.mu.Unlock()
+			if ok && s.revision == pl.cfg.Revision {
 				continue
 			}
 			todo = append(todo, pl)
 		}
 		if len(todo) > 0 {
 			r.applyAll(ctx, todo)
-			r.mu.Lock()
-			for _, pl := range todo {
-				if _, failed := r.retry[pl.cfg.ID]; !failed {
-					f.seen[pl.cfg.ID] = followedLine{pl.cfg.Revision, pl.changedAt}
-				}
-			}
-			r.mu.Unlock()
+			r.noteApplied(todo)
 		}
 		if len(batch) < followBatch {
 			break
@@ -76,10 +88,12 @@ func (r *Reconciler) applyChanged(ctx context.Context) error {
 		last := batch[len(batch)-1]
 		at, after = last.changedAt, last.cfg.ID
 	}
+	r.mu.Lock()
 	for id, s := range f.seen {
 		if s.changedAt.Before(f.mark.Add(-followSlack)) {
 			delete(f.seen, id)
 		}
 	}
+	r.mu.Unlock()
 	return ctx.Err()
 }

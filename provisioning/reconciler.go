@@ -480,6 +480,7 @@ func (r *Reconciler) ApplyPending(ctx context.Context) (time.Time, error) {
 		}
 		r.prepareAhead(ctx, todo, prepared)
 		progress := r.applyAll(ctx, todo)
+		r.noteApplied(todo)
 		if ctx.Err() != nil {
 			return nextRetry, ctx.Err()
 		}
