@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/pbxd/pbxd/internal/store/storetest"
 	"github.com/pbxd/pbxd/pbx"
 	"github.com/pbxd/pbxd/sip"
