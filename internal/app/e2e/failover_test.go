@@ -132,6 +132,28 @@ func checkBilledOnce(t *testing.T, pool *pgxpool.Pool, subs, periods int) {
 	}
 }
 
+// killWhen kills the leader (SIGKILL) once the count q returns passes at,
+// and returns when; it fails the test if the leader's run (done) had
+// finished by then.
+func killWhen(t *testing.T, pool *pgxpool.Pool, leader *pbxdProcess, done <-chan bool, q string, at int) time.Time {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Minute)
+	for count(t, pool, q) <= at {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never passed %d", q, at)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	if err := leader.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now()
+	if <-done {
+		t.Fatal("the leader finished its run before it was killed: give it more work")
+	}
+	return killed
+}
+
 // The leader dies (kill -9) in the middle of a renewal run: the other
 // instance takes the job within scheduler.check_interval and finishes it.
 // Then the new leader's lock session is cut (pg_terminate_backend) in the
@@ -150,20 +172,7 @@ func TestLeaderFailoverWithRealProcesses(t *testing.T) {
 	// PBXD_FAILOVER_AT: kill after this many renewals (default: the first).
 	killAt, _ := strconv.Atoi(os.Getenv("PBXD_FAILOVER_AT"))
 	leader, follower, done := leaderOf(t, a, b, "2026-12-01T02:00:00+01:00")
-	deadline := time.Now().Add(10 * time.Minute)
-	for count(t, pool, `SELECT count(*) FROM renewals`) <= killAt {
-		if time.Now().After(deadline) {
-			t.Fatal("the renewal run never started")
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-	if err := leader.cmd.Process.Kill(); err != nil { // SIGKILL
-		t.Fatal(err)
-	}
-	killed := time.Now()
-	if <-done {
-		t.Fatal("the leader finished the run before it was killed: raise PBXD_FAILOVER_SUBS")
-	}
+	killed := killWhen(t, pool, leader, done, `SELECT count(*) FROM renewals`, killAt)
 	at := count(t, pool, `SELECT count(*) FROM renewals`)
 	took := follower.waitLog(t, killed, `msg="job started" component=scheduler job=billing.renewals`)
 	waitRenewals(t, pool, n)
@@ -228,26 +237,13 @@ func TestLeaderKilledDuringDunning(t *testing.T) {
 		}
 	}
 	leader, follower, done := leaderOf(t, a, b, "2026-11-16T10:15:00+01:00")
-	deadline := time.Now().Add(60 * time.Second)
-	for count(t, pool, `SELECT count(*) FROM sandbox_charges`) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("dunning never started")
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-	if err := leader.cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	killed := time.Now()
-	if <-done {
-		t.Fatal("the leader finished dunning before it was killed")
-	}
+	killed := killWhen(t, pool, leader, done, `SELECT count(*) FROM sandbox_charges`, 0)
 	charged := count(t, pool, `SELECT count(*) FROM sandbox_charges`)
 	took := follower.waitLog(t, killed, `msg="job started" component=scheduler job=billing.dunning`)
 	// Dunning done: every invoice paid but those whose charge the dead
 	// leader left in flight (outcome unknown), which recovery settles once
 	// they are old enough.
-	deadline = time.Now().Add(2 * time.Minute)
+	deadline := time.Now().Add(2 * time.Minute)
 	for count(t, pool, `SELECT count(*) FROM invoices i WHERE status <> 'paid' AND NOT EXISTS
 		(SELECT 1 FROM payment_attempts p WHERE p.invoice_id = i.id AND p.outcome = 'unknown')`) > 0 {
 		if time.Now().After(deadline) {
