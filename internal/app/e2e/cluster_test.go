@@ -78,14 +78,14 @@ func TestTwoProcessesShareRegistrations(t *testing.T) {
 				return
 			}
 			if time.Now().After(deadline) {
-				res.MustPass(t, "register through "+p.sip)
+				res.MustPass(t, "register through "+p.sipAddress(t))
 			}
 			time.Sleep(100 * time.Millisecond)
 		}
 	}
 	active := func(p *pbxdProcess, want float64) {
 		t.Helper()
-		eventually(t, 20*time.Second, fmt.Sprintf("%s holding %v registrations", p.sip, want), func() bool {
+		eventually(t, 20*time.Second, fmt.Sprintf("%s holding %v registrations", p.base, want), func() bool {
 			return metricSum(t, p, "pbxd_sip_registrations_active") == want
 		})
 	}
