@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pbxd/pbxd/internal/fault"
+	"github.com/pbxd/pbxd/internal/store"
 )
 
 // PaymentMethod is a saved payment method as the API shows it. Its gateway
@@ -243,6 +244,9 @@ func (s *Service) retry(ctx context.Context, invoiceID string, now time.Time) er
 	var noMethod bool
 	var accountID string
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := store.CheckFence(ctx, tx); err != nil { // the job's leader only
+			return err
+		}
 		var status, cur string
 		var gross int64
 		var exhausted *bool

@@ -293,6 +293,9 @@ func (s *Service) renewBatch(ctx context.Context, cat map[string]Package, ids []
 	var subs []subRow
 	claim := &pgx.Batch{}
 	claim.Queue("BEGIN")
+	if f, ok := store.FenceFrom(ctx); ok { // the job's leader only
+		claim.Queue(store.FenceSQL, f.Job, f.Epoch)
+	}
 	// Generic plans: with an array of ids PostgreSQL would otherwise plan
 	// every statement anew for each batch (a few milliseconds, more than
 	// the whole renewal of one subscription); the generic plans are the
@@ -323,7 +326,7 @@ func (s *Service) renewBatch(ctx context.Context, cat map[string]Package, ids []
 		return rows.Err()
 	})
 	if err := conn.SendBatch(ctx, claim).Close(); err != nil {
-		return nil, fmt.Errorf("claim: %w", err)
+		return nil, fmt.Errorf("claim: %w", store.FenceError(err))
 	}
 	if len(subs) == 0 {
 		return nil, nil

@@ -25,8 +25,13 @@ type ReconcilerOptions struct {
 	RetryMin       time.Duration // first retry delay after a failed apply
 	RetryMax       time.Duration // cap of the exponential backoff
 	MaxContacts    int           // per line, pushed to the PBX
-	Registry       prometheus.Registerer
-	Logger         *slog.Logger
+	// Local is set for a backend inside this process (the built-in
+	// registrar): every pbxd instance on the database has its own, so each
+	// applies every line change itself (see follow.go), not only the ones
+	// no instance has applied yet.
+	Local    bool
+	Registry prometheus.Registerer
+	Logger   *slog.Logger
 }
 
 // Reconciler keeps a pbx.Backend equal to the database. Desired state is the
@@ -47,6 +52,8 @@ type Reconciler struct {
 	// routeRetry is when number routes that failed are written again.
 	routeRetry    time.Time
 	routeAttempts int
+
+	followed follower // with Options.Local; used by the loop goroutine only
 
 	pending     prometheus.Gauge
 	lag         prometheus.Histogram
@@ -161,6 +168,7 @@ func (s *Service) NewReconciler(backend pbx.Backend, o ReconcilerOptions) *Recon
 	}
 	f := promauto.With(o.Registry)
 	r := &Reconciler{svc: s, pool: s.pool, backend: backend, o: o, log: o.Logger, wake: make(chan struct{}, 1), retry: map[string]retryState{}}
+	r.followed = follower{mark: s.clock.Now(), seen: map[string]followedLine{}}
 	r.pending = f.NewGauge(prometheus.GaugeOpts{Name: "pbxd_reconcile_pending", Help: "Line revisions committed but not yet applied to the PBX."})
 	r.lag = f.NewHistogram(prometheus.HistogramOpts{Name: "pbxd_reconcile_lag_seconds", Help: "Time from a line change's commit to its application on the PBX.",
 		Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300}})
@@ -236,6 +244,9 @@ func (r *Reconciler) loop(ctx context.Context) error {
 		// events: with the database gone, each pass is one more failure.
 		if apply {
 			next, err := r.ApplyPending(ctx)
+			if err == nil && r.o.Local {
+				err = r.applyChanged(ctx)
+			}
 			switch {
 			case err != nil && ctx.Err() == nil:
 				delay := applyB.next()
@@ -484,6 +495,7 @@ func (r *Reconciler) applyPendingLines(ctx context.Context) (time.Time, error) {
 		}
 		r.prepareAhead(ctx, todo, prepared)
 		progress := r.applyAll(ctx, todo)
+		r.noteApplied(todo)
 		if ctx.Err() != nil {
 			return nextRetry, ctx.Err()
 		}

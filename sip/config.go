@@ -94,6 +94,11 @@ type Config struct {
 	// SweepInterval is how often expired bindings are removed (and their
 	// registration events emitted).
 	SweepInterval time.Duration
+	// ReloadInterval is how often, with a SharedStore, the whole in-memory
+	// view is read again from the store (changes of other instances
+	// arrive at once through SharedStore.Watch; the reload repairs any
+	// notification lost).
+	ReloadInterval time.Duration
 	// FlushTimeout bounds how long Run waits at shutdown for the write-behind
 	// queue to reach the BindingStore.
 	FlushTimeout time.Duration
@@ -142,6 +147,7 @@ func DefaultConfig() Config {
 		ThrottleBlock:          10 * time.Minute,
 		ThrottleMaxSources:     100_000,
 		SweepInterval:          5 * time.Second,
+		ReloadInterval:         5 * time.Minute,
 		FlushTimeout:           10 * time.Second,
 		EventBuffer:            1024,
 		UserAgent:              "pbxd",
@@ -213,6 +219,9 @@ func (c Config) Validate() error {
 	}
 	if c.SweepInterval <= 0 {
 		bad("sip: sweep interval must be positive")
+	}
+	if c.ReloadInterval <= 0 {
+		bad("sip: reload interval must be positive")
 	}
 	if c.FlushTimeout <= 0 {
 		bad("sip: flush timeout must be positive")

@@ -190,9 +190,11 @@ var tokenChars = func() (t [256]bool) {
 	return t
 }()
 
-// nonce layout: 8 bytes issue time (unix ns), 8 bytes unique counter, 16
-// bytes HMAC-SHA256(secret, time|counter|source|realm) truncated;
-// base64url. source is the address the challenge was sent to (grouped as
+// nonce layout: 8 bytes issue time (unix ns), 4 bytes issuer tag, 4 bytes
+// counter, 16 bytes HMAC-SHA256(secret, time|tag|counter|source|realm)
+// truncated; base64url. The tag is random per registrar start: every
+// instance sharing the secret recognises the nonce as genuine, but only its
+// issuer, which alone tracks its nonce counts, accepts it (see check). source is the address the challenge was sent to (grouped as
 // throttle.Source does), so a nonce echoed from elsewhere is not ours: only
 // a client that receives our answers at an address can make failures count
 // against it (spoofed one-way packets cannot lock a victim out).
@@ -215,7 +217,8 @@ const (
 type noncer struct {
 	secret   []byte
 	lifetime time.Duration
-	ctr      atomic.Uint64
+	tag      uint32 // this registrar's, in every nonce it mints
+	ctr      atomic.Uint32
 	macs     sync.Pool // of *macState
 }
 
@@ -227,9 +230,11 @@ type macState struct {
 	sum []byte
 }
 
+// newNoncer keys nonces with secret; seed's high half is the issuer tag,
+// its low half the first counter value.
 func newNoncer(secret []byte, lifetime time.Duration, seed uint64) *noncer {
-	n := &noncer{secret: append([]byte(nil), secret...), lifetime: lifetime}
-	n.ctr.Store(seed)
+	n := &noncer{secret: append([]byte(nil), secret...), lifetime: lifetime, tag: uint32(seed >> 32)}
+	n.ctr.Store(uint32(seed))
 	n.macs.New = func() any {
 		return &macState{h: hmac.New(sha256.New, n.secret), in: make([]byte, 0, 128), sum: make([]byte, 0, sha256.Size)}
 	}
@@ -257,13 +262,18 @@ func (n *noncer) mint(now time.Time, src netip.Addr, realm string) string {
 func (n *noncer) appendMint(dst []byte, now time.Time, src netip.Addr, realm string) []byte {
 	var raw [nonceRawLen]byte
 	binary.BigEndian.PutUint64(raw[0:8], uint64(now.UnixNano()))
-	binary.BigEndian.PutUint64(raw[8:16], n.ctr.Add(1))
+	binary.BigEndian.PutUint32(raw[8:12], n.tag)
+	binary.BigEndian.PutUint32(raw[12:16], n.ctr.Add(1))
 	n.mac(raw[16:], raw[:16], src, realm)
 	return base64.RawURLEncoding.AppendEncode(dst, raw[:])
 }
 
 // check verifies that nonce was minted by us for realm and src and is not
-// older than the lifetime; it returns the issue time.
+// older than the lifetime; it returns the issue time. A genuine nonce
+// minted by another registrar sharing the secret (another pbxd instance,
+// or this one before a restart) is stale: its nonce counts were tracked
+// there, so accepting it here would let a captured request be replayed.
+// The phone retries at once with a fresh nonce, without failing.
 func (n *noncer) check(now time.Time, nonce string, src netip.Addr, realm string) (nonceStatus, time.Time) {
 	if len(nonce) != nonceLen {
 		return nonceInvalid, time.Time{}
@@ -280,6 +290,9 @@ func (n *noncer) check(now time.Time, nonce string, src netip.Addr, realm string
 		return nonceInvalid, time.Time{}
 	}
 	issued := time.Unix(0, int64(binary.BigEndian.Uint64(raw[0:8])))
+	if binary.BigEndian.Uint32(raw[8:12]) != n.tag {
+		return nonceStale, issued
+	}
 	age := now.Sub(issued)
 	if age < -time.Minute { // from the future: clock stepped back a lot
 		return nonceStale, issued

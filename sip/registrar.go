@@ -58,6 +58,7 @@ type Registrar struct {
 	clock   Clock
 	log     *slog.Logger
 	store   BindingStore
+	shared  SharedStore // store, when shared with other instances; else nil
 	wb      *writeBehind
 	events  *eventQueue
 	nonces  *noncer
@@ -161,6 +162,7 @@ func New(cfg Config, store BindingStore, clock Clock, logger *slog.Logger, reg p
 			return float64(r.thrUser.BlockedCount(now) + r.thrSrc.BlockedCount(now))
 		})
 	r.wb = newWriteBehind(store, logger, r.m)
+	r.shared, _ = store.(SharedStore)
 	r.replays = newReplayCache(8192, clock.Now)
 	canon := func(algs []string) []string {
 		out := make([]string, len(algs))
@@ -333,6 +335,9 @@ func (r *Registrar) Run(ctx context.Context) error {
 	bgCtx, bgCancel := context.WithCancel(context.WithoutCancel(ctx))
 	bg.Go(func() { r.events.run(bgCtx) })
 	bg.Go(func() { r.wb.run(bgCtx, r.cfg.FlushTimeout) })
+	if r.shared != nil {
+		bg.Go(func() { r.follow(bgCtx) })
+	}
 
 	if err := r.load(ctx); err != nil {
 		r.closeListeners()
@@ -398,7 +403,9 @@ func (r *Registrar) load(ctx context.Context) error {
 	r.tableMu.Lock()
 	for _, b := range bs {
 		if !b.ExpiresAt.After(now) {
-			r.wb.remove(b.LineID, b.ContactURI)
+			if r.shared == nil { // else the sweep expires it, once
+				r.wb.remove(b.LineID, b.ContactURI)
+			}
 			continue
 		}
 		l := r.byID[b.LineID]
@@ -478,18 +485,36 @@ func (r *Registrar) sweepLoop(ctx context.Context) {
 }
 
 // Sweep removes expired bindings now (Run does it every
-// Config.SweepInterval). It returns the number
-// of bindings removed.
+// Config.SweepInterval). It returns the number of bindings it expired:
+// with a SharedStore, those it deleted from the store (another instance
+// expires the others; every instance drops them from memory).
 func (r *Registrar) Sweep() int {
-	now := r.clock.Now()
+	if r.shared != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), max(r.cfg.SweepInterval, 10*time.Second))
+		defer cancel()
+		return r.sweepShared(ctx)
+	}
+	return r.sweepLocal(r.clock.Now())
+}
+
+// snapshot returns the lines held now and their IDs, to visit one by one
+// without holding the table lock.
+func (r *Registrar) snapshot() ([]string, []*line) {
 	r.tableMu.RLock()
+	defer r.tableMu.RUnlock()
 	ids := make([]string, 0, len(r.byID))
 	ls := make([]*line, 0, len(r.byID))
 	for id, l := range r.byID {
 		ids = append(ids, id)
 		ls = append(ls, l)
 	}
-	r.tableMu.RUnlock()
+	return ids, ls
+}
+
+// sweepLocal expires the bindings lapsed at now from memory, persisting
+// and reporting each.
+func (r *Registrar) sweepLocal(now time.Time) int {
+	ids, ls := r.snapshot()
 	removed := 0
 	for i, l := range ls {
 		l.mu.Lock()

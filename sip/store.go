@@ -18,8 +18,7 @@ type Binding struct {
 	// LineID it identifies the binding.
 	ContactURI string
 	// Params are the Contact header parameters but expires
-	// (";+sip.instance=...;reg-id=1"), echoed in 200 responses. Kept in
-	// memory only: after a restart they return with the next refresh.
+	// (";+sip.instance=...;reg-id=1"), echoed in 200 responses.
 	Params string
 	// Source is where the REGISTER came from, "transport:ip:port"
 	// (e.g. "udp:192.0.2.10:5060"), for NAT traversal and diagnostics.
@@ -50,6 +49,25 @@ type BindingStore interface {
 	DeleteBinding(ctx context.Context, lineID, contactURI string) error
 	// DeleteLine removes every binding of a line.
 	DeleteLine(ctx context.Context, lineID string) error
+}
+
+// SharedStore is a BindingStore several registrars (pbxd instances) share,
+// authoritative for all of them: each registrar keeps its in-memory view
+// following it, and bindings expire through it so that exactly one
+// registrar expires each. sippg provides the PostgreSQL one.
+type SharedStore interface {
+	BindingStore
+	// LoadLines returns the stored bindings of the given lines.
+	LoadLines(ctx context.Context, lineIDs []string) ([]Binding, error)
+	// ExpireBindings deletes every binding expired at now and returns the
+	// ones this call deleted (a binding deleted concurrently by another
+	// registrar is not returned here).
+	ExpireBindings(ctx context.Context, now time.Time) ([]Binding, error)
+	// Watch calls changed with the lines whose bindings another registrar
+	// changed, until ctx ends or the watch fails; changed(nil) means any
+	// line may have changed (it is called first, once watching, since
+	// changes may have been missed before).
+	Watch(ctx context.Context, changed func(lineIDs []string)) error
 }
 
 // ErrBindingRejected is wrapped by a BindingStore that refuses a binding
@@ -154,10 +172,67 @@ type writeBehind struct {
 	pending map[string]*lineOps
 	order   []string
 	wake    chan struct{}
+
+	// With a SharedStore, what a reload from the store must not overwrite:
+	// lines being written (inflight) and lines written since generation g
+	// (written[line] > g), whose stored state may be newer than a read
+	// started at g. Nil maps: not tracked.
+	inflight map[string]int
+	written  map[string]uint64
+	gen      uint64
 }
 
 func newWriteBehind(store BindingStore, log *slog.Logger, m *metrics) *writeBehind {
-	return &writeBehind{store: store, log: log, m: m, pending: make(map[string]*lineOps), wake: make(chan struct{}, 1)}
+	w := &writeBehind{store: store, log: log, m: m, pending: make(map[string]*lineOps), wake: make(chan struct{}, 1)}
+	if _, ok := store.(SharedStore); ok {
+		w.inflight, w.written = make(map[string]int), make(map[string]uint64)
+	}
+	return w
+}
+
+// generation returns the current write generation: a reload records it
+// before reading the store, then applies only lines !busySince it.
+func (w *writeBehind) generation() uint64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.gen
+}
+
+// busySince reports whether the line has local writes queued, in flight,
+// or done after generation g.
+func (w *writeBehind) busySince(lineID string, g uint64) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.pending[lineID] != nil || w.inflight[lineID] > 0 || w.written[lineID] > g
+}
+
+// forget drops the write records up to generation g, once no reload that
+// started before g is left.
+func (w *writeBehind) forget(g uint64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for id, v := range w.written {
+		if v <= g {
+			delete(w.written, id)
+		}
+	}
+}
+
+// finished records the end of the writes taken for ids (done or queued
+// again).
+func (w *writeBehind) finished(ids []string) {
+	if w.inflight == nil {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.gen++
+	for _, id := range ids {
+		if w.inflight[id]--; w.inflight[id] <= 0 {
+			delete(w.inflight, id)
+		}
+		w.written[id] = w.gen
+	}
 }
 
 func (w *writeBehind) opsLocked(lineID string) *lineOps {
@@ -218,6 +293,9 @@ func (w *writeBehind) take(n int) ([]string, []*lineOps) {
 	for i, id := range ids {
 		ops[i] = w.pending[id]
 		delete(w.pending, id)
+		if w.inflight != nil {
+			w.inflight[id]++
+		}
 	}
 	w.m.storeQueue.Set(float64(len(w.pending)))
 	return ids, ops
@@ -256,31 +334,37 @@ func (w *writeBehind) flushOnce(ctx context.Context) error {
 		if len(ids) == 0 {
 			return nil
 		}
-		if err := w.saveBatch(ctx, ids, batch); err != nil {
-			for i, id := range ids {
-				w.requeue(id, batch[i])
-			}
-			w.m.storeErrors.Inc()
+		if err := w.flushBatch(ctx, ids, batch); err != nil {
 			return err
 		}
-		var first error
+	}
+}
+
+// flushBatch writes the taken lines, queueing again what failed.
+func (w *writeBehind) flushBatch(ctx context.Context, ids []string, batch []*lineOps) error {
+	defer w.finished(ids)
+	if err := w.saveBatch(ctx, ids, batch); err != nil {
 		for i, id := range ids {
-			if first != nil && ctx.Err() != nil {
-				w.requeue(id, batch[i]) // taken but not tried
-				continue
-			}
-			if err := w.apply(ctx, id, batch[i]); err != nil {
-				w.m.storeErrors.Inc()
-				w.requeue(id, batch[i])
-				if first == nil {
-					first = fmt.Errorf("line %s: %w", id, err)
-				}
-			}
+			w.requeue(id, batch[i])
 		}
-		if first != nil {
-			return first
+		w.m.storeErrors.Inc()
+		return err
+	}
+	var first error
+	for i, id := range ids {
+		if first != nil && ctx.Err() != nil {
+			w.requeue(id, batch[i]) // taken but not tried
+			continue
+		}
+		if err := w.apply(ctx, id, batch[i]); err != nil {
+			w.m.storeErrors.Inc()
+			w.requeue(id, batch[i])
+			if first == nil {
+				first = fmt.Errorf("line %s: %w", id, err)
+			}
 		}
 	}
+	return first
 }
 
 // batchSaver is a BindingStore that upserts many bindings at once (sippg:

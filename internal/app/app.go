@@ -447,6 +447,7 @@ func restartOnly(old, cfg *config.Config) []string {
 	check("http.listen", old.HTTP.Listen != cfg.HTTP.Listen)
 	check("sip", !reflect.DeepEqual(old.SIP, cfg.SIP))
 	check("backend", old.Backend != cfg.Backend)
+	check("scheduler", old.Scheduler != cfg.Scheduler)
 	check("secret_key", old.SecretKey != cfg.SecretKey)
 	return keys
 }

@@ -45,6 +45,7 @@ func (a *App) buildBackend(cfg *config.Config) error {
 	a.reconciler = a.prov.NewReconciler(backend, provisioning.ReconcilerOptions{
 		Concurrency: cfg.Reconciler.Concurrency, ResyncInterval: cfg.Reconciler.ResyncInterval.D(),
 		RetryMin: cfg.Reconciler.RetryMin.D(), RetryMax: cfg.Reconciler.RetryMax.D(), MaxContacts: maxContacts,
+		Local:    cfg.Backend == "builtin", // each instance's registrar needs every line
 		Registry: a.reg, Logger: a.log.With("component", "reconciler"),
 	})
 	a.parts = append(a.parts, part{"reconciler", a.reconciler.Run})
@@ -56,12 +57,14 @@ func (a *App) buildRegistrar(cfg *config.Config) (*sip.Registrar, error) {
 	sc.UDPListen, sc.TCPListen = cfg.SIP.Listen, cfg.SIP.Listen
 	sc.TLSListen, sc.TLSCertFile, sc.TLSKeyFile = cfg.SIP.TLSListen, cfg.SIP.TLSCert, cfg.SIP.TLSKey
 	// The nonce key derives from the secret key, so it is stable across
-	// restarts without another secret to manage.
+	// restarts without another secret to manage, and the same on every
+	// instance sharing the database (they share the secret key).
 	sum := sha256.Sum256(append([]byte("pbxd sip nonce\x00"), a.secretKey...))
 	sc.Secret = sum[:]
 	sc.NonceLifetime = cfg.SIP.NonceLifetime.D()
 	sc.MinExpires, sc.MaxExpires, sc.DefaultExpires = cfg.SIP.MinExpires.D(), cfg.SIP.MaxExpires.D(), cfg.SIP.DefaultExpires.D()
 	sc.MaxContacts = cfg.SIP.MaxContacts
+	sc.SweepInterval, sc.ReloadInterval = cfg.SIP.SweepInterval.D(), cfg.SIP.ReloadInterval.D()
 	sc.ThrottleFailures, sc.ThrottleWindow, sc.ThrottleBlock = cfg.SIP.ThrottleFailures, cfg.SIP.ThrottleWindow.D(), cfg.SIP.ThrottleBlock.D()
 	sc.ThrottleSourceFailures = cfg.SIP.ThrottleSourceFailures
 	sc.DigestAlgorithms, sc.DomainDigestAlgorithms = cfg.SIP.DigestAlgorithms, cfg.SIP.AccountDigestAlgorithms

@@ -78,6 +78,7 @@ func (a *App) build(ctx context.Context, cfg *config.Config) error {
 	if err != nil {
 		return err
 	}
+	sched.CheckInterval = cfg.Scheduler.CheckInterval.D()
 	a.sched = sched
 	a.parts = append(a.parts, part{"scheduler", sched.Run})
 

@@ -52,6 +52,8 @@ type Config struct {
 	Asterisk Asterisk `yaml:"asterisk"`
 	// Reconciler tunes how the PBX is kept equal to the database.
 	Reconciler Reconciler `yaml:"reconciler"`
+	// Scheduler tunes the leader-only scheduled jobs.
+	Scheduler Scheduler `yaml:"scheduler"`
 	// Billing configures invoices, renewals and dunning.
 	Billing Billing `yaml:"billing"`
 	// Phones configures the phone auto-provisioning server.
@@ -105,6 +107,12 @@ type SIP struct {
 	DefaultExpires Duration `yaml:"default_expires"`
 	NonceLifetime  Duration `yaml:"nonce_lifetime"`
 	MaxContacts    int      `yaml:"max_contacts"`
+	// SweepInterval is how often lapsed bindings are expired; ReloadInterval
+	// how often the whole in-memory view of the bindings is read again from
+	// the database, which instances share (changes of another instance
+	// arrive at once by LISTEN/NOTIFY; the reload repairs a lost one).
+	SweepInterval  Duration `yaml:"sweep_interval"`
+	ReloadInterval Duration `yaml:"reload_interval"`
 	// Throttle blocks a user from a source after ThrottleFailures auth
 	// failures within ThrottleWindow, for ThrottleBlock; a source failing
 	// ThrottleSourceFailures times for any users is blocked altogether.
@@ -158,6 +166,14 @@ type Reconciler struct {
 	ResyncInterval Duration `yaml:"resync_interval"`
 	RetryMin       Duration `yaml:"retry_min"`
 	RetryMax       Duration `yaml:"retry_max"`
+}
+
+// Scheduler tunes the scheduled jobs' leader election.
+type Scheduler struct {
+	// CheckInterval bounds failover: every instance looks for due jobs
+	// (another's interrupted run included) this often, and a leader checks
+	// its lock session this often.
+	CheckInterval Duration `yaml:"check_interval"`
 }
 
 // Billing configures the billing engine.
@@ -528,6 +544,12 @@ func (c *Config) validateSIP(ps *problems) {
 	if c.SIP.MaxContacts < 1 {
 		ps.bad("sip.max_contacts", "must be at least 1")
 	}
+	if c.SIP.SweepInterval <= 0 {
+		ps.bad("sip.sweep_interval", "must be positive")
+	}
+	if c.SIP.ReloadInterval <= 0 {
+		ps.bad("sip.reload_interval", "must be positive")
+	}
 	if c.SIP.ThrottleFailures < 0 {
 		ps.bad("sip.throttle_failures", "must not be negative (0 disables)")
 	}
@@ -567,6 +589,9 @@ func (c *Config) validateReconciler(ps *problems) {
 	}
 	if c.Reconciler.Concurrency < 1 || c.Reconciler.Concurrency > 256 {
 		ps.bad("reconciler.concurrency", "must be between 1 and 256")
+	}
+	if c.Scheduler.CheckInterval < Duration(100*time.Millisecond) || c.Scheduler.CheckInterval > Duration(time.Hour) {
+		ps.bad("scheduler.check_interval", "must be between 100ms and 1h")
 	}
 	if c.Reconciler.ResyncInterval < Duration(time.Second) {
 		ps.bad("reconciler.resync_interval", "must be at least 1s")

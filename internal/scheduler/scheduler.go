@@ -6,6 +6,15 @@
 // the API answers, which cron's own wall-clock timer cannot do. The last run
 // of each job is kept in PostgreSQL, so a daemon that was down catches up on
 // start, and an advisory lock makes exactly one instance run a job at a time.
+//
+// Failover: every instance looks for due jobs at least every
+// CheckInterval, so when the leader dies (its lock session ends with it)
+// another takes the job within that time and finishes the run (jobs are
+// idempotent). While a job runs, its leader checks its lock session every
+// CheckInterval and cancels the job if the session is gone; and every
+// transaction of the job checks the job's fence (store.Fence), which the
+// next leader bumps on taking the lock, so a leader cut off from its lock
+// session can commit nothing once another leader has started.
 package scheduler
 
 import (
@@ -50,6 +59,11 @@ type Scheduler struct {
 	jobs  []job
 	mu    sync.Mutex // one pass at a time within this instance
 
+	// CheckInterval bounds failover: how often an instance looks for due
+	// jobs (another's run interrupted included) and how often a leader
+	// checks its lock session. Set before Run; DefaultCheckInterval.
+	CheckInterval time.Duration
+
 	runs     *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	success  *prometheus.GaugeVec
@@ -60,12 +74,15 @@ type job struct {
 	sched cron.Schedule
 }
 
+// DefaultCheckInterval is Scheduler.CheckInterval by default.
+const DefaultCheckInterval = 10 * time.Second
+
 // ErrUnknownJob is returned by RunNow for a name no job has.
 var ErrUnknownJob = errors.New("unknown job")
 
 // New checks the schedules and registers the metrics.
 func New(pool *pgxpool.Pool, clk clock.Clock, log *slog.Logger, reg prometheus.Registerer, jobs ...Job) (*Scheduler, error) {
-	s := &Scheduler{pool: pool, clock: clk, log: log}
+	s := &Scheduler{pool: pool, clock: clk, log: log, CheckInterval: DefaultCheckInterval}
 	for _, j := range jobs {
 		sched, err := cron.ParseStandard(j.Schedule)
 		if err != nil {
@@ -92,7 +109,9 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		if err := s.RunDue(ctx); err != nil && ctx.Err() == nil {
 			s.log.Error("scheduled jobs", "err", err)
 		}
-		wait := time.Minute // re-check at least this often: another instance may have run jobs, or the clock moved
+		// Re-check at least this often: another instance may have run
+		// jobs, or died running one, or the clock moved.
+		wait := s.CheckInterval
 		if next, ok := s.nextDue(ctx); ok {
 			wait = min(wait, max(time.Until(next), time.Second))
 		}
@@ -167,14 +186,29 @@ func (s *Scheduler) runLocked(ctx context.Context, j job, now time.Time) error {
 	}
 	if !leader {
 		s.runs.WithLabelValues(j.Name, "skipped_not_leader").Inc()
-		s.log.Info("job running on another instance; skipped", "job", j.Name)
+		s.log.Debug("job running on another instance; skipped", "job", j.Name)
 		return nil
 	}
 	defer conn.Exec(context.WithoutCancel(ctx), leaderUnlock, key) //nolint:errcheck
+	var epoch int64
+	if err := conn.QueryRow(ctx, `INSERT INTO leader_fences (name, epoch) VALUES ($1, 1)
+		ON CONFLICT (name) DO UPDATE SET epoch = leader_fences.epoch + 1 RETURNING epoch`, j.Name).Scan(&epoch); err != nil {
+		return fmt.Errorf("leader fence: %w", err)
+	}
+	s.log.Info("job started", "job", j.Name, "epoch", epoch)
 
 	start := time.Now()
-	err = j.Run(ctx, now)
+	jobCtx, cancel := context.WithCancelCause(store.WithFence(ctx, store.Fence{Job: j.Name, Epoch: epoch}))
+	watched := make(chan struct{})
+	go func() { defer close(watched); s.watchLock(jobCtx, cancel, conn, j.Name) }()
+	err = j.Run(jobCtx, now)
+	lost := context.Cause(jobCtx)
+	cancel(nil)
+	<-watched
 	s.duration.WithLabelValues(j.Name).Observe(time.Since(start).Seconds())
+	if err == nil && lost != nil && ctx.Err() == nil {
+		err = lost // stopped short by the loss of the lock
+	}
 	if err != nil {
 		s.runs.WithLabelValues(j.Name, "error").Inc()
 		return err
@@ -186,6 +220,33 @@ func (s *Scheduler) runLocked(ctx context.Context, j job, now time.Time) error {
 	}
 	s.log.Info("job done", "job", j.Name, "took", time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// errLockLost is the cause a job is cancelled with when its leader's lock
+// session is gone.
+var errLockLost = errors.New("leader lock session lost")
+
+// watchLock pings the lock's session every CheckInterval while the job
+// runs, and cancels the job when the session is gone: the lock with it,
+// another instance may be taking over.
+func (s *Scheduler) watchLock(ctx context.Context, cancel context.CancelCauseFunc, conn *pgxpool.Conn, job string) {
+	t := time.NewTicker(s.CheckInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		pctx, done := context.WithTimeout(ctx, max(s.CheckInterval, 5*time.Second))
+		err := conn.Ping(pctx)
+		done()
+		if err != nil && ctx.Err() == nil {
+			s.log.Error("leader lock lost: stopping the job", "job", job, "err", err)
+			cancel(fmt.Errorf("%w: %w", errLockLost, err))
+			return
+		}
+	}
 }
 
 // lastRun is the daemon-clock time of the last successful run; a job never

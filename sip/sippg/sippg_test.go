@@ -13,8 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/pbxd/pbxd/internal/store/storetest"
 	"github.com/pbxd/pbxd/pbx"
 	"github.com/pbxd/pbxd/sip"
@@ -96,29 +94,8 @@ func freePort(t *testing.T) int {
 
 func start(t *testing.T, store sip.BindingStore) (*sip.Registrar, func()) {
 	t.Helper()
-	cfg := sip.DefaultConfig()
-	cfg.UDPListen, cfg.TCPListen = "127.0.0.1:0", ""
-	cfg.Secret = []byte("0123456789abcdef")
-	r, err := sip.New(cfg, store, nil, nil, prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	go func() {
-		for range r.Events() {
-		}
-	}()
-	for !r.Connected() {
-		time.Sleep(5 * time.Millisecond)
-	}
-	return r, func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	}
+	in := startShared(t, store, nil, nil)
+	return in.r, in.stop
 }
 
 // TestRestartReloadsFromPostgres registers a phone with sipp, stops the

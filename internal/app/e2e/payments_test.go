@@ -1,18 +1,12 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"regexp"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -328,59 +322,12 @@ func TestPaymentsSurviveTerminatedConnections(t *testing.T) {
 	}
 }
 
-// pbxdProcess runs the real pbxd binary on databaseURL.
-type pbxdProcess struct {
-	cmd  *exec.Cmd
-	base string
-}
-
-var readyAddr = regexp.MustCompile(`pbxd ready.*http=(\S+)`)
-
-func startPbxd(t *testing.T, bin, databaseURL, stateDir string) *pbxdProcess {
-	t.Helper()
-	key := make([]byte, 32)
-	_, _ = rand.Read(key)
-	cmd := exec.Command(bin)
-	cmd.Env = append(os.Environ(), "PBXD_DATABASE_URL="+databaseURL, "PBXD_STATE_DIR="+stateDir, "PBXD_HTTP_LISTEN=127.0.0.1:0",
-		"PBXD_SIP_LISTEN=127.0.0.1:0", "PBXD_OPERATOR_TOKEN="+apptest.OperatorToken, "PBXD_SECRET_KEY=uFkGzN1vNFsOCwVd0y6CqvbmTzQ2R+kaZiGm3cKpZ0Y=",
-		"PBXD_TEST_CLOCK=2026-11-16T10:00:00+01:00")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout = io.Discard
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			if m := readyAddr.FindStringSubmatch(sc.Text()); m != nil {
-				addr <- m[1]
-			}
-		}
-	}()
-	select {
-	case a := <-addr:
-		return &pbxdProcess{cmd: cmd, base: "http://" + a}
-	case <-time.After(60 * time.Second):
-		t.Fatal("pbxd did not become ready")
-	}
-	return nil
-}
-
 // kill -9 of a real pbxd during confirms, then a restart: the recovery at
 // start, without waiting a minute, leaves gateway approved = database
 // approved = paid invoices = lines.
 func TestPaymentsSurviveKill9(t *testing.T) {
 	t.Parallel()
-	bin := filepath.Join(t.TempDir(), "pbxd")
-	build := exec.Command("go", "build", "-o", bin, "github.com/pbxd/pbxd/cmd/pbxd")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build pbxd: %v\n%s", err, out)
-	}
+	bin := buildPbxd(t)
 	dbURL := storetest.NewDatabase(t)
 	state := t.TempDir()
 	p := startPbxd(t, bin, dbURL, state)
