@@ -91,10 +91,7 @@ var pgxToMove = []string{
 	"bench/registrar",
 	"billing",
 	"internal/app",
-	"internal/httpapi",
-	"internal/portal",
 	"internal/scheduler",
-	"internal/users",
 	"provisioning",
 }
 
