@@ -136,23 +136,45 @@ func (p *pbxdProcess) sipAddress(t *testing.T) string {
 // returns how long after since it was logged (by the line's own time).
 func (p *pbxdProcess) waitLog(t *testing.T, since time.Time, s string) time.Duration {
 	t.Helper()
+	_, took := waitLogAny(t, since, s, p)
+	return took
+}
+
+// waitLogAny waits until one of ps logs a line containing s, stamped after
+// since, and tells which one and how long after since.
+func waitLogAny(t *testing.T, since time.Time, s string, ps ...*pbxdProcess) (*pbxdProcess, time.Duration) {
+	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		p.mu.Lock()
-		for _, l := range p.logs {
-			if !strings.Contains(l, s) || !strings.HasPrefix(l, "time=") {
-				continue
-			}
-			at, err := time.Parse(time.RFC3339Nano, strings.Fields(l)[0][len("time="):])
-			if err == nil && at.After(since) {
-				p.mu.Unlock()
-				return at.Sub(since)
+		for _, p := range ps {
+			if took, ok := p.loggedSince(since, s); ok {
+				return p, took
 			}
 		}
-		p.mu.Unlock()
 		if time.Now().After(deadline) {
-			t.Fatalf("no %q in the log since %v:\n%s", s, since, p.logTail())
+			var tails strings.Builder
+			for _, p := range ps {
+				tails.WriteString(p.logTail())
+			}
+			t.Fatalf("no %q in the log since %v:\n%s", s, since, tails.String())
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// loggedSince reports whether p logged a line containing s stamped after
+// since, and how long after.
+func (p *pbxdProcess) loggedSince(since time.Time, s string) (time.Duration, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, l := range p.logs {
+		if !strings.Contains(l, s) || !strings.HasPrefix(l, "time=") {
+			continue
+		}
+		at, err := time.Parse(time.RFC3339Nano, strings.Fields(l)[0][len("time="):])
+		if err == nil && at.After(since) {
+			return at.Sub(since), true
+		}
+	}
+	return 0, false
 }
