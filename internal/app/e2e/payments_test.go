@@ -285,7 +285,7 @@ func TestPaymentsSurviveTerminatedConnections(t *testing.T) {
 	t.Parallel()
 	d := apptest.Start(t)
 	pool := d.App.Pool()
-	accounts := cardAccounts(t, d, 6)
+	accounts := cardAccounts(t, d, 24) // a confirm cut after its charge holds its account (409) until recovery: many accounts keep the load going
 	admin, err := pgxpool.New(t.Context(), d.Config.Database.URL)
 	if err != nil {
 		t.Fatal(err)
@@ -294,11 +294,13 @@ func TestPaymentsSurviveTerminatedConnections(t *testing.T) {
 	stop := make(chan struct{})
 	var killed atomic.Int64
 	go func() {
+		// The first kills wait a little, so that some confirms complete
+		// before the accounts they cut are held (409) until recovery.
 		for i := 0; ; i++ {
 			select {
 			case <-stop:
 				return
-			case <-time.After(time.Duration(40+i%60) * time.Millisecond):
+			case <-time.After(time.Duration(40+i%60)*time.Millisecond + time.Duration(max(0, 300-100*i))*time.Millisecond):
 			}
 			var n int64
 			_ = admin.QueryRow(context.Background(), `SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity
