@@ -294,13 +294,18 @@ func TestPaymentsSurviveTerminatedConnections(t *testing.T) {
 	stop := make(chan struct{})
 	var killed atomic.Int64
 	go func() {
-		// The first kills wait a little, so that some confirms complete
+		// The kills start a little late, so that some confirms complete
 		// before the accounts they cut are held (409) until recovery.
+		select {
+		case <-stop:
+			return
+		case <-time.After(300 * time.Millisecond):
+		}
 		for i := 0; ; i++ {
 			select {
 			case <-stop:
 				return
-			case <-time.After(time.Duration(40+i%60)*time.Millisecond + time.Duration(max(0, 300-100*i))*time.Millisecond):
+			case <-time.After(time.Duration(40+i%60) * time.Millisecond):
 			}
 			var n int64
 			_ = admin.QueryRow(context.Background(), `SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity
