@@ -177,6 +177,7 @@ func TestRecoverSettlesAGoneOwnersAttemptsAtOnce(t *testing.T) {
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
+	key := crashy.owner.Load()
 	if _, err := crashy.Renew(t.Context(), at); err != nil {
 		t.Fatal(err)
 	}
@@ -195,6 +196,22 @@ func TestRecoverSettlesAGoneOwnersAttemptsAtOnce(t *testing.T) {
 	cancel()
 	if err := <-held; err != nil {
 		t.Fatal(err)
+	}
+	// The server ends the closed session, and frees its lock, on its own
+	// time: under load that can be after Close returns.
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		var locked bool
+		if err := b.pool.QueryRow(t.Context(), `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND classid = $1 AND objid = $2 AND objsubid = 2)`,
+			uint32(ownerLockClass), uint32(key)).Scan(&locked); err != nil {
+			t.Fatal(err)
+		}
+		if !locked {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the gone owner's lock is still held after 30 s")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	if err := b.svc.Recover(t.Context(), at); err != nil {
 		t.Fatal(err)
