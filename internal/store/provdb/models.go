@@ -24,3 +24,16 @@ type Account struct {
 	PbxNode        string
 	CreatedAt      time.Time
 }
+
+type ServiceRequest struct {
+	ID        string
+	AccountID string
+	Kind      string
+	State     string
+	Details   []byte
+	Comments  []byte
+	ChangeID  *string
+	CreatedBy string
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}

@@ -6,5 +6,6 @@ package provdb
 // generated query's own, so there is one copy of it; those rows scan by
 // position into the generated row types (pgx.RowToStructByPos).
 const (
-	AllPackagesSQL = allPackages
+	AllPackagesSQL      = allPackages
+	PendingScheduledSQL = pendingScheduled
 )
