@@ -105,19 +105,14 @@ func (s *Service) Run(ctx context.Context) error {
 }
 
 func (s *Service) refreshGauges(ctx context.Context) {
-	rows, err := s.pool.Query(ctx, `SELECT state, count(*) FROM lines WHERE state <> 'deleted' GROUP BY state`)
+	rows, err := s.q.CountLines(ctx)
 	if err != nil {
 		return
 	}
 	counts := map[string]float64{"active": 0, "suspended": 0}
-	for rows.Next() {
-		var st string
-		var n float64
-		if rows.Scan(&st, &n) == nil {
-			counts[st] = n
-		}
+	for _, r := range rows {
+		counts[r.State] = float64(r.N)
 	}
-	rows.Close()
 	for st, n := range counts {
 		s.linesByState.WithLabelValues(st).Set(n)
 	}
