@@ -17,9 +17,9 @@ import (
 // brings back the lines of subscriptions that are not inactive: dunning's
 // own suspensions stay until the invoice is paid.
 func (s *Service) SetAccountStatus(ctx context.Context, actor, accountID string, suspend bool) (Account, error) {
-	from, to := "active", "suspended"
+	from, to := AccountActive, AccountSuspended
 	if !suspend {
-		from, to = "suspended", "active"
+		from, to = AccountSuspended, AccountActive
 	}
 	now := s.clock.Now()
 	err := store.InTx(ctx, s.pool, func(tx pgx.Tx) error {
@@ -27,14 +27,14 @@ func (s *Service) SetAccountStatus(ctx context.Context, actor, accountID string,
 		if err != nil {
 			return err
 		}
-		if acct.Status == to {
+		if AccountStatus(acct.Status) == to {
 			return nil // already there: nothing to do, nothing to audit
 		}
-		if acct.Status != from {
+		if AccountStatus(acct.Status) != from {
 			return fault.New(fault.Conflict, "", "account is %s", acct.Status)
 		}
 		q := qtx(tx)
-		if err := q.SetAccountStatus(ctx, provdb.SetAccountStatusParams{ID: accountID, Status: to}); err != nil {
+		if err := q.SetAccountStatus(ctx, provdb.SetAccountStatusParams{ID: accountID, Status: string(to)}); err != nil {
 			return fmt.Errorf("set account status: %w", err)
 		}
 		var n int64
@@ -46,7 +46,7 @@ func (s *Service) SetAccountStatus(ctx context.Context, actor, accountID string,
 		if err != nil {
 			return fmt.Errorf("switch lines: %w", err)
 		}
-		if err := audit(ctx, tx, now, actor, accountID, "account."+to, accountID, map[string]any{"lines": n}); err != nil {
+		if err := audit(ctx, tx, now, actor, accountID, "account."+string(to), accountID, map[string]any{"lines": n}); err != nil {
 			return err
 		}
 		return notifyLines(ctx, tx)
@@ -60,7 +60,7 @@ func (s *Service) SetAccountStatus(ctx context.Context, actor, accountID string,
 // SetSeatPreference chooses what happens when a new line is needed and no
 // seat is free: auto_purchase (buy one, prorated) or block (refuse).
 func (s *Service) SetSeatPreference(ctx context.Context, actor, accountID, pref string) (Account, error) {
-	if pref != "auto_purchase" && pref != "block" {
+	if p := SeatPreference(pref); p != SeatAutoPurchase && p != SeatBlock {
 		return Account{}, fault.New(fault.Invalid, "seat_preference", "seat_preference must be auto_purchase or block")
 	}
 	now := s.clock.Now()

@@ -49,7 +49,7 @@ func perMonth(periodMinor int64, cycle string) int64 {
 // new cycle starting where the old calendar lines up, at today's price).
 func (s *Service) switchChanges(acct Account, it *planItem) []PriceChange {
 	old := PriceChange{Package: it.pkg, Cycle: it.switchFrom, From: it.from, To: 0,
-		PeriodStart: it.sub.PeriodStart, PeriodEnd: it.sub.PeriodEnd, PeriodPriceMinor: it.sub.PeriodPrice, Trial: it.sub.Status == "trial"}
+		PeriodStart: it.sub.PeriodStart, PeriodEnd: it.sub.PeriodEnd, PeriodPriceMinor: it.sub.PeriodPrice, Trial: it.sub.Status == SubscriptionTrial}
 	nw := PriceChange{Package: it.pkg, Cycle: it.cycle, From: 0, To: it.to, Trial: old.Trial}
 	if s.biller != nil {
 		nw.PeriodStart, nw.PeriodEnd = s.biller.NewPeriod(acct, it.cycle, s.clock.Now())
@@ -67,7 +67,7 @@ func (s *Service) switchSubscription(ctx context.Context, tx pgx.Tx, acct Accoun
 	}
 	err := qtx(tx).SwitchSubscriptionCycle(ctx, provdb.SwitchSubscriptionCycleParams{ID: it.sub.ID, Quantity: int32(it.to),
 		Cycle: it.cycle, PeriodStart: nw.PeriodStart, PeriodEnd: nw.PeriodEnd, PeriodPriceMinor: nw.PeriodPriceMinor,
-		KeepNextPayment: it.sub.Status == "trial"}) // the trial's end stays the first payment
+		KeepNextPayment: it.sub.Status == SubscriptionTrial}) // the trial's end stays the first payment
 	if err != nil {
 		return fmt.Errorf("switch cycle: %w", err)
 	}

@@ -81,7 +81,7 @@ func (s *Service) BuyHardware(ctx context.Context, actor, accountID, item string
 		if err != nil {
 			return err
 		}
-		if acct.Status != "active" {
+		if AccountStatus(acct.Status) != AccountActive {
 			return fault.New(fault.Conflict, "", "account is %s", acct.Status)
 		}
 		q := qtx(tx)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -188,7 +189,7 @@ type NumberFilter struct {
 func numberFromRow(r provdb.AccountNumberRow) Number {
 	n := Number{Number: r.E164, Country: r.Country, Area: r.Area, Kind: r.Kind, Addon: r.AddonCode, SetupFeeMinor: r.SetupFeeMinor,
 		State: r.State, AccountID: r.AccountID, LineID: r.LineID, Extension: intPtr(r.Extension), CallerID: r.CallerID, HeldFor: r.HeldFor}
-	if r.State == "aging" {
+	if NumberState(r.State) == NumberAging {
 		n.AgingUntil = r.AgingUntil
 	}
 	return n
@@ -208,9 +209,7 @@ func (s *Service) Numbers(ctx context.Context, accountID string, f NumberFilter)
 			return nil, fault.New(fault.Invalid, "prefix", "prefix %v", err)
 		}
 	}
-	switch f.State {
-	case "", "available", "reserved", "assigned", "removal_requested", "aging":
-	default:
+	if f.State != "" && !slices.Contains(NumberStates, NumberState(f.State)) {
 		return nil, fault.New(fault.Invalid, "state", "state must be available, reserved, assigned, removal_requested or aging")
 	}
 	if f.Kind != "" && f.Kind != NumberLocal && f.Kind != NumberTollFree {
@@ -258,7 +257,7 @@ func (s *Service) AssignNumber(ctx context.Context, actor, accountID, number, li
 		if err != nil {
 			return err
 		}
-		if state == "removal_requested" {
+		if NumberState(state) == NumberRemovalRequested {
 			return fault.New(fault.Conflict, "", "number %s is being removed or ported out", e)
 		}
 		if lineID == "" {
@@ -335,8 +334,8 @@ func (s *Service) refreshNumberGauge(ctx context.Context) {
 		return
 	}
 	for _, k := range []string{NumberLocal, NumberTollFree} {
-		for _, st := range []string{"available", "reserved", "assigned", "removal_requested", "aging"} {
-			s.numbersByState.WithLabelValues(k, st).Set(0)
+		for _, st := range NumberStates {
+			s.numbersByState.WithLabelValues(k, string(st)).Set(0)
 		}
 	}
 	for _, r := range rows {

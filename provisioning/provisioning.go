@@ -109,7 +109,7 @@ func (s *Service) refreshGauges(ctx context.Context) {
 	if err != nil {
 		return
 	}
-	counts := map[string]float64{"active": 0, "suspended": 0}
+	counts := map[string]float64{string(LineActive): 0, string(LineSuspended): 0}
 	for _, r := range rows {
 		counts[r.State] = float64(r.N)
 	}

@@ -25,7 +25,7 @@ var RequestKinds = []string{"cancel_all", "downgrade", "remove_addon", "remove_n
 
 // RequestStates are a request's states: open → approved | rejected, then
 // approved → done.
-var RequestStates = []string{"open", "approved", "rejected", "done"}
+var RequestStates = []string{string(RequestOpen), string(RequestApproved), string(RequestRejected), string(RequestDone)}
 
 // ServiceRequest is a customer's request and its handling.
 type ServiceRequest struct {
@@ -185,7 +185,7 @@ func (s *Service) CreateRequest(ctx context.Context, actor, accountID, kind stri
 	if err != nil {
 		return ServiceRequest{}, err
 	}
-	s.requestEvents.WithLabelValues(kind, "open").Inc()
+	s.requestEvents.WithLabelValues(kind, string(RequestOpen)).Inc()
 	return s.Request(ctx, id, "")
 }
 
@@ -248,11 +248,11 @@ func (s *Service) RejectRequest(ctx context.Context, actor, id, comment string) 
 	if strings.TrimSpace(comment) == "" {
 		return ServiceRequest{}, fault.New(fault.Invalid, "comment", "a rejection needs a comment for the customer")
 	}
-	from := []string{"open"}
+	from := []RequestState{RequestOpen}
 	if r, err := s.Request(ctx, id, ""); err == nil && r.Kind == "port_in" {
-		from = append(from, "approved")
+		from = append(from, RequestApproved)
 	}
-	return s.moveRequest(ctx, actor, id, "", from, "rejected", comment, func(tx pgx.Tx, r ServiceRequest, d requestDetails) error {
+	return s.moveRequest(ctx, actor, id, "", from, RequestRejected, comment, func(tx pgx.Tx, r ServiceRequest, d requestDetails) error {
 		if r.Kind == "port_in" {
 			return s.releasePortIn(ctx, tx, r.AccountID, d.Numbers)
 		}
@@ -266,7 +266,7 @@ func (s *Service) RejectRequest(ctx context.Context, actor, id, comment string) 
 // moveRequest appends a comment and moves the request from one of the
 // states from (nil: any; no move) to state, running also in the same
 // transaction.
-func (s *Service) moveRequest(ctx context.Context, actor, id, accountScope string, from []string, state, text string,
+func (s *Service) moveRequest(ctx context.Context, actor, id, accountScope string, from []RequestState, state RequestState, text string,
 	also func(pgx.Tx, ServiceRequest, requestDetails) error) (ServiceRequest, error) {
 	now := s.clock.Now()
 	if uuid.Validate(id) != nil {
@@ -285,8 +285,12 @@ func (s *Service) moveRequest(ctx context.Context, actor, id, accountScope strin
 		if r, err = requestFromRow(row); err != nil {
 			return err
 		}
-		if from != nil && !slices.Contains(from, r.State) {
-			return fault.New(fault.Conflict, "", "the request is %s; it can move to %s only from %s", r.State, state, strings.Join(from, " or "))
+		if from != nil && !slices.Contains(from, RequestState(r.State)) {
+			names := make([]string, len(from))
+			for i, f := range from {
+				names[i] = string(f)
+			}
+			return fault.New(fault.Conflict, "", "the request is %s; it can move to %s only from %s", r.State, state, strings.Join(names, " or "))
 		}
 		var d requestDetails
 		if err := json.Unmarshal(r.Details, &d); err != nil {
@@ -299,15 +303,15 @@ func (s *Service) moveRequest(ctx context.Context, actor, id, accountScope strin
 		}
 		newState := r.State
 		if state != "" {
-			newState = state
+			newState = string(state)
 		}
-		c, _ := json.Marshal([]RequestComment{{At: now, Actor: actor, Text: text, State: state}})
+		c, _ := json.Marshal([]RequestComment{{At: now, Actor: actor, Text: text, State: string(state)}})
 		if err := q.MoveRequest(ctx, provdb.MoveRequestParams{ID: id, State: newState, Comments: c, UpdatedAt: now}); err != nil {
 			return fmt.Errorf("update request: %w", err)
 		}
 		action := "request.comment"
 		if state != "" {
-			action = "request." + state
+			action = "request." + string(state)
 		}
 		return audit(ctx, tx, now, actor, r.AccountID, action, id, map[string]any{"kind": r.Kind, "comment": text})
 	})
@@ -315,7 +319,7 @@ func (s *Service) moveRequest(ctx context.Context, actor, id, accountScope strin
 		return ServiceRequest{}, err
 	}
 	if state != "" {
-		s.requestEvents.WithLabelValues(r.Kind, state).Inc()
+		s.requestEvents.WithLabelValues(r.Kind, string(state)).Inc()
 	}
 	return s.Request(ctx, id, "")
 }
@@ -336,7 +340,7 @@ func (s *Service) ApproveRequest(ctx context.Context, actor, id, comment, effect
 	if err != nil {
 		return r, err
 	}
-	if r.State != "open" {
+	if RequestState(r.State) != RequestOpen {
 		return r, fault.New(fault.Conflict, "", "the request is %s; only an open request can be approved", r.State)
 	}
 	var d requestDetails
@@ -375,7 +379,7 @@ func (s *Service) ApproveRequest(ctx context.Context, actor, id, comment, effect
 			return r, fmt.Errorf("approve: %w", err)
 		}
 	}
-	return s.moveRequest(ctx, actor, id, "", []string{"open"}, "approved", comment, nil)
+	return s.moveRequest(ctx, actor, id, "", []RequestState{RequestOpen}, RequestApproved, comment, nil)
 }
 
 // requestChange is the change order approving r makes, or nil if r
@@ -424,7 +428,7 @@ func (s *Service) CompleteRequest(ctx context.Context, actor, id, comment string
 	if err != nil {
 		return r, err
 	}
-	if r.State != "approved" {
+	if RequestState(r.State) != RequestApproved {
 		return r, fault.New(fault.Conflict, "", "the request is %s; only an approved request can be done", r.State)
 	}
 	if r.Kind == "port_in" {
@@ -432,7 +436,7 @@ func (s *Service) CompleteRequest(ctx context.Context, actor, id, comment string
 			return r, err
 		}
 	}
-	return s.moveRequest(ctx, actor, id, "", []string{"approved"}, "done", comment, nil)
+	return s.moveRequest(ctx, actor, id, "", []RequestState{RequestApproved}, RequestDone, comment, nil)
 }
 
 // portInArea is the area of the numbers a port-in imports.
