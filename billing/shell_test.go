@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/pbxd/pbxd/internal/store"
 	"github.com/pbxd/pbxd/internal/store/storetest"
 )
 
@@ -24,7 +25,7 @@ type fakeLines struct {
 	calls []bool
 }
 
-func (f *fakeLines) SetSubscriptionLines(ctx context.Context, tx pgx.Tx, subID string, suspended bool, reason string) (int, error) {
+func (f *fakeLines) SetSubscriptionLines(ctx context.Context, tx *store.Tx, subID string, suspended bool, reason string) (int, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls = append(f.calls, suspended)

@@ -246,13 +246,13 @@ func (s *Service) ChangeExtension(ctx context.Context, actor, accountID, lineID 
 
 // SetSubscriptionLines suspends or resumes the lines of one subscription
 // (billing's dunning calls this through the daemon's wiring), in tx.
-func (s *Service) SetSubscriptionLines(ctx context.Context, tx pgx.Tx, subscriptionID string, suspended bool, reason string) (int, error) {
+func (s *Service) SetSubscriptionLines(ctx context.Context, tx *store.Tx, subscriptionID string, suspended bool, reason string) (int, error) {
 	from, to := LineActive, LineSuspended
 	if !suspended {
 		from, to = LineSuspended, LineActive
 	}
 	now := s.clock.Now()
-	q := qtx(tx)
+	q := provdb.New(tx)
 	accountID, err := q.SubscriptionAccount(ctx, subscriptionID)
 	if err != nil {
 		return 0, fmt.Errorf("subscription %s: %w", subscriptionID, err)

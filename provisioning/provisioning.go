@@ -124,7 +124,7 @@ func (s *Service) refreshGauges(ctx context.Context) {
 func qtx(tx pgx.Tx) *provdb.Queries { return provdb.New(store.Wrap(tx)) }
 
 // audit records who did what, in the caller's transaction.
-func audit(ctx context.Context, tx pgx.Tx, at time.Time, actor, accountID, action, object string, details any) error {
+func audit(ctx context.Context, tx store.DBTX, at time.Time, actor, accountID, action, object string, details any) error {
 	return store.Audit(ctx, tx, at, actor, accountID, action, object, details)
 }
 
@@ -132,7 +132,7 @@ func audit(ctx context.Context, tx pgx.Tx, at time.Time, actor, accountID, actio
 const notifyLinesSQL = `SELECT pg_notify($1, '')`
 
 // notifyLines wakes the reconciler when the transaction commits.
-func notifyLines(ctx context.Context, tx pgx.Tx) error {
+func notifyLines(ctx context.Context, tx store.DBTX) error {
 	_, err := tx.Exec(ctx, notifyLinesSQL, NotifyChannel)
 	return err
 }
