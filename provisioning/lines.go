@@ -104,17 +104,25 @@ func freeExtensions(ctx context.Context, tx pgx.Tx, acct Account, n int) ([]int,
 	return out, nil
 }
 
-// lineFromRow is a stored line as the API shows it.
-func lineFromRow(r provdb.GetLineRow) (Line, error) {
-	l := Line{ID: r.ID, AccountID: r.AccountID, Extension: int(r.Extension), Package: r.PackageCode, SIPDomain: r.SipDomain,
-		SIPUsername: r.SipUsername, CallerID: r.CallerID, State: r.State, PBXSynced: r.PbxSynced, ApplyError: r.ApplyError,
-		AppliedAt: r.AppliedAt, CreatedAt: r.CreatedAt, RegisteredAt: r.RegUpdatedAt, Device: r.DeviceMac, Numbers: r.Numbers,
-		CallerIDNumber: r.CallerIDNumber}
-	if err := json.Unmarshal(r.RegContacts, &l.Contacts); err != nil {
-		return Line{}, err
+// lines reads an account's live lines, or with lineID only that one.
+func (s *Service) lines(ctx context.Context, accountID string, lineID *string) ([]Line, error) {
+	rows, err := s.q.AccountLines(ctx, provdb.AccountLinesParams{AccountID: accountID, ID: lineID})
+	if err != nil {
+		return nil, err
 	}
-	l.Registered = pbx.Registered(l.Contacts)
-	return l, nil
+	out := make([]Line, 0, len(rows))
+	for _, r := range rows {
+		l := Line{ID: r.ID, AccountID: r.AccountID, Extension: int(r.Extension), Package: r.PackageCode, SIPDomain: r.SipDomain,
+			SIPUsername: r.SipUsername, CallerID: r.CallerID, State: r.State, PBXSynced: r.PbxSynced, ApplyError: r.ApplyError,
+			AppliedAt: r.AppliedAt, CreatedAt: r.CreatedAt, RegisteredAt: r.RegUpdatedAt, Device: r.DeviceMac, Numbers: r.Numbers,
+			CallerIDNumber: r.CallerIDNumber}
+		if err := json.Unmarshal(r.RegContacts, &l.Contacts); err != nil {
+			return nil, err
+		}
+		l.Registered = pbx.Registered(l.Contacts)
+		out = append(out, l)
+	}
+	return out, nil
 }
 
 // Lines lists an account's live lines by extension.
@@ -122,19 +130,7 @@ func (s *Service) Lines(ctx context.Context, accountID string) ([]Line, error) {
 	if _, err := s.Account(ctx, accountID); err != nil {
 		return nil, err
 	}
-	rows, err := s.q.ListLines(ctx, accountID)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]Line, 0, len(rows))
-	for _, r := range rows {
-		l, err := lineFromRow(provdb.GetLineRow(r))
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, l)
-	}
-	return out, nil
+	return s.lines(ctx, accountID, nil)
 }
 
 // Line returns one live line of the account.
@@ -142,14 +138,14 @@ func (s *Service) Line(ctx context.Context, accountID, lineID string) (Line, err
 	if uuid.Validate(lineID) != nil || uuid.Validate(accountID) != nil {
 		return Line{}, fault.New(fault.NotFound, "", "line not found")
 	}
-	r, err := s.q.GetLine(ctx, provdb.GetLineParams{ID: lineID, AccountID: accountID})
-	if errors.Is(err, store.ErrNotFound) {
-		return Line{}, fault.New(fault.NotFound, "", "line not found")
-	}
+	ls, err := s.lines(ctx, accountID, &lineID)
 	if err != nil {
 		return Line{}, err
 	}
-	return lineFromRow(r)
+	if len(ls) == 0 {
+		return Line{}, fault.New(fault.NotFound, "", "line not found")
+	}
+	return ls[0], nil
 }
 
 // RevealPassword decrypts a line's password for its owner; every reveal is

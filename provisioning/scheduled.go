@@ -176,7 +176,7 @@ const pendingScheduledSQL = provdb.PendingScheduledSQL
 
 // scanScheduled reads one row of pendingScheduledSQL (the pipelined state read).
 func scanScheduled(row pgx.CollectableRow) (ScheduledChange, error) {
-	r, err := pgx.RowToStructByPos[provdb.PendingScheduledRow](row)
+	r, err := pgx.RowToStructByPos[provdb.ScheduledChange](row)
 	if err != nil {
 		return ScheduledChange{}, err
 	}
@@ -184,7 +184,7 @@ func scanScheduled(row pgx.CollectableRow) (ScheduledChange, error) {
 }
 
 // scheduledFromRow is a stored scheduled change as the domain sees it.
-func scheduledFromRow(r provdb.PendingScheduledRow) (ScheduledChange, error) {
+func scheduledFromRow(r provdb.ScheduledChange) (ScheduledChange, error) {
 	sc := ScheduledChange{ID: r.ID, Package: r.PackageCode, From: int(r.FromQuantity), To: int(r.ToQuantity),
 		EffectiveAt: r.EffectiveAt, State: r.State, ChangeID: r.ChangeID, CreatedAt: r.CreatedAt, DoneAt: r.DoneAt}
 	if err := json.Unmarshal(r.RemoveLines, &sc.RemoveLines); err != nil {
@@ -197,22 +197,10 @@ func scheduledFromRow(r provdb.PendingScheduledRow) (ScheduledChange, error) {
 }
 
 // scheduledFromRows converts a list of stored scheduled changes.
-func scheduledFromRows[R ~struct {
-	ID             string
-	PackageCode    string
-	FromQuantity   int32
-	ToQuantity     int32
-	RemoveLines    []byte
-	ReleaseNumbers []byte
-	EffectiveAt    time.Time
-	State          string
-	ChangeID       string
-	CreatedAt      time.Time
-	DoneAt         *time.Time
-}](rows []R) ([]ScheduledChange, error) {
+func scheduledFromRows(rows []provdb.ScheduledChange) ([]ScheduledChange, error) {
 	out := make([]ScheduledChange, 0, len(rows))
 	for _, r := range rows {
-		sc, err := scheduledFromRow(provdb.PendingScheduledRow(r))
+		sc, err := scheduledFromRow(r)
 		if err != nil {
 			return nil, err
 		}
@@ -267,7 +255,7 @@ func (s *Service) CancelScheduled(ctx context.Context, actor, accountID, id stri
 		if err != nil {
 			return fmt.Errorf("cancel scheduled change: %w", err)
 		}
-		if sc, err = scheduledFromRow(provdb.PendingScheduledRow(row)); err != nil {
+		if sc, err = scheduledFromRow(row); err != nil {
 			return err
 		}
 		if err := q.UnmarkNumbersForRemoval(ctx, provdb.UnmarkNumbersForRemovalParams{Numbers: sc.ReleaseNumbers, AccountID: &accountID, UpdatedAt: now}); err != nil {

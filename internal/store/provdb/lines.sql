@@ -14,7 +14,9 @@ SELECT l.extension FROM lines l WHERE l.account_id = @account_id::uuid AND l.sta
 UNION SELECT u.sip_username::int FROM lines u WHERE u.account_id = @account_id::uuid AND u.state <> 'deleted' AND u.sip_username ~ '^[0-9]{1,9}$'
 ORDER BY 1;
 
--- name: ListLines :many
+-- AccountLines lists an account's live lines by extension, or (with an
+-- id) that one line, as the API shows them.
+-- name: AccountLines :many
 SELECT l.id, l.account_id, l.extension, l.package_code, a.sip_domain, l.sip_username, l.caller_id, l.state,
 	l.reg_contacts, (l.revision = l.applied_revision)::boolean AS pbx_synced, l.apply_error, l.applied_at, l.created_at, l.reg_updated_at,
 	d.mac AS device_mac,
@@ -22,17 +24,8 @@ SELECT l.id, l.account_id, l.extension, l.package_code, a.sip_domain, l.sip_user
 	coalesce((SELECT n.e164 FROM numbers n WHERE n.line_id = l.id AND n.caller_id LIMIT 1), '')::text AS caller_id_number
 FROM lines l JOIN accounts a ON a.id = l.account_id
 	LEFT JOIN device_lines dl ON dl.line_id = l.id LEFT JOIN devices d ON d.id = dl.device_id -- a line is on one phone at most
-WHERE l.account_id = $1 AND l.state <> 'deleted' ORDER BY l.extension;
-
--- name: GetLine :one
-SELECT l.id, l.account_id, l.extension, l.package_code, a.sip_domain, l.sip_username, l.caller_id, l.state,
-	l.reg_contacts, (l.revision = l.applied_revision)::boolean AS pbx_synced, l.apply_error, l.applied_at, l.created_at, l.reg_updated_at,
-	d.mac AS device_mac,
-	coalesce((SELECT array_agg(n.e164 ORDER BY n.e164) FROM numbers n WHERE n.line_id = l.id), '{}')::text[] AS numbers,
-	coalesce((SELECT n.e164 FROM numbers n WHERE n.line_id = l.id AND n.caller_id LIMIT 1), '')::text AS caller_id_number
-FROM lines l JOIN accounts a ON a.id = l.account_id
-	LEFT JOIN device_lines dl ON dl.line_id = l.id LEFT JOIN devices d ON d.id = dl.device_id
-WHERE l.id = @id AND l.account_id = @account_id AND l.state <> 'deleted';
+WHERE l.account_id = @account_id AND (sqlc.narg(id)::uuid IS NULL OR l.id = sqlc.narg(id)::uuid) AND l.state <> 'deleted'
+ORDER BY l.extension;
 
 -- name: LinePassword :one
 SELECT password_enc FROM lines WHERE id = @id AND account_id = @account_id AND state <> 'deleted';

@@ -10,6 +10,83 @@ import (
 	"time"
 )
 
+const accountLines = `-- name: AccountLines :many
+SELECT l.id, l.account_id, l.extension, l.package_code, a.sip_domain, l.sip_username, l.caller_id, l.state,
+	l.reg_contacts, (l.revision = l.applied_revision)::boolean AS pbx_synced, l.apply_error, l.applied_at, l.created_at, l.reg_updated_at,
+	d.mac AS device_mac,
+	coalesce((SELECT array_agg(n.e164 ORDER BY n.e164) FROM numbers n WHERE n.line_id = l.id), '{}')::text[] AS numbers,
+	coalesce((SELECT n.e164 FROM numbers n WHERE n.line_id = l.id AND n.caller_id LIMIT 1), '')::text AS caller_id_number
+FROM lines l JOIN accounts a ON a.id = l.account_id
+	LEFT JOIN device_lines dl ON dl.line_id = l.id LEFT JOIN devices d ON d.id = dl.device_id -- a line is on one phone at most
+WHERE l.account_id = $1 AND ($2::uuid IS NULL OR l.id = $2::uuid) AND l.state <> 'deleted'
+ORDER BY l.extension
+`
+
+type AccountLinesParams struct {
+	AccountID string
+	ID        *string
+}
+
+type AccountLinesRow struct {
+	ID             string
+	AccountID      string
+	Extension      int32
+	PackageCode    string
+	SipDomain      string
+	SipUsername    string
+	CallerID       string
+	State          string
+	RegContacts    []byte
+	PbxSynced      bool
+	ApplyError     string
+	AppliedAt      *time.Time
+	CreatedAt      time.Time
+	RegUpdatedAt   *time.Time
+	DeviceMac      *string
+	Numbers        []string
+	CallerIDNumber string
+}
+
+// AccountLines lists an account's live lines by extension, or (with an
+// id) that one line, as the API shows them.
+func (q *Queries) AccountLines(ctx context.Context, arg AccountLinesParams) ([]AccountLinesRow, error) {
+	rows, err := q.db.Query(ctx, accountLines, arg.AccountID, arg.ID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []AccountLinesRow
+	for rows.Next() {
+		var i AccountLinesRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.AccountID,
+			&i.Extension,
+			&i.PackageCode,
+			&i.SipDomain,
+			&i.SipUsername,
+			&i.CallerID,
+			&i.State,
+			&i.RegContacts,
+			&i.PbxSynced,
+			&i.ApplyError,
+			&i.AppliedAt,
+			&i.CreatedAt,
+			&i.RegUpdatedAt,
+			&i.DeviceMac,
+			&i.Numbers,
+			&i.CallerIDNumber,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const countLines = `-- name: CountLines :many
 SELECT state, count(*) AS n FROM lines WHERE state <> 'deleted' GROUP BY state
 `
@@ -38,67 +115,6 @@ func (q *Queries) CountLines(ctx context.Context) ([]CountLinesRow, error) {
 		return nil, err
 	}
 	return items, nil
-}
-
-const getLine = `-- name: GetLine :one
-SELECT l.id, l.account_id, l.extension, l.package_code, a.sip_domain, l.sip_username, l.caller_id, l.state,
-	l.reg_contacts, (l.revision = l.applied_revision)::boolean AS pbx_synced, l.apply_error, l.applied_at, l.created_at, l.reg_updated_at,
-	d.mac AS device_mac,
-	coalesce((SELECT array_agg(n.e164 ORDER BY n.e164) FROM numbers n WHERE n.line_id = l.id), '{}')::text[] AS numbers,
-	coalesce((SELECT n.e164 FROM numbers n WHERE n.line_id = l.id AND n.caller_id LIMIT 1), '')::text AS caller_id_number
-FROM lines l JOIN accounts a ON a.id = l.account_id
-	LEFT JOIN device_lines dl ON dl.line_id = l.id LEFT JOIN devices d ON d.id = dl.device_id
-WHERE l.id = $1 AND l.account_id = $2 AND l.state <> 'deleted'
-`
-
-type GetLineParams struct {
-	ID        string
-	AccountID string
-}
-
-type GetLineRow struct {
-	ID             string
-	AccountID      string
-	Extension      int32
-	PackageCode    string
-	SipDomain      string
-	SipUsername    string
-	CallerID       string
-	State          string
-	RegContacts    []byte
-	PbxSynced      bool
-	ApplyError     string
-	AppliedAt      *time.Time
-	CreatedAt      time.Time
-	RegUpdatedAt   *time.Time
-	DeviceMac      *string
-	Numbers        []string
-	CallerIDNumber string
-}
-
-func (q *Queries) GetLine(ctx context.Context, arg GetLineParams) (GetLineRow, error) {
-	row := q.db.QueryRow(ctx, getLine, arg.ID, arg.AccountID)
-	var i GetLineRow
-	err := row.Scan(
-		&i.ID,
-		&i.AccountID,
-		&i.Extension,
-		&i.PackageCode,
-		&i.SipDomain,
-		&i.SipUsername,
-		&i.CallerID,
-		&i.State,
-		&i.RegContacts,
-		&i.PbxSynced,
-		&i.ApplyError,
-		&i.AppliedAt,
-		&i.CreatedAt,
-		&i.RegUpdatedAt,
-		&i.DeviceMac,
-		&i.Numbers,
-		&i.CallerIDNumber,
-	)
-	return i, err
 }
 
 const insertLine = `-- name: InsertLine :exec
@@ -154,75 +170,6 @@ func (q *Queries) LinePassword(ctx context.Context, arg LinePasswordParams) ([]b
 	var password_enc []byte
 	err := row.Scan(&password_enc)
 	return password_enc, err
-}
-
-const listLines = `-- name: ListLines :many
-SELECT l.id, l.account_id, l.extension, l.package_code, a.sip_domain, l.sip_username, l.caller_id, l.state,
-	l.reg_contacts, (l.revision = l.applied_revision)::boolean AS pbx_synced, l.apply_error, l.applied_at, l.created_at, l.reg_updated_at,
-	d.mac AS device_mac,
-	coalesce((SELECT array_agg(n.e164 ORDER BY n.e164) FROM numbers n WHERE n.line_id = l.id), '{}')::text[] AS numbers,
-	coalesce((SELECT n.e164 FROM numbers n WHERE n.line_id = l.id AND n.caller_id LIMIT 1), '')::text AS caller_id_number
-FROM lines l JOIN accounts a ON a.id = l.account_id
-	LEFT JOIN device_lines dl ON dl.line_id = l.id LEFT JOIN devices d ON d.id = dl.device_id -- a line is on one phone at most
-WHERE l.account_id = $1 AND l.state <> 'deleted' ORDER BY l.extension
-`
-
-type ListLinesRow struct {
-	ID             string
-	AccountID      string
-	Extension      int32
-	PackageCode    string
-	SipDomain      string
-	SipUsername    string
-	CallerID       string
-	State          string
-	RegContacts    []byte
-	PbxSynced      bool
-	ApplyError     string
-	AppliedAt      *time.Time
-	CreatedAt      time.Time
-	RegUpdatedAt   *time.Time
-	DeviceMac      *string
-	Numbers        []string
-	CallerIDNumber string
-}
-
-func (q *Queries) ListLines(ctx context.Context, accountID string) ([]ListLinesRow, error) {
-	rows, err := q.db.Query(ctx, listLines, accountID)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var items []ListLinesRow
-	for rows.Next() {
-		var i ListLinesRow
-		if err := rows.Scan(
-			&i.ID,
-			&i.AccountID,
-			&i.Extension,
-			&i.PackageCode,
-			&i.SipDomain,
-			&i.SipUsername,
-			&i.CallerID,
-			&i.State,
-			&i.RegContacts,
-			&i.PbxSynced,
-			&i.ApplyError,
-			&i.AppliedAt,
-			&i.CreatedAt,
-			&i.RegUpdatedAt,
-			&i.DeviceMac,
-			&i.Numbers,
-			&i.CallerIDNumber,
-		); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
 }
 
 const lockLineCredentials = `-- name: LockLineCredentials :one

@@ -25,6 +25,23 @@ type Account struct {
 	CreatedAt      time.Time
 }
 
+type ScheduledChange struct {
+	ID             string
+	AccountID      string
+	SubscriptionID string
+	PackageCode    string
+	FromQuantity   int32
+	ToQuantity     int32
+	RemoveLines    []byte
+	ReleaseNumbers []byte
+	EffectiveAt    time.Time
+	State          string
+	ChangeID       string
+	CreatedAt      time.Time
+	DoneAt         *time.Time
+	Result         []byte
+}
+
 type ServiceRequest struct {
 	ID        string
 	AccountID string

@@ -1,4 +1,5 @@
 -- Scheduled changes: decreases waiting for their subscription's period end.
+-- The queries returning whole rows return the generated ScheduledChange.
 
 -- name: InsertScheduled :exec
 INSERT INTO scheduled_changes (id, account_id, subscription_id, package_code, from_quantity, to_quantity,
@@ -8,21 +9,19 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', $10, $11);
 -- PendingScheduled lists an account's pending scheduled changes (also
 -- inside provisioning's pipelined state read, through PendingScheduledSQL).
 -- name: PendingScheduled :many
-SELECT id, package_code, from_quantity, to_quantity, remove_lines, release_numbers, effective_at, state, change_id, created_at, done_at
-FROM scheduled_changes WHERE account_id = $1 AND state = 'pending'
+SELECT * FROM scheduled_changes WHERE account_id = $1 AND state = 'pending'
 ORDER BY effective_at, package_code;
 
 -- RecentScheduled lists an account's scheduled changes, pending first,
 -- then the last applied or cancelled.
 -- name: RecentScheduled :many
-SELECT id, package_code, from_quantity, to_quantity, remove_lines, release_numbers, effective_at, state, change_id, created_at, done_at
-FROM scheduled_changes WHERE account_id = $1
+SELECT * FROM scheduled_changes WHERE account_id = $1
 ORDER BY state <> 'pending', effective_at DESC, created_at DESC LIMIT 100;
 
 -- name: CancelScheduled :one
 UPDATE scheduled_changes SET state = 'cancelled', done_at = @done_at
 WHERE id = @id AND account_id = @account_id AND state = 'pending'
-RETURNING id, package_code, from_quantity, to_quantity, remove_lines, release_numbers, effective_at, state, change_id, created_at, done_at;
+RETURNING *;
 
 -- name: ScheduledState :one
 SELECT state FROM scheduled_changes WHERE id = @id AND account_id = @account_id;

@@ -13,7 +13,7 @@ import (
 const cancelScheduled = `-- name: CancelScheduled :one
 UPDATE scheduled_changes SET state = 'cancelled', done_at = $1
 WHERE id = $2 AND account_id = $3 AND state = 'pending'
-RETURNING id, package_code, from_quantity, to_quantity, remove_lines, release_numbers, effective_at, state, change_id, created_at, done_at
+RETURNING id, account_id, subscription_id, package_code, from_quantity, to_quantity, remove_lines, release_numbers, effective_at, state, change_id, created_at, done_at, result
 `
 
 type CancelScheduledParams struct {
@@ -22,25 +22,13 @@ type CancelScheduledParams struct {
 	AccountID string
 }
 
-type CancelScheduledRow struct {
-	ID             string
-	PackageCode    string
-	FromQuantity   int32
-	ToQuantity     int32
-	RemoveLines    []byte
-	ReleaseNumbers []byte
-	EffectiveAt    time.Time
-	State          string
-	ChangeID       string
-	CreatedAt      time.Time
-	DoneAt         *time.Time
-}
-
-func (q *Queries) CancelScheduled(ctx context.Context, arg CancelScheduledParams) (CancelScheduledRow, error) {
+func (q *Queries) CancelScheduled(ctx context.Context, arg CancelScheduledParams) (ScheduledChange, error) {
 	row := q.db.QueryRow(ctx, cancelScheduled, arg.DoneAt, arg.ID, arg.AccountID)
-	var i CancelScheduledRow
+	var i ScheduledChange
 	err := row.Scan(
 		&i.ID,
+		&i.AccountID,
+		&i.SubscriptionID,
 		&i.PackageCode,
 		&i.FromQuantity,
 		&i.ToQuantity,
@@ -51,6 +39,7 @@ func (q *Queries) CancelScheduled(ctx context.Context, arg CancelScheduledParams
 		&i.ChangeID,
 		&i.CreatedAt,
 		&i.DoneAt,
+		&i.Result,
 	)
 	return i, err
 }
@@ -156,6 +145,7 @@ type InsertScheduledParams struct {
 }
 
 // Scheduled changes: decreases waiting for their subscription's period end.
+// The queries returning whole rows return the generated ScheduledChange.
 func (q *Queries) InsertScheduled(ctx context.Context, arg InsertScheduledParams) error {
 	_, err := q.db.Exec(ctx, insertScheduled,
 		arg.ID,
@@ -200,38 +190,25 @@ func (q *Queries) MarkScheduledApplied(ctx context.Context, arg MarkScheduledApp
 }
 
 const pendingScheduled = `-- name: PendingScheduled :many
-SELECT id, package_code, from_quantity, to_quantity, remove_lines, release_numbers, effective_at, state, change_id, created_at, done_at
-FROM scheduled_changes WHERE account_id = $1 AND state = 'pending'
+SELECT id, account_id, subscription_id, package_code, from_quantity, to_quantity, remove_lines, release_numbers, effective_at, state, change_id, created_at, done_at, result FROM scheduled_changes WHERE account_id = $1 AND state = 'pending'
 ORDER BY effective_at, package_code
 `
 
-type PendingScheduledRow struct {
-	ID             string
-	PackageCode    string
-	FromQuantity   int32
-	ToQuantity     int32
-	RemoveLines    []byte
-	ReleaseNumbers []byte
-	EffectiveAt    time.Time
-	State          string
-	ChangeID       string
-	CreatedAt      time.Time
-	DoneAt         *time.Time
-}
-
 // PendingScheduled lists an account's pending scheduled changes (also
 // inside provisioning's pipelined state read, through PendingScheduledSQL).
-func (q *Queries) PendingScheduled(ctx context.Context, accountID string) ([]PendingScheduledRow, error) {
+func (q *Queries) PendingScheduled(ctx context.Context, accountID string) ([]ScheduledChange, error) {
 	rows, err := q.db.Query(ctx, pendingScheduled, accountID)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var items []PendingScheduledRow
+	var items []ScheduledChange
 	for rows.Next() {
-		var i PendingScheduledRow
+		var i ScheduledChange
 		if err := rows.Scan(
 			&i.ID,
+			&i.AccountID,
+			&i.SubscriptionID,
 			&i.PackageCode,
 			&i.FromQuantity,
 			&i.ToQuantity,
@@ -242,6 +219,7 @@ func (q *Queries) PendingScheduled(ctx context.Context, accountID string) ([]Pen
 			&i.ChangeID,
 			&i.CreatedAt,
 			&i.DoneAt,
+			&i.Result,
 		); err != nil {
 			return nil, err
 		}
@@ -254,38 +232,25 @@ func (q *Queries) PendingScheduled(ctx context.Context, accountID string) ([]Pen
 }
 
 const recentScheduled = `-- name: RecentScheduled :many
-SELECT id, package_code, from_quantity, to_quantity, remove_lines, release_numbers, effective_at, state, change_id, created_at, done_at
-FROM scheduled_changes WHERE account_id = $1
+SELECT id, account_id, subscription_id, package_code, from_quantity, to_quantity, remove_lines, release_numbers, effective_at, state, change_id, created_at, done_at, result FROM scheduled_changes WHERE account_id = $1
 ORDER BY state <> 'pending', effective_at DESC, created_at DESC LIMIT 100
 `
 
-type RecentScheduledRow struct {
-	ID             string
-	PackageCode    string
-	FromQuantity   int32
-	ToQuantity     int32
-	RemoveLines    []byte
-	ReleaseNumbers []byte
-	EffectiveAt    time.Time
-	State          string
-	ChangeID       string
-	CreatedAt      time.Time
-	DoneAt         *time.Time
-}
-
 // RecentScheduled lists an account's scheduled changes, pending first,
 // then the last applied or cancelled.
-func (q *Queries) RecentScheduled(ctx context.Context, accountID string) ([]RecentScheduledRow, error) {
+func (q *Queries) RecentScheduled(ctx context.Context, accountID string) ([]ScheduledChange, error) {
 	rows, err := q.db.Query(ctx, recentScheduled, accountID)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var items []RecentScheduledRow
+	var items []ScheduledChange
 	for rows.Next() {
-		var i RecentScheduledRow
+		var i ScheduledChange
 		if err := rows.Scan(
 			&i.ID,
+			&i.AccountID,
+			&i.SubscriptionID,
 			&i.PackageCode,
 			&i.FromQuantity,
 			&i.ToQuantity,
@@ -296,6 +261,7 @@ func (q *Queries) RecentScheduled(ctx context.Context, accountID string) ([]Rece
 			&i.ChangeID,
 			&i.CreatedAt,
 			&i.DoneAt,
+			&i.Result,
 		); err != nil {
 			return nil, err
 		}
