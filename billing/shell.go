@@ -38,10 +38,11 @@ const (
 )
 
 // LineSwitch suspends or resumes the lines of one subscription, in the
-// caller's transaction, so the PBX follows billing. Billing declares it;
-// the daemon satisfies it with provisioning, so neither imports the other.
+// caller's unit of work (store.Tx), so the PBX follows billing. Billing
+// declares it; the daemon satisfies it with provisioning, so neither
+// imports the other.
 type LineSwitch interface {
-	SetSubscriptionLines(ctx context.Context, tx pgx.Tx, subscriptionID string, suspended bool, reason string) (int, error)
+	SetSubscriptionLines(ctx context.Context, tx *store.Tx, subscriptionID string, suspended bool, reason string) (int, error)
 }
 
 // Clock is the daemon's notion of now.
@@ -217,7 +218,7 @@ func (s *Service) switchLines(ctx context.Context, tx pgx.Tx, subID string, susp
 	if b == nil || b.LineSwitch == nil {
 		return errors.New("billing: no line switch configured")
 	}
-	if _, err := b.SetSubscriptionLines(ctx, tx, subID, suspended, reason); err != nil {
+	if _, err := b.SetSubscriptionLines(ctx, store.Wrap(tx), subID, suspended, reason); err != nil {
 		return fmt.Errorf("switch lines of subscription %s: %w", subID, err)
 	}
 	return nil

@@ -11,6 +11,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/pbxd/pbxd/internal/store"
+	"github.com/pbxd/pbxd/internal/store/provdb"
 	"github.com/pbxd/pbxd/internal/store/storetest"
 )
 
@@ -24,7 +26,7 @@ type fakeLines struct {
 	calls []bool
 }
 
-func (f *fakeLines) SetSubscriptionLines(ctx context.Context, tx pgx.Tx, subID string, suspended bool, reason string) (int, error) {
+func (f *fakeLines) SetSubscriptionLines(ctx context.Context, tx *store.Tx, subID string, suspended bool, reason string) (int, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls = append(f.calls, suspended)
@@ -52,11 +54,8 @@ func setupShell(t *testing.T) shellBundle {
 	}
 	fl := &fakeLines{}
 	svc.SetLineSwitch(fl)
-	ctx := t.Context()
-	if _, err := pool.Exec(ctx, `INSERT INTO packages (code, name, price_minor, currency, cycles, dial_context, updated_at) VALUES
-		('fr', 'France', 4990, 'EUR', '[{"cycle":"monthly","discount_bp":0},{"cycle":"annual","discount_bp":1500}]', 'pkg-fr', now())`); err != nil {
-		t.Fatal(err)
-	}
+	storetest.Package(t, pool, provdb.UpsertPackageParams{Code: "fr", Name: "France", PriceMinor: 4990,
+		Cycles: []byte(`[{"cycle":"monthly","discount_bp":0},{"cycle":"annual","discount_bp":1500}]`)})
 	return shellBundle{svc: svc, pool: pool, lines: fl, paris: paris}
 }
 
@@ -70,10 +69,7 @@ func (b shellBundle) account(t *testing.T, token string, qty int) (acct, sub str
 	if token != "" {
 		mode = ModeCard
 	}
-	if _, err := b.pool.Exec(ctx, `INSERT INTO accounts (id, name, sip_domain, currency, timezone, vat_bp, payment_mode, seat_preference, ext_first, ext_last, created_at)
-		VALUES ($1, 'Acme', $2, 'EUR', 'Europe/Paris', 2000, $3, 'block', 100, 199, now())`, acct, acct[:8]+".example.net", mode); err != nil {
-		t.Fatal(err)
-	}
+	storetest.Account(t, b.pool, provdb.InsertAccountParams{ID: acct, SipDomain: acct[:8] + ".example.net", PaymentMode: mode})
 	if token != "" {
 		if _, err := b.svc.AddPaymentMethod(ctx, "test", acct, NewPaymentMethod{Gateway: "sandbox", Token: token, Default: true}); err != nil {
 			t.Fatal(err)

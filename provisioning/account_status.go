@@ -8,6 +8,7 @@ import (
 
 	"github.com/pbxd/pbxd/internal/fault"
 	"github.com/pbxd/pbxd/internal/store"
+	"github.com/pbxd/pbxd/internal/store/provdb"
 )
 
 // SetAccountStatus suspends or resumes an account (operator). Suspending
@@ -16,9 +17,9 @@ import (
 // brings back the lines of subscriptions that are not inactive: dunning's
 // own suspensions stay until the invoice is paid.
 func (s *Service) SetAccountStatus(ctx context.Context, actor, accountID string, suspend bool) (Account, error) {
-	from, to := "active", "suspended"
+	from, to := AccountActive, AccountSuspended
 	if !suspend {
-		from, to = "suspended", "active"
+		from, to = AccountSuspended, AccountActive
 	}
 	now := s.clock.Now()
 	err := store.InTx(ctx, s.pool, func(tx pgx.Tx) error {
@@ -26,26 +27,26 @@ func (s *Service) SetAccountStatus(ctx context.Context, actor, accountID string,
 		if err != nil {
 			return err
 		}
-		if acct.Status == to {
+		if AccountStatus(acct.Status) == to {
 			return nil // already there: nothing to do, nothing to audit
 		}
-		if acct.Status != from {
+		if AccountStatus(acct.Status) != from {
 			return fault.New(fault.Conflict, "", "account is %s", acct.Status)
 		}
-		if _, err := tx.Exec(ctx, `UPDATE accounts SET status = $2 WHERE id = $1`, accountID, to); err != nil {
+		q := qtx(tx)
+		if err := q.SetAccountStatus(ctx, provdb.SetAccountStatusParams{ID: accountID, Status: string(to)}); err != nil {
 			return fmt.Errorf("set account status: %w", err)
 		}
-		q := `UPDATE lines SET state = 'suspended', revision = revision + 1, changed_at = $2 WHERE account_id = $1 AND state = 'active'`
-		if !suspend {
-			q = `UPDATE lines l SET state = 'active', revision = revision + 1, changed_at = $2
-				WHERE l.account_id = $1 AND l.state = 'suspended' AND NOT EXISTS (SELECT 1 FROM subscriptions s
-				WHERE s.account_id = l.account_id AND s.package_code = l.package_code AND s.status = 'inactive')`
+		var n int64
+		if suspend {
+			n, err = q.SuspendAccountLines(ctx, provdb.SuspendAccountLinesParams{AccountID: accountID, ChangedAt: now})
+		} else {
+			n, err = q.ResumeAccountLines(ctx, provdb.ResumeAccountLinesParams{AccountID: accountID, ChangedAt: now})
 		}
-		tag, err := tx.Exec(ctx, q, accountID, now)
 		if err != nil {
 			return fmt.Errorf("switch lines: %w", err)
 		}
-		if err := audit(ctx, tx, now, actor, accountID, "account."+to, accountID, map[string]any{"lines": tag.RowsAffected()}); err != nil {
+		if err := audit(ctx, tx, now, actor, accountID, "account."+string(to), accountID, map[string]any{"lines": n}); err != nil {
 			return err
 		}
 		return notifyLines(ctx, tx)
@@ -59,7 +60,7 @@ func (s *Service) SetAccountStatus(ctx context.Context, actor, accountID string,
 // SetSeatPreference chooses what happens when a new line is needed and no
 // seat is free: auto_purchase (buy one, prorated) or block (refuse).
 func (s *Service) SetSeatPreference(ctx context.Context, actor, accountID, pref string) (Account, error) {
-	if pref != "auto_purchase" && pref != "block" {
+	if p := SeatPreference(pref); p != SeatAutoPurchase && p != SeatBlock {
 		return Account{}, fault.New(fault.Invalid, "seat_preference", "seat_preference must be auto_purchase or block")
 	}
 	now := s.clock.Now()
@@ -71,7 +72,7 @@ func (s *Service) SetSeatPreference(ctx context.Context, actor, accountID, pref 
 		if acct.SeatPreference == pref {
 			return nil
 		}
-		if _, err := tx.Exec(ctx, `UPDATE accounts SET seat_preference = $2 WHERE id = $1`, accountID, pref); err != nil {
+		if err := qtx(tx).SetSeatPreference(ctx, provdb.SetSeatPreferenceParams{ID: accountID, SeatPreference: pref}); err != nil {
 			return fmt.Errorf("set seat preference: %w", err)
 		}
 		return audit(ctx, tx, now, actor, accountID, "account.seat_preference", accountID, map[string]any{"from": acct.SeatPreference, "to": pref})

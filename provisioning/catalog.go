@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pbxd/pbxd/internal/store"
+	"github.com/pbxd/pbxd/internal/store/provdb"
 	"github.com/pbxd/pbxd/provisioning/phones"
 )
 
@@ -75,6 +76,7 @@ func (s *Service) SyncCatalog(ctx context.Context, pkgs []Package) error {
 	}
 	now := s.clock.Now()
 	return store.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		q := qtx(tx)
 		keep := make([]string, 0, len(pkgs))
 		for i, p := range pkgs {
 			if p.Kind == "hardware" && !phones.Vendor(p.Vendor).Valid() {
@@ -84,32 +86,21 @@ func (s *Service) SyncCatalog(ctx context.Context, pkgs []Package) error {
 			if err != nil {
 				return err
 			}
-			_, err = tx.Exec(ctx, `
-				INSERT INTO packages (code, name, kind, price_minor, currency, cycles, trial_days, dial_context,
-				                      fixed_month_days, exclude_order_day, retired, position, updated_at, decrease, decrease_choice, stock, vendor, model)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, false, $11, $12, $13, $14, $15, $16, $17)
-				ON CONFLICT (code) DO UPDATE SET name = $2, kind = $3, price_minor = $4, currency = $5, cycles = $6,
-				    trial_days = $7, dial_context = $8, fixed_month_days = $9, exclude_order_day = $10,
-				    retired = false, position = $11, updated_at = $12, decrease = $13, decrease_choice = $14,
-				    stock = $15, vendor = $16, model = $17`,
-				p.Code, p.Name, p.Kind, p.PriceMinor, p.Currency, cycles, p.TrialDays, p.DialContext,
-				p.FixedMonthDays, p.ExcludeOrderDay, i, now, cmp.Or(p.Decrease, DecreaseImmediate), p.DecreaseChoice, p.Stock, p.Vendor, p.Model)
+			err = q.UpsertPackage(ctx, provdb.UpsertPackageParams{Code: p.Code, Name: p.Name, Kind: p.Kind,
+				PriceMinor: p.PriceMinor, Currency: p.Currency, Cycles: cycles, TrialDays: int32(p.TrialDays),
+				DialContext: p.DialContext, FixedMonthDays: p.FixedMonthDays, ExcludeOrderDay: p.ExcludeOrderDay,
+				Position: int32(i), UpdatedAt: now, Decrease: cmp.Or(p.Decrease, DecreaseImmediate),
+				DecreaseChoice: p.DecreaseChoice, Stock: int32Ptr(p.Stock), Vendor: p.Vendor, Model: p.Model})
 			if err != nil {
 				return fmt.Errorf("sync package %s: %w", p.Code, err)
 			}
 			keep = append(keep, p.Code)
 		}
 		// Gone from the config: retire those still subscribed, drop the rest.
-		if _, err := tx.Exec(ctx, `UPDATE packages SET retired = true, updated_at = $2
-			WHERE NOT (code = ANY($1)) AND NOT retired`, keep, now); err != nil {
+		if err := q.RetirePackagesExcept(ctx, provdb.RetirePackagesExceptParams{UpdatedAt: now, Keep: keep}); err != nil {
 			return fmt.Errorf("retire packages: %w", err)
 		}
-		_, err := tx.Exec(ctx, `DELETE FROM packages p WHERE NOT (code = ANY($1))
-			AND NOT EXISTS (SELECT 1 FROM subscriptions s WHERE s.package_code = p.code)
-			AND NOT EXISTS (SELECT 1 FROM lines l WHERE l.package_code = p.code)
-			AND NOT EXISTS (SELECT 1 FROM pending_items i WHERE i.package_code = p.code)
-			AND NOT EXISTS (SELECT 1 FROM hardware_orders h WHERE h.item_code = p.code)`, keep)
-		if err != nil {
+		if err := q.DropUnusedPackagesExcept(ctx, keep); err != nil {
 			return fmt.Errorf("drop unused packages: %w", err)
 		}
 		return nil
@@ -130,14 +121,20 @@ func CheckCatalog(pkgs []Package) error {
 
 // Packages lists the catalog; retired packages only when withRetired.
 func (s *Service) Packages(ctx context.Context, withRetired bool) ([]Package, error) {
-	rows, err := s.pool.Query(ctx, `SELECT code, name, kind, price_minor, currency, cycles, trial_days, dial_context,
-		fixed_month_days, exclude_order_day, retired, decrease, decrease_choice, stock, vendor, model FROM packages WHERE $1 OR NOT retired ORDER BY retired, position, code`, withRetired)
+	rows, err := s.q.ListPackages(ctx, withRetired)
 	if err != nil {
 		return nil, err
 	}
-	list, err := pgx.CollectRows(rows, scanPackage)
-	if err != nil || s.biller == nil {
-		return list, err
+	list := make([]Package, 0, len(rows))
+	for _, r := range rows {
+		p, err := packageFromRow(r)
+		if err != nil {
+			return nil, err
+		}
+		list = append(list, p)
+	}
+	if s.biller == nil {
+		return list, nil
 	}
 	for i := range list {
 		for j := range list[i].Cycles {
@@ -149,32 +146,60 @@ func (s *Service) Packages(ctx context.Context, withRetired bool) ([]Package, er
 	return list, nil
 }
 
-func scanPackage(row pgx.CollectableRow) (Package, error) {
-	var p Package
-	var cycles []byte
-	err := row.Scan(&p.Code, &p.Name, &p.Kind, &p.PriceMinor, &p.Currency, &cycles, &p.TrialDays, &p.DialContext,
-		&p.FixedMonthDays, &p.ExcludeOrderDay, &p.Retired, &p.Decrease, &p.DecreaseChoice, &p.Stock, &p.Vendor, &p.Model)
-	if err == nil {
-		err = json.Unmarshal(cycles, &p.Cycles)
+// packageFromRow is a catalog row as the domain sees it.
+func packageFromRow(r provdb.ListPackagesRow) (Package, error) {
+	p := Package{Code: r.Code, Name: r.Name, Kind: r.Kind, PriceMinor: r.PriceMinor, Currency: r.Currency,
+		TrialDays: int(r.TrialDays), DialContext: r.DialContext, FixedMonthDays: r.FixedMonthDays,
+		ExcludeOrderDay: r.ExcludeOrderDay, Retired: r.Retired, Decrease: r.Decrease, DecreaseChoice: r.DecreaseChoice,
+		Stock: intPtr(r.Stock), Vendor: r.Vendor, Model: r.Model}
+	if err := json.Unmarshal(r.Cycles, &p.Cycles); err != nil {
+		return Package{}, fmt.Errorf("package %s cycles: %w", r.Code, err)
 	}
-	return p, err
+	return p, nil
 }
 
-const packagesSQL = `SELECT code, name, kind, price_minor, currency, cycles, trial_days, dial_context,
-	fixed_month_days, exclude_order_day, retired, decrease, decrease_choice, stock, vendor, model FROM packages`
+// scanPackage reads one row of packagesSQL (the pipelined state read).
+func scanPackage(row pgx.CollectableRow) (Package, error) {
+	r, err := pgx.RowToStructByPos[provdb.AllPackagesRow](row)
+	if err != nil {
+		return Package{}, err
+	}
+	return packageFromRow(provdb.ListPackagesRow(r))
+}
 
-func packagesByCode(ctx context.Context, q pgx.Tx) (map[string]Package, error) {
-	rows, err := q.Query(ctx, packagesSQL)
+// packagesSQL is the whole catalog, for the pipelined state read.
+const packagesSQL = provdb.AllPackagesSQL
+
+func packagesByCode(ctx context.Context, tx pgx.Tx) (map[string]Package, error) {
+	rows, err := qtx(tx).AllPackages(ctx)
 	if err != nil {
 		return nil, err
 	}
-	list, err := pgx.CollectRows(rows, scanPackage)
-	if err != nil {
-		return nil, err
-	}
-	m := make(map[string]Package, len(list))
-	for _, p := range list {
+	m := make(map[string]Package, len(rows))
+	for _, r := range rows {
+		p, err := packageFromRow(provdb.ListPackagesRow(r))
+		if err != nil {
+			return nil, err
+		}
 		m[p.Code] = p
 	}
 	return m, nil
+}
+
+// intPtr and int32Ptr convert optional counts between the domain and
+// PostgreSQL's integer.
+func intPtr(v *int32) *int {
+	if v == nil {
+		return nil
+	}
+	n := int(*v)
+	return &n
+}
+
+func int32Ptr(v *int) *int32 {
+	if v == nil {
+		return nil
+	}
+	n := int32(*v)
+	return &n
 }

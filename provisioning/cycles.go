@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/pbxd/pbxd/internal/store/provdb"
 )
 
 // CycleNames are the billing cycles a package may offer, shortest first.
@@ -47,7 +49,7 @@ func perMonth(periodMinor int64, cycle string) int64 {
 // new cycle starting where the old calendar lines up, at today's price).
 func (s *Service) switchChanges(acct Account, it *planItem) []PriceChange {
 	old := PriceChange{Package: it.pkg, Cycle: it.switchFrom, From: it.from, To: 0,
-		PeriodStart: it.sub.PeriodStart, PeriodEnd: it.sub.PeriodEnd, PeriodPriceMinor: it.sub.PeriodPrice, Trial: it.sub.Status == "trial"}
+		PeriodStart: it.sub.PeriodStart, PeriodEnd: it.sub.PeriodEnd, PeriodPriceMinor: it.sub.PeriodPrice, Trial: it.sub.Status == SubscriptionTrial}
 	nw := PriceChange{Package: it.pkg, Cycle: it.cycle, From: 0, To: it.to, Trial: old.Trial}
 	if s.biller != nil {
 		nw.PeriodStart, nw.PeriodEnd = s.biller.NewPeriod(acct, it.cycle, s.clock.Now())
@@ -63,13 +65,9 @@ func (s *Service) switchSubscription(ctx context.Context, tx pgx.Tx, acct Accoun
 	if nw.PeriodEnd.IsZero() {
 		return fmt.Errorf("switch %s to %s: no billing period (billing is off)", it.pkg.Code, it.cycle)
 	}
-	next := "$4"
-	if it.sub.Status == "trial" {
-		next = "next_payment_at" // the trial's end stays the first payment
-	}
-	_, err := tx.Exec(ctx, `UPDATE subscriptions SET quantity = $2, cycle = $5, period_start = $3, period_end = $4,
-		next_payment_at = `+next+`, period_price_minor = $6, version = version + 1 WHERE id = $1`,
-		it.sub.ID, it.to, nw.PeriodStart, nw.PeriodEnd, it.cycle, nw.PeriodPriceMinor)
+	err := qtx(tx).SwitchSubscriptionCycle(ctx, provdb.SwitchSubscriptionCycleParams{ID: it.sub.ID, Quantity: int32(it.to),
+		Cycle: it.cycle, PeriodStart: nw.PeriodStart, PeriodEnd: nw.PeriodEnd, PeriodPriceMinor: nw.PeriodPriceMinor,
+		KeepNextPayment: it.sub.Status == SubscriptionTrial}) // the trial's end stays the first payment
 	if err != nil {
 		return fmt.Errorf("switch cycle: %w", err)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/pbxd/pbxd/internal/fault"
 	"github.com/pbxd/pbxd/internal/store"
+	"github.com/pbxd/pbxd/internal/store/provdb"
 	"github.com/pbxd/pbxd/provisioning/phones"
 )
 
@@ -76,9 +77,9 @@ func (s *Service) CreateDevice(ctx context.Context, actor, accountID string, n N
 		if _, err := lockAccount(ctx, tx, accountID); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, `INSERT INTO devices (id, account_id, mac, vendor, model, display_name, timezone, language, secret_hash, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, id, accountID, mac.String(), n.Vendor, n.Model, n.DisplayName,
-			n.Timezone, n.Language, phones.HashSecret(secret), now)
+		err := qtx(tx).InsertDevice(ctx, provdb.InsertDeviceParams{ID: id, AccountID: accountID, Mac: mac.String(),
+			Vendor: n.Vendor, Model: n.Model, DisplayName: n.DisplayName, Timezone: n.Timezone, Language: n.Language,
+			SecretHash: phones.HashSecret(secret), CreatedAt: now})
 		if store.IsUniqueViolation(err, "devices_mac_key") {
 			return fault.New(fault.Conflict, "mac", "MAC %s is already registered", mac)
 		}
@@ -103,6 +104,7 @@ func (s *Service) CreateDevice(ctx context.Context, actor, accountID string, n N
 }
 
 func bindLines(ctx context.Context, tx pgx.Tx, accountID, deviceID string, lines []DeviceLine) error {
+	q := qtx(tx)
 	keys := map[int]bool{}
 	for i, dl := range lines {
 		field := fmt.Sprintf("lines[%d]", i)
@@ -117,14 +119,14 @@ func bindLines(ctx context.Context, tx pgx.Tx, accountID, deviceID string, lines
 		if uuid.Validate(dl.Line) != nil {
 			return fault.New(fault.Invalid, field+".line", "unknown line %q", dl.Line)
 		}
-		var ok bool
-		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM lines WHERE id = $1 AND account_id = $2 AND state <> 'deleted')`, dl.Line, accountID).Scan(&ok); err != nil {
+		ok, err := q.LiveLineOfAccount(ctx, provdb.LiveLineOfAccountParams{LineID: dl.Line, AccountID: accountID})
+		if err != nil {
 			return err
 		}
 		if !ok {
 			return fault.New(fault.Invalid, field+".line", "unknown line %q", dl.Line)
 		}
-		_, err := tx.Exec(ctx, `INSERT INTO device_lines (device_id, line_id, key) VALUES ($1, $2, $3)`, deviceID, dl.Line, key)
+		err = q.InsertDeviceLine(ctx, provdb.InsertDeviceLineParams{DeviceID: deviceID, LineID: dl.Line, Key: int32(key)})
 		if store.IsUniqueViolation(err, "device_lines_line_key") {
 			return fault.New(fault.Conflict, field+".line", "line %s is already on another phone", dl.Line)
 		}
@@ -145,15 +147,16 @@ func (s *Service) UpdateDevice(ctx context.Context, actor, accountID, deviceID s
 		if _, err := lockAccount(ctx, tx, accountID); err != nil {
 			return err
 		}
-		var exists bool
-		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM devices WHERE id = $1 AND account_id = $2)`, deviceID, accountID).Scan(&exists); err != nil {
+		q := qtx(tx)
+		exists, err := q.DeviceOfAccountExists(ctx, provdb.DeviceOfAccountExistsParams{ID: deviceID, AccountID: accountID})
+		if err != nil {
 			return err
 		}
 		if !exists {
 			return fault.New(fault.NotFound, "", "device not found")
 		}
 		if active != nil {
-			if _, err := tx.Exec(ctx, `UPDATE devices SET active = $2 WHERE id = $1`, deviceID, *active); err != nil {
+			if err := q.SetDeviceActive(ctx, provdb.SetDeviceActiveParams{ID: deviceID, Active: *active}); err != nil {
 				return err
 			}
 		}
@@ -161,7 +164,7 @@ func (s *Service) UpdateDevice(ctx context.Context, actor, accountID, deviceID s
 			if len(*lines) > phones.MaxLines {
 				return fault.New(fault.Invalid, "lines", "a phone carries at most %d lines", phones.MaxLines)
 			}
-			if _, err := tx.Exec(ctx, `DELETE FROM device_lines WHERE device_id = $1`, deviceID); err != nil {
+			if err := q.DeleteDeviceLines(ctx, deviceID); err != nil {
 				return err
 			}
 			if err := bindLines(ctx, tx, accountID, deviceID, *lines); err != nil {
@@ -182,39 +185,33 @@ func (s *Service) DeleteDevice(ctx context.Context, actor, accountID, deviceID s
 		return fault.New(fault.NotFound, "", "device not found")
 	}
 	return store.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `DELETE FROM devices WHERE id = $1 AND account_id = $2`, deviceID, accountID)
+		n, err := qtx(tx).DeleteDevice(ctx, provdb.DeleteDeviceParams{ID: deviceID, AccountID: accountID})
 		if err != nil {
 			return err
 		}
-		if tag.RowsAffected() == 0 {
+		if n == 0 {
 			return fault.New(fault.NotFound, "", "device not found")
 		}
 		return audit(ctx, tx, s.clock.Now(), actor, accountID, "device.delete", deviceID, nil)
 	})
 }
 
-const deviceCols = `id, account_id, mac, vendor, model, display_name, timezone, language, active, created_at`
-
 // Devices lists an account's phones.
 func (s *Service) Devices(ctx context.Context, accountID string) ([]Device, error) {
 	if _, err := s.Account(ctx, accountID); err != nil {
 		return nil, err
 	}
-	rows, err := s.pool.Query(ctx, `SELECT `+deviceCols+` FROM devices WHERE account_id = $1 ORDER BY created_at, mac`, accountID)
+	rows, err := s.q.ListDevices(ctx, accountID)
 	if err != nil {
 		return nil, err
 	}
-	list, err := pgx.CollectRows(rows, scanDevice)
-	if err != nil {
-		return nil, err
-	}
-	for i := range list {
-		if list[i].Lines, err = s.deviceLines(ctx, list[i].ID); err != nil {
+	list := make([]Device, 0, len(rows))
+	for _, r := range rows {
+		d := deviceFromRow(provdb.GetDeviceRow(r))
+		if d.Lines, err = s.deviceLines(ctx, d.ID); err != nil {
 			return nil, err
 		}
-	}
-	if list == nil {
-		list = []Device{}
+		list = append(list, d)
 	}
 	return list, nil
 }
@@ -224,39 +221,28 @@ func (s *Service) Device(ctx context.Context, accountID, id string) (Device, err
 	if uuid.Validate(id) != nil || uuid.Validate(accountID) != nil {
 		return Device{}, fault.New(fault.NotFound, "", "device not found")
 	}
-	rows, err := s.pool.Query(ctx, `SELECT `+deviceCols+` FROM devices WHERE id = $1 AND account_id = $2`, id, accountID)
+	r, err := s.q.GetDevice(ctx, provdb.GetDeviceParams{ID: id, AccountID: accountID})
+	if errors.Is(err, store.ErrNotFound) {
+		return Device{}, fault.New(fault.NotFound, "", "device not found")
+	}
 	if err != nil {
 		return Device{}, err
 	}
-	d, err := pgx.CollectExactlyOneRow(rows, scanDevice)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return d, fault.New(fault.NotFound, "", "device not found")
-	}
-	if err != nil {
-		return d, err
-	}
+	d := deviceFromRow(r)
 	d.Lines, err = s.deviceLines(ctx, id)
 	return d, err
 }
 
-func scanDevice(row pgx.CollectableRow) (Device, error) {
-	var d Device
-	err := row.Scan(&d.ID, &d.AccountID, &d.MAC, &d.Vendor, &d.Model, &d.DisplayName, &d.Timezone, &d.Language, &d.Active, &d.CreatedAt)
-	return d, err
+func deviceFromRow(r provdb.GetDeviceRow) Device {
+	return Device{ID: r.ID, AccountID: r.AccountID, MAC: r.Mac, Vendor: r.Vendor, Model: r.Model, DisplayName: r.DisplayName,
+		Timezone: r.Timezone, Language: r.Language, Active: r.Active, CreatedAt: r.CreatedAt}
 }
 
 func (s *Service) deviceLines(ctx context.Context, deviceID string) ([]DeviceLine, error) {
-	rows, err := s.pool.Query(ctx, `SELECT dl.line_id, dl.key, l.extension FROM device_lines dl JOIN lines l ON l.id = dl.line_id
-		WHERE dl.device_id = $1 ORDER BY dl.key`, deviceID)
-	if err != nil {
-		return nil, err
-	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (DeviceLine, error) {
-		var dl DeviceLine
-		return dl, r.Scan(&dl.Line, &dl.Key, &dl.Extension)
-	})
-	if out == nil {
-		out = []DeviceLine{}
+	rows, err := s.q.DeviceKeys(ctx, deviceID)
+	out := make([]DeviceLine, 0, len(rows))
+	for _, r := range rows {
+		out = append(out, DeviceLine{Line: r.LineID, Key: int(r.Key), Extension: int(r.Extension)})
 	}
 	return out, err
 }
@@ -266,50 +252,33 @@ func (s *Service) deviceLines(ctx context.Context, deviceID string) ([]DeviceLin
 // authenticated). It is read on every request, so a removed or deactivated
 // device stops being served at once.
 func (s *Service) DeviceByMAC(ctx context.Context, mac phones.MAC) (phones.Device, error) {
-	var d phones.Device
-	var vendor string
-	// A device without a time zone of its own keeps its account's, read
-	// here so that changing the account's zone reaches its phones too.
-	err := s.pool.QueryRow(ctx, `SELECT d.id, d.account_id, d.vendor, d.model, d.display_name,
-		COALESCE(NULLIF(d.timezone, ''), a.timezone), d.language, d.secret_hash,
-		d.active AND a.status = 'active' FROM devices d JOIN accounts a ON a.id = d.account_id WHERE d.mac = $1`, mac.String()).
-		Scan(&d.ID, &d.AccountID, &vendor, &d.Model, &d.DisplayName, &d.TimeZone, &d.Language, &d.SecretHash, &d.Active)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return d, phones.ErrNotFound
+	r, err := s.q.DeviceByMAC(ctx, mac.String())
+	if errors.Is(err, store.ErrNotFound) {
+		return phones.Device{}, phones.ErrNotFound
 	}
 	if err != nil {
-		return d, err
+		return phones.Device{}, err
 	}
-	d.MAC, d.Vendor = mac, phones.Vendor(vendor)
-	return d, nil
+	return phones.Device{ID: r.ID, AccountID: r.AccountID, MAC: mac, Vendor: phones.Vendor(r.Vendor), Model: r.Model,
+		DisplayName: r.DisplayName, TimeZone: r.Timezone, Language: r.Language, SecretHash: r.SecretHash, Active: r.Served}, nil
 }
 
 // DeviceLines implements phones.Directory: the active lines bound to dev
 // now, with their passwords, so an unbound line stops being served at once.
 func (s *Service) DeviceLines(ctx context.Context, dev phones.Device) ([]phones.Line, error) {
-	rows, err := s.pool.Query(ctx, `SELECT l.id, dl.key, l.extension, l.sip_username, a.sip_domain, l.caller_id, l.password_enc
-		FROM device_lines dl JOIN lines l ON l.id = dl.line_id JOIN accounts a ON a.id = l.account_id
-		WHERE dl.device_id = $1 AND l.state = 'active' AND l.account_id = $2 ORDER BY dl.key`, dev.ID, dev.AccountID)
+	rows, err := s.q.DeviceServedLines(ctx, provdb.DeviceServedLinesParams{DeviceID: dev.ID, AccountID: dev.AccountID})
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
 	var lines []phones.Line
-	for rows.Next() {
-		var lineID string
-		var ext int
-		var sealed []byte
-		var l phones.Line
-		var callerID string
-		if err := rows.Scan(&lineID, &l.Key, &ext, &l.Username, &l.Domain, &callerID, &sealed); err != nil {
-			return nil, err
-		}
-		l.Extension = strconv.Itoa(ext)
+	for _, r := range rows {
+		l := phones.Line{Key: int(r.Key), Extension: strconv.Itoa(int(r.Extension)), Username: r.SipUsername,
+			Domain: r.SipDomain}
 		l.Label = l.Extension
-		if l.Password, err = s.cipher.Open(lineID, sealed); err != nil {
+		if l.Password, err = s.cipher.Open(r.ID, r.PasswordEnc); err != nil {
 			return nil, err
 		}
 		lines = append(lines, l)
 	}
-	return lines, rows.Err()
+	return lines, nil
 }

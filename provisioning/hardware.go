@@ -11,6 +11,7 @@ import (
 
 	"github.com/pbxd/pbxd/internal/fault"
 	"github.com/pbxd/pbxd/internal/store"
+	"github.com/pbxd/pbxd/internal/store/provdb"
 )
 
 // Charger takes one-time card payments and issues their invoices.
@@ -80,38 +81,34 @@ func (s *Service) BuyHardware(ctx context.Context, actor, accountID, item string
 		if err != nil {
 			return err
 		}
-		if acct.Status != "active" {
+		if AccountStatus(acct.Status) != AccountActive {
 			return fault.New(fault.Conflict, "", "account is %s", acct.Status)
 		}
-		var kind, currency string
-		var price int64
-		var stock *int
-		var retired bool
-		err = tx.QueryRow(ctx, `SELECT kind, price_minor, currency, stock, retired FROM packages WHERE code = $1 FOR UPDATE`, item).
-			Scan(&kind, &price, &currency, &stock, &retired)
-		if errors.Is(err, pgx.ErrNoRows) || (err == nil && (kind != "hardware" || retired)) {
+		q := qtx(tx)
+		it, err := q.LockHardwareItem(ctx, item)
+		if errors.Is(err, store.ErrNotFound) || (err == nil && (it.Kind != "hardware" || it.Retired)) {
 			return fault.New(fault.Invalid, "item", "%q is not hardware on sale; see GET /v1/packages (kind hardware)", item)
 		}
 		if err != nil {
 			return err
 		}
-		if currency != acct.Currency {
-			return fault.New(fault.Invalid, "item", "%s is sold in %s, the account pays in %s", item, currency, acct.Currency)
+		if it.Currency != acct.Currency {
+			return fault.New(fault.Invalid, "item", "%s is sold in %s, the account pays in %s", item, it.Currency, acct.Currency)
 		}
-		if stock != nil {
-			var sold int
-			if err := tx.QueryRow(ctx, `SELECT coalesce(sum(quantity), 0) FROM hardware_orders WHERE item_code = $1 AND state <> 'failed'`, item).Scan(&sold); err != nil {
+		if it.Stock != nil {
+			sold, err := q.HardwareSold(ctx, item)
+			if err != nil {
 				return err
 			}
-			if left := *stock - sold; quantity > left {
+			if left := int(*it.Stock) - int(sold); quantity > left {
 				return fault.New(fault.Conflict, "quantity", "only %d of %s left in stock", max(left, 0), item)
 			}
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO hardware_orders (id, account_id, item_code, quantity, unit_minor, currency, state, created_by, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7, $8)`, id, accountID, item, quantity, price, currency, actor, now); err != nil {
+		if err := q.InsertHardwareOrder(ctx, provdb.InsertHardwareOrderParams{ID: id, AccountID: accountID, ItemCode: item,
+			Quantity: int32(quantity), UnitMinor: it.PriceMinor, Currency: it.Currency, CreatedBy: actor, CreatedAt: now}); err != nil {
 			return fmt.Errorf("store hardware order: %w", err)
 		}
-		return audit(ctx, tx, now, actor, accountID, "hardware.order", id, map[string]any{"item": item, "quantity": quantity, "unit_minor": price})
+		return audit(ctx, tx, now, actor, accountID, "hardware.order", id, map[string]any{"item": item, "quantity": quantity, "unit_minor": it.PriceMinor})
 	})
 	if err != nil {
 		return HardwareOrder{}, err
@@ -124,43 +121,40 @@ func (s *Service) BuyHardware(ctx context.Context, actor, accountID, item string
 // about the payment (gateway or database down) leaves it pending for
 // SettleHardwareOrders.
 func (s *Service) settleHardware(ctx context.Context, id string) (HardwareOrder, error) {
-	var accountID, item, name string
-	var qty int
-	var unit int64
-	err := s.pool.QueryRow(ctx, `SELECT o.account_id, o.item_code, p.name, o.quantity, o.unit_minor
-		FROM hardware_orders o JOIN packages p ON p.code = o.item_code WHERE o.id = $1 AND o.state = 'pending'`, id).
-		Scan(&accountID, &item, &name, &qty, &unit)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return s.hardwareOrder(ctx, accountID, id) // settled meanwhile
+	o, err := s.q.PendingHardwareOrder(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return s.hardwareOrder(ctx, "", id) // settled meanwhile
 	}
 	if err != nil {
 		return HardwareOrder{}, err
 	}
+	accountID, item, qty := o.AccountID, o.ItemCode, int(o.Quantity)
 	acct, err := s.Account(ctx, accountID)
 	if err != nil {
 		return HardwareOrder{}, err
 	}
 	now := s.clock.Now()
-	inv, cerr := s.charger.ChargeOneOff(ctx, acct, "hardware:"+id, []OneOffItem{{Code: item, Description: name, Quantity: int64(qty), UnitMinor: unit}}, now)
+	inv, cerr := s.charger.ChargeOneOff(ctx, acct, "hardware:"+id, []OneOffItem{{Code: item, Description: o.Name, Quantity: int64(qty), UnitMinor: o.UnitMinor}}, now)
 	fe, refused := fault.As(cerr)
 	if cerr != nil && !refused {
 		return HardwareOrder{}, fmt.Errorf("charge hardware order %s (left pending, retried later): %w", id, cerr)
 	}
 	err = store.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+		q := qtx(tx)
 		if refused {
-			tag, err := tx.Exec(ctx, `UPDATE hardware_orders SET state = 'failed', detail = $2, settled_at = $3 WHERE id = $1 AND state = 'pending'`, id, fe.Msg, now)
-			if err != nil || tag.RowsAffected() == 0 {
+			n, err := q.FailHardwareOrder(ctx, provdb.FailHardwareOrderParams{ID: id, Detail: fe.Msg, SettledAt: &now})
+			if err != nil || n == 0 {
 				return err
 			}
 			return audit(ctx, tx, now, "billing", accountID, "hardware.failed", id, map[string]any{"detail": fe.Msg})
 		}
-		tag, err := tx.Exec(ctx, `UPDATE hardware_orders SET state = 'paid', invoice_id = $2, settled_at = $3 WHERE id = $1 AND state = 'pending'`, id, inv, now)
-		if err != nil || tag.RowsAffected() == 0 {
+		n, err := q.PayHardwareOrder(ctx, provdb.PayHardwareOrderParams{ID: id, InvoiceID: &inv, SettledAt: &now})
+		if err != nil || n == 0 {
 			return err
 		}
 		for range qty {
-			if _, err := tx.Exec(ctx, `INSERT INTO hardware_units (id, order_id, account_id, item_code, state, created_at)
-				VALUES ($1, $2, $3, $4, 'awaiting_mac', $5)`, uuid.NewString(), id, accountID, item, now); err != nil {
+			if err := q.InsertHardwareUnit(ctx, provdb.InsertHardwareUnitParams{ID: uuid.NewString(), OrderID: id,
+				AccountID: accountID, ItemCode: item, CreatedAt: now}); err != nil {
 				return fmt.Errorf("store hardware unit: %w", err)
 			}
 		}
@@ -179,13 +173,9 @@ func (s *Service) settleHardware(ctx context.Context, id string) (HardwareOrder,
 // a crash between the charge and its record) for more than a minute; the
 // charge's idempotency key makes a retry safe.
 func (s *Service) SettleHardwareOrders(ctx context.Context, now time.Time) error {
-	rows, err := s.pool.Query(ctx, `SELECT id FROM hardware_orders WHERE state = 'pending' AND created_at < $1 ORDER BY created_at`, now.Add(-time.Minute))
+	ids, err := s.q.StaleHardwareOrders(ctx, now.Add(-time.Minute))
 	if err != nil {
 		return fmt.Errorf("list pending hardware orders: %w", err)
-	}
-	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return err
 	}
 	var errs []error
 	for _, id := range ids {
@@ -198,57 +188,39 @@ func (s *Service) SettleHardwareOrders(ctx context.Context, now time.Time) error
 	return errors.Join(errs...)
 }
 
-const hardwareOrderCols = `id, item_code, quantity, unit_minor, currency, state, invoice_id, detail, created_at, settled_at`
-
-func scanHardwareOrder(row pgx.CollectableRow) (HardwareOrder, error) {
-	var o HardwareOrder
-	err := row.Scan(&o.ID, &o.Item, &o.Quantity, &o.UnitMinor, &o.Currency, &o.State, &o.InvoiceID, &o.Detail, &o.CreatedAt, &o.SettledAt)
-	o.Units = []HardwareUnit{}
-	return o, err
-}
-
-func scanHardwareUnit(row pgx.CollectableRow) (HardwareUnit, error) {
-	var u HardwareUnit
-	err := row.Scan(&u.ID, &u.OrderID, &u.Item, &u.State, &u.MAC, &u.DeviceID, &u.CreatedAt, &u.ShippedAt)
-	return u, err
-}
-
 // HardwareOrders lists an account's hardware orders with their units,
 // newest first.
 func (s *Service) HardwareOrders(ctx context.Context, accountID string) ([]HardwareOrder, error) {
 	if _, err := s.Account(ctx, accountID); err != nil {
 		return nil, err
 	}
-	rows, err := s.pool.Query(ctx, `SELECT `+hardwareOrderCols+` FROM hardware_orders WHERE account_id = $1 ORDER BY created_at DESC, id`, accountID)
+	rows, err := s.q.ListHardwareOrders(ctx, accountID)
 	if err != nil {
 		return nil, err
 	}
-	orders, err := pgx.CollectRows(rows, scanHardwareOrder)
+	units, err := s.q.ListHardwareUnits(ctx, accountID)
 	if err != nil {
 		return nil, err
 	}
-	rows, err = s.pool.Query(ctx, `SELECT id, order_id, item_code, state, mac, device_id, created_at, shipped_at
-		FROM hardware_units WHERE account_id = $1 ORDER BY created_at, id`, accountID)
-	if err != nil {
-		return nil, err
-	}
-	units, err := pgx.CollectRows(rows, scanHardwareUnit)
-	if err != nil {
-		return nil, err
-	}
-	for i := range orders {
+	orders := make([]HardwareOrder, 0, len(rows))
+	for _, r := range rows {
+		o := HardwareOrder{ID: r.ID, Item: r.ItemCode, Quantity: int(r.Quantity), UnitMinor: r.UnitMinor, Currency: r.Currency,
+			State: r.State, InvoiceID: r.InvoiceID, Detail: r.Detail, CreatedAt: r.CreatedAt, SettledAt: r.SettledAt, Units: []HardwareUnit{}}
 		for _, u := range units {
-			if u.OrderID == orders[i].ID {
-				orders[i].Units = append(orders[i].Units, u)
+			if u.OrderID == o.ID {
+				o.Units = append(o.Units, HardwareUnit{ID: u.ID, OrderID: u.OrderID, Item: u.ItemCode, State: u.State, MAC: u.Mac,
+					DeviceID: u.DeviceID, CreatedAt: u.CreatedAt, ShippedAt: u.ShippedAt})
 			}
 		}
+		orders = append(orders, o)
 	}
 	return orders, nil
 }
 
 func (s *Service) hardwareOrder(ctx context.Context, accountID, id string) (HardwareOrder, error) {
 	if accountID == "" {
-		if err := s.pool.QueryRow(ctx, `SELECT account_id FROM hardware_orders WHERE id = $1`, id).Scan(&accountID); err != nil {
+		var err error
+		if accountID, err = s.q.HardwareOrderAccount(ctx, id); err != nil {
 			return HardwareOrder{}, err
 		}
 	}
@@ -271,29 +243,27 @@ func (s *Service) ShipHardware(ctx context.Context, actor, accountID, unitID, ma
 	if uuid.Validate(unitID) != nil {
 		return Device{}, "", fault.New(fault.NotFound, "", "hardware unit not found")
 	}
-	var vendor, model, state string
-	err := s.pool.QueryRow(ctx, `SELECT p.vendor, p.model, u.state FROM hardware_units u JOIN packages p ON p.code = u.item_code
-		WHERE u.id = $1 AND u.account_id = $2`, unitID, accountID).Scan(&vendor, &model, &state)
-	if errors.Is(err, pgx.ErrNoRows) {
+	u, err := s.q.HardwareUnitToShip(ctx, provdb.HardwareUnitToShipParams{ID: unitID, AccountID: accountID})
+	if errors.Is(err, store.ErrNotFound) {
 		return Device{}, "", fault.New(fault.NotFound, "", "hardware unit not found")
 	}
 	if err != nil {
 		return Device{}, "", err
 	}
-	if state != "awaiting_mac" {
-		return Device{}, "", fault.New(fault.Conflict, "", "the unit is %s already", state)
+	if u.State != "awaiting_mac" {
+		return Device{}, "", fault.New(fault.Conflict, "", "the unit is %s already", u.State)
 	}
-	return s.CreateDevice(ctx, actor, accountID, NewDevice{MAC: mac, Vendor: vendor, Model: model, Lines: lines, hardwareUnit: unitID})
+	return s.CreateDevice(ctx, actor, accountID, NewDevice{MAC: mac, Vendor: u.Vendor, Model: u.Model, Lines: lines, hardwareUnit: unitID})
 }
 
 // shipUnit links a unit to its new device, in CreateDevice's transaction.
 func shipUnit(ctx context.Context, tx pgx.Tx, now time.Time, accountID, unitID, deviceID, mac string) error {
-	tag, err := tx.Exec(ctx, `UPDATE hardware_units SET state = 'shipped', device_id = $3, mac = $4, shipped_at = $5
-		WHERE id = $1 AND account_id = $2 AND state = 'awaiting_mac'`, unitID, accountID, deviceID, mac, now)
+	n, err := qtx(tx).ShipHardwareUnit(ctx, provdb.ShipHardwareUnitParams{ID: unitID, AccountID: accountID,
+		DeviceID: &deviceID, Mac: mac, ShippedAt: &now})
 	if err != nil {
 		return fmt.Errorf("ship hardware unit: %w", err)
 	}
-	if tag.RowsAffected() == 0 {
+	if n == 0 {
 		return fault.New(fault.Conflict, "", "the hardware unit was shipped meanwhile")
 	}
 	return nil

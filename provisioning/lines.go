@@ -13,6 +13,7 @@ import (
 
 	"github.com/pbxd/pbxd/internal/fault"
 	"github.com/pbxd/pbxd/internal/store"
+	"github.com/pbxd/pbxd/internal/store/provdb"
 	"github.com/pbxd/pbxd/pbx"
 )
 
@@ -68,10 +69,8 @@ func (s *Service) createLines(ctx context.Context, tx pgx.Tx, acct Account, pkg 
 		// Distinct creation times keep "most recently created" well defined
 		// within one confirm.
 		created := now.Add(time.Duration(i) * time.Microsecond)
-		_, err = tx.Exec(ctx, `INSERT INTO lines (id, account_id, package_code, extension, sip_username, password_enc,
-			ha1_md5, ha1_sha256, caller_id, state, changed_at, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'active', $10, $10)`,
-			id, acct.ID, pkg, ext, username, sealed, md5h, shah, acct.Name, created)
+		err = qtx(tx).InsertLine(ctx, provdb.InsertLineParams{ID: id, AccountID: acct.ID, PackageCode: pkg, Extension: int32(ext),
+			SipUsername: username, PasswordEnc: sealed, Ha1Md5: md5h, Ha1Sha256: shah, CallerID: acct.Name, CreatedAt: created})
 		if store.IsUniqueViolation(err, "") {
 			return nil, fault.New(fault.Conflict, "items", "extension %d was taken concurrently; preview again", ext)
 		}
@@ -87,23 +86,17 @@ func (s *Service) createLines(ctx context.Context, tx pgx.Tx, acct Account, pkg 
 // that no live line uses as extension or SIP username. It walks the used
 // numbers (bounded by the account's lines), not the range (up to 100,000).
 func freeExtensions(ctx context.Context, tx pgx.Tx, acct Account, n int) ([]int, error) {
-	rows, err := tx.Query(ctx, `SELECT extension FROM lines WHERE account_id = $1 AND state <> 'deleted'
-		UNION SELECT sip_username::int FROM lines WHERE account_id = $1 AND state <> 'deleted' AND sip_username ~ '^[0-9]{1,9}$'
-		ORDER BY 1`, acct.ID)
+	used, err := qtx(tx).UsedExtensions(ctx, acct.ID)
 	if err != nil {
 		return nil, fmt.Errorf("read used extensions: %w", err)
-	}
-	used, err := pgx.CollectRows(rows, pgx.RowTo[int])
-	if err != nil {
-		return nil, err
 	}
 	out := make([]int, 0, n)
 	i := 0
 	for ext := acct.ExtFirst; ext <= acct.ExtLast && len(out) < n; ext++ {
-		for i < len(used) && used[i] < ext {
+		for i < len(used) && int(used[i]) < ext {
 			i++
 		}
-		if i < len(used) && used[i] == ext {
+		if i < len(used) && int(used[i]) == ext {
 			continue
 		}
 		out = append(out, ext)
@@ -111,25 +104,25 @@ func freeExtensions(ctx context.Context, tx pgx.Tx, acct Account, n int) ([]int,
 	return out, nil
 }
 
-const lineCols = `l.id, l.account_id, l.extension, l.package_code, a.sip_domain, l.sip_username, l.caller_id, l.state,
-	l.reg_contacts, l.revision = l.applied_revision, l.apply_error, l.applied_at, l.created_at, l.reg_updated_at,
-	(SELECT d.mac FROM device_lines dl JOIN devices d ON d.id = dl.device_id WHERE dl.line_id = l.id),
-	coalesce((SELECT array_agg(n.e164 ORDER BY n.e164) FROM numbers n WHERE n.line_id = l.id), '{}'),
-	coalesce((SELECT n.e164 FROM numbers n WHERE n.line_id = l.id AND n.caller_id LIMIT 1), '')`
-
-func scanLine(row pgx.Row) (Line, error) {
-	var l Line
-	var contacts []byte
-	err := row.Scan(&l.ID, &l.AccountID, &l.Extension, &l.Package, &l.SIPDomain, &l.SIPUsername, &l.CallerID, &l.State,
-		&contacts, &l.PBXSynced, &l.ApplyError, &l.AppliedAt, &l.CreatedAt, &l.RegisteredAt, &l.Device, &l.Numbers, &l.CallerIDNumber)
+// lines reads an account's live lines, or with lineID only that one.
+func (s *Service) lines(ctx context.Context, accountID string, lineID *string) ([]Line, error) {
+	rows, err := s.q.AccountLines(ctx, provdb.AccountLinesParams{AccountID: accountID, ID: lineID})
 	if err != nil {
-		return l, err
+		return nil, err
 	}
-	if err := json.Unmarshal(contacts, &l.Contacts); err != nil {
-		return l, err
+	out := make([]Line, 0, len(rows))
+	for _, r := range rows {
+		l := Line{ID: r.ID, AccountID: r.AccountID, Extension: int(r.Extension), Package: r.PackageCode, SIPDomain: r.SipDomain,
+			SIPUsername: r.SipUsername, CallerID: r.CallerID, State: r.State, PBXSynced: r.PbxSynced, ApplyError: r.ApplyError,
+			AppliedAt: r.AppliedAt, CreatedAt: r.CreatedAt, RegisteredAt: r.RegUpdatedAt, Device: r.DeviceMac, Numbers: r.Numbers,
+			CallerIDNumber: r.CallerIDNumber}
+		if err := json.Unmarshal(r.RegContacts, &l.Contacts); err != nil {
+			return nil, err
+		}
+		l.Registered = pbx.Registered(l.Contacts)
+		out = append(out, l)
 	}
-	l.Registered = pbx.Registered(l.Contacts)
-	return l, nil
+	return out, nil
 }
 
 // Lines lists an account's live lines by extension.
@@ -137,21 +130,7 @@ func (s *Service) Lines(ctx context.Context, accountID string) ([]Line, error) {
 	if _, err := s.Account(ctx, accountID); err != nil {
 		return nil, err
 	}
-	rows, err := s.pool.Query(ctx, `SELECT `+lineCols+` FROM lines l JOIN accounts a ON a.id = l.account_id
-		WHERE l.account_id = $1 AND l.state <> 'deleted' ORDER BY l.extension`, accountID)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := []Line{}
-	for rows.Next() {
-		l, err := scanLine(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, l)
-	}
-	return out, rows.Err()
+	return s.lines(ctx, accountID, nil)
 }
 
 // Line returns one live line of the account.
@@ -159,12 +138,14 @@ func (s *Service) Line(ctx context.Context, accountID, lineID string) (Line, err
 	if uuid.Validate(lineID) != nil || uuid.Validate(accountID) != nil {
 		return Line{}, fault.New(fault.NotFound, "", "line not found")
 	}
-	l, err := scanLine(s.pool.QueryRow(ctx, `SELECT `+lineCols+` FROM lines l JOIN accounts a ON a.id = l.account_id
-		WHERE l.id = $1 AND l.account_id = $2 AND l.state <> 'deleted'`, lineID, accountID))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return l, fault.New(fault.NotFound, "", "line not found")
+	ls, err := s.lines(ctx, accountID, &lineID)
+	if err != nil {
+		return Line{}, err
 	}
-	return l, err
+	if len(ls) == 0 {
+		return Line{}, fault.New(fault.NotFound, "", "line not found")
+	}
+	return ls[0], nil
 }
 
 // RevealPassword decrypts a line's password for its owner; every reveal is
@@ -175,9 +156,8 @@ func (s *Service) RevealPassword(ctx context.Context, actor, accountID, lineID s
 	}
 	var pw string
 	err := store.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		var sealed []byte
-		err := tx.QueryRow(ctx, `SELECT password_enc FROM lines WHERE id = $1 AND account_id = $2 AND state <> 'deleted'`, lineID, accountID).Scan(&sealed)
-		if errors.Is(err, pgx.ErrNoRows) {
+		sealed, err := qtx(tx).LinePassword(ctx, provdb.LinePasswordParams{ID: lineID, AccountID: accountID})
+		if errors.Is(err, store.ErrNotFound) {
 			return fault.New(fault.NotFound, "", "line not found")
 		}
 		if err != nil {
@@ -203,10 +183,9 @@ func (s *Service) ResetPassword(ctx context.Context, actor, accountID, lineID st
 		return "", err
 	}
 	err = store.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		var username, domain string
-		err := tx.QueryRow(ctx, `SELECT l.sip_username, a.sip_domain FROM lines l JOIN accounts a ON a.id = l.account_id
-			WHERE l.id = $1 AND l.account_id = $2 AND l.state <> 'deleted' FOR UPDATE OF l`, lineID, accountID).Scan(&username, &domain)
-		if errors.Is(err, pgx.ErrNoRows) {
+		q := qtx(tx)
+		cred, err := q.LockLineCredentials(ctx, provdb.LockLineCredentialsParams{ID: lineID, AccountID: accountID})
+		if errors.Is(err, store.ErrNotFound) {
 			return fault.New(fault.NotFound, "", "line not found")
 		}
 		if err != nil {
@@ -216,10 +195,9 @@ func (s *Service) ResetPassword(ctx context.Context, actor, accountID, lineID st
 		if err != nil {
 			return err
 		}
-		md5h, shah := HA1(username, domain, pw)
+		md5h, shah := HA1(cred.SipUsername, cred.SipDomain, pw)
 		now := s.clock.Now()
-		if _, err := tx.Exec(ctx, `UPDATE lines SET password_enc = $2, ha1_md5 = $3, ha1_sha256 = $4, revision = revision + 1, changed_at = $5
-			WHERE id = $1`, lineID, sealed, md5h, shah, now); err != nil {
+		if err := q.SetLinePassword(ctx, provdb.SetLinePasswordParams{ID: lineID, PasswordEnc: sealed, Ha1Md5: md5h, Ha1Sha256: shah, ChangedAt: now}); err != nil {
 			return err
 		}
 		if err := audit(ctx, tx, now, actor, accountID, "line.password.reset", lineID, nil); err != nil {
@@ -241,15 +219,14 @@ func (s *Service) ChangeExtension(ctx context.Context, actor, accountID, lineID 
 			return fault.New(fault.Invalid, "extension", "extension must be within %d–%d", acct.ExtFirst, acct.ExtLast)
 		}
 		now := s.clock.Now()
-		tag, err := tx.Exec(ctx, `UPDATE lines SET extension = $3, revision = revision + 1, changed_at = $4
-			WHERE id = $1 AND account_id = $2 AND state <> 'deleted'`, lineID, accountID, ext, now)
+		n, err := qtx(tx).SetLineExtension(ctx, provdb.SetLineExtensionParams{ID: lineID, AccountID: accountID, Extension: int32(ext), ChangedAt: now})
 		if store.IsUniqueViolation(err, "lines_account_extension_key") {
 			return fault.New(fault.Conflict, "extension", "extension %d is taken", ext)
 		}
 		if err != nil {
 			return err
 		}
-		if tag.RowsAffected() == 0 {
+		if n == 0 {
 			return fault.New(fault.NotFound, "", "line not found")
 		}
 		if err := audit(ctx, tx, now, actor, accountID, "line.extension.change", lineID, map[string]any{"extension": ext}); err != nil {
@@ -265,25 +242,23 @@ func (s *Service) ChangeExtension(ctx context.Context, actor, accountID, lineID 
 
 // SetSubscriptionLines suspends or resumes the lines of one subscription
 // (billing's dunning calls this through the daemon's wiring), in tx.
-func (s *Service) SetSubscriptionLines(ctx context.Context, tx pgx.Tx, subscriptionID string, suspended bool, reason string) (int, error) {
-	from, to := "active", "suspended"
+func (s *Service) SetSubscriptionLines(ctx context.Context, tx *store.Tx, subscriptionID string, suspended bool, reason string) (int, error) {
+	from, to := LineActive, LineSuspended
 	if !suspended {
-		from, to = "suspended", "active"
+		from, to = LineSuspended, LineActive
 	}
 	now := s.clock.Now()
-	var accountID string
-	err := tx.QueryRow(ctx, `SELECT account_id FROM subscriptions WHERE id = $1`, subscriptionID).Scan(&accountID)
+	q := provdb.New(tx)
+	accountID, err := q.SubscriptionAccount(ctx, subscriptionID)
 	if err != nil {
 		return 0, fmt.Errorf("subscription %s: %w", subscriptionID, err)
 	}
-	tag, err := tx.Exec(ctx, `UPDATE lines l SET state = $3, revision = revision + 1, changed_at = $4
-		FROM subscriptions s WHERE s.id = $1 AND l.account_id = s.account_id AND l.package_code = s.package_code AND l.state = $2`,
-		subscriptionID, from, to, now)
+	n, err := q.SwitchSubscriptionLines(ctx, provdb.SwitchSubscriptionLinesParams{SubscriptionID: subscriptionID, FromState: string(from), ToState: string(to), ChangedAt: now})
 	if err != nil {
 		return 0, err
 	}
-	if err := audit(ctx, tx, now, "billing", accountID, "lines."+to, subscriptionID, map[string]any{"reason": reason, "lines": tag.RowsAffected()}); err != nil {
+	if err := audit(ctx, tx, now, "billing", accountID, "lines."+string(to), subscriptionID, map[string]any{"reason": reason, "lines": n}); err != nil {
 		return 0, err
 	}
-	return int(tag.RowsAffected()), notifyLines(ctx, tx)
+	return int(n), notifyLines(ctx, tx)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 
 	"github.com/pbxd/pbxd/internal/fault"
 	"github.com/pbxd/pbxd/internal/store"
+	"github.com/pbxd/pbxd/internal/store/provdb"
 )
 
 // Number kinds. Customers order local numbers through a change order;
@@ -24,15 +26,6 @@ const (
 // MaxNumberImport bounds one import call (the request body limit allows
 // about 60,000 numbers; 20,000 keeps one transaction short).
 const MaxNumberImport = 20_000
-
-// freeNumber is the SQL condition of a number that may be sold now ($now
-// is the order time): available, or aging with its quarantine over, and
-// not held for a port-in.
-const freeNumber = `(n.state = 'available' OR (n.state = 'aging' AND n.aging_until <= $now)) AND n.held_for IS NULL`
-
-// freeNumberFor is freeNumber for account $3, which may also order the
-// numbers held for its port-in.
-const freeNumberFor = `(n.state = 'available' OR (n.state = 'aging' AND n.aging_until <= $now)) AND (n.held_for IS NULL OR n.held_for = $3)`
 
 // Number is one number of the inventory as the API shows it.
 type Number struct {
@@ -162,16 +155,16 @@ func (s *Service) ImportNumbers(ctx context.Context, actor string, n NumberImpor
 		if err != nil {
 			return err
 		}
-		tag, err := tx.Exec(ctx, `INSERT INTO numbers (e164, country, area, kind, addon_code, setup_fee_minor, state, imported_at, updated_at)
-			SELECT e, $2, $3, $4, $5, $6, 'available', $7, $7 FROM unnest($1::text[]) AS e
-			ON CONFLICT (e164) DO NOTHING`, nums, n.Country, n.Area, n.Kind, n.Addon, n.SetupFeeMinor, now)
+		q := qtx(tx)
+		imported, err := q.ImportNumbers(ctx, provdb.ImportNumbersParams{Numbers: nums, Country: n.Country, Area: n.Area,
+			Kind: n.Kind, AddonCode: n.Addon, SetupFeeMinor: n.SetupFeeMinor, Now: now})
 		if err != nil {
 			return fmt.Errorf("insert numbers: %w", err)
 		}
-		res.Imported = int(tag.RowsAffected())
+		res.Imported = int(imported)
 		res.Existing = len(nums) - res.Imported
 		if n.HeldFor != "" {
-			if _, err := tx.Exec(ctx, `UPDATE numbers SET held_for = $2 WHERE e164 = ANY($1) AND account_id IS NULL AND held_for IS NULL`, nums, n.HeldFor); err != nil {
+			if err := q.HoldNumbers(ctx, provdb.HoldNumbersParams{Numbers: nums, HeldFor: &n.HeldFor}); err != nil {
 				return fmt.Errorf("hold numbers: %w", err)
 			}
 		}
@@ -191,16 +184,15 @@ type NumberFilter struct {
 	Limit  int    // 1..1000, default 100
 }
 
-const numberCols = `n.e164, n.country, n.area, n.kind, n.addon_code, n.setup_fee_minor,
-	CASE WHEN n.state = 'aging' AND n.aging_until <= $now THEN 'available' ELSE n.state END,
-	n.account_id, n.line_id, l.extension, n.caller_id,
-	CASE WHEN n.state = 'aging' AND n.aging_until > $now THEN n.aging_until END, n.held_for`
-
-func scanNumber(row pgx.CollectableRow) (Number, error) {
-	var n Number
-	err := row.Scan(&n.Number, &n.Country, &n.Area, &n.Kind, &n.Addon, &n.SetupFeeMinor, &n.State,
-		&n.AccountID, &n.LineID, &n.Extension, &n.CallerID, &n.AgingUntil, &n.HeldFor)
-	return n, err
+// numberFromRow is an inventory row as the API shows it: the end of the
+// quarantine only while the number is still aging.
+func numberFromRow(r provdb.AccountNumberRow) Number {
+	n := Number{Number: r.E164, Country: r.Country, Area: r.Area, Kind: r.Kind, Addon: r.AddonCode, SetupFeeMinor: r.SetupFeeMinor,
+		State: r.State, AccountID: r.AccountID, LineID: r.LineID, Extension: intPtr(r.Extension), CallerID: r.CallerID, HeldFor: r.HeldFor}
+	if NumberState(r.State) == NumberAging {
+		n.AgingUntil = r.AgingUntil
+	}
+	return n
 }
 
 // Numbers lists the inventory (operator), or with accountID the account's
@@ -217,9 +209,7 @@ func (s *Service) Numbers(ctx context.Context, accountID string, f NumberFilter)
 			return nil, fault.New(fault.Invalid, "prefix", "prefix %v", err)
 		}
 	}
-	switch f.State {
-	case "", "available", "reserved", "assigned", "removal_requested", "aging":
-	default:
+	if f.State != "" && !slices.Contains(NumberStates, NumberState(f.State)) {
 		return nil, fault.New(fault.Invalid, "state", "state must be available, reserved, assigned, removal_requested or aging")
 	}
 	if f.Kind != "" && f.Kind != NumberLocal && f.Kind != NumberTollFree {
@@ -230,27 +220,20 @@ func (s *Service) Numbers(ctx context.Context, accountID string, f NumberFilter)
 			return nil, err
 		}
 	}
-	q := named(`SELECT ` + numberCols + ` FROM numbers n LEFT JOIN lines l ON l.id = n.line_id
-		WHERE ($acct::uuid IS NULL OR n.account_id = $acct::uuid)
-		  AND n.e164 LIKE $prefix || '%'
-		  AND ($kind = '' OR n.kind = $kind)
-		  AND ($state = '' OR CASE WHEN n.state = 'aging' AND n.aging_until <= $now THEN 'available' ELSE n.state END = $state)
-		ORDER BY n.e164 LIMIT $limit`)
-	var acct any
+	var acct *string
 	if accountID != "" {
-		acct = accountID
+		acct = &accountID
 	}
-	rows, err := s.pool.Query(ctx, q, s.clock.Now(), acct, f.Prefix, f.Kind, f.State, f.Limit)
+	rows, err := s.q.ListNumbers(ctx, provdb.ListNumbersParams{Now: s.clock.Now(), AccountID: acct, Prefix: f.Prefix,
+		Kind: f.Kind, State: f.State, Lim: int32(f.Limit)})
 	if err != nil {
 		return nil, fmt.Errorf("list numbers: %w", err)
 	}
-	return pgx.CollectRows(rows, scanNumber)
-}
-
-// named replaces the $names used by the number queries with positional
-// parameters, in one fixed order: now, acct, prefix, kind, state, limit.
-func named(q string) string {
-	return strings.NewReplacer("$now", "$1", "$acct", "$2", "$prefix", "$3", "$kind", "$4", "$state", "$5", "$limit", "$6").Replace(q)
+	list := make([]Number, 0, len(rows))
+	for _, r := range rows {
+		list = append(list, numberFromRow(provdb.AccountNumberRow(r)))
+	}
+	return list, nil
 }
 
 // AssignNumber puts one of the account's numbers on a line (lineID ""
@@ -266,40 +249,39 @@ func (s *Service) AssignNumber(ctx context.Context, actor, accountID, number, li
 		if _, err := lockAccount(ctx, tx, accountID); err != nil {
 			return err
 		}
-		var state string
-		err := tx.QueryRow(ctx, `SELECT state FROM numbers WHERE e164 = $1 AND account_id = $2 FOR UPDATE`, e, accountID).Scan(&state)
-		if errors.Is(err, pgx.ErrNoRows) {
+		q := qtx(tx)
+		state, err := q.LockAccountNumberState(ctx, provdb.LockAccountNumberStateParams{E164: e, AccountID: &accountID})
+		if errors.Is(err, store.ErrNotFound) {
 			return fault.New(fault.NotFound, "", "number not found")
 		}
 		if err != nil {
 			return err
 		}
-		if state == "removal_requested" {
+		if NumberState(state) == NumberRemovalRequested {
 			return fault.New(fault.Conflict, "", "number %s is being removed or ported out", e)
 		}
 		if lineID == "" {
-			err = tx.QueryRow(ctx, `SELECT id FROM lines WHERE account_id = $1 AND state <> 'deleted' ORDER BY extension LIMIT 1`, accountID).Scan(&lineID)
-			if errors.Is(err, pgx.ErrNoRows) {
+			lineID, err = q.MainLine(ctx, accountID)
+			if errors.Is(err, store.ErrNotFound) {
 				return fault.New(fault.Conflict, "line", "the account has no line to assign the number to")
 			}
 		} else if uuid.Validate(lineID) != nil {
 			return fault.New(fault.Invalid, "line", "unknown line %q", lineID)
 		} else {
-			err = tx.QueryRow(ctx, `SELECT id FROM lines WHERE id = $1 AND account_id = $2 AND state <> 'deleted'`, lineID, accountID).Scan(&lineID)
-			if errors.Is(err, pgx.ErrNoRows) {
+			_, err = q.LiveLineID(ctx, provdb.LiveLineIDParams{ID: lineID, AccountID: accountID})
+			if errors.Is(err, store.ErrNotFound) {
 				return fault.New(fault.Invalid, "line", "unknown line %q", lineID)
 			}
 		}
 		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `UPDATE numbers SET state = 'assigned', line_id = $2, caller_id = $3, updated_at = $4 WHERE e164 = $1`,
-			e, lineID, callerID, now); err != nil {
+		if err := q.AssignNumber(ctx, provdb.AssignNumberParams{E164: e, LineID: &lineID, CallerID: callerID, UpdatedAt: now}); err != nil {
 			return fmt.Errorf("assign number: %w", err)
 		}
 		if callerID {
 			// One caller id per line: the line's other numbers stop being it.
-			if _, err := tx.Exec(ctx, `UPDATE numbers SET caller_id = false, updated_at = $3 WHERE line_id = $1 AND e164 <> $2 AND caller_id`, lineID, e, now); err != nil {
+			if err := q.ClearOtherCallerIDs(ctx, provdb.ClearOtherCallerIDsParams{LineID: &lineID, E164: e, UpdatedAt: now}); err != nil {
 				return err
 			}
 		}
@@ -319,12 +301,11 @@ func (s *Service) UnassignNumber(ctx context.Context, actor, accountID, number s
 		return Number{}, fault.New(fault.NotFound, "", "number not found")
 	}
 	err = store.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `UPDATE numbers SET state = CASE WHEN state = 'assigned' THEN 'reserved' ELSE state END,
-			line_id = NULL, caller_id = false, updated_at = $3 WHERE e164 = $1 AND account_id = $2`, e, accountID, now)
+		n, err := qtx(tx).UnassignNumber(ctx, provdb.UnassignNumberParams{E164: e, AccountID: &accountID, UpdatedAt: now})
 		if err != nil {
 			return fmt.Errorf("unassign number: %w", err)
 		}
-		if tag.RowsAffected() == 0 {
+		if n == 0 {
 			return fault.New(fault.NotFound, "", "number not found")
 		}
 		return audit(ctx, tx, now, actor, accountID, "number.unassign", e, nil)
@@ -336,36 +317,28 @@ func (s *Service) UnassignNumber(ctx context.Context, actor, accountID, number s
 }
 
 func (s *Service) accountNumber(ctx context.Context, accountID, e string) (Number, error) {
-	rows, err := s.pool.Query(ctx, named(`SELECT `+numberCols+` FROM numbers n LEFT JOIN lines l ON l.id = n.line_id
-		WHERE n.e164 = $2 AND n.account_id = $3`), s.clock.Now(), e, accountID)
+	r, err := s.q.AccountNumber(ctx, provdb.AccountNumberParams{Now: s.clock.Now(), E164: e, AccountID: &accountID})
+	if errors.Is(err, store.ErrNotFound) {
+		return Number{}, fault.New(fault.NotFound, "", "number not found")
+	}
 	if err != nil {
 		return Number{}, err
 	}
-	n, err := pgx.CollectExactlyOneRow(rows, scanNumber)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return n, fault.New(fault.NotFound, "", "number not found")
-	}
-	return n, err
+	return numberFromRow(r), nil
 }
 
 // refreshNumberGauge sets pbxd_numbers from the inventory.
 func (s *Service) refreshNumberGauge(ctx context.Context) {
-	rows, err := s.pool.Query(ctx, named(`SELECT n.kind, CASE WHEN n.state = 'aging' AND n.aging_until <= $now THEN 'available' ELSE n.state END, count(*)
-		FROM numbers n GROUP BY 1, 2`), s.clock.Now())
+	rows, err := s.q.CountNumbers(ctx, s.clock.Now())
 	if err != nil {
 		return
 	}
-	defer rows.Close()
 	for _, k := range []string{NumberLocal, NumberTollFree} {
-		for _, st := range []string{"available", "reserved", "assigned", "removal_requested", "aging"} {
-			s.numbersByState.WithLabelValues(k, st).Set(0)
+		for _, st := range NumberStates {
+			s.numbersByState.WithLabelValues(k, string(st)).Set(0)
 		}
 	}
-	for rows.Next() {
-		var kind, st string
-		var n float64
-		if rows.Scan(&kind, &st, &n) == nil {
-			s.numbersByState.WithLabelValues(kind, st).Set(n)
-		}
+	for _, r := range rows {
+		s.numbersByState.WithLabelValues(r.Kind, r.State).Set(float64(r.N))
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pbxd/pbxd/internal/fault"
+	"github.com/pbxd/pbxd/internal/store"
+	"github.com/pbxd/pbxd/internal/store/provdb"
 )
 
 // NumberOrder asks for local numbers in a change order: either one chosen
@@ -48,6 +50,7 @@ const maxNumbersPerOrder = 1000
 func (s *Service) planNumbers(ctx context.Context, tx pgx.Tx, p *plan, req ChangeRequest, listed map[string]bool,
 	item func(code, cycle, field string) (*planItem, error)) error {
 	now := s.clock.Now()
+	q := qtx(tx)
 	// An add-on that numbers are sold under follows the numbers held: its
 	// quantity cannot be set directly.
 	for i, ci := range req.Items {
@@ -74,17 +77,14 @@ func (s *Service) planNumbers(ctx context.Context, tx pgx.Tx, p *plan, req Chang
 				return fault.New(fault.Invalid, field+".number", "number %s is listed twice", e)
 			}
 			chosen[e] = true
-			var kind, addon string
-			var free bool
-			err = tx.QueryRow(ctx, named(`SELECT n.kind, n.addon_code, n.setup_fee_minor, `+freeNumberFor+` FROM numbers n WHERE n.e164 = $2`), now, e, p.acct.ID).
-				Scan(&kind, &addon, &nl.SetupFeeMinor, &free)
-			if errors.Is(err, pgx.ErrNoRows) || (err == nil && (!free || (kind != NumberLocal && !req.ByOperator))) {
+			n, err := q.ChosenNumber(ctx, provdb.ChosenNumberParams{Now: now, AccountID: p.acct.ID, E164: e})
+			if errors.Is(err, store.ErrNotFound) || (err == nil && (!n.Free || (n.Kind != NumberLocal && !req.ByOperator))) {
 				return fault.New(fault.Conflict, field+".number", "number %s is not available; pick another free local number", e)
 			}
 			if err != nil {
 				return fmt.Errorf("read number: %w", err)
 			}
-			nl.Number, nl.Quantity, nl.Addon = e, 1, addon
+			nl.Number, nl.Quantity, nl.Addon, nl.SetupFeeMinor = e, 1, n.AddonCode, n.SetupFeeMinor
 		case o.Prefix != "":
 			prefix, err := parsePrefix(o.Prefix)
 			if err != nil {
@@ -95,22 +95,14 @@ func (s *Service) planNumbers(ctx context.Context, tx pgx.Tx, p *plan, req Chang
 			}
 			// The first free numbers in order, read through the index and
 			// never counted in full: an inventory may hold millions.
-			rows, err := tx.Query(ctx, named(`SELECT n.addon_code, n.setup_fee_minor FROM numbers n
-				WHERE n.e164 LIKE $2 || '%' AND n.kind = 'local' AND `+freeNumber+` AND ($3 = '' OR n.addon_code = $3)
-				ORDER BY n.e164 LIMIT $4`), now, prefix, o.Addon, o.Quantity)
+			free, err := q.FirstFreeNumbers(ctx, provdb.FirstFreeNumbersParams{Prefix: prefix, Now: now, Addon: o.Addon, Lim: int32(o.Quantity)})
 			if err != nil {
 				return fmt.Errorf("find free numbers: %w", err)
 			}
 			var first []string
-			var addon string
-			var fee int64
-			_, err = pgx.ForEachRow(rows, []any{&addon, &fee}, func() error {
-				first = append(first, addon)
-				nl.SetupFeeMinor += fee
-				return nil
-			})
-			if err != nil {
-				return fmt.Errorf("find free numbers: %w", err)
+			for _, n := range free {
+				first = append(first, n.AddonCode)
+				nl.SetupFeeMinor += n.SetupFeeMinor
 			}
 			if len(first) < o.Quantity {
 				return fault.New(fault.Conflict, field+".quantity", "only %d free local numbers start with %s", len(first), prefix)
@@ -146,9 +138,8 @@ func (s *Service) planNumbers(ctx context.Context, tx pgx.Tx, p *plan, req Chang
 			return fault.New(fault.Invalid, field, "number %s is listed twice", e)
 		}
 		chosen[e] = true
-		var addon string
-		err = tx.QueryRow(ctx, `SELECT addon_code FROM numbers WHERE e164 = $1 AND account_id = $2`, e, p.acct.ID).Scan(&addon)
-		if errors.Is(err, pgx.ErrNoRows) {
+		addon, err := q.AccountNumberAddon(ctx, provdb.AccountNumberAddonParams{E164: e, AccountID: &p.acct.ID})
+		if errors.Is(err, store.ErrNotFound) {
 			return fault.New(fault.Invalid, field, "number %s is not the account's", e)
 		}
 		if err != nil {
@@ -172,13 +163,13 @@ func (s *Service) planNumbers(ctx context.Context, tx pgx.Tx, p *plan, req Chang
 // account unassigned.
 func (s *Service) applyNumbers(ctx context.Context, tx pgx.Tx, p *plan, changeID string, removed []LineRef, now time.Time) (reserved, released []string, err error) {
 	reserved, released = []string{}, []string{}
+	q := qtx(tx)
 	if len(removed) > 0 {
 		ids := make([]string, 0, len(removed))
 		for _, l := range removed {
 			ids = append(ids, l.ID)
 		}
-		if _, err := tx.Exec(ctx, `UPDATE numbers SET state = CASE WHEN state = 'assigned' THEN 'reserved' ELSE state END,
-			line_id = NULL, caller_id = false, updated_at = $2 WHERE line_id = ANY($1)`, ids, now); err != nil {
+		if err := q.UnassignNumbersOfLines(ctx, provdb.UnassignNumbersOfLinesParams{LineIds: ids, UpdatedAt: now}); err != nil {
 			return nil, nil, fmt.Errorf("unassign numbers of removed lines: %w", err)
 		}
 	}
@@ -186,33 +177,24 @@ func (s *Service) applyNumbers(ctx context.Context, tx pgx.Tx, p *plan, changeID
 		var got []string
 		switch {
 		case nl.Action == "release" && nl.Effective == EffectivePeriodEnd:
-			if _, err := tx.Exec(ctx, `UPDATE numbers SET state = 'removal_requested', updated_at = $2 WHERE e164 = $1`, nl.Number, now); err != nil {
+			if err := q.MarkNumberForRemoval(ctx, provdb.MarkNumberForRemovalParams{E164: nl.Number, UpdatedAt: now}); err != nil {
 				return nil, nil, fmt.Errorf("mark number for removal: %w", err)
 			}
 			continue
 		case nl.Action == "release":
-			if _, err := tx.Exec(ctx, `UPDATE numbers SET state = 'aging', account_id = NULL, line_id = NULL, caller_id = false,
-				change_id = $2, aging_until = $3, updated_at = $4 WHERE e164 = $1`, nl.Number, changeID, now.Add(s.numberQuarantine), now); err != nil {
+			until := now.Add(s.numberQuarantine)
+			if err := q.ReleaseNumber(ctx, provdb.ReleaseNumberParams{E164: nl.Number, ChangeID: &changeID, AgingUntil: &until, UpdatedAt: now}); err != nil {
 				return nil, nil, fmt.Errorf("release number: %w", err)
 			}
 			released = append(released, nl.Number)
 			continue
 		case nl.Number != "":
-			rows, err := tx.Query(ctx, named(`SELECT n.e164 FROM numbers n WHERE n.e164 = $2 AND `+freeNumberFor+` FOR UPDATE`), now, nl.Number, p.acct.ID)
-			if err != nil {
-				return nil, nil, fmt.Errorf("lock number: %w", err)
-			}
-			got, err = pgx.CollectRows(rows, pgx.RowTo[string])
+			got, err = q.LockChosenNumber(ctx, provdb.LockChosenNumberParams{E164: nl.Number, Now: now, AccountID: p.acct.ID})
 			if err != nil {
 				return nil, nil, fmt.Errorf("lock number: %w", err)
 			}
 		default:
-			rows, err := tx.Query(ctx, named(`SELECT n.e164 FROM numbers n WHERE n.e164 LIKE $2 || '%' AND n.kind = 'local'
-				AND n.addon_code = $3 AND `+freeNumber+` ORDER BY n.e164 LIMIT $4 FOR UPDATE SKIP LOCKED`), now, nl.Prefix, nl.Addon, nl.Quantity)
-			if err != nil {
-				return nil, nil, fmt.Errorf("claim numbers: %w", err)
-			}
-			got, err = pgx.CollectRows(rows, pgx.RowTo[string])
+			got, err = q.ClaimFreeNumbers(ctx, provdb.ClaimFreeNumbersParams{Prefix: nl.Prefix, AddonCode: nl.Addon, Now: now, Lim: int32(nl.Quantity)})
 			if err != nil {
 				return nil, nil, fmt.Errorf("claim numbers: %w", err)
 			}
@@ -221,8 +203,7 @@ func (s *Service) applyNumbers(ctx context.Context, tx pgx.Tx, p *plan, changeID
 			s.numberOrders.WithLabelValues("sold_out").Inc()
 			return nil, nil, fault.New(fault.Conflict, fmt.Sprintf("numbers[%d]", i), "the numbers ordered were sold meanwhile; preview again")
 		}
-		if _, err := tx.Exec(ctx, `UPDATE numbers SET state = 'reserved', account_id = $2, change_id = $3, aging_until = NULL, held_for = NULL, updated_at = $4
-			WHERE e164 = ANY($1)`, got, p.acct.ID, changeID, now); err != nil {
+		if err := q.ReserveNumbers(ctx, provdb.ReserveNumbersParams{Numbers: got, AccountID: &p.acct.ID, ChangeID: &changeID, UpdatedAt: now}); err != nil {
 			return nil, nil, fmt.Errorf("reserve numbers: %w", err)
 		}
 		reserved = append(reserved, got...)

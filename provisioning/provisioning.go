@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/pbxd/pbxd/internal/store"
+	"github.com/pbxd/pbxd/internal/store/provdb"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 )
@@ -26,6 +27,7 @@ const NotifyChannel = "pbxd_lines"
 // Service is the provisioning domain over PostgreSQL.
 type Service struct {
 	pool   *pgxpool.Pool
+	q      *provdb.Queries // provisioning's queries on the pool, outside any transaction
 	clock  Clock
 	cipher *Cipher
 	biller Biller
@@ -65,7 +67,7 @@ func New(o Options) (*Service, error) {
 		return nil, err
 	}
 	f := promauto.With(o.Registry)
-	s := &Service{pool: o.Pool, clock: o.Clock, cipher: c, biller: o.Biller, log: o.Logger}
+	s := &Service{pool: o.Pool, q: provdb.New(store.NewDB(o.Pool)), clock: o.Clock, cipher: c, biller: o.Biller, log: o.Logger}
 	s.charger, s.numberQuarantine = o.Charger, o.NumberQuarantine
 	s.changeOrders = f.NewCounterVec(prometheus.CounterOpts{Name: "pbxd_change_orders_total", Help: "Change orders by outcome (previewed, confirmed, conflict, refused)."}, []string{"outcome"})
 	s.linesByState = f.NewGaugeVec(prometheus.GaugeOpts{Name: "pbxd_lines", Help: "Lines by state (active, suspended), refreshed every 15 s."}, []string{"state"})
@@ -103,19 +105,14 @@ func (s *Service) Run(ctx context.Context) error {
 }
 
 func (s *Service) refreshGauges(ctx context.Context) {
-	rows, err := s.pool.Query(ctx, `SELECT state, count(*) FROM lines WHERE state <> 'deleted' GROUP BY state`)
+	rows, err := s.q.CountLines(ctx)
 	if err != nil {
 		return
 	}
-	counts := map[string]float64{"active": 0, "suspended": 0}
-	for rows.Next() {
-		var st string
-		var n float64
-		if rows.Scan(&st, &n) == nil {
-			counts[st] = n
-		}
+	counts := map[string]float64{string(LineActive): 0, string(LineSuspended): 0}
+	for _, r := range rows {
+		counts[r.State] = float64(r.N)
 	}
-	rows.Close()
 	for st, n := range counts {
 		s.linesByState.WithLabelValues(st).Set(n)
 	}
@@ -123,8 +120,11 @@ func (s *Service) refreshGauges(ctx context.Context) {
 	s.refreshRequestGauge(ctx)
 }
 
+// qtx runs provisioning's queries in tx; a missing row is store.ErrNotFound.
+func qtx(tx pgx.Tx) *provdb.Queries { return provdb.New(store.Wrap(tx)) }
+
 // audit records who did what, in the caller's transaction.
-func audit(ctx context.Context, tx pgx.Tx, at time.Time, actor, accountID, action, object string, details any) error {
+func audit(ctx context.Context, tx store.DBTX, at time.Time, actor, accountID, action, object string, details any) error {
 	return store.Audit(ctx, tx, at, actor, accountID, action, object, details)
 }
 
@@ -132,7 +132,7 @@ func audit(ctx context.Context, tx pgx.Tx, at time.Time, actor, accountID, actio
 const notifyLinesSQL = `SELECT pg_notify($1, '')`
 
 // notifyLines wakes the reconciler when the transaction commits.
-func notifyLines(ctx context.Context, tx pgx.Tx) error {
+func notifyLines(ctx context.Context, tx store.DBTX) error {
 	_, err := tx.Exec(ctx, notifyLinesSQL, NotifyChannel)
 	return err
 }

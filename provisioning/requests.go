@@ -16,6 +16,7 @@ import (
 
 	"github.com/pbxd/pbxd/internal/fault"
 	"github.com/pbxd/pbxd/internal/store"
+	"github.com/pbxd/pbxd/internal/store/provdb"
 )
 
 // RequestKinds are the service requests a customer can file: what the
@@ -24,7 +25,7 @@ var RequestKinds = []string{"cancel_all", "downgrade", "remove_addon", "remove_n
 
 // RequestStates are a request's states: open → approved | rejected, then
 // approved → done.
-var RequestStates = []string{"open", "approved", "rejected", "done"}
+var RequestStates = []string{string(RequestOpen), string(RequestApproved), string(RequestRejected), string(RequestDone)}
 
 // ServiceRequest is a customer's request and its handling.
 type ServiceRequest struct {
@@ -139,14 +140,14 @@ func parseDetails(kind string, raw json.RawMessage) (requestDetails, error) {
 	return d, nil
 }
 
-const requestCols = `id, account_id, kind, state, details, comments, change_id, created_by, created_at, updated_at`
-
-func scanRequest(row pgx.CollectableRow) (ServiceRequest, error) {
-	var r ServiceRequest
-	var details []byte
-	err := row.Scan(&r.ID, &r.AccountID, &r.Kind, &r.State, &details, &r.Comments, &r.ChangeID, &r.CreatedBy, &r.CreatedAt, &r.UpdatedAt)
-	r.Details = details
-	return r, err
+// requestFromRow is a stored request as the domain sees it.
+func requestFromRow(r provdb.ServiceRequest) (ServiceRequest, error) {
+	out := ServiceRequest{ID: r.ID, AccountID: r.AccountID, Kind: r.Kind, State: r.State, Details: r.Details,
+		ChangeID: r.ChangeID, CreatedBy: r.CreatedBy, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt}
+	if err := json.Unmarshal(r.Comments, &out.Comments); err != nil {
+		return ServiceRequest{}, fmt.Errorf("request %s comments: %w", r.ID, err)
+	}
+	return out, nil
 }
 
 // CreateRequest files a request. A number to be removed or ported out is
@@ -167,17 +168,16 @@ func (s *Service) CreateRequest(ctx context.Context, actor, accountID, kind stri
 			return err
 		}
 		if kind == "remove_number" || kind == "port_out" {
-			tag, err := tx.Exec(ctx, `UPDATE numbers SET state = 'removal_requested', updated_at = $3
-				WHERE e164 = ANY($1) AND account_id = $2 AND state IN ('reserved', 'assigned')`, d.Numbers, accountID, now)
+			n, err := qtx(tx).MarkNumbersForRemoval(ctx, provdb.MarkNumbersForRemovalParams{Numbers: d.Numbers, AccountID: &accountID, UpdatedAt: now})
 			if err != nil {
 				return fmt.Errorf("mark numbers: %w", err)
 			}
-			if int(tag.RowsAffected()) != len(d.Numbers) {
+			if int(n) != len(d.Numbers) {
 				return fault.New(fault.Invalid, "details.numbers", "every number must be the account's and not already being removed")
 			}
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO service_requests (id, account_id, kind, state, details, created_by, created_at, updated_at)
-			VALUES ($1, $2, $3, 'open', $4, $5, $6, $6)`, id, accountID, kind, clean, actor, now); err != nil {
+		if err := qtx(tx).InsertRequest(ctx, provdb.InsertRequestParams{ID: id, AccountID: accountID, Kind: kind, Details: clean,
+			CreatedBy: actor, CreatedAt: now}); err != nil {
 			return fmt.Errorf("store request: %w", err)
 		}
 		return audit(ctx, tx, now, actor, accountID, "request.open", id, map[string]any{"kind": kind, "details": d})
@@ -185,7 +185,7 @@ func (s *Service) CreateRequest(ctx context.Context, actor, accountID, kind stri
 	if err != nil {
 		return ServiceRequest{}, err
 	}
-	s.requestEvents.WithLabelValues(kind, "open").Inc()
+	s.requestEvents.WithLabelValues(kind, string(RequestOpen)).Inc()
 	return s.Request(ctx, id, "")
 }
 
@@ -194,15 +194,14 @@ func (s *Service) Request(ctx context.Context, id, accountScope string) (Service
 	if uuid.Validate(id) != nil {
 		return ServiceRequest{}, fault.New(fault.NotFound, "", "request not found")
 	}
-	rows, err := s.pool.Query(ctx, `SELECT `+requestCols+` FROM service_requests WHERE id = $1`, id)
+	row, err := s.q.GetRequest(ctx, id)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && accountScope != "" && row.AccountID != accountScope) {
+		return ServiceRequest{}, fault.New(fault.NotFound, "", "request not found")
+	}
 	if err != nil {
 		return ServiceRequest{}, err
 	}
-	r, err := pgx.CollectExactlyOneRow(rows, scanRequest)
-	if errors.Is(err, pgx.ErrNoRows) || (err == nil && accountScope != "" && r.AccountID != accountScope) {
-		return ServiceRequest{}, fault.New(fault.NotFound, "", "request not found")
-	}
-	return r, err
+	return requestFromRow(row)
 }
 
 // Requests lists requests, newest first: one account's (accountID), or
@@ -211,19 +210,26 @@ func (s *Service) Requests(ctx context.Context, accountID, state string) ([]Serv
 	if state != "" && !slices.Contains(RequestStates, state) {
 		return nil, fault.New(fault.Invalid, "state", "state must be one of %s", strings.Join(RequestStates, ", "))
 	}
-	var acct any
+	var acct *string
 	if accountID != "" {
 		if _, err := s.Account(ctx, accountID); err != nil {
 			return nil, err
 		}
-		acct = accountID
+		acct = &accountID
 	}
-	rows, err := s.pool.Query(ctx, `SELECT `+requestCols+` FROM service_requests
-		WHERE ($1::uuid IS NULL OR account_id = $1::uuid) AND ($2 = '' OR state = $2) ORDER BY created_at DESC, id LIMIT 500`, acct, state)
+	rows, err := s.q.ListRequests(ctx, provdb.ListRequestsParams{AccountID: acct, State: state})
 	if err != nil {
 		return nil, err
 	}
-	return pgx.CollectRows(rows, scanRequest)
+	list := make([]ServiceRequest, 0, len(rows))
+	for _, row := range rows {
+		r, err := requestFromRow(row)
+		if err != nil {
+			return nil, err
+		}
+		list = append(list, r)
+	}
+	return list, nil
 }
 
 // CommentRequest adds a message to a request, in any state.
@@ -242,27 +248,25 @@ func (s *Service) RejectRequest(ctx context.Context, actor, id, comment string) 
 	if strings.TrimSpace(comment) == "" {
 		return ServiceRequest{}, fault.New(fault.Invalid, "comment", "a rejection needs a comment for the customer")
 	}
-	from := []string{"open"}
+	from := []RequestState{RequestOpen}
 	if r, err := s.Request(ctx, id, ""); err == nil && r.Kind == "port_in" {
-		from = append(from, "approved")
+		from = append(from, RequestApproved)
 	}
-	return s.moveRequest(ctx, actor, id, "", from, "rejected", comment, func(tx pgx.Tx, r ServiceRequest, d requestDetails) error {
+	return s.moveRequest(ctx, actor, id, "", from, RequestRejected, comment, func(tx pgx.Tx, r ServiceRequest, d requestDetails) error {
 		if r.Kind == "port_in" {
 			return s.releasePortIn(ctx, tx, r.AccountID, d.Numbers)
 		}
 		if r.Kind != "remove_number" && r.Kind != "port_out" {
 			return nil
 		}
-		_, err := tx.Exec(ctx, `UPDATE numbers SET state = CASE WHEN line_id IS NULL THEN 'reserved' ELSE 'assigned' END, updated_at = $3
-			WHERE e164 = ANY($1) AND account_id = $2 AND state = 'removal_requested'`, d.Numbers, r.AccountID, s.clock.Now())
-		return err
+		return qtx(tx).UnmarkNumbersForRemoval(ctx, provdb.UnmarkNumbersForRemovalParams{Numbers: d.Numbers, AccountID: &r.AccountID, UpdatedAt: s.clock.Now()})
 	})
 }
 
 // moveRequest appends a comment and moves the request from one of the
 // states from (nil: any; no move) to state, running also in the same
 // transaction.
-func (s *Service) moveRequest(ctx context.Context, actor, id, accountScope string, from []string, state, text string,
+func (s *Service) moveRequest(ctx context.Context, actor, id, accountScope string, from []RequestState, state RequestState, text string,
 	also func(pgx.Tx, ServiceRequest, requestDetails) error) (ServiceRequest, error) {
 	now := s.clock.Now()
 	if uuid.Validate(id) != nil {
@@ -270,19 +274,23 @@ func (s *Service) moveRequest(ctx context.Context, actor, id, accountScope strin
 	}
 	var r ServiceRequest
 	err := store.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `SELECT `+requestCols+` FROM service_requests WHERE id = $1 FOR UPDATE`, id)
-		if err != nil {
-			return err
-		}
-		r, err = pgx.CollectExactlyOneRow(rows, scanRequest)
-		if errors.Is(err, pgx.ErrNoRows) || (err == nil && accountScope != "" && r.AccountID != accountScope) {
+		q := qtx(tx)
+		row, err := q.LockRequest(ctx, id)
+		if errors.Is(err, store.ErrNotFound) || (err == nil && accountScope != "" && row.AccountID != accountScope) {
 			return fault.New(fault.NotFound, "", "request not found")
 		}
 		if err != nil {
 			return err
 		}
-		if from != nil && !slices.Contains(from, r.State) {
-			return fault.New(fault.Conflict, "", "the request is %s; it can move to %s only from %s", r.State, state, strings.Join(from, " or "))
+		if r, err = requestFromRow(row); err != nil {
+			return err
+		}
+		if from != nil && !slices.Contains(from, RequestState(r.State)) {
+			names := make([]string, len(from))
+			for i, f := range from {
+				names[i] = string(f)
+			}
+			return fault.New(fault.Conflict, "", "the request is %s; it can move to %s only from %s", r.State, state, strings.Join(names, " or "))
 		}
 		var d requestDetails
 		if err := json.Unmarshal(r.Details, &d); err != nil {
@@ -295,16 +303,15 @@ func (s *Service) moveRequest(ctx context.Context, actor, id, accountScope strin
 		}
 		newState := r.State
 		if state != "" {
-			newState = state
+			newState = string(state)
 		}
-		c, _ := json.Marshal([]RequestComment{{At: now, Actor: actor, Text: text, State: state}})
-		if _, err := tx.Exec(ctx, `UPDATE service_requests SET state = $2, comments = comments || $3::jsonb, updated_at = $4 WHERE id = $1`,
-			id, newState, c, now); err != nil {
+		c, _ := json.Marshal([]RequestComment{{At: now, Actor: actor, Text: text, State: string(state)}})
+		if err := q.MoveRequest(ctx, provdb.MoveRequestParams{ID: id, State: newState, Comments: c, UpdatedAt: now}); err != nil {
 			return fmt.Errorf("update request: %w", err)
 		}
 		action := "request.comment"
 		if state != "" {
-			action = "request." + state
+			action = "request." + string(state)
 		}
 		return audit(ctx, tx, now, actor, r.AccountID, action, id, map[string]any{"kind": r.Kind, "comment": text})
 	})
@@ -312,7 +319,7 @@ func (s *Service) moveRequest(ctx context.Context, actor, id, accountScope strin
 		return ServiceRequest{}, err
 	}
 	if state != "" {
-		s.requestEvents.WithLabelValues(r.Kind, state).Inc()
+		s.requestEvents.WithLabelValues(r.Kind, string(state)).Inc()
 	}
 	return s.Request(ctx, id, "")
 }
@@ -333,7 +340,7 @@ func (s *Service) ApproveRequest(ctx context.Context, actor, id, comment, effect
 	if err != nil {
 		return r, err
 	}
-	if r.State != "open" {
+	if RequestState(r.State) != RequestOpen {
 		return r, fault.New(fault.Conflict, "", "the request is %s; only an open request can be approved", r.State)
 	}
 	var d requestDetails
@@ -354,11 +361,11 @@ func (s *Service) ApproveRequest(ctx context.Context, actor, id, comment, effect
 				return r, fmt.Errorf("approve: %w", err)
 			}
 			changeID = pv.ID
-			tag, err := s.pool.Exec(ctx, `UPDATE service_requests SET change_id = $2 WHERE id = $1 AND state = 'open' AND change_id IS NULL`, id, changeID)
+			n, err := s.q.SetRequestChange(ctx, provdb.SetRequestChangeParams{ID: id, ChangeID: &changeID})
 			if err != nil {
 				return r, err
 			}
-			if tag.RowsAffected() == 0 {
+			if n == 0 {
 				return s.ApproveRequest(ctx, actor, id, comment, effective) // approved concurrently: use theirs
 			}
 		}
@@ -367,12 +374,12 @@ func (s *Service) ApproveRequest(ctx context.Context, actor, id, comment, effect
 		if _, err := s.ConfirmChange(ctx, actor, changeID, r.AccountID); err != nil {
 			if fe, ok := fault.As(err); ok && fe.Kind == fault.Conflict {
 				// The account changed since: the next approval previews anew.
-				_, _ = s.pool.Exec(ctx, `UPDATE service_requests SET change_id = NULL WHERE id = $1 AND state = 'open'`, id)
+				_ = s.q.ClearRequestChange(ctx, id)
 			}
 			return r, fmt.Errorf("approve: %w", err)
 		}
 	}
-	return s.moveRequest(ctx, actor, id, "", []string{"open"}, "approved", comment, nil)
+	return s.moveRequest(ctx, actor, id, "", []RequestState{RequestOpen}, RequestApproved, comment, nil)
 }
 
 // requestChange is the change order approving r makes, or nil if r
@@ -395,12 +402,8 @@ func (s *Service) requestChange(ctx context.Context, r ServiceRequest, d request
 			if sub.Quantity == 0 {
 				continue
 			}
-			var numbers []string
-			rows, err := s.pool.Query(ctx, `SELECT e164 FROM numbers WHERE account_id = $1 AND addon_code = $2 ORDER BY e164`, r.AccountID, sub.Package)
+			numbers, err := s.q.AccountNumbersOfAddon(ctx, provdb.AccountNumbersOfAddonParams{AccountID: &r.AccountID, AddonCode: sub.Package})
 			if err != nil {
-				return nil, err
-			}
-			if numbers, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
 				return nil, err
 			}
 			if len(numbers) > 0 {
@@ -425,7 +428,7 @@ func (s *Service) CompleteRequest(ctx context.Context, actor, id, comment string
 	if err != nil {
 		return r, err
 	}
-	if r.State != "approved" {
+	if RequestState(r.State) != RequestApproved {
 		return r, fault.New(fault.Conflict, "", "the request is %s; only an approved request can be done", r.State)
 	}
 	if r.Kind == "port_in" {
@@ -433,7 +436,7 @@ func (s *Service) CompleteRequest(ctx context.Context, actor, id, comment string
 			return r, err
 		}
 	}
-	return s.moveRequest(ctx, actor, id, "", []string{"approved"}, "done", comment, nil)
+	return s.moveRequest(ctx, actor, id, "", []RequestState{RequestApproved}, RequestDone, comment, nil)
 }
 
 // portInArea is the area of the numbers a port-in imports.
@@ -449,11 +452,11 @@ func (s *Service) releasePortIn(ctx context.Context, tx pgx.Tx, accountID string
 			nums = append(nums, e)
 		}
 	}
-	if _, err := tx.Exec(ctx, `DELETE FROM numbers WHERE e164 = ANY($1) AND held_for = $2 AND account_id IS NULL AND area = $3 AND state = 'available'`,
-		nums, accountID, portInArea); err != nil {
+	q := qtx(tx)
+	if err := q.DropPortInNumbers(ctx, provdb.DropPortInNumbersParams{Numbers: nums, HeldFor: &accountID, Area: portInArea}); err != nil {
 		return fmt.Errorf("remove cancelled port-in numbers: %w", err)
 	}
-	if _, err := tx.Exec(ctx, `UPDATE numbers SET held_for = NULL WHERE e164 = ANY($1) AND held_for = $2`, nums, accountID); err != nil {
+	if err := q.FreeHeldNumbers(ctx, provdb.FreeHeldNumbersParams{Numbers: nums, HeldFor: &accountID}); err != nil {
 		return fmt.Errorf("free cancelled port-in numbers: %w", err)
 	}
 	return nil
@@ -474,8 +477,8 @@ func (s *Service) portIn(ctx context.Context, actor string, r ServiceRequest) er
 	}
 	req := ChangeRequest{Items: []ChangeItem{}, ByOperator: true}
 	for _, e := range d.Numbers {
-		var held bool
-		if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM numbers WHERE e164 = $1 AND account_id = $2)`, e, r.AccountID).Scan(&held); err != nil {
+		held, err := s.q.AccountHoldsNumber(ctx, provdb.AccountHoldsNumberParams{E164: e, AccountID: &r.AccountID})
+		if err != nil {
 			return err
 		}
 		if !held {
@@ -497,21 +500,16 @@ func (s *Service) portIn(ctx context.Context, actor string, r ServiceRequest) er
 
 // refreshRequestGauge sets pbxd_service_requests from the table.
 func (s *Service) refreshRequestGauge(ctx context.Context) {
-	rows, err := s.pool.Query(ctx, `SELECT kind, state, count(*) FROM service_requests GROUP BY 1, 2`)
+	rows, err := s.q.CountRequests(ctx)
 	if err != nil {
 		return
 	}
-	defer rows.Close()
 	for _, k := range RequestKinds {
 		for _, st := range RequestStates {
 			s.requestsByState.WithLabelValues(k, st).Set(0)
 		}
 	}
-	for rows.Next() {
-		var kind, st string
-		var n float64
-		if rows.Scan(&kind, &st, &n) == nil {
-			s.requestsByState.WithLabelValues(kind, st).Set(n)
-		}
+	for _, r := range rows {
+		s.requestsByState.WithLabelValues(r.Kind, r.State).Set(float64(r.N))
 	}
 }

@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/pbxd/pbxd/internal/store/provdb"
 	"github.com/pbxd/pbxd/pbx"
 )
 
@@ -30,28 +31,19 @@ type routeRow struct {
 
 // routeRows reads the numbers that are on a line or were routed.
 func (r *Reconciler) routeRows(ctx context.Context, router pbx.NumberRouter) ([]routeRow, error) {
-	rows, err := r.pool.Query(ctx, `SELECT n.e164, n.routed_node, n.routed_to, coalesce(a.pbx_node, ''), coalesce(a.sip_domain, ''),
-		coalesce(l.sip_username, ''), coalesce(l.state = 'active' AND a.status = 'active', false)
-		FROM numbers n LEFT JOIN lines l ON l.id = n.line_id LEFT JOIN accounts a ON a.id = l.account_id
-		WHERE n.line_id IS NOT NULL OR n.routed_to <> '' ORDER BY n.e164`)
+	rows, err := provdb.New(r.pool).RouteRows(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("read number routes: %w", err)
 	}
-	defer rows.Close()
 	var out []routeRow
-	for rows.Next() {
-		var rr routeRow
-		var domain, user string
-		var active bool
-		if err := rows.Scan(&rr.number, &rr.routedNode, &rr.routedTo, &rr.node, &domain, &user, &active); err != nil {
-			return nil, fmt.Errorf("read number routes: %w", err)
-		}
-		if active {
-			rr.target = router.RouteTarget(pbx.LineConfig{Node: rr.node, Domain: domain, Username: user})
+	for _, row := range rows {
+		rr := routeRow{number: row.E164, routedNode: row.RoutedNode, routedTo: row.RoutedTo, node: row.Node}
+		if row.Active {
+			rr.target = router.RouteTarget(pbx.LineConfig{Node: rr.node, Domain: row.SipDomain, Username: row.SipUsername})
 		}
 		out = append(out, rr)
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // errRoutes reports that some routes could not be written; they are
@@ -97,7 +89,7 @@ func (r *Reconciler) syncRoutes(ctx context.Context, verify bool) (int, error) {
 			if rr.routedNode == rr.node && rr.routedTo == rr.target {
 				return nil
 			}
-			if _, err := r.pool.Exec(ctx, `UPDATE numbers SET routed_node = $2, routed_to = $3 WHERE e164 = $1`, rr.number, rr.node, rr.target); err != nil {
+			if err := provdb.New(r.pool).SetNumberRoute(ctx, provdb.SetNumberRouteParams{E164: rr.number, RoutedNode: rr.node, RoutedTo: rr.target}); err != nil {
 				failed.Add(1)
 				r.errs.WithLabelValues("database").Inc()
 			}

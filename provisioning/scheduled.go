@@ -9,10 +9,10 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pbxd/pbxd/internal/fault"
 	"github.com/pbxd/pbxd/internal/store"
+	"github.com/pbxd/pbxd/internal/store/provdb"
 )
 
 // When a change order item takes effect.
@@ -150,12 +150,12 @@ func (s *Service) applySchedule(ctx context.Context, tx pgx.Tx, p *plan, changeI
 			named = []string{}
 		}
 		id := uuid.NewString()
-		_, err := tx.Exec(ctx, `INSERT INTO scheduled_changes (id, account_id, subscription_id, package_code, from_quantity, to_quantity,
-			remove_lines, release_numbers, effective_at, state, change_id, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', $10, $11)`,
-			id, p.acct.ID, it.sub.ID, it.pkg.Code, it.from, it.to, named, release, it.effectiveAt, changeID, now)
-		var pe *pgconn.PgError
-		if errors.As(err, &pe) && pe.Code == "23505" {
+		namedJS, _ := json.Marshal(named)     // a []string always marshals
+		releaseJS, _ := json.Marshal(release) // a []string always marshals
+		err := qtx(tx).InsertScheduled(ctx, provdb.InsertScheduledParams{ID: id, AccountID: p.acct.ID, SubscriptionID: it.sub.ID,
+			PackageCode: it.pkg.Code, FromQuantity: int32(it.from), ToQuantity: int32(it.to), RemoveLines: namedJS,
+			ReleaseNumbers: releaseJS, EffectiveAt: it.effectiveAt, ChangeID: changeID, CreatedAt: now})
+		if store.IsUniqueViolation(err, "") {
 			return nil, fault.New(fault.Conflict, "", "package %s already has a scheduled change; preview again", it.pkg.Code)
 		}
 		if err != nil {
@@ -170,29 +170,43 @@ func (s *Service) applySchedule(ctx context.Context, tx pgx.Tx, p *plan, changeI
 	return ids, nil
 }
 
-const scheduledCols = `id, package_code, from_quantity, to_quantity, remove_lines, release_numbers, effective_at, state, change_id, created_at, done_at`
+// pendingScheduledSQL lists an account's pending scheduled changes, for
+// the pipelined state read.
+const pendingScheduledSQL = provdb.PendingScheduledSQL
 
-const pendingScheduledSQL = `SELECT ` + scheduledCols + ` FROM scheduled_changes WHERE account_id = $1 AND state = 'pending'
-	ORDER BY effective_at, package_code`
-
+// scanScheduled reads one row of pendingScheduledSQL (the pipelined state read).
 func scanScheduled(row pgx.CollectableRow) (ScheduledChange, error) {
-	var sc ScheduledChange
-	err := row.Scan(&sc.ID, &sc.Package, &sc.From, &sc.To, &sc.RemoveLines, &sc.ReleaseNumbers, &sc.EffectiveAt, &sc.State,
-		&sc.ChangeID, &sc.CreatedAt, &sc.DoneAt)
-	return sc, err
-}
-
-type queryer interface {
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-}
-
-// scheduledOf lists an account's pending scheduled changes.
-func (s *Service) scheduledOf(ctx context.Context, q queryer, accountID string) ([]ScheduledChange, error) {
-	rows, err := q.Query(ctx, pendingScheduledSQL, accountID)
+	r, err := pgx.RowToStructByPos[provdb.ScheduledChange](row)
 	if err != nil {
-		return nil, fmt.Errorf("read scheduled changes: %w", err)
+		return ScheduledChange{}, err
 	}
-	return pgx.CollectRows(rows, scanScheduled)
+	return scheduledFromRow(r)
+}
+
+// scheduledFromRow is a stored scheduled change as the domain sees it.
+func scheduledFromRow(r provdb.ScheduledChange) (ScheduledChange, error) {
+	sc := ScheduledChange{ID: r.ID, Package: r.PackageCode, From: int(r.FromQuantity), To: int(r.ToQuantity),
+		EffectiveAt: r.EffectiveAt, State: r.State, ChangeID: r.ChangeID, CreatedAt: r.CreatedAt, DoneAt: r.DoneAt}
+	if err := json.Unmarshal(r.RemoveLines, &sc.RemoveLines); err != nil {
+		return ScheduledChange{}, fmt.Errorf("scheduled change %s remove_lines: %w", r.ID, err)
+	}
+	if err := json.Unmarshal(r.ReleaseNumbers, &sc.ReleaseNumbers); err != nil {
+		return ScheduledChange{}, fmt.Errorf("scheduled change %s release_numbers: %w", r.ID, err)
+	}
+	return sc, nil
+}
+
+// scheduledFromRows converts a list of stored scheduled changes.
+func scheduledFromRows(rows []provdb.ScheduledChange) ([]ScheduledChange, error) {
+	out := make([]ScheduledChange, 0, len(rows))
+	for _, r := range rows {
+		sc, err := scheduledFromRow(r)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, sc)
+	}
+	return out, nil
 }
 
 // ScheduledChanges lists an account's scheduled changes, pending first,
@@ -201,18 +215,21 @@ func (s *Service) ScheduledChanges(ctx context.Context, accountID string) ([]Sch
 	if _, err := s.Account(ctx, accountID); err != nil {
 		return nil, err
 	}
-	rows, err := s.pool.Query(ctx, `SELECT `+scheduledCols+` FROM scheduled_changes WHERE account_id = $1
-		ORDER BY state <> 'pending', effective_at DESC, created_at DESC LIMIT 100`, accountID)
+	rows, err := s.q.RecentScheduled(ctx, accountID)
 	if err != nil {
 		return nil, fmt.Errorf("read scheduled changes: %w", err)
 	}
-	return pgx.CollectRows(rows, scanScheduled)
+	return scheduledFromRows(rows)
 }
 
 // PendingScheduled lists an account's pending scheduled changes (the
 // billing summary shows them).
 func (s *Service) PendingScheduled(ctx context.Context, accountID string) ([]ScheduledChange, error) {
-	return s.scheduledOf(ctx, s.pool, accountID)
+	rows, err := s.q.PendingScheduled(ctx, accountID)
+	if err != nil {
+		return nil, fmt.Errorf("read scheduled changes: %w", err)
+	}
+	return scheduledFromRows(rows)
 }
 
 // CancelScheduled cancels a pending scheduled change: nothing will change
@@ -227,24 +244,21 @@ func (s *Service) CancelScheduled(ctx context.Context, actor, accountID, id stri
 		if _, err := lockAccount(ctx, tx, accountID); err != nil {
 			return err
 		}
-		rows, err := tx.Query(ctx, `UPDATE scheduled_changes SET state = 'cancelled', done_at = $3
-			WHERE id = $1 AND account_id = $2 AND state = 'pending' RETURNING `+scheduledCols, id, accountID, now)
-		if err != nil {
-			return fmt.Errorf("cancel scheduled change: %w", err)
-		}
-		sc, err = pgx.CollectExactlyOneRow(rows, scanScheduled)
-		if errors.Is(err, pgx.ErrNoRows) {
-			var state string
-			if tx.QueryRow(ctx, `SELECT state FROM scheduled_changes WHERE id = $1 AND account_id = $2`, id, accountID).Scan(&state) == nil {
+		q := qtx(tx)
+		row, err := q.CancelScheduled(ctx, provdb.CancelScheduledParams{ID: id, AccountID: accountID, DoneAt: &now})
+		if errors.Is(err, store.ErrNotFound) {
+			if state, err := q.ScheduledState(ctx, provdb.ScheduledStateParams{ID: id, AccountID: accountID}); err == nil {
 				return fault.New(fault.Conflict, "", "the scheduled change is %s already", state)
 			}
 			return fault.New(fault.NotFound, "", "scheduled change not found")
 		}
 		if err != nil {
+			return fmt.Errorf("cancel scheduled change: %w", err)
+		}
+		if sc, err = scheduledFromRow(row); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `UPDATE numbers SET state = CASE WHEN line_id IS NULL THEN 'reserved' ELSE 'assigned' END, updated_at = $3
-			WHERE e164 = ANY($1) AND account_id = $2 AND state = 'removal_requested'`, sc.ReleaseNumbers, accountID, now); err != nil {
+		if err := q.UnmarkNumbersForRemoval(ctx, provdb.UnmarkNumbersForRemovalParams{Numbers: sc.ReleaseNumbers, AccountID: &accountID, UpdatedAt: now}); err != nil {
 			return fmt.Errorf("keep numbers: %w", err)
 		}
 		return audit(ctx, tx, now, actor, accountID, "change.schedule.cancel", id, map[string]any{"package": sc.Package, "to": sc.To})
@@ -264,12 +278,7 @@ func (s *Service) ApplyScheduledChanges(ctx context.Context, now time.Time) (int
 // applyDueScheduled is ApplyScheduledChanges for one account, or for all
 // when accountID is "".
 func (s *Service) applyDueScheduled(ctx context.Context, now time.Time, accountID string) (int, error) {
-	rows, err := s.pool.Query(ctx, `SELECT id FROM scheduled_changes WHERE state = 'pending' AND effective_at <= $1
-		AND ($2 = '' OR account_id::text = $2) ORDER BY effective_at, id`, now, accountID)
-	if err != nil {
-		return 0, fmt.Errorf("list due scheduled changes: %w", err)
-	}
-	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	ids, err := s.q.DueScheduled(ctx, provdb.DueScheduledParams{Now: now, AccountID: accountID})
 	if err != nil {
 		return 0, fmt.Errorf("list due scheduled changes: %w", err)
 	}
@@ -292,28 +301,32 @@ func (s *Service) applyDueScheduled(ctx context.Context, now time.Time, accountI
 func (s *Service) applyScheduled(ctx context.Context, id string, now time.Time) (bool, error) {
 	applied := false
 	err := store.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		var accountID, subID, pkg string
-		var from, to int
-		var named, release []string
-		err := tx.QueryRow(ctx, `SELECT account_id, subscription_id, package_code, from_quantity, to_quantity, remove_lines, release_numbers
-			FROM scheduled_changes WHERE id = $1 AND state = 'pending' FOR UPDATE SKIP LOCKED`, id).
-			Scan(&accountID, &subID, &pkg, &from, &to, &named, &release)
-		if errors.Is(err, pgx.ErrNoRows) {
+		q := qtx(tx)
+		c, err := q.ClaimScheduled(ctx, id)
+		if errors.Is(err, store.ErrNotFound) {
 			return nil // applied or cancelled meanwhile, or being applied
 		}
 		if err != nil {
 			return err
+		}
+		accountID, subID, pkg, from, to := c.AccountID, c.SubscriptionID, c.PackageCode, int(c.FromQuantity), int(c.ToQuantity)
+		var named, release []string
+		if err := json.Unmarshal(c.RemoveLines, &named); err != nil {
+			return fmt.Errorf("scheduled change remove_lines: %w", err)
+		}
+		if err := json.Unmarshal(c.ReleaseNumbers, &release); err != nil {
+			return fmt.Errorf("scheduled change release_numbers: %w", err)
 		}
 		if _, err := lockAccount(ctx, tx, accountID); err != nil {
 			return err
 		}
 		// The decrease removes as many seats as it said: seats bought since
 		// it was scheduled stay.
-		var qty int
-		if err := tx.QueryRow(ctx, `SELECT quantity FROM subscriptions WHERE id = $1 FOR UPDATE`, subID).Scan(&qty); err != nil {
+		qty, err := q.LockSubscriptionQuantity(ctx, subID)
+		if err != nil {
 			return fmt.Errorf("read subscription: %w", err)
 		}
-		to = max(qty-(from-to), 0)
+		to = max(int(qty)-(from-to), 0)
 		lines, err := liveLines(ctx, tx, accountID)
 		if err != nil {
 			return err
@@ -327,10 +340,10 @@ func (s *Service) applyScheduled(ctx context.Context, id string, now time.Time) 
 				}
 			}
 			for _, l := range chooseRemovals(lines, pkg, keepNamed, need, nil) {
-				if _, err := tx.Exec(ctx, `UPDATE lines SET state = 'deleted', deleted_at = $2, revision = revision + 1, changed_at = $2 WHERE id = $1`, l.ID, now); err != nil {
+				if err := q.DeleteLine(ctx, provdb.DeleteLineParams{ID: l.ID, Now: &now}); err != nil {
 					return fmt.Errorf("remove line: %w", err)
 				}
-				if _, err := tx.Exec(ctx, `DELETE FROM device_lines WHERE line_id = $1`, l.ID); err != nil {
+				if err := q.UnbindLine(ctx, l.ID); err != nil {
 					return fmt.Errorf("unbind removed line: %w", err)
 				}
 				removed = append(removed, LineRef{ID: l.ID, Extension: l.Extension, Package: l.Package})
@@ -344,11 +357,11 @@ func (s *Service) applyScheduled(ctx context.Context, id string, now time.Time) 
 		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `UPDATE subscriptions SET quantity = $2, version = version + 1 WHERE id = $1`, subID, to); err != nil {
+		if err := q.SetSubscriptionQuantity(ctx, provdb.SetSubscriptionQuantityParams{ID: subID, Quantity: int32(to)}); err != nil {
 			return fmt.Errorf("lower quantity: %w", err)
 		}
 		result, _ := json.Marshal(map[string]any{"lines_removed": lineRefsOf(removed), "numbers_released": freed})
-		if _, err := tx.Exec(ctx, `UPDATE scheduled_changes SET state = 'applied', done_at = $2, result = $3 WHERE id = $1`, id, now, result); err != nil {
+		if err := q.MarkScheduledApplied(ctx, provdb.MarkScheduledAppliedParams{ID: id, DoneAt: &now, Result: result}); err != nil {
 			return err
 		}
 		if err := audit(ctx, tx, now, "system", accountID, "change.schedule.apply", id, map[string]any{

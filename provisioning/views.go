@@ -29,27 +29,20 @@ func (s *Service) Subscriptions(ctx context.Context, accountID string) ([]Subscr
 	if _, err := s.Account(ctx, accountID); err != nil {
 		return nil, err
 	}
-	rows, err := s.pool.Query(ctx, `SELECT s.id, s.package_code, s.quantity,
-		(SELECT count(*) FROM lines l WHERE l.account_id = s.account_id AND l.package_code = s.package_code AND l.state <> 'deleted'),
-		s.cycle, s.status, s.period_price_minor, p.currency, s.period_start, s.period_end, s.next_payment_at, s.registered_from, s.trial_end
-		FROM subscriptions s JOIN packages p ON p.code = s.package_code
-		WHERE s.account_id = $1 ORDER BY p.position, s.package_code`, accountID)
+	rows, err := s.q.AccountSubscriptions(ctx, accountID)
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	out := []Subscription{}
-	for rows.Next() {
-		var v Subscription
-		if err := rows.Scan(&v.ID, &v.Package, &v.Quantity, &v.Used, &v.Cycle, &v.Status, &v.PeriodPriceMinor, &v.Currency,
-			&v.CurrentPeriodStart, &v.CurrentPeriodEnd, &v.NextPaymentAt, &v.RegisteredFrom, &v.TrialEnd); err != nil {
-			return nil, err
-		}
+	out := make([]Subscription, 0, len(rows))
+	for _, r := range rows {
+		v := Subscription{ID: r.ID, Package: r.PackageCode, Quantity: int(r.Quantity), Used: int(r.Used), Cycle: r.Cycle,
+			Status: r.Status, PeriodPriceMinor: r.PeriodPriceMinor, Currency: r.Currency, CurrentPeriodStart: r.PeriodStart,
+			CurrentPeriodEnd: r.PeriodEnd, NextPaymentAt: r.NextPaymentAt, RegisteredFrom: r.RegisteredFrom, TrialEnd: r.TrialEnd}
 		v.Available = max(0, v.Quantity-v.Used)
 		v.PerMonthMinor = perMonth(v.PeriodPriceMinor, v.Cycle)
 		out = append(out, v)
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // PackageView is one row of the "My packages" page.

@@ -25,3 +25,10 @@ DELETE FROM packages p WHERE NOT (code = ANY(@keep::text[]))
 -- name: ListPackages :many
 SELECT code, name, kind, price_minor, currency, cycles, trial_days, dial_context,
 		fixed_month_days, exclude_order_day, retired, decrease, decrease_choice, stock, vendor, model FROM packages WHERE @with_retired::boolean OR NOT retired ORDER BY retired, position, code;
+
+-- AllPackages is the whole catalog, retired included, unordered: the
+-- change-order planner reads it (also inside provisioning's pipelined
+-- state read, through AllPackagesSQL).
+-- name: AllPackages :many
+SELECT code, name, kind, price_minor, currency, cycles, trial_days, dial_context,
+	fixed_month_days, exclude_order_day, retired, decrease, decrease_choice, stock, vendor, model FROM packages;

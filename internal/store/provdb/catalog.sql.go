@@ -10,6 +10,70 @@ import (
 	"time"
 )
 
+const allPackages = `-- name: AllPackages :many
+SELECT code, name, kind, price_minor, currency, cycles, trial_days, dial_context,
+	fixed_month_days, exclude_order_day, retired, decrease, decrease_choice, stock, vendor, model FROM packages
+`
+
+type AllPackagesRow struct {
+	Code            string
+	Name            string
+	Kind            string
+	PriceMinor      int64
+	Currency        string
+	Cycles          []byte
+	TrialDays       int32
+	DialContext     string
+	FixedMonthDays  bool
+	ExcludeOrderDay bool
+	Retired         bool
+	Decrease        string
+	DecreaseChoice  bool
+	Stock           *int32
+	Vendor          string
+	Model           string
+}
+
+// AllPackages is the whole catalog, retired included, unordered: the
+// change-order planner reads it (also inside provisioning's pipelined
+// state read, through AllPackagesSQL).
+func (q *Queries) AllPackages(ctx context.Context) ([]AllPackagesRow, error) {
+	rows, err := q.db.Query(ctx, allPackages)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []AllPackagesRow
+	for rows.Next() {
+		var i AllPackagesRow
+		if err := rows.Scan(
+			&i.Code,
+			&i.Name,
+			&i.Kind,
+			&i.PriceMinor,
+			&i.Currency,
+			&i.Cycles,
+			&i.TrialDays,
+			&i.DialContext,
+			&i.FixedMonthDays,
+			&i.ExcludeOrderDay,
+			&i.Retired,
+			&i.Decrease,
+			&i.DecreaseChoice,
+			&i.Stock,
+			&i.Vendor,
+			&i.Model,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const dropUnusedPackagesExcept = `-- name: DropUnusedPackagesExcept :exec
 DELETE FROM packages p WHERE NOT (code = ANY($1::text[]))
 			AND NOT EXISTS (SELECT 1 FROM subscriptions s WHERE s.package_code = p.code)

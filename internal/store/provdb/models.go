@@ -24,3 +24,33 @@ type Account struct {
 	PbxNode        string
 	CreatedAt      time.Time
 }
+
+type ScheduledChange struct {
+	ID             string
+	AccountID      string
+	SubscriptionID string
+	PackageCode    string
+	FromQuantity   int32
+	ToQuantity     int32
+	RemoveLines    []byte
+	ReleaseNumbers []byte
+	EffectiveAt    time.Time
+	State          string
+	ChangeID       string
+	CreatedAt      time.Time
+	DoneAt         *time.Time
+	Result         []byte
+}
+
+type ServiceRequest struct {
+	ID        string
+	AccountID string
+	Kind      string
+	State     string
+	Details   []byte
+	Comments  []byte
+	ChangeID  *string
+	CreatedBy string
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
