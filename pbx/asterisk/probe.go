@@ -181,7 +181,7 @@ func (q *aorQueue) probe(ctx context.Context) error {
 	}
 	for {
 		var ep endpointJSON
-		err := q.n.get(ctx, "get_endpoint", "/endpoints/PJSIP/"+url.PathEscape(name), &ep)
+		err := q.n.get(ctx, "probe", "/endpoints/PJSIP/"+url.PathEscape(name), &ep)
 		if err == nil && ep.State == state {
 			q.online = want
 			return nil
