@@ -13,6 +13,9 @@
 // PBXD_TEST_ARI_PASSWORD, and its log file in PBXD_TEST_ASTERISK_LOG to
 // count the WARNINGs a resync makes it write. The sub-benchmarks that need
 // the test server's hooks (forget everything, restart) are skipped then.
+// PBXD_TEST_ASTERISK_RX, the command that runs one Asterisk CLI command
+// (e.g. "asterisk -C /etc/asterisk/asterisk.conf -rx"), adds Asterisk's CPU
+// and taskprocessor queues to the initial sync's timeline (timeline_test.go).
 package asteriskbench
 
 import (
@@ -168,10 +171,12 @@ func setup(b *testing.B, n int) *fixture {
 		time.Since(started).Round(time.Millisecond))
 	acct := d.CreateAccount(b, map[string]any{"sip_domain": fmt.Sprintf("b%d.voip.example.net", time.Now().Unix()),
 		"extension_range": map[string]int{"first": 10000, "last": 10000 + 2*n}})
+	tl := startTimeline(b, d, acct)
 	t0, c0 := time.Now(), cpuTime()
 	d.Change(b, acct, map[string]any{"package": "fr-fixed-mobile", "quantity": n})
 	waitPending(b, d, 0)
 	el, cpu := time.Since(t0), cpuTime()-c0
+	tl.end()
 	b.Logf("initial sync of %d lines (order confirm included): %v, %.0f lines/s, pbxd CPU %.0f%% of a core", n, el.Round(time.Millisecond),
 		float64(n)/el.Seconds(), 100*cpu.Seconds()/el.Seconds())
 	rows, err := d.App.Pool().Query(b.Context(), `SELECT id::text FROM lines WHERE account_id = $1`, acct)

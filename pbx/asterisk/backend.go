@@ -111,7 +111,7 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Backend, 
 		for _, reason := range []string{"connect", "restart"} {
 			b.m.resyncs.WithLabelValues(nc.Name, reason)
 		}
-		for _, op := range []string{"info", "subscribe", "list_endpoints", "get_endpoint", "get_auth", "get_aor", "get_contact",
+		for _, op := range []string{"info", "subscribe", "list_endpoints", "probe", "get_endpoint", "get_auth", "get_aor", "get_contact",
 			"put_endpoint", "put_auth", "put_aor", "delete_endpoint", "delete_auth", "delete_aor",
 			"get_var", "set_var", "unset_var"} {
 			for _, outcome := range []string{"ok", "absent", "error", "unavailable"} {

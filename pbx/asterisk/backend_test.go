@@ -916,10 +916,17 @@ func TestPrepareCreatesAORsFirst(t *testing.T) {
 	if err := b.Prepare(t.Context(), lines); err != nil {
 		t.Fatal(err)
 	}
+	gets := objectGets(b)
 	for _, l := range lines {
 		if err := b.Apply(t.Context(), l); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// What Prepare wrote stands in for reading the lines' objects: the
+	// applies GET no object but the probe endpoint (the first index scan),
+	// where each line read its three objects.
+	if n := objectGets(b) - gets; n > 1 {
+		t.Errorf("applying 150 prepared lines sent %d object GETs, want at most 1", n)
 	}
 	// Each new AOR reads at most the queue probe's endpoint (probe.go).
 	if n := s.EndpointReadsByNewAORs(); n > len(lines) {
@@ -940,6 +947,54 @@ func TestPrepareCreatesAORsFirst(t *testing.T) {
 	}
 	if len(held) != len(lines) {
 		t.Errorf("List has %d lines, want %d", len(held), len(lines))
+	}
+}
+
+// What Prepare wrote stands in for reading a new line's objects only while
+// nothing else can have changed them: a hand-made endpoint already holding
+// the line's name is found (and left alone), and a reconnection or a write
+// to the line makes Apply read the objects again.
+func TestPreparedLinesAreReadWhenInDoubt(t *testing.T) {
+	t.Parallel()
+	bd := setup(t)
+	s, b := bd.srv[0], bd.b
+	lines := make([]pbx.LineConfig, 3)
+	for i := range lines {
+		lines[i] = pbxtest.NewLine()
+	}
+	foreign := endpointName(lines[0])
+	if err := s.Seed("endpoint", foreign, map[string]string{"context": "by-hand"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Prepare(t.Context(), lines); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Apply(t.Context(), lines[0]); !errors.Is(err, errForeign) {
+		t.Errorf("Apply over a hand-made endpoint: %v, want errForeign", err)
+	}
+	if ep, _ := s.Object("endpoint", foreign); ep["context"] != "by-hand" {
+		t.Errorf("hand-made endpoint changed: %v", ep)
+	}
+	// Deleted behind pbxd's back after Prepare, then a reconnection: the
+	// apply reads the objects and creates the auth again.
+	s.Forget("auth", b.objectID(lines[1].ID))
+	b.order[0].dropListed()
+	if err := b.Apply(t.Context(), lines[1]); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := s.Object("auth", b.objectID(lines[1].ID)); !ok {
+		t.Error("auth deleted after Prepare was not created again after a reconnection")
+	}
+	// The prepared entry is used once: a second Apply reads.
+	if err := b.Apply(t.Context(), lines[2]); err != nil {
+		t.Fatal(err)
+	}
+	s.Forget("aor", endpointName(lines[2]))
+	if err := b.Apply(t.Context(), lines[2]); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := s.Object("aor", endpointName(lines[2])); !ok {
+		t.Error("aor deleted after the first Apply was not created again by the second")
 	}
 }
 

@@ -54,7 +54,23 @@ type node struct {
 	// listed is what the last List read (see listedState); nil when
 	// dropped. Guarded by idxMu.
 	listed *listedState
+	// prepared is what Prepare wrote of the lines it created, line id →
+	// entry (see takePrepared). Guarded by idxMu.
+	prepared map[string]preparedLine
 }
+
+// preparedLine is a line whose auth and aor Prepare has just created with
+// every attribute pbxd owns, and whose endpoint name no PJSIP endpoint
+// held once Asterisk had run those writes.
+type preparedLine struct {
+	at        time.Time
+	name      string
+	auth, aor map[string]string
+}
+
+// preparedTTL bounds how long what Prepare wrote stands in for reading the
+// objects again: long enough for the endpoint phase of a big push.
+const preparedTTL = 15 * time.Minute
 
 // listedTTL bounds how long what List read may stand in for Apply's GETs.
 const listedTTL = time.Minute
@@ -78,10 +94,12 @@ type listedLine struct {
 	ep, auth, aor map[string]string // nil: absent
 }
 
-// dropListed forgets what List read.
+// dropListed forgets what List read and what Prepare wrote: the node
+// (re)connected, restarted or failed a health check.
 func (n *node) dropListed() {
 	n.idxMu.Lock()
 	n.listed = nil
+	n.prepared = nil
 	n.idxMu.Unlock()
 }
 
@@ -94,9 +112,11 @@ func (n *node) dropListedIf(st *listedState) {
 	n.idxMu.Unlock()
 }
 
-// forgetListed drops one line's entry: pbxd is about to write its objects.
+// forgetListed drops one line's entries: pbxd is about to write its
+// objects.
 func (n *node) forgetListed(lineID string) {
 	n.idxMu.Lock()
+	delete(n.prepared, lineID)
 	if st := n.listed; st != nil {
 		delete(st.lines, lineID)
 		if !st.ready {
@@ -132,6 +152,33 @@ func (n *node) takeListed(l pbx.LineConfig, name string, held bool) (ep, auth, a
 		return nil, nil, nil, false
 	}
 	return nil, nil, nil, true
+}
+
+// setPrepared records what Prepare wrote of lines, by line id.
+func (n *node) setPrepared(lines map[string]preparedLine) {
+	n.idxMu.Lock()
+	defer n.idxMu.Unlock()
+	if n.prepared == nil {
+		n.prepared = make(map[string]preparedLine, len(lines))
+	}
+	for id, p := range lines {
+		n.prepared[id] = p
+	}
+}
+
+// takePrepared returns (and removes) what Prepare wrote of line l's auth
+// and aor, when that still stands in for reading the line's objects: the
+// entry is recent, for the same endpoint name, and nothing has written the
+// line since (forgetListed drops it). The line's endpoint is then absent.
+func (n *node) takePrepared(l pbx.LineConfig, name string) (auth, aor map[string]string, ok bool) {
+	n.idxMu.Lock()
+	defer n.idxMu.Unlock()
+	p, found := n.prepared[l.ID]
+	delete(n.prepared, l.ID)
+	if !found || p.name != name || time.Since(p.at) > preparedTTL {
+		return nil, nil, false
+	}
+	return p.auth, p.aor, true
 }
 
 // errAbsent marks a 404 from ARI.
@@ -363,7 +410,8 @@ var errForeign = errors.New("endpoint exists and is not pbxd's (configured by ha
 // apply pushes line l. With listed (the repair of a resync), what the
 // resync's List read of the line's objects stands in for reading them
 // again, when it still can (takeListed); held tells whether that List
-// reported the line.
+// reported the line. Without, what Prepare wrote of a new line stands in
+// for them (takePrepared): its endpoint is then created with one PUT.
 func (n *node) apply(ctx context.Context, l pbx.LineConfig, listed, held bool) error {
 	if err := validName(l); err != nil {
 		return err
@@ -375,9 +423,12 @@ func (n *node) apply(ctx context.Context, l pbx.LineConfig, listed, held bool) e
 	name := endpointName(l)
 	var ep, auth, aor map[string]string
 	known := false
-	if listed {
+	switch {
+	case listed:
 		ep, auth, aor, known = n.takeListed(l, name, held)
-	} else {
+	default:
+		// A line Prepare has just created needs only its endpoint.
+		auth, aor, known = n.takePrepared(l, name)
 		n.forgetListed(l.ID)
 	}
 	// Again once written: a List that ran meanwhile may have read the

@@ -45,9 +45,15 @@ type aorQueue struct {
 const (
 	// probeEvery is how many unconfirmed AOR writes start a probe;
 	// maxUnconfirmed how many make the next AOR write wait for one.
-	// Asterisk warns (and sheds SIP load) at 500 queued tasks.
+	// Asterisk warns (and sheds SIP load) at 500 queued tasks, and clears
+	// that alert below 450: with the writes in flight when the bound is
+	// reached and the probe's own, at most 409 are queued. The bound is
+	// a ceiling, not a pace: a write waits only when Asterisk is that far
+	// behind, and each probe confirms every write answered before it, so
+	// on a node that keeps up the writes never wait (a lower bound, 250,
+	// made them wait for a probe's round trip every 150 writes).
 	probeEvery     = 100
-	maxUnconfirmed = 250
+	maxUnconfirmed = 400
 	// probeQualify is the probe AOR's qualify_frequency when offline
 	// (a day: its contact is practically never sent an OPTIONS).
 	probeQualify = 86400
@@ -181,7 +187,7 @@ func (q *aorQueue) probe(ctx context.Context) error {
 	}
 	for {
 		var ep endpointJSON
-		err := q.n.get(ctx, "get_endpoint", "/endpoints/PJSIP/"+url.PathEscape(name), &ep)
+		err := q.n.get(ctx, "probe", "/endpoints/PJSIP/"+url.PathEscape(name), &ep)
 		if err == nil && ep.State == state {
 			q.online = want
 			return nil

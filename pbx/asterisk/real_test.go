@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"testing"
 	"time"
 
@@ -30,12 +31,16 @@ import (
 // skipped. Each subtest gets its own object prefix and Stasis application,
 // so it sees only its own lines, and removes them when it ends. Without
 // PBXD_TEST_ARI_URL the test is skipped: CI runs the suite on aritest.
+// The Resyncer check restarts Asterisk with the shell command given in
+// PBXD_TEST_ASTERISK_RESTART (e.g. "asterisk -rx 'core restart now'");
+// without it that check is skipped.
 func TestConformanceRealAsterisk(t *testing.T) {
 	url := os.Getenv("PBXD_TEST_ARI_URL")
 	if url == "" {
 		t.Skip("PBXD_TEST_ARI_URL not set: no real Asterisk to test")
 	}
 	sipAddr := os.Getenv("PBXD_TEST_SIP_ADDR")
+	restart := os.Getenv("PBXD_TEST_ASTERISK_RESTART")
 	scenario := sipptest.Scenario("register-contact.xml")
 	pbxtest.Exercise(t, func(t *testing.T) pbxtest.Harness {
 		var r [4]byte
@@ -69,7 +74,15 @@ func TestConformanceRealAsterisk(t *testing.T) {
 				t.Errorf("backend stopped with %v", err)
 			}
 		})
-		h := pbxtest.Harness{Backend: b, Timeout: 20 * time.Second}
+		h := pbxtest.Harness{Backend: b, Timeout: time.Minute} // generous: a real Asterisk on a loaded machine, restarts included
+		if restart != "" {
+			h.Restart = func(t *testing.T) {
+				t.Helper()
+				if out, err := exec.Command("sh", "-c", restart).CombinedOutput(); err != nil {
+					t.Fatalf("restart Asterisk with %q: %v\n%s", restart, err, out)
+				}
+			}
+		}
 		if sipAddr != "" {
 			send := func(t *testing.T, line pbx.LineConfig, contact, expires string) {
 				t.Helper()
