@@ -58,6 +58,7 @@ func main() {
 	warmRate := flag.String("warmup-rate", "2000", "rate of the warm-up (first-time registrations), or max (a burst)")
 	tcpPhones := flag.String("tcp-phones", "", "instead of sipp: run this tcpphones binary against a TCP listener (-users phones on persistent connections) and report CPU per registration")
 	tcpArgs := flag.String("tcp-args", "", "extra arguments for tcpphones (e.g. \"-interval 60s -duration 120s\")")
+	tcpCPUs := flag.String("tcp-cpus", "", "run tcpphones on these CPUs (taskset -c LIST), e.g. the ones sipp is pinned to")
 	flag.Parse()
 	if *profile != "" {
 		f, err := os.Create(*profile + ".cpu")
@@ -70,7 +71,7 @@ func main() {
 			}()
 		}
 	}
-	opt := options{db: *db, warmRate: *warmRate, tcpPhones: *tcpPhones, tcpArgs: *tcpArgs}
+	opt := options{db: *db, warmRate: *warmRate, tcpPhones: *tcpPhones, tcpArgs: *tcpArgs, tcpCPUs: *tcpCPUs}
 	if err := run(*listen, *domain, *users, *first, *rates, *count, *maxCount, *procs, *warm, *memory, opt); err != nil {
 		fmt.Fprintln(os.Stderr, "registrar bench:", err)
 		os.Exit(1) //nolint:gocritic // the profile is not needed on failure
@@ -127,6 +128,7 @@ type options struct {
 	warmRate  string
 	tcpPhones string // tcpphones binary: TCP mode
 	tcpArgs   string
+	tcpCPUs   string // taskset -c list for tcpphones, or ""
 }
 
 // scratchStore creates a migrated database on the server at adminURL and
@@ -376,6 +378,9 @@ func runTCP(r *sip.Registrar, opt options, users, first int, domain string, rss0
 	fmt.Printf("# pbxd builtin registrar, %d phones on persistent TCP connections to %s (%s), GOMAXPROCS=%d\n",
 		users, r.Addrs().TCP, strings.Join(args[6:], " "), runtime.GOMAXPROCS(0))
 	cmd := exec.Command(opt.tcpPhones, args...)
+	if opt.tcpCPUs != "" {
+		cmd = exec.Command("taskset", append([]string{"-c", opt.tcpCPUs, opt.tcpPhones}, args...)...)
+	}
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
