@@ -1,9 +1,11 @@
 package sip
 
 import (
+	"encoding/binary"
 	"math/rand/v2"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -116,8 +118,13 @@ type fastRequest struct {
 }
 
 // parseFast reads s as a REGISTER of the plain shape described above.
-// It reports false, having read nothing reliable, for anything else.
-func parseFast(s string, q *fastRequest) bool {
+// It reports false, having read nothing reliable, for anything else. raw
+// holds the same bytes as s (the datagram s was copied from): the
+// byte-wise checks read it eight bytes at a time.
+func parseFast(s string, raw []byte, q *fastRequest) bool {
+	if len(raw) != len(s) {
+		return false
+	}
 	q.reset()
 	q.vias, q.rportAt, q.to, q.from, q.callIDRaw, q.cseqRaw, q.toTag, q.branch = q.viaBuf[:0], -1, "", "", "", "", false, ""
 	eol := strings.Index(s, "\r\n")
@@ -140,6 +147,7 @@ func parseFast(s string, q *fastRequest) bool {
 		if eol < 0 {
 			return false
 		}
+		lineOff := len(s) - len(rest)
 		line, rest = rest[:eol], rest[eol+2:]
 		if line == "" {
 			break
@@ -149,7 +157,8 @@ func parseFast(s string, q *fastRequest) bool {
 			return false
 		}
 		name, value := line[:colon], trimLWS(line[colon+1:])
-		if !plainValue(value) {
+		valueOff := lineOff + colon + 1 + len(line[colon+1:]) - len(trimLWSLeft(line[colon+1:]))
+		if !plainValue(raw[valueOff : valueOff+len(value)]) {
 			return false
 		}
 		switch headerOf(name) {
@@ -247,33 +256,92 @@ const (
 	hRefused // Require, and the headers sipgo parses that we do not read
 )
 
-// headerKinds are the header names parseFast tells apart.
-var headerKinds = [...]struct {
-	name string
-	kind int
-}{
-	{"Via", hVia}, {"From", hFrom}, {"To", hTo}, {"Call-ID", hCallID}, {"CSeq", hCSeq},
-	{"Authorization", hAuthorization}, {"Contact", hContact}, {"Expires", hExpires},
-	{"User-Agent", hUserAgent}, {"Content-Length", hContentLength}, {"Max-Forwards", hMaxForwards},
-	{"Require", hRefused}, {"Content-Type", hRefused}, {"Route", hRefused}, {"Record-Route", hRefused},
-	{"Refer-To", hRefused}, {"Referred-By", hRefused},
-}
-
-// headerOf classifies a header name (comparing lengths first: most
-// names differ in length).
+// headerOf classifies a header name: the candidates are picked by length
+// and first letter, so a name is compared with at most two of them.
 func headerOf(name string) int {
-	for _, h := range headerKinds {
-		if len(h.name) == len(name) && strings.EqualFold(h.name, name) {
-			return h.kind
+	if len(name) < 2 {
+		return hOther
+	}
+	is := func(want string) bool { return strings.EqualFold(name, want) }
+	switch c := name[0] | 0x20; len(name) {
+	case 2:
+		if c == 't' && is("To") {
+			return hTo
+		}
+	case 3:
+		if c == 'v' && is("Via") {
+			return hVia
+		}
+	case 4:
+		switch {
+		case c == 'f' && is("From"):
+			return hFrom
+		case c == 'c' && is("CSeq"):
+			return hCSeq
+		}
+	case 5:
+		if c == 'r' && is("Route") {
+			return hRefused
+		}
+	case 7:
+		switch {
+		case c == 'c' && is("Call-ID"):
+			return hCallID
+		case c == 'c' && is("Contact"):
+			return hContact
+		case c == 'e' && is("Expires"):
+			return hExpires
+		case c == 'r' && is("Require"):
+			return hRefused
+		}
+	case 8:
+		if c == 'r' && is("Refer-To") {
+			return hRefused
+		}
+	case 10:
+		if c == 'u' && is("User-Agent") {
+			return hUserAgent
+		}
+	case 11:
+		if c == 'r' && is("Referred-By") {
+			return hRefused
+		}
+	case 12:
+		switch {
+		case c == 'm' && is("Max-Forwards"):
+			return hMaxForwards
+		case c == 'c' && is("Content-Type"):
+			return hRefused
+		case c == 'r' && is("Record-Route"):
+			return hRefused
+		}
+	case 13:
+		if c == 'a' && is("Authorization") {
+			return hAuthorization
+		}
+	case 14:
+		if c == 'c' && is("Content-Length") {
+			return hContentLength
 		}
 	}
 	return hOther
 }
 
 // plainValue reports a header value without control characters and
-// without UTF-8 (both legal in places, both left to sipgo).
-func plainValue(v string) bool {
-	for i := 0; i < len(v); i++ {
+// without UTF-8 (both legal in places, both left to sipgo): every byte in
+// 0x20..0x7e. Eight bytes are checked at a time.
+func plainValue(v []byte) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	i := 0
+	for ; i+8 <= len(v); i += 8 {
+		x := binary.LittleEndian.Uint64(v[i:])
+		// A high bit in (x - 0x20…) &^ x: some byte < 0x20; in
+		// (x + 0x01…) | x: some byte >= 0x7f.
+		if ((x-0x20*ones)&^x|(x+ones)|x)&highs != 0 {
+			return false
+		}
+	}
+	for ; i < len(v); i++ {
 		if c := v[i]; c < 0x20 || c >= 0x7f {
 			return false
 		}
@@ -605,10 +673,31 @@ func (a *regAnswer) appendHeaders(b []byte, compact bool) []byte {
 		b = append(b, "\r\n"...)
 	}
 	if !a.date.IsZero() {
-		b = a.date.UTC().AppendFormat(append(b, "Date: "...), "Mon, 02 Jan 2006 15:04:05 GMT")
+		b = appendDate(append(b, "Date: "...), a.date)
 		b = append(b, "\r\n"...)
 	}
 	return b
+}
+
+// lastDate is the last second appendDate formatted: every 200 in that
+// second shares it (formatting costs more than the rest of the header
+// block).
+var lastDate atomic.Pointer[formattedDate]
+
+type formattedDate struct {
+	sec  int64
+	text string
+}
+
+// appendDate appends t as an RFC 3261 §20.17 Date (RFC 1123, GMT).
+func appendDate(b []byte, t time.Time) []byte {
+	sec := t.Unix()
+	if d := lastDate.Load(); d != nil && d.sec == sec {
+		return append(b, d.text...)
+	}
+	d := &formattedDate{sec: sec, text: t.UTC().Format("Mon, 02 Jan 2006 15:04:05 GMT")}
+	lastDate.Store(d)
+	return append(b, d.text...)
 }
 
 // appendQuoted appends s as a quoted-string.

@@ -51,7 +51,7 @@ func FuzzParseFast(f *testing.F) {
 	r := setup(f, nil).r
 	f.Fuzz(func(t *testing.T, s string) {
 		var q fastRequest
-		if !parseFast(s, &q) {
+		if !parseFast(s, []byte(s), &q) {
 			return
 		}
 		q.source = "192.0.2.10:5060"
@@ -169,7 +169,7 @@ func TestFastPathTaken(t *testing.T) {
 		p.raw(p.authHeader("n", 1), "Contact: <sip:100@192.0.2.10:5060>"),
 	} {
 		var q fastRequest
-		if !parseFast(s, &q) {
+		if !parseFast(s, []byte(s), &q) {
 			t.Errorf("not on the fast path: %q", s)
 		}
 	}
@@ -182,7 +182,7 @@ func TestFastPathTaken(t *testing.T) {
 		strings.Replace(sippRegister, "SIP/2.0\r\n", "SIP/3.0\r\n", 1),
 	} {
 		var q fastRequest
-		if parseFast(s, &q) {
+		if parseFast(s, []byte(s), &q) {
 			t.Errorf("on the fast path: %q", s)
 		}
 	}
@@ -202,7 +202,7 @@ func TestFastAndSipgoAnswerAlike(t *testing.T) {
 				raw = strings.Replace(raw, "\r\nCall-ID:", "\r\ni:", 1)
 			}
 			var q fastRequest
-			if parseFast(raw, &q) == compact {
+			if parseFast(raw, []byte(raw), &q) == compact {
 				t.Fatalf("fast path %v for %q", !compact, raw)
 			}
 			c := &lastWrite{}
@@ -247,6 +247,66 @@ func TestSourceString(t *testing.T) {
 	} {
 		if got, want := sourceString(a), a.String(); got != want {
 			t.Errorf("sourceString(%v) = %q, want %q", a, got, want)
+		}
+	}
+}
+
+// headerKinds are the header names parseFast tells apart.
+var headerKinds = [...]struct {
+	name string
+	kind int
+}{
+	{"Via", hVia}, {"From", hFrom}, {"To", hTo}, {"Call-ID", hCallID}, {"CSeq", hCSeq},
+	{"Authorization", hAuthorization}, {"Contact", hContact}, {"Expires", hExpires},
+	{"User-Agent", hUserAgent}, {"Content-Length", hContentLength}, {"Max-Forwards", hMaxForwards},
+	{"Require", hRefused}, {"Content-Type", hRefused}, {"Route", hRefused}, {"Record-Route", hRefused},
+	{"Refer-To", hRefused}, {"Referred-By", hRefused},
+}
+
+func TestHeaderOf(t *testing.T) {
+	for _, h := range headerKinds {
+		for _, name := range []string{h.name, strings.ToLower(h.name), strings.ToUpper(h.name)} {
+			if got := headerOf(name); got != h.kind {
+				t.Errorf("headerOf(%q) = %d, want %d", name, got, h.kind)
+			}
+		}
+	}
+	for _, name := range []string{"", "T", "v", "Vi", "Vian", "Allow", "Supported", "Contact2", "Kontact", "Call-IF", "Xo", "Content-Lengths"} {
+		if got := headerOf(name); got != hOther {
+			t.Errorf("headerOf(%q) = %d, want other", name, got)
+		}
+	}
+}
+
+func TestPlainValue(t *testing.T) {
+	naive := func(v string) bool {
+		for i := 0; i < len(v); i++ {
+			if v[i] < 0x20 || v[i] >= 0x7f {
+				return false
+			}
+		}
+		return true
+	}
+	base := []byte("Digest username=\"100000\", realm=x")
+	for pos := range base {
+		for c := range 256 {
+			b := slices.Clone(base)
+			b[pos] = byte(c)
+			for _, v := range []string{string(b), string(b[pos:]), string(b[:pos+1])} {
+				if got, want := plainValue([]byte(v)), naive(v); got != want {
+					t.Fatalf("plainValue(%q) = %v, want %v", v, got, want)
+				}
+			}
+		}
+	}
+}
+
+func TestAppendDate(t *testing.T) {
+	t0 := time.Date(2026, 11, 29, 10, 0, 0, 400, time.FixedZone("CET", 3600))
+	for _, at := range []time.Time{t0, t0.Add(100 * time.Millisecond), t0.Add(time.Second), t0.Add(-time.Hour), t0} {
+		want := at.UTC().Format("Mon, 02 Jan 2006 15:04:05") + " GMT"
+		if got := string(appendDate([]byte("x"), at)); got != "x"+want {
+			t.Errorf("appendDate(%v) = %q, want %q", at, got, "x"+want)
 		}
 	}
 }

@@ -281,7 +281,7 @@ func (r *Registrar) register(q *regRequest, a *regAnswer) {
 		r.reply(a, sip.StatusForbidden, "Forbidden (third-party registration)", resultForbidden)
 		return
 	}
-	if r.thrSrc.Blocked(r.thrSrc.SourceKey(ip), now) || r.thrUser.Blocked(r.thrUser.SourceKey(ip, realm, user), now) {
+	if r.thrSrc.Blocked(r.thrSrc.SourceKeyOf(srcAddr, ip), now) || r.thrUser.Blocked(r.thrUser.SourceKeyOf(srcAddr, ip, realm, user), now) {
 		r.reply(a, sip.StatusForbidden, "Forbidden", resultThrottled)
 		return
 	}

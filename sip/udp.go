@@ -172,7 +172,7 @@ func (r *Registrar) handleDatagram(c udpWriter, data []byte, addr net.Addr, s *u
 		return
 	}
 	// One copy of the datagram: the request's fields are substrings of it.
-	if parseFast(string(data), &s.q) {
+	if parseFast(string(data), data, &s.q) {
 		s.q.source = sourceString(addr)
 		r.answerFast(c, len(data), addr, s)
 		return
