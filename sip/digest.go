@@ -108,9 +108,9 @@ func parseAuthorization(v string) (credentials, error) {
 				val = b.String()
 			}
 		} else {
-			end := strings.IndexAny(s, ", \t")
-			if end < 0 {
-				end = len(s)
+			end := 0 // strings.IndexAny(s, ", \t") builds a set per call
+			for end < len(s) && s[end] != ',' && s[end] != ' ' && s[end] != '\t' {
+				end++
 			}
 			val, s = s[:end], s[end:]
 			if val == "" || !isToken(val) {
@@ -147,7 +147,7 @@ func (c *credentials) field(name string) (*string, int) {
 	if name == "" {
 		return nil, 0
 	}
-	is := func(want string) bool { return strings.EqualFold(name, want) }
+	is := func(want string) bool { return name == want || strings.EqualFold(name, want) }
 	switch l := name[0] | 0x20; len(name) {
 	case 2:
 		if l == 'n' && is("nc") {

@@ -262,7 +262,8 @@ func headerOf(name string) int {
 	if len(name) < 2 {
 		return hOther
 	}
-	is := func(want string) bool { return strings.EqualFold(name, want) }
+	// Phones write the names as RFC 3261 does: try that case first.
+	is := func(want string) bool { return name == want || strings.EqualFold(name, want) }
 	switch c := name[0] | 0x20; len(name) {
 	case 2:
 		if c == 't' && is("To") {
@@ -466,12 +467,22 @@ func plainHostPort(s string) bool {
 
 func plainHost(s string) bool {
 	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !isAlnum(c) && c != '.' && c != '-' {
+		if !hostChars[s[i]] {
 			return false
 		}
 	}
 	return s[0] != '.' && s[0] != '-'
+}
+
+// hostChars and userChars are the bytes plainHost and plainUser accept.
+var hostChars, userChars = charSet("-."), charSet("-_.!~*'()&=+$")
+
+// charSet is the ASCII letters and digits and the bytes of extra.
+func charSet(extra string) (t [256]bool) {
+	for c := range 256 {
+		t[c] = isAlnum(byte(c)) || strings.IndexByte(extra, byte(c)) >= 0
+	}
+	return t
 }
 
 // isAlnum reports an ASCII letter or digit.
@@ -485,8 +496,7 @@ func plainUser(s string) bool {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !isAlnum(c) && strings.IndexByte("-_.!~*'()&=+$", c) < 0 {
+		if !userChars[s[i]] {
 			return false
 		}
 	}
