@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"net"
 	"net/netip"
 	"runtime"
@@ -162,6 +163,7 @@ type udpScratch struct {
 	q   fastRequest
 	a   regAnswer
 	out []byte       // the fast path's answer
+	key []byte       // its replay cache key
 	buf bytes.Buffer // sipgo's
 }
 
@@ -190,11 +192,12 @@ func (r *Registrar) handleDatagram(c udpWriter, data []byte, addr net.Addr, s *u
 	req.SetSource(src)
 	req.SetTransport("UDP")
 
-	key := ""
+	var key []byte
+	var keyBuf [128]byte
 	if req.Method == sip.REGISTER && headerNamed(req, "Authorization") != nil {
 		if v, cs := req.Via(), req.CSeq(); v != nil && cs != nil {
 			branch, _ := v.Params.Get("branch")
-			key = replayKey(src, branch, cs.SeqNo, string(cs.MethodName))
+			key = appendReplayKey(keyBuf[:0], src, branch, cs.SeqNo, string(cs.MethodName))
 			if b, ok := r.replays.get(key); ok {
 				r.writeUDP(c, b, addr)
 				return
@@ -238,7 +241,7 @@ func (r *Registrar) handleDatagram(c udpWriter, data []byte, addr net.Addr, s *u
 			return
 		}
 	}
-	if key != "" {
+	if key != nil {
 		r.replays.put(key, out.Bytes())
 	}
 	r.writeUDP(c, out.Bytes(), addr)
@@ -256,10 +259,10 @@ func sourceString(addr net.Addr) string {
 	return addr.String()
 }
 
-// replayKey names one request for the replay cache.
-func replayKey(src, branch string, cseq uint32, method string) string {
-	var b [24]byte
-	return src + "\x00" + branch + "\x00" + string(strconv.AppendUint(b[:0], uint64(cseq), 10)) + " " + method
+// appendReplayKey appends the name of one request in the replay cache.
+func appendReplayKey(b []byte, src, branch string, cseq uint32, method string) []byte {
+	b = append(append(append(append(b, src...), 0), branch...), 0)
+	return append(append(strconv.AppendUint(b, uint64(cseq), 10), ' '), method...)
 }
 
 // answerFast answers a REGISTER parseFast read (s.q, from a datagram of
@@ -268,9 +271,10 @@ func replayKey(src, branch string, cseq uint32, method string) string {
 // is larger than the request (Server and the second challenge go first).
 func (r *Registrar) answerFast(c udpWriter, size int, addr net.Addr, s *udpScratch) {
 	q, a := &s.q, &s.a
-	key := ""
+	var key []byte
 	if len(q.auth) > 0 {
-		key = replayKey(q.source, q.branch, q.cseq, q.cseqMethod)
+		key = appendReplayKey(s.key[:0], q.source, q.branch, q.cseq, q.cseqMethod)
+		s.key = key[:0] // keep a grown buffer
 		if b, ok := r.replays.get(key); ok {
 			r.writeUDP(c, b, addr)
 			return
@@ -295,7 +299,7 @@ func (r *Registrar) answerFast(c udpWriter, size int, addr net.Addr, s *udpScrat
 			return
 		}
 	}
-	if key != "" {
+	if key != nil {
 		r.replays.put(key, out)
 	}
 	r.writeUDP(c, out, addr)
@@ -354,38 +358,71 @@ func isKeepAlive(b []byte) bool {
 // for a retransmission of the same request (same source, branch and
 // CSeq): re-processing it would hit the nonce-count replay check and
 // answer 401. Two generations bound memory; an entry lives at least until
-// its generation is full or replayTTL (Timer J, 64*T1) has passed.
+// its generation is full or replayTTL (Timer J, 64*T1) has passed. A
+// generation keeps its keys and answers end to end in one buffer, indexed
+// by a seeded hash of the key (the key is compared on a hit): no
+// allocation per entry.
 type replayCache struct {
 	mu        sync.Mutex
-	cur, prev map[string][]byte
+	cur, prev replayGen
 	perGen    int
 	curStart  time.Time
 	now       func() time.Time
+	seed      maphash.Seed
 }
+
+type replayGen struct {
+	idx map[uint64]replaySpan
+	buf []byte // key, then answer, per entry; only ever appended to
+}
+
+// replaySpan is one entry of a generation's buffer.
+type replaySpan struct{ off, keyLen, ansLen int }
 
 const replayTTL = 32 * time.Second
 
 func newReplayCache(perGen int, now func() time.Time) *replayCache {
-	return &replayCache{cur: map[string][]byte{}, prev: map[string][]byte{}, perGen: perGen, now: now, curStart: now()}
+	c := &replayCache{perGen: perGen, now: now, curStart: now(), seed: maphash.MakeSeed()}
+	c.cur.idx, c.prev.idx = c.newIndex(), c.newIndex()
+	return c
 }
 
-func (c *replayCache) get(key string) ([]byte, bool) {
+func (c *replayCache) newIndex() map[uint64]replaySpan {
+	return make(map[uint64]replaySpan, min(c.perGen, 1024))
+}
+
+// get returns the answer cached for key. The bytes stay valid (a
+// generation's buffer is appended to, never overwritten).
+func (c *replayCache) get(key []byte) ([]byte, bool) {
+	h := maphash.Bytes(c.seed, key)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if b, ok := c.cur[key]; ok {
+	if b, ok := c.cur.get(h, key); ok {
 		return b, true
 	}
-	b, ok := c.prev[key]
-	return b, ok
+	return c.prev.get(h, key)
 }
 
-func (c *replayCache) put(key string, b []byte) {
+func (g *replayGen) get(h uint64, key []byte) ([]byte, bool) {
+	sp, ok := g.idx[h]
+	if !ok || !bytes.Equal(g.buf[sp.off:sp.off+sp.keyLen], key) {
+		return nil, false
+	}
+	a := sp.off + sp.keyLen
+	return g.buf[a : a+sp.ansLen : a+sp.ansLen], true
+}
+
+func (c *replayCache) put(key, b []byte) {
+	h := maphash.Bytes(c.seed, key)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if now := c.now(); len(c.cur) >= c.perGen || now.Sub(c.curStart) > replayTTL {
-		c.prev, c.cur, c.curStart = c.cur, make(map[string][]byte, min(c.perGen, 1024)), now
+	if now := c.now(); len(c.cur.idx) >= c.perGen || now.Sub(c.curStart) > replayTTL {
+		// The new buffer starts at the size the last one reached.
+		c.prev, c.cur, c.curStart = c.cur, replayGen{idx: c.newIndex(), buf: make([]byte, 0, cap(c.cur.buf))}, now
 	}
-	c.cur[key] = append([]byte(nil), b...)
+	g := &c.cur
+	g.idx[h] = replaySpan{off: len(g.buf), keyLen: len(key), ansLen: len(b)}
+	g.buf = append(append(g.buf, key...), b...)
 }
 
 // listenUDP binds udpSockets() sockets to addr, sharing the port with

@@ -114,7 +114,7 @@ run_kam() {
   out=$(DATA_DIR="$WORK/kamdata" PORT=$KAM_PORT CHILDREN=$KAM_CHILDREN "$WORK/kam/run-kamailio.sh" htable "$RATE" max 2>"$WORK/kam.err") ||
     { echo "kamailio run failed:" >&2; tail -20 "$WORK/kam.err" >&2; return 1; }
   grep '^RESULT' <<<"$out" | sed 's/^/  kamailio /'
-  grep '^RESULT' <<<"$out" >>"$WORK/kam.results"
+  grep '^RESULT' <<<"$out" | sed "s/\$/ round=$1/" >>"$WORK/kam.results"
 }
 run_pbxd() {
   local out
@@ -123,25 +123,27 @@ run_pbxd() {
     { echo "pbxd run failed:" >&2; tail -20 "$WORK/pbxd.err" >&2; return 1; }
   grep '^# pbxd' <<<"$out" | sed 's/^# /  # /'
   grep '^RESULT rate' <<<"$out" | sed 's/^/  pbxd     /'
-  grep '^RESULT rate' <<<"$out" >>"$WORK/pbxd.results"
+  grep '^RESULT rate' <<<"$out" | sed "s/\$/ round=$1/" >>"$WORK/pbxd.results"
 }
 
 for round in $(seq "$ROUNDS"); do
   echo "## round $round (load $(cut -d' ' -f1 /proc/loadavg))"
-  if [ "$KAM" = 1 ] && [ $((round % 2)) = 1 ]; then run_kam; fi
-  run_pbxd
-  if [ "$KAM" = 1 ] && [ $((round % 2)) = 0 ]; then run_kam; fi
+  # A failed run (e.g. its auth check timing out on a busy machine) is
+  # reported and leaves a hole in the table; the other runs go on.
+  if [ "$KAM" = 1 ] && [ $((round % 2)) = 1 ]; then run_kam "$round" || true; fi
+  run_pbxd "$round" || true
+  if [ "$KAM" = 1 ] && [ $((round % 2)) = 0 ]; then run_kam "$round" || true; fi
 done
 
 # median of the values of field $2 in lines of file $1 with rate=$3
 median() {
-  grep " rate=$3 " "$1" | while read -r l; do field "$2" "$l"; done | tr -d '%' | sort -g |
+  grep -s " rate=$3 " "$1" | while read -r l; do field "$2" "$l"; done | tr -d '%' | sort -g |
     awk '{v[NR] = $1} END {if (NR == 0) print 0; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2}'
 }
-sum() { grep " rate=$3 " "$1" | while read -r l; do field "$2" "$l"; done | awk '{s += $1} END {print s + 0}'; }
+sum() { grep -s " rate=$3 " "$1" | while read -r l; do field "$2" "$l"; done | awk '{s += $1} END {print s + 0}'; }
 
-# nth NAME FILE RATE N: field NAME of the Nth line of FILE with rate=RATE
-nth() { field "$1" "$(grep " rate=$3 " "$2" | sed -n "${4}p")" | tr -d '%'; }
+# nth NAME FILE RATE N: field NAME of round N's line of FILE with rate=RATE
+nth() { field "$1" "$(grep -s " rate=$3 .* round=$4\$" "$2")" | tr -d '%'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (a == "" || b == "" || b + 0 == 0) print "-"; else printf "%.2f", a / b}'; }
 
 echo "## every round (capacity: closed loop, registrations/s; cpu: the registrar's, % of one core; us/reg: registrar CPU-us per registration)"
