@@ -18,7 +18,8 @@ import (
 // straight into the send buffer, echoing the request's Via, From, To,
 // Call-ID and CSeq as received. Anything else (another method, folded
 // lines, compact header names, a body, a Require, commas in Via or
-// Contact, IPv6 literals, escapes, quoted parameters, ...) is left to
+// Contact, IPv6 literals, escapes, quoted parameters other than plain
+// Contact ones such as RFC 5626's +sip.instance, ...) is left to
 // sipgo's parser and the same registration logic (register), so the fast
 // path changes speed, not answers: FuzzParseFast checks that what it
 // accepts sipgo reads the same way.
@@ -420,8 +421,29 @@ func (q *fastRequest) parseVia(v string, top bool) bool {
 
 // eachParam walks ";k[=v]..." (tokens, no spaces, no repeated key),
 // calling f with each key, value and the offset just after it. It
-// reports false for anything else or when f does.
+// reports false for anything else or when f does. eachParam reads only
+// token values; eachContactParam also reads plain quoted strings.
 func eachParam(s string, f func(k, v string, end int) bool) bool {
+	return walkParams(s, false, f)
+}
+
+// eachContactParam is eachParam for Contact header parameters, where RFC
+// 5626 phones send +sip.instance="<urn:uuid:...>": a quoted value
+// without spaces, escapes, ';' or ',' is read too, quotes included (as
+// sipgo keeps them).
+func eachContactParam(s string, f func(k, v string, end int) bool) bool {
+	return walkParams(s, true, f)
+}
+
+// plainQuoted reports a quoted string eachContactParam reads.
+func plainQuoted(v string) bool {
+	if len(v) < 2 || v[0] != '"' || v[len(v)-1] != '"' {
+		return false
+	}
+	return !strings.ContainsAny(v[1:len(v)-1], "\"\\;, \t")
+}
+
+func walkParams(s string, quoted bool, f func(k, v string, end int) bool) bool {
 	var seen [8]string
 	n := 0
 	for off := 0; off < len(s); {
@@ -433,7 +455,7 @@ func eachParam(s string, f func(k, v string, end int) bool) bool {
 			p = p[:i]
 		}
 		k, v, hasV := strings.Cut(p, "=")
-		if !isToken(k) || (hasV && !isToken(v)) || n == len(seen) {
+		if !isToken(k) || (hasV && !isToken(v) && (!quoted || !plainQuoted(v))) || n == len(seen) {
 			return false
 		}
 		for _, o := range seen[:n] {
@@ -597,7 +619,7 @@ func parseContact(v string) (regContact, bool) {
 	}
 	c := regContact{uri: rendered, host: host, params: params}
 	other := false // an expires parameter in another case
-	ok = eachParam(params, func(k, val string, _ int) bool {
+	ok = eachContactParam(params, func(k, val string, _ int) bool {
 		if k == "expires" {
 			c.expires, c.hasExpires = val, true
 		} else if strings.EqualFold(k, "expires") {
@@ -610,7 +632,7 @@ func parseContact(v string) (regContact, bool) {
 	}
 	if c.hasExpires || other { // echo the parameters but expires
 		var b strings.Builder
-		_ = eachParam(params, func(k, val string, _ int) bool {
+		_ = eachContactParam(params, func(k, val string, _ int) bool {
 			if !strings.EqualFold(k, "expires") {
 				b.WriteString(";" + k)
 				if val != "" {

@@ -26,6 +26,9 @@ const sippRegister = "REGISTER sip:bench.example SIP/2.0\r\n" +
 	"Supported: path, gruu, outbound\r\n" +
 	"Content-Length: 0\r\n\r\n"
 
+// rfc5626Contact is the Contact of a phone using SIP outbound (RFC 5626).
+const rfc5626Contact = `Contact: <sip:100@192.0.2.10:5060;transport=udp;ob>;reg-id=1;+sip.instance="<urn:uuid:00000000-0000-1000-8000-000B82E1A2B3>"`
+
 // FuzzParseFast checks the fast path against sipgo: every datagram
 // parseFast accepts, sipgo parses too, as a REGISTER the general path
 // would not drop, and both give the registrar the same request (so
@@ -37,6 +40,9 @@ func FuzzParseFast(f *testing.F) {
 	for _, s := range []string{
 		sippRegister,
 		p.raw("Contact: <sip:100@192.0.2.10:5060>;expires=60;reg-id=1", "Expires: 600"),
+		p.raw(rfc5626Contact, "Expires: 600"),
+		p.raw(`Contact: <sip:100@192.0.2.10:5060;ob>;+sip.instance="<urn:uuid:1>";expires=60;reg-id=2`),
+		p.raw(`Contact: <sip:100@192.0.2.10:5060>;+sip.instance="";x="=;"`),
 		p.raw("Contact: \"Desk\" <sips:100@phone.example;transport=tls>;q=0.5;Expires=30", "Authorization: Digest username=\"100\""),
 		p.raw("Contact: *", "Expires: 0"),
 		strings.Replace(sippRegister, "To: <sip:100000@bench.example>", "To: Bob <sip:100000@bench.example>;tag=x", 1),
@@ -167,6 +173,7 @@ func TestFastPathTaken(t *testing.T) {
 		p.raw("Contact: <sip:100@192.0.2.10:5060>;expires=60", "Expires: 600"),
 		p.raw("Contact: *", "Expires: 0"),
 		p.raw(p.authHeader("n", 1), "Contact: <sip:100@192.0.2.10:5060>"),
+		p.raw(rfc5626Contact, "Expires: 600"), // RFC 5626 outbound
 	} {
 		var q fastRequest
 		if !parseFast(s, []byte(s), &q) {
@@ -180,6 +187,9 @@ func TestFastPathTaken(t *testing.T) {
 		strings.Replace(sippRegister, "Content-Length: 0\r\n\r\n", "Content-Length: 2\r\n\r\nhi", 1),
 		strings.Replace(sippRegister, "Supported:", "Require: gruu\r\nSupported:", 1),
 		strings.Replace(sippRegister, "SIP/2.0\r\n", "SIP/3.0\r\n", 1),
+		p.raw(`Contact: <sip:100@192.0.2.10:5060>;+sip.instance="<urn:uuid:a b>"`), // space in a quoted value
+		p.raw(`Contact: <sip:100@192.0.2.10:5060>;+sip.instance="<urn:\"x>"`),      // escape
+		p.raw(`Contact: <sip:100@192.0.2.10:5060>;+sip.instance="<urn;x>"`),        // ';' in a quoted value
 	} {
 		var q fastRequest
 		if parseFast(s, []byte(s), &q) {
@@ -308,5 +318,51 @@ func TestAppendDate(t *testing.T) {
 		if got := string(appendDate([]byte("x"), at)); got != "x"+want {
 			t.Errorf("appendDate(%v) = %q, want %q", at, got, "x"+want)
 		}
+	}
+}
+
+// TestOutboundContactFastAndSipgo registers an RFC 5626 phone
+// (+sip.instance, reg-id, ;ob) once on the fast path and once through
+// sipgo (a compact Call-ID header): same 200 Contact, same binding.
+func TestOutboundContactFastAndSipgo(t *testing.T) {
+	var contacts, params [2]string
+	for i, compact := range []bool{false, true} {
+		b := setup(t, nil)
+		_ = b.r.Apply(t.Context(), lineCfg("L1", "100", "acme.example", "pw"))
+		p := newPhone("100", "pw", "acme.example")
+		src := &net.UDPAddr{IP: net.IPv4(192, 0, 2, 10), Port: 5060}
+		send := func(raw string) string {
+			if compact {
+				raw = strings.Replace(raw, "\r\nCall-ID:", "\r\ni:", 1)
+			}
+			var q fastRequest
+			if parseFast(raw, []byte(raw), &q) == compact {
+				t.Fatalf("fast path %v for %q", !compact, raw)
+			}
+			c := &lastWrite{}
+			var s udpScratch
+			b.r.handleDatagram(c, []byte(raw), src, &s)
+			return string(c.b)
+		}
+		res := send(p.raw(rfc5626Contact, "Expires: 600"))
+		nonce := nonceRE.FindStringSubmatch(res)[1]
+		m, err := sip.ParseMessage([]byte(send(p.raw(p.authHeader(nonce, 1), rfc5626Contact, "Expires: 600"))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ok := m.(*sip.Response)
+		if ok.StatusCode != 200 || ok.GetHeader("Contact") == nil {
+			t.Fatalf("compact=%v: %s", compact, ok)
+		}
+		contacts[i] = ok.GetHeader("Contact").Value()
+		bs := b.r.Contacts("L1")
+		if len(bs) != 1 {
+			t.Fatalf("compact=%v: bindings %+v", compact, bs)
+		}
+		params[i] = bs[0].ContactURI + " " + bs[0].Params
+	}
+	want := `<sip:100@192.0.2.10:5060;transport=udp;ob>;reg-id=1;+sip.instance="<urn:uuid:00000000-0000-1000-8000-000B82E1A2B3>";expires=600`
+	if contacts[0] != want || contacts[1] != want || params[0] != params[1] {
+		t.Fatalf("fast path %q %q, sipgo %q %q", contacts[0], params[0], contacts[1], params[1])
 	}
 }
