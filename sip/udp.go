@@ -417,8 +417,9 @@ func (c *replayCache) put(key, b []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if now := c.now(); len(c.cur.idx) >= c.perGen || now.Sub(c.curStart) > replayTTL {
-		// The new buffer starts at the size the last one reached.
-		c.prev, c.cur, c.curStart = c.cur, replayGen{idx: c.newIndex(), buf: make([]byte, 0, cap(c.cur.buf))}, now
+		// The new buffer starts at about the size the last one used.
+		size := len(c.cur.buf) + len(c.cur.buf)/8
+		c.prev, c.cur, c.curStart = c.cur, replayGen{idx: c.newIndex(), buf: make([]byte, 0, size)}, now
 	}
 	g := &c.cur
 	g.idx[h] = replaySpan{off: len(g.buf), keyLen: len(key), ansLen: len(b)}
