@@ -198,10 +198,10 @@ func (r *Registrar) handleDatagram(c udpWriter, data []byte, addr net.Addr, s *u
 		if v, cs := req.Via(), req.CSeq(); v != nil && cs != nil {
 			branch, _ := v.Params.Get("branch")
 			key = appendReplayKey(keyBuf[:0], src, branch, cs.SeqNo, string(cs.MethodName))
-			if b, ok := r.replays.get(key); ok {
-				r.writeUDP(c, b, addr)
+			if !r.claimReplay(c, key, addr) {
 				return
 			}
+			defer r.replays.release(key)
 		}
 	}
 	res := r.answer(req)
@@ -275,10 +275,10 @@ func (r *Registrar) answerFast(c udpWriter, size int, addr net.Addr, s *udpScrat
 	if len(q.auth) > 0 {
 		key = appendReplayKey(s.key[:0], q.source, q.branch, q.cseq, q.cseqMethod)
 		s.key = key[:0] // keep a grown buffer
-		if b, ok := r.replays.get(key); ok {
-			r.writeUDP(c, b, addr)
+		if !r.claimReplay(c, key, addr) {
 			return
 		}
+		defer r.replays.release(key)
 	}
 	a.reset()
 	r.register(&q.regRequest, a)
@@ -303,6 +303,27 @@ func (r *Registrar) answerFast(c udpWriter, size int, addr net.Addr, s *udpScrat
 		r.replays.put(key, out)
 	}
 	r.writeUDP(c, out, addr)
+}
+
+// claimReplay looks an authenticated REGISTER up in the replay cache: a
+// retransmission gets the cached answer, and one that arrives while
+// another reader is still answering the original is dropped (RFC 3261
+// §17.2.2: in the Trying state retransmissions are discarded; the client
+// sends it again and then gets the cached answer). Processing both would
+// fail the second on the nonce-count replay check and count an
+// authentication failure against the source. It reports whether the
+// caller is to answer; then it must call r.replays.release(key) when done.
+func (r *Registrar) claimReplay(c udpWriter, key []byte, addr net.Addr) bool {
+	b, st := r.replays.claim(key)
+	switch st {
+	case replayHit:
+		r.writeUDP(c, b, addr)
+		return false
+	case replayBusy:
+		r.m.dropped.WithLabelValues("in_progress").Inc()
+		return false
+	}
+	return true
 }
 
 // udpWriter sends one datagram (a batch collector, or a socket).
@@ -365,6 +386,7 @@ func isKeepAlive(b []byte) bool {
 type replayCache struct {
 	mu        sync.Mutex
 	cur, prev replayGen
+	inflight  map[uint64]struct{} // keys being answered (hashes)
 	perGen    int
 	curStart  time.Time
 	now       func() time.Time
@@ -382,7 +404,7 @@ type replaySpan struct{ off, keyLen, ansLen int }
 const replayTTL = 32 * time.Second
 
 func newReplayCache(perGen int, now func() time.Time) *replayCache {
-	c := &replayCache{perGen: perGen, now: now, curStart: now(), seed: maphash.MakeSeed()}
+	c := &replayCache{perGen: perGen, now: now, curStart: now(), seed: maphash.MakeSeed(), inflight: map[uint64]struct{}{}}
 	c.cur.idx, c.prev.idx = c.newIndex(), c.newIndex()
 	return c
 }
@@ -391,16 +413,39 @@ func (c *replayCache) newIndex() map[uint64]replaySpan {
 	return make(map[uint64]replaySpan, min(c.perGen, 1024))
 }
 
-// get returns the answer cached for key. The bytes stay valid (a
-// generation's buffer is appended to, never overwritten).
-func (c *replayCache) get(key []byte) ([]byte, bool) {
+// What claim found.
+const (
+	replayClaimed = iota // not cached, not being answered: answer it
+	replayHit            // answered before: the answer is returned
+	replayBusy           // being answered by another reader
+)
+
+// claim returns the answer cached for key (replayHit), or reports that
+// another caller is answering it (replayBusy), or marks it as being
+// answered by this caller (replayClaimed), who must call release.
+func (c *replayCache) claim(key []byte) ([]byte, int) {
 	h := maphash.Bytes(c.seed, key)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if b, ok := c.cur.get(h, key); ok {
-		return b, true
+		return b, replayHit
 	}
-	return c.prev.get(h, key)
+	if b, ok := c.prev.get(h, key); ok {
+		return b, replayHit
+	}
+	if _, ok := c.inflight[h]; ok {
+		return nil, replayBusy
+	}
+	c.inflight[h] = struct{}{}
+	return nil, replayClaimed
+}
+
+// release ends a claim, whether an answer was put or not.
+func (c *replayCache) release(key []byte) {
+	h := maphash.Bytes(c.seed, key)
+	c.mu.Lock()
+	delete(c.inflight, h)
+	c.mu.Unlock()
 }
 
 func (g *replayGen) get(h uint64, key []byte) ([]byte, bool) {

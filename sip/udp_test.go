@@ -328,27 +328,34 @@ func TestUDPPortInUse(t *testing.T) {
 func TestReplayCacheGenerations(t *testing.T) {
 	now := time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)
 	c := newReplayCache(2, func() time.Time { return now })
+	get := func(key []byte) ([]byte, bool) {
+		b, st := c.claim(key)
+		if st == replayClaimed {
+			c.release(key)
+		}
+		return b, st == replayHit
+	}
 	key := func(i int) []byte {
 		return appendReplayKey(nil, "192.0.2.1:5060", fmt.Sprint("z9hG4bK", i), 2, "REGISTER")
 	}
 	c.put(key(1), []byte("answer 1"))
-	first, ok := c.get(key(1))
+	first, ok := get(key(1))
 	if !ok || string(first) != "answer 1" {
 		t.Fatalf("get 1 = %q %v", first, ok)
 	}
-	if _, ok := c.get(appendReplayKey(nil, "192.0.2.1:5060", "z9hG4bK1", 3, "REGISTER")); ok {
+	if _, ok := get(appendReplayKey(nil, "192.0.2.1:5060", "z9hG4bK1", 3, "REGISTER")); ok {
 		t.Fatal("another CSeq hit")
 	}
 	c.put(key(2), []byte("answer 2"))
 	c.put(key(3), []byte("answer 3")) // generation 1 full: 1 and 2 are the previous one
 	for i := 1; i <= 3; i++ {
-		if b, ok := c.get(key(i)); !ok || string(b) != fmt.Sprint("answer ", i) {
+		if b, ok := get(key(i)); !ok || string(b) != fmt.Sprint("answer ", i) {
 			t.Fatalf("get %d = %q %v", i, b, ok)
 		}
 	}
 	c.put(key(4), []byte("answer 4"))
 	c.put(key(5), []byte("answer 5")) // 1 and 2 are gone
-	if _, ok := c.get(key(1)); ok {
+	if _, ok := get(key(1)); ok {
 		t.Fatal("entry of a dropped generation still there")
 	}
 	if string(first) != "answer 1" {
@@ -357,10 +364,36 @@ func TestReplayCacheGenerations(t *testing.T) {
 	now = now.Add(replayTTL + time.Second)
 	c.put(key(6), []byte("answer 6")) // past the TTL: 5 moves to the previous generation
 	c.put(key(7), []byte("answer 7"))
-	if _, ok := c.get(key(5)); !ok {
+	if _, ok := get(key(5)); !ok {
 		t.Fatal("entry of the previous generation lost")
 	}
-	if _, ok := c.get(key(4)); ok {
+	if _, ok := get(key(4)); ok {
 		t.Fatal("entry older than two generations still there")
+	}
+}
+
+// TestReplayCacheClaim: a retransmission that arrives while the original
+// is being answered is dropped (busy), then gets the answer (hit).
+func TestReplayCacheClaim(t *testing.T) {
+	c := newReplayCache(8, time.Now)
+	key := appendReplayKey(nil, "192.0.2.1:5060", "z9hG4bK1", 2, "REGISTER")
+	if _, st := c.claim(key); st != replayClaimed {
+		t.Fatalf("first claim: %d", st)
+	}
+	if _, st := c.claim(key); st != replayBusy {
+		t.Fatalf("claim while answering: %d", st)
+	}
+	c.put(key, []byte("200"))
+	c.release(key)
+	if b, st := c.claim(key); st != replayHit || string(b) != "200" {
+		t.Fatalf("claim after the answer: %d %q", st, b)
+	}
+	other := appendReplayKey(nil, "192.0.2.1:5060", "z9hG4bK2", 2, "REGISTER")
+	if _, st := c.claim(other); st != replayClaimed {
+		t.Fatalf("claim of another request: %d", st)
+	}
+	c.release(other) // no answer (e.g. dropped for size): claimable again
+	if _, st := c.claim(other); st != replayClaimed {
+		t.Fatalf("claim after a release without answer: %d", st)
 	}
 }
