@@ -379,7 +379,8 @@ func isKeepAlive(b []byte) bool {
 // for a retransmission of the same request (same source, branch and
 // CSeq): re-processing it would hit the nonce-count replay check and
 // answer 401. Two generations bound memory; an entry lives at least until
-// its generation is full or replayTTL (Timer J, 64*T1) has passed. A
+// its generation is full and replayMinAge old, or 4 times full, or
+// replayTTL (Timer J, 64*T1) has passed. A
 // generation keeps its keys and answers end to end in one buffer, indexed
 // by a seeded hash of the key (the key is compared on a hit): no
 // allocation per entry.
@@ -402,6 +403,17 @@ type replayGen struct {
 type replaySpan struct{ off, keyLen, ansLen int }
 
 const replayTTL = 32 * time.Second
+
+// A generation is not rotated out for being full before it is
+// replayMinAge old, up to replayMaxFactor times its size: under overload
+// (10,000 REGISTERs a second fill 8,192 entries in 0.8 s) the answers
+// must outlive the client's retransmissions (500 ms, then 1, 2 and 4 s
+// later), or a late retransmission is processed again, fails the
+// nonce-count replay check and counts as an authentication failure.
+const (
+	replayMinAge    = 8 * time.Second
+	replayMaxFactor = 4
+)
 
 func newReplayCache(perGen int, now func() time.Time) *replayCache {
 	c := &replayCache{perGen: perGen, now: now, curStart: now(), seed: maphash.MakeSeed(), inflight: map[uint64]struct{}{}}
@@ -461,7 +473,9 @@ func (c *replayCache) put(key, b []byte) {
 	h := maphash.Bytes(c.seed, key)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if now := c.now(); len(c.cur.idx) >= c.perGen || now.Sub(c.curStart) > replayTTL {
+	now := c.now()
+	n, age := len(c.cur.idx), now.Sub(c.curStart)
+	if (n >= c.perGen && age >= replayMinAge) || n >= replayMaxFactor*c.perGen || age > replayTTL {
 		// The new buffer starts at about the size the last one used.
 		size := len(c.cur.buf) + len(c.cur.buf)/8
 		c.prev, c.cur, c.curStart = c.cur, replayGen{idx: c.newIndex(), buf: make([]byte, 0, size)}, now

@@ -347,13 +347,15 @@ func TestReplayCacheGenerations(t *testing.T) {
 		t.Fatal("another CSeq hit")
 	}
 	c.put(key(2), []byte("answer 2"))
-	c.put(key(3), []byte("answer 3")) // generation 1 full: 1 and 2 are the previous one
+	now = now.Add(replayMinAge)
+	c.put(key(3), []byte("answer 3")) // generation 1 full and old enough: 1 and 2 are the previous one
 	for i := 1; i <= 3; i++ {
 		if b, ok := get(key(i)); !ok || string(b) != fmt.Sprint("answer ", i) {
 			t.Fatalf("get %d = %q %v", i, b, ok)
 		}
 	}
 	c.put(key(4), []byte("answer 4"))
+	now = now.Add(replayMinAge)
 	c.put(key(5), []byte("answer 5")) // 1 and 2 are gone
 	if _, ok := get(key(1)); ok {
 		t.Fatal("entry of a dropped generation still there")
@@ -395,5 +397,37 @@ func TestReplayCacheClaim(t *testing.T) {
 	c.release(other) // no answer (e.g. dropped for size): claimable again
 	if _, st := c.claim(other); st != replayClaimed {
 		t.Fatalf("claim after a release without answer: %d", st)
+	}
+}
+
+// TestReplayCacheOutlivesRetransmissions: under overload a full
+// generation is kept until it is replayMinAge old (up to 4 times full),
+// so a retransmission seconds later still gets the answer.
+func TestReplayCacheOutlivesRetransmissions(t *testing.T) {
+	now := time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)
+	c := newReplayCache(2, func() time.Time { return now })
+	key := func(i int) []byte { return appendReplayKey(nil, "192.0.2.1:5060", fmt.Sprint("b", i), 2, "REGISTER") }
+	hit := func(i int) bool {
+		_, st := c.claim(key(i))
+		if st == replayClaimed {
+			c.release(key(i))
+		}
+		return st == replayHit
+	}
+	for i := range 12 { // 6 times a generation within 1.2 s
+		c.put(key(i), []byte("200"))
+		now = now.Add(100 * time.Millisecond)
+	}
+	// Rotated only at 4 times full: entries 0-7 went to the previous
+	// generation at the 9th put, 8-11 are current.
+	for i := range 12 {
+		if !hit(i) {
+			t.Errorf("answer %d lost within 1.2 s", i)
+		}
+	}
+	now = now.Add(replayMinAge)
+	c.put(key(12), []byte("200")) // full and old: rotates
+	if hit(0) || !hit(8) || !hit(12) {
+		t.Errorf("after the rotation: 0 %v, 8 %v, 12 %v", hit(0), hit(8), hit(12))
 	}
 }

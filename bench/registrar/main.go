@@ -164,6 +164,28 @@ func scratchStore(ctx context.Context, adminURL string) (sip.BindingStore, func(
 	return sippg.New(pool), func() { pool.Close(); drop() }, nil
 }
 
+// counter sums the counter name in reg over the series whose labels
+// include every label=value pair of want ("" matches all).
+func counter(reg *prometheus.Registry, name, want string) float64 {
+	mfs, _ := reg.Gather()
+	sum := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			ok := want == ""
+			for _, l := range m.GetLabel() {
+				ok = ok || l.GetName()+"="+l.GetValue() == want
+			}
+			if ok {
+				sum += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return sum
+}
+
 // gauge reads one gauge from reg.
 func gauge(reg *prometheus.Registry, name string) float64 {
 	mfs, _ := reg.Gather()
@@ -351,8 +373,11 @@ func run(listen, domain string, users, first int, rates string, count, maxCount,
 			cnt = maxCount
 		}
 		c0, t0 := cpu(), time.Now()
+		af0, ip0 := counter(reg, "pbxd_sip_auth_failures_total", ""), counter(reg, "pbxd_sip_requests_dropped_total", "reason=in_progress")
 		kv, err := load(rate, cnt, usersCSV, procs)
 		c1 := cpu()
+		af := counter(reg, "pbxd_sip_auth_failures_total", "") - af0
+		inProgress := counter(reg, "pbxd_sip_requests_dropped_total", "reason=in_progress") - ip0
 		if err != nil {
 			return fmt.Errorf("rate %s: %w", rate, err)
 		}
@@ -367,9 +392,9 @@ func run(listen, domain string, users, first int, rates string, count, maxCount,
 			usPerReg = float64((c1 - c0).Microseconds()) / ok
 		}
 		best = max(best, rps)
-		fmt.Printf("RESULT rate=%s count=%d ok=%s failed=%s reg_per_s=%.0f pbxd_cpu=%.0f%% us_per_reg=%.1f sipp_cpu=%s%% p50=%s p99=%s retrans=%s rss=%dKB failed_timeout=%s failed_unexpected=%s failed_retrans=%s\n",
+		fmt.Printf("RESULT rate=%s count=%d ok=%s failed=%s reg_per_s=%.0f pbxd_cpu=%.0f%% us_per_reg=%.1f sipp_cpu=%s%% p50=%s p99=%s retrans=%s rss=%dKB failed_timeout=%s failed_unexpected=%s failed_retrans=%s auth_failures=%.0f dropped_in_progress=%.0f\n",
 			rate, cnt, kv["successful"], kv["failed"], rps, cpuPct, usPerReg, kv["sipp_cpu_pct"], kv["latency_p50"], kv["latency_p99"], kv["retransmissions"], rssKB(),
-			kv["failed_timeout"], kv["failed_unexpected_msg"], kv["failed_max_udp_retrans"])
+			kv["failed_timeout"], kv["failed_unexpected_msg"], kv["failed_max_udp_retrans"], af, inProgress)
 	}
 	fmt.Printf("registrations_per_sec=%.0f\n", best)
 	return nil
