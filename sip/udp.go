@@ -381,8 +381,8 @@ func isKeepAlive(b []byte) bool {
 // answer 401. Two generations bound memory; an entry lives at least until
 // its generation is full and replayMinAge old, or 4 times full, or
 // replayTTL (Timer J, 64*T1) has passed. A
-// generation keeps its keys and answers end to end in one buffer, indexed
-// by a seeded hash of the key (the key is compared on a hit): no
+// generation keeps its keys and answers end to end in fixed-size chunks,
+// indexed by a seeded hash of the key (the key is compared on a hit): no
 // allocation per entry.
 type replayCache struct {
 	mu        sync.Mutex
@@ -395,12 +395,17 @@ type replayCache struct {
 }
 
 type replayGen struct {
-	idx map[uint64]replaySpan
-	buf []byte // key, then answer, per entry; only ever appended to
+	idx    map[uint64]replaySpan
+	chunks [][]byte // key, then answer, per entry; only ever appended to
 }
 
-// replaySpan is one entry of a generation's buffer.
-type replaySpan struct{ off, keyLen, ansLen int }
+// replaySpan is one entry of a generation: where in which chunk.
+type replaySpan struct{ chunk, off, keyLen, ansLen int }
+
+// replayChunk is the size of a generation's buffers (about 120 answers):
+// fixed chunks, not one growing buffer, so that nothing is copied as a
+// generation grows.
+const replayChunk = 64 << 10
 
 const replayTTL = 32 * time.Second
 
@@ -462,11 +467,27 @@ func (c *replayCache) release(key []byte) {
 
 func (g *replayGen) get(h uint64, key []byte) ([]byte, bool) {
 	sp, ok := g.idx[h]
-	if !ok || !bytes.Equal(g.buf[sp.off:sp.off+sp.keyLen], key) {
+	if !ok {
+		return nil, false
+	}
+	c := g.chunks[sp.chunk]
+	if !bytes.Equal(c[sp.off:sp.off+sp.keyLen], key) {
 		return nil, false
 	}
 	a := sp.off + sp.keyLen
-	return g.buf[a : a+sp.ansLen : a+sp.ansLen], true
+	return c[a : a+sp.ansLen : a+sp.ansLen], true
+}
+
+func (g *replayGen) put(h uint64, key, b []byte) {
+	need := len(key) + len(b)
+	n := len(g.chunks)
+	if n == 0 || cap(g.chunks[n-1])-len(g.chunks[n-1]) < need {
+		g.chunks = append(g.chunks, make([]byte, 0, max(replayChunk, need)))
+		n++
+	}
+	c := &g.chunks[n-1]
+	g.idx[h] = replaySpan{chunk: n - 1, off: len(*c), keyLen: len(key), ansLen: len(b)}
+	*c = append(append(*c, key...), b...)
 }
 
 func (c *replayCache) put(key, b []byte) {
@@ -476,13 +497,9 @@ func (c *replayCache) put(key, b []byte) {
 	now := c.now()
 	n, age := len(c.cur.idx), now.Sub(c.curStart)
 	if (n >= c.perGen && age >= replayMinAge) || n >= replayMaxFactor*c.perGen || age > replayTTL {
-		// The new buffer starts at about the size the last one used.
-		size := len(c.cur.buf) + len(c.cur.buf)/8
-		c.prev, c.cur, c.curStart = c.cur, replayGen{idx: c.newIndex(), buf: make([]byte, 0, size)}, now
+		c.prev, c.cur, c.curStart = c.cur, replayGen{idx: c.newIndex()}, now
 	}
-	g := &c.cur
-	g.idx[h] = replaySpan{off: len(g.buf), keyLen: len(key), ansLen: len(b)}
-	g.buf = append(append(g.buf, key...), b...)
+	c.cur.put(h, key, b)
 }
 
 // listenUDP binds udpSockets() sockets to addr, sharing the port with
