@@ -44,7 +44,10 @@ const udpBatch = 32
 // hashed to one socket still keeps every core busy.
 func udpSockets() int { return max(1, min(runtime.GOMAXPROCS(0), 16)) }
 
-const udpReadersPerSocket = 2
+// udpReadersPerSocket is 2, or 1 with one P (GOMAXPROCS=1, e.g. pinned
+// to one core), where a second reader cannot run in parallel and would
+// only add goroutine switches.
+func udpReadersPerSocket() int { return min(2, runtime.GOMAXPROCS(0)) }
 
 // batchConn reads and writes several datagrams per system call
 // (golang.org/x/net/ipv4 and ipv6 use recvmmsg/sendmmsg on Linux and one
@@ -64,8 +67,9 @@ func (r *Registrar) serveUDP(c *net.UDPConn) error {
 		bc = ipv6.NewPacketConn(c)
 	}
 	var wg sync.WaitGroup
-	errs := make(chan error, udpReadersPerSocket)
-	for range udpReadersPerSocket {
+	readers := udpReadersPerSocket()
+	errs := make(chan error, readers)
+	for range readers {
 		wg.Go(func() { errs <- r.readUDP(c, bc, v4) })
 	}
 	wg.Wait()
