@@ -384,10 +384,9 @@ func isKeepAlive(b []byte) bool {
 // CSeq): re-processing it would hit the nonce-count replay check and
 // answer 401. Two generations bound memory; an entry lives at least until
 // its generation is full and replayMinAge old, or 4 times full, or
-// replayTTL (Timer J, 64*T1) has passed. A
-// generation keeps its keys and answers end to end in fixed-size chunks,
-// indexed by a seeded hash of the key (the key is compared on a hit): no
-// allocation per entry.
+// replayTTL (Timer J, 64*T1) has passed. A generation keeps its keys and
+// answers end to end in fixed-size chunks, indexed by a seeded hash of
+// the key (the key is compared on a hit): no allocation per entry.
 type replayCache struct {
 	mu        sync.Mutex
 	cur, prev replayGen
