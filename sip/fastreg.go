@@ -3,6 +3,7 @@ package sip
 import (
 	"encoding/binary"
 	"math/rand/v2"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -18,8 +19,9 @@ import (
 // straight into the send buffer, echoing the request's Via, From, To,
 // Call-ID and CSeq as received. Anything else (another method, folded
 // lines, compact header names, a body, a Require, commas in Via or
-// Contact, IPv6 literals, escapes, quoted parameters other than plain
-// Contact ones such as RFC 5626's +sip.instance, ...) is left to
+// Contact, IPv6 literals with a zone or an embedded IPv4 address,
+// escapes, quoted parameters other than plain Contact ones such as RFC
+// 5626's +sip.instance, ...) is left to
 // sipgo's parser and the same registration logic (register), so the fast
 // path changes speed, not answers: FuzzParseFast checks that what it
 // accepts sipgo reads the same way.
@@ -473,18 +475,53 @@ func walkParams(s string, quoted bool, f func(k, v string, end int) bool) bool {
 	return true
 }
 
-// plainHostPort reports a host name or IPv4 address with an optional
-// decimal port.
+// plainHostPort reports a host name, an IPv4 address or a bracketed IPv6
+// address with an optional decimal port.
 func plainHostPort(s string) bool {
-	host, port, hasPort := strings.Cut(s, ":")
-	if host == "" || !plainHost(host) {
-		return false
+	_, ok := splitPlainHostPort(s)
+	return ok
+}
+
+// splitPlainHostPort returns the host of a plainHostPort (an IPv6
+// address with its brackets, as sipgo keeps it in a URI).
+func splitPlainHostPort(s string) (string, bool) {
+	var host, port string
+	hasPort := false
+	if strings.HasPrefix(s, "[") {
+		end := strings.IndexByte(s, ']')
+		if end < 0 || !plainIPv6(s[1:end]) {
+			return "", false
+		}
+		host, port = s[:end+1], s[end+1:]
+		if port != "" {
+			if port[0] != ':' {
+				return "", false
+			}
+			port, hasPort = port[1:], true
+		}
+	} else {
+		host, port, hasPort = strings.Cut(s, ":")
+		if host == "" || !plainHost(host) {
+			return "", false
+		}
 	}
 	if hasPort {
 		n, ok := parseUint32(port)
-		return ok && n > 0 && n < 65536
+		return host, ok && n > 0 && n < 65536
 	}
-	return true
+	return host, true
+}
+
+// plainIPv6 reports an IPv6 address in hex and colons only: no zone, no
+// embedded IPv4.
+func plainIPv6(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if !ipv6Chars[s[i]] {
+			return false
+		}
+	}
+	a, err := netip.ParseAddr(s)
+	return err == nil && a.Is6()
 }
 
 func plainHost(s string) bool {
@@ -496,8 +533,16 @@ func plainHost(s string) bool {
 	return s[0] != '.' && s[0] != '-'
 }
 
-// hostChars and userChars are the bytes plainHost and plainUser accept.
+// hostChars and userChars are the bytes plainHost and plainUser accept;
+// ipv6Chars those of plainIPv6 (hex digits and colons).
 var hostChars, userChars = charSet("-."), charSet("-_.!~*'()&=+$")
+
+var ipv6Chars = func() (t [256]bool) {
+	for _, c := range []byte("0123456789abcdefABCDEF:") {
+		t[c] = true
+	}
+	return t
+}()
 
 // charSet is the ASCII letters and digits and the bytes of extra.
 func charSet(extra string) (t [256]bool) {
@@ -547,11 +592,10 @@ func parsePlainURI(s string) (scheme, user, host, rendered string, ok bool) {
 	if end < 0 {
 		end = len(rest)
 	}
-	hp := rest[:end]
-	if !plainHostPort(hp) || !eachParam(rest[end:], nil) {
+	host, ok = splitPlainHostPort(rest[:end])
+	if !ok || !eachParam(rest[end:], nil) {
 		return "", "", "", "", false
 	}
-	host, _, _ = strings.Cut(hp, ":")
 	return scheme, user, host, s, true
 }
 

@@ -26,6 +26,11 @@ const sippRegister = "REGISTER sip:bench.example SIP/2.0\r\n" +
 	"Supported: path, gruu, outbound\r\n" +
 	"Content-Length: 0\r\n\r\n"
 
+// ipv6Register is a REGISTER from a phone on IPv6 (addresses in Via and
+// Contact).
+var ipv6Register = strings.NewReplacer("Via: SIP/2.0/UDP 127.0.0.1:5072;", "Via: SIP/2.0/UDP [2001:db8::10]:5060;",
+	"Contact: <sip:100000@127.0.0.1:5072;transport=UDP>", "Contact: <sip:100000@[2001:db8::10]:5060>").Replace(sippRegister)
+
 // rfc5626Contact is the Contact of a phone using SIP outbound (RFC 5626).
 const rfc5626Contact = `Contact: <sip:100@192.0.2.10:5060;transport=udp;ob>;reg-id=1;+sip.instance="<urn:uuid:00000000-0000-1000-8000-000B82E1A2B3>"`
 
@@ -41,6 +46,9 @@ func FuzzParseFast(f *testing.F) {
 		sippRegister,
 		p.raw("Contact: <sip:100@192.0.2.10:5060>;expires=60;reg-id=1", "Expires: 600"),
 		p.raw(rfc5626Contact, "Expires: 600"),
+		ipv6Register,
+		strings.Replace(ipv6Register, "sip:acme.example SIP", "sip:[2001:DB8::1]:5060 SIP", 1),
+		strings.Replace(ipv6Register, "[2001:db8::10]:5060;branch", "[::1];branch", 1),
 		p.raw(`Contact: <sip:100@192.0.2.10:5060;ob>;+sip.instance="<urn:uuid:1>";expires=60;reg-id=2`),
 		p.raw(`Contact: <sip:100@192.0.2.10:5060>;+sip.instance="";x="=;"`),
 		p.raw("Contact: \"Desk\" <sips:100@phone.example;transport=tls>;q=0.5;Expires=30", "Authorization: Digest username=\"100\""),
@@ -174,6 +182,7 @@ func TestFastPathTaken(t *testing.T) {
 		p.raw("Contact: *", "Expires: 0"),
 		p.raw(p.authHeader("n", 1), "Contact: <sip:100@192.0.2.10:5060>"),
 		p.raw(rfc5626Contact, "Expires: 600"), // RFC 5626 outbound
+		ipv6Register,                          // an IPv6 phone
 	} {
 		var q fastRequest
 		if !parseFast(s, []byte(s), &q) {
@@ -187,9 +196,11 @@ func TestFastPathTaken(t *testing.T) {
 		strings.Replace(sippRegister, "Content-Length: 0\r\n\r\n", "Content-Length: 2\r\n\r\nhi", 1),
 		strings.Replace(sippRegister, "Supported:", "Require: gruu\r\nSupported:", 1),
 		strings.Replace(sippRegister, "SIP/2.0\r\n", "SIP/3.0\r\n", 1),
-		p.raw(`Contact: <sip:100@192.0.2.10:5060>;+sip.instance="<urn:uuid:a b>"`), // space in a quoted value
-		p.raw(`Contact: <sip:100@192.0.2.10:5060>;+sip.instance="<urn:\"x>"`),      // escape
-		p.raw(`Contact: <sip:100@192.0.2.10:5060>;+sip.instance="<urn;x>"`),        // ';' in a quoted value
+		p.raw(`Contact: <sip:100@192.0.2.10:5060>;+sip.instance="<urn:uuid:a b>"`),           // space in a quoted value
+		p.raw(`Contact: <sip:100@192.0.2.10:5060>;+sip.instance="<urn:\"x>"`),                // escape
+		p.raw(`Contact: <sip:100@192.0.2.10:5060>;+sip.instance="<urn;x>"`),                  // ';' in a quoted value
+		strings.Replace(ipv6Register, "[2001:db8::10]:5060>", "[fe80::1%25eth0]:5060>", 1),   // a zone
+		strings.Replace(ipv6Register, "[2001:db8::10]:5060>", "[::ffff:192.0.2.1]:5060>", 1), // embedded IPv4
 	} {
 		var q fastRequest
 		if parseFast(s, []byte(s), &q) {
