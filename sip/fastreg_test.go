@@ -332,48 +332,59 @@ func TestAppendDate(t *testing.T) {
 	}
 }
 
-// TestOutboundContactFastAndSipgo registers an RFC 5626 phone
-// (+sip.instance, reg-id, ;ob) once on the fast path and once through
+// TestContactsFastAndSipgo registers an RFC 5626 phone (+sip.instance,
+// reg-id, ;ob) and an IPv6 phone once on the fast path and once through
 // sipgo (a compact Call-ID header): same 200 Contact, same binding.
-func TestOutboundContactFastAndSipgo(t *testing.T) {
-	var contacts, params [2]string
-	for i, compact := range []bool{false, true} {
-		b := setup(t, nil)
-		_ = b.r.Apply(t.Context(), lineCfg("L1", "100", "acme.example", "pw"))
-		p := newPhone("100", "pw", "acme.example")
-		src := &net.UDPAddr{IP: net.IPv4(192, 0, 2, 10), Port: 5060}
-		send := func(raw string) string {
-			if compact {
-				raw = strings.Replace(raw, "\r\nCall-ID:", "\r\ni:", 1)
+func TestContactsFastAndSipgo(t *testing.T) {
+	for contact, want := range map[string]string{
+		rfc5626Contact: `<sip:100@192.0.2.10:5060;transport=udp;ob>;reg-id=1;+sip.instance="<urn:uuid:00000000-0000-1000-8000-000B82E1A2B3>";expires=600`,
+		"Contact: <sip:100@[2001:db8::10]:5060;transport=udp>;reg-id=1": "<sip:100@[2001:db8::10]:5060;transport=udp>;reg-id=1;expires=600",
+	} {
+		var contacts, params [2]string
+		for i, compact := range []bool{false, true} {
+			b := setup(t, nil)
+			_ = b.r.Apply(t.Context(), lineCfg("L1", "100", "acme.example", "pw"))
+			p := newPhone("100", "pw", "acme.example")
+			src := &net.UDPAddr{IP: net.IPv4(192, 0, 2, 10), Port: 5060}
+			send := func(raw string) string {
+				if compact {
+					raw = strings.Replace(raw, "\r\nCall-ID:", "\r\ni:", 1)
+				}
+				var q fastRequest
+				if parseFast(raw, []byte(raw), &q) == compact {
+					t.Fatalf("fast path %v for %q", !compact, raw)
+				}
+				c := &lastWrite{}
+				var s udpScratch
+				b.r.handleDatagram(c, []byte(raw), src, &s)
+				return string(c.b)
 			}
-			var q fastRequest
-			if parseFast(raw, []byte(raw), &q) == compact {
-				t.Fatalf("fast path %v for %q", !compact, raw)
+			// Allow: a request as large as a phone's (no answer but a 200
+			// may be larger than the request).
+			allow := "Allow: INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, MESSAGE, NOTIFY"
+			res := send(p.raw(contact, "Expires: 600", allow))
+			nm := nonceRE.FindStringSubmatch(res)
+			if nm == nil {
+				t.Fatalf("compact=%v, %s: %q", compact, contact, res)
 			}
-			c := &lastWrite{}
-			var s udpScratch
-			b.r.handleDatagram(c, []byte(raw), src, &s)
-			return string(c.b)
+			nonce := nm[1]
+			m, err := sip.ParseMessage([]byte(send(p.raw(p.authHeader(nonce, 1), contact, "Expires: 600", allow))))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ok := m.(*sip.Response)
+			if ok.StatusCode != 200 || ok.GetHeader("Contact") == nil {
+				t.Fatalf("compact=%v: %s", compact, ok)
+			}
+			contacts[i] = ok.GetHeader("Contact").Value()
+			bs := b.r.Contacts("L1")
+			if len(bs) != 1 {
+				t.Fatalf("compact=%v: bindings %+v", compact, bs)
+			}
+			params[i] = bs[0].ContactURI + " " + bs[0].Params
 		}
-		res := send(p.raw(rfc5626Contact, "Expires: 600"))
-		nonce := nonceRE.FindStringSubmatch(res)[1]
-		m, err := sip.ParseMessage([]byte(send(p.raw(p.authHeader(nonce, 1), rfc5626Contact, "Expires: 600"))))
-		if err != nil {
-			t.Fatal(err)
+		if contacts[0] != want || contacts[1] != want || params[0] != params[1] {
+			t.Fatalf("fast path %q %q, sipgo %q %q", contacts[0], params[0], contacts[1], params[1])
 		}
-		ok := m.(*sip.Response)
-		if ok.StatusCode != 200 || ok.GetHeader("Contact") == nil {
-			t.Fatalf("compact=%v: %s", compact, ok)
-		}
-		contacts[i] = ok.GetHeader("Contact").Value()
-		bs := b.r.Contacts("L1")
-		if len(bs) != 1 {
-			t.Fatalf("compact=%v: bindings %+v", compact, bs)
-		}
-		params[i] = bs[0].ContactURI + " " + bs[0].Params
-	}
-	want := `<sip:100@192.0.2.10:5060;transport=udp;ob>;reg-id=1;+sip.instance="<urn:uuid:00000000-0000-1000-8000-000B82E1A2B3>";expires=600`
-	if contacts[0] != want || contacts[1] != want || params[0] != params[1] {
-		t.Fatalf("fast path %q %q, sipgo %q %q", contacts[0], params[0], contacts[1], params[1])
 	}
 }
