@@ -77,7 +77,10 @@ func parseAuthorization(v string) (credentials, error) {
 		var val string
 		if strings.HasPrefix(s, `"`) {
 			i, closed, escaped := 1, false, false
-			for i < len(s) {
+			if q := strings.IndexByte(s[1:], '"'); q >= 0 && strings.IndexByte(s[1:1+q], '\\') < 0 {
+				i, closed = 1+q, true // no escapes: the first quote closes it
+			}
+			for !closed && i < len(s) {
 				ch := s[i]
 				if ch == '\\' && i+1 < len(s) {
 					escaped = true
@@ -105,9 +108,9 @@ func parseAuthorization(v string) (credentials, error) {
 				val = b.String()
 			}
 		} else {
-			end := strings.IndexAny(s, ", \t")
-			if end < 0 {
-				end = len(s)
+			end := 0 // strings.IndexAny(s, ", \t") builds a set per call
+			for end < len(s) && s[end] != ',' && s[end] != ' ' && s[end] != '\t' {
+				end++
 			}
 			val, s = s[:end], s[end:]
 			if val == "" || !isToken(val) {
@@ -121,32 +124,8 @@ func parseAuthorization(v string) (credentials, error) {
 			}
 			s = s[1:]
 		}
-		var dst *string
-		var bit int
-		switch {
-		case strings.EqualFold(name, "username"):
-			dst, bit = &c.Username, 1
-		case strings.EqualFold(name, "realm"):
-			dst, bit = &c.Realm, 2
-		case strings.EqualFold(name, "nonce"):
-			dst, bit = &c.Nonce, 4
-		case strings.EqualFold(name, "uri"):
-			dst, bit = &c.URI, 8
-		case strings.EqualFold(name, "response"):
-			dst, bit = &c.Response, 16
-		case strings.EqualFold(name, "algorithm"):
-			dst, bit = &c.Algorithm, 32
-		case strings.EqualFold(name, "cnonce"):
-			dst, bit = &c.Cnonce, 64
-		case strings.EqualFold(name, "opaque"):
-			dst, bit = &c.Opaque, 128
-		case strings.EqualFold(name, "qop"):
-			dst, bit = &c.QOP, 256
-		case strings.EqualFold(name, "nc"):
-			dst, bit = &c.NC, 512
-		case strings.EqualFold(name, "userhash"):
-			dst, bit = &c.Userhash, 1024
-		default:
+		dst, bit := c.field(name)
+		if dst == nil {
 			continue
 		}
 		if seen&bit != 0 {
@@ -159,6 +138,57 @@ func parseAuthorization(v string) (credentials, error) {
 		return c, errBadAuthHeader
 	}
 	return c, nil
+}
+
+// field returns where the Authorization parameter name goes and its bit
+// in parseAuthorization's seen set, or nil for a parameter we ignore.
+// Candidates are picked by length and first letter.
+func (c *credentials) field(name string) (*string, int) {
+	if name == "" {
+		return nil, 0
+	}
+	is := func(want string) bool { return name == want || strings.EqualFold(name, want) }
+	switch l := name[0] | 0x20; len(name) {
+	case 2:
+		if l == 'n' && is("nc") {
+			return &c.NC, 512
+		}
+	case 3:
+		switch {
+		case l == 'u' && is("uri"):
+			return &c.URI, 8
+		case l == 'q' && is("qop"):
+			return &c.QOP, 256
+		}
+	case 5:
+		switch {
+		case l == 'r' && is("realm"):
+			return &c.Realm, 2
+		case l == 'n' && is("nonce"):
+			return &c.Nonce, 4
+		}
+	case 6:
+		switch {
+		case l == 'c' && is("cnonce"):
+			return &c.Cnonce, 64
+		case l == 'o' && is("opaque"):
+			return &c.Opaque, 128
+		}
+	case 8:
+		switch {
+		case l == 'u' && is("username"):
+			return &c.Username, 1
+		case l == 'r' && is("response"):
+			return &c.Response, 16
+		case l == 'u' && is("userhash"):
+			return &c.Userhash, 1024
+		}
+	case 9:
+		if l == 'a' && is("algorithm") {
+			return &c.Algorithm, 32
+		}
+	}
+	return nil, 0
 }
 
 // trimLWSLeft trims leading spaces and tabs.

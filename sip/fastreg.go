@@ -1,9 +1,12 @@
 package sip
 
 import (
+	"encoding/binary"
 	"math/rand/v2"
+	"net/netip"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -16,7 +19,9 @@ import (
 // straight into the send buffer, echoing the request's Via, From, To,
 // Call-ID and CSeq as received. Anything else (another method, folded
 // lines, compact header names, a body, a Require, commas in Via or
-// Contact, IPv6 literals, escapes, quoted parameters, ...) is left to
+// Contact, IPv6 literals with a zone or an embedded IPv4 address,
+// escapes, quoted parameters other than plain Contact ones such as RFC
+// 5626's +sip.instance, ...) is left to
 // sipgo's parser and the same registration logic (register), so the fast
 // path changes speed, not answers: FuzzParseFast checks that what it
 // accepts sipgo reads the same way.
@@ -116,8 +121,13 @@ type fastRequest struct {
 }
 
 // parseFast reads s as a REGISTER of the plain shape described above.
-// It reports false, having read nothing reliable, for anything else.
-func parseFast(s string, q *fastRequest) bool {
+// It reports false, having read nothing reliable, for anything else. raw
+// holds the same bytes as s (the datagram s was copied from): the
+// byte-wise checks read it eight bytes at a time.
+func parseFast(s string, raw []byte, q *fastRequest) bool {
+	if len(raw) != len(s) {
+		return false
+	}
 	q.reset()
 	q.vias, q.rportAt, q.to, q.from, q.callIDRaw, q.cseqRaw, q.toTag, q.branch = q.viaBuf[:0], -1, "", "", "", "", false, ""
 	eol := strings.Index(s, "\r\n")
@@ -140,6 +150,7 @@ func parseFast(s string, q *fastRequest) bool {
 		if eol < 0 {
 			return false
 		}
+		lineOff := len(s) - len(rest)
 		line, rest = rest[:eol], rest[eol+2:]
 		if line == "" {
 			break
@@ -149,7 +160,8 @@ func parseFast(s string, q *fastRequest) bool {
 			return false
 		}
 		name, value := line[:colon], trimLWS(line[colon+1:])
-		if !plainValue(value) {
+		valueOff := lineOff + colon + 1 + len(line[colon+1:]) - len(trimLWSLeft(line[colon+1:]))
+		if !plainValue(raw[valueOff : valueOff+len(value)]) {
 			return false
 		}
 		switch headerOf(name) {
@@ -247,33 +259,93 @@ const (
 	hRefused // Require, and the headers sipgo parses that we do not read
 )
 
-// headerKinds are the header names parseFast tells apart.
-var headerKinds = [...]struct {
-	name string
-	kind int
-}{
-	{"Via", hVia}, {"From", hFrom}, {"To", hTo}, {"Call-ID", hCallID}, {"CSeq", hCSeq},
-	{"Authorization", hAuthorization}, {"Contact", hContact}, {"Expires", hExpires},
-	{"User-Agent", hUserAgent}, {"Content-Length", hContentLength}, {"Max-Forwards", hMaxForwards},
-	{"Require", hRefused}, {"Content-Type", hRefused}, {"Route", hRefused}, {"Record-Route", hRefused},
-	{"Refer-To", hRefused}, {"Referred-By", hRefused},
-}
-
-// headerOf classifies a header name (comparing lengths first: most
-// names differ in length).
+// headerOf classifies a header name: the candidates are picked by length
+// and first letter, so a name is compared with at most two of them.
 func headerOf(name string) int {
-	for _, h := range headerKinds {
-		if len(h.name) == len(name) && strings.EqualFold(h.name, name) {
-			return h.kind
+	if len(name) < 2 {
+		return hOther
+	}
+	// Phones write the names as RFC 3261 does: try that case first.
+	is := func(want string) bool { return name == want || strings.EqualFold(name, want) }
+	switch c := name[0] | 0x20; len(name) {
+	case 2:
+		if c == 't' && is("To") {
+			return hTo
+		}
+	case 3:
+		if c == 'v' && is("Via") {
+			return hVia
+		}
+	case 4:
+		switch {
+		case c == 'f' && is("From"):
+			return hFrom
+		case c == 'c' && is("CSeq"):
+			return hCSeq
+		}
+	case 5:
+		if c == 'r' && is("Route") {
+			return hRefused
+		}
+	case 7:
+		switch {
+		case c == 'c' && is("Call-ID"):
+			return hCallID
+		case c == 'c' && is("Contact"):
+			return hContact
+		case c == 'e' && is("Expires"):
+			return hExpires
+		case c == 'r' && is("Require"):
+			return hRefused
+		}
+	case 8:
+		if c == 'r' && is("Refer-To") {
+			return hRefused
+		}
+	case 10:
+		if c == 'u' && is("User-Agent") {
+			return hUserAgent
+		}
+	case 11:
+		if c == 'r' && is("Referred-By") {
+			return hRefused
+		}
+	case 12:
+		switch {
+		case c == 'm' && is("Max-Forwards"):
+			return hMaxForwards
+		case c == 'c' && is("Content-Type"):
+			return hRefused
+		case c == 'r' && is("Record-Route"):
+			return hRefused
+		}
+	case 13:
+		if c == 'a' && is("Authorization") {
+			return hAuthorization
+		}
+	case 14:
+		if c == 'c' && is("Content-Length") {
+			return hContentLength
 		}
 	}
 	return hOther
 }
 
 // plainValue reports a header value without control characters and
-// without UTF-8 (both legal in places, both left to sipgo).
-func plainValue(v string) bool {
-	for i := 0; i < len(v); i++ {
+// without UTF-8 (both legal in places, both left to sipgo): every byte in
+// 0x20..0x7e. Eight bytes are checked at a time.
+func plainValue(v []byte) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	i := 0
+	for ; i+8 <= len(v); i += 8 {
+		x := binary.LittleEndian.Uint64(v[i:])
+		// A high bit in (x - 0x20…) &^ x: some byte < 0x20; in
+		// (x + 0x01…) | x: some byte >= 0x7f.
+		if ((x-0x20*ones)&^x|(x+ones)|x)&highs != 0 {
+			return false
+		}
+	}
+	for ; i < len(v); i++ {
 		if c := v[i]; c < 0x20 || c >= 0x7f {
 			return false
 		}
@@ -351,8 +423,29 @@ func (q *fastRequest) parseVia(v string, top bool) bool {
 
 // eachParam walks ";k[=v]..." (tokens, no spaces, no repeated key),
 // calling f with each key, value and the offset just after it. It
-// reports false for anything else or when f does.
+// reports false for anything else or when f does. eachParam reads only
+// token values; eachContactParam also reads plain quoted strings.
 func eachParam(s string, f func(k, v string, end int) bool) bool {
+	return walkParams(s, false, f)
+}
+
+// eachContactParam is eachParam for Contact header parameters, where RFC
+// 5626 phones send +sip.instance="<urn:uuid:...>": a quoted value
+// without spaces, escapes, ';' or ',' is read too, quotes included (as
+// sipgo keeps them).
+func eachContactParam(s string, f func(k, v string, end int) bool) bool {
+	return walkParams(s, true, f)
+}
+
+// plainQuoted reports a quoted string eachContactParam reads.
+func plainQuoted(v string) bool {
+	if len(v) < 2 || v[0] != '"' || v[len(v)-1] != '"' {
+		return false
+	}
+	return !strings.ContainsAny(v[1:len(v)-1], "\"\\;, \t")
+}
+
+func walkParams(s string, quoted bool, f func(k, v string, end int) bool) bool {
 	var seen [8]string
 	n := 0
 	for off := 0; off < len(s); {
@@ -364,7 +457,7 @@ func eachParam(s string, f func(k, v string, end int) bool) bool {
 			p = p[:i]
 		}
 		k, v, hasV := strings.Cut(p, "=")
-		if !isToken(k) || (hasV && !isToken(v)) || n == len(seen) {
+		if !isToken(k) || (hasV && !isToken(v) && (!quoted || !plainQuoted(v))) || n == len(seen) {
 			return false
 		}
 		for _, o := range seen[:n] {
@@ -382,28 +475,81 @@ func eachParam(s string, f func(k, v string, end int) bool) bool {
 	return true
 }
 
-// plainHostPort reports a host name or IPv4 address with an optional
-// decimal port.
+// plainHostPort reports a host name, an IPv4 address or a bracketed IPv6
+// address with an optional decimal port.
 func plainHostPort(s string) bool {
-	host, port, hasPort := strings.Cut(s, ":")
-	if host == "" || !plainHost(host) {
-		return false
+	_, ok := splitPlainHostPort(s)
+	return ok
+}
+
+// splitPlainHostPort returns the host of a plainHostPort (an IPv6
+// address with its brackets, as sipgo keeps it in a URI).
+func splitPlainHostPort(s string) (string, bool) {
+	var host, port string
+	hasPort := false
+	if strings.HasPrefix(s, "[") {
+		end := strings.IndexByte(s, ']')
+		if end < 0 || !plainIPv6(s[1:end]) {
+			return "", false
+		}
+		host, port = s[:end+1], s[end+1:]
+		if port != "" {
+			if port[0] != ':' {
+				return "", false
+			}
+			port, hasPort = port[1:], true
+		}
+	} else {
+		host, port, hasPort = strings.Cut(s, ":")
+		if host == "" || !plainHost(host) {
+			return "", false
+		}
 	}
 	if hasPort {
 		n, ok := parseUint32(port)
-		return ok && n > 0 && n < 65536
+		return host, ok && n > 0 && n < 65536
 	}
-	return true
+	return host, true
+}
+
+// plainIPv6 reports an IPv6 address in hex and colons only: no zone, no
+// embedded IPv4.
+func plainIPv6(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if !ipv6Chars[s[i]] {
+			return false
+		}
+	}
+	a, err := netip.ParseAddr(s)
+	return err == nil && a.Is6()
 }
 
 func plainHost(s string) bool {
 	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !isAlnum(c) && c != '.' && c != '-' {
+		if !hostChars[s[i]] {
 			return false
 		}
 	}
 	return s[0] != '.' && s[0] != '-'
+}
+
+// hostChars and userChars are the bytes plainHost and plainUser accept;
+// ipv6Chars those of plainIPv6 (hex digits and colons).
+var hostChars, userChars = charSet("-."), charSet("-_.!~*'()&=+$")
+
+var ipv6Chars = func() (t [256]bool) {
+	for _, c := range []byte("0123456789abcdefABCDEF:") {
+		t[c] = true
+	}
+	return t
+}()
+
+// charSet is the ASCII letters and digits and the bytes of extra.
+func charSet(extra string) (t [256]bool) {
+	for c := range 256 {
+		t[c] = isAlnum(byte(c)) || strings.IndexByte(extra, byte(c)) >= 0
+	}
+	return t
 }
 
 // isAlnum reports an ASCII letter or digit.
@@ -417,8 +563,7 @@ func plainUser(s string) bool {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !isAlnum(c) && strings.IndexByte("-_.!~*'()&=+$", c) < 0 {
+		if !userChars[s[i]] {
 			return false
 		}
 	}
@@ -447,11 +592,10 @@ func parsePlainURI(s string) (scheme, user, host, rendered string, ok bool) {
 	if end < 0 {
 		end = len(rest)
 	}
-	hp := rest[:end]
-	if !plainHostPort(hp) || !eachParam(rest[end:], nil) {
+	host, ok = splitPlainHostPort(rest[:end])
+	if !ok || !eachParam(rest[end:], nil) {
 		return "", "", "", "", false
 	}
-	host, _, _ = strings.Cut(hp, ":")
 	return scheme, user, host, s, true
 }
 
@@ -519,7 +663,7 @@ func parseContact(v string) (regContact, bool) {
 	}
 	c := regContact{uri: rendered, host: host, params: params}
 	other := false // an expires parameter in another case
-	ok = eachParam(params, func(k, val string, _ int) bool {
+	ok = eachContactParam(params, func(k, val string, _ int) bool {
 		if k == "expires" {
 			c.expires, c.hasExpires = val, true
 		} else if strings.EqualFold(k, "expires") {
@@ -532,7 +676,7 @@ func parseContact(v string) (regContact, bool) {
 	}
 	if c.hasExpires || other { // echo the parameters but expires
 		var b strings.Builder
-		_ = eachParam(params, func(k, val string, _ int) bool {
+		_ = eachContactParam(params, func(k, val string, _ int) bool {
 			if !strings.EqualFold(k, "expires") {
 				b.WriteString(";" + k)
 				if val != "" {
@@ -605,10 +749,31 @@ func (a *regAnswer) appendHeaders(b []byte, compact bool) []byte {
 		b = append(b, "\r\n"...)
 	}
 	if !a.date.IsZero() {
-		b = a.date.UTC().AppendFormat(append(b, "Date: "...), "Mon, 02 Jan 2006 15:04:05 GMT")
+		b = appendDate(append(b, "Date: "...), a.date)
 		b = append(b, "\r\n"...)
 	}
 	return b
+}
+
+// lastDate is the last second appendDate formatted: every 200 in that
+// second shares it (formatting costs more than the rest of the header
+// block).
+var lastDate atomic.Pointer[formattedDate]
+
+type formattedDate struct {
+	sec  int64
+	text string
+}
+
+// appendDate appends t as an RFC 3261 §20.17 Date (RFC 1123, GMT).
+func appendDate(b []byte, t time.Time) []byte {
+	sec := t.Unix()
+	if d := lastDate.Load(); d != nil && d.sec == sec {
+		return append(b, d.text...)
+	}
+	d := &formattedDate{sec: sec, text: t.UTC().Format("Mon, 02 Jan 2006 15:04:05 GMT")}
+	lastDate.Store(d)
+	return append(b, d.text...)
 }
 
 // appendQuoted appends s as a quoted-string.

@@ -26,6 +26,14 @@ const sippRegister = "REGISTER sip:bench.example SIP/2.0\r\n" +
 	"Supported: path, gruu, outbound\r\n" +
 	"Content-Length: 0\r\n\r\n"
 
+// ipv6Register is a REGISTER from a phone on IPv6 (addresses in Via and
+// Contact).
+var ipv6Register = strings.NewReplacer("Via: SIP/2.0/UDP 127.0.0.1:5072;", "Via: SIP/2.0/UDP [2001:db8::10]:5060;",
+	"Contact: <sip:100000@127.0.0.1:5072;transport=UDP>", "Contact: <sip:100000@[2001:db8::10]:5060>").Replace(sippRegister)
+
+// rfc5626Contact is the Contact of a phone using SIP outbound (RFC 5626).
+const rfc5626Contact = `Contact: <sip:100@192.0.2.10:5060;transport=udp;ob>;reg-id=1;+sip.instance="<urn:uuid:00000000-0000-1000-8000-000B82E1A2B3>"`
+
 // FuzzParseFast checks the fast path against sipgo: every datagram
 // parseFast accepts, sipgo parses too, as a REGISTER the general path
 // would not drop, and both give the registrar the same request (so
@@ -37,6 +45,12 @@ func FuzzParseFast(f *testing.F) {
 	for _, s := range []string{
 		sippRegister,
 		p.raw("Contact: <sip:100@192.0.2.10:5060>;expires=60;reg-id=1", "Expires: 600"),
+		p.raw(rfc5626Contact, "Expires: 600"),
+		ipv6Register,
+		strings.Replace(ipv6Register, "sip:acme.example SIP", "sip:[2001:DB8::1]:5060 SIP", 1),
+		strings.Replace(ipv6Register, "[2001:db8::10]:5060;branch", "[::1];branch", 1),
+		p.raw(`Contact: <sip:100@192.0.2.10:5060;ob>;+sip.instance="<urn:uuid:1>";expires=60;reg-id=2`),
+		p.raw(`Contact: <sip:100@192.0.2.10:5060>;+sip.instance="";x="=;"`),
 		p.raw("Contact: \"Desk\" <sips:100@phone.example;transport=tls>;q=0.5;Expires=30", "Authorization: Digest username=\"100\""),
 		p.raw("Contact: *", "Expires: 0"),
 		strings.Replace(sippRegister, "To: <sip:100000@bench.example>", "To: Bob <sip:100000@bench.example>;tag=x", 1),
@@ -51,7 +65,7 @@ func FuzzParseFast(f *testing.F) {
 	r := setup(f, nil).r
 	f.Fuzz(func(t *testing.T, s string) {
 		var q fastRequest
-		if !parseFast(s, &q) {
+		if !parseFast(s, []byte(s), &q) {
 			return
 		}
 		q.source = "192.0.2.10:5060"
@@ -167,9 +181,11 @@ func TestFastPathTaken(t *testing.T) {
 		p.raw("Contact: <sip:100@192.0.2.10:5060>;expires=60", "Expires: 600"),
 		p.raw("Contact: *", "Expires: 0"),
 		p.raw(p.authHeader("n", 1), "Contact: <sip:100@192.0.2.10:5060>"),
+		p.raw(rfc5626Contact, "Expires: 600"), // RFC 5626 outbound
+		ipv6Register,                          // an IPv6 phone
 	} {
 		var q fastRequest
-		if !parseFast(s, &q) {
+		if !parseFast(s, []byte(s), &q) {
 			t.Errorf("not on the fast path: %q", s)
 		}
 	}
@@ -180,9 +196,14 @@ func TestFastPathTaken(t *testing.T) {
 		strings.Replace(sippRegister, "Content-Length: 0\r\n\r\n", "Content-Length: 2\r\n\r\nhi", 1),
 		strings.Replace(sippRegister, "Supported:", "Require: gruu\r\nSupported:", 1),
 		strings.Replace(sippRegister, "SIP/2.0\r\n", "SIP/3.0\r\n", 1),
+		p.raw(`Contact: <sip:100@192.0.2.10:5060>;+sip.instance="<urn:uuid:a b>"`),           // space in a quoted value
+		p.raw(`Contact: <sip:100@192.0.2.10:5060>;+sip.instance="<urn:\"x>"`),                // escape
+		p.raw(`Contact: <sip:100@192.0.2.10:5060>;+sip.instance="<urn;x>"`),                  // ';' in a quoted value
+		strings.Replace(ipv6Register, "[2001:db8::10]:5060>", "[fe80::1%25eth0]:5060>", 1),   // a zone
+		strings.Replace(ipv6Register, "[2001:db8::10]:5060>", "[::ffff:192.0.2.1]:5060>", 1), // embedded IPv4
 	} {
 		var q fastRequest
-		if parseFast(s, &q) {
+		if parseFast(s, []byte(s), &q) {
 			t.Errorf("on the fast path: %q", s)
 		}
 	}
@@ -202,7 +223,7 @@ func TestFastAndSipgoAnswerAlike(t *testing.T) {
 				raw = strings.Replace(raw, "\r\nCall-ID:", "\r\ni:", 1)
 			}
 			var q fastRequest
-			if parseFast(raw, &q) == compact {
+			if parseFast(raw, []byte(raw), &q) == compact {
 				t.Fatalf("fast path %v for %q", !compact, raw)
 			}
 			c := &lastWrite{}
@@ -247,6 +268,123 @@ func TestSourceString(t *testing.T) {
 	} {
 		if got, want := sourceString(a), a.String(); got != want {
 			t.Errorf("sourceString(%v) = %q, want %q", a, got, want)
+		}
+	}
+}
+
+// headerKinds are the header names parseFast tells apart.
+var headerKinds = [...]struct {
+	name string
+	kind int
+}{
+	{"Via", hVia}, {"From", hFrom}, {"To", hTo}, {"Call-ID", hCallID}, {"CSeq", hCSeq},
+	{"Authorization", hAuthorization}, {"Contact", hContact}, {"Expires", hExpires},
+	{"User-Agent", hUserAgent}, {"Content-Length", hContentLength}, {"Max-Forwards", hMaxForwards},
+	{"Require", hRefused}, {"Content-Type", hRefused}, {"Route", hRefused}, {"Record-Route", hRefused},
+	{"Refer-To", hRefused}, {"Referred-By", hRefused},
+}
+
+func TestHeaderOf(t *testing.T) {
+	for _, h := range headerKinds {
+		for _, name := range []string{h.name, strings.ToLower(h.name), strings.ToUpper(h.name)} {
+			if got := headerOf(name); got != h.kind {
+				t.Errorf("headerOf(%q) = %d, want %d", name, got, h.kind)
+			}
+		}
+	}
+	for _, name := range []string{"", "T", "v", "Vi", "Vian", "Allow", "Supported", "Contact2", "Kontact", "Call-IF", "Xo", "Content-Lengths"} {
+		if got := headerOf(name); got != hOther {
+			t.Errorf("headerOf(%q) = %d, want other", name, got)
+		}
+	}
+}
+
+func TestPlainValue(t *testing.T) {
+	naive := func(v string) bool {
+		for i := 0; i < len(v); i++ {
+			if v[i] < 0x20 || v[i] >= 0x7f {
+				return false
+			}
+		}
+		return true
+	}
+	base := []byte("Digest username=\"100000\", realm=x")
+	for pos := range base {
+		for c := range 256 {
+			b := slices.Clone(base)
+			b[pos] = byte(c)
+			for _, v := range []string{string(b), string(b[pos:]), string(b[:pos+1])} {
+				if got, want := plainValue([]byte(v)), naive(v); got != want {
+					t.Fatalf("plainValue(%q) = %v, want %v", v, got, want)
+				}
+			}
+		}
+	}
+}
+
+func TestAppendDate(t *testing.T) {
+	t0 := time.Date(2026, 11, 29, 10, 0, 0, 400, time.FixedZone("CET", 3600))
+	for _, at := range []time.Time{t0, t0.Add(100 * time.Millisecond), t0.Add(time.Second), t0.Add(-time.Hour), t0} {
+		want := at.UTC().Format("Mon, 02 Jan 2006 15:04:05") + " GMT"
+		if got := string(appendDate([]byte("x"), at)); got != "x"+want {
+			t.Errorf("appendDate(%v) = %q, want %q", at, got, "x"+want)
+		}
+	}
+}
+
+// TestContactsFastAndSipgo registers an RFC 5626 phone (+sip.instance,
+// reg-id, ;ob) and an IPv6 phone once on the fast path and once through
+// sipgo (a compact Call-ID header): same 200 Contact, same binding.
+func TestContactsFastAndSipgo(t *testing.T) {
+	for contact, want := range map[string]string{
+		rfc5626Contact: `<sip:100@192.0.2.10:5060;transport=udp;ob>;reg-id=1;+sip.instance="<urn:uuid:00000000-0000-1000-8000-000B82E1A2B3>";expires=600`,
+		"Contact: <sip:100@[2001:db8::10]:5060;transport=udp>;reg-id=1": "<sip:100@[2001:db8::10]:5060;transport=udp>;reg-id=1;expires=600",
+	} {
+		var contacts, params [2]string
+		for i, compact := range []bool{false, true} {
+			b := setup(t, nil)
+			_ = b.r.Apply(t.Context(), lineCfg("L1", "100", "acme.example", "pw"))
+			p := newPhone("100", "pw", "acme.example")
+			src := &net.UDPAddr{IP: net.IPv4(192, 0, 2, 10), Port: 5060}
+			send := func(raw string) string {
+				if compact {
+					raw = strings.Replace(raw, "\r\nCall-ID:", "\r\ni:", 1)
+				}
+				var q fastRequest
+				if parseFast(raw, []byte(raw), &q) == compact {
+					t.Fatalf("fast path %v for %q", !compact, raw)
+				}
+				c := &lastWrite{}
+				var s udpScratch
+				b.r.handleDatagram(c, []byte(raw), src, &s)
+				return string(c.b)
+			}
+			// Allow: a request as large as a phone's (no answer but a 200
+			// may be larger than the request).
+			allow := "Allow: INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, MESSAGE, NOTIFY"
+			res := send(p.raw(contact, "Expires: 600", allow))
+			nm := nonceRE.FindStringSubmatch(res)
+			if nm == nil {
+				t.Fatalf("compact=%v, %s: %q", compact, contact, res)
+			}
+			nonce := nm[1]
+			m, err := sip.ParseMessage([]byte(send(p.raw(p.authHeader(nonce, 1), contact, "Expires: 600", allow))))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ok := m.(*sip.Response)
+			if ok.StatusCode != 200 || ok.GetHeader("Contact") == nil {
+				t.Fatalf("compact=%v: %s", compact, ok)
+			}
+			contacts[i] = ok.GetHeader("Contact").Value()
+			bs := b.r.Contacts("L1")
+			if len(bs) != 1 {
+				t.Fatalf("compact=%v: bindings %+v", compact, bs)
+			}
+			params[i] = bs[0].ContactURI + " " + bs[0].Params
+		}
+		if contacts[0] != want || contacts[1] != want || params[0] != params[1] {
+			t.Fatalf("fast path %q %q, sipgo %q %q", contacts[0], params[0], contacts[1], params[1])
 		}
 	}
 }

@@ -52,7 +52,8 @@ type metrics struct {
 	unsent *prometheus.CounterVec
 	// pbxd_sip_requests_dropped_total{reason}: requests dropped unanswered
 	// ("unparsable" datagrams; "malformed": no usable Via, From, To,
-	// Call-ID or CSeq to answer with).
+	// Call-ID or CSeq to answer with; "in_progress": a retransmitted
+	// authenticated REGISTER while the original is being answered).
 	dropped *prometheus.CounterVec
 	// pbxd_sip_connections_refused_total{transport,reason}: TCP/TLS
 	// connections closed on accept for a cap ("per_source", "total"), or
@@ -123,6 +124,7 @@ func newMetrics(reg prometheus.Registerer, active, throttledSources func() float
 	}
 	m.dropped.WithLabelValues("unparsable")
 	m.dropped.WithLabelValues("malformed")
+	m.dropped.WithLabelValues("in_progress")
 	m.reg = reg
 	m.connsRefused = f.NewCounterVec(prometheus.CounterOpts{
 		Name: "pbxd_sip_connections_refused_total",

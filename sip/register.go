@@ -281,7 +281,7 @@ func (r *Registrar) register(q *regRequest, a *regAnswer) {
 		r.reply(a, sip.StatusForbidden, "Forbidden (third-party registration)", resultForbidden)
 		return
 	}
-	if r.thrSrc.Blocked(r.thrSrc.SourceKey(ip), now) || r.thrUser.Blocked(r.thrUser.SourceKey(ip, realm, user), now) {
+	if r.thrSrc.Blocked(r.thrSrc.SourceKeyOf(srcAddr, ip), now) || r.thrUser.Blocked(r.thrUser.SourceKeyOf(srcAddr, ip, realm, user), now) {
 		r.reply(a, sip.StatusForbidden, "Forbidden", resultThrottled)
 		return
 	}
@@ -471,7 +471,7 @@ func contactParams(c *sip.ContactHeader) string {
 
 // contactChanges validates the Contact and Expires headers. It returns the
 // changes, whether Contact was "*", and an error response code (0 if fine).
-func (r *Registrar) contactChanges(q *regRequest) (changes []contactChange, wildcard bool, code int, reason string) {
+func (r *Registrar) contactChanges(q *regRequest, changes []contactChange) (_ []contactChange, wildcard bool, code int, reason string) {
 	hdrExpires := int64(-1)
 	if q.hasExpires {
 		v, ok := parseExpires(q.expires)
@@ -527,7 +527,8 @@ func (r *Registrar) contactChanges(q *regRequest) (changes []contactChange, wild
 
 // updateBindings applies an authenticated REGISTER to the line.
 func (r *Registrar) updateBindings(q *regRequest, a *regAnswer, l *line, lineID string, maxContacts int, now time.Time) {
-	changes, wildcard, code, reason := r.contactChanges(q)
+	var buf [2]contactChange // room for a phone's contacts without allocating
+	changes, wildcard, code, reason := r.contactChanges(q, buf[:0])
 	switch code {
 	case 0:
 	case sip.StatusIntervalToBrief:

@@ -324,3 +324,110 @@ func TestUDPPortInUse(t *testing.T) {
 		}
 	}
 }
+
+func TestReplayCacheGenerations(t *testing.T) {
+	now := time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)
+	c := newReplayCache(2, func() time.Time { return now })
+	get := func(key []byte) ([]byte, bool) {
+		b, st := c.claim(key)
+		if st == replayClaimed {
+			c.release(key)
+		}
+		return b, st == replayHit
+	}
+	key := func(i int) []byte {
+		return appendReplayKey(nil, "192.0.2.1:5060", fmt.Sprint("z9hG4bK", i), 2, "REGISTER")
+	}
+	c.put(key(1), []byte("answer 1"))
+	first, ok := get(key(1))
+	if !ok || string(first) != "answer 1" {
+		t.Fatalf("get 1 = %q %v", first, ok)
+	}
+	if _, ok := get(appendReplayKey(nil, "192.0.2.1:5060", "z9hG4bK1", 3, "REGISTER")); ok {
+		t.Fatal("another CSeq hit")
+	}
+	c.put(key(2), []byte("answer 2"))
+	now = now.Add(replayMinAge)
+	c.put(key(3), []byte("answer 3")) // generation 1 full and old enough: 1 and 2 are the previous one
+	for i := 1; i <= 3; i++ {
+		if b, ok := get(key(i)); !ok || string(b) != fmt.Sprint("answer ", i) {
+			t.Fatalf("get %d = %q %v", i, b, ok)
+		}
+	}
+	c.put(key(4), []byte("answer 4"))
+	now = now.Add(replayMinAge)
+	c.put(key(5), []byte("answer 5")) // 1 and 2 are gone
+	if _, ok := get(key(1)); ok {
+		t.Fatal("entry of a dropped generation still there")
+	}
+	if string(first) != "answer 1" {
+		t.Fatalf("returned bytes changed to %q", first)
+	}
+	now = now.Add(replayTTL + time.Second)
+	c.put(key(6), []byte("answer 6")) // past the TTL: 5 moves to the previous generation
+	c.put(key(7), []byte("answer 7"))
+	if _, ok := get(key(5)); !ok {
+		t.Fatal("entry of the previous generation lost")
+	}
+	if _, ok := get(key(4)); ok {
+		t.Fatal("entry older than two generations still there")
+	}
+}
+
+// TestReplayCacheClaim: a retransmission that arrives while the original
+// is being answered is dropped (busy), then gets the answer (hit).
+func TestReplayCacheClaim(t *testing.T) {
+	c := newReplayCache(8, time.Now)
+	key := appendReplayKey(nil, "192.0.2.1:5060", "z9hG4bK1", 2, "REGISTER")
+	if _, st := c.claim(key); st != replayClaimed {
+		t.Fatalf("first claim: %d", st)
+	}
+	if _, st := c.claim(key); st != replayBusy {
+		t.Fatalf("claim while answering: %d", st)
+	}
+	c.put(key, []byte("200"))
+	c.release(key)
+	if b, st := c.claim(key); st != replayHit || string(b) != "200" {
+		t.Fatalf("claim after the answer: %d %q", st, b)
+	}
+	other := appendReplayKey(nil, "192.0.2.1:5060", "z9hG4bK2", 2, "REGISTER")
+	if _, st := c.claim(other); st != replayClaimed {
+		t.Fatalf("claim of another request: %d", st)
+	}
+	c.release(other) // no answer (e.g. dropped for size): claimable again
+	if _, st := c.claim(other); st != replayClaimed {
+		t.Fatalf("claim after a release without answer: %d", st)
+	}
+}
+
+// TestReplayCacheOutlivesRetransmissions: under overload a full
+// generation is kept until it is replayMinAge old (up to 4 times full),
+// so a retransmission seconds later still gets the answer.
+func TestReplayCacheOutlivesRetransmissions(t *testing.T) {
+	now := time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)
+	c := newReplayCache(2, func() time.Time { return now })
+	key := func(i int) []byte { return appendReplayKey(nil, "192.0.2.1:5060", fmt.Sprint("b", i), 2, "REGISTER") }
+	hit := func(i int) bool {
+		_, st := c.claim(key(i))
+		if st == replayClaimed {
+			c.release(key(i))
+		}
+		return st == replayHit
+	}
+	for i := range 12 { // 6 times a generation within 1.2 s
+		c.put(key(i), []byte("200"))
+		now = now.Add(100 * time.Millisecond)
+	}
+	// Rotated only at 4 times full: entries 0-7 went to the previous
+	// generation at the 9th put, 8-11 are current.
+	for i := range 12 {
+		if !hit(i) {
+			t.Errorf("answer %d lost within 1.2 s", i)
+		}
+	}
+	now = now.Add(replayMinAge)
+	c.put(key(12), []byte("200")) // full and old: rotates
+	if hit(0) || !hit(8) || !hit(12) {
+		t.Errorf("after the rotation: 0 %v, 8 %v, 12 %v", hit(0), hit(8), hit(12))
+	}
+}

@@ -96,9 +96,15 @@ func (l *Limiter) Key(parts ...string) Key {
 // SourceKey hashes the source address ip (grouped as Source does) and
 // extra parts, e.g. a username.
 func (l *Limiter) SourceKey(ip string, extra ...string) Key {
+	return l.SourceKeyOf(Source(ip), ip, extra...)
+}
+
+// SourceKeyOf is SourceKey for a caller that already has src =
+// Source(ip): the address is not parsed again.
+func (l *Limiter) SourceKeyOf(src netip.Addr, ip string, extra ...string) Key {
 	var h maphash.Hash
 	h.SetSeed(l.seed)
-	if a := Source(ip); a.IsValid() {
+	if a := src; a.IsValid() {
 		b := a.As16()
 		h.Write(b[:])
 	} else {
