@@ -54,6 +54,10 @@ type node struct {
 	// listed is what the last List read (see listedState); nil when
 	// dropped. Guarded by idxMu.
 	listed *listedState
+
+	// view is the node's own backend once the backend is split (see
+	// Split): its events and resync signals go there.
+	view *nodeBackend
 }
 
 // listedTTL bounds how long what List read may stand in for Apply's GETs.
@@ -547,7 +551,7 @@ func (n *node) remove(ctx context.Context, lineID string) error {
 	delete(n.contacts, lineID)
 	n.mu.Unlock()
 	if had {
-		n.b.emit(pbx.RegistrationEvent{LineID: lineID, At: time.Now()})
+		n.emit(pbx.RegistrationEvent{LineID: lineID, At: time.Now()})
 	}
 	return nil
 }
@@ -811,7 +815,7 @@ func (n *node) run(ctx context.Context) {
 				n.pace.reset() // writes that failed while it was away wait no longer
 				n.setConnected(true)
 				n.b.m.resyncs.WithLabelValues(n.cfg.Name, reason).Inc()
-				n.b.signalResync()
+				n.signalResync()
 				log.Info("asterisk connected", "reason", reason)
 			}
 		}
@@ -945,7 +949,7 @@ func (n *node) handle(ev event) {
 		}
 		out := snapshot(line, set, now)
 		n.mu.Unlock()
-		n.b.emit(out)
+		n.emit(out)
 		if ev.ContactInfo.ContactStatus != "Removed" && ev.ContactInfo.AOR != "" {
 			select {
 			case n.fills <- contactRef{line: line, uri: ev.ContactInfo.URI, aor: ev.ContactInfo.AOR}:
@@ -966,7 +970,7 @@ func (n *node) handle(ev event) {
 		}
 		delete(n.contacts, line)
 		n.mu.Unlock()
-		n.b.emit(pbx.RegistrationEvent{LineID: line, At: now})
+		n.emit(pbx.RegistrationEvent{LineID: line, At: now})
 	}
 }
 
@@ -1034,7 +1038,7 @@ func (n *node) rebuildContacts(ctx context.Context) error {
 	}
 	n.mu.Unlock()
 	for _, ev := range out {
-		n.b.emit(ev)
+		n.emit(ev)
 	}
 	return nil
 }
