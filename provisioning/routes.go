@@ -33,7 +33,7 @@ func (r *Reconciler) routeRows(ctx context.Context, router pbx.NumberRouter) ([]
 	rows, err := r.pool.Query(ctx, `SELECT n.e164, n.routed_node, n.routed_to, coalesce(a.pbx_node, ''), coalesce(a.sip_domain, ''),
 		coalesce(l.sip_username, ''), coalesce(l.state = 'active' AND a.status = 'active', false)
 		FROM numbers n LEFT JOIN lines l ON l.id = n.line_id LEFT JOIN accounts a ON a.id = l.account_id
-		WHERE n.line_id IS NOT NULL OR n.routed_to <> '' ORDER BY n.e164`)
+		WHERE (n.line_id IS NOT NULL OR n.routed_to <> '')`+r.routeScope()+` ORDER BY n.e164`)
 	if err != nil {
 		return nil, fmt.Errorf("read number routes: %w", err)
 	}
@@ -97,7 +97,7 @@ func (r *Reconciler) syncRoutes(ctx context.Context, verify bool) (int, error) {
 			if rr.routedNode == rr.node && rr.routedTo == rr.target {
 				return nil
 			}
-			if _, err := r.pool.Exec(ctx, `UPDATE numbers SET routed_node = $2, routed_to = $3 WHERE e164 = $1`, rr.number, rr.node, rr.target); err != nil {
+			if _, err := r.pool.Exec(ctx, `UPDATE numbers SET routed_node = $2, routed_to = $3 WHERE e164 = $1`+r.fence(), rr.number, rr.node, rr.target); err != nil {
 				failed.Add(1)
 				r.errs.WithLabelValues("database").Inc()
 			}
