@@ -305,9 +305,11 @@ const (
 	releaseSQL = `UPDATE node_leases SET expires_at = '-infinity' WHERE node = $1 AND owner = $2 AND epoch = $3`
 )
 
-// round is one pass of leases.
+// round is one pass of leases. It may take up to half the lease time (a
+// busy database): the deadline counts from its start, and a renewal that
+// commits within 3/4 of the lease time still lapses after it.
 func (s *shardSet) round(runCtx context.Context) error {
-	ctx, cancel := context.WithTimeout(runCtx, s.ttl/4)
+	ctx, cancel := context.WithTimeout(runCtx, s.ttl/2)
 	defer cancel()
 	start := time.Now()
 	ttl := s.ttl.Milliseconds()
