@@ -451,3 +451,43 @@ func (s *shardSet) shutdown(ctx context.Context) {
 		s.r.log.Warn("remove heartbeat", "err", err)
 	}
 }
+
+// NodeLease is who reconciles an Asterisk node: its lease's holder.
+type NodeLease struct {
+	Node      string    `json:"node"`
+	Owner     string    `json:"owner"` // an instance id
+	Epoch     int64     `json:"epoch"`
+	ExpiresAt time.Time `json:"expires_at"`
+	// Live is false once the lease has lapsed or was released: the node
+	// is reconciled by nobody until an instance takes it.
+	Live bool `json:"live"`
+}
+
+// Instance is a pbxd instance's heartbeat.
+type Instance struct {
+	ID        string    `json:"id"`
+	ExpiresAt time.Time `json:"expires_at"`
+	Live      bool      `json:"live"`
+}
+
+// Cluster lists the node leases and the instances' heartbeats (empty
+// with the built-in registrar).
+func (s *Service) Cluster(ctx context.Context) (nodes []NodeLease, instances []Instance, err error) {
+	rows, err := s.pool.Query(ctx, `SELECT node, owner, epoch, expires_at, expires_at > clock_timestamp() FROM node_leases ORDER BY node`)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read node leases: %w", err)
+	}
+	nodes, err = pgx.CollectRows(rows, pgx.RowToStructByPos[NodeLease])
+	if err != nil {
+		return nil, nil, fmt.Errorf("read node leases: %w", err)
+	}
+	rows, err = s.pool.Query(ctx, `SELECT id, expires_at, expires_at > clock_timestamp() FROM pbxd_instances ORDER BY id`)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read instances: %w", err)
+	}
+	instances, err = pgx.CollectRows(rows, pgx.RowToStructByPos[Instance])
+	if err != nil {
+		return nil, nil, fmt.Errorf("read instances: %w", err)
+	}
+	return nodes, instances, nil
+}

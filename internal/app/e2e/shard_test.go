@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -123,6 +124,23 @@ func TestReconcilerShardsAcrossProcesses(t *testing.T) {
 	}
 	if got := ownedNodes(t, b); !slices.Equal(got, nodes) {
 		t.Errorf("B owns %v after A's death, want %v", got, nodes)
+	}
+	var cluster struct {
+		Nodes []struct {
+			Node, Owner string
+			Live        bool
+		}
+		Instances []struct{ ID string }
+	}
+	db.Op(t, http.StatusOK, "GET", "/v1/cluster/nodes", nil).JSON(t, &cluster)
+	if len(cluster.Nodes) != len(nodes) {
+		t.Fatalf("/v1/cluster/nodes lists %d nodes, want %d", len(cluster.Nodes), len(nodes))
+	}
+	for _, n := range cluster.Nodes {
+		if !n.Live || n.Owner != cluster.Nodes[0].Owner {
+			t.Errorf("/v1/cluster/nodes after A's death: %+v, want every node live on one owner", cluster.Nodes)
+			break
+		}
 	}
 	if n := count(t, pool, `SELECT count(*) FROM lines WHERE revision > applied_revision`); n != 0 {
 		t.Errorf("%d lines not applied", n)
