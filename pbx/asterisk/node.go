@@ -68,7 +68,8 @@ const listedTTL = time.Minute
 // same objects (applyListed). Each line's entry is used at most once and
 // is dropped by any write pbxd makes to the line; the whole state is
 // dropped when the node (re)connects, restarted or failed a health check,
-// and ignored after listedTTL.
+// and after listedTTL (with 100,000 lines it holds hundreds of MB: a resync
+// that repaired nothing would otherwise keep it until the next List).
 type listedState struct {
 	at    time.Time              // when the List began
 	ready bool                   // the List completed and filled names and lines
@@ -678,6 +679,7 @@ func (n *node) list(ctx context.Context) ([]pbx.LineConfig, error) {
 	n.idxMu.Lock()
 	n.listed = st // from now on, writes to a line mark it stale
 	n.idxMu.Unlock()
+	time.AfterFunc(listedTTL, func() { n.dropListedIf(st) })
 	n.scanMu.Lock()
 	owned, eps, err := n.scan(ctx)
 	n.scanMu.Unlock()
