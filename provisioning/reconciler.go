@@ -442,6 +442,9 @@ func (r *Reconciler) scanDesired(rows pgx.Rows) ([]pendingLine, error) {
 // retry, then the number routes that changed. It returns when the next
 // retry is due (zero: none waiting).
 func (r *Reconciler) ApplyPending(ctx context.Context) (time.Time, error) {
+	if r.shards != nil {
+		return r.shards.applyPending(ctx)
+	}
 	next, err := r.applyPendingLines(ctx)
 	if err != nil {
 		return next, err

@@ -255,6 +255,24 @@ func (s *shardSet) resync(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// applyPending runs ApplyPending on every node this instance holds and
+// returns the earliest retry due.
+func (s *shardSet) applyPending(ctx context.Context) (time.Time, error) {
+	var next time.Time
+	var errs []error
+	for _, sh := range s.nodes {
+		if sh.r.node.epoch.Load() == 0 {
+			continue
+		}
+		n, err := sh.r.ApplyPending(ctx)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("node %s: %w", sh.name, err))
+		}
+		next = earliest(next, n)
+	}
+	return next, errors.Join(errs...)
+}
+
 // Owned lists the nodes this instance reconciles now (none without a
 // split backend).
 func (r *Reconciler) Owned() []string {

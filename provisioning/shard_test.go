@@ -96,6 +96,9 @@ func TestShardsShareNodes(t *testing.T) {
 	b2.order(t, 3)
 	eventually(t, "2 lines on n1, 3 on n2", func() bool { return len(nodes.n1.snapshot()) == 2 && len(nodes.n2.snapshot()) == 3 })
 
+	if _, err := c.ApplyPending(t.Context()); err != nil { // the nodes c holds, nothing pending
+		t.Fatal(err)
+	}
 	stopC()
 	eventually(t, "a to own both nodes", func() bool { return slices.Equal(a.Owned(), []string{"n1", "n2"}) })
 	b2.order(t, 4)
