@@ -199,3 +199,26 @@ type NumberRouter interface {
 	// when the number is not routed.
 	HeldRoute(ctx context.Context, node, number string) (string, error)
 }
+
+// Splitter is implemented by backends made of several PBX nodes whose
+// lines can be reconciled apart (Asterisk). Split returns one Backend per
+// node, holding that node's lines only (List, Remove, Events, Resync and
+// Connected are the node's); from then on registration events and resync
+// signals come from those, and the whole backend's Events and Resync stay
+// silent. The reconciler calls it once, before the backend runs, so that
+// several pbxd instances can share the nodes out, one owner per node.
+type Splitter interface {
+	Split() []Node
+}
+
+// Node is one node of a Splitter's backend.
+type Node struct {
+	// Name is the node's name, as accounts name it (LineConfig.Node).
+	Name string
+	// Default is set on the node that holds the lines of accounts naming
+	// no node.
+	Default bool
+	// Backend holds the node's lines only. It has the optional
+	// capabilities of the whole backend.
+	Backend Backend
+}

@@ -55,6 +55,11 @@ type Reconciler struct {
 
 	followed follower // with Options.Local; used by the loop goroutine only
 
+	// node limits a reconciler to one node of a split backend (shard.go);
+	// shards is set on the reconciler that runs the nodes' reconcilers.
+	node   *nodeScope
+	shards *shardSet
+
 	pending     prometheus.Gauge
 	lag         prometheus.Histogram
 	errs        *prometheus.CounterVec
@@ -130,7 +135,7 @@ func (r *Reconciler) prepareAhead(ctx context.Context, batch []pendingLine, prep
 	}
 	rows, err := r.pool.Query(ctx, `SELECT `+desiredCols+` FROM lines l
 		JOIN accounts a ON a.id = l.account_id JOIN packages p ON p.code = l.package_code
-		WHERE l.applied_revision = 0 AND l.revision > 0 AND l.state <> 'deleted' ORDER BY l.changed_at LIMIT $1`, prepareMax)
+		WHERE l.applied_revision = 0 AND l.revision > 0 AND l.state <> 'deleted'`+r.scope("a.pbx_node")+` ORDER BY l.changed_at LIMIT $1`, prepareMax)
 	if err != nil {
 		r.log.Debug("read new lines to prepare", "err", err)
 		return
@@ -189,6 +194,9 @@ func (s *Service) NewReconciler(backend pbx.Backend, o ReconcilerOptions) *Recon
 
 // Run reconciles until ctx ends.
 func (r *Reconciler) Run(ctx context.Context) error {
+	if r.shards != nil {
+		return r.runShards(ctx)
+	}
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return r.listen(ctx) })
 	g.Go(func() error { return r.consumeEvents(ctx) })
@@ -198,6 +206,10 @@ func (r *Reconciler) Run(ctx context.Context) error {
 
 // Wake asks for a pass over pending changes.
 func (r *Reconciler) Wake() {
+	if r.shards != nil {
+		r.shards.wake()
+		return
+	}
 	select {
 	case r.wake <- struct{}{}:
 	default:
@@ -216,7 +228,8 @@ func (r *Reconciler) loop(ctx context.Context) error {
 	// asks for that one itself once it is connected: a timer firing too
 	// would run a second full resync right after the first.
 	first := time.Duration(0)
-	if resyncSignal != nil {
+	if resyncSignal != nil && r.node == nil { // a node's reconciler resyncs when it takes the node
+
 		first = r.o.ResyncInterval
 	}
 	resync := time.NewTimer(first)
@@ -429,6 +442,9 @@ func (r *Reconciler) scanDesired(rows pgx.Rows) ([]pendingLine, error) {
 // retry, then the number routes that changed. It returns when the next
 // retry is due (zero: none waiting).
 func (r *Reconciler) ApplyPending(ctx context.Context) (time.Time, error) {
+	if r.shards != nil {
+		return r.shards.applyPending(ctx)
+	}
 	next, err := r.applyPendingLines(ctx)
 	if err != nil {
 		return next, err
@@ -468,7 +484,7 @@ func (r *Reconciler) applyPendingLines(ctx context.Context) (time.Time, error) {
 	for {
 		rows, err := r.pool.Query(ctx, `SELECT `+desiredCols+` FROM lines l
 			JOIN accounts a ON a.id = l.account_id JOIN packages p ON p.code = l.package_code
-			WHERE l.revision > l.applied_revision ORDER BY l.changed_at LIMIT 1000`)
+			WHERE l.revision > l.applied_revision`+r.scope("a.pbx_node")+` ORDER BY l.changed_at LIMIT 1000`)
 		if err != nil {
 			return nextRetry, fmt.Errorf("read pending lines: %w", err)
 		}
@@ -581,7 +597,7 @@ func (rc *recorder) write(lines []pendingLine) {
 	}
 	now := r.svc.clock.Now()
 	if _, err := r.pool.Exec(rc.ctx, `UPDATE lines l SET applied_revision = greatest(l.applied_revision, v.rev), apply_error = '', applied_at = $3
-		FROM unnest($1::uuid[], $2::bigint[]) AS v(id, rev) WHERE l.id = v.id`, ids, revs, now); err != nil {
+		FROM unnest($1::uuid[], $2::bigint[]) AS v(id, rev) WHERE l.id = v.id`+r.fence(), ids, revs, now); err != nil {
 		r.errs.WithLabelValues("database").Add(float64(len(lines)))
 		if rc.ctx.Err() == nil {
 			r.log.Warn("record applied revisions", "lines", len(lines), "err", err)
@@ -636,7 +652,7 @@ func (r *Reconciler) applyOne(ctx context.Context, pl pendingLine) bool {
 				lvl = slog.LevelDebug
 			}
 			r.log.Log(ctx, lvl, "apply line failed; will retry", "line", pl.cfg.ID, "attempt", st.attempts, "in", delay, "err", err)
-			_, _ = r.pool.Exec(ctx, `UPDATE lines SET apply_error = $2 WHERE id = $1`, pl.cfg.ID, truncate(err.Error(), 500))
+			_, _ = r.pool.Exec(ctx, `UPDATE lines SET apply_error = $2 WHERE id = $1`+r.fence(), pl.cfg.ID, truncate(err.Error(), 500))
 		}
 		return false
 	}
@@ -657,6 +673,9 @@ func truncate(s string, n int) string {
 // database: lines missing or different on the PBX are applied again, lines
 // the PBX holds but the database does not (or deleted) are removed.
 func (r *Reconciler) Resync(ctx context.Context) error {
+	if r.shards != nil {
+		return r.shards.resync(ctx)
+	}
 	r.resyncMutex.Lock()
 	defer r.resyncMutex.Unlock()
 	start := time.Now()
@@ -666,7 +685,7 @@ func (r *Reconciler) Resync(ctx context.Context) error {
 	}
 	rows, err := r.pool.Query(ctx, `SELECT `+desiredCols+` FROM lines l
 		JOIN accounts a ON a.id = l.account_id JOIN packages p ON p.code = l.package_code
-		WHERE l.state <> 'deleted' OR l.revision > l.applied_revision`)
+		WHERE (l.state <> 'deleted' OR l.revision > l.applied_revision)`+r.scope("a.pbx_node"))
 	if err != nil {
 		return fmt.Errorf("read desired lines: %w", err)
 	}
@@ -761,19 +780,24 @@ func (r *Reconciler) consumeEvents(ctx context.Context) error {
 			if !ok {
 				return nil
 			}
-			r.regEvents.Inc()
-			contacts := ev.Contacts
-			if contacts == nil {
-				contacts = []pbx.Contact{}
-			}
-			b, _ := json.Marshal(contacts)
-			at := ev.At
-			if at.IsZero() {
-				at = r.svc.clock.Now()
-			}
-			if _, err := r.pool.Exec(ctx, `UPDATE lines SET reg_contacts = $2, reg_updated_at = $3 WHERE id::text = $1`, ev.LineID, b, at); err != nil && ctx.Err() == nil {
-				r.log.Warn("store registration state", "line", ev.LineID, "err", err)
-			}
+			r.storeEvent(ctx, ev)
 		}
+	}
+}
+
+// storeEvent stores one line's registration state.
+func (r *Reconciler) storeEvent(ctx context.Context, ev pbx.RegistrationEvent) {
+	r.regEvents.Inc()
+	contacts := ev.Contacts
+	if contacts == nil {
+		contacts = []pbx.Contact{}
+	}
+	b, _ := json.Marshal(contacts)
+	at := ev.At
+	if at.IsZero() {
+		at = r.svc.clock.Now()
+	}
+	if _, err := r.pool.Exec(ctx, `UPDATE lines SET reg_contacts = $2, reg_updated_at = $3 WHERE id::text = $1`+r.fence(), ev.LineID, b, at); err != nil && ctx.Err() == nil {
+		r.log.Warn("store registration state", "line", ev.LineID, "err", err)
 	}
 }

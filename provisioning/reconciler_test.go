@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pbxd/pbxd/internal/clock"
@@ -82,6 +83,7 @@ type bundle struct {
 	rec  *provisioning.Reconciler
 	reg  *prometheus.Registry
 	acct string
+	pool *pgxpool.Pool
 }
 
 func setup(t testing.TB) bundle { return setupClock(t, clock.Real{}) }
@@ -109,7 +111,7 @@ func setupClock(t testing.TB, clk clock.Clock) bundle {
 	fake := newFake()
 	rec := svc.NewReconciler(fake, provisioning.ReconcilerOptions{Concurrency: 4, ResyncInterval: time.Hour,
 		RetryMin: 20 * time.Millisecond, RetryMax: 100 * time.Millisecond, Registry: reg, Logger: slog.New(slog.DiscardHandler)})
-	return bundle{svc: svc, fake: fake, rec: rec, reg: reg, acct: acct.ID}
+	return bundle{svc: svc, fake: fake, rec: rec, reg: reg, acct: acct.ID, pool: pool}
 }
 
 func (b bundle) order(t *testing.T, qty int) provisioning.ConfirmResult {

@@ -31,7 +31,8 @@ type routeRow struct {
 
 // routeRows reads the numbers that are on a line or were routed.
 func (r *Reconciler) routeRows(ctx context.Context, router pbx.NumberRouter) ([]routeRow, error) {
-	rows, err := provdb.New(r.pool).RouteRows(ctx)
+	node, isDefault := r.nodeScope()
+	rows, err := provdb.New(r.pool).RouteRows(ctx, provdb.RouteRowsParams{Node: node, IsDefault: isDefault})
 	if err != nil {
 		return nil, fmt.Errorf("read number routes: %w", err)
 	}
@@ -64,6 +65,7 @@ func (r *Reconciler) syncRoutes(ctx context.Context, verify bool) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	fenceNode, fenceEpoch := r.fenceArgs()
 	var g errgroup.Group
 	g.SetLimit(r.o.Concurrency)
 	var failed, written atomic.Int64
@@ -89,7 +91,7 @@ func (r *Reconciler) syncRoutes(ctx context.Context, verify bool) (int, error) {
 			if rr.routedNode == rr.node && rr.routedTo == rr.target {
 				return nil
 			}
-			if err := provdb.New(r.pool).SetNumberRoute(ctx, provdb.SetNumberRouteParams{E164: rr.number, RoutedNode: rr.node, RoutedTo: rr.target}); err != nil {
+			if err := provdb.New(r.pool).SetNumberRoute(ctx, provdb.SetNumberRouteParams{E164: rr.number, RoutedNode: rr.node, RoutedTo: rr.target, FenceNode: fenceNode, FenceEpoch: fenceEpoch}); err != nil {
 				failed.Add(1)
 				r.errs.WithLabelValues("database").Inc()
 			}

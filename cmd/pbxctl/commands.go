@@ -23,6 +23,8 @@ func (c *cli) dispatch(args []string) error {
 	switch cmd {
 	case "status":
 		return c.show("GET", "/v1/status", nil, nil)
+	case "nodes":
+		return c.list("/v1/cluster/nodes", "nodes", []string{"node", "owner", "epoch", "expires_at", "live"})
 	case "packages":
 		return c.list("/v1/packages", "packages", []string{"code", "name", "kind", "price_minor", "currency", "trial_days", "dial_context", "retired"})
 	case "accounts":

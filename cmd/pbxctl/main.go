@@ -125,6 +125,7 @@ const usage = `usage: pbxctl [-url URL] [-token TOKEN] [-o table|json] [-q] COMM
   ACCT=$(pbxctl -q accounts create -name Acme -domain acme.example.net)
 
   status                                   daemon version and readiness
+  nodes                                    which instance reconciles which Asterisk node
   packages                                 the catalog
   accounts list
   accounts show ACCOUNT

@@ -42,12 +42,18 @@ func (a *App) buildBackend(cfg *config.Config) error {
 		return nil
 	})
 	maxContacts := cfg.SIP.MaxContacts
-	a.reconciler = a.prov.NewReconciler(backend, provisioning.ReconcilerOptions{
+	ro := provisioning.ReconcilerOptions{
 		Concurrency: cfg.Reconciler.Concurrency, ResyncInterval: cfg.Reconciler.ResyncInterval.D(),
 		RetryMin: cfg.Reconciler.RetryMin.D(), RetryMax: cfg.Reconciler.RetryMax.D(), MaxContacts: maxContacts,
 		Local:    cfg.Backend == "builtin", // each instance's registrar needs every line
 		Registry: a.reg, Logger: a.log.With("component", "reconciler"),
-	})
+	}
+	if split, ok := backend.(pbx.Splitter); ok {
+		// Several instances share the nodes out, one owner per node.
+		a.reconciler = a.prov.NewShardedReconciler(split, ro, provisioning.ShardOptions{LeaseTTL: cfg.Reconciler.LeaseTTL.D()})
+	} else {
+		a.reconciler = a.prov.NewReconciler(backend, ro)
+	}
 	a.parts = append(a.parts, part{"reconciler", a.reconciler.Run})
 	return nil
 }

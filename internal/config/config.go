@@ -166,6 +166,10 @@ type Reconciler struct {
 	ResyncInterval Duration `yaml:"resync_interval"`
 	RetryMin       Duration `yaml:"retry_min"`
 	RetryMax       Duration `yaml:"retry_max"`
+	// LeaseTTL bounds the takeover of a dead instance's Asterisk nodes
+	// (about 1.25 × LeaseTTL): each node is reconciled by the holder of its
+	// lease, renewed every quarter of it.
+	LeaseTTL Duration `yaml:"lease_ttl"`
 }
 
 // Scheduler tunes the scheduled jobs' leader election.
@@ -592,6 +596,9 @@ func (c *Config) validateReconciler(ps *problems) {
 	}
 	if c.Scheduler.CheckInterval < Duration(100*time.Millisecond) || c.Scheduler.CheckInterval > Duration(time.Hour) {
 		ps.bad("scheduler.check_interval", "must be between 100ms and 1h")
+	}
+	if c.Reconciler.LeaseTTL < Duration(time.Second) || c.Reconciler.LeaseTTL > Duration(10*time.Minute) {
+		ps.bad("reconciler.lease_ttl", "must be between 1s and 10m")
 	}
 	if c.Reconciler.ResyncInterval < Duration(time.Second) {
 		ps.bad("reconciler.resync_interval", "must be at least 1s")

@@ -117,6 +117,7 @@ func New(opts Options) *API {
 		a.scheduledRoutes(opts.Provisioning)
 		a.requestRoutes(opts.Provisioning)
 		a.hardwareRoutes(opts.Provisioning)
+		a.clusterRoutes(opts.Provisioning)
 	}
 	if opts.Provision != nil {
 		a.handle("GET /provision/{file}", opts.Provision)

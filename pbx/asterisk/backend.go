@@ -191,13 +191,6 @@ func (b *Backend) emit(ev pbx.RegistrationEvent) {
 	}
 }
 
-func (b *Backend) signalResync() {
-	select {
-	case b.resync <- struct{}{}:
-	default:
-	}
-}
-
 // objectID is the id of a line's auth object and its ownership marker.
 func (b *Backend) objectID(lineID string) string { return b.cfg.ObjectPrefix + lineID }
 

@@ -130,7 +130,7 @@ func (n *node) fill(ctx context.Context, ref contactRef, recheck bool) (time.Tim
 		delete(set, ref.uri)
 		out := snapshot(ref.line, set, now)
 		n.mu.Unlock()
-		n.b.emit(out)
+		n.emit(out)
 		return time.Time{}, false
 	}
 	exp, err := strconv.ParseInt(obj["expiration_time"], 10, 64)
@@ -148,6 +148,6 @@ func (n *node) fill(ctx context.Context, ref contactRef, recheck bool) (time.Tim
 	set[ref.uri] = c
 	out := snapshot(ref.line, set, now)
 	n.mu.Unlock()
-	n.b.emit(out)
+	n.emit(out)
 	return again, true
 }

@@ -57,6 +57,10 @@ type node struct {
 	// prepared is what Prepare wrote of the lines it created, line id →
 	// entry (see takePrepared). Guarded by idxMu.
 	prepared map[string]preparedLine
+
+	// view is the node's own backend once the backend is split (see
+	// Split): its events and resync signals go there.
+	view *nodeBackend
 }
 
 // preparedLine is a line whose auth and aor Prepare has just created with
@@ -80,7 +84,8 @@ const listedTTL = time.Minute
 // same objects (applyListed). Each line's entry is used at most once and
 // is dropped by any write pbxd makes to the line; the whole state is
 // dropped when the node (re)connects, restarted or failed a health check,
-// and ignored after listedTTL.
+// and after listedTTL (with 100,000 lines it holds hundreds of MB: a resync
+// that repaired nothing would otherwise keep it until the next List).
 type listedState struct {
 	at    time.Time              // when the List began
 	ready bool                   // the List completed and filled names and lines
@@ -598,7 +603,7 @@ func (n *node) remove(ctx context.Context, lineID string) error {
 	delete(n.contacts, lineID)
 	n.mu.Unlock()
 	if had {
-		n.b.emit(pbx.RegistrationEvent{LineID: lineID, At: time.Now()})
+		n.emit(pbx.RegistrationEvent{LineID: lineID, At: time.Now()})
 	}
 	return nil
 }
@@ -725,6 +730,7 @@ func (n *node) list(ctx context.Context) ([]pbx.LineConfig, error) {
 	n.idxMu.Lock()
 	n.listed = st // from now on, writes to a line mark it stale
 	n.idxMu.Unlock()
+	time.AfterFunc(listedTTL, func() { n.dropListedIf(st) })
 	n.scanMu.Lock()
 	owned, eps, err := n.scan(ctx)
 	n.scanMu.Unlock()
@@ -862,7 +868,7 @@ func (n *node) run(ctx context.Context) {
 				n.pace.reset() // writes that failed while it was away wait no longer
 				n.setConnected(true)
 				n.b.m.resyncs.WithLabelValues(n.cfg.Name, reason).Inc()
-				n.b.signalResync()
+				n.signalResync()
 				log.Info("asterisk connected", "reason", reason)
 			}
 		}
@@ -996,7 +1002,7 @@ func (n *node) handle(ev event) {
 		}
 		out := snapshot(line, set, now)
 		n.mu.Unlock()
-		n.b.emit(out)
+		n.emit(out)
 		if ev.ContactInfo.ContactStatus != "Removed" && ev.ContactInfo.AOR != "" {
 			select {
 			case n.fills <- contactRef{line: line, uri: ev.ContactInfo.URI, aor: ev.ContactInfo.AOR}:
@@ -1017,7 +1023,7 @@ func (n *node) handle(ev event) {
 		}
 		delete(n.contacts, line)
 		n.mu.Unlock()
-		n.b.emit(pbx.RegistrationEvent{LineID: line, At: now})
+		n.emit(pbx.RegistrationEvent{LineID: line, At: now})
 	}
 }
 
@@ -1085,7 +1091,7 @@ func (n *node) rebuildContacts(ctx context.Context) error {
 	}
 	n.mu.Unlock()
 	for _, ev := range out {
-		n.b.emit(ev)
+		n.emit(ev)
 	}
 	return nil
 }

@@ -14,8 +14,17 @@ const routeRows = `-- name: RouteRows :many
 SELECT n.e164, n.routed_node, n.routed_to, coalesce(a.pbx_node, '')::text AS node, coalesce(a.sip_domain, '')::text AS sip_domain,
 	coalesce(l.sip_username, '')::text AS sip_username, coalesce(l.state = 'active' AND a.status = 'active', false)::boolean AS active
 FROM numbers n LEFT JOIN lines l ON l.id = n.line_id LEFT JOIN accounts a ON a.id = l.account_id
-WHERE n.line_id IS NOT NULL OR n.routed_to <> '' ORDER BY n.e164
+WHERE (n.line_id IS NOT NULL OR n.routed_to <> '')
+	AND ($1::text = ''
+		OR (l.id IS NOT NULL AND (a.pbx_node = $1 OR ($2::boolean AND a.pbx_node = '')))
+		OR (n.routed_to <> '' AND (n.routed_node = $1 OR ($2 AND n.routed_node = ''))))
+ORDER BY n.e164
 `
+
+type RouteRowsParams struct {
+	Node      string
+	IsDefault bool
+}
 
 type RouteRowsRow struct {
 	E164        string
@@ -29,9 +38,11 @@ type RouteRowsRow struct {
 
 // Inbound number routes (Asterisk): what pbxd last set per number.
 // RouteRows reads the numbers on a line or routed, with where they should
-// ring: routed only while the line and its account are active.
-func (q *Queries) RouteRows(ctx context.Context) ([]RouteRowsRow, error) {
-	rows, err := q.db.Query(ctx, routeRows)
+// ring: routed only while the line and its account are active. A node's
+// reconciler (node <> ”) reads only the numbers on a line of its accounts
+// or last routed on it; the default node also takes those with no node.
+func (q *Queries) RouteRows(ctx context.Context, arg RouteRowsParams) ([]RouteRowsRow, error) {
+	rows, err := q.db.Query(ctx, routeRows, arg.Node, arg.IsDefault)
 	if err != nil {
 		return nil, err
 	}
@@ -59,16 +70,29 @@ func (q *Queries) RouteRows(ctx context.Context) ([]RouteRowsRow, error) {
 }
 
 const setNumberRoute = `-- name: SetNumberRoute :exec
-UPDATE numbers SET routed_node = $1, routed_to = $2 WHERE e164 = $3
+UPDATE numbers SET routed_node = $1, routed_to = $2
+WHERE e164 = $3
+	AND CASE WHEN $4::text = '' THEN true ELSE (SELECT pbxd_node_fence($4, $5::bigint)) END
 `
 
 type SetNumberRouteParams struct {
 	RoutedNode string
 	RoutedTo   string
 	E164       string
+	FenceNode  string
+	FenceEpoch int64
 }
 
+// SetNumberRoute records what was set. A node's reconciler passes its
+// node and lease epoch: the write fails (PX002) unless the lease is still
+// held. CASE keeps the fence unevaluated without a node.
 func (q *Queries) SetNumberRoute(ctx context.Context, arg SetNumberRouteParams) error {
-	_, err := q.db.Exec(ctx, setNumberRoute, arg.RoutedNode, arg.RoutedTo, arg.E164)
+	_, err := q.db.Exec(ctx, setNumberRoute,
+		arg.RoutedNode,
+		arg.RoutedTo,
+		arg.E164,
+		arg.FenceNode,
+		arg.FenceEpoch,
+	)
 	return err
 }
