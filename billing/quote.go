@@ -139,7 +139,13 @@ type RecordItem struct {
 // fault.Conflict); credits wait for the next bill. Invoice accounts: everything waits
 // for the next bill. dueGross is what the preview promised; a different
 // amount is a fault.Conflict. It returns the invoice id, or "".
-func (s *Service) RecordChange(ctx context.Context, tx pgx.Tx, acct Account, changeID string, items []RecordItem, dueGross int64, at time.Time) (string, error) {
+//
+// With last not nil, the invoice's insert is queued into last instead of
+// run: the caller sends last at the very end of its transaction, in one
+// round trip with its COMMIT, because the insert locks the issuer's
+// invoice counter (gapless numbers) until the transaction ends, and every
+// card confirm queues on that lock.
+func (s *Service) RecordChange(ctx context.Context, tx pgx.Tx, last *pgx.Batch, acct Account, changeID string, items []RecordItem, dueGross int64, at time.Time) (string, error) {
 	if len(items) == 0 {
 		return "", nil
 	}
@@ -238,7 +244,11 @@ func (s *Service) RecordChange(ctx context.Context, tx pgx.Tx, acct Account, cha
 	} else { // pending: a bank transfer the operator will mark paid
 		is.inv.DueAt = local.AddDate(0, 0, cfg.PaymentTermDays)
 	}
-	if err := s.issueTx(ctx, tx, is); err != nil {
+	if last != nil {
+		if err := queueInvoices(last, []*issue{is}, cfg.IssuerCode); err != nil {
+			return "", err
+		}
+	} else if err := s.issueTx(ctx, tx, is); err != nil {
 		return "", err
 	}
 	s.countIssued(is.inv)

@@ -41,13 +41,18 @@ type Biller interface {
 	// Refund gives back the payment of a change that can no longer be
 	// applied (none: nothing to do).
 	Refund(ctx context.Context, changeID, reason string) error
+	// QueueRenewalDue queues into b the check RenewDue makes first: due
+	// reports, once b has been sent, whether RenewDue has anything to do.
+	QueueRenewalDue(b *pgx.Batch, accountID string, at time.Time, due *bool)
 	// RenewDue renews the account's subscriptions whose period has begun
 	// but is not invoiced yet, so that a change is priced against the
 	// period in force.
 	RenewDue(ctx context.Context, accountID string, at time.Time) error
-	// Record writes the quote's invoice (with the payment Pay took) or
-	// pending items in tx.
-	Record(ctx context.Context, tx pgx.Tx, acct Account, changeID string, q Quote, at time.Time) (invoiceID string, err error)
+	// Record writes the quote's pending items in tx and queues its invoice
+	// (with the payment Pay took) into last, which the caller sends at the
+	// end of tx, with its COMMIT: the invoice's number locks the issuer's
+	// counter until then.
+	Record(ctx context.Context, tx pgx.Tx, last *pgx.Batch, acct Account, changeID string, q Quote, at time.Time) (invoiceID string, err error)
 }
 
 // Payment is a payment intent as the Biller's PreparePayment returns it,
@@ -286,37 +291,64 @@ type swapPlan struct {
 // PreviewChange works out and stores a change order without applying it.
 func (s *Service) PreviewChange(ctx context.Context, accountID string, req ChangeRequest) (Preview, error) {
 	var pv Preview
-	if err := s.renewDue(ctx, accountID); err != nil {
-		return Preview{}, err
-	}
-	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
-		st, err := readState(ctx, tx, accountID, false, nil)
+	// Two round trips: the state read with the BEGIN of a read-only
+	// snapshot, then its COMMIT with the order's insert (which runs after
+	// it, on its own). The read also tells whether a scheduled change or a
+	// renewal is due; they are applied first, as the jobs would, and the
+	// state read again.
+	renewed := false
+	for {
+		b := &pgx.Batch{}
+		b.BeginTx(pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+		st := queueState(b, accountID, false, nil)
+		var renewalDue bool
+		checkDue := s.biller != nil && uuid.Validate(accountID) == nil && !renewed
+		if checkDue {
+			s.biller.QueueRenewalDue(b, accountID, s.clock.Now(), &renewalDue)
+		}
+		err := inPipeTx(ctx, s.pool, b, func(tx *pipeTx) error {
+			if checkDue && (renewalDue || st.scheduledDue(s.clock.Now())) {
+				return errRenewFirst
+			}
+			p, err := s.makePlan(ctx, tx, st, req)
+			if err != nil {
+				return err
+			}
+			if pv, err = s.render(ctx, p, uuid.NewString()); err != nil {
+				return err
+			}
+			reqJSON, _ := json.Marshal(req)
+			pvJSON, _ := json.Marshal(pv)
+			end := &pgx.Batch{}
+			queueCommit(end)
+			end.Queue(`INSERT INTO change_orders (id, account_id, status, request, preview, basis, created_at)
+				VALUES ($1, $2, 'previewed', $3, $4, $5, $6)`, pv.ID, accountID, reqJSON, pvJSON, pv.basisOf(), pv.CreatedAt)
+			if err := tx.finish(ctx, end); err != nil {
+				return fmt.Errorf("store preview: %w", err)
+			}
+			return nil
+		})
+		if errors.Is(err, errRenewFirst) {
+			if err := s.renewDue(ctx, accountID); err != nil {
+				return Preview{}, err
+			}
+			renewed = true
+			continue
+		}
 		if err != nil {
-			return err
+			if fe, ok := fault.As(err); ok && fe.Kind != fault.NotFound {
+				s.changeOrders.WithLabelValues("refused").Inc()
+			}
+			return Preview{}, err
 		}
-		p, err := s.makePlan(ctx, tx, st, req)
-		if err != nil {
-			return err
-		}
-		pv, err = s.render(ctx, p, uuid.NewString())
-		return err
-	})
-	if err != nil {
-		if fe, ok := fault.As(err); ok && fe.Kind != fault.NotFound {
-			s.changeOrders.WithLabelValues("refused").Inc()
-		}
-		return Preview{}, err
+		s.changeOrders.WithLabelValues("previewed").Inc()
+		return pv, nil
 	}
-	reqJSON, _ := json.Marshal(req)
-	pvJSON, _ := json.Marshal(pv)
-	basis := pv.basisOf()
-	if _, err := s.pool.Exec(ctx, `INSERT INTO change_orders (id, account_id, status, request, preview, basis, created_at)
-		VALUES ($1, $2, 'previewed', $3, $4, $5, $6)`, pv.ID, accountID, reqJSON, pvJSON, basis, pv.CreatedAt); err != nil {
-		return Preview{}, fmt.Errorf("store preview: %w", err)
-	}
-	s.changeOrders.WithLabelValues("previewed").Inc()
-	return pv, nil
 }
+
+// errRenewFirst stops a preview whose account has a scheduled change or a
+// renewal due: renewDue applies them, then the preview reads again.
+var errRenewFirst = errors.New("provisioning: scheduled changes or renewals due first")
 
 // basisOf fingerprints everything the preview promised; confirm recomputes
 // the preview and refuses if this differs.
@@ -386,7 +418,7 @@ func (s *Service) confirm(ctx context.Context, actor, changeID string, accountSc
 		return ConfirmResult{}, err
 	}
 	var payment Payment
-	res, done, err := s.confirmStep(ctx, o, func(tx pgx.Tx, p *plan, pv Preview) error {
+	res, done, err := s.confirmStep(ctx, o, func(tx *pipeTx, p *plan, pv Preview) error {
 		if s.biller == nil || !pv.Priced {
 			return nil
 		}
@@ -403,7 +435,7 @@ func (s *Service) confirm(ctx context.Context, actor, changeID string, accountSc
 		}
 	}
 	var applied ConfirmResult
-	res, done, err = s.confirmStep(ctx, o, func(tx pgx.Tx, p *plan, pv Preview) error {
+	res, done, err = s.confirmStep(ctx, o, func(tx *pipeTx, p *plan, pv Preview) error {
 		var err error
 		applied, err = s.apply(ctx, tx, actor, p, pv)
 		return err
@@ -469,20 +501,19 @@ func (s *Service) loadChangeOrder(ctx context.Context, changeID, accountScope st
 // reports an order already confirmed, whose first result it returns. The
 // lock, the order's status and the state the plan needs are read in one
 // round trip.
-func (s *Service) confirmStep(ctx context.Context, o changeOrder, fn func(tx pgx.Tx, p *plan, pv Preview) error) (res ConfirmResult, done bool, err error) {
-	err = store.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		var status string
-		var resJSON []byte
-		st, err := readState(ctx, tx, o.accountID, true, func(b *pgx.Batch) {
-			// Under the account lock: a concurrent confirm of the same
-			// order may have finished while we waited.
-			b.Queue(`SELECT status, result FROM change_orders WHERE id = $1`, o.id).QueryRow(func(row pgx.Row) error {
-				return row.Scan(&status, &resJSON)
-			})
+func (s *Service) confirmStep(ctx context.Context, o changeOrder, fn func(tx *pipeTx, p *plan, pv Preview) error) (res ConfirmResult, done bool, err error) {
+	var status string
+	var resJSON []byte
+	b := &pgx.Batch{}
+	b.BeginTx(pgx.TxOptions{})
+	st := queueState(b, o.accountID, true, func(b *pgx.Batch) {
+		// Under the account lock: a concurrent confirm of the same
+		// order may have finished while we waited.
+		b.Queue(`SELECT status, result FROM change_orders WHERE id = $1`, o.id).QueryRow(func(row pgx.Row) error {
+			return row.Scan(&status, &resJSON)
 		})
-		if err != nil {
-			return err
-		}
+	})
+	err = inPipeTx(ctx, s.pool, b, func(tx *pipeTx) error {
 		if status == "confirmed" {
 			done = true
 			return json.Unmarshal(resJSON, &res)
@@ -819,7 +850,7 @@ func (s *Service) render(ctx context.Context, p *plan, id string) (Preview, erro
 
 // apply writes the plan: subscriptions, lines, money, audit, NOTIFY, and
 // marks the order confirmed.
-func (s *Service) apply(ctx context.Context, tx pgx.Tx, actor string, p *plan, pv Preview) (ConfirmResult, error) {
+func (s *Service) apply(ctx context.Context, tx *pipeTx, actor string, p *plan, pv Preview) (ConfirmResult, error) {
 	now := s.clock.Now()
 	res := ConfirmResult{ChangeID: pv.ID, LinesCreated: []LineRef{}, LinesRemoved: []LineRef{}, LinesSwapped: []LineRef{},
 		NumbersReserved: []string{}, NumbersReleased: []string{}}
@@ -867,9 +898,19 @@ func (s *Service) apply(ctx context.Context, tx pgx.Tx, actor string, p *plan, p
 	if res.Scheduled, err = s.applySchedule(ctx, tx, p, pv.ID, now); err != nil {
 		return res, err
 	}
+	// The last writes and the COMMIT in one round trip: the audit record,
+	// the reconciler's wake-up, the order confirmed with its result, and
+	// last the invoice, whose number locks the issuer's counter until the
+	// commit.
+	b := &pgx.Batch{}
+	store.QueueAudit(b, now, actor, p.acct.ID, "change.confirm", pv.ID, map[string]any{
+		"items": pv.Items, "swaps": pv.Swaps, "due_now": pv.DueNow, "credit_next_bill_minor": pv.CreditNextBill,
+	})
+	b.Queue(notifyLinesSQL, NotifyChannel)
+	last := &pgx.Batch{}
 	if s.biller != nil && pv.Priced {
 		// The quote confirm's render just made, which matched the preview.
-		inv, err := s.biller.Record(ctx, tx, p.acct, pv.ID, p.quote, now)
+		inv, err := s.biller.Record(ctx, tx, last, p.acct, pv.ID, p.quote, now)
 		if err != nil {
 			return res, err
 		}
@@ -877,16 +918,11 @@ func (s *Service) apply(ctx context.Context, tx pgx.Tx, actor string, p *plan, p
 			res.InvoiceID = &inv
 		}
 	}
-	// The last writes in one round trip: the audit record, the
-	// reconciler's wake-up, the order confirmed with its result.
-	b := &pgx.Batch{}
-	store.QueueAudit(b, now, actor, p.acct.ID, "change.confirm", pv.ID, map[string]any{
-		"items": pv.Items, "swaps": pv.Swaps, "due_now": pv.DueNow, "credit_next_bill_minor": pv.CreditNextBill,
-	})
-	b.Queue(notifyLinesSQL, NotifyChannel)
 	resJSON, _ := json.Marshal(res)
 	b.Queue(`UPDATE change_orders SET status = 'confirmed', result = $2, confirmed_at = $3 WHERE id = $1`, pv.ID, resJSON, now)
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+	b.QueuedQueries = append(b.QueuedQueries, last.QueuedQueries...)
+	queueCommit(b)
+	if err := tx.finish(ctx, b); err != nil {
 		return res, fmt.Errorf("record the confirm: %w", err)
 	}
 	return res, nil

@@ -83,9 +83,11 @@ func benchConfirm(b *testing.B, mode string, parallelism int, mutate func(*confi
 			retries.Add(1)
 		}
 	}
+	cost := newCostMeter(d.App.Pool())
 	if len(hooks) > 0 {
 		hooks[0]()
 	}
+	cost.begin(b)
 	b.ResetTimer()
 	if parallelism == 0 {
 		for range b.N {
@@ -104,6 +106,7 @@ func benchConfirm(b *testing.B, mode string, parallelism int, mutate func(*confi
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "confirms/s")
 	b.ReportMetric(float64(retries.Load())/float64(b.N), "retries/op")
 	b.StopTimer()
+	cost.end(b)
 	if len(hooks) > 1 {
 		hooks[1]()
 	}
