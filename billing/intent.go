@@ -368,9 +368,12 @@ func (s *Service) PrepareChangePayment(ctx context.Context, tx pgx.Tx, acct Acco
 		}
 		return nil, changeInFlight(busy)
 	}
-	err := tx.QueryRow(ctx, prepareChangePaymentSQL, changeID, acct.ID, a.id, at, dueGross, string(acct.Currency), s.ownerOrNull()).
-		Scan(&refunded, &live, &liveAmount, &busy, &pmID, &pmGateway, &pmToken, &key)
-	if err != nil {
+	// A batch of one, so that the caller may add its COMMIT to it.
+	b := &pgx.Batch{}
+	b.Queue(prepareChangePaymentSQL, changeID, acct.ID, a.id, at, dueGross, string(acct.Currency), s.ownerOrNull()).QueryRow(func(row pgx.Row) error {
+		return row.Scan(&refunded, &live, &liveAmount, &busy, &pmID, &pmGateway, &pmToken, &key)
+	})
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return nil, fmt.Errorf("record payment intent: %w", err)
 	}
 	switch {

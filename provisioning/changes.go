@@ -422,6 +422,9 @@ func (s *Service) confirm(ctx context.Context, actor, changeID string, accountSc
 		if s.biller == nil || !pv.Priced {
 			return nil
 		}
+		// The intent is the transaction's only write: its COMMIT goes in
+		// the same round trip.
+		tx.commitNextBatch()
 		var err error
 		payment, err = s.biller.PreparePayment(ctx, tx, p.acct, changeID, p.quote, s.clock.Now())
 		return err

@@ -16,14 +16,29 @@ import (
 // for a further round trip through a busy client.
 type pipeTx struct {
 	pgx.Tx
-	finished bool
+	commitNext bool
 }
+
+// SendBatch sends b, with the transaction's COMMIT queued last when
+// commitNextBatch asked for it.
+func (t *pipeTx) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
+	if t.commitNext {
+		t.commitNext = false
+		queueCommit(b)
+	}
+	return t.Tx.SendBatch(ctx, b)
+}
+
+// commitNextBatch makes the next batch sent in t (by a callee that writes
+// last in t, in one batch: the payment intent) carry t's COMMIT. A callee
+// that sends none leaves the COMMIT to inPipeTx.
+func (t *pipeTx) commitNextBatch() { t.commitNext = true }
 
 // inPipeTx sends first, which must have been started with
 // first.BeginTx(opts) before anything was queued, on a connection of pool,
 // then runs fn in the transaction first began. The transaction commits
-// after fn unless fn finished it (finish); it rolls back when first or
-// fn fail. first's callbacks run before fn.
+// after fn unless fn's last batch did (finish, commitNextBatch); it rolls
+// back when first or fn fail. first's callbacks run before fn.
 func inPipeTx(ctx context.Context, pool *pgxpool.Pool, first *pgx.Batch, fn func(tx *pipeTx) error) (err error) {
 	c, err := pool.Acquire(ctx)
 	if err != nil {
@@ -48,8 +63,8 @@ func inPipeTx(ctx context.Context, pool *pgxpool.Pool, first *pgx.Batch, fn func
 	if err := fn(tx); err != nil {
 		return err
 	}
-	if tx.finished {
-		return nil
+	if c.Conn().PgConn().TxStatus() == 'I' {
+		return nil // committed by fn's last batch
 	}
 	return tx.Commit(ctx)
 }
@@ -70,9 +85,5 @@ func queueCommit(b *pgx.Batch) {
 // round trip. A statement that fails before the COMMIT leaves the
 // transaction to be rolled back by inPipeTx.
 func (t *pipeTx) finish(ctx context.Context, b *pgx.Batch) error {
-	if err := t.SendBatch(ctx, b).Close(); err != nil {
-		return err
-	}
-	t.finished = true
-	return nil
+	return t.Tx.SendBatch(ctx, b).Close()
 }
