@@ -192,9 +192,25 @@ func TestRecoverSettlesAGoneOwnersAttemptsAtOnce(t *testing.T) {
 		t.Fatalf("%d unknown attempts after recovering with the owner alive, want 1", n)
 	}
 	// The owner is gone (its session ends with it): settled at once.
+	key := crashy.owner.Load()
 	cancel()
 	if err := <-held; err != nil {
 		t.Fatal(err)
+	}
+	// The server ends the closed session, and frees its lock, a moment
+	// after the client has gone: wait for that (generously, under load).
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		var free bool
+		if err := b.pool.QueryRow(t.Context(), `SELECT pg_try_advisory_xact_lock($1, $2)`, int32(ownerLockClass), key).Scan(&free); err != nil {
+			t.Fatal(err)
+		}
+		if free {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the gone owner's lock is still held after 30 s")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	if err := b.svc.Recover(t.Context(), at); err != nil {
 		t.Fatal(err)
