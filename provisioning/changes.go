@@ -385,6 +385,7 @@ func (s *Service) ChangeOrder(ctx context.Context, id string) (Preview, string, 
 // commits the payment intent, the gateway is called outside any
 // transaction and its answer recorded, then a second transaction applies
 // seats, lines (with their PBX revisions), the invoice, the audit trail.
+// A confirm that charges nothing now applies in the first transaction.
 // It refuses with fault.Conflict if anything the preview was computed from
 // has changed, refunding a payment already taken. Confirming twice returns
 // the first result.
@@ -418,26 +419,39 @@ func (s *Service) confirm(ctx context.Context, actor, changeID string, accountSc
 		return ConfirmResult{}, err
 	}
 	var payment Payment
+	var applied ConfirmResult
+	appliedNow := false
 	res, done, err := s.confirmStep(ctx, o, func(tx *pipeTx, p *plan, pv Preview) error {
-		if s.biller == nil || !pv.Priced {
-			return nil
+		if s.biller != nil && pv.Priced {
+			// The intent is the transaction's only write: its COMMIT goes
+			// in the same round trip.
+			tx.commitNextBatch()
+			var err error
+			payment, err = s.biller.PreparePayment(ctx, tx, p.acct, changeID, p.quote, s.clock.Now())
+			tx.commitNext = false
+			if err != nil || payment != nil || tx.Conn().PgConn().TxStatus() == 'I' {
+				return err
+			}
 		}
-		// The intent is the transaction's only write: its COMMIT goes in
-		// the same round trip.
-		tx.commitNextBatch()
+		// Nothing is charged now (an invoice account, a decrease, a card
+		// account's credit): the change is applied in this transaction,
+		// planned once.
 		var err error
-		payment, err = s.biller.PreparePayment(ctx, tx, p.acct, changeID, p.quote, s.clock.Now())
+		applied, err = s.apply(ctx, tx, actor, p, pv)
+		appliedNow = err == nil
 		return err
 	})
 	if err != nil || done {
 		return res, s.refundIfDead(ctx, changeID, err)
+	}
+	if appliedNow {
+		return applied, nil
 	}
 	if payment != nil {
 		if err := s.biller.Pay(ctx, payment); err != nil {
 			return res, err
 		}
 	}
-	var applied ConfirmResult
 	res, done, err = s.confirmStep(ctx, o, func(tx *pipeTx, p *plan, pv Preview) error {
 		var err error
 		applied, err = s.apply(ctx, tx, actor, p, pv)
