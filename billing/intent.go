@@ -197,8 +197,7 @@ func (s *Service) recordChangePaid(ctx context.Context, d decided, now time.Time
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")
 	b.Queue("SET LOCAL synchronous_commit = off")
-	b.Queue(`UPDATE payment_attempts SET outcome = $2, reference = $3, detail = $4, decided_at = $5 WHERE id = $1 AND outcome = 'unknown'`,
-		d.a.id, d.outcome, d.res.TransactionRef, d.res.Message, now).Exec(func(tag pgconn.CommandTag) error {
+	b.Queue(recordChangeAnswerSQL, d.a.id, d.outcome, d.res.TransactionRef, d.res.Message, now).Exec(func(tag pgconn.CommandTag) error {
 		n = int(tag.RowsAffected())
 		return nil
 	})
@@ -420,26 +419,45 @@ type ChangePayment struct {
 // and records the answer. A refusal is a fault.PaymentRequired; an answer
 // lost (ctx ended) leaves the intent for Recover.
 func (s *Service) PayChange(ctx context.Context, p *ChangePayment) error {
+	ans, err := s.ChargeChange(ctx, p)
+	if err != nil || ans == nil {
+		return err
+	}
+	return ans.Record(ctx)
+}
+
+// ChargeChange is PayChange, except that an approval (or a pending
+// transfer) it takes from the gateway is returned unrecorded: the caller
+// records it in the transaction that applies the change (Queue, then
+// Committed), saving a transaction, or on its own (Record) when that
+// transaction fails, before anything else (a refund needs it). Until then
+// the attempt stays unknown, which is what a crash at that point leaves:
+// Recover asks the gateway. nil: nothing left to record.
+func (s *Service) ChargeChange(ctx context.Context, p *ChangePayment) (*ChangeAnswer, error) {
 	attemptID, a := p.id, p.a
 	if a == nil {
 		var err error
 		if a, err = s.loadAttempt(ctx, s.pool, attemptID); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	if a.outcome == "unknown" {
 		res, outcome, err := s.callGateway(ctx, a)
 		if outcome == "" {
-			return fmt.Errorf("charge change %s: %w", a.changeID, err)
+			return nil, fmt.Errorf("charge change %s: %w", a.changeID, err)
 		}
-		done, err := s.recordOutcomes(ctx, []decided{{a: a, res: res, outcome: outcome}}, s.clock.Now())
+		d := decided{a: a, res: res, outcome: outcome}
+		if a.invoiceID == "" && (outcome == "approved" || outcome == "pending") {
+			return &ChangeAnswer{s: s, d: d, at: s.clock.Now()}, nil
+		}
+		done, err := s.recordOutcomes(ctx, []decided{d}, s.clock.Now())
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if len(done) == 1 {
 			a.outcome = outcome
 		} else if a, err = s.loadAttempt(ctx, s.pool, attemptID); err != nil { // Recover recorded another answer first
-			return err
+			return nil, err
 		}
 		if a.outcome == "declined" || a.outcome == "error" {
 			s.log.Info("payment refused", "account", a.accountID, "change", a.changeID, "outcome", a.outcome)
@@ -447,13 +465,56 @@ func (s *Service) PayChange(ctx context.Context, p *ChangePayment) error {
 	}
 	switch a.outcome {
 	case "approved", "pending":
-		return nil
+		return nil, nil
 	case "error":
-		return fault.New(fault.PaymentRequired, "payment_method", "the payment gateway did not answer; nothing was charged, try again")
+		return nil, fault.New(fault.PaymentRequired, "payment_method", "the payment gateway did not answer; nothing was charged, try again")
 	}
 	var detail string
 	_ = s.pool.QueryRow(ctx, `SELECT detail FROM payment_attempts WHERE id = $1`, attemptID).Scan(&detail)
-	return fault.New(fault.PaymentRequired, "payment_method", "the payment was declined: %s", detail)
+	return nil, fault.New(fault.PaymentRequired, "payment_method", "the payment was declined: %s", detail)
+}
+
+// ChangeAnswer is a change payment's approval that ChargeChange took from
+// the gateway and has not recorded.
+type ChangeAnswer struct {
+	s        *Service
+	d        decided
+	at       time.Time
+	queued   int64 // rows the queued UPDATE changed
+	recorded bool
+}
+
+const recordChangeAnswerSQL = `UPDATE payment_attempts SET outcome = $2, reference = $3, detail = $4, decided_at = $5 WHERE id = $1 AND outcome = 'unknown'`
+
+// Queue records the answer in the transaction b is sent in (only if the
+// attempt is still unknown: Recover may have recorded it first).
+func (c *ChangeAnswer) Queue(b *pgx.Batch) {
+	b.Queue(recordChangeAnswerSQL, c.d.a.id, c.d.outcome, c.d.res.TransactionRef, c.d.res.Message, c.at).Exec(func(tag pgconn.CommandTag) error {
+		c.queued = tag.RowsAffected()
+		return nil
+	})
+}
+
+// Committed tells that the transaction the answer was queued in
+// committed: the metric counts it now, so it equals the database.
+func (c *ChangeAnswer) Committed() {
+	if !c.recorded && c.queued == 1 {
+		c.s.m.attempts.WithLabelValues(c.d.outcome).Inc()
+	}
+	c.recorded = true
+}
+
+// Record records the answer on its own, when the transaction it was
+// queued in did not commit (nothing when it did).
+func (c *ChangeAnswer) Record(ctx context.Context) error {
+	if c.recorded {
+		return nil
+	}
+	if _, err := c.s.recordChangePaid(ctx, c.d, c.at); err != nil {
+		return err
+	}
+	c.recorded = true
+	return nil
 }
 
 // RefundChange gives back the payment of a change that could not be

@@ -35,9 +35,11 @@ type Biller interface {
 	// (fault.Conflict) while another change of the account is paid and not
 	// yet applied.
 	PreparePayment(ctx context.Context, tx pgx.Tx, acct Account, changeID string, q Quote, at time.Time) (Payment, error)
-	// Pay charges the intent outside any transaction and records the
-	// answer; a refusal is a fault.PaymentRequired.
-	Pay(ctx context.Context, p Payment) error
+	// Pay charges the intent outside any transaction; a refusal is a
+	// fault.PaymentRequired, recorded. An approval comes back unrecorded
+	// (nil: nothing to record): the caller records it in the transaction
+	// that applies the change, or on its own if that one fails.
+	Pay(ctx context.Context, p Payment) (PaymentAnswer, error)
 	// Refund gives back the payment of a change that can no longer be
 	// applied (none: nothing to do).
 	Refund(ctx context.Context, changeID, reason string) error
@@ -58,6 +60,17 @@ type Biller interface {
 // Payment is a payment intent as the Biller's PreparePayment returns it,
 // opaque to provisioning.
 type Payment any
+
+// PaymentAnswer is a gateway's approval of a change's payment that Pay
+// has not recorded yet.
+type PaymentAnswer interface {
+	// Queue records it in the transaction the batch is sent in.
+	Queue(b *pgx.Batch)
+	// Committed tells that this transaction committed.
+	Committed()
+	// Record records it on its own (the transaction did not commit).
+	Record(ctx context.Context) error
+}
 
 // PriceChange is one package's seat change, for pricing.
 type PriceChange struct {
@@ -421,7 +434,7 @@ func (s *Service) confirm(ctx context.Context, actor, changeID string, accountSc
 	var payment Payment
 	var applied ConfirmResult
 	appliedNow := false
-	res, done, err := s.confirmStep(ctx, o, func(tx *pipeTx, p *plan, pv Preview) error {
+	res, done, err := s.confirmStep(ctx, o, nil, func(tx *pipeTx, p *plan, pv Preview) error {
 		if s.biller != nil && pv.Priced {
 			// The intent is the transaction's only write: its COMMIT goes
 			// in the same round trip.
@@ -447,16 +460,32 @@ func (s *Service) confirm(ctx context.Context, actor, changeID string, accountSc
 	if appliedNow {
 		return applied, nil
 	}
+	var answer PaymentAnswer
 	if payment != nil {
-		if err := s.biller.Pay(ctx, payment); err != nil {
+		if answer, err = s.biller.Pay(ctx, payment); err != nil {
 			return res, err
 		}
 	}
-	res, done, err = s.confirmStep(ctx, o, func(tx *pipeTx, p *plan, pv Preview) error {
+	// The gateway's answer is recorded in the transaction that applies the
+	// change, under the account lock; if that one fails, on its own first.
+	var record func(*pgx.Batch)
+	if answer != nil {
+		record = answer.Queue
+	}
+	res, done, err = s.confirmStep(ctx, o, record, func(tx *pipeTx, p *plan, pv Preview) error {
 		var err error
 		applied, err = s.apply(ctx, tx, actor, p, pv)
 		return err
 	})
+	if answer != nil {
+		if err == nil {
+			answer.Committed()
+		} else if rerr := answer.Record(context.WithoutCancel(ctx)); rerr != nil {
+			// Left unknown: Recover asks the gateway and settles it.
+			s.log.Error("record a payment answer failed; recovery settles it", "change", changeID, "err", rerr)
+			return res, err
+		}
+	}
 	if err == nil && !done {
 		res = applied
 	}
@@ -516,9 +545,9 @@ func (s *Service) loadChangeOrder(ctx context.Context, changeID, accountScope st
 // confirmStep runs fn in a transaction holding the account lock, with the
 // change order's plan recomputed and checked against its preview; done
 // reports an order already confirmed, whose first result it returns. The
-// lock, the order's status and the state the plan needs are read in one
-// round trip.
-func (s *Service) confirmStep(ctx context.Context, o changeOrder, fn func(tx *pipeTx, p *plan, pv Preview) error) (res ConfirmResult, done bool, err error) {
+// BEGIN, the lock, the order's status, more's statements (under the lock)
+// and the state the plan needs go in one round trip.
+func (s *Service) confirmStep(ctx context.Context, o changeOrder, more func(*pgx.Batch), fn func(tx *pipeTx, p *plan, pv Preview) error) (res ConfirmResult, done bool, err error) {
 	var status string
 	var resJSON []byte
 	b := &pgx.Batch{}
@@ -529,6 +558,9 @@ func (s *Service) confirmStep(ctx context.Context, o changeOrder, fn func(tx *pi
 		b.Queue(`SELECT status, result FROM change_orders WHERE id = $1`, o.id).QueryRow(func(row pgx.Row) error {
 			return row.Scan(&status, &resJSON)
 		})
+		if more != nil {
+			more(b)
+		}
 	})
 	err = inPipeTx(ctx, s.pool, b, func(tx *pipeTx) error {
 		if status == "confirmed" {

@@ -202,9 +202,14 @@ func (b billerAdapter) PreparePayment(ctx context.Context, tx pgx.Tx, acct provi
 	return p, nil
 }
 
-// Pay charges the intent outside any transaction.
-func (b billerAdapter) Pay(ctx context.Context, p provisioning.Payment) error {
-	return b.svc.PayChange(ctx, p.(*billing.ChangePayment))
+// Pay charges the intent outside any transaction; an approval comes back
+// unrecorded.
+func (b billerAdapter) Pay(ctx context.Context, p provisioning.Payment) (provisioning.PaymentAnswer, error) {
+	ans, err := b.svc.ChargeChange(ctx, p.(*billing.ChangePayment))
+	if ans == nil || err != nil {
+		return nil, err // no typed nil in the interface
+	}
+	return ans, nil
 }
 
 // Refund gives back a refused change's payment.
