@@ -480,19 +480,30 @@ type ChangeAnswer struct {
 	s        *Service
 	d        decided
 	at       time.Time
-	queued   int64 // rows the queued UPDATE changed
+	token    string // recorded_by: tells this request's write from another's
+	queued   int64  // rows the queued UPDATE changed
 	recorded bool
 }
 
-const recordChangeAnswerSQL = `UPDATE payment_attempts SET outcome = $2, reference = $3, detail = $4, decided_at = $5 WHERE id = $1 AND outcome = 'unknown'`
+// recordChangeAnswerSQL records a change payment's answer if the attempt
+// is still unknown (Recover or a concurrent confirm of the same order may
+// have recorded it first), with the recording request's token.
+const recordChangeAnswerSQL = `UPDATE payment_attempts SET outcome = $2, reference = $3, detail = $4, decided_at = $5, recorded_by = $6
+	WHERE id = $1 AND outcome = 'unknown'`
 
-// Queue records the answer in the transaction b is sent in (only if the
-// attempt is still unknown: Recover may have recorded it first).
+// Queue records the answer in the transaction b is sent in.
 func (c *ChangeAnswer) Queue(b *pgx.Batch) {
-	b.Queue(recordChangeAnswerSQL, c.d.a.id, c.d.outcome, c.d.res.TransactionRef, c.d.res.Message, c.at).Exec(func(tag pgconn.CommandTag) error {
+	b.Queue(recordChangeAnswerSQL, c.d.a.id, c.d.outcome, c.d.res.TransactionRef, c.d.res.Message, c.at, c.tokenOf()).Exec(func(tag pgconn.CommandTag) error {
 		c.queued = tag.RowsAffected()
 		return nil
 	})
+}
+
+func (c *ChangeAnswer) tokenOf() string {
+	if c.token == "" {
+		c.token = uuid.NewString()
+	}
+	return c.token
 }
 
 // Committed tells that the transaction the answer was queued in
@@ -504,17 +515,37 @@ func (c *ChangeAnswer) Committed() {
 	c.recorded = true
 }
 
-// Record records the answer on its own, when the transaction it was
-// queued in did not commit (nothing when it did).
+// Record records the answer on its own when the transaction it was
+// queued in failed (nothing when it committed). That transaction may have
+// committed with its answer lost (a connection cut around the COMMIT):
+// the attempt then holds this request's token, and the answer is counted
+// here. A write of its own that fails is tried twice more, on fresh
+// connections; after that the attempt is left to Recover.
 func (c *ChangeAnswer) Record(ctx context.Context) error {
 	if c.recorded {
 		return nil
 	}
-	if _, err := c.s.recordChangePaid(ctx, c.d, c.at); err != nil {
-		return err
+	var err error
+	for range 3 {
+		var mine bool
+		b := &pgx.Batch{}
+		b.Queue("BEGIN")
+		b.Queue("SET LOCAL synchronous_commit = off") // see recordOutcomes
+		b.Queue(recordChangeAnswerSQL, c.d.a.id, c.d.outcome, c.d.res.TransactionRef, c.d.res.Message, c.at, c.tokenOf())
+		b.Queue("COMMIT")
+		b.Queue(`SELECT coalesce(recorded_by = $2, false) FROM payment_attempts WHERE id = $1`, c.d.a.id, c.token).QueryRow(func(row pgx.Row) error {
+			return row.Scan(&mine)
+		})
+		if err = c.s.pool.SendBatch(ctx, b).Close(); err != nil {
+			continue
+		}
+		if mine {
+			c.s.m.attempts.WithLabelValues(c.d.outcome).Inc()
+		}
+		c.recorded = true
+		return nil
 	}
-	c.recorded = true
-	return nil
+	return fmt.Errorf("record payment outcome: %w", err)
 }
 
 // RefundChange gives back the payment of a change that could not be
