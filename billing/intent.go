@@ -197,7 +197,7 @@ func (s *Service) recordChangePaid(ctx context.Context, d decided, now time.Time
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")
 	b.Queue("SET LOCAL synchronous_commit = off")
-	b.Queue(recordChangeAnswerSQL, d.a.id, d.outcome, d.res.TransactionRef, d.res.Message, now).Exec(func(tag pgconn.CommandTag) error {
+	b.Queue(recordChangeAnswerSQL, d.a.id, d.outcome, d.res.TransactionRef, d.res.Message, now, nil).Exec(func(tag pgconn.CommandTag) error {
 		n = int(tag.RowsAffected())
 		return nil
 	})
