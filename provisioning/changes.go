@@ -396,9 +396,10 @@ func (s *Service) ChangeOrder(ctx context.Context, id string) (Preview, string, 
 // ConfirmChange applies exactly what was previewed. A card account's
 // charge is a durable intent: a first transaction checks the order and
 // commits the payment intent, the gateway is called outside any
-// transaction and its answer recorded, then a second transaction applies
-// seats, lines (with their PBX revisions), the invoice, the audit trail.
-// A confirm that charges nothing now applies in the first transaction.
+// transaction, then a second transaction records its answer and applies
+// seats, lines (with their PBX revisions), the invoice, the audit trail
+// (if it fails, the answer is recorded on its own). A confirm that
+// charges nothing now applies in the first transaction.
 // It refuses with fault.Conflict if anything the preview was computed from
 // has changed, refunding a payment already taken. Confirming twice returns
 // the first result.
