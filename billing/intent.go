@@ -17,9 +17,10 @@ import (
 // gateway's idempotency key) is committed with outcome 'unknown' before the
 // gateway is called; the gateway is called outside any transaction; its
 // answer is recorded in a transaction of its own, with its effect on the
-// invoice it pays (paid, or a dunning step); only then is a paid change
-// applied. A crash anywhere leaves an attempt that Recover settles by
-// asking the gateway under the same key.
+// invoice it pays (paid, or a dunning step). A change's approval is
+// recorded instead in the transaction that applies the change (or on its
+// own first, when that one fails: ChangeAnswer). A crash anywhere leaves an
+// attempt that Recover settles by asking the gateway under the same key.
 
 // attempt is a payment intent as the shell drives it.
 type attempt struct {
