@@ -71,14 +71,17 @@ func inPipeTx(ctx context.Context, pool *pgxpool.Pool, first *pgx.Batch, fn func
 
 // queueCommit queues the transaction's COMMIT into b, at the position the
 // caller chooses (statements after it run on their own, outside the
-// transaction); finish sends b.
-func queueCommit(b *pgx.Batch) {
-	b.Queue("commit").Exec(func(tag pgconn.CommandTag) error {
+// transaction); finish sends b. It returns the queued COMMIT, whose Fn a
+// caller may replace to learn whether it ran.
+func queueCommit(b *pgx.Batch) *pgx.QueuedQuery {
+	q := b.Queue("commit")
+	q.Exec(func(tag pgconn.CommandTag) error {
 		if tag.String() == "ROLLBACK" {
 			return pgx.ErrTxCommitRollback
 		}
 		return nil
 	})
+	return q
 }
 
 // finish sends b, holding the transaction's COMMIT (queueCommit), in one
