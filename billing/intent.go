@@ -17,9 +17,10 @@ import (
 // gateway's idempotency key) is committed with outcome 'unknown' before the
 // gateway is called; the gateway is called outside any transaction; its
 // answer is recorded in a transaction of its own, with its effect on the
-// invoice it pays (paid, or a dunning step); only then is a paid change
-// applied. A crash anywhere leaves an attempt that Recover settles by
-// asking the gateway under the same key.
+// invoice it pays (paid, or a dunning step). A change's approval is
+// recorded instead in the transaction that applies the change (or on its
+// own first, when that one fails: ChangeAnswer). A crash anywhere leaves an
+// attempt that Recover settles by asking the gateway under the same key.
 
 // attempt is a payment intent as the shell drives it.
 type attempt struct {
@@ -197,8 +198,7 @@ func (s *Service) recordChangePaid(ctx context.Context, d decided, now time.Time
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")
 	b.Queue("SET LOCAL synchronous_commit = off")
-	b.Queue(`UPDATE payment_attempts SET outcome = $2, reference = $3, detail = $4, decided_at = $5 WHERE id = $1 AND outcome = 'unknown'`,
-		d.a.id, d.outcome, d.res.TransactionRef, d.res.Message, now).Exec(func(tag pgconn.CommandTag) error {
+	b.Queue(recordChangeAnswerSQL, d.a.id, d.outcome, d.res.TransactionRef, d.res.Message, now, nil).Exec(func(tag pgconn.CommandTag) error {
 		n = int(tag.RowsAffected())
 		return nil
 	})
@@ -368,9 +368,12 @@ func (s *Service) PrepareChangePayment(ctx context.Context, tx pgx.Tx, acct Acco
 		}
 		return nil, changeInFlight(busy)
 	}
-	err := tx.QueryRow(ctx, prepareChangePaymentSQL, changeID, acct.ID, a.id, at, dueGross, string(acct.Currency), s.ownerOrNull()).
-		Scan(&refunded, &live, &liveAmount, &busy, &pmID, &pmGateway, &pmToken, &key)
-	if err != nil {
+	// A batch of one, so that the caller may add its COMMIT to it.
+	b := &pgx.Batch{}
+	b.Queue(prepareChangePaymentSQL, changeID, acct.ID, a.id, at, dueGross, string(acct.Currency), s.ownerOrNull()).QueryRow(func(row pgx.Row) error {
+		return row.Scan(&refunded, &live, &liveAmount, &busy, &pmID, &pmGateway, &pmToken, &key)
+	})
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return nil, fmt.Errorf("record payment intent: %w", err)
 	}
 	switch {
@@ -417,26 +420,45 @@ type ChangePayment struct {
 // and records the answer. A refusal is a fault.PaymentRequired; an answer
 // lost (ctx ended) leaves the intent for Recover.
 func (s *Service) PayChange(ctx context.Context, p *ChangePayment) error {
+	ans, err := s.ChargeChange(ctx, p)
+	if err != nil || ans == nil {
+		return err
+	}
+	return ans.Record(ctx)
+}
+
+// ChargeChange is PayChange, except that an approval (or a pending
+// transfer) it takes from the gateway is returned unrecorded: the caller
+// records it in the transaction that applies the change (Queue, then
+// Committed), saving a transaction, or on its own (Record) when that
+// transaction fails, before anything else (a refund needs it). Until then
+// the attempt stays unknown, which is what a crash at that point leaves:
+// Recover asks the gateway. nil: nothing left to record.
+func (s *Service) ChargeChange(ctx context.Context, p *ChangePayment) (*ChangeAnswer, error) {
 	attemptID, a := p.id, p.a
 	if a == nil {
 		var err error
 		if a, err = s.loadAttempt(ctx, s.pool, attemptID); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	if a.outcome == "unknown" {
 		res, outcome, err := s.callGateway(ctx, a)
 		if outcome == "" {
-			return fmt.Errorf("charge change %s: %w", a.changeID, err)
+			return nil, fmt.Errorf("charge change %s: %w", a.changeID, err)
 		}
-		done, err := s.recordOutcomes(ctx, []decided{{a: a, res: res, outcome: outcome}}, s.clock.Now())
+		d := decided{a: a, res: res, outcome: outcome}
+		if a.invoiceID == "" && (outcome == "approved" || outcome == "pending") {
+			return &ChangeAnswer{s: s, d: d, at: s.clock.Now()}, nil
+		}
+		done, err := s.recordOutcomes(ctx, []decided{d}, s.clock.Now())
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if len(done) == 1 {
 			a.outcome = outcome
 		} else if a, err = s.loadAttempt(ctx, s.pool, attemptID); err != nil { // Recover recorded another answer first
-			return err
+			return nil, err
 		}
 		if a.outcome == "declined" || a.outcome == "error" {
 			s.log.Info("payment refused", "account", a.accountID, "change", a.changeID, "outcome", a.outcome)
@@ -444,13 +466,87 @@ func (s *Service) PayChange(ctx context.Context, p *ChangePayment) error {
 	}
 	switch a.outcome {
 	case "approved", "pending":
-		return nil
+		return nil, nil
 	case "error":
-		return fault.New(fault.PaymentRequired, "payment_method", "the payment gateway did not answer; nothing was charged, try again")
+		return nil, fault.New(fault.PaymentRequired, "payment_method", "the payment gateway did not answer; nothing was charged, try again")
 	}
 	var detail string
 	_ = s.pool.QueryRow(ctx, `SELECT detail FROM payment_attempts WHERE id = $1`, attemptID).Scan(&detail)
-	return fault.New(fault.PaymentRequired, "payment_method", "the payment was declined: %s", detail)
+	return nil, fault.New(fault.PaymentRequired, "payment_method", "the payment was declined: %s", detail)
+}
+
+// ChangeAnswer is a change payment's approval that ChargeChange took from
+// the gateway and has not recorded.
+type ChangeAnswer struct {
+	s        *Service
+	d        decided
+	at       time.Time
+	token    string // recorded_by: tells this request's write from another's
+	queued   int64  // rows the queued UPDATE changed
+	recorded bool
+}
+
+// recordChangeAnswerSQL records a change payment's answer if the attempt
+// is still unknown (Recover or a concurrent confirm of the same order may
+// have recorded it first), with the recording request's token.
+const recordChangeAnswerSQL = `UPDATE payment_attempts SET outcome = $2, reference = $3, detail = $4, decided_at = $5, recorded_by = $6
+	WHERE id = $1 AND outcome = 'unknown'`
+
+// Queue records the answer in the transaction b is sent in.
+func (c *ChangeAnswer) Queue(b *pgx.Batch) {
+	b.Queue(recordChangeAnswerSQL, c.d.a.id, c.d.outcome, c.d.res.TransactionRef, c.d.res.Message, c.at, c.tokenOf()).Exec(func(tag pgconn.CommandTag) error {
+		c.queued = tag.RowsAffected()
+		return nil
+	})
+}
+
+func (c *ChangeAnswer) tokenOf() string {
+	if c.token == "" {
+		c.token = uuid.NewString()
+	}
+	return c.token
+}
+
+// Committed tells that the transaction the answer was queued in
+// committed: the metric counts it now, so it equals the database.
+func (c *ChangeAnswer) Committed() {
+	if !c.recorded && c.queued == 1 {
+		c.s.m.attempts.WithLabelValues(c.d.outcome).Inc()
+	}
+	c.recorded = true
+}
+
+// Record records the answer on its own when the transaction it was
+// queued in failed (nothing when it committed). That transaction may have
+// committed with its answer lost (a connection cut around the COMMIT):
+// the attempt then holds this request's token, and the answer is counted
+// here. A write of its own that fails is tried twice more, on fresh
+// connections; after that the attempt is left to Recover.
+func (c *ChangeAnswer) Record(ctx context.Context) error {
+	if c.recorded {
+		return nil
+	}
+	var err error
+	for range 3 {
+		var mine bool
+		b := &pgx.Batch{}
+		b.Queue("BEGIN")
+		b.Queue("SET LOCAL synchronous_commit = off") // see recordOutcomes
+		b.Queue(recordChangeAnswerSQL, c.d.a.id, c.d.outcome, c.d.res.TransactionRef, c.d.res.Message, c.at, c.tokenOf())
+		b.Queue("COMMIT")
+		b.Queue(`SELECT coalesce(recorded_by = $2, false) FROM payment_attempts WHERE id = $1`, c.d.a.id, c.token).QueryRow(func(row pgx.Row) error {
+			return row.Scan(&mine)
+		})
+		if err = c.s.pool.SendBatch(ctx, b).Close(); err != nil {
+			continue
+		}
+		if mine {
+			c.s.m.attempts.WithLabelValues(c.d.outcome).Inc()
+		}
+		c.recorded = true
+		return nil
+	}
+	return fmt.Errorf("record payment outcome: %w", err)
 }
 
 // RefundChange gives back the payment of a change that could not be

@@ -177,7 +177,6 @@ func TestRecoverSettlesAGoneOwnersAttemptsAtOnce(t *testing.T) {
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
-	key := crashy.owner.Load()
 	if _, err := crashy.Renew(t.Context(), at); err != nil {
 		t.Fatal(err)
 	}
@@ -193,19 +192,19 @@ func TestRecoverSettlesAGoneOwnersAttemptsAtOnce(t *testing.T) {
 		t.Fatalf("%d unknown attempts after recovering with the owner alive, want 1", n)
 	}
 	// The owner is gone (its session ends with it): settled at once.
+	key := crashy.owner.Load()
 	cancel()
 	if err := <-held; err != nil {
 		t.Fatal(err)
 	}
-	// The server ends the closed session, and frees its lock, on its own
-	// time: under load that can be after Close returns.
+	// The server ends the closed session, and frees its lock, a moment
+	// after the client has gone: wait for that (generously, under load).
 	for deadline := time.Now().Add(30 * time.Second); ; {
-		var locked bool
-		if err := b.pool.QueryRow(t.Context(), `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND classid = $1 AND objid = $2 AND objsubid = 2)`,
-			uint32(ownerLockClass), uint32(key)).Scan(&locked); err != nil {
+		var free bool
+		if err := b.pool.QueryRow(t.Context(), `SELECT pg_try_advisory_xact_lock($1, $2)`, int32(ownerLockClass), key).Scan(&free); err != nil {
 			t.Fatal(err)
 		}
-		if !locked {
+		if free {
 			break
 		}
 		if time.Now().After(deadline) {

@@ -139,38 +139,68 @@ type RecordItem struct {
 // fault.Conflict); credits wait for the next bill. Invoice accounts: everything waits
 // for the next bill. dueGross is what the preview promised; a different
 // amount is a fault.Conflict. It returns the invoice id, or "".
-func (s *Service) RecordChange(ctx context.Context, tx pgx.Tx, acct Account, changeID string, items []RecordItem, dueGross int64, at time.Time) (string, error) {
+//
+// With last not nil, the invoice's insert is queued into last instead of
+// run: the caller sends last at the very end of its transaction, in one
+// round trip with its COMMIT, because the insert locks the issuer's
+// invoice counter (gapless numbers) until the transaction ends, and every
+// card confirm queues on that lock.
+func (s *Service) RecordChange(ctx context.Context, tx pgx.Tx, last *pgx.Batch, acct Account, changeID string, items []RecordItem, dueGross int64, at time.Time) (string, error) {
 	if len(items) == 0 {
 		return "", nil
 	}
 	cfg := s.cfg()
 	codes := make([]string, 0, len(items))
+	charged := false // something is charged now, not on the next bill
 	for _, it := range items {
 		codes = append(codes, it.Package)
-	}
-	rows, err := tx.Query(ctx, `SELECT p.code, p.name || CASE WHEN s.cycle = 'annual' THEN ' (annual)' ELSE '' END, coalesce(s.period_price_minor, p.price_minor)
-		FROM packages p LEFT JOIN subscriptions s ON s.package_code = p.code AND s.account_id = $1
-		WHERE p.code = ANY($2)`, acct.ID, codes)
-	if err != nil {
-		return "", fmt.Errorf("read packages: %w", err)
+		charged = charged || (it.AmountMinor > 0 && acct.PaymentMode == ModeCard)
 	}
 	type pkgInfo struct {
 		name string
 		unit int64
 	}
 	info := map[string]pkgInfo{}
-	for rows.Next() {
-		var code string
-		var pi pkgInfo
-		if err := rows.Scan(&code, &pi.name, &pi.unit); err != nil {
-			rows.Close()
-			return "", fmt.Errorf("read packages: %w", err)
+	// One round trip: the packages' names and prices, and for a card
+	// account the change's payment, linked to its invoice as it is read
+	// (the link is deferred to commit; a refusal below rolls it back with
+	// the transaction). The payment was taken before this transaction
+	// (PrepareChangePayment, PayChange): the invoice records it.
+	b := &pgx.Batch{}
+	b.Queue(`SELECT p.code, p.name || CASE WHEN s.cycle = 'annual' THEN ' (annual)' ELSE '' END, coalesce(s.period_price_minor, p.price_minor)
+		FROM packages p LEFT JOIN subscriptions s ON s.package_code = p.code AND s.account_id = $1
+		WHERE p.code = ANY($2)`, acct.ID, codes).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			var code string
+			var pi pkgInfo
+			if err := rows.Scan(&code, &pi.name, &pi.unit); err != nil {
+				return fmt.Errorf("read packages: %w", err)
+			}
+			info[code] = pi
 		}
-		info[code] = pi
+		return rows.Err()
+	})
+	is := &issue{id: derivedID("change", changeID), accountID: acct.ID, status: StatusOpen}
+	var outcome, ref string
+	var paid int64
+	linked := false
+	if charged {
+		b.Queue(`UPDATE payment_attempts SET invoice_id = $2
+			WHERE change_id = $1 AND invoice_id IS NULL AND outcome IN ('approved', 'pending') AND refund_state IS NULL
+			RETURNING outcome, reference, amount_minor`, changeID, is.id).QueryRow(func(row pgx.Row) error {
+			err := row.Scan(&outcome, &ref, &paid)
+			if errors.Is(err, pgx.ErrNoRows) {
+				return nil
+			}
+			if err != nil {
+				return fmt.Errorf("read change payment: %w", err)
+			}
+			linked = true
+			return nil
+		})
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return "", fmt.Errorf("read packages: %w", err)
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return "", err
 	}
 	var charges []Line
 	for _, it := range items {
@@ -206,22 +236,8 @@ func (s *Service) RecordChange(ctx context.Context, tx pgx.Tx, acct Account, cha
 		}
 		return "", nil
 	}
-	// The payment was taken before this transaction (PrepareChangePayment,
-	// PayChange): the invoice records it. It is linked to the invoice as it
-	// is read (the link is deferred to commit); a refusal below rolls the
-	// link back with the transaction.
-	is := &issue{id: derivedID("change", changeID), accountID: acct.ID, status: StatusOpen}
-	var outcome, ref string
-	var paid int64
-	err = tx.QueryRow(ctx, `UPDATE payment_attempts SET invoice_id = $2
-		WHERE change_id = $1 AND invoice_id IS NULL AND outcome IN ('approved', 'pending') AND refund_state IS NULL
-		RETURNING outcome, reference, amount_minor`, changeID, is.id).
-		Scan(&outcome, &ref, &paid)
-	if errors.Is(err, pgx.ErrNoRows) {
+	if !linked {
 		return "", fault.New(fault.Conflict, "payment_method", "no payment was taken for this change; confirm it again")
-	}
-	if err != nil {
-		return "", fmt.Errorf("read change payment: %w", err)
 	}
 	local := at.In(acct.Location)
 	inv, err := BuildInvoice(Draft{Issuer: cfg.Issuer, Customer: acct.Customer(), IssuedAt: local, DueAt: local, Currency: acct.Currency, Lines: charges})
@@ -238,7 +254,11 @@ func (s *Service) RecordChange(ctx context.Context, tx pgx.Tx, acct Account, cha
 	} else { // pending: a bank transfer the operator will mark paid
 		is.inv.DueAt = local.AddDate(0, 0, cfg.PaymentTermDays)
 	}
-	if err := s.issueTx(ctx, tx, is); err != nil {
+	if last != nil {
+		if err := queueInvoices(last, []*issue{is}, cfg.IssuerCode); err != nil {
+			return "", err
+		}
+	} else if err := s.issueTx(ctx, tx, is); err != nil {
 		return "", err
 	}
 	s.countIssued(is.inv)

@@ -131,13 +131,29 @@ feed:
 	return st, nil
 }
 
+// QueueRenewalDue queues into b the check RenewAccount makes first: due
+// reports, once b has been sent, whether the account has a period that
+// began and is not invoiced yet. A change order reads it with the
+// account's state, in the same round trip, and calls RenewAccount only
+// then.
+func QueueRenewalDue(b *pgx.Batch, accountID string, now time.Time, due *bool) {
+	b.Queue(renewalDueSQL, now, accountID).QueryRow(func(row pgx.Row) error {
+		if err := row.Scan(due); err != nil {
+			return fmt.Errorf("check due renewals: %w", err)
+		}
+		return nil
+	})
+}
+
+const renewalDueSQL = `SELECT EXISTS (SELECT 1 FROM subscriptions s WHERE ` + dueCondition + ` AND s.account_id = $2)`
+
 // RenewAccount renews the account's subscriptions due at now, at once: a
 // change order previewed after a period began but before the renewal job
 // invoiced it must be priced against the new period, not the one ended.
 // Nothing due is one cheap query.
 func (s *Service) RenewAccount(ctx context.Context, accountID string, now time.Time) error {
 	var due bool
-	if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM subscriptions s WHERE `+dueCondition+` AND s.account_id = $2)`, now, accountID).Scan(&due); err != nil {
+	if err := s.pool.QueryRow(ctx, renewalDueSQL, now, accountID).Scan(&due); err != nil {
 		return fmt.Errorf("check due renewals: %w", err)
 	}
 	if !due {

@@ -39,11 +39,7 @@ type Account struct {
 
 // Location is the account's time zone (validated at creation).
 func (a Account) Location() *time.Location {
-	loc, err := time.LoadLocation(a.Timezone)
-	if err != nil {
-		return time.UTC
-	}
-	return loc
+	return zoneNamed(a.Timezone)
 }
 
 // NewAccount is what creating an account takes.

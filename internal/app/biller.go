@@ -180,8 +180,9 @@ func (b billerAdapter) Quote(ctx context.Context, acct provisioning.Account, cha
 	return out, nil
 }
 
-// Record writes the quote's invoice or pending items in tx.
-func (b billerAdapter) Record(ctx context.Context, tx pgx.Tx, acct provisioning.Account, changeID string, q provisioning.Quote, at time.Time) (string, error) {
+// Record writes the quote's pending items in tx and queues its invoice in
+// last.
+func (b billerAdapter) Record(ctx context.Context, tx pgx.Tx, last *pgx.Batch, acct provisioning.Account, changeID string, q provisioning.Quote, at time.Time) (string, error) {
 	loc := acct.Location()
 	items := make([]billing.RecordItem, 0, len(q.Items))
 	for _, it := range q.Items {
@@ -189,7 +190,7 @@ func (b billerAdapter) Record(ctx context.Context, tx pgx.Tx, acct provisioning.
 			PeriodStart: billing.DateOf(it.PeriodStart, loc), PeriodEnd: billing.DateOf(it.PeriodEnd, loc), Note: it.Note,
 			Description: it.Description, UnitMinor: it.UnitMinor})
 	}
-	return b.svc.RecordChange(ctx, tx, billingAccount(acct), changeID, items, q.DueNow.GrossMinor, at)
+	return b.svc.RecordChange(ctx, tx, last, billingAccount(acct), changeID, items, q.DueNow.GrossMinor, at)
 }
 
 // PreparePayment commits-to-be the change's payment intent in tx.
@@ -201,14 +202,24 @@ func (b billerAdapter) PreparePayment(ctx context.Context, tx pgx.Tx, acct provi
 	return p, nil
 }
 
-// Pay charges the intent outside any transaction.
-func (b billerAdapter) Pay(ctx context.Context, p provisioning.Payment) error {
-	return b.svc.PayChange(ctx, p.(*billing.ChangePayment))
+// Pay charges the intent outside any transaction; an approval comes back
+// unrecorded.
+func (b billerAdapter) Pay(ctx context.Context, p provisioning.Payment) (provisioning.PaymentAnswer, error) {
+	ans, err := b.svc.ChargeChange(ctx, p.(*billing.ChangePayment))
+	if ans == nil || err != nil {
+		return nil, err // no typed nil in the interface
+	}
+	return ans, nil
 }
 
 // Refund gives back a refused change's payment.
 func (b billerAdapter) Refund(ctx context.Context, changeID, reason string) error {
 	return b.svc.RefundChange(ctx, changeID, reason)
+}
+
+// QueueRenewalDue queues RenewDue's first check into b.
+func (b billerAdapter) QueueRenewalDue(batch *pgx.Batch, accountID string, at time.Time, due *bool) {
+	billing.QueueRenewalDue(batch, accountID, at, due)
 }
 
 // RenewDue invoices the account's periods that began and are not invoiced.
