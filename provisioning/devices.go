@@ -281,7 +281,9 @@ func (s *Service) DeviceByMAC(ctx context.Context, mac phones.MAC) (phones.Devic
 		return d, err
 	}
 	d.MAC, d.Vendor = mac, phones.Vendor(vendor)
-	return d, nil
+	// Phones register to their account's node, and follow its moves.
+	d.Registrar, err = s.PhoneRegistrar(ctx, d.AccountID)
+	return d, err
 }
 
 // DeviceLines implements phones.Directory: the active lines bound to dev

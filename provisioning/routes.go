@@ -30,7 +30,10 @@ type routeRow struct {
 
 // routeRows reads the numbers that are on a line or were routed.
 func (r *Reconciler) routeRows(ctx context.Context, router pbx.NumberRouter) ([]routeRow, error) {
-	rows, err := r.pool.Query(ctx, `SELECT n.e164, n.routed_node, n.routed_to, coalesce(a.pbx_node, ''), coalesce(a.sip_domain, ''),
+	// While an account's move is copying, its routes stay on the node it
+	// comes from (move.go); they follow once every line is on the new one.
+	rows, err := r.pool.Query(ctx, `SELECT n.e164, n.routed_node, n.routed_to,
+		coalesce((SELECT m.from_node FROM account_moves m WHERE m.account_id = a.id AND m.state = 'copying'), a.pbx_node, ''), coalesce(a.sip_domain, ''),
 		coalesce(l.sip_username, ''), coalesce(l.state = 'active' AND a.status = 'active', false)
 		FROM numbers n LEFT JOIN lines l ON l.id = n.line_id LEFT JOIN accounts a ON a.id = l.account_id
 		WHERE n.line_id IS NOT NULL OR n.routed_to <> '' ORDER BY n.e164`)
@@ -46,6 +49,9 @@ func (r *Reconciler) routeRows(ctx context.Context, router pbx.NumberRouter) ([]
 		if err := rows.Scan(&rr.number, &rr.routedNode, &rr.routedTo, &rr.node, &domain, &user, &active); err != nil {
 			return nil, fmt.Errorf("read number routes: %w", err)
 		}
+		// "" is the default node: one name for it, so a route is never
+		// cleared on one alias after being set on the other.
+		rr.node, rr.routedNode = r.svc.nodeName(rr.node), r.svc.nodeName(rr.routedNode)
 		if active {
 			rr.target = router.RouteTarget(pbx.LineConfig{Node: rr.node, Domain: domain, Username: user})
 		}
@@ -112,27 +118,44 @@ func (r *Reconciler) syncRoutes(ctx context.Context, verify bool) (int, error) {
 }
 
 // route writes one number's route and returns how many writes it took. A
-// route held on another node (the account moved) or no longer wanted is
-// cleared; with verify the PBX's route is read first and written only if
-// it differs (a number on a suspended line included).
+// route no longer wanted is cleared. A route held on another node (the
+// account moved) is set on the new node first, then cleared on the old
+// one, so calls to the number always find a route. With verify the PBX's
+// route is read first and written only if it differs (a number on a
+// suspended line included).
 func (r *Reconciler) route(ctx context.Context, router pbx.NumberRouter, rr routeRow, verify bool) (int, error) {
 	n := 0
-	if rr.routedTo != "" && (rr.target == "" || rr.routedNode != rr.node) {
+	moved := rr.routedTo != "" && rr.routedNode != rr.node
+	if rr.routedTo != "" && rr.target == "" {
 		if err := router.SetRoute(ctx, rr.routedNode, rr.number, ""); err != nil {
 			return n, err
 		}
 		n++
-		if rr.routedNode == rr.node && rr.target == "" {
+		if !moved {
 			return n, nil
 		}
 	}
+	k, err := r.setRoute(ctx, router, rr, verify)
+	n += k
+	if err != nil || !moved || rr.target == "" {
+		return n, err
+	}
+	if err := router.SetRoute(ctx, rr.routedNode, rr.number, ""); err != nil {
+		return n, err
+	}
+	return n + 1, nil
+}
+
+// setRoute writes the desired route of a number on its node, after
+// reading it back with verify.
+func (r *Reconciler) setRoute(ctx context.Context, router pbx.NumberRouter, rr routeRow, verify bool) (int, error) {
 	if verify {
 		held, err := router.HeldRoute(ctx, rr.node, rr.number)
 		if err != nil {
-			return n, err
+			return 0, err
 		}
 		if held == rr.target {
-			return n, nil
+			return 0, nil
 		}
 		kind := "stale"
 		if held == "" {
@@ -140,10 +163,10 @@ func (r *Reconciler) route(ctx context.Context, router pbx.NumberRouter, rr rout
 		}
 		r.drift.WithLabelValues(kind).Inc()
 	} else if rr.target == "" {
-		return n, nil
+		return 0, nil
 	}
 	if err := router.SetRoute(ctx, rr.node, rr.number, rr.target); err != nil {
-		return n, err
+		return 0, err
 	}
-	return n + 1, nil
+	return 1, nil
 }

@@ -63,6 +63,7 @@ var (
 	_ pbx.Resyncer      = (*Backend)(nil)
 	_ pbx.ListedApplier = (*Backend)(nil)
 	_ pbx.Preparer      = (*Backend)(nil)
+	_ pbx.NodeRemover   = (*Backend)(nil)
 )
 
 // New builds the backend. cfg gets its defaults and is validated; logger
@@ -218,7 +219,8 @@ func (b *Backend) nodeFor(line pbx.LineConfig) (*node, error) {
 // the endpoint that references them. Objects are never deleted to be
 // updated; a changed username or domain renames the endpoint and aor, so
 // the new ones are created and the old ones deleted. A line that moved to
-// another node is then removed from the old one.
+// another node stays on the old one until RemoveFrom removes it there (an
+// account move removes it only once every line is on the new node).
 func (b *Backend) Apply(ctx context.Context, line pbx.LineConfig) error {
 	return b.apply(ctx, line, false, nil)
 }
@@ -249,16 +251,30 @@ func (b *Backend) apply(ctx context.Context, line pbx.LineConfig, listed bool, h
 		return fmt.Errorf("asterisk: apply line %s on %s: %w", line.ID, n.cfg.Name, err)
 	}
 	b.mu.Lock()
-	prev := b.where[line.ID]
 	b.where[line.ID] = n.cfg.Name
 	b.mu.Unlock()
-	if prev != "" && prev != n.cfg.Name {
-		if old := b.nodes[prev]; old != nil {
-			if err := old.remove(ctx, line.ID); err != nil {
-				return fmt.Errorf("asterisk: remove moved line %s from %s: %w", line.ID, prev, err)
-			}
-		}
+	return nil
+}
+
+// RemoveFrom implements pbx.NodeRemover: it deletes the line's objects on
+// node only ("" the default node), whichever node the line was applied
+// to last. An unknown node is an error.
+func (b *Backend) RemoveFrom(ctx context.Context, node, lineID string) error {
+	if node == "" {
+		node = b.cfg.DefaultNode
 	}
+	n, ok := b.nodes[node]
+	if !ok {
+		return fmt.Errorf("asterisk: remove line %s: unknown node %q", lineID, node)
+	}
+	if err := n.remove(ctx, lineID); err != nil {
+		return fmt.Errorf("asterisk: remove line %s on %s: %w", lineID, node, err)
+	}
+	b.mu.Lock()
+	if b.where[lineID] == node {
+		delete(b.where, lineID)
+	}
+	b.mu.Unlock()
 	return nil
 }
 

@@ -1,0 +1,456 @@
+package provisioning_test
+
+import (
+	"context"
+	"crypto/rand"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pbxd/pbxd/internal/clock"
+	"github.com/pbxd/pbxd/internal/fault"
+	"github.com/pbxd/pbxd/internal/store/storetest"
+	"github.com/pbxd/pbxd/pbx"
+	"github.com/pbxd/pbxd/pbx/asterisk"
+	"github.com/pbxd/pbxd/pbx/asterisk/aritest"
+	"github.com/pbxd/pbxd/provisioning"
+)
+
+// twoNodes is a provisioning service over two ARI test servers, ast1 and
+// ast2, with one account on ast1.
+type twoNodes struct {
+	pool *pgxpool.Pool
+	svc  *provisioning.Service
+	reg  *prometheus.Registry
+	srv  map[string]*aritest.Server
+	acct string
+}
+
+const objectPrefix = "pbxd-"
+
+func setupTwoNodes(t *testing.T) *twoNodes {
+	t.Helper()
+	pool := storetest.NewPool(t)
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	reg := prometheus.NewRegistry()
+	svc, err := provisioning.New(provisioning.Options{Pool: pool, Clock: clock.Real{}, SecretKey: key, Logger: slog.New(slog.DiscardHandler), Registry: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc.SetNodes([]provisioning.Node{{Name: "ast1", Registrar: "pbx1.example.net"}, {Name: "ast2", Registrar: "pbx2.example.net"}})
+	ctx := context.Background()
+	if err := svc.SyncCatalog(ctx, []provisioning.Package{{Code: "world", Name: "World", Kind: "package", PriceMinor: 6990, Currency: "EUR",
+		Cycles: []provisioning.Cycle{{Cycle: "monthly"}}, DialContext: "pkg-world"}}); err != nil {
+		t.Fatal(err)
+	}
+	acct, err := svc.CreateAccount(ctx, "test", provisioning.NewAccount{Name: "Acme", SIPDomain: "acme.example.net", Currency: "EUR",
+		Timezone: "Europe/Paris", PaymentMode: "invoice", SeatPreference: "auto_purchase", ExtFirst: 1000, ExtLast: 99999})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if acct.PBXNode != "ast1" {
+		t.Fatalf("the first account was placed on %q, want ast1 (both empty: the first node)", acct.PBXNode)
+	}
+	return &twoNodes{pool: pool, svc: svc, reg: reg, acct: acct.ID,
+		srv: map[string]*aritest.Server{"ast1": aritest.NewTest(t, aritest.Options{}), "ast2": aritest.NewTest(t, aritest.Options{})}}
+}
+
+// instance is one pbxd's backend and reconciler over the two nodes.
+type instance struct {
+	reg    *prometheus.Registry
+	rec    *provisioning.Reconciler
+	b      *asterisk.Backend
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// start runs a backend and a reconciler, as one pbxd instance does.
+func (tn *twoNodes) start(t *testing.T) *instance {
+	t.Helper()
+	cfg := asterisk.Config{Transport: "transport-udp", RequestTimeout: 5 * time.Second, BackoffMin: 10 * time.Millisecond,
+		BackoffMax: 100 * time.Millisecond, HealthInterval: 50 * time.Millisecond}
+	for _, name := range []string{"ast1", "ast2"} {
+		cfg.Nodes = append(cfg.Nodes, asterisk.NodeConfig{Name: name, URL: tn.srv[name].URL(), Username: "pbxd", Password: "pbxd-secret"})
+	}
+	reg := prometheus.NewRegistry()
+	b, err := asterisk.New(cfg, slog.New(slog.DiscardHandler), reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := tn.svc.NewReconciler(b, provisioning.ReconcilerOptions{Concurrency: 8, ResyncInterval: time.Hour,
+		RetryMin: 20 * time.Millisecond, RetryMax: 200 * time.Millisecond, MoveInterval: 20 * time.Millisecond,
+		Registry: reg, Logger: slog.New(slog.DiscardHandler)})
+	ctx, cancel := context.WithCancel(context.Background())
+	in := &instance{reg: reg, rec: rec, b: b, cancel: cancel, done: make(chan struct{})}
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); _ = b.Run(ctx) }()
+	go func() { defer wg.Done(); _ = rec.Run(ctx) }()
+	go func() { wg.Wait(); close(in.done) }()
+	t.Cleanup(in.stop)
+	return in
+}
+
+// stop ends the instance as a crash would: nothing is finished first.
+func (in *instance) stop() {
+	in.cancel()
+	<-in.done
+}
+
+// held lists the line ids whose auth object the node holds.
+func (tn *twoNodes) held(node string) map[string]bool {
+	out := map[string]bool{}
+	for _, id := range tn.srv[node].ObjectIDs("auth") {
+		if line, ok := strings.CutPrefix(id, objectPrefix); ok {
+			out[line] = true
+		}
+	}
+	return out
+}
+
+// liveLines lists the account's live lines, and which of them have a
+// revision applied.
+func (tn *twoNodes) liveLines(t *testing.T) (live, applied map[string]bool) {
+	t.Helper()
+	live, applied, err := tn.readLines()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return live, applied
+}
+
+func (tn *twoNodes) readLines() (live, applied map[string]bool, err error) {
+	rows, err := tn.pool.Query(context.Background(), `SELECT id::text, applied_revision > 0 FROM lines WHERE account_id = $1 AND state <> 'deleted'`, tn.acct)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer rows.Close()
+	live, applied = map[string]bool{}, map[string]bool{}
+	for rows.Next() {
+		var id string
+		var a bool
+		if err := rows.Scan(&id, &a); err != nil {
+			return nil, nil, err
+		}
+		live[id] = true
+		if a {
+			applied[id] = true
+		}
+	}
+	return live, applied, rows.Err()
+}
+
+func (tn *twoNodes) setLines(t *testing.T, qty int) {
+	t.Helper()
+	pv, err := tn.svc.PreviewChange(t.Context(), tn.acct, provisioning.ChangeRequest{Items: []provisioning.ChangeItem{{Package: "world", Quantity: qty}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tn.svc.ConfirmChange(t.Context(), "test", pv.ID, ""); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitUntil waits for cond with a bound generous enough for a loaded
+// machine; it never asserts speed.
+func waitUntil(t *testing.T, bound time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(bound)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", bound, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// waitOn waits until the node holds exactly the account's live lines.
+func (tn *twoNodes) waitOn(t *testing.T, node string) {
+	t.Helper()
+	waitUntil(t, 3*time.Minute, "every live line on "+node, func() bool {
+		live, _ := tn.liveLines(t)
+		held := tn.held(node)
+		if len(held) != len(live) {
+			return false
+		}
+		for id := range live {
+			if !held[id] {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+func (tn *twoNodes) waitDone(t *testing.T, moveID string) provisioning.Move {
+	t.Helper()
+	var m provisioning.Move
+	waitUntil(t, 5*time.Minute, "the move to be done", func() bool {
+		var err error
+		m, err = tn.svc.GetMove(t.Context(), tn.acct, moveID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m.State == provisioning.MoveDone
+	})
+	return m
+}
+
+// checkFinal asserts the end state of a move to ast2: every live line on
+// ast2 with its current config, nothing of the account left on ast1.
+func (tn *twoNodes) checkFinal(t *testing.T) {
+	t.Helper()
+	live, _ := tn.liveLines(t)
+	on1, on2 := tn.held("ast1"), tn.held("ast2")
+	if len(on1) != 0 {
+		t.Errorf("%d lines left on ast1 after the move", len(on1))
+	}
+	for id := range live {
+		if !on2[id] {
+			t.Errorf("live line %s is not on ast2", id)
+		}
+	}
+	for id := range on2 {
+		if !live[id] {
+			t.Errorf("ast2 holds line %s, which is not live", id)
+		}
+	}
+	if len(live) != len(on2) {
+		t.Errorf("%d live lines, %d on ast2", len(live), len(on2))
+	}
+}
+
+// A move of 1,000 lines while lines are added, removed and changed: no
+// line is ever on neither node, and at the end every live line is on the
+// new node only, the phone files name the new node's registrar.
+func TestMoveUnderConcurrentChanges(t *testing.T) {
+	n := 1000
+	if v := os.Getenv("PBXD_TEST_MOVE_LINES"); v != "" {
+		n, _ = strconv.Atoi(v)
+	}
+	tn := setupTwoNodes(t)
+	in := tn.start(t)
+	tn.setLines(t, n)
+	tn.waitOn(t, "ast1")
+	if reg, err := tn.svc.PhoneRegistrar(t.Context(), tn.acct); err != nil || reg != "pbx1.example.net" {
+		t.Fatalf("phone registrar before the move = %q, %v; want pbx1.example.net", reg, err)
+	}
+
+	// Never on neither node: a line live and applied before a look at both
+	// nodes, and still live after it, is on one of them.
+	stopWatch := make(chan struct{})
+	watchDone := make(chan struct{})
+	var lost []string
+	go func() {
+		defer close(watchDone)
+		for {
+			select {
+			case <-stopWatch:
+				return
+			case <-time.After(30 * time.Millisecond):
+			}
+			_, before, err1 := tn.readLines()
+			on1, on2 := tn.held("ast1"), tn.held("ast2")
+			after, _, err2 := tn.readLines()
+			if err1 != nil || err2 != nil {
+				continue
+			}
+			for id := range before {
+				if after[id] && !on1[id] && !on2[id] {
+					lost = append(lost, id)
+				}
+			}
+		}
+	}()
+
+	start := time.Now()
+	m, err := tn.svc.StartMove(t.Context(), "test", tn.acct, "ast2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.State != provisioning.MoveCopying || m.From != "ast1" || m.To != "ast2" || m.LinesTotal != n {
+		t.Fatalf("started move = %+v", m)
+	}
+	// Concurrent changes while the move runs: more lines, fewer lines,
+	// a password reset.
+	qty := n
+	for i := range 6 {
+		if i%2 == 0 {
+			qty += 25
+		} else {
+			qty -= 15
+		}
+		tn.setLines(t, qty)
+		lines, err := tn.svc.Lines(t.Context(), tn.acct)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tn.svc.ResetPassword(t.Context(), "test", tn.acct, lines[i].ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m = tn.waitDone(t, m.ID)
+	took := time.Since(start)
+	close(stopWatch)
+	<-watchDone
+	if len(lost) > 0 {
+		t.Errorf("%d lines were on neither node during the move (first %s)", len(lost), lost[0])
+	}
+	tn.checkFinal(t)
+	// Every line's current config, password included, is on ast2.
+	drift := func() float64 {
+		return counter(t, in.reg, "pbxd_reconcile_drift_repaired_total", "stale") + counter(t, in.reg, "pbxd_reconcile_drift_repaired_total", "missing") +
+			counter(t, in.reg, "pbxd_reconcile_drift_repaired_total", "misplaced")
+	}
+	before := drift()
+	if err := in.rec.Resync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if d := drift() - before; d != 0 {
+		t.Errorf("a resync after the move repaired %v lines: the move left them stale or missing", d)
+	}
+	if m.LinesTotal != qty || m.LinesDone != qty || m.LinesRemoved < n {
+		t.Errorf("done move = %+v, want %d lines total and done, at least %d removed", m, qty, n)
+	}
+	if reg, err := tn.svc.PhoneRegistrar(t.Context(), tn.acct); err != nil || reg != "pbx2.example.net" {
+		t.Errorf("phone registrar after the move = %q, %v; want pbx2.example.net", reg, err)
+	}
+	if got := counter(t, tn.reg, "pbxd_account_moves_total", "done"); got != 1 {
+		t.Errorf("pbxd_account_moves_total{state=done} = %v, want 1", got)
+	}
+	t.Logf("moved %d lines (%d at the end) from ast1 to ast2 in %s", n, qty, took.Round(time.Millisecond))
+}
+
+// A move interrupted twice, once while copying and once while removing,
+// resumes in a new instance (nothing in memory survives) and ends with
+// every line on the new node only. A copy left behind on the old node
+// after the move is removed by the next full resync.
+func TestMoveResumesAfterACrash(t *testing.T) {
+	const n = 400
+	tn := setupTwoNodes(t)
+	first := tn.start(t)
+	tn.setLines(t, n)
+	tn.waitOn(t, "ast1")
+	// Slow ast2 down so the crash lands in the middle of the copy.
+	tn.srv["ast2"].SetLatency(5 * time.Millisecond)
+	m, err := tn.svc.StartMove(t.Context(), "test", tn.acct, "ast2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 3*time.Minute, "part of the copy", func() bool { return len(tn.held("ast2")) >= n/4 })
+	first.stop()
+	mid, err := tn.svc.GetMove(t.Context(), tn.acct, m.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mid.State != provisioning.MoveCopying || mid.LinesDone >= n {
+		t.Fatalf("after the first crash the move is %+v; want it copying, not every line done", mid)
+	}
+	if got := len(tn.held("ast1")); got != n {
+		t.Fatalf("ast1 holds %d lines mid-copy, want all %d (removal waits for the copy)", got, n)
+	}
+
+	// Second instance: finishes the copy; crash it in the removal.
+	tn.srv["ast2"].SetLatency(0)
+	tn.srv["ast1"].SetLatency(5 * time.Millisecond)
+	second := tn.start(t)
+	waitUntil(t, 3*time.Minute, "part of the removal", func() bool {
+		mv, err := tn.svc.GetMove(t.Context(), tn.acct, m.ID)
+		return err == nil && mv.State == provisioning.MoveRemoving && len(tn.held("ast1")) < n
+	})
+	second.stop()
+	mv, err := tn.svc.GetMove(t.Context(), tn.acct, m.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mv.State == provisioning.MoveDone {
+		t.Log("the second crash came after the removal ended")
+	}
+	// Third instance: resumes the removal and ends the move.
+	tn.srv["ast1"].SetLatency(0)
+	third := tn.start(t)
+	tn.waitDone(t, m.ID)
+	tn.checkFinal(t)
+
+	// A late copy on ast1 (an apply that landed after the removal) is not
+	// left there: the next resync removes it.
+	lines, err := tn.svc.Lines(t.Context(), tn.acct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := third.b.Apply(t.Context(), pbx.LineConfig{ID: lines[0].ID, Node: "ast1", Domain: "acme.example.net",
+		Username: lines[0].SIPUsername, Extension: strconv.Itoa(lines[0].Extension), Context: "pkg-world", Password: "late-copy-secret1", MaxContacts: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if !tn.held("ast1")[lines[0].ID] {
+		t.Fatal("the late copy did not reach ast1")
+	}
+	// (The instance's resync at start may have counted copies the move
+	// was removing meanwhile: only this resync's count is checked.)
+	before := counter(t, third.reg, "pbxd_reconcile_drift_repaired_total", "misplaced")
+	if err := third.rec.Resync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	tn.checkFinal(t)
+	if got := counter(t, third.reg, "pbxd_reconcile_drift_repaired_total", "misplaced") - before; got != 1 {
+		t.Errorf("misplaced drift = %v, want 1", got)
+	}
+}
+
+// Refusals name the field and change nothing.
+func TestMoveRefusals(t *testing.T) {
+	tn := setupTwoNodes(t)
+	for _, tc := range []struct {
+		node, field string
+		kind        fault.Kind
+	}{
+		{"", "node", fault.Invalid},
+		{"ast9", "node", fault.Invalid},
+		{"ast1", "node", fault.Invalid}, // already there
+	} {
+		_, err := tn.svc.StartMove(t.Context(), "test", tn.acct, tc.node)
+		f, ok := fault.As(err)
+		if !ok || f.Field != tc.field || f.Kind != tc.kind {
+			t.Errorf("move to %q: %v, want a %v fault on %s", tc.node, err, tc.kind, tc.field)
+		}
+	}
+	if _, err := tn.svc.StartMove(t.Context(), "test", tn.acct, "ast2"); err != nil {
+		t.Fatal(err)
+	}
+	_, err := tn.svc.StartMove(t.Context(), "test", tn.acct, "ast1")
+	f, ok := fault.As(err)
+	if !ok || f.Field != "node" || f.Kind != fault.Conflict {
+		t.Errorf("a second move while one runs: %v, want a conflict on node", err)
+	}
+	acct, err := tn.svc.Account(t.Context(), tn.acct)
+	if err != nil || acct.PBXNode != "ast2" {
+		t.Errorf("account node = %q, %v; want ast2 (the first move's)", acct.PBXNode, err)
+	}
+	// Capacity: a node without room for the account refuses the move.
+	tn.svc.SetNodes([]provisioning.Node{{Name: "ast1", Capacity: 1}, {Name: "ast2"}, {Name: "ast3", Capacity: 5}})
+	tn2 := tn.svc
+	other, err := tn2.CreateAccount(t.Context(), "test", provisioning.NewAccount{Name: "Beta", SIPDomain: "beta.example.net", Currency: "EUR",
+		Timezone: "Europe/Paris", PaymentMode: "invoice", SeatPreference: "auto_purchase", ExtFirst: 100, ExtLast: 999, PBXNode: "ast2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pv, err := tn.svc.PreviewChange(t.Context(), other.ID, provisioning.ChangeRequest{Items: []provisioning.ChangeItem{{Package: "world", Quantity: 6}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tn.svc.ConfirmChange(t.Context(), "test", pv.ID, ""); err != nil {
+		t.Fatal(err)
+	}
+	_, err = tn.svc.StartMove(t.Context(), "test", other.ID, "ast3")
+	if f, ok := fault.As(err); !ok || f.Field != "node" || f.Kind != fault.Conflict {
+		t.Errorf("a move over capacity: %v, want a conflict on node", err)
+	}
+}
