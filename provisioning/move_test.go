@@ -379,6 +379,13 @@ func TestMoveResumesAfterACrash(t *testing.T) {
 	third := tn.start(t)
 	tn.waitDone(t, m.ID)
 	tn.checkFinal(t)
+	// A resync that started before the move ended may count the copies
+	// the move was removing meanwhile; one that starts after it counts
+	// nothing: settle on one.
+	if err := third.rec.Resync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	before := counter(t, third.reg, "pbxd_reconcile_drift_repaired_total", "misplaced")
 
 	// A late copy on ast1 (an apply that landed after the removal) is not
 	// left there: the next resync removes it.
@@ -393,9 +400,6 @@ func TestMoveResumesAfterACrash(t *testing.T) {
 	if !tn.held("ast1")[lines[0].ID] {
 		t.Fatal("the late copy did not reach ast1")
 	}
-	// (The instance's resync at start may have counted copies the move
-	// was removing meanwhile: only this resync's count is checked.)
-	before := counter(t, third.reg, "pbxd_reconcile_drift_repaired_total", "misplaced")
 	if err := third.rec.Resync(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -452,5 +456,42 @@ func TestMoveRefusals(t *testing.T) {
 	_, err = tn.svc.StartMove(t.Context(), "test", other.ID, "ast3")
 	if f, ok := fault.As(err); !ok || f.Field != "node" || f.Kind != fault.Conflict {
 		t.Errorf("a move over capacity: %v, want a conflict on node", err)
+	}
+}
+
+// Accounts created without a node are placed by capacity and weight; a
+// named node must be a configured one.
+func TestPlacementAtCreation(t *testing.T) {
+	tn := setupTwoNodes(t) // Acme on ast1, no lines
+	tn.svc.SetNodes([]provisioning.Node{{Name: "ast1"}, {Name: "ast2", Weight: 2}, {Name: "ast3", Capacity: 1}})
+	tn.setLines(t, 10) // ast1: 10 lines
+	create := func(domain, node string) (provisioning.Account, error) {
+		return tn.svc.CreateAccount(t.Context(), "test", provisioning.NewAccount{Name: domain, SIPDomain: domain, Currency: "EUR",
+			Timezone: "Europe/Paris", PaymentMode: "invoice", SeatPreference: "auto_purchase", ExtFirst: 100, ExtLast: 999, PBXNode: node})
+	}
+	// ast2 and ast3 are empty: ast2 comes first in the config.
+	a, err := create("b.example.net", "")
+	if err != nil || a.PBXNode != "ast2" {
+		t.Fatalf("placed on %q, %v; want ast2", a.PBXNode, err)
+	}
+	// ast2 has an account, ast3 none: ast3 (accounts per weight 1/2 vs 0).
+	a, err = create("c.example.net", "")
+	if err != nil || a.PBXNode != "ast3" {
+		t.Fatalf("placed on %q, %v; want ast3", a.PBXNode, err)
+	}
+	if _, err := create("d.example.net", "ast9"); err == nil {
+		t.Fatal("an unknown node was accepted")
+	} else if f, ok := fault.As(err); !ok || f.Field != "pbx_node" || f.Kind != fault.Invalid {
+		t.Fatalf("unknown node: %v, want invalid pbx_node", err)
+	}
+	loads, err := tn.svc.NodeLoads(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []provisioning.NodeLoad{{Node: "ast1", Lines: 10, Accounts: 1, Weight: 1}, {Node: "ast2", Accounts: 1, Weight: 2}, {Node: "ast3", Accounts: 1, Capacity: 1, Weight: 1}}
+	for i := range want {
+		if loads[i] != want[i] {
+			t.Errorf("load %d = %+v, want %+v", i, loads[i], want[i])
+		}
 	}
 }
