@@ -26,11 +26,14 @@ import (
 // twoNodes is a provisioning service over two ARI test servers, ast1 and
 // ast2, with one account on ast1.
 type twoNodes struct {
-	pool *pgxpool.Pool
-	svc  *provisioning.Service
-	reg  *prometheus.Registry
-	srv  map[string]*aritest.Server
-	acct string
+	// bound is how long a wait may last: generous, and longer with more
+	// lines.
+	bound time.Duration
+	pool  *pgxpool.Pool
+	svc   *provisioning.Service
+	reg   *prometheus.Registry
+	srv   map[string]*aritest.Server
+	acct  string
 }
 
 const objectPrefix = "pbxd-"
@@ -59,7 +62,7 @@ func setupTwoNodes(t *testing.T) *twoNodes {
 	if acct.PBXNode != "ast1" {
 		t.Fatalf("the first account was placed on %q, want ast1 (both empty: the first node)", acct.PBXNode)
 	}
-	return &twoNodes{pool: pool, svc: svc, reg: reg, acct: acct.ID,
+	return &twoNodes{bound: 5 * time.Minute, pool: pool, svc: svc, reg: reg, acct: acct.ID,
 		srv: map[string]*aritest.Server{"ast1": aritest.NewTest(t, aritest.Options{}), "ast2": aritest.NewTest(t, aritest.Options{})}}
 }
 
@@ -175,7 +178,7 @@ func waitUntil(t *testing.T, bound time.Duration, what string, cond func() bool)
 // waitOn waits until the node holds exactly the account's live lines.
 func (tn *twoNodes) waitOn(t *testing.T, node string) {
 	t.Helper()
-	waitUntil(t, 3*time.Minute, "every live line on "+node, func() bool {
+	waitUntil(t, tn.bound, "every live line on "+node, func() bool {
 		live, _ := tn.liveLines(t)
 		held := tn.held(node)
 		if len(held) != len(live) {
@@ -193,7 +196,7 @@ func (tn *twoNodes) waitOn(t *testing.T, node string) {
 func (tn *twoNodes) waitDone(t *testing.T, moveID string) provisioning.Move {
 	t.Helper()
 	var m provisioning.Move
-	waitUntil(t, 5*time.Minute, "the move to be done", func() bool {
+	waitUntil(t, tn.bound, "the move to be done", func() bool {
 		var err error
 		m, err = tn.svc.GetMove(t.Context(), tn.acct, moveID)
 		if err != nil {
@@ -237,6 +240,7 @@ func TestMoveUnderConcurrentChanges(t *testing.T) {
 		n, _ = strconv.Atoi(v)
 	}
 	tn := setupTwoNodes(t)
+	tn.bound = time.Duration(max(1, n/1000)) * 5 * time.Minute
 	in := tn.start(t)
 	tn.setLines(t, n)
 	tn.waitOn(t, "ast1")
