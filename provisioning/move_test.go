@@ -287,10 +287,10 @@ func TestMoveUnderConcurrentChanges(t *testing.T) {
 	// a password reset.
 	qty := n
 	for i := range 6 {
-		if i%2 == 0 {
-			qty += 25
+		if i%2 == 0 { // within the 10,000 seats a package allows
+			qty -= 25
 		} else {
-			qty -= 15
+			qty += 15
 		}
 		tn.setLines(t, qty)
 		lines, err := tn.svc.Lines(t.Context(), tn.acct)
