@@ -22,8 +22,8 @@ import (
 // Account moves (issue 19). A move of an account from node A to node B:
 //
 //  1. StartMove, in one transaction: the account's pbx_node becomes B and
-//     every live line gets a new revision, so the reconciler pushes each
-//     line to B. A keeps its copies: phones registered there keep working,
+//     every live line gets a new revision, recorded as never applied, so
+//     the reconciler pushes each line to B as a new one (prepared in bulk). A keeps its copies: phones registered there keep working,
 //     their provisioning files and the number routes still name A.
 //     State "copying".
 //  2. When every live line of the account (those added meanwhile
@@ -153,7 +153,11 @@ func (s *Service) StartMove(ctx context.Context, actor, accountID, node string) 
 		if _, err := tx.Exec(ctx, `UPDATE accounts SET pbx_node = $2 WHERE id = $1`, accountID, node); err != nil {
 			return fmt.Errorf("move account: %w", err)
 		}
-		tag, err := tx.Exec(ctx, `UPDATE lines SET revision = revision + 1, changed_at = $2 WHERE account_id = $1 AND state <> 'deleted'`, accountID, now)
+		// applied_revision 0: the new node never held them, so the
+		// reconciler prepares them all before any endpoint (Asterisk's
+		// AOR bookkeeping, see prepareAhead) instead of line by line.
+		tag, err := tx.Exec(ctx, `UPDATE lines SET revision = revision + 1, applied_revision = 0, changed_at = $2
+			WHERE account_id = $1 AND state <> 'deleted'`, accountID, now)
 		if err != nil {
 			return fmt.Errorf("move lines: %w", err)
 		}

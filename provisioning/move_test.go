@@ -131,7 +131,7 @@ func (tn *twoNodes) liveLines(t *testing.T) (live, applied map[string]bool) {
 }
 
 func (tn *twoNodes) readLines() (live, applied map[string]bool, err error) {
-	rows, err := tn.pool.Query(context.Background(), `SELECT id::text, applied_revision > 0 FROM lines WHERE account_id = $1 AND state <> 'deleted'`, tn.acct)
+	rows, err := tn.pool.Query(context.Background(), `SELECT id::text, applied_at IS NOT NULL FROM lines WHERE account_id = $1 AND state <> 'deleted'`, tn.acct)
 	if err != nil {
 		return nil, nil, err
 	}

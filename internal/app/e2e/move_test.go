@@ -1,13 +1,21 @@
 package e2e
 
 import (
+	"context"
+	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/pbxd/pbxd/internal/app/apptest"
 	"github.com/pbxd/pbxd/internal/config"
+	"github.com/pbxd/pbxd/internal/store/storetest"
 	"github.com/pbxd/pbxd/pbx/asterisk/aritest"
 )
 
@@ -137,4 +145,119 @@ func TestAccountMoveAPI(t *testing.T) {
 	if len(nodes.Nodes) != 2 || nodes.Nodes[1].Node != "ast2" || nodes.Nodes[1].Lines != 40 || nodes.Nodes[1].Accounts != 2 {
 		t.Errorf("nodes = %+v", nodes.Nodes)
 	}
+}
+
+// authLines lists the line ids whose auth object srv holds.
+func authLines(srv *aritest.Server) map[string]bool {
+	out := map[string]bool{}
+	for _, id := range lineObjects(srv, "auth") {
+		if l, ok := strings.CutPrefix(id, "pbxd-"); ok {
+			out[l] = true
+		}
+	}
+	return out
+}
+
+// An account move interrupted by kill -9 of the real pbxd process: a
+// second process on the database resumes it. During it no line is ever on
+// neither node; at the end every line is on the new node only.
+func TestAccountMoveSurvivesKill9(t *testing.T) {
+	t.Parallel()
+	const n = 1000
+	s1, s2 := aritest.NewTest(t, aritest.Options{}), aritest.NewTest(t, aritest.Options{})
+	yaml := "backend: asterisk\nasterisk:\n  request_timeout: 5s\n  nodes:\n"
+	for i, s := range []*aritest.Server{s1, s2} {
+		yaml += fmt.Sprintf("    - {name: ast%d, url: '%s', username: %s, password: %s}\n", i+1, s.URL(), s.Username(), s.Password())
+	}
+	bin := buildPbxd(t)
+	dbURL := storetest.NewDatabase(t)
+	cfg := filepath.Join(t.TempDir(), "pbxd.yaml")
+	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	start := func() *pbxdProcess {
+		return startPbxdWith(t, bin, dbURL, t.TempDir(), pbxdOptions{Args: []string{"-config", cfg}})
+	}
+	pool, err := pgxpool.New(t.Context(), dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	first := start()
+	d := &apptest.Daemon{URL: first.base}
+	acct := d.CreateAccount(t, map[string]any{"sip_domain": "kill.voip.example.net", "extension_range": map[string]int{"first": 1000, "last": 2999}})
+	d.Change(t, acct, map[string]any{"package": "world", "quantity": n})
+	live := func() (map[string]bool, error) {
+		rows, err := pool.Query(context.Background(), `SELECT id::text FROM lines WHERE account_id = $1 AND state <> 'deleted' AND applied_at IS NOT NULL`, acct)
+		if err != nil {
+			return nil, err
+		}
+		ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		out := map[string]bool{}
+		for _, id := range ids {
+			out[id] = true
+		}
+		return out, err
+	}
+	eventually(t, 3*time.Minute, "every line on ast1", func() bool { return len(authLines(s1)) == n })
+
+	stop, watched := make(chan struct{}), make(chan []string)
+	go func() {
+		var lost []string
+		defer func() { watched <- lost }()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			before, err1 := live()
+			on1, on2 := authLines(s1), authLines(s2)
+			after, err2 := live()
+			if err1 != nil || err2 != nil {
+				continue
+			}
+			for id := range before {
+				if after[id] && !on1[id] && !on2[id] {
+					lost = append(lost, id)
+				}
+			}
+		}
+	}()
+
+	s2.SetLatency(3 * time.Millisecond) // a copy long enough to be killed in
+	var m moveView
+	d.Op(t, http.StatusAccepted, "POST", "/v1/accounts/"+acct+"/move", map[string]any{"node": "ast2"}).JSON(t, &m)
+	eventually(t, 3*time.Minute, "part of the copy", func() bool { return len(authLines(s2)) >= n/5 })
+	if err := first.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = first.cmd.Wait()
+	killedAt := len(authLines(s2))
+	s2.SetLatency(0)
+	second := start()
+	d2 := &apptest.Daemon{URL: second.base}
+	eventually(t, 5*time.Minute, "the move to end on the second process", func() bool {
+		var cur moveView
+		d2.Op(t, http.StatusOK, "GET", "/v1/accounts/"+acct+"/moves/"+m.ID, nil).JSON(t, &cur)
+		return cur.State == "done"
+	})
+	close(stop)
+	if lost := <-watched; len(lost) > 0 {
+		t.Errorf("%d lines were on neither node during the move (first %s)", len(lost), lost[0])
+	}
+	all, err := live()
+	if err != nil {
+		t.Fatal(err)
+	}
+	on1, on2 := authLines(s1), authLines(s2)
+	if len(on1) != 0 || len(on2) != n || len(all) != n {
+		t.Fatalf("after the move: %d lines on ast1, %d on ast2, %d live; want 0, %d, %d", len(on1), len(on2), len(all), n, n)
+	}
+	for id := range all {
+		if !on2[id] {
+			t.Fatalf("line %s is not on ast2", id)
+		}
+	}
+	t.Logf("killed with %d of %d lines on ast2; the second process finished the move", killedAt, n)
 }

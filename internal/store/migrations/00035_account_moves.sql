@@ -1,9 +1,10 @@
 -- +goose Up
 -- Moves of an account's lines from one Asterisk node to another (issue 19).
 -- When a move starts, accounts.pbx_node already names to_node and every
--- live line of the account gets a new revision, so the reconciler pushes
--- them there; from_node keeps its copies (phones registered there keep
--- working) until every line is applied on to_node ('copying'). Then the
+-- live line of the account gets a new revision, recorded as never applied
+-- (applied_revision 0), so the reconciler pushes them there as new lines;
+-- from_node keeps its copies (phones registered there keep working) until
+-- every line is applied on to_node ('copying'). Then the
 -- lines are removed from from_node ('removing'), up to removed_upto (the
 -- highest line id removed so far, so a restarted pbxd resumes), and the
 -- move is 'done'. At most one move per account is not done.
