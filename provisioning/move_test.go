@@ -196,14 +196,19 @@ func (tn *twoNodes) waitOn(t *testing.T, node string) {
 func (tn *twoNodes) waitDone(t *testing.T, moveID string) provisioning.Move {
 	t.Helper()
 	var m provisioning.Move
+	start, copied := time.Now(), time.Duration(0)
 	waitUntil(t, tn.bound, "the move to be done", func() bool {
 		var err error
 		m, err = tn.svc.GetMove(t.Context(), tn.acct, moveID)
 		if err != nil {
 			t.Fatal(err)
 		}
+		if m.State != provisioning.MoveCopying && copied == 0 {
+			copied = time.Since(start)
+		}
 		return m.State == provisioning.MoveDone
 	})
+	t.Logf("copy seen done after %s, removal after %s more", copied.Round(time.Millisecond), (time.Since(start) - copied).Round(time.Millisecond))
 	return m
 }
 
