@@ -504,3 +504,67 @@ func TestPlacementAtCreation(t *testing.T) {
 		}
 	}
 }
+
+// A number routed to a line of a moving account is routed on the new node
+// when the move is done and no longer on the old one; at no moment of the
+// move is it routed on neither.
+func TestMoveCarriesNumberRoutes(t *testing.T) {
+	tn := setupTwoNodes(t)
+	ctx := t.Context()
+	if err := tn.svc.SyncCatalog(ctx, []provisioning.Package{
+		{Code: "world", Name: "World", Kind: "package", PriceMinor: 6990, Currency: "EUR", Cycles: []provisioning.Cycle{{Cycle: "monthly"}}, DialContext: "pkg-world"},
+		{Code: "did", Name: "Number", Kind: "addon", PriceMinor: 300, Currency: "EUR", Cycles: []provisioning.Cycle{{Cycle: "monthly"}}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tn.svc.ImportNumbers(ctx, "test", provisioning.NumberImport{Country: "FR", Kind: "local", Addon: "did",
+		Numbers: []string{"+33142000001"}}); err != nil {
+		t.Fatal(err)
+	}
+	tn.setLines(t, 50)
+	pv, err := tn.svc.PreviewChange(ctx, tn.acct, provisioning.ChangeRequest{Items: []provisioning.ChangeItem{},
+		Numbers: []provisioning.NumberOrder{{Number: "+33142000001"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tn.svc.ConfirmChange(ctx, "test", pv.ID, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tn.svc.AssignNumber(ctx, "test", tn.acct, "+33142000001", "", false); err != nil {
+		t.Fatal(err)
+	}
+	tn.start(t)
+	const global, target = "PBXD_DID_33142000001", "1000@acme.example.net"
+	routed := func(node string) bool { v, ok := tn.srv[node].Global(global); return ok && v == target }
+	waitUntil(t, tn.bound, "the route on ast1", func() bool { return routed("ast1") })
+
+	stop, watched := make(chan struct{}), make(chan int)
+	go func() {
+		gaps := 0
+		defer func() { watched <- gaps }()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+			if !routed("ast1") && !routed("ast2") {
+				gaps++
+			}
+		}
+	}()
+	tn.srv["ast2"].SetLatency(2 * time.Millisecond)
+	m, err := tn.svc.StartMove(ctx, "test", tn.acct, "ast2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tn.waitDone(t, m.ID)
+	close(stop)
+	if gaps := <-watched; gaps > 0 {
+		t.Errorf("the number was routed on neither node in %d samples", gaps)
+	}
+	if !routed("ast2") || routed("ast1") {
+		t.Errorf("after the move: routed on ast1 %v, on ast2 %v; want only ast2", routed("ast1"), routed("ast2"))
+	}
+	tn.checkFinal(t)
+}
