@@ -255,6 +255,9 @@ func TestMoveUnderConcurrentChanges(t *testing.T) {
 
 	// Never on neither node: a line live and applied before a look at both
 	// nodes, and still live after it, is on one of them.
+	// Each look copies every id under the test servers' lock: fewer of
+	// them with more lines, so the figure measures the move.
+	every := time.Duration(max(1, n/1000)) * 30 * time.Millisecond
 	stopWatch := make(chan struct{})
 	watchDone := make(chan struct{})
 	var lost []string
@@ -264,7 +267,7 @@ func TestMoveUnderConcurrentChanges(t *testing.T) {
 			select {
 			case <-stopWatch:
 				return
-			case <-time.After(30 * time.Millisecond):
+			case <-time.After(every):
 			}
 			_, before, err1 := tn.readLines()
 			on1, on2 := tn.held("ast1"), tn.held("ast2")
