@@ -35,7 +35,8 @@ import (
 //     restarted meanwhile resumes where it was. Then the move is "done".
 //
 // Every step is read from and recorded in the database, and each is
-// idempotent, so any pbxd instance may run it, twice if need be. A line is
+// idempotent, so any pbxd instance may run it, twice if need be (two
+// instances may remove one batch both; the cursor only moves forward). A line is
 // never on neither node: it leaves A only after its latest revision is on
 // B. A full resync removes a line held on a node other than its account's
 // unless a move of the account from that node is not done, so no copy
@@ -459,8 +460,9 @@ func (r *Reconciler) stepRemoving(ctx context.Context, m *Move, upto string) err
 	if f := failed.Load(); f > 0 {
 		return fmt.Errorf("remove %d of %d lines from %s: %w", f, len(ids), m.From, firstErr.Load().(error))
 	}
+	// Only forward: another instance may have removed the same batch.
 	if _, err := r.pool.Exec(ctx, `UPDATE account_moves SET removed_upto = $2, lines_removed = lines_removed + $3, updated_at = $4
-		WHERE id = $1 AND state = 'removing'`, m.ID, ids[len(ids)-1], len(ids), now); err != nil {
+		WHERE id = $1 AND state = 'removing' AND (removed_upto IS NULL OR removed_upto < $2)`, m.ID, ids[len(ids)-1], len(ids), now); err != nil {
 		return fmt.Errorf("record removal: %w", err)
 	}
 	m.LinesRemoved += len(ids)
