@@ -29,7 +29,10 @@ type twoNodes struct {
 	// bound is how long a wait may last: generous, and longer with more
 	// lines.
 	bound time.Duration
-	pool  *pgxpool.Pool
+	// poll is how often waits look, and moves advance (MoveInterval):
+	// each look counts the account's lines.
+	poll time.Duration
+	pool *pgxpool.Pool
 	svc   *provisioning.Service
 	reg   *prometheus.Registry
 	srv   map[string]*aritest.Server
@@ -62,7 +65,7 @@ func setupTwoNodes(t *testing.T) *twoNodes {
 	if acct.PBXNode != "ast1" {
 		t.Fatalf("the first account was placed on %q, want ast1 (both empty: the first node)", acct.PBXNode)
 	}
-	return &twoNodes{bound: 5 * time.Minute, pool: pool, svc: svc, reg: reg, acct: acct.ID,
+	return &twoNodes{bound: 5 * time.Minute, poll: 20 * time.Millisecond, pool: pool, svc: svc, reg: reg, acct: acct.ID,
 		srv: map[string]*aritest.Server{"ast1": aritest.NewTest(t, aritest.Options{}), "ast2": aritest.NewTest(t, aritest.Options{})}}
 }
 
@@ -89,7 +92,7 @@ func (tn *twoNodes) start(t *testing.T) *instance {
 		t.Fatal(err)
 	}
 	rec := tn.svc.NewReconciler(b, provisioning.ReconcilerOptions{Concurrency: 8, ResyncInterval: time.Hour,
-		RetryMin: 20 * time.Millisecond, RetryMax: 200 * time.Millisecond, MoveInterval: 20 * time.Millisecond,
+		RetryMin: 20 * time.Millisecond, RetryMax: 200 * time.Millisecond, MoveInterval: tn.poll,
 		Registry: reg, Logger: slog.New(slog.DiscardHandler)})
 	ctx, cancel := context.WithCancel(context.Background())
 	in := &instance{reg: reg, rec: rec, b: b, cancel: cancel, done: make(chan struct{})}
@@ -166,19 +169,30 @@ func (tn *twoNodes) setLines(t *testing.T, qty int) {
 // machine; it never asserts speed.
 func waitUntil(t *testing.T, bound time.Duration, what string, cond func() bool) {
 	t.Helper()
+	waitEvery(t, bound, 20*time.Millisecond, what, cond)
+}
+
+func waitEvery(t *testing.T, bound, every time.Duration, what string, cond func() bool) {
+	t.Helper()
 	deadline := time.Now().Add(bound)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out after %s waiting for %s", bound, what)
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(every)
 	}
+}
+
+// wait waits for cond within tn's bound, looking every tn.poll.
+func (tn *twoNodes) wait(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	waitEvery(t, tn.bound, tn.poll, what, cond)
 }
 
 // waitOn waits until the node holds exactly the account's live lines.
 func (tn *twoNodes) waitOn(t *testing.T, node string) {
 	t.Helper()
-	waitUntil(t, tn.bound, "every live line on "+node, func() bool {
+	tn.wait(t, "every live line on "+node, func() bool {
 		live, _ := tn.liveLines(t)
 		held := tn.held(node)
 		if len(held) != len(live) {
@@ -197,7 +211,7 @@ func (tn *twoNodes) waitDone(t *testing.T, moveID string) provisioning.Move {
 	t.Helper()
 	var m provisioning.Move
 	start, copied := time.Now(), time.Duration(0)
-	waitUntil(t, tn.bound, "the move to be done", func() bool {
+	tn.wait(t, "the move to be done", func() bool {
 		var err error
 		m, err = tn.svc.GetMove(t.Context(), tn.acct, moveID)
 		if err != nil {
@@ -246,6 +260,7 @@ func TestMoveUnderConcurrentChanges(t *testing.T) {
 	}
 	tn := setupTwoNodes(t)
 	tn.bound = time.Duration(max(1, n/1000)) * 5 * time.Minute
+	tn.poll = time.Duration(max(1, n/1000)) * 20 * time.Millisecond
 	in := tn.start(t)
 	tn.setLines(t, n)
 	tn.waitOn(t, "ast1")
