@@ -33,10 +33,10 @@ type twoNodes struct {
 	// each look counts the account's lines.
 	poll time.Duration
 	pool *pgxpool.Pool
-	svc   *provisioning.Service
-	reg   *prometheus.Registry
-	srv   map[string]*aritest.Server
-	acct  string
+	svc  *provisioning.Service
+	reg  *prometheus.Registry
+	srv  map[string]*aritest.Server
+	acct string
 }
 
 const objectPrefix = "pbxd-"
