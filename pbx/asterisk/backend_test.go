@@ -528,12 +528,27 @@ func TestMultiNode(t *testing.T) {
 	if err != nil || len(lines) != 1 || lines[0].Node != "b" {
 		t.Fatalf("List = %+v, %v", lines, err)
 	}
+	// A line applied to another node (an account move) stays on the old
+	// one until RemoveFrom removes it there: the move removes it only once
+	// every line is on the new node.
 	line.Node = "" // default node a
 	if err := bd.b.Apply(t.Context(), line); err != nil {
 		t.Fatal(err)
 	}
-	if len(a.ObjectIDs("endpoint")) != 1 || len(b.ObjectIDs("endpoint")) != 0 {
-		t.Errorf("move: a=%v b=%v", a.ObjectIDs("endpoint"), b.ObjectIDs("endpoint"))
+	if len(a.ObjectIDs("endpoint")) != 1 || len(b.ObjectIDs("endpoint")) != 1 {
+		t.Errorf("copied: a=%v b=%v; want the line on both", a.ObjectIDs("endpoint"), b.ObjectIDs("endpoint"))
+	}
+	if err := bd.b.RemoveFrom(t.Context(), "b", line.ID); err != nil {
+		t.Fatal(err)
+	}
+	if len(a.ObjectIDs("endpoint")) != 1 || len(b.ObjectIDs("endpoint")) != 0 || len(b.ObjectIDs("auth")) != 0 || len(b.ObjectIDs("aor")) != 0 {
+		t.Errorf("moved: a=%v b=%v %v %v", a.ObjectIDs("endpoint"), b.ObjectIDs("endpoint"), b.ObjectIDs("auth"), b.ObjectIDs("aor"))
+	}
+	if err := bd.b.RemoveFrom(t.Context(), "b", line.ID); err != nil {
+		t.Errorf("removing an absent line: %v", err)
+	}
+	if err := bd.b.RemoveFrom(t.Context(), "zz", line.ID); err == nil {
+		t.Error("RemoveFrom an unknown node succeeded")
 	}
 	line.Node = "zz"
 	if err := bd.b.Apply(t.Context(), line); err == nil {
