@@ -158,8 +158,9 @@ func authLines(srv *aritest.Server) map[string]bool {
 	return out
 }
 
-// An account move interrupted by kill -9 of the real pbxd process: a
-// second process on the database resumes it. During it no line is ever on
+// An account move interrupted twice by kill -9 of the real pbxd process,
+// in the copy and in the removal: each time a new process on the database
+// resumes it. During it no line is ever on
 // neither node; at the end every line is on the new node only.
 func TestAccountMoveSurvivesKill9(t *testing.T) {
 	t.Parallel()
@@ -235,13 +236,27 @@ func TestAccountMoveSurvivesKill9(t *testing.T) {
 	_ = first.cmd.Wait()
 	killedAt := len(authLines(s2))
 	s2.SetLatency(0)
+	// The second process finishes the copy and is killed in the removal.
+	s1.SetLatency(3 * time.Millisecond)
 	second := start()
 	d2 := &apptest.Daemon{URL: second.base}
-	eventually(t, 5*time.Minute, "the move to end on the second process", func() bool {
+	state := func(d *apptest.Daemon) moveView {
 		var cur moveView
-		d2.Op(t, http.StatusOK, "GET", "/v1/accounts/"+acct+"/moves/"+m.ID, nil).JSON(t, &cur)
-		return cur.State == "done"
+		d.Op(t, http.StatusOK, "GET", "/v1/accounts/"+acct+"/moves/"+m.ID, nil).JSON(t, &cur)
+		return cur
+	}
+	eventually(t, 5*time.Minute, "part of the removal", func() bool {
+		return state(d2).State != "copying" && len(authLines(s1)) < n*4/5
 	})
+	if err := second.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = second.cmd.Wait()
+	removedAt := n - len(authLines(s1))
+	s1.SetLatency(0)
+	third := start()
+	d3 := &apptest.Daemon{URL: third.base}
+	eventually(t, 5*time.Minute, "the move to end on the third process", func() bool { return state(d3).State == "done" })
 	close(stop)
 	if lost := <-watched; len(lost) > 0 {
 		t.Errorf("%d lines were on neither node during the move (first %s)", len(lost), lost[0])
@@ -259,5 +274,6 @@ func TestAccountMoveSurvivesKill9(t *testing.T) {
 			t.Fatalf("line %s is not on ast2", id)
 		}
 	}
-	t.Logf("killed with %d of %d lines on ast2; the second process finished the move", killedAt, n)
+	t.Logf("killed in the copy with %d of %d lines on ast2, then in the removal with %d removed from ast1; the third process finished the move",
+		killedAt, n, removedAt)
 }
