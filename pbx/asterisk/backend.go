@@ -45,8 +45,11 @@ type Backend struct {
 	stopped bool
 	resync  chan struct{}
 
-	mu    sync.Mutex
-	where map[string]string // line id → node name, learnt from Apply and List
+	mu sync.Mutex
+	// where holds, per line id, the nodes known to hold some of its
+	// objects (learnt from Prepare, Apply and List), so Remove deletes
+	// them wherever they are: during an account move a line is on two.
+	where map[string]map[string]bool
 	ran   bool
 }
 
@@ -83,7 +86,7 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Backend, 
 		events: make(chan pbx.RegistrationEvent, 1024),
 		done:   make(chan struct{}),
 		resync: make(chan struct{}, 1),
-		where:  map[string]string{},
+		where:  map[string]map[string]bool{},
 		m: metrics{
 			connected: f.NewGaugeVec(prometheus.GaugeOpts{
 				Name: "pbxd_pbx_backend_connected",
@@ -250,10 +253,18 @@ func (b *Backend) apply(ctx context.Context, line pbx.LineConfig, listed bool, h
 	if err := n.apply(ctx, line, listed, held != nil); err != nil {
 		return fmt.Errorf("asterisk: apply line %s on %s: %w", line.ID, n.cfg.Name, err)
 	}
-	b.mu.Lock()
-	b.where[line.ID] = n.cfg.Name
-	b.mu.Unlock()
+	b.addWhere(line.ID, n.cfg.Name)
 	return nil
+}
+
+// addWhere records that node holds (some of) the line's objects.
+func (b *Backend) addWhere(lineID, node string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.where[lineID] == nil {
+		b.where[lineID] = map[string]bool{}
+	}
+	b.where[lineID][node] = true
 }
 
 // RemoveFrom implements pbx.NodeRemover: it deletes the line's objects on
@@ -271,23 +282,32 @@ func (b *Backend) RemoveFrom(ctx context.Context, node, lineID string) error {
 		return fmt.Errorf("asterisk: remove line %s on %s: %w", lineID, node, err)
 	}
 	b.mu.Lock()
-	if b.where[lineID] == node {
-		delete(b.where, lineID)
+	if w := b.where[lineID]; w != nil {
+		delete(w, node)
+		if len(w) == 0 {
+			delete(b.where, lineID)
+		}
 	}
 	b.mu.Unlock()
 	return nil
 }
 
 // Remove implements pbx.Backend. It deletes the endpoint, aor and auth
-// objects (absent ones are fine) on the node the line is known to live on,
-// or on every node when that is unknown, and reports the line unregistered.
+// objects (absent ones are fine) on every node the line is known to be on
+// (two during an account move, its objects prepared on the new node
+// included), or on every node when that is unknown, and reports the line
+// unregistered.
 func (b *Backend) Remove(ctx context.Context, lineID string) error {
 	b.mu.Lock()
-	name := b.where[lineID]
+	var targets []*node
+	for _, n := range b.order {
+		if b.where[lineID][n.cfg.Name] {
+			targets = append(targets, n)
+		}
+	}
 	b.mu.Unlock()
-	targets := b.order
-	if n := b.nodes[name]; n != nil {
-		targets = []*node{n}
+	if len(targets) == 0 {
+		targets = b.order
 	}
 	var errs []error
 	for _, n := range targets {
@@ -318,11 +338,9 @@ func (b *Backend) List(ctx context.Context) ([]pbx.LineConfig, error) {
 		}
 		out = append(out, lines...)
 	}
-	b.mu.Lock()
 	for _, l := range out {
-		b.where[l.ID] = l.Node
+		b.addWhere(l.ID, l.Node)
 	}
-	b.mu.Unlock()
 	slices.SortFunc(out, func(a, c pbx.LineConfig) int {
 		if a.ID < c.ID {
 			return -1

@@ -550,6 +550,26 @@ func TestMultiNode(t *testing.T) {
 	if err := bd.b.RemoveFrom(t.Context(), "zz", line.ID); err == nil {
 		t.Error("RemoveFrom an unknown node succeeded")
 	}
+	// A line prepared on another node (a move) and removed before its
+	// Apply there leaves nothing on either node.
+	line.Node = "b"
+	if err := bd.b.Prepare(t.Context(), []pbx.LineConfig{line}); err != nil {
+		t.Fatal(err)
+	}
+	if len(b.ObjectIDs("auth")) != 1 {
+		t.Fatalf("prepared: b auths %v", b.ObjectIDs("auth"))
+	}
+	if err := bd.b.Remove(t.Context(), line.ID); err != nil {
+		t.Fatal(err)
+	}
+	lineObjs := func(s *aritest.Server, typ string) []string {
+		return slices.DeleteFunc(s.ObjectIDs(typ), func(id string) bool { return strings.HasSuffix(id, "queue-probe") })
+	}
+	for _, s := range []*aritest.Server{a, b} {
+		if len(lineObjs(s, "auth")) != 0 || len(lineObjs(s, "aor")) != 0 || len(lineObjs(s, "endpoint")) != 0 {
+			t.Errorf("after Remove: %v %v %v", lineObjs(s, "auth"), lineObjs(s, "aor"), lineObjs(s, "endpoint"))
+		}
+	}
 	line.Node = "zz"
 	if err := bd.b.Apply(t.Context(), line); err == nil {
 		t.Error("Apply to an unknown node succeeded")
