@@ -525,17 +525,6 @@ func (n *node) remove(ctx context.Context, lineID string) error {
 		names = append(names, name)
 	}
 	n.idxMu.Unlock()
-	if len(names) == 0 {
-		// No endpoint known (a line prepared, not applied, on this node:
-		// an account move): its aor is named after its auth.
-		auth, err := n.getObject(ctx, "auth", authID)
-		if err != nil {
-			return err
-		}
-		if auth["username"] != "" && auth["realm"] != "" {
-			names = append(names, auth["username"]+"@"+auth["realm"])
-		}
-	}
 	for _, name := range names {
 		if err := n.removeEndpoint(ctx, name, authID); err != nil {
 			return err
