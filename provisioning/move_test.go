@@ -270,7 +270,7 @@ func TestMoveUnderConcurrentChanges(t *testing.T) {
 	tn := setupTwoNodes(t)
 	tn.bound = time.Duration(max(1, n/1000)) * 5 * time.Minute
 	tn.poll = time.Duration(max(1, n/1000)) * 20 * time.Millisecond
-	in := tn.start(t)
+	tn.start(t)
 	pushed := time.Now()
 	tn.setLines(t, n)
 	tn.waitOn(t, "ast1")
@@ -351,17 +351,25 @@ func TestMoveUnderConcurrentChanges(t *testing.T) {
 		t.Errorf("%d lines were on neither node during the move (first %s)", len(lost), lost[0])
 	}
 	tn.checkFinal(t)
-	// Every line's current config, password included, is on ast2.
-	drift := func() float64 {
-		return counter(t, in.reg, "pbxd_reconcile_drift_repaired_total", "stale") + counter(t, in.reg, "pbxd_reconcile_drift_repaired_total", "missing") +
-			counter(t, in.reg, "pbxd_reconcile_drift_repaired_total", "misplaced")
-	}
-	before := drift()
-	if err := in.rec.Resync(t.Context()); err != nil {
+	// Every line's current config, password included, is on ast2 (a
+	// sample of 1,000 with more lines).
+	lines, err := tn.svc.Lines(t.Context(), tn.acct)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if d := drift() - before; d != 0 {
-		t.Errorf("a resync after the move repaired %v lines: the move left them stale or missing", d)
+	for i := 0; i < len(lines); i += max(1, len(lines)/1000) {
+		l := lines[i]
+		pw, err := tn.svc.RevealPassword(t.Context(), "test", tn.acct, l.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		auth, ok := tn.srv["ast2"].Object("auth", objectPrefix+l.ID)
+		if !ok || auth["password"] != pw || auth["username"] != l.SIPUsername {
+			t.Errorf("line %s: auth on ast2 missing or stale", l.ID)
+		}
+		if ep, ok := tn.srv["ast2"].Object("endpoint", l.SIPUsername+"@acme.example.net"); !ok || ep["auth"] != objectPrefix+l.ID {
+			t.Errorf("line %s: endpoint on ast2 missing or not the line's", l.ID)
+		}
 	}
 	if m.LinesTotal != qty || m.LinesDone != qty || m.LinesRemoved < n {
 		t.Errorf("done move = %+v, want %d lines total and done, at least %d removed", m, qty, n)
