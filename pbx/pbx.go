@@ -222,3 +222,13 @@ type Node struct {
 	// capabilities of the whole backend.
 	Backend Backend
 }
+
+// NodeRemover is implemented by backends with several nodes (Asterisk) on
+// which a line can be held by a node other than its account's: an account
+// move copies the lines to the new node first and removes them from the
+// old one only once every line is applied there. Apply never removes a
+// line from another node; RemoveFrom does, on the named node only.
+// Removing an absent line is not an error.
+type NodeRemover interface {
+	RemoveFrom(ctx context.Context, node, lineID string) error
+}

@@ -103,7 +103,8 @@ func (n *NewAccount) Validate() error {
 	return nil
 }
 
-// CreateAccount creates a tenant.
+// CreateAccount creates a tenant, on the PBX node it names or, when it
+// names none, on the node placement picks (see place).
 func (s *Service) CreateAccount(ctx context.Context, actor string, n NewAccount) (Account, error) {
 	if err := n.Validate(); err != nil {
 		return Account{}, err
@@ -111,9 +112,15 @@ func (s *Service) CreateAccount(ctx context.Context, actor string, n NewAccount)
 	if n.BillingAddress == nil {
 		n.BillingAddress = map[string]string{}
 	}
+	// An account naming no node is placed by capacity (placement.go).
+	node, err := s.placeAccount(ctx, n.PBXNode)
+	if err != nil {
+		return Account{}, err
+	}
+	n.PBXNode = node
 	id := uuid.NewString()
 	now := s.clock.Now()
-	err := store.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+	err = store.InTx(ctx, s.pool, func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, `INSERT INTO accounts (id, name, sip_domain, currency, timezone, vat_bp, payment_mode,
 			seat_preference, ext_first, ext_last, billing_address, pbx_node, created_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,

@@ -259,8 +259,11 @@ func (s *Service) DeviceByMAC(ctx context.Context, mac phones.MAC) (phones.Devic
 	if err != nil {
 		return phones.Device{}, err
 	}
-	return phones.Device{ID: r.ID, AccountID: r.AccountID, MAC: mac, Vendor: phones.Vendor(r.Vendor), Model: r.Model,
-		DisplayName: r.DisplayName, TimeZone: r.Timezone, Language: r.Language, SecretHash: r.SecretHash, Active: r.Served}, nil
+	d := phones.Device{ID: r.ID, AccountID: r.AccountID, MAC: mac, Vendor: phones.Vendor(r.Vendor), Model: r.Model,
+		DisplayName: r.DisplayName, TimeZone: r.Timezone, Language: r.Language, SecretHash: r.SecretHash, Active: r.Served}
+	// Phones register to their account's node, and follow its moves.
+	d.Registrar, err = s.PhoneRegistrar(ctx, d.AccountID)
+	return d, err
 }
 
 // DeviceLines implements phones.Directory: the active lines bound to dev

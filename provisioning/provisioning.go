@@ -43,6 +43,10 @@ type Service struct {
 	numbersByState   *prometheus.GaugeVec
 	requestEvents    *prometheus.CounterVec
 	requestsByState  *prometheus.GaugeVec
+
+	// PBX nodes and account moves (issue 19, placement.go, move.go).
+	nodes nodeSet
+	moves *moveMetrics
 }
 
 // Options configure a Service.
@@ -69,6 +73,7 @@ func New(o Options) (*Service, error) {
 	f := promauto.With(o.Registry)
 	s := &Service{pool: o.Pool, q: provdb.New(store.NewDB(o.Pool)), clock: o.Clock, cipher: c, biller: o.Biller, log: o.Logger}
 	s.charger, s.numberQuarantine = o.Charger, o.NumberQuarantine
+	s.moves = newMoveMetrics(o.Registry)
 	s.changeOrders = f.NewCounterVec(prometheus.CounterOpts{Name: "pbxd_change_orders_total", Help: "Change orders by outcome (previewed, confirmed, conflict, refused)."}, []string{"outcome"})
 	s.linesByState = f.NewGaugeVec(prometheus.GaugeOpts{Name: "pbxd_lines", Help: "Lines by state (active, suspended), refreshed every 15 s."}, []string{"state"})
 	s.numberOrders = f.NewCounterVec(prometheus.CounterOpts{Name: "pbxd_number_orders_total", Help: "Numbers reserved by change orders, and orders refused because the numbers were sold meanwhile (sold_out)."}, []string{"outcome"})

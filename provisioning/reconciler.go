@@ -25,6 +25,7 @@ type ReconcilerOptions struct {
 	RetryMin       time.Duration // first retry delay after a failed apply
 	RetryMax       time.Duration // cap of the exponential backoff
 	MaxContacts    int           // per line, pushed to the PBX
+	MoveInterval   time.Duration // how often account moves advance (move.go); default 1 s
 	// Local is set for a backend inside this process (the built-in
 	// registrar): every pbxd instance on the database has its own, so each
 	// applies every line change itself (see follow.go), not only the ones
@@ -171,6 +172,9 @@ func (s *Service) NewReconciler(backend pbx.Backend, o ReconcilerOptions) *Recon
 	if o.MaxContacts < 1 {
 		o.MaxContacts = 5
 	}
+	if o.MoveInterval <= 0 {
+		o.MoveInterval = time.Second
+	}
 	f := promauto.With(o.Registry)
 	r := &Reconciler{svc: s, pool: s.pool, backend: backend, o: o, log: o.Logger, wake: make(chan struct{}, 1), retry: map[string]retryState{}}
 	r.followed = follower{mark: s.clock.Now(), seen: map[string]followedLine{}}
@@ -181,12 +185,12 @@ func (s *Service) NewReconciler(backend pbx.Backend, o ReconcilerOptions) *Recon
 	r.applied = f.NewCounter(prometheus.CounterOpts{Name: "pbxd_reconcile_applied_total", Help: "Line revisions applied to the PBX."})
 	r.lastResync = f.NewGauge(prometheus.GaugeOpts{Name: "pbxd_reconcile_last_resync_timestamp_seconds", Help: "Time of the last completed full resync."})
 	r.resyncTime = f.NewGauge(prometheus.GaugeOpts{Name: "pbxd_reconcile_last_resync_duration_seconds", Help: "Duration of the last full resync."})
-	r.drift = f.NewCounterVec(prometheus.CounterOpts{Name: "pbxd_reconcile_drift_repaired_total", Help: "Drift found by a resync and repaired, by kind (missing, stale, orphan)."}, []string{"kind"})
+	r.drift = f.NewCounterVec(prometheus.CounterOpts{Name: "pbxd_reconcile_drift_repaired_total", Help: "Drift found by a resync and repaired, by kind (missing, stale, orphan, misplaced: on a node other than its account's)."}, []string{"kind"})
 	r.regEvents = f.NewCounter(prometheus.CounterOpts{Name: "pbxd_registration_events_total", Help: "Registration events received from the PBX."})
 	for _, reason := range []string{"unavailable", "rejected", "database"} {
 		r.errs.WithLabelValues(reason)
 	}
-	for _, kind := range []string{"missing", "stale", "orphan"} {
+	for _, kind := range []string{"missing", "stale", "orphan", "misplaced"} {
 		r.drift.WithLabelValues(kind)
 	}
 	return r
@@ -201,6 +205,7 @@ func (r *Reconciler) Run(ctx context.Context) error {
 	g.Go(func() error { return r.listen(ctx) })
 	g.Go(func() error { return r.consumeEvents(ctx) })
 	g.Go(func() error { return r.loop(ctx) })
+	g.Go(func() error { return r.runMoves(ctx) })
 	return g.Wait()
 }
 
@@ -693,10 +698,7 @@ func (r *Reconciler) Resync(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	heldBy := make(map[string]pbx.LineConfig, len(held))
-	for _, h := range held {
-		heldBy[h.ID] = h
-	}
+	heldBy := r.indexHeld(held, desired)
 	var fix []pendingLine
 	want := make(map[string]bool, len(desired))
 	for _, d := range desired {
@@ -721,8 +723,14 @@ func (r *Reconciler) Resync(ctx context.Context) error {
 			want[d.cfg.ID] = false
 		}
 	}
+	// A node's reconciler keeps the lines of accounts moving away from its
+	// node until their move is done: the move removes them (move.go).
+	leaving, err := r.leavingLines(ctx)
+	if err != nil {
+		return err
+	}
 	for _, h := range held {
-		if keep, known := want[h.ID]; !keep {
+		if keep, known := want[h.ID]; !keep && !leaving[h.ID] {
 			if !known {
 				r.drift.WithLabelValues("orphan").Inc()
 			}
@@ -730,6 +738,9 @@ func (r *Reconciler) Resync(ctx context.Context) error {
 		}
 	}
 	r.applyFixes(ctx, fix)
+	if err := r.removeMisplaced(ctx, held, desired); err != nil {
+		return err
+	}
 	// Number routes after the lines, so a route names an endpoint that
 	// exists; each is read back (Asterisk forgets them when it restarts).
 	routed, err := r.syncRoutes(ctx, true)

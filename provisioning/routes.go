@@ -31,6 +31,8 @@ type routeRow struct {
 
 // routeRows reads the numbers that are on a line or were routed.
 func (r *Reconciler) routeRows(ctx context.Context, router pbx.NumberRouter) ([]routeRow, error) {
+	// While an account's move is copying, its routes stay on the node it
+	// comes from (move.go); they follow once every line is on the new one.
 	node, isDefault := r.nodeScope()
 	rows, err := provdb.New(r.pool).RouteRows(ctx, provdb.RouteRowsParams{Node: node, IsDefault: isDefault})
 	if err != nil {
@@ -39,6 +41,9 @@ func (r *Reconciler) routeRows(ctx context.Context, router pbx.NumberRouter) ([]
 	var out []routeRow
 	for _, row := range rows {
 		rr := routeRow{number: row.E164, routedNode: row.RoutedNode, routedTo: row.RoutedTo, node: row.Node}
+		// "" is the default node: one name for it, so a route is never
+		// cleared on one alias after being set on the other.
+		rr.node, rr.routedNode = r.svc.nodeName(rr.node), r.svc.nodeName(rr.routedNode)
 		if row.Active {
 			rr.target = router.RouteTarget(pbx.LineConfig{Node: rr.node, Domain: row.SipDomain, Username: row.SipUsername})
 		}
@@ -106,27 +111,44 @@ func (r *Reconciler) syncRoutes(ctx context.Context, verify bool) (int, error) {
 }
 
 // route writes one number's route and returns how many writes it took. A
-// route held on another node (the account moved) or no longer wanted is
-// cleared; with verify the PBX's route is read first and written only if
-// it differs (a number on a suspended line included).
+// route no longer wanted is cleared. A route held on another node (the
+// account moved) is set on the new node first, then cleared on the old
+// one, so calls to the number always find a route. With verify the PBX's
+// route is read first and written only if it differs (a number on a
+// suspended line included).
 func (r *Reconciler) route(ctx context.Context, router pbx.NumberRouter, rr routeRow, verify bool) (int, error) {
 	n := 0
-	if rr.routedTo != "" && (rr.target == "" || rr.routedNode != rr.node) {
+	moved := rr.routedTo != "" && rr.routedNode != rr.node
+	if rr.routedTo != "" && rr.target == "" {
 		if err := router.SetRoute(ctx, rr.routedNode, rr.number, ""); err != nil {
 			return n, err
 		}
 		n++
-		if rr.routedNode == rr.node && rr.target == "" {
+		if !moved {
 			return n, nil
 		}
 	}
+	k, err := r.setRoute(ctx, router, rr, verify)
+	n += k
+	if err != nil || !moved || rr.target == "" {
+		return n, err
+	}
+	if err := router.SetRoute(ctx, rr.routedNode, rr.number, ""); err != nil {
+		return n, err
+	}
+	return n + 1, nil
+}
+
+// setRoute writes the desired route of a number on its node, after
+// reading it back with verify.
+func (r *Reconciler) setRoute(ctx context.Context, router pbx.NumberRouter, rr routeRow, verify bool) (int, error) {
 	if verify {
 		held, err := router.HeldRoute(ctx, rr.node, rr.number)
 		if err != nil {
-			return n, err
+			return 0, err
 		}
 		if held == rr.target {
-			return n, nil
+			return 0, nil
 		}
 		kind := "stale"
 		if held == "" {
@@ -134,10 +156,10 @@ func (r *Reconciler) route(ctx context.Context, router pbx.NumberRouter, rr rout
 		}
 		r.drift.WithLabelValues(kind).Inc()
 	} else if rr.target == "" {
-		return n, nil
+		return 0, nil
 	}
 	if err := router.SetRoute(ctx, rr.node, rr.number, rr.target); err != nil {
-		return n, err
+		return 0, err
 	}
-	return n + 1, nil
+	return 1, nil
 }

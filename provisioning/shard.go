@@ -137,6 +137,9 @@ func (s *Service) NewShardedReconciler(backend pbx.Splitter, o ReconcilerOptions
 	if so.Instance == "" {
 		so.Instance = instanceID()
 	}
+	if o.MoveInterval <= 0 {
+		o.MoveInterval = time.Second
+	}
 	parent := &Reconciler{svc: s, pool: s.pool, o: o, log: o.Logger, wake: make(chan struct{}, 1), retry: map[string]retryState{}}
 	if b, ok := backend.(pbx.Backend); ok {
 		parent.backend = b
@@ -204,6 +207,9 @@ func (r *Reconciler) runShards(ctx context.Context) error {
 		g.Go(func() error { return s.pump(ctx, sh) })
 	}
 	g.Go(func() error { return s.leases(ctx) })
+	// Account moves span two nodes: every instance advances them through
+	// the whole backend (each step is idempotent), owner or not.
+	g.Go(func() error { return r.runMoves(ctx) })
 	return g.Wait()
 }
 
@@ -518,4 +524,29 @@ func (r *Reconciler) fenceArgs() (string, int64) {
 		return "", 0
 	}
 	return r.node.name, r.node.epoch.Load()
+}
+
+// leavingLines are, for a node's reconciler, the lines of accounts whose
+// move away from its node is not done; nil without a node.
+func (r *Reconciler) leavingLines(ctx context.Context) (map[string]bool, error) {
+	if r.node == nil {
+		return nil, nil
+	}
+	rows, err := r.pool.Query(ctx, `SELECT l.id::text, m.from_node FROM account_moves m JOIN lines l ON l.account_id = m.account_id
+		WHERE m.state <> 'done'`)
+	if err != nil {
+		return nil, fmt.Errorf("read moves: %w", err)
+	}
+	defer rows.Close()
+	leaving := map[string]bool{}
+	for rows.Next() {
+		var id, from string
+		if err := rows.Scan(&id, &from); err != nil {
+			return nil, fmt.Errorf("read moves: %w", err)
+		}
+		if r.svc.nodeName(from) == r.node.name {
+			leaving[id] = true
+		}
+	}
+	return leaving, rows.Err()
 }

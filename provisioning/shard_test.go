@@ -85,6 +85,7 @@ func TestShardsShareNodes(t *testing.T) {
 	if all := append(a.Owned(), c.Owned()...); slices.Contains(all, "n1") != slices.Contains(all, "n2") || all[0] == all[1] {
 		t.Fatalf("owned %v and %v", a.Owned(), c.Owned())
 	}
+	b.svc.SetNodes([]provisioning.Node{{Name: "n1"}, {Name: "n2"}}) // as the Asterisk backend's configuration does
 	other, err := b.svc.CreateAccount(t.Context(), "test", provisioning.NewAccount{Name: "Other", SIPDomain: "other.example.net", Currency: "EUR",
 		Timezone: "Europe/Paris", PaymentMode: "invoice", SeatPreference: "auto_purchase", ExtFirst: 100, ExtLast: 999, PBXNode: "n2"})
 	if err != nil {

@@ -24,6 +24,8 @@ func (c *cli) dispatch(args []string) error {
 	case "status":
 		return c.show("GET", "/v1/status", nil, nil)
 	case "nodes":
+		return c.list("/v1/nodes", "nodes", []string{"node", "lines", "accounts", "capacity", "weight"})
+	case "cluster":
 		return c.list("/v1/cluster/nodes", "nodes", []string{"node", "owner", "epoch", "expires_at", "live"})
 	case "packages":
 		return c.list("/v1/packages", "packages", []string{"code", "name", "kind", "price_minor", "currency", "trial_days", "dial_context", "retired"})
@@ -99,6 +101,17 @@ func (c *cli) cmdAccounts(args, rest []string) error {
 			return err
 		}
 		return c.show("POST", "/v1/accounts/"+id+"/tokens", nil, nil)
+	case "move":
+		if len(rest) != 3 {
+			return usageError("accounts move ACCOUNT NODE")
+		}
+		return c.show("POST", "/v1/accounts/"+rest[1]+"/move", map[string]string{"node": rest[2]}, nil)
+	case "move-status":
+		id, err := arg(rest, 1, "ACCOUNT")
+		if err != nil {
+			return err
+		}
+		return c.show("GET", "/v1/accounts/"+id+"/move", nil, nil)
 	}
 	return unknownCommand(args)
 }
@@ -317,13 +330,18 @@ func (c *cli) createAccount(args []string) error {
 	seats := fs.String("seats", "auto_purchase", "seat preference: auto_purchase or block")
 	first := fs.Int("first", 100, "first extension")
 	last := fs.Int("last", 899, "last extension")
+	node := fs.String("node", "", "PBX node (default: placed by capacity)")
 	if _, err := parseMixed(fs, args); err != nil {
 		return usageError(err.Error())
 	}
-	return c.show("POST", "/v1/accounts", map[string]any{
+	body := map[string]any{
 		"name": *name, "sip_domain": *domain, "currency": *currency, "timezone": *tz, "vat_percent": json.Number(*vat),
 		"payment_mode": *mode, "seat_preference": *seats, "extension_range": map[string]int{"first": *first, "last": *last},
-	}, nil)
+	}
+	if *node != "" {
+		body["pbx_node"] = *node
+	}
+	return c.show("POST", "/v1/accounts", body, nil)
 }
 
 func (c *cli) preview(args []string) error {

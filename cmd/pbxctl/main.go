@@ -125,14 +125,18 @@ const usage = `usage: pbxctl [-url URL] [-token TOKEN] [-o table|json] [-q] COMM
   ACCT=$(pbxctl -q accounts create -name Acme -domain acme.example.net)
 
   status                                   daemon version and readiness
-  nodes                                    which instance reconciles which Asterisk node
+  cluster                                  which instance reconciles which Asterisk node
   packages                                 the catalog
   accounts list
   accounts show ACCOUNT
   accounts create -name N -domain D [-currency EUR] [-timezone Europe/Paris]
                   [-vat 20] [-mode card|invoice] [-seats auto_purchase|block]
-                  [-first 100] [-last 899]
+                  [-first 100] [-last 899] [-node NODE]
+                                           no -node: placed by capacity
   accounts token ACCOUNT                   issue an account-scoped token
+  accounts move ACCOUNT NODE               move its lines to another PBX node
+  accounts move-status ACCOUNT             the move in progress (or the last)
+  nodes                                    PBX nodes: lines, accounts, capacity
   lines list ACCOUNT
   line password ACCOUNT LINE [-reset]      reveal (audited) or regenerate
   change preview ACCOUNT PACKAGE=QTY[:CYCLE][@now|@period_end] ... [+NUMBER] [+PREFIX*QTY] [release:+NUMBER]

@@ -51,7 +51,9 @@ var sqlToMove = []string{
 	"billing/summary.go",
 	"provisioning/accounts.go",
 	"provisioning/changes.go",
-	"provisioning/follow.go", // follow.go and shard.go were written in parallel with this rule (issue 19)
+	"provisioning/follow.go", // follow, move, placement and shard were written in parallel with this rule (issue 19)
+	"provisioning/move.go",
+	"provisioning/placement.go",
 	"provisioning/reconciler.go",
 	"provisioning/shard.go",
 	"provisioning/state.go",

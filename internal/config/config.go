@@ -158,6 +158,15 @@ type AsteriskNode struct {
 	Username string `yaml:"username"`
 	Password string `yaml:"password"`
 	App      string `yaml:"app"`
+	// Capacity is the most live lines placement puts on the node (an
+	// account created without pbx_node); 0 or absent: unlimited.
+	Capacity int `yaml:"capacity"`
+	// Weight is the node's share of the lines placement aims at; 0 or
+	// absent: 1.
+	Weight int `yaml:"weight"`
+	// Registrar is the host the phones of the node's accounts register
+	// to; absent: phones.registrar. Phone files follow account moves.
+	Registrar string `yaml:"registrar"`
 }
 
 // Reconciler tunes the PBX sync loop.
@@ -436,6 +445,7 @@ func (c *Config) applyEnv(env func(string) string) error {
 var (
 	codeRE     = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
 	currencyRE = regexp.MustCompile(`^[A-Z]{3}$`)
+	hostRe     = regexp.MustCompile(`^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$`)
 )
 
 // Validate checks every value and names the key at fault. Each section of
@@ -533,6 +543,15 @@ func (c *Config) validateBackend(ps *problems) {
 			seen[n.Name] = true
 			if !strings.HasPrefix(n.URL, "http://") && !strings.HasPrefix(n.URL, "https://") {
 				ps.bad(key+".url", "must be an http(s) URL like http://127.0.0.1:8088")
+			}
+			if n.Capacity < 0 {
+				ps.bad(key+".capacity", "must be 0 (unlimited) or a number of lines, not %d", n.Capacity)
+			}
+			if n.Weight < 0 || n.Weight > 1000 {
+				ps.bad(key+".weight", "must be between 1 and 1000 (0 or absent means 1), not %d", n.Weight)
+			}
+			if n.Registrar != "" && (strings.ContainsAny(n.Registrar, ":/ @") || (net.ParseIP(n.Registrar) == nil && !hostRe.MatchString(n.Registrar))) {
+				ps.bad(key+".registrar", "%q is not a host name or IPv4 address (the port is phones.port)", n.Registrar)
 			}
 		}
 	default:

@@ -71,6 +71,9 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{"bad level", "log:\n  level: loud\n", "log.level"},
 		{"bad backend", "backend: freeswitch\n", "backend"},
 		{"asterisk without nodes", "backend: asterisk\n", "asterisk.nodes"},
+		{"negative capacity", "backend: asterisk\nasterisk:\n  nodes:\n    - {name: a, url: 'http://127.0.0.1:8088', capacity: -1}\n", "asterisk.nodes[0].capacity"},
+		{"weight out of range", "backend: asterisk\nasterisk:\n  nodes:\n    - {name: a, url: 'http://127.0.0.1:8088'}\n    - {name: b, url: 'http://127.0.0.1:8089', weight: 5000}\n", "asterisk.nodes[1].weight"},
+		{"registrar with a port", "backend: asterisk\nasterisk:\n  nodes:\n    - {name: a, url: 'http://127.0.0.1:8088', registrar: 'pbx1.example.net:5060'}\n", "asterisk.nodes[0].registrar"},
 		{"bad schedule", "billing:\n  schedule: every day\n", "billing.schedule"},
 		{"renewal batch of none", "billing:\n  renewal_batch: 0\n", "billing.renewal_batch"},
 		{"bad discount", "catalog:\n  - {code: a, name: A, price_minor: 1, currency: EUR, dial_context: c, cycles: [{cycle: annual, discount_percent: 120}]}\n", "discount_percent"},
@@ -168,5 +171,21 @@ func TestARIPasswordFromACredential(t *testing.T) {
 	}
 	if n := cfg.Asterisk.Nodes; n[0].Password != "from-credential" || n[1].Password != "own" {
 		t.Fatalf("nodes = %+v", n)
+	}
+}
+
+// Node capacity, weight and registrar are optional: an old config without
+// them loads unchanged, a new one carries them.
+func TestNodePlacementSettings(t *testing.T) {
+	t.Parallel()
+	body := "backend: asterisk\nasterisk:\n  nodes:\n    - {name: a, url: 'http://127.0.0.1:8088', username: u, password: p}\n" +
+		"    - {name: b, url: 'http://127.0.0.1:8089', username: u, password: p, capacity: 50000, weight: 2, registrar: pbx2.example.net}\n"
+	cfg, err := Load(writeFile(t, body), noEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := cfg.Asterisk.Nodes[0], cfg.Asterisk.Nodes[1]
+	if a.Capacity != 0 || a.Weight != 0 || a.Registrar != "" || b.Capacity != 50000 || b.Weight != 2 || b.Registrar != "pbx2.example.net" {
+		t.Fatalf("nodes = %+v", cfg.Asterisk.Nodes)
 	}
 }

@@ -113,6 +113,7 @@ func New(opts Options) *API {
 		a.provisioningRoutes(opts.Provisioning)
 		a.deviceRoutes(opts.Provisioning)
 		a.accountStatusRoutes(opts.Provisioning)
+		a.moveRoutes(opts.Provisioning)
 		a.numberRoutes(opts.Provisioning)
 		a.scheduledRoutes(opts.Provisioning)
 		a.requestRoutes(opts.Provisioning)

@@ -41,6 +41,37 @@ func FuzzDecodeRequests(f *testing.F) {
 	})
 }
 
+// FuzzDecodeMove asserts that a move body is either refused with a
+// Problem or read as exactly its one string field.
+func FuzzDecodeMove(f *testing.F) {
+	f.Add(`{"node":"ast2"}`)
+	f.Add(`{"node":null}`)
+	f.Add(`{"node":2}`)
+	f.Add(`{"Node":"ast2"}`)
+	f.Fuzz(func(t *testing.T, body string) {
+		var b moveBody
+		err := decode(httptest.NewRequest("POST", "/", strings.NewReader(body)), &b)
+		if err != nil {
+			if _, ok := err.(*Problem); !ok {
+				t.Fatalf("decode error %T is not a Problem", err)
+			}
+			return
+		}
+		var generic map[string]any
+		if json.Unmarshal([]byte(body), &generic) != nil {
+			t.Fatalf("accepted a body that is not a JSON object: %q", body)
+		}
+		for k, v := range generic {
+			if k != "node" {
+				t.Fatalf("accepted unknown field %q", k)
+			}
+			if s, ok := v.(string); !ok || s != b.Node {
+				t.Fatalf("node %v read as %q", v, b.Node)
+			}
+		}
+	})
+}
+
 // FuzzChangeOrderDecoder asserts that the change-order decoder either
 // refuses a body with a Problem, or accepts exactly what it says: the
 // accepted request round-trips through its JSON form, and every item it

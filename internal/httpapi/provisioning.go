@@ -99,7 +99,12 @@ func (h provisioningHandlers) getAccount(w http.ResponseWriter, r *http.Request)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, accountJSON(acct))
+	out := accountJSON(acct)
+	// The account's move in progress, or its last one (null: never moved).
+	if out["move"], err = h.svc.CurrentMove(r.Context(), id); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 

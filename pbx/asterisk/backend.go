@@ -45,8 +45,11 @@ type Backend struct {
 	stopped bool
 	resync  chan struct{}
 
-	mu    sync.Mutex
-	where map[string]string // line id → node name, learnt from Apply and List
+	mu sync.Mutex
+	// where holds, per line id, the nodes known to hold some of its
+	// objects (learnt from Prepare, Apply and List), so Remove deletes
+	// them wherever they are: during an account move a line is on two.
+	where map[string]map[string]bool
 	ran   bool
 }
 
@@ -63,6 +66,7 @@ var (
 	_ pbx.Resyncer      = (*Backend)(nil)
 	_ pbx.ListedApplier = (*Backend)(nil)
 	_ pbx.Preparer      = (*Backend)(nil)
+	_ pbx.NodeRemover   = (*Backend)(nil)
 )
 
 // New builds the backend. cfg gets its defaults and is validated; logger
@@ -82,7 +86,7 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Backend, 
 		events: make(chan pbx.RegistrationEvent, 1024),
 		done:   make(chan struct{}),
 		resync: make(chan struct{}, 1),
-		where:  map[string]string{},
+		where:  map[string]map[string]bool{},
 		m: metrics{
 			connected: f.NewGaugeVec(prometheus.GaugeOpts{
 				Name: "pbxd_pbx_backend_connected",
@@ -211,7 +215,8 @@ func (b *Backend) nodeFor(line pbx.LineConfig) (*node, error) {
 // the endpoint that references them. Objects are never deleted to be
 // updated; a changed username or domain renames the endpoint and aor, so
 // the new ones are created and the old ones deleted. A line that moved to
-// another node is then removed from the old one.
+// another node stays on the old one until RemoveFrom removes it there (an
+// account move removes it only once every line is on the new node).
 func (b *Backend) Apply(ctx context.Context, line pbx.LineConfig) error {
 	return b.apply(ctx, line, false, nil)
 }
@@ -241,30 +246,61 @@ func (b *Backend) apply(ctx context.Context, line pbx.LineConfig, listed bool, h
 	if err := n.apply(ctx, line, listed, held != nil); err != nil {
 		return fmt.Errorf("asterisk: apply line %s on %s: %w", line.ID, n.cfg.Name, err)
 	}
+	b.addWhere(line.ID, n.cfg.Name)
+	return nil
+}
+
+// addWhere records that node holds (some of) the line's objects.
+func (b *Backend) addWhere(lineID, node string) {
 	b.mu.Lock()
-	prev := b.where[line.ID]
-	b.where[line.ID] = n.cfg.Name
-	b.mu.Unlock()
-	if prev != "" && prev != n.cfg.Name {
-		if old := b.nodes[prev]; old != nil {
-			if err := old.remove(ctx, line.ID); err != nil {
-				return fmt.Errorf("asterisk: remove moved line %s from %s: %w", line.ID, prev, err)
-			}
+	defer b.mu.Unlock()
+	if b.where[lineID] == nil {
+		b.where[lineID] = map[string]bool{}
+	}
+	b.where[lineID][node] = true
+}
+
+// RemoveFrom implements pbx.NodeRemover: it deletes the line's objects on
+// node only ("" the default node), whichever node the line was applied
+// to last. An unknown node is an error.
+func (b *Backend) RemoveFrom(ctx context.Context, node, lineID string) error {
+	if node == "" {
+		node = b.cfg.DefaultNode
+	}
+	n, ok := b.nodes[node]
+	if !ok {
+		return fmt.Errorf("asterisk: remove line %s: unknown node %q", lineID, node)
+	}
+	if err := n.remove(ctx, lineID); err != nil {
+		return fmt.Errorf("asterisk: remove line %s on %s: %w", lineID, node, err)
+	}
+	b.mu.Lock()
+	if w := b.where[lineID]; w != nil {
+		delete(w, node)
+		if len(w) == 0 {
+			delete(b.where, lineID)
 		}
 	}
+	b.mu.Unlock()
 	return nil
 }
 
 // Remove implements pbx.Backend. It deletes the endpoint, aor and auth
-// objects (absent ones are fine) on the node the line is known to live on,
-// or on every node when that is unknown, and reports the line unregistered.
+// objects (absent ones are fine) on every node the line is known to be on
+// (two during an account move, its objects prepared on the new node
+// included), or on every node when that is unknown, and reports the line
+// unregistered.
 func (b *Backend) Remove(ctx context.Context, lineID string) error {
 	b.mu.Lock()
-	name := b.where[lineID]
+	var targets []*node
+	for _, n := range b.order {
+		if b.where[lineID][n.cfg.Name] {
+			targets = append(targets, n)
+		}
+	}
 	b.mu.Unlock()
-	targets := b.order
-	if n := b.nodes[name]; n != nil {
-		targets = []*node{n}
+	if len(targets) == 0 {
+		targets = b.order
 	}
 	var errs []error
 	for _, n := range targets {
@@ -295,11 +331,9 @@ func (b *Backend) List(ctx context.Context) ([]pbx.LineConfig, error) {
 		}
 		out = append(out, lines...)
 	}
-	b.mu.Lock()
 	for _, l := range out {
-		b.where[l.ID] = l.Node
+		b.addWhere(l.ID, l.Node)
 	}
-	b.mu.Unlock()
 	slices.SortFunc(out, func(a, c pbx.LineConfig) int {
 		if a.ID < c.ID {
 			return -1

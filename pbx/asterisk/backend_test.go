@@ -528,12 +528,49 @@ func TestMultiNode(t *testing.T) {
 	if err != nil || len(lines) != 1 || lines[0].Node != "b" {
 		t.Fatalf("List = %+v, %v", lines, err)
 	}
+	// A line applied to another node (an account move) stays on the old
+	// one until RemoveFrom removes it there: the move removes it only once
+	// every line is on the new node.
 	line.Node = "" // default node a
 	if err := bd.b.Apply(t.Context(), line); err != nil {
 		t.Fatal(err)
 	}
-	if len(a.ObjectIDs("endpoint")) != 1 || len(b.ObjectIDs("endpoint")) != 0 {
-		t.Errorf("move: a=%v b=%v", a.ObjectIDs("endpoint"), b.ObjectIDs("endpoint"))
+	if len(a.ObjectIDs("endpoint")) != 1 || len(b.ObjectIDs("endpoint")) != 1 {
+		t.Errorf("copied: a=%v b=%v; want the line on both", a.ObjectIDs("endpoint"), b.ObjectIDs("endpoint"))
+	}
+	if err := bd.b.RemoveFrom(t.Context(), "b", line.ID); err != nil {
+		t.Fatal(err)
+	}
+	if len(a.ObjectIDs("endpoint")) != 1 || len(b.ObjectIDs("endpoint")) != 0 || len(b.ObjectIDs("auth")) != 0 || len(b.ObjectIDs("aor")) != 0 {
+		t.Errorf("moved: a=%v b=%v %v %v", a.ObjectIDs("endpoint"), b.ObjectIDs("endpoint"), b.ObjectIDs("auth"), b.ObjectIDs("aor"))
+	}
+	if err := bd.b.RemoveFrom(t.Context(), "b", line.ID); err != nil {
+		t.Errorf("removing an absent line: %v", err)
+	}
+	if err := bd.b.RemoveFrom(t.Context(), "zz", line.ID); err == nil {
+		t.Error("RemoveFrom an unknown node succeeded")
+	}
+	// A line prepared on another node (a move) and removed before its
+	// Apply there leaves no auth and no endpoint on either node. (Its aor
+	// may stay: without an endpoint its name is not known to be the
+	// line's, and a new line of the same name may be using it.)
+	line.Node = "b"
+	if err := bd.b.Prepare(t.Context(), []pbx.LineConfig{line}); err != nil {
+		t.Fatal(err)
+	}
+	if len(b.ObjectIDs("auth")) != 1 {
+		t.Fatalf("prepared: b auths %v", b.ObjectIDs("auth"))
+	}
+	if err := bd.b.Remove(t.Context(), line.ID); err != nil {
+		t.Fatal(err)
+	}
+	lineObjs := func(s *aritest.Server, typ string) []string {
+		return slices.DeleteFunc(s.ObjectIDs(typ), func(id string) bool { return strings.HasSuffix(id, "queue-probe") })
+	}
+	for _, s := range []*aritest.Server{a, b} {
+		if len(lineObjs(s, "auth")) != 0 || len(lineObjs(s, "endpoint")) != 0 {
+			t.Errorf("after Remove: %v %v", lineObjs(s, "auth"), lineObjs(s, "endpoint"))
+		}
 	}
 	line.Node = "zz"
 	if err := bd.b.Apply(t.Context(), line); err == nil {

@@ -43,6 +43,7 @@ func (b *Backend) Prepare(ctx context.Context, lines []pbx.LineConfig) error {
 			continue
 		}
 		used[n] = true
+		b.addWhere(l.ID, n.cfg.Name) // a removal before its Apply finds it
 		g.Go(func() error {
 			n.forgetListed(l.ID)
 			defer n.forgetListed(l.ID)

@@ -20,6 +20,7 @@ var (
 	_ pbx.ListedApplier = (*nodeBackend)(nil)
 	_ pbx.Preparer      = (*nodeBackend)(nil)
 	_ pbx.NumberRouter  = (*nodeBackend)(nil)
+	_ pbx.NodeRemover   = (*nodeBackend)(nil)
 )
 
 // nodeBackend is one node of a split Backend.
@@ -94,15 +95,14 @@ func (v *nodeBackend) Prepare(ctx context.Context, lines []pbx.LineConfig) error
 
 // Remove implements pbx.Backend on this node only.
 func (v *nodeBackend) Remove(ctx context.Context, lineID string) error {
-	if err := v.n.remove(ctx, lineID); err != nil {
-		return err
-	}
-	v.b.mu.Lock()
-	if v.b.where[lineID] == v.n.cfg.Name {
-		delete(v.b.where, lineID)
-	}
-	v.b.mu.Unlock()
-	return nil
+	return v.b.RemoveFrom(ctx, v.n.cfg.Name, lineID)
+}
+
+// RemoveFrom implements pbx.NodeRemover for an account move, which
+// removes a line from the node it leaves whichever node's reconciler
+// advances it.
+func (v *nodeBackend) RemoveFrom(ctx context.Context, node, lineID string) error {
+	return v.b.RemoveFrom(ctx, node, lineID)
 }
 
 // List implements pbx.Backend: the lines pbxd owns on this node.
@@ -111,11 +111,9 @@ func (v *nodeBackend) List(ctx context.Context) ([]pbx.LineConfig, error) {
 	if err != nil {
 		return nil, fmt.Errorf("asterisk: list %s: %w", v.n.cfg.Name, err)
 	}
-	v.b.mu.Lock()
 	for _, l := range lines {
-		v.b.where[l.ID] = l.Node
+		v.b.addWhere(l.ID, l.Node)
 	}
-	v.b.mu.Unlock()
 	return lines, nil
 }
 

@@ -274,6 +274,29 @@ func exerciseCapabilities(t *testing.T, setup func(t *testing.T) (Harness, conte
 		}
 	})
 
+	t.Run("NodeRemover", func(t *testing.T) {
+		h, ctx := setup(t)
+		nr, ok := h.Backend.(pbx.NodeRemover)
+		if !ok {
+			t.Skip("backend is not a pbx.NodeRemover")
+		}
+		gone, kept := NewLine(), NewLine()
+		mustApply(ctx, t, h, gone)
+		mustApply(ctx, t, h, kept)
+		held := mustFind(ctx, t, h, gone.ID)
+		if err := nr.RemoveFrom(ctx, held.Node, gone.ID); err != nil {
+			t.Fatalf("RemoveFrom(%q, %s): %v", held.Node, gone.ID, err)
+		}
+		if l := find(mustList(ctx, t, h), gone.ID); l != nil {
+			t.Fatalf("List still shows line %s removed from its node", gone.ID)
+		}
+		assertSame(t, kept, mustFind(ctx, t, h, kept.ID))
+		// Removing an absent line is not an error.
+		if err := nr.RemoveFrom(ctx, held.Node, gone.ID); err != nil {
+			t.Fatalf("RemoveFrom(absent line): %v", err)
+		}
+	})
+
 	t.Run("ListedApplier", func(t *testing.T) {
 		h, ctx := setup(t)
 		la, ok := h.Backend.(pbx.ListedApplier)

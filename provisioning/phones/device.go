@@ -56,6 +56,9 @@ type Device struct {
 	// default verifier checks the HTTP Basic password against it. Empty means
 	// the device cannot authenticate with the default verifier.
 	SecretHash string
+	// Registrar, when set, replaces Settings.Registrar for this device:
+	// the SIP server of the PBX node its account lives on.
+	Registrar string
 }
 
 // Line is one SIP account bound to a device.

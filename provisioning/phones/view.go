@@ -63,6 +63,9 @@ var languages = map[string][2]string{
 }
 
 func newView(f File, dev Device, s Settings, now time.Time) (*view, error) {
+	if dev.Registrar != "" {
+		s.Registrar = dev.Registrar
+	}
 	tz, err := loadZone(dev.TimeZone, now)
 	if err != nil {
 		return nil, err

@@ -11,14 +11,19 @@ import (
 
 const routeRows = `-- name: RouteRows :many
 
-SELECT n.e164, n.routed_node, n.routed_to, coalesce(a.pbx_node, '')::text AS node, coalesce(a.sip_domain, '')::text AS sip_domain,
-	coalesce(l.sip_username, '')::text AS sip_username, coalesce(l.state = 'active' AND a.status = 'active', false)::boolean AS active
-FROM numbers n LEFT JOIN lines l ON l.id = n.line_id LEFT JOIN accounts a ON a.id = l.account_id
-WHERE (n.line_id IS NOT NULL OR n.routed_to <> '')
-	AND ($1::text = ''
-		OR (l.id IS NOT NULL AND (a.pbx_node = $1 OR ($2::boolean AND a.pbx_node = '')))
-		OR (n.routed_to <> '' AND (n.routed_node = $1 OR ($2 AND n.routed_node = ''))))
-ORDER BY n.e164
+WITH r AS (
+	SELECT n.e164, n.routed_node, n.routed_to,
+		coalesce((SELECT m.from_node FROM account_moves m WHERE m.account_id = a.id AND m.state = 'copying'), a.pbx_node, '')::text AS node,
+		coalesce(a.sip_domain, '')::text AS sip_domain, coalesce(l.sip_username, '')::text AS sip_username,
+		coalesce(l.state = 'active' AND a.status = 'active', false)::boolean AS active, l.id IS NOT NULL AS on_line
+	FROM numbers n LEFT JOIN lines l ON l.id = n.line_id LEFT JOIN accounts a ON a.id = l.account_id
+	WHERE n.line_id IS NOT NULL OR n.routed_to <> ''
+)
+SELECT r.e164, r.routed_node, r.routed_to, r.node, r.sip_domain, r.sip_username, r.active FROM r
+WHERE $1::text = ''
+	OR (r.on_line AND (r.node = $1 OR ($2::boolean AND r.node = '')))
+	OR (r.routed_to <> '' AND (r.routed_node = $1 OR ($2 AND r.routed_node = '')))
+ORDER BY r.e164
 `
 
 type RouteRowsParams struct {
@@ -38,7 +43,9 @@ type RouteRowsRow struct {
 
 // Inbound number routes (Asterisk): what pbxd last set per number.
 // RouteRows reads the numbers on a line or routed, with where they should
-// ring: routed only while the line and its account are active. A node's
+// ring: routed only while the line and its account are active, on the
+// account's node, or on the node it moves from while its move copies the
+// lines (provisioning/move.go). A node's
 // reconciler (node <> ”) reads only the numbers on a line of its accounts
 // or last routed on it; the default node also takes those with no node.
 func (q *Queries) RouteRows(ctx context.Context, arg RouteRowsParams) ([]RouteRowsRow, error) {
