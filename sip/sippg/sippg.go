@@ -200,7 +200,14 @@ func (s *Store) SaveBinding(ctx context.Context, b sip.Binding) error {
 
 const saveBindings = `
 INSERT INTO sip_bindings (line_id, contact_uri, source, user_agent, call_id, cseq, expires_at, updated_at, params)
-SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::timestamptz[], $8::timestamptz[], $9::text[])` + upsert
+SELECT u.line::uuid, u.contact, u.source, u.ua, u.call_id, u.cseq, u.expires, u.updated, u.params
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::timestamptz[], $8::timestamptz[], $9::text[])
+	AS u(line, contact, source, ua, call_id, cseq, expires, updated, params)` + upsert
+
+// The line ids go as text[] and are cast in the statement: pgx has no
+// binary plan from []string to uuid[], and its failed try plus the text
+// fallback (an error and a quoted array per batch) were a fifth of the
+// registrar's CPU at 10,000 registrations/s.
 
 // SaveBindings upserts many bindings in one statement (one round trip,
 // one commit: a burst of registrations is persisted at thousands of rows
