@@ -495,6 +495,29 @@ func (r *Reconciler) indexHeld(held []pbx.LineConfig, desired []pendingLine) map
 	return heldBy
 }
 
+// movingLines maps the lines of accounts whose move is not done to the
+// node the move comes from.
+func (r *Reconciler) movingLines(ctx context.Context) (map[string]string, error) {
+	rows, err := r.pool.Query(ctx, `SELECT l.id::text, m.from_node FROM account_moves m JOIN lines l ON l.account_id = m.account_id
+		WHERE m.state <> 'done'`)
+	if err != nil {
+		return nil, fmt.Errorf("read moves: %w", err)
+	}
+	defer rows.Close()
+	moving := map[string]string{}
+	for rows.Next() {
+		var id, from string
+		if err := rows.Scan(&id, &from); err != nil {
+			return nil, fmt.Errorf("read moves: %w", err)
+		}
+		moving[id] = from
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read moves: %w", err)
+	}
+	return moving, nil
+}
+
 // removeMisplaced removes, after a resync's repairs, the copies of live
 // lines held on a node other than their account's, except on the node a
 // move of the account not done yet comes from (the move removes those).
@@ -520,23 +543,9 @@ func (r *Reconciler) removeMisplaced(ctx context.Context, held []pbx.LineConfig,
 	}
 	// Read after the List and the desired lines: a move seen started by
 	// the desired read is seen here too, unless it is done.
-	rows, err := r.pool.Query(ctx, `SELECT l.id::text, m.from_node FROM account_moves m JOIN lines l ON l.account_id = m.account_id
-		WHERE m.state <> 'done'`)
+	moving, err := r.movingLines(ctx)
 	if err != nil {
-		return fmt.Errorf("read moves: %w", err)
-	}
-	moving := map[string]string{}
-	for rows.Next() {
-		var id, from string
-		if err := rows.Scan(&id, &from); err != nil {
-			rows.Close()
-			return fmt.Errorf("read moves: %w", err)
-		}
-		moving[id] = from
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("read moves: %w", err)
+		return err
 	}
 	var g errgroup.Group
 	g.SetLimit(r.o.Concurrency)

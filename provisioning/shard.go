@@ -532,21 +532,15 @@ func (r *Reconciler) leavingLines(ctx context.Context) (map[string]bool, error) 
 	if r.node == nil {
 		return nil, nil
 	}
-	rows, err := r.pool.Query(ctx, `SELECT l.id::text, m.from_node FROM account_moves m JOIN lines l ON l.account_id = m.account_id
-		WHERE m.state <> 'done'`)
+	moving, err := r.movingLines(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("read moves: %w", err)
+		return nil, err
 	}
-	defer rows.Close()
 	leaving := map[string]bool{}
-	for rows.Next() {
-		var id, from string
-		if err := rows.Scan(&id, &from); err != nil {
-			return nil, fmt.Errorf("read moves: %w", err)
-		}
+	for id, from := range moving {
 		if r.svc.nodeName(from) == r.node.name {
 			leaving[id] = true
 		}
 	}
-	return leaving, rows.Err()
+	return leaving, nil
 }
