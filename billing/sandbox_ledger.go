@@ -7,15 +7,23 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/pbxd/pbxd/internal/store"
+	"github.com/pbxd/pbxd/internal/store/billdb"
 )
 
 // PGSandboxLedger keeps a sandbox gateway's ledger in the sandbox_charges
 // table, written in statements of its own (never in a billing
 // transaction): the sandbox then behaves like a remote gateway whose
 // records survive a crash of pbxd.
-func PGSandboxLedger(pool *pgxpool.Pool) SandboxLedger { return pgLedger{pool} }
+func PGSandboxLedger(pool *pgxpool.Pool) SandboxLedger {
+	return pgLedger{pool: pool, q: billdb.New(store.NewDB(pool))}
+}
 
-type pgLedger struct{ pool *pgxpool.Pool }
+type pgLedger struct {
+	pool *pgxpool.Pool // Put's one-round-trip batch
+	q    *billdb.Queries
+}
 
 func (l pgLedger) Put(ctx context.Context, key string, e SandboxEntry) (SandboxEntry, error) {
 	// Insert, or read what the key already holds, in one statement, in a
@@ -52,22 +60,24 @@ func currencyOrXXX(c Currency) string {
 }
 
 func (l pgLedger) Get(ctx context.Context, key string) (SandboxEntry, bool, error) {
-	var out SandboxEntry
-	var cur string
-	err := l.pool.QueryRow(ctx, `SELECT token, amount_minor, currency, outcome, reference, refunded FROM sandbox_charges WHERE idempotency_key = $1`, key).
-		Scan(&out.Token, &out.Amount.Minor, &cur, &out.Outcome, &out.Reference, &out.Refunded)
-	if errors.Is(err, pgx.ErrNoRows) {
+	r, err := l.q.SandboxCharge(ctx, key)
+	if errors.Is(err, store.ErrNotFound) {
 		return SandboxEntry{}, false, nil
 	}
 	if err != nil {
 		return SandboxEntry{}, false, fmt.Errorf("sandbox ledger get: %w", err)
 	}
-	out.Amount.Currency = Currency(cur)
-	return out, true, nil
+	return SandboxEntry{
+		Token:     r.Token,
+		Amount:    Money{Minor: r.AmountMinor, Currency: Currency(r.Currency)},
+		Outcome:   r.Outcome,
+		Reference: r.Reference,
+		Refunded:  r.Refunded,
+	}, true, nil
 }
 
 func (l pgLedger) MarkRefunded(ctx context.Context, key string) error {
-	if _, err := l.pool.Exec(ctx, `UPDATE sandbox_charges SET refunded = true WHERE idempotency_key = $1 AND outcome = 'approved'`, key); err != nil {
+	if err := l.q.MarkSandboxRefunded(ctx, key); err != nil {
 		return fmt.Errorf("sandbox ledger refund: %w", err)
 	}
 	return nil
