@@ -723,7 +723,7 @@ func (a *regAnswer) reset() {
 
 // appendHeaders appends the answer's own header lines. compact leaves
 // out the challenges after the preferred one (the amplification limit).
-func (a *regAnswer) appendHeaders(b []byte, compact bool) []byte {
+func (a *regAnswer) appendHeaders(b []byte, compact bool, dates *dateCache) []byte {
 	switch {
 	case len(a.nonce) > 0:
 		for i, alg := range a.algs {
@@ -749,16 +749,16 @@ func (a *regAnswer) appendHeaders(b []byte, compact bool) []byte {
 		b = append(b, "\r\n"...)
 	}
 	if !a.date.IsZero() {
-		b = appendDate(append(b, "Date: "...), a.date)
+		b = dates.appendDate(append(b, "Date: "...), a.date)
 		b = append(b, "\r\n"...)
 	}
 	return b
 }
 
-// lastDate is the last second appendDate formatted: every 200 in that
+// dateCache holds the last second appendDate formatted: every 200 in that
 // second shares it (formatting costs more than the rest of the header
-// block).
-var lastDate atomic.Pointer[formattedDate]
+// block). Each registrar has its own.
+type dateCache struct{ last atomic.Pointer[formattedDate] }
 
 type formattedDate struct {
 	sec  int64
@@ -766,13 +766,13 @@ type formattedDate struct {
 }
 
 // appendDate appends t as an RFC 3261 §20.17 Date (RFC 1123, GMT).
-func appendDate(b []byte, t time.Time) []byte {
+func (c *dateCache) appendDate(b []byte, t time.Time) []byte {
 	sec := t.Unix()
-	if d := lastDate.Load(); d != nil && d.sec == sec {
+	if d := c.last.Load(); d != nil && d.sec == sec {
 		return append(b, d.text...)
 	}
 	d := &formattedDate{sec: sec, text: t.UTC().Format("Mon, 02 Jan 2006 15:04:05 GMT")}
-	lastDate.Store(d)
+	c.last.Store(d)
 	return append(b, d.text...)
 }
 
@@ -816,7 +816,7 @@ func (r *Registrar) appendFast(b []byte, q *fastRequest, a *regAnswer, tag uint6
 	if !compact && r.cfg.UserAgent != "" {
 		b = append(append(append(b, "Server: "...), r.cfg.UserAgent...), "\r\n"...)
 	}
-	b = a.appendHeaders(b, compact)
+	b = a.appendHeaders(b, compact, &r.dates)
 	return append(b, "Content-Length: 0\r\n\r\n"...)
 }
 
@@ -832,7 +832,7 @@ func splitHostPort(s string) (host, port string) {
 // sipgoResponse renders a for sipgo's transports.
 func (r *Registrar) sipgoResponse(req *sip.Request, a *regAnswer) *sip.Response {
 	res := r.newResponse(req, a.code, a.reason)
-	hs := string(a.appendHeaders(nil, false))
+	hs := string(a.appendHeaders(nil, false, &r.dates))
 	for hs != "" {
 		line, rest, _ := strings.Cut(hs, "\r\n")
 		name, value, _ := strings.Cut(line, ": ")

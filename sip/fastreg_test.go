@@ -324,9 +324,10 @@ func TestPlainValue(t *testing.T) {
 
 func TestAppendDate(t *testing.T) {
 	t0 := time.Date(2026, 11, 29, 10, 0, 0, 400, time.FixedZone("CET", 3600))
+	var c dateCache
 	for _, at := range []time.Time{t0, t0.Add(100 * time.Millisecond), t0.Add(time.Second), t0.Add(-time.Hour), t0} {
 		want := at.UTC().Format("Mon, 02 Jan 2006 15:04:05") + " GMT"
-		if got := string(appendDate([]byte("x"), at)); got != "x"+want {
+		if got := string(c.appendDate([]byte("x"), at)); got != "x"+want {
 			t.Errorf("appendDate(%v) = %q, want %q", at, got, "x"+want)
 		}
 	}

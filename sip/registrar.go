@@ -72,6 +72,7 @@ type Registrar struct {
 	thrUser    *throttle.Limiter // failures per source + user
 	thrSrc     *throttle.Limiter // failures per source, any user (scanners)
 	m          *metrics
+	dates      dateCache // the Date header of the current second
 
 	tableMu sync.RWMutex
 	byID    map[string]*line
