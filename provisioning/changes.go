@@ -7,8 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -595,252 +593,21 @@ func (s *Service) confirmStep(ctx context.Context, o changeOrder, more func(*pgx
 	return res, done, err
 }
 
-// makePlan validates req against the account's state (read in tx).
+// makePlan validates req against the account's state (read in tx): the
+// reads the plan needs (loadPlanInputs), then the pure planner
+// (planChange, plan.go).
 func (s *Service) makePlan(ctx context.Context, tx pgx.Tx, st *accountState, req ChangeRequest) (*plan, error) {
-	if !st.found {
-		return nil, fault.New(fault.NotFound, "", "account not found")
-	}
-	acct, pkgs, subs, lines := st.acct, st.pkgs, st.subs, st.lines
-	if acct.Status != "active" {
-		return nil, fault.New(fault.Conflict, "", "account is %s", acct.Status)
-	}
-	if len(req.Items) == 0 && len(req.Swaps) == 0 && len(req.Numbers) == 0 && len(req.ReleaseNumbers) == 0 {
-		return nil, fault.New(fault.Invalid, "items", "items (or swaps) must list at least one package")
-	}
-	if s.biller != nil {
-		// A period that began but is not invoiced (its renewal is running
-		// elsewhere) must not be priced as paid: ask to retry.
-		now := s.clock.Now()
-		for _, sub := range subs {
-			if sub.Quantity > 0 && sub.Status == "active" && !sub.PeriodEnd.After(now) {
-				return nil, fault.New(fault.Conflict, "", "the renewal of package %s is being invoiced; try again in a moment", sub.Package)
-			}
-		}
-	}
-	p := &plan{acct: acct, tx: tx, scheduled: st.scheduled, numberAddons: st.numberAddons}
-	byPkg := map[string]*planItem{}
-	item := func(code, cycle, field string) (*planItem, error) {
-		if it, ok := byPkg[code]; ok {
-			return it, nil
-		}
-		pkg, ok := pkgs[code]
-		if !ok {
-			return nil, fault.New(fault.Invalid, field, "unknown package %q", code)
-		}
-		if pkg.Currency != acct.Currency {
-			return nil, fault.New(fault.Invalid, field, "package %s is sold in %s, the account pays in %s", code, pkg.Currency, acct.Currency)
-		}
-		it := &planItem{pkg: pkg, sub: subs[code]}
-		if it.sub != nil {
-			it.from, it.cycle = it.sub.Quantity, it.sub.Cycle
-		}
-		if cycle != "" && it.sub != nil && it.sub.Quantity > 0 && cycle != it.sub.Cycle {
-			// A cycle switch: the rest of the old period is credited, a new
-			// period of the new cycle charged (see cycles.go).
-			it.switchFrom = it.sub.Cycle
-		}
-		if cycle != "" {
-			it.cycle = cycle
-		}
-		if it.cycle == "" {
-			it.cycle = "monthly"
-		}
-		if _, ok := pkg.Offers(it.cycle); !ok {
-			return nil, fault.New(fault.Invalid, strings.Replace(field, ".package", ".cycle", 1), "package %s is not offered %s", code, it.cycle)
-		}
-		it.to = it.from
-		byPkg[code] = it
-		p.items = append(p.items, it)
-		return it, nil
-	}
-	seen := map[string]bool{}
-	for i, ci := range req.Items {
-		field := fmt.Sprintf("items[%d]", i)
-		if seen[ci.Package] {
-			return nil, fault.New(fault.Invalid, field+".package", "package %q is listed twice", ci.Package)
-		}
-		seen[ci.Package] = true
-		if ci.Effective != "" && ci.Effective != EffectiveNow && ci.Effective != EffectivePeriodEnd {
-			return nil, fault.New(fault.Invalid, field+".effective", "effective must be now or period_end")
-		}
-		if ci.Cycle != "" && !slices.Contains(CycleNames, ci.Cycle) {
-			return nil, fault.New(fault.Invalid, field+".cycle", "cycle must be monthly, quarterly, semiannual or annual")
-		}
-		it, err := item(ci.Package, ci.Cycle, field+".package")
-		if err != nil {
-			return nil, err
-		}
-		if ci.Quantity < 0 || ci.Quantity > MaxQuantity {
-			return nil, fault.New(fault.Invalid, field+".quantity", "quantity must be between 0 and %d", MaxQuantity)
-		}
-		if it.pkg.Retired && ci.Quantity > it.from {
-			return nil, fault.New(fault.Invalid, field+".package", "package %s is retired: no new lines", ci.Package)
-		}
-		it.to, it.effective = ci.Quantity, ci.Effective
-		for j, id := range ci.RemoveLines {
-			l, ok := lines[id]
-			if !ok || l.Package != ci.Package {
-				return nil, fault.New(fault.Invalid, fmt.Sprintf("%s.remove_lines[%d]", field, j), "line %s is not a line of package %s", id, ci.Package)
-			}
-			it.remove = append(it.remove, l)
-		}
-	}
-	if err := s.planNumbers(ctx, tx, p, req, seen, item); err != nil {
+	now := s.clock.Now()
+	in, err := loadPlanInputs(ctx, tx, st, req, now)
+	if err != nil {
 		return nil, err
 	}
-	swapped := map[string]bool{}
-	for i, sw := range req.Swaps {
-		field := fmt.Sprintf("swaps[%d]", i)
-		l, ok := lines[sw.Line]
-		if !ok {
-			return nil, fault.New(fault.Invalid, field+".line", "unknown line %q", sw.Line)
-		}
-		if swapped[sw.Line] || l.Package == sw.Package {
-			return nil, fault.New(fault.Invalid, field+".package", "line %s is already on package %s or swapped twice", sw.Line, sw.Package)
-		}
-		swapped[sw.Line] = true
-		from, err := item(l.Package, "", field+".line")
-		if err != nil {
-			return nil, err
-		}
-		to, err := item(sw.Package, "", field+".package")
-		if err != nil {
-			return nil, err
-		}
-		if to.pkg.Retired {
-			return nil, fault.New(fault.Invalid, field+".package", "package %s is retired", sw.Package)
-		}
-		// A swap is a decrease plus an increase; the target uses a free seat
-		// when it has one, else buys one (auto_purchase) or refuses (block).
-		if !seen[l.Package] {
-			from.to--
-		}
-		if !seen[sw.Package] {
-			if used := countLines(lines, sw.Package) + pendingIn(p.swaps, sw.Package); used >= to.to {
-				if acct.SeatPreference == "block" {
-					return nil, fault.New(fault.Conflict, field+".package", "no free seat on package %s and the account blocks automatic purchase", sw.Package)
-				}
-				to.to++
-			}
-		}
-		p.swaps = append(p.swaps, swapPlan{line: l, to: sw.Package})
-	}
-	if err := s.planSchedule(ctx, tx, p, req, lines); err != nil {
+	p, err := planChange(in, req, s.biller, now)
+	if err != nil {
 		return nil, err
 	}
-	// Lines to create and remove, and the extension range.
-	total := len(lines)
-	for i, it := range p.items {
-		if it.scheduled {
-			continue // nothing changes before the period end
-		}
-		used := countLines(lines, it.pkg.Code) - swapsFrom(p.swaps, it.pkg.Code) + pendingIn(p.swaps, it.pkg.Code)
-		switch {
-		case it.pkg.Kind == "addon":
-			// An add-on (numbers, SMS…) is billed, never a line.
-			if len(it.remove) > 0 {
-				return nil, fault.New(fault.Invalid, fmt.Sprintf("items[%d].remove_lines", i), "%s is an add-on: it has no lines", it.pkg.Code)
-			}
-		case it.to > used:
-			it.create = it.to - used // seats bought get their lines at once
-		case it.to < used:
-			need := used - it.to
-			if len(it.remove) > need {
-				return nil, fault.New(fault.Invalid, fmt.Sprintf("items[%d].remove_lines", i), "%d lines named for removal, only %d go", len(it.remove), need)
-			}
-			it.remove = chooseRemovals(lines, it.pkg.Code, it.remove, need, swapped)
-		case len(it.remove) > 0:
-			return nil, fault.New(fault.Invalid, fmt.Sprintf("items[%d].remove_lines", i), "no line goes at quantity %d", it.to)
-		}
-		total += it.create - len(it.remove)
-		if it.switchFrom != "" {
-			p.changes = append(p.changes, s.switchChanges(acct, it)...)
-		} else if it.to != it.from || len(it.remove) > 0 || it.create > 0 {
-			p.changes = append(p.changes, s.priceChange(acct, it))
-		}
-	}
-	p.changes = append(p.changes, p.oneTime...)
-	if size := acct.ExtLast - acct.ExtFirst + 1; total > size {
-		return nil, fault.New(fault.Invalid, "items", "%d lines would not fit the extension range %d–%d (%d numbers)", total, acct.ExtFirst, acct.ExtLast, size)
-	}
+	p.tx = tx
 	return p, nil
-}
-
-func (s *Service) priceChange(acct Account, it *planItem) PriceChange {
-	pc := PriceChange{Package: it.pkg, Cycle: it.cycle, From: it.from, To: it.to}
-	if it.sub != nil && it.sub.Quantity > 0 {
-		pc.PeriodStart, pc.PeriodEnd, pc.PeriodPriceMinor = it.sub.PeriodStart, it.sub.PeriodEnd, it.sub.PeriodPrice
-		pc.Trial = it.sub.Status == "trial"
-	} else if s.biller != nil {
-		pc.PeriodStart, pc.PeriodEnd = s.biller.NewPeriod(acct, it.cycle, s.clock.Now())
-		pc.PeriodPriceMinor = s.biller.PeriodPrice(it.pkg, it.cycle)
-		pc.Trial = it.pkg.TrialDays > 0 && (it.sub == nil)
-	}
-	return pc
-}
-
-func countLines(lines map[string]lineRow, pkg string) int {
-	n := 0
-	for _, l := range lines {
-		if l.Package == pkg {
-			n++
-		}
-	}
-	return n
-}
-
-func swapsFrom(sw []swapPlan, pkg string) int {
-	n := 0
-	for _, s := range sw {
-		if s.line.Package == pkg {
-			n++
-		}
-	}
-	return n
-}
-
-func pendingIn(sw []swapPlan, pkg string) int {
-	n := 0
-	for _, s := range sw {
-		if s.to == pkg {
-			n++
-		}
-	}
-	return n
-}
-
-// chooseRemovals completes the lines named by the request with the most
-// recently created unused ones (no device, not registered), then the most
-// recent others.
-func chooseRemovals(lines map[string]lineRow, pkg string, named []lineRow, need int, skip map[string]bool) []lineRow {
-	out := append([]lineRow(nil), named...)
-	chosen := map[string]bool{}
-	for _, l := range named {
-		chosen[l.ID] = true
-	}
-	var cands []lineRow
-	for _, l := range lines {
-		if l.Package == pkg && !chosen[l.ID] && !skip[l.ID] {
-			cands = append(cands, l)
-		}
-	}
-	sort.Slice(cands, func(i, j int) bool {
-		ui, uj := !cands[i].Device && cands[i].Contacts == 0, !cands[j].Device && cands[j].Contacts == 0
-		if ui != uj {
-			return ui
-		}
-		if !cands[i].CreatedAt.Equal(cands[j].CreatedAt) {
-			return cands[i].CreatedAt.After(cands[j].CreatedAt)
-		}
-		return cands[i].Extension > cands[j].Extension
-	})
-	for _, l := range cands {
-		if len(out) >= need {
-			break
-		}
-		out = append(out, l)
-	}
-	return out
 }
 
 // render turns a plan into the preview the customer sees, priced by the

@@ -3,6 +3,7 @@ package provisioning
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -48,12 +49,18 @@ func perMonth(periodMinor int64, cycle string) int64 {
 // for it) and join the new one (a prorated charge for a new period of the
 // new cycle starting where the old calendar lines up, at today's price).
 func (s *Service) switchChanges(acct Account, it *planItem) []PriceChange {
+	return switchChangesOf(s.biller, s.clock.Now(), acct, it)
+}
+
+// switchChangesOf is switchChanges as of now, priced by pr (nil: no
+// billing).
+func switchChangesOf(pr periodPricer, now time.Time, acct Account, it *planItem) []PriceChange {
 	old := PriceChange{Package: it.pkg, Cycle: it.switchFrom, From: it.from, To: 0,
 		PeriodStart: it.sub.PeriodStart, PeriodEnd: it.sub.PeriodEnd, PeriodPriceMinor: it.sub.PeriodPrice, Trial: it.sub.Status == SubscriptionTrial}
 	nw := PriceChange{Package: it.pkg, Cycle: it.cycle, From: 0, To: it.to, Trial: old.Trial}
-	if s.biller != nil {
-		nw.PeriodStart, nw.PeriodEnd = s.biller.NewPeriod(acct, it.cycle, s.clock.Now())
-		nw.PeriodPriceMinor = s.biller.PeriodPrice(it.pkg, it.cycle)
+	if pr != nil {
+		nw.PeriodStart, nw.PeriodEnd = pr.NewPeriod(acct, it.cycle, now)
+		nw.PeriodPriceMinor = pr.PeriodPrice(it.pkg, it.cycle)
 	}
 	return []PriceChange{old, nw}
 }

@@ -2,7 +2,6 @@ package provisioning
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -10,7 +9,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pbxd/pbxd/internal/fault"
-	"github.com/pbxd/pbxd/internal/store"
 	"github.com/pbxd/pbxd/internal/store/provdb"
 )
 
@@ -42,118 +40,6 @@ type NumberLine struct {
 
 // maxNumbersPerOrder bounds one order's numbers by prefix.
 const maxNumbersPerOrder = 1000
-
-// planNumbers works the request's number orders and releases into the
-// plan: each moves its add-on's quantity by one per number. item returns
-// the plan item of a package (creating it); listed are the packages the
-// request sets explicitly.
-func (s *Service) planNumbers(ctx context.Context, tx pgx.Tx, p *plan, req ChangeRequest, listed map[string]bool,
-	item func(code, cycle, field string) (*planItem, error)) error {
-	now := s.clock.Now()
-	q := qtx(tx)
-	// An add-on that numbers are sold under follows the numbers held: its
-	// quantity cannot be set directly.
-	for i, ci := range req.Items {
-		if p.numberAddons[ci.Package] {
-			return fault.New(fault.Invalid, fmt.Sprintf("items[%d].package", i), "%s bills phone numbers: order numbers with \"numbers\" (a prefix or a chosen number) instead of a quantity", ci.Package)
-		}
-	}
-	chosen := map[string]bool{}
-	for i, o := range req.Numbers {
-		field := fmt.Sprintf("numbers[%d]", i)
-		nl := NumberLine{Action: "order", Quantity: o.Quantity}
-		switch {
-		case o.Number != "" && o.Prefix != "":
-			return fault.New(fault.Invalid, field+".prefix", "give a number or a prefix, not both")
-		case o.Number != "":
-			e, err := ParseE164(o.Number)
-			if err != nil {
-				return fault.New(fault.Invalid, field+".number", "%q is not an E.164 number: %v", o.Number, err)
-			}
-			if o.Quantity != 0 && o.Quantity != 1 {
-				return fault.New(fault.Invalid, field+".quantity", "a chosen number has quantity 1")
-			}
-			if chosen[e] {
-				return fault.New(fault.Invalid, field+".number", "number %s is listed twice", e)
-			}
-			chosen[e] = true
-			n, err := q.ChosenNumber(ctx, provdb.ChosenNumberParams{Now: now, AccountID: p.acct.ID, E164: e})
-			if errors.Is(err, store.ErrNotFound) || (err == nil && (!n.Free || (n.Kind != NumberLocal && !req.ByOperator))) {
-				return fault.New(fault.Conflict, field+".number", "number %s is not available; pick another free local number", e)
-			}
-			if err != nil {
-				return fmt.Errorf("read number: %w", err)
-			}
-			nl.Number, nl.Quantity, nl.Addon, nl.SetupFeeMinor = e, 1, n.AddonCode, n.SetupFeeMinor
-		case o.Prefix != "":
-			prefix, err := parsePrefix(o.Prefix)
-			if err != nil {
-				return fault.New(fault.Invalid, field+".prefix", "prefix %v", err)
-			}
-			if o.Quantity < 1 || o.Quantity > maxNumbersPerOrder {
-				return fault.New(fault.Invalid, field+".quantity", "quantity must be between 1 and %d", maxNumbersPerOrder)
-			}
-			// The first free numbers in order, read through the index and
-			// never counted in full: an inventory may hold millions.
-			free, err := q.FirstFreeNumbers(ctx, provdb.FirstFreeNumbersParams{Prefix: prefix, Now: now, Addon: o.Addon, Lim: int32(o.Quantity)})
-			if err != nil {
-				return fmt.Errorf("find free numbers: %w", err)
-			}
-			var first []string
-			for _, n := range free {
-				first = append(first, n.AddonCode)
-				nl.SetupFeeMinor += n.SetupFeeMinor
-			}
-			if len(first) < o.Quantity {
-				return fault.New(fault.Conflict, field+".quantity", "only %d free local numbers start with %s", len(first), prefix)
-			}
-			slices.Sort(first)
-			if addons := slices.Compact(first); len(addons) > 1 {
-				return fault.New(fault.Invalid, field+".addon", "the free numbers starting %s are sold as %v: say which add-on", prefix, addons)
-			}
-			nl.Prefix, nl.Addon = prefix, first[0]
-		default:
-			return fault.New(fault.Invalid, field+".prefix", "give a prefix (with a quantity) or a chosen number")
-		}
-		if listed[nl.Addon] {
-			return fault.New(fault.Invalid, field, "add-on %s is also listed in items", nl.Addon)
-		}
-		it, err := item(nl.Addon, "", field)
-		if err != nil {
-			return err
-		}
-		it.to += nl.Quantity
-		p.numbers = append(p.numbers, nl)
-		if nl.SetupFeeMinor > 0 {
-			p.oneTime = append(p.oneTime, PriceChange{Package: it.pkg, Cycle: it.cycle, To: nl.Quantity, OneTimeMinor: nl.SetupFeeMinor})
-		}
-	}
-	for i, raw := range req.ReleaseNumbers {
-		field := fmt.Sprintf("release_numbers[%d]", i)
-		e, err := ParseE164(raw)
-		if err != nil {
-			return fault.New(fault.Invalid, field, "%q is not an E.164 number: %v", raw, err)
-		}
-		if chosen[e] {
-			return fault.New(fault.Invalid, field, "number %s is listed twice", e)
-		}
-		chosen[e] = true
-		addon, err := q.AccountNumberAddon(ctx, provdb.AccountNumberAddonParams{E164: e, AccountID: &p.acct.ID})
-		if errors.Is(err, store.ErrNotFound) {
-			return fault.New(fault.Invalid, field, "number %s is not the account's", e)
-		}
-		if err != nil {
-			return fmt.Errorf("read number: %w", err)
-		}
-		it, err := item(addon, "", field)
-		if err != nil {
-			return err
-		}
-		it.to--
-		p.numbers = append(p.numbers, NumberLine{Action: "release", Number: e, Quantity: 1, Addon: addon})
-	}
-	return nil
-}
 
 // applyNumbers reserves the ordered numbers for the account and sends the
 // released ones into quarantine, in the change's transaction. Numbers
