@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/pbxd/pbxd/internal/clock"
+	"github.com/pbxd/pbxd/internal/store"
 	"github.com/pbxd/pbxd/internal/store/storetest"
 )
 
@@ -40,7 +41,7 @@ var start = time.Date(2026, 11, 16, 10, 0, 0, 0, time.UTC)
 
 func newScheduler(t *testing.T, clk clock.Clock, jobs ...Job) *Scheduler {
 	t.Helper()
-	s, err := New(storetest.NewPool(t), clk, slog.New(slog.DiscardHandler), prometheus.NewRegistry(), jobs...)
+	s, err := New(store.NewDB(storetest.NewPool(t)), clk, slog.New(slog.DiscardHandler), prometheus.NewRegistry(), jobs...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +118,7 @@ func TestLastRunSurvivesRestart(t *testing.T) {
 	pool := storetest.NewPool(t)
 	var j recorder
 	for range 2 {
-		s, err := New(pool, clk, slog.New(slog.DiscardHandler), prometheus.NewRegistry(), Job{Name: "j", Schedule: "0 3 * * *", Run: j.run})
+		s, err := New(store.NewDB(pool), clk, slog.New(slog.DiscardHandler), prometheus.NewRegistry(), Job{Name: "j", Schedule: "0 3 * * *", Run: j.run})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -138,13 +139,9 @@ func TestLeaderLockAndRunNow(t *testing.T) {
 	var j recorder
 	s := newScheduler(t, clk, Job{Name: "j", Schedule: "0 3 * * *", Run: j.run})
 	ctx := t.Context()
-	other, err := s.pool.Acquire(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Release()
-	if _, err := other.Exec(ctx, "SELECT pg_advisory_lock($1)", lockKey("j")); err != nil {
-		t.Fatal(err)
+	other, ok, err := s.db.TryLead(ctx, "j") // another instance leads
+	if err != nil || !ok {
+		t.Fatalf("take the lock: %v, %v", ok, err)
 	}
 	if err := s.RunDue(ctx); err != nil {
 		t.Fatal(err)
@@ -155,9 +152,7 @@ func TestLeaderLockAndRunNow(t *testing.T) {
 	if v := testutil.ToFloat64(s.runs.WithLabelValues("j", "skipped_not_leader")); v != 1 {
 		t.Errorf("pbxd_job_runs_total{result=skipped_not_leader} = %v, want 1", v)
 	}
-	if _, err := other.Exec(ctx, "SELECT pg_advisory_unlock($1)", lockKey("j")); err != nil {
-		t.Fatal(err)
-	}
+	other.Release(ctx)
 	if err := s.RunDue(ctx); err != nil {
 		t.Fatal(err)
 	}
