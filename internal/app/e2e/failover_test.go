@@ -35,26 +35,32 @@ func failoverSubs() int {
 func seedDue(t *testing.T, pool *pgxpool.Pool, n int) {
 	t.Helper()
 	cet := time.FixedZone("CET", 3600)
-	seed(t, pool, func(tx *store.Tx) {
-		for g := 1; g <= n; g++ {
-			id := fmt.Sprintf("00000000-0000-4000-8000-%012x", g)
-			storetest.Account(t, tx, provdb.InsertAccountParams{ID: id, Name: fmt.Sprintf("Customer %d", g), SipDomain: fmt.Sprintf("f%d.voip.example.net", g),
-				PaymentMode: "invoice", SeatPreference: "auto_purchase", ExtLast: 899})
-			storetest.Subscription(t, tx, storetest.SubscriptionRow{AccountID: id, PackageCode: "fr-fixed-mobile", Quantity: 1, PeriodPriceMinor: 4990,
-				PeriodStart: time.Date(2026, 11, 1, 0, 0, 0, 0, cet), PeriodEnd: time.Date(2026, 12, 1, 0, 0, 0, 0, cet),
-				RegisteredFrom: time.Date(2026, 10, 15, 0, 0, 0, 0, time.FixedZone("CEST", 7200))})
-		}
+	seedAccounts(t, pool, n, "Customer", "f", "invoice", func(tx *store.Tx, id string, _ int) {
+		storetest.Subscription(t, tx, storetest.SubscriptionRow{AccountID: id, PackageCode: "fr-fixed-mobile", Quantity: 1, PeriodPriceMinor: 4990,
+			PeriodStart: time.Date(2026, 11, 1, 0, 0, 0, 0, cet), PeriodEnd: time.Date(2026, 12, 1, 0, 0, 0, 0, cet),
+			RegisteredFrom: time.Date(2026, 10, 15, 0, 0, 0, 0, time.FixedZone("CEST", 7200))})
 	})
 	if _, err := pool.Exec(t.Context(), `ANALYZE accounts, subscriptions`); err != nil {
 		t.Fatalf("seed: %v", err)
 	}
 }
 
-// seed runs fill, which inserts rows through storetest's factories, in one
+// seedAccounts adds n accounts paying by mode, "<name> 1" to "<name> n"
+// with ids in that order, at <domain><g>.voip.example.net, and calls with
+// on each to add its rows: all through storetest's factories, in one
 // transaction.
-func seed(t *testing.T, pool *pgxpool.Pool, fill func(*store.Tx)) {
+func seedAccounts(t *testing.T, pool *pgxpool.Pool, n int, name, domain, mode string, with func(tx *store.Tx, id string, g int)) {
 	t.Helper()
-	if err := store.NewDB(pool).InTx(t.Context(), func(tx *store.Tx) error { fill(tx); return nil }); err != nil {
+	err := store.NewDB(pool).InTx(t.Context(), func(tx *store.Tx) error {
+		for g := 1; g <= n; g++ {
+			id := fmt.Sprintf("00000000-0000-4000-8000-%012x", g)
+			storetest.Account(t, tx, provdb.InsertAccountParams{ID: id, Name: fmt.Sprintf("%s %d", name, g), SipDomain: fmt.Sprintf("%s%d.voip.example.net", domain, g),
+				PaymentMode: mode, SeatPreference: "auto_purchase", ExtLast: 899})
+			with(tx, id, g)
+		}
+		return nil
+	})
+	if err != nil {
 		t.Fatalf("seed: %v", err)
 	}
 }
@@ -237,15 +243,10 @@ func TestLeaderKilledDuringDunning(t *testing.T) {
 	a, b, _, pool := startCluster(t, "scheduler:\n  check_interval: 1s\n")
 	const n = 300
 	cet := time.FixedZone("CET", 3600)
-	seed(t, pool, func(tx *store.Tx) {
-		for g := 1; g <= n; g++ {
-			id := fmt.Sprintf("00000000-0000-4000-8000-%012x", g)
-			storetest.Account(t, tx, provdb.InsertAccountParams{ID: id, Name: fmt.Sprintf("Card %d", g), SipDomain: fmt.Sprintf("d%d.voip.example.net", g),
-				PaymentMode: "card", SeatPreference: "auto_purchase", ExtLast: 899})
-			storetest.PaymentMethod(t, tx, storetest.PaymentMethodRow{AccountID: id, Token: "sandbox_approve", Label: "Sandbox card"})
-			storetest.Invoice(t, tx, storetest.InvoiceRow{AccountID: id, Number: fmt.Sprintf("DUN-2026-%06d", g), Issuer: "demo",
-				IssuedAt: time.Date(2026, 11, 16, 9, 0, 0, 0, cet), DueAt: time.Date(2026, 11, 30, 9, 0, 0, 0, cet), NetMinor: 4990, TaxMinor: 998, GrossMinor: 5988})
-		}
+	seedAccounts(t, pool, n, "Card", "d", "card", func(tx *store.Tx, id string, g int) {
+		storetest.PaymentMethod(t, tx, storetest.PaymentMethodRow{AccountID: id, Token: "sandbox_approve", Label: "Sandbox card"})
+		storetest.Invoice(t, tx, storetest.InvoiceRow{AccountID: id, Number: fmt.Sprintf("DUN-2026-%06d", g), Issuer: "demo",
+			IssuedAt: time.Date(2026, 11, 16, 9, 0, 0, 0, cet), DueAt: time.Date(2026, 11, 30, 9, 0, 0, 0, cet), NetMinor: 4990, TaxMinor: 998, GrossMinor: 5988})
 	})
 	leader, follower, done := leaderOf(t, a, b, "2026-11-16T10:15:00+01:00")
 	killed := killWhen(t, pool, leader, done, `SELECT count(*) FROM sandbox_charges`, 0)

@@ -28,9 +28,7 @@ func Package(t testing.TB, db store.DBTX, p provdb.UpsertPackageParams) {
 	if p.Cycles == nil {
 		p.Cycles = []byte(`[{"cycle":"monthly","discount_bp":0}]`)
 	}
-	if p.UpdatedAt.IsZero() {
-		p.UpdatedAt = time.Now()
-	}
+	p.UpdatedAt = orNow(p.UpdatedAt)
 	if err := provdb.New(db).UpsertPackage(t.Context(), p); err != nil {
 		t.Fatalf("storetest: package %s: %v", p.Code, err)
 	}
@@ -52,9 +50,7 @@ func Account(t testing.TB, db store.DBTX, a provdb.InsertAccountParams) {
 	if a.BillingAddress == nil {
 		a.BillingAddress = []byte(`{}`)
 	}
-	if a.CreatedAt.IsZero() {
-		a.CreatedAt = time.Now()
-	}
+	a.CreatedAt = orNow(a.CreatedAt)
 	if err := provdb.New(db).InsertAccount(t.Context(), a); err != nil {
 		t.Fatalf("storetest: account %s: %v", a.ID, err)
 	}
@@ -122,9 +118,7 @@ func PaymentMethod(t testing.TB, db store.DBTX, m PaymentMethodRow) string {
 	m.ID = cmp.Or(m.ID, uuid.NewString())
 	m.Gateway = cmp.Or(m.Gateway, "sandbox")
 	m.Label = cmp.Or(m.Label, "card")
-	if m.CreatedAt.IsZero() {
-		m.CreatedAt = time.Now()
-	}
+	m.CreatedAt = orNow(m.CreatedAt)
 	insert(t, db, "payment method "+m.ID, insertPaymentMethod, m.ID, m.AccountID, m.Gateway, m.Token, m.Label, m.CreatedAt)
 	return m.ID
 }
@@ -146,9 +140,7 @@ func PendingItem(t testing.TB, db store.DBTX, p PendingItemRow) string {
 	t.Helper()
 	p.ID = cmp.Or(p.ID, uuid.NewString())
 	p.Currency = cmp.Or(p.Currency, "EUR")
-	if p.CreatedAt.IsZero() {
-		p.CreatedAt = time.Now()
-	}
+	p.CreatedAt = orNow(p.CreatedAt)
 	insert(t, db, "pending item "+p.ID, insertPendingItem, p.ID, p.AccountID, p.PackageCode, p.Description, p.Quantity,
 		p.UnitMinor, p.AmountMinor, p.Currency, p.PeriodStart, p.PeriodEnd, p.Note, p.CreatedAt)
 	return p.ID
@@ -183,6 +175,14 @@ func Invoice(t testing.TB, db store.DBTX, i InvoiceRow) string {
 func Renewal(t testing.TB, db store.DBTX, subscriptionID string, periodStart time.Time) {
 	t.Helper()
 	insert(t, db, "renewal of "+subscriptionID, insertRenewal, subscriptionID, periodStart, time.Now())
+}
+
+// orNow is t, or now when t is zero.
+func orNow(t time.Time) time.Time {
+	if t.IsZero() {
+		return time.Now()
+	}
+	return t
 }
 
 func insert(t testing.TB, db store.DBTX, what, sql string, args ...any) {
