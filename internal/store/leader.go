@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"hash/fnv"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pbxd/pbxd/internal/store/jobdb"
@@ -60,22 +58,6 @@ func (l *Leadership) Alive(ctx context.Context) error { return l.conn.Ping(ctx) 
 func (l *Leadership) Release(ctx context.Context) {
 	_ = jobdb.New(l.conn).LeaderUnlock(context.WithoutCancel(ctx), l.key)
 	l.conn.Release()
-}
-
-// Exec runs a statement on the lock's session (for generated queries).
-func (l *Leadership) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
-	return l.conn.Exec(ctx, sql, args...)
-}
-
-// Query runs a query on the lock's session (for generated queries).
-func (l *Leadership) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
-	return l.conn.Query(ctx, sql, args...)
-}
-
-// QueryRow runs a one-row query on the lock's session (for generated
-// queries); no row scans as ErrNotFound.
-func (l *Leadership) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
-	return row{l.conn.QueryRow(ctx, sql, args...)}
 }
 
 // leaderKey is the advisory lock key of job's leader lock.
