@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -177,5 +178,50 @@ func TestBadScheduleRefused(t *testing.T) {
 	}
 	if got := err.Error(); !strings.Contains(got, "broken") {
 		t.Errorf("error %q does not name the job", got)
+	}
+}
+
+// Two schedulers (two instances) on one database: while one runs a job,
+// the other skips it and counts the skip; once the first is done, the
+// job's lock is free again.
+func TestOneRunnerPerJobAcrossSchedulers(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	pool := storetest.NewPool(t)
+	started, release := make(chan struct{}), make(chan struct{})
+	var runs atomic.Int32
+	job := Job{Name: "j", Schedule: "0 3 * * *", Run: func(context.Context, time.Time) error {
+		if runs.Add(1) == 1 {
+			close(started)
+			<-release
+		}
+		return nil
+	}}
+	build := func() *Scheduler {
+		s, err := New(store.NewDB(pool), clock.NewTest(start), slog.New(slog.DiscardHandler), prometheus.NewRegistry(), job)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	a, b := build(), build()
+	done := make(chan error, 1)
+	go func() { done <- a.RunNow(ctx, "j") }()
+	<-started
+	if err := b.RunNow(ctx, "j"); err != nil {
+		t.Fatal(err)
+	}
+	if v := testutil.ToFloat64(b.runs.WithLabelValues("j", "skipped_not_leader")); v != 1 || runs.Load() != 1 {
+		t.Fatalf("while the other instance ran the job: %d runs, %v skips; want 1 and 1", runs.Load(), v)
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if err := b.RunNow(ctx, "j"); err != nil {
+		t.Fatal(err)
+	}
+	if n := runs.Load(); n != 2 {
+		t.Errorf("%d runs, want 2: the lock was not released", n)
 	}
 }
