@@ -2,15 +2,13 @@ package billing
 
 import (
 	"bytes"
-	"compress/zlib"
 	"flag"
-	"io"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
-	"unicode/utf16"
+
+	"github.com/pbxd/pbxd/billing/billingtest"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files under testdata/")
@@ -73,7 +71,7 @@ func TestRenderPDF(t *testing.T) {
 	if !bytes.HasPrefix(buf.Bytes(), []byte("%PDF-")) {
 		t.Fatalf("not a PDF: %q", buf.Bytes()[:min(20, buf.Len())])
 	}
-	text := pdfText(t, buf.Bytes())
+	text := billingtest.PDFText(buf.Bytes())
 	gross := inv.Currency.FormatMinor(inv.Totals.GrossMinor) + " EUR"
 	for _, want := range []string{
 		"Invoice 2026-000001", gross, "Total before tax", "VAT 5.5% on 3.00", "VAT 20% on", "paid", "sbx_6d2e3a3f5c0b9a71",
@@ -99,75 +97,6 @@ func TestRenderPDF(t *testing.T) {
 	}
 }
 
-var (
-	// fpdf ends a stream's data with "\nendstream": a final \r is data (a
-	// compressed stream can end with that byte), not part of the marker.
-	pdfStream = regexp.MustCompile(`(?s)stream\r?\n(.*?)\nendstream`)
-	pdfTj     = regexp.MustCompile(`\(((?:\\.|[^\\)])*)\)\s*Tj`)
-)
-
-// pdfText extracts the strings shown by Tj operators from every content
-// stream, inflating FlateDecode streams: enough to read back what fpdf
-// wrote without a PDF library.
-func pdfText(t *testing.T, doc []byte) string {
-	t.Helper()
-	var out strings.Builder
-	for _, m := range pdfStream.FindAllSubmatch(doc, -1) {
-		content := m[1]
-		if zr, err := zlib.NewReader(bytes.NewReader(content)); err == nil {
-			if inflated, err := io.ReadAll(zr); err == nil {
-				content = inflated
-			}
-		}
-		for _, s := range pdfTj.FindAllSubmatch(content, -1) {
-			out.WriteString(utf16BE(pdfUnescape(string(s[1]))))
-			out.WriteByte('\n')
-		}
-	}
-	return out.String()
-}
-
-// utf16BE decodes the UTF-16BE strings a Unicode font's text is written in.
-func utf16BE(s string) string {
-	u := make([]uint16, 0, len(s)/2)
-	for i := 0; i+1 < len(s); i += 2 {
-		u = append(u, uint16(s[i])<<8|uint16(s[i+1]))
-	}
-	return string(utf16.Decode(u))
-}
-
-func pdfUnescape(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] != '\\' || i+1 == len(s) {
-			b.WriteByte(s[i])
-			continue
-		}
-		i++
-		switch c := s[i]; c {
-		case 'n':
-			b.WriteByte('\n')
-		case 'r':
-			b.WriteByte('\r')
-		case 't':
-			b.WriteByte('\t')
-		default:
-			if c >= '0' && c <= '7' {
-				v := 0
-				for j := 0; j < 3 && i < len(s) && s[i] >= '0' && s[i] <= '7'; j++ {
-					v = v*8 + int(s[i]-'0')
-					i++
-				}
-				i--
-				b.WriteByte(byte(v))
-				continue
-			}
-			b.WriteByte(c)
-		}
-	}
-	return b.String()
-}
-
 // Any customer name renders: the PDF embeds Go's Unicode font; a rune it
 // lacks becomes its compatibility form ("3ᵉ" → "3e"), never "3.".
 func TestRenderPDFUnicode(t *testing.T) {
@@ -183,7 +112,7 @@ func TestRenderPDFUnicode(t *testing.T) {
 	if err := renderPDF(&buf, inv, false); err != nil {
 		t.Fatal(err)
 	}
-	text := pdfText(t, buf.Bytes())
+	text := billingtest.PDFText(buf.Bytes())
 	for _, want := range []string{"Ωmega Связь Łódź", "12 rue Pasteur, 3e étage"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("PDF text lacks %q:\n%s", want, text)

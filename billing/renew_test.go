@@ -14,6 +14,9 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pbxd/pbxd/internal/store/provdb"
+	"github.com/pbxd/pbxd/internal/store/storetest"
 )
 
 // batchRunAt renews on 31 December 2026 at noon UTC: 1 January 2027 in
@@ -27,31 +30,23 @@ func mixedFixture(t *testing.T, b shellBundle) []string {
 	t.Helper()
 	ctx := t.Context()
 	id := func(name string) string { return uuid.NewSHA1(uuid.NameSpaceURL, []byte(name)).String() }
-	exec := func(q string, args ...any) {
-		t.Helper()
-		if _, err := b.pool.Exec(ctx, q, args...); err != nil {
-			t.Fatalf("%s: %v", strings.Fields(q)[0:3], err)
-		}
-	}
-	exec(`INSERT INTO packages (code, name, price_minor, currency, cycles, dial_context, updated_at) VALUES
-		('world', 'World', 6990, 'EUR', '[{"cycle":"monthly","discount_bp":0}]', 'pkg-world', now())`)
+	storetest.Package(t, b.pool, provdb.UpsertPackageParams{Code: "world", Name: "World", PriceMinor: 6990})
 	account := func(name, mode, tz, token string) string {
 		acct := id("account " + name)
-		exec(`INSERT INTO accounts (id, name, sip_domain, currency, timezone, vat_bp, payment_mode, seat_preference, ext_first, ext_last, created_at)
-			VALUES ($1, $2, $3, 'EUR', $4, 2000, $5, 'block', 100, 199, now())`, acct, name, name+".example.net", tz, mode)
+		storetest.Account(t, b.pool, provdb.InsertAccountParams{ID: acct, Name: name, SipDomain: name + ".example.net", Timezone: tz, PaymentMode: mode})
 		if token != "" {
-			exec(`INSERT INTO payment_methods (id, account_id, gateway, token, label, is_default, created_at) VALUES ($1, $2, 'sandbox', $3, 'card', true, now())`,
-				id("pm "+name), acct, token)
+			storetest.PaymentMethod(t, b.pool, storetest.PaymentMethodRow{ID: id("pm " + name), AccountID: acct, Token: token})
 		}
 		return acct
 	}
 	sub := func(acct, name, pkg, status string, qty int, start, end time.Time, trialEnd *time.Time) {
-		exec(`INSERT INTO subscriptions (id, account_id, package_code, cycle, quantity, status, period_price_minor, period_start, period_end, next_payment_at, trial_end, registered_from)
-			VALUES ($1, $2, $3, 'monthly', $4, $5, 4990, $6, $7, $7, $8, $6)`, id("sub "+name), acct, pkg, qty, status, start, end, trialEnd)
+		storetest.Subscription(t, b.pool, storetest.SubscriptionRow{ID: id("sub " + name), AccountID: acct, PackageCode: pkg, Status: status,
+			Quantity: int32(qty), PeriodPriceMinor: 4990, PeriodStart: start, PeriodEnd: end, TrialEnd: trialEnd})
 	}
 	pending := func(acct, name string, amount int64) {
-		exec(`INSERT INTO pending_items (id, account_id, package_code, description, quantity, unit_minor, amount_minor, currency, period_start, period_end, created_at)
-			VALUES ($1, $2, 'fr', 'France', 1, 4990, $3, 'EUR', '2026-11-16', '2026-12-01', '2026-11-16T10:00:00Z')`, id("pending "+name), acct, amount)
+		storetest.PendingItem(t, b.pool, storetest.PendingItemRow{ID: id("pending " + name), AccountID: acct, PackageCode: "fr", Description: "France",
+			Quantity: 1, UnitMinor: 4990, AmountMinor: amount, PeriodStart: day(2026, 11, 16), PeriodEnd: day(2026, 12, 1),
+			CreatedAt: time.Date(2026, 11, 16, 10, 0, 0, 0, time.UTC)})
 	}
 	auckland, err := time.LoadLocation("Pacific/Auckland")
 	if err != nil {
@@ -254,10 +249,7 @@ func TestRenewBatchFailureIsIsolated(t *testing.T) {
 	// A renewal row for the period the run would bill, without the
 	// subscription having advanced: the primary key refuses to bill it.
 	bad := subs[2]
-	if _, err := b.pool.Exec(t.Context(), `INSERT INTO renewals (subscription_id, period_start, created_at) VALUES ($1, $2, now())`,
-		bad, time.Date(2026, 12, 1, 0, 0, 0, 0, b.paris)); err != nil {
-		t.Fatal(err)
-	}
+	storetest.Renewal(t, b.pool, bad, time.Date(2026, 12, 1, 0, 0, 0, 0, b.paris))
 	cat, err := catalog(t.Context(), b.pool)
 	if err != nil {
 		t.Fatal(err)
@@ -290,10 +282,8 @@ func TestRenewConcurrentRunsShareTheWork(t *testing.T) {
 	if err := b.svc.SetSettings(st); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.pool.Exec(t.Context(), `INSERT INTO packages (code, name, price_minor, currency, cycles, dial_context, updated_at) VALUES
-		('world', 'World', 6990, 'EUR', '[{"cycle":"monthly","discount_bp":0},{"cycle":"annual","discount_bp":1500}]', 'pkg-world', now())`); err != nil {
-		t.Fatal(err)
-	}
+	storetest.Package(t, b.pool, provdb.UpsertPackageParams{Code: "world", Name: "World", PriceMinor: 6990,
+		Cycles: []byte(`[{"cycle":"monthly","discount_bp":0},{"cycle":"annual","discount_bp":1500}]`)})
 	const n = 120
 	for i := range n {
 		token := SandboxApprove
@@ -301,15 +291,11 @@ func TestRenewConcurrentRunsShareTheWork(t *testing.T) {
 			token = "" // invoice account
 		}
 		acct, _ := b.account(t, token, 1+i%4)
-		if _, err := b.pool.Exec(t.Context(), `INSERT INTO subscriptions (id, account_id, package_code, cycle, quantity, status, period_price_minor, period_start, period_end, next_payment_at, registered_from)
-			VALUES ($1, $2, 'world', 'annual', 1, 'active', 71298, '2025-12-01 00:00+01', '2026-12-01 00:00+01', '2026-12-01 00:00+01', '2025-12-01 00:00+01')`, uuid.NewString(), acct); err != nil {
-			t.Fatal(err)
-		}
+		storetest.Subscription(t, b.pool, storetest.SubscriptionRow{AccountID: acct, PackageCode: "world", Cycle: "annual", Quantity: 1,
+			PeriodPriceMinor: 71298, PeriodStart: time.Date(2025, 12, 1, 0, 0, 0, 0, b.paris), PeriodEnd: time.Date(2026, 12, 1, 0, 0, 0, 0, b.paris)})
 		if i%5 == 0 {
-			if _, err := b.pool.Exec(t.Context(), `INSERT INTO pending_items (id, account_id, package_code, description, quantity, unit_minor, amount_minor, currency, period_start, period_end, created_at)
-				VALUES ($1, $2, 'fr', 'France', -1, 4990, -2495, 'EUR', '2026-11-16', '2026-12-01', now())`, uuid.NewString(), acct); err != nil {
-				t.Fatal(err)
-			}
+			storetest.PendingItem(t, b.pool, storetest.PendingItemRow{AccountID: acct, PackageCode: "fr", Description: "France",
+				Quantity: -1, UnitMinor: 4990, AmountMinor: -2495, PeriodStart: day(2026, 11, 16), PeriodEnd: day(2026, 12, 1)})
 		}
 	}
 	at := time.Date(2026, 12, 1, 1, 0, 0, 0, time.UTC)
@@ -391,10 +377,7 @@ func TestRenewBatchChargesConcurrently(t *testing.T) {
 		if _, err := b.pool.Exec(t.Context(), `UPDATE accounts SET payment_mode = 'card' WHERE id = $1`, acct); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := b.pool.Exec(t.Context(), `INSERT INTO payment_methods (id, account_id, gateway, token, label, is_default, created_at) VALUES ($1, $2, 'gated', 'tok', 'card', true, now())`,
-			uuid.NewString(), acct); err != nil {
-			t.Fatal(err)
-		}
+		storetest.PaymentMethod(t, b.pool, storetest.PaymentMethodRow{AccountID: acct, Gateway: "gated", Token: "tok"})
 		ids = append(ids, acct)
 	}
 	cat, err := catalog(t.Context(), b.pool)

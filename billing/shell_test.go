@@ -59,6 +59,9 @@ func setupShell(t *testing.T) shellBundle {
 	return shellBundle{svc: svc, pool: pool, lines: fl, paris: paris}
 }
 
+// day is a date (for date columns).
+func day(y int, m time.Month, d int) time.Time { return time.Date(y, m, d, 0, 0, 0, 0, time.UTC) }
+
 // account inserts a card (token != "") or invoice account with one
 // subscription of qty France lines for November 2026.
 func (b shellBundle) account(t *testing.T, token string, qty int) (acct, sub string) {
@@ -76,10 +79,8 @@ func (b shellBundle) account(t *testing.T, token string, qty int) (acct, sub str
 		}
 	}
 	start, end := time.Date(2026, 11, 1, 0, 0, 0, 0, b.paris), time.Date(2026, 12, 1, 0, 0, 0, 0, b.paris)
-	if _, err := b.pool.Exec(ctx, `INSERT INTO subscriptions (id, account_id, package_code, cycle, quantity, status, period_price_minor, period_start, period_end, next_payment_at, registered_from)
-		VALUES ($1, $2, 'fr', 'monthly', $3, 'active', 4990, $4, $5, $5, $4)`, sub, acct, qty, start, end); err != nil {
-		t.Fatal(err)
-	}
+	storetest.Subscription(t, b.pool, storetest.SubscriptionRow{ID: sub, AccountID: acct, PackageCode: "fr", Quantity: int32(qty),
+		PeriodPriceMinor: 4990, PeriodStart: start, PeriodEnd: end})
 	return acct, sub
 }
 
@@ -125,10 +126,8 @@ func TestShellPendingCreditIsCappedAndCarried(t *testing.T) {
 	t.Parallel()
 	b := setupShell(t)
 	acct, _ := b.account(t, "", 1) // invoice account, 49.90 a month
-	if _, err := b.pool.Exec(t.Context(), `INSERT INTO pending_items (id, account_id, package_code, description, quantity, unit_minor, amount_minor, currency, period_start, period_end, created_at)
-		VALUES ($1, $2, 'fr', 'France', -2, 4990, -6000, 'EUR', '2026-11-10', '2026-12-01', now())`, uuid.NewString(), acct); err != nil {
-		t.Fatal(err)
-	}
+	storetest.PendingItem(t, b.pool, storetest.PendingItemRow{AccountID: acct, PackageCode: "fr", Description: "France",
+		Quantity: -2, UnitMinor: 4990, AmountMinor: -6000, PeriodStart: day(2026, 11, 10), PeriodEnd: day(2026, 12, 1)})
 	if _, err := b.svc.Renew(t.Context(), time.Date(2026, 12, 1, 1, 0, 0, 0, time.UTC)); err != nil {
 		t.Fatal(err)
 	}

@@ -19,13 +19,10 @@
 package asteriskbench
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -40,87 +37,30 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	if os.Getenv("PBXD_ARITEST_CHILD") != "" {
-		serve()
-		return
-	}
+	aritest.ServeChild("PBXD_ARITEST_CHILD", aritest.Options{Username: "bench", Password: "bench-secret"}, command)
 	os.Exit(m.Run())
 }
 
-// serve is the child: an ARI test server driven by one-line commands on
-// stdin ("wipe": forget every object without a restart; "restart"; "count").
-func serve() {
-	s, err := aritest.New(aritest.Options{Username: "bench", Password: "bench-secret"})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	fmt.Println(s.URL())
-	sc := bufio.NewScanner(os.Stdin)
-	for sc.Scan() {
-		switch sc.Text() {
-		case "wipe":
-			for _, typ := range []string{"endpoint", "aor", "auth"} {
-				for _, id := range s.ObjectIDs(typ) {
-					s.Forget(typ, id)
-				}
+// command is the child's answer to a line on its stdin: "wipe" forgets
+// every object without a restart; "restart"; "count".
+func command(s *aritest.Server, cmd string) string {
+	switch cmd {
+	case "wipe":
+		for _, typ := range []string{"endpoint", "aor", "auth"} {
+			for _, id := range s.ObjectIDs(typ) {
+				s.Forget(typ, id)
 			}
-			fmt.Println("ok")
-		case "restart":
-			if err := s.Restart(); err != nil {
-				fmt.Fprintln(os.Stderr, err)
-			}
-			fmt.Println("ok")
-		case "count":
-			fmt.Println(len(s.ObjectIDs("endpoint")), len(s.ObjectIDs("aor")), len(s.ObjectIDs("auth")))
 		}
+		return "ok"
+	case "restart":
+		if err := s.Restart(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+		}
+		return "ok"
+	case "count":
+		return fmt.Sprint(len(s.ObjectIDs("endpoint")), " ", len(s.ObjectIDs("aor")), " ", len(s.ObjectIDs("auth")))
 	}
-	os.Exit(0)
-}
-
-// child is the ARI server process.
-type child struct {
-	mu  sync.Mutex
-	in  io.WriteCloser
-	out *bufio.Reader
-	url string
-}
-
-func startChild(b *testing.B) *child {
-	b.Helper()
-	exe, err := os.Executable()
-	if err != nil {
-		b.Fatal(err)
-	}
-	cmd := exec.Command(exe)
-	cmd.Env = append(os.Environ(), "PBXD_ARITEST_CHILD=1")
-	in, _ := cmd.StdinPipe()
-	outp, _ := cmd.StdoutPipe()
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = in.Close(); _ = cmd.Wait() }) // the child ends on its stdin's close; its exit status is not the bench's
-	c := &child{in: in, out: bufio.NewReader(outp)}
-	u, err := c.out.ReadString('\n')
-	if err != nil {
-		b.Fatal(err)
-	}
-	c.url = strings.TrimSpace(u)
-	return c
-}
-
-func (c *child) do(b *testing.B, cmd string) string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if _, err := fmt.Fprintln(c.in, cmd); err != nil {
-		b.Fatal(err)
-	}
-	s, err := c.out.ReadString('\n')
-	if err != nil {
-		b.Fatal(err)
-	}
-	return strings.TrimSpace(s)
+	return ""
 }
 
 func cpuTime() time.Duration {
@@ -130,7 +70,7 @@ func cpuTime() time.Duration {
 }
 
 type fixture struct {
-	c     *child // nil against a real Asterisk
+	c     *aritest.Child // nil against a real Asterisk
 	d     *apptest.Daemon
 	acct  string
 	lines []string
@@ -151,11 +91,11 @@ func realARI() (url, user, password string, ok bool) {
 
 func setup(b *testing.B, n int) *fixture {
 	b.Helper()
-	var c *child
+	var c *aritest.Child
 	url, user, password, real := realARI()
 	if !real {
-		c = startChild(b)
-		url, user, password = c.url, "bench", "bench-secret"
+		c = aritest.StartChild(b, "PBXD_ARITEST_CHILD")
+		url, user, password = c.URL(), "bench", "bench-secret"
 	}
 	t0 := time.Now()
 	d := apptest.Start(b, func(cfg *config.Config) {
@@ -225,7 +165,7 @@ func BenchmarkAsterisk(b *testing.B) {
 		f.needChild(b)
 		var wall, cpu time.Duration
 		for range b.N {
-			f.c.do(b, "wipe")
+			f.c.Do(b, "wipe")
 			t0, c0 := time.Now(), cpuTime()
 			if err := f.d.App.Reconciler().Resync(ctx); err != nil {
 				b.Fatal(err)
@@ -233,7 +173,7 @@ func BenchmarkAsterisk(b *testing.B) {
 			wall += time.Since(t0)
 			cpu += cpuTime() - c0
 		}
-		if got := f.c.do(b, "count"); got != fmt.Sprintf("%d %d %d", n, n, n) {
+		if got := f.c.Do(b, "count"); got != fmt.Sprintf("%d %d %d", n, n, n) {
 			b.Fatalf("after resync the server holds %s objects", got)
 		}
 		report(b, n*b.N, 3, wall, cpu)
@@ -280,7 +220,7 @@ func BenchmarkAsterisk(b *testing.B) {
 					return
 				default:
 				}
-				f.c.do(b, "wipe")
+				f.c.Do(b, "wipe")
 				_ = f.d.App.Reconciler().Resync(ctx)
 			}
 		}()
@@ -297,7 +237,7 @@ func BenchmarkAsterisk(b *testing.B) {
 		f.needChild(b)
 		var lat []time.Duration
 		for len(lat) < samples {
-			f.c.do(b, "restart")
+			f.c.Do(b, "restart")
 			time.Sleep(50 * time.Millisecond)
 			lat = append(lat, f.changes(b, 20, nil)...)
 		}

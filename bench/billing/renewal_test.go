@@ -15,9 +15,13 @@ package billing
 
 import (
 	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
 	"os"
 	"runtime"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -25,6 +29,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pbxd/pbxd/billing"
+	"github.com/pbxd/pbxd/internal/store"
+	"github.com/pbxd/pbxd/internal/store/provdb"
 	"github.com/pbxd/pbxd/internal/store/storetest"
 )
 
@@ -40,46 +46,62 @@ func envInt(name string, def int) int {
 }
 
 // fixture fills a fresh database with subs subscriptions due at 1 December
-// 2026 (Europe/Paris), four per account (one per package).
+// 2026 (Europe/Paris), four per account (one per package), in one
+// transaction through storetest's factories.
 func fixture(ctx context.Context, tb testing.TB, pool *pgxpool.Pool, subs int) {
 	tb.Helper()
 	accounts := subs / 4
-	stmts := []string{
-		`INSERT INTO packages (code, name, price_minor, currency, cycles, dial_context, updated_at) VALUES
-			('fr-fixed-mobile', 'France fixed & mobile', 4990, 'EUR', '[{"cycle":"monthly","discount_bp":0},{"cycle":"annual","discount_bp":1500}]', 'pkg-fr', now()),
-			('world', 'World fixed & mobile', 6990, 'EUR', '[{"cycle":"monthly","discount_bp":0},{"cycle":"annual","discount_bp":1500}]', 'pkg-world', now()),
-			('uk', 'United Kingdom', 1990, 'EUR', '[{"cycle":"monthly","discount_bp":0}]', 'pkg-uk', now()),
-			('us', 'United States', 1490, 'EUR', '[{"cycle":"monthly","discount_bp":0}]', 'pkg-us', now())`,
-		`INSERT INTO accounts (id, name, sip_domain, currency, timezone, vat_bp, payment_mode, seat_preference, ext_first, ext_last, billing_address, created_at)
-			SELECT ('00000000-0000-4000-8000-' || lpad(to_hex(g), 12, '0'))::uuid, 'Customer ' || g, 'c' || g || '.voip.example.net', 'EUR', 'Europe/Paris', 2000,
-			       CASE WHEN g % 10 < 7 THEN 'card' ELSE 'invoice' END, 'auto_purchase', 100, 899,
-			       jsonb_build_object('line1', g || ' rue de la Paix', 'city', 'Paris', 'country', 'FR'), now()
-			FROM generate_series(1, $1) g`,
-		`INSERT INTO payment_methods (id, account_id, gateway, token, label, is_default, created_at)
-			SELECT gen_random_uuid(), id, 'sandbox', 'sandbox_approve', 'Sandbox card', true, now() FROM accounts WHERE payment_mode = 'card'`,
-		`INSERT INTO subscriptions (id, account_id, package_code, cycle, quantity, status, period_price_minor, period_start, period_end, next_payment_at, registered_from)
-			SELECT gen_random_uuid(), a.id, p.code, 'monthly', CASE WHEN p.code = 'world' THEN (random() * 2)::int ELSE 1 + (random() * 4)::int END, 'active',
-			       p.price_minor, '2026-11-01 00:00+01', '2026-12-01 00:00+01', '2026-12-01 00:00+01', '2026-10-15 00:00+02'
-			FROM accounts a CROSS JOIN packages p`,
-		`INSERT INTO pending_items (id, account_id, package_code, description, quantity, unit_minor, amount_minor, currency, period_start, period_end, note, created_at)
-			SELECT gen_random_uuid(), id, 'world', 'World fixed & mobile', -1, 6990, -3495, 'EUR', '2026-11-16', '2026-12-01', '15 of 30 days', now()
-			FROM accounts WHERE right(id::text, 1) = '7'`,
-		// Not invoices: statistics frozen on an empty invoices table make
-		// PostgreSQL check the invoice foreign keys by sequential scan,
-		// which slows every renewal as the run issues invoices (a live
-		// system's autovacuum re-analyzes it within a minute).
-		`ANALYZE packages, accounts, payment_methods, subscriptions, pending_items`,
+	twoCycles := []byte(`[{"cycle":"monthly","discount_bp":0},{"cycle":"annual","discount_bp":1500}]`)
+	pkgs := []provdb.UpsertPackageParams{
+		{Code: "fr-fixed-mobile", Name: "France fixed & mobile", PriceMinor: 4990, Cycles: twoCycles, DialContext: "pkg-fr"},
+		{Code: "world", Name: "World fixed & mobile", PriceMinor: 6990, Cycles: twoCycles},
+		{Code: "uk", Name: "United Kingdom", PriceMinor: 1990},
+		{Code: "us", Name: "United States", PriceMinor: 1490},
 	}
-	for i, q := range stmts {
-		var err error
-		if i == 1 {
-			_, err = pool.Exec(ctx, q, accounts)
-		} else {
-			_, err = pool.Exec(ctx, q)
+	cet, cest := time.FixedZone("CET", 3600), time.FixedZone("CEST", 7200)
+	start, end := time.Date(2026, 11, 1, 0, 0, 0, 0, cet), time.Date(2026, 12, 1, 0, 0, 0, 0, cet)
+	registered := time.Date(2026, 10, 15, 0, 0, 0, 0, cest)
+	err := store.NewDB(pool).InTx(ctx, func(tx *store.Tx) error {
+		for _, p := range pkgs {
+			storetest.Package(tb, tx, p)
 		}
-		if err != nil {
-			tb.Fatalf("fixture statement %d: %v", i, err)
+		for g := 1; g <= accounts; g++ {
+			id := fmt.Sprintf("00000000-0000-4000-8000-%012x", g)
+			mode := "invoice" // 70 % by card
+			if g%10 < 7 {
+				mode = "card"
+			}
+			storetest.Account(tb, tx, provdb.InsertAccountParams{ID: id, Name: fmt.Sprintf("Customer %d", g), SipDomain: fmt.Sprintf("c%d.voip.example.net", g),
+				PaymentMode: mode, SeatPreference: "auto_purchase", ExtLast: 899,
+				BillingAddress: fmt.Appendf(nil, `{"line1": "%d rue de la Paix", "city": "Paris", "country": "FR"}`, g)})
+			if mode == "card" {
+				storetest.PaymentMethod(tb, tx, storetest.PaymentMethodRow{AccountID: id, Token: "sandbox_approve", Label: "Sandbox card"})
+			}
+			for _, p := range pkgs {
+				qty := 1 + int32(math.Round(rand.Float64()*4)) // 1 to 5
+				if p.Code == "world" {
+					qty = int32(math.Round(rand.Float64() * 2)) // 0 to 2
+				}
+				storetest.Subscription(tb, tx, storetest.SubscriptionRow{AccountID: id, PackageCode: p.Code, Quantity: qty, PeriodPriceMinor: p.PriceMinor,
+					PeriodStart: start, PeriodEnd: end, RegisteredFrom: registered})
+			}
+			if strings.HasSuffix(id, "7") { // one in ten has a pending credit
+				storetest.PendingItem(tb, tx, storetest.PendingItemRow{AccountID: id, PackageCode: "world", Description: "World fixed & mobile",
+					Quantity: -1, UnitMinor: 6990, AmountMinor: -3495, Note: "15 of 30 days",
+					PeriodStart: time.Date(2026, 11, 16, 0, 0, 0, 0, time.UTC), PeriodEnd: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)})
+			}
 		}
+		return nil
+	})
+	if err != nil {
+		tb.Fatalf("fixture: %v", err)
+	}
+	// Not invoices: statistics frozen on an empty invoices table make
+	// PostgreSQL check the invoice foreign keys by sequential scan, which
+	// slows every renewal as the run issues invoices (a live system's
+	// autovacuum re-analyzes it within a minute).
+	if _, err := pool.Exec(ctx, `ANALYZE packages, accounts, payment_methods, subscriptions, pending_items`); err != nil {
+		tb.Fatalf("fixture: %v", err)
 	}
 }
 
@@ -103,7 +125,9 @@ func BenchmarkRenewal(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
+		t0 := time.Now()
 		fixture(ctx, b, pool, subs)
+		b.Logf("fixture of %d subscriptions in %v", subs, time.Since(t0).Round(time.Millisecond))
 		svc, err := billing.NewService(billing.Options{
 			Pool: pool, Clock: fixedClock(now), Workers: workers, Registry: prometheus.NewRegistry(),
 			Settings: billing.Settings{IssuerCode: "bench", Issuer: billing.Issuer{Name: "Bench Telecom"}, PaymentTermDays: 14, Dunning: billing.DefaultDunningSchedule, RenewalBatch: batch},

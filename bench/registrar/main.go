@@ -32,8 +32,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pbxd/pbxd/internal/store"
@@ -134,34 +132,11 @@ type options struct {
 // scratchStore creates a migrated database on the server at adminURL and
 // returns a sippg store on it and a function dropping it.
 func scratchStore(ctx context.Context, adminURL string) (sip.BindingStore, func(), error) {
-	admin, err := pgx.Connect(ctx, adminURL)
+	pool, drop, err := store.Scratch(ctx, adminURL, fmt.Sprintf("pbxd_regbench_%d", os.Getpid()))
 	if err != nil {
-		return nil, nil, fmt.Errorf("connect %s: %w", adminURL, err)
-	}
-	name := fmt.Sprintf("pbxd_regbench_%d", os.Getpid())
-	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		_ = admin.Close(ctx)
-		return nil, nil, fmt.Errorf("create database: %w", err)
-	}
-	drop := func() {
-		_, _ = admin.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
-		_ = admin.Close(context.Background())
-	}
-	cfg, err := pgxpool.ParseConfig(adminURL)
-	if err != nil {
-		drop()
 		return nil, nil, err
 	}
-	cfg.ConnConfig.Database = name
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err == nil {
-		err = store.Migrate(ctx, pool)
-	}
-	if err != nil {
-		drop()
-		return nil, nil, fmt.Errorf("scratch database: %w", err)
-	}
-	return sippg.New(pool), func() { pool.Close(); drop() }, nil
+	return sippg.New(pool), drop, nil
 }
 
 // counter sums the counter name in reg over the series whose labels

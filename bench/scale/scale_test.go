@@ -27,18 +27,14 @@
 package scalebench
 
 import (
-	"bufio"
 	"context"
 	"encoding/base64"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
 	"runtime"
 	"runtime/debug"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -54,81 +50,23 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	if os.Getenv("SCALE_ARITEST_CHILD") != "" {
-		serve()
-		return
-	}
+	aritest.ServeChild("SCALE_ARITEST_CHILD", aritest.Options{Username: "bench", Password: "bench-secret"}, command)
 	os.Exit(m.Run())
 }
 
-// serve is a child: an ARI test server answering "count" on stdin with
-// how many line endpoints it holds.
-func serve() {
-	s, err := aritest.New(aritest.Options{Username: "bench", Password: "bench-secret"})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
+// command answers "count", on the child's stdin, with how many line
+// endpoints the child's server holds (not the AOR queue probe).
+func command(s *aritest.Server, cmd string) string {
+	if cmd != "count" {
+		return ""
 	}
-	fmt.Println(s.URL())
-	sc := bufio.NewScanner(os.Stdin)
-	for sc.Scan() {
-		if sc.Text() == "count" { // line endpoints: not the AOR queue probe
-			n := 0
-			for _, id := range s.ObjectIDs("endpoint") {
-				if !strings.HasSuffix(id, "queue-probe") {
-					n++
-				}
-			}
-			fmt.Println(n)
+	n := 0
+	for _, id := range s.ObjectIDs("endpoint") {
+		if !strings.HasSuffix(id, "queue-probe") {
+			n++
 		}
 	}
-	os.Exit(0)
-}
-
-// child is one ARI test server process.
-type child struct {
-	mu  sync.Mutex
-	in  io.WriteCloser
-	out *bufio.Reader
-	url string
-}
-
-func startChild(b *testing.B) *child {
-	b.Helper()
-	exe, err := os.Executable()
-	if err != nil {
-		b.Fatal(err)
-	}
-	cmd := exec.Command(exe)
-	cmd.Env = append(os.Environ(), "SCALE_ARITEST_CHILD=1")
-	in, _ := cmd.StdinPipe()
-	outp, _ := cmd.StdoutPipe()
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = in.Close(); _ = cmd.Wait() }) // the child ends on its stdin's close
-	c := &child{in: in, out: bufio.NewReader(outp)}
-	u, err := c.out.ReadString('\n')
-	if err != nil {
-		b.Fatal(err)
-	}
-	c.url = strings.TrimSpace(u)
-	return c
-}
-
-func (c *child) count(b *testing.B) int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if _, err := fmt.Fprintln(c.in, "count"); err != nil {
-		b.Fatal(err)
-	}
-	s, err := c.out.ReadString('\n')
-	if err != nil {
-		b.Fatal(err)
-	}
-	n, _ := strconv.Atoi(strings.TrimSpace(s))
-	return n
+	return strconv.Itoa(n)
 }
 
 // say logs a figure at once (a benchmark's own log shows only at its end,
@@ -295,9 +233,9 @@ func BenchmarkScale(b *testing.B) {
 // test servers: its first resync of each node pushes all of the node's
 // lines, the nodes at once; then a resync with nothing to repair.
 func asteriskPhase(ctx context.Context, b *testing.B, base func(*config.Config), lines, nodes int, heap0, rss0 float64) {
-	children := make([]*child, nodes)
+	children := make([]*aritest.Child, nodes)
 	for i := range children {
-		children[i] = startChild(b)
+		children[i] = aritest.StartChild(b, "SCALE_ARITEST_CHILD")
 	}
 	t0 := time.Now()
 	d := apptest.Start(b, base, func(c *config.Config) {
@@ -307,7 +245,7 @@ func asteriskPhase(ctx context.Context, b *testing.B, base func(*config.Config),
 		c.Asterisk.RequestTimeout = config.Duration(2 * time.Minute)
 		c.Asterisk.Nodes = nil
 		for i, ch := range children {
-			c.Asterisk.Nodes = append(c.Asterisk.Nodes, config.AsteriskNode{Name: fmt.Sprintf("n%d", i+1), URL: ch.url,
+			c.Asterisk.Nodes = append(c.Asterisk.Nodes, config.AsteriskNode{Name: fmt.Sprintf("n%d", i+1), URL: ch.URL(),
 				Username: "bench", Password: "bench-secret", App: "pbxd-scale"})
 		}
 	})
@@ -324,7 +262,7 @@ func asteriskPhase(ctx context.Context, b *testing.B, base func(*config.Config),
 	took := metricValues(b, d.Registry, "pbxd_reconcile_last_resync_duration_seconds")
 	held := 0
 	for i, ch := range children {
-		n := ch.count(b)
+		n, _ := strconv.Atoi(ch.Do(b, "count"))
 		held += n
 		node := fmt.Sprintf("n%d", i+1)
 		say(b, "%s: full resync onto the empty node, %d lines, %.1f s (%.0f lines/s), the %d nodes at once", node, n, took[node],

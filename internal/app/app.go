@@ -23,8 +23,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"golang.org/x/sync/errgroup"
@@ -52,7 +50,7 @@ type App struct {
 	clock     clock.Clock
 	testClock *clock.Test
 	cluster   *pgcluster.Cluster
-	pool      *pgxpool.Pool
+	pool      *store.Pool
 	opToken   atomic.Pointer[string]
 	secretKey []byte
 
@@ -232,7 +230,7 @@ func (a *App) openDatabase(ctx context.Context, cfg *config.Config) error {
 		}
 		a.cluster = c
 		a.closers = append(a.closers, closer{"private postgresql", c.Stop})
-		if err := ensureDatabase(ctx, c.URL("postgres"), "pbxd"); err != nil {
+		if err := store.EnsureDatabase(ctx, c.URL("postgres"), "pbxd"); err != nil {
 			return err
 		}
 		url = c.URL("pbxd")
@@ -272,24 +270,6 @@ func lockDir(dir string) (func() error, error) {
 	return f.Close, nil
 }
 
-func ensureDatabase(ctx context.Context, adminURL, name string) (err error) {
-	c, err := pgx.Connect(ctx, adminURL)
-	if err != nil {
-		return fmt.Errorf("connect private PostgreSQL: %w", err)
-	}
-	defer func() { err = errors.Join(err, c.Close(ctx)) }()
-	var exists bool
-	if err := c.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", name).Scan(&exists); err != nil {
-		return err
-	}
-	if !exists {
-		if _, err := c.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-			return fmt.Errorf("create database %s: %w", name, err)
-		}
-	}
-	return nil
-}
-
 // HTTPAddr is the bound API address (useful with port 0 in tests).
 func (a *App) HTTPAddr() string { return a.httpLn.Addr().String() }
 
@@ -314,7 +294,7 @@ func (a *App) Provisioning() *provisioning.Service { return a.prov }
 func (a *App) TestClock() *clock.Test { return a.testClock }
 
 // Pool exposes the database to in-process tests.
-func (a *App) Pool() *pgxpool.Pool { return a.pool }
+func (a *App) Pool() *store.Pool { return a.pool }
 
 // OperatorToken returns the operator token in force.
 func (a *App) OperatorToken() string { return *a.opToken.Load() }

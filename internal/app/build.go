@@ -74,7 +74,7 @@ func (a *App) build(ctx context.Context, cfg *config.Config) error {
 	}})
 
 	jobs := withScheduledChanges(billingJobs(bill, cfg), prov)
-	sched, err := scheduler.New(a.pool, a.clock, a.log.With("component", "scheduler"), a.reg, jobs...)
+	sched, err := scheduler.New(store.NewDB(a.pool), a.clock, a.log.With("component", "scheduler"), a.reg, jobs...)
 	if err != nil {
 		return err
 	}

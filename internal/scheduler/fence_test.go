@@ -19,7 +19,7 @@ import (
 
 func newScheduler(t *testing.T, pool *pgxpool.Pool, check time.Duration, job scheduler.Job) *scheduler.Scheduler {
 	t.Helper()
-	s, err := scheduler.New(pool, clock.NewTest(time.Date(2026, 12, 1, 1, 0, 0, 0, time.UTC)), slog.New(slog.DiscardHandler), prometheus.NewRegistry(), job)
+	s, err := scheduler.New(store.NewDB(pool), clock.NewTest(time.Date(2026, 12, 1, 1, 0, 0, 0, time.UTC)), slog.New(slog.DiscardHandler), prometheus.NewRegistry(), job)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,12 +21,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"log/slog"
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/robfig/cron/v3"
@@ -34,13 +32,6 @@ import (
 	"github.com/pbxd/pbxd/internal/clock"
 	"github.com/pbxd/pbxd/internal/store"
 	"github.com/pbxd/pbxd/internal/store/jobdb"
-)
-
-// The leader lock is a PostgreSQL session-level advisory lock, held on one
-// pooled connection for the run: driver-level SQL, kept by hand.
-const (
-	tryLeaderLock = "SELECT pg_try_advisory_lock($1)"
-	leaderUnlock  = "SELECT pg_advisory_unlock($1)"
 )
 
 // Job is a periodic task. Run must be idempotent: it may run again after a
@@ -53,7 +44,7 @@ type Job struct {
 
 // Scheduler runs jobs when due.
 type Scheduler struct {
-	pool  *pgxpool.Pool
+	db    *store.DB
 	clock clock.Clock
 	log   *slog.Logger
 	jobs  []job
@@ -80,9 +71,10 @@ const DefaultCheckInterval = 10 * time.Second
 // ErrUnknownJob is returned by RunNow for a name no job has.
 var ErrUnknownJob = errors.New("unknown job")
 
-// New checks the schedules and registers the metrics.
-func New(pool *pgxpool.Pool, clk clock.Clock, log *slog.Logger, reg prometheus.Registerer, jobs ...Job) (*Scheduler, error) {
-	s := &Scheduler{pool: pool, clock: clk, log: log, CheckInterval: DefaultCheckInterval}
+// New checks the schedules and registers the metrics. The leader lock is
+// taken through db (store.DB.TryLead).
+func New(db *store.DB, clk clock.Clock, log *slog.Logger, reg prometheus.Registerer, jobs ...Job) (*Scheduler, error) {
+	s := &Scheduler{db: db, clock: clk, log: log, CheckInterval: DefaultCheckInterval}
 	for _, j := range jobs {
 		sched, err := cron.ParseStandard(j.Schedule)
 		if err != nil {
@@ -174,33 +166,22 @@ func (s *Scheduler) RunNow(ctx context.Context, name string) error {
 }
 
 func (s *Scheduler) runLocked(ctx context.Context, j job, now time.Time) error {
-	conn, err := s.pool.Acquire(ctx)
+	lead, ok, err := s.db.TryLead(ctx, j.Name)
 	if err != nil {
-		return fmt.Errorf("acquire connection for leader lock: %w", err)
+		return err
 	}
-	defer conn.Release()
-	key := lockKey(j.Name)
-	var leader bool
-	if err := conn.QueryRow(ctx, tryLeaderLock, key).Scan(&leader); err != nil {
-		return fmt.Errorf("leader lock: %w", err)
-	}
-	if !leader {
+	if !ok {
 		s.runs.WithLabelValues(j.Name, "skipped_not_leader").Inc()
 		s.log.Debug("job running on another instance; skipped", "job", j.Name)
 		return nil
 	}
-	defer conn.Exec(context.WithoutCancel(ctx), leaderUnlock, key) //nolint:errcheck
-	var epoch int64
-	if err := conn.QueryRow(ctx, `INSERT INTO leader_fences (name, epoch) VALUES ($1, 1)
-		ON CONFLICT (name) DO UPDATE SET epoch = leader_fences.epoch + 1 RETURNING epoch`, j.Name).Scan(&epoch); err != nil {
-		return fmt.Errorf("leader fence: %w", err)
-	}
-	s.log.Info("job started", "job", j.Name, "epoch", epoch)
+	defer lead.Release(ctx)
+	s.log.Info("job started", "job", j.Name, "epoch", lead.Fence.Epoch)
 
 	start := time.Now()
-	jobCtx, cancel := context.WithCancelCause(store.WithFence(ctx, store.Fence{Job: j.Name, Epoch: epoch}))
+	jobCtx, cancel := context.WithCancelCause(store.WithFence(ctx, lead.Fence))
 	watched := make(chan struct{})
-	go func() { defer close(watched); s.watchLock(jobCtx, cancel, conn, j.Name) }()
+	go func() { defer close(watched); s.watchLock(jobCtx, cancel, lead, j.Name) }()
 	err = j.Run(jobCtx, now)
 	lost := context.Cause(jobCtx)
 	cancel(nil)
@@ -215,7 +196,7 @@ func (s *Scheduler) runLocked(ctx context.Context, j job, now time.Time) error {
 	}
 	s.runs.WithLabelValues(j.Name, "ok").Inc()
 	s.success.WithLabelValues(j.Name).Set(float64(time.Now().Unix()))
-	if err := jobdb.New(conn).RecordRun(ctx, jobdb.RecordRunParams{Name: j.Name, LastRunAt: now}); err != nil {
+	if err := jobdb.New(s.db).RecordRun(ctx, jobdb.RecordRunParams{Name: j.Name, LastRunAt: now}); err != nil {
 		return fmt.Errorf("record run: %w", err)
 	}
 	s.log.Info("job done", "job", j.Name, "took", time.Since(start).Round(time.Millisecond))
@@ -229,7 +210,7 @@ var errLockLost = errors.New("leader lock session lost")
 // watchLock pings the lock's session every CheckInterval while the job
 // runs, and cancels the job when the session is gone: the lock with it,
 // another instance may be taking over.
-func (s *Scheduler) watchLock(ctx context.Context, cancel context.CancelCauseFunc, conn *pgxpool.Conn, job string) {
+func (s *Scheduler) watchLock(ctx context.Context, cancel context.CancelCauseFunc, lead *store.Leadership, job string) {
 	t := time.NewTicker(s.CheckInterval)
 	defer t.Stop()
 	for {
@@ -239,7 +220,7 @@ func (s *Scheduler) watchLock(ctx context.Context, cancel context.CancelCauseFun
 		case <-t.C:
 		}
 		pctx, done := context.WithTimeout(ctx, max(s.CheckInterval, 5*time.Second))
-		err := conn.Ping(pctx)
+		err := lead.Alive(pctx)
 		done()
 		if err != nil && ctx.Err() == nil {
 			s.log.Error("leader lock lost: stopping the job", "job", job, "err", err)
@@ -253,7 +234,7 @@ func (s *Scheduler) watchLock(ctx context.Context, cancel context.CancelCauseFun
 // run counts as run just before its first due time after the epoch of the
 // daemon, i.e. it runs at once on first start.
 func (s *Scheduler) lastRun(ctx context.Context, name string) (time.Time, error) {
-	t, err := jobdb.New(store.NewDB(s.pool)).LastRun(ctx, name)
+	t, err := jobdb.New(s.db).LastRun(ctx, name)
 	if errors.Is(err, store.ErrNotFound) {
 		return time.Time{}, nil
 	}
@@ -261,10 +242,4 @@ func (s *Scheduler) lastRun(ctx context.Context, name string) (time.Time, error)
 		return time.Time{}, fmt.Errorf("read last run of %s: %w", name, err)
 	}
 	return t, nil
-}
-
-func lockKey(name string) int64 {
-	h := fnv.New64a()
-	h.Write([]byte("pbxd-job:" + name))
-	return int64(h.Sum64())
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/pbxd/pbxd/internal/clock"
+	"github.com/pbxd/pbxd/internal/store"
 	"github.com/pbxd/pbxd/internal/store/storetest"
 )
 
@@ -40,7 +42,7 @@ var start = time.Date(2026, 11, 16, 10, 0, 0, 0, time.UTC)
 
 func newScheduler(t *testing.T, clk clock.Clock, jobs ...Job) *Scheduler {
 	t.Helper()
-	s, err := New(storetest.NewPool(t), clk, slog.New(slog.DiscardHandler), prometheus.NewRegistry(), jobs...)
+	s, err := New(store.NewDB(storetest.NewPool(t)), clk, slog.New(slog.DiscardHandler), prometheus.NewRegistry(), jobs...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +119,7 @@ func TestLastRunSurvivesRestart(t *testing.T) {
 	pool := storetest.NewPool(t)
 	var j recorder
 	for range 2 {
-		s, err := New(pool, clk, slog.New(slog.DiscardHandler), prometheus.NewRegistry(), Job{Name: "j", Schedule: "0 3 * * *", Run: j.run})
+		s, err := New(store.NewDB(pool), clk, slog.New(slog.DiscardHandler), prometheus.NewRegistry(), Job{Name: "j", Schedule: "0 3 * * *", Run: j.run})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -138,13 +140,9 @@ func TestLeaderLockAndRunNow(t *testing.T) {
 	var j recorder
 	s := newScheduler(t, clk, Job{Name: "j", Schedule: "0 3 * * *", Run: j.run})
 	ctx := t.Context()
-	other, err := s.pool.Acquire(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Release()
-	if _, err := other.Exec(ctx, "SELECT pg_advisory_lock($1)", lockKey("j")); err != nil {
-		t.Fatal(err)
+	other, ok, err := s.db.TryLead(ctx, "j") // another instance leads
+	if err != nil || !ok {
+		t.Fatalf("take the lock: %v, %v", ok, err)
 	}
 	if err := s.RunDue(ctx); err != nil {
 		t.Fatal(err)
@@ -155,9 +153,7 @@ func TestLeaderLockAndRunNow(t *testing.T) {
 	if v := testutil.ToFloat64(s.runs.WithLabelValues("j", "skipped_not_leader")); v != 1 {
 		t.Errorf("pbxd_job_runs_total{result=skipped_not_leader} = %v, want 1", v)
 	}
-	if _, err := other.Exec(ctx, "SELECT pg_advisory_unlock($1)", lockKey("j")); err != nil {
-		t.Fatal(err)
-	}
+	other.Release(ctx)
 	if err := s.RunDue(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -182,5 +178,50 @@ func TestBadScheduleRefused(t *testing.T) {
 	}
 	if got := err.Error(); !strings.Contains(got, "broken") {
 		t.Errorf("error %q does not name the job", got)
+	}
+}
+
+// Two schedulers (two instances) on one database: while one runs a job,
+// the other skips it and counts the skip; once the first is done, the
+// job's lock is free again.
+func TestOneRunnerPerJobAcrossSchedulers(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	pool := storetest.NewPool(t)
+	started, release := make(chan struct{}), make(chan struct{})
+	var runs atomic.Int32
+	job := Job{Name: "j", Schedule: "0 3 * * *", Run: func(context.Context, time.Time) error {
+		if runs.Add(1) == 1 {
+			close(started)
+			<-release
+		}
+		return nil
+	}}
+	build := func() *Scheduler {
+		s, err := New(store.NewDB(pool), clock.NewTest(start), slog.New(slog.DiscardHandler), prometheus.NewRegistry(), job)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	a, b := build(), build()
+	done := make(chan error, 1)
+	go func() { done <- a.RunNow(ctx, "j") }()
+	<-started
+	if err := b.RunNow(ctx, "j"); err != nil {
+		t.Fatal(err)
+	}
+	if v := testutil.ToFloat64(b.runs.WithLabelValues("j", "skipped_not_leader")); v != 1 || runs.Load() != 1 {
+		t.Fatalf("while the other instance ran the job: %d runs, %v skips; want 1 and 1", runs.Load(), v)
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if err := b.RunNow(ctx, "j"); err != nil {
+		t.Fatal(err)
+	}
+	if n := runs.Load(); n != 2 {
+		t.Errorf("%d runs, want 2: the lock was not released", n)
 	}
 }

@@ -2,24 +2,21 @@ package e2e
 
 import (
 	"bytes"
-	"compress/zlib"
 	"context"
 	"fmt"
-	"io"
 	"net/http"
-	"regexp"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
-	"unicode/utf16"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pbxd/pbxd/billing"
+	"github.com/pbxd/pbxd/billing/billingtest"
 	"github.com/pbxd/pbxd/internal/app/apptest"
 	"github.com/pbxd/pbxd/internal/config"
 )
@@ -584,44 +581,6 @@ func TestBillingConcurrentIssuersGapless(t *testing.T) {
 	}
 }
 
-var (
-	// fpdf ends a stream's data with "\nendstream": a final \r is data (a
-	// compressed stream can end with that byte), not part of the marker.
-	pdfStream = regexp.MustCompile(`(?s)stream\r?\n(.*?)\nendstream`)
-	pdfTj     = regexp.MustCompile(`\(((?:\\.|[^\\)])*)\)\s*Tj`)
-	pdfEscape = regexp.MustCompile(`\\[\\()r]`)
-)
-
-// pdfText extracts the strings shown by Tj operators from a PDF's content
-// streams (the same approach as billing's render test).
-func pdfText(doc []byte) string {
-	var out strings.Builder
-	for _, m := range pdfStream.FindAllSubmatch(doc, -1) {
-		content := m[1]
-		if zr, err := zlib.NewReader(bytes.NewReader(content)); err == nil {
-			if inflated, err := io.ReadAll(zr); err == nil {
-				content = inflated
-			}
-		}
-		for _, s := range pdfTj.FindAllSubmatch(content, -1) {
-			// Text in a Unicode font is UTF-16BE, with \ ( ) \r escaped.
-			raw := pdfEscape.ReplaceAllFunc(s[1], func(e []byte) []byte {
-				if e[1] == 'r' {
-					return []byte{'\r'}
-				}
-				return e[1:]
-			})
-			u := make([]uint16, 0, len(raw)/2)
-			for i := 0; i+1 < len(raw); i += 2 {
-				u = append(u, uint16(raw[i])<<8|uint16(raw[i+1]))
-			}
-			out.WriteString(string(utf16.Decode(u)))
-			out.WriteByte('\n')
-		}
-	}
-	return out.String()
-}
-
 func TestBillingInvoiceDocumentsAndIsolation(t *testing.T) {
 	t.Parallel()
 	d := apptest.Start(t)
@@ -649,7 +608,7 @@ func TestBillingInvoiceDocumentsAndIsolation(t *testing.T) {
 	if r.Status != http.StatusOK || r.Header.Get("Content-Type") != "application/pdf" || !bytes.HasPrefix(r.Body, []byte("%PDF")) {
 		t.Fatalf("PDF: %d %q", r.Status, r.Body[:min(len(r.Body), 40)])
 	}
-	if text := pdfText(r.Body); !strings.Contains(text, "Invoice "+number) || !strings.Contains(text, "29.94 EUR") {
+	if text := billingtest.PDFText(r.Body); !strings.Contains(text, "Invoice "+number) || !strings.Contains(text, "29.94 EUR") {
 		t.Fatalf("PDF text lacks the number or total:\n%s", text)
 	}
 	// Another account's invoice does not exist for this caller, in any form.

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"fmt"
 	"net/http"
 	"os"
 	"strconv"
@@ -12,6 +13,9 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/pbxd/pbxd/internal/app/apptest"
+	"github.com/pbxd/pbxd/internal/store"
+	"github.com/pbxd/pbxd/internal/store/provdb"
+	"github.com/pbxd/pbxd/internal/store/storetest"
 )
 
 // failoverSubs is how many subscriptions each renewal run of the failover
@@ -30,24 +34,34 @@ func failoverSubs() int {
 // for renewal on 1 December 2026 (Europe/Paris).
 func seedDue(t *testing.T, pool *pgxpool.Pool, n int) {
 	t.Helper()
-	for _, q := range []string{
-		`INSERT INTO accounts (id, name, sip_domain, currency, timezone, vat_bp, payment_mode, seat_preference, ext_first, ext_last, created_at)
-			SELECT ('00000000-0000-4000-8000-' || lpad(to_hex(g), 12, '0'))::uuid, 'Customer ' || g, 'f' || g || '.voip.example.net', 'EUR',
-			       'Europe/Paris', 2000, 'invoice', 'auto_purchase', 100, 899, now()
-			FROM generate_series(1, $1) g`,
-		`INSERT INTO subscriptions (id, account_id, package_code, cycle, quantity, status, period_price_minor, period_start, period_end, next_payment_at, registered_from)
-			SELECT gen_random_uuid(), a.id, 'fr-fixed-mobile', 'monthly', 1, 'active', 4990,
-			       '2026-11-01 00:00+01', '2026-12-01 00:00+01', '2026-12-01 00:00+01', '2026-10-15 00:00+02'
-			FROM accounts a WHERE a.name LIKE 'Customer %'`,
-		`ANALYZE accounts, subscriptions`,
-	} {
-		args := []any{}
-		if strings.Contains(q, "$1") {
-			args = append(args, n)
+	cet := time.FixedZone("CET", 3600)
+	seedAccounts(t, pool, n, "Customer", "f", "invoice", func(tx *store.Tx, id string, _ int) {
+		storetest.Subscription(t, tx, storetest.SubscriptionRow{AccountID: id, PackageCode: "fr-fixed-mobile", Quantity: 1, PeriodPriceMinor: 4990,
+			PeriodStart: time.Date(2026, 11, 1, 0, 0, 0, 0, cet), PeriodEnd: time.Date(2026, 12, 1, 0, 0, 0, 0, cet),
+			RegisteredFrom: time.Date(2026, 10, 15, 0, 0, 0, 0, time.FixedZone("CEST", 7200))})
+	})
+	if _, err := pool.Exec(t.Context(), `ANALYZE accounts, subscriptions`); err != nil {
+		t.Fatalf("seed: %v", err)
+	}
+}
+
+// seedAccounts adds n accounts paying by mode, "<name> 1" to "<name> n"
+// with ids in that order, at <domain><g>.voip.example.net, and calls with
+// on each to add its rows: all through storetest's factories, in one
+// transaction.
+func seedAccounts(t *testing.T, pool *pgxpool.Pool, n int, name, domain, mode string, with func(tx *store.Tx, id string, g int)) {
+	t.Helper()
+	err := store.NewDB(pool).InTx(t.Context(), func(tx *store.Tx) error {
+		for g := 1; g <= n; g++ {
+			id := fmt.Sprintf("00000000-0000-4000-8000-%012x", g)
+			storetest.Account(t, tx, provdb.InsertAccountParams{ID: id, Name: fmt.Sprintf("%s %d", name, g), SipDomain: fmt.Sprintf("%s%d.voip.example.net", domain, g),
+				PaymentMode: mode, SeatPreference: "auto_purchase", ExtLast: 899})
+			with(tx, id, g)
 		}
-		if _, err := pool.Exec(t.Context(), q, args...); err != nil {
-			t.Fatalf("seed: %v", err)
-		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("seed: %v", err)
 	}
 }
 
@@ -228,22 +242,12 @@ func TestLeaderKilledDuringDunning(t *testing.T) {
 	t.Parallel()
 	a, b, _, pool := startCluster(t, "scheduler:\n  check_interval: 1s\n")
 	const n = 300
-	for _, q := range []string{
-		`INSERT INTO accounts (id, name, sip_domain, currency, timezone, vat_bp, payment_mode, seat_preference, ext_first, ext_last, created_at)
-			SELECT ('00000000-0000-4000-8000-' || lpad(to_hex(g), 12, '0'))::uuid, 'Card ' || g, 'd' || g || '.voip.example.net', 'EUR',
-			       'Europe/Paris', 2000, 'card', 'auto_purchase', 100, 899, now()
-			FROM generate_series(1, ` + strconv.Itoa(n) + `) g`,
-		`INSERT INTO payment_methods (id, account_id, gateway, token, label, is_default, created_at)
-			SELECT gen_random_uuid(), id, 'sandbox', 'sandbox_approve', 'Sandbox card', true, now() FROM accounts WHERE name LIKE 'Card %'`,
-		`INSERT INTO invoices (id, account_id, number, issuer, kind, status, currency, issued_at, due_at, net_minor, tax_minor, gross_minor, document)
-			SELECT gen_random_uuid(), id, 'DUN-2026-' || lpad(row_number() OVER (ORDER BY id)::text, 6, '0'), 'demo', 'invoice', 'open', 'EUR',
-			       '2026-11-16 09:00+01', '2026-11-30 09:00+01', 4990, 998, 5988, '{}'
-			FROM accounts WHERE name LIKE 'Card %'`,
-	} {
-		if _, err := pool.Exec(t.Context(), q); err != nil {
-			t.Fatalf("seed: %v", err)
-		}
-	}
+	cet := time.FixedZone("CET", 3600)
+	seedAccounts(t, pool, n, "Card", "d", "card", func(tx *store.Tx, id string, g int) {
+		storetest.PaymentMethod(t, tx, storetest.PaymentMethodRow{AccountID: id, Token: "sandbox_approve", Label: "Sandbox card"})
+		storetest.Invoice(t, tx, storetest.InvoiceRow{AccountID: id, Number: fmt.Sprintf("DUN-2026-%06d", g), Issuer: "demo",
+			IssuedAt: time.Date(2026, 11, 16, 9, 0, 0, 0, cet), DueAt: time.Date(2026, 11, 30, 9, 0, 0, 0, cet), NetMinor: 4990, TaxMinor: 998, GrossMinor: 5988})
+	})
 	leader, follower, done := leaderOf(t, a, b, "2026-11-16T10:15:00+01:00")
 	killed := killWhen(t, pool, leader, done, `SELECT count(*) FROM sandbox_charges`, 0)
 	charged := count(t, pool, `SELECT count(*) FROM sandbox_charges`)
