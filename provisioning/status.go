@@ -23,6 +23,7 @@ type AccountStatus string
 const (
 	AccountActive    AccountStatus = "active"
 	AccountSuspended AccountStatus = "suspended" // lines off the PBX, change orders refused
+	AccountClosed    AccountStatus = "closed"    // no lines; cannot move
 )
 
 // RequestState is a service request's state: open → approved | rejected,
