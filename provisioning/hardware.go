@@ -249,7 +249,7 @@ func (s *Service) ShipHardware(ctx context.Context, actor, accountID, unitID, ma
 	if err != nil {
 		return Device{}, "", err
 	}
-	if u.State != "awaiting_mac" {
+	if HardwareUnitState(u.State) != UnitAwaitingMAC {
 		return Device{}, "", fault.New(fault.Conflict, "", "the unit is %s already", u.State)
 	}
 	return s.CreateDevice(ctx, actor, accountID, NewDevice{MAC: mac, Vendor: u.Vendor, Model: u.Model, Lines: lines, hardwareUnit: unitID})

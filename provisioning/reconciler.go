@@ -42,7 +42,7 @@ type ReconcilerOptions struct {
 // (missing, stale or orphaned objects).
 type Reconciler struct {
 	svc     *Service
-	pool    *pgxpool.Pool
+	pool    *pgxpool.Pool // LISTEN only (driver-level); queries run on svc.q
 	backend pbx.Backend
 	o       ReconcilerOptions
 	log     *slog.Logger

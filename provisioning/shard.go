@@ -136,8 +136,8 @@ func (s *Service) NewShardedReconciler(backend pbx.Splitter, o ReconcilerOptions
 		child.node = &nodeScope{name: n.Name, isDefault: n.Default}
 		set.nodes = append(set.nodes, &shard{name: n.Name, backend: n.Backend, r: child})
 		set.owned.WithLabelValues(n.Name).Set(0)
-		for _, c := range []string{"acquired", "released", "lost"} {
-			set.changes.WithLabelValues(n.Name, c)
+		for _, c := range leaseChanges {
+			set.changes.WithLabelValues(n.Name, string(c))
 		}
 	}
 	slices.SortStableFunc(set.nodes, func(a, b *shard) int { // most preferred first
@@ -313,13 +313,13 @@ func (s *shardSet) round(runCtx context.Context) error {
 				return fmt.Errorf("release node %s: %w", sh.name, err)
 			}
 		default:
-			s.stop(sh, "lost")
+			s.stop(sh, leaseLost)
 		}
 	}
 	share := (len(s.nodes) + alive - 1) / alive
 	for i := len(s.nodes) - 1; i >= 0 && held > share; i-- { // least preferred first
 		sh := s.nodes[i]
-		if ep := sh.r.node.epoch.Load(); ep != 0 && s.stop(sh, "released") {
+		if ep := sh.r.node.epoch.Load(); ep != 0 && s.stop(sh, leaseReleased) {
 			held--
 			if err := q.ReleaseLease(ctx, provdb.ReleaseLeaseParams{Node: sh.name, Owner: s.me, Epoch: ep}); err != nil {
 				return fmt.Errorf("release node %s: %w", sh.name, err)
@@ -372,7 +372,7 @@ func (s *shardSet) start(ctx context.Context, sh *shard, epoch int64, deadline t
 	sh.r.node.epoch.Store(epoch)
 	rctx, cancel := context.WithCancel(ctx)
 	sh.cancel, sh.done = cancel, make(chan struct{})
-	sh.timer = time.AfterFunc(time.Until(deadline), func() { s.stop(sh, "lost") })
+	sh.timer = time.AfterFunc(time.Until(deadline), func() { s.stop(sh, leaseLost) })
 	done := sh.done
 	go func() {
 		defer close(done)
@@ -381,13 +381,26 @@ func (s *shardSet) start(ctx context.Context, sh *shard, epoch int64, deadline t
 		}
 	}()
 	s.owned.WithLabelValues(sh.name).Set(1)
-	s.changes.WithLabelValues(sh.name, "acquired").Inc()
+	s.changes.WithLabelValues(sh.name, string(leaseAcquired)).Inc()
 	sh.r.log.Info("node lease acquired", "instance", s.me, "epoch", epoch)
 }
 
+// leaseChange is what happened to a node's lease here (the label of
+// pbxd_reconcile_node_lease_changes_total).
+type leaseChange string
+
+// Lease changes.
+const (
+	leaseAcquired leaseChange = "acquired"
+	leaseReleased leaseChange = "released" // to share the nodes out, or at shutdown
+	leaseLost     leaseChange = "lost"     // not renewed in time, or taken
+)
+
+var leaseChanges = []leaseChange{leaseAcquired, leaseReleased, leaseLost}
+
 // stop stops a node's reconciler (fencing its writes first) and waits for
 // it; it reports whether it was running.
-func (s *shardSet) stop(sh *shard, why string) bool {
+func (s *shardSet) stop(sh *shard, why leaseChange) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !sh.running() {
@@ -399,11 +412,12 @@ func (s *shardSet) stop(sh *shard, why string) bool {
 	<-sh.done
 	sh.cancel, sh.done, sh.timer = nil, nil, nil
 	s.owned.WithLabelValues(sh.name).Set(0)
-	s.changes.WithLabelValues(sh.name, why).Inc()
-	lvl := "node lease " + why
-	if why == "lost" {
+	s.changes.WithLabelValues(sh.name, string(why)).Inc()
+	lvl := "node lease " + string(why)
+	switch why {
+	case leaseLost:
 		sh.r.log.Warn(lvl+": stopped reconciling the node", "instance", s.me, "epoch", epoch)
-	} else {
+	case leaseAcquired, leaseReleased:
 		sh.r.log.Info(lvl, "instance", s.me, "epoch", epoch)
 	}
 	return true
@@ -413,7 +427,7 @@ func (s *shardSet) stop(sh *shard, why string) bool {
 // the heartbeat, so other instances take the nodes at their next round.
 func (s *shardSet) shutdown(ctx context.Context) {
 	for _, sh := range s.nodes {
-		s.stop(sh, "released")
+		s.stop(sh, leaseReleased)
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
