@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/pbxd/pbxd/internal/fault"
 	"github.com/pbxd/pbxd/internal/store"
 	"github.com/pbxd/pbxd/internal/store/provdb"
@@ -22,7 +20,7 @@ func (s *Service) SetAccountStatus(ctx context.Context, actor, accountID string,
 		from, to = AccountSuspended, AccountActive
 	}
 	now := s.clock.Now()
-	err := store.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+	err := s.db.InTx(ctx, func(tx *store.Tx) error {
 		acct, err := lockAccount(ctx, tx, accountID)
 		if err != nil {
 			return err
@@ -33,7 +31,7 @@ func (s *Service) SetAccountStatus(ctx context.Context, actor, accountID string,
 		if AccountStatus(acct.Status) != from {
 			return fault.New(fault.Conflict, "", "account is %s", acct.Status)
 		}
-		q := qtx(tx)
+		q := provdb.New(tx)
 		if err := q.SetAccountStatus(ctx, provdb.SetAccountStatusParams{ID: accountID, Status: string(to)}); err != nil {
 			return fmt.Errorf("set account status: %w", err)
 		}
@@ -64,7 +62,7 @@ func (s *Service) SetSeatPreference(ctx context.Context, actor, accountID, pref 
 		return Account{}, fault.New(fault.Invalid, "seat_preference", "seat_preference must be auto_purchase or block")
 	}
 	now := s.clock.Now()
-	err := store.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+	err := s.db.InTx(ctx, func(tx *store.Tx) error {
 		acct, err := lockAccount(ctx, tx, accountID)
 		if err != nil {
 			return err
@@ -72,7 +70,7 @@ func (s *Service) SetSeatPreference(ctx context.Context, actor, accountID, pref 
 		if acct.SeatPreference == pref {
 			return nil
 		}
-		if err := qtx(tx).SetSeatPreference(ctx, provdb.SetSeatPreferenceParams{ID: accountID, SeatPreference: pref}); err != nil {
+		if err := provdb.New(tx).SetSeatPreference(ctx, provdb.SetSeatPreferenceParams{ID: accountID, SeatPreference: pref}); err != nil {
 			return fmt.Errorf("set seat preference: %w", err)
 		}
 		return audit(ctx, tx, now, actor, accountID, "account.seat_preference", accountID, map[string]any{"from": acct.SeatPreference, "to": pref})

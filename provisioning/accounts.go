@@ -17,6 +17,7 @@ import (
 
 	"github.com/pbxd/pbxd/internal/fault"
 	"github.com/pbxd/pbxd/internal/store"
+	"github.com/pbxd/pbxd/internal/store/provdb"
 )
 
 // Account is a tenant.
@@ -120,12 +121,14 @@ func (s *Service) CreateAccount(ctx context.Context, actor string, n NewAccount)
 	n.PBXNode = node
 	id := uuid.NewString()
 	now := s.clock.Now()
-	err = store.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `INSERT INTO accounts (id, name, sip_domain, currency, timezone, vat_bp, payment_mode,
-			seat_preference, ext_first, ext_last, billing_address, pbx_node, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
-			id, n.Name, n.SIPDomain, n.Currency, n.Timezone, n.VATBP, n.PaymentMode, n.SeatPreference,
-			n.ExtFirst, n.ExtLast, n.BillingAddress, n.PBXNode, now)
+	addr, err := json.Marshal(n.BillingAddress)
+	if err != nil {
+		return Account{}, fmt.Errorf("billing address: %w", err)
+	}
+	err = s.db.InTx(ctx, func(tx *store.Tx) error {
+		err := provdb.New(tx).InsertAccount(ctx, provdb.InsertAccountParams{ID: id, Name: n.Name, SipDomain: n.SIPDomain,
+			Currency: n.Currency, Timezone: n.Timezone, VatBp: int32(n.VATBP), PaymentMode: n.PaymentMode, SeatPreference: n.SeatPreference,
+			ExtFirst: int32(n.ExtFirst), ExtLast: int32(n.ExtLast), BillingAddress: addr, PbxNode: n.PBXNode, CreatedAt: now})
 		if store.IsUniqueViolation(err, "accounts_sip_domain_key") {
 			return fault.New(fault.Conflict, "sip_domain", "the SIP domain %s is already taken", n.SIPDomain)
 		}
@@ -140,23 +143,31 @@ func (s *Service) CreateAccount(ctx context.Context, actor string, n NewAccount)
 	return s.Account(ctx, id)
 }
 
-const accountCols = `id, name, sip_domain, currency, timezone, vat_bp, payment_mode, seat_preference,
-	ext_first, ext_last, billing_address, status, pbx_node, created_at`
-
+// The account reads provisioning's pipelined state read sends
+// (state.go): the generated queries' own text.
 const (
-	accountByIDSQL = `SELECT ` + accountCols + ` FROM accounts WHERE id = $1`
-	lockAccountSQL = accountByIDSQL + ` FOR UPDATE`
+	accountByIDSQL = provdb.GetAccountSQL
+	lockAccountSQL = provdb.LockAccountSQL
 )
 
+// scanAccount scans a row of GetAccount or LockAccount sent in a batch, by
+// position into the generated row type.
 func scanAccount(row pgx.Row) (Account, error) {
-	var a Account
-	var addr []byte
-	err := row.Scan(&a.ID, &a.Name, &a.SIPDomain, &a.Currency, &a.Timezone, &a.VATBP, &a.PaymentMode,
-		&a.SeatPreference, &a.ExtFirst, &a.ExtLast, &addr, &a.Status, &a.PBXNode, &a.CreatedAt)
+	var r provdb.Account
+	err := row.Scan(&r.ID, &r.Name, &r.SipDomain, &r.Currency, &r.Timezone, &r.VatBp, &r.PaymentMode,
+		&r.SeatPreference, &r.ExtFirst, &r.ExtLast, &r.BillingAddress, &r.Status, &r.PbxNode, &r.CreatedAt)
 	if err != nil {
-		return a, err
+		return Account{}, err
 	}
-	err = json.Unmarshal(addr, &a.BillingAddress)
+	return accountFrom(r)
+}
+
+// accountFrom is the domain's view of an account row.
+func accountFrom(r provdb.Account) (Account, error) {
+	a := Account{ID: r.ID, Name: r.Name, SIPDomain: r.SipDomain, Currency: r.Currency, Timezone: r.Timezone,
+		VATBP: int64(r.VatBp), PaymentMode: r.PaymentMode, SeatPreference: r.SeatPreference,
+		ExtFirst: int(r.ExtFirst), ExtLast: int(r.ExtLast), Status: r.Status, PBXNode: r.PbxNode, CreatedAt: r.CreatedAt}
+	err := json.Unmarshal(r.BillingAddress, &a.BillingAddress)
 	return a, err
 }
 
@@ -165,42 +176,47 @@ func (s *Service) Account(ctx context.Context, id string) (Account, error) {
 	if uuid.Validate(id) != nil {
 		return Account{}, fault.New(fault.NotFound, "", "account not found")
 	}
-	a, err := scanAccount(s.pool.QueryRow(ctx, accountByIDSQL, id))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return a, fault.New(fault.NotFound, "", "account not found")
+	r, err := s.q.GetAccount(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return Account{}, fault.New(fault.NotFound, "", "account not found")
 	}
-	return a, err
+	if err != nil {
+		return Account{}, err
+	}
+	return accountFrom(r)
 }
 
 // lockAccount reads and locks the account row: every change of an account's
 // seats and lines happens under it, so extension allocation never races.
-func lockAccount(ctx context.Context, tx pgx.Tx, id string) (Account, error) {
+func lockAccount(ctx context.Context, tx *store.Tx, id string) (Account, error) {
 	if uuid.Validate(id) != nil {
 		return Account{}, fault.New(fault.NotFound, "", "account not found")
 	}
-	a, err := scanAccount(tx.QueryRow(ctx, lockAccountSQL, id))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return a, fault.New(fault.NotFound, "", "account not found")
+	r, err := provdb.New(tx).LockAccount(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return Account{}, fault.New(fault.NotFound, "", "account not found")
 	}
-	return a, err
+	if err != nil {
+		return Account{}, err
+	}
+	return accountFrom(r)
 }
 
 // Accounts lists accounts by creation.
 func (s *Service) Accounts(ctx context.Context) ([]Account, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+accountCols+` FROM accounts ORDER BY created_at, id`)
+	rows, err := s.q.ListAccounts(ctx)
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
 	var out []Account
-	for rows.Next() {
-		a, err := scanAccount(rows)
+	for _, r := range rows {
+		a, err := accountFrom(r)
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, a)
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // CreateAccountToken issues a bearer token that sees only this account. Only
@@ -216,8 +232,8 @@ func (s *Service) CreateAccountToken(ctx context.Context, actor, accountID strin
 	token := "acct_" + base64.RawURLEncoding.EncodeToString(b)
 	sum := sha256.Sum256([]byte(token))
 	now := s.clock.Now()
-	err := store.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `INSERT INTO account_tokens (token_sha256, account_id, created_at) VALUES ($1, $2, $3)`, sum[:], accountID, now); err != nil {
+	err := s.db.InTx(ctx, func(tx *store.Tx) error {
+		if err := provdb.New(tx).InsertAccountToken(ctx, provdb.InsertAccountTokenParams{TokenSha256: sum[:], AccountID: accountID, CreatedAt: now}); err != nil {
 			return err
 		}
 		return audit(ctx, tx, now, actor, accountID, "account.token.create", accountID, nil)
@@ -231,9 +247,8 @@ func (s *Service) AccountForToken(ctx context.Context, token string) (string, bo
 		return "", false, nil
 	}
 	sum := sha256.Sum256([]byte(token))
-	var id string
-	err := s.pool.QueryRow(ctx, `SELECT account_id FROM account_tokens WHERE token_sha256 = $1`, sum[:]).Scan(&id)
-	if errors.Is(err, pgx.ErrNoRows) {
+	id, err := s.q.AccountForToken(ctx, sum[:])
+	if errors.Is(err, store.ErrNotFound) {
 		return "", false, nil
 	}
 	return id, err == nil, err

@@ -75,8 +75,8 @@ func (s *Service) SyncCatalog(ctx context.Context, pkgs []Package) error {
 		return err
 	}
 	now := s.clock.Now()
-	return store.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		q := qtx(tx)
+	return s.db.InTx(ctx, func(tx *store.Tx) error {
+		q := provdb.New(tx)
 		keep := make([]string, 0, len(pkgs))
 		for i, p := range pkgs {
 			if p.Kind == "hardware" && !phones.Vendor(p.Vendor).Valid() {
@@ -170,8 +170,8 @@ func scanPackage(row pgx.CollectableRow) (Package, error) {
 // packagesSQL is the whole catalog, for the pipelined state read.
 const packagesSQL = provdb.AllPackagesSQL
 
-func packagesByCode(ctx context.Context, tx pgx.Tx) (map[string]Package, error) {
-	rows, err := qtx(tx).AllPackages(ctx)
+func packagesByCode(ctx context.Context, tx *store.Tx) (map[string]Package, error) {
+	rows, err := provdb.New(tx).AllPackages(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -684,7 +684,7 @@ func (s *Service) apply(ctx context.Context, tx *pipeTx, actor string, p *plan, 
 			continue // applySchedule records it
 		}
 		if it.switchFrom != "" {
-			if err := s.switchSubscription(ctx, tx, p.acct, it); err != nil {
+			if err := s.switchSubscription(ctx, store.Wrap(tx), p.acct, it); err != nil {
 				return res, err
 			}
 		} else if err := s.saveSubscription(ctx, tx, p.acct, it, p.changes, now); err != nil {
@@ -710,17 +710,17 @@ func (s *Service) apply(ctx context.Context, tx *pipeTx, actor string, p *plan, 
 		if it.create == 0 {
 			continue
 		}
-		created, err := s.createLines(ctx, tx, p.acct, it.pkg.Code, it.create, now)
+		created, err := s.createLines(ctx, store.Wrap(tx), p.acct, it.pkg.Code, it.create, now)
 		if err != nil {
 			return res, err
 		}
 		res.LinesCreated = append(res.LinesCreated, created...)
 	}
 	var err error
-	if res.NumbersReserved, res.NumbersReleased, err = s.applyNumbers(ctx, tx, p, pv.ID, res.LinesRemoved, now); err != nil {
+	if res.NumbersReserved, res.NumbersReleased, err = s.applyNumbers(ctx, store.Wrap(tx), p, pv.ID, res.LinesRemoved, now); err != nil {
 		return res, err
 	}
-	if res.Scheduled, err = s.applySchedule(ctx, tx, p, pv.ID, now); err != nil {
+	if res.Scheduled, err = s.applySchedule(ctx, store.Wrap(tx), p, pv.ID, now); err != nil {
 		return res, err
 	}
 	// The last writes and the COMMIT in one round trip: the audit record,

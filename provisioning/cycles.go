@@ -5,8 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
+	"github.com/pbxd/pbxd/internal/store"
 	"github.com/pbxd/pbxd/internal/store/provdb"
 )
 
@@ -67,12 +66,12 @@ func switchChangesOf(pr periodPricer, now time.Time, acct Account, it *planItem)
 
 // switchSubscription moves a subscription to its new cycle: a new period
 // of that cycle, its price, and the new quantity.
-func (s *Service) switchSubscription(ctx context.Context, tx pgx.Tx, acct Account, it *planItem) error {
+func (s *Service) switchSubscription(ctx context.Context, tx *store.Tx, acct Account, it *planItem) error {
 	nw := s.switchChanges(acct, it)[1]
 	if nw.PeriodEnd.IsZero() {
 		return fmt.Errorf("switch %s to %s: no billing period (billing is off)", it.pkg.Code, it.cycle)
 	}
-	err := qtx(tx).SwitchSubscriptionCycle(ctx, provdb.SwitchSubscriptionCycleParams{ID: it.sub.ID, Quantity: int32(it.to),
+	err := provdb.New(tx).SwitchSubscriptionCycle(ctx, provdb.SwitchSubscriptionCycleParams{ID: it.sub.ID, Quantity: int32(it.to),
 		Cycle: it.cycle, PeriodStart: nw.PeriodStart, PeriodEnd: nw.PeriodEnd, PeriodPriceMinor: nw.PeriodPriceMinor,
 		KeepNextPayment: it.sub.Status == SubscriptionTrial}) // the trial's end stays the first payment
 	if err != nil {

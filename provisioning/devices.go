@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/pbxd/pbxd/internal/fault"
 	"github.com/pbxd/pbxd/internal/store"
@@ -73,11 +72,11 @@ func (s *Service) CreateDevice(ctx context.Context, actor, accountID string, n N
 	secret := phones.NewSecret()
 	id := uuid.NewString()
 	now := s.clock.Now()
-	err = store.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+	err = s.db.InTx(ctx, func(tx *store.Tx) error {
 		if _, err := lockAccount(ctx, tx, accountID); err != nil {
 			return err
 		}
-		err := qtx(tx).InsertDevice(ctx, provdb.InsertDeviceParams{ID: id, AccountID: accountID, Mac: mac.String(),
+		err := provdb.New(tx).InsertDevice(ctx, provdb.InsertDeviceParams{ID: id, AccountID: accountID, Mac: mac.String(),
 			Vendor: n.Vendor, Model: n.Model, DisplayName: n.DisplayName, Timezone: n.Timezone, Language: n.Language,
 			SecretHash: phones.HashSecret(secret), CreatedAt: now})
 		if store.IsUniqueViolation(err, "devices_mac_key") {
@@ -103,8 +102,8 @@ func (s *Service) CreateDevice(ctx context.Context, actor, accountID string, n N
 	return d, secret, err
 }
 
-func bindLines(ctx context.Context, tx pgx.Tx, accountID, deviceID string, lines []DeviceLine) error {
-	q := qtx(tx)
+func bindLines(ctx context.Context, tx *store.Tx, accountID, deviceID string, lines []DeviceLine) error {
+	q := provdb.New(tx)
 	keys := map[int]bool{}
 	for i, dl := range lines {
 		field := fmt.Sprintf("lines[%d]", i)
@@ -143,11 +142,11 @@ func (s *Service) UpdateDevice(ctx context.Context, actor, accountID, deviceID s
 		return Device{}, fault.New(fault.NotFound, "", "device not found")
 	}
 	now := s.clock.Now()
-	err := store.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+	err := s.db.InTx(ctx, func(tx *store.Tx) error {
 		if _, err := lockAccount(ctx, tx, accountID); err != nil {
 			return err
 		}
-		q := qtx(tx)
+		q := provdb.New(tx)
 		exists, err := q.DeviceOfAccountExists(ctx, provdb.DeviceOfAccountExistsParams{ID: deviceID, AccountID: accountID})
 		if err != nil {
 			return err
@@ -184,8 +183,8 @@ func (s *Service) DeleteDevice(ctx context.Context, actor, accountID, deviceID s
 	if uuid.Validate(deviceID) != nil {
 		return fault.New(fault.NotFound, "", "device not found")
 	}
-	return store.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		n, err := qtx(tx).DeleteDevice(ctx, provdb.DeleteDeviceParams{ID: deviceID, AccountID: accountID})
+	return s.db.InTx(ctx, func(tx *store.Tx) error {
+		n, err := provdb.New(tx).DeleteDevice(ctx, provdb.DeleteDeviceParams{ID: deviceID, AccountID: accountID})
 		if err != nil {
 			return err
 		}

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/pbxd/pbxd/internal/store/provdb"
 )
 
 // With a backend inside the process (the built-in registrar), each pbxd
@@ -71,32 +71,23 @@ func (r *Reconciler) applyChanged(ctx context.Context) error {
 	}
 	at, after := f.mark.Add(-back), "00000000-0000-0000-0000-000000000000"
 	for {
-		rows, err := r.pool.Query(ctx, `SELECT l.id, l.revision, l.changed_at FROM lines l
-			WHERE (l.changed_at, l.id) > ($1, $2::uuid) ORDER BY l.changed_at, l.id LIMIT `+fmt.Sprint(followBatch), at, after)
+		rows, err := r.svc.q.ChangedLines(ctx, provdb.ChangedLinesParams{ChangedAt: at, After: after, N: followBatch})
 		if err != nil {
 			return fmt.Errorf("read changed lines: %w", err)
 		}
-		var id string
-		var rev int64
-		var changed time.Time
 		var todo []string
-		n := 0
-		_, err = pgx.ForEachRow(rows, []any{&id, &rev, &changed}, func() error {
-			n++
-			if changed.After(f.mark) {
-				f.mark = changed
+		n := len(rows)
+		for _, row := range rows {
+			if row.ChangedAt.After(f.mark) {
+				f.mark = row.ChangedAt
 			}
-			at, after = changed, id
+			at, after = row.ChangedAt, row.ID
 			r.mu.Lock()
-			s, ok := f.seen[id]
+			s, ok := f.seen[row.ID]
 			r.mu.Unlock()
-			if !ok || s.revision != rev {
-				todo = append(todo, id)
+			if !ok || s.revision != row.Revision {
+				todo = append(todo, row.ID)
 			}
-			return nil
-		})
-		if err != nil {
-			return fmt.Errorf("read changed lines: %w", err)
 		}
 		if len(todo) > 0 {
 			if err := r.applyLines(ctx, todo); err != nil {
@@ -120,13 +111,11 @@ func (r *Reconciler) applyChanged(ctx context.Context) error {
 // applyLines reads the full rows of ids, applies them and notes them
 // applied here.
 func (r *Reconciler) applyLines(ctx context.Context, ids []string) error {
-	rows, err := r.pool.Query(ctx, `SELECT `+desiredCols+` FROM lines l
-		JOIN accounts a ON a.id = l.account_id JOIN packages p ON p.code = l.package_code
-		WHERE l.id = ANY($1::uuid[])`, ids)
+	rows, err := r.svc.q.DesiredLinesByID(ctx, ids)
 	if err != nil {
 		return fmt.Errorf("read changed lines: %w", err)
 	}
-	batch, err := r.scanDesired(rows)
+	batch, err := desiredLines(r, rows)
 	if err != nil {
 		return err
 	}

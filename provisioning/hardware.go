@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/pbxd/pbxd/internal/fault"
 	"github.com/pbxd/pbxd/internal/store"
@@ -76,7 +75,7 @@ func (s *Service) BuyHardware(ctx context.Context, actor, accountID, item string
 	}
 	now := s.clock.Now()
 	id := uuid.NewString()
-	err := store.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+	err := s.db.InTx(ctx, func(tx *store.Tx) error {
 		acct, err := lockAccount(ctx, tx, accountID)
 		if err != nil {
 			return err
@@ -84,7 +83,7 @@ func (s *Service) BuyHardware(ctx context.Context, actor, accountID, item string
 		if AccountStatus(acct.Status) != AccountActive {
 			return fault.New(fault.Conflict, "", "account is %s", acct.Status)
 		}
-		q := qtx(tx)
+		q := provdb.New(tx)
 		it, err := q.LockHardwareItem(ctx, item)
 		if errors.Is(err, store.ErrNotFound) || (err == nil && (it.Kind != "hardware" || it.Retired)) {
 			return fault.New(fault.Invalid, "item", "%q is not hardware on sale; see GET /v1/packages (kind hardware)", item)
@@ -139,8 +138,8 @@ func (s *Service) settleHardware(ctx context.Context, id string) (HardwareOrder,
 	if cerr != nil && !refused {
 		return HardwareOrder{}, fmt.Errorf("charge hardware order %s (left pending, retried later): %w", id, cerr)
 	}
-	err = store.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		q := qtx(tx)
+	err = s.db.InTx(ctx, func(tx *store.Tx) error {
+		q := provdb.New(tx)
 		if refused {
 			n, err := q.FailHardwareOrder(ctx, provdb.FailHardwareOrderParams{ID: id, Detail: fe.Msg, SettledAt: &now})
 			if err != nil || n == 0 {
@@ -250,15 +249,15 @@ func (s *Service) ShipHardware(ctx context.Context, actor, accountID, unitID, ma
 	if err != nil {
 		return Device{}, "", err
 	}
-	if u.State != "awaiting_mac" {
+	if HardwareUnitState(u.State) != UnitAwaitingMAC {
 		return Device{}, "", fault.New(fault.Conflict, "", "the unit is %s already", u.State)
 	}
 	return s.CreateDevice(ctx, actor, accountID, NewDevice{MAC: mac, Vendor: u.Vendor, Model: u.Model, Lines: lines, hardwareUnit: unitID})
 }
 
 // shipUnit links a unit to its new device, in CreateDevice's transaction.
-func shipUnit(ctx context.Context, tx pgx.Tx, now time.Time, accountID, unitID, deviceID, mac string) error {
-	n, err := qtx(tx).ShipHardwareUnit(ctx, provdb.ShipHardwareUnitParams{ID: unitID, AccountID: accountID,
+func shipUnit(ctx context.Context, tx *store.Tx, now time.Time, accountID, unitID, deviceID, mac string) error {
+	n, err := provdb.New(tx).ShipHardwareUnit(ctx, provdb.ShipHardwareUnitParams{ID: unitID, AccountID: accountID,
 		DeviceID: &deviceID, Mac: mac, ShippedAt: &now})
 	if err != nil {
 		return fmt.Errorf("ship hardware unit: %w", err)

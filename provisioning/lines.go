@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/pbxd/pbxd/internal/fault"
 	"github.com/pbxd/pbxd/internal/store"
@@ -45,7 +44,7 @@ type Line struct {
 // createLines allocates n lines of pkg with the lowest free extensions. The
 // caller holds the account lock, so two confirms never pick one number; the
 // partial unique index is the last line of defence.
-func (s *Service) createLines(ctx context.Context, tx pgx.Tx, acct Account, pkg string, n int, now time.Time) ([]LineRef, error) {
+func (s *Service) createLines(ctx context.Context, tx *store.Tx, acct Account, pkg string, n int, now time.Time) ([]LineRef, error) {
 	exts, err := freeExtensions(ctx, tx, acct, n)
 	if err != nil {
 		return nil, err
@@ -69,7 +68,7 @@ func (s *Service) createLines(ctx context.Context, tx pgx.Tx, acct Account, pkg 
 		// Distinct creation times keep "most recently created" well defined
 		// within one confirm.
 		created := now.Add(time.Duration(i) * time.Microsecond)
-		err = qtx(tx).InsertLine(ctx, provdb.InsertLineParams{ID: id, AccountID: acct.ID, PackageCode: pkg, Extension: int32(ext),
+		err = provdb.New(tx).InsertLine(ctx, provdb.InsertLineParams{ID: id, AccountID: acct.ID, PackageCode: pkg, Extension: int32(ext),
 			SipUsername: username, PasswordEnc: sealed, Ha1Md5: md5h, Ha1Sha256: shah, CallerID: acct.Name, CreatedAt: created})
 		if store.IsUniqueViolation(err, "") {
 			return nil, fault.New(fault.Conflict, "items", "extension %d was taken concurrently; preview again", ext)
@@ -85,8 +84,8 @@ func (s *Service) createLines(ctx context.Context, tx pgx.Tx, acct Account, pkg 
 // freeExtensions returns up to n of the lowest numbers of the account's range
 // that no live line uses as extension or SIP username. It walks the used
 // numbers (bounded by the account's lines), not the range (up to 100,000).
-func freeExtensions(ctx context.Context, tx pgx.Tx, acct Account, n int) ([]int, error) {
-	used, err := qtx(tx).UsedExtensions(ctx, acct.ID)
+func freeExtensions(ctx context.Context, tx *store.Tx, acct Account, n int) ([]int, error) {
+	used, err := provdb.New(tx).UsedExtensions(ctx, acct.ID)
 	if err != nil {
 		return nil, fmt.Errorf("read used extensions: %w", err)
 	}
@@ -155,8 +154,8 @@ func (s *Service) RevealPassword(ctx context.Context, actor, accountID, lineID s
 		return "", fault.New(fault.NotFound, "", "line not found")
 	}
 	var pw string
-	err := store.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		sealed, err := qtx(tx).LinePassword(ctx, provdb.LinePasswordParams{ID: lineID, AccountID: accountID})
+	err := s.db.InTx(ctx, func(tx *store.Tx) error {
+		sealed, err := provdb.New(tx).LinePassword(ctx, provdb.LinePasswordParams{ID: lineID, AccountID: accountID})
 		if errors.Is(err, store.ErrNotFound) {
 			return fault.New(fault.NotFound, "", "line not found")
 		}
@@ -182,8 +181,8 @@ func (s *Service) ResetPassword(ctx context.Context, actor, accountID, lineID st
 	if err != nil {
 		return "", err
 	}
-	err = store.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		q := qtx(tx)
+	err = s.db.InTx(ctx, func(tx *store.Tx) error {
+		q := provdb.New(tx)
 		cred, err := q.LockLineCredentials(ctx, provdb.LockLineCredentialsParams{ID: lineID, AccountID: accountID})
 		if errors.Is(err, store.ErrNotFound) {
 			return fault.New(fault.NotFound, "", "line not found")
@@ -210,7 +209,7 @@ func (s *Service) ResetPassword(ctx context.Context, actor, accountID, lineID st
 
 // ChangeExtension gives a line another free number in the account's range.
 func (s *Service) ChangeExtension(ctx context.Context, actor, accountID, lineID string, ext int) (Line, error) {
-	err := store.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+	err := s.db.InTx(ctx, func(tx *store.Tx) error {
 		acct, err := lockAccount(ctx, tx, accountID)
 		if err != nil {
 			return err
@@ -219,7 +218,7 @@ func (s *Service) ChangeExtension(ctx context.Context, actor, accountID, lineID 
 			return fault.New(fault.Invalid, "extension", "extension must be within %d–%d", acct.ExtFirst, acct.ExtLast)
 		}
 		now := s.clock.Now()
-		n, err := qtx(tx).SetLineExtension(ctx, provdb.SetLineExtensionParams{ID: lineID, AccountID: accountID, Extension: int32(ext), ChangedAt: now})
+		n, err := provdb.New(tx).SetLineExtension(ctx, provdb.SetLineExtensionParams{ID: lineID, AccountID: accountID, Extension: int32(ext), ChangedAt: now})
 		if store.IsUniqueViolation(err, "lines_account_extension_key") {
 			return fault.New(fault.Conflict, "extension", "extension %d is taken", ext)
 		}

@@ -9,13 +9,13 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/pbxd/pbxd/internal/fault"
 	"github.com/pbxd/pbxd/internal/store"
+	"github.com/pbxd/pbxd/internal/store/provdb"
 	"github.com/pbxd/pbxd/pbx"
 )
 
@@ -42,23 +42,26 @@ import (
 // unless a move of the account from that node is not done, so no copy
 // outlives a move (a slow apply that lands on A late included).
 
+// MoveState is a move's state: copying → removing → done.
+type MoveState string
+
 // Move states.
 const (
-	MoveCopying  = "copying"
-	MoveRemoving = "removing"
-	MoveDone     = "done"
+	MoveCopying  MoveState = "copying"
+	MoveRemoving MoveState = "removing"
+	MoveDone     MoveState = "done"
 )
 
 // MoveStates lists the states, for metrics and docs.
-var MoveStates = []string{MoveCopying, MoveRemoving, MoveDone}
+var MoveStates = []MoveState{MoveCopying, MoveRemoving, MoveDone}
 
 // Move is an account's move between PBX nodes as the API shows it.
 type Move struct {
-	ID        string `json:"id"`
-	AccountID string `json:"account_id"`
-	From      string `json:"from"`
-	To        string `json:"to"`
-	State     string `json:"state"`
+	ID        string    `json:"id"`
+	AccountID string    `json:"account_id"`
+	From      string    `json:"from"`
+	To        string    `json:"to"`
+	State     MoveState `json:"state"`
 	// LinesTotal is the account's live lines; LinesDone those applied on
 	// To (while copying; afterwards all); LinesRemoved those removed from
 	// From so far.
@@ -89,7 +92,7 @@ func newMoveMetrics(reg prometheus.Registerer) *moveMetrics {
 			Help: "Lines of the moves not done yet: total, done (applied on the new node), removed (from the old node)."}, []string{"kind"}),
 	}
 	for _, st := range MoveStates {
-		m.entered.WithLabelValues(st)
+		m.entered.WithLabelValues(string(st))
 	}
 	for _, k := range moveLineKinds {
 		m.lines.WithLabelValues(k)
@@ -97,13 +100,11 @@ func newMoveMetrics(reg prometheus.Registerer) *moveMetrics {
 	return m
 }
 
-const moveCols = `id, account_id, from_node, to_node, state, lines_total, lines_done, lines_removed, created_at, updated_at, finished_at`
-
-func scanMove(row pgx.Row) (Move, error) {
-	var m Move
-	err := row.Scan(&m.ID, &m.AccountID, &m.From, &m.To, &m.State, &m.LinesTotal, &m.LinesDone, &m.LinesRemoved,
-		&m.CreatedAt, &m.UpdatedAt, &m.FinishedAt)
-	return m, err
+// moveFrom is the API's view of a move row.
+func moveFrom(r provdb.AccountMove) Move {
+	return Move{ID: r.ID, AccountID: r.AccountID, From: r.FromNode, To: r.ToNode, State: MoveState(r.State),
+		LinesTotal: int(r.LinesTotal), LinesDone: int(r.LinesDone), LinesRemoved: int(r.LinesRemoved),
+		CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, FinishedAt: r.FinishedAt}
 }
 
 // StartMove starts moving an account's lines to node. Refused, nothing
@@ -125,47 +126,46 @@ func (s *Service) StartMove(ctx context.Context, actor, accountID, node string) 
 		return Move{}, fault.New(fault.Invalid, "node", "%q is not a configured PBX node (%s)", node, s.nodeNames())
 	}
 	var m Move
-	err := store.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+	err := s.db.InTx(ctx, func(tx *store.Tx) error {
 		acct, err := lockAccount(ctx, tx, accountID)
 		if err != nil {
 			return err
 		}
 		from := s.nodeName(acct.PBXNode)
 		switch {
-		case acct.Status == "closed":
+		case AccountStatus(acct.Status) == AccountClosed:
 			return fault.New(fault.Conflict, "node", "the account is closed: it has no lines to move")
 		case from == node:
 			return fault.New(fault.Invalid, "node", "the account is already on node %s", node)
 		}
-		var busy string
-		err = tx.QueryRow(ctx, `SELECT to_node FROM account_moves WHERE account_id = $1 AND state <> 'done'`, accountID).Scan(&busy)
+		q := provdb.New(tx)
+		busy, err := q.ActiveMoveTarget(ctx, accountID)
 		if err == nil {
 			return fault.New(fault.Conflict, "node", "a move of this account to %s is not done yet", busy)
 		}
-		if !errors.Is(err, pgx.ErrNoRows) {
+		if !errors.Is(err, store.ErrNotFound) {
 			return fmt.Errorf("read moves: %w", err)
 		}
 		if target.Capacity > 0 {
-			if err := s.checkRoom(ctx, tx, target, accountID); err != nil {
+			if err := s.checkRoom(ctx, q, target, accountID); err != nil {
 				return err
 			}
 		}
 		now := s.clock.Now()
-		if _, err := tx.Exec(ctx, `UPDATE accounts SET pbx_node = $2 WHERE id = $1`, accountID, node); err != nil {
+		if err := q.SetAccountNode(ctx, provdb.SetAccountNodeParams{ID: accountID, PbxNode: node}); err != nil {
 			return fmt.Errorf("move account: %w", err)
 		}
 		// applied_revision 0: the new node never held them, so the
 		// reconciler prepares them all before any endpoint (Asterisk's
 		// AOR bookkeeping, see prepareAhead) instead of line by line.
-		tag, err := tx.Exec(ctx, `UPDATE lines SET revision = revision + 1, applied_revision = 0, changed_at = $2
-			WHERE account_id = $1 AND state <> 'deleted'`, accountID, now)
+		moved, err := q.MoveLines(ctx, provdb.MoveLinesParams{AccountID: accountID, ChangedAt: now})
 		if err != nil {
 			return fmt.Errorf("move lines: %w", err)
 		}
 		m = Move{ID: uuid.NewString(), AccountID: accountID, From: from, To: node, State: MoveCopying,
-			LinesTotal: int(tag.RowsAffected()), CreatedAt: now, UpdatedAt: now}
-		if _, err := tx.Exec(ctx, `INSERT INTO account_moves (id, account_id, from_node, to_node, state, lines_total, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $7)`, m.ID, accountID, from, node, m.State, m.LinesTotal, now); err != nil {
+			LinesTotal: int(moved), CreatedAt: now, UpdatedAt: now}
+		if err := q.InsertMove(ctx, provdb.InsertMoveParams{ID: m.ID, AccountID: accountID, FromNode: from, ToNode: node,
+			State: string(m.State), LinesTotal: int32(m.LinesTotal), CreatedAt: now}); err != nil {
 			return fmt.Errorf("record move: %w", err)
 		}
 		if err := audit(ctx, tx, now, actor, accountID, "account.move", m.ID, map[string]any{"from": from, "to": node, "lines": m.LinesTotal}); err != nil {
@@ -176,20 +176,18 @@ func (s *Service) StartMove(ctx context.Context, actor, accountID, node string) 
 	if err != nil {
 		return Move{}, err
 	}
-	s.moves.entered.WithLabelValues(MoveCopying).Inc()
+	s.moves.entered.WithLabelValues(string(MoveCopying)).Inc()
 	return m, nil
 }
 
 // checkRoom refuses a move to a node whose capacity the account's lines
 // would exceed.
-func (s *Service) checkRoom(ctx context.Context, tx pgx.Tx, target Node, accountID string) error {
-	var onNode, mine int
-	err := tx.QueryRow(ctx, `SELECT count(*) FILTER (WHERE a.pbx_node = $1 OR ($1 = $3 AND a.pbx_node = '')),
-		count(*) FILTER (WHERE a.id = $2) FROM lines l JOIN accounts a ON a.id = l.account_id WHERE l.state <> 'deleted'`,
-		target.Name, accountID, s.nodeName("")).Scan(&onNode, &mine)
+func (s *Service) checkRoom(ctx context.Context, q *provdb.Queries, target Node, accountID string) error {
+	room, err := q.NodeRoom(ctx, provdb.NodeRoomParams{Node: target.Name, AccountID: accountID, DefaultNode: s.nodeName("")})
 	if err != nil {
 		return fmt.Errorf("count lines on %s: %w", target.Name, err)
 	}
+	onNode, mine := int(room.OnNode), int(room.Mine)
 	if onNode+mine > target.Capacity {
 		return fault.New(fault.Conflict, "node", "node %s has room for %d more lines (capacity %d); the account has %d",
 			target.Name, max(0, target.Capacity-onNode), target.Capacity, mine)
@@ -204,16 +202,16 @@ func (s *Service) CurrentMove(ctx context.Context, accountID string) (*Move, err
 	if _, err := s.Account(ctx, accountID); err != nil {
 		return nil, err
 	}
-	m, err := scanMove(s.pool.QueryRow(ctx, `SELECT `+moveCols+` FROM account_moves WHERE account_id = $1
-		ORDER BY state = 'done', created_at DESC LIMIT 1`, accountID))
-	if errors.Is(err, pgx.ErrNoRows) {
+	row, err := s.q.CurrentMove(ctx, accountID)
+	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read move: %w", err)
 	}
+	m := moveFrom(row)
 	if m.State == MoveCopying {
-		if m.LinesTotal, m.LinesDone, err = s.copyProgress(ctx, s.pool, accountID); err != nil {
+		if m.LinesTotal, m.LinesDone, err = s.copyProgress(ctx, accountID); err != nil {
 			return nil, err
 		}
 	}
@@ -225,36 +223,31 @@ func (s *Service) GetMove(ctx context.Context, accountID, moveID string) (Move, 
 	if uuid.Validate(moveID) != nil || uuid.Validate(accountID) != nil {
 		return Move{}, fault.New(fault.NotFound, "", "move not found")
 	}
-	m, err := scanMove(s.pool.QueryRow(ctx, `SELECT `+moveCols+` FROM account_moves WHERE id = $1 AND account_id = $2`, moveID, accountID))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return m, fault.New(fault.NotFound, "", "move not found")
+	row, err := s.q.GetMove(ctx, provdb.GetMoveParams{ID: moveID, AccountID: accountID})
+	if errors.Is(err, store.ErrNotFound) {
+		return Move{}, fault.New(fault.NotFound, "", "move not found")
 	}
 	if err != nil {
-		return m, fmt.Errorf("read move: %w", err)
+		return Move{}, fmt.Errorf("read move: %w", err)
 	}
+	m := moveFrom(row)
 	if m.State == MoveCopying {
-		if m.LinesTotal, m.LinesDone, err = s.copyProgress(ctx, s.pool, accountID); err != nil {
+		if m.LinesTotal, m.LinesDone, err = s.copyProgress(ctx, accountID); err != nil {
 			return m, err
 		}
 	}
 	return m, nil
 }
 
-// querier is what copyProgress reads through (pool or tx).
-type querier interface {
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-}
-
 // copyProgress counts the account's live lines and those whose latest
 // revision is applied: since the move gave every line a revision with the
 // new node, an applied latest revision is a line on the new node.
-func (s *Service) copyProgress(ctx context.Context, q querier, accountID string) (total, done int, err error) {
-	err = q.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE applied_revision >= revision)
-		FROM lines WHERE account_id = $1 AND state <> 'deleted'`, accountID).Scan(&total, &done)
+func (s *Service) copyProgress(ctx context.Context, accountID string) (total, done int, err error) {
+	p, err := s.q.CopyProgress(ctx, accountID)
 	if err != nil {
-		err = fmt.Errorf("count moved lines: %w", err)
+		return 0, 0, fmt.Errorf("count moved lines: %w", err)
 	}
-	return total, done, err
+	return int(p.Total), int(p.Done), nil
 }
 
 // PhoneRegistrar is the registrar host written into the phone files of an
@@ -264,9 +257,7 @@ func (s *Service) PhoneRegistrar(ctx context.Context, accountID string) (string,
 	if len(s.nodeList()) == 0 {
 		return "", nil
 	}
-	var node string
-	err := s.pool.QueryRow(ctx, `SELECT coalesce((SELECT m.from_node FROM account_moves m WHERE m.account_id = a.id AND m.state = 'copying'), a.pbx_node)
-		FROM accounts a WHERE a.id = $1`, accountID).Scan(&node)
+	node, err := s.q.PhoneNode(ctx, accountID)
 	if err != nil {
 		return "", fmt.Errorf("read account node: %w", err)
 	}
@@ -313,8 +304,7 @@ func (r *Reconciler) runMoves(ctx context.Context) error {
 // StepMoves advances every move not done by one step and refreshes the
 // move gauges. Exported for tests.
 func (r *Reconciler) StepMoves(ctx context.Context) error {
-	rows, err := r.pool.Query(ctx, `SELECT `+moveCols+`, coalesce(removed_upto::text, '') FROM account_moves
-		WHERE state <> 'done' ORDER BY created_at`)
+	rows, err := r.svc.q.ActiveMoves(ctx)
 	if err != nil {
 		return fmt.Errorf("read moves: %w", err)
 	}
@@ -322,19 +312,12 @@ func (r *Reconciler) StepMoves(ctx context.Context) error {
 		Move
 		upto string
 	}
-	var moves []active
-	for rows.Next() {
-		var m active
-		if err := rows.Scan(&m.ID, &m.AccountID, &m.From, &m.To, &m.State, &m.LinesTotal, &m.LinesDone, &m.LinesRemoved,
-			&m.CreatedAt, &m.UpdatedAt, &m.FinishedAt, &m.upto); err != nil {
-			rows.Close()
-			return fmt.Errorf("read moves: %w", err)
+	moves := make([]active, len(rows))
+	for i, row := range rows {
+		moves[i].Move = moveFrom(row)
+		if row.RemovedUpto != nil {
+			moves[i].upto = *row.RemovedUpto
 		}
-		moves = append(moves, m)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("read moves: %w", err)
 	}
 	var errs []error
 	var total, done, removed int
@@ -346,6 +329,7 @@ func (r *Reconciler) StepMoves(ctx context.Context) error {
 			err = r.stepCopying(ctx, &m.Move)
 		case MoveRemoving:
 			err = r.stepRemoving(ctx, &m.Move, m.upto)
+		case MoveDone: // not read
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("move %s of account %s: %w", m.ID, m.AccountID, err))
@@ -371,7 +355,7 @@ func (r *Reconciler) StepMoves(ctx context.Context) error {
 // stepCopying records the copy's progress and, once every live line is on
 // the new node, lets the move remove them from the old one.
 func (r *Reconciler) stepCopying(ctx context.Context, m *Move) error {
-	total, done, err := r.svc.copyProgress(ctx, r.pool, m.AccountID)
+	total, done, err := r.svc.copyProgress(ctx, m.AccountID)
 	if err != nil {
 		return err
 	}
@@ -381,18 +365,18 @@ func (r *Reconciler) stepCopying(ctx context.Context, m *Move) error {
 	if done == total {
 		next = MoveRemoving
 	}
-	tag, err := r.pool.Exec(ctx, `UPDATE account_moves SET lines_total = $2, lines_done = $3, state = $4, updated_at = $5
-		WHERE id = $1 AND state = 'copying'`, m.ID, total, done, next, now)
+	n, err := r.svc.q.RecordMoveProgress(ctx, provdb.RecordMoveProgressParams{ID: m.ID, LinesTotal: int32(total), LinesDone: int32(done),
+		State: string(next), UpdatedAt: now})
 	if err != nil {
 		return fmt.Errorf("record move progress: %w", err)
 	}
-	if next == MoveRemoving && tag.RowsAffected() == 1 {
+	if next == MoveRemoving && n == 1 {
 		m.State = MoveRemoving
-		r.svc.moves.entered.WithLabelValues(MoveRemoving).Inc()
+		r.svc.moves.entered.WithLabelValues(string(MoveRemoving)).Inc()
 		r.log.Info("account move: every line is on the new node; removing them from the old one",
 			"account", m.AccountID, "from", m.From, "to", m.To, "lines", total)
 		// The routes follow on the reconciler's next pass.
-		if _, err := r.pool.Exec(ctx, notifyLinesSQL, NotifyChannel); err != nil {
+		if err := notifyLines(ctx, r.svc.db); err != nil {
 			return fmt.Errorf("wake reconciler: %w", err)
 		}
 		r.Wake()
@@ -404,10 +388,8 @@ func (r *Reconciler) stepCopying(ctx context.Context, m *Move) error {
 // once no number route of the account is left there, and ends the move
 // when none is left.
 func (r *Reconciler) stepRemoving(ctx context.Context, m *Move, upto string) error {
-	var routes int
-	if err := r.pool.QueryRow(ctx, `SELECT count(*) FROM numbers n JOIN lines l ON l.id = n.line_id
-		WHERE l.account_id = $1 AND n.routed_to <> '' AND (n.routed_node = $2 OR ($2 = $3 AND n.routed_node = ''))`,
-		m.AccountID, m.From, r.svc.nodeName("")).Scan(&routes); err != nil {
+	routes, err := r.svc.q.RoutesOnNode(ctx, provdb.RoutesOnNodeParams{AccountID: m.AccountID, Node: m.From, DefaultNode: r.svc.nodeName("")})
+	if err != nil {
 		return fmt.Errorf("count routes on the old node: %w", err)
 	}
 	if routes > 0 {
@@ -417,25 +399,19 @@ func (r *Reconciler) stepRemoving(ctx context.Context, m *Move, upto string) err
 	if upto == "" {
 		upto = uuid.Nil.String()
 	}
-	rows, err := r.pool.Query(ctx, `SELECT id::text FROM lines WHERE account_id = $1 AND id > $2
-		AND (state <> 'deleted' OR deleted_at >= $3 OR revision > applied_revision) ORDER BY id LIMIT $4`,
-		m.AccountID, upto, m.CreatedAt, moveBatch)
-	if err != nil {
-		return fmt.Errorf("read lines to remove: %w", err)
-	}
-	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	ids, err := r.svc.q.LinesToRemove(ctx, provdb.LinesToRemoveParams{AccountID: m.AccountID, Upto: upto, Since: &m.CreatedAt, N: moveBatch})
 	if err != nil {
 		return fmt.Errorf("read lines to remove: %w", err)
 	}
 	now := r.svc.clock.Now()
 	if len(ids) == 0 {
-		tag, err := r.pool.Exec(ctx, `UPDATE account_moves SET state = 'done', updated_at = $2, finished_at = $2 WHERE id = $1 AND state = 'removing'`, m.ID, now)
+		ended, err := r.svc.q.EndMove(ctx, provdb.EndMoveParams{ID: m.ID, FinishedAt: now})
 		if err != nil {
 			return fmt.Errorf("end move: %w", err)
 		}
-		if tag.RowsAffected() == 1 {
+		if ended == 1 {
 			m.State = MoveDone
-			r.svc.moves.entered.WithLabelValues(MoveDone).Inc()
+			r.svc.moves.entered.WithLabelValues(string(MoveDone)).Inc()
 			r.log.Info("account move done", "account", m.AccountID, "from", m.From, "to", m.To,
 				"took", now.Sub(m.CreatedAt).Round(time.Millisecond))
 		}
@@ -461,8 +437,8 @@ func (r *Reconciler) stepRemoving(ctx context.Context, m *Move, upto string) err
 		return fmt.Errorf("remove %d of %d lines from %s: %w", f, len(ids), m.From, firstErr.Load().(error))
 	}
 	// Only forward: another instance may have removed the same batch.
-	if _, err := r.pool.Exec(ctx, `UPDATE account_moves SET removed_upto = $2, lines_removed = lines_removed + $3, updated_at = $4
-		WHERE id = $1 AND state = 'removing' AND (removed_upto IS NULL OR removed_upto < $2)`, m.ID, ids[len(ids)-1], len(ids), now); err != nil {
+	if err := r.svc.q.RecordMoveRemoval(ctx, provdb.RecordMoveRemovalParams{ID: m.ID, RemovedUpto: ids[len(ids)-1],
+		Removed: int32(len(ids)), UpdatedAt: now}); err != nil {
 		return fmt.Errorf("record removal: %w", err)
 	}
 	m.LinesRemoved += len(ids)
@@ -498,22 +474,13 @@ func (r *Reconciler) indexHeld(held []pbx.LineConfig, desired []pendingLine) map
 // movingLines maps the lines of accounts whose move is not done to the
 // node the move comes from.
 func (r *Reconciler) movingLines(ctx context.Context) (map[string]string, error) {
-	rows, err := r.pool.Query(ctx, `SELECT l.id::text, m.from_node FROM account_moves m JOIN lines l ON l.account_id = m.account_id
-		WHERE m.state <> 'done'`)
+	rows, err := r.svc.q.MovingLines(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("read moves: %w", err)
 	}
-	defer rows.Close()
-	moving := map[string]string{}
-	for rows.Next() {
-		var id, from string
-		if err := rows.Scan(&id, &from); err != nil {
-			return nil, fmt.Errorf("read moves: %w", err)
-		}
-		moving[id] = from
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read moves: %w", err)
+	moving := make(map[string]string, len(rows))
+	for _, row := range rows {
+		moving[row.LineID] = row.FromNode
 	}
 	return moving, nil
 }

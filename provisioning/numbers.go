@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/pbxd/pbxd/internal/fault"
 	"github.com/pbxd/pbxd/internal/store"
@@ -146,7 +145,7 @@ func (n *NumberImport) validate(addons map[string]Package) ([]string, error) {
 func (s *Service) ImportNumbers(ctx context.Context, actor string, n NumberImport) (ImportResult, error) {
 	var res ImportResult
 	now := s.clock.Now()
-	err := store.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+	err := s.db.InTx(ctx, func(tx *store.Tx) error {
 		pkgs, err := packagesByCode(ctx, tx)
 		if err != nil {
 			return err
@@ -155,7 +154,7 @@ func (s *Service) ImportNumbers(ctx context.Context, actor string, n NumberImpor
 		if err != nil {
 			return err
 		}
-		q := qtx(tx)
+		q := provdb.New(tx)
 		imported, err := q.ImportNumbers(ctx, provdb.ImportNumbersParams{Numbers: nums, Country: n.Country, Area: n.Area,
 			Kind: n.Kind, AddonCode: n.Addon, SetupFeeMinor: n.SetupFeeMinor, Now: now})
 		if err != nil {
@@ -245,11 +244,11 @@ func (s *Service) AssignNumber(ctx context.Context, actor, accountID, number, li
 	if err != nil {
 		return Number{}, fault.New(fault.NotFound, "", "number not found")
 	}
-	err = store.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+	err = s.db.InTx(ctx, func(tx *store.Tx) error {
 		if _, err := lockAccount(ctx, tx, accountID); err != nil {
 			return err
 		}
-		q := qtx(tx)
+		q := provdb.New(tx)
 		state, err := q.LockAccountNumberState(ctx, provdb.LockAccountNumberStateParams{E164: e, AccountID: &accountID})
 		if errors.Is(err, store.ErrNotFound) {
 			return fault.New(fault.NotFound, "", "number not found")
@@ -300,8 +299,8 @@ func (s *Service) UnassignNumber(ctx context.Context, actor, accountID, number s
 	if err != nil {
 		return Number{}, fault.New(fault.NotFound, "", "number not found")
 	}
-	err = store.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		n, err := qtx(tx).UnassignNumber(ctx, provdb.UnassignNumberParams{E164: e, AccountID: &accountID, UpdatedAt: now})
+	err = s.db.InTx(ctx, func(tx *store.Tx) error {
+		n, err := provdb.New(tx).UnassignNumber(ctx, provdb.UnassignNumberParams{E164: e, AccountID: &accountID, UpdatedAt: now})
 		if err != nil {
 			return fmt.Errorf("unassign number: %w", err)
 		}

@@ -6,9 +6,8 @@ import (
 	"slices"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/pbxd/pbxd/internal/fault"
+	"github.com/pbxd/pbxd/internal/store"
 	"github.com/pbxd/pbxd/internal/store/provdb"
 )
 
@@ -47,9 +46,9 @@ const maxNumbersPerOrder = 1000
 // get the same number and never wait for each other; when too few are left
 // the whole change is refused. Numbers on removed lines go back to the
 // account unassigned.
-func (s *Service) applyNumbers(ctx context.Context, tx pgx.Tx, p *plan, changeID string, removed []LineRef, now time.Time) (reserved, released []string, err error) {
+func (s *Service) applyNumbers(ctx context.Context, tx *store.Tx, p *plan, changeID string, removed []LineRef, now time.Time) (reserved, released []string, err error) {
 	reserved, released = []string{}, []string{}
-	q := qtx(tx)
+	q := provdb.New(tx)
 	if len(removed) > 0 {
 		ids := make([]string, 0, len(removed))
 		for _, l := range removed {

@@ -90,25 +90,17 @@ func (s *Service) NodeLoads(ctx context.Context) ([]NodeLoad, error) {
 	if len(nodes) == 0 {
 		return out, nil
 	}
-	rows, err := s.pool.Query(ctx, `SELECT a.pbx_node, count(DISTINCT a.id), count(l.id)
-		FROM accounts a LEFT JOIN lines l ON l.account_id = a.id AND l.state <> 'deleted'
-		WHERE a.status <> 'closed' GROUP BY a.pbx_node`)
+	rows, err := s.q.NodeLoads(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("count lines per node: %w", err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var node string
-		var accounts, lines int
-		if err := rows.Scan(&node, &accounts, &lines); err != nil {
-			return nil, fmt.Errorf("count lines per node: %w", err)
-		}
-		if i, ok := idx[s.nodeName(node)]; ok {
-			out[i].Lines += lines
-			out[i].Accounts += accounts
+	for _, row := range rows {
+		if i, ok := idx[s.nodeName(row.PbxNode)]; ok {
+			out[i].Lines += int(row.Lines)
+			out[i].Accounts += int(row.Accounts)
 		}
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // place picks the node for a new account that names none. The rule: of

@@ -27,6 +27,7 @@ const NotifyChannel = "pbxd_lines"
 // Service is the provisioning domain over PostgreSQL.
 type Service struct {
 	pool   *pgxpool.Pool
+	db     *store.DB       // the pool, for units of work and the driver-level statements
 	q      *provdb.Queries // provisioning's queries on the pool, outside any transaction
 	clock  Clock
 	cipher *Cipher
@@ -71,7 +72,8 @@ func New(o Options) (*Service, error) {
 		return nil, err
 	}
 	f := promauto.With(o.Registry)
-	s := &Service{pool: o.Pool, q: provdb.New(store.NewDB(o.Pool)), clock: o.Clock, cipher: c, biller: o.Biller, log: o.Logger}
+	db := store.NewDB(o.Pool)
+	s := &Service{pool: o.Pool, db: db, q: provdb.New(db), clock: o.Clock, cipher: c, biller: o.Biller, log: o.Logger}
 	s.charger, s.numberQuarantine = o.Charger, o.NumberQuarantine
 	s.moves = newMoveMetrics(o.Registry)
 	s.changeOrders = f.NewCounterVec(prometheus.CounterOpts{Name: "pbxd_change_orders_total", Help: "Change orders by outcome (previewed, confirmed, conflict, refused)."}, []string{"outcome"})

@@ -9,12 +9,12 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/pbxd/pbxd/internal/store/provdb"
 	"github.com/pbxd/pbxd/pbx"
 )
 
@@ -42,7 +42,7 @@ type ReconcilerOptions struct {
 // (missing, stale or orphaned objects).
 type Reconciler struct {
 	svc     *Service
-	pool    *pgxpool.Pool
+	pool    *pgxpool.Pool // LISTEN only (driver-level); queries run on svc.q
 	backend pbx.Backend
 	o       ReconcilerOptions
 	log     *slog.Logger
@@ -134,14 +134,13 @@ func (r *Reconciler) prepareAhead(ctx context.Context, batch []pendingLine, prep
 	if n < prepareMin {
 		return
 	}
-	rows, err := r.pool.Query(ctx, `SELECT `+desiredCols+` FROM lines l
-		JOIN accounts a ON a.id = l.account_id JOIN packages p ON p.code = l.package_code
-		WHERE l.applied_revision = 0 AND l.revision > 0 AND l.state <> 'deleted'`+r.scope("a.pbx_node")+` ORDER BY l.changed_at LIMIT $1`, prepareMax)
+	node, isDefault := r.nodeScope()
+	rows, err := r.svc.q.NewLinesToPrepare(ctx, provdb.NewLinesToPrepareParams{Node: node, IsDefault: isDefault, N: prepareMax})
 	if err != nil {
 		r.log.Debug("read new lines to prepare", "err", err)
 		return
 	}
-	all, err := r.scanDesired(rows)
+	all, err := desiredLines(r, rows)
 	if err != nil {
 		r.log.Debug("read new lines to prepare", "err", err)
 		return
@@ -408,31 +407,32 @@ type pendingLine struct {
 	held       *pbx.LineConfig // nil: not listed
 }
 
-const desiredCols = `l.id, a.pbx_node, a.sip_domain, l.sip_username, l.extension, p.dial_context, l.caller_id,
-	l.password_enc, l.ha1_md5, l.ha1_sha256, l.state, a.status, l.revision, l.applied_revision, l.changed_at`
+// desiredRow is a line as the PBX gets it: the row of DesiredLines, and
+// of PendingLines, NewLinesToPrepare and DesiredLinesByID, which read the
+// same columns.
+type desiredRow interface {
+	provdb.DesiredLinesRow | provdb.PendingLinesRow | provdb.NewLinesToPrepareRow | provdb.DesiredLinesByIDRow
+}
 
-func (r *Reconciler) scanDesired(rows pgx.Rows) ([]pendingLine, error) {
-	defer rows.Close()
+// desiredLines turns desired rows into lines to apply, opening their
+// passwords.
+func desiredLines[R desiredRow](r *Reconciler, rows []R) ([]pendingLine, error) {
 	var out []pendingLine
-	for rows.Next() {
-		var pl pendingLine
-		var sealed []byte
-		var ext int
-		var state, acctStatus string
-		var applied int64
+	for _, row := range rows {
+		d := provdb.DesiredLinesRow(row)
+		pl := pendingLine{changedAt: d.ChangedAt}
 		c := &pl.cfg
-		if err := rows.Scan(&c.ID, &c.Node, &c.Domain, &c.Username, &ext, &c.Context, &c.CallerID, &sealed,
-			&c.HA1MD5, &c.HA1SHA256, &state, &acctStatus, &c.Revision, &applied, &pl.changedAt); err != nil {
-			return nil, err
-		}
-		pl.pending = c.Revision > applied
-		pl.firstApply = applied == 0
-		c.Extension = fmt.Sprint(ext)
+		c.ID, c.Node, c.Domain, c.Username, c.Context, c.CallerID = d.ID, d.PbxNode, d.SipDomain, d.SipUsername, d.DialContext, d.CallerID
+		c.HA1MD5, c.HA1SHA256, c.Revision = d.Ha1Md5, d.Ha1Sha256, d.Revision
+		pl.pending = c.Revision > d.AppliedRevision
+		pl.firstApply = d.AppliedRevision == 0
+		c.Extension = fmt.Sprint(d.Extension)
 		c.MaxContacts = r.o.MaxContacts
-		c.Suspended = state == "suspended" || acctStatus != "active"
-		pl.deleted = state == "deleted"
+		state := LineState(d.State)
+		c.Suspended = state == LineSuspended || AccountStatus(d.Status) != AccountActive
+		pl.deleted = state == LineDeleted
 		if !pl.deleted {
-			pw, err := r.svc.cipher.Open(c.ID, sealed)
+			pw, err := r.svc.cipher.Open(c.ID, d.PasswordEnc)
 			if err != nil {
 				return nil, fmt.Errorf("line %s: %w", c.ID, err)
 			}
@@ -440,7 +440,7 @@ func (r *Reconciler) scanDesired(rows pgx.Rows) ([]pendingLine, error) {
 		}
 		out = append(out, pl)
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // ApplyPending applies every pending revision that is not waiting for a
@@ -486,14 +486,13 @@ func earliest(a, b time.Time) time.Time {
 func (r *Reconciler) applyPendingLines(ctx context.Context) (time.Time, error) {
 	var nextRetry time.Time
 	prepared := map[string]bool{}
+	node, isDefault := r.nodeScope()
 	for {
-		rows, err := r.pool.Query(ctx, `SELECT `+desiredCols+` FROM lines l
-			JOIN accounts a ON a.id = l.account_id JOIN packages p ON p.code = l.package_code
-			WHERE l.revision > l.applied_revision`+r.scope("a.pbx_node")+` ORDER BY l.changed_at LIMIT 1000`)
+		rows, err := r.svc.q.PendingLines(ctx, provdb.PendingLinesParams{Node: node, IsDefault: isDefault, N: 1000})
 		if err != nil {
 			return nextRetry, fmt.Errorf("read pending lines: %w", err)
 		}
-		batch, err := r.scanDesired(rows)
+		batch, err := desiredLines(r, rows)
 		if err != nil {
 			return nextRetry, err
 		}
@@ -601,8 +600,9 @@ func (rc *recorder) write(lines []pendingLine) {
 		ids[i], revs[i] = pl.cfg.ID, pl.cfg.Revision
 	}
 	now := r.svc.clock.Now()
-	if _, err := r.pool.Exec(rc.ctx, `UPDATE lines l SET applied_revision = greatest(l.applied_revision, v.rev), apply_error = '', applied_at = $3
-		FROM unnest($1::uuid[], $2::bigint[]) AS v(id, rev) WHERE l.id = v.id`+r.fence(), ids, revs, now); err != nil {
+	fenceNode, fenceEpoch := r.fenceArgs()
+	if err := r.svc.q.RecordApplied(rc.ctx, provdb.RecordAppliedParams{Ids: ids, Revisions: revs, AppliedAt: &now,
+		FenceNode: fenceNode, FenceEpoch: fenceEpoch}); err != nil {
 		r.errs.WithLabelValues("database").Add(float64(len(lines)))
 		if rc.ctx.Err() == nil {
 			r.log.Warn("record applied revisions", "lines", len(lines), "err", err)
@@ -657,7 +657,9 @@ func (r *Reconciler) applyOne(ctx context.Context, pl pendingLine) bool {
 				lvl = slog.LevelDebug
 			}
 			r.log.Log(ctx, lvl, "apply line failed; will retry", "line", pl.cfg.ID, "attempt", st.attempts, "in", delay, "err", err)
-			_, _ = r.pool.Exec(ctx, `UPDATE lines SET apply_error = $2 WHERE id = $1`+r.fence(), pl.cfg.ID, truncate(err.Error(), 500))
+			fenceNode, fenceEpoch := r.fenceArgs()
+			_ = r.svc.q.SetApplyError(ctx, provdb.SetApplyErrorParams{ID: pl.cfg.ID, ApplyError: truncate(err.Error(), 500),
+				FenceNode: fenceNode, FenceEpoch: fenceEpoch})
 		}
 		return false
 	}
@@ -688,13 +690,12 @@ func (r *Reconciler) Resync(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("list backend: %w", err)
 	}
-	rows, err := r.pool.Query(ctx, `SELECT `+desiredCols+` FROM lines l
-		JOIN accounts a ON a.id = l.account_id JOIN packages p ON p.code = l.package_code
-		WHERE (l.state <> 'deleted' OR l.revision > l.applied_revision)`+r.scope("a.pbx_node"))
+	node, isDefault := r.nodeScope()
+	rows, err := r.svc.q.DesiredLines(ctx, provdb.DesiredLinesParams{Node: node, IsDefault: isDefault})
 	if err != nil {
 		return fmt.Errorf("read desired lines: %w", err)
 	}
-	desired, err := r.scanDesired(rows)
+	desired, err := desiredLines(r, rows)
 	if err != nil {
 		return err
 	}
@@ -808,7 +809,10 @@ func (r *Reconciler) storeEvent(ctx context.Context, ev pbx.RegistrationEvent) {
 	if at.IsZero() {
 		at = r.svc.clock.Now()
 	}
-	if _, err := r.pool.Exec(ctx, `UPDATE lines SET reg_contacts = $2, reg_updated_at = $3 WHERE id::text = $1`+r.fence(), ev.LineID, b, at); err != nil && ctx.Err() == nil {
+	fenceNode, fenceEpoch := r.fenceArgs()
+	err := r.svc.q.SetRegistration(ctx, provdb.SetRegistrationParams{LineID: ev.LineID, RegContacts: b, RegUpdatedAt: &at,
+		FenceNode: fenceNode, FenceEpoch: fenceEpoch})
+	if err != nil && ctx.Err() == nil {
 		r.log.Warn("store registration state", "line", ev.LineID, "err", err)
 	}
 }

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/pbxd/pbxd/internal/fault"
 	"github.com/pbxd/pbxd/internal/store"
@@ -163,12 +162,12 @@ func (s *Service) CreateRequest(ctx context.Context, actor, accountID, kind stri
 	}
 	clean, _ := json.Marshal(d)
 	id := uuid.NewString()
-	err = store.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+	err = s.db.InTx(ctx, func(tx *store.Tx) error {
 		if _, err := lockAccount(ctx, tx, accountID); err != nil {
 			return err
 		}
 		if kind == "remove_number" || kind == "port_out" {
-			n, err := qtx(tx).MarkNumbersForRemoval(ctx, provdb.MarkNumbersForRemovalParams{Numbers: d.Numbers, AccountID: &accountID, UpdatedAt: now})
+			n, err := provdb.New(tx).MarkNumbersForRemoval(ctx, provdb.MarkNumbersForRemovalParams{Numbers: d.Numbers, AccountID: &accountID, UpdatedAt: now})
 			if err != nil {
 				return fmt.Errorf("mark numbers: %w", err)
 			}
@@ -176,7 +175,7 @@ func (s *Service) CreateRequest(ctx context.Context, actor, accountID, kind stri
 				return fault.New(fault.Invalid, "details.numbers", "every number must be the account's and not already being removed")
 			}
 		}
-		if err := qtx(tx).InsertRequest(ctx, provdb.InsertRequestParams{ID: id, AccountID: accountID, Kind: kind, Details: clean,
+		if err := provdb.New(tx).InsertRequest(ctx, provdb.InsertRequestParams{ID: id, AccountID: accountID, Kind: kind, Details: clean,
 			CreatedBy: actor, CreatedAt: now}); err != nil {
 			return fmt.Errorf("store request: %w", err)
 		}
@@ -252,14 +251,14 @@ func (s *Service) RejectRequest(ctx context.Context, actor, id, comment string) 
 	if r, err := s.Request(ctx, id, ""); err == nil && r.Kind == "port_in" {
 		from = append(from, RequestApproved)
 	}
-	return s.moveRequest(ctx, actor, id, "", from, RequestRejected, comment, func(tx pgx.Tx, r ServiceRequest, d requestDetails) error {
+	return s.moveRequest(ctx, actor, id, "", from, RequestRejected, comment, func(tx *store.Tx, r ServiceRequest, d requestDetails) error {
 		if r.Kind == "port_in" {
 			return s.releasePortIn(ctx, tx, r.AccountID, d.Numbers)
 		}
 		if r.Kind != "remove_number" && r.Kind != "port_out" {
 			return nil
 		}
-		return qtx(tx).UnmarkNumbersForRemoval(ctx, provdb.UnmarkNumbersForRemovalParams{Numbers: d.Numbers, AccountID: &r.AccountID, UpdatedAt: s.clock.Now()})
+		return provdb.New(tx).UnmarkNumbersForRemoval(ctx, provdb.UnmarkNumbersForRemovalParams{Numbers: d.Numbers, AccountID: &r.AccountID, UpdatedAt: s.clock.Now()})
 	})
 }
 
@@ -267,14 +266,14 @@ func (s *Service) RejectRequest(ctx context.Context, actor, id, comment string) 
 // states from (nil: any; no move) to state, running also in the same
 // transaction.
 func (s *Service) moveRequest(ctx context.Context, actor, id, accountScope string, from []RequestState, state RequestState, text string,
-	also func(pgx.Tx, ServiceRequest, requestDetails) error) (ServiceRequest, error) {
+	also func(*store.Tx, ServiceRequest, requestDetails) error) (ServiceRequest, error) {
 	now := s.clock.Now()
 	if uuid.Validate(id) != nil {
 		return ServiceRequest{}, fault.New(fault.NotFound, "", "request not found")
 	}
 	var r ServiceRequest
-	err := store.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		q := qtx(tx)
+	err := s.db.InTx(ctx, func(tx *store.Tx) error {
+		q := provdb.New(tx)
 		row, err := q.LockRequest(ctx, id)
 		if errors.Is(err, store.ErrNotFound) || (err == nil && accountScope != "" && row.AccountID != accountScope) {
 			return fault.New(fault.NotFound, "", "request not found")
@@ -445,14 +444,14 @@ const portInArea = "port-in"
 // releasePortIn drops the holds of a cancelled port-in: numbers it
 // imported (area port-in) that nobody holds leave the inventory; numbers
 // that were there before are only freed.
-func (s *Service) releasePortIn(ctx context.Context, tx pgx.Tx, accountID string, numbers []string) error {
+func (s *Service) releasePortIn(ctx context.Context, tx *store.Tx, accountID string, numbers []string) error {
 	nums := make([]string, 0, len(numbers))
 	for _, raw := range numbers {
 		if e, err := ParseE164(raw); err == nil {
 			nums = append(nums, e)
 		}
 	}
-	q := qtx(tx)
+	q := provdb.New(tx)
 	if err := q.DropPortInNumbers(ctx, provdb.DropPortInNumbersParams{Numbers: nums, HeldFor: &accountID, Area: portInArea}); err != nil {
 		return fmt.Errorf("remove cancelled port-in numbers: %w", err)
 	}

@@ -34,7 +34,7 @@ func (r *Reconciler) routeRows(ctx context.Context, router pbx.NumberRouter) ([]
 	// While an account's move is copying, its routes stay on the node it
 	// comes from (move.go); they follow once every line is on the new one.
 	node, isDefault := r.nodeScope()
-	rows, err := provdb.New(r.pool).RouteRows(ctx, provdb.RouteRowsParams{Node: node, IsDefault: isDefault})
+	rows, err := r.svc.q.RouteRows(ctx, provdb.RouteRowsParams{Node: node, IsDefault: isDefault})
 	if err != nil {
 		return nil, fmt.Errorf("read number routes: %w", err)
 	}
@@ -96,7 +96,7 @@ func (r *Reconciler) syncRoutes(ctx context.Context, verify bool) (int, error) {
 			if rr.routedNode == rr.node && rr.routedTo == rr.target {
 				return nil
 			}
-			if err := provdb.New(r.pool).SetNumberRoute(ctx, provdb.SetNumberRouteParams{E164: rr.number, RoutedNode: rr.node, RoutedTo: rr.target, FenceNode: fenceNode, FenceEpoch: fenceEpoch}); err != nil {
+			if err := r.svc.q.SetNumberRoute(ctx, provdb.SetNumberRouteParams{E164: rr.number, RoutedNode: rr.node, RoutedTo: rr.target, FenceNode: fenceNode, FenceEpoch: fenceEpoch}); err != nil {
 				failed.Add(1)
 				r.errs.WithLabelValues("database").Inc()
 			}

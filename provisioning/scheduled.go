@@ -49,7 +49,7 @@ func lineRefs(ls []lineRow) []LineRef {
 
 // applySchedule records the plan's period-end decreases, in the change's
 // transaction; it returns their ids.
-func (s *Service) applySchedule(ctx context.Context, tx pgx.Tx, p *plan, changeID string, now time.Time) ([]string, error) {
+func (s *Service) applySchedule(ctx context.Context, tx *store.Tx, p *plan, changeID string, now time.Time) ([]string, error) {
 	ids := []string{}
 	for _, it := range p.items {
 		if !it.scheduled {
@@ -68,7 +68,7 @@ func (s *Service) applySchedule(ctx context.Context, tx pgx.Tx, p *plan, changeI
 		id := uuid.NewString()
 		namedJS, _ := json.Marshal(named)     // a []string always marshals
 		releaseJS, _ := json.Marshal(release) // a []string always marshals
-		err := qtx(tx).InsertScheduled(ctx, provdb.InsertScheduledParams{ID: id, AccountID: p.acct.ID, SubscriptionID: it.sub.ID,
+		err := provdb.New(tx).InsertScheduled(ctx, provdb.InsertScheduledParams{ID: id, AccountID: p.acct.ID, SubscriptionID: it.sub.ID,
 			PackageCode: it.pkg.Code, FromQuantity: int32(it.from), ToQuantity: int32(it.to), RemoveLines: namedJS,
 			ReleaseNumbers: releaseJS, EffectiveAt: it.effectiveAt, ChangeID: changeID, CreatedAt: now})
 		if store.IsUniqueViolation(err, "") {
@@ -156,11 +156,11 @@ func (s *Service) CancelScheduled(ctx context.Context, actor, accountID, id stri
 	if uuid.Validate(id) != nil {
 		return sc, fault.New(fault.NotFound, "", "scheduled change not found")
 	}
-	err := store.InTx(ctx, s.pool, func(tx pgx.Tx) error {
+	err := s.db.InTx(ctx, func(tx *store.Tx) error {
 		if _, err := lockAccount(ctx, tx, accountID); err != nil {
 			return err
 		}
-		q := qtx(tx)
+		q := provdb.New(tx)
 		row, err := q.CancelScheduled(ctx, provdb.CancelScheduledParams{ID: id, AccountID: accountID, DoneAt: &now})
 		if errors.Is(err, store.ErrNotFound) {
 			if state, err := q.ScheduledState(ctx, provdb.ScheduledStateParams{ID: id, AccountID: accountID}); err == nil {
@@ -216,8 +216,9 @@ func (s *Service) applyDueScheduled(ctx context.Context, now time.Time, accountI
 
 func (s *Service) applyScheduled(ctx context.Context, id string, now time.Time) (bool, error) {
 	applied := false
-	err := store.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		q := qtx(tx)
+	err := store.InTx(ctx, s.pool, func(ptx pgx.Tx) error {
+		tx := store.Wrap(ptx) // liveLines (changes.go) still takes a pgx.Tx
+		q := provdb.New(tx)
 		c, err := q.ClaimScheduled(ctx, id)
 		if errors.Is(err, store.ErrNotFound) {
 			return nil // applied or cancelled meanwhile, or being applied
@@ -243,7 +244,7 @@ func (s *Service) applyScheduled(ctx context.Context, id string, now time.Time) 
 			return fmt.Errorf("read subscription: %w", err)
 		}
 		to = max(int(qty)-(from-to), 0)
-		lines, err := liveLines(ctx, tx, accountID)
+		lines, err := liveLines(ctx, ptx, accountID)
 		if err != nil {
 			return err
 		}

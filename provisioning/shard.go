@@ -9,16 +9,16 @@ import (
 	"hash/fnv"
 	"os"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/pbxd/pbxd/internal/store"
+	"github.com/pbxd/pbxd/internal/store/provdb"
 	"github.com/pbxd/pbxd/pbx"
 )
 
@@ -70,33 +70,6 @@ type nodeScope struct {
 	name      string
 	isDefault bool         // the node of accounts naming none
 	epoch     atomic.Int64 // of the lease held; 0: none, every write fails
-}
-
-// sqlString quotes s as an SQL string literal (standard_conforming_strings
-// is on since PostgreSQL 9.1, so only quotes need doubling).
-func sqlString(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
-
-// scope is the condition (with a leading AND) that col, an account's
-// pbx_node, names the reconciler's node; "" without a node. Node names
-// come from the configuration, not from outside input.
-func (r *Reconciler) scope(col string) string {
-	if r.node == nil {
-		return ""
-	}
-	if r.node.isDefault {
-		return " AND (" + col + " = " + sqlString(r.node.name) + " OR " + col + " = '')"
-	}
-	return " AND " + col + " = " + sqlString(r.node.name)
-}
-
-// fence is the condition (with a leading AND) that makes a write of a
-// node's reconciler fail unless its lease is still held; "" without a
-// node. It is evaluated once per statement.
-func (r *Reconciler) fence() string {
-	if r.node == nil {
-		return ""
-	}
-	return fmt.Sprintf(" AND (SELECT pbxd_node_fence(%s, %d))", sqlString(r.node.name), r.node.epoch.Load())
 }
 
 // shardSet runs the reconcilers of the nodes this instance holds.
@@ -163,8 +136,8 @@ func (s *Service) NewShardedReconciler(backend pbx.Splitter, o ReconcilerOptions
 		child.node = &nodeScope{name: n.Name, isDefault: n.Default}
 		set.nodes = append(set.nodes, &shard{name: n.Name, backend: n.Backend, r: child})
 		set.owned.WithLabelValues(n.Name).Set(0)
-		for _, c := range []string{"acquired", "released", "lost"} {
-			set.changes.WithLabelValues(n.Name, c)
+		for _, c := range leaseChanges {
+			set.changes.WithLabelValues(n.Name, string(c))
 		}
 	}
 	slices.SortStableFunc(set.nodes, func(a, b *shard) int { // most preferred first
@@ -305,21 +278,6 @@ func (s *shardSet) leases(ctx context.Context) error {
 	}
 }
 
-// SQL of the leases: driver-level, by hand, like the scheduler's lock.
-const (
-	heartbeatSQL = `WITH hb AS (
-			INSERT INTO pbxd_instances (id, expires_at) VALUES ($1, clock_timestamp() + $2 * interval '1 millisecond')
-			ON CONFLICT (id) DO UPDATE SET expires_at = excluded.expires_at),
-		gc AS (DELETE FROM pbxd_instances WHERE expires_at < clock_timestamp() - interval '1 hour')
-		SELECT count(*) + 1 FROM pbxd_instances WHERE id <> $1 AND expires_at > clock_timestamp()`
-	renewSQL = `UPDATE node_leases SET expires_at = clock_timestamp() + $2 * interval '1 millisecond'
-		WHERE owner = $1 AND expires_at > clock_timestamp() RETURNING node, epoch`
-	acquireSQL = `INSERT INTO node_leases (node, owner, epoch, expires_at) VALUES ($1, $2, 1, clock_timestamp() + $3 * interval '1 millisecond')
-		ON CONFLICT (node) DO UPDATE SET owner = excluded.owner, epoch = node_leases.epoch + 1, expires_at = excluded.expires_at
-		WHERE node_leases.expires_at <= clock_timestamp() RETURNING epoch`
-	releaseSQL = `UPDATE node_leases SET expires_at = '-infinity' WHERE node = $1 AND owner = $2 AND epoch = $3`
-)
-
 // round is one pass of leases. It may take up to half the lease time (a
 // busy database): the deadline counts from its start, and a renewal that
 // commits within 3/4 of the lease time still lapses after it.
@@ -328,20 +286,20 @@ func (s *shardSet) round(runCtx context.Context) error {
 	defer cancel()
 	start := time.Now()
 	ttl := s.ttl.Milliseconds()
-	var alive int
-	if err := s.r.pool.QueryRow(ctx, heartbeatSQL, s.me, ttl).Scan(&alive); err != nil {
+	q := s.r.svc.q
+	n, err := q.Heartbeat(ctx, provdb.HeartbeatParams{ID: s.me, TtlMs: ttl})
+	if err != nil {
 		return fmt.Errorf("heartbeat: %w", err)
 	}
+	alive := int(n)
 	s.alive.Set(float64(alive))
-	rows, err := s.r.pool.Query(ctx, renewSQL, s.me, ttl)
+	rows, err := q.RenewLeases(ctx, provdb.RenewLeasesParams{Owner: s.me, TtlMs: ttl})
 	if err != nil {
 		return fmt.Errorf("renew node leases: %w", err)
 	}
-	renewed := map[string]int64{}
-	var node string
-	var epoch int64
-	if _, err := pgx.ForEachRow(rows, []any{&node, &epoch}, func() error { renewed[node] = epoch; return nil }); err != nil {
-		return fmt.Errorf("renew node leases: %w", err)
+	renewed := make(map[string]int64, len(rows))
+	for _, row := range rows {
+		renewed[row.Node] = row.Epoch
 	}
 	deadline := start.Add(s.ttl * 3 / 4)
 	held := 0
@@ -351,19 +309,19 @@ func (s *shardSet) round(runCtx context.Context) error {
 		case ok && s.extend(sh, ep, deadline):
 			held++
 		case ok: // renewed but not running here (stopped by its deadline): release, take again with a new epoch
-			if _, err := s.r.pool.Exec(ctx, releaseSQL, sh.name, s.me, ep); err != nil {
+			if err := q.ReleaseLease(ctx, provdb.ReleaseLeaseParams{Node: sh.name, Owner: s.me, Epoch: ep}); err != nil {
 				return fmt.Errorf("release node %s: %w", sh.name, err)
 			}
 		default:
-			s.stop(sh, "lost")
+			s.stop(sh, leaseLost)
 		}
 	}
 	share := (len(s.nodes) + alive - 1) / alive
 	for i := len(s.nodes) - 1; i >= 0 && held > share; i-- { // least preferred first
 		sh := s.nodes[i]
-		if ep := sh.r.node.epoch.Load(); ep != 0 && s.stop(sh, "released") {
+		if ep := sh.r.node.epoch.Load(); ep != 0 && s.stop(sh, leaseReleased) {
 			held--
-			if _, err := s.r.pool.Exec(ctx, releaseSQL, sh.name, s.me, ep); err != nil {
+			if err := q.ReleaseLease(ctx, provdb.ReleaseLeaseParams{Node: sh.name, Owner: s.me, Epoch: ep}); err != nil {
 				return fmt.Errorf("release node %s: %w", sh.name, err)
 			}
 		}
@@ -375,8 +333,8 @@ func (s *shardSet) round(runCtx context.Context) error {
 		if sh.r.node.epoch.Load() != 0 {
 			continue
 		}
-		err := s.r.pool.QueryRow(ctx, acquireSQL, sh.name, s.me, ttl).Scan(&epoch)
-		if errors.Is(err, pgx.ErrNoRows) {
+		epoch, err := q.AcquireLease(ctx, provdb.AcquireLeaseParams{Node: sh.name, Owner: s.me, TtlMs: ttl})
+		if errors.Is(err, store.ErrNotFound) {
 			continue // held by another instance
 		}
 		if err != nil {
@@ -414,7 +372,7 @@ func (s *shardSet) start(ctx context.Context, sh *shard, epoch int64, deadline t
 	sh.r.node.epoch.Store(epoch)
 	rctx, cancel := context.WithCancel(ctx)
 	sh.cancel, sh.done = cancel, make(chan struct{})
-	sh.timer = time.AfterFunc(time.Until(deadline), func() { s.stop(sh, "lost") })
+	sh.timer = time.AfterFunc(time.Until(deadline), func() { s.stop(sh, leaseLost) })
 	done := sh.done
 	go func() {
 		defer close(done)
@@ -423,13 +381,26 @@ func (s *shardSet) start(ctx context.Context, sh *shard, epoch int64, deadline t
 		}
 	}()
 	s.owned.WithLabelValues(sh.name).Set(1)
-	s.changes.WithLabelValues(sh.name, "acquired").Inc()
+	s.changes.WithLabelValues(sh.name, string(leaseAcquired)).Inc()
 	sh.r.log.Info("node lease acquired", "instance", s.me, "epoch", epoch)
 }
 
+// leaseChange is what happened to a node's lease here (the label of
+// pbxd_reconcile_node_lease_changes_total).
+type leaseChange string
+
+// Lease changes.
+const (
+	leaseAcquired leaseChange = "acquired"
+	leaseReleased leaseChange = "released" // to share the nodes out, or at shutdown
+	leaseLost     leaseChange = "lost"     // not renewed in time, or taken
+)
+
+var leaseChanges = []leaseChange{leaseAcquired, leaseReleased, leaseLost}
+
 // stop stops a node's reconciler (fencing its writes first) and waits for
 // it; it reports whether it was running.
-func (s *shardSet) stop(sh *shard, why string) bool {
+func (s *shardSet) stop(sh *shard, why leaseChange) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !sh.running() {
@@ -441,11 +412,12 @@ func (s *shardSet) stop(sh *shard, why string) bool {
 	<-sh.done
 	sh.cancel, sh.done, sh.timer = nil, nil, nil
 	s.owned.WithLabelValues(sh.name).Set(0)
-	s.changes.WithLabelValues(sh.name, why).Inc()
-	lvl := "node lease " + why
-	if why == "lost" {
+	s.changes.WithLabelValues(sh.name, string(why)).Inc()
+	lvl := "node lease " + string(why)
+	switch why {
+	case leaseLost:
 		sh.r.log.Warn(lvl+": stopped reconciling the node", "instance", s.me, "epoch", epoch)
-	} else {
+	case leaseAcquired, leaseReleased:
 		sh.r.log.Info(lvl, "instance", s.me, "epoch", epoch)
 	}
 	return true
@@ -455,14 +427,14 @@ func (s *shardSet) stop(sh *shard, why string) bool {
 // the heartbeat, so other instances take the nodes at their next round.
 func (s *shardSet) shutdown(ctx context.Context) {
 	for _, sh := range s.nodes {
-		s.stop(sh, "released")
+		s.stop(sh, leaseReleased)
 	}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	if _, err := s.r.pool.Exec(ctx, `UPDATE node_leases SET expires_at = '-infinity' WHERE owner = $1`, s.me); err != nil {
+	if err := s.r.svc.q.ReleaseLeasesOf(ctx, s.me); err != nil {
 		s.r.log.Warn("release node leases", "err", err)
 	}
-	if _, err := s.r.pool.Exec(ctx, `DELETE FROM pbxd_instances WHERE id = $1`, s.me); err != nil {
+	if err := s.r.svc.q.DeleteInstance(ctx, s.me); err != nil {
 		s.r.log.Warn("remove heartbeat", "err", err)
 	}
 }
@@ -488,21 +460,19 @@ type Instance struct {
 // Cluster lists the node leases and the instances' heartbeats (empty
 // with the built-in registrar).
 func (s *Service) Cluster(ctx context.Context) (nodes []NodeLease, instances []Instance, err error) {
-	rows, err := s.pool.Query(ctx, `SELECT node, owner, epoch, expires_at, expires_at > clock_timestamp() FROM node_leases ORDER BY node`)
+	leases, err := s.q.NodeLeases(ctx)
 	if err != nil {
 		return nil, nil, fmt.Errorf("read node leases: %w", err)
 	}
-	nodes, err = pgx.CollectRows(rows, pgx.RowToStructByPos[NodeLease])
-	if err != nil {
-		return nil, nil, fmt.Errorf("read node leases: %w", err)
+	for _, l := range leases {
+		nodes = append(nodes, NodeLease(l))
 	}
-	rows, err = s.pool.Query(ctx, `SELECT id, expires_at, expires_at > clock_timestamp() FROM pbxd_instances ORDER BY id`)
+	live, err := s.q.Instances(ctx)
 	if err != nil {
 		return nil, nil, fmt.Errorf("read instances: %w", err)
 	}
-	instances, err = pgx.CollectRows(rows, pgx.RowToStructByPos[Instance])
-	if err != nil {
-		return nil, nil, fmt.Errorf("read instances: %w", err)
+	for _, in := range live {
+		instances = append(instances, Instance(in))
 	}
 	return nodes, instances, nil
 }

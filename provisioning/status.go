@@ -23,6 +23,7 @@ type AccountStatus string
 const (
 	AccountActive    AccountStatus = "active"
 	AccountSuspended AccountStatus = "suspended" // lines off the PBX, change orders refused
+	AccountClosed    AccountStatus = "closed"    // no lines; cannot move
 )
 
 // RequestState is a service request's state: open → approved | rejected,
@@ -66,3 +67,13 @@ const (
 // SubscriptionTrial is the status of a subscription still in its free
 // trial (billing owns the other subscription statuses).
 const SubscriptionTrial = "trial"
+
+// HardwareUnitState is a sold phone's state: awaiting its MAC, then
+// shipped (linked to its device).
+type HardwareUnitState string
+
+// Hardware unit states.
+const (
+	UnitAwaitingMAC HardwareUnitState = "awaiting_mac"
+	UnitShipped     HardwareUnitState = "shipped"
+)

@@ -48,13 +48,7 @@ var sqlToMove = []string{
 	"billing/sandbox_ledger.go",
 	"billing/shell.go",
 	"billing/summary.go",
-	"provisioning/accounts.go",
 	"provisioning/changes.go",
-	"provisioning/follow.go", // follow, move, placement and shard were written in parallel with this rule (issue 19)
-	"provisioning/move.go",
-	"provisioning/placement.go",
-	"provisioning/reconciler.go",
-	"provisioning/shard.go",
 	"provisioning/state.go",
 }
 

@@ -25,6 +25,21 @@ type Account struct {
 	CreatedAt      time.Time
 }
 
+type AccountMove struct {
+	ID           string
+	AccountID    string
+	FromNode     string
+	ToNode       string
+	State        string
+	LinesTotal   int32
+	LinesDone    int32
+	LinesRemoved int32
+	RemovedUpto  *string
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+	FinishedAt   *time.Time
+}
+
 type ScheduledChange struct {
 	ID             string
 	AccountID      string

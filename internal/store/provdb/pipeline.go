@@ -8,4 +8,6 @@ package provdb
 const (
 	AllPackagesSQL      = allPackages
 	PendingScheduledSQL = pendingScheduled
+	GetAccountSQL       = getAccount
+	LockAccountSQL      = lockAccount
 )
