@@ -1162,3 +1162,42 @@ func TestContactExpiryOnRefreshEvent(t *testing.T) {
 		}
 	}
 }
+
+// A deleted line's removal and a new line reusing its SIP username, applied
+// at the same time (the reconciler applies a batch in parallel): whatever
+// the order, the new line's endpoint and aor are on the node at the end.
+// Before the endpoint name was locked, the removal could read the old
+// line's endpoint, the new line write its own, and the removal then
+// delete it with the aor.
+func TestRemoveRacingANewLineOnTheSameName(t *testing.T) {
+	t.Parallel()
+	bd := setup(t)
+	s := bd.srv[0]
+	s.SetLatency(time.Millisecond) // widens the window between a read and a write
+	for i := range 20 {
+		old := pbxtest.NewLine()
+		if err := bd.b.Apply(t.Context(), old); err != nil {
+			t.Fatal(err)
+		}
+		repl := pbxtest.NewLine()
+		repl.Domain, repl.Username, repl.Extension = old.Domain, old.Username, old.Extension
+		var wg sync.WaitGroup
+		var errRemove, errApply error
+		wg.Go(func() { errRemove = bd.b.Remove(t.Context(), old.ID) })
+		wg.Go(func() { errApply = bd.b.Apply(t.Context(), repl) })
+		wg.Wait()
+		if errRemove != nil || errApply != nil {
+			t.Fatalf("round %d: remove: %v, apply: %v", i, errRemove, errApply)
+		}
+		name := repl.Username + "@" + repl.Domain
+		if ep, ok := s.Object("endpoint", name); !ok || ep["auth"] != "pbxd-"+repl.ID {
+			t.Fatalf("round %d: endpoint %s = %v, %v; want the new line's", i, name, ep, ok)
+		}
+		if _, ok := s.Object("aor", name); !ok {
+			t.Fatalf("round %d: aor %s missing", i, name)
+		}
+		if _, ok := s.Object("auth", "pbxd-"+old.ID); ok {
+			t.Fatalf("round %d: the removed line's auth is still there", i)
+		}
+	}
+}

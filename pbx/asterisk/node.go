@@ -61,6 +61,10 @@ type node struct {
 	// view is the node's own backend once the backend is split (see
 	// Split): its events and resync signals go there.
 	view *nodeBackend
+
+	// names serialises the read-then-write of one endpoint name (apply,
+	// removeEndpoint, Prepare's aor).
+	names nameLocks
 }
 
 // preparedLine is a line whose auth and aor Prepare has just created with
@@ -439,13 +443,27 @@ func (n *node) apply(ctx context.Context, l pbx.LineConfig, listed, held bool) e
 	// Again once written: a List that ran meanwhile may have read the
 	// objects before the write.
 	defer n.forgetListed(l.ID)
+	unlock := n.names.lock(name)
 	if !known {
 		var err error
 		if ep, auth, aor, err = n.readLine(ctx, l, authID, name); err != nil {
+			unlock()
 			return err
 		}
 	}
-	return n.write(ctx, l, authID, name, ep, auth, aor, known)
+	stale, err := n.write(ctx, l, authID, name, ep, auth, aor, known)
+	// The line's previous endpoints are removed with the name released:
+	// each removal takes its own name's lock.
+	unlock()
+	if err != nil {
+		return err
+	}
+	for _, s := range stale {
+		if err := n.removeEndpoint(ctx, s, authID); err != nil {
+			return fmt.Errorf("remove previous endpoint %s: %w", s, err)
+		}
+	}
+	return nil
 }
 
 // readLine GETs line l's endpoint, auth and aor (nil: absent). The endpoint
@@ -478,39 +496,45 @@ func (n *node) readLine(ctx context.Context, l pbx.LineConfig, authID, name stri
 }
 
 // write pushes line l over its objects as held (nil: absent), then moves
-// the index to name and deletes the line's previous endpoints. fromList
+// the index to name and returns the line's previous endpoints, for the
+// caller to delete. fromList
 // says that held is what an earlier List read rather than a GET just now:
 // an object that differs then gets every attribute pbxd owns (pushFull),
 // not only those that differed, so that the PUT leaves it right whatever
 // happened to it since.
-func (n *node) write(ctx context.Context, l pbx.LineConfig, authID, name string, ep, auth, aor map[string]string, fromList bool) error {
+func (n *node) write(ctx context.Context, l pbx.LineConfig, authID, name string, ep, auth, aor map[string]string, fromList bool) (stale []string, err error) {
 	push := n.push
 	if fromList {
 		push = n.pushFull
 	}
 	if err := push(ctx, "auth", authID, desiredAuth(l), auth); err != nil {
-		return err
+		return nil, err
 	}
 	sid := authID + suspendedSuffix
 	wasSuspended := ep != nil && ep["auth"] == sid
 	if l.Suspended {
 		sauth, err := n.getObject(ctx, "auth", sid)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		want := desiredSuspendedAuth(l)
 		if sauth == nil {
 			want = append(want, tuple{"password", randomPassword()})
 		}
 		if err := n.push(ctx, "auth", sid, want, sauth); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	if err := push(ctx, "aor", name, n.b.desiredAOR(l), aor); err != nil {
-		return err
+		return nil, err
 	}
 	if err := push(ctx, "endpoint", name, n.b.desiredEndpoint(l, authID), ep); err != nil {
-		return err
+		return nil, err
+	}
+	if wasSuspended && !l.Suspended {
+		if err := n.del(ctx, "auth", sid); err != nil {
+			return nil, err
+		}
 	}
 	if ep == nil && n.connected.Load() && !n.subscribed.Load() {
 		// The first PJSIP endpoint of this Asterisk: its events can be
@@ -519,10 +543,11 @@ func (n *node) write(ctx context.Context, l pbx.LineConfig, authID, name string,
 		_, _ = n.subscribe(ctx)
 	}
 
-	// The line now lives at name: forget (and delete) where it was.
+	// The line now lives at name: forget where it was (the caller
+	// deletes it).
 	n.idxMu.Lock()
 	old := n.byLine[l.ID]
-	stale := n.extra[l.ID]
+	extra := n.extra[l.ID]
 	delete(n.extra, l.ID)
 	if prev, ok := n.byName[name]; ok && prev != l.ID && n.byLine[prev] == name {
 		delete(n.byLine, prev)
@@ -534,25 +559,20 @@ func (n *node) write(ctx context.Context, l pbx.LineConfig, authID, name string,
 	}
 	n.idxMu.Unlock()
 	if old != "" && old != name {
-		stale = append(stale, old)
+		extra = append(extra, old)
 	}
-	for _, s := range stale {
-		if s == name {
-			continue
-		}
-		if err := n.removeEndpoint(ctx, s, authID); err != nil {
-			return fmt.Errorf("remove previous endpoint %s: %w", s, err)
+	for _, s := range extra {
+		if s != name {
+			stale = append(stale, s)
 		}
 	}
-	if wasSuspended && !l.Suspended {
-		return n.del(ctx, "auth", sid)
-	}
-	return nil
+	return stale, nil
 }
 
 // removeEndpoint deletes the endpoint name and its aor if the endpoint
 // still belongs to authID (or is already gone).
 func (n *node) removeEndpoint(ctx context.Context, name, authID string) error {
+	defer n.names.lock(name)()
 	ep, err := n.getObject(ctx, "endpoint", name)
 	if err != nil {
 		return err

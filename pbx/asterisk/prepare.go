@@ -51,7 +51,10 @@ func (b *Backend) Prepare(ctx context.Context, lines []pbx.LineConfig) error {
 				errs[i] = err
 				return nil
 			}
-			if errs[i] = n.push(ctx, "aor", endpointName(l), b.desiredAOR(l), nil); errs[i] == nil {
+			name := endpointName(l)
+			unlock := n.names.lock(name)
+			defer unlock()
+			if errs[i] = n.push(ctx, "aor", name, b.desiredAOR(l), nil); errs[i] == nil {
 				written[i] = n
 			}
 			return nil
