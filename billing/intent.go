@@ -608,11 +608,6 @@ type ChangeApplier interface {
 	ApplyPaidChange(ctx context.Context, changeID string) error
 }
 
-type changeApplierBox struct{ ChangeApplier }
-
-// SetChangeApplier connects Recover to the change orders it completes.
-func (s *Service) SetChangeApplier(c ChangeApplier) { s.changes.Store(&changeApplierBox{c}) }
-
 // RecoveryJob settles payments a crash left half-way.
 const RecoveryJob = "billing.payment_recovery"
 
@@ -638,8 +633,9 @@ const settleableSQL = `(at <= $1 OR (owner IS NOT NULL AND owner <> $2 AND pg_tr
 // records it (a charge the gateway never received is voided there); it
 // applies paid changes not yet applied (or refunds them when they no
 // longer apply); it completes refunds requested. Each settlement is
-// audited.
-func (s *Service) Recover(ctx context.Context, now time.Time) error {
+// audited. applier completes the paid changes (the wiring passes
+// provisioning; nil: paid changes are left, with an error).
+func (s *Service) Recover(ctx context.Context, now time.Time, applier ChangeApplier) error {
 	before, self := now.Add(-recoveryGrace), s.owner.Load()
 	ids := func(q string) ([]string, error) {
 		rows, err := s.pool.Query(ctx, q, before, self, int32(ownerLockClass))
@@ -672,13 +668,12 @@ func (s *Service) Recover(ctx context.Context, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	box := s.changes.Load()
 	for _, change := range paid {
-		if box == nil {
+		if applier == nil {
 			errs = append(errs, errors.New("billing: no change applier configured"))
 			break
 		}
-		err := box.ApplyPaidChange(ctx, change)
+		err := applier.ApplyPaidChange(ctx, change)
 		if fe, ok := fault.As(err); ok && fe.Kind != fault.PaymentRequired {
 			// Refused for good: no payment without its change. The applier
 			// refunds a conflict itself; this covers any other refusal.

@@ -113,7 +113,6 @@ type Service struct {
 	after    func(string)
 	// afterCharge is Options.AfterCharge.
 	afterCharge func(string) error
-	changes     atomic.Pointer[changeApplierBox]
 	// owner is the key of the advisory lock HoldOwnership holds (0: none),
 	// on ownerConn until HoldOwnership takes that over.
 	owner     atomic.Int32

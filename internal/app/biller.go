@@ -78,8 +78,9 @@ func billingSettings(cfg *config.Config) billing.Settings {
 
 // billingJobs are the scheduled billing jobs: renewals on the configured
 // schedule, payment retries every quarter of an hour. Renewals come first,
-// so a retry never precedes the renewal it follows in one pass.
-func billingJobs(svc *billing.Service, cfg *config.Config) []scheduler.Job {
+// so a retry never precedes the renewal it follows in one pass. The
+// recovery job completes paid changes through changes (provisioning).
+func billingJobs(svc *billing.Service, changes billing.ChangeApplier, cfg *config.Config) []scheduler.Job {
 	return []scheduler.Job{
 		{Name: billing.RenewalJob, Schedule: cfg.Billing.Schedule, Run: func(ctx context.Context, now time.Time) error {
 			_, err := svc.Renew(ctx, now)
@@ -87,7 +88,9 @@ func billingJobs(svc *billing.Service, cfg *config.Config) []scheduler.Job {
 			return err
 		}},
 		{Name: billing.DunningJob, Schedule: billing.DunningCron, Run: svc.RunDunning},
-		{Name: billing.RecoveryJob, Schedule: billing.RecoveryCron, Run: svc.Recover},
+		{Name: billing.RecoveryJob, Schedule: billing.RecoveryCron, Run: func(ctx context.Context, now time.Time) error {
+			return svc.Recover(ctx, now, changes)
+		}},
 	}
 }
 
