@@ -17,6 +17,7 @@ import (
 
 	"github.com/pbxd/pbxd/internal/fault"
 	"github.com/pbxd/pbxd/internal/store"
+	"github.com/pbxd/pbxd/internal/store/provdb"
 )
 
 // Biller prices change orders and writes their money side. Provisioning
@@ -50,11 +51,38 @@ type Biller interface {
 	// but is not invoiced yet, so that a change is priced against the
 	// period in force.
 	RenewDue(ctx context.Context, accountID string, at time.Time) error
+	// SaveSubscription writes a subscription as a confirmed change leaves
+	// it, in the change's transaction (billing owns subscriptions).
+	SubscriptionWriter
 	// Record writes the quote's pending items in tx and queues its invoice
 	// (with the payment Pay took) into last, which the caller sends at the
 	// end of tx, with its COMMIT: the invoice's number locks the issuer's
 	// counter until then.
 	Record(ctx context.Context, tx pgx.Tx, last *pgx.Batch, acct Account, changeID string, q Quote, at time.Time) (invoiceID string, err error)
+}
+
+// SubscriptionWriter writes subscriptions: billing owns them, provisioning
+// reads them to plan a change and hands over what the change leaves.
+type SubscriptionWriter interface {
+	SaveSubscription(ctx context.Context, tx *store.Tx, w SubscriptionWrite) error
+}
+
+// SubscriptionWrite is a subscription as a confirmed change leaves it.
+type SubscriptionWrite struct {
+	ID        string // the subscription; "" for a new one
+	AccountID string
+	Package   string
+	Cycle     string
+	Quantity  int
+	// Restart starts a new period (a new subscription, or one brought back
+	// from zero): PeriodStart, PeriodEnd and PeriodPriceMinor are its own.
+	// A new one in trial has TrialEnd, when it is next billed.
+	Restart          bool
+	PeriodStart      time.Time
+	PeriodEnd        time.Time
+	PeriodPriceMinor int64
+	TrialEnd         *time.Time
+	At               time.Time // a new subscription's registration
 }
 
 // Payment is a payment intent as the Biller's PreparePayment returns it,
@@ -341,8 +369,7 @@ func (s *Service) PreviewChange(ctx context.Context, accountID string, req Chang
 			queueCommit(end)
 			end.Queue("begin")
 			end.Queue("set local synchronous_commit = off")
-			end.Queue(`INSERT INTO change_orders (id, account_id, status, request, preview, basis, created_at)
-				VALUES ($1, $2, 'previewed', $3, $4, $5, $6)`, pv.ID, accountID, reqJSON, pvJSON, pv.basisOf(), pv.CreatedAt)
+			end.Queue(provdb.InsertChangeOrderSQL, pv.ID, accountID, reqJSON, pvJSON, pv.basisOf(), pv.CreatedAt)
 			end.Queue("commit")
 			if err := tx.finish(ctx, end); err != nil {
 				return fmt.Errorf("store preview: %w", err)
@@ -384,21 +411,19 @@ func (pv Preview) basisOf() string {
 // ChangeOrder returns a stored change order's preview (account-scoped by the
 // caller).
 func (s *Service) ChangeOrder(ctx context.Context, id string) (Preview, string, error) {
-	var pvJSON []byte
-	var status string
 	if uuid.Validate(id) != nil {
 		return Preview{}, "", fault.New(fault.NotFound, "", "change order not found")
 	}
-	err := s.pool.QueryRow(ctx, `SELECT preview, status FROM change_orders WHERE id = $1`, id).Scan(&pvJSON, &status)
-	if errors.Is(err, pgx.ErrNoRows) {
+	o, err := s.q.ChangeOrderPreview(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
 		return Preview{}, "", fault.New(fault.NotFound, "", "change order not found")
 	}
 	if err != nil {
 		return Preview{}, "", err
 	}
 	var pv Preview
-	err = json.Unmarshal(pvJSON, &pv)
-	return pv, status, err
+	err = json.Unmarshal(o.Preview, &pv)
+	return pv, o.Status, err
 }
 
 // ConfirmChange applies exactly what was previewed. A card account's
@@ -540,15 +565,15 @@ type changeOrder struct {
 
 func (s *Service) loadChangeOrder(ctx context.Context, changeID, accountScope string) (changeOrder, error) {
 	o := changeOrder{id: changeID}
-	var reqJSON []byte
-	err := s.pool.QueryRow(ctx, `SELECT account_id, basis, request FROM change_orders WHERE id = $1`, changeID).Scan(&o.accountID, &o.basis, &reqJSON)
-	if errors.Is(err, pgx.ErrNoRows) || (err == nil && accountScope != "" && accountScope != o.accountID) {
+	row, err := s.q.ChangeOrderToConfirm(ctx, changeID)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && accountScope != "" && accountScope != row.AccountID) {
 		return o, fault.New(fault.NotFound, "", "change order not found")
 	}
 	if err != nil {
 		return o, err
 	}
-	return o, json.Unmarshal(reqJSON, &o.req)
+	o.accountID, o.basis = row.AccountID, row.Basis
+	return o, json.Unmarshal(row.Request, &o.req)
 }
 
 // confirmStep runs fn in a transaction holding the account lock, with the
@@ -557,24 +582,23 @@ func (s *Service) loadChangeOrder(ctx context.Context, changeID, accountScope st
 // BEGIN, the lock, the order's status, more's statements (under the lock)
 // and the state the plan needs go in one round trip.
 func (s *Service) confirmStep(ctx context.Context, o changeOrder, more func(*pgx.Batch), fn func(tx *pipeTx, p *plan, pv Preview) error) (res ConfirmResult, done bool, err error) {
-	var status string
-	var resJSON []byte
+	var order provdb.ChangeOrderStatusRow
 	b := &pgx.Batch{}
 	b.BeginTx(pgx.TxOptions{})
 	st := queueState(b, o.accountID, true, func(b *pgx.Batch) {
 		// Under the account lock: a concurrent confirm of the same
 		// order may have finished while we waited.
-		b.Queue(`SELECT status, result FROM change_orders WHERE id = $1`, o.id).QueryRow(func(row pgx.Row) error {
-			return row.Scan(&status, &resJSON)
+		b.Queue(provdb.ChangeOrderStatusSQL, o.id).QueryRow(func(row pgx.Row) error {
+			return row.Scan(&order.Status, &order.Result)
 		})
 		if more != nil {
 			more(b)
 		}
 	})
 	err = inPipeTx(ctx, s.pool, b, func(tx *pipeTx) error {
-		if status == "confirmed" {
+		if order.Status == "confirmed" {
 			done = true
-			return json.Unmarshal(resJSON, &res)
+			return json.Unmarshal(order.Result, &res)
 		}
 		p, err := s.makePlan(ctx, tx, st, o.req)
 		if err != nil {
@@ -912,6 +936,7 @@ func (s *Service) apply(ctx context.Context, tx *pipeTx, actor string, p *plan, 
 	now := s.clock.Now()
 	res := ConfirmResult{ChangeID: pv.ID, LinesCreated: []LineRef{}, LinesRemoved: []LineRef{}, LinesSwapped: []LineRef{},
 		NumbersReserved: []string{}, NumbersReleased: []string{}}
+	q := qtx(tx)
 	for _, it := range p.items {
 		if it.scheduled {
 			continue // applySchedule records it
@@ -920,21 +945,21 @@ func (s *Service) apply(ctx context.Context, tx *pipeTx, actor string, p *plan, 
 			if err := s.switchSubscription(ctx, tx, p.acct, it); err != nil {
 				return res, err
 			}
-		} else if err := s.saveSubscription(ctx, tx, p.acct, it, p.changes, now); err != nil {
+		} else if err := s.saveSubscription(ctx, tx, p.acct, it, now); err != nil {
 			return res, err
 		}
 		for _, l := range it.remove {
-			if _, err := tx.Exec(ctx, `UPDATE lines SET state = 'deleted', deleted_at = $2, revision = revision + 1, changed_at = $2 WHERE id = $1`, l.ID, now); err != nil {
+			if err := q.DeleteLine(ctx, provdb.DeleteLineParams{ID: l.ID, Now: &now}); err != nil {
 				return res, fmt.Errorf("remove line: %w", err)
 			}
-			if _, err := tx.Exec(ctx, `DELETE FROM device_lines WHERE line_id = $1`, l.ID); err != nil {
+			if err := q.UnbindLine(ctx, l.ID); err != nil {
 				return res, fmt.Errorf("unbind removed line: %w", err)
 			}
 			res.LinesRemoved = append(res.LinesRemoved, LineRef{ID: l.ID, Extension: l.Extension, Package: l.Package})
 		}
 	}
 	for _, sw := range p.swaps {
-		if _, err := tx.Exec(ctx, `UPDATE lines SET package_code = $2, revision = revision + 1, changed_at = $3 WHERE id = $1`, sw.line.ID, sw.to, now); err != nil {
+		if err := q.SwapLine(ctx, provdb.SwapLineParams{ID: sw.line.ID, PackageCode: sw.to, ChangedAt: now}); err != nil {
 			return res, fmt.Errorf("swap line: %w", err)
 		}
 		res.LinesSwapped = append(res.LinesSwapped, LineRef{ID: sw.line.ID, Extension: sw.line.Extension, Package: sw.to})
@@ -976,7 +1001,7 @@ func (s *Service) apply(ctx context.Context, tx *pipeTx, actor string, p *plan, 
 		}
 	}
 	resJSON, _ := json.Marshal(res)
-	b.Queue(`UPDATE change_orders SET status = 'confirmed', result = $2, confirmed_at = $3 WHERE id = $1`, pv.ID, resJSON, now)
+	b.Queue(provdb.ConfirmChangeOrderSQL, pv.ID, resJSON, now)
 	b.QueuedQueries = append(b.QueuedQueries, last.QueuedQueries...)
 	committed := false
 	queueCommit(b).Fn = func(br pgx.BatchResults) error {
@@ -1009,18 +1034,22 @@ func (s *Service) apply(ctx context.Context, tx *pipeTx, actor string, p *plan, 
 	return res, nil
 }
 
-func (s *Service) saveSubscription(ctx context.Context, tx pgx.Tx, acct Account, it *planItem, changes []PriceChange, now time.Time) error {
+// saveSubscription has the subscription writer (billing) record the
+// quantity a change leaves: a subscription brought back from zero or a
+// new one starts a period, priced here.
+func (s *Service) saveSubscription(ctx context.Context, tx pgx.Tx, acct Account, it *planItem, now time.Time) error {
+	if s.subs == nil {
+		return errors.New("provisioning: no subscription writer configured")
+	}
+	w := SubscriptionWrite{AccountID: acct.ID, Package: it.pkg.Code, Cycle: it.cycle, Quantity: it.to, At: now}
 	if it.sub != nil {
+		w.ID = it.sub.ID
 		if it.sub.Quantity == 0 && it.to > 0 {
 			// A subscription brought back from zero starts a new period.
 			pc := s.priceChange(acct, &planItem{pkg: it.pkg, cycle: it.cycle})
-			_, err := tx.Exec(ctx, `UPDATE subscriptions SET quantity = $2, cycle = $3, period_start = $4, period_end = $5,
-				next_payment_at = $5, period_price_minor = $6, status = 'active', version = version + 1 WHERE id = $1`,
-				it.sub.ID, it.to, it.cycle, pc.PeriodStart, pc.PeriodEnd, pc.PeriodPriceMinor)
-			return err
+			w.Restart, w.PeriodStart, w.PeriodEnd, w.PeriodPriceMinor = true, pc.PeriodStart, pc.PeriodEnd, pc.PeriodPriceMinor
 		}
-		_, err := tx.Exec(ctx, `UPDATE subscriptions SET quantity = $2, version = version + 1 WHERE id = $1`, it.sub.ID, it.to)
-		return err
+		return s.subs.SaveSubscription(ctx, store.Wrap(tx), w)
 	}
 	if it.to == 0 {
 		return nil
@@ -1032,59 +1061,34 @@ func (s *Service) saveSubscription(ctx context.Context, tx pgx.Tx, acct Account,
 		pc.PeriodEnd = pc.PeriodStart.AddDate(0, 1, 0)
 		pc.PeriodPriceMinor = it.pkg.PriceMinor
 	}
-	status, next := "active", pc.PeriodEnd
-	var trialEnd *time.Time
+	w.Restart, w.PeriodStart, w.PeriodEnd, w.PeriodPriceMinor = true, pc.PeriodStart, pc.PeriodEnd, pc.PeriodPriceMinor
 	if it.pkg.TrialDays > 0 {
-		status = "trial"
 		te := now.AddDate(0, 0, it.pkg.TrialDays)
-		trialEnd, next = &te, te
+		w.TrialEnd = &te
 	}
-	_, err := tx.Exec(ctx, `INSERT INTO subscriptions (id, account_id, package_code, cycle, quantity, status, period_price_minor,
-		period_start, period_end, next_payment_at, registered_from, trial_end)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
-		uuid.NewString(), acct.ID, it.pkg.Code, it.cycle, it.to, status, pc.PeriodPriceMinor, pc.PeriodStart, pc.PeriodEnd, next, now, trialEnd)
-	if err != nil {
-		return fmt.Errorf("create subscription: %w", err)
-	}
-	return nil
+	return s.subs.SaveSubscription(ctx, store.Wrap(tx), w)
 }
 
-const subscriptionsSQL = `SELECT id, package_code, cycle, quantity, status, period_price_minor, period_start, period_end, version
-	FROM subscriptions WHERE account_id = $1`
-
-func collectSubscriptions(rows pgx.Rows) (map[string]*subscription, error) {
-	defer rows.Close()
-	m := map[string]*subscription{}
-	for rows.Next() {
-		var s subscription
-		if err := rows.Scan(&s.ID, &s.Package, &s.Cycle, &s.Quantity, &s.Status, &s.PeriodPrice, &s.PeriodStart, &s.PeriodEnd, &s.Version); err != nil {
-			return nil, err
-		}
-		m[s.Package] = &s
-	}
-	return m, rows.Err()
+// subscriptionOf is a subscription as the state read returns it.
+func subscriptionOf(r provdb.StateSubscriptionsRow) *subscription {
+	return &subscription{ID: r.ID, Package: r.PackageCode, Cycle: r.Cycle, Quantity: int(r.Quantity), Status: r.Status,
+		PeriodPrice: r.PeriodPriceMinor, PeriodStart: r.PeriodStart, PeriodEnd: r.PeriodEnd, Version: r.Version}
 }
 
-const liveLinesSQL = `SELECT id, package_code, extension, created_at, EXISTS (SELECT 1 FROM device_lines d WHERE d.line_id = l.id),
-	jsonb_array_length(reg_contacts) FROM lines l WHERE account_id = $1 AND state <> 'deleted'`
+// lineOf is a live line as the state read returns it.
+func lineOf(r provdb.StateLinesRow) lineRow {
+	return lineRow{ID: r.ID, Package: r.PackageCode, Extension: int(r.Extension), CreatedAt: r.CreatedAt, Device: r.Device, Contacts: int(r.Contacts)}
+}
 
+// liveLines reads the account's live lines in tx, by id.
 func liveLines(ctx context.Context, tx pgx.Tx, accountID string) (map[string]lineRow, error) {
-	rows, err := tx.Query(ctx, liveLinesSQL, accountID)
+	rows, err := qtx(tx).StateLines(ctx, accountID)
 	if err != nil {
 		return nil, err
 	}
-	return collectLines(rows)
-}
-
-func collectLines(rows pgx.Rows) (map[string]lineRow, error) {
-	defer rows.Close()
-	m := map[string]lineRow{}
-	for rows.Next() {
-		var l lineRow
-		if err := rows.Scan(&l.ID, &l.Package, &l.Extension, &l.CreatedAt, &l.Device, &l.Contacts); err != nil {
-			return nil, err
-		}
-		m[l.ID] = l
+	m := make(map[string]lineRow, len(rows))
+	for _, r := range rows {
+		m[r.ID] = lineOf(r)
 	}
-	return m, rows.Err()
+	return m, nil
 }

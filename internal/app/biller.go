@@ -12,6 +12,7 @@ import (
 	"github.com/pbxd/pbxd/billing"
 	"github.com/pbxd/pbxd/internal/config"
 	"github.com/pbxd/pbxd/internal/scheduler"
+	"github.com/pbxd/pbxd/internal/store"
 	"github.com/pbxd/pbxd/provisioning"
 )
 
@@ -213,6 +214,11 @@ func (b billerAdapter) Pay(ctx context.Context, p provisioning.Payment) (provisi
 		return nil, err // no typed nil in the interface
 	}
 	return ans, nil
+}
+
+// SaveSubscription writes what a confirmed change leaves of a subscription.
+func (b billerAdapter) SaveSubscription(ctx context.Context, tx *store.Tx, w provisioning.SubscriptionWrite) error {
+	return billing.SaveSubscription(ctx, tx, billing.SubscriptionWrite(w))
 }
 
 // Refund gives back a refused change's payment.

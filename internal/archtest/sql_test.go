@@ -50,13 +50,11 @@ var sqlToMove = []string{
 	"billing/shell.go",
 	"billing/summary.go",
 	"provisioning/accounts.go",
-	"provisioning/changes.go",
 	"provisioning/follow.go", // follow, move, placement and shard were written in parallel with this rule (issue 19)
 	"provisioning/move.go",
 	"provisioning/placement.go",
 	"provisioning/reconciler.go",
 	"provisioning/shard.go",
-	"provisioning/state.go",
 }
 
 // SQL lives in the data-access layer: production code outside the
