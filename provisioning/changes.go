@@ -35,7 +35,7 @@ type Biller interface {
 	// change left); nil when nothing is charged now. It refuses
 	// (fault.Conflict) while another change of the account is paid and not
 	// yet applied.
-	PreparePayment(ctx context.Context, tx pgx.Tx, acct Account, changeID string, q Quote, at time.Time) (Payment, error)
+	PreparePayment(ctx context.Context, tx *store.Tx, acct Account, changeID string, q Quote, at time.Time) (Payment, error)
 	// Pay charges the intent outside any transaction; a refusal is a
 	// fault.PaymentRequired, recorded. An approval comes back unrecorded
 	// (nil: nothing to record): the caller records it in the transaction
@@ -46,7 +46,7 @@ type Biller interface {
 	Refund(ctx context.Context, changeID, reason string) error
 	// QueueRenewalDue queues into b the check RenewDue makes first: due
 	// reports, once b has been sent, whether RenewDue has anything to do.
-	QueueRenewalDue(b *pgx.Batch, accountID string, at time.Time, due *bool)
+	QueueRenewalDue(b *store.Batch, accountID string, at time.Time, due *bool)
 	// RenewDue renews the account's subscriptions whose period has begun
 	// but is not invoiced yet, so that a change is priced against the
 	// period in force.
@@ -58,7 +58,7 @@ type Biller interface {
 	// (with the payment Pay took) into last, which the caller sends at the
 	// end of tx, with its COMMIT: the invoice's number locks the issuer's
 	// counter until then.
-	Record(ctx context.Context, tx pgx.Tx, last *pgx.Batch, acct Account, changeID string, q Quote, at time.Time) (invoiceID string, err error)
+	Record(ctx context.Context, tx *store.Tx, last *store.Batch, acct Account, changeID string, q Quote, at time.Time) (invoiceID string, err error)
 }
 
 // SubscriptionWriter writes subscriptions: billing owns them, provisioning
@@ -93,7 +93,7 @@ type Payment any
 // has not recorded yet.
 type PaymentAnswer interface {
 	// Queue records it in the transaction the batch is sent in.
-	Queue(b *pgx.Batch)
+	Queue(b *store.Batch)
 	// Committed tells that this transaction committed.
 	Committed()
 	// Record records it on its own (the transaction did not commit).
@@ -339,7 +339,7 @@ func (s *Service) PreviewChange(ctx context.Context, accountID string, req Chang
 	// state read again.
 	renewed := false
 	for {
-		b := &pgx.Batch{}
+		b := &store.Batch{}
 		b.BeginTx(pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 		st := queueState(b, accountID, false, nil)
 		var renewalDue bool
@@ -347,7 +347,7 @@ func (s *Service) PreviewChange(ctx context.Context, accountID string, req Chang
 		if checkDue {
 			s.biller.QueueRenewalDue(b, accountID, s.clock.Now(), &renewalDue)
 		}
-		err := inPipeTx(ctx, s.pool, b, func(tx *pipeTx) error {
+		err := store.InPipeTx(ctx, s.pool, b, func(tx *store.PipeTx) error {
 			if checkDue && (renewalDue || st.scheduledDue(s.clock.Now())) {
 				return errRenewFirst
 			}
@@ -365,13 +365,13 @@ func (s *Service) PreviewChange(ctx context.Context, accountID string, req Chang
 			// (synchronous) commit flushes it first. Every confirm's COMMIT
 			// waits for the WAL, the card ones holding the invoice counter:
 			// fewer flushes to wait behind.
-			end := &pgx.Batch{}
-			queueCommit(end)
+			end := &store.Batch{}
+			end.QueueCommit(nil)
 			end.Queue("begin")
 			end.Queue("set local synchronous_commit = off")
 			end.Queue(provdb.InsertChangeOrderSQL, pv.ID, accountID, reqJSON, pvJSON, pv.basisOf(), pv.CreatedAt)
 			end.Queue("commit")
-			if err := tx.finish(ctx, end); err != nil {
+			if err := tx.Finish(ctx, end); err != nil {
 				return fmt.Errorf("store preview: %w", err)
 			}
 			return nil
@@ -468,15 +468,15 @@ func (s *Service) confirm(ctx context.Context, actor, changeID string, accountSc
 	var payment Payment
 	var applied ConfirmResult
 	appliedNow := false
-	res, done, err := s.confirmStep(ctx, o, nil, func(tx *pipeTx, p *plan, pv Preview) error {
+	res, done, err := s.confirmStep(ctx, o, nil, func(tx *store.PipeTx, p *plan, pv Preview) error {
 		if s.biller != nil && pv.Priced {
 			// The intent is the transaction's only write: its COMMIT goes
 			// in the same round trip.
-			tx.commitNextBatch()
+			tx.CommitNextBatch(true)
 			var err error
-			payment, err = s.biller.PreparePayment(ctx, tx, p.acct, changeID, p.quote, s.clock.Now())
-			tx.commitNext = false
-			if err != nil || payment != nil || tx.Conn().PgConn().TxStatus() == 'I' {
+			payment, err = s.biller.PreparePayment(ctx, tx.Unit(), p.acct, changeID, p.quote, s.clock.Now())
+			tx.CommitNextBatch(false)
+			if err != nil || payment != nil || tx.Done() {
 				return err
 			}
 		}
@@ -502,11 +502,11 @@ func (s *Service) confirm(ctx context.Context, actor, changeID string, accountSc
 	}
 	// The gateway's answer is recorded in the transaction that applies the
 	// change, under the account lock; if that one fails, on its own first.
-	var record func(*pgx.Batch)
+	var record func(*store.Batch)
 	if answer != nil {
 		record = answer.Queue
 	}
-	res, done, err = s.confirmStep(ctx, o, record, func(tx *pipeTx, p *plan, pv Preview) error {
+	res, done, err = s.confirmStep(ctx, o, record, func(tx *store.PipeTx, p *plan, pv Preview) error {
 		var err error
 		applied, err = s.apply(ctx, tx, actor, p, pv)
 		return err
@@ -581,11 +581,11 @@ func (s *Service) loadChangeOrder(ctx context.Context, changeID, accountScope st
 // reports an order already confirmed, whose first result it returns. The
 // BEGIN, the lock, the order's status, more's statements (under the lock)
 // and the state the plan needs go in one round trip.
-func (s *Service) confirmStep(ctx context.Context, o changeOrder, more func(*pgx.Batch), fn func(tx *pipeTx, p *plan, pv Preview) error) (res ConfirmResult, done bool, err error) {
+func (s *Service) confirmStep(ctx context.Context, o changeOrder, more func(*store.Batch), fn func(tx *store.PipeTx, p *plan, pv Preview) error) (res ConfirmResult, done bool, err error) {
 	var order provdb.ChangeOrderStatusRow
-	b := &pgx.Batch{}
+	b := &store.Batch{}
 	b.BeginTx(pgx.TxOptions{})
-	st := queueState(b, o.accountID, true, func(b *pgx.Batch) {
+	st := queueState(b, o.accountID, true, func(b *store.Batch) {
 		// Under the account lock: a concurrent confirm of the same
 		// order may have finished while we waited.
 		b.Queue(provdb.ChangeOrderStatusSQL, o.id).QueryRow(func(row pgx.Row) error {
@@ -595,7 +595,7 @@ func (s *Service) confirmStep(ctx context.Context, o changeOrder, more func(*pgx
 			more(b)
 		}
 	})
-	err = inPipeTx(ctx, s.pool, b, func(tx *pipeTx) error {
+	err = store.InPipeTx(ctx, s.pool, b, func(tx *store.PipeTx) error {
 		if order.Status == "confirmed" {
 			done = true
 			return json.Unmarshal(order.Result, &res)
@@ -932,11 +932,11 @@ func (s *Service) render(ctx context.Context, p *plan, id string) (Preview, erro
 
 // apply writes the plan: subscriptions, lines, money, audit, NOTIFY, and
 // marks the order confirmed.
-func (s *Service) apply(ctx context.Context, tx *pipeTx, actor string, p *plan, pv Preview) (ConfirmResult, error) {
+func (s *Service) apply(ctx context.Context, tx *store.PipeTx, actor string, p *plan, pv Preview) (ConfirmResult, error) {
 	now := s.clock.Now()
 	res := ConfirmResult{ChangeID: pv.ID, LinesCreated: []LineRef{}, LinesRemoved: []LineRef{}, LinesSwapped: []LineRef{},
 		NumbersReserved: []string{}, NumbersReleased: []string{}}
-	q := qtx(tx)
+	q := provdb.New(tx.Unit())
 	for _, it := range p.items {
 		if it.scheduled {
 			continue // applySchedule records it
@@ -945,7 +945,7 @@ func (s *Service) apply(ctx context.Context, tx *pipeTx, actor string, p *plan, 
 			if err := s.switchSubscription(ctx, tx, p.acct, it); err != nil {
 				return res, err
 			}
-		} else if err := s.saveSubscription(ctx, tx, p.acct, it, now); err != nil {
+		} else if err := s.saveSubscription(ctx, tx.Unit(), p.acct, it, now); err != nil {
 			return res, err
 		}
 		for _, l := range it.remove {
@@ -985,14 +985,14 @@ func (s *Service) apply(ctx context.Context, tx *pipeTx, actor string, p *plan, 
 	// the order confirmed with its result, and last the invoice, whose
 	// number locks the issuer's counter until the commit. Then the
 	// reconciler's wake-up.
-	b := &pgx.Batch{}
+	b := &store.Batch{}
 	store.QueueAudit(b, now, actor, p.acct.ID, "change.confirm", pv.ID, map[string]any{
 		"items": pv.Items, "swaps": pv.Swaps, "due_now": pv.DueNow, "credit_next_bill_minor": pv.CreditNextBill,
 	})
-	last := &pgx.Batch{}
+	last := &store.Batch{}
 	if s.biller != nil && pv.Priced {
 		// The quote confirm's render just made, which matched the preview.
-		inv, err := s.biller.Record(ctx, tx, last, p.acct, pv.ID, p.quote, now)
+		inv, err := s.biller.Record(ctx, tx.Unit(), last, p.acct, pv.ID, p.quote, now)
 		if err != nil {
 			return res, err
 		}
@@ -1002,16 +1002,9 @@ func (s *Service) apply(ctx context.Context, tx *pipeTx, actor string, p *plan, 
 	}
 	resJSON, _ := json.Marshal(res)
 	b.Queue(provdb.ConfirmChangeOrderSQL, pv.ID, resJSON, now)
-	b.QueuedQueries = append(b.QueuedQueries, last.QueuedQueries...)
+	b.Append(last)
 	committed := false
-	queueCommit(b).Fn = func(br pgx.BatchResults) error {
-		tag, err := br.Exec()
-		if err == nil && tag.String() == "ROLLBACK" {
-			err = pgx.ErrTxCommitRollback
-		}
-		committed = err == nil
-		return err
-	}
+	b.QueueCommit(&committed)
 	// The wake-up goes after the COMMIT, in a transaction of its own with
 	// an asynchronous commit: a NOTIFY in the confirm's transaction holds
 	// PostgreSQL's global notify lock through that commit's WAL flush,
@@ -1022,14 +1015,12 @@ func (s *Service) apply(ctx context.Context, tx *pipeTx, actor string, p *plan, 
 	b.Queue("set local synchronous_commit = off")
 	b.Queue(notifyLinesSQL, NotifyChannel)
 	b.Queue("commit")
-	if err := tx.finish(ctx, b); err != nil {
+	if err := tx.Finish(ctx, b); err != nil {
 		if !committed {
 			return res, fmt.Errorf("record the confirm: %w", err)
 		}
 		s.log.Warn("wake the reconciler after a confirm", "change", pv.ID, "err", err)
-		if tx.Conn().PgConn().TxStatus() != 'I' {
-			_, _ = tx.Conn().Exec(ctx, "rollback") // the wake-up's own transaction; inPipeTx rolls back what is left
-		}
+		tx.RollbackOpen(ctx) // the wake-up's own transaction
 	}
 	return res, nil
 }
@@ -1037,7 +1028,7 @@ func (s *Service) apply(ctx context.Context, tx *pipeTx, actor string, p *plan, 
 // saveSubscription has the subscription writer (billing) record the
 // quantity a change leaves: a subscription brought back from zero or a
 // new one starts a period, priced here.
-func (s *Service) saveSubscription(ctx context.Context, tx pgx.Tx, acct Account, it *planItem, now time.Time) error {
+func (s *Service) saveSubscription(ctx context.Context, tx *store.Tx, acct Account, it *planItem, now time.Time) error {
 	if s.subs == nil {
 		return errors.New("provisioning: no subscription writer configured")
 	}
@@ -1049,7 +1040,7 @@ func (s *Service) saveSubscription(ctx context.Context, tx pgx.Tx, acct Account,
 			pc := s.priceChange(acct, &planItem{pkg: it.pkg, cycle: it.cycle})
 			w.Restart, w.PeriodStart, w.PeriodEnd, w.PeriodPriceMinor = true, pc.PeriodStart, pc.PeriodEnd, pc.PeriodPriceMinor
 		}
-		return s.subs.SaveSubscription(ctx, store.Wrap(tx), w)
+		return s.subs.SaveSubscription(ctx, tx, w)
 	}
 	if it.to == 0 {
 		return nil
@@ -1066,7 +1057,7 @@ func (s *Service) saveSubscription(ctx context.Context, tx pgx.Tx, acct Account,
 		te := now.AddDate(0, 0, it.pkg.TrialDays)
 		w.TrialEnd = &te
 	}
-	return s.subs.SaveSubscription(ctx, store.Wrap(tx), w)
+	return s.subs.SaveSubscription(ctx, tx, w)
 }
 
 // subscriptionOf is a subscription as the state read returns it.

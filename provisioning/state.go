@@ -7,6 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/pbxd/pbxd/internal/store"
 	"github.com/pbxd/pbxd/internal/store/provdb"
 )
 
@@ -48,7 +49,7 @@ type accountState struct {
 // filled in as b's results are read. lock takes the account row lock
 // first, as lockAccount does. more queues the caller's own statements
 // right after the account row (under the lock).
-func queueState(b *pgx.Batch, accountID string, lock bool, more func(*pgx.Batch)) *accountState {
+func queueState(b *store.Batch, accountID string, lock bool, more func(*store.Batch)) *accountState {
 	st := &accountState{}
 	acctSQL := accountByIDSQL
 	if lock {
@@ -57,7 +58,7 @@ func queueState(b *pgx.Batch, accountID string, lock bool, more func(*pgx.Batch)
 	b.Queue(acctSQL, accountID).QueryRow(func(row pgx.Row) error {
 		var err error
 		st.acct, err = scanAccount(row)
-		if errors.Is(err, pgx.ErrNoRows) {
+		if errors.Is(err, store.ErrNotFound) {
 			return nil
 		}
 		st.found = err == nil

@@ -7,8 +7,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/pbxd/pbxd/billing"
 	"github.com/pbxd/pbxd/internal/config"
 	"github.com/pbxd/pbxd/internal/scheduler"
@@ -186,7 +184,7 @@ func (b billerAdapter) Quote(ctx context.Context, acct provisioning.Account, cha
 
 // Record writes the quote's pending items in tx and queues its invoice in
 // last.
-func (b billerAdapter) Record(ctx context.Context, tx pgx.Tx, last *pgx.Batch, acct provisioning.Account, changeID string, q provisioning.Quote, at time.Time) (string, error) {
+func (b billerAdapter) Record(ctx context.Context, tx *store.Tx, last *store.Batch, acct provisioning.Account, changeID string, q provisioning.Quote, at time.Time) (string, error) {
 	loc := acct.Location()
 	items := make([]billing.RecordItem, 0, len(q.Items))
 	for _, it := range q.Items {
@@ -194,11 +192,11 @@ func (b billerAdapter) Record(ctx context.Context, tx pgx.Tx, last *pgx.Batch, a
 			PeriodStart: billing.DateOf(it.PeriodStart, loc), PeriodEnd: billing.DateOf(it.PeriodEnd, loc), Note: it.Note,
 			Description: it.Description, UnitMinor: it.UnitMinor})
 	}
-	return b.svc.RecordChange(ctx, tx, last, billingAccount(acct), changeID, items, q.DueNow.GrossMinor, at)
+	return b.svc.RecordChange(ctx, tx.Pgx(), last.Pgx(), billingAccount(acct), changeID, items, q.DueNow.GrossMinor, at)
 }
 
 // PreparePayment commits-to-be the change's payment intent in tx.
-func (b billerAdapter) PreparePayment(ctx context.Context, tx pgx.Tx, acct provisioning.Account, changeID string, q provisioning.Quote, at time.Time) (provisioning.Payment, error) {
+func (b billerAdapter) PreparePayment(ctx context.Context, tx *store.Tx, acct provisioning.Account, changeID string, q provisioning.Quote, at time.Time) (provisioning.Payment, error) {
 	p, err := b.svc.PrepareChangePayment(ctx, tx, billingAccount(acct), changeID, q.DueNow.GrossMinor, at)
 	if p == nil || err != nil {
 		return nil, err
@@ -227,8 +225,8 @@ func (b billerAdapter) Refund(ctx context.Context, changeID, reason string) erro
 }
 
 // QueueRenewalDue queues RenewDue's first check into b.
-func (b billerAdapter) QueueRenewalDue(batch *pgx.Batch, accountID string, at time.Time, due *bool) {
-	billing.QueueRenewalDue(batch, accountID, at, due)
+func (b billerAdapter) QueueRenewalDue(batch *store.Batch, accountID string, at time.Time, due *bool) {
+	billing.QueueRenewalDue(batch.Pgx(), accountID, at, due)
 }
 
 // RenewDue invoices the account's periods that began and are not invoiced.

@@ -39,8 +39,6 @@ var sqlDriverLevel = []string{
 var sqlToMove = []string{
 	"billing/credit.go",
 	"billing/default_method.go",
-	"billing/intent.go",
-	"billing/issue.go",
 	"billing/oneoff.go",
 	"billing/owner.go",
 	"billing/pay.go",
