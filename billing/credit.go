@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pbxd/pbxd/internal/fault"
+	"github.com/pbxd/pbxd/internal/store"
 )
 
 // CreditNote corrects an issued invoice, which is never edited: it issues a
@@ -85,7 +86,7 @@ func (s *Service) CreditNote(ctx context.Context, actor, invoiceID, reason strin
 				}
 			}
 		}
-		if err := s.issueTx(ctx, tx, is); err != nil {
+		if err := s.issueTx(ctx, store.Wrap(tx), is); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, `UPDATE invoices SET corrects = $2 WHERE id = $1`, id, invoiceID); err != nil {

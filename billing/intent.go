@@ -11,6 +11,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pbxd/pbxd/internal/fault"
+	"github.com/pbxd/pbxd/internal/store"
+	"github.com/pbxd/pbxd/internal/store/billdb"
 )
 
 // Payments are durable intents. An attempt (what it pays, the amount, the
@@ -35,23 +37,38 @@ type attempt struct {
 
 // beginAttempt commits nothing itself: it inserts a in tx with outcome
 // 'unknown', owned by this process.
-func (s *Service) beginAttempt(ctx context.Context, tx pgx.Tx, a *attempt, at time.Time) error {
+func (s *Service) beginAttempt(ctx context.Context, tx *store.Tx, a *attempt, at time.Time) error {
 	a.id, a.outcome = uuid.NewString(), "unknown"
-	_, err := tx.Exec(ctx, `INSERT INTO payment_attempts (id, invoice_id, payment_method_id, at, amount_minor, outcome, idempotency_key, account_id, change_id, currency, owner)
-		VALUES ($1, $2, $3, $4, $5, 'unknown', $6, $7, $8, $9, $10)`,
-		a.id, nullable(a.invoiceID), a.method.ID, at, a.amount.Minor, a.key, a.accountID, nullable(a.changeID), string(a.amount.Currency), s.ownerOrNull())
+	currency := string(a.amount.Currency)
+	err := billdb.New(tx).InsertIntent(ctx, billdb.InsertIntentParams{ID: a.id, InvoiceID: nullable(a.invoiceID), PaymentMethodID: &a.method.ID,
+		At: at, AmountMinor: a.amount.Minor, IdempotencyKey: &a.key, AccountID: &a.accountID, ChangeID: nullable(a.changeID),
+		Currency: &currency, Owner: s.ownerKey()})
 	if err != nil {
 		return fmt.Errorf("record payment intent: %w", err)
 	}
 	return nil
 }
 
-func nullable(s string) any {
+// nullable is s, NULL when empty.
+func nullable(s string) *string {
 	if s == "" {
 		return nil
 	}
-	return s
+	return &s
 }
+
+// ownerKey is ownerOrNull for the generated queries: this process's owner
+// lock key, nil for none.
+func (s *Service) ownerKey() *int32 {
+	if k := s.owner.Load(); k != 0 {
+		return &k
+	}
+	return nil
+}
+
+// pooled runs billing's generated queries on the pool, outside any
+// transaction (a missing row is store.ErrNotFound).
+func (s *Service) pooled() *billdb.Queries { return billdb.New(store.NewDB(s.pool)) }
 
 // ErrAbandoned is what an AfterCharge hook returns to make the shell drop
 // a gateway answer unrecorded, as a crash at that point would.
@@ -122,8 +139,9 @@ func (s *Service) recordOutcomes(ctx context.Context, ds []decided, now time.Tim
 		return s.recordChangePaid(ctx, ds[0], now)
 	}
 	var done []decided
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err := store.NewDB(s.pool).InTx(ctx, func(tx *store.Tx) error {
 		done = done[:0]
+		q := billdb.New(tx)
 		// Asynchronous commit: an answer lost in a crash leaves the attempt
 		// unknown, and Recover asks the gateway again; nothing depends on it
 		// being on disk before the change is applied, whose own commit is
@@ -135,13 +153,7 @@ func (s *Service) recordOutcomes(ctx context.Context, ds []decided, now time.Tim
 		for i, d := range ds {
 			ids[i], outcomes[i], refs[i], details[i] = d.a.id, d.outcome, d.res.TransactionRef, d.res.Message
 		}
-		rows, err := tx.Query(ctx, `UPDATE payment_attempts p SET outcome = u.outcome, reference = u.ref, detail = u.detail, decided_at = $1
-			FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[]) AS u(id, outcome, ref, detail)
-			WHERE p.id = u.id AND p.outcome = 'unknown' RETURNING p.id::text`, now, ids, outcomes, refs, details)
-		if err != nil {
-			return fmt.Errorf("record payment outcomes: %w", err)
-		}
-		updated, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		updated, err := q.RecordOutcomes(ctx, billdb.RecordOutcomesParams{DecidedAt: &now, Ids: ids, Outcomes: outcomes, Refs: refs, Details: details})
 		if err != nil {
 			return fmt.Errorf("record payment outcomes: %w", err)
 		}
@@ -170,7 +182,7 @@ func (s *Service) recordOutcomes(ctx context.Context, ds []decided, now time.Tim
 				paidIDs, paidRefs, paidAccounts = append(paidIDs, a.invoiceID), append(paidRefs, d.res.TransactionRef), append(paidAccounts, a.accountID)
 			case "pending":
 				// Switched to bank transfer: stop retrying, the operator marks it paid.
-				if _, err := tx.Exec(ctx, `UPDATE dunning SET next_retry_at = NULL WHERE invoice_id = $1`, a.invoiceID); err != nil {
+				if err := q.HoldDunning(ctx, a.invoiceID); err != nil {
 					return fmt.Errorf("end dunning: %w", err)
 				}
 			default:
@@ -198,7 +210,7 @@ func (s *Service) recordChangePaid(ctx context.Context, d decided, now time.Time
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")
 	b.Queue("SET LOCAL synchronous_commit = off")
-	b.Queue(recordChangeAnswerSQL, d.a.id, d.outcome, d.res.TransactionRef, d.res.Message, now, nil).Exec(func(tag pgconn.CommandTag) error {
+	b.Queue(billdb.RecordChangeAnswerSQL, d.a.id, d.outcome, d.res.TransactionRef, d.res.Message, now, nil).Exec(func(tag pgconn.CommandTag) error {
 		n = int(tag.RowsAffected())
 		return nil
 	})
@@ -216,44 +228,26 @@ func (s *Service) recordChangePaid(ctx context.Context, d decided, now time.Time
 // settleMany marks open invoices paid in one statement per table; the
 // rare reactivations (an invoice paid after its subscriptions were
 // suspended) go one by one.
-func (s *Service) settleMany(ctx context.Context, tx pgx.Tx, accounts, invoiceIDs, refs []string, now time.Time, actor string) error {
+func (s *Service) settleMany(ctx context.Context, tx *store.Tx, accounts, invoiceIDs, refs []string, now time.Time, actor string) error {
 	if len(invoiceIDs) == 0 {
 		return nil
 	}
-	if _, err := tx.Exec(ctx, `UPDATE invoices i SET status = 'paid', payment_ref = u.ref, paid_at = $1
-		FROM unnest($2::uuid[], $3::text[]) AS u(id, ref) WHERE i.id = u.id AND i.status = 'open'`, now, invoiceIDs, refs); err != nil {
+	q := billdb.New(tx)
+	if err := q.MarkInvoicesPaid(ctx, billdb.MarkInvoicesPaidParams{PaidAt: &now, Ids: invoiceIDs, Refs: refs}); err != nil {
 		return fmt.Errorf("mark invoices paid: %w", err)
 	}
-	if _, err := tx.Exec(ctx, `UPDATE dunning SET next_retry_at = NULL WHERE invoice_id = ANY($1::uuid[]) AND next_retry_at IS NOT NULL`, invoiceIDs); err != nil {
+	if err := q.EndDunningOfInvoices(ctx, invoiceIDs); err != nil {
 		return fmt.Errorf("end dunning: %w", err)
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO audit_log (at, actor, account_id, action, object, details)
-		SELECT $1, $2, u.account_id, 'invoice.paid', u.id::text, jsonb_build_object('reference', u.ref)
-		FROM unnest($3::uuid[], $4::uuid[], $5::text[]) AS u(account_id, id, ref)`, now, actor, accounts, invoiceIDs, refs); err != nil {
+	if err := q.AuditInvoicesPaid(ctx, billdb.AuditInvoicesPaidParams{At: now, Actor: actor, AccountIds: accounts, InvoiceIds: invoiceIDs, Refs: refs}); err != nil {
 		return fmt.Errorf("audit invoices paid: %w", err)
 	}
-	rows, err := tx.Query(ctx, `SELECT DISTINCT r.invoice_id::text, i.account_id::text FROM renewals r
-		JOIN subscriptions s ON s.id = r.subscription_id JOIN invoices i ON i.id = r.invoice_id
-		WHERE r.invoice_id = ANY($1::uuid[]) AND s.status = 'inactive'`, invoiceIDs)
+	suspended, err := q.SuspendedByInvoices(ctx, invoiceIDs)
 	if err != nil {
 		return fmt.Errorf("find suspended subscriptions: %w", err)
 	}
-	type pair struct{ inv, acct string }
-	var suspended []pair
-	for rows.Next() {
-		var p pair
-		if err := rows.Scan(&p.inv, &p.acct); err != nil {
-			rows.Close()
-			return err
-		}
-		suspended = append(suspended, p)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return err
-	}
 	for _, p := range suspended {
-		if err := s.setSubscriptions(ctx, tx, p.acct, p.inv, false, now, actor); err != nil {
+		if err := s.setSubscriptions(ctx, tx, p.AccountID, p.InvoiceID, false, now, actor); err != nil {
 			return err
 		}
 	}
@@ -263,14 +257,13 @@ func (s *Service) settleMany(ctx context.Context, tx pgx.Tx, accounts, invoiceID
 // afterFailure is the dunning step of a failed payment of an open invoice:
 // the first failure starts dunning, later ones schedule the next retry, the
 // last suspends the invoice's subscriptions.
-func (s *Service) afterFailure(ctx context.Context, tx pgx.Tx, accountID, invoiceID, reason string, now time.Time) error {
+func (s *Service) afterFailure(ctx context.Context, tx *store.Tx, accountID, invoiceID, reason string, now time.Time) error {
 	cfg := s.cfg()
-	var failures int
-	var first time.Time
-	err := tx.QueryRow(ctx, `SELECT failures, first_failure FROM dunning WHERE invoice_id = $1 FOR UPDATE`, invoiceID).Scan(&failures, &first)
-	if errors.Is(err, pgx.ErrNoRows) {
+	q := billdb.New(tx)
+	d, err := q.LockDunning(ctx, invoiceID)
+	if errors.Is(err, store.ErrNotFound) {
 		next, _ := cfg.Dunning.NextRetry(1, now)
-		if _, err := tx.Exec(ctx, `INSERT INTO dunning (invoice_id, failures, first_failure, next_retry_at) VALUES ($1, 1, $2, $3)`, invoiceID, now, next); err != nil {
+		if err := q.StartDunning(ctx, billdb.StartDunningParams{InvoiceID: invoiceID, FirstFailure: now, NextRetryAt: &next}); err != nil {
 			return fmt.Errorf("start dunning: %w", err)
 		}
 		return audit(ctx, tx, now, "billing", accountID, "dunning.started", invoiceID, map[string]any{"reason": reason, "next_retry_at": next})
@@ -278,15 +271,15 @@ func (s *Service) afterFailure(ctx context.Context, tx pgx.Tx, accountID, invoic
 	if err != nil {
 		return fmt.Errorf("read dunning: %w", err)
 	}
-	attempt := failures + 1
-	next, done := cfg.Dunning.NextRetry(attempt, first)
+	attempt := int(d.Failures) + 1
+	next, done := cfg.Dunning.NextRetry(attempt, d.FirstFailure)
 	if !done {
-		if _, err := tx.Exec(ctx, `UPDATE dunning SET failures = $2, next_retry_at = $3 WHERE invoice_id = $1`, invoiceID, attempt, next); err != nil {
+		if err := q.ScheduleDunningRetry(ctx, billdb.ScheduleDunningRetryParams{InvoiceID: invoiceID, Failures: int32(attempt), NextRetryAt: &next}); err != nil {
 			return fmt.Errorf("schedule retry: %w", err)
 		}
 		return audit(ctx, tx, now, "billing", accountID, "dunning.retry_failed", invoiceID, map[string]any{"attempt": attempt, "reason": reason, "next_retry_at": next})
 	}
-	if _, err := tx.Exec(ctx, `UPDATE dunning SET failures = $2, next_retry_at = NULL, exhausted = true WHERE invoice_id = $1`, invoiceID, attempt); err != nil {
+	if err := q.ExhaustDunning(ctx, billdb.ExhaustDunningParams{InvoiceID: invoiceID, Failures: int32(attempt)}); err != nil {
 		return fmt.Errorf("end dunning: %w", err)
 	}
 	if err := audit(ctx, tx, now, "billing", accountID, "dunning.exhausted", invoiceID, map[string]any{"attempt": attempt, "reason": reason}); err != nil {
@@ -295,15 +288,10 @@ func (s *Service) afterFailure(ctx context.Context, tx pgx.Tx, accountID, invoic
 	return s.setSubscriptions(ctx, tx, accountID, invoiceID, true, now, "billing")
 }
 
-// loadAttempt reads an attempt with its payment method.
-func (s *Service) loadAttempt(ctx context.Context, q querier, id string) (*attempt, error) {
-	a := &attempt{id: id, method: &method{}}
-	var inv, change, key, acct, cur *string
-	var pmID, pmGateway, pmToken *string
-	err := q.QueryRow(ctx, `SELECT p.invoice_id::text, p.change_id::text, p.idempotency_key, p.account_id::text, p.currency, p.amount_minor, p.outcome, p.reference,
-			m.id::text, m.gateway, m.token
-		FROM payment_attempts p LEFT JOIN payment_methods m ON m.id = p.payment_method_id WHERE p.id = $1`, id).
-		Scan(&inv, &change, &key, &acct, &cur, &a.amount.Minor, &a.outcome, &a.reference, &pmID, &pmGateway, &pmToken)
+// loadAttempt reads an attempt with its payment method, in q (the pool
+// or a transaction).
+func (s *Service) loadAttempt(ctx context.Context, q store.DBTX, id string) (*attempt, error) {
+	r, err := billdb.New(q).PaymentAttempt(ctx, id)
 	if err != nil {
 		return nil, fmt.Errorf("read payment attempt %s: %w", id, err)
 	}
@@ -313,33 +301,11 @@ func (s *Service) loadAttempt(ctx context.Context, q querier, id string) (*attem
 		}
 		return *p
 	}
-	a.invoiceID, a.changeID, a.key, a.accountID, a.amount.Currency = deref(inv), deref(change), deref(key), deref(acct), Currency(deref(cur))
-	a.method.ID, a.method.Gateway, a.method.Token = deref(pmID), deref(pmGateway), deref(pmToken)
+	a := &attempt{id: id, amount: Money{Minor: r.AmountMinor, Currency: Currency(deref(r.Currency))}, outcome: r.Outcome, reference: r.Reference,
+		invoiceID: deref(r.InvoiceID), changeID: deref(r.ChangeID), key: deref(r.IdempotencyKey), accountID: deref(r.AccountID),
+		method: &method{ID: deref(r.MethodID), Gateway: deref(r.Gateway), Token: deref(r.Token)}}
 	return a, nil
 }
-
-// prepareChangePaymentSQL is what PrepareChangePayment reads and writes,
-// in one statement: the change's own attempts (mine), another change of
-// the account paid or being paid but not applied yet (busy), the default
-// method (pm), and the new intent (ins), inserted only when the change
-// has no live attempt, none refunded, the account no other change in
-// flight, and a default method.
-var prepareChangePaymentSQL = `WITH mine AS (
-	SELECT count(*) AS n, coalesce(bool_or(refund_state IS NOT NULL), false) AS refunded,
-		max(id::text) FILTER (WHERE outcome IN ('unknown', 'approved', 'pending')) AS live,
-		max(amount_minor) FILTER (WHERE outcome IN ('unknown', 'approved', 'pending')) AS live_amount
-	FROM payment_attempts WHERE change_id = $1
-), busy AS (` + changeInFlightSQL + `), pm AS (
-	SELECT id, gateway, token FROM payment_methods WHERE account_id = $2 AND is_default AND deleted_at IS NULL
-), ins AS (
-	INSERT INTO payment_attempts (id, payment_method_id, at, amount_minor, outcome, idempotency_key, account_id, change_id, currency, owner)
-	SELECT $3, pm.id, $4, $5, 'unknown', 'change:' || $1 || ':' || (mine.n + 1), $2, $1, $6, $7
-	FROM mine, pm WHERE mine.live IS NULL AND NOT mine.refunded AND NOT EXISTS (SELECT 1 FROM busy)
-	RETURNING idempotency_key
-)
-SELECT mine.refunded, mine.live, mine.live_amount, (SELECT change_id FROM busy),
-	(SELECT id::text FROM pm), (SELECT gateway FROM pm), (SELECT token FROM pm), (SELECT idempotency_key FROM ins)
-FROM mine`
 
 // PrepareChangePayment commits nothing itself: in the confirm's first
 // transaction (the account locked), it inserts the intent of a card
@@ -351,7 +317,7 @@ FROM mine`
 // were previewed against the same state, only one may be charged (409,
 // before any gateway call). PayChange charges what it returns (nil:
 // nothing to pay).
-func (s *Service) PrepareChangePayment(ctx context.Context, tx pgx.Tx, acct Account, changeID string, dueGross int64, at time.Time) (*ChangePayment, error) {
+func (s *Service) PrepareChangePayment(ctx context.Context, tx *store.Tx, acct Account, changeID string, dueGross int64, at time.Time) (*ChangePayment, error) {
 	if acct.PaymentMode != ModeCard {
 		return nil, nil
 	}
@@ -362,18 +328,22 @@ func (s *Service) PrepareChangePayment(ctx context.Context, tx pgx.Tx, acct Acco
 	var liveAmount *int64
 	if dueGross <= 0 {
 		// Nothing to pay: only the other change in flight matters.
-		err := tx.QueryRow(ctx, changeInFlightSQL, changeID, acct.ID).Scan(&busy)
-		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		other, err := billdb.New(tx).ChangeInFlight(ctx, billdb.ChangeInFlightParams{ChangeID: &changeID, AccountID: &acct.ID})
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, nil
+		}
+		if err != nil {
 			return nil, fmt.Errorf("read change payments: %w", err)
 		}
-		return nil, changeInFlight(busy)
+		return nil, changeInFlight(&other)
 	}
-	// A batch of one, so that the caller may add its COMMIT to it.
-	b := &pgx.Batch{}
-	b.Queue(prepareChangePaymentSQL, changeID, acct.ID, a.id, at, dueGross, string(acct.Currency), s.ownerOrNull()).QueryRow(func(row pgx.Row) error {
+	// A batch of one, so that the caller may add its COMMIT to it
+	// (provisioning's PipeTx.CommitNextBatch).
+	b := &store.Batch{}
+	b.Queue(billdb.PrepareChangePaymentSQL, changeID, acct.ID, a.id, at, dueGross, string(acct.Currency), s.ownerOrNull()).QueryRow(func(row pgx.Row) error {
 		return row.Scan(&refunded, &live, &liveAmount, &busy, &pmID, &pmGateway, &pmToken, &key)
 	})
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+	if err := tx.SendBatch(ctx, b); err != nil {
 		return nil, fmt.Errorf("record payment intent: %w", err)
 	}
 	switch {
@@ -393,14 +363,6 @@ func (s *Service) PrepareChangePayment(ctx context.Context, tx pgx.Tx, acct Acco
 	a.key, a.method.ID, a.method.Gateway, a.method.Token = *key, *pmID, *pmGateway, *pmToken
 	return &ChangePayment{id: a.id, a: a}, nil
 }
-
-// changeInFlightSQL finds another change ($1: not this one) of account $2
-// paid or being paid and not applied yet: its payment is neither linked to
-// an invoice nor refunded.
-const changeInFlightSQL = `SELECT change_id::text AS change_id FROM payment_attempts
-	WHERE account_id = $2 AND change_id <> $1 AND invoice_id IS NULL AND refund_state IS NULL
-	  AND outcome IN ('unknown', 'approved', 'pending')
-	LIMIT 1`
 
 func changeInFlight(busy *string) error {
 	if busy == nil {
@@ -470,8 +432,7 @@ func (s *Service) ChargeChange(ctx context.Context, p *ChangePayment) (*ChangeAn
 	case "error":
 		return nil, fault.New(fault.PaymentRequired, "payment_method", "the payment gateway did not answer; nothing was charged, try again")
 	}
-	var detail string
-	_ = s.pool.QueryRow(ctx, `SELECT detail FROM payment_attempts WHERE id = $1`, attemptID).Scan(&detail)
+	detail, _ := s.pooled().AttemptDetail(ctx, attemptID)
 	return nil, fault.New(fault.PaymentRequired, "payment_method", "the payment was declined: %s", detail)
 }
 
@@ -486,15 +447,9 @@ type ChangeAnswer struct {
 	recorded bool
 }
 
-// recordChangeAnswerSQL records a change payment's answer if the attempt
-// is still unknown (Recover or a concurrent confirm of the same order may
-// have recorded it first), with the recording request's token.
-const recordChangeAnswerSQL = `UPDATE payment_attempts SET outcome = $2, reference = $3, detail = $4, decided_at = $5, recorded_by = $6
-	WHERE id = $1 AND outcome = 'unknown'`
-
 // Queue records the answer in the transaction b is sent in.
-func (c *ChangeAnswer) Queue(b *pgx.Batch) {
-	b.Queue(recordChangeAnswerSQL, c.d.a.id, c.d.outcome, c.d.res.TransactionRef, c.d.res.Message, c.at, c.tokenOf()).Exec(func(tag pgconn.CommandTag) error {
+func (c *ChangeAnswer) Queue(b *store.Batch) {
+	b.Queue(billdb.RecordChangeAnswerSQL, c.d.a.id, c.d.outcome, c.d.res.TransactionRef, c.d.res.Message, c.at, c.tokenOf()).Exec(func(tag pgconn.CommandTag) error {
 		c.queued = tag.RowsAffected()
 		return nil
 	})
@@ -532,9 +487,9 @@ func (c *ChangeAnswer) Record(ctx context.Context) error {
 		b := &pgx.Batch{}
 		b.Queue("BEGIN")
 		b.Queue("SET LOCAL synchronous_commit = off") // see recordOutcomes
-		b.Queue(recordChangeAnswerSQL, c.d.a.id, c.d.outcome, c.d.res.TransactionRef, c.d.res.Message, c.at, c.tokenOf())
+		b.Queue(billdb.RecordChangeAnswerSQL, c.d.a.id, c.d.outcome, c.d.res.TransactionRef, c.d.res.Message, c.at, c.tokenOf())
 		b.Queue("COMMIT")
-		b.Queue(`SELECT coalesce(recorded_by = $2, false) FROM payment_attempts WHERE id = $1`, c.d.a.id, c.token).QueryRow(func(row pgx.Row) error {
+		b.Queue(billdb.AnswerRecordedBySQL, c.d.a.id, c.token).QueryRow(func(row pgx.Row) error {
 			return row.Scan(&mine)
 		})
 		if err = c.s.pool.SendBatch(ctx, b).Close(); err != nil {
@@ -554,11 +509,8 @@ func (c *ChangeAnswer) Record(ctx context.Context) error {
 // requested (committed) before the gateway call and marked done after, with
 // an audit record. A change without a live payment is left alone.
 func (s *Service) RefundChange(ctx context.Context, changeID, reason string) error {
-	var id string
-	err := s.pool.QueryRow(ctx, `UPDATE payment_attempts SET refund_state = 'requested'
-		WHERE change_id = $1 AND invoice_id IS NULL AND outcome IN ('approved', 'pending') AND (refund_state IS NULL OR refund_state = 'requested')
-		RETURNING id::text`, changeID).Scan(&id)
-	if errors.Is(err, pgx.ErrNoRows) {
+	id, err := s.pooled().RequestRefund(ctx, &changeID)
+	if errors.Is(err, store.ErrNotFound) {
 		return nil
 	}
 	if err != nil {
@@ -584,12 +536,13 @@ func (s *Service) finishRefund(ctx context.Context, attemptID, reason string) er
 	}
 	now := s.clock.Now()
 	var n int64
-	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `UPDATE payment_attempts SET refund_state = 'refunded', refund_reference = $2 WHERE id = $1 AND refund_state = 'requested'`, attemptID, ref)
+	err = store.NewDB(s.pool).InTx(ctx, func(tx *store.Tx) error {
+		var err error
+		n, err = billdb.New(tx).MarkRefunded(ctx, billdb.MarkRefundedParams{ID: attemptID, RefundReference: ref})
 		if err != nil {
 			return fmt.Errorf("record refund: %w", err)
 		}
-		if n = tag.RowsAffected(); n == 0 {
+		if n == 0 {
 			return nil
 		}
 		return audit(ctx, tx, now, "billing", a.accountID, "payment.refunded", a.changeID, map[string]any{
@@ -608,11 +561,6 @@ type ChangeApplier interface {
 	ApplyPaidChange(ctx context.Context, changeID string) error
 }
 
-type changeApplierBox struct{ ChangeApplier }
-
-// SetChangeApplier connects Recover to the change orders it completes.
-func (s *Service) SetChangeApplier(c ChangeApplier) { s.changes.Store(&changeApplierBox{c}) }
-
 // RecoveryJob settles payments a crash left half-way.
 const RecoveryJob = "billing.payment_recovery"
 
@@ -625,12 +573,6 @@ const RecoveryCron = "*/5 * * * *"
 // flight settles its own.
 const recoveryGrace = time.Minute
 
-// settleableSQL selects the attempts Recover may settle now: older than
-// the grace ($1), or owned by another process ($2: this one's owner, 0 if
-// none) that is gone, its lock (class $3) free. The probe takes that
-// lock for the statement only.
-const settleableSQL = `(at <= $1 OR (owner IS NOT NULL AND owner <> $2 AND pg_try_advisory_xact_lock($3, owner)))`
-
 // Recover settles what a crash, a lost connection or a failed commit left
 // half-way, for attempts older than a minute or left by a process that is
 // gone (at start, those of the instance that died before it): it asks the
@@ -638,18 +580,22 @@ const settleableSQL = `(at <= $1 OR (owner IS NOT NULL AND owner <> $2 AND pg_tr
 // records it (a charge the gateway never received is voided there); it
 // applies paid changes not yet applied (or refunds them when they no
 // longer apply); it completes refunds requested. Each settlement is
-// audited.
-func (s *Service) Recover(ctx context.Context, now time.Time) error {
-	before, self := now.Add(-recoveryGrace), s.owner.Load()
-	ids := func(q string) ([]string, error) {
-		rows, err := s.pool.Query(ctx, q, before, self, int32(ownerLockClass))
+// audited. applier completes the paid changes (the wiring passes
+// provisioning; nil: paid changes are left, with an error).
+func (s *Service) Recover(ctx context.Context, now time.Time, applier ChangeApplier) error {
+	// The attempts Recover may settle now: older than the grace, or owned
+	// by another process (self: this one's owner, 0 if none) that is gone,
+	// its owner lock free (probed for the statement only).
+	q, before, self := s.pooled(), now.Add(-recoveryGrace), s.owner.Load()
+	ids := func(list func(context.Context, billdb.UnknownAttemptsParams) ([]string, error)) ([]string, error) {
+		out, err := list(ctx, billdb.UnknownAttemptsParams{Before: before, Self: self, LockClass: int32(ownerLockClass)})
 		if err != nil {
 			return nil, fmt.Errorf("list unsettled payments: %w", err)
 		}
-		return pgx.CollectRows(rows, pgx.RowTo[string])
+		return out, nil
 	}
 	var errs []error
-	unknown, err := ids(`SELECT id::text FROM payment_attempts WHERE outcome = 'unknown' AND ` + settleableSQL + ` ORDER BY at`)
+	unknown, err := ids(q.UnknownAttempts)
 	if err != nil {
 		return err
 	}
@@ -658,7 +604,9 @@ func (s *Service) Recover(ctx context.Context, now time.Time) error {
 			errs = append(errs, err)
 		}
 	}
-	refunds, err := ids(`SELECT id::text FROM payment_attempts WHERE refund_state = 'requested' AND ` + settleableSQL + ` ORDER BY at`)
+	refunds, err := ids(func(ctx context.Context, p billdb.UnknownAttemptsParams) ([]string, error) {
+		return q.RequestedRefunds(ctx, billdb.RequestedRefundsParams(p))
+	})
 	if err != nil {
 		return err
 	}
@@ -667,18 +615,18 @@ func (s *Service) Recover(ctx context.Context, now time.Time) error {
 			errs = append(errs, err)
 		}
 	}
-	paid, err := ids(`SELECT change_id::text FROM payment_attempts WHERE change_id IS NOT NULL AND invoice_id IS NULL
-		AND outcome IN ('approved', 'pending') AND refund_state IS NULL AND ` + settleableSQL + ` ORDER BY at`)
+	paid, err := ids(func(ctx context.Context, p billdb.UnknownAttemptsParams) ([]string, error) {
+		return q.PaidChangesToApply(ctx, billdb.PaidChangesToApplyParams(p))
+	})
 	if err != nil {
 		return err
 	}
-	box := s.changes.Load()
 	for _, change := range paid {
-		if box == nil {
+		if applier == nil {
 			errs = append(errs, errors.New("billing: no change applier configured"))
 			break
 		}
-		err := box.ApplyPaidChange(ctx, change)
+		err := applier.ApplyPaidChange(ctx, change)
 		if fe, ok := fault.As(err); ok && fe.Kind != fault.PaymentRequired {
 			// Refused for good: no payment without its change. The applier
 			// refunds a conflict itself; this covers any other refusal.
@@ -723,7 +671,7 @@ func (s *Service) recoverUnknown(ctx context.Context, id string, now time.Time) 
 	if err != nil || len(done) == 0 {
 		return err
 	}
-	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	return store.NewDB(s.pool).InTx(ctx, func(tx *store.Tx) error {
 		return audit(ctx, tx, now, "billing", a.accountID, "payment.recovered", id, map[string]any{
 			"key": a.key, "outcome": outcome, "found": found, "reference": res.TransactionRef, "invoice": a.invoiceID, "change": a.changeID})
 	})

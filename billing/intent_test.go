@@ -93,7 +93,7 @@ func TestRenewalPaymentsSurviveFaults(t *testing.T) {
 	if _, err := b.svc.Renew(t.Context(), at); err != nil && !errors.Is(err, context.Canceled) {
 		t.Fatal(err)
 	}
-	if err := b.svc.Recover(t.Context(), at.Add(2*time.Minute)); err != nil {
+	if err := b.svc.Recover(t.Context(), at.Add(2*time.Minute), nil); err != nil {
 		t.Fatal(err)
 	}
 	// A charge that never reached the gateway (its batch's commit answer
@@ -154,7 +154,7 @@ func TestMarkPaidWaitsForAChargeInFlight(t *testing.T) {
 	if _, err := b.svc.MarkPaid(t.Context(), "operator", inv, "SEPA-1"); err == nil || !strings.Contains(err.Error(), "in progress") {
 		t.Fatalf("mark-paid with a charge in flight: %v", err)
 	}
-	if err := b.svc.Recover(t.Context(), at.Add(2*time.Minute)); err != nil {
+	if err := b.svc.Recover(t.Context(), at.Add(2*time.Minute), nil); err != nil {
 		t.Fatal(err)
 	}
 	if got := renewalMoney(t, b.pool); got != 1 {
@@ -189,7 +189,7 @@ func TestRecoverSettlesAGoneOwnersAttemptsAtOnce(t *testing.T) {
 		t.Fatalf("the unknown attempt's owner: %v (%v), want %d", owner, err, crashy.owner.Load())
 	}
 	// Its owner runs: the charge may still be in flight.
-	if err := b.svc.Recover(t.Context(), at); err != nil {
+	if err := b.svc.Recover(t.Context(), at, nil); err != nil {
 		t.Fatal(err)
 	}
 	if n := countOutcome(t, b.pool, "unknown"); n != 1 {
@@ -216,7 +216,7 @@ func TestRecoverSettlesAGoneOwnersAttemptsAtOnce(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if err := b.svc.Recover(t.Context(), at); err != nil {
+	if err := b.svc.Recover(t.Context(), at, nil); err != nil {
 		t.Fatal(err)
 	}
 	if got := renewalMoney(t, b.pool); got != 1 {

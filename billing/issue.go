@@ -12,6 +12,8 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/pbxd/pbxd/internal/fault"
+	"github.com/pbxd/pbxd/internal/store"
+	"github.com/pbxd/pbxd/internal/store/billdb"
 )
 
 // issue is an invoice about to be written: built by BuildInvoice without a
@@ -24,28 +26,6 @@ type issue struct {
 	paymentRef string
 	paidAt     *time.Time
 }
-
-// insertInvoicesSQL allocates the next $3 numbers of the issuer's series
-// for the year and inserts $3 invoices numbered in array order, in one
-// statement. The counter row stays locked until the transaction ends, so
-// concurrent issuers queue and a rolled-back transaction gives its numbers
-// back: numbers are gapless. Callers run it last in their transaction to
-// hold the lock briefly.
-const insertInvoicesSQL = `WITH n AS (
-	INSERT INTO invoice_counters (issuer, year, last) VALUES ($1, $2, $3)
-	ON CONFLICT (issuer, year) DO UPDATE SET last = invoice_counters.last + $3
-	RETURNING last - $3 AS base
-)
-INSERT INTO invoices (id, account_id, number, issuer, kind, status, currency, issued_at, due_at,
-                      net_minor, tax_minor, gross_minor, document, payment_ref, paid_at)
-SELECT u.id, u.account_id, num.number, $1, u.kind, u.status, u.currency, u.issued_at, u.due_at, u.net, u.tax, u.gross,
-       jsonb_set(u.doc::jsonb, '{Number}', to_jsonb(num.number)), u.ref, u.paid_at
-FROM n, unnest($4::uuid[], $5::uuid[], $6::text[], $7::text[], $8::text[], $9::timestamptz[], $10::timestamptz[],
-               $11::bigint[], $12::bigint[], $13::bigint[], $14::text[], $15::text[], $16::timestamptz[])
-     WITH ORDINALITY AS u(id, account_id, kind, status, currency, issued_at, due_at, net, tax, gross, doc, ref, paid_at, ord),
-     LATERAL (SELECT n.base + u.ord AS seq) q,
-     LATERAL (SELECT lpad($2::text, 4, '0') || '-' || CASE WHEN q.seq < 1000000 THEN lpad(q.seq::text, 6, '0') ELSE q.seq::text END AS number) num
-RETURNING id::text, number`
 
 // queueInvoices adds the inserts of invoices to a batch, one statement per
 // year of issue (numbering restarts each year), and sets each invoice's
@@ -81,18 +61,18 @@ func queueInvoices(b *pgx.Batch, issues []*issue, issuerCode string) error {
 				paid[i] = pgtype.Timestamptz{Time: *is.paidAt, Valid: true}
 			}
 		}
-		b.Queue(insertInvoicesSQL, issuerCode, y, int64(n), ids, accounts, kinds, statuses, currencies, issued, due, net, tax, gross, docs, refs, paid).
+		// The issuer's counter for the year allocates the numbers; the
+		// counter row stays locked until the transaction ends (gapless
+		// numbers): callers send this last in their transaction.
+		b.Queue(billdb.InsertInvoicesSQL, issuerCode, y, int64(n), ids, accounts, kinds, statuses, currencies, issued, due, net, tax, gross, docs, refs, paid).
 			Query(func(rows pgx.Rows) error {
-				numbers := make(map[string]string, n)
-				for rows.Next() {
-					var id, number string
-					if err := rows.Scan(&id, &number); err != nil {
-						return fmt.Errorf("insert invoices: %w", err)
-					}
-					numbers[id] = number
-				}
-				if err := rows.Err(); err != nil {
+				inserted, err := pgx.CollectRows(rows, pgx.RowToStructByPos[billdb.InsertInvoicesRow])
+				if err != nil {
 					return fmt.Errorf("insert invoices: %w", err)
+				}
+				numbers := make(map[string]string, n)
+				for _, r := range inserted {
+					numbers[r.ID] = r.Number
 				}
 				for _, is := range group {
 					if is.inv.Number = numbers[is.id]; is.inv.Number == "" {
@@ -106,15 +86,12 @@ func queueInvoices(b *pgx.Batch, issues []*issue, issuerCode string) error {
 }
 
 // issueTx writes one invoice in tx (number allocated last).
-func (s *Service) issueTx(ctx context.Context, tx pgx.Tx, is *issue) error {
-	b := &pgx.Batch{}
-	if err := queueInvoices(b, []*issue{is}, s.cfg().IssuerCode); err != nil {
+func (s *Service) issueTx(ctx context.Context, tx *store.Tx, is *issue) error {
+	b := &store.Batch{}
+	if err := queueInvoices(b.Pgx(), []*issue{is}, s.cfg().IssuerCode); err != nil {
 		return err
 	}
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
-		return err
-	}
-	return nil
+	return tx.SendBatch(ctx, b)
 }
 
 // countIssued records an issued invoice in the metrics, after commit.
@@ -144,19 +121,16 @@ func (s *Service) Invoice(ctx context.Context, id, accountScope string) (StoredI
 	if uuid.Validate(id) != nil {
 		return StoredInvoice{}, errNoInvoice
 	}
-	var si StoredInvoice
-	var doc []byte
-	var status string
-	err := s.pool.QueryRow(ctx, `SELECT id, account_id, number, status, payment_ref, paid_at, document FROM invoices WHERE id = $1`, id).
-		Scan(&si.ID, &si.AccountID, &si.Number, &status, &si.PaymentRef, &si.PaidAt, &doc)
-	if errors.Is(err, pgx.ErrNoRows) || (err == nil && accountScope != "" && accountScope != si.AccountID) {
+	r, err := s.pooled().InvoiceByID(ctx, id)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && accountScope != "" && accountScope != r.AccountID) {
 		return StoredInvoice{}, errNoInvoice
 	}
 	if err != nil {
 		return StoredInvoice{}, fmt.Errorf("read invoice %s: %w", id, err)
 	}
-	number, ref := si.Number, si.PaymentRef
-	if err := json.Unmarshal(doc, &si.Invoice); err != nil {
+	si := StoredInvoice{ID: r.ID, AccountID: r.AccountID, PaidAt: r.PaidAt}
+	number, ref, status := r.Number, r.PaymentRef, r.Status
+	if err := json.Unmarshal(r.Document, &si.Invoice); err != nil {
 		return StoredInvoice{}, fmt.Errorf("decode invoice %s: %w", id, err)
 	}
 	// The document is frozen at issue; only the payment state moves on.
@@ -176,13 +150,12 @@ func (s *Service) Invoice(ctx context.Context, id, accountScope string) (StoredI
 // the account's credit.
 func (s *Service) paymentOf(ctx context.Context, si StoredInvoice) (*Payment, error) {
 	p := &Payment{Reference: si.PaymentRef}
-	var outcome string
-	err := s.pool.QueryRow(ctx, `SELECT coalesce(a.decided_at, a.at), a.outcome, coalesce(m.label, ''), a.reference, a.amount_minor
-		FROM payment_attempts a LEFT JOIN payment_methods m ON m.id = a.payment_method_id
-		WHERE a.invoice_id = $1 AND a.outcome IN ('approved', 'manual') ORDER BY a.at DESC LIMIT 1`, si.ID).
-		Scan(&p.At, &outcome, &p.Method, &p.Reference, &p.AmountMinor)
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
+	r, err := s.pooled().InvoicePayment(ctx, &si.ID)
+	if err == nil {
+		p.At, p.Method, p.Reference, p.AmountMinor = r.At, r.Method, r.Reference, r.AmountMinor
+	}
+	switch outcome := r.Outcome; {
+	case errors.Is(err, store.ErrNotFound):
 		p.Method, p.AmountMinor = "Credit balance", si.Totals.GrossMinor
 		if si.PaidAt != nil {
 			p.At = *si.PaidAt
@@ -216,26 +189,22 @@ func (s *Service) Invoices(ctx context.Context, accountID string) ([]InvoiceSumm
 	if err := s.accountExists(ctx, accountID); err != nil {
 		return nil, err
 	}
-	rows, err := s.pool.Query(ctx, `SELECT id, number, kind, status, issued_at, due_at, currency, net_minor, tax_minor, gross_minor, payment_ref
-		FROM invoices WHERE account_id = $1 ORDER BY issued_at, number`, accountID)
-	if err != nil {
-		return nil, fmt.Errorf("list invoices: %w", err)
-	}
-	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[InvoiceSummary])
+	q := s.pooled()
+	rows, err := q.AccountInvoices(ctx, accountID)
 	if err != nil {
 		return nil, fmt.Errorf("list invoices: %w", err)
 	}
 	// In the account's time zone, as the invoices themselves show them.
-	var tz string
-	if err := s.pool.QueryRow(ctx, `SELECT timezone FROM accounts WHERE id = $1`, accountID).Scan(&tz); err != nil {
+	tz, err := q.AccountTimezone(ctx, accountID)
+	if err != nil {
 		return nil, fmt.Errorf("read account time zone: %w", err)
 	}
 	loc := s.location(tz)
-	for i := range out {
-		out[i].IssuedAt, out[i].DueAt = out[i].IssuedAt.In(loc), out[i].DueAt.In(loc)
-	}
-	if out == nil {
-		out = []InvoiceSummary{}
+	out := make([]InvoiceSummary, 0, len(rows))
+	for _, r := range rows {
+		is := InvoiceSummary(r)
+		is.IssuedAt, is.DueAt = is.IssuedAt.In(loc), is.DueAt.In(loc)
+		out = append(out, is)
 	}
 	return out, nil
 }
@@ -244,8 +213,8 @@ func (s *Service) accountExists(ctx context.Context, accountID string) error {
 	if uuid.Validate(accountID) != nil {
 		return fault.New(fault.NotFound, "", "account not found")
 	}
-	var ok bool
-	if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM accounts WHERE id = $1)`, accountID).Scan(&ok); err != nil {
+	ok, err := s.pooled().AccountExists(ctx, accountID)
+	if err != nil {
 		return fmt.Errorf("read account: %w", err)
 	}
 	if !ok {

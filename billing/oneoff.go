@@ -83,7 +83,7 @@ func (s *Service) ChargeOneOff(ctx context.Context, acct Account, ref string, it
 	}
 	is := &issue{id: id, accountID: acct.ID, inv: inv, status: StatusPaid, paymentRef: a.reference, paidAt: &at}
 	err = store.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		if err := s.issueTx(ctx, tx, is); err != nil {
+		if err := s.issueTx(ctx, store.Wrap(tx), is); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, `UPDATE payment_attempts SET invoice_id = $2 WHERE id = $1`, a.id, id); err != nil {
@@ -120,7 +120,7 @@ func (s *Service) oneOffIntent(ctx context.Context, acct Account, key string, am
 		return nil, fault.New(fault.Conflict, "payment_method", "hardware is paid by card at purchase: add a card with POST /v1/accounts/%s/payment-methods", acct.ID)
 	}
 	a := &attempt{key: key, accountID: acct.ID, method: pm, amount: amount}
-	err = store.InTx(ctx, s.pool, func(tx pgx.Tx) error { return s.beginAttempt(ctx, tx, a, at) })
+	err = store.InTx(ctx, s.pool, func(tx pgx.Tx) error { return s.beginAttempt(ctx, store.Wrap(tx), a, at) })
 	if store.IsUniqueViolation(err, "") { // a concurrent call committed it first
 		return s.oneOffIntent(ctx, acct, key, amount, at)
 	}

@@ -277,7 +277,7 @@ func (s *Service) retry(ctx context.Context, invoiceID string, now time.Time) er
 			if err := insertAttempt(ctx, tx, invoiceID, "", now, gross, "declined", "", "no default payment method"); err != nil {
 				return err
 			}
-			return s.afterFailure(ctx, tx, accountID, invoiceID, "no default payment method", now)
+			return s.afterFailure(ctx, store.Wrap(tx), accountID, invoiceID, "no default payment method", now)
 		}
 		var n int
 		if err := tx.QueryRow(ctx, `SELECT count(*) FROM payment_attempts WHERE invoice_id = $1`, invoiceID).Scan(&n); err != nil {
@@ -285,7 +285,7 @@ func (s *Service) retry(ctx context.Context, invoiceID string, now time.Time) er
 		}
 		a = &attempt{key: "invoice:" + invoiceID + ":" + strconv.Itoa(n+1), accountID: accountID, invoiceID: invoiceID, method: pm,
 			amount: Money{Minor: gross, Currency: Currency(cur)}}
-		return s.beginAttempt(ctx, tx, a, now)
+		return s.beginAttempt(ctx, store.Wrap(tx), a, now)
 	})
 	if err != nil {
 		return err
@@ -306,7 +306,7 @@ func (s *Service) retry(ctx context.Context, invoiceID string, now time.Time) er
 
 // setSubscriptions suspends (inactive, lines suspended) or reactivates the
 // subscriptions an invoice renewed.
-func (s *Service) setSubscriptions(ctx context.Context, tx pgx.Tx, accountID, invoiceID string, suspend bool, now time.Time, actor string) error {
+func (s *Service) setSubscriptions(ctx context.Context, tx *store.Tx, accountID, invoiceID string, suspend bool, now time.Time, actor string) error {
 	from, to, action, reason := "active", "inactive", "subscription.inactive", "unpaid invoice"
 	if !suspend {
 		from, to, action, reason = "inactive", "active", "subscription.reactivated", "invoice paid"
@@ -347,7 +347,7 @@ func (s *Service) settle(ctx context.Context, tx pgx.Tx, accountID, invoiceID, r
 	if err := audit(ctx, tx, now, actor, accountID, "invoice.paid", invoiceID, map[string]any{"reference": ref}); err != nil {
 		return err
 	}
-	return s.setSubscriptions(ctx, tx, accountID, invoiceID, false, now, actor)
+	return s.setSubscriptions(ctx, store.Wrap(tx), accountID, invoiceID, false, now, actor)
 }
 
 // MarkPaid records an out-of-band payment (bank transfer) of an open

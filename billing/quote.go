@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/pbxd/pbxd/internal/fault"
+	"github.com/pbxd/pbxd/internal/store"
 )
 
 // Change is one package's seat change in a change order, with the period
@@ -258,7 +259,7 @@ func (s *Service) RecordChange(ctx context.Context, tx pgx.Tx, last *pgx.Batch, 
 		if err := queueInvoices(last, []*issue{is}, cfg.IssuerCode); err != nil {
 			return "", err
 		}
-	} else if err := s.issueTx(ctx, tx, is); err != nil {
+	} else if err := s.issueTx(ctx, store.Wrap(tx), is); err != nil {
 		return "", err
 	}
 	s.countIssued(is.inv)

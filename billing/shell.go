@@ -113,7 +113,6 @@ type Service struct {
 	after    func(string)
 	// afterCharge is Options.AfterCharge.
 	afterCharge func(string) error
-	changes     atomic.Pointer[changeApplierBox]
 	// owner is the key of the advisory lock HoldOwnership holds (0: none),
 	// on ownerConn until HoldOwnership takes that over.
 	owner     atomic.Int32
@@ -213,12 +212,12 @@ func (s *Service) Settings() Settings { return *s.settings.Load() }
 
 func (s *Service) cfg() Settings { return *s.settings.Load() }
 
-func (s *Service) switchLines(ctx context.Context, tx pgx.Tx, subID string, suspended bool, reason string) error {
+func (s *Service) switchLines(ctx context.Context, tx *store.Tx, subID string, suspended bool, reason string) error {
 	b := s.lines.Load()
 	if b == nil || b.LineSwitch == nil {
 		return errors.New("billing: no line switch configured")
 	}
-	if _, err := b.SetSubscriptionLines(ctx, store.Wrap(tx), subID, suspended, reason); err != nil {
+	if _, err := b.SetSubscriptionLines(ctx, tx, subID, suspended, reason); err != nil {
 		return fmt.Errorf("switch lines of subscription %s: %w", subID, err)
 	}
 	return nil
@@ -454,6 +453,6 @@ func derivedID(parts ...string) string {
 }
 
 // audit records a billing transition in the caller's transaction.
-func audit(ctx context.Context, tx pgx.Tx, at time.Time, actor, accountID, action, object string, details map[string]any) error {
+func audit(ctx context.Context, tx store.DBTX, at time.Time, actor, accountID, action, object string, details map[string]any) error {
 	return store.Audit(ctx, tx, at, actor, accountID, action, object, details)
 }

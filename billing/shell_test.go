@@ -201,7 +201,7 @@ func TestShellConcurrentIssuesAreGapless(t *testing.T) {
 				if err != nil {
 					return err
 				}
-				if err := b.svc.issueTx(t.Context(), tx, &issue{id: uuid.NewString(), accountID: acct, inv: inv, status: StatusOpen}); err != nil {
+				if err := b.svc.issueTx(t.Context(), store.Wrap(tx), &issue{id: uuid.NewString(), accountID: acct, inv: inv, status: StatusOpen}); err != nil {
 					return err
 				}
 				if i%4 == 0 {

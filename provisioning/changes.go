@@ -15,6 +15,7 @@ import (
 
 	"github.com/pbxd/pbxd/internal/fault"
 	"github.com/pbxd/pbxd/internal/store"
+	"github.com/pbxd/pbxd/internal/store/provdb"
 )
 
 // Biller prices change orders and writes their money side. Provisioning
@@ -32,7 +33,7 @@ type Biller interface {
 	// change left); nil when nothing is charged now. It refuses
 	// (fault.Conflict) while another change of the account is paid and not
 	// yet applied.
-	PreparePayment(ctx context.Context, tx pgx.Tx, acct Account, changeID string, q Quote, at time.Time) (Payment, error)
+	PreparePayment(ctx context.Context, tx *store.Tx, acct Account, changeID string, q Quote, at time.Time) (Payment, error)
 	// Pay charges the intent outside any transaction; a refusal is a
 	// fault.PaymentRequired, recorded. An approval comes back unrecorded
 	// (nil: nothing to record): the caller records it in the transaction
@@ -43,16 +44,43 @@ type Biller interface {
 	Refund(ctx context.Context, changeID, reason string) error
 	// QueueRenewalDue queues into b the check RenewDue makes first: due
 	// reports, once b has been sent, whether RenewDue has anything to do.
-	QueueRenewalDue(b *pgx.Batch, accountID string, at time.Time, due *bool)
+	QueueRenewalDue(b *store.Batch, accountID string, at time.Time, due *bool)
 	// RenewDue renews the account's subscriptions whose period has begun
 	// but is not invoiced yet, so that a change is priced against the
 	// period in force.
 	RenewDue(ctx context.Context, accountID string, at time.Time) error
+	// SaveSubscription writes a subscription as a confirmed change leaves
+	// it, in the change's transaction (billing owns subscriptions).
+	SubscriptionWriter
 	// Record writes the quote's pending items in tx and queues its invoice
 	// (with the payment Pay took) into last, which the caller sends at the
 	// end of tx, with its COMMIT: the invoice's number locks the issuer's
 	// counter until then.
-	Record(ctx context.Context, tx pgx.Tx, last *pgx.Batch, acct Account, changeID string, q Quote, at time.Time) (invoiceID string, err error)
+	Record(ctx context.Context, tx *store.Tx, last *store.Batch, acct Account, changeID string, q Quote, at time.Time) (invoiceID string, err error)
+}
+
+// SubscriptionWriter writes subscriptions: billing owns them, provisioning
+// reads them to plan a change and hands over what the change leaves.
+type SubscriptionWriter interface {
+	SaveSubscription(ctx context.Context, tx *store.Tx, w SubscriptionWrite) error
+}
+
+// SubscriptionWrite is a subscription as a confirmed change leaves it.
+type SubscriptionWrite struct {
+	ID        string // the subscription; "" for a new one
+	AccountID string
+	Package   string
+	Cycle     string
+	Quantity  int
+	// Restart starts a new period (a new subscription, or one brought back
+	// from zero): PeriodStart, PeriodEnd and PeriodPriceMinor are its own.
+	// A new one in trial has TrialEnd, when it is next billed.
+	Restart          bool
+	PeriodStart      time.Time
+	PeriodEnd        time.Time
+	PeriodPriceMinor int64
+	TrialEnd         *time.Time
+	At               time.Time // a new subscription's registration
 }
 
 // Payment is a payment intent as the Biller's PreparePayment returns it,
@@ -63,7 +91,7 @@ type Payment any
 // has not recorded yet.
 type PaymentAnswer interface {
 	// Queue records it in the transaction the batch is sent in.
-	Queue(b *pgx.Batch)
+	Queue(b *store.Batch)
 	// Committed tells that this transaction committed.
 	Committed()
 	// Record records it on its own (the transaction did not commit).
@@ -309,7 +337,7 @@ func (s *Service) PreviewChange(ctx context.Context, accountID string, req Chang
 	// state read again.
 	renewed := false
 	for {
-		b := &pgx.Batch{}
+		b := &store.Batch{}
 		b.BeginTx(pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 		st := queueState(b, accountID, false, nil)
 		var renewalDue bool
@@ -317,7 +345,7 @@ func (s *Service) PreviewChange(ctx context.Context, accountID string, req Chang
 		if checkDue {
 			s.biller.QueueRenewalDue(b, accountID, s.clock.Now(), &renewalDue)
 		}
-		err := inPipeTx(ctx, s.pool, b, func(tx *pipeTx) error {
+		err := store.InPipeTx(ctx, s.pool, b, func(tx *store.PipeTx) error {
 			if checkDue && (renewalDue || st.scheduledDue(s.clock.Now())) {
 				return errRenewFirst
 			}
@@ -335,14 +363,13 @@ func (s *Service) PreviewChange(ctx context.Context, accountID string, req Chang
 			// (synchronous) commit flushes it first. Every confirm's COMMIT
 			// waits for the WAL, the card ones holding the invoice counter:
 			// fewer flushes to wait behind.
-			end := &pgx.Batch{}
-			queueCommit(end)
+			end := &store.Batch{}
+			end.QueueCommit(nil)
 			end.Queue("begin")
 			end.Queue("set local synchronous_commit = off")
-			end.Queue(`INSERT INTO change_orders (id, account_id, status, request, preview, basis, created_at)
-				VALUES ($1, $2, 'previewed', $3, $4, $5, $6)`, pv.ID, accountID, reqJSON, pvJSON, pv.basisOf(), pv.CreatedAt)
+			end.Queue(provdb.InsertChangeOrderSQL, pv.ID, accountID, reqJSON, pvJSON, pv.basisOf(), pv.CreatedAt)
 			end.Queue("commit")
-			if err := tx.finish(ctx, end); err != nil {
+			if err := tx.Finish(ctx, end); err != nil {
 				return fmt.Errorf("store preview: %w", err)
 			}
 			return nil
@@ -382,21 +409,19 @@ func (pv Preview) basisOf() string {
 // ChangeOrder returns a stored change order's preview (account-scoped by the
 // caller).
 func (s *Service) ChangeOrder(ctx context.Context, id string) (Preview, string, error) {
-	var pvJSON []byte
-	var status string
 	if uuid.Validate(id) != nil {
 		return Preview{}, "", fault.New(fault.NotFound, "", "change order not found")
 	}
-	err := s.pool.QueryRow(ctx, `SELECT preview, status FROM change_orders WHERE id = $1`, id).Scan(&pvJSON, &status)
-	if errors.Is(err, pgx.ErrNoRows) {
+	o, err := s.q.ChangeOrderPreview(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
 		return Preview{}, "", fault.New(fault.NotFound, "", "change order not found")
 	}
 	if err != nil {
 		return Preview{}, "", err
 	}
 	var pv Preview
-	err = json.Unmarshal(pvJSON, &pv)
-	return pv, status, err
+	err = json.Unmarshal(o.Preview, &pv)
+	return pv, o.Status, err
 }
 
 // ConfirmChange applies exactly what was previewed. A card account's
@@ -441,15 +466,15 @@ func (s *Service) confirm(ctx context.Context, actor, changeID string, accountSc
 	var payment Payment
 	var applied ConfirmResult
 	appliedNow := false
-	res, done, err := s.confirmStep(ctx, o, nil, func(tx *pipeTx, p *plan, pv Preview) error {
+	res, done, err := s.confirmStep(ctx, o, nil, func(tx *store.PipeTx, p *plan, pv Preview) error {
 		if s.biller != nil && pv.Priced {
 			// The intent is the transaction's only write: its COMMIT goes
 			// in the same round trip.
-			tx.commitNextBatch()
+			tx.CommitNextBatch(true)
 			var err error
-			payment, err = s.biller.PreparePayment(ctx, tx, p.acct, changeID, p.quote, s.clock.Now())
-			tx.commitNext = false
-			if err != nil || payment != nil || tx.Conn().PgConn().TxStatus() == 'I' {
+			payment, err = s.biller.PreparePayment(ctx, tx.Unit(), p.acct, changeID, p.quote, s.clock.Now())
+			tx.CommitNextBatch(false)
+			if err != nil || payment != nil || tx.Done() {
 				return err
 			}
 		}
@@ -475,11 +500,11 @@ func (s *Service) confirm(ctx context.Context, actor, changeID string, accountSc
 	}
 	// The gateway's answer is recorded in the transaction that applies the
 	// change, under the account lock; if that one fails, on its own first.
-	var record func(*pgx.Batch)
+	var record func(*store.Batch)
 	if answer != nil {
 		record = answer.Queue
 	}
-	res, done, err = s.confirmStep(ctx, o, record, func(tx *pipeTx, p *plan, pv Preview) error {
+	res, done, err = s.confirmStep(ctx, o, record, func(tx *store.PipeTx, p *plan, pv Preview) error {
 		var err error
 		applied, err = s.apply(ctx, tx, actor, p, pv)
 		return err
@@ -538,15 +563,15 @@ type changeOrder struct {
 
 func (s *Service) loadChangeOrder(ctx context.Context, changeID, accountScope string) (changeOrder, error) {
 	o := changeOrder{id: changeID}
-	var reqJSON []byte
-	err := s.pool.QueryRow(ctx, `SELECT account_id, basis, request FROM change_orders WHERE id = $1`, changeID).Scan(&o.accountID, &o.basis, &reqJSON)
-	if errors.Is(err, pgx.ErrNoRows) || (err == nil && accountScope != "" && accountScope != o.accountID) {
+	row, err := s.q.ChangeOrderToConfirm(ctx, changeID)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && accountScope != "" && accountScope != row.AccountID) {
 		return o, fault.New(fault.NotFound, "", "change order not found")
 	}
 	if err != nil {
 		return o, err
 	}
-	return o, json.Unmarshal(reqJSON, &o.req)
+	o.accountID, o.basis = row.AccountID, row.Basis
+	return o, json.Unmarshal(row.Request, &o.req)
 }
 
 // confirmStep runs fn in a transaction holding the account lock, with the
@@ -554,25 +579,24 @@ func (s *Service) loadChangeOrder(ctx context.Context, changeID, accountScope st
 // reports an order already confirmed, whose first result it returns. The
 // BEGIN, the lock, the order's status, more's statements (under the lock)
 // and the state the plan needs go in one round trip.
-func (s *Service) confirmStep(ctx context.Context, o changeOrder, more func(*pgx.Batch), fn func(tx *pipeTx, p *plan, pv Preview) error) (res ConfirmResult, done bool, err error) {
-	var status string
-	var resJSON []byte
-	b := &pgx.Batch{}
+func (s *Service) confirmStep(ctx context.Context, o changeOrder, more func(*store.Batch), fn func(tx *store.PipeTx, p *plan, pv Preview) error) (res ConfirmResult, done bool, err error) {
+	var order provdb.ChangeOrderStatusRow
+	b := &store.Batch{}
 	b.BeginTx(pgx.TxOptions{})
-	st := queueState(b, o.accountID, true, func(b *pgx.Batch) {
+	st := queueState(b, o.accountID, true, func(b *store.Batch) {
 		// Under the account lock: a concurrent confirm of the same
 		// order may have finished while we waited.
-		b.Queue(`SELECT status, result FROM change_orders WHERE id = $1`, o.id).QueryRow(func(row pgx.Row) error {
-			return row.Scan(&status, &resJSON)
+		b.Queue(provdb.ChangeOrderStatusSQL, o.id).QueryRow(func(row pgx.Row) error {
+			return row.Scan(&order.Status, &order.Result)
 		})
 		if more != nil {
 			more(b)
 		}
 	})
-	err = inPipeTx(ctx, s.pool, b, func(tx *pipeTx) error {
-		if status == "confirmed" {
+	err = store.InPipeTx(ctx, s.pool, b, func(tx *store.PipeTx) error {
+		if order.Status == "confirmed" {
 			done = true
-			return json.Unmarshal(resJSON, &res)
+			return json.Unmarshal(order.Result, &res)
 		}
 		p, err := s.makePlan(ctx, tx, st, o.req)
 		if err != nil {
@@ -675,10 +699,11 @@ func (s *Service) render(ctx context.Context, p *plan, id string) (Preview, erro
 
 // apply writes the plan: subscriptions, lines, money, audit, NOTIFY, and
 // marks the order confirmed.
-func (s *Service) apply(ctx context.Context, tx *pipeTx, actor string, p *plan, pv Preview) (ConfirmResult, error) {
+func (s *Service) apply(ctx context.Context, tx *store.PipeTx, actor string, p *plan, pv Preview) (ConfirmResult, error) {
 	now := s.clock.Now()
 	res := ConfirmResult{ChangeID: pv.ID, LinesCreated: []LineRef{}, LinesRemoved: []LineRef{}, LinesSwapped: []LineRef{},
 		NumbersReserved: []string{}, NumbersReleased: []string{}}
+	q := provdb.New(tx.Unit())
 	for _, it := range p.items {
 		if it.scheduled {
 			continue // applySchedule records it
@@ -687,21 +712,21 @@ func (s *Service) apply(ctx context.Context, tx *pipeTx, actor string, p *plan, 
 			if err := s.switchSubscription(ctx, store.Wrap(tx), p.acct, it); err != nil {
 				return res, err
 			}
-		} else if err := s.saveSubscription(ctx, tx, p.acct, it, p.changes, now); err != nil {
+		} else if err := s.saveSubscription(ctx, tx.Unit(), p.acct, it, now); err != nil {
 			return res, err
 		}
 		for _, l := range it.remove {
-			if _, err := tx.Exec(ctx, `UPDATE lines SET state = 'deleted', deleted_at = $2, revision = revision + 1, changed_at = $2 WHERE id = $1`, l.ID, now); err != nil {
+			if err := q.DeleteLine(ctx, provdb.DeleteLineParams{ID: l.ID, Now: &now}); err != nil {
 				return res, fmt.Errorf("remove line: %w", err)
 			}
-			if _, err := tx.Exec(ctx, `DELETE FROM device_lines WHERE line_id = $1`, l.ID); err != nil {
+			if err := q.UnbindLine(ctx, l.ID); err != nil {
 				return res, fmt.Errorf("unbind removed line: %w", err)
 			}
 			res.LinesRemoved = append(res.LinesRemoved, LineRef{ID: l.ID, Extension: l.Extension, Package: l.Package})
 		}
 	}
 	for _, sw := range p.swaps {
-		if _, err := tx.Exec(ctx, `UPDATE lines SET package_code = $2, revision = revision + 1, changed_at = $3 WHERE id = $1`, sw.line.ID, sw.to, now); err != nil {
+		if err := q.SwapLine(ctx, provdb.SwapLineParams{ID: sw.line.ID, PackageCode: sw.to, ChangedAt: now}); err != nil {
 			return res, fmt.Errorf("swap line: %w", err)
 		}
 		res.LinesSwapped = append(res.LinesSwapped, LineRef{ID: sw.line.ID, Extension: sw.line.Extension, Package: sw.to})
@@ -727,14 +752,14 @@ func (s *Service) apply(ctx context.Context, tx *pipeTx, actor string, p *plan, 
 	// the order confirmed with its result, and last the invoice, whose
 	// number locks the issuer's counter until the commit. Then the
 	// reconciler's wake-up.
-	b := &pgx.Batch{}
+	b := &store.Batch{}
 	store.QueueAudit(b, now, actor, p.acct.ID, "change.confirm", pv.ID, map[string]any{
 		"items": pv.Items, "swaps": pv.Swaps, "due_now": pv.DueNow, "credit_next_bill_minor": pv.CreditNextBill,
 	})
-	last := &pgx.Batch{}
+	last := &store.Batch{}
 	if s.biller != nil && pv.Priced {
 		// The quote confirm's render just made, which matched the preview.
-		inv, err := s.biller.Record(ctx, tx, last, p.acct, pv.ID, p.quote, now)
+		inv, err := s.biller.Record(ctx, tx.Unit(), last, p.acct, pv.ID, p.quote, now)
 		if err != nil {
 			return res, err
 		}
@@ -743,17 +768,10 @@ func (s *Service) apply(ctx context.Context, tx *pipeTx, actor string, p *plan, 
 		}
 	}
 	resJSON, _ := json.Marshal(res)
-	b.Queue(`UPDATE change_orders SET status = 'confirmed', result = $2, confirmed_at = $3 WHERE id = $1`, pv.ID, resJSON, now)
-	b.QueuedQueries = append(b.QueuedQueries, last.QueuedQueries...)
+	b.Queue(provdb.ConfirmChangeOrderSQL, pv.ID, resJSON, now)
+	b.Append(last)
 	committed := false
-	queueCommit(b).Fn = func(br pgx.BatchResults) error {
-		tag, err := br.Exec()
-		if err == nil && tag.String() == "ROLLBACK" {
-			err = pgx.ErrTxCommitRollback
-		}
-		committed = err == nil
-		return err
-	}
+	b.QueueCommit(&committed)
 	// The wake-up goes after the COMMIT, in a transaction of its own with
 	// an asynchronous commit: a NOTIFY in the confirm's transaction holds
 	// PostgreSQL's global notify lock through that commit's WAL flush,
@@ -764,30 +782,32 @@ func (s *Service) apply(ctx context.Context, tx *pipeTx, actor string, p *plan, 
 	b.Queue("set local synchronous_commit = off")
 	b.Queue(notifyLinesSQL, NotifyChannel)
 	b.Queue("commit")
-	if err := tx.finish(ctx, b); err != nil {
+	if err := tx.Finish(ctx, b); err != nil {
 		if !committed {
 			return res, fmt.Errorf("record the confirm: %w", err)
 		}
 		s.log.Warn("wake the reconciler after a confirm", "change", pv.ID, "err", err)
-		if tx.Conn().PgConn().TxStatus() != 'I' {
-			_, _ = tx.Conn().Exec(ctx, "rollback") // the wake-up's own transaction; inPipeTx rolls back what is left
-		}
+		tx.RollbackOpen(ctx) // the wake-up's own transaction
 	}
 	return res, nil
 }
 
-func (s *Service) saveSubscription(ctx context.Context, tx pgx.Tx, acct Account, it *planItem, changes []PriceChange, now time.Time) error {
+// saveSubscription has the subscription writer (billing) record the
+// quantity a change leaves: a subscription brought back from zero or a
+// new one starts a period, priced here.
+func (s *Service) saveSubscription(ctx context.Context, tx *store.Tx, acct Account, it *planItem, now time.Time) error {
+	if s.subs == nil {
+		return errors.New("provisioning: no subscription writer configured")
+	}
+	w := SubscriptionWrite{AccountID: acct.ID, Package: it.pkg.Code, Cycle: it.cycle, Quantity: it.to, At: now}
 	if it.sub != nil {
+		w.ID = it.sub.ID
 		if it.sub.Quantity == 0 && it.to > 0 {
 			// A subscription brought back from zero starts a new period.
 			pc := s.priceChange(acct, &planItem{pkg: it.pkg, cycle: it.cycle})
-			_, err := tx.Exec(ctx, `UPDATE subscriptions SET quantity = $2, cycle = $3, period_start = $4, period_end = $5,
-				next_payment_at = $5, period_price_minor = $6, status = 'active', version = version + 1 WHERE id = $1`,
-				it.sub.ID, it.to, it.cycle, pc.PeriodStart, pc.PeriodEnd, pc.PeriodPriceMinor)
-			return err
+			w.Restart, w.PeriodStart, w.PeriodEnd, w.PeriodPriceMinor = true, pc.PeriodStart, pc.PeriodEnd, pc.PeriodPriceMinor
 		}
-		_, err := tx.Exec(ctx, `UPDATE subscriptions SET quantity = $2, version = version + 1 WHERE id = $1`, it.sub.ID, it.to)
-		return err
+		return s.subs.SaveSubscription(ctx, tx, w)
 	}
 	if it.to == 0 {
 		return nil
@@ -799,59 +819,34 @@ func (s *Service) saveSubscription(ctx context.Context, tx pgx.Tx, acct Account,
 		pc.PeriodEnd = pc.PeriodStart.AddDate(0, 1, 0)
 		pc.PeriodPriceMinor = it.pkg.PriceMinor
 	}
-	status, next := "active", pc.PeriodEnd
-	var trialEnd *time.Time
+	w.Restart, w.PeriodStart, w.PeriodEnd, w.PeriodPriceMinor = true, pc.PeriodStart, pc.PeriodEnd, pc.PeriodPriceMinor
 	if it.pkg.TrialDays > 0 {
-		status = "trial"
 		te := now.AddDate(0, 0, it.pkg.TrialDays)
-		trialEnd, next = &te, te
+		w.TrialEnd = &te
 	}
-	_, err := tx.Exec(ctx, `INSERT INTO subscriptions (id, account_id, package_code, cycle, quantity, status, period_price_minor,
-		period_start, period_end, next_payment_at, registered_from, trial_end)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
-		uuid.NewString(), acct.ID, it.pkg.Code, it.cycle, it.to, status, pc.PeriodPriceMinor, pc.PeriodStart, pc.PeriodEnd, next, now, trialEnd)
-	if err != nil {
-		return fmt.Errorf("create subscription: %w", err)
-	}
-	return nil
+	return s.subs.SaveSubscription(ctx, tx, w)
 }
 
-const subscriptionsSQL = `SELECT id, package_code, cycle, quantity, status, period_price_minor, period_start, period_end, version
-	FROM subscriptions WHERE account_id = $1`
-
-func collectSubscriptions(rows pgx.Rows) (map[string]*subscription, error) {
-	defer rows.Close()
-	m := map[string]*subscription{}
-	for rows.Next() {
-		var s subscription
-		if err := rows.Scan(&s.ID, &s.Package, &s.Cycle, &s.Quantity, &s.Status, &s.PeriodPrice, &s.PeriodStart, &s.PeriodEnd, &s.Version); err != nil {
-			return nil, err
-		}
-		m[s.Package] = &s
-	}
-	return m, rows.Err()
+// subscriptionOf is a subscription as the state read returns it.
+func subscriptionOf(r provdb.StateSubscriptionsRow) *subscription {
+	return &subscription{ID: r.ID, Package: r.PackageCode, Cycle: r.Cycle, Quantity: int(r.Quantity), Status: r.Status,
+		PeriodPrice: r.PeriodPriceMinor, PeriodStart: r.PeriodStart, PeriodEnd: r.PeriodEnd, Version: r.Version}
 }
 
-const liveLinesSQL = `SELECT id, package_code, extension, created_at, EXISTS (SELECT 1 FROM device_lines d WHERE d.line_id = l.id),
-	jsonb_array_length(reg_contacts) FROM lines l WHERE account_id = $1 AND state <> 'deleted'`
+// lineOf is a live line as the state read returns it.
+func lineOf(r provdb.StateLinesRow) lineRow {
+	return lineRow{ID: r.ID, Package: r.PackageCode, Extension: int(r.Extension), CreatedAt: r.CreatedAt, Device: r.Device, Contacts: int(r.Contacts)}
+}
 
+// liveLines reads the account's live lines in tx, by id.
 func liveLines(ctx context.Context, tx pgx.Tx, accountID string) (map[string]lineRow, error) {
-	rows, err := tx.Query(ctx, liveLinesSQL, accountID)
+	rows, err := qtx(tx).StateLines(ctx, accountID)
 	if err != nil {
 		return nil, err
 	}
-	return collectLines(rows)
-}
-
-func collectLines(rows pgx.Rows) (map[string]lineRow, error) {
-	defer rows.Close()
-	m := map[string]lineRow{}
-	for rows.Next() {
-		var l lineRow
-		if err := rows.Scan(&l.ID, &l.Package, &l.Extension, &l.CreatedAt, &l.Device, &l.Contacts); err != nil {
-			return nil, err
-		}
-		m[l.ID] = l
+	m := make(map[string]lineRow, len(rows))
+	for _, r := range rows {
+		m[r.ID] = lineOf(r)
 	}
-	return m, rows.Err()
+	return m, nil
 }

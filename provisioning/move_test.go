@@ -47,7 +47,7 @@ func setupTwoNodes(t *testing.T) *twoNodes {
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
 	reg := prometheus.NewRegistry()
-	svc, err := provisioning.New(provisioning.Options{Pool: pool, Clock: clock.Real{}, SecretKey: key, Logger: slog.New(slog.DiscardHandler), Registry: reg})
+	svc, err := provisioning.New(provisioning.Options{Subscriptions: billingSubscriptions{}, Pool: pool, Clock: clock.Real{}, SecretKey: key, Logger: slog.New(slog.DiscardHandler), Registry: reg})
 	if err != nil {
 		t.Fatal(err)
 	}

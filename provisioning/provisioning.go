@@ -32,6 +32,7 @@ type Service struct {
 	clock  Clock
 	cipher *Cipher
 	biller Biller
+	subs   SubscriptionWriter // the biller, or Options.Subscriptions without one
 	log    *slog.Logger
 
 	changeOrders *prometheus.CounterVec
@@ -63,6 +64,9 @@ type Options struct {
 	// NumberQuarantine is how long a released number ages before it is
 	// sold again.
 	NumberQuarantine time.Duration
+	// Subscriptions writes the subscriptions a change leaves when there is
+	// no Biller (which writes them otherwise: billing owns them).
+	Subscriptions SubscriptionWriter
 }
 
 // New builds the service and registers its metrics.
@@ -75,6 +79,9 @@ func New(o Options) (*Service, error) {
 	db := store.NewDB(o.Pool)
 	s := &Service{pool: o.Pool, db: db, q: provdb.New(db), clock: o.Clock, cipher: c, biller: o.Biller, log: o.Logger}
 	s.charger, s.numberQuarantine = o.Charger, o.NumberQuarantine
+	if s.subs = o.Subscriptions; o.Biller != nil {
+		s.subs = o.Biller
+	}
 	s.moves = newMoveMetrics(o.Registry)
 	s.changeOrders = f.NewCounterVec(prometheus.CounterOpts{Name: "pbxd_change_orders_total", Help: "Change orders by outcome (previewed, confirmed, conflict, refused)."}, []string{"outcome"})
 	s.linesByState = f.NewGaugeVec(prometheus.GaugeOpts{Name: "pbxd_lines", Help: "Lines by state (active, suspended), refreshed every 15 s."}, []string{"state"})

@@ -46,7 +46,7 @@ func TestReconcilerBacksOffWhileTheDatabaseIsDown(t *testing.T) {
 	_, _ = rand.Read(key)
 	warns := &warnCounter{n: map[string]int{}}
 	log := slog.New(warns)
-	svc, err := provisioning.New(provisioning.Options{Pool: pool, Clock: clock.Real{}, SecretKey: key, Logger: log, Registry: prometheus.NewRegistry()})
+	svc, err := provisioning.New(provisioning.Options{Subscriptions: billingSubscriptions{}, Pool: pool, Clock: clock.Real{}, SecretKey: key, Logger: log, Registry: prometheus.NewRegistry()})
 	if err != nil {
 		t.Fatal(err)
 	}

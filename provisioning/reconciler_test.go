@@ -94,7 +94,7 @@ func setupClock(t testing.TB, clk clock.Clock) bundle {
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
 	reg := prometheus.NewRegistry()
-	svc, err := provisioning.New(provisioning.Options{Pool: pool, Clock: clk, SecretKey: key, Logger: slog.New(slog.DiscardHandler), Registry: reg})
+	svc, err := provisioning.New(provisioning.Options{Subscriptions: billingSubscriptions{}, Pool: pool, Clock: clk, SecretKey: key, Logger: slog.New(slog.DiscardHandler), Registry: reg})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/pbxd/pbxd/internal/store"
+	"github.com/pbxd/pbxd/internal/store/provdb"
 )
 
 // zones caches the time zones loaded by name: time.LoadLocation reads and
@@ -42,15 +45,11 @@ type accountState struct {
 	numberAddons map[string]bool
 }
 
-// numberAddonsSQL lists the add-ons that numbers are sold under (their
-// quantity follows the numbers held).
-const numberAddonsSQL = `SELECT p.code FROM packages p WHERE EXISTS (SELECT 1 FROM numbers n WHERE n.addon_code = p.code)`
-
 // queueState queues the reads of accountID's state into b: the state is
 // filled in as b's results are read. lock takes the account row lock
 // first, as lockAccount does. more queues the caller's own statements
 // right after the account row (under the lock).
-func queueState(b *pgx.Batch, accountID string, lock bool, more func(*pgx.Batch)) *accountState {
+func queueState(b *store.Batch, accountID string, lock bool, more func(*store.Batch)) *accountState {
 	st := &accountState{}
 	acctSQL := accountByIDSQL
 	if lock {
@@ -59,7 +58,7 @@ func queueState(b *pgx.Batch, accountID string, lock bool, more func(*pgx.Batch)
 	b.Queue(acctSQL, accountID).QueryRow(func(row pgx.Row) error {
 		var err error
 		st.acct, err = scanAccount(row)
-		if errors.Is(err, pgx.ErrNoRows) {
+		if errors.Is(err, store.ErrNotFound) {
 			return nil
 		}
 		st.found = err == nil
@@ -76,14 +75,20 @@ func queueState(b *pgx.Batch, accountID string, lock bool, more func(*pgx.Batch)
 		}
 		return err
 	})
-	b.Queue(subscriptionsSQL, accountID).Query(func(rows pgx.Rows) error {
-		var err error
-		st.subs, err = collectSubscriptions(rows)
+	b.Queue(provdb.StateSubscriptionsSQL, accountID).Query(func(rows pgx.Rows) error {
+		list, err := pgx.CollectRows(rows, pgx.RowToStructByPos[provdb.StateSubscriptionsRow])
+		st.subs = make(map[string]*subscription, len(list))
+		for _, r := range list {
+			st.subs[r.PackageCode] = subscriptionOf(r)
+		}
 		return err
 	})
-	b.Queue(liveLinesSQL, accountID).Query(func(rows pgx.Rows) error {
-		var err error
-		st.lines, err = collectLines(rows)
+	b.Queue(provdb.StateLinesSQL, accountID).Query(func(rows pgx.Rows) error {
+		list, err := pgx.CollectRows(rows, pgx.RowToStructByPos[provdb.StateLinesRow])
+		st.lines = make(map[string]lineRow, len(list))
+		for _, r := range list {
+			st.lines[r.ID] = lineOf(r)
+		}
 		return err
 	})
 	b.Queue(pendingScheduledSQL, accountID).Query(func(rows pgx.Rows) error {
@@ -91,7 +96,7 @@ func queueState(b *pgx.Batch, accountID string, lock bool, more func(*pgx.Batch)
 		st.scheduled, err = pgx.CollectRows(rows, scanScheduled)
 		return err
 	})
-	b.Queue(numberAddonsSQL).Query(func(rows pgx.Rows) error {
+	b.Queue(provdb.NumberAddonsSQL).Query(func(rows pgx.Rows) error {
 		codes, err := pgx.CollectRows(rows, pgx.RowTo[string])
 		st.numberAddons = make(map[string]bool, len(codes))
 		for _, c := range codes {

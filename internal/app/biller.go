@@ -7,11 +7,10 @@ import (
 	"slices"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/pbxd/pbxd/billing"
 	"github.com/pbxd/pbxd/internal/config"
 	"github.com/pbxd/pbxd/internal/scheduler"
+	"github.com/pbxd/pbxd/internal/store"
 	"github.com/pbxd/pbxd/provisioning"
 )
 
@@ -78,8 +77,9 @@ func billingSettings(cfg *config.Config) billing.Settings {
 
 // billingJobs are the scheduled billing jobs: renewals on the configured
 // schedule, payment retries every quarter of an hour. Renewals come first,
-// so a retry never precedes the renewal it follows in one pass.
-func billingJobs(svc *billing.Service, cfg *config.Config) []scheduler.Job {
+// so a retry never precedes the renewal it follows in one pass. The
+// recovery job completes paid changes through changes (provisioning).
+func billingJobs(svc *billing.Service, changes billing.ChangeApplier, cfg *config.Config) []scheduler.Job {
 	return []scheduler.Job{
 		{Name: billing.RenewalJob, Schedule: cfg.Billing.Schedule, Run: func(ctx context.Context, now time.Time) error {
 			_, err := svc.Renew(ctx, now)
@@ -87,7 +87,9 @@ func billingJobs(svc *billing.Service, cfg *config.Config) []scheduler.Job {
 			return err
 		}},
 		{Name: billing.DunningJob, Schedule: billing.DunningCron, Run: svc.RunDunning},
-		{Name: billing.RecoveryJob, Schedule: billing.RecoveryCron, Run: svc.Recover},
+		{Name: billing.RecoveryJob, Schedule: billing.RecoveryCron, Run: func(ctx context.Context, now time.Time) error {
+			return svc.Recover(ctx, now, changes)
+		}},
 	}
 }
 
@@ -182,7 +184,7 @@ func (b billerAdapter) Quote(ctx context.Context, acct provisioning.Account, cha
 
 // Record writes the quote's pending items in tx and queues its invoice in
 // last.
-func (b billerAdapter) Record(ctx context.Context, tx pgx.Tx, last *pgx.Batch, acct provisioning.Account, changeID string, q provisioning.Quote, at time.Time) (string, error) {
+func (b billerAdapter) Record(ctx context.Context, tx *store.Tx, last *store.Batch, acct provisioning.Account, changeID string, q provisioning.Quote, at time.Time) (string, error) {
 	loc := acct.Location()
 	items := make([]billing.RecordItem, 0, len(q.Items))
 	for _, it := range q.Items {
@@ -190,11 +192,11 @@ func (b billerAdapter) Record(ctx context.Context, tx pgx.Tx, last *pgx.Batch, a
 			PeriodStart: billing.DateOf(it.PeriodStart, loc), PeriodEnd: billing.DateOf(it.PeriodEnd, loc), Note: it.Note,
 			Description: it.Description, UnitMinor: it.UnitMinor})
 	}
-	return b.svc.RecordChange(ctx, tx, last, billingAccount(acct), changeID, items, q.DueNow.GrossMinor, at)
+	return b.svc.RecordChange(ctx, tx.Pgx(), last.Pgx(), billingAccount(acct), changeID, items, q.DueNow.GrossMinor, at)
 }
 
 // PreparePayment commits-to-be the change's payment intent in tx.
-func (b billerAdapter) PreparePayment(ctx context.Context, tx pgx.Tx, acct provisioning.Account, changeID string, q provisioning.Quote, at time.Time) (provisioning.Payment, error) {
+func (b billerAdapter) PreparePayment(ctx context.Context, tx *store.Tx, acct provisioning.Account, changeID string, q provisioning.Quote, at time.Time) (provisioning.Payment, error) {
 	p, err := b.svc.PrepareChangePayment(ctx, tx, billingAccount(acct), changeID, q.DueNow.GrossMinor, at)
 	if p == nil || err != nil {
 		return nil, err
@@ -212,14 +214,19 @@ func (b billerAdapter) Pay(ctx context.Context, p provisioning.Payment) (provisi
 	return ans, nil
 }
 
+// SaveSubscription writes what a confirmed change leaves of a subscription.
+func (b billerAdapter) SaveSubscription(ctx context.Context, tx *store.Tx, w provisioning.SubscriptionWrite) error {
+	return billing.SaveSubscription(ctx, tx, billing.SubscriptionWrite(w))
+}
+
 // Refund gives back a refused change's payment.
 func (b billerAdapter) Refund(ctx context.Context, changeID, reason string) error {
 	return b.svc.RefundChange(ctx, changeID, reason)
 }
 
 // QueueRenewalDue queues RenewDue's first check into b.
-func (b billerAdapter) QueueRenewalDue(batch *pgx.Batch, accountID string, at time.Time, due *bool) {
-	billing.QueueRenewalDue(batch, accountID, at, due)
+func (b billerAdapter) QueueRenewalDue(batch *store.Batch, accountID string, at time.Time, due *bool) {
+	billing.QueueRenewalDue(batch.Pgx(), accountID, at, due)
 }
 
 // RenewDue invoices the account's periods that began and are not invoiced.

@@ -53,7 +53,6 @@ func (a *App) build(ctx context.Context, cfg *config.Config) error {
 		return err
 	}
 	bill.SetLineSwitch(prov)
-	bill.SetChangeApplier(prov)
 	a.parts = append(a.parts, part{"billing gauges", bill.Run})
 	// The payment attempts this process creates carry its owner lock, so
 	// that another instance (or this one restarted) settles them at once
@@ -67,13 +66,13 @@ func (a *App) build(ctx context.Context, cfg *config.Config) error {
 	// of processes that are gone, after a minute those of live ones (a
 	// request in flight); the scheduled job takes the rest.
 	a.parts = append(a.parts, part{"payment recovery", func(ctx context.Context) error {
-		if err := bill.Recover(ctx, a.clock.Now()); err != nil && ctx.Err() == nil {
+		if err := bill.Recover(ctx, a.clock.Now(), prov); err != nil && ctx.Err() == nil {
 			a.log.Error("payment recovery at start", "err", err)
 		}
 		return nil
 	}})
 
-	jobs := withScheduledChanges(billingJobs(bill, cfg), prov)
+	jobs := withScheduledChanges(billingJobs(bill, prov, cfg), prov)
 	sched, err := scheduler.New(store.NewDB(a.pool), a.clock, a.log.With("component", "scheduler"), a.reg, jobs...)
 	if err != nil {
 		return err

@@ -38,8 +38,6 @@ var sqlDriverLevel = []string{
 var sqlToMove = []string{
 	"billing/credit.go",
 	"billing/default_method.go",
-	"billing/intent.go",
-	"billing/issue.go",
 	"billing/oneoff.go",
 	"billing/owner.go",
 	"billing/pay.go",
@@ -48,8 +46,6 @@ var sqlToMove = []string{
 	"billing/sandbox_ledger.go",
 	"billing/shell.go",
 	"billing/summary.go",
-	"provisioning/changes.go",
-	"provisioning/state.go",
 }
 
 // SQL lives in the data-access layer: production code outside the

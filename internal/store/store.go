@@ -211,7 +211,7 @@ func Audit(ctx context.Context, tx DBTX, at time.Time, actor, accountID, action,
 
 // QueueAudit adds Audit's record to a batch the caller sends in its
 // transaction (the confirm path's one round trip, a driver-level batch).
-func QueueAudit(b *pgx.Batch, at time.Time, actor, accountID, action, object string, details any) {
+func QueueAudit(b *Batch, at time.Time, actor, accountID, action, object string, details any) {
 	acct, details := auditValues(accountID, details)
 	b.Queue(auditSQL, at, actor, acct, action, object, details)
 }

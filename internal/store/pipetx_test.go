@@ -1,4 +1,4 @@
-package provisioning
+package store_test
 
 import (
 	"errors"
@@ -27,11 +27,11 @@ func TestPipeTxCommitsOrRollsBackWhole(t *testing.T) {
 		}
 		return n
 	}
-	run := func(last []string, more func(tx *pipeTx) error) error {
-		first := &pgx.Batch{}
+	run := func(last []string, more func(tx *store.PipeTx) error) error {
+		first := &store.Batch{}
 		first.BeginTx(pgx.TxOptions{})
 		first.Queue(`INSERT INTO pipe VALUES (1)`)
-		return inPipeTx(ctx, pool, first, func(tx *pipeTx) error {
+		return store.InPipeTx(ctx, pool, first, func(tx *store.PipeTx) error {
 			if more != nil {
 				if err := more(tx); err != nil {
 					return err
@@ -40,15 +40,15 @@ func TestPipeTxCommitsOrRollsBackWhole(t *testing.T) {
 			if last == nil {
 				return nil
 			}
-			b := &pgx.Batch{}
+			b := &store.Batch{}
 			for _, q := range last {
 				if q == "commit" {
-					queueCommit(b)
+					b.QueueCommit(nil)
 				} else {
 					b.Queue(q)
 				}
 			}
-			return tx.finish(ctx, b)
+			return tx.Finish(ctx, b)
 		})
 	}
 	idle := func() {
@@ -73,7 +73,7 @@ func TestPipeTxCommitsOrRollsBackWhole(t *testing.T) {
 
 	// fn failing: rolled back.
 	boom := errors.New("boom")
-	if err := run(nil, func(*pipeTx) error { return boom }); !errors.Is(err, boom) {
+	if err := run(nil, func(*store.PipeTx) error { return boom }); !errors.Is(err, boom) {
 		t.Fatalf("fn's error: %v", err)
 	}
 	if n := count(); n != 0 {
@@ -96,26 +96,59 @@ func TestPipeTxCommitsOrRollsBackWhole(t *testing.T) {
 	}
 	idle()
 
-	// commitNextBatch: the callee's batch carries the COMMIT.
+	// CommitNextBatch: the callee's batch carries the COMMIT, whether it
+	// sends it in the unit of work or as a pgx.Tx.
+	for i, viaUnit := range []bool{true, false} {
+		if _, err := pool.Exec(ctx, `DELETE FROM pipe`); err != nil {
+			t.Fatal(err)
+		}
+		committed := false
+		if err := run(nil, func(tx *store.PipeTx) error {
+			tx.CommitNextBatch(true)
+			if viaUnit {
+				b := &store.Batch{}
+				b.Queue(`INSERT INTO pipe VALUES (3)`)
+				if err := tx.Unit().SendBatch(ctx, b); err != nil {
+					return err
+				}
+			} else {
+				b := &pgx.Batch{}
+				b.Queue(`INSERT INTO pipe VALUES (3)`)
+				if err := tx.Unit().Pgx().SendBatch(ctx, b).Close(); err != nil {
+					return err
+				}
+			}
+			tx.CommitNextBatch(false)
+			committed = tx.Done()
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if !committed {
+			t.Errorf("case %d: after the callee's batch the transaction is still open, want committed", i)
+		}
+		if n := count(); n != 2 {
+			t.Fatalf("case %d: %d rows after CommitNextBatch, want 2", i, n)
+		}
+		idle()
+	}
+
+	// QueueCommit reports whether the COMMIT committed; statements after it
+	// run on their own.
 	if _, err := pool.Exec(ctx, `DELETE FROM pipe`); err != nil {
 		t.Fatal(err)
 	}
-	if err := run(nil, func(tx *pipeTx) error {
-		tx.commitNextBatch()
-		b := &pgx.Batch{}
-		b.Queue(`INSERT INTO pipe VALUES (3)`)
-		if err := tx.SendBatch(ctx, b).Close(); err != nil {
-			return err
-		}
-		if st := tx.Conn().PgConn().TxStatus(); st != 'I' {
-			t.Errorf("after the callee's batch the transaction is %q, want committed", st)
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
+	committed := false
+	if err := run(nil, func(tx *store.PipeTx) error {
+		b := &store.Batch{}
+		b.QueueCommit(&committed)
+		b.Queue(`INSERT INTO pipe VALUES (4)`)
+		return tx.Finish(ctx, b)
+	}); err != nil || !committed {
+		t.Fatalf("QueueCommit: err %v, committed %v", err, committed)
 	}
 	if n := count(); n != 2 {
-		t.Fatalf("%d rows after commitNextBatch, want 2", n)
+		t.Fatalf("%d rows after a COMMIT and an insert of its own, want 2", n)
 	}
 	idle()
 }
