@@ -89,7 +89,6 @@ func importsModule(p pkg, prefix string) []string {
 // it, and no package may join it.
 var pgxToMove = []string{
 	"billing",
-	"internal/app", // biller.go only: the provisioning.Biller adapter, over pgx.Tx and pgx.Batch
 	"provisioning",
 }
 
