@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"slices"
@@ -806,13 +807,7 @@ func (n *node) list(ctx context.Context) ([]pbx.LineConfig, error) {
 // for a resync.
 func (n *node) run(ctx context.Context) {
 	log := n.b.logger.With("node", n.cfg.Name)
-	var (
-		ws        *eventConn
-		lastStart time.Time
-		attempt   int
-		failing   bool
-		fresh     bool
-	)
+	var l nodeLink
 	fillCtx, stopFills := context.WithCancel(ctx)
 	fillsDone := make(chan struct{})
 	go func() { n.fillContacts(fillCtx); close(fillsDone) }()
@@ -820,81 +815,140 @@ func (n *node) run(ctx context.Context) {
 		stopFills()
 		<-fillsDone
 		n.setConnected(false)
-		if ws != nil {
-			ws.close()
+		if l.ws != nil {
+			l.ws.close()
 		}
 	}()
 	for ctx.Err() == nil {
-		start, err := n.startupTime(ctx)
-		if err == nil && ws != nil && !lastStart.IsZero() && !start.Equal(lastStart) {
-			// A restart seen before the websocket's end: that websocket
-			// belongs to the Asterisk that stopped, and so does its
-			// subscription.
-			ws.close()
-			ws = nil
-		}
-		if err == nil && ws == nil {
-			ws, err = n.dialEvents(ctx, n.handle)
-			fresh = err == nil
-		}
-		if err == nil && ws.closed() {
-			err = fmt.Errorf("events websocket: %w", ws.err())
-		}
-		if err == nil && fresh {
-			n.subscribed.Store(false)
-		}
-		late := false
-		if err == nil && !n.subscribed.Load() {
-			// Subscribe after the websocket is up: Asterisk only knows
-			// the application while its websocket is connected.
-			var ok bool
-			if ok, err = n.subscribe(ctx); ok && !fresh {
-				late = true // phones may have registered before: read them
-				log.Info("subscribed to PJSIP endpoint events")
-			}
-		}
-		if err == nil && late && n.connected.Load() && start.Equal(lastStart) {
-			err = n.rebuildContacts(ctx)
-		}
-		if err == nil && (fresh || !n.connected.Load() || !start.Equal(lastStart)) {
-			reason := "connect"
-			if !lastStart.IsZero() && !start.Equal(lastStart) {
-				reason = "restart"
-				log.Warn("asterisk restarted", "startup_time", start)
-			}
-			n.dropListed() // what a List read before may be gone
-			if err = n.rebuildContacts(ctx); err == nil {
-				lastStart, fresh = start, false
-				n.pace.reset() // writes that failed while it was away wait no longer
-				n.setConnected(true)
-				n.b.m.resyncs.WithLabelValues(n.cfg.Name, reason).Inc()
-				n.signalResync()
-				log.Info("asterisk connected", "reason", reason)
-			}
-		}
-		if err != nil {
+		if err := n.check(ctx, &l, log); err != nil {
 			if ctx.Err() != nil {
 				return
 			}
-			if n.connected.Load() || !failing {
-				// One WARN (and one count) per outage, not per attempt.
-				log.Warn("asterisk unreachable", "err", err)
-				n.b.m.outages.WithLabelValues(n.cfg.Name).Inc()
-			}
-			failing = true
-			n.dropListed()
-			n.setConnected(false)
-			if ws != nil {
-				ws.close()
-				ws = nil
-			}
-			wait(ctx, n.b.backoff(attempt), nil)
-			attempt++
+			n.lost(ctx, &l, err, log)
 			continue
 		}
-		failing, attempt = false, 0
-		wait(ctx, n.b.cfg.HealthInterval, ws.done)
+		l.failing, l.attempt = false, 0
+		wait(ctx, n.b.cfg.HealthInterval, l.ws.done)
 	}
+}
+
+// nodeLink is what run knows of its connection to the node between checks.
+type nodeLink struct {
+	ws        *eventConn
+	lastStart time.Time // startup_time of the Asterisk last resynced
+	attempt   int       // failed checks in a row
+	failing   bool      // the last check failed
+	fresh     bool      // ws was dialled and no resync has followed yet
+}
+
+// check is one round of run: Asterisk answers and has not restarted, the
+// events websocket is open and subscribed, and after a (re)connection the
+// contact picture is rebuilt.
+func (n *node) check(ctx context.Context, l *nodeLink, log *slog.Logger) error {
+	start, err := n.startupTime(ctx)
+	if err != nil {
+		return err
+	}
+	if err := n.ensureEvents(ctx, l, start); err != nil {
+		return err
+	}
+	late, err := n.ensureSubscribed(ctx, l, log)
+	if err != nil {
+		return err
+	}
+	if late && n.connected.Load() && start.Equal(l.lastStart) {
+		if err := n.rebuildContacts(ctx); err != nil {
+			return err
+		}
+	}
+	if l.fresh || !n.connected.Load() || !start.Equal(l.lastStart) {
+		return n.resync(ctx, l, start, log)
+	}
+	return nil
+}
+
+// ensureEvents keeps l.ws an open events websocket of the Asterisk that
+// started at start, dialling a new one (l.fresh) when needed.
+func (n *node) ensureEvents(ctx context.Context, l *nodeLink, start time.Time) error {
+	if l.ws != nil && !l.lastStart.IsZero() && !start.Equal(l.lastStart) {
+		// A restart seen before the websocket's end: that websocket
+		// belongs to the Asterisk that stopped, and so does its
+		// subscription.
+		l.ws.close()
+		l.ws = nil
+	}
+	if l.ws == nil {
+		var err error
+		l.ws, err = n.dialEvents(ctx, n.handle)
+		l.fresh = err == nil
+		if err != nil {
+			return err
+		}
+	}
+	if l.ws.closed() {
+		return fmt.Errorf("events websocket: %w", l.ws.err())
+	}
+	if l.fresh {
+		n.subscribed.Store(false)
+	}
+	return nil
+}
+
+// ensureSubscribed subscribes the application to PJSIP endpoint events if
+// it is not. late reports a subscription on a websocket that was already
+// up: phones may have registered before it, and must be read.
+func (n *node) ensureSubscribed(ctx context.Context, l *nodeLink, log *slog.Logger) (late bool, err error) {
+	if n.subscribed.Load() {
+		return false, nil
+	}
+	// Subscribe after the websocket is up: Asterisk only knows the
+	// application while its websocket is connected.
+	ok, err := n.subscribe(ctx)
+	if ok && !l.fresh {
+		late = true
+		log.Info("subscribed to PJSIP endpoint events")
+	}
+	return late, err
+}
+
+// resync rebuilds the contact picture of the Asterisk that started at
+// start after a connection or a restart, and marks the node connected.
+func (n *node) resync(ctx context.Context, l *nodeLink, start time.Time, log *slog.Logger) error {
+	reason := "connect"
+	if !l.lastStart.IsZero() && !start.Equal(l.lastStart) {
+		reason = "restart"
+		log.Warn("asterisk restarted", "startup_time", start)
+	}
+	n.dropListed() // what a List read before may be gone
+	if err := n.rebuildContacts(ctx); err != nil {
+		return err
+	}
+	l.lastStart, l.fresh = start, false
+	n.pace.reset() // writes that failed while it was away wait no longer
+	n.setConnected(true)
+	n.b.m.resyncs.WithLabelValues(n.cfg.Name, reason).Inc()
+	n.signalResync()
+	log.Info("asterisk connected", "reason", reason)
+	return nil
+}
+
+// lost handles a failed check: one WARN (and one count) per outage, not
+// per attempt; the node is marked disconnected, its websocket closed, and
+// run waits its backoff before the next attempt.
+func (n *node) lost(ctx context.Context, l *nodeLink, err error, log *slog.Logger) {
+	if n.connected.Load() || !l.failing {
+		log.Warn("asterisk unreachable", "err", err)
+		n.b.m.outages.WithLabelValues(n.cfg.Name).Inc()
+	}
+	l.failing = true
+	n.dropListed()
+	n.setConnected(false)
+	if l.ws != nil {
+		l.ws.close()
+		l.ws = nil
+	}
+	wait(ctx, n.b.backoff(l.attempt), nil)
+	l.attempt++
 }
 
 // errUnprocessable marks a 422 from ARI.
