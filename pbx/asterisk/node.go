@@ -495,15 +495,7 @@ func (n *node) write(ctx context.Context, l pbx.LineConfig, authID, name string,
 	sid := authID + suspendedSuffix
 	wasSuspended := ep != nil && ep["auth"] == sid
 	if l.Suspended {
-		sauth, err := n.getObject(ctx, "auth", sid)
-		if err != nil {
-			return err
-		}
-		want := desiredSuspendedAuth(l)
-		if sauth == nil {
-			want = append(want, tuple{"password", randomPassword()})
-		}
-		if err := n.push(ctx, "auth", sid, want, sauth); err != nil {
+		if err := n.pushSuspendedAuth(ctx, l, sid); err != nil {
 			return err
 		}
 	}
@@ -521,23 +513,7 @@ func (n *node) write(ctx context.Context, l pbx.LineConfig, authID, name string,
 	}
 
 	// The line now lives at name: forget (and delete) where it was.
-	n.idxMu.Lock()
-	old := n.byLine[l.ID]
-	stale := n.extra[l.ID]
-	delete(n.extra, l.ID)
-	if prev, ok := n.byName[name]; ok && prev != l.ID && n.byLine[prev] == name {
-		delete(n.byLine, prev)
-	}
-	n.byLine[l.ID] = name
-	n.byName[name] = l.ID
-	if old != "" && old != name && n.byName[old] == l.ID {
-		delete(n.byName, old)
-	}
-	n.idxMu.Unlock()
-	if old != "" && old != name {
-		stale = append(stale, old)
-	}
-	for _, s := range stale {
+	for _, s := range n.moveIndex(l.ID, name) {
 		if s == name {
 			continue
 		}
@@ -549,6 +525,42 @@ func (n *node) write(ctx context.Context, l pbx.LineConfig, authID, name string,
 		return n.del(ctx, "auth", sid)
 	}
 	return nil
+}
+
+// pushSuspendedAuth writes the auth object sid a suspended line's endpoint
+// points at; a new one gets a random password, which no phone knows.
+func (n *node) pushSuspendedAuth(ctx context.Context, l pbx.LineConfig, sid string) error {
+	sauth, err := n.getObject(ctx, "auth", sid)
+	if err != nil {
+		return err
+	}
+	want := desiredSuspendedAuth(l)
+	if sauth == nil {
+		want = append(want, tuple{"password", randomPassword()})
+	}
+	return n.push(ctx, "auth", sid, want, sauth)
+}
+
+// moveIndex records that line id now lives at name, and returns the names
+// it lived at before, whose objects are to be deleted.
+func (n *node) moveIndex(id, name string) (stale []string) {
+	n.idxMu.Lock()
+	old := n.byLine[id]
+	stale = n.extra[id]
+	delete(n.extra, id)
+	if prev, ok := n.byName[name]; ok && prev != id && n.byLine[prev] == name {
+		delete(n.byLine, prev)
+	}
+	n.byLine[id] = name
+	n.byName[name] = id
+	if old != "" && old != name && n.byName[old] == id {
+		delete(n.byName, old)
+	}
+	n.idxMu.Unlock()
+	if old != "" && old != name {
+		stale = append(stale, old)
+	}
+	return stale
 }
 
 // removeEndpoint deletes the endpoint name and its aor if the endpoint
