@@ -751,16 +751,34 @@ func (n *node) list(ctx context.Context) ([]pbx.LineConfig, error) {
 		n.dropListedIf(st)
 		return nil, err
 	}
+	lines, dup := n.indexedLines(owned)
+	out, read, err := n.readLines(ctx, lines, dup)
+	if err != nil {
+		n.dropListedIf(st)
+		return nil, err
+	}
+	n.fillListed(st, eps, lines, read)
+	return out, nil
+}
+
+// indexedLines keeps the owned endpoints the index places their line at,
+// and tells which of those lines have duplicate endpoints too.
+func (n *node) indexedLines(owned []ownedEndpoint) (lines []ownedEndpoint, dup map[string]bool) {
 	n.idxMu.Lock()
-	var lines []ownedEndpoint
-	dup := map[string]bool{}
+	defer n.idxMu.Unlock()
+	dup = map[string]bool{}
 	for _, o := range owned {
 		if n.byLine[o.lineID] == o.name {
 			lines = append(lines, o)
 			dup[o.lineID] = len(n.extra[o.lineID]) > 0
 		}
 	}
-	n.idxMu.Unlock()
+	return lines, dup
+}
+
+// readLines reads the auth and aor objects of lines, ListConcurrency at a
+// time, and returns the lines as held and the objects read.
+func (n *node) readLines(ctx context.Context, lines []ownedEndpoint, dup map[string]bool) ([]pbx.LineConfig, []listedLine, error) {
 	out := make([]pbx.LineConfig, len(lines))
 	read := make([]listedLine, len(lines))
 	errs := make([]error, len(lines))
@@ -790,25 +808,31 @@ func (n *node) list(ctx context.Context) ([]pbx.LineConfig, error) {
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
-		n.dropListedIf(st)
-		return nil, err
+		return nil, nil, err
 	}
+	return out, read, nil
+}
+
+// fillListed records what the List read in st, unless st was dropped
+// (reconnection) or replaced meanwhile; lines written during the List are
+// left out.
+func (n *node) fillListed(st *listedState, eps []endpointJSON, lines []ownedEndpoint, read []listedLine) {
 	n.idxMu.Lock()
-	if n.listed == st { // not dropped (reconnection) nor replaced meanwhile
-		st.names = make(map[string]bool, len(eps))
-		for _, e := range eps {
-			st.names[e.Resource] = true
-		}
-		st.lines = make(map[string]*listedLine, len(lines))
-		for i, o := range lines {
-			if !st.stale[o.lineID] {
-				st.lines[o.lineID] = &read[i]
-			}
-		}
-		st.ready, st.stale = true, nil
+	defer n.idxMu.Unlock()
+	if n.listed != st {
+		return
 	}
-	n.idxMu.Unlock()
-	return out, nil
+	st.names = make(map[string]bool, len(eps))
+	for _, e := range eps {
+		st.names[e.Resource] = true
+	}
+	st.lines = make(map[string]*listedLine, len(lines))
+	for i, o := range lines {
+		if !st.stale[o.lineID] {
+			st.lines[o.lineID] = &read[i]
+		}
+	}
+	st.ready, st.stale = true, nil
 }
 
 // run keeps the node connected until ctx ends: probe /asterisk/info,
