@@ -653,6 +653,20 @@ func (n *node) scan(ctx context.Context) ([]ownedEndpoint, []endpointJSON, error
 	if err != nil {
 		return nil, nil, err
 	}
+	owned, err := n.readOwned(ctx, eps)
+	if err != nil {
+		return nil, nil, err
+	}
+	// Several endpoints claiming one line (a rename pbxd did not finish):
+	// the indexed one, else the first by name, holds the line.
+	sort.Slice(owned, func(i, j int) bool { return owned[i].name < owned[j].name })
+	n.indexOwned(owned)
+	return owned, eps, nil
+}
+
+// readOwned reads the endpoints eps lists, ListConcurrency at a time, and
+// returns those pbxd owns; one deleted since the listing is skipped.
+func (n *node) readOwned(ctx context.Context, eps []endpointJSON) ([]ownedEndpoint, error) {
 	out := make([]*ownedEndpoint, len(eps))
 	errs := make([]error, len(eps))
 	sem := make(chan struct{}, n.b.cfg.ListConcurrency)
@@ -677,7 +691,7 @@ func (n *node) scan(ctx context.Context) ([]ownedEndpoint, []endpointJSON, error
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	var owned []ownedEndpoint
 	for _, o := range out {
@@ -685,14 +699,19 @@ func (n *node) scan(ctx context.Context) ([]ownedEndpoint, []endpointJSON, error
 			owned = append(owned, *o)
 		}
 	}
-	// Several endpoints claiming one line (a rename pbxd did not finish):
-	// the indexed one, else the first by name, holds the line.
-	sort.Slice(owned, func(i, j int) bool { return owned[i].name < owned[j].name })
+	return owned, nil
+}
+
+// indexOwned indexes owned (sorted by name): each line is held by its
+// indexed endpoint if that is among them, else by the first; the others
+// are its extra endpoints.
+func (n *node) indexOwned(owned []ownedEndpoint) {
 	byLine := map[string][]string{}
 	for _, o := range owned {
 		byLine[o.lineID] = append(byLine[o.lineID], o.name)
 	}
 	n.idxMu.Lock()
+	defer n.idxMu.Unlock()
 	for line, names := range byLine {
 		keep := names[0]
 		if cur := n.byLine[line]; slices.Contains(names, cur) {
@@ -713,8 +732,6 @@ func (n *node) scan(ctx context.Context) ([]ownedEndpoint, []endpointJSON, error
 		}
 	}
 	n.indexed = true
-	n.idxMu.Unlock()
-	return owned, eps, nil
 }
 
 // ensureIndex scans the node once, so that Apply can move a renamed line
