@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pbxd/pbxd/internal/fault"
+	"github.com/pbxd/pbxd/internal/store"
 )
 
 // Payments are durable intents. An attempt (what it pays, the amount, the
@@ -253,7 +254,7 @@ func (s *Service) settleMany(ctx context.Context, tx pgx.Tx, accounts, invoiceID
 		return err
 	}
 	for _, p := range suspended {
-		if err := s.setSubscriptions(ctx, tx, p.acct, p.inv, false, now, actor); err != nil {
+		if err := s.setSubscriptions(ctx, store.Wrap(tx), p.acct, p.inv, false, now, actor); err != nil {
 			return err
 		}
 	}
@@ -292,7 +293,7 @@ func (s *Service) afterFailure(ctx context.Context, tx pgx.Tx, accountID, invoic
 	if err := audit(ctx, tx, now, "billing", accountID, "dunning.exhausted", invoiceID, map[string]any{"attempt": attempt, "reason": reason}); err != nil {
 		return err
 	}
-	return s.setSubscriptions(ctx, tx, accountID, invoiceID, true, now, "billing")
+	return s.setSubscriptions(ctx, store.Wrap(tx), accountID, invoiceID, true, now, "billing")
 }
 
 // loadAttempt reads an attempt with its payment method.
