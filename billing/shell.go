@@ -41,8 +41,9 @@ const (
 
 // LineSwitch suspends or resumes the lines of one subscription, in the
 // caller's unit of work (store.Tx), so the PBX follows billing. Billing
-// declares it; the daemon satisfies it with provisioning, so neither
-// imports the other.
+// declares it; the daemon satisfies it with provisioning's LineSwitch
+// (which needs only the database, not provisioning's Service, whose
+// Biller is billing), so neither package imports the other.
 type LineSwitch interface {
 	SetSubscriptionLines(ctx context.Context, tx *store.Tx, subscriptionID string, suspended bool, reason string) (int, error)
 }
@@ -90,6 +91,9 @@ type Options struct {
 	Settings Settings
 	// Gateways by name; nil means the built-in manual and sandbox gateways.
 	Gateways map[string]Gateway
+	// Lines suspends and resumes the lines of the subscriptions dunning
+	// suspends and a payment reactivates; without it, that step fails.
+	Lines    LineSwitch
 	Logger   *slog.Logger
 	Registry prometheus.Registerer
 	// Workers bounds the renewal run's parallel transactions (default 8).
@@ -111,7 +115,7 @@ type Service struct {
 	clock    Clock
 	settings atomic.Pointer[Settings]
 	gateways map[string]Gateway
-	lines    atomic.Pointer[lineSwitchBox]
+	lines    LineSwitch
 	log      *slog.Logger
 	workers  int
 	after    func(string)
@@ -125,8 +129,6 @@ type Service struct {
 	locs      sync.Map // time zone name → *time.Location
 	m         metrics
 }
-
-type lineSwitchBox struct{ LineSwitch }
 
 type metrics struct {
 	invoices      *prometheus.CounterVec
@@ -148,7 +150,7 @@ func NewService(o Options) (*Service, error) {
 		return nil, err
 	}
 	db := store.NewDB(o.Pool)
-	s := &Service{pool: o.Pool, db: db, q: billdb.New(db), clock: o.Clock, gateways: o.Gateways,
+	s := &Service{pool: o.Pool, db: db, q: billdb.New(db), clock: o.Clock, gateways: o.Gateways, lines: o.Lines,
 		log: o.Logger, workers: o.Workers, after: o.AfterRenewal, afterCharge: o.AfterCharge}
 	if s.gateways == nil {
 		// The sandbox keeps its ledger in the database, as a remote
@@ -200,11 +202,6 @@ func (s *Service) InitCurrencyMetrics(currencies []string) {
 	}
 }
 
-// SetLineSwitch connects the service to the lines it suspends and resumes.
-// The wiring calls it once provisioning exists (provisioning needs billing
-// first, as its Biller).
-func (s *Service) SetLineSwitch(ls LineSwitch) { s.lines.Store(&lineSwitchBox{ls}) }
-
 // SetSettings swaps in reloaded settings atomically.
 func (s *Service) SetSettings(st Settings) error {
 	if err := st.Validate(); err != nil {
@@ -220,11 +217,10 @@ func (s *Service) Settings() Settings { return *s.settings.Load() }
 func (s *Service) cfg() Settings { return *s.settings.Load() }
 
 func (s *Service) switchLines(ctx context.Context, tx *store.Tx, subID string, suspended bool, reason string) error {
-	b := s.lines.Load()
-	if b == nil || b.LineSwitch == nil {
+	if s.lines == nil {
 		return errors.New("billing: no line switch configured")
 	}
-	if _, err := b.SetSubscriptionLines(ctx, tx, subID, suspended, reason); err != nil {
+	if _, err := s.lines.SetSubscriptionLines(ctx, tx, subID, suspended, reason); err != nil {
 		return fmt.Errorf("switch lines of subscription %s: %w", subID, err)
 	}
 	return nil
