@@ -135,7 +135,7 @@ func (s *Service) recordOutcomes(ctx context.Context, ds []decided, now time.Tim
 		return s.recordChangePaid(ctx, ds[0], now)
 	}
 	var done []decided
-	err := store.NewDB(s.pool).InTx(ctx, func(tx *store.Tx) error {
+	err := s.db.InTx(ctx, func(tx *store.Tx) error {
 		done = done[:0]
 		q := billdb.New(tx)
 		// Asynchronous commit: an answer lost in a crash leaves the attempt
@@ -396,7 +396,7 @@ func (s *Service) ChargeChange(ctx context.Context, p *ChangePayment) (*ChangeAn
 	attemptID, a := p.id, p.a
 	if a == nil {
 		var err error
-		if a, err = s.loadAttempt(ctx, s.pool, attemptID); err != nil {
+		if a, err = s.loadAttempt(ctx, s.db, attemptID); err != nil {
 			return nil, err
 		}
 	}
@@ -415,7 +415,7 @@ func (s *Service) ChargeChange(ctx context.Context, p *ChangePayment) (*ChangeAn
 		}
 		if len(done) == 1 {
 			a.outcome = outcome
-		} else if a, err = s.loadAttempt(ctx, s.pool, attemptID); err != nil { // Recover recorded another answer first
+		} else if a, err = s.loadAttempt(ctx, s.db, attemptID); err != nil { // Recover recorded another answer first
 			return nil, err
 		}
 		if a.outcome == "declined" || a.outcome == "error" {
@@ -516,7 +516,7 @@ func (s *Service) RefundChange(ctx context.Context, changeID, reason string) err
 }
 
 func (s *Service) finishRefund(ctx context.Context, attemptID, reason string) error {
-	a, err := s.loadAttempt(ctx, s.pool, attemptID)
+	a, err := s.loadAttempt(ctx, s.db, attemptID)
 	if err != nil {
 		return err
 	}
@@ -532,7 +532,7 @@ func (s *Service) finishRefund(ctx context.Context, attemptID, reason string) er
 	}
 	now := s.clock.Now()
 	var n int64
-	err = store.NewDB(s.pool).InTx(ctx, func(tx *store.Tx) error {
+	err = s.db.InTx(ctx, func(tx *store.Tx) error {
 		var err error
 		n, err = billdb.New(tx).MarkRefunded(ctx, billdb.MarkRefundedParams{ID: attemptID, RefundReference: ref})
 		if err != nil {
@@ -639,7 +639,7 @@ func (s *Service) Recover(ctx context.Context, now time.Time, applier ChangeAppl
 }
 
 func (s *Service) recoverUnknown(ctx context.Context, id string, now time.Time) error {
-	a, err := s.loadAttempt(ctx, s.pool, id)
+	a, err := s.loadAttempt(ctx, s.db, id)
 	if err != nil {
 		return err
 	}
@@ -667,7 +667,7 @@ func (s *Service) recoverUnknown(ctx context.Context, id string, now time.Time) 
 	if err != nil || len(done) == 0 {
 		return err
 	}
-	return store.NewDB(s.pool).InTx(ctx, func(tx *store.Tx) error {
+	return s.db.InTx(ctx, func(tx *store.Tx) error {
 		return audit(ctx, tx, now, "billing", a.accountID, "payment.recovered", id, map[string]any{
 			"key": a.key, "outcome": outcome, "found": found, "reference": res.TransactionRef, "invoice": a.invoiceID, "change": a.changeID})
 	})

@@ -62,7 +62,7 @@ const DefaultRenewalBatch = 100
 // several runs (or instances) can share the work safely.
 func (s *Service) Renew(ctx context.Context, now time.Time) (RenewalStats, error) {
 	var st RenewalStats
-	cat, err := catalog(ctx, s.pool)
+	cat, err := catalog(ctx, s.db)
 	if err != nil {
 		return st, err
 	}
@@ -148,7 +148,7 @@ func (s *Service) RenewAccount(ctx context.Context, accountID string, now time.T
 	if !due {
 		return nil
 	}
-	cat, err := catalog(ctx, s.pool)
+	cat, err := catalog(ctx, s.db)
 	if err != nil {
 		return err
 	}
