@@ -196,7 +196,9 @@ func (s *Scheduler) runLocked(ctx context.Context, j job, now time.Time) error {
 	}
 	s.runs.WithLabelValues(j.Name, "ok").Inc()
 	s.success.WithLabelValues(j.Name).Set(float64(time.Now().Unix()))
-	if err := jobdb.New(s.db).RecordRun(ctx, jobdb.RecordRunParams{Name: j.Name, LastRunAt: now}); err != nil {
+	// On the lock's session: a run whose lock was lost is not recorded, and
+	// runs again.
+	if err := jobdb.New(lead.Session()).RecordRun(ctx, jobdb.RecordRunParams{Name: j.Name, LastRunAt: now}); err != nil {
 		return fmt.Errorf("record run: %w", err)
 	}
 	s.log.Info("job done", "job", j.Name, "took", time.Since(start).Round(time.Millisecond))
