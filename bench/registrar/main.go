@@ -172,6 +172,24 @@ func gauge(reg *prometheus.Registry, name string) float64 {
 	return -1
 }
 
+// harness is one run of the benchmark: the in-process registrar, its
+// provisioned lines and where the sipp scripts and files are.
+type harness struct {
+	here, work string // the harness directory; the run's temporary directory
+	domain     string
+	users      int
+	procs      int // parallel sipp processes
+	opt        options
+	reg        *prometheus.Registry
+	r          *sip.Registrar
+	storeName  string
+	csv        string // every line's user;password, in sipp's SEQUENTIAL form
+	usersCSV   string // csv's file
+	target     string // the registrar's UDP address
+	rss0       int    // RSS at start, KB
+	rssLines   int    // RSS once the lines are provisioned, KB
+}
+
 func run(listen, domain string, users, first int, rates string, count, maxCount, procs int, warm, memory bool, opt options) (err error) {
 	here, err := harnessDir()
 	if err != nil {
@@ -186,7 +204,46 @@ func run(listen, domain string, users, first int, rates string, count, maxCount,
 	}
 	defer func() { _ = os.RemoveAll(work) }() // a temporary directory: a leftover is harmless
 
-	rss0 := settle()
+	h := &harness{here: here, work: work, domain: domain, users: users, procs: procs, opt: opt, rss0: settle()}
+	cfg := registrarConfig(listen, users, opt)
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	ctx := context.Background()
+	bs, storeName, drop, err := bindingStore(ctx, opt)
+	if err != nil {
+		return err
+	}
+	defer drop()
+	h.storeName = storeName
+	h.reg = prometheus.NewRegistry()
+	if h.r, err = sip.New(cfg, bs, nil, logger, h.reg); err != nil {
+		return err
+	}
+	if err := h.provision(ctx, first); err != nil {
+		return err
+	}
+	stop := h.start(ctx)
+	defer func() { err = errors.Join(err, stop()) }()
+	h.rssLines = settle()
+	h.target = h.r.Addrs().UDP
+	fmt.Printf("# pbxd builtin registrar, %d lines on udp:%s, GOMAXPROCS=%d, sipp procs=%d, binding store %s\n", users, h.target, runtime.GOMAXPROCS(0), procs, h.storeName)
+
+	if opt.tcpPhones != "" {
+		return runTCP(h.r, opt, users, first, domain, h.rss0)
+	}
+	if err := h.authCheck(); err != nil {
+		return err
+	}
+	if warm {
+		if err := h.warmUp(memory); err != nil {
+			return err
+		}
+	}
+	return h.sweep(rates, count, maxCount)
+}
+
+// registrarConfig is the registrar's configuration for the benchmark: UDP
+// on listen, TCP for tcpphones' users phones, no throttle.
+func registrarConfig(listen string, users int, opt options) sip.Config {
 	cfg := sip.DefaultConfig()
 	cfg.UDPListen, cfg.TCPListen = listen, ""
 	if opt.tcpPhones != "" {
@@ -203,140 +260,156 @@ func run(listen, domain string, users, first int, rates string, count, maxCount,
 	// 10 minutes and failed every later registration. Kamailio's set-up has no
 	// throttle either.
 	cfg.ThrottleFailures, cfg.ThrottleSourceFailures = 0, 0
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	// discardStore: the bindings are measured in the registrar, not twice
-	// (MemoryStore would hold a second copy); -db persists them in
-	// PostgreSQL like the daemon.
-	ctx := context.Background()
-	var bs sip.BindingStore = discardStore{}
-	storeName := "none"
-	if opt.db != "" {
-		st, drop, err := scratchStore(ctx, opt.db)
-		if err != nil {
-			return err
-		}
-		defer drop()
-		bs, storeName = st, "postgresql"
+	return cfg
+}
+
+// bindingStore is where the registrar keeps its bindings, with its name for
+// the report and a function dropping it. discardStore: the bindings are
+// measured in the registrar, not twice (MemoryStore would hold a second
+// copy); -db persists them in PostgreSQL like the daemon.
+func bindingStore(ctx context.Context, opt options) (bs sip.BindingStore, name string, drop func(), err error) {
+	if opt.db == "" {
+		return discardStore{}, "none", func() {}, nil
 	}
-	reg := prometheus.NewRegistry()
-	r, err := sip.New(cfg, bs, nil, logger, reg)
+	st, drop, err := scratchStore(ctx, opt.db)
 	if err != nil {
-		return err
+		return nil, "", nil, err
 	}
+	return st, "postgresql", drop, nil
+}
+
+// provision applies the users lines from first on to the registrar and
+// writes their credentials for sipp.
+func (h *harness) provision(ctx context.Context, first int) error {
 	var csv strings.Builder
 	csv.WriteString("SEQUENTIAL\n")
-	for i := range users {
+	for i := range h.users {
 		u := first + i
 		user, pw := strconv.Itoa(u), password(u)
 		lc := pbx.LineConfig{
-			ID: fmt.Sprintf("00000000-0000-4000-8000-%012d", u), Domain: domain, Username: user, Extension: user,
-			HA1MD5: hexMD5(user + ":" + domain + ":" + pw), HA1SHA256: hexSHA256(user + ":" + domain + ":" + pw),
+			ID: fmt.Sprintf("00000000-0000-4000-8000-%012d", u), Domain: h.domain, Username: user, Extension: user,
+			HA1MD5: hexMD5(user + ":" + h.domain + ":" + pw), HA1SHA256: hexSHA256(user + ":" + h.domain + ":" + pw),
 		}
-		if err := r.Apply(ctx, lc); err != nil {
+		if err := h.r.Apply(ctx, lc); err != nil {
 			return err
 		}
 		fmt.Fprintf(&csv, "%s;%s\n", user, pw)
 	}
-	usersCSV := filepath.Join(work, "users.csv")
-	if err := os.WriteFile(usersCSV, []byte(csv.String()), 0o600); err != nil {
-		return err
-	}
+	h.csv = csv.String()
+	h.usersCSV = filepath.Join(h.work, "users.csv")
+	return os.WriteFile(h.usersCSV, []byte(h.csv), 0o600)
+}
+
+// start runs the registrar until the returned stop, which returns Run's
+// error; it returns once the registrar is connected.
+func (h *harness) start(ctx context.Context) (stop func() error) {
 	rctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	go func() { done <- r.Run(rctx) }()
+	go func() { done <- h.r.Run(rctx) }()
 	go func() {
-		for range r.Events() {
+		for range h.r.Events() {
 		}
 	}()
-	defer func() {
-		cancel()
-		err = errors.Join(err, <-done)
-	}()
-	for !r.Connected() {
+	for !h.r.Connected() {
 		time.Sleep(10 * time.Millisecond)
 	}
-	rssLines := settle()
-	target := r.Addrs().UDP
-	fmt.Printf("# pbxd builtin registrar, %d lines on udp:%s, GOMAXPROCS=%d, sipp procs=%d, binding store %s\n", users, target, runtime.GOMAXPROCS(0), procs, storeName)
-
-	if opt.tcpPhones != "" {
-		return runTCP(r, opt, users, first, domain, rss0)
+	return func() error {
+		cancel()
+		return <-done
 	}
-	script := filepath.Join(here, "sipp-register.sh")
-	load := func(rate string, n int, csvPath string, procs int) (map[string]string, error) {
-		cmd := exec.Command(script, target, domain, rate, strconv.Itoa(n), csvPath)
-		cmd.Env = append(os.Environ(), "SIPP_PROCS="+strconv.Itoa(procs), "SIPP_WORKDIR="+filepath.Join(work, "sipp-"+rate))
-		cmd.Stderr = os.Stderr
-		out, err := cmd.Output()
-		kv := map[string]string{}
-		sc := bufio.NewScanner(strings.NewReader(string(out)))
-		for sc.Scan() {
-			if k, v, ok := strings.Cut(sc.Text(), "="); ok {
-				kv[k] = v
-			}
+}
+
+// load runs sipp-register.sh: n registrations at rate with the credentials
+// of csvPath over procs sipp processes. It returns the script's key=value
+// report.
+func (h *harness) load(rate string, n int, csvPath string, procs int) (map[string]string, error) {
+	cmd := exec.Command(filepath.Join(h.here, "sipp-register.sh"), h.target, h.domain, rate, strconv.Itoa(n), csvPath)
+	cmd.Env = append(os.Environ(), "SIPP_PROCS="+strconv.Itoa(procs), "SIPP_WORKDIR="+filepath.Join(h.work, "sipp-"+rate))
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	kv := map[string]string{}
+	sc := bufio.NewScanner(strings.NewReader(string(out)))
+	for sc.Scan() {
+		if k, v, ok := strings.Cut(sc.Text(), "="); ok {
+			kv[k] = v
 		}
-		return kv, err
 	}
+	return kv, err
+}
 
-	// Auth check: 20 right passwords register, 20 wrong ones do not.
-	lines := strings.Split(strings.TrimSpace(csv.String()), "\n")
-	n := min(20, users)
+// authCheck: 20 right passwords register, 20 wrong ones do not.
+func (h *harness) authCheck() error {
+	lines := strings.Split(strings.TrimSpace(h.csv), "\n")
+	n := min(20, h.users)
 	good := "SEQUENTIAL\n" + strings.Join(lines[1:1+n], "\n") + "\n"
 	bad := "SEQUENTIAL\n"
 	for _, l := range lines[1 : 1+n] {
 		u, p, _ := strings.Cut(l, ";")
 		bad += u + ";wrong-" + p + "\n"
 	}
-	_ = os.WriteFile(filepath.Join(work, "good.csv"), []byte(good), 0o600)
-	_ = os.WriteFile(filepath.Join(work, "bad.csv"), []byte(bad), 0o600)
+	_ = os.WriteFile(filepath.Join(h.work, "good.csv"), []byte(good), 0o600)
+	_ = os.WriteFile(filepath.Join(h.work, "bad.csv"), []byte(bad), 0o600)
 	// On a busy machine a right password may time out: try again (three
 	// times); a wrong password that registers fails at once.
 	for try := 1; ; try++ {
-		g, err := load("50", n, filepath.Join(work, "good.csv"), 1)
+		g, err := h.load("50", n, filepath.Join(h.work, "good.csv"), 1)
 		if err != nil {
 			return fmt.Errorf("auth check: %w", err)
 		}
-		bd, _ := load("50", n, filepath.Join(work, "bad.csv"), 1)
+		bd, _ := h.load("50", n, filepath.Join(h.work, "bad.csv"), 1)
 		fmt.Printf("auth check: right passwords %s/%d registered, wrong passwords %s/%d registered\n", g["successful"], n, bd["successful"], n)
 		if bd["successful"] != "0" {
 			return fmt.Errorf("auth check failed: %s/%d wrong passwords registered", bd["successful"], n)
 		}
 		if g["successful"] == strconv.Itoa(n) {
-			break
+			return nil
 		}
 		if try == 3 {
 			return fmt.Errorf("auth check failed: %s/%d right passwords registered (timeouts?)", g["successful"], n)
 		}
 	}
+}
 
-	if warm {
-		c0 := cpu()
-		kv, err := load(opt.warmRate, users, usersCSV, procs)
-		if err != nil {
-			return fmt.Errorf("warm-up: %w", err)
-		}
-		end := time.Now()
-		for gauge(reg, "pbxd_sip_store_queue_lines") > 0 && time.Since(end) < 5*time.Minute {
-			time.Sleep(10 * time.Millisecond)
-		}
-		drained := time.Since(end)
-		ok, _ := strconv.Atoi(kv["successful"])
-		fmt.Printf("warm-up: %s/%d first-time registrations at %s/s offered (%s/s served, %s failed, %.1f CPU-us/reg); write-behind queue (%s) drained %.2fs after the last one; bindings %d\n",
-			kv["successful"], users, opt.warmRate, kv["registrations_per_sec"], kv["failed"],
-			float64((cpu()-c0).Microseconds())/float64(max(ok, 1)), storeName, drained.Seconds(), r.ActiveContacts())
-		fmt.Printf("RESULT burst users=%d offered=%s ok=%s failed=%s reg_per_s=%s drain_s=%.2f store=%s\n",
-			users, opt.warmRate, kv["successful"], kv["failed"], kv["registrations_per_sec"], drained.Seconds(), storeName)
-		if memory {
-			// UDP answers keep no transactions: nothing to wait for.
-			rssReg := settle()
-			n := max(r.ActiveContacts(), 1)
-			fmt.Printf("memory: rss_start=%dKB rss_after_provisioning=%dKB rss_after_registering=%dKB heap_inuse=%.0fMB bindings=%d\n",
-				rss0, rssLines, rssReg, heapMB(), r.ActiveContacts())
-			fmt.Printf("RESULT memory lines=%d bindings=%d rss_mb=%.0f per_line_bytes=%.0f (provisioned line + binding, runtime included: (rss - rss at start) / lines)\n",
-				users, r.ActiveContacts(), float64(rssReg)/1024, float64(rssReg-rss0)*1024/float64(n))
-		}
+// warmUp registers every user once at the warm-up rate, waits for the
+// write-behind queue to drain and reports it; with memory, then the
+// resident memory per line.
+func (h *harness) warmUp(memory bool) error {
+	c0 := cpu()
+	kv, err := h.load(h.opt.warmRate, h.users, h.usersCSV, h.procs)
+	if err != nil {
+		return fmt.Errorf("warm-up: %w", err)
 	}
+	end := time.Now()
+	for gauge(h.reg, "pbxd_sip_store_queue_lines") > 0 && time.Since(end) < 5*time.Minute {
+		time.Sleep(10 * time.Millisecond)
+	}
+	drained := time.Since(end)
+	ok, _ := strconv.Atoi(kv["successful"])
+	fmt.Printf("warm-up: %s/%d first-time registrations at %s/s offered (%s/s served, %s failed, %.1f CPU-us/reg); write-behind queue (%s) drained %.2fs after the last one; bindings %d\n",
+		kv["successful"], h.users, h.opt.warmRate, kv["registrations_per_sec"], kv["failed"],
+		float64((cpu()-c0).Microseconds())/float64(max(ok, 1)), h.storeName, drained.Seconds(), h.r.ActiveContacts())
+	fmt.Printf("RESULT burst users=%d offered=%s ok=%s failed=%s reg_per_s=%s drain_s=%.2f store=%s\n",
+		h.users, h.opt.warmRate, kv["successful"], kv["failed"], kv["registrations_per_sec"], drained.Seconds(), h.storeName)
+	if memory {
+		h.memoryReport()
+	}
+	return nil
+}
 
+// memoryReport prints the resident memory per registered line.
+func (h *harness) memoryReport() {
+	// UDP answers keep no transactions: nothing to wait for.
+	rssReg := settle()
+	n := max(h.r.ActiveContacts(), 1)
+	fmt.Printf("memory: rss_start=%dKB rss_after_provisioning=%dKB rss_after_registering=%dKB heap_inuse=%.0fMB bindings=%d\n",
+		h.rss0, h.rssLines, rssReg, heapMB(), h.r.ActiveContacts())
+	fmt.Printf("RESULT memory lines=%d bindings=%d rss_mb=%.0f per_line_bytes=%.0f (provisioned line + binding, runtime included: (rss - rss at start) / lines)\n",
+		h.users, h.r.ActiveContacts(), float64(rssReg)/1024, float64(rssReg-h.rss0)*1024/float64(n))
+}
+
+// sweep drives each of the comma-separated rates (count registrations, or
+// maxCount for "max") and prints the best rate served.
+func (h *harness) sweep(rates string, count, maxCount int) error {
 	var best float64
 	for _, rate := range strings.Split(rates, ",") {
 		rate = strings.TrimSpace(rate)
@@ -347,32 +420,42 @@ func run(listen, domain string, users, first int, rates string, count, maxCount,
 		if rate == "max" {
 			cnt = maxCount
 		}
-		c0, t0 := cpu(), time.Now()
-		af0, ip0 := counter(reg, "pbxd_sip_auth_failures_total", ""), counter(reg, "pbxd_sip_requests_dropped_total", "reason=in_progress")
-		kv, err := load(rate, cnt, usersCSV, procs)
-		c1 := cpu()
-		af := counter(reg, "pbxd_sip_auth_failures_total", "") - af0
-		inProgress := counter(reg, "pbxd_sip_requests_dropped_total", "reason=in_progress") - ip0
+		rps, err := h.round(rate, cnt)
 		if err != nil {
-			return fmt.Errorf("rate %s: %w", rate, err)
-		}
-		wall, _ := strconv.ParseFloat(kv["sipp_wall_s"], 64)
-		if wall <= 0 {
-			wall = time.Since(t0).Seconds()
-		}
-		rps, _ := strconv.ParseFloat(kv["registrations_per_sec"], 64)
-		cpuPct := (c1 - c0).Seconds() / wall * 100
-		usPerReg := 0.0
-		if ok, _ := strconv.ParseFloat(kv["successful"], 64); ok > 0 {
-			usPerReg = float64((c1 - c0).Microseconds()) / ok
+			return err
 		}
 		best = max(best, rps)
-		fmt.Printf("RESULT rate=%s count=%d ok=%s failed=%s reg_per_s=%.0f pbxd_cpu=%.0f%% us_per_reg=%.1f sipp_cpu=%s%% p50=%s p99=%s retrans=%s rss=%dKB failed_timeout=%s failed_unexpected=%s failed_retrans=%s auth_failures=%.0f dropped_in_progress=%.0f\n",
-			rate, cnt, kv["successful"], kv["failed"], rps, cpuPct, usPerReg, kv["sipp_cpu_pct"], kv["latency_p50"], kv["latency_p99"], kv["retransmissions"], rssKB(),
-			kv["failed_timeout"], kv["failed_unexpected_msg"], kv["failed_max_udp_retrans"], af, inProgress)
 	}
 	fmt.Printf("registrations_per_sec=%.0f\n", best)
 	return nil
+}
+
+// round offers cnt registrations at rate and prints its RESULT line. It
+// returns the registrations per second served.
+func (h *harness) round(rate string, cnt int) (float64, error) {
+	c0, t0 := cpu(), time.Now()
+	af0, ip0 := counter(h.reg, "pbxd_sip_auth_failures_total", ""), counter(h.reg, "pbxd_sip_requests_dropped_total", "reason=in_progress")
+	kv, err := h.load(rate, cnt, h.usersCSV, h.procs)
+	c1 := cpu()
+	af := counter(h.reg, "pbxd_sip_auth_failures_total", "") - af0
+	inProgress := counter(h.reg, "pbxd_sip_requests_dropped_total", "reason=in_progress") - ip0
+	if err != nil {
+		return 0, fmt.Errorf("rate %s: %w", rate, err)
+	}
+	wall, _ := strconv.ParseFloat(kv["sipp_wall_s"], 64)
+	if wall <= 0 {
+		wall = time.Since(t0).Seconds()
+	}
+	rps, _ := strconv.ParseFloat(kv["registrations_per_sec"], 64)
+	cpuPct := (c1 - c0).Seconds() / wall * 100
+	usPerReg := 0.0
+	if ok, _ := strconv.ParseFloat(kv["successful"], 64); ok > 0 {
+		usPerReg = float64((c1 - c0).Microseconds()) / ok
+	}
+	fmt.Printf("RESULT rate=%s count=%d ok=%s failed=%s reg_per_s=%.0f pbxd_cpu=%.0f%% us_per_reg=%.1f sipp_cpu=%s%% p50=%s p99=%s retrans=%s rss=%dKB failed_timeout=%s failed_unexpected=%s failed_retrans=%s auth_failures=%.0f dropped_in_progress=%.0f\n",
+		rate, cnt, kv["successful"], kv["failed"], rps, cpuPct, usPerReg, kv["sipp_cpu_pct"], kv["latency_p50"], kv["latency_p99"], kv["retransmissions"], rssKB(),
+		kv["failed_timeout"], kv["failed_unexpected_msg"], kv["failed_max_udp_retrans"], af, inProgress)
+	return rps, nil
 }
 
 // harnessDir finds bench/registrar (for sipp-register.sh) from the working

@@ -30,27 +30,14 @@ const ExitConfig = 78
 // tests can run it with their own arguments, environment and signals. It
 // returns the exit code.
 func Main(args []string, getenv func(string) string, signals <-chan os.Signal, stderr io.Writer) int {
-	fs := flag.NewFlagSet("pbxd", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfgPath := fs.String("config", "", "YAML config file (default: embedded defaults)")
-	version := fs.Bool("version", false, "print the version and exit")
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	if *version {
-		if _, err := fmt.Fprintln(stderr, "pbxd", buildVersion()); err != nil {
-			return 1
-		}
-		return 0
+	cfgPath, code, exit := parseFlags(args, stderr)
+	if exit {
+		return code
 	}
 	journal := toJournal(getenv, stderr)
-	boot := slog.New(slog.NewTextHandler(stderr, nil))
-	if journal {
-		boot = slog.New(newJournalHandler(stderr, func(w io.Writer) slog.Handler { return slog.NewTextHandler(w, nil) }))
-	}
-	cfg, err := config.Load(*cfgPath, getenv)
+	cfg, err := config.Load(cfgPath, getenv)
 	if err != nil {
-		boot.Error("invalid configuration; not starting", "err", err)
+		bootLogger(journal, stderr).Error("invalid configuration; not starting", "err", err)
 		return ExitConfig
 	}
 	logger, level := NewLogger(cfg, stderr)
@@ -58,28 +45,9 @@ func Main(args []string, getenv func(string) string, signals <-chan os.Signal, s
 		logger = slog.New(newJournalHandler(stderr, func(w io.Writer) slog.Handler { return newHandler(cfg, w, level) }))
 	}
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	promauto.With(reg).NewGauge(prometheus.GaugeOpts{
-		Name:        "pbxd_build_info",
-		Help:        "Always 1; labels carry the build version and Go version.",
-		ConstLabels: prometheus.Labels{"version": buildVersion(), "goversion": runtime.Version()},
-	}).Set(1)
-
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	startCtx, startCancel := context.WithCancel(ctx)
-	go func() { // a SIGTERM during start-up aborts it
-		select {
-		case s := <-signals:
-			if s == syscall.SIGTERM || s == os.Interrupt {
-				startCancel()
-			}
-		case <-startCtx.Done():
-		}
-	}()
-	a, err := New(startCtx, cfg, Options{Logger: logger, Level: level, Registry: reg, Version: buildVersion()})
-	startCancel()
+	a, err := start(ctx, cfg, signals, Options{Logger: logger, Level: level, Registry: newRegistry(), Version: buildVersion()})
 	if err != nil {
 		logger.Error("start-up failed", "err", err)
 		return 1
@@ -94,52 +62,141 @@ func Main(args []string, getenv func(string) string, signals <-chan os.Signal, s
 	stopStatus := statusLoop(ctx, a, logger, getenv, 15*time.Second)
 	defer stopStatus()
 
+	d := &daemonLife{app: a, cfg: cfg, cfgPath: cfgPath, logger: logger, getenv: getenv, done: done, cancel: cancel}
+	return d.serve(ctx, signals)
+}
+
+// parseFlags reads pbxd's command line. It returns the config file's path,
+// or exit set with the exit code when pbxd must not start (a bad flag, or
+// -version, which it prints).
+func parseFlags(args []string, stderr io.Writer) (cfgPath string, code int, exit bool) {
+	fs := flag.NewFlagSet("pbxd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "YAML config file (default: embedded defaults)")
+	version := fs.Bool("version", false, "print the version and exit")
+	if err := fs.Parse(args); err != nil {
+		return "", 2, true
+	}
+	if *version {
+		if _, err := fmt.Fprintln(stderr, "pbxd", buildVersion()); err != nil {
+			return "", 1, true
+		}
+		return "", 0, true
+	}
+	return *path, 0, false
+}
+
+// bootLogger is the logger used before the configuration is read: plain
+// text on stderr, or journal fields when stderr is the journal.
+func bootLogger(journal bool, stderr io.Writer) *slog.Logger {
+	if journal {
+		return slog.New(newJournalHandler(stderr, func(w io.Writer) slog.Handler { return slog.NewTextHandler(w, nil) }))
+	}
+	return slog.New(slog.NewTextHandler(stderr, nil))
+}
+
+// newRegistry is the process's metrics registry with the Go and process
+// collectors and pbxd_build_info.
+func newRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	promauto.With(reg).NewGauge(prometheus.GaugeOpts{
+		Name:        "pbxd_build_info",
+		Help:        "Always 1; labels carry the build version and Go version.",
+		ConstLabels: prometheus.Labels{"version": buildVersion(), "goversion": runtime.Version()},
+	}).Set(1)
+	return reg
+}
+
+// start builds the daemon; a SIGTERM (or interrupt) during start-up aborts it.
+func start(ctx context.Context, cfg *config.Config, signals <-chan os.Signal, opts Options) (*App, error) {
+	startCtx, startCancel := context.WithCancel(ctx)
+	go func() { // a SIGTERM during start-up aborts it
+		select {
+		case s := <-signals:
+			if s == syscall.SIGTERM || s == os.Interrupt {
+				startCancel()
+			}
+		case <-startCtx.Done():
+		}
+	}()
+	a, err := New(startCtx, cfg, opts)
+	startCancel()
+	return a, err
+}
+
+// daemonLife is a started daemon as Main's signal loop sees it.
+type daemonLife struct {
+	app     *App
+	cfg     *config.Config
+	cfgPath string
+	logger  *slog.Logger
+	getenv  func(string) string
+	done    <-chan error // Run's result
+	cancel  context.CancelFunc
+}
+
+// serve waits for Run to end or a signal: SIGHUP reloads, SIGTERM (or an
+// interrupt) shuts down. It returns the exit code.
+func (d *daemonLife) serve(ctx context.Context, signals <-chan os.Signal) int {
 	for {
 		select {
-		case err := <-done:
+		case err := <-d.done:
 			if err != nil {
-				logger.Error("pbxd stopped on an error", "err", err)
+				d.logger.Error("pbxd stopped on an error", "err", err)
 				return 1
 			}
 			return 0
 		case s := <-signals:
 			switch s {
 			case syscall.SIGHUP:
-				notify(logger, getenv, daemon.SdNotifyReloading)
-				newCfg, err := config.Load(*cfgPath, getenv)
-				if err == nil {
-					err = a.Reload(newCfg)
-				} else {
-					a.reloadOK.Set(0)
-				}
-				if err != nil {
-					logger.Error("reload failed; the running configuration stays", "err", err)
-				}
-				notify(logger, getenv, daemon.SdNotifyReady)
-				status := a.StatusLine(ctx)
-				if err != nil {
-					status += "; last reload failed: " + err.Error()
-				}
-				notify(logger, getenv, "STATUS="+status)
+				d.reload(ctx)
 			case syscall.SIGTERM, os.Interrupt:
-				logger.Info("shutting down", "signal", s.String())
-				notify(logger, getenv, daemon.SdNotifyStopping)
-				notify(logger, getenv, "STATUS=stopping")
-				cancel()
-				select {
-				case err := <-done:
-					if err != nil {
-						logger.Error("shutdown", "err", err)
-						return 1
-					}
-					logger.Info("pbxd stopped")
-					return 0
-				case <-time.After(cfg.ShutdownTimeout.D() + 5*time.Second):
-					logger.Error("shutdown did not finish in time")
-					return 1
-				}
+				return d.shutdown(s)
 			}
 		}
+	}
+}
+
+// reload re-reads the configuration and applies it, telling systemd it is
+// reloading, then ready again, with a status naming a failed reload.
+func (d *daemonLife) reload(ctx context.Context) {
+	notify(d.logger, d.getenv, daemon.SdNotifyReloading)
+	newCfg, err := config.Load(d.cfgPath, d.getenv)
+	if err == nil {
+		err = d.app.Reload(newCfg)
+	} else {
+		d.app.reloadOK.Set(0)
+	}
+	if err != nil {
+		d.logger.Error("reload failed; the running configuration stays", "err", err)
+	}
+	notify(d.logger, d.getenv, daemon.SdNotifyReady)
+	status := d.app.StatusLine(ctx)
+	if err != nil {
+		status += "; last reload failed: " + err.Error()
+	}
+	notify(d.logger, d.getenv, "STATUS="+status)
+}
+
+// shutdown stops the daemon on signal s and waits for Run to end, at most
+// the configured shutdown timeout plus five seconds. It returns the exit code.
+func (d *daemonLife) shutdown(s os.Signal) int {
+	d.logger.Info("shutting down", "signal", s.String())
+	notify(d.logger, d.getenv, daemon.SdNotifyStopping)
+	notify(d.logger, d.getenv, "STATUS=stopping")
+	d.cancel()
+	select {
+	case err := <-d.done:
+		if err != nil {
+			d.logger.Error("shutdown", "err", err)
+			return 1
+		}
+		d.logger.Info("pbxd stopped")
+		return 0
+	case <-time.After(d.cfg.ShutdownTimeout.D() + 5*time.Second):
+		d.logger.Error("shutdown did not finish in time")
+		return 1
 	}
 }
 

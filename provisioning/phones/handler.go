@@ -197,116 +197,167 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	)
 }
 
-func (h *Handler) serve(w http.ResponseWriter, r *http.Request, name, remote string, now time.Time) outcome {
-	o := outcome{vendor: "unknown"}
-	fail := func(status int, result, reason string) outcome {
-		o.status, o.result, o.reason = status, result, reason
-		switch status {
-		case http.StatusUnauthorized:
-			w.Header().Set("WWW-Authenticate", `Basic realm="`+h.realm+`", charset="UTF-8"`)
-		case http.StatusMethodNotAllowed:
-			w.Header().Set("Allow", "GET, HEAD")
-		}
-		http.Error(w, strings.ToLower(http.StatusText(status)), status)
-		return o
-	}
-	key := sourceKey(remote)
-	// Counted failures are those only a prober produces: a MAC no device
-	// has, or credentials that do not match. A missing Authorization
-	// header is not one, since phones send it only once challenged.
-	probe := func() {
-		if h.throttle.fail(key, now) {
-			h.log.Warn("provisioning source blocked", "remote", remote, "source", key,
-				"failures", h.throttle.cfg.MaxFailures, "block", h.throttle.cfg.Block)
-		}
-	}
+// exchange is one provisioning request being answered: its source, its
+// time and the outcome built up for the log and the metrics.
+type exchange struct {
+	h      *Handler
+	w      http.ResponseWriter
+	r      *http.Request
+	remote string
+	key    string // the throttled source
+	now    time.Time
+	o      outcome
+}
 
+// serve answers one request for file name from remote at now.
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, name, remote string, now time.Time) outcome {
+	x := &exchange{h: h, w: w, r: r, remote: remote, key: sourceKey(remote), now: now, o: outcome{vendor: "unknown"}}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		return fail(http.StatusMethodNotAllowed, ResultBadRequest, "method")
+		return x.fail(http.StatusMethodNotAllowed, ResultBadRequest, "method")
 	}
 	f, err := ParseFile(name)
 	if err == nil {
-		o.vendor = kindVendor(f.Kind)
+		x.o.vendor = kindVendor(f.Kind)
 		if !f.MAC.IsZero() {
-			o.mac = f.MAC.String()
+			x.o.mac = f.MAC.String()
 		}
 	}
-	if until, blocked := h.throttle.blockedUntil(key, now); blocked {
+	if until, blocked := h.throttle.blockedUntil(x.key, now); blocked {
 		secs := int(math.Ceil(until.Sub(now).Seconds()))
 		w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
-		return fail(http.StatusTooManyRequests, ResultThrottled, "blocked")
+		return x.fail(http.StatusTooManyRequests, ResultThrottled, "blocked")
 	}
 	if err != nil {
-		return fail(http.StatusNotFound, ResultBadRequest, "unknown_file")
+		return x.fail(http.StatusNotFound, ResultBadRequest, "unknown_file")
 	}
-	user, pass, ok := r.BasicAuth()
+	dev, ok := x.authenticate(f)
 	if !ok {
-		return fail(http.StatusUnauthorized, ResultUnauthorized, "no_credentials")
-	}
-	mac := f.MAC
-	if f.Kind == KindYealinkCommon {
-		// The common file names no device: the credentials do.
-		if mac, err = ParseMAC(user); err != nil {
-			h.verify(Device{SecretHash: h.noSecret}, user, pass) // the work a real check costs
-			probe()
-			return fail(http.StatusUnauthorized, ResultUnauthorized, "bad_credentials")
-		}
-		o.mac = mac.String()
-	}
-	dev, err := h.dir.DeviceByMAC(r.Context(), mac)
-	switch {
-	case errors.Is(err, ErrNotFound):
-		// Answered exactly as a wrong secret, after the same work.
-		h.verify(Device{MAC: mac, SecretHash: h.noSecret}, user, pass)
-		probe()
-		return fail(http.StatusUnauthorized, ResultNotFound, "unknown_mac")
-	case err != nil:
-		h.log.Error("provisioning directory lookup", "mac", mac.String(), "err", err)
-		return fail(http.StatusInternalServerError, ResultError, "directory")
-	case dev.MAC != mac:
-		h.log.Error("provisioning directory returned another device", "mac", mac.String(), "got", dev.MAC.String())
-		return fail(http.StatusInternalServerError, ResultError, "directory")
-	}
-	if dev.Vendor.Valid() {
-		o.vendor = string(dev.Vendor)
-	}
-	o.acct = dev.AccountID
-	if !h.verify(dev, user, pass) {
-		probe()
-		return fail(http.StatusUnauthorized, ResultUnauthorized, "bad_credentials")
+		return x.o
 	}
 	// Only past authentication may the answer depend on the device's
 	// state: before it, a prober would learn which devices exist.
 	if !dev.Active {
-		return fail(http.StatusNotFound, ResultNotFound, "inactive")
+		return x.fail(http.StatusNotFound, ResultNotFound, "inactive")
 	}
 	if !f.Kind.Serves(dev.Vendor) {
-		return fail(http.StatusNotFound, ResultNotFound, "vendor_mismatch")
+		return x.fail(http.StatusNotFound, ResultNotFound, "vendor_mismatch")
 	}
-	if dev.Lines, err = h.dir.DeviceLines(r.Context(), dev); err != nil {
-		h.log.Error("provisioning directory lines", "mac", mac.String(), "err", err)
-		return fail(http.StatusInternalServerError, ResultError, "directory")
+	return x.answer(f, dev)
+}
+
+// fail answers with status and records result and reason; it returns the
+// outcome.
+func (x *exchange) fail(status int, result, reason string) outcome {
+	x.o.status, x.o.result, x.o.reason = status, result, reason
+	switch status {
+	case http.StatusUnauthorized:
+		x.w.Header().Set("WWW-Authenticate", `Basic realm="`+x.h.realm+`", charset="UTF-8"`)
+	case http.StatusMethodNotAllowed:
+		x.w.Header().Set("Allow", "GET, HEAD")
 	}
-	body, err := h.renderer.Render(f, dev)
+	http.Error(x.w, strings.ToLower(http.StatusText(status)), status)
+	return x.o
+}
+
+// probe counts a failure against the source. Counted failures are those
+// only a prober produces: a MAC no device has, or credentials that do not
+// match. A missing Authorization header is not one, since phones send it
+// only once challenged.
+func (x *exchange) probe() {
+	if x.h.throttle.fail(x.key, x.now) {
+		x.h.log.Warn("provisioning source blocked", "remote", x.remote, "source", x.key,
+			"failures", x.h.throttle.cfg.MaxFailures, "block", x.h.throttle.cfg.Block)
+	}
+}
+
+// authenticate finds the device file f is for and checks the request's
+// credentials against it. On false the request has been answered and x.o
+// is its outcome.
+func (x *exchange) authenticate(f File) (Device, bool) {
+	user, pass, ok := x.r.BasicAuth()
+	if !ok {
+		x.fail(http.StatusUnauthorized, ResultUnauthorized, "no_credentials")
+		return Device{}, false
+	}
+	mac := f.MAC
+	if f.Kind == KindYealinkCommon {
+		// The common file names no device: the credentials do.
+		var err error
+		if mac, err = ParseMAC(user); err != nil {
+			x.h.verify(Device{SecretHash: x.h.noSecret}, user, pass) // the work a real check costs
+			x.probe()
+			x.fail(http.StatusUnauthorized, ResultUnauthorized, "bad_credentials")
+			return Device{}, false
+		}
+		x.o.mac = mac.String()
+	}
+	dev, ok := x.device(mac, user, pass)
+	if !ok {
+		return Device{}, false
+	}
+	if dev.Vendor.Valid() {
+		x.o.vendor = string(dev.Vendor)
+	}
+	x.o.acct = dev.AccountID
+	if !x.h.verify(dev, user, pass) {
+		x.probe()
+		x.fail(http.StatusUnauthorized, ResultUnauthorized, "bad_credentials")
+		return Device{}, false
+	}
+	return dev, true
+}
+
+// device looks up the device with mac in the directory. An unknown MAC is
+// answered exactly as a wrong secret (user, pass), after the same work. On
+// false the request has been answered.
+func (x *exchange) device(mac MAC, user, pass string) (Device, bool) {
+	dev, err := x.h.dir.DeviceByMAC(x.r.Context(), mac)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		x.h.verify(Device{MAC: mac, SecretHash: x.h.noSecret}, user, pass)
+		x.probe()
+		x.fail(http.StatusUnauthorized, ResultNotFound, "unknown_mac")
+		return Device{}, false
+	case err != nil:
+		x.h.log.Error("provisioning directory lookup", "mac", mac.String(), "err", err)
+		x.fail(http.StatusInternalServerError, ResultError, "directory")
+		return Device{}, false
+	case dev.MAC != mac:
+		x.h.log.Error("provisioning directory returned another device", "mac", mac.String(), "got", dev.MAC.String())
+		x.fail(http.StatusInternalServerError, ResultError, "directory")
+		return Device{}, false
+	}
+	return dev, true
+}
+
+// answer renders file f for the authenticated device dev, with its lines,
+// and sends it.
+func (x *exchange) answer(f File, dev Device) outcome {
+	var err error
+	if dev.Lines, err = x.h.dir.DeviceLines(x.r.Context(), dev); err != nil {
+		x.h.log.Error("provisioning directory lines", "mac", dev.MAC.String(), "err", err)
+		return x.fail(http.StatusInternalServerError, ResultError, "directory")
+	}
+	body, err := x.h.renderer.Render(f, dev)
 	if err != nil {
-		h.log.Error("provisioning render", "mac", mac.String(), "file", f.Name(), "err", err)
-		return fail(http.StatusInternalServerError, ResultError, "render")
+		x.h.log.Error("provisioning render", "mac", dev.MAC.String(), "file", f.Name(), "err", err)
+		return x.fail(http.StatusInternalServerError, ResultError, "render")
 	}
 	ct := "application/xml; charset=utf-8"
 	if f.Kind == KindMACCfg && dev.Vendor == Yealink || f.Kind == KindYealinkCommon {
 		ct = "text/plain; charset=utf-8"
 	}
-	hd := w.Header()
+	hd := x.w.Header()
 	hd.Set("Content-Type", ct)
 	hd.Set("Content-Length", strconv.Itoa(len(body)))
 	hd.Set("Cache-Control", "no-store") // it carries SIP passwords
 	hd.Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(http.StatusOK)
-	if r.Method != http.MethodHead {
-		_, _ = w.Write(body)
+	x.w.WriteHeader(http.StatusOK)
+	if x.r.Method != http.MethodHead {
+		_, _ = x.w.Write(body)
 	}
-	o.status, o.result = http.StatusOK, ResultServed
-	return o
+	x.o.status, x.o.result = http.StatusOK, ResultServed
+	return x.o
 }
 
 // fileName takes the {file} wildcard if the handler is mounted with one,

@@ -76,11 +76,15 @@ type Renderer struct {
 	mu  sync.Mutex // serialises Update and Reload
 	cur atomic.Pointer[templateSet]
 	now func() time.Time
+	// zones caches what time zones derive to, for this renderer's
+	// template sets only.
+	zones zoneCache
 }
 
 type templateSet struct {
 	settings Settings
 	tmpl     map[string]*template.Template
+	zones    *zoneCache // the renderer's
 }
 
 // NewRenderer validates s and loads the embedded templates, overridden by
@@ -144,7 +148,7 @@ func (r *Renderer) load(s Settings) (*templateSet, error) {
 	if err != nil {
 		return nil, err
 	}
-	return loadTemplates(s, r.now())
+	return loadTemplates(s, r.now(), &r.zones)
 }
 
 // Render produces file f for dev. It refuses (ErrVendorMismatch) a file of
@@ -159,7 +163,7 @@ func (set *templateSet) render(f File, dev Device, now time.Time) ([]byte, error
 	if !ok {
 		return nil, fmt.Errorf("%s for %s device: %w", f.Kind, dev.Vendor, ErrVendorMismatch)
 	}
-	v, err := newView(f, dev, set.settings, now)
+	v, err := newView(f, dev, set.settings, now, set.zones)
 	if err != nil {
 		return nil, err
 	}
@@ -171,9 +175,9 @@ func (set *templateSet) render(f File, dev Device, now time.Time) ([]byte, error
 }
 
 // loadTemplates builds a complete set: embedded defaults, then overrides,
-// then a dry run of each.
-func loadTemplates(s Settings, now time.Time) (*templateSet, error) {
-	set := &templateSet{settings: s, tmpl: make(map[string]*template.Template)}
+// then a dry run of each. Its renderings derive time zones through zones.
+func loadTemplates(s Settings, now time.Time, zones *zoneCache) (*templateSet, error) {
+	set := &templateSet{settings: s, tmpl: make(map[string]*template.Template), zones: zones}
 	for name := range templateKinds {
 		text, err := embedded.ReadFile("templates/" + name)
 		if err != nil {

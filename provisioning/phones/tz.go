@@ -131,10 +131,18 @@ func isoWeekday(d time.Weekday) int {
 	return int(d)
 }
 
+// zoneCache holds what deriving zones costs to repeat: per year, the rule
+// signature of every Snom code's zone (some fifty LoadLocation calls). Each
+// Renderer has its own, so two daemons in one process share nothing. The
+// zero value is ready for use.
+type zoneCache struct {
+	snomRules sync.Map // int (year) → map[zoneRule]string
+}
+
 // loadZone resolves an IANA name; empty means UTC. The rules derived are
 // those of now's year in the zone, the ones phones need until their next
 // fetch.
-func loadZone(name string, now time.Time) (zone, error) {
+func (c *zoneCache) loadZone(name string, now time.Time) (zone, error) {
 	if name == "" {
 		name = "UTC"
 	}
@@ -153,7 +161,7 @@ func loadZone(name string, now time.Time) (zone, error) {
 		}
 		z.POSIX += "," + z.Start.posix() + "," + z.End.posix()
 	}
-	z.Snom = snomCode(z, year)
+	z.Snom = c.snomCode(z, year)
 	return z, nil
 }
 
@@ -302,9 +310,6 @@ var snomZones = []struct{ code, zone string }{
 	{"NCL+11", "Pacific/Noumea"}, {"NZL+12", "Pacific/Auckland"}, {"TON+13", "Pacific/Tongatapu"},
 }
 
-// snomRules caches, per year, the rule signature of every Snom code's zone.
-var snomRules sync.Map // int (year) → map[zoneRule]string
-
 // zoneRule is what makes two zones show the same local time all year.
 type zoneRule struct {
 	offset, dstOffset int
@@ -316,13 +321,13 @@ func (z zone) rule() zoneRule { return zoneRule{z.Offset, z.DSTOffset, z.DST, z.
 
 // snomCode picks the Snom code of z's own zone if Snom lists it, else the
 // first code whose zone has z's offsets and rules this year.
-func snomCode(z zone, year int) string {
+func (c *zoneCache) snomCode(z zone, year int) string {
 	for _, s := range snomZones {
 		if s.zone == z.Name {
 			return s.code
 		}
 	}
-	m, ok := snomRules.Load(year)
+	m, ok := c.snomRules.Load(year)
 	if !ok {
 		rules := make(map[zoneRule]string, len(snomZones))
 		for i := len(snomZones) - 1; i >= 0; i-- { // earlier entries win
@@ -333,7 +338,7 @@ func snomCode(z zone, year int) string {
 			r, _, _ := deriveZone(loc, year)
 			rules[r.rule()] = snomZones[i].code
 		}
-		m, _ = snomRules.LoadOrStore(year, rules)
+		m, _ = c.snomRules.LoadOrStore(year, rules)
 	}
 	return m.(map[zoneRule]string)[z.rule()]
 }

@@ -10,6 +10,7 @@ import (
 func TestLoadZone(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2026, 11, 16, 10, 0, 0, 0, time.UTC)
+	var zones zoneCache
 	for _, tc := range []struct {
 		name, posix, hours, gmt, snom string
 		offset, dstOffset             int
@@ -26,7 +27,7 @@ func TestLoadZone(t *testing.T) {
 		// Half-hour DST (Lord Howe): no Snom code has it.
 		{"Australia/Lord_Howe", "<+1030>-10:30<+11>-11,M10.1.0,M4.1.0", "+10:30", "GMT+10:30", "", 37800, 39600, true},
 	} {
-		z, err := loadZone(tc.name, now)
+		z, err := zones.loadZone(tc.name, now)
 		if err != nil {
 			t.Fatalf("%s: %v", tc.name, err)
 		}
@@ -36,7 +37,7 @@ func TestLoadZone(t *testing.T) {
 				tc.name, z, z.Hours(), z.GMT(), tc.posix, tc.hours, tc.gmt, tc.snom, tc.offset, tc.dstOffset, tc.dst)
 		}
 	}
-	if _, err := loadZone("Mars/Olympus", now); err == nil {
+	if _, err := zones.loadZone("Mars/Olympus", now); err == nil {
 		t.Error("unknown zone accepted")
 	}
 }
@@ -47,6 +48,7 @@ func TestZoneVendorForms(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2026, 11, 16, 10, 0, 0, 0, time.UTC)
 	type polycom struct{ month, date, dow, last, hour int }
+	var zones zoneCache
 	for _, tc := range []struct {
 		name                   string
 		yealinkStart, yealinkE string
@@ -64,7 +66,7 @@ func TestZoneVendorForms(t *testing.T) {
 		{"Australia/Lord_Howe", "10/1/7/2", "4/1/7/2", 30, "start=10/1/7/2;end=4/1/7/2;save=0:30",
 			polycom{10, 1, 1, 0, 2}, polycom{4, 1, 1, 0, 2}},
 	} {
-		z, err := loadZone(tc.name, now)
+		z, err := zones.loadZone(tc.name, now)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -99,7 +101,8 @@ func TestZoneRulesMatchTransitions(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		z, err := loadZone(name, time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC))
+		var zones zoneCache
+		z, err := zones.loadZone(name, time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC))
 		if err != nil || !z.DST {
 			t.Fatalf("%s: %+v %v", name, z, err)
 		}
@@ -138,9 +141,41 @@ func (t transition) date(year int) time.Time {
 
 func BenchmarkLoadZone(b *testing.B) {
 	now := time.Date(2026, 11, 16, 10, 0, 0, 0, time.UTC)
+	var zones zoneCache
 	for b.Loop() {
-		if _, err := loadZone("Europe/Ljubljana", now); err != nil {
+		if _, err := zones.loadZone("Europe/Ljubljana", now); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// Each renderer caches Snom's rules for itself: two daemons in one process
+// share nothing, and a renderer's template reloads keep its cache.
+func TestZoneCachePerRenderer(t *testing.T) {
+	t.Parallel()
+	cached := func(r *Renderer) bool {
+		_, ok := r.zones.snomRules.Load(testNow.Year())
+		return ok
+	}
+	r1, r2 := newTestRenderer(t, testSettings()), newTestRenderer(t, testSettings())
+	if r1.cur.Load().zones != &r1.zones || r2.cur.Load().zones != &r2.zones {
+		t.Fatal("a template set does not use its renderer's zone cache")
+	}
+	if cached(r1) || cached(r2) { // the dry runs' zones are in Snom's list
+		t.Fatal("a new renderer has Snom's rules cached")
+	}
+	dev := testDevice(Snom)
+	dev.TimeZone = "Europe/Ljubljana" // not in Snom's list: its rules are looked up
+	if _, err := r1.Render(File{Kind: KindSnom, MAC: dev.MAC}, dev); err != nil {
+		t.Fatal(err)
+	}
+	if !cached(r1) || cached(r2) {
+		t.Errorf("after r1 rendered: r1 cached %v, r2 cached %v; want true, false", cached(r1), cached(r2))
+	}
+	if err := r1.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if !cached(r1) {
+		t.Error("reload dropped the renderer's zone cache")
 	}
 }

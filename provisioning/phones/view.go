@@ -62,11 +62,11 @@ var languages = map[string][2]string{
 	"pl": {"Polish", "Polski"},
 }
 
-func newView(f File, dev Device, s Settings, now time.Time) (*view, error) {
+func newView(f File, dev Device, s Settings, now time.Time, zones *zoneCache) (*view, error) {
 	if dev.Registrar != "" {
 		s.Registrar = dev.Registrar
 	}
-	tz, err := loadZone(dev.TimeZone, now)
+	tz, err := zones.loadZone(dev.TimeZone, now)
 	if err != nil {
 		return nil, err
 	}
