@@ -33,14 +33,9 @@ var sqlDriverLevel = []string{
 	"sip/sippg/sippg.go",
 }
 
-// sqlToMove are the files whose SQL still has to move into an owner's
-// .sql files under internal/store (issue 16). Like pgxToMove, the list only
-// shrinks: a file whose SQL has moved must leave it, and no file may join.
-var sqlToMove = []string{}
-
 // SQL lives in the data-access layer: production code outside the
 // generated packages holds no SQL statement, except the named driver-level
-// files and those still to move.
+// files.
 func TestSQLStaysInTheDataAccessLayer(t *testing.T) {
 	root, err := filepath.Abs("../..")
 	if err != nil {
@@ -89,13 +84,13 @@ func TestSQLStaysInTheDataAccessLayer(t *testing.T) {
 	// The figure issue 16's notes track (go test -v -run TestSQL ./internal/archtest).
 	t.Logf("%d SQL statements in %d production files outside the generated packages", total, len(holding))
 	for file, n := range holding {
-		if !slices.Contains(sqlDriverLevel, file) && !slices.Contains(sqlToMove, file) {
+		if !slices.Contains(sqlDriverLevel, file) {
 			t.Errorf("%s holds %d SQL statements: put them in an owner's .sql file under internal/store (make generate)", file, n)
 		}
 	}
-	for _, file := range sqlToMove {
+	for _, file := range sqlDriverLevel {
 		if holding[file] == 0 {
-			t.Errorf("%s holds no SQL any more: remove it from sqlToMove", file)
+			t.Errorf("%s holds no SQL any more: remove it from sqlDriverLevel", file)
 		}
 	}
 }
