@@ -340,7 +340,7 @@ func (s *Service) PrepareChangePayment(ctx context.Context, tx *store.Tx, acct A
 	// A batch of one, so that the caller may add its COMMIT to it
 	// (provisioning's PipeTx.CommitNextBatch).
 	b := &store.Batch{}
-	b.Queue(billdb.PrepareChangePaymentSQL, changeID, acct.ID, a.id, at, dueGross, string(acct.Currency), s.ownerOrNull()).QueryRow(func(row pgx.Row) error {
+	b.Queue(billdb.PrepareChangePaymentSQL, changeID, acct.ID, a.id, at, dueGross, string(acct.Currency), s.ownerOrNull()).QueryRow(func(row store.Row) error {
 		return row.Scan(&refunded, &live, &liveAmount, &busy, &pmID, &pmGateway, &pmToken, &key)
 	})
 	if err := tx.SendBatch(ctx, b); err != nil {

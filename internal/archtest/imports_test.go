@@ -89,7 +89,6 @@ func importsModule(p pkg, prefix string) []string {
 // it, and no package may join it.
 var pgxToMove = []string{
 	"billing",
-	"provisioning",
 }
 
 // Each dependency that touches the outside world is used by the one

@@ -7,7 +7,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // Batch is statements sent to PostgreSQL in one round trip (a pipelined
@@ -32,22 +31,65 @@ func (b *Batch) Append(other *Batch) {
 	b.b.QueuedQueries = append(b.b.QueuedQueries, other.b.QueuedQueries...)
 }
 
-// BeginTx queues the BEGIN of a transaction first: InPipeTx sends it with
-// the batch's reads.
-func (b *Batch) BeginTx(opts pgx.TxOptions) { b.b.BeginTx(opts) }
+// TxMode is how a pipelined transaction begins (Batch.BeginTx).
+type TxMode int
+
+const (
+	// ReadWrite is PostgreSQL's default transaction: read committed, read
+	// write ("begin").
+	ReadWrite TxMode = iota
+	// ReadOnlySnapshot reads one snapshot and writes nothing (repeatable
+	// read, read only): a preview's state read.
+	ReadOnlySnapshot
+)
+
+// txOptions are the pgx options of each mode.
+var txOptions = [...]pgx.TxOptions{
+	ReadWrite:        {},
+	ReadOnlySnapshot: {IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly},
+}
+
+// BeginTx queues the BEGIN of a transaction in mode first: InPipeTx sends
+// it with the batch's reads.
+func (b *Batch) BeginTx(mode TxMode) { b.b.BeginTx(txOptions[mode]) }
 
 // Pgx is the pgx batch under b, for the driver-level code not yet ported
 // (it queues into it as into b).
 func (b *Batch) Pgx() *pgx.Batch { return &b.b }
 
+// Row is one row of a statement's result, scanned by hand into its
+// columns' destinations in order.
+type Row interface{ Scan(dest ...any) error }
+
 // QueryRow reads the statement's one row with fn; no row scans as
 // ErrNotFound.
-func (q Queued) QueryRow(fn func(pgx.Row) error) {
+func (q Queued) QueryRow(fn func(Row) error) {
 	q.q.QueryRow(func(r pgx.Row) error { return fn(row{r}) })
 }
 
-// Query reads the statement's rows with fn (which need not close them).
-func (q Queued) Query(fn func(pgx.Rows) error) { q.q.Query(fn) }
+// QueryRows reads the statement's rows, each scanned by position into a T
+// (a generated row type: its fields in column order), and hands them to fn.
+func QueryRows[T any](q Queued, fn func([]T) error) {
+	q.q.Query(func(rows pgx.Rows) error {
+		list, err := pgx.CollectRows(rows, pgx.RowToStructByPos[T])
+		if err != nil {
+			return err
+		}
+		return fn(list)
+	})
+}
+
+// QueryValues reads the statement's rows of one column, each scanned into
+// a T, and hands them to fn.
+func QueryValues[T any](q Queued, fn func([]T) error) {
+	q.q.Query(func(rows pgx.Rows) error {
+		list, err := pgx.CollectRows(rows, pgx.RowTo[T])
+		if err != nil {
+			return err
+		}
+		return fn(list)
+	})
+}
 
 // Exec hands the statement's command tag to fn (rows affected).
 func (q Queued) Exec(fn func(pgconn.CommandTag) error) { q.q.Exec(fn) }
@@ -137,12 +179,12 @@ func (t *PipeTx) RollbackOpen(ctx context.Context) {
 var errNoBegin = errors.New("pipelined transaction: the first batch began none")
 
 // InPipeTx sends first, which must have been started with
-// first.BeginTx(opts) before anything was queued, on a connection of pool,
-// then runs fn in the transaction first began. The transaction commits
-// after fn unless fn's last batch did (Finish, CommitNextBatch); it rolls
-// back when first or fn fail. first's callbacks run before fn.
-func InPipeTx(ctx context.Context, pool *pgxpool.Pool, first *Batch, fn func(tx *PipeTx) error) (err error) {
-	c, err := pool.Acquire(ctx)
+// first.BeginTx(mode) before anything was queued, on a connection of db's
+// pool, then runs fn in the transaction first began. The transaction
+// commits after fn unless fn's last batch did (Finish, CommitNextBatch); it
+// rolls back when first or fn fail. first's callbacks run before fn.
+func InPipeTx(ctx context.Context, db *DB, first *Batch, fn func(tx *PipeTx) error) (err error) {
+	c, err := db.pool.Acquire(ctx)
 	if err != nil {
 		return err
 	}

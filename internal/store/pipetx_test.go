@@ -29,9 +29,9 @@ func TestPipeTxCommitsOrRollsBackWhole(t *testing.T) {
 	}
 	run := func(last []string, more func(tx *store.PipeTx) error) error {
 		first := &store.Batch{}
-		first.BeginTx(pgx.TxOptions{})
+		first.BeginTx(store.ReadWrite)
 		first.Queue(`INSERT INTO pipe VALUES (1)`)
-		return store.InPipeTx(ctx, pool, first, func(tx *store.PipeTx) error {
+		return store.InPipeTx(ctx, store.NewDB(pool), first, func(tx *store.PipeTx) error {
 			if more != nil {
 				if err := more(tx); err != nil {
 					return err
