@@ -6,10 +6,10 @@ import (
 	"fmt"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/pbxd/pbxd/internal/fault"
 	"github.com/pbxd/pbxd/internal/store"
+	"github.com/pbxd/pbxd/internal/store/billdb"
 )
 
 // CreditNote corrects an issued invoice, which is never edited: it issues a
@@ -34,21 +34,21 @@ func (s *Service) CreditNote(ctx context.Context, actor, invoiceID, reason strin
 	now := s.clock.Now()
 	id := uuid.NewString()
 	var is *issue
-	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		var status, tz string
-		err := tx.QueryRow(ctx, `SELECT i.status, a.timezone FROM invoices i JOIN accounts a ON a.id = i.account_id
-			WHERE i.id = $1 FOR UPDATE OF i`, invoiceID).Scan(&status, &tz)
-		if errors.Is(err, pgx.ErrNoRows) {
+	err = s.db.InTx(ctx, func(tx *store.Tx) error {
+		q := billdb.New(tx)
+		locked, err := q.LockInvoiceForCredit(ctx, invoiceID)
+		if errors.Is(err, store.ErrNotFound) {
 			return errNoInvoice
 		}
 		if err != nil {
 			return fmt.Errorf("lock invoice: %w", err)
 		}
-		var credited bool
-		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM invoices WHERE corrects = $1)`, invoiceID).Scan(&credited); err != nil {
+		status, tz := Status(locked.Status), locked.Timezone
+		credited, err := q.InvoiceCredited(ctx, invoiceID)
+		if err != nil {
 			return err
 		}
-		if credited || status == string(StatusVoid) {
+		if credited || status == StatusVoid {
 			return fault.New(fault.Conflict, "", "invoice %s is already credited or void", orig.Number)
 		}
 		lines := make([]Line, 0, len(orig.Lines))
@@ -65,31 +65,31 @@ func (s *Service) CreditNote(ctx context.Context, actor, invoiceID, reason strin
 			return fmt.Errorf("build credit note: %w", err)
 		}
 		is = &issue{id: id, accountID: orig.AccountID, inv: inv, status: StatusPaid, paidAt: &now}
-		switch Status(status) {
+		switch status {
 		case StatusOpen:
 			is.paymentRef = "cancels " + orig.Number
-			if _, err := tx.Exec(ctx, `UPDATE invoices SET status = 'void' WHERE id = $1`, invoiceID); err != nil {
+			if err := q.VoidInvoice(ctx, invoiceID); err != nil {
 				return err
 			}
-			if _, err := tx.Exec(ctx, `UPDATE dunning SET next_retry_at = NULL WHERE invoice_id = $1`, invoiceID); err != nil {
+			if err := q.EndDunning(ctx, invoiceID); err != nil {
 				return err
 			}
-		default: // paid: the credit goes onto the next bill
+		case StatusPaid: // the credit goes onto the next bill
 			is.paymentRef = "credited on the next bill"
 			for _, l := range lines {
-				if _, err := tx.Exec(ctx, `INSERT INTO pending_items (id, account_id, package_code, description, quantity, unit_minor,
-					amount_minor, currency, period_start, period_end, note, created_at)
-					VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
-					uuid.NewString(), orig.AccountID, l.PackageCode, l.Description, l.Quantity, l.UnitMinor, l.AmountMinor,
-					string(orig.Currency), l.PeriodStart.Start(s.location(tz)), l.PeriodEnd.Start(s.location(tz)), l.ProrationNote, now); err != nil {
+				if err := q.InsertCreditItem(ctx, billdb.InsertCreditItemParams{ID: uuid.NewString(), AccountID: orig.AccountID,
+					PackageCode: l.PackageCode, Description: l.Description, Quantity: int32(l.Quantity), UnitMinor: l.UnitMinor, AmountMinor: l.AmountMinor,
+					Currency: string(orig.Currency), PeriodStart: l.PeriodStart.Start(s.location(tz)), PeriodEnd: l.PeriodEnd.Start(s.location(tz)),
+					Note: l.ProrationNote, CreatedAt: now}); err != nil {
 					return fmt.Errorf("credit for the next bill: %w", err)
 				}
 			}
+		case StatusVoid: // refused above
 		}
-		if err := s.issueTx(ctx, store.Wrap(tx), is); err != nil {
+		if err := s.issueTx(ctx, tx, is); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `UPDATE invoices SET corrects = $2 WHERE id = $1`, id, invoiceID); err != nil {
+		if err := q.SetCorrects(ctx, billdb.SetCorrectsParams{ID: id, Corrects: invoiceID}); err != nil {
 			return err
 		}
 		return audit(ctx, tx, now, actor, orig.AccountID, "invoice.credit_note", invoiceID, map[string]any{"credit_note": id, "reason": reason})

@@ -5,9 +5,10 @@ import (
 	"fmt"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/pbxd/pbxd/internal/fault"
+	"github.com/pbxd/pbxd/internal/store"
+	"github.com/pbxd/pbxd/internal/store/billdb"
 )
 
 // SetDefaultPaymentMethod makes one of the account's saved methods the one
@@ -19,19 +20,20 @@ func (s *Service) SetDefaultPaymentMethod(ctx context.Context, actor, accountID,
 		return fault.New(fault.NotFound, "", "payment method not found")
 	}
 	now := s.clock.Now()
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err := s.db.InTx(ctx, func(tx *store.Tx) error {
+		q := billdb.New(tx)
 		// The account row lock serialises default changes, as in AddPaymentMethod.
-		if _, err := tx.Exec(ctx, `SELECT 1 FROM accounts WHERE id = $1 FOR NO KEY UPDATE`, accountID); err != nil {
+		if err := q.LockAccount(ctx, accountID); err != nil {
 			return fmt.Errorf("lock account: %w", err)
 		}
-		var exists bool
-		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM payment_methods WHERE id = $1 AND account_id = $2 AND deleted_at IS NULL)`, id, accountID).Scan(&exists); err != nil {
+		exists, err := q.PaymentMethodExists(ctx, billdb.PaymentMethodExistsParams{ID: id, AccountID: accountID})
+		if err != nil {
 			return fmt.Errorf("read payment method: %w", err)
 		}
 		if !exists {
 			return fault.New(fault.NotFound, "", "payment method not found")
 		}
-		if _, err := tx.Exec(ctx, `UPDATE payment_methods SET is_default = (id = $2) WHERE account_id = $1 AND deleted_at IS NULL AND (is_default OR id = $2)`, accountID, id); err != nil {
+		if err := q.SetDefaultMethod(ctx, billdb.SetDefaultMethodParams{ID: id, AccountID: accountID}); err != nil {
 			return fmt.Errorf("set default: %w", err)
 		}
 		if err := reopenDunning(ctx, tx, accountID, now); err != nil {

@@ -66,10 +66,6 @@ func (s *Service) ownerKey() *int32 {
 	return nil
 }
 
-// pooled runs billing's generated queries on the pool, outside any
-// transaction (a missing row is store.ErrNotFound).
-func (s *Service) pooled() *billdb.Queries { return billdb.New(store.NewDB(s.pool)) }
-
 // ErrAbandoned is what an AfterCharge hook returns to make the shell drop
 // a gateway answer unrecorded, as a crash at that point would.
 var ErrAbandoned = errors.New("billing: payment outcome abandoned")
@@ -432,7 +428,7 @@ func (s *Service) ChargeChange(ctx context.Context, p *ChangePayment) (*ChangeAn
 	case "error":
 		return nil, fault.New(fault.PaymentRequired, "payment_method", "the payment gateway did not answer; nothing was charged, try again")
 	}
-	detail, _ := s.pooled().AttemptDetail(ctx, attemptID)
+	detail, _ := s.q.AttemptDetail(ctx, attemptID)
 	return nil, fault.New(fault.PaymentRequired, "payment_method", "the payment was declined: %s", detail)
 }
 
@@ -509,7 +505,7 @@ func (c *ChangeAnswer) Record(ctx context.Context) error {
 // requested (committed) before the gateway call and marked done after, with
 // an audit record. A change without a live payment is left alone.
 func (s *Service) RefundChange(ctx context.Context, changeID, reason string) error {
-	id, err := s.pooled().RequestRefund(ctx, &changeID)
+	id, err := s.q.RequestRefund(ctx, &changeID)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil
 	}
@@ -586,7 +582,7 @@ func (s *Service) Recover(ctx context.Context, now time.Time, applier ChangeAppl
 	// The attempts Recover may settle now: older than the grace, or owned
 	// by another process (self: this one's owner, 0 if none) that is gone,
 	// its owner lock free (probed for the statement only).
-	q, before, self := s.pooled(), now.Add(-recoveryGrace), s.owner.Load()
+	q, before, self := s.q, now.Add(-recoveryGrace), s.owner.Load()
 	ids := func(list func(context.Context, billdb.UnknownAttemptsParams) ([]string, error)) ([]string, error) {
 		out, err := list(ctx, billdb.UnknownAttemptsParams{Before: before, Self: self, LockClass: int32(ownerLockClass)})
 		if err != nil {

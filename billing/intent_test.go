@@ -46,7 +46,7 @@ func TestRenewalPaymentsSurviveFaults(t *testing.T) {
 	at := time.Date(2026, 12, 1, 1, 0, 0, 0, time.UTC)
 	var dropped atomic.Int64
 	reg := prometheus.NewRegistry()
-	crashy, err := NewService(Options{Pool: b.pool, Clock: testClock(at), Workers: 4, Registry: reg, Settings: b.svc.cfg(),
+	crashy, err := NewService(Options{Pool: b.pool, Clock: testClock(at), Workers: 4, Registry: reg, Settings: b.svc.cfg(), Lines: b.lines,
 		AfterCharge: func(string) error {
 			if dropped.Add(1)%3 == 0 {
 				return ErrAbandoned // as if the process died here
@@ -56,7 +56,6 @@ func TestRenewalPaymentsSurviveFaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	crashy.SetLineSwitch(b.lines)
 	st := crashy.cfg()
 	st.RenewalBatch = 5
 	if err := crashy.SetSettings(st); err != nil {

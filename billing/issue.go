@@ -121,7 +121,7 @@ func (s *Service) Invoice(ctx context.Context, id, accountScope string) (StoredI
 	if uuid.Validate(id) != nil {
 		return StoredInvoice{}, errNoInvoice
 	}
-	r, err := s.pooled().InvoiceByID(ctx, id)
+	r, err := s.q.InvoiceByID(ctx, id)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && accountScope != "" && accountScope != r.AccountID) {
 		return StoredInvoice{}, errNoInvoice
 	}
@@ -150,7 +150,7 @@ func (s *Service) Invoice(ctx context.Context, id, accountScope string) (StoredI
 // the account's credit.
 func (s *Service) paymentOf(ctx context.Context, si StoredInvoice) (*Payment, error) {
 	p := &Payment{Reference: si.PaymentRef}
-	r, err := s.pooled().InvoicePayment(ctx, &si.ID)
+	r, err := s.q.InvoicePayment(ctx, &si.ID)
 	if err == nil {
 		p.At, p.Method, p.Reference, p.AmountMinor = r.At, r.Method, r.Reference, r.AmountMinor
 	}
@@ -189,7 +189,7 @@ func (s *Service) Invoices(ctx context.Context, accountID string) ([]InvoiceSumm
 	if err := s.accountExists(ctx, accountID); err != nil {
 		return nil, err
 	}
-	q := s.pooled()
+	q := s.q
 	rows, err := q.AccountInvoices(ctx, accountID)
 	if err != nil {
 		return nil, fmt.Errorf("list invoices: %w", err)
@@ -213,7 +213,7 @@ func (s *Service) accountExists(ctx context.Context, accountID string) error {
 	if uuid.Validate(accountID) != nil {
 		return fault.New(fault.NotFound, "", "account not found")
 	}
-	ok, err := s.pooled().AccountExists(ctx, accountID)
+	ok, err := s.q.AccountExists(ctx, accountID)
 	if err != nil {
 		return fmt.Errorf("read account: %w", err)
 	}

@@ -6,10 +6,9 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/pbxd/pbxd/internal/fault"
 	"github.com/pbxd/pbxd/internal/store"
+	"github.com/pbxd/pbxd/internal/store/billdb"
 )
 
 // OneOffItem is one line of a one-time purchase (hardware), not prorated.
@@ -32,8 +31,8 @@ type OneOffItem struct {
 // without a card a fault.Conflict.
 func (s *Service) ChargeOneOff(ctx context.Context, acct Account, ref string, items []OneOffItem, at time.Time) (string, error) {
 	id := derivedID("oneoff", ref)
-	var exists bool
-	if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM invoices WHERE id = $1)`, id).Scan(&exists); err != nil {
+	exists, err := s.q.InvoiceExists(ctx, id)
+	if err != nil {
 		return "", fmt.Errorf("read invoice: %w", err)
 	}
 	if exists {
@@ -60,7 +59,7 @@ func (s *Service) ChargeOneOff(ctx context.Context, acct Account, ref string, it
 	if err != nil {
 		return "", err
 	}
-	if a.outcome == "unknown" {
+	if AttemptOutcome(a.outcome) == AttemptUnknown {
 		res, outcome, gerr := s.callGateway(ctx, a)
 		if outcome == "" {
 			return "", fmt.Errorf("charge hardware %s: %w", ref, gerr)
@@ -72,21 +71,23 @@ func (s *Service) ChargeOneOff(ctx context.Context, acct Account, ref string, it
 			return "", err
 		}
 	}
-	switch a.outcome {
-	case "approved":
-	case "error":
+	switch AttemptOutcome(a.outcome) {
+	case AttemptApproved:
+	case AttemptError:
 		return "", fault.New(fault.PaymentRequired, "payment_method", "the payment gateway did not answer; nothing was charged, try again")
-	case "declined":
+	case AttemptDeclined:
 		return "", fault.New(fault.PaymentRequired, "payment_method", "the payment was declined")
+	case AttemptUnknown, AttemptPending, AttemptManual:
+		fallthrough
 	default:
 		return "", fault.New(fault.PaymentRequired, "payment_method", "the card payment was not approved at once (%s)", a.outcome)
 	}
 	is := &issue{id: id, accountID: acct.ID, inv: inv, status: StatusPaid, paymentRef: a.reference, paidAt: &at}
-	err = store.InTx(ctx, s.pool, func(tx pgx.Tx) error {
-		if err := s.issueTx(ctx, store.Wrap(tx), is); err != nil {
+	err = s.db.InTx(ctx, func(tx *store.Tx) error {
+		if err := s.issueTx(ctx, tx, is); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `UPDATE payment_attempts SET invoice_id = $2 WHERE id = $1`, a.id, id); err != nil {
+		if err := billdb.New(tx).LinkAttemptInvoice(ctx, billdb.LinkAttemptInvoiceParams{ID: a.id, InvoiceID: id}); err != nil {
 			return fmt.Errorf("link payment to invoice: %w", err)
 		}
 		return audit(ctx, tx, at, "billing", acct.ID, "invoice.oneoff", id, map[string]any{"ref": ref, "gross_minor": inv.Totals.GrossMinor})
@@ -104,12 +105,11 @@ func (s *Service) ChargeOneOff(ctx context.Context, acct Account, ref string, it
 // oneOffIntent returns the payment intent under key, committing a new one
 // (outcome unknown) with the account's default card when there is none.
 func (s *Service) oneOffIntent(ctx context.Context, acct Account, key string, amount Money, at time.Time) (*attempt, error) {
-	var id string
-	err := s.pool.QueryRow(ctx, `SELECT id::text FROM payment_attempts WHERE idempotency_key = $1`, key).Scan(&id)
+	id, err := s.q.AttemptByKey(ctx, key)
 	if err == nil {
 		return s.loadAttempt(ctx, s.pool, id)
 	}
-	if !errors.Is(err, pgx.ErrNoRows) {
+	if !errors.Is(err, store.ErrNotFound) {
 		return nil, fmt.Errorf("read payment intent: %w", err)
 	}
 	pm, err := defaultMethod(ctx, s.pool, acct.ID)
@@ -120,7 +120,7 @@ func (s *Service) oneOffIntent(ctx context.Context, acct Account, key string, am
 		return nil, fault.New(fault.Conflict, "payment_method", "hardware is paid by card at purchase: add a card with POST /v1/accounts/%s/payment-methods", acct.ID)
 	}
 	a := &attempt{key: key, accountID: acct.ID, method: pm, amount: amount}
-	err = store.InTx(ctx, s.pool, func(tx pgx.Tx) error { return s.beginAttempt(ctx, store.Wrap(tx), a, at) })
+	err = s.db.InTx(ctx, func(tx *store.Tx) error { return s.beginAttempt(ctx, tx, a, at) })
 	if store.IsUniqueViolation(err, "") { // a concurrent call committed it first
 		return s.oneOffIntent(ctx, acct, key, amount, at)
 	}

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/pbxd/pbxd/internal/store"
 )
 
 // An attempt records its owner: the key of a session advisory lock that
@@ -102,8 +104,8 @@ func (s *Service) takeOwnerLock(ctx context.Context, key *int32) (*pgx.Conn, err
 			_, _ = rand.Read(b[:])
 			*key = int32(binary.BigEndian.Uint32(b[:])&0x7fffffff) | 1
 		}
-		var got bool
-		if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1, $2)`, ownerLockClass, *key).Scan(&got); err != nil {
+		got, err := store.TryAdvisoryLock(ctx, conn, ownerLockClass, *key)
+		if err != nil {
 			conn.Close(context.WithoutCancel(ctx)) //nolint:errcheck
 			return nil, fmt.Errorf("take owner lock: %w", err)
 		}
@@ -116,10 +118,10 @@ func (s *Service) takeOwnerLock(ctx context.Context, key *int32) (*pgx.Conn, err
 	return nil, fmt.Errorf("take owner lock: no free key")
 }
 
-// ownerOrNull is the owner to record on a new attempt.
-func (s *Service) ownerOrNull() any {
+// ownerOrNull is the owner to record on a new attempt (nil: NULL).
+func (s *Service) ownerOrNull() *int32 {
 	if k := s.owner.Load(); k != 0 {
-		return k
+		return &k
 	}
 	return nil
 }

@@ -10,10 +10,10 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/pbxd/pbxd/internal/fault"
 	"github.com/pbxd/pbxd/internal/store"
+	"github.com/pbxd/pbxd/internal/store/billdb"
 )
 
 // PaymentMethod is a saved payment method as the API shows it. Its gateway
@@ -27,7 +27,7 @@ type PaymentMethod struct {
 	CreatedAt time.Time `json:"created_at"`
 	// SettledInvoices are the overdue invoices a new default method paid
 	// in the request that added it.
-	SettledInvoices []string `json:"settled_invoices,omitempty" db:"-"`
+	SettledInvoices []string `json:"settled_invoices,omitempty"`
 }
 
 // NewPaymentMethod is what adding a payment method takes.
@@ -69,31 +69,31 @@ func (s *Service) AddPaymentMethod(ctx context.Context, actor, accountID string,
 	}
 	now := s.clock.Now()
 	pm := PaymentMethod{ID: uuid.NewString(), Gateway: n.Gateway, Label: n.Label, CreatedAt: now}
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err := s.db.InTx(ctx, func(tx *store.Tx) error {
+		q := billdb.New(tx)
 		// The account row lock serialises default changes of one account.
-		var id string
-		err := tx.QueryRow(ctx, `SELECT id FROM accounts WHERE id = $1 FOR NO KEY UPDATE`, accountID).Scan(&id)
-		if errors.Is(err, pgx.ErrNoRows) {
+		_, err := q.LockAccountID(ctx, accountID)
+		if errors.Is(err, store.ErrNotFound) {
 			return fault.New(fault.NotFound, "", "account not found")
 		}
 		if err != nil {
 			return fmt.Errorf("lock account: %w", err)
 		}
-		var others bool
-		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM payment_methods WHERE account_id = $1 AND is_default AND deleted_at IS NULL)`, accountID).Scan(&others); err != nil {
+		others, err := q.HasDefaultMethod(ctx, accountID)
+		if err != nil {
 			return fmt.Errorf("read payment methods: %w", err)
 		}
 		pm.Default = n.Default || !others
 		if pm.Default {
-			if _, err := tx.Exec(ctx, `UPDATE payment_methods SET is_default = false WHERE account_id = $1 AND is_default`, accountID); err != nil {
+			if err := q.UnsetDefaultMethod(ctx, accountID); err != nil {
 				return fmt.Errorf("unset default: %w", err)
 			}
 			if err := reopenDunning(ctx, tx, accountID, now); err != nil {
 				return err
 			}
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO payment_methods (id, account_id, gateway, token, label, is_default, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7)`, pm.ID, accountID, pm.Gateway, n.Token, pm.Label, pm.Default, now); err != nil {
+		if err := q.InsertPaymentMethod(ctx, billdb.InsertPaymentMethodParams{ID: pm.ID, AccountID: accountID, Gateway: pm.Gateway,
+			Token: n.Token, Label: pm.Label, IsDefault: pm.Default, CreatedAt: now}); err != nil {
 			return fmt.Errorf("save payment method: %w", err)
 		}
 		return audit(ctx, tx, now, actor, accountID, "payment_method.added", pm.ID, map[string]any{"gateway": pm.Gateway, "default": pm.Default})
@@ -115,9 +115,8 @@ func (s *Service) AddPaymentMethod(ctx context.Context, actor, accountID string,
 // reopenDunning makes a new default method the customer's answer to
 // dunning: the account's open invoices are retried at the next pass, even
 // after the last retry.
-func reopenDunning(ctx context.Context, tx pgx.Tx, accountID string, now time.Time) error {
-	if _, err := tx.Exec(ctx, `UPDATE dunning d SET next_retry_at = $2, exhausted = false
-		FROM invoices i WHERE i.id = d.invoice_id AND i.account_id = $1 AND i.status = 'open'`, accountID, now); err != nil {
+func reopenDunning(ctx context.Context, tx *store.Tx, accountID string, now time.Time) error {
+	if err := billdb.New(tx).ReopenDunning(ctx, billdb.ReopenDunningParams{AccountID: accountID, Now: now}); err != nil {
 		return fmt.Errorf("reschedule dunning: %w", err)
 	}
 	return nil
@@ -126,13 +125,7 @@ func reopenDunning(ctx context.Context, tx pgx.Tx, accountID string, now time.Ti
 // chargeOverdue charges a card account's open invoices with its default
 // method, oldest first, and returns those now paid.
 func (s *Service) chargeOverdue(ctx context.Context, accountID string, now time.Time) ([]string, error) {
-	rows, err := s.pool.Query(ctx, `SELECT i.id::text FROM invoices i JOIN accounts a ON a.id = i.account_id
-		WHERE i.account_id = $1 AND a.payment_mode = 'card' AND i.status = 'open' AND i.kind = 'invoice' AND i.gross_minor > 0
-		ORDER BY i.issued_at, i.number`, accountID)
-	if err != nil {
-		return nil, fmt.Errorf("list overdue invoices: %w", err)
-	}
-	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	ids, err := s.q.OverdueInvoices(ctx, accountID)
 	if err != nil {
 		return nil, fmt.Errorf("list overdue invoices: %w", err)
 	}
@@ -143,8 +136,7 @@ func (s *Service) chargeOverdue(ctx context.Context, accountID string, now time.
 			errs = append(errs, fmt.Errorf("invoice %s: %w", id, err))
 			continue
 		}
-		var status string
-		if err := s.pool.QueryRow(ctx, `SELECT status FROM invoices WHERE id = $1`, id).Scan(&status); err == nil && status == string(StatusPaid) {
+		if status, err := s.q.InvoiceStatus(ctx, id); err == nil && Status(status) == StatusPaid {
 			paid = append(paid, id)
 		}
 	}
@@ -169,17 +161,13 @@ func (s *Service) PaymentMethods(ctx context.Context, accountID string) ([]Payme
 	if err := s.accountExists(ctx, accountID); err != nil {
 		return nil, err
 	}
-	rows, err := s.pool.Query(ctx, `SELECT id, gateway, label, is_default, created_at FROM payment_methods
-		WHERE account_id = $1 AND deleted_at IS NULL ORDER BY is_default DESC, created_at, id`, accountID)
+	rows, err := s.q.PaymentMethods(ctx, accountID)
 	if err != nil {
 		return nil, fmt.Errorf("list payment methods: %w", err)
 	}
-	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[PaymentMethod])
-	if err != nil {
-		return nil, fmt.Errorf("list payment methods: %w", err)
-	}
-	if out == nil {
-		out = []PaymentMethod{}
+	out := make([]PaymentMethod, 0, len(rows))
+	for _, r := range rows {
+		out = append(out, PaymentMethod{ID: r.ID, Gateway: r.Gateway, Label: r.Label, Default: r.IsDefault, CreatedAt: r.CreatedAt})
 	}
 	return out, nil
 }
@@ -192,13 +180,12 @@ func (s *Service) DeletePaymentMethod(ctx context.Context, actor, accountID, id 
 		return fault.New(fault.NotFound, "", "payment method not found")
 	}
 	now := s.clock.Now()
-	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `UPDATE payment_methods SET deleted_at = $3, is_default = false
-			WHERE id = $1 AND account_id = $2 AND deleted_at IS NULL`, id, accountID, now)
+	return s.db.InTx(ctx, func(tx *store.Tx) error {
+		n, err := billdb.New(tx).DeletePaymentMethod(ctx, billdb.DeletePaymentMethodParams{ID: id, AccountID: accountID, DeletedAt: now})
 		if err != nil {
 			return fmt.Errorf("delete payment method: %w", err)
 		}
-		if tag.RowsAffected() == 0 {
+		if n == 0 {
 			return fault.New(fault.NotFound, "", "payment method not found")
 		}
 		return audit(ctx, tx, now, actor, accountID, "payment_method.deleted", id, nil)
@@ -211,16 +198,7 @@ func (s *Service) DeletePaymentMethod(ctx context.Context, actor, accountID, id 
 // become inactive and their lines suspended; a successful retry reactivates
 // them. Each invoice is its own transaction.
 func (s *Service) RunDunning(ctx context.Context, now time.Time) error {
-	rows, err := s.pool.Query(ctx, `SELECT i.id FROM invoices i JOIN accounts a ON a.id = i.account_id
-		WHERE i.status = 'open' AND i.kind = 'invoice' AND a.payment_mode = 'card' AND i.gross_minor > 0
-		  AND NOT EXISTS (SELECT 1 FROM payment_attempts p WHERE p.invoice_id = i.id)
-		  AND NOT EXISTS (SELECT 1 FROM dunning d WHERE d.invoice_id = i.id)
-		UNION
-		SELECT invoice_id FROM dunning WHERE NOT exhausted AND next_retry_at <= $1`, now)
-	if err != nil {
-		return fmt.Errorf("list due payments: %w", err)
-	}
-	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	ids, err := s.q.DuePayments(ctx, now)
 	if err != nil {
 		return fmt.Errorf("list due payments: %w", err)
 	}
@@ -243,30 +221,24 @@ func (s *Service) retry(ctx context.Context, invoiceID string, now time.Time) er
 	var a *attempt
 	var noMethod bool
 	var accountID string
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err := s.db.InTx(ctx, func(tx *store.Tx) error {
 		if err := store.CheckFence(ctx, tx); err != nil { // the job's leader only
 			return err
 		}
-		var status, cur string
-		var gross int64
-		var exhausted *bool
-		var inFlight bool
-		err := tx.QueryRow(ctx, `SELECT i.account_id, i.status, i.currency, i.gross_minor, d.exhausted,
-				EXISTS (SELECT 1 FROM payment_attempts p WHERE p.invoice_id = i.id AND p.outcome = 'unknown')
-			FROM invoices i LEFT JOIN dunning d ON d.invoice_id = i.id WHERE i.id = $1 FOR UPDATE OF i SKIP LOCKED`, invoiceID).
-			Scan(&accountID, &status, &cur, &gross, &exhausted, &inFlight)
-		if errors.Is(err, pgx.ErrNoRows) {
+		q := billdb.New(tx)
+		inv, err := q.LockInvoiceForRetry(ctx, invoiceID)
+		if errors.Is(err, store.ErrNotFound) {
 			return nil // being handled elsewhere
 		}
 		if err != nil {
 			return fmt.Errorf("lock invoice: %w", err)
 		}
-		if inFlight {
+		accountID = inv.AccountID
+		if inv.InFlight {
 			return nil // a charge whose answer is not recorded yet: Recover settles it
 		}
-		if status != string(StatusOpen) || (exhausted != nil && *exhausted) {
-			_, err := tx.Exec(ctx, `UPDATE dunning SET next_retry_at = NULL WHERE invoice_id = $1`, invoiceID)
-			return err
+		if Status(inv.Status) != StatusOpen || (inv.Exhausted != nil && *inv.Exhausted) {
+			return q.EndDunning(ctx, invoiceID)
 		}
 		pm, err := defaultMethod(ctx, tx, accountID)
 		if err != nil {
@@ -274,24 +246,24 @@ func (s *Service) retry(ctx context.Context, invoiceID string, now time.Time) er
 		}
 		if pm == nil {
 			noMethod = true
-			if err := insertAttempt(ctx, tx, invoiceID, "", now, gross, "declined", "", "no default payment method"); err != nil {
+			if err := insertAttempt(ctx, tx, invoiceID, "", now, inv.GrossMinor, AttemptDeclined, "", "no default payment method"); err != nil {
 				return err
 			}
-			return s.afterFailure(ctx, store.Wrap(tx), accountID, invoiceID, "no default payment method", now)
+			return s.afterFailure(ctx, tx, accountID, invoiceID, "no default payment method", now)
 		}
-		var n int
-		if err := tx.QueryRow(ctx, `SELECT count(*) FROM payment_attempts WHERE invoice_id = $1`, invoiceID).Scan(&n); err != nil {
+		n, err := q.CountAttempts(ctx, invoiceID)
+		if err != nil {
 			return fmt.Errorf("count attempts: %w", err)
 		}
-		a = &attempt{key: "invoice:" + invoiceID + ":" + strconv.Itoa(n+1), accountID: accountID, invoiceID: invoiceID, method: pm,
-			amount: Money{Minor: gross, Currency: Currency(cur)}}
-		return s.beginAttempt(ctx, store.Wrap(tx), a, now)
+		a = &attempt{key: "invoice:" + invoiceID + ":" + strconv.FormatInt(n+1, 10), accountID: accountID, invoiceID: invoiceID, method: pm,
+			amount: Money{Minor: inv.GrossMinor, Currency: Currency(inv.Currency)}}
+		return s.beginAttempt(ctx, tx, a, now)
 	})
 	if err != nil {
 		return err
 	}
 	if noMethod {
-		s.m.attempts.WithLabelValues("declined").Inc()
+		s.m.attempts.WithLabelValues(string(AttemptDeclined)).Inc()
 	}
 	if a == nil {
 		return nil
@@ -307,16 +279,12 @@ func (s *Service) retry(ctx context.Context, invoiceID string, now time.Time) er
 // setSubscriptions suspends (inactive, lines suspended) or reactivates the
 // subscriptions an invoice renewed.
 func (s *Service) setSubscriptions(ctx context.Context, tx *store.Tx, accountID, invoiceID string, suspend bool, now time.Time, actor string) error {
-	from, to, action, reason := "active", "inactive", "subscription.inactive", "unpaid invoice"
+	from, to, action, reason := SubscriptionActive, SubscriptionInactive, "subscription.inactive", "unpaid invoice"
 	if !suspend {
-		from, to, action, reason = "inactive", "active", "subscription.reactivated", "invoice paid"
+		from, to, action, reason = SubscriptionInactive, SubscriptionActive, "subscription.reactivated", "invoice paid"
 	}
-	rows, err := tx.Query(ctx, `UPDATE subscriptions s SET status = $3, version = version + 1
-		FROM renewals r WHERE r.invoice_id = $1 AND s.id = r.subscription_id AND s.status = $2 RETURNING s.id`, invoiceID, from, to)
-	if err != nil {
-		return fmt.Errorf("set subscriptions %s: %w", to, err)
-	}
-	subs, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	subs, err := billdb.New(tx).SetRenewedSubscriptionsStatus(ctx, billdb.SetRenewedSubscriptionsStatusParams{
+		InvoiceID: invoiceID, FromStatus: string(from), ToStatus: string(to)})
 	if err != nil {
 		return fmt.Errorf("set subscriptions %s: %w", to, err)
 	}
@@ -333,21 +301,22 @@ func (s *Service) setSubscriptions(ctx context.Context, tx *store.Tx, accountID,
 
 // settle marks an open invoice paid, ends its dunning and reactivates what
 // it suspended.
-func (s *Service) settle(ctx context.Context, tx pgx.Tx, accountID, invoiceID, ref string, now time.Time, actor string) error {
-	tag, err := tx.Exec(ctx, `UPDATE invoices SET status = 'paid', payment_ref = $2, paid_at = $3 WHERE id = $1 AND status = 'open'`, invoiceID, ref, now)
+func (s *Service) settle(ctx context.Context, tx *store.Tx, accountID, invoiceID, ref string, now time.Time, actor string) error {
+	q := billdb.New(tx)
+	n, err := q.MarkInvoicePaid(ctx, billdb.MarkInvoicePaidParams{ID: invoiceID, PaymentRef: ref, PaidAt: now})
 	if err != nil {
 		return fmt.Errorf("mark invoice paid: %w", err)
 	}
-	if tag.RowsAffected() == 0 {
+	if n == 0 {
 		return fault.New(fault.Conflict, "", "invoice is not open")
 	}
-	if _, err := tx.Exec(ctx, `UPDATE dunning SET next_retry_at = NULL WHERE invoice_id = $1`, invoiceID); err != nil {
+	if err := q.EndDunning(ctx, invoiceID); err != nil {
 		return fmt.Errorf("end dunning: %w", err)
 	}
 	if err := audit(ctx, tx, now, actor, accountID, "invoice.paid", invoiceID, map[string]any{"reference": ref}); err != nil {
 		return err
 	}
-	return s.setSubscriptions(ctx, store.Wrap(tx), accountID, invoiceID, false, now, actor)
+	return s.setSubscriptions(ctx, tx, accountID, invoiceID, false, now, actor)
 }
 
 // MarkPaid records an out-of-band payment (bank transfer) of an open
@@ -360,23 +329,23 @@ func (s *Service) MarkPaid(ctx context.Context, actor, invoiceID, reference stri
 		return StoredInvoice{}, fault.New(fault.Invalid, "reference", "reference is at most 200 characters")
 	}
 	now := s.clock.Now()
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		var accountID, status string
-		var gross int64
-		err := tx.QueryRow(ctx, `SELECT account_id, status, gross_minor FROM invoices WHERE id = $1 FOR UPDATE`, invoiceID).Scan(&accountID, &status, &gross)
-		if errors.Is(err, pgx.ErrNoRows) {
+	err := s.db.InTx(ctx, func(tx *store.Tx) error {
+		q := billdb.New(tx)
+		inv, err := q.LockInvoice(ctx, invoiceID)
+		if errors.Is(err, store.ErrNotFound) {
 			return errNoInvoice
 		}
 		if err != nil {
 			return fmt.Errorf("lock invoice: %w", err)
 		}
-		if status != string(StatusOpen) {
-			return fault.New(fault.Conflict, "", "invoice is %s; only open invoices can be marked paid", status)
+		accountID, gross := inv.AccountID, inv.GrossMinor
+		if Status(inv.Status) != StatusOpen {
+			return fault.New(fault.Conflict, "", "invoice is %s; only open invoices can be marked paid", inv.Status)
 		}
 		// A card charge whose answer is not recorded yet may have paid it:
 		// marking it paid too could take the money twice.
-		var inFlight bool
-		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM payment_attempts WHERE invoice_id = $1 AND outcome = 'unknown')`, invoiceID).Scan(&inFlight); err != nil {
+		inFlight, err := q.PaymentInFlight(ctx, invoiceID)
+		if err != nil {
 			return fmt.Errorf("read payment attempts: %w", err)
 		}
 		if inFlight {
@@ -386,7 +355,7 @@ func (s *Service) MarkPaid(ctx context.Context, actor, invoiceID, reference stri
 		if ref == "" {
 			ref = "manual"
 		}
-		if err := insertAttempt(ctx, tx, invoiceID, "", now, gross, "manual", ref, "marked paid by "+actor); err != nil {
+		if err := insertAttempt(ctx, tx, invoiceID, "", now, gross, AttemptManual, ref, "marked paid by "+actor); err != nil {
 			return err
 		}
 		return s.settle(ctx, tx, accountID, invoiceID, ref, now, actor)
@@ -394,6 +363,6 @@ func (s *Service) MarkPaid(ctx context.Context, actor, invoiceID, reference stri
 	if err != nil {
 		return StoredInvoice{}, err
 	}
-	s.m.attempts.WithLabelValues("manual").Inc()
+	s.m.attempts.WithLabelValues(string(AttemptManual)).Inc()
 	return s.Invoice(ctx, invoiceID, "")
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/pbxd/pbxd/internal/fault"
 	"github.com/pbxd/pbxd/internal/store"
+	"github.com/pbxd/pbxd/internal/store/billdb"
 )
 
 // Change is one package's seat change in a change order, with the period
@@ -168,41 +169,37 @@ func (s *Service) RecordChange(ctx context.Context, tx pgx.Tx, last *pgx.Batch, 
 	// the transaction). The payment was taken before this transaction
 	// (PrepareChangePayment, PayChange): the invoice records it.
 	b := &pgx.Batch{}
-	b.Queue(`SELECT p.code, p.name || CASE WHEN s.cycle = 'annual' THEN ' (annual)' ELSE '' END, coalesce(s.period_price_minor, p.price_minor)
-		FROM packages p LEFT JOIN subscriptions s ON s.package_code = p.code AND s.account_id = $1
-		WHERE p.code = ANY($2)`, acct.ID, codes).Query(func(rows pgx.Rows) error {
-		for rows.Next() {
-			var code string
-			var pi pkgInfo
-			if err := rows.Scan(&code, &pi.name, &pi.unit); err != nil {
-				return fmt.Errorf("read packages: %w", err)
-			}
-			info[code] = pi
+	b.Queue(billdb.ChangePackagesSQL, acct.ID, codes).Query(func(rows pgx.Rows) error {
+		pkgs, err := pgx.CollectRows(rows, pgx.RowToStructByPos[billdb.ChangePackagesRow])
+		if err != nil {
+			return fmt.Errorf("read packages: %w", err)
 		}
-		return rows.Err()
+		for _, p := range pkgs {
+			info[p.Code] = pkgInfo{name: p.Name, unit: p.UnitMinor}
+		}
+		return nil
 	})
 	is := &issue{id: derivedID("change", changeID), accountID: acct.ID, status: StatusOpen}
-	var outcome, ref string
+	var outcome AttemptOutcome
+	var ref string
 	var paid int64
 	linked := false
 	if charged {
-		b.Queue(`UPDATE payment_attempts SET invoice_id = $2
-			WHERE change_id = $1 AND invoice_id IS NULL AND outcome IN ('approved', 'pending') AND refund_state IS NULL
-			RETURNING outcome, reference, amount_minor`, changeID, is.id).QueryRow(func(row pgx.Row) error {
-			err := row.Scan(&outcome, &ref, &paid)
-			if errors.Is(err, pgx.ErrNoRows) {
-				return nil
-			}
+		b.Queue(billdb.LinkChangePaymentSQL, changeID, is.id).Query(func(rows pgx.Rows) error {
+			ps, err := pgx.CollectRows(rows, pgx.RowToStructByPos[billdb.LinkChangePaymentRow])
 			if err != nil {
 				return fmt.Errorf("read change payment: %w", err)
 			}
-			linked = true
+			if len(ps) == 1 { // at most one live payment per change
+				outcome, ref, paid, linked = AttemptOutcome(ps[0].Outcome), ps[0].Reference, ps[0].AmountMinor, true
+			}
 			return nil
 		})
 	}
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return "", err
 	}
+	q := billdb.New(store.Wrap(tx))
 	var charges []Line
 	for _, it := range items {
 		pi := info[it.Package]
@@ -224,10 +221,9 @@ func (s *Service) RecordChange(ctx context.Context, tx pgx.Tx, last *pgx.Batch, 
 		if it.AmountMinor == 0 {
 			continue
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO pending_items (id, account_id, package_code, description, quantity, unit_minor, amount_minor, currency,
-			period_start, period_end, note, created_at, change_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
-			uuid.NewString(), acct.ID, l.PackageCode, l.Description, l.Quantity, l.UnitMinor, l.AmountMinor, string(acct.Currency),
-			l.PeriodStart.Start(time.UTC), l.PeriodEnd.Start(time.UTC), l.ProrationNote, at, changeID); err != nil {
+		if err := q.InsertChangeItem(ctx, billdb.InsertChangeItemParams{ID: uuid.NewString(), AccountID: acct.ID, PackageCode: l.PackageCode,
+			Description: l.Description, Quantity: int32(l.Quantity), UnitMinor: l.UnitMinor, AmountMinor: l.AmountMinor, Currency: string(acct.Currency),
+			PeriodStart: l.PeriodStart.Start(time.UTC), PeriodEnd: l.PeriodEnd.Start(time.UTC), Note: l.ProrationNote, CreatedAt: at, ChangeID: &changeID}); err != nil {
 			return "", fmt.Errorf("store pending item: %w", err)
 		}
 	}
@@ -250,10 +246,14 @@ func (s *Service) RecordChange(ctx context.Context, tx pgx.Tx, last *pgx.Batch, 
 			acct.Currency.FormatMinor(inv.Totals.GrossMinor), acct.Currency.FormatMinor(dueGross), acct.Currency.FormatMinor(paid))
 	}
 	is.inv = inv
-	if outcome == "approved" {
+	switch outcome {
+	case AttemptApproved:
 		is.status, is.paymentRef, is.paidAt = StatusPaid, ref, &at
-	} else { // pending: a bank transfer the operator will mark paid
+	case AttemptPending: // a bank transfer the operator will mark paid
 		is.inv.DueAt = local.AddDate(0, 0, cfg.PaymentTermDays)
+	case AttemptUnknown, AttemptDeclined, AttemptError, AttemptManual:
+		// LinkChangePayment links only approved and pending payments.
+		return "", fmt.Errorf("change %s: payment %s", changeID, outcome)
 	}
 	if last != nil {
 		if err := queueInvoices(last, []*issue{is}, cfg.IssuerCode); err != nil {
@@ -273,30 +273,25 @@ type method struct {
 	Token   string
 }
 
-type querier interface {
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-}
-
-func defaultMethod(ctx context.Context, q querier, accountID string) (*method, error) {
-	var m method
-	err := q.QueryRow(ctx, `SELECT id, gateway, token FROM payment_methods WHERE account_id = $1 AND is_default AND deleted_at IS NULL`, accountID).
-		Scan(&m.ID, &m.Gateway, &m.Token)
-	if errors.Is(err, pgx.ErrNoRows) {
+// defaultMethod reads the account's default payment method, nil if none.
+func defaultMethod(ctx context.Context, db billdb.DBTX, accountID string) (*method, error) {
+	r, err := billdb.New(db).DefaultMethod(ctx, accountID)
+	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read default payment method: %w", err)
 	}
-	return &m, nil
+	return &method{ID: r.ID, Gateway: r.Gateway, Token: r.Token}, nil
 }
 
-func insertAttempt(ctx context.Context, tx pgx.Tx, invoiceID, methodID string, at time.Time, amount int64, outcome, ref, detail string) error {
-	var pm any
+func insertAttempt(ctx context.Context, tx *store.Tx, invoiceID, methodID string, at time.Time, amount int64, outcome AttemptOutcome, ref, detail string) error {
+	var pm *string
 	if methodID != "" {
-		pm = methodID
+		pm = &methodID
 	}
-	_, err := tx.Exec(ctx, `INSERT INTO payment_attempts (id, invoice_id, payment_method_id, at, amount_minor, outcome, reference, detail)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, uuid.NewString(), invoiceID, pm, at, amount, outcome, ref, detail)
+	err := billdb.New(tx).InsertAttempt(ctx, billdb.InsertAttemptParams{ID: uuid.NewString(), InvoiceID: &invoiceID, PaymentMethodID: pm,
+		At: at, AmountMinor: amount, Outcome: string(outcome), Reference: ref, Detail: detail})
 	if err != nil {
 		return fmt.Errorf("record payment attempt: %w", err)
 	}

@@ -161,6 +161,22 @@ func RenderPDF(w io.Writer, inv Invoice) error {
 }
 
 func renderPDF(w io.Writer, inv Invoice, compress bool) error {
+	pdf := newInvoicePDF(inv, compress)
+	pdf.AddPage()
+	pdfHeading(pdf, inv)
+	pdfParties(pdf, inv)
+	pdfInfo(pdf, inv)
+	pdfLines(pdf, inv)
+	pdfTotals(pdf, inv)
+	if err := pdf.Output(w); err != nil {
+		return fmt.Errorf("render invoice %s pdf: %w", inv.Number, err)
+	}
+	return nil
+}
+
+// newInvoicePDF starts the document: A4 with the embedded fonts, and
+// metadata dated by the invoice so that the bytes are reproducible.
+func newInvoicePDF(inv Invoice, compress bool) *fpdf.Fpdf {
 	pdf := fpdf.New("P", "mm", "A4", "")
 	pdf.SetCompression(compress)
 	pdf.SetCatalogSort(true)
@@ -173,38 +189,47 @@ func renderPDF(w io.Writer, inv Invoice, compress bool) error {
 	pdf.SetTitle(invoiceTitle(inv)+" "+inv.Number, true)
 	pdf.SetMargins(pdfMargin, pdfMargin, pdfMargin)
 	pdf.SetAutoPageBreak(false, pdfMargin)
-	tr := pdfString
-	cur := inv.Currency
-	money := func(minor int64) string { return cur.FormatMinor(minor) }
-	pdf.AddPage()
+	return pdf
+}
 
+// pdfHeading writes the title line: "Invoice 2026-000001", "(draft)" for
+// an invoice without a number yet.
+func pdfHeading(pdf *fpdf.Fpdf, inv Invoice) {
 	number := inv.Number
 	if number == "" {
 		number = "(draft)"
 	}
 	pdf.SetFont(pdfFont, "B", 18)
-	pdf.CellFormat(pdfWidth, 10, tr(invoiceTitle(inv)+" "+number), "", 1, "L", false, 0, "")
+	pdf.CellFormat(pdfWidth, 10, pdfString(invoiceTitle(inv)+" "+number), "", 1, "L", false, 0, "")
 	pdf.Ln(3)
+}
 
-	// Parties side by side: issuer left, customer right.
+// pdfParties writes the parties side by side: issuer left, customer right.
+func pdfParties(pdf *fpdf.Fpdf, inv Invoice) {
 	top := pdf.GetY()
-	party := func(x float64, name string, address []string, vatID string) float64 {
-		pdf.SetXY(x, top)
-		pdf.SetFont(pdfFont, "B", 10)
-		pdf.CellFormat(pdfWidth/2, pdfLineH, tr(name), "", 2, "L", false, 0, "")
-		pdf.SetFont(pdfFont, "", 10)
-		for _, a := range address {
-			pdf.CellFormat(pdfWidth/2, pdfLineH, tr(a), "", 2, "L", false, 0, "")
-		}
-		if vatID != "" {
-			pdf.CellFormat(pdfWidth/2, pdfLineH, tr("VAT ID: "+vatID), "", 2, "L", false, 0, "")
-		}
-		return pdf.GetY()
-	}
-	y1 := party(pdfMargin, inv.Issuer.Name, inv.Issuer.Address, inv.Issuer.VATID)
-	y2 := party(pdfMargin+pdfWidth/2, inv.Customer.Name, inv.Customer.Address, inv.Customer.VATID)
+	y1 := pdfParty(pdf, pdfMargin, top, inv.Issuer.Name, inv.Issuer.Address, inv.Issuer.VATID)
+	y2 := pdfParty(pdf, pdfMargin+pdfWidth/2, top, inv.Customer.Name, inv.Customer.Address, inv.Customer.VATID)
 	pdf.SetXY(pdfMargin, max(y1, y2)+6)
+}
 
+// pdfParty writes one party's block at (x, top) and returns where it ends.
+func pdfParty(pdf *fpdf.Fpdf, x, top float64, name string, address []string, vatID string) float64 {
+	pdf.SetXY(x, top)
+	pdf.SetFont(pdfFont, "B", 10)
+	pdf.CellFormat(pdfWidth/2, pdfLineH, pdfString(name), "", 2, "L", false, 0, "")
+	pdf.SetFont(pdfFont, "", 10)
+	for _, a := range address {
+		pdf.CellFormat(pdfWidth/2, pdfLineH, pdfString(a), "", 2, "L", false, 0, "")
+	}
+	if vatID != "" {
+		pdf.CellFormat(pdfWidth/2, pdfLineH, pdfString("VAT ID: "+vatID), "", 2, "L", false, 0, "")
+	}
+	return pdf.GetY()
+}
+
+// pdfInfo writes the labelled facts: dates, the corrected invoice, the
+// status and the payment block.
+func pdfInfo(pdf *fpdf.Fpdf, inv Invoice) {
 	info := [][2]string{
 		{"Issue date", inv.IssuedAt.Format(time.DateOnly)},
 		{"Due date", inv.DueAt.Format(time.DateOnly)},
@@ -226,78 +251,91 @@ func renderPDF(w io.Writer, inv Invoice, compress bool) error {
 		if label != "" {
 			label += ":"
 		}
-		pdf.CellFormat(35, pdfLineH, tr(label), "", 0, "L", false, 0, "")
+		pdf.CellFormat(35, pdfLineH, pdfString(label), "", 0, "L", false, 0, "")
 		pdf.SetFont(pdfFont, "", 10)
-		pdf.CellFormat(pdfWidth-35, pdfLineH, tr(kv[1]), "", 1, "L", false, 0, "")
+		pdf.CellFormat(pdfWidth-35, pdfLineH, pdfString(kv[1]), "", 1, "L", false, 0, "")
 	}
 	pdf.Ln(6)
+}
 
+// pdfLines writes the line table, starting a page (and repeating the
+// table header) when a row would leave no room for the totals.
+func pdfLines(pdf *fpdf.Fpdf, inv Invoice) {
 	_, pageH := pdf.GetPageSize()
-	header := func() {
-		pdf.SetFont(pdfFont, "B", 9)
-		pdf.SetFillColor(230, 230, 230)
-		for i, c := range pdfColumns {
-			title := c.title
-			if i == len(pdfColumns)-1 {
-				title += " (" + string(cur) + ")"
-			}
-			pdf.CellFormat(c.width, 7, tr(title), "B", 0, c.align, true, 0, "")
-		}
-		pdf.Ln(-1)
-		pdf.SetFont(pdfFont, "", 9)
-	}
-	header()
+	pdfTableHeader(pdf, inv.Currency)
 	for _, l := range inv.Lines {
 		desc := l.Description
 		if l.PackageCode != "" {
 			desc += " (" + l.PackageCode + ")"
 		}
-		descLines := pdf.SplitText(tr(desc), pdfColumns[0].width-2)
+		descLines := pdf.SplitText(pdfString(desc), pdfColumns[0].width-2)
 		if l.ProrationNote != "" {
-			descLines = append(descLines, pdf.SplitText(tr(lineNote(l.ProrationNote)), pdfColumns[0].width-2)...)
+			descLines = append(descLines, pdf.SplitText(pdfString(lineNote(l.ProrationNote)), pdfColumns[0].width-2)...)
 		}
 		rowH := float64(len(descLines)) * pdfLineH
 		if pdf.GetY()+rowH > pageH-pdfMargin-40 {
 			pdf.AddPage()
-			header()
+			pdfTableHeader(pdf, inv.Currency)
 		}
-		x, y := pdf.GetX(), pdf.GetY()
-		for i, s := range descLines {
-			pdf.SetXY(x, y+float64(i)*pdfLineH)
-			pdf.CellFormat(pdfColumns[0].width, pdfLineH, s, "", 0, "L", false, 0, "")
-		}
-		pdf.SetXY(x+pdfColumns[0].width, y)
-		cells := []string{periodText(l.PeriodStart, l.PeriodEnd), fmt.Sprint(l.Quantity), money(l.UnitMinor), l.VATBasisPoints.String(), money(l.AmountMinor)}
-		for i, s := range cells {
-			c := pdfColumns[i+1]
-			pdf.CellFormat(c.width, pdfLineH, tr(s), "", 0, c.align, false, 0, "")
-		}
-		pdf.SetXY(x, y+rowH)
-		pdf.Line(pdfMargin, pdf.GetY(), pdfMargin+pdfWidth, pdf.GetY())
+		pdfRow(pdf, inv.Currency, l, descLines, rowH)
 	}
 	pdf.Ln(4)
+}
 
+// pdfTableHeader writes the line table's column titles.
+func pdfTableHeader(pdf *fpdf.Fpdf, cur Currency) {
+	pdf.SetFont(pdfFont, "B", 9)
+	pdf.SetFillColor(230, 230, 230)
+	for i, c := range pdfColumns {
+		title := c.title
+		if i == len(pdfColumns)-1 {
+			title += " (" + string(cur) + ")"
+		}
+		pdf.CellFormat(c.width, 7, pdfString(title), "B", 0, c.align, true, 0, "")
+	}
+	pdf.Ln(-1)
+	pdf.SetFont(pdfFont, "", 9)
+}
+
+// pdfRow writes one line of the table, rowH high: its description lines
+// and its other columns, then a rule under it.
+func pdfRow(pdf *fpdf.Fpdf, cur Currency, l Line, descLines []string, rowH float64) {
+	x, y := pdf.GetX(), pdf.GetY()
+	for i, s := range descLines {
+		pdf.SetXY(x, y+float64(i)*pdfLineH)
+		pdf.CellFormat(pdfColumns[0].width, pdfLineH, s, "", 0, "L", false, 0, "")
+	}
+	pdf.SetXY(x+pdfColumns[0].width, y)
+	cells := []string{periodText(l.PeriodStart, l.PeriodEnd), fmt.Sprint(l.Quantity), cur.FormatMinor(l.UnitMinor), l.VATBasisPoints.String(), cur.FormatMinor(l.AmountMinor)}
+	for i, s := range cells {
+		c := pdfColumns[i+1]
+		pdf.CellFormat(c.width, pdfLineH, pdfString(s), "", 0, c.align, false, 0, "")
+	}
+	pdf.SetXY(x, y+rowH)
+	pdf.Line(pdfMargin, pdf.GetY(), pdfMargin+pdfWidth, pdf.GetY())
+}
+
+// pdfTotals writes the totals, on a new page if they do not fit: net,
+// the tax of each VAT rate, gross.
+func pdfTotals(pdf *fpdf.Fpdf, inv Invoice) {
+	_, pageH := pdf.GetPageSize()
 	if pdf.GetY()+float64(len(inv.Totals.ByRate)+2)*6 > pageH-pdfMargin {
 		pdf.AddPage()
 	}
-	total := func(label, amount string, bold bool) {
+	cur := inv.Currency
+	total := func(label string, minor int64, bold bool) {
 		style := ""
 		if bold {
 			style = "B"
 		}
 		pdf.SetFont(pdfFont, style, 10)
 		pdf.SetX(pdfMargin + pdfWidth - 110)
-		pdf.CellFormat(75, 6, tr(label), "", 0, "R", false, 0, "")
-		pdf.CellFormat(35, 6, tr(amount+" "+string(cur)), "", 1, "R", false, 0, "")
+		pdf.CellFormat(75, 6, pdfString(label), "", 0, "R", false, 0, "")
+		pdf.CellFormat(35, 6, pdfString(cur.FormatMinor(minor)+" "+string(cur)), "", 1, "R", false, 0, "")
 	}
-	total("Total before tax", money(inv.Totals.NetMinor), false)
+	total("Total before tax", inv.Totals.NetMinor, false)
 	for _, r := range inv.Totals.ByRate {
-		total("VAT "+r.Rate.String()+" on "+money(r.NetMinor), money(r.TaxMinor), false)
+		total("VAT "+r.Rate.String()+" on "+cur.FormatMinor(r.NetMinor), r.TaxMinor, false)
 	}
-	total("Total after tax", money(inv.Totals.GrossMinor), true)
-
-	if err := pdf.Output(w); err != nil {
-		return fmt.Errorf("render invoice %s pdf: %w", inv.Number, err)
-	}
-	return nil
+	total("Total after tax", inv.Totals.GrossMinor, true)
 }

@@ -13,10 +13,10 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/pbxd/pbxd/internal/store"
+	"github.com/pbxd/pbxd/internal/store/billdb"
 )
 
 // RenewalStats summarise one renewal run.
@@ -29,10 +29,9 @@ type RenewalStats struct {
 	Errors int64
 }
 
-// dueCondition selects the subscriptions a run renews: active ones whose
-// period has ended, trials that have ended. Inactive subscriptions (unpaid
-// after dunning) do not renew until paid.
-const dueCondition = `((s.status = 'active' AND s.period_end <= $1) OR (s.status = 'trial' AND s.trial_end <= $1))`
+// A run renews the subscriptions due: active ones whose period has ended,
+// trials that have ended (billdb's renew.sql). Inactive subscriptions
+// (unpaid after dunning) do not renew until paid.
 
 // DefaultRenewalBatch is how many subscriptions one renewal transaction
 // takes at most by default: large enough to share a transaction's fixed
@@ -71,21 +70,13 @@ func (s *Service) Renew(ctx context.Context, now time.Time) (RenewalStats, error
 	// subscriptions are due: an account is renewed whole in one batch, so
 	// that its subscriptions due on one date share one invoice and one
 	// card charge.
-	rows, err := s.pool.Query(ctx, `SELECT s.account_id::text, count(*) FROM subscriptions s WHERE `+dueCondition+` GROUP BY s.account_id ORDER BY s.account_id`, now)
-	if err != nil {
-		return st, fmt.Errorf("list due subscriptions: %w", err)
-	}
-	type dueAccount struct {
-		ID   string
-		Subs int
-	}
-	due, err := pgx.CollectRows(rows, pgx.RowToStructByPos[dueAccount])
+	due, err := s.q.DueAccounts(ctx, now)
 	if err != nil {
 		return st, fmt.Errorf("list due subscriptions: %w", err)
 	}
 	total := 0
 	for _, d := range due {
-		total += d.Subs
+		total += int(d.Subs)
 	}
 	t := &renewalTally{s: s}
 	chunks := make(chan []string)
@@ -103,14 +94,14 @@ func (s *Service) Renew(ctx context.Context, now time.Time) (RenewalStats, error
 feed:
 	for len(due) > 0 {
 		// Whole accounts, up to size subscriptions (at least one account).
-		n, subs := 1, due[0].Subs
-		for n < len(due) && subs+due[n].Subs <= size {
-			subs += due[n].Subs
+		n, subs := 1, int(due[0].Subs)
+		for n < len(due) && subs+int(due[n].Subs) <= size {
+			subs += int(due[n].Subs)
 			n++
 		}
 		chunk := make([]string, n)
 		for i := range n {
-			chunk[i] = due[i].ID
+			chunk[i] = due[i].AccountID
 		}
 		select {
 		case chunks <- chunk:
@@ -137,7 +128,7 @@ feed:
 // account's state, in the same round trip, and calls RenewAccount only
 // then.
 func QueueRenewalDue(b *pgx.Batch, accountID string, now time.Time, due *bool) {
-	b.Queue(renewalDueSQL, now, accountID).QueryRow(func(row pgx.Row) error {
+	b.Queue(billdb.RenewalDueSQL, now, accountID).QueryRow(func(row pgx.Row) error {
 		if err := row.Scan(due); err != nil {
 			return fmt.Errorf("check due renewals: %w", err)
 		}
@@ -145,15 +136,13 @@ func QueueRenewalDue(b *pgx.Batch, accountID string, now time.Time, due *bool) {
 	})
 }
 
-const renewalDueSQL = `SELECT EXISTS (SELECT 1 FROM subscriptions s WHERE ` + dueCondition + ` AND s.account_id = $2)`
-
 // RenewAccount renews the account's subscriptions due at now, at once: a
 // change order previewed after a period began but before the renewal job
 // invoiced it must be priced against the new period, not the one ended.
 // Nothing due is one cheap query.
 func (s *Service) RenewAccount(ctx context.Context, accountID string, now time.Time) error {
-	var due bool
-	if err := s.pool.QueryRow(ctx, renewalDueSQL, now, accountID).Scan(&due); err != nil {
+	due, err := s.q.RenewalDue(ctx, billdb.RenewalDueParams{Now: now, AccountID: accountID})
+	if err != nil {
 		return fmt.Errorf("check due renewals: %w", err)
 	}
 	if !due {
@@ -253,7 +242,7 @@ type subRow struct {
 	id, accountID, pkg string
 	cycle              Cycle
 	quantity           int64
-	status             string
+	status             SubscriptionStatus
 	periodStart        time.Time
 	periodEnd          time.Time
 	trialEnd           *time.Time
@@ -263,20 +252,25 @@ type subRow struct {
 	pm                 *method
 }
 
-// claimSQL locks the accounts among $2 that no other transaction holds
-// (another renewal run, a confirm in progress), then their due
-// subscriptions, with their account and default payment method. An
-// account is claimed whole, so its renewals share an invoice.
-const claimSQL = `SELECT s.id, s.account_id, s.package_code, s.cycle, s.quantity, s.status, s.period_start, s.period_end, s.trial_end,
-	a.name, a.currency, a.timezone, a.vat_bp, a.payment_mode, a.billing_address,
-	EXISTS (SELECT 1 FROM pending_items i WHERE i.account_id = s.account_id AND i.invoice_id IS NULL),
-	pm.id, pm.gateway, pm.token
-FROM subscriptions s
-JOIN accounts a ON a.id = s.account_id
-LEFT JOIN payment_methods pm ON pm.account_id = s.account_id AND pm.is_default AND pm.deleted_at IS NULL
-WHERE s.account_id IN (SELECT id FROM accounts WHERE id = ANY($2::uuid[]) FOR NO KEY UPDATE SKIP LOCKED) AND ` + dueCondition + `
-ORDER BY s.account_id, s.id
-FOR UPDATE OF s`
+// subRowOf is a claimed subscription (billdb's ClaimRenewals: the
+// accounts among ids that no other transaction holds, another renewal run
+// or a confirm in progress, then their due subscriptions, with their
+// account and default payment method; an account is claimed whole, so its
+// renewals share an invoice).
+func (s *Service) subRowOf(c billdb.ClaimRenewalsRow) (subRow, error) {
+	r := subRow{id: c.ID, accountID: c.AccountID, pkg: c.PackageCode, cycle: Cycle(c.Cycle), quantity: int64(c.Quantity),
+		status: SubscriptionStatus(c.Status), periodStart: c.PeriodStart, periodEnd: c.PeriodEnd, trialEnd: c.TrialEnd,
+		acct: Account{ID: c.AccountID, Name: c.Name, Currency: Currency(c.Currency), Location: s.location(c.Timezone), VAT: BasisPoints(c.VatBp),
+			PaymentMode: c.PaymentMode},
+		tz: c.Timezone, hasPending: c.HasPending}
+	if err := json.Unmarshal(c.BillingAddress, &r.acct.BillingAddress); err != nil {
+		return r, fmt.Errorf("account %s billing address: %w", c.AccountID, err)
+	}
+	if c.PmID != nil {
+		r.pm = &method{ID: *c.PmID, Gateway: *c.PmGateway, Token: *c.PmToken}
+	}
+	return r, nil
+}
 
 // renewed is one committed renewal.
 type renewed struct {
@@ -322,24 +316,21 @@ func (s *Service) renewBatch(ctx context.Context, cat map[string]Package, ids []
 	// there (the next run bills the same periods again, and the counter
 	// rolls back with the invoices: no gap). A batch with card charges
 	// commits synchronously (see below).
-	claim.Queue(`SELECT set_config('plan_cache_mode', 'force_generic_plan', true), set_config('synchronous_commit', 'off', true)`)
-	claim.Queue(claimSQL, now, ids).Query(func(rows pgx.Rows) error {
-		for rows.Next() {
-			var r subRow
-			var cycle, cur string
-			var vat int64
-			var pmID, pmGateway, pmToken *string
-			if err := rows.Scan(&r.id, &r.accountID, &r.pkg, &cycle, &r.quantity, &r.status, &r.periodStart, &r.periodEnd, &r.trialEnd,
-				&r.acct.Name, &cur, &r.tz, &vat, &r.acct.PaymentMode, &r.acct.BillingAddress, &r.hasPending, &pmID, &pmGateway, &pmToken); err != nil {
+	claim.Queue(billdb.RenewalSettingsSQL)
+	claim.Queue(billdb.ClaimRenewalsSQL, now, ids).Query(func(rows pgx.Rows) error {
+		claimed, err := pgx.CollectRows(rows, pgx.RowToStructByPos[billdb.ClaimRenewalsRow])
+		if err != nil {
+			return err
+		}
+		subs = make([]subRow, 0, len(claimed))
+		for _, c := range claimed {
+			r, err := s.subRowOf(c)
+			if err != nil {
 				return err
-			}
-			r.cycle, r.acct.ID, r.acct.Currency, r.acct.VAT, r.acct.Location = Cycle(cycle), r.accountID, Currency(cur), BasisPoints(vat), s.location(r.tz)
-			if pmID != nil {
-				r.pm = &method{ID: *pmID, Gateway: *pmGateway, Token: *pmToken}
 			}
 			subs = append(subs, r)
 		}
-		return rows.Err()
+		return nil
 	})
 	if err := conn.SendBatch(ctx, claim).Close(); err != nil {
 		return nil, fmt.Errorf("claim: %w", store.FenceError(err))
@@ -350,7 +341,7 @@ func (s *Service) renewBatch(ctx context.Context, cat map[string]Package, ids []
 	// The subscriptions are locked: finish even if the run is being
 	// cancelled, since card charges may be taken from here on.
 	work := context.WithoutCancel(ctx)
-	pending, err := lockPending(work, conn, subs)
+	pending, err := lockPending(work, billdb.New(conn), subs)
 	if err != nil {
 		return nil, err
 	}
@@ -429,7 +420,7 @@ func (s *Service) renewBatch(ctx context.Context, cat map[string]Package, ids []
 	if w.durable {
 		// Card charges follow the commit: it must be on disk first, or a
 		// crash could lose the invoice of a charge about to be taken.
-		b.Queue(`SELECT set_config('synchronous_commit', 'on', true)`)
+		b.Queue(billdb.SynchronousCommitSQL)
 	}
 	if err := w.queue(b, s.cfg().IssuerCode); err != nil {
 		return nil, err
@@ -447,7 +438,7 @@ func (s *Service) renewBatch(ctx context.Context, cat map[string]Package, ids []
 		}
 		return nil, fmt.Errorf("write renewals: %w", err)
 	}
-	s.m.attempts.WithLabelValues("declined").Add(float64(w.noMethod))
+	s.m.attempts.WithLabelValues(string(AttemptDeclined)).Add(float64(w.noMethod))
 	// Committed: the invoices and their payment intents exist, so the
 	// charges are taken now, outside any transaction. A crash from here on
 	// leaves intents that Recover settles by idempotency key.
@@ -470,11 +461,11 @@ type renewalWrites struct {
 	// audit_log
 	auditAccounts, auditActions, auditObjects, auditDetails []string
 	// payment_attempts
-	attemptIDs, attemptInvoices, attemptMethods, attemptOutcomes, attemptRefs, attemptDetails []string
+	attemptIDs, attemptInvoices, attemptMethods, attemptOutcomes, attemptRefs, attemptDetails []string // outcomes: AttemptOutcome
 	attemptKeys, attemptAccounts                                                              []string
 	attemptAmounts                                                                            []int64
 	noMethod                                                                                  int
-	owner                                                                                     any // the attempts' owner (Service.ownerOrNull)
+	owner                                                                                     *int32 // the attempts' owner (Service.ownerOrNull)
 	// dunning
 	dunningInvoices []string
 	dunningNext     []time.Time
@@ -502,10 +493,10 @@ func (w *renewalWrites) audit(accountID, action, object string, details map[stri
 	w.auditObjects, w.auditDetails = append(w.auditObjects, object), append(w.auditDetails, string(d))
 }
 
-func (w *renewalWrites) attempt(id, accountID, invoiceID, methodID, key string, amount int64, outcome, ref, detail string) {
+func (w *renewalWrites) attempt(id, accountID, invoiceID, methodID, key string, amount int64, outcome AttemptOutcome, ref, detail string) {
 	w.attemptIDs, w.attemptInvoices, w.attemptMethods = append(w.attemptIDs, id), append(w.attemptInvoices, invoiceID), append(w.attemptMethods, methodID)
 	w.attemptKeys, w.attemptAccounts = append(w.attemptKeys, key), append(w.attemptAccounts, accountID)
-	w.attemptAmounts, w.attemptOutcomes = append(w.attemptAmounts, amount), append(w.attemptOutcomes, outcome)
+	w.attemptAmounts, w.attemptOutcomes = append(w.attemptAmounts, amount), append(w.attemptOutcomes, string(outcome))
 	w.attemptRefs, w.attemptDetails = append(w.attemptRefs, ref), append(w.attemptDetails, detail)
 }
 
@@ -514,41 +505,28 @@ func (w *renewalWrites) attempt(id, accountID, invoiceID, methodID, key string, 
 func (w *renewalWrites) queue(b *pgx.Batch, issuerCode string) error {
 	// The primary key (subscription, period start) is the last defence
 	// against billing a period twice: a conflict aborts the transaction.
-	b.Queue(`INSERT INTO renewals (subscription_id, period_start, invoice_id, created_at)
-		SELECT u.id, u.start, nullif(u.inv, '')::uuid, $4 FROM unnest($1::uuid[], $2::timestamptz[], $3::text[]) AS u(id, start, inv)`,
-		w.subIDs, w.starts, w.renewalInvoices, w.now)
-	b.Queue(`UPDATE subscriptions s SET status = 'active', period_start = u.start, period_end = u.end_, next_payment_at = u.end_,
-		period_price_minor = u.unit, version = s.version + 1
-		FROM unnest($1::uuid[], $2::timestamptz[], $3::timestamptz[], $4::bigint[]) AS u(id, start, end_, unit) WHERE s.id = u.id`,
-		w.subIDs, w.starts, w.ends, w.units)
+	b.Queue(billdb.InsertRenewalsSQL, w.subIDs, w.starts, w.renewalInvoices, w.now)
+	b.Queue(billdb.AdvanceSubscriptionsSQL, w.subIDs, w.starts, w.ends, w.units)
 	if len(w.auditActions) > 0 {
-		b.Queue(`INSERT INTO audit_log (at, actor, account_id, action, object, details)
-			SELECT $1, 'billing', u.account_id, u.action, u.object, u.details::jsonb FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[]) AS u(account_id, action, object, details)`,
-			w.now, w.auditAccounts, w.auditActions, w.auditObjects, w.auditDetails)
+		b.Queue(billdb.InsertRenewalAuditsSQL, w.now, w.auditAccounts, w.auditActions, w.auditObjects, w.auditDetails)
 	}
 	for _, sp := range w.splits {
 		it := sp.item
-		b.Queue(`UPDATE pending_items SET amount_minor = amount_minor - $2 WHERE id = $1`, it.id, sp.used)
-		b.Queue(`INSERT INTO pending_items (id, account_id, package_code, description, quantity, unit_minor, amount_minor, currency,
-			period_start, period_end, note, created_at, change_id, invoice_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
-			uuid.NewString(), it.accountID, it.pkg, it.desc, it.qty, it.unit, sp.used, it.currency, it.ps, it.pe, it.note+" (part)", w.now, it.changeID, sp.invoiceID)
+		b.Queue(billdb.ReducePendingItemSQL, it.id, sp.used)
+		b.Queue(billdb.InsertPendingPartSQL, uuid.NewString(), it.accountID, it.pkg, it.desc, it.qty, it.unit, sp.used, it.currency,
+			it.ps, it.pe, it.note+" (part)", w.now, it.changeID, sp.invoiceID)
 	}
 	// After the splits: a credit's remainder may be taken whole by the
 	// account's next renewal in the batch.
 	if len(w.takenItems) > 0 {
-		b.Queue(`UPDATE pending_items p SET invoice_id = u.inv FROM unnest($1::uuid[], $2::uuid[]) AS u(id, inv) WHERE p.id = u.id`, w.takenItems, w.takenBy)
+		b.Queue(billdb.TakePendingItemsSQL, w.takenItems, w.takenBy)
 	}
 	if len(w.attemptIDs) > 0 {
-		b.Queue(`INSERT INTO payment_attempts (id, invoice_id, payment_method_id, at, amount_minor, outcome, reference, detail, idempotency_key, account_id, currency, owner)
-			SELECT u.id, u.inv, nullif(u.pm, '')::uuid, $1, u.amount, u.outcome, u.ref, u.detail, nullif(u.key, ''), u.account_id, i.currency, $11::integer
-			FROM unnest($2::uuid[], $3::uuid[], $4::text[], $5::bigint[], $6::text[], $7::text[], $8::text[], $9::text[], $10::uuid[])
-			  AS u(id, inv, pm, amount, outcome, ref, detail, key, account_id)
-			JOIN accounts i ON i.id = u.account_id`,
-			w.now, w.attemptIDs, w.attemptInvoices, w.attemptMethods, w.attemptAmounts, w.attemptOutcomes, w.attemptRefs, w.attemptDetails, w.attemptKeys, w.attemptAccounts, w.owner)
+		b.Queue(billdb.InsertRenewalAttemptsSQL, w.now, w.attemptIDs, w.attemptInvoices, w.attemptMethods, w.attemptAmounts, w.attemptOutcomes,
+			w.attemptRefs, w.attemptDetails, w.attemptKeys, w.attemptAccounts, w.owner)
 	}
 	if len(w.dunningInvoices) > 0 {
-		b.Queue(`INSERT INTO dunning (invoice_id, failures, first_failure, next_retry_at)
-			SELECT u.inv, 1, $1, u.next FROM unnest($2::uuid[], $3::timestamptz[]) AS u(inv, next)`, w.now, w.dunningInvoices, w.dunningNext)
+		b.Queue(billdb.StartRenewalDunningSQL, w.now, w.dunningInvoices, w.dunningNext)
 	}
 	if len(w.issues) == 0 {
 		return nil
@@ -580,7 +558,7 @@ func planRenewal(r subRow, pkg Package, now time.Time) (renewalPlan, error) {
 	}
 	p.unit = unit
 	var day Date
-	if r.status == "trial" && r.trialEnd != nil {
+	if r.status == SubscriptionTrial && r.trialEnd != nil {
 		p.trial = true
 		p.start, p.end = PeriodContaining(r.cycle, r.periodStart, *r.trialEnd, loc)
 		day, p.due = DateOf(*r.trialEnd, loc), *r.trialEnd
@@ -638,15 +616,15 @@ func (s *Service) buildRenewalInvoice(w *renewalWrites, r subRow, plans []renewa
 		// Invoice accounts pay by transfer by the due date.
 	case r.pm == nil:
 		w.noMethod++
-		w.attempt(uuid.NewString(), r.accountID, is.id, "", "", gross, "declined", "", "no default payment method")
+		w.attempt(uuid.NewString(), r.accountID, is.id, "", "", gross, AttemptDeclined, "", "no default payment method")
 		s.startDunning(w, cfg, r, is.id, "no default payment method")
 	default:
 		// The intent is committed with the invoice; the card is charged
 		// after commit. The key derives from the invoice id, itself from
 		// the subscription and period: a renewal retried never charges twice.
 		a := &attempt{id: uuid.NewString(), key: "invoice:" + is.id + ":1", accountID: r.accountID, invoiceID: is.id, method: r.pm,
-			amount: Money{Minor: gross, Currency: r.acct.Currency}, outcome: "unknown"}
-		w.attempt(a.id, a.accountID, is.id, r.pm.ID, a.key, gross, "unknown", "", "")
+			amount: Money{Minor: gross, Currency: r.acct.Currency}, outcome: string(AttemptUnknown)}
+		w.attempt(a.id, a.accountID, is.id, r.pm.ID, a.key, gross, AttemptUnknown, "", "")
 		return is, &renewalCharge{a: a}, nil
 	}
 	return is, nil, nil
@@ -710,7 +688,7 @@ type pendingItem struct {
 // account order, as every batch does, so batches sharing an account wait
 // for each other rather than deadlock; a batch that waited finds the items
 // taken (invoice_id set) and leaves them.
-func lockPending(ctx context.Context, conn *pgxpool.Conn, subs []subRow) (map[string][]pendingItem, error) {
+func lockPending(ctx context.Context, q *billdb.Queries, subs []subRow) (map[string][]pendingItem, error) {
 	var accounts, currencies []string
 	for _, r := range subs {
 		if r.hasPending && (len(accounts) == 0 || accounts[len(accounts)-1] != r.accountID) {
@@ -720,26 +698,15 @@ func lockPending(ctx context.Context, conn *pgxpool.Conn, subs []subRow) (map[st
 	if len(accounts) == 0 {
 		return nil, nil
 	}
-	rows, err := conn.Query(ctx, `SELECT p.id, p.account_id, p.package_code, p.description, p.quantity, p.unit_minor, p.amount_minor, p.currency,
-			p.period_start, p.period_end, p.note, p.change_id, p.created_at
-		FROM pending_items p JOIN unnest($1::uuid[], $2::text[]) AS a(id, currency) ON p.account_id = a.id AND p.currency = a.currency
-		WHERE p.invoice_id IS NULL
-		ORDER BY p.account_id, p.amount_minor DESC, p.created_at, p.id
-		FOR UPDATE OF p`, accounts, currencies)
+	rows, err := q.LockPending(ctx, billdb.LockPendingParams{AccountIds: accounts, Currencies: currencies})
 	if err != nil {
 		return nil, fmt.Errorf("lock pending items: %w", err)
 	}
-	defer rows.Close()
 	out := map[string][]pendingItem{}
-	for rows.Next() {
-		var it pendingItem
-		if err := rows.Scan(&it.id, &it.accountID, &it.pkg, &it.desc, &it.qty, &it.unit, &it.amount, &it.currency, &it.ps, &it.pe, &it.note, &it.changeID, &it.created); err != nil {
-			return nil, fmt.Errorf("read pending items: %w", err)
-		}
+	for _, p := range rows {
+		it := pendingItem{id: p.ID, accountID: p.AccountID, pkg: p.PackageCode, desc: p.Description, note: p.Note, currency: p.Currency,
+			qty: int64(p.Quantity), unit: p.UnitMinor, amount: p.AmountMinor, ps: p.PeriodStart, pe: p.PeriodEnd, created: p.CreatedAt, changeID: p.ChangeID}
 		out[it.accountID] = append(out[it.accountID], it)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read pending items: %w", err)
 	}
 	return out, nil
 }

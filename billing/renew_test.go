@@ -71,7 +71,8 @@ func mixedFixture(t *testing.T, b shellBundle) []string {
 	sub(account("golf", ModeCard, "Pacific/Auckland", SandboxApprove), "golf", "fr", "active", 1,
 		time.Date(2026, 12, 1, 0, 0, 0, 0, auckland), time.Date(2027, 1, 1, 0, 0, 0, 0, auckland), nil)
 	sub(account("hotel", ModeInvoice, "Europe/Paris", ""), "hotel", "fr", "active", 4, dec1, jan1, nil) // not due
-	rows, err := b.pool.Query(ctx, `SELECT s.id::text FROM subscriptions s WHERE `+dueCondition+` ORDER BY s.account_id, s.id`, batchRunAt)
+	rows, err := b.pool.Query(ctx, `SELECT s.id::text FROM subscriptions s
+		WHERE ((s.status = 'active' AND s.period_end <= $1) OR (s.status = 'trial' AND s.trial_end <= $1)) ORDER BY s.account_id, s.id`, batchRunAt)
 	if err != nil {
 		t.Fatal(err)
 	}

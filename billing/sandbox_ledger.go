@@ -29,27 +29,22 @@ func (l pgLedger) Put(ctx context.Context, key string, e SandboxEntry) (SandboxE
 	// Insert, or read what the key already holds, in one statement, in a
 	// transaction sent in one round trip with an asynchronous commit: the
 	// ledger stands for a remote gateway, whose durability is its own.
-	var out SandboxEntry
-	var cur string
+	var r billdb.PutSandboxChargeRow
 	b := &pgx.Batch{}
 	b.Queue("BEGIN")
 	b.Queue("SET LOCAL synchronous_commit = off")
-	b.Queue(`WITH ins AS (
-			INSERT INTO sandbox_charges (idempotency_key, token, amount_minor, currency, outcome, reference)
-			VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (idempotency_key) DO NOTHING
-			RETURNING token, amount_minor, currency, outcome, reference, refunded)
-		SELECT * FROM ins UNION ALL
-		SELECT token, amount_minor, currency, outcome, reference, refunded FROM sandbox_charges WHERE idempotency_key = $1 AND NOT EXISTS (SELECT 1 FROM ins)`,
-		key, e.Token, e.Amount.Minor, currencyOrXXX(e.Amount.Currency), e.Outcome, e.Reference).
-		QueryRow(func(row pgx.Row) error {
-			return row.Scan(&out.Token, &out.Amount.Minor, &cur, &out.Outcome, &out.Reference, &out.Refunded)
+	b.Queue(billdb.PutSandboxChargeSQL, key, e.Token, e.Amount.Minor, currencyOrXXX(e.Amount.Currency), e.Outcome, e.Reference).
+		Query(func(rows pgx.Rows) error {
+			var err error
+			r, err = pgx.CollectExactlyOneRow(rows, pgx.RowToStructByPos[billdb.PutSandboxChargeRow])
+			return err
 		})
 	b.Queue("COMMIT")
 	if err := l.pool.SendBatch(ctx, b).Close(); err != nil {
 		return SandboxEntry{}, fmt.Errorf("sandbox ledger put: %w", err)
 	}
-	out.Amount.Currency = Currency(cur)
-	return out, nil
+	return SandboxEntry{Token: r.Token, Amount: Money{Minor: r.AmountMinor, Currency: Currency(r.Currency)},
+		Outcome: r.Outcome, Reference: r.Reference, Refunded: r.Refunded}, nil
 }
 
 func currencyOrXXX(c Currency) string {

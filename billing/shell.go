@@ -13,11 +13,13 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/pbxd/pbxd/internal/store"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"golang.org/x/text/language"
 	"golang.org/x/text/language/display"
+
+	"github.com/pbxd/pbxd/internal/store"
+	"github.com/pbxd/pbxd/internal/store/billdb"
 )
 
 // This file and the others without a pure-logic purpose (quote.go, issue.go,
@@ -39,8 +41,9 @@ const (
 
 // LineSwitch suspends or resumes the lines of one subscription, in the
 // caller's unit of work (store.Tx), so the PBX follows billing. Billing
-// declares it; the daemon satisfies it with provisioning, so neither
-// imports the other.
+// declares it; the daemon satisfies it with provisioning's LineSwitch
+// (which needs only the database, not provisioning's Service, whose
+// Biller is billing), so neither package imports the other.
 type LineSwitch interface {
 	SetSubscriptionLines(ctx context.Context, tx *store.Tx, subscriptionID string, suspended bool, reason string) (int, error)
 }
@@ -88,6 +91,9 @@ type Options struct {
 	Settings Settings
 	// Gateways by name; nil means the built-in manual and sandbox gateways.
 	Gateways map[string]Gateway
+	// Lines suspends and resumes the lines of the subscriptions dunning
+	// suspends and a payment reactivates; without it, that step fails.
+	Lines    LineSwitch
 	Logger   *slog.Logger
 	Registry prometheus.Registerer
 	// Workers bounds the renewal run's parallel transactions (default 8).
@@ -103,11 +109,13 @@ type Options struct {
 
 // Service is the billing shell over PostgreSQL.
 type Service struct {
-	pool     *pgxpool.Pool
+	pool     *pgxpool.Pool // the pgx batches and the owner's session
+	db       *store.DB     // units of work (db.InTx)
+	q        *billdb.Queries
 	clock    Clock
 	settings atomic.Pointer[Settings]
 	gateways map[string]Gateway
-	lines    atomic.Pointer[lineSwitchBox]
+	lines    LineSwitch
 	log      *slog.Logger
 	workers  int
 	after    func(string)
@@ -120,8 +128,6 @@ type Service struct {
 	locs      sync.Map // time zone name → *time.Location
 	m         metrics
 }
-
-type lineSwitchBox struct{ LineSwitch }
 
 type metrics struct {
 	invoices      *prometheus.CounterVec
@@ -142,7 +148,9 @@ func NewService(o Options) (*Service, error) {
 	if err := o.Settings.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Service{pool: o.Pool, clock: o.Clock, gateways: o.Gateways, log: o.Logger, workers: o.Workers, after: o.AfterRenewal, afterCharge: o.AfterCharge}
+	db := store.NewDB(o.Pool)
+	s := &Service{pool: o.Pool, db: db, q: billdb.New(db), clock: o.Clock, gateways: o.Gateways, lines: o.Lines,
+		log: o.Logger, workers: o.Workers, after: o.AfterRenewal, afterCharge: o.AfterCharge}
 	if s.gateways == nil {
 		// The sandbox keeps its ledger in the database, as a remote
 		// gateway would keep it on its side: it survives a crash of pbxd.
@@ -193,11 +201,6 @@ func (s *Service) InitCurrencyMetrics(currencies []string) {
 	}
 }
 
-// SetLineSwitch connects the service to the lines it suspends and resumes.
-// The wiring calls it once provisioning exists (provisioning needs billing
-// first, as its Biller).
-func (s *Service) SetLineSwitch(ls LineSwitch) { s.lines.Store(&lineSwitchBox{ls}) }
-
 // SetSettings swaps in reloaded settings atomically.
 func (s *Service) SetSettings(st Settings) error {
 	if err := st.Validate(); err != nil {
@@ -213,11 +216,10 @@ func (s *Service) Settings() Settings { return *s.settings.Load() }
 func (s *Service) cfg() Settings { return *s.settings.Load() }
 
 func (s *Service) switchLines(ctx context.Context, tx *store.Tx, subID string, suspended bool, reason string) error {
-	b := s.lines.Load()
-	if b == nil || b.LineSwitch == nil {
+	if s.lines == nil {
 		return errors.New("billing: no line switch configured")
 	}
-	if _, err := b.SetSubscriptionLines(ctx, tx, subID, suspended, reason); err != nil {
+	if _, err := s.lines.SetSubscriptionLines(ctx, tx, subID, suspended, reason); err != nil {
 		return fmt.Errorf("switch lines of subscription %s: %w", subID, err)
 	}
 	return nil
@@ -241,51 +243,33 @@ func (s *Service) Run(ctx context.Context) error {
 
 // RefreshGauges recomputes pbxd_billing_subscriptions and pbxd_billing_mrr_minor.
 func (s *Service) RefreshGauges(ctx context.Context) error {
-	rows, err := s.pool.Query(ctx, `SELECT status, count(*) FROM subscriptions WHERE quantity > 0 GROUP BY status`)
+	counts, err := s.q.SubscriptionCounts(ctx)
 	if err != nil {
 		return fmt.Errorf("count subscriptions: %w", err)
 	}
-	counts := map[string]float64{"trial": 0, "active": 0, "inactive": 0}
-	for rows.Next() {
-		var st string
-		var n int64
-		if err := rows.Scan(&st, &n); err != nil {
-			rows.Close()
-			return err
-		}
-		counts[st] = float64(n)
+	byStatus := make(map[SubscriptionStatus]float64, len(SubscriptionStatuses))
+	for _, st := range SubscriptionStatuses {
+		byStatus[st] = 0
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return err
+	for _, c := range counts {
+		byStatus[SubscriptionStatus(c.Status)] = float64(c.Count)
 	}
-	for st, n := range counts {
-		s.m.subs.WithLabelValues(st).Set(n)
+	for st, n := range byStatus {
+		s.m.subs.WithLabelValues(string(st)).Set(n)
 	}
 	// Integer sums per cycle, one division at the end: no float rounding
 	// before the gauge itself.
-	rows, err = s.pool.Query(ctx, `SELECT p.currency, s.cycle, sum(s.quantity::numeric * s.period_price_minor)::bigint
-		FROM subscriptions s JOIN packages p ON p.code = s.package_code
-		WHERE s.status = 'active' AND s.quantity > 0 GROUP BY 1, 2`)
+	sums, err := s.q.RecurringRevenue(ctx)
 	if err != nil {
 		return fmt.Errorf("compute mrr: %w", err)
 	}
-	defer rows.Close()
 	mrr := map[string]int64{}
-	for rows.Next() {
-		var cur, cycle string
-		var sum int64
-		if err := rows.Scan(&cur, &cycle, &sum); err != nil {
-			return err
-		}
-		months := Cycle(cycle).Months()
+	for _, r := range sums {
+		months := Cycle(r.Cycle).Months()
 		if months == 0 {
 			continue
 		}
-		mrr[cur] += MulDivRound(sum, 1, int64(months))
-	}
-	if err := rows.Err(); err != nil {
-		return err
+		mrr[r.Currency] += MulDivRound(r.TotalMinor, 1, int64(months))
 	}
 	for cur, v := range mrr {
 		s.m.mrr.WithLabelValues(cur).Set(float64(v))
@@ -406,28 +390,20 @@ func (s *Service) location(name string) *time.Location {
 }
 
 // catalog reads the packages table: the current prices renewals bill.
-func catalog(ctx context.Context, q interface {
-	Query(context.Context, string, ...any) (pgx.Rows, error)
-}) (map[string]Package, error) {
-	rows, err := q.Query(ctx, `SELECT code, name, price_minor, currency, cycles, trial_days, fixed_month_days, exclude_order_day, retired FROM packages`)
+func catalog(ctx context.Context, db billdb.DBTX) (map[string]Package, error) {
+	rows, err := billdb.New(db).Catalog(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("read catalog: %w", err)
 	}
-	defer rows.Close()
-	out := map[string]Package{}
-	for rows.Next() {
-		var p Package
-		var cur string
-		var cycles []byte
-		if err := rows.Scan(&p.Code, &p.Name, &p.PriceMinor, &cur, &cycles, &p.TrialDays, &p.Proration.FixedMonthDays, &p.Proration.ExcludeOrderDay, &p.Retired); err != nil {
-			return nil, fmt.Errorf("read catalog: %w", err)
-		}
-		p.Currency = Currency(cur)
+	out := make(map[string]Package, len(rows))
+	for _, r := range rows {
+		p := Package{Code: r.Code, Name: r.Name, PriceMinor: r.PriceMinor, Currency: Currency(r.Currency), TrialDays: int(r.TrialDays),
+			Proration: ProrationSettings{FixedMonthDays: r.FixedMonthDays, ExcludeOrderDay: r.ExcludeOrderDay}, Retired: r.Retired}
 		var cs []struct {
 			Cycle      string `json:"cycle"`
 			DiscountBP int64  `json:"discount_bp"`
 		}
-		if err := json.Unmarshal(cycles, &cs); err != nil {
+		if err := json.Unmarshal(r.Cycles, &cs); err != nil {
 			return nil, fmt.Errorf("package %s cycles: %w", p.Code, err)
 		}
 		p.Discounts = map[Cycle]BasisPoints{}
@@ -436,7 +412,7 @@ func catalog(ctx context.Context, q interface {
 		}
 		out[p.Code] = p
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // uuidNS derives invoice ids from what they bill, so a retried transaction

@@ -47,13 +47,13 @@ func setupShell(t *testing.T) shellBundle {
 	if err != nil {
 		t.Fatal(err)
 	}
+	fl := &fakeLines{}
 	svc, err := NewService(Options{Pool: pool, Clock: testClock(time.Date(2026, 12, 1, 1, 0, 0, 0, time.UTC)), Workers: 4, Registry: prometheus.NewRegistry(),
-		Settings: Settings{IssuerCode: "test", Issuer: Issuer{Name: "Test Telecom"}, CreditOnDecrease: true, PaymentTermDays: 14, Dunning: DefaultDunningSchedule}})
+		Settings: Settings{IssuerCode: "test", Issuer: Issuer{Name: "Test Telecom"}, CreditOnDecrease: true, PaymentTermDays: 14, Dunning: DefaultDunningSchedule},
+		Lines:    fl})
 	if err != nil {
 		t.Fatal(err)
 	}
-	fl := &fakeLines{}
-	svc.SetLineSwitch(fl)
 	storetest.Package(t, pool, provdb.UpsertPackageParams{Code: "fr", Name: "France", PriceMinor: 4990,
 		Cycles: []byte(`[{"cycle":"monthly","discount_bp":0},{"cycle":"annual","discount_bp":1500}]`)})
 	return shellBundle{svc: svc, pool: pool, lines: fl, paris: paris}

@@ -2,15 +2,17 @@ package billing
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/pbxd/pbxd/internal/fault"
+	"github.com/pbxd/pbxd/internal/store"
+	"github.com/pbxd/pbxd/internal/store/billdb"
 )
 
 // Summary is an account's billing overview (GET /v1/accounts/{id}/billing).
@@ -77,29 +79,26 @@ func (s *Service) Summary(ctx context.Context, accountID string) (Summary, error
 		return Summary{}, fault.New(fault.NotFound, "", "account not found")
 	}
 	var sum Summary
-	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
-		var acct Account
-		var cur, tz string
-		var vat int64
-		err := tx.QueryRow(ctx, `SELECT id, name, currency, timezone, vat_bp, payment_mode, billing_address FROM accounts WHERE id = $1`, accountID).
-			Scan(&acct.ID, &acct.Name, &cur, &tz, &vat, &acct.PaymentMode, &acct.BillingAddress)
-		if errors.Is(err, pgx.ErrNoRows) {
+	err := s.db.InSnapshot(ctx, func(tx *store.Tx) error {
+		q := billdb.New(tx)
+		ar, err := q.SummaryAccount(ctx, accountID)
+		if errors.Is(err, store.ErrNotFound) {
 			return fault.New(fault.NotFound, "", "account not found")
 		}
 		if err != nil {
 			return fmt.Errorf("read account: %w", err)
 		}
-		acct.Currency, acct.Location, acct.VAT = Currency(cur), s.location(tz), BasisPoints(vat)
+		acct := Account{ID: ar.ID, Name: ar.Name, Currency: Currency(ar.Currency), Location: s.location(ar.Timezone), VAT: BasisPoints(ar.VatBp),
+			PaymentMode: ar.PaymentMode}
+		if err := json.Unmarshal(ar.BillingAddress, &acct.BillingAddress); err != nil {
+			return fmt.Errorf("read account: billing address: %w", err)
+		}
 		sum = Summary{AccountID: acct.ID, Currency: acct.Currency, PaymentMode: acct.PaymentMode, Plans: []PlanSummary{}}
 		cat, err := catalog(ctx, tx)
 		if err != nil {
 			return err
 		}
-		rows, err := tx.Query(ctx, `SELECT s.id, s.package_code, s.cycle, s.quantity, s.status, s.period_price_minor, s.period_start, s.period_end,
-			s.next_payment_at, s.trial_end,
-			(SELECT count(*) FROM lines l WHERE l.account_id = s.account_id AND l.package_code = s.package_code AND l.state <> 'deleted')
-			FROM subscriptions s JOIN packages p ON p.code = s.package_code
-			WHERE s.account_id = $1 ORDER BY p.position, s.package_code`, accountID)
+		rows, err := q.SummarySubscriptions(ctx, accountID)
 		if err != nil {
 			return fmt.Errorf("read subscriptions: %w", err)
 		}
@@ -108,19 +107,14 @@ func (s *Service) Summary(ctx context.Context, accountID string) (Summary, error
 			next time.Time
 		}
 		var subs []subInfo
-		for rows.Next() {
-			var r subRow
-			var cycle string
-			var ps PlanSummary
-			var price int64
-			if err := rows.Scan(&r.id, &r.pkg, &cycle, &r.quantity, &r.status, &price, &r.periodStart, &r.periodEnd,
-				&ps.NextPaymentAt, &r.trialEnd, &ps.Seats.Used); err != nil {
-				rows.Close()
-				return fmt.Errorf("read subscriptions: %w", err)
-			}
-			r.cycle, r.acct = Cycle(cycle), acct
+		for _, sr := range rows {
+			r := subRow{id: sr.ID, pkg: sr.PackageCode, cycle: Cycle(sr.Cycle), quantity: int64(sr.Quantity), status: SubscriptionStatus(sr.Status),
+				periodStart: sr.PeriodStart, periodEnd: sr.PeriodEnd, trialEnd: sr.TrialEnd, acct: acct}
+			price := sr.PeriodPriceMinor
+			ps := PlanSummary{NextPaymentAt: sr.NextPaymentAt}
+			ps.Seats.Used = sr.Used
 			pkg := cat[r.pkg]
-			ps.Package, ps.Name, ps.Cycle, ps.Status = r.pkg, pkg.Name, r.cycle, r.status
+			ps.Package, ps.Name, ps.Cycle, ps.Status = r.pkg, pkg.Name, r.cycle, string(r.status)
 			ps.DiscountPercent = percentString(pkg.Discounts[r.cycle])
 			ps.Seats.Prepaid = r.quantity
 			ps.Seats.Available = max(0, r.quantity-ps.Seats.Used)
@@ -132,35 +126,30 @@ func (s *Service) Summary(ctx context.Context, accountID string) (Summary, error
 			ps.CurrentPeriodStart, ps.CurrentPeriodEnd, ps.TrialEnd = r.periodStart, r.periodEnd, r.trialEnd
 			ps.Description = describePlan(pkg.Name, acct.Currency, r.cycle, ps.PricePerLinePerMonthMinor, r.quantity, ps.MonthlyTotalMinor)
 			sum.Plans = append(sum.Plans, ps)
-			if r.quantity > 0 && r.status != "inactive" {
+			if r.quantity > 0 && r.status != SubscriptionInactive {
 				subs = append(subs, subInfo{r, ps.NextPaymentAt})
 			}
 		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("read subscriptions: %w", err)
-		}
-		if err := tx.QueryRow(ctx, `SELECT coalesce(sum(amount_minor) FILTER (WHERE amount_minor < 0), 0)::bigint,
-			coalesce(sum(amount_minor) FILTER (WHERE amount_minor > 0), 0)::bigint
-			FROM pending_items WHERE account_id = $1 AND invoice_id IS NULL`, accountID).Scan(&sum.CreditBalanceMinor, &sum.PendingChargesMinor); err != nil {
+		bal, err := q.PendingBalance(ctx, accountID)
+		if err != nil {
 			return fmt.Errorf("read pending items: %w", err)
 		}
-		sum.CreditBalanceMinor = -sum.CreditBalanceMinor
-		if err := tx.QueryRow(ctx, `SELECT count(*), coalesce(sum(gross_minor), 0)::bigint FROM invoices WHERE account_id = $1 AND status = 'open'`, accountID).
-			Scan(&sum.OpenInvoices, &sum.OpenGrossMinor); err != nil {
+		sum.CreditBalanceMinor, sum.PendingChargesMinor = -bal.Credits, bal.Charges
+		open, err := q.OpenInvoiceTotals(ctx, accountID)
+		if err != nil {
 			return fmt.Errorf("read open invoices: %w", err)
 		}
+		sum.OpenInvoices, sum.OpenGrossMinor = int(open.N), open.GrossMinor
 		pm, err := defaultMethod(ctx, tx, accountID)
 		if err != nil {
 			return err
 		}
 		if pm != nil {
-			var v PaymentMethod
-			if err := tx.QueryRow(ctx, `SELECT id, gateway, label, is_default, created_at FROM payment_methods WHERE id = $1`, pm.ID).
-				Scan(&v.ID, &v.Gateway, &v.Label, &v.Default, &v.CreatedAt); err != nil {
+			v, err := q.PaymentMethodView(ctx, pm.ID)
+			if err != nil {
 				return fmt.Errorf("read payment method: %w", err)
 			}
-			sum.DefaultPaymentMethod = &v
+			sum.DefaultPaymentMethod = &PaymentMethod{ID: v.ID, Gateway: v.Gateway, Label: v.Label, Default: v.IsDefault, CreatedAt: v.CreatedAt}
 		}
 		// The next bill: every subscription renewing at the earliest date,
 		// priced as the renewal will price it, plus what is pending.

@@ -238,26 +238,3 @@ func (s *Service) ChangeExtension(ctx context.Context, actor, accountID, lineID 
 	}
 	return s.Line(ctx, accountID, lineID)
 }
-
-// SetSubscriptionLines suspends or resumes the lines of one subscription
-// (billing's dunning calls this through the daemon's wiring), in tx.
-func (s *Service) SetSubscriptionLines(ctx context.Context, tx *store.Tx, subscriptionID string, suspended bool, reason string) (int, error) {
-	from, to := LineActive, LineSuspended
-	if !suspended {
-		from, to = LineSuspended, LineActive
-	}
-	now := s.clock.Now()
-	q := provdb.New(tx)
-	accountID, err := q.SubscriptionAccount(ctx, subscriptionID)
-	if err != nil {
-		return 0, fmt.Errorf("subscription %s: %w", subscriptionID, err)
-	}
-	n, err := q.SwitchSubscriptionLines(ctx, provdb.SwitchSubscriptionLinesParams{SubscriptionID: subscriptionID, FromState: string(from), ToState: string(to), ChangedAt: now})
-	if err != nil {
-		return 0, err
-	}
-	if err := audit(ctx, tx, now, "billing", accountID, "lines."+string(to), subscriptionID, map[string]any{"reason": reason, "lines": n}); err != nil {
-		return 0, err
-	}
-	return int(n), notifyLines(ctx, tx)
-}

@@ -75,47 +75,14 @@ func parseAuthorization(v string) (credentials, error) {
 		}
 		s = trimLWSLeft(s[eq+1:])
 		var val string
+		var ok bool
 		if strings.HasPrefix(s, `"`) {
-			i, closed, escaped := 1, false, false
-			if q := strings.IndexByte(s[1:], '"'); q >= 0 && strings.IndexByte(s[1:1+q], '\\') < 0 {
-				i, closed = 1+q, true // no escapes: the first quote closes it
-			}
-			for !closed && i < len(s) {
-				ch := s[i]
-				if ch == '\\' && i+1 < len(s) {
-					escaped = true
-					i += 2
-					continue
-				}
-				if ch == '"' {
-					closed = true
-					break
-				}
-				i++
-			}
-			if !closed {
-				return c, errBadAuthHeader
-			}
-			val, s = s[1:i], s[i+1:]
-			if escaped { // rare: copy without the backslashes
-				var b strings.Builder
-				for j := 0; j < len(val); j++ {
-					if val[j] == '\\' && j+1 < len(val) {
-						j++
-					}
-					b.WriteByte(val[j])
-				}
-				val = b.String()
-			}
+			val, s, ok = quotedValue(s)
 		} else {
-			end := 0 // strings.IndexAny(s, ", \t") builds a set per call
-			for end < len(s) && s[end] != ',' && s[end] != ' ' && s[end] != '\t' {
-				end++
-			}
-			val, s = s[:end], s[end:]
-			if val == "" || !isToken(val) {
-				return c, errBadAuthHeader
-			}
+			val, s, ok = tokenValue(s)
+		}
+		if !ok {
+			return c, errBadAuthHeader
 		}
 		s = trimLWSLeft(s)
 		if s != "" {
@@ -138,6 +105,54 @@ func parseAuthorization(v string) (credentials, error) {
 		return c, errBadAuthHeader
 	}
 	return c, nil
+}
+
+// quotedValue reads the quoted-string s starts with: its content without
+// the quotes and backslash escapes, and what follows it.
+func quotedValue(s string) (val, rest string, ok bool) {
+	i, closed, escaped := 1, false, false
+	if q := strings.IndexByte(s[1:], '"'); q >= 0 && strings.IndexByte(s[1:1+q], '\\') < 0 {
+		i, closed = 1+q, true // no escapes: the first quote closes it
+	}
+	for !closed && i < len(s) {
+		ch := s[i]
+		if ch == '\\' && i+1 < len(s) {
+			escaped = true
+			i += 2
+			continue
+		}
+		if ch == '"' {
+			closed = true
+			break
+		}
+		i++
+	}
+	if !closed {
+		return "", "", false
+	}
+	val, rest = s[1:i], s[i+1:]
+	if escaped { // rare: copy without the backslashes
+		var b strings.Builder
+		for j := 0; j < len(val); j++ {
+			if val[j] == '\\' && j+1 < len(val) {
+				j++
+			}
+			b.WriteByte(val[j])
+		}
+		val = b.String()
+	}
+	return val, rest, true
+}
+
+// tokenValue reads the token s starts with (up to a comma or white space)
+// and what follows it.
+func tokenValue(s string) (val, rest string, ok bool) {
+	end := 0 // strings.IndexAny(s, ", \t") builds a set per call
+	for end < len(s) && s[end] != ',' && s[end] != ' ' && s[end] != '\t' {
+		end++
+	}
+	val, rest = s[:end], s[end:]
+	return val, rest, val != "" && isToken(val)
 }
 
 // field returns where the Authorization parameter name goes and its bit

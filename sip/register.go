@@ -254,136 +254,189 @@ func (r *Registrar) handleRegister(req *sip.Request) *sip.Response {
 	return r.sipgoResponse(req, &a)
 }
 
-// register processes one REGISTER into a.
+// register processes one REGISTER into a: it checks the request and its
+// source, authenticates it against the line of the account, and applies it.
 func (r *Registrar) register(q *regRequest, a *regAnswer) {
 	now := r.clock.Now()
+	t, ok := r.registerTarget(q, a, now)
+	if !ok {
+		return
+	}
+	ln, ok := r.authenticate(q, a, &t, now)
+	if !ok {
+		return
+	}
+	if ln.suspended {
+		r.log.Debug("sip register refused: line suspended", "line", ln.id, "source", t.ip)
+		r.reply(a, sip.StatusForbidden, "Forbidden", resultForbidden)
+		return
+	}
+	maxContacts := ln.maxContacts
+	if maxContacts <= 0 {
+		maxContacts = r.cfg.MaxContacts
+	}
+	r.updateBindings(q, a, ln.l, ln.id, maxContacts, now)
+}
+
+// regTarget is the account a REGISTER addresses and the source it came from.
+type regTarget struct {
+	user, realm string
+	uriHost     string // what the digest-uri must name
+	ip          string
+	src         netip.Addr
+}
+
+// registerTarget checks the request's shape and names its account; a
+// malformed request, a third-party registration when those are not
+// allowed, or a throttled source is answered here (ok false).
+func (r *Registrar) registerTarget(q *regRequest, a *regAnswer, now time.Time) (t regTarget, ok bool) {
 	if !q.complete || q.cseqMethod != string(sip.REGISTER) ||
 		q.ruriHost == "" || (q.ruriScheme != "" && q.ruriScheme != "sip" && q.ruriScheme != "sips") {
 		r.reply(a, sip.StatusBadRequest, "Bad Request", resultBadRequest)
-		return
+		return t, false
 	}
-	user := q.toUser
-	if user == "" {
+	t.user = q.toUser
+	if t.user == "" {
 		r.reply(a, sip.StatusBadRequest, "Bad Request (To without user)", resultBadRequest)
-		return
+		return t, false
 	}
-	ip := sourceIP(q.source)
-	srcAddr := throttle.Source(ip)
-	realm := strings.ToLower(q.ruriHost)
-	uriHost := realm // what the digest-uri must name
-	if r.isOurAddress(realm) && q.toHost != "" {
+	t.ip = sourceIP(q.source)
+	t.src = throttle.Source(t.ip)
+	t.realm = strings.ToLower(q.ruriHost)
+	t.uriHost = t.realm
+	if r.isOurAddress(t.realm) && q.toHost != "" {
 		// A phone configured with the registrar's address: the account
 		// is the To domain (RFC 3261 §10.3 step 1 leaves the domain to
 		// the registrar).
-		realm = strings.ToLower(q.toHost)
+		t.realm = strings.ToLower(q.toHost)
 	}
-	if !r.cfg.AllowThirdParty && (q.fromUser != user || !strings.EqualFold(q.fromHost, q.toHost)) {
+	if !r.cfg.AllowThirdParty && (q.fromUser != t.user || !strings.EqualFold(q.fromHost, q.toHost)) {
 		r.reply(a, sip.StatusForbidden, "Forbidden (third-party registration)", resultForbidden)
-		return
+		return t, false
 	}
-	if r.thrSrc.Blocked(r.thrSrc.SourceKeyOf(srcAddr, ip), now) || r.thrUser.Blocked(r.thrUser.SourceKeyOf(srcAddr, ip, realm, user), now) {
+	if r.thrSrc.Blocked(r.thrSrc.SourceKeyOf(t.src, t.ip), now) || r.thrUser.Blocked(r.thrUser.SourceKeyOf(t.src, t.ip, t.realm, t.user), now) {
 		r.reply(a, sip.StatusForbidden, "Forbidden", resultThrottled)
-		return
+		return t, false
 	}
+	return t, true
+}
 
-	// Credentials for our realm, if any.
+// authenticate checks the request's digest credentials for t and returns
+// the line they prove; a missing, stale or wrong credential is answered
+// here (ok false), with a challenge or as a counted failure.
+func (r *Registrar) authenticate(q *regRequest, a *regAnswer, t *regTarget, now time.Time) (_ regLine, ok bool) {
+	cred, issued, ok := r.presentedCredentials(q, a, t, now)
+	if !ok {
+		return regLine{}, false
+	}
+	alg := algMD5 // RFC 7616 §3.4: absent means MD5
+	if cred.Algorithm != "" {
+		alg = canonicalAlg(cred.Algorithm)
+	}
+	if alg == "" || !slices.Contains(r.algorithms(t.realm), alg) {
+		r.authFailed(a, t.realm, t.ip, t.src, t.user, "algorithm", true, now)
+		return regLine{}, false
+	}
+	nc, ncOK := parseNC(cred.NC)
+	if !strings.EqualFold(cred.QOP, "auth") || !ncOK || cred.Cnonce == "" ||
+		(cred.Userhash != "" && !strings.EqualFold(cred.Userhash, "false")) {
+		r.authFailed(a, t.realm, t.ip, t.src, t.user, "digest parameters", true, now)
+		return regLine{}, false
+	}
+	ln := r.lineFor(t.realm, t.user, alg)
+	var wantBuf [64]byte // a hex SHA-256
+	want := appendDigestResponse(wantBuf[:0], alg, strings.ToLower(ln.ha1), string(sip.REGISTER), cred.URI, cred.Nonce, cred.NC, cred.Cnonce, cred.QOP)
+	if !ln.ok || !equalHexBytes(want, cred.Response) || cred.Username != t.user || !digestURIMatches(cred.URI, t.uriHost) {
+		r.authFailed(a, t.realm, t.ip, t.src, t.user, "credentials", true, now)
+		return regLine{}, false
+	}
+	ok, stale := r.nc.use(cred.Nonce, issued, nc, now)
+	if stale {
+		r.challenge(a, t.realm, t.src, now, true, resultStale)
+		return regLine{}, false
+	}
+	if !ok {
+		r.authFailed(a, t.realm, t.ip, t.src, t.user, "nonce count replay", true, now)
+		return regLine{}, false
+	}
+	return ln, true
+}
+
+// presentedCredentials returns the request's credentials for t's realm
+// and when their nonce was issued. A request without them is challenged;
+// an unparsable Authorization, or a stale or invalid nonce, is answered
+// (ok false).
+func (r *Registrar) presentedCredentials(q *regRequest, a *regAnswer, t *regTarget, now time.Time) (_ credentials, issued time.Time, ok bool) {
 	var cred credentials
 	found := false
 	for _, h := range q.auth {
 		c, err := parseAuthorization(h)
 		if err != nil {
 			r.reply(a, sip.StatusBadRequest, "Bad Request (Authorization)", resultBadRequest)
-			return
+			return cred, issued, false
 		}
-		if strings.EqualFold(c.Realm, realm) {
+		if strings.EqualFold(c.Realm, t.realm) {
 			cred, found = c, true
 			break
 		}
 	}
 	if !found {
-		r.challenge(a, realm, srcAddr, now, false, resultChallenge)
-		return
+		r.challenge(a, t.realm, t.src, now, false, resultChallenge)
+		return cred, issued, false
 	}
-
-	status, issued := r.nonces.check(now, cred.Nonce, srcAddr, realm)
+	status, issued := r.nonces.check(now, cred.Nonce, t.src, t.realm)
 	switch status {
 	case nonceStale:
-		r.challenge(a, realm, srcAddr, now, true, resultStale)
-		return
+		r.challenge(a, t.realm, t.src, now, true, resultStale)
+		return cred, issued, false
 	case nonceInvalid: // forged, or issued to another address: proves nothing
-		r.authFailed(a, realm, ip, srcAddr, user, "nonce", false, now)
-		return
+		r.authFailed(a, t.realm, t.ip, t.src, t.user, "nonce", false, now)
+		return cred, issued, false
 	}
+	return cred, issued, true
+}
 
-	alg := algMD5 // RFC 7616 §3.4: absent means MD5
-	if cred.Algorithm != "" {
-		alg = canonicalAlg(cred.Algorithm)
-	}
-	if alg == "" || !slices.Contains(r.algorithms(realm), alg) {
-		r.authFailed(a, realm, ip, srcAddr, user, "algorithm", true, now)
-		return
-	}
-	nc, ncOK := parseNC(cred.NC)
-	if !strings.EqualFold(cred.QOP, "auth") || !ncOK || cred.Cnonce == "" ||
-		(cred.Userhash != "" && !strings.EqualFold(cred.Userhash, "false")) {
-		r.authFailed(a, realm, ip, srcAddr, user, "digest parameters", true, now)
-		return
-	}
+// regLine is what authentication read from an account's line.
+type regLine struct {
+	l           *line // nil for an unknown account
+	ok          bool  // the line exists and has a secret for the algorithm
+	ha1         string
+	id          string
+	suspended   bool
+	maxContacts int
+}
 
-	// Look the line up; unknown users cost the same hashing as known ones.
+// lineFor looks up the line of realm and user and its HA1 for alg. An
+// unknown user gets a dummy HA1, so that it costs the same hashing as a
+// known one.
+func (r *Registrar) lineFor(realm, user, alg string) regLine {
 	var kb [128]byte
 	key := append(append(append(kb[:0], realm...), 0), user...) // aorKey, without allocating
 	r.tableMu.RLock()
 	l := r.byAOR[string(key)]
 	r.tableMu.RUnlock()
-	ha1, lineOK := "", false
-	var suspended bool
-	var lineID string
-	var maxContacts int
+	ln := regLine{l: l}
 	if l != nil {
 		l.mu.Lock()
 		if c := l.cfg; c != nil {
-			lineOK = true
-			lineID, suspended, maxContacts = c.ID, c.Suspended, c.MaxContacts
+			ln.ok = true
+			ln.id, ln.suspended, ln.maxContacts = c.ID, c.Suspended, c.MaxContacts
 			if alg == algSHA256 {
-				ha1 = c.HA1SHA256
+				ln.ha1 = c.HA1SHA256
 			} else {
-				ha1 = c.HA1MD5
+				ln.ha1 = c.HA1MD5
 			}
 		}
 		l.mu.Unlock()
 	}
-	if ha1 == "" {
-		lineOK = false
-		ha1 = dummyHA1MD5
+	if ln.ha1 == "" {
+		ln.ok = false
+		ln.ha1 = dummyHA1MD5
 		if alg == algSHA256 {
-			ha1 = dummyHA1SHA256
+			ln.ha1 = dummyHA1SHA256
 		}
 	}
-	var wantBuf [64]byte // a hex SHA-256
-	want := appendDigestResponse(wantBuf[:0], alg, strings.ToLower(ha1), string(sip.REGISTER), cred.URI, cred.Nonce, cred.NC, cred.Cnonce, cred.QOP)
-	if !lineOK || !equalHexBytes(want, cred.Response) || cred.Username != user || !digestURIMatches(cred.URI, uriHost) {
-		r.authFailed(a, realm, ip, srcAddr, user, "credentials", true, now)
-		return
-	}
-	ok, stale := r.nc.use(cred.Nonce, issued, nc, now)
-	if stale {
-		r.challenge(a, realm, srcAddr, now, true, resultStale)
-		return
-	}
-	if !ok {
-		r.authFailed(a, realm, ip, srcAddr, user, "nonce count replay", true, now)
-		return
-	}
-	if suspended {
-		r.log.Debug("sip register refused: line suspended", "line", lineID, "source", ip)
-		r.reply(a, sip.StatusForbidden, "Forbidden", resultForbidden)
-		return
-	}
-	if maxContacts <= 0 {
-		maxContacts = r.cfg.MaxContacts
-	}
-	r.updateBindings(q, a, l, lineID, maxContacts, now)
+	return ln
 }
 
 // digestURIMatches checks the digest-uri against the request's domain. Only
@@ -539,15 +592,15 @@ func (r *Registrar) updateBindings(q *regRequest, a *regAnswer, l *line, lineID 
 		r.reply(a, code, reason, resultBadRequest)
 		return
 	}
-	callID, cseq, ua := q.callID, q.cseq, q.userAgent
-	if !storable(callID, maxCallIDLen) {
+	if !storable(q.callID, maxCallIDLen) {
 		r.reply(a, sip.StatusBadRequest, "Bad Request (Call-ID)", resultBadRequest)
 		return
 	}
-	if !storable(ua, maxUserAgentLen) {
+	if !storable(q.userAgent, maxUserAgentLen) {
 		r.reply(a, sip.StatusBadRequest, "Bad Request (User-Agent)", resultBadRequest)
 		return
 	}
+	u := bindingUpdate{q: q, lineID: lineID, wildcard: wildcard, maxContacts: maxContacts, now: now}
 
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -556,85 +609,11 @@ func (r *Registrar) updateBindings(q *regRequest, a *regAnswer, l *line, lineID 
 		r.reply(a, sip.StatusForbidden, "Forbidden", resultForbidden)
 		return
 	}
-	// RFC 3261 §10.3 step 7: a same-Call-ID request must have a higher CSeq
-	// than every binding it touches, or the whole update is aborted.
-	outOfOrder := func(b *Binding) bool { return b.CallID == callID && cseq <= b.CSeq }
-	if wildcard {
-		for i := range l.contacts {
-			if outOfOrder(&l.contacts[i]) {
-				r.reply(a, sip.StatusInternalServerError, "Out of order CSeq", resultOutOfOrder)
-				return
-			}
-		}
-	} else {
-		adds := 0
-		for _, c := range changes {
-			if i := l.find(c.uri); i >= 0 && outOfOrder(&l.contacts[i]) {
-				r.reply(a, sip.StatusInternalServerError, "Out of order CSeq", resultOutOfOrder)
-				return
-			}
-			if c.expires > 0 {
-				adds++
-			}
-		}
-		if adds > maxContacts {
-			r.reply(a, sip.StatusForbidden, "Too Many Contacts", resultForbidden)
-			return
-		}
+	if code, reason, result := u.refusalLocked(l, changes); code != 0 {
+		r.reply(a, code, reason, result)
+		return
 	}
-
-	changed := false
-	if wildcard {
-		if len(l.contacts) > 0 {
-			r.active.Add(-int64(len(l.contacts)))
-			l.contacts = nil
-			r.wb.removeLine(lineID)
-			changed = true
-		}
-	} else {
-		for _, c := range changes {
-			i := l.find(c.uri)
-			if c.expires == 0 {
-				if i >= 0 {
-					l.contacts = append(l.contacts[:i], l.contacts[i+1:]...)
-					r.active.Add(-1)
-					r.wb.remove(lineID, c.uri)
-					changed = true
-				}
-				continue
-			}
-			// The request's strings may share the datagram's memory: a
-			// binding keeps copies, or the strings of the binding it
-			// refreshes when they are equal.
-			b := Binding{LineID: lineID, CSeq: cseq, ExpiresAt: now.Add(c.expires), UpdatedAt: now}
-			var none Binding
-			old := &none
-			if i >= 0 {
-				old = &l.contacts[i]
-			}
-			b.ContactURI = reuse(old.ContactURI, c.uri)
-			b.Params = reuse(old.Params, c.params)
-			b.UserAgent = reuse(old.UserAgent, ua)
-			b.CallID = reuse(old.CallID, callID)
-			if old.Source != "" && sourceIs(old.Source, q.transport, q.source) {
-				b.Source = old.Source
-			} else {
-				b.Source = strings.ToLower(q.transport) + ":" + q.source
-			}
-			if i >= 0 {
-				l.contacts[i] = b
-			} else {
-				if len(l.contacts) >= maxContacts {
-					r.evictOldestLocked(l, lineID, changes, maxContacts-1)
-				}
-				l.contacts = append(l.contacts, b)
-				r.active.Add(1)
-			}
-			r.wb.save(b)
-			changed = true
-		}
-	}
-	if changed {
+	if r.applyLocked(l, &u, changes) {
 		r.emitLocked(lineID, l, now)
 	}
 
@@ -644,6 +623,109 @@ func (r *Registrar) updateBindings(q *regRequest, a *regAnswer, l *line, lineID 
 		a.contacts = append(a.contacts, contactOut{uri: b.ContactURI, params: b.Params, secs: max(secs, 0)})
 	}
 	a.date = now
+}
+
+// bindingUpdate is a validated REGISTER's change to a line's bindings,
+// but the contact changes: a binding keeps lineID, and the escape analysis
+// would move the changes' stack buffer to the heap with it.
+type bindingUpdate struct {
+	q           *regRequest
+	lineID      string
+	wildcard    bool // Contact: *, which removes every binding
+	maxContacts int
+	now         time.Time
+}
+
+// refusalLocked returns why u and changes may not be applied to l, code 0
+// if they may.
+// RFC 3261 §10.3 step 7: a same-Call-ID request must have a higher CSeq
+// than every binding it touches, or the whole update is aborted.
+func (u *bindingUpdate) refusalLocked(l *line, changes []contactChange) (code int, reason, result string) {
+	outOfOrder := func(b *Binding) bool { return b.CallID == u.q.callID && u.q.cseq <= b.CSeq }
+	if u.wildcard {
+		for i := range l.contacts {
+			if outOfOrder(&l.contacts[i]) {
+				return sip.StatusInternalServerError, "Out of order CSeq", resultOutOfOrder
+			}
+		}
+		return 0, "", ""
+	}
+	adds := 0
+	for _, c := range changes {
+		if i := l.find(c.uri); i >= 0 && outOfOrder(&l.contacts[i]) {
+			return sip.StatusInternalServerError, "Out of order CSeq", resultOutOfOrder
+		}
+		if c.expires > 0 {
+			adds++
+		}
+	}
+	if adds > u.maxContacts {
+		return sip.StatusForbidden, "Too Many Contacts", resultForbidden
+	}
+	return 0, "", ""
+}
+
+// applyLocked applies u and changes to l's bindings and reports whether
+// it changed them.
+func (r *Registrar) applyLocked(l *line, u *bindingUpdate, changes []contactChange) (changed bool) {
+	if u.wildcard {
+		if len(l.contacts) == 0 {
+			return false
+		}
+		r.active.Add(-int64(len(l.contacts)))
+		l.contacts = nil
+		r.wb.removeLine(u.lineID)
+		return true
+	}
+	for _, c := range changes {
+		i := l.find(c.uri)
+		if c.expires == 0 {
+			if i >= 0 {
+				l.contacts = append(l.contacts[:i], l.contacts[i+1:]...)
+				r.active.Add(-1)
+				r.wb.remove(u.lineID, c.uri)
+				changed = true
+			}
+			continue
+		}
+		r.bindLocked(l, i, u, c, changes)
+		changed = true
+	}
+	return changed
+}
+
+// bindLocked stores the binding of c: it refreshes l.contacts[i], or adds
+// a binding (i < 0), evicting the oldest when the line has too many.
+func (r *Registrar) bindLocked(l *line, i int, u *bindingUpdate, c contactChange, changes []contactChange) {
+	q := u.q
+	// The request's strings may share the datagram's memory: a binding
+	// keeps copies, or the strings of the binding it refreshes when they
+	// are equal.
+	b := Binding{LineID: u.lineID, CSeq: q.cseq, ExpiresAt: u.now.Add(c.expires), UpdatedAt: u.now}
+	var none Binding
+	old := &none
+	if i >= 0 {
+		old = &l.contacts[i]
+	}
+	b.ContactURI = reuse(old.ContactURI, c.uri)
+	b.Params = reuse(old.Params, c.params)
+	b.UserAgent = reuse(old.UserAgent, q.userAgent)
+	b.CallID = reuse(old.CallID, q.callID)
+	if old.Source != "" && sourceIs(old.Source, q.transport, q.source) {
+		b.Source = old.Source
+	} else {
+		b.Source = strings.ToLower(q.transport) + ":" + q.source
+	}
+	if i >= 0 {
+		l.contacts[i] = b
+	} else {
+		if len(l.contacts) >= u.maxContacts {
+			r.evictOldestLocked(l, u.lineID, changes, u.maxContacts-1)
+		}
+		l.contacts = append(l.contacts, b)
+		r.active.Add(1)
+	}
+	r.wb.save(b)
 }
 
 // reuse returns old if it equals s, else a copy of s.

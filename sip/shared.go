@@ -31,27 +31,10 @@ const followRetry = 250 * time.Millisecond
 // follow keeps the in-memory view following the shared store until ctx
 // ends.
 func (r *Registrar) follow(ctx context.Context) {
-	var mu sync.Mutex
-	lines := map[string]bool{}
-	all := false
-	wake := make(chan struct{}, 1)
-	changed := func(ids []string) {
-		mu.Lock()
-		if ids == nil {
-			all = true
-		}
-		for _, id := range ids {
-			lines[id] = true
-		}
-		mu.Unlock()
-		select {
-		case wake <- struct{}{}:
-		default:
-		}
-	}
+	p := newPendingLines()
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	wg.Go(func() { r.watch(ctx, changed) })
+	wg.Go(func() { r.watch(ctx, p.changed) })
 	reload := time.NewTicker(r.cfg.ReloadInterval)
 	defer reload.Stop()
 	retry := time.NewTicker(followRetry)
@@ -60,52 +43,99 @@ func (r *Registrar) follow(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-wake:
+		case <-p.wake:
 		case <-retry.C:
 		case <-reload.C:
-			changed(nil)
+			p.changed(nil)
 			continue
 		}
-		mu.Lock()
-		ids := make([]string, 0, len(lines))
-		for id := range lines {
-			ids = append(ids, id)
-		}
-		full := all
-		clear(lines)
-		all = false
-		mu.Unlock()
+		ids, full := p.take()
 		if !full && len(ids) == 0 {
 			continue
 		}
-		var left []string
-		var err error
-		if full {
-			left, err = r.reloadAll(ctx)
-		} else {
-			left, err = r.reloadLines(ctx, ids)
-		}
-		if err != nil {
-			if ctx.Err() == nil {
-				r.log.Warn("sip: follow shared bindings: read failed, retrying", "err", err)
-			}
-			if full {
-				left = nil
-			} else {
-				left = ids
-			}
-			changed(left) // nil: everything again
-			time.Sleep(followRetry)
-			continue
-		}
-		if len(left) > 0 {
-			mu.Lock()
-			for _, id := range left {
-				lines[id] = true
-			}
-			mu.Unlock()
-		}
+		r.reloadPending(ctx, p, ids, full)
 	}
+}
+
+// reloadPending reads the shared bindings of lines ids (full: of every
+// line) into the view. Lines it could not read are pending again; after a
+// failed read, everything it was to read, after followRetry.
+func (r *Registrar) reloadPending(ctx context.Context, p *pendingLines, ids []string, full bool) {
+	var left []string
+	var err error
+	if full {
+		left, err = r.reloadAll(ctx)
+	} else {
+		left, err = r.reloadLines(ctx, ids)
+	}
+	if err != nil {
+		if ctx.Err() == nil {
+			r.log.Warn("sip: follow shared bindings: read failed, retrying", "err", err)
+		}
+		if full {
+			left = nil
+		} else {
+			left = ids
+		}
+		p.changed(left) // nil: everything again
+		time.Sleep(followRetry)
+		return
+	}
+	if len(left) > 0 {
+		p.keep(left)
+	}
+}
+
+// pendingLines collects the lines whose shared bindings follow is to read.
+type pendingLines struct {
+	mu    sync.Mutex
+	lines map[string]bool
+	all   bool          // every line
+	wake  chan struct{} // a change is pending
+}
+
+func newPendingLines() *pendingLines {
+	return &pendingLines{lines: map[string]bool{}, wake: make(chan struct{}, 1)}
+}
+
+// changed makes ids (nil: every line) pending and wakes follow.
+func (p *pendingLines) changed(ids []string) {
+	p.mu.Lock()
+	if ids == nil {
+		p.all = true
+	}
+	for _, id := range ids {
+		p.lines[id] = true
+	}
+	p.mu.Unlock()
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// keep makes ids pending again without waking follow: the next retry tick
+// reads them.
+func (p *pendingLines) keep(ids []string) {
+	p.mu.Lock()
+	for _, id := range ids {
+		p.lines[id] = true
+	}
+	p.mu.Unlock()
+}
+
+// take returns what is pending, which is then no more.
+func (p *pendingLines) take() (ids []string, all bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	ids = make([]string, 0, len(p.lines))
+	for id := range p.lines {
+		ids = append(ids, id)
+	}
+	all = p.all
+	clear(p.lines)
+	p.all = false
+	return ids, all
 }
 
 // watch runs SharedStore.Watch again, with backoff, while it fails.

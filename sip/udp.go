@@ -213,6 +213,20 @@ func (r *Registrar) handleDatagram(c udpWriter, data []byte, addr net.Addr, s *u
 		return
 	}
 	out := &s.buf
+	if !r.renderUDP(out, req, res, len(data)) {
+		return
+	}
+	if key != nil {
+		r.replays.put(key, out.Bytes())
+	}
+	r.writeUDP(c, out.Bytes(), addr)
+}
+
+// renderUDP writes res, the answer to req (a datagram of size bytes), into
+// out as UDP may carry it, and reports whether there is anything to send:
+// an answer too large for a datagram becomes 413, and no answer but a 200
+// to a REGISTER may be larger than the request.
+func (r *Registrar) renderUDP(out *bytes.Buffer, req *sip.Request, res *sip.Response, size int) bool {
 	out.Reset()
 	res.StringWrite(out)
 	if out.Len() > maxUDPPayload {
@@ -223,10 +237,10 @@ func (r *Registrar) handleDatagram(c udpWriter, data []byte, addr net.Addr, s *u
 		out.Reset()
 		res.StringWrite(out)
 		if out.Len() > maxUDPPayload {
-			return
+			return false
 		}
 	}
-	if out.Len() > len(data) && (req.Method != sip.REGISTER || !res.IsSuccess()) {
+	if out.Len() > size && (req.Method != sip.REGISTER || !res.IsSuccess()) {
 		// An unauthenticated source may be spoofed: never send it more
 		// than it sent (no amplification). Drop what is optional first:
 		// Server, Accept, the challenges after the preferred one.
@@ -240,15 +254,12 @@ func (r *Registrar) handleDatagram(c udpWriter, data []byte, addr net.Addr, s *u
 		}
 		out.Reset()
 		res.StringWrite(out)
-		if out.Len() > len(data) {
+		if out.Len() > size {
 			r.m.unsent.WithLabelValues("amplification").Inc()
-			return
+			return false
 		}
 	}
-	if key != nil {
-		r.replays.put(key, out.Bytes())
-	}
-	r.writeUDP(c, out.Bytes(), addr)
+	return true
 }
 
 // sourceString is addr.String() with one allocation instead of three.

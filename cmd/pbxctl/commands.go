@@ -348,41 +348,49 @@ func (c *cli) preview(args []string) error {
 	if len(args) < 2 {
 		return usageError("change preview ACCOUNT PACKAGE=QTY[:annual] ...")
 	}
+	body, err := changeOrder(args[1:])
+	if err != nil {
+		return err
+	}
+	b, err := c.call("POST", "/v1/accounts/"+url.PathEscape(args[0])+"/changes", body)
+	if err != nil || b == nil {
+		return err
+	}
+	var pv changePreview
+	if err := json.Unmarshal(b, &pv); err != nil {
+		return err
+	}
+	if err := c.printPreviewTable(&pv); err != nil {
+		return err
+	}
+	c.printPreviewSummary(&pv)
+	return nil
+}
+
+// changeOrder builds a change order's body from the command's arguments:
+// PACKAGE=QTY[:CYCLE][@EFFECTIVE] items, +NUMBER or +PREFIX*QTY number
+// orders, and release:NUMBER releases.
+func changeOrder(args []string) (map[string]any, error) {
 	items := []map[string]any{}
 	body := map[string]any{}
 	var numbers []map[string]any
 	var release []string
-	for _, a := range args[1:] {
+	for _, a := range args {
 		if nr, ok := strings.CutPrefix(a, "release:"); ok {
 			release = append(release, nr)
 			continue
 		}
 		if strings.HasPrefix(a, "+") {
-			prefix, q, ok := strings.Cut(a, "*")
-			if !ok {
-				numbers = append(numbers, map[string]any{"number": a})
-				continue
-			}
-			n, err := strconv.Atoi(q)
+			n, err := numberOrder(a)
 			if err != nil {
-				return usageError("bad number order " + a + " (want +PREFIX*QTY)")
+				return nil, err
 			}
-			numbers = append(numbers, map[string]any{"prefix": prefix, "quantity": n})
+			numbers = append(numbers, n)
 			continue
 		}
-		pkg, q, ok := strings.Cut(a, "=")
-		q, effective, _ := strings.Cut(q, "@")
-		qty, cycle, _ := strings.Cut(q, ":")
-		n, err := strconv.Atoi(qty)
-		if !ok || err != nil {
-			return usageError("bad item " + a + " (want PACKAGE=QTY)")
-		}
-		it := map[string]any{"package": pkg, "quantity": n}
-		if cycle != "" {
-			it["cycle"] = cycle
-		}
-		if effective != "" {
-			it["effective"] = effective
+		it, err := packageItem(a)
+		if err != nil {
+			return nil, err
 		}
 		items = append(items, it)
 	}
@@ -393,42 +401,76 @@ func (c *cli) preview(args []string) error {
 	if release != nil {
 		body["release_numbers"] = release
 	}
-	b, err := c.call("POST", "/v1/accounts/"+url.PathEscape(args[0])+"/changes", body)
-	if err != nil || b == nil {
-		return err
+	return body, nil
+}
+
+// numberOrder parses "+NUMBER" (that number) or "+PREFIX*QTY" (QTY numbers
+// starting with PREFIX).
+func numberOrder(a string) (map[string]any, error) {
+	prefix, q, ok := strings.Cut(a, "*")
+	if !ok {
+		return map[string]any{"number": a}, nil
 	}
-	var pv struct {
-		ID    string
-		Items []struct {
-			Package       string
-			From, To      int
-			LinesCreated  int                       `json:"lines_created"`
-			LinesRemoved  []struct{ Extension int } `json:"lines_removed"`
-			ProratedMinor int64                     `json:"prorated_minor"`
-			Effective     string                    `json:"effective"`
-			EffectiveAt   string                    `json:"effective_at"`
-		}
-		DueNow struct {
-			Net      int64 `json:"net_minor"`
-			Tax      int64 `json:"tax_minor"`
-			Gross    int64 `json:"gross_minor"`
-			Currency string
-		} `json:"due_now"`
-		Credit      int64  `json:"credit_next_bill_minor"`
-		ChargeLater int64  `json:"charge_next_bill_minor"`
-		Method      string `json:"payment_method"`
-		Numbers     []struct {
-			Action, Number, Prefix, Addon string
-			Quantity                      int
-		}
-		OneTime []struct {
-			Description string
-			Amount      int64 `json:"amount_minor"`
-		} `json:"one_time_charges"`
+	n, err := strconv.Atoi(q)
+	if err != nil {
+		return nil, usageError("bad number order " + a + " (want +PREFIX*QTY)")
 	}
-	if err := json.Unmarshal(b, &pv); err != nil {
-		return err
+	return map[string]any{"prefix": prefix, "quantity": n}, nil
+}
+
+// packageItem parses "PACKAGE=QTY[:CYCLE][@EFFECTIVE]".
+func packageItem(a string) (map[string]any, error) {
+	pkg, q, ok := strings.Cut(a, "=")
+	q, effective, _ := strings.Cut(q, "@")
+	qty, cycle, _ := strings.Cut(q, ":")
+	n, err := strconv.Atoi(qty)
+	if !ok || err != nil {
+		return nil, usageError("bad item " + a + " (want PACKAGE=QTY)")
 	}
+	it := map[string]any{"package": pkg, "quantity": n}
+	if cycle != "" {
+		it["cycle"] = cycle
+	}
+	if effective != "" {
+		it["effective"] = effective
+	}
+	return it, nil
+}
+
+// changePreview is the API's preview of a change order.
+type changePreview struct {
+	ID    string
+	Items []struct {
+		Package       string
+		From, To      int
+		LinesCreated  int                       `json:"lines_created"`
+		LinesRemoved  []struct{ Extension int } `json:"lines_removed"`
+		ProratedMinor int64                     `json:"prorated_minor"`
+		Effective     string                    `json:"effective"`
+		EffectiveAt   string                    `json:"effective_at"`
+	}
+	DueNow struct {
+		Net      int64 `json:"net_minor"`
+		Tax      int64 `json:"tax_minor"`
+		Gross    int64 `json:"gross_minor"`
+		Currency string
+	} `json:"due_now"`
+	Credit      int64  `json:"credit_next_bill_minor"`
+	ChargeLater int64  `json:"charge_next_bill_minor"`
+	Method      string `json:"payment_method"`
+	Numbers     []struct {
+		Action, Number, Prefix, Addon string
+		Quantity                      int
+	}
+	OneTime []struct {
+		Description string
+		Amount      int64 `json:"amount_minor"`
+	} `json:"one_time_charges"`
+}
+
+// printPreviewTable prints the preview's packages, one row each with the
+// direction of the change, and its one-time charges.
+func (c *cli) printPreviewTable(pv *changePreview) error {
 	tw := tabwriter.NewWriter(c.out, 0, 4, 2, ' ', 0)
 	fprintln(tw, "PACKAGE\tBEFORE\tAFTER\t\tNEW LINES\tREMOVED\tPRORATED")
 	for _, it := range pv.Items {
@@ -451,9 +493,12 @@ func (c *cli) preview(args []string) error {
 	for _, o := range pv.OneTime {
 		fprintf(tw, "%s (one-time)\t\t\t\t\t\t%s\n", o.Description, money(o.Amount))
 	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
+	return tw.Flush()
+}
+
+// printPreviewSummary prints what the change costs now and later, the
+// numbers it orders or releases, and how to confirm it.
+func (c *cli) printPreviewSummary(pv *changePreview) {
 	cur := pv.DueNow.Currency
 	c.printf("\ndue now:          %s %s net + %s tax = %s %s\n", money(pv.DueNow.Net), cur, money(pv.DueNow.Tax), money(pv.DueNow.Gross), cur)
 	c.printf("credit next bill: %s %s\n", money(pv.Credit), cur)
@@ -471,7 +516,6 @@ func (c *cli) preview(args []string) error {
 		c.printf("number %-8s %s (%s)\n", n.Action+":", what, n.Addon)
 	}
 	c.printf("\nconfirm with: pbxctl change confirm %s\n", pv.ID)
-	return nil
 }
 
 func (c *cli) addDevice(args []string) error {

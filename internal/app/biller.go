@@ -20,6 +20,10 @@ import (
 func (a *App) newBilling(cfg *config.Config) (*billing.Service, error) {
 	svc, err := billing.NewService(billing.Options{
 		Pool: a.pool, Clock: a.clock, Settings: billingSettings(cfg),
+		// Dunning suspends and payments resume lines through provisioning's
+		// line switch (the database only: provisioning's Service needs
+		// billing first, as its Biller).
+		Lines:  provisioning.NewLineSwitch(a.clock),
 		Logger: a.log.With("component", "billing"), Registry: a.reg,
 		// Renewals are CPU-bound (pbxd and PostgreSQL): two workers per core,
 		// 7,400-7,900 renewals/s on 2 cores against 6,600 with 2 and 6,100

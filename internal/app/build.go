@@ -52,7 +52,6 @@ func (a *App) build(ctx context.Context, cfg *config.Config) error {
 	if err := a.buildBackend(cfg); err != nil {
 		return err
 	}
-	bill.SetLineSwitch(prov)
 	a.parts = append(a.parts, part{"billing gauges", bill.Run})
 	// The payment attempts this process creates carry its owner lock, so
 	// that another instance (or this one restarted) settles them at once

@@ -32,20 +32,10 @@ func (a *API) idempotent(db *store.DB, next http.Handler) http.Handler {
 			writeProblem(w, Invalid("Idempotency-Key", "Idempotency-Key is at most 200 characters"))
 			return
 		}
-		body, err := io.ReadAll(r.Body)
-		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			writeProblem(w, TooLarge())
+		hash, ok := requestHash(w, r)
+		if !ok {
 			return
 		}
-		if err != nil {
-			writeProblem(w, Invalid("", "unreadable body"))
-			return
-		}
-		r.Body = io.NopCloser(bytes.NewReader(body))
-		h := sha256.New()
-		h.Write([]byte(r.Method + " " + r.URL.Path + "\n"))
-		h.Write(body)
-		hash := hex.EncodeToString(h.Sum(nil))
 		scope := PrincipalFrom(r.Context()).Actor()
 		ctx := r.Context()
 
@@ -57,27 +47,8 @@ func (a *API) idempotent(db *store.DB, next http.Handler) http.Handler {
 			return
 		}
 		if claimed == 0 {
-			for i := 0; i < 100; i++ {
-				stored, err := keys.GetKey(ctx, apidb.GetKeyParams{Scope: scope, Key: key})
-				if errors.Is(err, store.ErrNotFound) {
-					break // the first attempt failed and released the key: run again
-				}
-				if err != nil {
-					a.writeError(w, r, err)
-					return
-				}
-				if stored.RequestHash != hash {
-					writeProblem(w, Invalid("Idempotency-Key", "this Idempotency-Key was used for a different request"))
-					return
-				}
-				if status := int(stored.Status); status != 0 {
-					w.Header().Set("Content-Type", contentTypeFor(status))
-					w.Header().Set("Idempotent-Replayed", "true")
-					w.WriteHeader(status)
-					_, _ = w.Write(stored.Body)
-					return
-				}
-				time.Sleep(50 * time.Millisecond)
+			if a.answerFromClaim(w, r, keys, scope, key, hash) {
+				return
 			}
 			claim.CreatedAt = time.Now()
 			if _, err := keys.ClaimKey(ctx, claim); err != nil {
@@ -98,6 +69,56 @@ func (a *API) idempotent(db *store.DB, next http.Handler) http.Handler {
 			a.log.Error("store idempotent answer", "err", err)
 		}
 	})
+}
+
+// requestHash reads r's body (putting it back for the handler) and returns
+// the hash of the request that an Idempotency-Key stands for: method, path
+// and body. A body too large or unreadable is answered here (ok false).
+func requestHash(w http.ResponseWriter, r *http.Request) (hash string, ok bool) {
+	body, err := io.ReadAll(r.Body)
+	if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+		writeProblem(w, TooLarge())
+		return "", false
+	}
+	if err != nil {
+		writeProblem(w, Invalid("", "unreadable body"))
+		return "", false
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	h := sha256.New()
+	h.Write([]byte(r.Method + " " + r.URL.Path + "\n"))
+	h.Write(body)
+	return hex.EncodeToString(h.Sum(nil)), true
+}
+
+// answerFromClaim waits for the request that claimed key first and replays
+// its answer, or refuses a different request under the same key; either
+// way it answered (true). false: the first attempt released the key, or
+// did not answer in 5 s, and this request is to run.
+func (a *API) answerFromClaim(w http.ResponseWriter, r *http.Request, keys *apidb.Queries, scope, key, hash string) bool {
+	for i := 0; i < 100; i++ {
+		stored, err := keys.GetKey(r.Context(), apidb.GetKeyParams{Scope: scope, Key: key})
+		if errors.Is(err, store.ErrNotFound) {
+			return false // the first attempt failed and released the key: run again
+		}
+		if err != nil {
+			a.writeError(w, r, err)
+			return true
+		}
+		if stored.RequestHash != hash {
+			writeProblem(w, Invalid("Idempotency-Key", "this Idempotency-Key was used for a different request"))
+			return true
+		}
+		if status := int(stored.Status); status != 0 {
+			w.Header().Set("Content-Type", contentTypeFor(status))
+			w.Header().Set("Idempotent-Replayed", "true")
+			w.WriteHeader(status)
+			_, _ = w.Write(stored.Body)
+			return true
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return false
 }
 
 func contentTypeFor(status int) string {

@@ -132,12 +132,8 @@ func (p *Portal) contact(q *rq) error {
 // "details" is the text of an "other" request and the reason of the rest;
 // the other fields are read only for the kinds that take them.
 func detailsFromForm(kind string, f url.Values) (json.RawMessage, error) {
-	for k, vs := range f {
-		for _, v := range vs {
-			if !utf8.ValidString(v) {
-				return nil, fault.New(fault.Invalid, k, "%s is not valid UTF-8 text", k)
-			}
-		}
+	if err := checkFormUTF8(f); err != nil {
+		return nil, err
 	}
 	text := strings.TrimSpace(f.Get("details"))
 	if len(text) > 4000 {
@@ -149,12 +145,35 @@ func detailsFromForm(kind string, f url.Values) (json.RawMessage, error) {
 	} else if text != "" {
 		d["reason"] = text
 	}
+	if err := addSubject(d, kind, f); err != nil {
+		return nil, err
+	}
+	addKindFields(d, kind, f)
+	return json.Marshal(d)
+}
+
+// checkFormUTF8 refuses a form with a value that is not valid UTF-8.
+func checkFormUTF8(f url.Values) error {
+	for k, vs := range f {
+		for _, v := range vs {
+			if !utf8.ValidString(v) {
+				return fault.New(fault.Invalid, k, "%s is not valid UTF-8 text", k)
+			}
+		}
+	}
+	return nil
+}
+
+// addSubject adds to d what a request of kind is about: the package and
+// quantity of a downgrade or add-on removal, the numbers of a number
+// removal or port.
+func addSubject(d map[string]any, kind string, f url.Values) error {
 	switch kind {
 	case "downgrade", "remove_addon":
 		if pkg := f.Get("package"); pkg != "" {
 			n, err := strconv.Atoi(strings.TrimSpace(f.Get("quantity")))
 			if err != nil || n < 0 || n > provisioning.MaxQuantity {
-				return nil, fault.New(fault.Invalid, "quantity", "quantity must be a number from 0 to %d", provisioning.MaxQuantity)
+				return fault.New(fault.Invalid, "quantity", "quantity must be a number from 0 to %d", provisioning.MaxQuantity)
 			}
 			d["items"] = []map[string]any{{"package": pkg, "quantity": n}}
 		}
@@ -166,6 +185,12 @@ func detailsFromForm(kind string, f url.Values) (json.RawMessage, error) {
 			d["numbers"] = nums
 		}
 	}
+	return nil
+}
+
+// addKindFields adds to d the fields only a request of kind has: the
+// carriers of a port, the new owner of an ownership change.
+func addKindFields(d map[string]any, kind string, f url.Values) {
 	switch kind {
 	case "port_in":
 		for _, k := range []string{"country", "losing_carrier", "carrier_account"} {
@@ -188,7 +213,6 @@ func detailsFromForm(kind string, f url.Values) (json.RawMessage, error) {
 			d["new_owner"] = owner
 		}
 	}
-	return json.Marshal(d)
 }
 
 // detailsSummary renders a request's details as one line of text.

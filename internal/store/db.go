@@ -86,3 +86,10 @@ func (r row) Scan(dest ...any) error {
 	}
 	return err
 }
+
+// InSnapshot runs fn in a read-only repeatable-read transaction: every
+// query sees the same snapshot (an overview read in several statements).
+func (db *DB) InSnapshot(ctx context.Context, fn func(*Tx) error) error {
+	return pgx.BeginTxFunc(ctx, db.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly},
+		func(tx pgx.Tx) error { return fn(&Tx{tx: tx}) })
+}

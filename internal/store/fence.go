@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
@@ -39,7 +38,7 @@ var ErrFenced = errors.New("leadership lost to another instance")
 
 // CheckFence runs the fence of ctx, if any, in tx: call it first in every
 // transaction of a leader-only job.
-func CheckFence(ctx context.Context, tx pgx.Tx) error {
+func CheckFence(ctx context.Context, tx DBTX) error {
 	f, ok := FenceFrom(ctx)
 	if !ok {
 		return nil

@@ -231,14 +231,8 @@ func (s *Service) Get(ctx context.Context, accountID, id string) (User, error) {
 // Update changes a user's role, name, locale or password. The account keeps
 // at least one owner.
 func (s *Service) Update(ctx context.Context, actor string, by ByRole, accountID, id string, c Change) (User, error) {
-	if c.Role != nil && !validRole(*c.Role) {
-		return User{}, fault.New(fault.Invalid, "role", "role must be owner, admin or member")
-	}
-	if c.Locale != nil && !validLocale(*c.Locale) {
-		return User{}, fault.New(fault.Invalid, "locale", "locale must be en or fr")
-	}
-	if c.Name != nil && utf8.RuneCountInString(*c.Name) > 200 {
-		return User{}, fault.New(fault.Invalid, "name", "name is at most 200 characters")
+	if err := c.validate(); err != nil {
+		return User{}, err
 	}
 	var hash string
 	if c.Password != nil {
@@ -263,13 +257,8 @@ func (s *Service) Update(ctx context.Context, actor string, by ByRole, accountID
 		}
 		details := map[string]any{}
 		if c.Role != nil && *c.Role != u.Role {
-			if by == Admin && (u.Role == Owner || *c.Role == Owner) {
-				return fault.New(fault.Invalid, "role", "only an owner or the operator may change an owner or make one")
-			}
-			if u.Role == Owner {
-				if err := keepOwner(ctx, q, accountID); err != nil {
-					return err
-				}
+			if err := changeRole(ctx, q, by, accountID, u.Role, *c.Role); err != nil {
+				return err
 			}
 			details["role"] = map[string]string{"from": u.Role, "to": *c.Role}
 			u.Role = *c.Role
@@ -282,12 +271,8 @@ func (s *Service) Update(ctx context.Context, actor string, by ByRole, accountID
 		}
 		if hash != "" {
 			details["password"] = "changed"
-			if err := q.SetPasswordHash(ctx, userdb.SetPasswordHashParams{ID: id, PasswordHash: hash}); err != nil {
-				return fmt.Errorf("update password: %w", err)
-			}
-			// A new password ends the user's other sessions.
-			if err := q.EndUserSessions(ctx, id); err != nil {
-				return fmt.Errorf("end sessions: %w", err)
+			if err := setPassword(ctx, q, id, hash); err != nil {
+				return err
 			}
 		}
 		if c.Lines != nil {
@@ -309,6 +294,45 @@ func (s *Service) Update(ctx context.Context, actor string, by ByRole, accountID
 
 // keepOwner refuses when the account has one owner left (the caller holds
 // the account lock).
+// validate checks the fields c sets, before anything is read.
+func (c Change) validate() error {
+	if c.Role != nil && !validRole(*c.Role) {
+		return fault.New(fault.Invalid, "role", "role must be owner, admin or member")
+	}
+	if c.Locale != nil && !validLocale(*c.Locale) {
+		return fault.New(fault.Invalid, "locale", "locale must be en or fr")
+	}
+	if c.Name != nil && utf8.RuneCountInString(*c.Name) > 200 {
+		return fault.New(fault.Invalid, "name", "name is at most 200 characters")
+	}
+	return nil
+}
+
+// changeRole checks that by may change a user's role from one to another:
+// an admin neither changes an owner nor makes one, and an account keeps an
+// owner.
+func changeRole(ctx context.Context, q *userdb.Queries, by ByRole, accountID, from, to string) error {
+	if by == Admin && (from == Owner || to == Owner) {
+		return fault.New(fault.Invalid, "role", "only an owner or the operator may change an owner or make one")
+	}
+	if from == Owner {
+		return keepOwner(ctx, q, accountID)
+	}
+	return nil
+}
+
+// setPassword stores user id's new password hash and ends the user's
+// other sessions, as a new password does.
+func setPassword(ctx context.Context, q *userdb.Queries, id, hash string) error {
+	if err := q.SetPasswordHash(ctx, userdb.SetPasswordHashParams{ID: id, PasswordHash: hash}); err != nil {
+		return fmt.Errorf("update password: %w", err)
+	}
+	if err := q.EndUserSessions(ctx, id); err != nil {
+		return fmt.Errorf("end sessions: %w", err)
+	}
+	return nil
+}
+
 func keepOwner(ctx context.Context, q *userdb.Queries, accountID string) error {
 	owners, err := q.CountOwners(ctx, accountID)
 	if err != nil {

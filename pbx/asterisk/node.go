@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"slices"
@@ -497,11 +498,10 @@ func (n *node) readLine(ctx context.Context, l pbx.LineConfig, authID, name stri
 
 // write pushes line l over its objects as held (nil: absent), then moves
 // the index to name and returns the line's previous endpoints, for the
-// caller to delete. fromList
-// says that held is what an earlier List read rather than a GET just now:
-// an object that differs then gets every attribute pbxd owns (pushFull),
-// not only those that differed, so that the PUT leaves it right whatever
-// happened to it since.
+// caller to delete. fromList says that held is what an earlier List read
+// rather than a GET just now: an object that differs then gets every
+// attribute pbxd owns (pushFull), not only those that differed, so that
+// the PUT leaves it right whatever happened to it since.
 func (n *node) write(ctx context.Context, l pbx.LineConfig, authID, name string, ep, auth, aor map[string]string, fromList bool) (stale []string, err error) {
 	push := n.push
 	if fromList {
@@ -513,15 +513,7 @@ func (n *node) write(ctx context.Context, l pbx.LineConfig, authID, name string,
 	sid := authID + suspendedSuffix
 	wasSuspended := ep != nil && ep["auth"] == sid
 	if l.Suspended {
-		sauth, err := n.getObject(ctx, "auth", sid)
-		if err != nil {
-			return nil, err
-		}
-		want := desiredSuspendedAuth(l)
-		if sauth == nil {
-			want = append(want, tuple{"password", randomPassword()})
-		}
-		if err := n.push(ctx, "auth", sid, want, sauth); err != nil {
+		if err := n.pushSuspendedAuth(ctx, l, sid); err != nil {
 			return nil, err
 		}
 	}
@@ -545,28 +537,48 @@ func (n *node) write(ctx context.Context, l pbx.LineConfig, authID, name string,
 
 	// The line now lives at name: forget where it was (the caller
 	// deletes it).
-	n.idxMu.Lock()
-	old := n.byLine[l.ID]
-	extra := n.extra[l.ID]
-	delete(n.extra, l.ID)
-	if prev, ok := n.byName[name]; ok && prev != l.ID && n.byLine[prev] == name {
-		delete(n.byLine, prev)
-	}
-	n.byLine[l.ID] = name
-	n.byName[name] = l.ID
-	if old != "" && old != name && n.byName[old] == l.ID {
-		delete(n.byName, old)
-	}
-	n.idxMu.Unlock()
-	if old != "" && old != name {
-		extra = append(extra, old)
-	}
-	for _, s := range extra {
+	for _, s := range n.moveIndex(l.ID, name) {
 		if s != name {
 			stale = append(stale, s)
 		}
 	}
 	return stale, nil
+}
+
+// pushSuspendedAuth writes the auth object sid a suspended line's endpoint
+// points at; a new one gets a random password, which no phone knows.
+func (n *node) pushSuspendedAuth(ctx context.Context, l pbx.LineConfig, sid string) error {
+	sauth, err := n.getObject(ctx, "auth", sid)
+	if err != nil {
+		return err
+	}
+	want := desiredSuspendedAuth(l)
+	if sauth == nil {
+		want = append(want, tuple{"password", randomPassword()})
+	}
+	return n.push(ctx, "auth", sid, want, sauth)
+}
+
+// moveIndex records that line id now lives at name, and returns the names
+// it lived at before, whose objects are to be deleted.
+func (n *node) moveIndex(id, name string) (stale []string) {
+	n.idxMu.Lock()
+	old := n.byLine[id]
+	stale = n.extra[id]
+	delete(n.extra, id)
+	if prev, ok := n.byName[name]; ok && prev != id && n.byLine[prev] == name {
+		delete(n.byLine, prev)
+	}
+	n.byLine[id] = name
+	n.byName[name] = id
+	if old != "" && old != name && n.byName[old] == id {
+		delete(n.byName, old)
+	}
+	n.idxMu.Unlock()
+	if old != "" && old != name {
+		stale = append(stale, old)
+	}
+	return stale
 }
 
 // removeEndpoint deletes the endpoint name and its aor if the endpoint
@@ -660,6 +672,20 @@ func (n *node) scan(ctx context.Context) ([]ownedEndpoint, []endpointJSON, error
 	if err != nil {
 		return nil, nil, err
 	}
+	owned, err := n.readOwned(ctx, eps)
+	if err != nil {
+		return nil, nil, err
+	}
+	// Several endpoints claiming one line (a rename pbxd did not finish):
+	// the indexed one, else the first by name, holds the line.
+	sort.Slice(owned, func(i, j int) bool { return owned[i].name < owned[j].name })
+	n.indexOwned(owned)
+	return owned, eps, nil
+}
+
+// readOwned reads the endpoints eps lists, ListConcurrency at a time, and
+// returns those pbxd owns; one deleted since the listing is skipped.
+func (n *node) readOwned(ctx context.Context, eps []endpointJSON) ([]ownedEndpoint, error) {
 	out := make([]*ownedEndpoint, len(eps))
 	errs := make([]error, len(eps))
 	sem := make(chan struct{}, n.b.cfg.ListConcurrency)
@@ -684,7 +710,7 @@ func (n *node) scan(ctx context.Context) ([]ownedEndpoint, []endpointJSON, error
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	var owned []ownedEndpoint
 	for _, o := range out {
@@ -692,14 +718,19 @@ func (n *node) scan(ctx context.Context) ([]ownedEndpoint, []endpointJSON, error
 			owned = append(owned, *o)
 		}
 	}
-	// Several endpoints claiming one line (a rename pbxd did not finish):
-	// the indexed one, else the first by name, holds the line.
-	sort.Slice(owned, func(i, j int) bool { return owned[i].name < owned[j].name })
+	return owned, nil
+}
+
+// indexOwned indexes owned (sorted by name): each line is held by its
+// indexed endpoint if that is among them, else by the first; the others
+// are its extra endpoints.
+func (n *node) indexOwned(owned []ownedEndpoint) {
 	byLine := map[string][]string{}
 	for _, o := range owned {
 		byLine[o.lineID] = append(byLine[o.lineID], o.name)
 	}
 	n.idxMu.Lock()
+	defer n.idxMu.Unlock()
 	for line, names := range byLine {
 		keep := names[0]
 		if cur := n.byLine[line]; slices.Contains(names, cur) {
@@ -720,8 +751,6 @@ func (n *node) scan(ctx context.Context) ([]ownedEndpoint, []endpointJSON, error
 		}
 	}
 	n.indexed = true
-	n.idxMu.Unlock()
-	return owned, eps, nil
 }
 
 // ensureIndex scans the node once, so that Apply can move a renamed line
@@ -758,16 +787,34 @@ func (n *node) list(ctx context.Context) ([]pbx.LineConfig, error) {
 		n.dropListedIf(st)
 		return nil, err
 	}
+	lines, dup := n.indexedLines(owned)
+	out, read, err := n.readLines(ctx, lines, dup)
+	if err != nil {
+		n.dropListedIf(st)
+		return nil, err
+	}
+	n.fillListed(st, eps, lines, read)
+	return out, nil
+}
+
+// indexedLines keeps the owned endpoints the index places their line at,
+// and tells which of those lines have duplicate endpoints too.
+func (n *node) indexedLines(owned []ownedEndpoint) (lines []ownedEndpoint, dup map[string]bool) {
 	n.idxMu.Lock()
-	var lines []ownedEndpoint
-	dup := map[string]bool{}
+	defer n.idxMu.Unlock()
+	dup = map[string]bool{}
 	for _, o := range owned {
 		if n.byLine[o.lineID] == o.name {
 			lines = append(lines, o)
 			dup[o.lineID] = len(n.extra[o.lineID]) > 0
 		}
 	}
-	n.idxMu.Unlock()
+	return lines, dup
+}
+
+// readLines reads the auth and aor objects of lines, ListConcurrency at a
+// time, and returns the lines as held and the objects read.
+func (n *node) readLines(ctx context.Context, lines []ownedEndpoint, dup map[string]bool) ([]pbx.LineConfig, []listedLine, error) {
 	out := make([]pbx.LineConfig, len(lines))
 	read := make([]listedLine, len(lines))
 	errs := make([]error, len(lines))
@@ -797,25 +844,31 @@ func (n *node) list(ctx context.Context) ([]pbx.LineConfig, error) {
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
-		n.dropListedIf(st)
-		return nil, err
+		return nil, nil, err
 	}
+	return out, read, nil
+}
+
+// fillListed records what the List read in st, unless st was dropped
+// (reconnection) or replaced meanwhile; lines written during the List are
+// left out.
+func (n *node) fillListed(st *listedState, eps []endpointJSON, lines []ownedEndpoint, read []listedLine) {
 	n.idxMu.Lock()
-	if n.listed == st { // not dropped (reconnection) nor replaced meanwhile
-		st.names = make(map[string]bool, len(eps))
-		for _, e := range eps {
-			st.names[e.Resource] = true
-		}
-		st.lines = make(map[string]*listedLine, len(lines))
-		for i, o := range lines {
-			if !st.stale[o.lineID] {
-				st.lines[o.lineID] = &read[i]
-			}
-		}
-		st.ready, st.stale = true, nil
+	defer n.idxMu.Unlock()
+	if n.listed != st {
+		return
 	}
-	n.idxMu.Unlock()
-	return out, nil
+	st.names = make(map[string]bool, len(eps))
+	for _, e := range eps {
+		st.names[e.Resource] = true
+	}
+	st.lines = make(map[string]*listedLine, len(lines))
+	for i, o := range lines {
+		if !st.stale[o.lineID] {
+			st.lines[o.lineID] = &read[i]
+		}
+	}
+	st.ready, st.stale = true, nil
 }
 
 // run keeps the node connected until ctx ends: probe /asterisk/info,
@@ -826,13 +879,7 @@ func (n *node) list(ctx context.Context) ([]pbx.LineConfig, error) {
 // for a resync.
 func (n *node) run(ctx context.Context) {
 	log := n.b.logger.With("node", n.cfg.Name)
-	var (
-		ws        *eventConn
-		lastStart time.Time
-		attempt   int
-		failing   bool
-		fresh     bool
-	)
+	var l nodeLink
 	fillCtx, stopFills := context.WithCancel(ctx)
 	fillsDone := make(chan struct{})
 	go func() { n.fillContacts(fillCtx); close(fillsDone) }()
@@ -840,81 +887,140 @@ func (n *node) run(ctx context.Context) {
 		stopFills()
 		<-fillsDone
 		n.setConnected(false)
-		if ws != nil {
-			ws.close()
+		if l.ws != nil {
+			l.ws.close()
 		}
 	}()
 	for ctx.Err() == nil {
-		start, err := n.startupTime(ctx)
-		if err == nil && ws != nil && !lastStart.IsZero() && !start.Equal(lastStart) {
-			// A restart seen before the websocket's end: that websocket
-			// belongs to the Asterisk that stopped, and so does its
-			// subscription.
-			ws.close()
-			ws = nil
-		}
-		if err == nil && ws == nil {
-			ws, err = n.dialEvents(ctx, n.handle)
-			fresh = err == nil
-		}
-		if err == nil && ws.closed() {
-			err = fmt.Errorf("events websocket: %w", ws.err())
-		}
-		if err == nil && fresh {
-			n.subscribed.Store(false)
-		}
-		late := false
-		if err == nil && !n.subscribed.Load() {
-			// Subscribe after the websocket is up: Asterisk only knows
-			// the application while its websocket is connected.
-			var ok bool
-			if ok, err = n.subscribe(ctx); ok && !fresh {
-				late = true // phones may have registered before: read them
-				log.Info("subscribed to PJSIP endpoint events")
-			}
-		}
-		if err == nil && late && n.connected.Load() && start.Equal(lastStart) {
-			err = n.rebuildContacts(ctx)
-		}
-		if err == nil && (fresh || !n.connected.Load() || !start.Equal(lastStart)) {
-			reason := "connect"
-			if !lastStart.IsZero() && !start.Equal(lastStart) {
-				reason = "restart"
-				log.Warn("asterisk restarted", "startup_time", start)
-			}
-			n.dropListed() // what a List read before may be gone
-			if err = n.rebuildContacts(ctx); err == nil {
-				lastStart, fresh = start, false
-				n.pace.reset() // writes that failed while it was away wait no longer
-				n.setConnected(true)
-				n.b.m.resyncs.WithLabelValues(n.cfg.Name, reason).Inc()
-				n.signalResync()
-				log.Info("asterisk connected", "reason", reason)
-			}
-		}
-		if err != nil {
+		if err := n.check(ctx, &l, log); err != nil {
 			if ctx.Err() != nil {
 				return
 			}
-			if n.connected.Load() || !failing {
-				// One WARN (and one count) per outage, not per attempt.
-				log.Warn("asterisk unreachable", "err", err)
-				n.b.m.outages.WithLabelValues(n.cfg.Name).Inc()
-			}
-			failing = true
-			n.dropListed()
-			n.setConnected(false)
-			if ws != nil {
-				ws.close()
-				ws = nil
-			}
-			wait(ctx, n.b.backoff(attempt), nil)
-			attempt++
+			n.lost(ctx, &l, err, log)
 			continue
 		}
-		failing, attempt = false, 0
-		wait(ctx, n.b.cfg.HealthInterval, ws.done)
+		l.failing, l.attempt = false, 0
+		wait(ctx, n.b.cfg.HealthInterval, l.ws.done)
 	}
+}
+
+// nodeLink is what run knows of its connection to the node between checks.
+type nodeLink struct {
+	ws        *eventConn
+	lastStart time.Time // startup_time of the Asterisk last resynced
+	attempt   int       // failed checks in a row
+	failing   bool      // the last check failed
+	fresh     bool      // ws was dialled and no resync has followed yet
+}
+
+// check is one round of run: Asterisk answers and has not restarted, the
+// events websocket is open and subscribed, and after a (re)connection the
+// contact picture is rebuilt.
+func (n *node) check(ctx context.Context, l *nodeLink, log *slog.Logger) error {
+	start, err := n.startupTime(ctx)
+	if err != nil {
+		return err
+	}
+	if err := n.ensureEvents(ctx, l, start); err != nil {
+		return err
+	}
+	late, err := n.ensureSubscribed(ctx, l, log)
+	if err != nil {
+		return err
+	}
+	if late && n.connected.Load() && start.Equal(l.lastStart) {
+		if err := n.rebuildContacts(ctx); err != nil {
+			return err
+		}
+	}
+	if l.fresh || !n.connected.Load() || !start.Equal(l.lastStart) {
+		return n.resync(ctx, l, start, log)
+	}
+	return nil
+}
+
+// ensureEvents keeps l.ws an open events websocket of the Asterisk that
+// started at start, dialling a new one (l.fresh) when needed.
+func (n *node) ensureEvents(ctx context.Context, l *nodeLink, start time.Time) error {
+	if l.ws != nil && !l.lastStart.IsZero() && !start.Equal(l.lastStart) {
+		// A restart seen before the websocket's end: that websocket
+		// belongs to the Asterisk that stopped, and so does its
+		// subscription.
+		l.ws.close()
+		l.ws = nil
+	}
+	if l.ws == nil {
+		var err error
+		l.ws, err = n.dialEvents(ctx, n.handle)
+		l.fresh = err == nil
+		if err != nil {
+			return err
+		}
+	}
+	if l.ws.closed() {
+		return fmt.Errorf("events websocket: %w", l.ws.err())
+	}
+	if l.fresh {
+		n.subscribed.Store(false)
+	}
+	return nil
+}
+
+// ensureSubscribed subscribes the application to PJSIP endpoint events if
+// it is not. late reports a subscription on a websocket that was already
+// up: phones may have registered before it, and must be read.
+func (n *node) ensureSubscribed(ctx context.Context, l *nodeLink, log *slog.Logger) (late bool, err error) {
+	if n.subscribed.Load() {
+		return false, nil
+	}
+	// Subscribe after the websocket is up: Asterisk only knows the
+	// application while its websocket is connected.
+	ok, err := n.subscribe(ctx)
+	if ok && !l.fresh {
+		late = true
+		log.Info("subscribed to PJSIP endpoint events")
+	}
+	return late, err
+}
+
+// resync rebuilds the contact picture of the Asterisk that started at
+// start after a connection or a restart, and marks the node connected.
+func (n *node) resync(ctx context.Context, l *nodeLink, start time.Time, log *slog.Logger) error {
+	reason := "connect"
+	if !l.lastStart.IsZero() && !start.Equal(l.lastStart) {
+		reason = "restart"
+		log.Warn("asterisk restarted", "startup_time", start)
+	}
+	n.dropListed() // what a List read before may be gone
+	if err := n.rebuildContacts(ctx); err != nil {
+		return err
+	}
+	l.lastStart, l.fresh = start, false
+	n.pace.reset() // writes that failed while it was away wait no longer
+	n.setConnected(true)
+	n.b.m.resyncs.WithLabelValues(n.cfg.Name, reason).Inc()
+	n.signalResync()
+	log.Info("asterisk connected", "reason", reason)
+	return nil
+}
+
+// lost handles a failed check: one WARN (and one count) per outage, not
+// per attempt; the node is marked disconnected, its websocket closed, and
+// run waits its backoff before the next attempt.
+func (n *node) lost(ctx context.Context, l *nodeLink, err error, log *slog.Logger) {
+	if n.connected.Load() || !l.failing {
+		log.Warn("asterisk unreachable", "err", err)
+		n.b.m.outages.WithLabelValues(n.cfg.Name).Inc()
+	}
+	l.failing = true
+	n.dropListed()
+	n.setConnected(false)
+	if l.ws != nil {
+		l.ws.close()
+		l.ws = nil
+	}
+	wait(ctx, n.b.backoff(l.attempt), nil)
+	l.attempt++
 }
 
 // errUnprocessable marks a 422 from ARI.

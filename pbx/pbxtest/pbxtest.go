@@ -80,6 +80,16 @@ func Exercise(t *testing.T, newBackend func(t *testing.T) Harness) {
 		}
 	})
 
+	exerciseApply(t, setup)
+	exerciseRemove(t, setup)
+	exerciseLineStates(t, setup)
+	exerciseCapabilities(t, setup)
+	exerciseRegistration(t, setup)
+}
+
+// exerciseApply checks that Apply creates a line as configured, does
+// nothing more when repeated, and updates each field that changes.
+func exerciseApply(t *testing.T, setup func(t *testing.T) (Harness, context.Context)) {
 	t.Run("ApplyThenList", func(t *testing.T) {
 		h, ctx := setup(t)
 		line := NewLine()
@@ -132,7 +142,11 @@ func Exercise(t *testing.T, newBackend func(t *testing.T) Harness) {
 			}
 		}
 	})
+}
 
+// exerciseRemove checks that Remove deletes one line and only that one,
+// and that removing what is absent is no error.
+func exerciseRemove(t *testing.T, setup func(t *testing.T) (Harness, context.Context)) {
 	t.Run("RemoveThenList", func(t *testing.T) {
 		h, ctx := setup(t)
 		keep, gone := NewLine(), NewLine()
@@ -168,7 +182,11 @@ func Exercise(t *testing.T, newBackend func(t *testing.T) Harness) {
 			t.Errorf("fresh backend lists %d lines, want 0", len(lines))
 		}
 	})
+}
 
+// exerciseLineStates checks lines that share a username across domains,
+// and suspension and resumption.
+func exerciseLineStates(t *testing.T, setup func(t *testing.T) (Harness, context.Context)) {
 	t.Run("SameUsernameInTwoDomains", func(t *testing.T) {
 		h, ctx := setup(t)
 		a, b := NewLine(), NewLine()
@@ -215,9 +233,11 @@ func Exercise(t *testing.T, newBackend func(t *testing.T) Harness) {
 		mustApply(ctx, t, h, line)
 		assertSame(t, line, mustFind(ctx, t, h, line.ID))
 	})
+}
 
-	exerciseCapabilities(t, setup)
-
+// exerciseRegistration checks the registration events of phones
+// registering and unregistering, through the harness's hooks.
+func exerciseRegistration(t *testing.T, setup func(t *testing.T) (Harness, context.Context)) {
 	t.Run("RegistrationEvents", func(t *testing.T) {
 		h, ctx := setup(t)
 		if h.Register == nil {

@@ -18,6 +18,57 @@ func (q *Queries) MarkSandboxRefunded(ctx context.Context, idempotencyKey string
 	return err
 }
 
+const putSandboxCharge = `-- name: PutSandboxCharge :one
+WITH ins AS (
+    INSERT INTO sandbox_charges (idempotency_key, token, amount_minor, currency, outcome, reference)
+    VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (idempotency_key) DO NOTHING
+    RETURNING token, amount_minor, currency, outcome, reference, refunded)
+SELECT ins.token, ins.amount_minor, ins.currency, ins.outcome, ins.reference, ins.refunded FROM ins UNION ALL
+SELECT c.token, c.amount_minor, c.currency, c.outcome, c.reference, c.refunded FROM sandbox_charges c
+WHERE c.idempotency_key = $1 AND NOT EXISTS (SELECT 1 FROM ins)
+`
+
+type PutSandboxChargeParams struct {
+	IdempotencyKey string
+	Token          string
+	AmountMinor    int64
+	Currency       string
+	Outcome        string
+	Reference      string
+}
+
+type PutSandboxChargeRow struct {
+	Token       string
+	AmountMinor int64
+	Currency    string
+	Outcome     string
+	Reference   string
+	Refunded    bool
+}
+
+// Insert, or read what the key already holds, in one statement (sent in
+// a one-round-trip batch as PutSandboxChargeSQL).
+func (q *Queries) PutSandboxCharge(ctx context.Context, arg PutSandboxChargeParams) (PutSandboxChargeRow, error) {
+	row := q.db.QueryRow(ctx, putSandboxCharge,
+		arg.IdempotencyKey,
+		arg.Token,
+		arg.AmountMinor,
+		arg.Currency,
+		arg.Outcome,
+		arg.Reference,
+	)
+	var i PutSandboxChargeRow
+	err := row.Scan(
+		&i.Token,
+		&i.AmountMinor,
+		&i.Currency,
+		&i.Outcome,
+		&i.Reference,
+		&i.Refunded,
+	)
+	return i, err
+}
+
 const sandboxCharge = `-- name: SandboxCharge :one
 
 SELECT token, amount_minor, currency, outcome, reference, refunded

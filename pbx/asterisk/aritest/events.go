@@ -355,11 +355,7 @@ func (s *Server) RegisterContactExpires(endpointID, uri string, expires time.Dur
 		if c.uri == uri {
 			cur[i].expires = until
 			if s.opts.ContactStatusOnRefresh {
-				s.emitLocked(endpointID, map[string]any{
-					"type":         "ContactStatusChange",
-					"endpoint":     s.endpointLocked(endpointID),
-					"contact_info": contactInfo(c),
-				})
+				s.emitContactStatusLocked(endpointID, contactInfo(c))
 			}
 			return nil
 		}
@@ -376,11 +372,7 @@ func (s *Server) RegisterContactExpires(endpointID, uri string, expires time.Dur
 		old := cur[0]
 		cur = cur[1:]
 		s.contacts[endpointID] = cur
-		s.emitLocked(endpointID, map[string]any{
-			"type":         "ContactStatusChange",
-			"endpoint":     s.endpointLocked(endpointID),
-			"contact_info": map[string]string{"uri": old.uri, "contact_status": "Removed", "aor": old.aor},
-		})
+		s.emitContactStatusLocked(endpointID, removedInfo(old))
 	}
 	c := contact{uri: uri, aor: aorName, expires: until, status: "NonQualified"}
 	if aor["qualify_frequency"] != "0" {
@@ -388,22 +380,40 @@ func (s *Server) RegisterContactExpires(endpointID, uri string, expires time.Dur
 	}
 	s.contacts[endpointID] = append(cur, c)
 	if first {
-		s.emitLocked(endpointID, map[string]any{
-			"type":     "PeerStatusChange",
-			"endpoint": s.endpointLocked(endpointID),
-			"peer":     map[string]string{"peer_status": "Reachable"},
-		})
-		s.emitLocked(endpointID, map[string]any{
-			"type":     "EndpointStateChange",
-			"endpoint": s.endpointLocked(endpointID),
-		})
+		s.emitReachabilityLocked(endpointID, "Reachable")
 	}
+	s.emitContactStatusLocked(endpointID, contactInfo(c))
+	return nil
+}
+
+// emitContactStatusLocked emits a ContactStatusChange of endpointID's
+// contact described by info.
+func (s *Server) emitContactStatusLocked(endpointID string, info map[string]string) {
 	s.emitLocked(endpointID, map[string]any{
 		"type":         "ContactStatusChange",
 		"endpoint":     s.endpointLocked(endpointID),
-		"contact_info": contactInfo(c),
+		"contact_info": info,
 	})
-	return nil
+}
+
+// emitReachabilityLocked emits what follows a change of endpointID's
+// reachability: a PeerStatusChange to peerStatus ("Reachable" or
+// "Unreachable"), then an EndpointStateChange.
+func (s *Server) emitReachabilityLocked(endpointID, peerStatus string) {
+	s.emitLocked(endpointID, map[string]any{
+		"type":     "PeerStatusChange",
+		"endpoint": s.endpointLocked(endpointID),
+		"peer":     map[string]string{"peer_status": peerStatus},
+	})
+	s.emitLocked(endpointID, map[string]any{
+		"type":     "EndpointStateChange",
+		"endpoint": s.endpointLocked(endpointID),
+	})
+}
+
+// removedInfo is a ContactStatusChange's contact_info for c's removal.
+func removedInfo(c contact) map[string]string {
+	return map[string]string{"uri": c.uri, "contact_status": "Removed", "aor": c.aor}
 }
 
 // contactInfo is a ContactStatusChange's contact_info for c.
@@ -436,21 +446,9 @@ func (s *Server) UnregisterContact(endpointID, uri string) error {
 	s.contacts[endpointID] = cur
 	if len(cur) == 0 {
 		delete(s.contacts, endpointID)
-		s.emitLocked(endpointID, map[string]any{
-			"type":     "PeerStatusChange",
-			"endpoint": s.endpointLocked(endpointID),
-			"peer":     map[string]string{"peer_status": "Unreachable"},
-		})
-		s.emitLocked(endpointID, map[string]any{
-			"type":     "EndpointStateChange",
-			"endpoint": s.endpointLocked(endpointID),
-		})
+		s.emitReachabilityLocked(endpointID, "Unreachable")
 	}
-	s.emitLocked(endpointID, map[string]any{
-		"type":         "ContactStatusChange",
-		"endpoint":     s.endpointLocked(endpointID),
-		"contact_info": map[string]string{"uri": old.uri, "contact_status": "Removed", "aor": old.aor},
-	})
+	s.emitContactStatusLocked(endpointID, removedInfo(old))
 	return nil
 }
 
@@ -498,21 +496,13 @@ func (s *Server) SetContactStatus(endpointID, uri, status string) error {
 		return fmt.Errorf("endpoint %q has no contact %q", endpointID, uri)
 	}
 	cs[i].status = status
-	s.emitLocked(endpointID, map[string]any{
-		"type":         "ContactStatusChange",
-		"endpoint":     s.endpointLocked(endpointID),
-		"contact_info": map[string]string{"uri": uri, "contact_status": status, "aor": cs[i].aor},
-	})
+	s.emitContactStatusLocked(endpointID, map[string]string{"uri": uri, "contact_status": status, "aor": cs[i].aor})
 	if after := reachable(); after != before {
 		peer := "Unreachable"
 		if after {
 			peer = "Reachable"
 		}
-		s.emitLocked(endpointID, map[string]any{
-			"type": "PeerStatusChange", "endpoint": s.endpointLocked(endpointID),
-			"peer": map[string]string{"peer_status": peer},
-		})
-		s.emitLocked(endpointID, map[string]any{"type": "EndpointStateChange", "endpoint": s.endpointLocked(endpointID)})
+		s.emitReachabilityLocked(endpointID, peer)
 	}
 	return nil
 }

@@ -704,32 +704,9 @@ func (s *Server) putObject(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := r.PathValue("id")
-	var req struct {
-		Fields json.RawMessage `json:"fields"`
-	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
-	hasBody := true
-	if err := dec.Decode(&req); errors.Is(err, io.EOF) {
-		hasBody = false
-	} else if err != nil {
-		writeError(w, http.StatusBadRequest, "Error parsing request body")
+	fields, ok := decodeFields(w, r)
+	if !ok {
 		return
-	}
-	var fields []struct {
-		Attribute *string `json:"attribute"`
-		Value     *string `json:"value"`
-	}
-	if hasBody && len(req.Fields) > 0 && string(req.Fields) != "null" {
-		if err := json.Unmarshal(req.Fields, &fields); err != nil {
-			writeError(w, http.StatusBadRequest, "Fields must be provided to update object")
-			return
-		}
-		for _, f := range fields {
-			if f.Attribute == nil || f.Value == nil {
-				writeError(w, http.StatusBadRequest, "Invalid field definition: attribute and value are required")
-				return
-			}
-		}
 	}
 
 	s.mu.Lock()
@@ -749,28 +726,80 @@ func (s *Server) putObject(w http.ResponseWriter, r *http.Request) {
 	}
 	var o object
 	if exists {
-		if typ == "endpoint" {
-			s.readEndpointLocked(id)
-			// ast_sorcery_copy re-applies the whole object set: the
-			// channel variables come back as fields named after the
-			// variable, which no endpoint has, and the copy fails.
-			s.warnLocked(stirShakenWarning(id))
-			// Nor can it parse its own "(nothing)" rendering of an
-			// empty codec list.
-			fail := cur["set_var"] != ""
-			if !fail && cur["allow"] == "(nothing)" {
-				s.warnLocked("Cannot allow unknown format 'nothing'")
-				fail = true
-			}
-			if fail {
-				writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "Allocation failed"})
-				return
-			}
+		if typ == "endpoint" && !s.copyEndpointLocked(id, cur) {
+			writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "Allocation failed"})
+			return
 		}
 		o = cur.clone()
 	} else {
 		o = newObject(typ)
 	}
+	if !s.applyFieldsLocked(w, typ, id, o, fields, exists) {
+		return
+	}
+	body := tuples(typ, o)
+	s.storeObjectLocked(typ, id, o, exists)
+	writeJSON(w, http.StatusOK, body)
+}
+
+// objectField is one attribute set by a PUT.
+type objectField struct {
+	Attribute *string `json:"attribute"`
+	Value     *string `json:"value"`
+}
+
+// decodeFields reads a PUT's body: no body, or no fields, is none; a
+// malformed body or field is answered 400 here (ok false).
+func decodeFields(w http.ResponseWriter, r *http.Request) (_ []objectField, ok bool) {
+	var req struct {
+		Fields json.RawMessage `json:"fields"`
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
+	if err := dec.Decode(&req); errors.Is(err, io.EOF) {
+		return nil, true
+	} else if err != nil {
+		writeError(w, http.StatusBadRequest, "Error parsing request body")
+		return nil, false
+	}
+	var fields []objectField
+	if len(req.Fields) == 0 || string(req.Fields) == "null" {
+		return fields, true
+	}
+	if err := json.Unmarshal(req.Fields, &fields); err != nil {
+		writeError(w, http.StatusBadRequest, "Fields must be provided to update object")
+		return nil, false
+	}
+	for _, f := range fields {
+		if f.Attribute == nil || f.Value == nil {
+			writeError(w, http.StatusBadRequest, "Invalid field definition: attribute and value are required")
+			return nil, false
+		}
+	}
+	return fields, true
+}
+
+// copyEndpointLocked is Asterisk's copy of an existing endpoint before an
+// update (ast_sorcery_copy), and reports whether it succeeds.
+func (s *Server) copyEndpointLocked(id string, cur object) bool {
+	s.readEndpointLocked(id)
+	// ast_sorcery_copy re-applies the whole object set: the
+	// channel variables come back as fields named after the
+	// variable, which no endpoint has, and the copy fails.
+	s.warnLocked(stirShakenWarning(id))
+	// Nor can it parse its own "(nothing)" rendering of an
+	// empty codec list.
+	fail := cur["set_var"] != ""
+	if !fail && cur["allow"] == "(nothing)" {
+		s.warnLocked("Cannot allow unknown format 'nothing'")
+		fail = true
+	}
+	return !fail
+}
+
+// applyFieldsLocked sets fields on o, the object typ/id being updated
+// (exists) or created; a value that fails validation is answered 400 here
+// (false).
+func (s *Server) applyFieldsLocked(w http.ResponseWriter, typ, id string, o object, fields []objectField, exists bool) bool {
 	for _, f := range fields {
 		if err := o.apply(typ, *f.Attribute, *f.Value); err != nil {
 			op := "Update"
@@ -778,13 +807,19 @@ func (s *Server) putObject(w http.ResponseWriter, r *http.Request) {
 				op = "Creation"
 			}
 			writeError(w, http.StatusBadRequest, fmt.Sprintf("%s of object '%s' failed field value validation", op, id))
-			return
+			return false
 		}
 		if typ == "endpoint" && *f.Attribute == stirShaken {
 			s.warnLocked(stirShakenWarning(id))
 		}
 	}
-	body := tuples(typ, o)
+	return true
+}
+
+// storeObjectLocked stores o as typ/id, with what Asterisk does around the
+// store: the endpoint reads an AOR's creation causes, the endpoint cache
+// or astdb's loss of channel variables, an AOR's contact status.
+func (s *Server) storeObjectLocked(typ, id string, o object, exists bool) {
 	if typ == "aor" && !exists {
 		// res_pjsip (pjsip_options) reads every endpoint when an AOR is
 		// created, to find those that reference it.
@@ -808,7 +843,6 @@ func (s *Server) putObject(w http.ResponseWriter, r *http.Request) {
 	if typ == "aor" {
 		s.queueAORLocked(id, o.clone())
 	}
-	writeJSON(w, http.StatusOK, body)
 }
 
 func (s *Server) deleteObject(w http.ResponseWriter, r *http.Request) {
