@@ -7,8 +7,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pbxd/pbxd/internal/fault"
 	"github.com/pbxd/pbxd/internal/store"
@@ -135,7 +133,7 @@ func (s *Service) recordOutcomes(ctx context.Context, ds []decided, now time.Tim
 		return s.recordChangePaid(ctx, ds[0], now)
 	}
 	var done []decided
-	err := store.NewDB(s.pool).InTx(ctx, func(tx *store.Tx) error {
+	err := s.db.InTx(ctx, func(tx *store.Tx) error {
 		done = done[:0]
 		q := billdb.New(tx)
 		// Asynchronous commit: an answer lost in a crash leaves the attempt
@@ -203,15 +201,15 @@ func (s *Service) recordOutcomes(ctx context.Context, ds []decided, now time.Tim
 // an asynchronous commit (see recordOutcomes).
 func (s *Service) recordChangePaid(ctx context.Context, d decided, now time.Time) ([]decided, error) {
 	var n int
-	b := &pgx.Batch{}
+	b := &store.Batch{}
 	b.Queue("BEGIN")
 	b.Queue("SET LOCAL synchronous_commit = off")
-	b.Queue(billdb.RecordChangeAnswerSQL, d.a.id, d.outcome, d.res.TransactionRef, d.res.Message, now, nil).Exec(func(tag pgconn.CommandTag) error {
-		n = int(tag.RowsAffected())
+	b.Queue(billdb.RecordChangeAnswerSQL, d.a.id, d.outcome, d.res.TransactionRef, d.res.Message, now, nil).Exec(func(rows int64) error {
+		n = int(rows)
 		return nil
 	})
 	b.Queue("COMMIT")
-	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+	if err := s.db.SendBatch(ctx, b); err != nil {
 		return nil, fmt.Errorf("record payment outcome: %w", err)
 	}
 	if n == 0 {
@@ -396,7 +394,7 @@ func (s *Service) ChargeChange(ctx context.Context, p *ChangePayment) (*ChangeAn
 	attemptID, a := p.id, p.a
 	if a == nil {
 		var err error
-		if a, err = s.loadAttempt(ctx, s.pool, attemptID); err != nil {
+		if a, err = s.loadAttempt(ctx, s.db, attemptID); err != nil {
 			return nil, err
 		}
 	}
@@ -415,7 +413,7 @@ func (s *Service) ChargeChange(ctx context.Context, p *ChangePayment) (*ChangeAn
 		}
 		if len(done) == 1 {
 			a.outcome = outcome
-		} else if a, err = s.loadAttempt(ctx, s.pool, attemptID); err != nil { // Recover recorded another answer first
+		} else if a, err = s.loadAttempt(ctx, s.db, attemptID); err != nil { // Recover recorded another answer first
 			return nil, err
 		}
 		if a.outcome == "declined" || a.outcome == "error" {
@@ -445,8 +443,8 @@ type ChangeAnswer struct {
 
 // Queue records the answer in the transaction b is sent in.
 func (c *ChangeAnswer) Queue(b *store.Batch) {
-	b.Queue(billdb.RecordChangeAnswerSQL, c.d.a.id, c.d.outcome, c.d.res.TransactionRef, c.d.res.Message, c.at, c.tokenOf()).Exec(func(tag pgconn.CommandTag) error {
-		c.queued = tag.RowsAffected()
+	b.Queue(billdb.RecordChangeAnswerSQL, c.d.a.id, c.d.outcome, c.d.res.TransactionRef, c.d.res.Message, c.at, c.tokenOf()).Exec(func(rows int64) error {
+		c.queued = rows
 		return nil
 	})
 }
@@ -480,15 +478,15 @@ func (c *ChangeAnswer) Record(ctx context.Context) error {
 	var err error
 	for range 3 {
 		var mine bool
-		b := &pgx.Batch{}
+		b := &store.Batch{}
 		b.Queue("BEGIN")
 		b.Queue("SET LOCAL synchronous_commit = off") // see recordOutcomes
 		b.Queue(billdb.RecordChangeAnswerSQL, c.d.a.id, c.d.outcome, c.d.res.TransactionRef, c.d.res.Message, c.at, c.tokenOf())
 		b.Queue("COMMIT")
-		b.Queue(billdb.AnswerRecordedBySQL, c.d.a.id, c.token).QueryRow(func(row pgx.Row) error {
+		b.Queue(billdb.AnswerRecordedBySQL, c.d.a.id, c.token).QueryRow(func(row store.Row) error {
 			return row.Scan(&mine)
 		})
-		if err = c.s.pool.SendBatch(ctx, b).Close(); err != nil {
+		if err = c.s.db.SendBatch(ctx, b); err != nil {
 			continue
 		}
 		if mine {
@@ -516,7 +514,7 @@ func (s *Service) RefundChange(ctx context.Context, changeID, reason string) err
 }
 
 func (s *Service) finishRefund(ctx context.Context, attemptID, reason string) error {
-	a, err := s.loadAttempt(ctx, s.pool, attemptID)
+	a, err := s.loadAttempt(ctx, s.db, attemptID)
 	if err != nil {
 		return err
 	}
@@ -532,7 +530,7 @@ func (s *Service) finishRefund(ctx context.Context, attemptID, reason string) er
 	}
 	now := s.clock.Now()
 	var n int64
-	err = store.NewDB(s.pool).InTx(ctx, func(tx *store.Tx) error {
+	err = s.db.InTx(ctx, func(tx *store.Tx) error {
 		var err error
 		n, err = billdb.New(tx).MarkRefunded(ctx, billdb.MarkRefundedParams{ID: attemptID, RefundReference: ref})
 		if err != nil {
@@ -639,7 +637,7 @@ func (s *Service) Recover(ctx context.Context, now time.Time, applier ChangeAppl
 }
 
 func (s *Service) recoverUnknown(ctx context.Context, id string, now time.Time) error {
-	a, err := s.loadAttempt(ctx, s.pool, id)
+	a, err := s.loadAttempt(ctx, s.db, id)
 	if err != nil {
 		return err
 	}
@@ -667,7 +665,7 @@ func (s *Service) recoverUnknown(ctx context.Context, id string, now time.Time) 
 	if err != nil || len(done) == 0 {
 		return err
 	}
-	return store.NewDB(s.pool).InTx(ctx, func(tx *store.Tx) error {
+	return s.db.InTx(ctx, func(tx *store.Tx) error {
 		return audit(ctx, tx, now, "billing", a.accountID, "payment.recovered", id, map[string]any{
 			"key": a.key, "outcome": outcome, "found": found, "reference": res.TransactionRef, "invoice": a.invoiceID, "change": a.changeID})
 	})

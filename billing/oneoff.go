@@ -67,7 +67,7 @@ func (s *Service) ChargeOneOff(ctx context.Context, acct Account, ref string, it
 		if _, err := s.recordOutcomes(ctx, []decided{{a: a, res: res, outcome: outcome}}, at); err != nil {
 			return "", err
 		}
-		if a, err = s.loadAttempt(ctx, s.pool, a.id); err != nil { // Recover may have recorded it first
+		if a, err = s.loadAttempt(ctx, s.db, a.id); err != nil { // Recover may have recorded it first
 			return "", err
 		}
 	}
@@ -107,12 +107,12 @@ func (s *Service) ChargeOneOff(ctx context.Context, acct Account, ref string, it
 func (s *Service) oneOffIntent(ctx context.Context, acct Account, key string, amount Money, at time.Time) (*attempt, error) {
 	id, err := s.q.AttemptByKey(ctx, key)
 	if err == nil {
-		return s.loadAttempt(ctx, s.pool, id)
+		return s.loadAttempt(ctx, s.db, id)
 	}
 	if !errors.Is(err, store.ErrNotFound) {
 		return nil, fmt.Errorf("read payment intent: %w", err)
 	}
-	pm, err := defaultMethod(ctx, s.pool, acct.ID)
+	pm, err := defaultMethod(ctx, s.db, acct.ID)
 	if err != nil {
 		return nil, err
 	}

@@ -48,7 +48,7 @@ func setupShell(t *testing.T) shellBundle {
 		t.Fatal(err)
 	}
 	fl := &fakeLines{}
-	svc, err := NewService(Options{Pool: pool, Clock: testClock(time.Date(2026, 12, 1, 1, 0, 0, 0, time.UTC)), Workers: 4, Registry: prometheus.NewRegistry(),
+	svc, err := NewService(Options{DB: store.NewDB(pool), Clock: testClock(time.Date(2026, 12, 1, 1, 0, 0, 0, time.UTC)), Workers: 4, Registry: prometheus.NewRegistry(),
 		Settings: Settings{IssuerCode: "test", Issuer: Issuer{Name: "Test Telecom"}, CreditOnDecrease: true, PaymentTermDays: 14, Dunning: DefaultDunningSchedule},
 		Lines:    fl})
 	if err != nil {

@@ -79,6 +79,19 @@ func QueryRows[T any](q Queued, fn func([]T) error) {
 	})
 }
 
+// QueryOne reads the statement's one row, scanned by position into a T,
+// into *dst: no row is ErrNotFound, more than one an error.
+func QueryOne[T any](q Queued, dst *T) {
+	q.q.Query(func(rows pgx.Rows) error {
+		var err error
+		*dst, err = pgx.CollectExactlyOneRow(rows, pgx.RowToStructByPos[T])
+		if errors.Is(err, pgx.ErrNoRows) {
+			return ErrNotFound
+		}
+		return err
+	})
+}
+
 // QueryValues reads the statement's rows of one column, each scanned into
 // a T, and hands them to fn.
 func QueryValues[T any](q Queued, fn func([]T) error) {
@@ -91,8 +104,16 @@ func QueryValues[T any](q Queued, fn func([]T) error) {
 	})
 }
 
-// Exec hands the statement's command tag to fn (rows affected).
-func (q Queued) Exec(fn func(pgconn.CommandTag) error) { q.q.Exec(fn) }
+// Exec hands the number of rows the statement affected to fn.
+func (q Queued) Exec(fn func(rowsAffected int64) error) {
+	q.q.Exec(func(tag pgconn.CommandTag) error { return fn(tag.RowsAffected()) })
+}
+
+// Commit hands whether the statement, a COMMIT, committed to fn: false
+// when it rolled back (the transaction had failed).
+func (q Queued) Commit(fn func(committed bool) error) {
+	q.q.Exec(func(tag pgconn.CommandTag) error { return fn(tag.String() == "COMMIT") })
+}
 
 // QueueCommit queues the transaction's COMMIT into b, at the position the
 // caller chooses (statements after it run on their own, outside the
