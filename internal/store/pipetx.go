@@ -53,10 +53,6 @@ var txOptions = [...]pgx.TxOptions{
 // it with the batch's reads.
 func (b *Batch) BeginTx(mode TxMode) { b.b.BeginTx(txOptions[mode]) }
 
-// Pgx is the pgx batch under b, for the driver-level code not yet ported
-// (it queues into it as into b).
-func (b *Batch) Pgx() *pgx.Batch { return &b.b }
-
 // Row is one row of a statement's result, scanned by hand into its
 // columns' destinations in order.
 type Row interface{ Scan(dest ...any) error }
@@ -140,21 +136,22 @@ func (t *Tx) SendBatch(ctx context.Context, b *Batch) error {
 	return t.tx.SendBatch(ctx, &b.b).Close()
 }
 
-// Pgx is the pgx transaction under t, for the callees not yet ported that
-// still take a pgx.Tx (a batch they send in a PipeTx's unit still rides
-// with its COMMIT when asked).
-func (t *Tx) Pgx() pgx.Tx { return t.tx }
-
 // PipeTx is a transaction whose BEGIN rides on its first batch and whose
 // COMMIT may ride on its last (QueueCommit, Finish): the change order
 // paths spend two round trips less per transaction, and a lock taken by
 // the last batch (the invoice counter) is held for that batch only, not
-// for a further round trip through a busy client. It is a pgx.Tx for the
-// code not yet ported; generated queries run on Unit.
+// for a further round trip through a busy client. Generated queries run
+// on Unit.
 type PipeTx struct {
+	pipe pipe
+	unit Tx
+}
+
+// pipe is the pgx transaction under a PipeTx: the batches its unit of work
+// sends go through it and honour CommitNextBatch.
+type pipe struct {
 	pgx.Tx
 	commitNext bool
-	unit       Tx
 }
 
 // Unit is the transaction as the unit of work generated queries and other
@@ -164,35 +161,35 @@ func (t *PipeTx) Unit() *Tx { return &t.unit }
 
 // SendBatch sends b, with the transaction's COMMIT queued last when
 // CommitNextBatch asked for it.
-func (t *PipeTx) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
-	if t.commitNext {
-		t.commitNext = false
+func (p *pipe) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
+	if p.commitNext {
+		p.commitNext = false
 		queueCommit(b, nil)
 	}
-	return t.Tx.SendBatch(ctx, b)
+	return p.Tx.SendBatch(ctx, b)
 }
 
 // CommitNextBatch, on, makes the next batch sent in t (by a callee that
 // writes last in t, in one batch: the payment intent) carry t's COMMIT; a
 // callee that sends none leaves the COMMIT to InPipeTx, once the caller
 // turns it off again.
-func (t *PipeTx) CommitNextBatch(on bool) { t.commitNext = on }
+func (t *PipeTx) CommitNextBatch(on bool) { t.pipe.commitNext = on }
 
 // Done reports whether t is over: committed by the last batch it sent.
-func (t *PipeTx) Done() bool { return t.Conn().PgConn().TxStatus() == 'I' }
+func (t *PipeTx) Done() bool { return t.pipe.Conn().PgConn().TxStatus() == 'I' }
 
 // Finish sends b, holding the transaction's COMMIT (QueueCommit), in one
 // round trip. A statement that fails before the COMMIT leaves the
 // transaction to be rolled back by InPipeTx.
 func (t *PipeTx) Finish(ctx context.Context, b *Batch) error {
-	return t.Tx.SendBatch(ctx, &b.b).Close()
+	return t.pipe.Tx.SendBatch(ctx, &b.b).Close()
 }
 
 // RollbackOpen rolls back a transaction statements after the COMMIT left
 // open (their own, begun in the same batch); InPipeTx rolls back the rest.
 func (t *PipeTx) RollbackOpen(ctx context.Context) {
 	if !t.Done() {
-		_, _ = t.Conn().Exec(ctx, "rollback") // best effort: InPipeTx rolls back what is left
+		_, _ = t.pipe.Conn().Exec(ctx, "rollback") // best effort: InPipeTx rolls back what is left
 	}
 }
 
@@ -221,16 +218,16 @@ func InPipeTx(ctx context.Context, db *DB, first *Batch, fn func(tx *PipeTx) err
 	if err := br.Close(); err != nil {
 		return fmt.Errorf("begin and read: %w", err)
 	}
-	tx := &PipeTx{Tx: br.Tx()}
-	if tx.Tx == nil {
+	tx := &PipeTx{pipe: pipe{Tx: br.Tx()}}
+	if tx.pipe.Tx == nil {
 		return errNoBegin
 	}
-	tx.unit.tx = tx
+	tx.unit.tx = &tx.pipe
 	if err := fn(tx); err != nil {
 		return err
 	}
 	if c.Conn().PgConn().TxStatus() == 'I' {
 		return nil // committed by fn's last batch
 	}
-	return tx.Commit(ctx)
+	return tx.pipe.Commit(ctx)
 }
