@@ -7,8 +7,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/pbxd/pbxd/internal/fault"
 	"github.com/pbxd/pbxd/internal/store"
@@ -203,15 +201,15 @@ func (s *Service) recordOutcomes(ctx context.Context, ds []decided, now time.Tim
 // an asynchronous commit (see recordOutcomes).
 func (s *Service) recordChangePaid(ctx context.Context, d decided, now time.Time) ([]decided, error) {
 	var n int
-	b := &pgx.Batch{}
+	b := &store.Batch{}
 	b.Queue("BEGIN")
 	b.Queue("SET LOCAL synchronous_commit = off")
-	b.Queue(billdb.RecordChangeAnswerSQL, d.a.id, d.outcome, d.res.TransactionRef, d.res.Message, now, nil).Exec(func(tag pgconn.CommandTag) error {
-		n = int(tag.RowsAffected())
+	b.Queue(billdb.RecordChangeAnswerSQL, d.a.id, d.outcome, d.res.TransactionRef, d.res.Message, now, nil).Exec(func(rows int64) error {
+		n = int(rows)
 		return nil
 	})
 	b.Queue("COMMIT")
-	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+	if err := s.db.SendBatch(ctx, b); err != nil {
 		return nil, fmt.Errorf("record payment outcome: %w", err)
 	}
 	if n == 0 {
@@ -336,7 +334,7 @@ func (s *Service) PrepareChangePayment(ctx context.Context, tx *store.Tx, acct A
 	// A batch of one, so that the caller may add its COMMIT to it
 	// (provisioning's PipeTx.CommitNextBatch).
 	b := &store.Batch{}
-	b.Queue(billdb.PrepareChangePaymentSQL, changeID, acct.ID, a.id, at, dueGross, string(acct.Currency), s.ownerOrNull()).QueryRow(func(row pgx.Row) error {
+	b.Queue(billdb.PrepareChangePaymentSQL, changeID, acct.ID, a.id, at, dueGross, string(acct.Currency), s.ownerOrNull()).QueryRow(func(row store.Row) error {
 		return row.Scan(&refunded, &live, &liveAmount, &busy, &pmID, &pmGateway, &pmToken, &key)
 	})
 	if err := tx.SendBatch(ctx, b); err != nil {
@@ -445,8 +443,8 @@ type ChangeAnswer struct {
 
 // Queue records the answer in the transaction b is sent in.
 func (c *ChangeAnswer) Queue(b *store.Batch) {
-	b.Queue(billdb.RecordChangeAnswerSQL, c.d.a.id, c.d.outcome, c.d.res.TransactionRef, c.d.res.Message, c.at, c.tokenOf()).Exec(func(tag pgconn.CommandTag) error {
-		c.queued = tag.RowsAffected()
+	b.Queue(billdb.RecordChangeAnswerSQL, c.d.a.id, c.d.outcome, c.d.res.TransactionRef, c.d.res.Message, c.at, c.tokenOf()).Exec(func(rows int64) error {
+		c.queued = rows
 		return nil
 	})
 }
@@ -480,15 +478,15 @@ func (c *ChangeAnswer) Record(ctx context.Context) error {
 	var err error
 	for range 3 {
 		var mine bool
-		b := &pgx.Batch{}
+		b := &store.Batch{}
 		b.Queue("BEGIN")
 		b.Queue("SET LOCAL synchronous_commit = off") // see recordOutcomes
 		b.Queue(billdb.RecordChangeAnswerSQL, c.d.a.id, c.d.outcome, c.d.res.TransactionRef, c.d.res.Message, c.at, c.tokenOf())
 		b.Queue("COMMIT")
-		b.Queue(billdb.AnswerRecordedBySQL, c.d.a.id, c.token).QueryRow(func(row pgx.Row) error {
+		b.Queue(billdb.AnswerRecordedBySQL, c.d.a.id, c.token).QueryRow(func(row store.Row) error {
 			return row.Scan(&mine)
 		})
-		if err = c.s.pool.SendBatch(ctx, b).Close(); err != nil {
+		if err = c.s.db.SendBatch(ctx, b); err != nil {
 			continue
 		}
 		if mine {

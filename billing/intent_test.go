@@ -11,6 +11,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/pbxd/pbxd/internal/store"
 )
 
 // renewalMoney asserts that the sandbox's approved charges, the approved
@@ -46,7 +48,7 @@ func TestRenewalPaymentsSurviveFaults(t *testing.T) {
 	at := time.Date(2026, 12, 1, 1, 0, 0, 0, time.UTC)
 	var dropped atomic.Int64
 	reg := prometheus.NewRegistry()
-	crashy, err := NewService(Options{Pool: b.pool, Clock: testClock(at), Workers: 4, Registry: reg, Settings: b.svc.cfg(), Lines: b.lines,
+	crashy, err := NewService(Options{DB: store.NewDB(b.pool), Clock: testClock(at), Workers: 4, Registry: reg, Settings: b.svc.cfg(), Lines: b.lines,
 		AfterCharge: func(string) error {
 			if dropped.Add(1)%3 == 0 {
 				return ErrAbandoned // as if the process died here
@@ -126,7 +128,7 @@ func countOutcome(t *testing.T, pool *pgxpool.Pool, outcome string) int64 {
 // answer before recording it, as a process dying there would.
 func dropsAnswers(t *testing.T, b shellBundle, at time.Time) *Service {
 	t.Helper()
-	svc, err := NewService(Options{Pool: b.pool, Clock: testClock(at), Registry: prometheus.NewRegistry(), Settings: b.svc.cfg(),
+	svc, err := NewService(Options{DB: store.NewDB(b.pool), Clock: testClock(at), Registry: prometheus.NewRegistry(), Settings: b.svc.cfg(),
 		AfterCharge: func(string) error { return ErrAbandoned }})
 	if err != nil {
 		t.Fatal(err)

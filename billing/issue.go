@@ -8,8 +8,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/pbxd/pbxd/internal/fault"
 	"github.com/pbxd/pbxd/internal/store"
@@ -30,7 +28,7 @@ type issue struct {
 // queueInvoices adds the inserts of invoices to a batch, one statement per
 // year of issue (numbering restarts each year), and sets each invoice's
 // number when the batch runs.
-func queueInvoices(b *pgx.Batch, issues []*issue, issuerCode string) error {
+func queueInvoices(b *store.Batch, issues []*issue, issuerCode string) error {
 	byYear := map[int][]*issue{}
 	var years []int
 	for _, is := range issues {
@@ -47,7 +45,7 @@ func queueInvoices(b *pgx.Batch, issues []*issue, issuerCode string) error {
 		ids, accounts, kinds, statuses, currencies, docs, refs := strs(), strs(), strs(), strs(), strs(), strs(), strs()
 		issued, due := make([]time.Time, n), make([]time.Time, n)
 		net, tax, gross := make([]int64, n), make([]int64, n), make([]int64, n)
-		paid := make([]pgtype.Timestamptz, n) // NULL unless paid at issue
+		paid := make([]*time.Time, n) // NULL unless paid at issue
 		for i, is := range group {
 			is.inv.Status, is.inv.PaymentRef = is.status, is.paymentRef
 			doc, err := json.Marshal(is.inv)
@@ -57,30 +55,24 @@ func queueInvoices(b *pgx.Batch, issues []*issue, issuerCode string) error {
 			t := is.inv.Totals
 			ids[i], accounts[i], kinds[i], statuses[i], currencies[i], docs[i], refs[i] = is.id, is.accountID, string(is.inv.Kind), string(is.status), string(is.inv.Currency), string(doc), is.paymentRef
 			issued[i], due[i], net[i], tax[i], gross[i] = is.inv.IssuedAt, is.inv.DueAt, t.NetMinor, t.TaxMinor, t.GrossMinor
-			if is.paidAt != nil {
-				paid[i] = pgtype.Timestamptz{Time: *is.paidAt, Valid: true}
-			}
+			paid[i] = is.paidAt
 		}
 		// The issuer's counter for the year allocates the numbers; the
 		// counter row stays locked until the transaction ends (gapless
 		// numbers): callers send this last in their transaction.
-		b.Queue(billdb.InsertInvoicesSQL, issuerCode, y, int64(n), ids, accounts, kinds, statuses, currencies, issued, due, net, tax, gross, docs, refs, paid).
-			Query(func(rows pgx.Rows) error {
-				inserted, err := pgx.CollectRows(rows, pgx.RowToStructByPos[billdb.InsertInvoicesRow])
-				if err != nil {
-					return fmt.Errorf("insert invoices: %w", err)
+		q := b.Queue(billdb.InsertInvoicesSQL, issuerCode, y, int64(n), ids, accounts, kinds, statuses, currencies, issued, due, net, tax, gross, docs, refs, paid)
+		store.QueryRows(q, func(inserted []billdb.InsertInvoicesRow) error {
+			numbers := make(map[string]string, n)
+			for _, r := range inserted {
+				numbers[r.ID] = r.Number
+			}
+			for _, is := range group {
+				if is.inv.Number = numbers[is.id]; is.inv.Number == "" {
+					return fmt.Errorf("insert invoices: no number for invoice %s", is.id)
 				}
-				numbers := make(map[string]string, n)
-				for _, r := range inserted {
-					numbers[r.ID] = r.Number
-				}
-				for _, is := range group {
-					if is.inv.Number = numbers[is.id]; is.inv.Number == "" {
-						return fmt.Errorf("insert invoices: no number for invoice %s", is.id)
-					}
-				}
-				return nil
-			})
+			}
+			return nil
+		})
 	}
 	return nil
 }
@@ -88,7 +80,7 @@ func queueInvoices(b *pgx.Batch, issues []*issue, issuerCode string) error {
 // issueTx writes one invoice in tx (number allocated last).
 func (s *Service) issueTx(ctx context.Context, tx *store.Tx, is *issue) error {
 	b := &store.Batch{}
-	if err := queueInvoices(b.Pgx(), []*issue{is}, s.cfg().IssuerCode); err != nil {
+	if err := queueInvoices(b, []*issue{is}, s.cfg().IssuerCode); err != nil {
 		return err
 	}
 	return tx.SendBatch(ctx, b)

@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/pbxd/pbxd/internal/store"
 )
 
@@ -92,19 +90,18 @@ func (s *Service) HoldOwnership(ctx context.Context) error {
 
 // takeOwnerLock opens a session of its own and takes the lock of *key (a
 // new random key when 0 or taken by another session).
-func (s *Service) takeOwnerLock(ctx context.Context, key *int32) (*pgx.Conn, error) {
-	pc, err := s.pool.Acquire(ctx)
+func (s *Service) takeOwnerLock(ctx context.Context, key *int32) (*store.Session, error) {
+	conn, err := s.db.OpenSession(ctx) // its own session: the pool never lends it out
 	if err != nil {
 		return nil, fmt.Errorf("acquire owner session: %w", err)
 	}
-	conn := pc.Hijack() // its own session: the pool never lends it out
 	for range 10 {
 		if *key == 0 {
 			var b [4]byte
 			_, _ = rand.Read(b[:])
 			*key = int32(binary.BigEndian.Uint32(b[:])&0x7fffffff) | 1
 		}
-		got, err := store.TryAdvisoryLock(ctx, conn, ownerLockClass, *key)
+		got, err := conn.TryAdvisoryLock(ctx, ownerLockClass, *key)
 		if err != nil {
 			conn.Close(context.WithoutCancel(ctx)) //nolint:errcheck
 			return nil, fmt.Errorf("take owner lock: %w", err)

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/pbxd/pbxd/internal/fault"
 	"github.com/pbxd/pbxd/internal/store"
@@ -147,7 +146,7 @@ type RecordItem struct {
 // round trip with its COMMIT, because the insert locks the issuer's
 // invoice counter (gapless numbers) until the transaction ends, and every
 // card confirm queues on that lock.
-func (s *Service) RecordChange(ctx context.Context, tx pgx.Tx, last *pgx.Batch, acct Account, changeID string, items []RecordItem, dueGross int64, at time.Time) (string, error) {
+func (s *Service) RecordChange(ctx context.Context, tx *store.Tx, last *store.Batch, acct Account, changeID string, items []RecordItem, dueGross int64, at time.Time) (string, error) {
 	if len(items) == 0 {
 		return "", nil
 	}
@@ -168,12 +167,8 @@ func (s *Service) RecordChange(ctx context.Context, tx pgx.Tx, last *pgx.Batch, 
 	// (the link is deferred to commit; a refusal below rolls it back with
 	// the transaction). The payment was taken before this transaction
 	// (PrepareChangePayment, PayChange): the invoice records it.
-	b := &pgx.Batch{}
-	b.Queue(billdb.ChangePackagesSQL, acct.ID, codes).Query(func(rows pgx.Rows) error {
-		pkgs, err := pgx.CollectRows(rows, pgx.RowToStructByPos[billdb.ChangePackagesRow])
-		if err != nil {
-			return fmt.Errorf("read packages: %w", err)
-		}
+	b := &store.Batch{}
+	store.QueryRows(b.Queue(billdb.ChangePackagesSQL, acct.ID, codes), func(pkgs []billdb.ChangePackagesRow) error {
 		for _, p := range pkgs {
 			info[p.Code] = pkgInfo{name: p.Name, unit: p.UnitMinor}
 		}
@@ -185,21 +180,17 @@ func (s *Service) RecordChange(ctx context.Context, tx pgx.Tx, last *pgx.Batch, 
 	var paid int64
 	linked := false
 	if charged {
-		b.Queue(billdb.LinkChangePaymentSQL, changeID, is.id).Query(func(rows pgx.Rows) error {
-			ps, err := pgx.CollectRows(rows, pgx.RowToStructByPos[billdb.LinkChangePaymentRow])
-			if err != nil {
-				return fmt.Errorf("read change payment: %w", err)
-			}
+		store.QueryRows(b.Queue(billdb.LinkChangePaymentSQL, changeID, is.id), func(ps []billdb.LinkChangePaymentRow) error {
 			if len(ps) == 1 { // at most one live payment per change
 				outcome, ref, paid, linked = AttemptOutcome(ps[0].Outcome), ps[0].Reference, ps[0].AmountMinor, true
 			}
 			return nil
 		})
 	}
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
-		return "", err
+	if err := tx.SendBatch(ctx, b); err != nil {
+		return "", fmt.Errorf("read packages and change payment: %w", err)
 	}
-	q := billdb.New(store.Wrap(tx))
+	q := billdb.New(tx)
 	var charges []Line
 	for _, it := range items {
 		pi := info[it.Package]
@@ -259,7 +250,7 @@ func (s *Service) RecordChange(ctx context.Context, tx pgx.Tx, last *pgx.Batch, 
 		if err := queueInvoices(last, []*issue{is}, cfg.IssuerCode); err != nil {
 			return "", err
 		}
-	} else if err := s.issueTx(ctx, store.Wrap(tx), is); err != nil {
+	} else if err := s.issueTx(ctx, tx, is); err != nil {
 		return "", err
 	}
 	s.countIssued(is.inv)

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -11,8 +12,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/pbxd/pbxd/internal/store"
@@ -127,8 +126,8 @@ feed:
 // began and is not invoiced yet. A change order reads it with the
 // account's state, in the same round trip, and calls RenewAccount only
 // then.
-func QueueRenewalDue(b *pgx.Batch, accountID string, now time.Time, due *bool) {
-	b.Queue(billdb.RenewalDueSQL, now, accountID).QueryRow(func(row pgx.Row) error {
+func QueueRenewalDue(b *store.Batch, accountID string, now time.Time, due *bool) {
+	b.Queue(billdb.RenewalDueSQL, now, accountID).QueryRow(func(row store.Row) error {
 		if err := row.Scan(due); err != nil {
 			return fmt.Errorf("check due renewals: %w", err)
 		}
@@ -287,7 +286,7 @@ type renewed struct {
 // so that the invoice counter row, locked by the last write, is held for no
 // round trip.
 func (s *Service) renewBatch(ctx context.Context, cat map[string]Package, ids []string, now time.Time) ([]renewed, error) {
-	conn, err := s.pool.Acquire(ctx)
+	conn, err := s.db.Acquire(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("acquire connection: %w", err)
 	}
@@ -295,13 +294,11 @@ func (s *Service) renewBatch(ctx context.Context, cat map[string]Package, ids []
 	open := true
 	defer func() {
 		if open {
-			if _, rerr := conn.Exec(context.WithoutCancel(ctx), "ROLLBACK"); rerr != nil {
-				conn.Conn().Close(context.WithoutCancel(ctx)) //nolint:errcheck // the pool drops a closed connection
-			}
+			conn.Rollback(context.WithoutCancel(ctx))
 		}
 	}()
 	var subs []subRow
-	claim := &pgx.Batch{}
+	claim := &store.Batch{}
 	claim.Queue("BEGIN")
 	if f, ok := store.FenceFrom(ctx); ok { // the job's leader only
 		claim.Queue(store.FenceSQL, f.Job, f.Epoch)
@@ -317,11 +314,7 @@ func (s *Service) renewBatch(ctx context.Context, cat map[string]Package, ids []
 	// rolls back with the invoices: no gap). A batch with card charges
 	// commits synchronously (see below).
 	claim.Queue(billdb.RenewalSettingsSQL)
-	claim.Queue(billdb.ClaimRenewalsSQL, now, ids).Query(func(rows pgx.Rows) error {
-		claimed, err := pgx.CollectRows(rows, pgx.RowToStructByPos[billdb.ClaimRenewalsRow])
-		if err != nil {
-			return err
-		}
+	store.QueryRows(claim.Queue(billdb.ClaimRenewalsSQL, now, ids), func(claimed []billdb.ClaimRenewalsRow) error {
 		subs = make([]subRow, 0, len(claimed))
 		for _, c := range claimed {
 			r, err := s.subRowOf(c)
@@ -332,7 +325,7 @@ func (s *Service) renewBatch(ctx context.Context, cat map[string]Package, ids []
 		}
 		return nil
 	})
-	if err := conn.SendBatch(ctx, claim).Close(); err != nil {
+	if err := conn.SendBatch(ctx, claim); err != nil {
 		return nil, fmt.Errorf("claim: %w", store.FenceError(err))
 	}
 	if len(subs) == 0 {
@@ -416,7 +409,7 @@ func (s *Service) renewBatch(ctx context.Context, cat map[string]Package, ids []
 	if len(charges) > 0 {
 		w.durable = true
 	}
-	b := &pgx.Batch{}
+	b := &store.Batch{}
 	if w.durable {
 		// Card charges follow the commit: it must be on disk first, or a
 		// crash could lose the invoice of a charge about to be taken.
@@ -425,14 +418,14 @@ func (s *Service) renewBatch(ctx context.Context, cat map[string]Package, ids []
 	if err := w.queue(b, s.cfg().IssuerCode); err != nil {
 		return nil, err
 	}
-	b.Queue("COMMIT").Exec(func(tag pgconn.CommandTag) error {
-		if tag.String() != "COMMIT" {
-			return fmt.Errorf("commit answered %q", tag.String())
+	b.Queue("COMMIT").Commit(func(committed bool) error {
+		if !committed {
+			return errors.New(`commit answered "ROLLBACK"`)
 		}
 		open = false
 		return nil
 	})
-	if err := conn.SendBatch(work, b).Close(); err != nil {
+	if err := conn.SendBatch(work, b); err != nil {
 		if store.IsUniqueViolation(err, "renewals_pkey") {
 			return nil, fmt.Errorf("a period was already billed but its subscription did not advance: %w", err)
 		}
@@ -502,7 +495,7 @@ func (w *renewalWrites) attempt(id, accountID, invoiceID, methodID, key string, 
 
 // queue adds the batch's writes to b, the invoices (which lock the counter
 // row) last.
-func (w *renewalWrites) queue(b *pgx.Batch, issuerCode string) error {
+func (w *renewalWrites) queue(b *store.Batch, issuerCode string) error {
 	// The primary key (subscription, period start) is the last defence
 	// against billing a period twice: a conflict aborts the transaction.
 	b.Queue(billdb.InsertRenewalsSQL, w.subIDs, w.starts, w.renewalInvoices, w.now)

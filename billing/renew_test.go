@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/pbxd/pbxd/internal/store"
 	"github.com/pbxd/pbxd/internal/store/provdb"
 	"github.com/pbxd/pbxd/internal/store/storetest"
 )
@@ -367,7 +368,7 @@ func TestRenewBatchChargesConcurrently(t *testing.T) {
 	t.Parallel()
 	b := setupShell(t)
 	gw := &gatedGateway{both: make(chan struct{})}
-	svc, err := NewService(Options{Pool: b.pool, Clock: testClock(time.Date(2026, 12, 1, 1, 0, 0, 0, time.UTC)), Registry: prometheus.NewRegistry(),
+	svc, err := NewService(Options{DB: store.NewDB(b.pool), Clock: testClock(time.Date(2026, 12, 1, 1, 0, 0, 0, time.UTC)), Registry: prometheus.NewRegistry(),
 		Gateways: map[string]Gateway{gw.Name(): gw}, Settings: b.svc.cfg()})
 	if err != nil {
 		t.Fatal(err)

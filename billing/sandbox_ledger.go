@@ -5,9 +5,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/pbxd/pbxd/internal/store"
 	"github.com/pbxd/pbxd/internal/store/billdb"
 )
@@ -16,13 +13,13 @@ import (
 // table, written in statements of its own (never in a billing
 // transaction): the sandbox then behaves like a remote gateway whose
 // records survive a crash of pbxd.
-func PGSandboxLedger(pool *pgxpool.Pool) SandboxLedger {
-	return pgLedger{pool: pool, q: billdb.New(store.NewDB(pool))}
+func PGSandboxLedger(db *store.DB) SandboxLedger {
+	return pgLedger{db: db, q: billdb.New(db)}
 }
 
 type pgLedger struct {
-	pool *pgxpool.Pool // Put's one-round-trip batch
-	q    *billdb.Queries
+	db *store.DB // Put's one-round-trip batch
+	q  *billdb.Queries
 }
 
 func (l pgLedger) Put(ctx context.Context, key string, e SandboxEntry) (SandboxEntry, error) {
@@ -30,17 +27,12 @@ func (l pgLedger) Put(ctx context.Context, key string, e SandboxEntry) (SandboxE
 	// transaction sent in one round trip with an asynchronous commit: the
 	// ledger stands for a remote gateway, whose durability is its own.
 	var r billdb.PutSandboxChargeRow
-	b := &pgx.Batch{}
+	b := &store.Batch{}
 	b.Queue("BEGIN")
 	b.Queue("SET LOCAL synchronous_commit = off")
-	b.Queue(billdb.PutSandboxChargeSQL, key, e.Token, e.Amount.Minor, currencyOrXXX(e.Amount.Currency), e.Outcome, e.Reference).
-		Query(func(rows pgx.Rows) error {
-			var err error
-			r, err = pgx.CollectExactlyOneRow(rows, pgx.RowToStructByPos[billdb.PutSandboxChargeRow])
-			return err
-		})
+	store.QueryOne(b.Queue(billdb.PutSandboxChargeSQL, key, e.Token, e.Amount.Minor, currencyOrXXX(e.Amount.Currency), e.Outcome, e.Reference), &r)
 	b.Queue("COMMIT")
-	if err := l.pool.SendBatch(ctx, b).Close(); err != nil {
+	if err := l.db.SendBatch(ctx, b); err != nil {
 		return SandboxEntry{}, fmt.Errorf("sandbox ledger put: %w", err)
 	}
 	return SandboxEntry{Token: r.Token, Amount: Money{Minor: r.AmountMinor, Currency: Currency(r.Currency)},

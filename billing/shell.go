@@ -11,8 +11,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"golang.org/x/text/language"
@@ -86,7 +84,7 @@ func (s Settings) Validate() error {
 
 // Options configure a Service.
 type Options struct {
-	Pool     *pgxpool.Pool
+	DB       *store.DB // the database (store.NewDB over the daemon's pool)
 	Clock    Clock
 	Settings Settings
 	// Gateways by name; nil means the built-in manual and sandbox gateways.
@@ -109,8 +107,7 @@ type Options struct {
 
 // Service is the billing shell over PostgreSQL.
 type Service struct {
-	pool     *pgxpool.Pool // the pgx batches and the owner's session
-	db       *store.DB     // units of work (db.InTx)
+	db       *store.DB // units of work (db.InTx), batches and the owner's session
 	q        *billdb.Queries
 	clock    Clock
 	settings atomic.Pointer[Settings]
@@ -124,7 +121,7 @@ type Service struct {
 	// owner is the key of the advisory lock HoldOwnership holds (0: none),
 	// on ownerConn until HoldOwnership takes that over.
 	owner     atomic.Int32
-	ownerConn atomic.Pointer[pgx.Conn]
+	ownerConn atomic.Pointer[store.Session]
 	locs      sync.Map // time zone name → *time.Location
 	m         metrics
 }
@@ -142,19 +139,18 @@ type metrics struct {
 
 // NewService builds the shell and registers its metrics on o.Registry.
 func NewService(o Options) (*Service, error) {
-	if o.Pool == nil || o.Clock == nil {
-		return nil, errors.New("billing: pool and clock are required")
+	if o.DB == nil || o.Clock == nil {
+		return nil, errors.New("billing: database and clock are required")
 	}
 	if err := o.Settings.Validate(); err != nil {
 		return nil, err
 	}
-	db := store.NewDB(o.Pool)
-	s := &Service{pool: o.Pool, db: db, q: billdb.New(db), clock: o.Clock, gateways: o.Gateways, lines: o.Lines,
+	s := &Service{db: o.DB, q: billdb.New(o.DB), clock: o.Clock, gateways: o.Gateways, lines: o.Lines,
 		log: o.Logger, workers: o.Workers, after: o.AfterRenewal, afterCharge: o.AfterCharge}
 	if s.gateways == nil {
 		// The sandbox keeps its ledger in the database, as a remote
 		// gateway would keep it on its side: it survives a crash of pbxd.
-		s.gateways = map[string]Gateway{Manual{}.Name(): Manual{}, Sandbox{}.Name(): Sandbox{Ledger: PGSandboxLedger(o.Pool)}}
+		s.gateways = map[string]Gateway{Manual{}.Name(): Manual{}, Sandbox{}.Name(): Sandbox{Ledger: PGSandboxLedger(o.DB)}}
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -48,7 +47,7 @@ func setupShell(t *testing.T) shellBundle {
 		t.Fatal(err)
 	}
 	fl := &fakeLines{}
-	svc, err := NewService(Options{Pool: pool, Clock: testClock(time.Date(2026, 12, 1, 1, 0, 0, 0, time.UTC)), Workers: 4, Registry: prometheus.NewRegistry(),
+	svc, err := NewService(Options{DB: store.NewDB(pool), Clock: testClock(time.Date(2026, 12, 1, 1, 0, 0, 0, time.UTC)), Workers: 4, Registry: prometheus.NewRegistry(),
 		Settings: Settings{IssuerCode: "test", Issuer: Issuer{Name: "Test Telecom"}, CreditOnDecrease: true, PaymentTermDays: 14, Dunning: DefaultDunningSchedule},
 		Lines:    fl})
 	if err != nil {
@@ -195,13 +194,13 @@ func TestShellConcurrentIssuesAreGapless(t *testing.T) {
 	errs := make(chan error, 20)
 	for i := range 20 {
 		wg.Go(func() {
-			err := pgx.BeginFunc(t.Context(), b.pool, func(tx pgx.Tx) error {
+			err := b.svc.db.InTx(t.Context(), func(tx *store.Tx) error {
 				inv, err := BuildInvoice(Draft{Issuer: Issuer{Name: "T"}, Customer: Customer{Name: "C"}, IssuedAt: at, DueAt: at, Currency: "EUR",
 					Lines: []Line{{Description: "x", Quantity: 1, UnitMinor: 100, AmountMinor: 100, VATBasisPoints: 2000}}})
 				if err != nil {
 					return err
 				}
-				if err := b.svc.issueTx(t.Context(), store.Wrap(tx), &issue{id: uuid.NewString(), accountID: acct, inv: inv, status: StatusOpen}); err != nil {
+				if err := b.svc.issueTx(t.Context(), tx, &issue{id: uuid.NewString(), accountID: acct, inv: inv, status: StatusOpen}); err != nil {
 					return err
 				}
 				if i%4 == 0 {

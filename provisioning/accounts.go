@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/pbxd/pbxd/internal/fault"
 	"github.com/pbxd/pbxd/internal/store"
@@ -152,7 +151,7 @@ const (
 
 // scanAccount scans a row of GetAccount or LockAccount sent in a batch, by
 // position into the generated row type.
-func scanAccount(row pgx.Row) (Account, error) {
+func scanAccount(row store.Row) (Account, error) {
 	var r provdb.Account
 	err := row.Scan(&r.ID, &r.Name, &r.SipDomain, &r.Currency, &r.Timezone, &r.VatBp, &r.PaymentMode,
 		&r.SeatPreference, &r.ExtFirst, &r.ExtLast, &r.BillingAddress, &r.Status, &r.PbxNode, &r.CreatedAt)

@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/pbxd/pbxd/internal/store"
 	"github.com/pbxd/pbxd/internal/store/provdb"
 	"github.com/pbxd/pbxd/provisioning/phones"
@@ -156,15 +154,6 @@ func packageFromRow(r provdb.ListPackagesRow) (Package, error) {
 		return Package{}, fmt.Errorf("package %s cycles: %w", r.Code, err)
 	}
 	return p, nil
-}
-
-// scanPackage reads one row of packagesSQL (the pipelined state read).
-func scanPackage(row pgx.CollectableRow) (Package, error) {
-	r, err := pgx.RowToStructByPos[provdb.AllPackagesRow](row)
-	if err != nil {
-		return Package{}, err
-	}
-	return packageFromRow(provdb.ListPackagesRow(r))
 }
 
 // packagesSQL is the whole catalog, for the pipelined state read.

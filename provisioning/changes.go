@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/pbxd/pbxd/internal/fault"
 	"github.com/pbxd/pbxd/internal/store"
@@ -298,7 +297,6 @@ type plan struct {
 	changes []PriceChange
 	numbers []NumberLine  // numbers ordered and released
 	oneTime []PriceChange // setup fees of the numbers ordered
-	tx      pgx.Tx        // the transaction the plan was read in
 	quote   Quote         // the biller's quote, set by render
 
 	scheduled    []ScheduledChange // the account's pending scheduled changes
@@ -338,18 +336,18 @@ func (s *Service) PreviewChange(ctx context.Context, accountID string, req Chang
 	renewed := false
 	for {
 		b := &store.Batch{}
-		b.BeginTx(pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+		b.BeginTx(store.ReadOnlySnapshot)
 		st := queueState(b, accountID, false, nil)
 		var renewalDue bool
 		checkDue := s.biller != nil && uuid.Validate(accountID) == nil && !renewed
 		if checkDue {
 			s.biller.QueueRenewalDue(b, accountID, s.clock.Now(), &renewalDue)
 		}
-		err := store.InPipeTx(ctx, s.pool, b, func(tx *store.PipeTx) error {
+		err := store.InPipeTx(ctx, s.db, b, func(tx *store.PipeTx) error {
 			if checkDue && (renewalDue || st.scheduledDue(s.clock.Now())) {
 				return errRenewFirst
 			}
-			p, err := s.makePlan(ctx, tx, st, req)
+			p, err := s.makePlan(ctx, tx.Unit(), st, req)
 			if err != nil {
 				return err
 			}
@@ -582,23 +580,23 @@ func (s *Service) loadChangeOrder(ctx context.Context, changeID, accountScope st
 func (s *Service) confirmStep(ctx context.Context, o changeOrder, more func(*store.Batch), fn func(tx *store.PipeTx, p *plan, pv Preview) error) (res ConfirmResult, done bool, err error) {
 	var order provdb.ChangeOrderStatusRow
 	b := &store.Batch{}
-	b.BeginTx(pgx.TxOptions{})
+	b.BeginTx(store.ReadWrite)
 	st := queueState(b, o.accountID, true, func(b *store.Batch) {
 		// Under the account lock: a concurrent confirm of the same
 		// order may have finished while we waited.
-		b.Queue(provdb.ChangeOrderStatusSQL, o.id).QueryRow(func(row pgx.Row) error {
+		b.Queue(provdb.ChangeOrderStatusSQL, o.id).QueryRow(func(row store.Row) error {
 			return row.Scan(&order.Status, &order.Result)
 		})
 		if more != nil {
 			more(b)
 		}
 	})
-	err = store.InPipeTx(ctx, s.pool, b, func(tx *store.PipeTx) error {
+	err = store.InPipeTx(ctx, s.db, b, func(tx *store.PipeTx) error {
 		if order.Status == "confirmed" {
 			done = true
 			return json.Unmarshal(order.Result, &res)
 		}
-		p, err := s.makePlan(ctx, tx, st, o.req)
+		p, err := s.makePlan(ctx, tx.Unit(), st, o.req)
 		if err != nil {
 			if fe, ok := fault.As(err); ok {
 				return fault.New(fault.Conflict, fe.Field, "the account changed since the preview: %s; preview again", fe.Msg)
@@ -620,7 +618,7 @@ func (s *Service) confirmStep(ctx context.Context, o changeOrder, more func(*sto
 // makePlan validates req against the account's state (read in tx): the
 // reads the plan needs (loadPlanInputs), then the pure planner
 // (planChange, plan.go).
-func (s *Service) makePlan(ctx context.Context, tx pgx.Tx, st *accountState, req ChangeRequest) (*plan, error) {
+func (s *Service) makePlan(ctx context.Context, tx *store.Tx, st *accountState, req ChangeRequest) (*plan, error) {
 	now := s.clock.Now()
 	in, err := loadPlanInputs(ctx, tx, st, req, now)
 	if err != nil {
@@ -630,7 +628,6 @@ func (s *Service) makePlan(ctx context.Context, tx pgx.Tx, st *accountState, req
 	if err != nil {
 		return nil, err
 	}
-	p.tx = tx
 	return p, nil
 }
 
@@ -709,7 +706,7 @@ func (s *Service) apply(ctx context.Context, tx *store.PipeTx, actor string, p *
 			continue // applySchedule records it
 		}
 		if it.switchFrom != "" {
-			if err := s.switchSubscription(ctx, store.Wrap(tx), p.acct, it); err != nil {
+			if err := s.switchSubscription(ctx, tx.Unit(), p.acct, it); err != nil {
 				return res, err
 			}
 		} else if err := s.saveSubscription(ctx, tx.Unit(), p.acct, it, now); err != nil {
@@ -735,17 +732,17 @@ func (s *Service) apply(ctx context.Context, tx *store.PipeTx, actor string, p *
 		if it.create == 0 {
 			continue
 		}
-		created, err := s.createLines(ctx, store.Wrap(tx), p.acct, it.pkg.Code, it.create, now)
+		created, err := s.createLines(ctx, tx.Unit(), p.acct, it.pkg.Code, it.create, now)
 		if err != nil {
 			return res, err
 		}
 		res.LinesCreated = append(res.LinesCreated, created...)
 	}
 	var err error
-	if res.NumbersReserved, res.NumbersReleased, err = s.applyNumbers(ctx, store.Wrap(tx), p, pv.ID, res.LinesRemoved, now); err != nil {
+	if res.NumbersReserved, res.NumbersReleased, err = s.applyNumbers(ctx, tx.Unit(), p, pv.ID, res.LinesRemoved, now); err != nil {
 		return res, err
 	}
-	if res.Scheduled, err = s.applySchedule(ctx, store.Wrap(tx), p, pv.ID, now); err != nil {
+	if res.Scheduled, err = s.applySchedule(ctx, tx.Unit(), p, pv.ID, now); err != nil {
 		return res, err
 	}
 	// The last writes and the COMMIT in one round trip: the audit record,
@@ -839,8 +836,8 @@ func lineOf(r provdb.StateLinesRow) lineRow {
 }
 
 // liveLines reads the account's live lines in tx, by id.
-func liveLines(ctx context.Context, tx pgx.Tx, accountID string) (map[string]lineRow, error) {
-	rows, err := qtx(tx).StateLines(ctx, accountID)
+func liveLines(ctx context.Context, tx *store.Tx, accountID string) (map[string]lineRow, error) {
+	rows, err := provdb.New(tx).StateLines(ctx, accountID)
 	if err != nil {
 		return nil, err
 	}

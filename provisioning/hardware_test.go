@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pbxd/pbxd/internal/clock"
+	"github.com/pbxd/pbxd/internal/store"
 	"github.com/pbxd/pbxd/internal/store/storetest"
 	"github.com/pbxd/pbxd/provisioning"
 )
@@ -44,7 +45,7 @@ func TestHardwareOrderLeftPendingIsSettledLater(t *testing.T) {
 	_, _ = rand.Read(key)
 	ch := &flakyCharger{calls: map[string]int{}}
 	tc := clock.NewTest(time.Date(2026, 11, 16, 9, 0, 0, 0, time.UTC))
-	svc, err := provisioning.New(provisioning.Options{Subscriptions: billingSubscriptions{}, Pool: storetest.NewPool(t), Clock: tc, SecretKey: key, Charger: ch,
+	svc, err := provisioning.New(provisioning.Options{Subscriptions: billingSubscriptions{}, DB: store.NewDB(storetest.NewPool(t)), Clock: tc, SecretKey: key, Charger: ch,
 		Logger: slog.New(slog.DiscardHandler), Registry: prometheus.NewRegistry()})
 	if err != nil {
 		t.Fatal(err)

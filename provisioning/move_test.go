@@ -16,6 +16,7 @@ import (
 
 	"github.com/pbxd/pbxd/internal/clock"
 	"github.com/pbxd/pbxd/internal/fault"
+	"github.com/pbxd/pbxd/internal/store"
 	"github.com/pbxd/pbxd/internal/store/storetest"
 	"github.com/pbxd/pbxd/pbx"
 	"github.com/pbxd/pbxd/pbx/asterisk"
@@ -47,7 +48,7 @@ func setupTwoNodes(t *testing.T) *twoNodes {
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
 	reg := prometheus.NewRegistry()
-	svc, err := provisioning.New(provisioning.Options{Subscriptions: billingSubscriptions{}, Pool: pool, Clock: clock.Real{}, SecretKey: key, Logger: slog.New(slog.DiscardHandler), Registry: reg})
+	svc, err := provisioning.New(provisioning.Options{Subscriptions: billingSubscriptions{}, DB: store.NewDB(pool), Clock: clock.Real{}, SecretKey: key, Logger: slog.New(slog.DiscardHandler), Registry: reg})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,8 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/pbxd/pbxd/internal/fault"
 	"github.com/pbxd/pbxd/internal/store"
 	"github.com/pbxd/pbxd/internal/store/provdb"
@@ -72,13 +70,13 @@ func prefixQueryOf(o NumberOrder) (prefixQuery, bool) {
 
 // loadPlanInputs reads in tx the numbers req orders and releases, as of
 // now, beside the state st already read; it reads nothing else.
-func loadPlanInputs(ctx context.Context, tx pgx.Tx, st *accountState, req ChangeRequest, now time.Time) (*planInputs, error) {
+func loadPlanInputs(ctx context.Context, tx *store.Tx, st *accountState, req ChangeRequest, now time.Time) (*planInputs, error) {
 	in := &planInputs{accountState: *st, chosen: map[string]provdb.ChosenNumberRow{},
 		free: map[prefixQuery][]provdb.FirstFreeNumbersRow{}, owned: map[string]string{}}
 	if !st.found || (len(req.Numbers) == 0 && len(req.ReleaseNumbers) == 0) {
 		return in, nil
 	}
-	q := qtx(tx)
+	q := provdb.New(tx)
 	if err := in.loadOrders(ctx, q, req.Numbers, now); err != nil {
 		return nil, err
 	}

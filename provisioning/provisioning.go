@@ -10,8 +10,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/pbxd/pbxd/internal/store"
 	"github.com/pbxd/pbxd/internal/store/provdb"
 	"github.com/prometheus/client_golang/prometheus"
@@ -26,8 +24,7 @@ const NotifyChannel = "pbxd_lines"
 
 // Service is the provisioning domain over PostgreSQL.
 type Service struct {
-	pool   *pgxpool.Pool
-	db     *store.DB       // the pool, for units of work and the driver-level statements
+	db     *store.DB       // units of work, pipelined transactions and LISTEN
 	q      *provdb.Queries // provisioning's queries on the pool, outside any transaction
 	clock  Clock
 	cipher *Cipher
@@ -53,7 +50,7 @@ type Service struct {
 
 // Options configure a Service.
 type Options struct {
-	Pool      *pgxpool.Pool
+	DB        *store.DB // the database (store.NewDB over the daemon's pool)
 	Clock     Clock
 	SecretKey []byte // 32 bytes: encrypts line passwords at rest
 	Biller    Biller // prices change orders; nil previews quantities only
@@ -76,8 +73,7 @@ func New(o Options) (*Service, error) {
 		return nil, err
 	}
 	f := promauto.With(o.Registry)
-	db := store.NewDB(o.Pool)
-	s := &Service{pool: o.Pool, db: db, q: provdb.New(db), clock: o.Clock, cipher: c, biller: o.Biller, log: o.Logger}
+	s := &Service{db: o.DB, q: provdb.New(o.DB), clock: o.Clock, cipher: c, biller: o.Biller, log: o.Logger}
 	s.charger, s.numberQuarantine = o.Charger, o.NumberQuarantine
 	if s.subs = o.Subscriptions; o.Biller != nil {
 		s.subs = o.Biller
@@ -133,9 +129,6 @@ func (s *Service) refreshGauges(ctx context.Context) {
 	s.refreshNumberGauge(ctx)
 	s.refreshRequestGauge(ctx)
 }
-
-// qtx runs provisioning's queries in tx; a missing row is store.ErrNotFound.
-func qtx(tx pgx.Tx) *provdb.Queries { return provdb.New(store.Wrap(tx)) }
 
 // audit records who did what, in the caller's transaction.
 func audit(ctx context.Context, tx store.DBTX, at time.Time, actor, accountID, action, object string, details any) error {

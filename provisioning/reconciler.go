@@ -9,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"golang.org/x/sync/errgroup"
@@ -42,7 +41,6 @@ type ReconcilerOptions struct {
 // (missing, stale or orphaned objects).
 type Reconciler struct {
 	svc     *Service
-	pool    *pgxpool.Pool // LISTEN only (driver-level); queries run on svc.q
 	backend pbx.Backend
 	o       ReconcilerOptions
 	log     *slog.Logger
@@ -175,7 +173,7 @@ func (s *Service) NewReconciler(backend pbx.Backend, o ReconcilerOptions) *Recon
 		o.MoveInterval = time.Second
 	}
 	f := promauto.With(o.Registry)
-	r := &Reconciler{svc: s, pool: s.pool, backend: backend, o: o, log: o.Logger, wake: make(chan struct{}, 1), retry: map[string]retryState{}}
+	r := &Reconciler{svc: s, backend: backend, o: o, log: o.Logger, wake: make(chan struct{}, 1), retry: map[string]retryState{}}
 	r.followed = follower{mark: s.clock.Now(), seen: map[string]followedLine{}}
 	r.pending = f.NewGauge(prometheus.GaugeOpts{Name: "pbxd_reconcile_pending", Help: "Line revisions committed but not yet applied to the PBX."})
 	r.lag = f.NewHistogram(prometheus.HistogramOpts{Name: "pbxd_reconcile_lag_seconds", Help: "Time from a line change's commit to its application on the PBX.",
@@ -360,23 +358,10 @@ func (r *Reconciler) listen(ctx context.Context) error {
 
 // listenOnce listens until the connection fails; listened says whether it
 // got as far as LISTEN.
+// Every notification wakes the reconciler, and so does LISTEN itself: for
+// the changes committed while it was not listening.
 func (r *Reconciler) listenOnce(ctx context.Context) (listened bool, err error) {
-	conn, err := r.pool.Acquire(ctx)
-	if err != nil {
-		return false, err
-	}
-	defer conn.Release()
-	if _, err := conn.Exec(ctx, "LISTEN "+NotifyChannel); err != nil {
-		return false, err
-	}
-	defer conn.Exec(context.WithoutCancel(ctx), "UNLISTEN "+NotifyChannel) //nolint:errcheck
-	r.Wake()                                                               // changes committed while we were not listening
-	for {
-		if _, err := conn.Conn().WaitForNotification(ctx); err != nil {
-			return true, err
-		}
-		r.Wake()
-	}
+	return r.svc.db.Listen(ctx, NotifyChannel, r.Wake)
 }
 
 // backoff spaces out retries: min, doubling up to max, until reset.

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pbxd/pbxd/internal/clock"
+	"github.com/pbxd/pbxd/internal/store"
 	"github.com/pbxd/pbxd/provisioning"
 )
 
@@ -46,7 +47,7 @@ func TestReconcilerBacksOffWhileTheDatabaseIsDown(t *testing.T) {
 	_, _ = rand.Read(key)
 	warns := &warnCounter{n: map[string]int{}}
 	log := slog.New(warns)
-	svc, err := provisioning.New(provisioning.Options{Subscriptions: billingSubscriptions{}, Pool: pool, Clock: clock.Real{}, SecretKey: key, Logger: log, Registry: prometheus.NewRegistry()})
+	svc, err := provisioning.New(provisioning.Options{Subscriptions: billingSubscriptions{}, DB: store.NewDB(pool), Clock: clock.Real{}, SecretKey: key, Logger: log, Registry: prometheus.NewRegistry()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pbxd/pbxd/internal/clock"
+	"github.com/pbxd/pbxd/internal/store"
 	"github.com/pbxd/pbxd/internal/store/storetest"
 	"github.com/pbxd/pbxd/pbx"
 	"github.com/pbxd/pbxd/provisioning"
@@ -94,7 +95,7 @@ func setupClock(t testing.TB, clk clock.Clock) bundle {
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
 	reg := prometheus.NewRegistry()
-	svc, err := provisioning.New(provisioning.Options{Subscriptions: billingSubscriptions{}, Pool: pool, Clock: clk, SecretKey: key, Logger: slog.New(slog.DiscardHandler), Registry: reg})
+	svc, err := provisioning.New(provisioning.Options{Subscriptions: billingSubscriptions{}, DB: store.NewDB(pool), Clock: clk, SecretKey: key, Logger: slog.New(slog.DiscardHandler), Registry: reg})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/pbxd/pbxd/internal/fault"
 	"github.com/pbxd/pbxd/internal/store"
@@ -89,15 +88,6 @@ func (s *Service) applySchedule(ctx context.Context, tx *store.Tx, p *plan, chan
 // pendingScheduledSQL lists an account's pending scheduled changes, for
 // the pipelined state read.
 const pendingScheduledSQL = provdb.PendingScheduledSQL
-
-// scanScheduled reads one row of pendingScheduledSQL (the pipelined state read).
-func scanScheduled(row pgx.CollectableRow) (ScheduledChange, error) {
-	r, err := pgx.RowToStructByPos[provdb.ScheduledChange](row)
-	if err != nil {
-		return ScheduledChange{}, err
-	}
-	return scheduledFromRow(r)
-}
 
 // scheduledFromRow is a stored scheduled change as the domain sees it.
 func scheduledFromRow(r provdb.ScheduledChange) (ScheduledChange, error) {
@@ -216,8 +206,7 @@ func (s *Service) applyDueScheduled(ctx context.Context, now time.Time, accountI
 
 func (s *Service) applyScheduled(ctx context.Context, id string, now time.Time) (bool, error) {
 	applied := false
-	err := store.InTx(ctx, s.pool, func(ptx pgx.Tx) error {
-		tx := store.Wrap(ptx) // liveLines (changes.go) still takes a pgx.Tx
+	err := s.db.InTx(ctx, func(tx *store.Tx) error {
 		q := provdb.New(tx)
 		c, err := q.ClaimScheduled(ctx, id)
 		if errors.Is(err, store.ErrNotFound) {
@@ -244,7 +233,7 @@ func (s *Service) applyScheduled(ctx context.Context, id string, now time.Time) 
 			return fmt.Errorf("read subscription: %w", err)
 		}
 		to = max(int(qty)-(from-to), 0)
-		lines, err := liveLines(ctx, ptx, accountID)
+		lines, err := liveLines(ctx, tx, accountID)
 		if err != nil {
 			return err
 		}

@@ -113,7 +113,7 @@ func (s *Service) NewShardedReconciler(backend pbx.Splitter, o ReconcilerOptions
 	if o.MoveInterval <= 0 {
 		o.MoveInterval = time.Second
 	}
-	parent := &Reconciler{svc: s, pool: s.pool, o: o, log: o.Logger, wake: make(chan struct{}, 1), retry: map[string]retryState{}}
+	parent := &Reconciler{svc: s, o: o, log: o.Logger, wake: make(chan struct{}, 1), retry: map[string]retryState{}}
 	if b, ok := backend.(pbx.Backend); ok {
 		parent.backend = b
 	}

@@ -5,8 +5,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/pbxd/pbxd/internal/store"
 	"github.com/pbxd/pbxd/internal/store/provdb"
 )
@@ -55,7 +53,7 @@ func queueState(b *store.Batch, accountID string, lock bool, more func(*store.Ba
 	if lock {
 		acctSQL = lockAccountSQL
 	}
-	b.Queue(acctSQL, accountID).QueryRow(func(row pgx.Row) error {
+	b.Queue(acctSQL, accountID).QueryRow(func(row store.Row) error {
 		var err error
 		st.acct, err = scanAccount(row)
 		if errors.Is(err, store.ErrNotFound) {
@@ -67,42 +65,48 @@ func queueState(b *store.Batch, accountID string, lock bool, more func(*store.Ba
 	if more != nil {
 		more(b)
 	}
-	b.Queue(packagesSQL).Query(func(rows pgx.Rows) error {
-		list, err := pgx.CollectRows(rows, scanPackage)
+	store.QueryRows(b.Queue(packagesSQL), func(list []provdb.AllPackagesRow) error {
 		st.pkgs = make(map[string]Package, len(list))
-		for _, p := range list {
+		for _, r := range list {
+			p, err := packageFromRow(provdb.ListPackagesRow(r))
+			if err != nil {
+				return err
+			}
 			st.pkgs[p.Code] = p
 		}
-		return err
+		return nil
 	})
-	b.Queue(provdb.StateSubscriptionsSQL, accountID).Query(func(rows pgx.Rows) error {
-		list, err := pgx.CollectRows(rows, pgx.RowToStructByPos[provdb.StateSubscriptionsRow])
+	store.QueryRows(b.Queue(provdb.StateSubscriptionsSQL, accountID), func(list []provdb.StateSubscriptionsRow) error {
 		st.subs = make(map[string]*subscription, len(list))
 		for _, r := range list {
 			st.subs[r.PackageCode] = subscriptionOf(r)
 		}
-		return err
+		return nil
 	})
-	b.Queue(provdb.StateLinesSQL, accountID).Query(func(rows pgx.Rows) error {
-		list, err := pgx.CollectRows(rows, pgx.RowToStructByPos[provdb.StateLinesRow])
+	store.QueryRows(b.Queue(provdb.StateLinesSQL, accountID), func(list []provdb.StateLinesRow) error {
 		st.lines = make(map[string]lineRow, len(list))
 		for _, r := range list {
 			st.lines[r.ID] = lineOf(r)
 		}
-		return err
+		return nil
 	})
-	b.Queue(pendingScheduledSQL, accountID).Query(func(rows pgx.Rows) error {
-		var err error
-		st.scheduled, err = pgx.CollectRows(rows, scanScheduled)
-		return err
+	store.QueryRows(b.Queue(pendingScheduledSQL, accountID), func(list []provdb.ScheduledChange) error {
+		st.scheduled = make([]ScheduledChange, 0, len(list))
+		for _, r := range list {
+			sc, err := scheduledFromRow(r)
+			if err != nil {
+				return err
+			}
+			st.scheduled = append(st.scheduled, sc)
+		}
+		return nil
 	})
-	b.Queue(provdb.NumberAddonsSQL).Query(func(rows pgx.Rows) error {
-		codes, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	store.QueryValues(b.Queue(provdb.NumberAddonsSQL), func(codes []string) error {
 		st.numberAddons = make(map[string]bool, len(codes))
 		for _, c := range codes {
 			st.numberAddons[c] = true
 		}
-		return err
+		return nil
 	})
 	return st
 }

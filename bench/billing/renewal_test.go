@@ -129,7 +129,7 @@ func BenchmarkRenewal(b *testing.B) {
 		fixture(ctx, b, pool, subs)
 		b.Logf("fixture of %d subscriptions in %v", subs, time.Since(t0).Round(time.Millisecond))
 		svc, err := billing.NewService(billing.Options{
-			Pool: pool, Clock: fixedClock(now), Workers: workers, Registry: prometheus.NewRegistry(),
+			DB: store.NewDB(pool), Clock: fixedClock(now), Workers: workers, Registry: prometheus.NewRegistry(),
 			Settings: billing.Settings{IssuerCode: "bench", Issuer: billing.Issuer{Name: "Bench Telecom"}, PaymentTermDays: 14, Dunning: billing.DefaultDunningSchedule, RenewalBatch: batch},
 		})
 		if err != nil {

@@ -19,7 +19,7 @@ import (
 // its settings for SIGHUP reloads.
 func (a *App) newBilling(cfg *config.Config) (*billing.Service, error) {
 	svc, err := billing.NewService(billing.Options{
-		Pool: a.pool, Clock: a.clock, Settings: billingSettings(cfg),
+		DB: store.NewDB(a.pool), Clock: a.clock, Settings: billingSettings(cfg),
 		// Dunning suspends and payments resume lines through provisioning's
 		// line switch (the database only: provisioning's Service needs
 		// billing first, as its Biller).
@@ -196,7 +196,7 @@ func (b billerAdapter) Record(ctx context.Context, tx *store.Tx, last *store.Bat
 			PeriodStart: billing.DateOf(it.PeriodStart, loc), PeriodEnd: billing.DateOf(it.PeriodEnd, loc), Note: it.Note,
 			Description: it.Description, UnitMinor: it.UnitMinor})
 	}
-	return b.svc.RecordChange(ctx, tx.Pgx(), last.Pgx(), billingAccount(acct), changeID, items, q.DueNow.GrossMinor, at)
+	return b.svc.RecordChange(ctx, tx, last, billingAccount(acct), changeID, items, q.DueNow.GrossMinor, at)
 }
 
 // PreparePayment commits-to-be the change's payment intent in tx.
@@ -230,7 +230,7 @@ func (b billerAdapter) Refund(ctx context.Context, changeID, reason string) erro
 
 // QueueRenewalDue queues RenewDue's first check into b.
 func (b billerAdapter) QueueRenewalDue(batch *store.Batch, accountID string, at time.Time, due *bool) {
-	billing.QueueRenewalDue(batch.Pgx(), accountID, at, due)
+	billing.QueueRenewalDue(batch, accountID, at, due)
 }
 
 // RenewDue invoices the account's periods that began and are not invoiced.

@@ -28,7 +28,7 @@ func (a *App) build(ctx context.Context, cfg *config.Config) error {
 	charger, _ := a.biller.(provisioning.Charger)
 	prov, err := provisioning.New(provisioning.Options{
 		Charger: charger,
-		Pool:    a.pool, Clock: a.clock, SecretKey: a.secretKey, Biller: a.biller,
+		DB:      store.NewDB(a.pool), Clock: a.clock, SecretKey: a.secretKey, Biller: a.biller,
 		Logger: a.log.With("component", "provisioning"), Registry: a.reg,
 		NumberQuarantine: time.Duration(cfg.Numbers.Quarantine),
 	})

@@ -14,8 +14,8 @@ import (
 // onto their own not-found errors.
 var ErrNotFound = errors.New("store: no such row")
 
-// DBTX is where generated queries run: a *DB, a *Tx, a pooled connection or,
-// while a package is not yet ported, a pgx.Tx. It is sqlc's DBTX.
+// DBTX is where generated queries run: a *DB, a *Tx, a *Conn (inside
+// store, a pooled connection too). It is sqlc's DBTX.
 type DBTX interface {
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
@@ -70,11 +70,6 @@ func (t *Tx) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, erro
 func (t *Tx) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
 	return row{t.tx.QueryRow(ctx, sql, args...)}
 }
-
-// Wrap gives the unit-of-work type to code still handed a pgx.Tx (the
-// packages not yet ported to generated queries), so ported callees take a
-// *Tx either way.
-func Wrap(tx pgx.Tx) *Tx { return &Tx{tx: tx} }
 
 // row maps pgx.ErrNoRows onto ErrNotFound.
 type row struct{ pgx.Row }

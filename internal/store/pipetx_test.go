@@ -4,8 +4,6 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/pbxd/pbxd/internal/store"
 	"github.com/pbxd/pbxd/internal/store/storetest"
 )
@@ -29,9 +27,9 @@ func TestPipeTxCommitsOrRollsBackWhole(t *testing.T) {
 	}
 	run := func(last []string, more func(tx *store.PipeTx) error) error {
 		first := &store.Batch{}
-		first.BeginTx(pgx.TxOptions{})
+		first.BeginTx(store.ReadWrite)
 		first.Queue(`INSERT INTO pipe VALUES (1)`)
-		return store.InPipeTx(ctx, pool, first, func(tx *store.PipeTx) error {
+		return store.InPipeTx(ctx, store.NewDB(pool), first, func(tx *store.PipeTx) error {
 			if more != nil {
 				if err := more(tx); err != nil {
 					return err
@@ -96,27 +94,19 @@ func TestPipeTxCommitsOrRollsBackWhole(t *testing.T) {
 	}
 	idle()
 
-	// CommitNextBatch: the callee's batch carries the COMMIT, whether it
-	// sends it in the unit of work or as a pgx.Tx.
-	for i, viaUnit := range []bool{true, false} {
+	// CommitNextBatch: the callee's batch, sent in the unit of work,
+	// carries the COMMIT.
+	for i := range 1 {
 		if _, err := pool.Exec(ctx, `DELETE FROM pipe`); err != nil {
 			t.Fatal(err)
 		}
 		committed := false
 		if err := run(nil, func(tx *store.PipeTx) error {
 			tx.CommitNextBatch(true)
-			if viaUnit {
-				b := &store.Batch{}
-				b.Queue(`INSERT INTO pipe VALUES (3)`)
-				if err := tx.Unit().SendBatch(ctx, b); err != nil {
-					return err
-				}
-			} else {
-				b := &pgx.Batch{}
-				b.Queue(`INSERT INTO pipe VALUES (3)`)
-				if err := tx.Unit().Pgx().SendBatch(ctx, b).Close(); err != nil {
-					return err
-				}
+			b := &store.Batch{}
+			b.Queue(`INSERT INTO pipe VALUES (3)`)
+			if err := tx.Unit().SendBatch(ctx, b); err != nil {
+				return err
 			}
 			tx.CommitNextBatch(false)
 			committed = tx.Done()

@@ -19,6 +19,7 @@ import (
 	"github.com/pbxd/pbxd/billing/billingtest"
 	"github.com/pbxd/pbxd/internal/app/apptest"
 	"github.com/pbxd/pbxd/internal/config"
+	"github.com/pbxd/pbxd/internal/store"
 )
 
 // startAt runs a daemon whose test clock starts at now.
@@ -469,7 +470,7 @@ func TestBillingRenewalInterruptedAndRepeated(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	svc, err := billing.NewService(billing.Options{
-		Pool: d.App.Pool(), Clock: fixedClock{}, Workers: 3, Registry: prometheus.NewRegistry(),
+		DB: store.NewDB(d.App.Pool()), Clock: fixedClock{}, Workers: 3, Registry: prometheus.NewRegistry(),
 		Settings: billing.Settings{IssuerCode: d.Config.Billing.Issuer.Code, Issuer: billing.Issuer{Name: "Demo"}, PaymentTermDays: 14, Dunning: billing.DefaultDunningSchedule},
 		AfterRenewal: func(string) {
 			if done.Add(1) == 7 {
