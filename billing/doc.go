@@ -9,10 +9,19 @@
 //
 // The transactional shell, Service (shell.go and the files of its units of
 // work: quote.go, issue.go, renew.go, pay.go, intent.go, credit.go,
-// oneoff.go, default_method.go, summary.go, sandbox_ledger.go), runs SQL
-// on PostgreSQL through pgx: it reads what the core needs, calls it, and
-// stores the result, one transaction per unit of work. Its queries are due
-// to move to the data-access layer under internal/store (issue 16).
+// oneoff.go, default_method.go, subscriptions.go, summary.go,
+// sandbox_ledger.go, owner.go), reads what the core needs, calls it, and
+// stores the result, one unit of work (store.Tx) per operation. It holds
+// no SQL: its statements are billing's generated queries in
+// internal/store/billdb (one .sql file per part), and its pipelined
+// batches (the renewal pipeline, a change's payment and invoice) send the
+// text of those same queries through store.Batch. It does not import the
+// database driver.
+//
+// Billing owns invoices, payment attempts and methods, credits, pending
+// items, dunning and subscriptions; provisioning writes a change's
+// subscriptions through its Biller (SaveSubscription), and billing
+// suspends lines through the LineSwitch it is given (Options.Lines).
 //
 // Amounts are int64 minor units of an ISO 4217 currency; no float is used
 // anywhere. Rounding is always half away from zero, done once per figure.

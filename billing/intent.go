@@ -10,6 +10,7 @@ import (
 
 	"github.com/pbxd/pbxd/internal/fault"
 	"github.com/pbxd/pbxd/internal/store"
+	"github.com/pbxd/pbxd/internal/store/auditdb"
 	"github.com/pbxd/pbxd/internal/store/billdb"
 )
 
@@ -233,7 +234,7 @@ func (s *Service) settleMany(ctx context.Context, tx *store.Tx, accounts, invoic
 	if err := q.EndDunningOfInvoices(ctx, invoiceIDs); err != nil {
 		return fmt.Errorf("end dunning: %w", err)
 	}
-	if err := q.AuditInvoicesPaid(ctx, billdb.AuditInvoicesPaidParams{At: now, Actor: actor, AccountIds: accounts, InvoiceIds: invoiceIDs, Refs: refs}); err != nil {
+	if err := auditdb.New(tx).AuditInvoicesPaid(ctx, auditdb.AuditInvoicesPaidParams{At: now, Actor: actor, AccountIds: accounts, InvoiceIds: invoiceIDs, Refs: refs}); err != nil {
 		return fmt.Errorf("audit invoices paid: %w", err)
 	}
 	suspended, err := q.SuspendedByInvoices(ctx, invoiceIDs)

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/pbxd/pbxd/internal/store"
+	"github.com/pbxd/pbxd/internal/store/auditdb"
 	"github.com/pbxd/pbxd/internal/store/billdb"
 )
 
@@ -501,7 +502,7 @@ func (w *renewalWrites) queue(b *store.Batch, issuerCode string) error {
 	b.Queue(billdb.InsertRenewalsSQL, w.subIDs, w.starts, w.renewalInvoices, w.now)
 	b.Queue(billdb.AdvanceSubscriptionsSQL, w.subIDs, w.starts, w.ends, w.units)
 	if len(w.auditActions) > 0 {
-		b.Queue(billdb.InsertRenewalAuditsSQL, w.now, w.auditAccounts, w.auditActions, w.auditObjects, w.auditDetails)
+		b.Queue(auditdb.InsertRenewalAuditsSQL, w.now, w.auditAccounts, w.auditActions, w.auditObjects, w.auditDetails)
 	}
 	for _, sp := range w.splits {
 		it := sp.item

@@ -29,14 +29,22 @@ type SubscriptionWrite struct {
 	PeriodPriceMinor int64
 	TrialEnd         *time.Time
 	At               time.Time // a new subscription's registration
+	// SwitchCycle moves the subscription to a new period of Cycle
+	// (PeriodStart, PeriodEnd, PeriodPriceMinor) with Quantity; a trial
+	// keeps its first payment date (KeepNextPayment).
+	SwitchCycle     bool
+	KeepNextPayment bool
 }
 
-// SaveSubscription writes w in tx: a new quantity, a restarted period, or
-// a new subscription (active, or in trial until TrialEnd). It needs no
+// SaveSubscription writes w in tx: a new quantity, a restarted period, a
+// switch of cycle, or a new subscription (active, or in trial until TrialEnd). It needs no
 // Service: provisioning's tests write subscriptions with it too.
 func SaveSubscription(ctx context.Context, tx *store.Tx, w SubscriptionWrite) error {
 	q := billdb.New(tx)
 	switch {
+	case w.ID != "" && w.SwitchCycle:
+		return q.SwitchSubscriptionCycle(ctx, billdb.SwitchSubscriptionCycleParams{ID: w.ID, Quantity: int32(w.Quantity), Cycle: w.Cycle,
+			PeriodStart: w.PeriodStart, PeriodEnd: w.PeriodEnd, PeriodPriceMinor: w.PeriodPriceMinor, KeepNextPayment: w.KeepNextPayment})
 	case w.ID != "" && !w.Restart:
 		return q.ChangeSubscriptionQuantity(ctx, billdb.ChangeSubscriptionQuantityParams{ID: w.ID, Quantity: int32(w.Quantity)})
 	case w.ID != "":

@@ -80,6 +80,11 @@ type SubscriptionWrite struct {
 	PeriodPriceMinor int64
 	TrialEnd         *time.Time
 	At               time.Time // a new subscription's registration
+	// SwitchCycle moves the subscription to a new period of Cycle
+	// (PeriodStart, PeriodEnd, PeriodPriceMinor) with Quantity; a trial
+	// keeps its first payment date (KeepNextPayment).
+	SwitchCycle     bool
+	KeepNextPayment bool
 }
 
 // Payment is a payment intent as the Biller's PreparePayment returns it,

@@ -2,11 +2,11 @@ package provisioning
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/pbxd/pbxd/internal/store"
-	"github.com/pbxd/pbxd/internal/store/provdb"
 )
 
 // CycleNames are the billing cycles a package may offer, shortest first.
@@ -71,9 +71,12 @@ func (s *Service) switchSubscription(ctx context.Context, tx *store.Tx, acct Acc
 	if nw.PeriodEnd.IsZero() {
 		return fmt.Errorf("switch %s to %s: no billing period (billing is off)", it.pkg.Code, it.cycle)
 	}
-	err := provdb.New(tx).SwitchSubscriptionCycle(ctx, provdb.SwitchSubscriptionCycleParams{ID: it.sub.ID, Quantity: int32(it.to),
+	if s.subs == nil {
+		return errors.New("provisioning: no subscription writer configured")
+	}
+	err := s.subs.SaveSubscription(ctx, tx, SubscriptionWrite{ID: it.sub.ID, AccountID: acct.ID, Package: it.pkg.Code, Quantity: it.to,
 		Cycle: it.cycle, PeriodStart: nw.PeriodStart, PeriodEnd: nw.PeriodEnd, PeriodPriceMinor: nw.PeriodPriceMinor,
-		KeepNextPayment: it.sub.Status == SubscriptionTrial}) // the trial's end stays the first payment
+		SwitchCycle: true, KeepNextPayment: it.sub.Status == SubscriptionTrial}) // the trial's end stays the first payment
 	if err != nil {
 		return fmt.Errorf("switch cycle: %w", err)
 	}

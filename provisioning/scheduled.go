@@ -263,7 +263,10 @@ func (s *Service) applyScheduled(ctx context.Context, id string, now time.Time) 
 		if err != nil {
 			return err
 		}
-		if err := q.SetSubscriptionQuantity(ctx, provdb.SetSubscriptionQuantityParams{ID: subID, Quantity: int32(to)}); err != nil {
+		if s.subs == nil {
+			return errors.New("provisioning: no subscription writer configured")
+		}
+		if err := s.subs.SaveSubscription(ctx, tx, SubscriptionWrite{ID: subID, AccountID: accountID, Package: pkg, Quantity: to}); err != nil {
 			return fmt.Errorf("lower quantity: %w", err)
 		}
 		result, _ := json.Marshal(map[string]any{"lines_removed": lineRefsOf(removed), "numbers_released": freed})

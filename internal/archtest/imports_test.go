@@ -10,7 +10,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 )
@@ -83,12 +82,6 @@ func importsModule(p pkg, prefix string) []string {
 	return hits
 }
 
-// pgxToMove are the packages that still run SQL of their own through pgx
-// (issue 16: queries move to the data-access layer under internal/store).
-// The list only shrinks: a package that no longer imports pgx must leave
-// it, and no package may join it.
-var pgxToMove = []string{}
-
 // Each dependency that touches the outside world is used by the one
 // package that owns that world, so it can be replaced or upgraded there.
 func TestDependencyOwners(t *testing.T) {
@@ -100,7 +93,7 @@ func TestDependencyOwners(t *testing.T) {
 		// The data-access layer (internal/store and its generated query
 		// packages) and the SIP binding store; LISTEN/NOTIFY and advisory
 		// locks live in internal/store too.
-		{"github.com/jackc/pgx", append([]string{"internal/store", "sip/sippg"}, pgxToMove...), "SQL belongs to the data-access layer"},
+		{"github.com/jackc/pgx", []string{"internal/store", "sip/sippg"}, "SQL belongs to the data-access layer"},
 		{"github.com/emiago/sipgo", []string{"sip"}, "the SIP stack is the registrar's"},
 		{"github.com/CyCoreSystems/ari", []string{"pbx/asterisk"}, "the ARI client is the Asterisk backend's"},
 		{"github.com/go-pdf/fpdf", []string{"billing"}, "invoices are rendered by billing"},
@@ -111,12 +104,6 @@ func TestDependencyOwners(t *testing.T) {
 			if hits := importsModule(p, r.dep); len(hits) > 0 && !within(p.rel, r.allowed...) {
 				t.Errorf("%s imports %s: only %v may (%s)", p.rel, hits[0], r.allowed, r.why)
 			}
-		}
-	}
-	for _, rel := range pgxToMove {
-		i := slices.IndexFunc(pkgs, func(p pkg) bool { return p.rel == rel })
-		if i < 0 || len(importsModule(pkgs[i], "github.com/jackc/pgx")) == 0 {
-			t.Errorf("%s no longer imports pgx: remove it from pgxToMove", rel)
 		}
 	}
 }

@@ -10,6 +10,33 @@ import (
 	"time"
 )
 
+const auditInvoicesPaid = `-- name: AuditInvoicesPaid :exec
+INSERT INTO audit_log (at, actor, account_id, action, object, details)
+SELECT $1, $2, u.account_id, 'invoice.paid', u.id::text, jsonb_build_object('reference', u.ref)
+FROM (SELECT unnest($3::uuid[]) AS account_id, unnest($4::uuid[]) AS id, unnest($5::text[]) AS ref) AS u
+`
+
+type AuditInvoicesPaidParams struct {
+	At         time.Time
+	Actor      string
+	AccountIds []string
+	InvoiceIds []string
+	Refs       []string
+}
+
+// AuditInvoicesPaid records invoices paid, one audit record each, in one
+// statement.
+func (q *Queries) AuditInvoicesPaid(ctx context.Context, arg AuditInvoicesPaidParams) error {
+	_, err := q.db.Exec(ctx, auditInvoicesPaid,
+		arg.At,
+		arg.Actor,
+		arg.AccountIds,
+		arg.InvoiceIds,
+		arg.Refs,
+	)
+	return err
+}
+
 const insertAudit = `-- name: InsertAudit :exec
 
 INSERT INTO audit_log (at, actor, account_id, action, object, details) VALUES ($1, $2, $3, $4, $5, $6)
@@ -33,6 +60,33 @@ func (q *Queries) InsertAudit(ctx context.Context, arg InsertAuditParams) error 
 		arg.Action,
 		arg.Object,
 		arg.Details,
+	)
+	return err
+}
+
+const insertRenewalAudits = `-- name: InsertRenewalAudits :exec
+INSERT INTO audit_log (at, actor, account_id, action, object, details)
+SELECT $1, 'billing', u.account_id, u.action, u.object, u.details::jsonb
+FROM (SELECT unnest($2::uuid[]) AS account_id, unnest($3::text[]) AS action, unnest($4::text[]) AS object, unnest($5::text[]) AS details) AS u
+`
+
+type InsertRenewalAuditsParams struct {
+	At      time.Time
+	Column2 []string
+	Column3 []string
+	Column4 []string
+	Column5 []string
+}
+
+// InsertRenewalAudits records a renewal batch's audit records in one
+// statement (sent in billing's renewal pipeline: InsertRenewalAuditsSQL).
+func (q *Queries) InsertRenewalAudits(ctx context.Context, arg InsertRenewalAuditsParams) error {
+	_, err := q.db.Exec(ctx, insertRenewalAudits,
+		arg.At,
+		arg.Column2,
+		arg.Column3,
+		arg.Column4,
+		arg.Column5,
 	)
 	return err
 }

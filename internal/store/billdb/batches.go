@@ -21,7 +21,6 @@ const (
 	// The renewal batch's writes, one statement per table.
 	InsertRenewalsSQL        = insertRenewals
 	AdvanceSubscriptionsSQL  = advanceSubscriptions
-	InsertRenewalAuditsSQL   = insertRenewalAudits
 	ReducePendingItemSQL     = reducePendingItem
 	InsertPendingPartSQL     = insertPendingPart
 	TakePendingItemsSQL      = takePendingItems

@@ -33,13 +33,6 @@ WHERE id = $1 AND outcome = 'unknown';
 -- name: AnswerRecordedBy :one
 SELECT coalesce(recorded_by = $2, false)::boolean AS mine FROM payment_attempts WHERE id = $1;
 
--- AuditInvoicesPaid records invoices paid, one audit record each, in one
--- statement.
--- name: AuditInvoicesPaid :exec
-INSERT INTO audit_log (at, actor, account_id, action, object, details)
-SELECT @at, @actor, u.account_id, 'invoice.paid', u.id::text, jsonb_build_object('reference', u.ref)
-FROM (SELECT unnest(@account_ids::uuid[]) AS account_id, unnest(@invoice_ids::uuid[]) AS id, unnest(@refs::text[]) AS ref) AS u;
-
 -- MarkInvoicesPaid marks open invoices paid, each with its reference.
 -- name: MarkInvoicesPaid :exec
 UPDATE invoices i SET status = 'paid', payment_ref = u.ref, paid_at = @paid_at

@@ -39,33 +39,6 @@ func (q *Queries) AttemptDetail(ctx context.Context, id string) (string, error) 
 	return detail, err
 }
 
-const auditInvoicesPaid = `-- name: AuditInvoicesPaid :exec
-INSERT INTO audit_log (at, actor, account_id, action, object, details)
-SELECT $1, $2, u.account_id, 'invoice.paid', u.id::text, jsonb_build_object('reference', u.ref)
-FROM (SELECT unnest($3::uuid[]) AS account_id, unnest($4::uuid[]) AS id, unnest($5::text[]) AS ref) AS u
-`
-
-type AuditInvoicesPaidParams struct {
-	At         time.Time
-	Actor      string
-	AccountIds []string
-	InvoiceIds []string
-	Refs       []string
-}
-
-// AuditInvoicesPaid records invoices paid, one audit record each, in one
-// statement.
-func (q *Queries) AuditInvoicesPaid(ctx context.Context, arg AuditInvoicesPaidParams) error {
-	_, err := q.db.Exec(ctx, auditInvoicesPaid,
-		arg.At,
-		arg.Actor,
-		arg.AccountIds,
-		arg.InvoiceIds,
-		arg.Refs,
-	)
-	return err
-}
-
 const changeInFlight = `-- name: ChangeInFlight :one
 SELECT change_id::text AS change_id FROM payment_attempts
 WHERE account_id = $2 AND change_id <> $1 AND invoice_id IS NULL AND refund_state IS NULL

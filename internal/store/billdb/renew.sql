@@ -58,11 +58,6 @@ UPDATE subscriptions s SET status = 'active', period_start = u.start, period_end
     period_price_minor = u.unit, version = s.version + 1
 FROM (SELECT unnest($1::uuid[]) AS id, unnest($2::timestamptz[]) AS start, unnest($3::timestamptz[]) AS end_, unnest($4::bigint[]) AS unit) AS u WHERE s.id = u.id;
 
--- name: InsertRenewalAudits :exec
-INSERT INTO audit_log (at, actor, account_id, action, object, details)
-SELECT $1, 'billing', u.account_id, u.action, u.object, u.details::jsonb
-FROM (SELECT unnest($2::uuid[]) AS account_id, unnest($3::text[]) AS action, unnest($4::text[]) AS object, unnest($5::text[]) AS details) AS u;
-
 -- name: ReducePendingItem :exec
 UPDATE pending_items SET amount_minor = amount_minor - $2 WHERE id = $1;
 

@@ -235,31 +235,6 @@ func (q *Queries) InsertRenewalAttempts(ctx context.Context, arg InsertRenewalAt
 	return err
 }
 
-const insertRenewalAudits = `-- name: InsertRenewalAudits :exec
-INSERT INTO audit_log (at, actor, account_id, action, object, details)
-SELECT $1, 'billing', u.account_id, u.action, u.object, u.details::jsonb
-FROM (SELECT unnest($2::uuid[]) AS account_id, unnest($3::text[]) AS action, unnest($4::text[]) AS object, unnest($5::text[]) AS details) AS u
-`
-
-type InsertRenewalAuditsParams struct {
-	At      time.Time
-	Column2 []string
-	Column3 []string
-	Column4 []string
-	Column5 []string
-}
-
-func (q *Queries) InsertRenewalAudits(ctx context.Context, arg InsertRenewalAuditsParams) error {
-	_, err := q.db.Exec(ctx, insertRenewalAudits,
-		arg.At,
-		arg.Column2,
-		arg.Column3,
-		arg.Column4,
-		arg.Column5,
-	)
-	return err
-}
-
 const insertRenewals = `-- name: InsertRenewals :exec
 INSERT INTO renewals (subscription_id, period_start, invoice_id, created_at)
 SELECT u.id, u.start, nullif(u.inv, '')::uuid, $4 FROM (SELECT unnest($1::uuid[]) AS id, unnest($2::timestamptz[]) AS start, unnest($3::text[]) AS inv) AS u

@@ -94,3 +94,36 @@ func (q *Queries) RestartSubscription(ctx context.Context, arg RestartSubscripti
 	)
 	return err
 }
+
+const switchSubscriptionCycle = `-- name: SwitchSubscriptionCycle :exec
+UPDATE subscriptions SET quantity = $1, cycle = $2, period_start = $3, period_end = $4,
+	next_payment_at = CASE WHEN $5::boolean THEN next_payment_at ELSE $4 END,
+	period_price_minor = $6, version = version + 1
+WHERE id = $7
+`
+
+type SwitchSubscriptionCycleParams struct {
+	Quantity         int32
+	Cycle            string
+	PeriodStart      time.Time
+	PeriodEnd        time.Time
+	KeepNextPayment  bool
+	PeriodPriceMinor int64
+	ID               string
+}
+
+// SwitchSubscriptionCycle moves a subscription to a new period of another
+// cycle at its price, with the new quantity; a trial keeps its first
+// payment date (the trial's end).
+func (q *Queries) SwitchSubscriptionCycle(ctx context.Context, arg SwitchSubscriptionCycleParams) error {
+	_, err := q.db.Exec(ctx, switchSubscriptionCycle,
+		arg.Quantity,
+		arg.Cycle,
+		arg.PeriodStart,
+		arg.PeriodEnd,
+		arg.KeepNextPayment,
+		arg.PeriodPriceMinor,
+		arg.ID,
+	)
+	return err
+}

@@ -48,8 +48,5 @@ UPDATE lines SET state = 'deleted', deleted_at = @now, revision = revision + 1, 
 -- name: UnbindLine :exec
 DELETE FROM device_lines WHERE line_id = $1;
 
--- name: SetSubscriptionQuantity :exec
-UPDATE subscriptions SET quantity = @quantity, version = version + 1 WHERE id = @id;
-
 -- name: MarkScheduledApplied :exec
 UPDATE scheduled_changes SET state = 'applied', done_at = @done_at, result = @result WHERE id = @id;

@@ -289,20 +289,6 @@ func (q *Queries) ScheduledState(ctx context.Context, arg ScheduledStateParams) 
 	return state, err
 }
 
-const setSubscriptionQuantity = `-- name: SetSubscriptionQuantity :exec
-UPDATE subscriptions SET quantity = $1, version = version + 1 WHERE id = $2
-`
-
-type SetSubscriptionQuantityParams struct {
-	Quantity int32
-	ID       string
-}
-
-func (q *Queries) SetSubscriptionQuantity(ctx context.Context, arg SetSubscriptionQuantityParams) error {
-	_, err := q.db.Exec(ctx, setSubscriptionQuantity, arg.Quantity, arg.ID)
-	return err
-}
-
 const unbindLine = `-- name: UnbindLine :exec
 DELETE FROM device_lines WHERE line_id = $1
 `
