@@ -21,7 +21,7 @@ func (s *Service) SetAccountStatus(ctx context.Context, actor, accountID string,
 	}
 	now := s.clock.Now()
 	err := s.db.InTx(ctx, func(tx *store.Tx) error {
-		acct, err := lockAccount(ctx, tx, accountID)
+		acct, err := s.lockAccount(ctx, tx, accountID)
 		if err != nil {
 			return err
 		}
@@ -63,7 +63,7 @@ func (s *Service) SetSeatPreference(ctx context.Context, actor, accountID, pref 
 	}
 	now := s.clock.Now()
 	err := s.db.InTx(ctx, func(tx *store.Tx) error {
-		acct, err := lockAccount(ctx, tx, accountID)
+		acct, err := s.lockAccount(ctx, tx, accountID)
 		if err != nil {
 			return err
 		}

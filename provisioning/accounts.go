@@ -35,11 +35,20 @@ type Account struct {
 	Status         string            `json:"status"`
 	PBXNode        string            `json:"pbx_node"`
 	CreatedAt      time.Time         `json:"created_at"`
+
+	loc *time.Location // Timezone, loaded when the account is read
 }
 
-// Location is the account's time zone (validated at creation).
+// Location is the account's time zone (validated at creation): as read
+// with the account, or loaded now for an Account built by hand.
 func (a Account) Location() *time.Location {
-	return zoneNamed(a.Timezone)
+	if a.loc != nil {
+		return a.loc
+	}
+	if loc, err := time.LoadLocation(a.Timezone); err == nil {
+		return loc
+	}
+	return time.UTC
 }
 
 // NewAccount is what creating an account takes.
@@ -151,21 +160,22 @@ const (
 
 // scanAccount scans a row of GetAccount or LockAccount sent in a batch, by
 // position into the generated row type.
-func scanAccount(row store.Row) (Account, error) {
+func (s *Service) scanAccount(row store.Row) (Account, error) {
 	var r provdb.Account
 	err := row.Scan(&r.ID, &r.Name, &r.SipDomain, &r.Currency, &r.Timezone, &r.VatBp, &r.PaymentMode,
 		&r.SeatPreference, &r.ExtFirst, &r.ExtLast, &r.BillingAddress, &r.Status, &r.PbxNode, &r.CreatedAt)
 	if err != nil {
 		return Account{}, err
 	}
-	return accountFrom(r)
+	return s.accountFrom(r)
 }
 
 // accountFrom is the domain's view of an account row.
-func accountFrom(r provdb.Account) (Account, error) {
+func (s *Service) accountFrom(r provdb.Account) (Account, error) {
 	a := Account{ID: r.ID, Name: r.Name, SIPDomain: r.SipDomain, Currency: r.Currency, Timezone: r.Timezone,
 		VATBP: int64(r.VatBp), PaymentMode: r.PaymentMode, SeatPreference: r.SeatPreference,
-		ExtFirst: int(r.ExtFirst), ExtLast: int(r.ExtLast), Status: r.Status, PBXNode: r.PbxNode, CreatedAt: r.CreatedAt}
+		ExtFirst: int(r.ExtFirst), ExtLast: int(r.ExtLast), Status: r.Status, PBXNode: r.PbxNode, CreatedAt: r.CreatedAt,
+		loc: s.zones.named(r.Timezone)}
 	err := json.Unmarshal(r.BillingAddress, &a.BillingAddress)
 	return a, err
 }
@@ -182,12 +192,12 @@ func (s *Service) Account(ctx context.Context, id string) (Account, error) {
 	if err != nil {
 		return Account{}, err
 	}
-	return accountFrom(r)
+	return s.accountFrom(r)
 }
 
 // lockAccount reads and locks the account row: every change of an account's
 // seats and lines happens under it, so extension allocation never races.
-func lockAccount(ctx context.Context, tx *store.Tx, id string) (Account, error) {
+func (s *Service) lockAccount(ctx context.Context, tx *store.Tx, id string) (Account, error) {
 	if uuid.Validate(id) != nil {
 		return Account{}, fault.New(fault.NotFound, "", "account not found")
 	}
@@ -198,7 +208,7 @@ func lockAccount(ctx context.Context, tx *store.Tx, id string) (Account, error) 
 	if err != nil {
 		return Account{}, err
 	}
-	return accountFrom(r)
+	return s.accountFrom(r)
 }
 
 // Accounts lists accounts by creation.
@@ -209,7 +219,7 @@ func (s *Service) Accounts(ctx context.Context) ([]Account, error) {
 	}
 	var out []Account
 	for _, r := range rows {
-		a, err := accountFrom(r)
+		a, err := s.accountFrom(r)
 		if err != nil {
 			return nil, err
 		}

@@ -342,7 +342,7 @@ func (s *Service) PreviewChange(ctx context.Context, accountID string, req Chang
 	for {
 		b := &store.Batch{}
 		b.BeginTx(store.ReadOnlySnapshot)
-		st := queueState(b, accountID, false, nil)
+		st := s.queueState(b, accountID, false, nil)
 		var renewalDue bool
 		checkDue := s.biller != nil && uuid.Validate(accountID) == nil && !renewed
 		if checkDue {
@@ -586,7 +586,7 @@ func (s *Service) confirmStep(ctx context.Context, o changeOrder, more func(*sto
 	var order provdb.ChangeOrderStatusRow
 	b := &store.Batch{}
 	b.BeginTx(store.ReadWrite)
-	st := queueState(b, o.accountID, true, func(b *store.Batch) {
+	st := s.queueState(b, o.accountID, true, func(b *store.Batch) {
 		// Under the account lock: a concurrent confirm of the same
 		// order may have finished while we waited.
 		b.Queue(provdb.ChangeOrderStatusSQL, o.id).QueryRow(func(row store.Row) error {

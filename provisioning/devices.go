@@ -73,7 +73,7 @@ func (s *Service) CreateDevice(ctx context.Context, actor, accountID string, n N
 	id := uuid.NewString()
 	now := s.clock.Now()
 	err = s.db.InTx(ctx, func(tx *store.Tx) error {
-		if _, err := lockAccount(ctx, tx, accountID); err != nil {
+		if _, err := s.lockAccount(ctx, tx, accountID); err != nil {
 			return err
 		}
 		err := provdb.New(tx).InsertDevice(ctx, provdb.InsertDeviceParams{ID: id, AccountID: accountID, Mac: mac.String(),
@@ -143,7 +143,7 @@ func (s *Service) UpdateDevice(ctx context.Context, actor, accountID, deviceID s
 	}
 	now := s.clock.Now()
 	err := s.db.InTx(ctx, func(tx *store.Tx) error {
-		if _, err := lockAccount(ctx, tx, accountID); err != nil {
+		if _, err := s.lockAccount(ctx, tx, accountID); err != nil {
 			return err
 		}
 		q := provdb.New(tx)

@@ -76,7 +76,7 @@ func (s *Service) BuyHardware(ctx context.Context, actor, accountID, item string
 	now := s.clock.Now()
 	id := uuid.NewString()
 	err := s.db.InTx(ctx, func(tx *store.Tx) error {
-		acct, err := lockAccount(ctx, tx, accountID)
+		acct, err := s.lockAccount(ctx, tx, accountID)
 		if err != nil {
 			return err
 		}

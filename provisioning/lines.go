@@ -210,7 +210,7 @@ func (s *Service) ResetPassword(ctx context.Context, actor, accountID, lineID st
 // ChangeExtension gives a line another free number in the account's range.
 func (s *Service) ChangeExtension(ctx context.Context, actor, accountID, lineID string, ext int) (Line, error) {
 	err := s.db.InTx(ctx, func(tx *store.Tx) error {
-		acct, err := lockAccount(ctx, tx, accountID)
+		acct, err := s.lockAccount(ctx, tx, accountID)
 		if err != nil {
 			return err
 		}

@@ -127,7 +127,7 @@ func (s *Service) StartMove(ctx context.Context, actor, accountID, node string) 
 	}
 	var m Move
 	err := s.db.InTx(ctx, func(tx *store.Tx) error {
-		acct, err := lockAccount(ctx, tx, accountID)
+		acct, err := s.lockAccount(ctx, tx, accountID)
 		if err != nil {
 			return err
 		}

@@ -245,7 +245,7 @@ func (s *Service) AssignNumber(ctx context.Context, actor, accountID, number, li
 		return Number{}, fault.New(fault.NotFound, "", "number not found")
 	}
 	err = s.db.InTx(ctx, func(tx *store.Tx) error {
-		if _, err := lockAccount(ctx, tx, accountID); err != nil {
+		if _, err := s.lockAccount(ctx, tx, accountID); err != nil {
 			return err
 		}
 		q := provdb.New(tx)

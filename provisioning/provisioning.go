@@ -24,6 +24,7 @@ const NotifyChannel = "pbxd_lines"
 
 // Service is the provisioning domain over PostgreSQL.
 type Service struct {
+	zones  zoneCache       // accounts' time zones, loaded once each
 	db     *store.DB       // units of work, pipelined transactions and LISTEN
 	q      *provdb.Queries // provisioning's queries on the pool, outside any transaction
 	clock  Clock

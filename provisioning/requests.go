@@ -163,7 +163,7 @@ func (s *Service) CreateRequest(ctx context.Context, actor, accountID, kind stri
 	clean, _ := json.Marshal(d)
 	id := uuid.NewString()
 	err = s.db.InTx(ctx, func(tx *store.Tx) error {
-		if _, err := lockAccount(ctx, tx, accountID); err != nil {
+		if _, err := s.lockAccount(ctx, tx, accountID); err != nil {
 			return err
 		}
 		if kind == "remove_number" || kind == "port_out" {

@@ -147,7 +147,7 @@ func (s *Service) CancelScheduled(ctx context.Context, actor, accountID, id stri
 		return sc, fault.New(fault.NotFound, "", "scheduled change not found")
 	}
 	err := s.db.InTx(ctx, func(tx *store.Tx) error {
-		if _, err := lockAccount(ctx, tx, accountID); err != nil {
+		if _, err := s.lockAccount(ctx, tx, accountID); err != nil {
 			return err
 		}
 		q := provdb.New(tx)
@@ -223,7 +223,7 @@ func (s *Service) applyScheduled(ctx context.Context, id string, now time.Time) 
 		if err := json.Unmarshal(c.ReleaseNumbers, &release); err != nil {
 			return fmt.Errorf("scheduled change release_numbers: %w", err)
 		}
-		if _, err := lockAccount(ctx, tx, accountID); err != nil {
+		if _, err := s.lockAccount(ctx, tx, accountID); err != nil {
 			return err
 		}
 		// The decrease removes as many seats as it said: seats bought since

@@ -9,22 +9,23 @@ import (
 	"github.com/pbxd/pbxd/internal/store/provdb"
 )
 
-// zones caches the time zones loaded by name: time.LoadLocation reads and
-// parses the zone file on every call, which was 7 % of a confirm's CPU
-// (every price, period and invoice asks for the account's zone).
-var zones sync.Map
+// zoneCache holds the time zones loaded by name, per service:
+// time.LoadLocation reads and parses the zone file on every call, which
+// was 7 % of a confirm's CPU (every price, period and invoice asks for the
+// account's zone).
+type zoneCache struct{ m sync.Map } // name → *time.Location
 
-// zoneNamed is the time zone name, UTC when it is unknown (an account's
-// zone is checked when it is set).
-func zoneNamed(name string) *time.Location {
-	if loc, ok := zones.Load(name); ok {
+// named is the time zone name, UTC when it is unknown (an account's zone
+// is checked when it is set).
+func (c *zoneCache) named(name string) *time.Location {
+	if loc, ok := c.m.Load(name); ok {
 		return loc.(*time.Location)
 	}
 	loc, err := time.LoadLocation(name)
 	if err != nil {
 		return time.UTC
 	}
-	zones.Store(name, loc)
+	c.m.Store(name, loc)
 	return loc
 }
 
@@ -47,7 +48,7 @@ type accountState struct {
 // filled in as b's results are read. lock takes the account row lock
 // first, as lockAccount does. more queues the caller's own statements
 // right after the account row (under the lock).
-func queueState(b *store.Batch, accountID string, lock bool, more func(*store.Batch)) *accountState {
+func (s *Service) queueState(b *store.Batch, accountID string, lock bool, more func(*store.Batch)) *accountState {
 	st := &accountState{}
 	acctSQL := accountByIDSQL
 	if lock {
@@ -55,7 +56,7 @@ func queueState(b *store.Batch, accountID string, lock bool, more func(*store.Ba
 	}
 	b.Queue(acctSQL, accountID).QueryRow(func(row store.Row) error {
 		var err error
-		st.acct, err = scanAccount(row)
+		st.acct, err = s.scanAccount(row)
 		if errors.Is(err, store.ErrNotFound) {
 			return nil
 		}
