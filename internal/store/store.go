@@ -184,9 +184,6 @@ func IsUnavailable(err error) bool {
 	return false
 }
 
-// auditSQL inserts one audit record.
-const auditSQL = `INSERT INTO audit_log (at, actor, account_id, action, object, details) VALUES ($1, $2, $3, $4, $5, $6)`
-
 // Audit records who did what in the caller's transaction, so the record
 // commits or rolls back with the change itself. An empty accountID is stored
 // as NULL (operator-wide actions); nil details as {}.
@@ -207,7 +204,7 @@ func Audit(ctx context.Context, tx DBTX, at time.Time, actor, accountID, action,
 // transaction (the confirm path's one round trip, a driver-level batch).
 func QueueAudit(b *Batch, at time.Time, actor, accountID, action, object string, details any) {
 	acct, details := auditValues(accountID, details)
-	b.Queue(auditSQL, at, actor, acct, action, object, details)
+	b.Queue(auditdb.InsertAuditSQL, at, actor, acct, action, object, details)
 }
 
 // auditValues stores an empty accountID as NULL and nil details as {}.
