@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -83,6 +84,16 @@ func TestAPIDatabaseUnavailableIs503(t *testing.T) {
 	t.Parallel()
 	d := apptest.Start(t)
 	acct := d.CreateAccount(t, nil)
+	// Started: the registrar has loaded its bindings (/readyz reports the
+	// backend connected only then). A database gone while the daemon
+	// starts stops it, for systemd to restart; that is not this test.
+	deadline := time.Now().Add(30 * time.Second)
+	for d.Call(t, "", "GET", "/readyz", nil).Status != http.StatusOK {
+		if time.Now().After(deadline) {
+			t.Fatal("the daemon never got ready")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	// The database refuses connections and drops the daemon's sessions, as
 	// a server restarting would.
 	cfg, err := pgx.ParseConfig(d.Config.Database.URL)
