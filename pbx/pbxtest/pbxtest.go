@@ -49,13 +49,13 @@ type Harness struct {
 
 // Exercise runs the conformance suite. newBackend is called once per subtest
 // and must return an isolated backend (its own ARI server, database or
-// listener), cleaned up through t.Cleanup. Subtests run in parallel.
+// listener), cleaned up through t.Cleanup. Subtests run in parallel, but
+// for Resyncer's, which restarts the PBX and runs alone.
 func Exercise(t *testing.T, newBackend func(t *testing.T) Harness) {
 	t.Helper()
 
-	setup := func(t *testing.T) (Harness, context.Context) {
+	alone := func(t *testing.T) (Harness, context.Context) {
 		t.Helper()
-		t.Parallel()
 		h := newBackend(t)
 		if h.Timeout == 0 {
 			h.Timeout = 10 * time.Second
@@ -64,6 +64,11 @@ func Exercise(t *testing.T, newBackend func(t *testing.T) Harness) {
 		t.Cleanup(cancel)
 		waitConnected(t, h)
 		return h, ctx
+	}
+	setup := func(t *testing.T) (Harness, context.Context) {
+		t.Helper()
+		t.Parallel()
+		return alone(t)
 	}
 
 	t.Run("Name", func(t *testing.T) {
@@ -85,6 +90,11 @@ func Exercise(t *testing.T, newBackend func(t *testing.T) Harness) {
 	exerciseLineStates(t, setup)
 	exerciseCapabilities(t, setup)
 	exerciseRegistration(t, setup)
+
+	// Alone, before the parallel subtests resume (they wait in
+	// t.Parallel until Exercise returns): it restarts the PBX, which the
+	// other subtests share when it is a real Asterisk.
+	exerciseResync(t, alone)
 }
 
 // exerciseApply checks that Apply creates a line as configured, does
@@ -338,7 +348,11 @@ func exerciseCapabilities(t *testing.T, setup func(t *testing.T) (Harness, conte
 		assertSame(t, changed, mustFind(ctx, t, h, changed.ID))
 		assertSame(t, fresh, mustFind(ctx, t, h, fresh.ID))
 	})
+}
 
+// exerciseResync checks that a Resyncer signals a resync after the PBX
+// restarts (with the harness's Restart hook).
+func exerciseResync(t *testing.T, setup func(t *testing.T) (Harness, context.Context)) {
 	t.Run("Resyncer", func(t *testing.T) {
 		h, ctx := setup(t)
 		rs, ok := h.Backend.(pbx.Resyncer)
