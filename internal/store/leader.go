@@ -5,10 +5,6 @@ import (
 	"fmt"
 	"hash/fnv"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgxpool"
-
 	"github.com/pbxd/pbxd/internal/store/jobdb"
 )
 
@@ -17,7 +13,7 @@ import (
 // session, so another instance can take over), and the fence the job's
 // transactions check (see Fence).
 type Leadership struct {
-	conn  *pgxpool.Conn
+	conn  *Conn
 	key   int64
 	Fence Fence
 }
@@ -27,7 +23,7 @@ type Leadership struct {
 // bumps the job's fence epoch (Leadership.Fence), which fails the previous
 // leader's transactions from then on; Release gives the lock back.
 func (db *DB) TryLead(ctx context.Context, job string) (l *Leadership, ok bool, err error) {
-	conn, err := db.pool.Acquire(ctx)
+	conn, err := db.Acquire(ctx)
 	if err != nil {
 		return nil, false, fmt.Errorf("acquire connection for leader lock: %w", err)
 	}
@@ -54,33 +50,17 @@ func (db *DB) TryLead(ctx context.Context, job string) (l *Leadership, ok bool, 
 // Session is the lock's own session, for what must be written only while
 // the lock is held (a run recorded as done): on a lost session it fails,
 // so another instance runs the job again rather than skipping it.
-func (l *Leadership) Session() DBTX { return conn{l.conn} }
+func (l *Leadership) Session() DBTX { return l.conn }
 
 // Alive pings the lock's session: an error means the session, and the
 // lock with it, may be gone.
-func (l *Leadership) Alive(ctx context.Context) error { return l.conn.Ping(ctx) }
+func (l *Leadership) Alive(ctx context.Context) error { return l.conn.c.Ping(ctx) }
 
 // Release gives the lock back (even when ctx is done) and returns the
 // connection to the pool.
 func (l *Leadership) Release(ctx context.Context) {
 	_ = jobdb.New(l.conn).LeaderUnlock(context.WithoutCancel(ctx), l.key)
 	l.conn.Release()
-}
-
-// conn runs generated queries on a pooled connection; no row scans as
-// ErrNotFound.
-type conn struct{ c *pgxpool.Conn }
-
-func (c conn) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
-	return c.c.Exec(ctx, sql, args...)
-}
-
-func (c conn) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
-	return c.c.Query(ctx, sql, args...)
-}
-
-func (c conn) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
-	return row{c.c.QueryRow(ctx, sql, args...)}
 }
 
 // leaderKey is the advisory lock key of job's leader lock.

@@ -8,6 +8,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/pbxd/pbxd/internal/store"
+	"github.com/pbxd/pbxd/internal/store/billdb"
 	"github.com/pbxd/pbxd/internal/store/provdb"
 )
 
@@ -56,16 +57,10 @@ func Account(t testing.TB, db store.DBTX, a provdb.InsertAccountParams) {
 	}
 }
 
-// The tables below have no generated insert yet (their owners still write
-// them inline, issue 16): the factory's statement is the one place tests
-// name their columns. When the owner's query is generated, the factory
-// calls it instead.
+// Pending items, invoices and renewals have no one-row generated insert
+// (billing writes them in batches): the factory's statement is the one
+// place tests name their columns.
 const (
-	insertSubscription = `INSERT INTO subscriptions (id, account_id, package_code, cycle, quantity, status, period_price_minor,
-		period_start, period_end, next_payment_at, registered_from, trial_end)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`
-	insertPaymentMethod = `INSERT INTO payment_methods (id, account_id, gateway, token, label, is_default, created_at)
-		VALUES ($1, $2, $3, $4, $5, true, $6)`
 	insertPendingItem = `INSERT INTO pending_items (id, account_id, package_code, description, quantity, unit_minor, amount_minor,
 		currency, period_start, period_end, note, created_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`
@@ -75,7 +70,7 @@ const (
 	insertRenewal = `INSERT INTO renewals (subscription_id, period_start, created_at) VALUES ($1, $2, $3)`
 )
 
-// SubscriptionRow is a subscription (provisioning's subscriptions table).
+// SubscriptionRow is a subscription (billing's subscriptions table).
 // Quantity is taken as given (0 is a valid quantity).
 type SubscriptionRow struct {
 	ID, AccountID, PackageCode, Cycle, Status string
@@ -100,8 +95,12 @@ func Subscription(t testing.TB, db store.DBTX, s SubscriptionRow) string {
 	if s.RegisteredFrom.IsZero() {
 		s.RegisteredFrom = s.PeriodStart
 	}
-	insert(t, db, "subscription "+s.ID, insertSubscription, s.ID, s.AccountID, s.PackageCode, s.Cycle, s.Quantity, s.Status,
-		s.PeriodPriceMinor, s.PeriodStart, s.PeriodEnd, s.NextPaymentAt, s.RegisteredFrom, s.TrialEnd)
+	err := billdb.New(db).InsertSubscription(t.Context(), billdb.InsertSubscriptionParams{ID: s.ID, AccountID: s.AccountID,
+		PackageCode: s.PackageCode, Cycle: s.Cycle, Quantity: s.Quantity, Status: s.Status, PeriodPriceMinor: s.PeriodPriceMinor,
+		PeriodStart: s.PeriodStart, PeriodEnd: s.PeriodEnd, NextPaymentAt: s.NextPaymentAt, RegisteredFrom: s.RegisteredFrom, TrialEnd: s.TrialEnd})
+	if err != nil {
+		t.Fatalf("storetest: subscription %s: %v", s.ID, err)
+	}
 	return s.ID
 }
 
@@ -119,7 +118,11 @@ func PaymentMethod(t testing.TB, db store.DBTX, m PaymentMethodRow) string {
 	m.Gateway = cmp.Or(m.Gateway, "sandbox")
 	m.Label = cmp.Or(m.Label, "card")
 	m.CreatedAt = orNow(m.CreatedAt)
-	insert(t, db, "payment method "+m.ID, insertPaymentMethod, m.ID, m.AccountID, m.Gateway, m.Token, m.Label, m.CreatedAt)
+	err := billdb.New(db).InsertPaymentMethod(t.Context(), billdb.InsertPaymentMethodParams{ID: m.ID, AccountID: m.AccountID,
+		Gateway: m.Gateway, Token: m.Token, Label: m.Label, IsDefault: true, CreatedAt: m.CreatedAt})
+	if err != nil {
+		t.Fatalf("storetest: payment method %s: %v", m.ID, err)
+	}
 	return m.ID
 }
 
