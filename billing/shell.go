@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 	"golang.org/x/text/language"
 	"golang.org/x/text/language/display"
 
+	"github.com/pbxd/pbxd/internal/clock"
 	"github.com/pbxd/pbxd/internal/store"
 	"github.com/pbxd/pbxd/internal/store/billdb"
 )
@@ -122,7 +122,7 @@ type Service struct {
 	// on ownerConn until HoldOwnership takes that over.
 	owner     atomic.Int32
 	ownerConn atomic.Pointer[store.Session]
-	locs      sync.Map // time zone name → *time.Location
+	zones     clock.Zones // accounts' time zones, loaded once each
 	m         metrics
 }
 
@@ -373,17 +373,8 @@ func PeriodPrice(p Package, c Cycle) (int64, error) {
 	return 0, fmt.Errorf("%w: %q", ErrInvalidCycle, string(c))
 }
 
-func (s *Service) location(name string) *time.Location {
-	if v, ok := s.locs.Load(name); ok {
-		return v.(*time.Location)
-	}
-	loc, err := time.LoadLocation(name)
-	if err != nil {
-		loc = time.UTC
-	}
-	s.locs.Store(name, loc)
-	return loc
-}
+// location is the time zone name, UTC when unknown, loaded once.
+func (s *Service) location(name string) *time.Location { return s.zones.Named(name) }
 
 // catalog reads the packages table: the current prices renewals bill.
 func catalog(ctx context.Context, db billdb.DBTX) (map[string]Package, error) {

@@ -175,7 +175,7 @@ func (s *Service) accountFrom(r provdb.Account) (Account, error) {
 	a := Account{ID: r.ID, Name: r.Name, SIPDomain: r.SipDomain, Currency: r.Currency, Timezone: r.Timezone,
 		VATBP: int64(r.VatBp), PaymentMode: r.PaymentMode, SeatPreference: r.SeatPreference,
 		ExtFirst: int(r.ExtFirst), ExtLast: int(r.ExtLast), Status: r.Status, PBXNode: r.PbxNode, CreatedAt: r.CreatedAt,
-		loc: s.zones.named(r.Timezone)}
+		loc: s.zones.Named(r.Timezone)}
 	err := json.Unmarshal(r.BillingAddress, &a.BillingAddress)
 	return a, err
 }

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/pbxd/pbxd/internal/clock"
 	"github.com/pbxd/pbxd/internal/store"
 	"github.com/pbxd/pbxd/internal/store/provdb"
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,7 +25,7 @@ const NotifyChannel = "pbxd_lines"
 
 // Service is the provisioning domain over PostgreSQL.
 type Service struct {
-	zones  zoneCache       // accounts' time zones, loaded once each
+	zones  clock.Zones     // accounts' time zones, loaded once each
 	db     *store.DB       // units of work, pipelined transactions and LISTEN
 	q      *provdb.Queries // provisioning's queries on the pool, outside any transaction
 	clock  Clock

@@ -2,32 +2,11 @@ package provisioning
 
 import (
 	"errors"
-	"sync"
 	"time"
 
 	"github.com/pbxd/pbxd/internal/store"
 	"github.com/pbxd/pbxd/internal/store/provdb"
 )
-
-// zoneCache holds the time zones loaded by name, per service:
-// time.LoadLocation reads and parses the zone file on every call, which
-// was 7 % of a confirm's CPU (every price, period and invoice asks for the
-// account's zone).
-type zoneCache struct{ m sync.Map } // name → *time.Location
-
-// named is the time zone name, UTC when it is unknown (an account's zone
-// is checked when it is set).
-func (c *zoneCache) named(name string) *time.Location {
-	if loc, ok := c.m.Load(name); ok {
-		return loc.(*time.Location)
-	}
-	loc, err := time.LoadLocation(name)
-	if err != nil {
-		return time.UTC
-	}
-	c.m.Store(name, loc)
-	return loc
-}
 
 // accountState is what a change order is planned from: the account, the
 // catalog, the account's subscriptions, live lines and pending scheduled
